@@ -1,0 +1,188 @@
+//! AWS SDK set-up and error classification. One shared `SdkConfig` from the
+//! aws-config credential chain (nothing hand-rolled), one S3 client per
+//! region, reused by every resource. Retries and timeouts come from the
+//! SDK's own configuration.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use tokio::sync::Semaphore;
+
+/// How the user pointed us at AWS.
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub concurrency: usize,
+}
+
+/// The run's connection to AWS: config, per-region clients, and the bound
+/// on API calls in flight.
+#[derive(Clone)]
+pub struct Aws {
+    config: SdkConfig,
+    path_style: bool,
+    endpoint: Option<String>,
+    s3: Arc<Mutex<HashMap<String, aws_sdk_s3::Client>>>,
+    limit: Arc<Semaphore>,
+}
+
+impl Aws {
+    /// Load the shared config. `default_region` is the policy's `aws.region`;
+    /// `--region` wins over it, the SDK's chain (AWS_REGION, profile) is last.
+    pub async fn load(opts: &AwsOptions, default_region: Option<&str>) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(5))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .read_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if let Some(r) = opts.region.as_deref().or(default_region) {
+            loader = loader.region(Region::new(r.to_string()));
+        }
+        if let Some(p) = &opts.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(e) = &opts.endpoint_url {
+            loader = loader.endpoint_url(e);
+        }
+        let config = loader.load().await;
+        let endpoint = config.endpoint_url().map(str::to_string);
+        Aws {
+            path_style: endpoint.is_some(),
+            endpoint,
+            config,
+            s3: Arc::default(),
+            limit: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+        }
+    }
+
+    /// The region used where the policy names none.
+    pub fn default_region(&self) -> Option<&str> {
+        self.config.region().map(|r| r.as_ref())
+    }
+
+    /// The S3 client for `region`, made once and reused.
+    pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        let mut map = self.s3.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(region.to_string())
+            .or_insert_with(|| {
+                let conf = aws_sdk_s3::config::Builder::from(&self.config)
+                    .region(Region::new(region.to_string()))
+                    .force_path_style(self.path_style)
+                    .build();
+                aws_sdk_s3::Client::from_conf(conf)
+            })
+            .clone()
+    }
+
+    /// Run one API call under the `--concurrency` bound.
+    pub async fn call<F: std::future::Future>(&self, fut: F) -> F::Output {
+        let _permit = self.limit.acquire().await;
+        fut.await
+    }
+
+    /// Where requests go, for messages.
+    pub fn endpoint_for_humans(&self) -> String {
+        self.endpoint.clone().unwrap_or_else(|| "AWS".to_string())
+    }
+}
+
+/// What a failed API call means to the reconciler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// The thing is not there (404 with one of the expected codes).
+    NotFound(String),
+    /// This resource cannot be read or written with these credentials.
+    AccessDenied(String),
+    /// The whole run cannot go on: no credentials, endpoint unreachable,
+    /// credentials rejected. One line, said once.
+    Fatal(String),
+    /// Anything else, for this resource only.
+    Other(String),
+}
+
+impl ApiError {
+    pub fn reason(&self) -> String {
+        match self {
+            ApiError::NotFound(c) => format!("not found ({c})"),
+            ApiError::AccessDenied(m) => format!("access denied: {m}"),
+            ApiError::Fatal(m) | ApiError::Other(m) => m.clone(),
+        }
+    }
+}
+
+const CREDENTIAL_CODES: &[&str] = &[
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+];
+
+/// Classify an SDK error. `not_found` lists the error codes that mean "the
+/// setting is absent" for this call.
+pub fn classify<E, R>(err: &SdkError<E, R>, not_found: &[&str]) -> ApiError
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            let code = e.code().unwrap_or("");
+            let msg = e.message().unwrap_or("");
+            if not_found.contains(&code) {
+                ApiError::NotFound(code.to_string())
+            } else if code == "AccessDenied" || code == "AccessDeniedException" || code == "Forbidden" {
+                ApiError::AccessDenied(if msg.is_empty() { code.to_string() } else { msg.to_string() })
+            } else if CREDENTIAL_CODES.contains(&code) {
+                ApiError::Fatal(format!("the credentials were rejected ({code}): {msg}"))
+            } else if code.is_empty() {
+                ApiError::Other(format!("unexpected reply: {}", root_cause(e)))
+            } else {
+                ApiError::Other(format!("{code}: {msg}"))
+            }
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ConstructionFailure(_) => {
+            let text = root_cause(err);
+            let lower = text.to_ascii_lowercase();
+            if lower.contains("credential") {
+                ApiError::Fatal(format!(
+                    "no AWS credentials found ({text}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or --profile, or use SSO"
+                ))
+            } else {
+                ApiError::Fatal(format!("cannot reach the endpoint: {text}"))
+            }
+        }
+        SdkError::ResponseError(_) => ApiError::Other(format!("unreadable reply: {}", root_cause(err))),
+        _ => ApiError::Other(root_cause(err)),
+    }
+}
+
+/// The chain of causes, innermost last, joined on one line without the SDK's
+/// debug noise.
+fn root_cause(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.retain(|p| !p.is_empty() && p != "dispatch failure" && p != "service error" && p != "io error");
+    parts.join(": ")
+}

@@ -1,0 +1,53 @@
+//! `audit`: judge every control against the live state. Never writes.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{connect, error, load_policy, out, Format, Global, PolicyArg};
+use crate::engine;
+use crate::render::{self, Paint};
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
+    let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
+    let aws = connect(g, &policy).await;
+    let observations = match engine::observe(&aws, &policy, g.concurrency as usize).await {
+        Ok(o) => o,
+        Err(e) => return error(g, e),
+    };
+    let report = engine::audit(&observations);
+    let to_file = a.output.is_some();
+    let text = match a.format {
+        Format::Text => render::text::audit(&report, Paint { on: !to_file && g.color.enabled_for_stdout() }),
+        Format::Json => format!("{:#}\n", render::json::audit(&report)),
+    };
+    match &a.output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &text) {
+                return error(g, format!("cannot write {}: {e}", path.display()));
+            }
+        }
+        None => out(&text),
+    }
+    let s = report.summary();
+    if s.unknown > 0 {
+        return error(g, format!("{} control(s) could not be evaluated (see the report)", s.unknown));
+    }
+    if s.failed > 0 {
+        2
+    } else {
+        0
+    }
+}

@@ -1,0 +1,152 @@
+//! Command-line interface: global options and one file per subcommand.
+
+mod apply;
+mod audit;
+mod plan;
+mod schema;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::aws::{Aws, AwsOptions};
+use crate::policy::{self, LoadError, Policy};
+use crate::render::ColorChoice;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  ok: nothing differs / compliant
+  1  error: bad input, unreadable state, API or apply failure
+  2  the live state differs from the policy (plan --detailed-exitcode; audit with failed controls)";
+
+/// Keeps backup infrastructure (S3, IAM, Redis, PostgreSQL) in the state one
+/// YAML policy describes.
+#[derive(Debug, Parser)]
+#[command(name = "suoops-policy", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// S3/IAM endpoint (e.g. a local moto server); turns on path-style addressing.
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Region for clients; wins over the policy's `aws.region` (buckets with their own region keep it).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// AWS profile from the shared config files.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Most API calls in flight at once.
+    #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// More detail on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a policy file offline (no credentials, no network).
+    Validate(validate::ValidateArgs),
+    /// Show what differs between the live systems and the policy (read-only).
+    Plan(plan::PlanArgs),
+    /// Change the live systems to match the policy.
+    Apply(apply::ApplyArgs),
+    /// Check compliance control by control (read-only).
+    Audit(audit::AuditArgs),
+    /// Print the policy file's JSON Schema.
+    Schema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// The policy file option shared by commands.
+#[derive(Debug, Args)]
+pub struct PolicyArg {
+    /// The policy file.
+    #[arg(short = 'f', long = "file", value_name = "POLICY")]
+    pub file: PathBuf,
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let code = match &cli.command {
+        Command::Validate(a) => validate::run(&cli.global, a),
+        Command::Schema => schema::run(),
+        Command::Plan(a) => with_runtime(|| plan::run(&cli.global, a)),
+        Command::Apply(a) => with_runtime(|| apply::run(&cli.global, a)),
+        Command::Audit(a) => with_runtime(|| audit::run(&cli.global, a)),
+    };
+    ExitCode::from(code)
+}
+
+fn with_runtime<F, Fut>(f: F) -> u8
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = u8>,
+{
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(f()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            1
+        }
+    }
+}
+
+/// Load the policy or print its diagnostics; `None` means exit 1.
+fn load_policy(g: &Global, path: &Path) -> Option<Policy> {
+    match policy::load(path) {
+        Ok(p) => Some(p),
+        Err(LoadError::Invalid(d)) => {
+            eprint!("{}", d.render(g.color.enabled_for_stderr()));
+            None
+        }
+    }
+}
+
+async fn connect(g: &Global, policy: &Policy) -> Aws {
+    let opts = AwsOptions {
+        endpoint_url: g.endpoint_url.clone().filter(|e| !e.is_empty()),
+        region: g.region.clone(),
+        profile: g.profile.clone(),
+        concurrency: g.concurrency as usize,
+    };
+    Aws::load(&opts, policy.default_region.as_deref()).await
+}
+
+fn error(g: &Global, msg: impl std::fmt::Display) -> u8 {
+    let p = crate::render::Paint { on: g.color.enabled_for_stderr() };
+    eprintln!("{} {msg}", p.red("error:"));
+    1
+}
+
+fn note(g: &Global, msg: impl std::fmt::Display) {
+    if !g.quiet {
+        eprintln!("{msg}");
+    }
+}
+
+/// Write `text` to stdout; a closed pipe is not an error worth a panic.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}

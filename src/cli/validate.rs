@@ -1,0 +1,38 @@
+//! `validate`: offline schema and semantic checks of a policy file.
+
+use clap::Args;
+
+use super::{out, Format, Global, PolicyArg};
+use crate::policy::{self, LoadError};
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub fn run(g: &Global, a: &ValidateArgs) -> u8 {
+    match (policy::load(&a.policy.file), a.format) {
+        (Ok(p), Format::Text) => {
+            if !g.quiet {
+                out(&format!("{}: valid ({} bucket{})\n", p.file, p.buckets.len(), if p.buckets.len() == 1 { "" } else { "s" }));
+            }
+            0
+        }
+        (Ok(p), Format::Json) => {
+            out(&format!("{}\n", serde_json::json!({"format_version": "1", "valid": true, "file": p.file, "buckets": p.buckets.len()})));
+            0
+        }
+        (Err(LoadError::Invalid(d)), Format::Text) => {
+            eprint!("{}", d.render(g.color.enabled_for_stderr()));
+            1
+        }
+        (Err(LoadError::Invalid(d)), Format::Json) => {
+            out(&format!("{:#}\n", d.to_json()));
+            1
+        }
+    }
+}

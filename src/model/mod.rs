@@ -1,0 +1,178 @@
+//! The shared vocabulary of plan, apply and audit: addresses, the closed set
+//! of actions, per-attribute changes and the three-valued observation.
+//! Nothing here does I/O.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Stable name of a resource, the key of every plan row, report row,
+/// `--target` and log line: `s3.BUCKET`, `s3.BUCKET.lifecycle.RULE`…
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Address(pub String);
+
+impl Address {
+    pub fn s3_bucket(name: &str) -> Self {
+        Address(format!("s3.{name}"))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the live system holds for one setting. `Unknown` (access denied,
+/// timeout…) is never taken for `Absent`, and blocks destructive changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed<T> {
+    Present(T),
+    Absent,
+    Unknown { reason: String },
+}
+
+impl<T> Observed<T> {
+    pub fn as_ref(&self) -> Observed<&T> {
+        match self {
+            Observed::Present(v) => Observed::Present(v),
+            Observed::Absent => Observed::Absent,
+            Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
+        }
+    }
+
+    pub fn present(&self) -> Option<&T> {
+        match self {
+            Observed::Present(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn unknown_reason(&self) -> Option<&str> {
+        match self {
+            Observed::Unknown { reason } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// The closed set of things the tool can do to a resource (Terraform's
+/// `plans.Action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    Delete,
+}
+
+/// One attribute's before → after. `before` is `None` when the setting is
+/// absent on the live system; `unknown` carries why it could not be read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttrChange {
+    pub name: String,
+    pub before: Option<Value>,
+    pub after: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub destructive: bool,
+}
+
+impl AttrChange {
+    pub fn new(name: &str, before: Option<Value>, after: Value) -> Self {
+        AttrChange { name: name.to_string(), before, after, unknown: None, sensitive: false, destructive: false }
+    }
+}
+
+/// Everything the plan says about one resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub address: Address,
+    pub action: Action,
+    /// Attributes that differ (for NoOp: empty).
+    pub attributes: Vec<AttrChange>,
+    /// Settings that could not be read: the resource cannot be fully planned.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<UnknownSetting>,
+    /// Things apply cannot do and a person must (e.g. a bucket in the wrong region).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub destructive: bool,
+    /// For humans only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnknownSetting {
+    pub attribute: String,
+    pub reason: String,
+}
+
+impl Change {
+    pub fn is_noop(&self) -> bool {
+        self.action == Action::NoOp
+    }
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+    pub unknown: usize,
+    pub conflicts: usize,
+}
+
+/// The whole plan, sorted by address.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+}
+
+impl Plan {
+    pub fn new(mut changes: Vec<Change>) -> Self {
+        changes.sort_by(|a, b| a.address.cmp(&b.address));
+        Plan { changes }
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Delete => s.delete += 1,
+                Action::NoOp if c.unknown.is_empty() => s.unchanged += 1,
+                Action::NoOp => {}
+            }
+            if !c.unknown.is_empty() {
+                s.unknown += 1;
+            }
+            if !c.conflicts.is_empty() {
+                s.conflicts += 1;
+            }
+        }
+        s
+    }
+
+    /// True when applying would change something.
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| !c.is_noop())
+    }
+
+    /// True when some part of the world could not be read or cannot be
+    /// reconciled by the tool: the run cannot vouch for the result.
+    pub fn is_incomplete(&self) -> bool {
+        self.changes.iter().any(|c| !c.unknown.is_empty() || !c.conflicts.is_empty())
+    }
+}

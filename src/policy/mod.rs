@@ -1,0 +1,161 @@
+//! The validated policy: what the user wants, with every value checked and
+//! every `${VAR}` resolved. Built in two phases (raw.rs → validate.rs) so one
+//! run reports every problem in the file, not just the first.
+
+pub mod diag;
+pub mod raw;
+pub mod validate;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use diag::{Diagnostic, Diagnostics, Pos};
+
+/// A loaded, valid policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The path as the user gave it, for messages.
+    pub file: String,
+    /// `aws.region`, the default for buckets without a region of their own.
+    pub default_region: Option<String>,
+    pub buckets: Vec<BucketSpec>,
+}
+
+/// The desired state of one S3 bucket. `None` means the policy does not
+/// mention the setting: the tool neither reads nor changes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketSpec {
+    pub name: String,
+    /// The bucket's own `region`, if written.
+    pub region: Option<String>,
+    pub versioning: Option<Versioning>,
+    pub encryption: Option<Encryption>,
+    pub public_access_block: Option<PublicAccessBlock>,
+    /// Line of the bucket's key in the policy file (reports point there).
+    pub line: u64,
+}
+
+impl BucketSpec {
+    /// The region the bucket must live in, given the run's default.
+    pub fn region_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.region.as_deref().unwrap_or(default)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Versioning {
+    Enabled,
+    Suspended,
+}
+
+impl Versioning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Versioning::Enabled => "enabled",
+            Versioning::Suspended => "suspended",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Algorithm {
+    #[serde(rename = "AES256")]
+    Aes256,
+    #[serde(rename = "aws:kms")]
+    AwsKms,
+    #[serde(rename = "aws:kms:dsse")]
+    AwsKmsDsse,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Aes256 => "AES256",
+            Algorithm::AwsKms => "aws:kms",
+            Algorithm::AwsKmsDsse => "aws:kms:dsse",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "AES256" => Some(Algorithm::Aes256),
+            "aws:kms" => Some(Algorithm::AwsKms),
+            "aws:kms:dsse" => Some(Algorithm::AwsKmsDsse),
+            _ => None,
+        }
+    }
+}
+
+/// Default encryption of a bucket, as the policy wants it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Encryption {
+    pub algorithm: Algorithm,
+    pub kms_key: Option<String>,
+    /// `None`: not mentioned, not managed.
+    pub bucket_key: Option<bool>,
+}
+
+/// The four public-access-block flags; `None` leaves a flag as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PublicAccessBlock {
+    pub block_public_acls: Option<bool>,
+    pub ignore_public_acls: Option<bool>,
+    pub block_public_policy: Option<bool>,
+    pub restrict_public_buckets: Option<bool>,
+}
+
+impl PublicAccessBlock {
+    pub fn all(on: bool) -> Self {
+        PublicAccessBlock {
+            block_public_acls: Some(on),
+            ignore_public_acls: Some(on),
+            block_public_policy: Some(on),
+            restrict_public_buckets: Some(on),
+        }
+    }
+}
+
+/// Why a policy could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Invalid(Box<Diagnostics>),
+}
+
+/// Read, parse and validate a policy file, resolving `${VAR}` from the
+/// process environment.
+pub fn load(path: &Path) -> Result<Policy, LoadError> {
+    load_with_env(path, &|name| std::env::var(name).ok())
+}
+
+/// As [`load`], with the environment given (tests).
+pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, LoadError> {
+    let file = path.display().to_string();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return Err(LoadError::Invalid(Box::new(Diagnostics {
+                file: file.clone(),
+                source: Arc::new(String::new()),
+                items: vec![Diagnostic::new(
+                    "file-unreadable",
+                    format!("cannot read the policy file: {e}"),
+                    None,
+                )
+                .help("check the path given with -f")],
+            })))
+        }
+    };
+    parse(&file, bytes, env)
+}
+
+/// Parse and validate policy text that came from `file`.
+pub fn parse(
+    file: &str,
+    bytes: Vec<u8>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Policy, LoadError> {
+    validate::parse_and_validate(file, bytes, env)
+        .map_err(|d| LoadError::Invalid(Box::new(d)))
+}

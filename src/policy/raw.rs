@@ -1,0 +1,262 @@
+//! The policy file as written: serde types that keep every value's position
+//! (serde-saphyr `Spanned`), so validation can point at file:line:col. These
+//! types are also the source of the JSON Schema (`suoops-policy schema`).
+//! Nothing here judges values; `validate.rs` does.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::diag::Pos;
+
+/// A value with the position it was written at.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Sp<T>(pub Spanned<T>);
+
+impl<T> Sp<T> {
+    pub fn value(&self) -> &T {
+        &self.0.value
+    }
+    pub fn pos(&self) -> Pos {
+        Pos::from_location(&self.0.referenced)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Sp<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// A mapping whose keys are names (bucket names…), in file order, each key
+/// with its position.
+#[derive(Debug, Clone)]
+pub struct NamedMap<V>(pub Vec<(Sp<String>, V)>);
+
+impl<V> Default for NamedMap<V> {
+    fn default() -> Self {
+        NamedMap(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for NamedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V2<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for V2<V> {
+            type Value = NamedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of names")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = map.next_key::<Sp<String>>()? {
+                    out.push((k, map.next_value()?));
+                }
+                Ok(NamedMap(out))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(NamedMap(Vec::new()))
+            }
+        }
+        deserializer.deserialize_map(V2(std::marker::PhantomData))
+    }
+}
+
+impl<V: JsonSchema> JsonSchema for NamedMap<V> {
+    fn schema_name() -> Cow<'static, str> {
+        format!("Map_of_{}", V::schema_name()).into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let v = generator.subschema_for::<V>();
+        schemars::json_schema!({ "type": "object", "additionalProperties": v })
+    }
+}
+
+/// A key of the v1 format that a later version of this tool will handle.
+/// It is accepted by the parser only so validation can say "not supported
+/// yet" at its position instead of "unknown field".
+#[derive(Debug, Clone)]
+pub struct Later;
+
+impl<'de> Deserialize<'de> for Later {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        de::IgnoredAny::deserialize(deserializer).map(|_| Later)
+    }
+}
+
+impl JsonSchema for Later {
+    fn schema_name() -> Cow<'static, str> {
+        "NotSupportedYet".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        schemars::json_schema!({
+            "description": "Part of the v1 format, not supported by this version of suoops-policy yet."
+        })
+    }
+}
+
+/// The whole policy file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "suoops-policy v1", description = "Desired state of the backup estate.")]
+pub struct RawPolicy {
+    /// Format version; must be 1.
+    pub version: Sp<u32>,
+    #[serde(default)]
+    pub aws: Option<Sp<RawAws>>,
+    #[serde(default)]
+    pub s3: Option<Sp<RawS3>>,
+    #[serde(default)]
+    pub iam: Option<Sp<Later>>,
+    #[serde(default)]
+    pub redis: Option<Sp<Later>>,
+    #[serde(default)]
+    pub postgres: Option<Sp<Later>>,
+    #[serde(default)]
+    pub waivers: Option<Sp<Later>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    /// Default region for buckets and API clients, e.g. us-east-1.
+    #[serde(default)]
+    pub region: Option<Sp<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3 {
+    /// Buckets by name. A bucket named here is created if absent and never
+    /// deleted by the tool.
+    #[serde(default)]
+    pub buckets: NamedMap<Sp<RawBucket>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBucket {
+    /// Region of the bucket; default `aws.region`.
+    #[serde(default)]
+    pub region: Option<Sp<String>>,
+    #[serde(default)]
+    pub versioning: Option<Sp<VersioningRaw>>,
+    #[serde(default)]
+    pub encryption: Option<Sp<RawEncryption>>,
+    #[serde(default)]
+    pub public_access_block: Option<Sp<RawPublicAccessBlock>>,
+    #[serde(default)]
+    pub mfa_delete: Option<Sp<Later>>,
+    #[serde(default)]
+    pub require_tls: Option<Sp<Later>>,
+    #[serde(default)]
+    pub lifecycle: Option<Sp<Later>>,
+    #[serde(default)]
+    pub replication: Option<Sp<Later>>,
+    #[serde(default)]
+    pub backups: Option<Sp<Later>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VersioningRaw {
+    Enabled,
+    Suspended,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEncryption {
+    pub algorithm: Sp<AlgorithmRaw>,
+    /// KMS key id, ARN or alias (aws:kms and aws:kms:dsse only).
+    #[serde(default)]
+    pub kms_key: Option<Sp<String>>,
+    /// Use an S3 Bucket Key to cut KMS requests (aws:kms only).
+    #[serde(default)]
+    pub bucket_key: Option<Sp<bool>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum AlgorithmRaw {
+    #[serde(rename = "AES256")]
+    Aes256,
+    #[serde(rename = "aws:kms")]
+    AwsKms,
+    #[serde(rename = "aws:kms:dsse")]
+    AwsKmsDsse,
+}
+
+/// `all`, `none`, or the four flags one by one.
+#[derive(Debug, Clone, Copy)]
+pub enum RawPublicAccessBlock {
+    All,
+    None,
+    Flags(PabFlagsRaw),
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PabFlagsRaw {
+    #[serde(default)]
+    pub block_public_acls: Option<bool>,
+    #[serde(default)]
+    pub ignore_public_acls: Option<bool>,
+    #[serde(default)]
+    pub block_public_policy: Option<bool>,
+    #[serde(default)]
+    pub restrict_public_buckets: Option<bool>,
+}
+
+impl<'de> Deserialize<'de> for RawPublicAccessBlock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPublicAccessBlock;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`all`, `none`, or a mapping of block_public_acls, ignore_public_acls, block_public_policy, restrict_public_buckets")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "all" => Ok(RawPublicAccessBlock::All),
+                    "none" => Ok(RawPublicAccessBlock::None),
+                    other => Err(E::unknown_variant(other, &["all", "none"])),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                PabFlagsRaw::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawPublicAccessBlock::Flags)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawPublicAccessBlock {
+    fn schema_name() -> Cow<'static, str> {
+        "PublicAccessBlock".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let flags = generator.subschema_for::<PabFlagsRaw>();
+        schemars::json_schema!({
+            "description": "`all` blocks every kind of public access, `none` turns every block off, or set the four flags one by one.",
+            "oneOf": [ { "enum": ["all", "none"] }, flags ]
+        })
+    }
+}

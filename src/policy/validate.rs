@@ -1,0 +1,448 @@
+//! Phase two of loading: turn the spanned raw model into a clean `Policy`,
+//! resolving `${VAR}` and checking every rule S3 itself would enforce. Every
+//! problem is collected; the caller gets all of them at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::diag::{Diagnostic, Diagnostics, Pos};
+use super::raw::{self, RawPolicy, Sp};
+use super::{Algorithm, BucketSpec, Encryption, Policy, PublicAccessBlock, Versioning};
+
+const SUPPORTED: &str = "this version handles `version`, `aws.region` and s3.buckets.NAME.{region, versioning, encryption, public_access_block}";
+
+/// Parse the bytes of `file` and validate them.
+pub fn parse_and_validate(
+    file: &str,
+    bytes: Vec<u8>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Policy, Diagnostics> {
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let bad = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            let prefix = String::from_utf8_lossy(&bytes[..bad]).into_owned();
+            let line = prefix.matches('\n').count() as u64 + 1;
+            let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+            return Err(Diagnostics {
+                file: file.to_string(),
+                source: Arc::new(prefix),
+                items: vec![Diagnostic::new(
+                    "not-utf8",
+                    format!("the file is not valid UTF-8 (byte {bad} at line {line}, column {column})"),
+                    Some(Pos { line, column, offset: bad, len: 0 }),
+                )
+                .help("save the policy file as UTF-8")],
+            });
+        }
+    };
+    let source = Arc::new(text);
+    let fail = |items| Diagnostics { file: file.to_string(), source: source.clone(), items };
+
+    let raw: RawPolicy = match serde_saphyr::from_str(&source) {
+        Ok(r) => r,
+        Err(e) => return Err(fail(vec![from_parse_error(&e)])),
+    };
+    let mut v = Validator { env, diags: Vec::new() };
+    let policy = v.policy(file, &raw);
+    if v.diags.is_empty() {
+        Ok(policy)
+    } else {
+        v.diags.sort_by_key(|d| d.pos.map(|p| (p.line, p.column)));
+        Err(fail(v.diags))
+    }
+}
+
+/// Turn a serde-saphyr error into a diagnostic with a stable code, and help
+/// that says what would be right.
+fn from_parse_error(e: &serde_saphyr::Error) -> Diagnostic {
+    let full = e.without_snippet().to_string();
+    let message = match full.rfind(" at line ") {
+        Some(i) => full[..i].to_string(),
+        None => full,
+    };
+    let pos = e.location().map(|l| Pos::from_location(&l));
+    let (code, help) = if message.starts_with("unknown field") {
+        ("unknown-field", suggestion(&message, "remove it, or use one of the fields listed"))
+    } else if message.starts_with("unknown variant") {
+        ("invalid-value", suggestion(&message, "use one of the values listed"))
+    } else if message.starts_with("duplicate mapping key") {
+        let key = message.split(": ").nth(1).and_then(|k| k.split(',').next()).unwrap_or("");
+        return Diagnostic::new("duplicate-key", format!("duplicate key `{key}`"), pos)
+            .help("a key may appear only once in a mapping; merge the two entries");
+    } else if message.starts_with("missing field") {
+        ("missing-field", "add the field; see `suoops-policy schema` for the format".to_string())
+    } else if message.starts_with("invalid type") || message.starts_with("invalid ") {
+        ("invalid-type", "see `suoops-policy schema` for the type each key takes".to_string())
+    } else {
+        ("yaml-syntax", "fix the YAML syntax at this position".to_string())
+    };
+    Diagnostic::new(code, message, pos).help(help)
+}
+
+/// For "unknown field `x`, expected one of a, b" messages: name the closest
+/// expected word when one is near.
+fn suggestion(message: &str, fallback: &str) -> String {
+    let got = message.split('`').nth(1).unwrap_or("");
+    let expected = message.split("expected ").nth(1).unwrap_or("");
+    let candidates = expected
+        .trim_start_matches("one of ")
+        .split(',')
+        .map(|w| w.trim().trim_matches('`'))
+        .filter(|w| !w.is_empty());
+    let best = candidates
+        .map(|c| (edit_distance(got, c), c))
+        .min_by_key(|(d, _)| *d)
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3));
+    match best {
+        Some((_, c)) => format!("did you mean `{c}`?"),
+        None => fallback.to_string(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+struct Validator<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    diags: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn policy(&mut self, file: &str, raw: &RawPolicy) -> Policy {
+        if *raw.version.value() != 1 {
+            self.diags.push(
+                Diagnostic::new(
+                    "unsupported-version",
+                    format!("policy format version {} is not supported", raw.version.value()),
+                    Some(raw.version.pos()),
+                )
+                .label("this version")
+                .help("write `version: 1`"),
+            );
+        }
+        for (key, later) in [
+            ("iam", &raw.iam),
+            ("redis", &raw.redis),
+            ("postgres", &raw.postgres),
+            ("waivers", &raw.waivers),
+        ] {
+            self.later(key, later);
+        }
+        let default_region = raw
+            .aws
+            .as_ref()
+            .and_then(|a| a.value().region.as_ref())
+            .and_then(|r| self.region(r));
+        let mut buckets: Vec<BucketSpec> = Vec::new();
+        let mut seen: HashMap<String, Pos> = HashMap::new();
+        if let Some(s3) = &raw.s3 {
+            for (name, bucket) in &s3.value().buckets.0 {
+                let Some(spec) = self.bucket(name, bucket) else { continue };
+                if let Some(first) = seen.get(&spec.name) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "duplicate-key",
+                            format!("bucket `{}` is declared twice (first at line {})", spec.name, first.line),
+                            Some(name.pos()),
+                        )
+                        .help("declare each bucket once"),
+                    );
+                    continue;
+                }
+                seen.insert(spec.name.clone(), name.pos());
+                buckets.push(spec);
+            }
+        }
+        Policy { file: file.to_string(), default_region, buckets }
+    }
+
+    fn later<T>(&mut self, key: &str, v: &Option<Sp<T>>) {
+        if let Some(v) = v {
+            self.diags.push(
+                Diagnostic::new(
+                    "not-supported-yet",
+                    format!("`{key}` is part of the v1 format but not supported by this version of suoops-policy yet"),
+                    Some(v.pos()),
+                )
+                .label("not supported yet")
+                .help(format!("{SUPPORTED}; remove `{key}` for now rather than have it silently ignored")),
+            );
+        }
+    }
+
+    /// Resolve `${VAR}` in a string value; `$${` writes a literal `${`.
+    fn expand(&mut self, s: &Sp<String>) -> Option<String> {
+        let text = s.value();
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        let mut ok = true;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i..];
+            if let Some(tail) = after.strip_prefix("$${") {
+                out.push_str("${");
+                rest = tail;
+            } else if let Some(tail) = after.strip_prefix("${") {
+                let Some(end) = tail.find('}') else {
+                    self.diags.push(
+                        Diagnostic::new("env-var-invalid", "`${` is not closed by `}`", Some(s.pos()))
+                            .help("write ${NAME}, or $${ for a literal `${`"),
+                    );
+                    return None;
+                };
+                let name = &tail[..end];
+                let valid = !name.is_empty()
+                    && !name.starts_with(|c: char| c.is_ascii_digit())
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "env-var-invalid",
+                            format!("`${{{name}}}` is not a valid variable reference"),
+                            Some(s.pos()),
+                        )
+                        .help("variable names are letters, digits and `_`, not starting with a digit"),
+                    );
+                    ok = false;
+                } else {
+                    match (self.env)(name) {
+                        Some(v) => out.push_str(&v),
+                        None => {
+                            self.diags.push(
+                                Diagnostic::new(
+                                    "env-var-missing",
+                                    format!("environment variable `{name}` is not set"),
+                                    Some(s.pos()),
+                                )
+                                .label(format!("needs ${name}"))
+                                .help(format!("export {name}=… before running suoops-policy")),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                rest = &tail[end + 1..];
+            } else {
+                out.push('$');
+                rest = &after[1..];
+            }
+        }
+        out.push_str(rest);
+        ok.then_some(out)
+    }
+
+    fn region(&mut self, r: &Sp<String>) -> Option<String> {
+        let region = self.expand(r)?;
+        if is_region(&region) {
+            Some(region)
+        } else {
+            self.diags.push(
+                Diagnostic::new("region-invalid", format!("`{region}` is not an AWS region name"), Some(r.pos()))
+                    .help("a region looks like us-east-1, eu-west-1 or ap-southeast-2"),
+            );
+            None
+        }
+    }
+
+    fn bucket(&mut self, key: &Sp<String>, raw: &Sp<raw::RawBucket>) -> Option<BucketSpec> {
+        let name = self.expand(key);
+        if let Some(n) = &name {
+            if let Err(why) = check_bucket_name(n) {
+                self.diags.push(
+                    Diagnostic::new("bucket-name-invalid", format!("`{n}` is not a valid S3 bucket name: {why}"), Some(key.pos()))
+                        .help("bucket names are 3–63 characters of a-z, 0-9, `.` and `-`, starting and ending with a letter or digit"),
+                );
+            }
+        }
+        let b = raw.value();
+        let region = b.region.as_ref().and_then(|r| self.region(r));
+        for (k, later) in [
+            ("mfa_delete", &b.mfa_delete),
+            ("require_tls", &b.require_tls),
+            ("lifecycle", &b.lifecycle),
+            ("replication", &b.replication),
+            ("backups", &b.backups),
+        ] {
+            self.later(k, later);
+        }
+        let versioning = b.versioning.as_ref().map(|v| match v.value() {
+            raw::VersioningRaw::Enabled => Versioning::Enabled,
+            raw::VersioningRaw::Suspended => Versioning::Suspended,
+        });
+        let encryption = b.encryption.as_ref().and_then(|e| self.encryption(e));
+        let public_access_block = b.public_access_block.as_ref().map(|p| match p.value() {
+            raw::RawPublicAccessBlock::All => PublicAccessBlock::all(true),
+            raw::RawPublicAccessBlock::None => PublicAccessBlock::all(false),
+            raw::RawPublicAccessBlock::Flags(f) => PublicAccessBlock {
+                block_public_acls: f.block_public_acls,
+                ignore_public_acls: f.ignore_public_acls,
+                block_public_policy: f.block_public_policy,
+                restrict_public_buckets: f.restrict_public_buckets,
+            },
+        });
+        Some(BucketSpec {
+            name: name?,
+            region,
+            versioning,
+            encryption,
+            public_access_block,
+            line: key.pos().line,
+        })
+    }
+
+    fn encryption(&mut self, e: &Sp<raw::RawEncryption>) -> Option<Encryption> {
+        let raw = e.value();
+        let algorithm = match raw.algorithm.value() {
+            raw::AlgorithmRaw::Aes256 => Algorithm::Aes256,
+            raw::AlgorithmRaw::AwsKms => Algorithm::AwsKms,
+            raw::AlgorithmRaw::AwsKmsDsse => Algorithm::AwsKmsDsse,
+        };
+        let kms_key = raw.kms_key.as_ref().and_then(|k| self.expand(k));
+        let mut ok = true;
+        match (algorithm, &raw.kms_key) {
+            (Algorithm::Aes256, Some(k)) => {
+                self.diags.push(
+                    Diagnostic::new("kms-key-not-allowed", "`kms_key` is set but the algorithm is AES256 (SSE-S3 uses no KMS key)", Some(k.pos()))
+                        .help("remove `kms_key`, or use `algorithm: aws:kms`"),
+                );
+                ok = false;
+            }
+            (Algorithm::AwsKms | Algorithm::AwsKmsDsse, None) => {
+                self.diags.push(
+                    Diagnostic::new("kms-key-required", format!("`algorithm: {}` needs a `kms_key`", algorithm.as_str()), Some(raw.algorithm.pos()))
+                        .help("add `kms_key: alias/NAME`, a key id or a key ARN"),
+                );
+                ok = false;
+            }
+            (_, Some(k)) if kms_key.as_deref().is_some_and(|v| !is_kms_key(v)) => {
+                self.diags.push(
+                    Diagnostic::new("invalid-value", format!("`{}` is not a KMS key id, key ARN or alias", kms_key.as_deref().unwrap_or("")), Some(k.pos()))
+                        .help("write alias/NAME, a key id (a UUID) or arn:aws:kms:REGION:ACCOUNT:key/ID"),
+                );
+                ok = false;
+            }
+            _ => {}
+        }
+        if let Some(bk) = &raw.bucket_key {
+            if algorithm != Algorithm::AwsKms {
+                self.diags.push(
+                    Diagnostic::new("bucket-key-not-allowed", format!("`bucket_key` applies only to aws:kms, not {}", algorithm.as_str()), Some(bk.pos()))
+                        .help("remove `bucket_key`, or use `algorithm: aws:kms`"),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(Encryption { algorithm, kms_key, bucket_key: raw.bucket_key.as_ref().map(|b| *b.value()) })
+    }
+}
+
+/// S3's bucket naming rules (general purpose buckets).
+pub fn check_bucket_name(n: &str) -> Result<(), String> {
+    if n.len() < 3 || n.len() > 63 {
+        return Err(format!("it is {} characters long", n.len()));
+    }
+    if let Some(c) = n.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-')) {
+        return Err(format!("`{c}` is not allowed"));
+    }
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !edge(n.chars().next()) || !edge(n.chars().last()) {
+        return Err("it must start and end with a letter or digit".into());
+    }
+    if n.contains("..") {
+        return Err("it has two adjacent periods".into());
+    }
+    if n.split('.').count() == 4 && n.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+        return Err("it is formatted as an IP address".into());
+    }
+    for p in ["xn--", "sthree-", "amzn-s3-demo-"] {
+        if n.starts_with(p) {
+            return Err(format!("the prefix `{p}` is reserved"));
+        }
+    }
+    for s in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] {
+        if n.ends_with(s) {
+            return Err(format!("the suffix `{s}` is reserved"));
+        }
+    }
+    Ok(())
+}
+
+/// `us-east-1`, `us-gov-west-1`, `ap-southeast-2`, `eu-central-2`…
+pub fn is_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts.last().is_some_and(|n| (1..=2).contains(&n.len()) && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn is_kms_key(k: &str) -> bool {
+    let uuid = |s: &str| {
+        s.len() == 36 && s.chars().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+    };
+    let mrk = |s: &str| s.starts_with("mrk-") && s.len() > 4 && s[4..].chars().all(|c| c.is_ascii_hexdigit());
+    if let Some(alias) = k.strip_prefix("alias/") {
+        return !alias.is_empty() && alias.chars().all(|c| c.is_ascii_alphanumeric() || "/_-".contains(c));
+    }
+    if let Some(rest) = k.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        return parts.len() == 5
+            && parts[1] == "kms"
+            && (parts[4].strip_prefix("key/").is_some_and(|id| uuid(id) || mrk(id)) || parts[4].starts_with("alias/"));
+    }
+    uuid(k) || mrk(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        for ok in ["abc", "suoops-backups", "a.b-c", "0abc"] {
+            assert!(check_bucket_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "Abc", "a_b", "-ab", "ab-", "a..b", "192.168.1.1", "xn--abc", "abc-s3alias", &"a".repeat(64)] {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn regions_are_recognised() {
+        for ok in ["us-east-1", "eu-west-1", "us-gov-west-1", "ap-southeast-2", "il-central-1"] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in ["us-east", "useast1", "US-EAST-1", "us-east-1a", "", "u-east-1"] {
+            assert!(!is_region(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn kms_keys_are_recognised() {
+        assert!(is_kms_key("alias/suoops-backups"));
+        assert!(is_kms_key("1234abcd-12ab-34cd-56ef-1234567890ab"));
+        assert!(is_kms_key("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"));
+        assert!(!is_kms_key("my key"));
+        assert!(!is_kms_key("arn:aws:s3:::bucket"));
+    }
+
+    #[test]
+    fn unknown_field_suggests_the_near_name() {
+        let h = suggestion("unknown field `versionin`, expected one of region, versioning, encryption", "x");
+        assert_eq!(h, "did you mean `versioning`?");
+        assert_eq!(suggestion("unknown field `zzzzzz`, expected one of region", "fallback"), "fallback");
+    }
+}

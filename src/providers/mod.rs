@@ -1,0 +1,4 @@
+//! One folder per managed system. Each has observe (reads), diff (pure),
+//! apply (writes) and controls (audit).
+
+pub mod s3;

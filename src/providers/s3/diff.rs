@@ -1,0 +1,263 @@
+//! Desired vs observed for one bucket: pure, no I/O. The same result drives
+//! the plan, apply and the audit controls.
+
+use serde_json::{json, Value};
+
+use super::observe::{BucketState, EncryptionState, PabState};
+use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
+use crate::policy::{BucketSpec, Encryption, PublicAccessBlock, Versioning};
+
+/// Compare one bucket. `region` is the region the policy wants it in.
+pub fn diff(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
+    let mut change = Change {
+        address: Address::s3_bucket(&spec.name),
+        action: Action::NoOp,
+        attributes: Vec::new(),
+        unknown: Vec::new(),
+        conflicts: Vec::new(),
+        destructive: false,
+        reason: None,
+    };
+    match &state.bucket {
+        Observed::Unknown { reason } => {
+            change.unknown.push(UnknownSetting { attribute: "bucket".into(), reason: reason.clone() });
+            return change;
+        }
+        Observed::Absent => {
+            change.action = Action::Create;
+            change.reason = Some("the bucket does not exist".into());
+            change.attributes.push(AttrChange::new("region", None, json!(region)));
+        }
+        Observed::Present(actual) if actual != region => {
+            change.conflicts.push(format!(
+                "the bucket exists in {actual} but the policy puts it in {region}; suoops-policy never moves or re-creates a bucket: fix the policy's region or move the data yourself"
+            ));
+        }
+        Observed::Present(_) => {}
+    }
+
+    if let (Some(want), Some(seen)) = (spec.versioning, &state.versioning) {
+        versioning(want, seen, &mut change);
+    }
+    if let (Some(want), Some(seen)) = (&spec.encryption, &state.encryption) {
+        encryption(want, seen, &mut change);
+    }
+    if let (Some(want), Some(seen)) = (&spec.public_access_block, &state.public_access_block) {
+        public_access_block(want, seen, &mut change);
+    }
+    if change.action == Action::NoOp && !change.attributes.is_empty() {
+        change.action = Action::Update;
+    }
+    change.destructive = change.attributes.iter().any(|a| a.destructive);
+    change
+}
+
+/// Record an unknown setting and say whether the comparison can go on.
+fn known<'a, T>(seen: &'a Observed<T>, attribute: &str, change: &mut Change) -> Option<Option<&'a T>> {
+    match seen {
+        Observed::Present(v) => Some(Some(v)),
+        Observed::Absent => Some(None),
+        Observed::Unknown { reason } => {
+            if change.action != Action::Create {
+                change.unknown.push(UnknownSetting { attribute: attribute.into(), reason: reason.clone() });
+            }
+            None
+        }
+    }
+}
+
+fn versioning(want: Versioning, seen: &Observed<String>, change: &mut Change) {
+    let Some(seen) = known(seen, "versioning", change) else { return };
+    if seen.map(String::as_str) == Some(want.as_str()) {
+        return;
+    }
+    // A bucket that was never versioned reports no status at all.
+    let mut a = AttrChange::new("versioning", seen.map(|s| json!(s)), json!(want.as_str()));
+    if want == Versioning::Suspended && seen.map(String::as_str) == Some("enabled") {
+        a.destructive = true;
+    }
+    change.attributes.push(a);
+}
+
+fn encryption(want: &Encryption, seen: &Observed<EncryptionState>, change: &mut Change) {
+    let Some(seen) = known(seen, "encryption", change) else { return };
+    let alg = seen.map(|s| s.algorithm.as_str());
+    if alg != Some(want.algorithm.as_str()) {
+        change.attributes.push(AttrChange::new("encryption.algorithm", alg.map(|a| json!(a)), json!(want.algorithm.as_str())));
+    }
+    if let Some(key) = &want.kms_key {
+        let seen_key = seen.and_then(|s| s.kms_key.as_deref());
+        if !seen_key.is_some_and(|k| same_kms_key(k, key)) {
+            change.attributes.push(AttrChange::new("encryption.kms_key", seen_key.map(|k| json!(k)), json!(key)));
+        }
+    }
+    if let Some(bk) = want.bucket_key {
+        let seen_bk = seen.map(|s| s.bucket_key);
+        if seen_bk != Some(bk) {
+            change.attributes.push(AttrChange::new("encryption.bucket_key", seen_bk.map(Value::Bool), json!(bk)));
+        }
+    }
+}
+
+/// `alias/x` and `arn:aws:kms:…:alias/x` name the same key, as do a key id
+/// and its key ARN.
+pub fn same_kms_key(a: &str, b: &str) -> bool {
+    fn tail(k: &str) -> &str {
+        if k.starts_with("arn:") {
+            k.splitn(6, ':').nth(5).map(|r| r.strip_prefix("key/").unwrap_or(r)).unwrap_or(k)
+        } else {
+            k
+        }
+    }
+    a == b || tail(a) == tail(b)
+}
+
+fn public_access_block(want: &PublicAccessBlock, seen: &Observed<PabState>, change: &mut Change) {
+    let Some(seen) = known(seen, "public_access_block", change) else { return };
+    let seen = seen.copied();
+    for (name, w, s) in [
+        ("block_public_acls", want.block_public_acls, seen.map(|s| s.block_public_acls)),
+        ("ignore_public_acls", want.ignore_public_acls, seen.map(|s| s.ignore_public_acls)),
+        ("block_public_policy", want.block_public_policy, seen.map(|s| s.block_public_policy)),
+        ("restrict_public_buckets", want.restrict_public_buckets, seen.map(|s| s.restrict_public_buckets)),
+    ] {
+        let Some(w) = w else { continue };
+        // No configuration at all means every block is off; a new bucket
+        // gets every wanted flag written explicitly.
+        let differs = match s {
+            Some(s) => s != w,
+            None => w || change.action == Action::Create,
+        };
+        if differs {
+            change.attributes.push(AttrChange::new(
+                &format!("public_access_block.{name}"),
+                s.map(Value::Bool),
+                json!(w),
+            ));
+        }
+    }
+}
+
+/// The public access block to write: desired flags, and for flags the
+/// policy leaves open, what the bucket has now.
+pub fn merged_pab(want: &PublicAccessBlock, seen: Option<&PabState>) -> PabState {
+    let cur = seen.copied().unwrap_or_default();
+    PabState {
+        block_public_acls: want.block_public_acls.unwrap_or(cur.block_public_acls),
+        ignore_public_acls: want.ignore_public_acls.unwrap_or(cur.ignore_public_acls),
+        block_public_policy: want.block_public_policy.unwrap_or(cur.block_public_policy),
+        restrict_public_buckets: want.restrict_public_buckets.unwrap_or(cur.restrict_public_buckets),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Algorithm;
+
+    fn spec() -> BucketSpec {
+        BucketSpec {
+            name: "b".into(),
+            region: None,
+            versioning: Some(Versioning::Enabled),
+            encryption: Some(Encryption { algorithm: Algorithm::Aes256, kms_key: None, bucket_key: None }),
+            public_access_block: Some(PublicAccessBlock::all(true)),
+            line: 1,
+        }
+    }
+
+    fn compliant() -> BucketState {
+        BucketState {
+            bucket: Observed::Present("us-east-1".into()),
+            versioning: Some(Observed::Present("enabled".into())),
+            encryption: Some(Observed::Present(EncryptionState { algorithm: "AES256".into(), kms_key: None, bucket_key: false })),
+            public_access_block: Some(Observed::Present(PabState {
+                block_public_acls: true,
+                ignore_public_acls: true,
+                block_public_policy: true,
+                restrict_public_buckets: true,
+            })),
+        }
+    }
+
+    #[test]
+    fn compliant_bucket_is_noop() {
+        let c = diff(&spec(), "us-east-1", &compliant());
+        assert_eq!(c.action, Action::NoOp);
+        assert!(c.attributes.is_empty() && c.unknown.is_empty());
+    }
+
+    #[test]
+    fn absent_bucket_is_created_with_every_setting() {
+        let state = BucketState {
+            bucket: Observed::Absent,
+            versioning: Some(Observed::Absent),
+            encryption: Some(Observed::Absent),
+            public_access_block: Some(Observed::Absent),
+        };
+        let c = diff(&spec(), "eu-west-1", &state);
+        assert_eq!(c.action, Action::Create);
+        let names: Vec<_> = c.attributes.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["region", "versioning", "encryption.algorithm", "public_access_block.block_public_acls", "public_access_block.ignore_public_acls", "public_access_block.block_public_policy", "public_access_block.restrict_public_buckets"]);
+        assert_eq!(c.attributes[0].after, json!("eu-west-1"));
+    }
+
+    #[test]
+    fn unknown_is_never_absent() {
+        let mut s = compliant();
+        s.versioning = Some(Observed::Unknown { reason: "access denied".into() });
+        let c = diff(&spec(), "us-east-1", &s);
+        assert_eq!(c.action, Action::NoOp);
+        assert_eq!(c.unknown, vec![UnknownSetting { attribute: "versioning".into(), reason: "access denied".into() }]);
+        let whole = BucketState { bucket: Observed::Unknown { reason: "timeout".into() }, ..compliant() };
+        let c = diff(&spec(), "us-east-1", &whole);
+        assert_eq!(c.action, Action::NoOp, "an unreadable bucket is never planned for creation");
+        assert_eq!(c.unknown[0].attribute, "bucket");
+    }
+
+    #[test]
+    fn suspending_versioning_is_destructive() {
+        let mut sp = spec();
+        sp.versioning = Some(Versioning::Suspended);
+        let c = diff(&sp, "us-east-1", &compliant());
+        assert_eq!(c.action, Action::Update);
+        assert!(c.destructive);
+        let mut never = compliant();
+        never.versioning = Some(Observed::Absent);
+        assert!(!diff(&sp, "us-east-1", &never).destructive);
+    }
+
+    #[test]
+    fn wrong_region_is_a_conflict_not_a_replace() {
+        let c = diff(&spec(), "eu-west-1", &compliant());
+        assert_eq!(c.action, Action::NoOp);
+        assert_eq!(c.conflicts.len(), 1);
+        assert!(c.conflicts[0].contains("exists in us-east-1"));
+    }
+
+    #[test]
+    fn kms_alias_and_its_arn_are_the_same_key() {
+        assert!(same_kms_key("alias/k", "arn:aws:kms:us-east-1:123456789012:alias/k"));
+        assert!(same_kms_key("1234", "arn:aws:kms:us-east-1:123456789012:key/1234"));
+        assert!(!same_kms_key("alias/a", "alias/b"));
+    }
+
+    #[test]
+    fn pab_flags_left_open_keep_their_live_value() {
+        let want = PublicAccessBlock { block_public_acls: Some(true), ..Default::default() };
+        let seen = PabState { restrict_public_buckets: true, ..Default::default() };
+        let m = merged_pab(&want, Some(&seen));
+        assert!(m.block_public_acls && m.restrict_public_buckets && !m.ignore_public_acls);
+    }
+
+    #[test]
+    fn loosened_public_access_block_shows_each_flag() {
+        let mut s = compliant();
+        s.public_access_block = Some(Observed::Present(PabState { block_public_acls: false, ..PabState {
+            block_public_acls: true, ignore_public_acls: true, block_public_policy: true, restrict_public_buckets: true } }));
+        let c = diff(&spec(), "us-east-1", &s);
+        assert_eq!(c.attributes.len(), 1);
+        assert_eq!(c.attributes[0].name, "public_access_block.block_public_acls");
+        assert_eq!(c.attributes[0].before, Some(json!(false)));
+    }
+}

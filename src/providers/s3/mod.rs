@@ -1,0 +1,25 @@
+//! S3 buckets: existence and region, versioning, default encryption, public
+//! access block.
+
+pub mod apply;
+pub mod controls;
+pub mod diff;
+pub mod observe;
+
+pub use observe::{BucketState, EncryptionState, PabState};
+
+/// The IAM actions each S3 operation of this provider needs. `plan` and
+/// `audit` need only the read ones.
+pub const READ_PERMISSIONS: &[&str] = &[
+    "s3:ListBucket", // HeadBucket
+    "s3:GetBucketVersioning",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetBucketPublicAccessBlock",
+];
+
+pub const WRITE_PERMISSIONS: &[&str] = &[
+    "s3:CreateBucket",
+    "s3:PutBucketVersioning",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutBucketPublicAccessBlock",
+];

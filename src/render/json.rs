@@ -1,0 +1,46 @@
+//! Versioned JSON documents for machines. `format_version` changes only when
+//! a field changes meaning or goes away.
+
+use serde_json::{json, Value};
+
+use crate::audit::Report;
+use crate::engine::Applied;
+use crate::model::Plan;
+
+pub const FORMAT_VERSION: &str = "1";
+
+pub fn plan(plan: &Plan) -> Value {
+    json!({
+        "format_version": FORMAT_VERSION,
+        "summary": plan.summary(),
+        "has_changes": plan.has_changes(),
+        "complete": !plan.is_incomplete(),
+        "changes": plan.changes,
+    })
+}
+
+pub fn audit(report: &Report) -> Value {
+    let s = report.summary();
+    json!({
+        "format_version": FORMAT_VERSION,
+        "compliant": s.failed == 0 && s.unknown == 0,
+        "summary": s,
+        "controls": report.controls,
+    })
+}
+
+pub fn applied(results: &[Applied]) -> Value {
+    let rows: Vec<Value> = results
+        .iter()
+        .map(|a| {
+            json!({
+                "address": a.change.address,
+                "action": a.change.action,
+                "ok": !a.failed(),
+                "steps": a.steps.iter().map(|s| json!({"step": s.step, "ok": s.result.is_ok(), "error": s.result.as_ref().err()})).collect::<Vec<_>>(),
+                "did_not_take": a.did_not_take,
+            })
+        })
+        .collect();
+    json!({ "format_version": FORMAT_VERSION, "results": rows })
+}

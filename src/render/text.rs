@@ -1,0 +1,141 @@
+//! Plan and audit as text for people: each resource with its attributes
+//! before → after, then a summary line.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::Paint;
+use crate::audit::{Report, Status};
+use crate::engine::Applied;
+use crate::model::{Action, Change, Plan};
+
+fn value(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("\"{s}\""),
+        other => other.to_string(),
+    }
+}
+
+fn before(v: &Option<Value>) -> String {
+    v.as_ref().map_or_else(|| "(not set)".to_string(), value)
+}
+
+/// Text for one resource's change (nothing for an unchanged resource).
+pub fn change(out: &mut String, c: &Change, p: Paint) {
+    let head = match c.action {
+        Action::Create => format!("{} {} will be created", p.green("+"), p.bold(&c.address.0)),
+        Action::Update => format!("{} {} will be updated in place", p.yellow("~"), p.bold(&c.address.0)),
+        Action::Delete => format!("{} {} will be destroyed", p.red("-"), p.bold(&c.address.0)),
+        Action::NoOp if !c.conflicts.is_empty() || !c.unknown.is_empty() => {
+            format!("{} {}", p.red("!"), p.bold(&c.address.0))
+        }
+        Action::NoOp => return,
+    };
+    let _ = writeln!(out, "{head}");
+    let width = c.attributes.iter().map(|a| a.name.len()).max().unwrap_or(0);
+    for a in &c.attributes {
+        let after = if a.sensitive { "(sensitive value)".to_string() } else { value(&a.after) };
+        let line = match c.action {
+            Action::Create => format!("    {} {:width$} = {after}", p.green("+"), a.name),
+            _ => {
+                let b = if a.sensitive { "(sensitive value)".to_string() } else { before(&a.before) };
+                format!("    {} {:width$} {b} → {after}", p.yellow("~"), a.name)
+            }
+        };
+        let _ = writeln!(out, "{line}");
+        if a.destructive {
+            let _ = writeln!(out, "      {}", p.red("# destructive: needs --allow-destroy"));
+        }
+    }
+    for u in &c.unknown {
+        let _ = writeln!(out, "    {} {}: unknown ({})", p.red("?"), u.attribute, u.reason);
+    }
+    for conflict in &c.conflicts {
+        let _ = writeln!(out, "    {} {}", p.red("conflict:"), conflict);
+    }
+    let _ = writeln!(out);
+}
+
+pub fn plan(plan: &Plan, p: Paint) -> String {
+    let mut out = String::new();
+    for c in &plan.changes {
+        change(&mut out, c, p);
+    }
+    let s = plan.summary();
+    let mut line = format!("Plan: {} to create, {} to change, {} unchanged", s.create, s.update, s.unchanged);
+    if s.delete > 0 {
+        line.push_str(&format!(", {} to destroy", s.delete));
+    }
+    if s.unknown > 0 {
+        line.push_str(&format!(", {} not fully readable", s.unknown));
+    }
+    if s.conflicts > 0 {
+        line.push_str(&format!(", {} in conflict", s.conflicts));
+    }
+    line.push('.');
+    if !plan.has_changes() && !plan.is_incomplete() {
+        let _ = writeln!(out, "No changes. The live state matches the policy.");
+    }
+    let _ = writeln!(out, "{}", p.bold(&line));
+    out
+}
+
+pub fn audit(report: &Report, p: Paint) -> String {
+    let mut out = String::new();
+    let mut last = None;
+    for c in &report.controls {
+        if last != Some(&c.address) {
+            let _ = writeln!(out, "{}", p.bold(&c.address.0));
+            last = Some(&c.address);
+        }
+        let mark = match c.status {
+            Status::Pass => p.green("PASS"),
+            Status::Fail => p.red("FAIL"),
+            Status::Unknown => p.yellow("UNKNOWN"),
+        };
+        let _ = writeln!(out, "  {mark:<4} {:<18} {}", c.id, c.title);
+        let _ = writeln!(out, "       {} {}", p.dim("observed:"), value(&c.observed));
+        if c.status != Status::Pass {
+            let _ = writeln!(out, "       {} {}", p.dim("expected:"), value(&c.expected));
+            if let Some(d) = &c.detail {
+                let _ = writeln!(out, "       {} {d}", p.dim("detail:  "));
+            }
+            let _ = writeln!(out, "       {} {}", p.dim("fix:     "), c.remediation);
+        }
+    }
+    let s = report.summary();
+    let verdict = if s.failed == 0 && s.unknown == 0 { p.green("compliant") } else { p.red("NOT compliant") };
+    let _ = writeln!(out, "\nAudit: {} passed, {} failed, {} unknown: {verdict}.", s.passed, s.failed, s.unknown);
+    out
+}
+
+pub fn applied(results: &[Applied], p: Paint) -> String {
+    let mut out = String::new();
+    let mut ok = 0;
+    let mut failed = 0;
+    for a in results {
+        let mark = if a.failed() { p.red("failed") } else { p.green("done") };
+        let _ = writeln!(out, "{}: {mark}", p.bold(&a.change.address.0));
+        for s in &a.steps {
+            match &s.result {
+                Ok(()) => {
+                    let _ = writeln!(out, "    {} {}", p.green("✓"), s.step);
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "    {} {}: {e}", p.red("✗"), s.step);
+                }
+            }
+        }
+        for d in &a.did_not_take {
+            let _ = writeln!(out, "    {} re-read after apply still differs: {d}", p.red("✗"));
+        }
+        if a.failed() {
+            failed += 1;
+        } else {
+            ok += 1;
+        }
+    }
+    let _ = writeln!(out, "\nApply: {ok} resource(s) changed, {failed} failed.");
+    out
+}
