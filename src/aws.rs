@@ -145,8 +145,15 @@ where
             let msg = e.message().unwrap_or("");
             if not_found.contains(&code) {
                 ApiError::NotFound(code.to_string())
-            } else if code == "AccessDenied" || code == "AccessDeniedException" || code == "Forbidden" {
-                ApiError::AccessDenied(if msg.is_empty() { code.to_string() } else { msg.to_string() })
+            } else if code == "AccessDenied"
+                || code == "AccessDeniedException"
+                || code == "Forbidden"
+            {
+                ApiError::AccessDenied(if msg.is_empty() {
+                    code.to_string()
+                } else {
+                    msg.to_string()
+                })
             } else if CREDENTIAL_CODES.contains(&code) {
                 ApiError::Fatal(format!("the credentials were rejected ({code}): {msg}"))
             } else if code.is_empty() {
@@ -155,8 +162,16 @@ where
                 ApiError::Other(format!("{code}: {msg}"))
             }
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ConstructionFailure(_) => {
+        SdkError::DispatchFailure(_)
+        | SdkError::TimeoutError(_)
+        | SdkError::ConstructionFailure(_) => {
             let text = root_cause(err);
+            let text = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(". Attempted:")
+                .to_string();
             let lower = text.to_ascii_lowercase();
             if lower.contains("credential") {
                 ApiError::Fatal(format!(
@@ -166,7 +181,9 @@ where
                 ApiError::Fatal(format!("cannot reach the endpoint: {text}"))
             }
         }
-        SdkError::ResponseError(_) => ApiError::Other(format!("unreadable reply: {}", root_cause(err))),
+        SdkError::ResponseError(_) => {
+            ApiError::Other(format!("unreadable reply: {}", root_cause(err)))
+        }
         _ => ApiError::Other(root_cause(err)),
     }
 }
@@ -183,6 +200,8 @@ fn root_cause(err: &(dyn StdError + 'static)) -> String {
         }
         cur = e.source();
     }
-    parts.retain(|p| !p.is_empty() && p != "dispatch failure" && p != "service error" && p != "io error");
+    parts.retain(|p| {
+        !p.is_empty() && p != "dispatch failure" && p != "service error" && p != "io error"
+    });
     parts.join(": ")
 }

@@ -40,20 +40,36 @@ impl Observation {
 }
 
 /// Observe every bucket of the policy.
-pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize) -> Result<Vec<Observation>, RunError> {
+pub async fn observe(
+    aws: &Aws,
+    policy: &Policy,
+    concurrency: usize,
+) -> Result<Vec<Observation>, RunError> {
     let default = aws.default_region().map(str::to_string);
     let mut jobs = Vec::with_capacity(policy.buckets.len());
     for spec in &policy.buckets {
         let region = match spec.region.clone().or_else(|| default.clone()) {
             Some(r) => r,
-            None => return Err(RunError::NoRegion { bucket: spec.name.clone() }),
+            None => {
+                return Err(RunError::NoRegion {
+                    bucket: spec.name.clone(),
+                })
+            }
         };
         jobs.push((spec, region));
     }
     let mut out: Vec<Observation> = stream::iter(jobs)
         .map(|(spec, region)| async move {
-            let state = s3::observe::observe(aws, spec, &region).await?;
-            Ok::<_, RunError>(Observation { spec: spec.clone(), region, state })
+            let state = s3::observe::observe(aws, spec, &region)
+                .await
+                .map_err(|Fatal(m)| {
+                    RunError::Fatal(format!("{m} (endpoint: {})", aws.endpoint_for_humans()))
+                })?;
+            Ok::<_, RunError>(Observation {
+                spec: spec.clone(),
+                region,
+                state,
+            })
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()
@@ -70,7 +86,9 @@ pub fn audit(observations: &[Observation]) -> Report {
     let mut controls: Vec<ControlResult> = Vec::new();
     for o in observations {
         let change = o.change();
-        controls.extend(s3::controls::controls(&o.spec, &o.region, &o.state, &change));
+        controls.extend(s3::controls::controls(
+            &o.spec, &o.region, &o.state, &change,
+        ));
     }
     Report::new(controls)
 }
@@ -93,7 +111,11 @@ impl Applied {
 /// Apply every change that can be applied: resources with nothing unknown
 /// and no conflict. Each bucket is independent; within a bucket the provider
 /// keeps the safe order. Each is re-observed afterwards to verify.
-pub async fn apply(aws: &Aws, observations: &[Observation], concurrency: usize) -> Result<Vec<Applied>, RunError> {
+pub async fn apply(
+    aws: &Aws,
+    observations: &[Observation],
+    concurrency: usize,
+) -> Result<Vec<Applied>, RunError> {
     let todo: Vec<&Observation> = observations
         .iter()
         .filter(|o| {
@@ -110,9 +132,18 @@ pub async fn apply(aws: &Aws, observations: &[Observation], concurrency: usize) 
                 let after = s3::observe::observe(aws, &o.spec, &o.region).await?;
                 let again = s3::diff::diff(&o.spec, &o.region, &after);
                 did_not_take.extend(again.attributes.iter().map(|a| a.name.clone()));
-                did_not_take.extend(again.unknown.iter().map(|u| format!("{} (unknown: {})", u.attribute, u.reason)));
+                did_not_take.extend(
+                    again
+                        .unknown
+                        .iter()
+                        .map(|u| format!("{} (unknown: {})", u.attribute, u.reason)),
+                );
             }
-            Ok::<_, RunError>(Applied { change, steps, did_not_take })
+            Ok::<_, RunError>(Applied {
+                change,
+                steps,
+                did_not_take,
+            })
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()

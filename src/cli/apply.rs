@@ -24,7 +24,9 @@ pub struct ApplyArgs {
 }
 
 pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
-    let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
+    let Some(policy) = load_policy(g, &a.policy.file) else {
+        return 1;
+    };
     let interactive = std::io::stdin().is_terminal();
     if !a.auto_approve && !interactive {
         return error(g, "apply needs --auto-approve when stdin is not a terminal");
@@ -35,7 +37,9 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         Err(e) => return error(g, e),
     };
     let plan = engine::plan(&observations);
-    let paint = Paint { on: g.color.enabled_for_stdout() };
+    let paint = Paint {
+        on: g.color.enabled_for_stdout(),
+    };
     if a.format == Format::Text {
         out(&render::text::plan(&plan, paint));
     }
@@ -44,7 +48,12 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         .iter()
         .filter(|c| c.destructive)
         .map(|c| {
-            let attrs: Vec<&str> = c.attributes.iter().filter(|x| x.destructive).map(|x| x.name.as_str()).collect();
+            let attrs: Vec<&str> = c
+                .attributes
+                .iter()
+                .filter(|x| x.destructive)
+                .map(|x| x.name.as_str())
+                .collect();
             format!("{} ({})", c.address, attrs.join(", "))
         })
         .collect();
@@ -58,7 +67,14 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         if a.format == Format::Json {
             out(&format!("{:#}\n", render::json::applied(&[])));
         }
-        return if plan.is_incomplete() { error(g, "some settings could not be read or cannot be reconciled (see above)") } else { 0 };
+        return if plan.is_incomplete() {
+            error(
+                g,
+                "some settings could not be read or cannot be reconciled (see above)",
+            )
+        } else {
+            0
+        };
     }
     if !a.auto_approve {
         eprint!("Apply these changes? Only 'yes' is accepted: ");
@@ -72,7 +88,12 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
     }
     let results = match engine::apply(&aws, &observations, g.concurrency as usize).await {
         Ok(r) => r,
-        Err(e) => return error(g, format!("{e}; a re-run of apply continues from the live state")),
+        Err(e) => {
+            return error(
+                g,
+                format!("{e}; a re-run of apply continues from the live state"),
+            )
+        }
     };
     match a.format {
         Format::Text => out(&render::text::applied(&results, paint)),
@@ -82,7 +103,10 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         return error(g, "apply did not complete; fix the errors above and re-run (it converges from the live state)");
     }
     if plan.is_incomplete() {
-        return error(g, "some settings could not be read or cannot be reconciled (see above)");
+        return error(
+            g,
+            "some settings could not be read or cannot be reconciled (see above)",
+        );
     }
     0
 }

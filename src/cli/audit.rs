@@ -21,7 +21,9 @@ pub struct AuditArgs {
 }
 
 pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
-    let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
+    let Some(policy) = load_policy(g, &a.policy.file) else {
+        return 1;
+    };
     let aws = connect(g, &policy).await;
     let observations = match engine::observe(&aws, &policy, g.concurrency as usize).await {
         Ok(o) => o,
@@ -30,7 +32,12 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     let report = engine::audit(&observations);
     let to_file = a.output.is_some();
     let text = match a.format {
-        Format::Text => render::text::audit(&report, Paint { on: !to_file && g.color.enabled_for_stdout() }),
+        Format::Text => render::text::audit(
+            &report,
+            Paint {
+                on: !to_file && g.color.enabled_for_stdout(),
+            },
+        ),
         Format::Json => format!("{:#}\n", render::json::audit(&report)),
     };
     match &a.output {
@@ -43,7 +50,13 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     }
     let s = report.summary();
     if s.unknown > 0 {
-        return error(g, format!("{} control(s) could not be evaluated (see the report)", s.unknown));
+        return error(
+            g,
+            format!(
+                "{} control(s) could not be evaluated (see the report)",
+                s.unknown
+            ),
+        );
     }
     if s.failed > 0 {
         2

@@ -19,7 +19,9 @@ pub struct PlanArgs {
 }
 
 pub async fn run(g: &Global, a: &PlanArgs) -> u8 {
-    let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
+    let Some(policy) = load_policy(g, &a.policy.file) else {
+        return 1;
+    };
     let aws = connect(g, &policy).await;
     let observations = match engine::observe(&aws, &policy, g.concurrency as usize).await {
         Ok(o) => o,
@@ -27,7 +29,12 @@ pub async fn run(g: &Global, a: &PlanArgs) -> u8 {
     };
     let plan = engine::plan(&observations);
     match a.format {
-        Format::Text => out(&render::text::plan(&plan, Paint { on: g.color.enabled_for_stdout() })),
+        Format::Text => out(&render::text::plan(
+            &plan,
+            Paint {
+                on: g.color.enabled_for_stdout(),
+            },
+        )),
         Format::Json => out(&format!("{:#}\n", render::json::plan(&plan))),
     }
     if plan.is_incomplete() {

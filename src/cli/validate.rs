@@ -18,12 +18,20 @@ pub fn run(g: &Global, a: &ValidateArgs) -> u8 {
     match (policy::load(&a.policy.file), a.format) {
         (Ok(p), Format::Text) => {
             if !g.quiet {
-                out(&format!("{}: valid ({} bucket{})\n", p.file, p.buckets.len(), if p.buckets.len() == 1 { "" } else { "s" }));
+                out(&format!(
+                    "{}: valid ({} bucket{})\n",
+                    p.file,
+                    p.buckets.len(),
+                    if p.buckets.len() == 1 { "" } else { "s" }
+                ));
             }
             0
         }
         (Ok(p), Format::Json) => {
-            out(&format!("{}\n", serde_json::json!({"format_version": "1", "valid": true, "file": p.file, "buckets": p.buckets.len()})));
+            out(&format!(
+                "{}\n",
+                serde_json::json!({"format_version": "1", "valid": true, "file": p.file, "buckets": p.buckets.len()})
+            ));
             0
         }
         (Err(LoadError::Invalid(d)), Format::Text) => {

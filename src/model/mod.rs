@@ -39,7 +39,9 @@ impl<T> Observed<T> {
         match self {
             Observed::Present(v) => Observed::Present(v),
             Observed::Absent => Observed::Absent,
-            Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
+            Observed::Unknown { reason } => Observed::Unknown {
+                reason: reason.clone(),
+            },
         }
     }
 
@@ -86,7 +88,14 @@ pub struct AttrChange {
 
 impl AttrChange {
     pub fn new(name: &str, before: Option<Value>, after: Value) -> Self {
-        AttrChange { name: name.to_string(), before, after, unknown: None, sensitive: false, destructive: false }
+        AttrChange {
+            name: name.to_string(),
+            before,
+            after,
+            unknown: None,
+            sensitive: false,
+            destructive: false,
+        }
     }
 }
 
@@ -173,6 +182,8 @@ impl Plan {
     /// True when some part of the world could not be read or cannot be
     /// reconciled by the tool: the run cannot vouch for the result.
     pub fn is_incomplete(&self) -> bool {
-        self.changes.iter().any(|c| !c.unknown.is_empty() || !c.conflicts.is_empty())
+        self.changes
+            .iter()
+            .any(|c| !c.unknown.is_empty() || !c.conflicts.is_empty())
     }
 }

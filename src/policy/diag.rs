@@ -24,7 +24,6 @@ pub const ALL_CODES: &[&str] = &[
     "not-supported-yet",
     "not-utf8",
     "region-invalid",
-    "region-missing",
     "unknown-field",
     "unsupported-version",
     "yaml-syntax",
@@ -68,7 +67,7 @@ impl Diagnostic {
         let message = message.into();
         Diagnostic {
             code,
-            label: message.clone(),
+            label: String::new(),
             message,
             pos,
             help: None,
@@ -111,7 +110,11 @@ impl Diagnostics {
                 None => self.file.clone(),
             };
             out.push_str(&format!("{head}: error[{}]: {}\n", d.code, d.message));
-            let report = Rendered { diag: d, file: &self.file, source: &self.source };
+            let report = Rendered {
+                diag: d,
+                file: &self.file,
+                source: &self.source,
+            };
             let _ = handler.render_report(&mut out, &report);
             out.push('\n');
         }
@@ -174,9 +177,6 @@ impl fmt::Display for Rendered<'_> {
 impl std::error::Error for Rendered<'_> {}
 
 impl miette::Diagnostic for Rendered<'_> {
-    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        Some(Box::new(self.diag.code))
-    }
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
         self.diag
             .help
@@ -192,9 +192,9 @@ impl miette::Diagnostic for Rendered<'_> {
         let start = p.offset.min(max);
         let len = p.len.max(1).min(max.saturating_sub(start));
         let span = SourceSpan::new(start.into(), len);
+        let label = (!self.diag.label.is_empty()).then(|| self.diag.label.clone());
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
-            Some(self.diag.label.clone()),
-            span,
+            label, span,
         ))))
     }
 }
@@ -206,10 +206,10 @@ impl miette::SourceCode for Rendered<'_> {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'b> + 'b>, miette::MietteError> {
-        let inner = self
-            .source
-            .as_str()
-            .read_span(span, context_lines_before, context_lines_after)?;
+        let inner =
+            self.source
+                .as_str()
+                .read_span(span, context_lines_before, context_lines_after)?;
         Ok(Box::new(miette::MietteSpanContents::new_named(
             self.file.to_string(),
             inner.data(),

@@ -130,7 +130,10 @@ pub fn load(path: &Path) -> Result<Policy, LoadError> {
 }
 
 /// As [`load`], with the environment given (tests).
-pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, LoadError> {
+pub fn load_with_env(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Policy, LoadError> {
     let file = path.display().to_string();
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -156,6 +159,5 @@ pub fn parse(
     bytes: Vec<u8>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Policy, LoadError> {
-    validate::parse_and_validate(file, bytes, env)
-        .map_err(|d| LoadError::Invalid(Box::new(d)))
+    validate::parse_and_validate(file, bytes, env).map_err(|d| LoadError::Invalid(Box::new(d)))
 }

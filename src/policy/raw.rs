@@ -115,7 +115,10 @@ impl JsonSchema for Later {
 /// The whole policy file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "suoops-policy v1", description = "Desired state of the backup estate.")]
+#[schemars(
+    title = "suoops-policy v1",
+    description = "Desired state of the backup estate."
+)]
 pub struct RawPolicy {
     /// Format version; must be 1.
     pub version: Sp<u32>,

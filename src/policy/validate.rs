@@ -30,21 +30,54 @@ pub fn parse_and_validate(
                 source: Arc::new(prefix),
                 items: vec![Diagnostic::new(
                     "not-utf8",
-                    format!("the file is not valid UTF-8 (byte {bad} at line {line}, column {column})"),
-                    Some(Pos { line, column, offset: bad, len: 0 }),
+                    format!(
+                        "the file is not valid UTF-8 (byte {bad} at line {line}, column {column})"
+                    ),
+                    Some(Pos {
+                        line,
+                        column,
+                        offset: bad,
+                        len: 0,
+                    }),
                 )
                 .help("save the policy file as UTF-8")],
             });
         }
     };
     let source = Arc::new(text);
-    let fail = |items| Diagnostics { file: file.to_string(), source: source.clone(), items };
+    let fail = |items| Diagnostics {
+        file: file.to_string(),
+        source: source.clone(),
+        items,
+    };
 
+    if source
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        let end = source.len();
+        return Err(fail(vec![Diagnostic::new(
+            "missing-field",
+            "the policy file is empty",
+            Some(Pos {
+                line: source.lines().count().max(1) as u64,
+                column: 1,
+                offset: end,
+                len: 0,
+            }),
+        )
+        .help(
+            "a policy starts with `version: 1`; see policies/ for an example",
+        )]));
+    }
     let raw: RawPolicy = match serde_saphyr::from_str(&source) {
         Ok(r) => r,
         Err(e) => return Err(fail(vec![from_parse_error(&e)])),
     };
-    let mut v = Validator { env, diags: Vec::new() };
+    let mut v = Validator {
+        env,
+        diags: Vec::new(),
+    };
     let policy = v.policy(file, &raw);
     if v.diags.is_empty() {
         Ok(policy)
@@ -64,19 +97,45 @@ fn from_parse_error(e: &serde_saphyr::Error) -> Diagnostic {
     };
     let pos = e.location().map(|l| Pos::from_location(&l));
     let (code, help) = if message.starts_with("unknown field") {
-        ("unknown-field", suggestion(&message, "remove it, or use one of the fields listed"))
+        (
+            "unknown-field",
+            suggestion(&message, "remove it, or use one of the fields listed"),
+        )
     } else if message.starts_with("unknown variant") {
-        ("invalid-value", suggestion(&message, "use one of the values listed"))
+        (
+            "invalid-value",
+            suggestion(&message, "use one of the values listed"),
+        )
     } else if message.starts_with("duplicate mapping key") {
-        let key = message.split(": ").nth(1).and_then(|k| k.split(',').next()).unwrap_or("");
+        let key = message
+            .split(": ")
+            .nth(1)
+            .and_then(|k| k.split(',').next())
+            .unwrap_or("");
         return Diagnostic::new("duplicate-key", format!("duplicate key `{key}`"), pos)
             .help("a key may appear only once in a mapping; merge the two entries");
     } else if message.starts_with("missing field") {
-        ("missing-field", "add the field; see `suoops-policy schema` for the format".to_string())
+        (
+            "missing-field",
+            "add the field; see `suoops-policy schema` for the format".to_string(),
+        )
+    } else if message.contains("externally tagged enum expected scalar") {
+        return Diagnostic::new(
+            "invalid-type",
+            "expected a single value here, not a list",
+            pos,
+        )
+        .help("write one of the allowed words; see `suoops-policy schema`");
     } else if message.starts_with("invalid type") || message.starts_with("invalid ") {
-        ("invalid-type", "see `suoops-policy schema` for the type each key takes".to_string())
+        (
+            "invalid-type",
+            "see `suoops-policy schema` for the type each key takes".to_string(),
+        )
     } else {
-        ("yaml-syntax", "fix the YAML syntax at this position".to_string())
+        (
+            "yaml-syntax",
+            "fix the YAML syntax at this position".to_string(),
+        )
     };
     Diagnostic::new(code, message, pos).help(help)
 }
@@ -126,7 +185,10 @@ impl Validator<'_> {
             self.diags.push(
                 Diagnostic::new(
                     "unsupported-version",
-                    format!("policy format version {} is not supported", raw.version.value()),
+                    format!(
+                        "policy format version {} is not supported",
+                        raw.version.value()
+                    ),
                     Some(raw.version.pos()),
                 )
                 .label("this version")
@@ -150,12 +212,17 @@ impl Validator<'_> {
         let mut seen: HashMap<String, Pos> = HashMap::new();
         if let Some(s3) = &raw.s3 {
             for (name, bucket) in &s3.value().buckets.0 {
-                let Some(spec) = self.bucket(name, bucket) else { continue };
+                let Some(spec) = self.bucket(name, bucket) else {
+                    continue;
+                };
                 if let Some(first) = seen.get(&spec.name) {
                     self.diags.push(
                         Diagnostic::new(
                             "duplicate-key",
-                            format!("bucket `{}` is declared twice (first at line {})", spec.name, first.line),
+                            format!(
+                                "bucket `{}` is declared twice (first at line {})",
+                                spec.name, first.line
+                            ),
                             Some(name.pos()),
                         )
                         .help("declare each bucket once"),
@@ -166,7 +233,11 @@ impl Validator<'_> {
                 buckets.push(spec);
             }
         }
-        Policy { file: file.to_string(), default_region, buckets }
+        Policy {
+            file: file.to_string(),
+            default_region,
+            buckets,
+        }
     }
 
     fn later<T>(&mut self, key: &str, v: &Option<Sp<T>>) {
@@ -198,8 +269,12 @@ impl Validator<'_> {
             } else if let Some(tail) = after.strip_prefix("${") {
                 let Some(end) = tail.find('}') else {
                     self.diags.push(
-                        Diagnostic::new("env-var-invalid", "`${` is not closed by `}`", Some(s.pos()))
-                            .help("write ${NAME}, or $${ for a literal `${`"),
+                        Diagnostic::new(
+                            "env-var-invalid",
+                            "`${` is not closed by `}`",
+                            Some(s.pos()),
+                        )
+                        .help("write ${NAME}, or $${ for a literal `${`"),
                     );
                     return None;
                 };
@@ -214,7 +289,9 @@ impl Validator<'_> {
                             format!("`${{{name}}}` is not a valid variable reference"),
                             Some(s.pos()),
                         )
-                        .help("variable names are letters, digits and `_`, not starting with a digit"),
+                        .help(
+                            "variable names are letters, digits and `_`, not starting with a digit",
+                        ),
                     );
                     ok = false;
                 } else {
@@ -250,8 +327,12 @@ impl Validator<'_> {
             Some(region)
         } else {
             self.diags.push(
-                Diagnostic::new("region-invalid", format!("`{region}` is not an AWS region name"), Some(r.pos()))
-                    .help("a region looks like us-east-1, eu-west-1 or ap-southeast-2"),
+                Diagnostic::new(
+                    "region-invalid",
+                    format!("`{region}` is not an AWS region name"),
+                    Some(r.pos()),
+                )
+                .help("a region looks like us-east-1, eu-west-1 or ap-southeast-2"),
             );
             None
         }
@@ -315,22 +396,39 @@ impl Validator<'_> {
         match (algorithm, &raw.kms_key) {
             (Algorithm::Aes256, Some(k)) => {
                 self.diags.push(
-                    Diagnostic::new("kms-key-not-allowed", "`kms_key` is set but the algorithm is AES256 (SSE-S3 uses no KMS key)", Some(k.pos()))
-                        .help("remove `kms_key`, or use `algorithm: aws:kms`"),
+                    Diagnostic::new(
+                        "kms-key-not-allowed",
+                        "`kms_key` is set but the algorithm is AES256 (SSE-S3 uses no KMS key)",
+                        Some(k.pos()),
+                    )
+                    .help("remove `kms_key`, or use `algorithm: aws:kms`"),
                 );
                 ok = false;
             }
             (Algorithm::AwsKms | Algorithm::AwsKmsDsse, None) => {
                 self.diags.push(
-                    Diagnostic::new("kms-key-required", format!("`algorithm: {}` needs a `kms_key`", algorithm.as_str()), Some(raw.algorithm.pos()))
-                        .help("add `kms_key: alias/NAME`, a key id or a key ARN"),
+                    Diagnostic::new(
+                        "kms-key-required",
+                        format!("`algorithm: {}` needs a `kms_key`", algorithm.as_str()),
+                        Some(raw.algorithm.pos()),
+                    )
+                    .help("add `kms_key: alias/NAME`, a key id or a key ARN"),
                 );
                 ok = false;
             }
             (_, Some(k)) if kms_key.as_deref().is_some_and(|v| !is_kms_key(v)) => {
                 self.diags.push(
-                    Diagnostic::new("invalid-value", format!("`{}` is not a KMS key id, key ARN or alias", kms_key.as_deref().unwrap_or("")), Some(k.pos()))
-                        .help("write alias/NAME, a key id (a UUID) or arn:aws:kms:REGION:ACCOUNT:key/ID"),
+                    Diagnostic::new(
+                        "invalid-value",
+                        format!(
+                            "`{}` is not a KMS key id, key ARN or alias",
+                            kms_key.as_deref().unwrap_or("")
+                        ),
+                        Some(k.pos()),
+                    )
+                    .help(
+                        "write alias/NAME, a key id (a UUID) or arn:aws:kms:REGION:ACCOUNT:key/ID",
+                    ),
                 );
                 ok = false;
             }
@@ -339,13 +437,24 @@ impl Validator<'_> {
         if let Some(bk) = &raw.bucket_key {
             if algorithm != Algorithm::AwsKms {
                 self.diags.push(
-                    Diagnostic::new("bucket-key-not-allowed", format!("`bucket_key` applies only to aws:kms, not {}", algorithm.as_str()), Some(bk.pos()))
-                        .help("remove `bucket_key`, or use `algorithm: aws:kms`"),
+                    Diagnostic::new(
+                        "bucket-key-not-allowed",
+                        format!(
+                            "`bucket_key` applies only to aws:kms, not {}",
+                            algorithm.as_str()
+                        ),
+                        Some(bk.pos()),
+                    )
+                    .help("remove `bucket_key`, or use `algorithm: aws:kms`"),
                 );
                 ok = false;
             }
         }
-        ok.then_some(Encryption { algorithm, kms_key, bucket_key: raw.bucket_key.as_ref().map(|b| *b.value()) })
+        ok.then_some(Encryption {
+            algorithm,
+            kms_key,
+            bucket_key: raw.bucket_key.as_ref().map(|b| *b.value()),
+        })
     }
 }
 
@@ -354,7 +463,10 @@ pub fn check_bucket_name(n: &str) -> Result<(), String> {
     if n.len() < 3 || n.len() > 63 {
         return Err(format!("it is {} characters long", n.len()));
     }
-    if let Some(c) = n.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-')) {
+    if let Some(c) = n
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-'))
+    {
         return Err(format!("`{c}` is not allowed"));
     }
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
@@ -364,7 +476,10 @@ pub fn check_bucket_name(n: &str) -> Result<(), String> {
     if n.contains("..") {
         return Err("it has two adjacent periods".into());
     }
-    if n.split('.').count() == 4 && n.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+    if n.split('.').count() == 4
+        && n.split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    {
         return Err("it is formatted as an IP address".into());
     }
     for p in ["xn--", "sthree-", "amzn-s3-demo-"] {
@@ -385,23 +500,42 @@ pub fn is_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3
         && parts[0].len() == 2
-        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-        && parts.last().is_some_and(|n| (1..=2).contains(&n.len()) && n.chars().all(|c| c.is_ascii_digit()))
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|n| (1..=2).contains(&n.len()) && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn is_kms_key(k: &str) -> bool {
     let uuid = |s: &str| {
-        s.len() == 36 && s.chars().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+        s.len() == 36
+            && s.chars().enumerate().all(|(i, c)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            })
     };
-    let mrk = |s: &str| s.starts_with("mrk-") && s.len() > 4 && s[4..].chars().all(|c| c.is_ascii_hexdigit());
+    let mrk = |s: &str| {
+        s.starts_with("mrk-") && s.len() > 4 && s[4..].chars().all(|c| c.is_ascii_hexdigit())
+    };
     if let Some(alias) = k.strip_prefix("alias/") {
-        return !alias.is_empty() && alias.chars().all(|c| c.is_ascii_alphanumeric() || "/_-".contains(c));
+        return !alias.is_empty()
+            && alias
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_-".contains(c));
     }
     if let Some(rest) = k.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.splitn(5, ':').collect();
         return parts.len() == 5
             && parts[1] == "kms"
-            && (parts[4].strip_prefix("key/").is_some_and(|id| uuid(id) || mrk(id)) || parts[4].starts_with("alias/"));
+            && (parts[4]
+                .strip_prefix("key/")
+                .is_some_and(|id| uuid(id) || mrk(id))
+                || parts[4].starts_with("alias/"));
     }
     uuid(k) || mrk(k)
 }
@@ -415,17 +549,41 @@ mod tests {
         for ok in ["abc", "suoops-backups", "a.b-c", "0abc"] {
             assert!(check_bucket_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["ab", "Abc", "a_b", "-ab", "ab-", "a..b", "192.168.1.1", "xn--abc", "abc-s3alias", &"a".repeat(64)] {
+        for bad in [
+            "ab",
+            "Abc",
+            "a_b",
+            "-ab",
+            "ab-",
+            "a..b",
+            "192.168.1.1",
+            "xn--abc",
+            "abc-s3alias",
+            &"a".repeat(64),
+        ] {
             assert!(check_bucket_name(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn regions_are_recognised() {
-        for ok in ["us-east-1", "eu-west-1", "us-gov-west-1", "ap-southeast-2", "il-central-1"] {
+        for ok in [
+            "us-east-1",
+            "eu-west-1",
+            "us-gov-west-1",
+            "ap-southeast-2",
+            "il-central-1",
+        ] {
             assert!(is_region(ok), "{ok}");
         }
-        for bad in ["us-east", "useast1", "US-EAST-1", "us-east-1a", "", "u-east-1"] {
+        for bad in [
+            "us-east",
+            "useast1",
+            "US-EAST-1",
+            "us-east-1a",
+            "",
+            "u-east-1",
+        ] {
             assert!(!is_region(bad), "{bad}");
         }
     }
@@ -434,15 +592,66 @@ mod tests {
     fn kms_keys_are_recognised() {
         assert!(is_kms_key("alias/suoops-backups"));
         assert!(is_kms_key("1234abcd-12ab-34cd-56ef-1234567890ab"));
-        assert!(is_kms_key("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"));
+        assert!(is_kms_key(
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        ));
         assert!(!is_kms_key("my key"));
         assert!(!is_kms_key("arn:aws:s3:::bucket"));
     }
 
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Policy, Diagnostics> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        parse_and_validate("p.yaml", text.as_bytes().to_vec(), &lookup)
+    }
+
+    #[test]
+    fn env_expansion_and_escape() {
+        let p = load("version: 1\naws:\n  region: ${R}\ns3:\n  buckets:\n    b-${E}:\n      encryption: {algorithm: aws:kms, kms_key: \"alias/$${x}\"}\n", &[("R", "eu-west-1"), ("E", "prod")]);
+        let err = p.expect_err("alias/${x} is not a valid key");
+        assert_eq!(err.items.len(), 1);
+        assert!(
+            err.items[0].message.contains("`alias/${x}`"),
+            "{}",
+            err.items[0].message
+        );
+        let p = load(
+            "version: 1\naws:\n  region: ${R}\ns3:\n  buckets:\n    b-${E}: {}\n",
+            &[("R", "eu-west-1"), ("E", "prod")],
+        )
+        .expect("valid");
+        assert_eq!(p.default_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(p.buckets[0].name, "b-prod");
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_one_run() {
+        let err = load("version: 3\naws: {region: x}\ns3:\n  buckets:\n    A: {encryption: {algorithm: aws:kms}}\n", &[]).expect_err("invalid");
+        let codes: Vec<_> = err.items.iter().map(|d| d.code).collect();
+        assert_eq!(
+            codes,
+            [
+                "unsupported-version",
+                "region-invalid",
+                "bucket-name-invalid",
+                "kms-key-required"
+            ]
+        );
+    }
+
     #[test]
     fn unknown_field_suggests_the_near_name() {
-        let h = suggestion("unknown field `versionin`, expected one of region, versioning, encryption", "x");
+        let h = suggestion(
+            "unknown field `versionin`, expected one of region, versioning, encryption",
+            "x",
+        );
         assert_eq!(h, "did you mean `versioning`?");
-        assert_eq!(suggestion("unknown field `zzzzzz`, expected one of region", "fallback"), "fallback");
+        assert_eq!(
+            suggestion("unknown field `zzzzzz`, expected one of region", "fallback"),
+            "fallback"
+        );
     }
 }

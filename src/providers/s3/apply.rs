@@ -4,9 +4,9 @@
 //! stops the later steps of this bucket only.
 
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, PublicAccessBlockConfiguration,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    VersioningConfiguration,
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
+    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
 };
 
 use super::diff::merged_pab;
@@ -24,16 +24,34 @@ pub struct StepOutcome {
 
 /// Apply `change` (computed from `state`) to the bucket. Returns each step's
 /// outcome in order; steps after a failure are not attempted.
-pub async fn apply(aws: &Aws, spec: &BucketSpec, region: &str, state: &BucketState, change: &Change) -> Vec<StepOutcome> {
+pub async fn apply(
+    aws: &Aws,
+    spec: &BucketSpec,
+    region: &str,
+    state: &BucketState,
+    change: &Change,
+) -> Vec<StepOutcome> {
     let client = aws.s3(region);
     let name = spec.name.as_str();
-    let touches = |prefix: &str| change.attributes.iter().any(|a| a.name == prefix || a.name.starts_with(&format!("{prefix}.")));
+    let touches = |prefix: &str| {
+        change
+            .attributes
+            .iter()
+            .any(|a| a.name == prefix || a.name.starts_with(&format!("{prefix}.")))
+    };
     let mut out = Vec::new();
     macro_rules! step {
         ($label:expr, $fut:expr) => {{
-            let r = aws.call($fut).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
+            let r = aws
+                .call($fut)
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&e, &[]).reason());
             let failed = r.is_err();
-            out.push(StepOutcome { step: $label, result: r });
+            out.push(StepOutcome {
+                step: $label,
+                result: r,
+            });
             if failed {
                 return out;
             }
@@ -67,7 +85,11 @@ pub async fn apply(aws: &Aws, spec: &BucketSpec, region: &str, state: &BucketSta
         );
     }
     if let (Some(enc), true) = (&spec.encryption, touches("encryption")) {
-        let seen_bucket_key = state.encryption.as_ref().and_then(|o| o.present()).map(|e| e.bucket_key);
+        let seen_bucket_key = state
+            .encryption
+            .as_ref()
+            .and_then(|o| o.present())
+            .map(|e| e.bucket_key);
         let default = ServerSideEncryptionByDefault::builder()
             .sse_algorithm(ServerSideEncryption::from(enc.algorithm.as_str()))
             .set_kms_master_key_id(enc.kms_key.clone())
@@ -78,19 +100,32 @@ pub async fn apply(aws: &Aws, spec: &BucketSpec, region: &str, state: &BucketSta
                     .apply_server_side_encryption_by_default(default)
                     .set_bucket_key_enabled(enc.bucket_key.or(seen_bucket_key))
                     .build();
-                match ServerSideEncryptionConfiguration::builder().rules(rule).build() {
+                match ServerSideEncryptionConfiguration::builder()
+                    .rules(rule)
+                    .build()
+                {
                     Ok(conf) => step!(
                         "default encryption",
-                        client.put_bucket_encryption().bucket(name).server_side_encryption_configuration(conf).send()
+                        client
+                            .put_bucket_encryption()
+                            .bucket(name)
+                            .server_side_encryption_configuration(conf)
+                            .send()
                     ),
                     Err(e) => {
-                        out.push(StepOutcome { step: "default encryption", result: Err(e.to_string()) });
+                        out.push(StepOutcome {
+                            step: "default encryption",
+                            result: Err(e.to_string()),
+                        });
                         return out;
                     }
                 }
             }
             Err(e) => {
-                out.push(StepOutcome { step: "default encryption", result: Err(e.to_string()) });
+                out.push(StepOutcome {
+                    step: "default encryption",
+                    result: Err(e.to_string()),
+                });
                 return out;
             }
         }

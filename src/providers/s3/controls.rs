@@ -46,26 +46,67 @@ const PUBLIC: Def = Def {
 };
 
 /// The controls for one bucket. `change` is `diff(spec, region, state)`.
-pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, change: &Change) -> Vec<ControlResult> {
+pub fn controls(
+    spec: &BucketSpec,
+    region: &str,
+    state: &BucketState,
+    change: &Change,
+) -> Vec<ControlResult> {
     let mut out = Vec::new();
     let exists_expected = json!({ "exists": true, "region": region });
     let (exists_observed, exists_status, exists_detail) = match &state.bucket {
-        Observed::Present(r) if r == region => (json!({"exists": true, "region": r}), Status::Pass, None),
-        Observed::Present(r) => (json!({"exists": true, "region": r}), Status::Fail, change.conflicts.first().cloned()),
+        Observed::Present(r) if r == region => {
+            (json!({"exists": true, "region": r}), Status::Pass, None)
+        }
+        Observed::Present(r) => (
+            json!({"exists": true, "region": r}),
+            Status::Fail,
+            change.conflicts.first().cloned(),
+        ),
         Observed::Absent => (json!({"exists": false}), Status::Fail, None),
         Observed::Unknown { reason } => (Value::Null, Status::Unknown, Some(reason.clone())),
     };
-    out.push(result(&BUCKET, spec, change, exists_expected, exists_observed, exists_status, exists_detail, "create the bucket (suoops-policy apply)"));
+    out.push(result(
+        &BUCKET,
+        spec,
+        change,
+        exists_expected,
+        exists_observed,
+        exists_status,
+        exists_detail,
+        "create the bucket (suoops-policy apply)",
+    ));
 
     if let (Some(want), Some(seen)) = (spec.versioning, &state.versioning) {
         let observed = observed_json(seen, |v| json!(v));
         let (status, detail) = judge(&VERSIONING, state, seen, change);
-        out.push(result(&VERSIONING, spec, change, json!(want.as_str()), observed, status, detail, &format!("set versioning to {} (suoops-policy apply)", want.as_str())));
+        out.push(result(
+            &VERSIONING,
+            spec,
+            change,
+            json!(want.as_str()),
+            observed,
+            status,
+            detail,
+            &format!("set versioning to {} (suoops-policy apply)", want.as_str()),
+        ));
     }
     if let (Some(want), Some(seen)) = (&spec.encryption, &state.encryption) {
         let observed = observed_json(seen, |e| json!(e));
         let (status, detail) = judge(&SSE, state, seen, change);
-        out.push(result(&SSE, spec, change, json!(want), observed, status, detail, &format!("set default encryption to {} (suoops-policy apply)", want.algorithm.as_str())));
+        out.push(result(
+            &SSE,
+            spec,
+            change,
+            json!(want),
+            observed,
+            status,
+            detail,
+            &format!(
+                "set default encryption to {} (suoops-policy apply)",
+                want.algorithm.as_str()
+            ),
+        ));
     }
     if let (Some(want), Some(seen)) = (&spec.public_access_block, &state.public_access_block) {
         let observed = observed_json(seen, |p| json!(p));
@@ -76,7 +117,16 @@ pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, change: &C
             "block_public_policy": want.block_public_policy,
             "restrict_public_buckets": want.restrict_public_buckets,
         });
-        out.push(result(&PUBLIC, spec, change, expected, observed, status, detail, "set the public access block (suoops-policy apply)"));
+        out.push(result(
+            &PUBLIC,
+            spec,
+            change,
+            expected,
+            observed,
+            status,
+            detail,
+            "set the public access block (suoops-policy apply)",
+        ));
     }
     out
 }
@@ -88,7 +138,12 @@ fn observed_json<T>(seen: &Observed<T>, f: impl Fn(&T) -> Value) -> Value {
     }
 }
 
-fn judge<T>(def: &Def, state: &BucketState, seen: &Observed<T>, change: &Change) -> (Status, Option<String>) {
+fn judge<T>(
+    def: &Def,
+    state: &BucketState,
+    seen: &Observed<T>,
+    change: &Change,
+) -> (Status, Option<String>) {
     if let Observed::Unknown { reason } = seen {
         return (Status::Unknown, Some(reason.clone()));
     }
@@ -104,7 +159,10 @@ fn judge<T>(def: &Def, state: &BucketState, seen: &Observed<T>, change: &Change)
     if differs.is_empty() {
         (Status::Pass, None)
     } else {
-        (Status::Fail, Some(format!("differs: {}", differs.join(", "))))
+        (
+            Status::Fail,
+            Some(format!("differs: {}", differs.join(", "))),
+        )
     }
 }
 

@@ -20,13 +20,18 @@ pub fn diff(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
     };
     match &state.bucket {
         Observed::Unknown { reason } => {
-            change.unknown.push(UnknownSetting { attribute: "bucket".into(), reason: reason.clone() });
+            change.unknown.push(UnknownSetting {
+                attribute: "bucket".into(),
+                reason: reason.clone(),
+            });
             return change;
         }
         Observed::Absent => {
             change.action = Action::Create;
             change.reason = Some("the bucket does not exist".into());
-            change.attributes.push(AttrChange::new("region", None, json!(region)));
+            change
+                .attributes
+                .push(AttrChange::new("region", None, json!(region)));
         }
         Observed::Present(actual) if actual != region => {
             change.conflicts.push(format!(
@@ -53,13 +58,20 @@ pub fn diff(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
 }
 
 /// Record an unknown setting and say whether the comparison can go on.
-fn known<'a, T>(seen: &'a Observed<T>, attribute: &str, change: &mut Change) -> Option<Option<&'a T>> {
+fn known<'a, T>(
+    seen: &'a Observed<T>,
+    attribute: &str,
+    change: &mut Change,
+) -> Option<Option<&'a T>> {
     match seen {
         Observed::Present(v) => Some(Some(v)),
         Observed::Absent => Some(None),
         Observed::Unknown { reason } => {
             if change.action != Action::Create {
-                change.unknown.push(UnknownSetting { attribute: attribute.into(), reason: reason.clone() });
+                change.unknown.push(UnknownSetting {
+                    attribute: attribute.into(),
+                    reason: reason.clone(),
+                });
             }
             None
         }
@@ -67,7 +79,9 @@ fn known<'a, T>(seen: &'a Observed<T>, attribute: &str, change: &mut Change) -> 
 }
 
 fn versioning(want: Versioning, seen: &Observed<String>, change: &mut Change) {
-    let Some(seen) = known(seen, "versioning", change) else { return };
+    let Some(seen) = known(seen, "versioning", change) else {
+        return;
+    };
     if seen.map(String::as_str) == Some(want.as_str()) {
         return;
     }
@@ -80,21 +94,35 @@ fn versioning(want: Versioning, seen: &Observed<String>, change: &mut Change) {
 }
 
 fn encryption(want: &Encryption, seen: &Observed<EncryptionState>, change: &mut Change) {
-    let Some(seen) = known(seen, "encryption", change) else { return };
+    let Some(seen) = known(seen, "encryption", change) else {
+        return;
+    };
     let alg = seen.map(|s| s.algorithm.as_str());
     if alg != Some(want.algorithm.as_str()) {
-        change.attributes.push(AttrChange::new("encryption.algorithm", alg.map(|a| json!(a)), json!(want.algorithm.as_str())));
+        change.attributes.push(AttrChange::new(
+            "encryption.algorithm",
+            alg.map(|a| json!(a)),
+            json!(want.algorithm.as_str()),
+        ));
     }
     if let Some(key) = &want.kms_key {
         let seen_key = seen.and_then(|s| s.kms_key.as_deref());
         if !seen_key.is_some_and(|k| same_kms_key(k, key)) {
-            change.attributes.push(AttrChange::new("encryption.kms_key", seen_key.map(|k| json!(k)), json!(key)));
+            change.attributes.push(AttrChange::new(
+                "encryption.kms_key",
+                seen_key.map(|k| json!(k)),
+                json!(key),
+            ));
         }
     }
     if let Some(bk) = want.bucket_key {
         let seen_bk = seen.map(|s| s.bucket_key);
         if seen_bk != Some(bk) {
-            change.attributes.push(AttrChange::new("encryption.bucket_key", seen_bk.map(Value::Bool), json!(bk)));
+            change.attributes.push(AttrChange::new(
+                "encryption.bucket_key",
+                seen_bk.map(Value::Bool),
+                json!(bk),
+            ));
         }
     }
 }
@@ -104,7 +132,10 @@ fn encryption(want: &Encryption, seen: &Observed<EncryptionState>, change: &mut 
 pub fn same_kms_key(a: &str, b: &str) -> bool {
     fn tail(k: &str) -> &str {
         if k.starts_with("arn:") {
-            k.splitn(6, ':').nth(5).map(|r| r.strip_prefix("key/").unwrap_or(r)).unwrap_or(k)
+            k.splitn(6, ':')
+                .nth(5)
+                .map(|r| r.strip_prefix("key/").unwrap_or(r))
+                .unwrap_or(k)
         } else {
             k
         }
@@ -113,13 +144,31 @@ pub fn same_kms_key(a: &str, b: &str) -> bool {
 }
 
 fn public_access_block(want: &PublicAccessBlock, seen: &Observed<PabState>, change: &mut Change) {
-    let Some(seen) = known(seen, "public_access_block", change) else { return };
+    let Some(seen) = known(seen, "public_access_block", change) else {
+        return;
+    };
     let seen = seen.copied();
     for (name, w, s) in [
-        ("block_public_acls", want.block_public_acls, seen.map(|s| s.block_public_acls)),
-        ("ignore_public_acls", want.ignore_public_acls, seen.map(|s| s.ignore_public_acls)),
-        ("block_public_policy", want.block_public_policy, seen.map(|s| s.block_public_policy)),
-        ("restrict_public_buckets", want.restrict_public_buckets, seen.map(|s| s.restrict_public_buckets)),
+        (
+            "block_public_acls",
+            want.block_public_acls,
+            seen.map(|s| s.block_public_acls),
+        ),
+        (
+            "ignore_public_acls",
+            want.ignore_public_acls,
+            seen.map(|s| s.ignore_public_acls),
+        ),
+        (
+            "block_public_policy",
+            want.block_public_policy,
+            seen.map(|s| s.block_public_policy),
+        ),
+        (
+            "restrict_public_buckets",
+            want.restrict_public_buckets,
+            seen.map(|s| s.restrict_public_buckets),
+        ),
     ] {
         let Some(w) = w else { continue };
         // No configuration at all means every block is off; a new bucket
@@ -146,7 +195,9 @@ pub fn merged_pab(want: &PublicAccessBlock, seen: Option<&PabState>) -> PabState
         block_public_acls: want.block_public_acls.unwrap_or(cur.block_public_acls),
         ignore_public_acls: want.ignore_public_acls.unwrap_or(cur.ignore_public_acls),
         block_public_policy: want.block_public_policy.unwrap_or(cur.block_public_policy),
-        restrict_public_buckets: want.restrict_public_buckets.unwrap_or(cur.restrict_public_buckets),
+        restrict_public_buckets: want
+            .restrict_public_buckets
+            .unwrap_or(cur.restrict_public_buckets),
     }
 }
 
@@ -160,7 +211,11 @@ mod tests {
             name: "b".into(),
             region: None,
             versioning: Some(Versioning::Enabled),
-            encryption: Some(Encryption { algorithm: Algorithm::Aes256, kms_key: None, bucket_key: None }),
+            encryption: Some(Encryption {
+                algorithm: Algorithm::Aes256,
+                kms_key: None,
+                bucket_key: None,
+            }),
             public_access_block: Some(PublicAccessBlock::all(true)),
             line: 1,
         }
@@ -170,7 +225,11 @@ mod tests {
         BucketState {
             bucket: Observed::Present("us-east-1".into()),
             versioning: Some(Observed::Present("enabled".into())),
-            encryption: Some(Observed::Present(EncryptionState { algorithm: "AES256".into(), kms_key: None, bucket_key: false })),
+            encryption: Some(Observed::Present(EncryptionState {
+                algorithm: "AES256".into(),
+                kms_key: None,
+                bucket_key: false,
+            })),
             public_access_block: Some(Observed::Present(PabState {
                 block_public_acls: true,
                 ignore_public_acls: true,
@@ -198,20 +257,48 @@ mod tests {
         let c = diff(&spec(), "eu-west-1", &state);
         assert_eq!(c.action, Action::Create);
         let names: Vec<_> = c.attributes.iter().map(|a| a.name.as_str()).collect();
-        assert_eq!(names, ["region", "versioning", "encryption.algorithm", "public_access_block.block_public_acls", "public_access_block.ignore_public_acls", "public_access_block.block_public_policy", "public_access_block.restrict_public_buckets"]);
+        assert_eq!(
+            names,
+            [
+                "region",
+                "versioning",
+                "encryption.algorithm",
+                "public_access_block.block_public_acls",
+                "public_access_block.ignore_public_acls",
+                "public_access_block.block_public_policy",
+                "public_access_block.restrict_public_buckets"
+            ]
+        );
         assert_eq!(c.attributes[0].after, json!("eu-west-1"));
     }
 
     #[test]
     fn unknown_is_never_absent() {
         let mut s = compliant();
-        s.versioning = Some(Observed::Unknown { reason: "access denied".into() });
+        s.versioning = Some(Observed::Unknown {
+            reason: "access denied".into(),
+        });
         let c = diff(&spec(), "us-east-1", &s);
         assert_eq!(c.action, Action::NoOp);
-        assert_eq!(c.unknown, vec![UnknownSetting { attribute: "versioning".into(), reason: "access denied".into() }]);
-        let whole = BucketState { bucket: Observed::Unknown { reason: "timeout".into() }, ..compliant() };
+        assert_eq!(
+            c.unknown,
+            vec![UnknownSetting {
+                attribute: "versioning".into(),
+                reason: "access denied".into()
+            }]
+        );
+        let whole = BucketState {
+            bucket: Observed::Unknown {
+                reason: "timeout".into(),
+            },
+            ..compliant()
+        };
         let c = diff(&spec(), "us-east-1", &whole);
-        assert_eq!(c.action, Action::NoOp, "an unreadable bucket is never planned for creation");
+        assert_eq!(
+            c.action,
+            Action::NoOp,
+            "an unreadable bucket is never planned for creation"
+        );
         assert_eq!(c.unknown[0].attribute, "bucket");
     }
 
@@ -237,15 +324,27 @@ mod tests {
 
     #[test]
     fn kms_alias_and_its_arn_are_the_same_key() {
-        assert!(same_kms_key("alias/k", "arn:aws:kms:us-east-1:123456789012:alias/k"));
-        assert!(same_kms_key("1234", "arn:aws:kms:us-east-1:123456789012:key/1234"));
+        assert!(same_kms_key(
+            "alias/k",
+            "arn:aws:kms:us-east-1:123456789012:alias/k"
+        ));
+        assert!(same_kms_key(
+            "1234",
+            "arn:aws:kms:us-east-1:123456789012:key/1234"
+        ));
         assert!(!same_kms_key("alias/a", "alias/b"));
     }
 
     #[test]
     fn pab_flags_left_open_keep_their_live_value() {
-        let want = PublicAccessBlock { block_public_acls: Some(true), ..Default::default() };
-        let seen = PabState { restrict_public_buckets: true, ..Default::default() };
+        let want = PublicAccessBlock {
+            block_public_acls: Some(true),
+            ..Default::default()
+        };
+        let seen = PabState {
+            restrict_public_buckets: true,
+            ..Default::default()
+        };
         let m = merged_pab(&want, Some(&seen));
         assert!(m.block_public_acls && m.restrict_public_buckets && !m.ignore_public_acls);
     }
@@ -253,11 +352,21 @@ mod tests {
     #[test]
     fn loosened_public_access_block_shows_each_flag() {
         let mut s = compliant();
-        s.public_access_block = Some(Observed::Present(PabState { block_public_acls: false, ..PabState {
-            block_public_acls: true, ignore_public_acls: true, block_public_policy: true, restrict_public_buckets: true } }));
+        s.public_access_block = Some(Observed::Present(PabState {
+            block_public_acls: false,
+            ..PabState {
+                block_public_acls: true,
+                ignore_public_acls: true,
+                block_public_policy: true,
+                restrict_public_buckets: true,
+            }
+        }));
         let c = diff(&spec(), "us-east-1", &s);
         assert_eq!(c.attributes.len(), 1);
-        assert_eq!(c.attributes[0].name, "public_access_block.block_public_acls");
+        assert_eq!(
+            c.attributes[0].name,
+            "public_access_block.block_public_acls"
+        );
         assert_eq!(c.attributes[0].before, Some(json!(false)));
     }
 }

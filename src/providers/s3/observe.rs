@@ -44,7 +44,9 @@ fn unknown<T>(e: ApiError) -> Result<Observed<T>, Fatal> {
     match e {
         ApiError::Fatal(m) => Err(Fatal(m)),
         ApiError::NotFound(_) => Ok(Observed::Absent),
-        other => Ok(Observed::Unknown { reason: other.reason() }),
+        other => Ok(Observed::Unknown {
+            reason: other.reason(),
+        }),
     }
 }
 
@@ -65,9 +67,12 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Bucke
                 (_, ApiError::Fatal(m)) => return Err(Fatal(m)),
                 (Some(404), _) | (_, ApiError::NotFound(_)) => Observed::Absent,
                 (Some(403), _) => Observed::Unknown {
-                    reason: "access denied (403) to the bucket; it may belong to another account".into(),
+                    reason: "access denied (403) to the bucket; it may belong to another account"
+                        .into(),
                 },
-                (_, other) => Observed::Unknown { reason: other.reason() },
+                (_, other) => Observed::Unknown {
+                    reason: other.reason(),
+                },
             }
         }
     };
@@ -81,7 +86,10 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Bucke
             bucket,
         });
     }
-    let actual_region = bucket.present().cloned().unwrap_or_else(|| region.to_string());
+    let actual_region = bucket
+        .present()
+        .cloned()
+        .unwrap_or_else(|| region.to_string());
     let client = aws.s3(&actual_region);
     let (versioning, encryption, public_access_block) = tokio::join!(
         async {
@@ -115,13 +123,22 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Bucke
 /// unreadable) for the same reason.
 fn like<T>(bucket: &Observed<String>) -> Observed<T> {
     match bucket {
-        Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
+        Observed::Unknown { reason } => Observed::Unknown {
+            reason: reason.clone(),
+        },
         _ => Observed::Absent,
     }
 }
 
-async fn versioning(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<String>, Fatal> {
-    match aws.call(client.get_bucket_versioning().bucket(name).send()).await {
+async fn versioning(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+) -> Result<Observed<String>, Fatal> {
+    match aws
+        .call(client.get_bucket_versioning().bucket(name).send())
+        .await
+    {
         Ok(out) => Ok(match out.status() {
             Some(BucketVersioningStatus::Enabled) => Observed::Present("enabled".into()),
             Some(BucketVersioningStatus::Suspended) => Observed::Present("suspended".into()),
@@ -132,13 +149,22 @@ async fn versioning(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Resul
     }
 }
 
-async fn encryption(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<EncryptionState>, Fatal> {
-    match aws.call(client.get_bucket_encryption().bucket(name).send()).await {
+async fn encryption(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+) -> Result<Observed<EncryptionState>, Fatal> {
+    match aws
+        .call(client.get_bucket_encryption().bucket(name).send())
+        .await
+    {
         Ok(out) => {
             let rule = out
                 .server_side_encryption_configuration()
                 .and_then(|c| c.rules().first());
-            let Some(rule) = rule else { return Ok(Observed::Absent) };
+            let Some(rule) = rule else {
+                return Ok(Observed::Absent);
+            };
             let Some(default) = rule.apply_server_side_encryption_by_default() else {
                 return Ok(Observed::Absent);
             };
@@ -148,12 +174,25 @@ async fn encryption(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Resul
                 bucket_key: rule.bucket_key_enabled().unwrap_or(false),
             }))
         }
-        Err(e) => unknown(classify(&e, &["ServerSideEncryptionConfigurationNotFoundError", "NoSuchBucket"])),
+        Err(e) => unknown(classify(
+            &e,
+            &[
+                "ServerSideEncryptionConfigurationNotFoundError",
+                "NoSuchBucket",
+            ],
+        )),
     }
 }
 
-async fn public_access_block(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<PabState>, Fatal> {
-    match aws.call(client.get_public_access_block().bucket(name).send()).await {
+async fn public_access_block(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+) -> Result<Observed<PabState>, Fatal> {
+    match aws
+        .call(client.get_public_access_block().bucket(name).send())
+        .await
+    {
         Ok(out) => Ok(match out.public_access_block_configuration() {
             Some(c) => Observed::Present(PabState {
                 block_public_acls: c.block_public_acls().unwrap_or(false),
@@ -163,6 +202,9 @@ async fn public_access_block(aws: &Aws, client: &aws_sdk_s3::Client, name: &str)
             }),
             None => Observed::Absent,
         }),
-        Err(e) => unknown(classify(&e, &["NoSuchPublicAccessBlockConfiguration", "NoSuchBucket"])),
+        Err(e) => unknown(classify(
+            &e,
+            &["NoSuchPublicAccessBlockConfiguration", "NoSuchBucket"],
+        )),
     }
 }

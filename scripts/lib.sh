@@ -1,0 +1,76 @@
+# Shared set-up for scripts/test, scripts/sandbox and scripts/bench: installs
+# what is missing (Debian packages with apt-get, Python packages into .venv)
+# and builds nothing itself. Sourced, not run.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+apt_install() {
+    # Install Debian packages that are missing; needs root or sudo.
+    local missing=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+need_rust() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "error: cargo not found: install Rust (rustup) first" >&2
+        exit 1
+    fi
+}
+
+need_venv() {
+    # moto[server], pinned, in the project's own virtual environment.
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        apt_install python3-venv
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating $VENV"
+        python3 -m venv "$VENV"
+    fi
+    if ! "$VENV/bin/python" - "$ROOT/scripts/requirements-test.txt" <<'PY' >/dev/null 2>&1
+import sys, importlib.metadata as m
+want = [l.split('==') for l in open(sys.argv[1]) if '==' in l and not l.startswith('#')]
+ok = all(m.version(n.split('[')[0]) == v.strip() for n, v in want)
+sys.exit(0 if ok else 1)
+PY
+    then
+        say "installing test servers into $VENV (scripts/requirements-test.txt)"
+        "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/scripts/requirements-test.txt"
+    fi
+    export SUOOPS_TEST_PYTHON="$VENV/bin/python"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_moto LOGFILE: starts moto on a free loopback port; sets MOTO_PID, MOTO_URL.
+start_moto() {
+    local port
+    port="$(free_port)"
+    "$VENV/bin/python" "$ROOT/scripts/moto_launcher.py" -H 127.0.0.1 -p "$port" >"$1" 2>&1 &
+    MOTO_PID=$!
+    MOTO_URL="http://127.0.0.1:$port"
+    for _ in $(seq 1 200); do
+        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
+            return 0
+        fi
+        if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+            echo "error: moto exited; see $1" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "error: moto did not start within 20 s; see $1" >&2
+    exit 1
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary: the CLI run as a user runs it, against
+//! real local servers the harness starts.
+
+mod harness;
+mod moto_launcher;
+mod s3;
+mod schema;
+mod validate;

@@ -1,0 +1,108 @@
+//! The project's moto launcher corrects two replies moto gets wrong (see
+//! scripts/moto_launcher.py). One test per correction, through aws-sdk-s3.
+
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination,
+    ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus,
+    VersioningConfiguration,
+};
+
+use crate::harness::{block_on, unique, World};
+
+#[test]
+fn get_bucket_versioning_decodes_in_aws_sdk_s3() {
+    let w = World::with_moto();
+    let b = unique("versioned");
+    let s3 = w.moto().s3("us-east-1");
+    block_on(async {
+        s3.create_bucket().bucket(&b).send().await.expect("create");
+        let v = s3
+            .get_bucket_versioning()
+            .bucket(&b)
+            .send()
+            .await
+            .expect("never-versioned bucket decodes");
+        assert_eq!(v.status(), None);
+        s3.put_bucket_versioning()
+            .bucket(&b)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("enable");
+        let v = s3
+            .get_bucket_versioning()
+            .bucket(&b)
+            .send()
+            .await
+            .expect("versioning decodes");
+        assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled));
+    });
+}
+
+#[test]
+fn get_bucket_replication_returns_what_was_stored() {
+    let w = World::with_moto();
+    let (src, dst) = (unique("src"), unique("dst"));
+    let s3 = w.moto().s3("us-east-1");
+    block_on(async {
+        for b in [&src, &dst] {
+            s3.create_bucket().bucket(b).send().await.expect("create");
+            s3.put_bucket_versioning()
+                .bucket(b)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("enable");
+        }
+        let rule = ReplicationRule::builder()
+            .id("dr-copy")
+            .priority(3)
+            .status(ReplicationRuleStatus::Enabled)
+            .filter(ReplicationRuleFilter::builder().prefix("postgres/").build())
+            .delete_marker_replication(
+                DeleteMarkerReplication::builder()
+                    .status(DeleteMarkerReplicationStatus::Enabled)
+                    .build(),
+            )
+            .destination(
+                Destination::builder()
+                    .bucket(format!("arn:aws:s3:::{dst}"))
+                    .build()
+                    .expect("destination"),
+            )
+            .build()
+            .expect("rule");
+        let conf = ReplicationConfiguration::builder()
+            .role("arn:aws:iam::123456789012:role/suoops-s3-replication")
+            .rules(rule)
+            .build()
+            .expect("conf");
+        s3.put_bucket_replication()
+            .bucket(&src)
+            .replication_configuration(conf)
+            .send()
+            .await
+            .expect("put replication");
+        let got = s3
+            .get_bucket_replication()
+            .bucket(&src)
+            .send()
+            .await
+            .expect("get replication");
+        let r = &got.replication_configuration().expect("conf").rules()[0];
+        assert_eq!(r.filter().and_then(|f| f.prefix()), Some("postgres/"));
+        assert_eq!(
+            r.delete_marker_replication().and_then(|d| d.status()),
+            Some(&DeleteMarkerReplicationStatus::Enabled)
+        );
+        assert_eq!(r.priority(), Some(3));
+    });
+}

@@ -1,0 +1,437 @@
+//! S3 buckets end to end against moto: plan, apply, converge, audit, drift
+//! made behind the tool's back, and the error paths a user meets.
+
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, PublicAccessBlockConfiguration, VersioningConfiguration,
+};
+
+use crate::harness::{block_on, unique, World};
+
+/// Text with runs of spaces collapsed, so assertions do not depend on
+/// column alignment.
+fn squash(s: &str) -> String {
+    s.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn policy(w: &World, a: &str, b: &str) -> String {
+    let text = format!(
+        "version: 1\naws:\n  region: us-east-1\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n      encryption:\n        algorithm: aws:kms\n        kms_key: alias/suoops-backups\n        bucket_key: true\n      public_access_block: all\n    {b}:\n      region: eu-west-1\n      versioning: enabled\n      encryption: {{algorithm: AES256}}\n      public_access_block: all\n"
+    );
+    w.write("policy.yaml", &text).to_string_lossy().into_owned()
+}
+
+#[test]
+fn empty_estate_plans_creates_applies_and_converges() {
+    let w = World::with_moto();
+    let (a, b) = (unique("backups"), unique("dr"));
+    let p = policy(&w, &a, &b);
+
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    assert!(
+        r.stdout.contains(&format!("+ s3.{a} will be created")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        squash(&r.stdout).contains("+ region = \"eu-west-1\""),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("Plan: 2 to create, 0 to change, 0 unchanged."),
+        "{}",
+        r.stdout
+    );
+
+    let r = w.cli(&["plan", "-f", &p, "--format", "json"]);
+    r.code(0);
+    let j = r.json();
+    assert_eq!(j["format_version"], "1");
+    assert_eq!(j["summary"]["create"], 2);
+    assert_eq!(j["changes"][0]["address"], format!("s3.{a}"));
+    assert_eq!(j["changes"][0]["action"], "create");
+
+    let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
+    r.code(0);
+    assert!(
+        r.stdout.contains("Apply: 2 resource(s) changed, 0 failed."),
+        "{}",
+        r.stdout
+    );
+
+    // What the tool did, read back with a client of our own.
+    let m = w.moto();
+    block_on(async {
+        let s3 = m.s3("eu-west-1");
+        let loc = s3
+            .get_bucket_location()
+            .bucket(&b)
+            .send()
+            .await
+            .expect("location");
+        assert_eq!(
+            loc.location_constraint().map(|c| c.as_str()),
+            Some("eu-west-1")
+        );
+        let v = s3
+            .get_bucket_versioning()
+            .bucket(&b)
+            .send()
+            .await
+            .expect("versioning");
+        assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled));
+        let s3 = m.s3("us-east-1");
+        let loc = s3
+            .get_bucket_location()
+            .bucket(&a)
+            .send()
+            .await
+            .expect("location");
+        assert_eq!(
+            loc.location_constraint().map(|c| c.as_str()).unwrap_or(""),
+            "",
+            "us-east-1 takes no LocationConstraint"
+        );
+        let e = s3
+            .get_bucket_encryption()
+            .bucket(&a)
+            .send()
+            .await
+            .expect("encryption");
+        let rule = &e
+            .server_side_encryption_configuration()
+            .expect("conf")
+            .rules()[0];
+        let d = rule
+            .apply_server_side_encryption_by_default()
+            .expect("default");
+        assert_eq!(d.sse_algorithm().as_str(), "aws:kms");
+        assert_eq!(d.kms_master_key_id(), Some("alias/suoops-backups"));
+        assert_eq!(rule.bucket_key_enabled(), Some(true));
+        let pab = s3
+            .get_public_access_block()
+            .bucket(&a)
+            .send()
+            .await
+            .expect("pab");
+        let c = pab.public_access_block_configuration().expect("pab conf");
+        assert_eq!(c.restrict_public_buckets(), Some(true));
+    });
+
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(0);
+    assert!(r.stdout.contains("No changes."), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("Plan: 0 to create, 0 to change, 2 unchanged."),
+        "{}",
+        r.stdout
+    );
+
+    // apply is idempotent: nothing to do, nothing done.
+    let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
+    r.code(0);
+    assert!(!r.stdout.contains("Apply:"), "{}", r.stdout);
+
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    r.code(0);
+    let j = r.json();
+    assert_eq!(j["compliant"], true);
+    assert_eq!(j["summary"]["passed"], 8);
+    let r = w.cli(&["audit", "-f", &p]);
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains("Audit: 8 passed, 0 failed, 0 unknown: compliant."),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn drift_behind_the_tools_back_shows_in_plan_and_fails_audit() {
+    let w = World::with_moto();
+    let (a, b) = (unique("backups"), unique("dr"));
+    let p = policy(&w, &a, &b);
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+
+    let m = w.moto();
+    block_on(async {
+        let s3 = m.s3("us-east-1");
+        s3.put_bucket_versioning()
+            .bucket(&a)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Suspended)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("suspend");
+        s3.delete_bucket_encryption()
+            .bucket(&a)
+            .send()
+            .await
+            .expect("delete encryption");
+        s3.put_public_access_block()
+            .bucket(&a)
+            .public_access_block_configuration(
+                PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(false)
+                    .ignore_public_acls(true)
+                    .block_public_policy(false)
+                    .restrict_public_buckets(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("loosen pab");
+    });
+
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    let out = &squash(&r.stdout);
+    assert!(
+        out.contains(&format!("~ s3.{a} will be updated in place")),
+        "{out}"
+    );
+    assert!(
+        out.contains("~ versioning \"suspended\" → \"enabled\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("~ encryption.algorithm (not set) → \"aws:kms\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("~ public_access_block.block_public_acls false → true"),
+        "{out}"
+    );
+    assert!(
+        out.contains("~ public_access_block.block_public_policy false → true"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("ignore_public_acls"),
+        "unchanged flags are not listed: {out}"
+    );
+    assert!(
+        !out.contains(&format!("s3.{b}")),
+        "the untouched bucket is not listed: {out}"
+    );
+    assert!(
+        out.contains("Plan: 0 to create, 1 to change, 1 unchanged."),
+        "{out}"
+    );
+
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    r.code(2);
+    let j = r.json();
+    assert_eq!(j["compliant"], false);
+    let failed: Vec<String> = j["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["address"].as_str().unwrap_or(""),
+                c["id"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            format!("s3.{a} S3-PUBLIC-ACCESS"),
+            format!("s3.{a} S3-SSE"),
+            format!("s3.{a} S3-VERSIONING")
+        ]
+    );
+    let v = j["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == "S3-VERSIONING" && c["status"] == "fail")
+        .cloned();
+    assert_eq!(v.expect("versioning control")["observed"], "suspended");
+
+    let r = w.cli(&["audit", "-f", &p]);
+    r.code(2);
+    assert!(r.stdout.contains("FAIL S3-SSE"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("Audit: 5 passed, 3 failed, 0 unknown: NOT compliant."),
+        "{}",
+        r.stdout
+    );
+
+    // Re-enabling versioning is not destructive: apply fixes all of it.
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+    w.cli(&["audit", "-f", &p]).code(0);
+}
+
+#[test]
+fn suspending_versioning_needs_allow_destroy() {
+    let w = World::with_moto();
+    let a = unique("backups");
+    let on = w.write("on.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n"));
+    let off = w.write("off.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: suspended\n"));
+    let (on, off) = (
+        on.to_string_lossy().into_owned(),
+        off.to_string_lossy().into_owned(),
+    );
+    w.cli(&["apply", "-f", &on, "--auto-approve"]).code(0);
+
+    let r = w.cli(&["plan", "-f", &off]);
+    r.code(0);
+    assert!(
+        r.stdout.contains("# destructive: needs --allow-destroy"),
+        "{}",
+        r.stdout
+    );
+    let r = w.cli(&["apply", "-f", &off, "--auto-approve"]);
+    r.code(1);
+    assert!(
+        r.stderr
+            .contains("--allow-destroy was not given; nothing was changed"),
+        "{}",
+        r.stderr
+    );
+    w.cli(&["plan", "-f", &on, "--detailed-exitcode"]).code(0);
+
+    w.cli(&["apply", "-f", &off, "--auto-approve", "--allow-destroy"])
+        .code(0);
+    w.cli(&["plan", "-f", &off, "--detailed-exitcode"]).code(0);
+}
+
+#[test]
+fn apply_without_a_terminal_needs_auto_approve() {
+    let w = World::with_moto();
+    let (a, b) = (unique("backups"), unique("dr"));
+    let p = policy(&w, &a, &b);
+    let r = w.cli(&["apply", "-f", &p]);
+    r.code(1);
+    assert!(
+        r.stderr
+            .contains("apply needs --auto-approve when stdin is not a terminal"),
+        "{}",
+        r.stderr
+    );
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(2);
+}
+
+#[test]
+fn plan_reads_only_the_settings_the_policy_mentions() {
+    let w = World::with_moto();
+    let a = unique("backups");
+    let p = w.write("p.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n"));
+    let p = p.to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let before = std::fs::read_to_string(&w.moto().log).expect("moto log");
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+    let after = std::fs::read_to_string(&w.moto().log).expect("moto log");
+    let calls: Vec<&str> = after[before.len()..]
+        .lines()
+        .filter_map(|l| l.split('"').nth(1))
+        .map(|req| req.split(" HTTP").next().unwrap_or(req))
+        .collect();
+    assert_eq!(
+        calls,
+        [format!("HEAD /{a}/"), format!("GET /{a}/?versioning")],
+        "plan made other calls"
+    );
+}
+
+#[test]
+fn unreachable_endpoint_is_an_error_not_absent() {
+    let w = World::new();
+    let p = w.write("p.yaml", "version: 1\naws: {region: us-east-1}\ns3:\n  buckets:\n    some-bucket:\n      versioning: enabled\n");
+    let p = p.to_string_lossy().into_owned();
+    let port = crate::harness::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    for cmd in ["plan", "audit"] {
+        let r = w.cli(&["--endpoint-url", &url, cmd, "-f", &p]);
+        r.code(1);
+        assert!(
+            !r.stdout.contains("will be created") && !r.stdout.contains("FAIL"),
+            "{}",
+            r.stdout
+        );
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one clear line: {}", r.stderr);
+        assert!(
+            lines[0].starts_with("error: cannot reach the endpoint"),
+            "{}",
+            r.stderr
+        );
+        assert!(lines[0].contains(&url), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn missing_credentials_is_one_clear_line() {
+    let w = World::with_moto();
+    let p = w.write("p.yaml", "version: 1\naws: {region: us-east-1}\ns3:\n  buckets:\n    some-bucket:\n      versioning: enabled\n");
+    let p = p.to_string_lossy().into_owned();
+    let url = w.moto().url();
+    let r = w.cli_env(
+        &["--endpoint-url", &url, "plan", "-f", &p],
+        &[],
+        &[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+        ],
+    );
+    r.code(1);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: no AWS credentials found"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn bucket_in_another_region_is_a_conflict_apply_will_not_touch() {
+    let w = World::with_moto();
+    let a = unique("moved");
+    block_on(async {
+        w.moto()
+            .s3("eu-west-1")
+            .create_bucket()
+            .bucket(&a)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create in eu-west-1");
+    });
+    let p = w.write("p.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n"));
+    let p = p.to_string_lossy().into_owned();
+    let r = w.cli(&["plan", "-f", &p]);
+    r.code(1);
+    assert!(
+        r.stdout
+            .contains("the bucket exists in eu-west-1 but the policy puts it in us-east-1"),
+        "{}",
+        r.stdout
+    );
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    r.code(2);
+    assert_eq!(r.json()["controls"][0]["id"], "S3-BUCKET");
+    assert_eq!(r.json()["controls"][0]["status"], "fail");
+}

@@ -1,0 +1,40 @@
+//! The checked-in JSON Schema matches the code, and every shipped policy
+//! points editors at it.
+
+use crate::harness::{root, World};
+
+#[test]
+fn checked_in_schema_is_current() {
+    let w = World::new();
+    let r = w.cli(&["schema"]);
+    r.code(0);
+    let path = root().join("schema/suoops-policy.schema.json");
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    if checked_in != r.stdout {
+        panic!("schema/suoops-policy.schema.json is stale: run `cargo run -q -- schema > schema/suoops-policy.schema.json`");
+    }
+    let j = r.json();
+    assert_eq!(j["properties"]["version"]["type"], "integer");
+    assert!(j.to_string().contains("public_access_block"));
+}
+
+#[test]
+fn shipped_policies_start_with_the_schema_comment() {
+    let mut n = 0;
+    for e in std::fs::read_dir(root().join("policies")).expect("policies/") {
+        let e = e.expect("entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).expect("read policy");
+        assert!(
+            text.starts_with(
+                "# yaml-language-server: $schema=../schema/suoops-policy.schema.json\n"
+            ),
+            "policies/{name} must start with the yaml-language-server comment"
+        );
+        n += 1;
+    }
+    assert!(n > 0);
+}
