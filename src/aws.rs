@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub struct Aws {
     endpoint: Option<String>,
     s3: Arc<Mutex<HashMap<String, aws_sdk_s3::Client>>>,
     limit: Arc<Semaphore>,
+    calls: Arc<AtomicUsize>,
 }
 
 impl Aws {
@@ -63,6 +65,7 @@ impl Aws {
             config,
             s3: Arc::default(),
             limit: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+            calls: Arc::default(),
         }
     }
 
@@ -88,7 +91,13 @@ impl Aws {
     /// Run one API call under the `--concurrency` bound.
     pub async fn call<F: std::future::Future>(&self, fut: F) -> F::Output {
         let _permit = self.limit.acquire().await;
+        self.calls.fetch_add(1, Ordering::Relaxed);
         fut.await
+    }
+
+    /// API calls made so far (for `-v` and the benchmark).
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// Where requests go, for messages.

@@ -134,6 +134,25 @@ async fn connect(g: &Global, policy: &Policy) -> Aws {
     Aws::load(&opts, policy.default_region.as_deref()).await
 }
 
+/// Observe everything the policy names; with `-v`, say how long it took.
+async fn observe(
+    g: &Global,
+    aws: &Aws,
+    policy: &Policy,
+) -> Result<Vec<crate::engine::Observation>, crate::engine::RunError> {
+    let start = std::time::Instant::now();
+    let obs = crate::engine::observe(aws, policy, g.concurrency as usize).await?;
+    if g.verbose > 0 {
+        eprintln!(
+            "observed {} resource(s) with {} API call(s) in {} ms",
+            obs.len(),
+            aws.calls(),
+            start.elapsed().as_millis()
+        );
+    }
+    Ok(obs)
+}
+
 fn error(g: &Global, msg: impl std::fmt::Display) -> u8 {
     let p = crate::render::Paint {
         on: g.color.enabled_for_stderr(),

@@ -91,8 +91,10 @@ impl Algorithm {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Encryption {
     pub algorithm: Algorithm,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kms_key: Option<String>,
     /// `None`: not mentioned, not managed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket_key: Option<bool>,
 }
 

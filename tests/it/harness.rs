@@ -43,6 +43,12 @@ pub struct Moto {
 
 impl Moto {
     pub fn start(dir: &Path) -> Moto {
+        Moto::start_with_env(dir, &[])
+    }
+
+    /// Start moto with extra environment (e.g. INITIAL_NO_AUTH_ACTION_COUNT,
+    /// which makes moto enforce IAM after that many requests).
+    pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Moto {
         let python = python();
         let log = dir.join("moto.log");
         let mut last_err = String::new();
@@ -52,6 +58,7 @@ impl Moto {
             let child = Command::new(&python)
                 .arg(root().join("scripts/moto_launcher.py"))
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(logf.try_clone().expect("dup log"))
                 .stderr(logf)
@@ -132,6 +139,29 @@ impl World {
         let mut w = World::new();
         w.moto = Some(Moto::start(w.dir.path()));
         w
+    }
+
+    pub fn with_moto_env(env: &[(&str, &str)]) -> World {
+        let mut w = World::new();
+        w.moto = Some(Moto::start_with_env(w.dir.path(), env));
+        w
+    }
+
+    /// Run a Python snippet with the test Python (it has boto3, as moto
+    /// needs it); argv[1] is moto's URL. Returns stdout.
+    pub fn python(&self, code: &str) -> String {
+        let out = Command::new(python())
+            .arg("-c")
+            .arg(code)
+            .arg(self.moto().url())
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "python failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn moto(&self) -> &Moto {

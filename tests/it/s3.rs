@@ -435,3 +435,95 @@ fn bucket_in_another_region_is_a_conflict_apply_will_not_touch() {
     assert_eq!(r.json()["controls"][0]["id"], "S3-BUCKET");
     assert_eq!(r.json()["controls"][0]["status"], "fail");
 }
+
+/// moto enforces IAM after the first five requests: set-up runs before
+/// that, the tool then runs as a user who may not read versioning. (moto
+/// names HeadBucket's action `s3:HeadBucket` and checks the encryption and
+/// public-access-block reads as `s3:ListBucket`.)
+const SETUP_READER: &str = r#"
+import sys, json, boto3
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
+s3 = boto3.client("s3", **kw)
+s3.create_bucket(Bucket="denied-versioning")
+s3.put_bucket_versioning(Bucket="denied-versioning", VersioningConfiguration={"Status": "Enabled"})
+iam = boto3.client("iam", **kw)
+iam.create_user(UserName="reader")
+iam.put_user_policy(UserName="reader", PolicyName="read-some", PolicyDocument=json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["s3:HeadBucket", "s3:ListBucket"], "Resource": "*"}]}))
+k = iam.create_access_key(UserName="reader")["AccessKey"]
+print(k["AccessKeyId"], k["SecretAccessKey"])
+"#;
+
+#[test]
+fn access_denied_is_unknown_never_absent() {
+    let w = World::with_moto_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "5")]);
+    let keys = w.python(SETUP_READER);
+    let (ak, sk) = keys.trim().split_once(' ').expect("access key and secret");
+    let p = w.write(
+        "p.yaml",
+        "version: 1\naws: {region: us-east-1}\ns3:\n  buckets:\n    denied-versioning:\n      versioning: enabled\n      public_access_block: all\n    denied-unknown-bucket:\n      versioning: enabled\n",
+    );
+    let p = p.to_string_lossy().into_owned();
+    let url = w.moto().url();
+    let creds = [
+        ("AWS_ACCESS_KEY_ID", ak),
+        ("AWS_SECRET_ACCESS_KEY", sk),
+        ("AWS_ENDPOINT_URL", url.as_str()),
+    ];
+
+    let r = w.cli_env(&["plan", "-f", &p], &creds, &[]);
+    r.code(1);
+    let out = squash(&r.stdout);
+    assert!(
+        out.contains("? versioning: unknown (access denied"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("~ versioning"),
+        "an unreadable setting is never planned as absent: {out}"
+    );
+    // HeadBucket is allowed for the reader, so a missing bucket is still a create.
+    assert!(
+        out.contains("+ s3.denied-unknown-bucket will be created"),
+        "{out}"
+    );
+    assert!(r.stderr.contains("the plan is incomplete"), "{}", r.stderr);
+
+    let r = w.cli_env(&["audit", "-f", &p, "--format", "json"], &creds, &[]);
+    r.code(1);
+    let j = r.json();
+    let status = |id: &str, addr: &str| {
+        j["controls"]
+            .as_array()
+            .expect("controls")
+            .iter()
+            .find(|c| c["id"] == id && c["address"] == addr)
+            .map(|c| c["status"].clone())
+    };
+    assert_eq!(
+        status("S3-PUBLIC-ACCESS", "s3.denied-versioning"),
+        Some("fail".into())
+    );
+    assert_eq!(
+        status("S3-VERSIONING", "s3.denied-versioning"),
+        Some("unknown".into())
+    );
+
+    // Credentials the server does not know are one fatal line, not "unknown".
+    let bad = [
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEWRONGKEY1"),
+        ("AWS_SECRET_ACCESS_KEY", sk),
+        ("AWS_ENDPOINT_URL", url.as_str()),
+    ];
+    let r = w.cli_env(&["plan", "-f", &p], &bad, &[]);
+    r.code(1);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the credentials were rejected (InvalidAccessKeyId)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}

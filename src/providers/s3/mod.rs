@@ -11,7 +11,8 @@ pub use observe::{BucketState, EncryptionState, PabState};
 /// The IAM actions each S3 operation of this provider needs. `plan` and
 /// `audit` need only the read ones.
 pub const READ_PERMISSIONS: &[&str] = &[
-    "s3:ListBucket", // HeadBucket
+    "s3:ListBucket",        // HeadBucket
+    "s3:GetBucketLocation", // only when HeadBucket answers 403
     "s3:GetBucketVersioning",
     "s3:GetEncryptionConfiguration",
     "s3:GetBucketPublicAccessBlock",

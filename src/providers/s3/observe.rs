@@ -66,10 +66,7 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Bucke
             match (status, classify(&e, &["NotFound", "NoSuchBucket"])) {
                 (_, ApiError::Fatal(m)) => return Err(Fatal(m)),
                 (Some(404), _) | (_, ApiError::NotFound(_)) => Observed::Absent,
-                (Some(403), _) => Observed::Unknown {
-                    reason: "access denied (403) to the bucket; it may belong to another account"
-                        .into(),
-                },
+                (Some(403), _) => forbidden(aws, &client, name).await?,
                 (_, other) => Observed::Unknown {
                     reason: other.reason(),
                 },
@@ -117,6 +114,29 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Bucke
         encryption: encryption.transpose()?,
         public_access_block: public_access_block.transpose()?,
     })
+}
+
+/// HeadBucket answered 403 without a body, which is both "these credentials
+/// are not valid" and "not allowed to see this bucket". One call that has
+/// a body (GetBucketLocation) tells them apart; only this case pays for it.
+async fn forbidden(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+) -> Result<Observed<String>, Fatal> {
+    let denied = || Observed::Unknown {
+        reason: "access denied (403) to the bucket; it may belong to another account".into(),
+    };
+    match aws
+        .call(client.get_bucket_location().bucket(name).send())
+        .await
+    {
+        Ok(_) => Ok(denied()),
+        Err(e) => match classify(&e, &[]) {
+            ApiError::Fatal(m) => Err(Fatal(m)),
+            _ => Ok(denied()),
+        },
+    }
 }
 
 /// A setting of a bucket that is absent (or unreadable) is absent (or

@@ -1,0 +1,131 @@
+"""Benchmark plan / audit / validate against moto. Prints figures; asserts
+nothing. Usage: bench.py BIN N [N...]
+
+For each N: seed N buckets with a mixed posture, write a policy naming them,
+then run `plan` and `audit` (3 runs each, median) and report wall time, the
+tool's CPU (user+sys), its peak RSS, API calls made (from moto's request
+log) and moto's own CPU during the run (from /proc).
+"""
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def proc_cpu(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def run(cmd, env, moto_pid, log_path):
+    log_before = os.path.getsize(log_path)
+    moto_before = proc_cpu(moto_pid)
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    moto_cpu = proc_cpu(moto_pid) - moto_before
+    with open(log_path, "rb") as f:
+        f.seek(log_before)
+        calls = sum(1 for line in f if b' HTTP/1.1" ' in line)
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 2):
+        raise SystemExit(f"{cmd} failed with exit {code}: {p.stderr.read().decode()}")
+    return {
+        "wall": wall,
+        "cpu": ru.ru_utime + ru.ru_stime,
+        "rss_mb": ru.ru_maxrss / 1024,
+        "calls": calls,
+        "moto_cpu": moto_cpu,
+    }
+
+
+def main():
+    binary = sys.argv[1]
+    sizes = [int(n) for n in sys.argv[2:]] or [200]
+    work = tempfile.mkdtemp(prefix="suoops-bench-")
+    log_path = os.path.join(work, "moto.log")
+    port = free_port()
+    log = open(log_path, "wb")
+    moto = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "scripts/moto_launcher.py"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=log,
+    )
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                   AWS_EC2_METADATA_DISABLED="true", NO_COLOR="1")
+        env.pop("AWS_PROFILE", None)
+        s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                          aws_access_key_id="bench", aws_secret_access_key="bench")
+        print(f"moto pid {moto.pid} on {url}; binary {binary}")
+        print(f"{'cmd':<8} {'N':>5} {'wall s':>8} {'moto cpu s':>10} {'wall/moto':>9} {'tool cpu s':>10} "
+              f"{'ms/call':>8} {'calls':>6} {'calls/bkt':>9} {'rss MB':>7}")
+        seeded = 0
+        for n in sizes:
+            for i in range(seeded, n):
+                name = f"bench-{i:05d}"
+                s3.create_bucket(Bucket=name)
+                # Mixed posture: a third compliant, a third drifted, a third bare.
+                if i % 3 == 0:
+                    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+                    s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
+                        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+                    s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
+                        "BlockPublicAcls": True, "IgnorePublicAcls": True,
+                        "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+                elif i % 3 == 1:
+                    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Suspended"})
+            seeded = max(seeded, n)
+            policy = os.path.join(work, f"policy-{n}.yaml")
+            with open(policy, "w") as f:
+                f.write("version: 1\naws:\n  region: us-east-1\ns3:\n  buckets:\n")
+                for i in range(n):
+                    f.write(f"    bench-{i:05d}:\n      versioning: enabled\n"
+                            f"      encryption: {{algorithm: AES256}}\n      public_access_block: all\n")
+            for cmd in ("plan", "audit"):
+                runs = [run([binary, cmd, "-f", policy], env, moto.pid, log_path) for _ in range(3)]
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                calls = med["calls"] or 1
+                print(f"{cmd:<8} {n:>5} {med['wall']:>8.3f} {med['moto_cpu']:>10.3f} "
+                      f"{med['wall'] / max(med['moto_cpu'], 1e-9):>9.2f} {med['cpu']:>10.3f} "
+                      f"{1000 * med['cpu'] / calls:>8.3f} {int(med['calls']):>6} {med['calls'] / n:>9.2f} "
+                      f"{med['rss_mb']:>7.1f}")
+        shipped = os.path.join(ROOT, "policies/suoops-backups.yaml")
+        walls = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            subprocess.run([binary, "validate", "-f", shipped], check=True, stdout=subprocess.DEVNULL)
+            walls.append(time.perf_counter() - t0)
+        print(f"validate policies/suoops-backups.yaml: median {1000 * statistics.median(walls):.1f} ms over 20 runs")
+    finally:
+        moto.kill()
+        moto.wait()
+
+
+if __name__ == "__main__":
+    main()
