@@ -40,19 +40,33 @@ def run(cmd, env, moto_pid, log_path):
     moto_before = proc_cpu(moto_pid)
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
+    # Peak RSS from the child's own VmHWM: wait4's ru_maxrss would count the
+    # moment between fork and exec, when the child is a copy of this Python.
+    hwm_kb = 0
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        hwm_kb = max(hwm_kb, int(line.split()[1]))
+        except OSError:
+            pass
+        time.sleep(0.002)
     wall = time.perf_counter() - t0
     moto_cpu = proc_cpu(moto_pid) - moto_before
     with open(log_path, "rb") as f:
         f.seek(log_before)
-        calls = sum(1 for line in f if b' HTTP/1.1" ' in line)
-    code = os.waitstatus_to_exitcode(status)
+        calls = sum(1 for line in f if b' HTTP/1.1' in line)  # 4xx lines carry ANSI colour
+    p.returncode = code = os.waitstatus_to_exitcode(status)
     if code not in (0, 2):
         raise SystemExit(f"{cmd} failed with exit {code}: {p.stderr.read().decode()}")
     return {
         "wall": wall,
         "cpu": ru.ru_utime + ru.ru_stime,
-        "rss_mb": ru.ru_maxrss / 1024,
+        "rss_mb": hwm_kb / 1024,
         "calls": calls,
         "moto_cpu": moto_cpu,
     }
