@@ -35,26 +35,9 @@ pub enum Observed<T> {
 }
 
 impl<T> Observed<T> {
-    pub fn as_ref(&self) -> Observed<&T> {
-        match self {
-            Observed::Present(v) => Observed::Present(v),
-            Observed::Absent => Observed::Absent,
-            Observed::Unknown { reason } => Observed::Unknown {
-                reason: reason.clone(),
-            },
-        }
-    }
-
     pub fn present(&self) -> Option<&T> {
         match self {
             Observed::Present(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    pub fn unknown_reason(&self) -> Option<&str> {
-        match self {
-            Observed::Unknown { reason } => Some(reason),
             _ => None,
         }
     }

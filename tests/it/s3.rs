@@ -529,3 +529,54 @@ fn access_denied_is_unknown_never_absent() {
     );
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 }
+
+#[test]
+fn a_bucket_without_any_region_is_a_clear_error() {
+    let w = World::new();
+    let p = w.write(
+        "p.yaml",
+        "version: 1\ns3:\n  buckets:\n    no-region-bucket:\n      versioning: enabled\n",
+    );
+    let p = p.to_string_lossy().into_owned();
+    let r = w.cli(&["--endpoint-url", "http://127.0.0.1:9", "plan", "-f", &p]);
+    r.code(1);
+    assert_eq!(
+        r.stderr.trim(),
+        "error: bucket `no-region-bucket` has no region: set `aws.region` in the policy or `region:` on the bucket, or pass --region / set AWS_REGION"
+    );
+}
+
+#[test]
+fn region_flag_sets_where_buckets_without_their_own_region_go() {
+    let w = World::with_moto();
+    let a = unique("flagged");
+    let p = w.write(
+        "p.yaml",
+        &format!("version: 1\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n"),
+    );
+    let p = p.to_string_lossy().into_owned();
+    w.cli(&["--region", "eu-west-1", "apply", "-f", &p, "--auto-approve"])
+        .code(0);
+    let loc = block_on(async {
+        w.moto()
+            .s3("eu-west-1")
+            .get_bucket_location()
+            .bucket(&a)
+            .send()
+            .await
+            .expect("location")
+    });
+    assert_eq!(
+        loc.location_constraint().map(|c| c.as_str()),
+        Some("eu-west-1")
+    );
+    w.cli(&[
+        "--region",
+        "eu-west-1",
+        "plan",
+        "-f",
+        &p,
+        "--detailed-exitcode",
+    ])
+    .code(0);
+}

@@ -13,7 +13,7 @@ use super::diff::merged_pab;
 use super::observe::BucketState;
 use crate::aws::{classify, Aws};
 use crate::model::{Action, Change};
-use crate::policy::{BucketSpec, Versioning};
+use crate::policy::{BucketSpec, Encryption, Versioning};
 
 /// One step done, or why it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,37 +90,15 @@ pub async fn apply(
             .as_ref()
             .and_then(|o| o.present())
             .map(|e| e.bucket_key);
-        let default = ServerSideEncryptionByDefault::builder()
-            .sse_algorithm(ServerSideEncryption::from(enc.algorithm.as_str()))
-            .set_kms_master_key_id(enc.kms_key.clone())
-            .build();
-        match default {
-            Ok(default) => {
-                let rule = ServerSideEncryptionRule::builder()
-                    .apply_server_side_encryption_by_default(default)
-                    .set_bucket_key_enabled(enc.bucket_key.or(seen_bucket_key))
-                    .build();
-                match ServerSideEncryptionConfiguration::builder()
-                    .rules(rule)
-                    .build()
-                {
-                    Ok(conf) => step!(
-                        "default encryption",
-                        client
-                            .put_bucket_encryption()
-                            .bucket(name)
-                            .server_side_encryption_configuration(conf)
-                            .send()
-                    ),
-                    Err(e) => {
-                        out.push(StepOutcome {
-                            step: "default encryption",
-                            result: Err(e.to_string()),
-                        });
-                        return out;
-                    }
-                }
-            }
+        match encryption_config(enc, seen_bucket_key) {
+            Ok(conf) => step!(
+                "default encryption",
+                client
+                    .put_bucket_encryption()
+                    .bucket(name)
+                    .server_side_encryption_configuration(conf)
+                    .send()
+            ),
             Err(e) => {
                 out.push(StepOutcome {
                     step: "default encryption",
@@ -150,4 +128,23 @@ pub async fn apply(
         );
     }
     out
+}
+
+/// The default-encryption document to write. `bucket_key` the policy leaves
+/// open keeps its live value.
+fn encryption_config(
+    enc: &Encryption,
+    seen_bucket_key: Option<bool>,
+) -> Result<ServerSideEncryptionConfiguration, aws_sdk_s3::error::BuildError> {
+    let default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::from(enc.algorithm.as_str()))
+        .set_kms_master_key_id(enc.kms_key.clone())
+        .build()?;
+    let rule = ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(default)
+        .set_bucket_key_enabled(enc.bucket_key.or(seen_bucket_key))
+        .build();
+    ServerSideEncryptionConfiguration::builder()
+        .rules(rule)
+        .build()
 }
