@@ -129,13 +129,13 @@ def main():
                       f"{med['wall'] / max(med['moto_cpu'], 1e-9):>9.2f} {med['cpu']:>10.3f} "
                       f"{1000 * med['cpu'] / calls:>8.3f} {int(med['calls']):>6} {med['calls'] / n:>9.2f} "
                       f"{med['rss_mb']:>7.1f}")
-        shipped = os.path.join(ROOT, "policies/suoops-backups.yaml")
+        shipped = os.path.join(ROOT, "policies/suoops.yaml")
         walls = []
         for _ in range(20):
             t0 = time.perf_counter()
             subprocess.run([binary, "validate", "-f", shipped], check=True, stdout=subprocess.DEVNULL)
             walls.append(time.perf_counter() - t0)
-        print(f"validate policies/suoops-backups.yaml: median {1000 * statistics.median(walls):.1f} ms over 20 runs")
+        print(f"validate policies/suoops.yaml: median {1000 * statistics.median(walls):.1f} ms over 20 runs")
     finally:
         moto.kill()
         moto.wait()

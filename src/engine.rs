@@ -6,7 +6,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::audit::{ControlResult, Report};
 use crate::aws::Aws;
-use crate::model::{Change, Plan};
+use crate::model::{Address, Change, Plan};
 use crate::policy::{BucketSpec, Policy};
 use crate::providers::s3::{self, apply::StepOutcome, observe::Fatal, BucketState};
 
@@ -34,7 +34,8 @@ pub struct Observation {
 }
 
 impl Observation {
-    pub fn change(&self) -> Change {
+    /// The bucket's change first, then its sub-resources'.
+    pub fn changes(&self) -> Vec<Change> {
         s3::diff::diff(&self.spec, &self.region, &self.state)
     }
 }
@@ -79,24 +80,24 @@ pub async fn observe(
 }
 
 pub fn plan(observations: &[Observation]) -> Plan {
-    Plan::new(observations.iter().map(Observation::change).collect())
+    Plan::new(observations.iter().flat_map(Observation::changes).collect())
 }
 
 pub fn audit(observations: &[Observation]) -> Report {
     let mut controls: Vec<ControlResult> = Vec::new();
     for o in observations {
-        let change = o.change();
+        let changes = o.changes();
         controls.extend(s3::controls::controls(
-            &o.spec, &o.region, &o.state, &change,
+            &o.spec, &o.region, &o.state, &changes,
         ));
     }
     Report::new(controls)
 }
 
-/// What apply did to one resource.
+/// What apply did to one bucket and its sub-resources.
 #[derive(Debug, Clone)]
 pub struct Applied {
-    pub change: Change,
+    pub address: Address,
     pub steps: Vec<StepOutcome>,
     /// Attributes that still differ when re-read after apply.
     pub did_not_take: Vec<String>,
@@ -108,39 +109,46 @@ impl Applied {
     }
 }
 
-/// Apply every change that can be applied: resources with nothing unknown
-/// and no conflict. Each bucket is independent; within a bucket the provider
-/// keeps the safe order. Each is re-observed afterwards to verify.
+/// Apply every change that can be applied: not unknown, not in conflict,
+/// not a manual step. Each bucket is independent; within a bucket the
+/// provider keeps the safe order. Each is re-observed afterwards to verify.
 pub async fn apply(
     aws: &Aws,
     observations: &[Observation],
     concurrency: usize,
 ) -> Result<Vec<Applied>, RunError> {
-    let todo: Vec<&Observation> = observations
+    let todo: Vec<(&Observation, Vec<Change>)> = observations
         .iter()
-        .filter(|o| {
-            let c = o.change();
-            !c.is_noop() && c.conflicts.is_empty()
-        })
+        .map(|o| (o, o.changes()))
+        .filter(|(_, c)| c[0].conflicts.is_empty() && c.iter().any(Change::is_actionable))
         .collect();
     let mut out: Vec<Applied> = stream::iter(todo)
-        .map(|o| async move {
-            let change = o.change();
-            let steps = s3::apply::apply(aws, &o.spec, &o.region, &o.state, &change).await;
+        .map(|(o, changes)| async move {
+            let steps = s3::apply::apply(aws, &o.spec, &o.region, &o.state, &changes).await;
             let mut did_not_take = Vec::new();
             if steps.iter().all(|s| s.result.is_ok()) {
                 let after = s3::observe::observe(aws, &o.spec, &o.region).await?;
-                let again = s3::diff::diff(&o.spec, &o.region, &after);
-                did_not_take.extend(again.attributes.iter().map(|a| a.name.clone()));
-                did_not_take.extend(
-                    again
-                        .unknown
-                        .iter()
-                        .map(|u| format!("{} (unknown: {})", u.attribute, u.reason)),
-                );
+                for again in s3::diff::diff(&o.spec, &o.region, &after) {
+                    if again.is_actionable() && again.attributes.is_empty() {
+                        did_not_take.push(
+                            format!("{} (still to {:?})", again.address, again.action)
+                                .to_lowercase(),
+                        );
+                    } else if again.is_actionable() {
+                        did_not_take.extend(
+                            again
+                                .attributes
+                                .iter()
+                                .map(|a| format!("{} {}", again.address, a.name)),
+                        );
+                    }
+                    did_not_take.extend(again.unknown.iter().map(|u| {
+                        format!("{} {} (unknown: {})", again.address, u.attribute, u.reason)
+                    }));
+                }
             }
             Ok::<_, RunError>(Applied {
-                change,
+                address: changes[0].address.clone(),
                 steps,
                 did_not_take,
             })
@@ -148,6 +156,6 @@ pub async fn apply(
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
-    out.sort_by(|a, b| a.change.address.cmp(&b.change.address));
+    out.sort_by(|a, b| a.address.cmp(&b.address));
     Ok(out)
 }

@@ -63,7 +63,22 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
             format!("the plan has destructive changes and --allow-destroy was not given; nothing was changed: {}", destructive.join("; ")),
         );
     }
-    if !plan.has_changes() {
+    let manual: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| !c.is_noop())
+        .filter_map(|c| c.manual.as_deref())
+        .collect();
+    if !plan.has_actionable() {
+        if !manual.is_empty() {
+            note(
+                g,
+                format!(
+                    "Nothing for apply to do; {} manual step(s) remain (see above).",
+                    manual.len()
+                ),
+            );
+        }
         if a.format == Format::Json {
             out(&format!("{:#}\n", render::json::applied(&[])));
         }
@@ -98,6 +113,15 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
     match a.format {
         Format::Text => out(&render::text::applied(&results, paint)),
         Format::Json => out(&format!("{:#}\n", render::json::applied(&results))),
+    }
+    if !manual.is_empty() {
+        note(
+            g,
+            format!(
+                "{} manual step(s) remain (see the plan above).",
+                manual.len()
+            ),
+        );
     }
     if results.iter().any(|r| r.failed()) {
         return error(g, "apply did not complete; fix the errors above and re-run (it converges from the live state)");

@@ -41,6 +41,13 @@ impl<T> Observed<T> {
             _ => None,
         }
     }
+
+    pub fn unknown_reason(&self) -> Option<&str> {
+        match self {
+            Observed::Unknown { reason } => Some(reason),
+            _ => None,
+        }
+    }
 }
 
 /// The closed set of things the tool can do to a resource (Terraform's
@@ -100,6 +107,9 @@ pub struct Change {
     /// For humans only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A change the tool must not make itself: the exact step a person runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manual: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -109,8 +119,26 @@ pub struct UnknownSetting {
 }
 
 impl Change {
+    pub fn new(address: Address, action: Action) -> Self {
+        Change {
+            address,
+            action,
+            attributes: Vec::new(),
+            unknown: Vec::new(),
+            conflicts: Vec::new(),
+            destructive: false,
+            reason: None,
+            manual: None,
+        }
+    }
+
     pub fn is_noop(&self) -> bool {
         self.action == Action::NoOp
+    }
+
+    /// Something `apply` itself will do.
+    pub fn is_actionable(&self) -> bool {
+        !self.is_noop() && self.manual.is_none() && self.conflicts.is_empty()
     }
 }
 
@@ -123,6 +151,7 @@ pub struct Summary {
     pub unchanged: usize,
     pub unknown: usize,
     pub conflicts: usize,
+    pub manual: usize,
 }
 
 /// The whole plan, sorted by address.
@@ -141,6 +170,7 @@ impl Plan {
         let mut s = Summary::default();
         for c in &self.changes {
             match c.action {
+                _ if c.manual.is_some() => {}
                 Action::Create => s.create += 1,
                 Action::Update => s.update += 1,
                 Action::Delete => s.delete += 1,
@@ -153,11 +183,19 @@ impl Plan {
             if !c.conflicts.is_empty() {
                 s.conflicts += 1;
             }
+            if c.manual.is_some() && !c.is_noop() {
+                s.manual += 1;
+            }
         }
         s
     }
 
-    /// True when applying would change something.
+    /// True when `apply` itself has something to do.
+    pub fn has_actionable(&self) -> bool {
+        self.changes.iter().any(Change::is_actionable)
+    }
+
+    /// True when the live state differs from the policy.
     pub fn has_changes(&self) -> bool {
         self.changes.iter().any(|c| !c.is_noop())
     }

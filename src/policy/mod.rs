@@ -6,6 +6,7 @@ pub mod diag;
 pub mod raw;
 pub mod validate;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,6 +32,9 @@ pub struct BucketSpec {
     pub versioning: Option<Versioning>,
     pub encryption: Option<Encryption>,
     pub public_access_block: Option<PublicAccessBlock>,
+    pub mfa_delete: Option<bool>,
+    pub require_tls: Option<bool>,
+    pub lifecycle: Option<Lifecycle>,
     /// Line of the bucket's key in the policy file (reports point there).
     pub line: u64,
 }
@@ -116,6 +120,60 @@ impl PublicAccessBlock {
             restrict_public_buckets: Some(on),
         }
     }
+}
+
+/// Who owns the rules of a whole-document setting (lifecycle, replication).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ownership {
+    /// Rules the policy does not name are kept.
+    Shared,
+    /// Rules the policy does not name are removed.
+    Exclusive,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lifecycle {
+    pub ownership: Ownership,
+    pub rules: Vec<LifecycleRule>,
+}
+
+/// One lifecycle rule in canonical form: the policy's rules and the rules
+/// read back from S3 both become this, so equal meaning compares equal.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct LifecycleRule {
+    pub id: String,
+    pub enabled: bool,
+    /// "" applies to the whole bucket.
+    pub prefix: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_size_greater_than: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_size_less_than: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<Transition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_after_days: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub noncurrent_transitions: Vec<Transition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noncurrent_expire_after_days: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noncurrent_newer_versions: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_incomplete_multipart_days: Option<i64>,
+    /// Parts of a live rule this tool does not model (e.g. expiration on a
+    /// date); a rule the policy owns is rewritten when it has any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmodelled: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Transition {
+    pub days: i64,
+    pub storage_class: String,
 }
 
 /// Why a policy could not be loaded.

@@ -165,12 +165,15 @@ pub struct RawBucket {
     pub encryption: Option<Sp<RawEncryption>>,
     #[serde(default)]
     pub public_access_block: Option<Sp<RawPublicAccessBlock>>,
+    /// Audited only: only the root user with MFA can change it.
     #[serde(default)]
-    pub mfa_delete: Option<Sp<Later>>,
+    pub mfa_delete: Option<Sp<MfaDeleteRaw>>,
+    /// Deny every request that does not use TLS (a bucket-policy statement
+    /// owned by its Sid; other statements are kept).
     #[serde(default)]
-    pub require_tls: Option<Sp<Later>>,
+    pub require_tls: Option<Sp<bool>>,
     #[serde(default)]
-    pub lifecycle: Option<Sp<Later>>,
+    pub lifecycle: Option<Sp<RawLifecycle>>,
     #[serde(default)]
     pub replication: Option<Sp<Later>>,
     #[serde(default)]
@@ -261,5 +264,101 @@ impl JsonSchema for RawPublicAccessBlock {
             "description": "`all` blocks every kind of public access, `none` turns every block off, or set the four flags one by one.",
             "oneOf": [ { "enum": ["all", "none"] }, flags ]
         })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaDeleteRaw {
+    Enabled,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnershipRaw {
+    /// Rules the policy does not name are kept.
+    #[default]
+    Shared,
+    /// Rules the policy does not name are removed (needs --allow-destroy).
+    Exclusive,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLifecycle {
+    #[serde(default)]
+    pub ownership: Option<Sp<OwnershipRaw>>,
+    #[serde(default)]
+    pub rules: Vec<Sp<RawLifecycleRule>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLifecycleRule {
+    /// Unique within the bucket, at most 255 characters.
+    pub id: Sp<String>,
+    #[serde(default)]
+    pub enabled: Option<Sp<bool>>,
+    /// Key prefix the rule applies to; default: the whole bucket.
+    #[serde(default)]
+    pub prefix: Option<Sp<String>>,
+    /// Object tags the rule applies to (all must match).
+    #[serde(default)]
+    pub tags: Option<Sp<std::collections::BTreeMap<String, String>>>,
+    #[serde(default)]
+    pub object_size_greater_than: Option<Sp<i64>>,
+    #[serde(default)]
+    pub object_size_less_than: Option<Sp<i64>>,
+    #[serde(default)]
+    pub transitions: Vec<Sp<RawTransition>>,
+    #[serde(default)]
+    pub expire_after_days: Option<Sp<i64>>,
+    #[serde(default)]
+    pub noncurrent_transitions: Vec<Sp<RawTransition>>,
+    #[serde(default)]
+    pub noncurrent_expire_after_days: Option<Sp<i64>>,
+    /// Noncurrent versions to keep regardless of age.
+    #[serde(default)]
+    pub noncurrent_newer_versions: Option<Sp<i64>>,
+    #[serde(default)]
+    pub abort_incomplete_multipart_days: Option<Sp<i64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransition {
+    pub days: Sp<i64>,
+    pub storage_class: Sp<StorageClassRaw>,
+}
+
+/// Storage classes a lifecycle rule can move objects to, in S3's
+/// transition order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+pub enum StorageClassRaw {
+    #[serde(rename = "STANDARD_IA")]
+    StandardIa,
+    #[serde(rename = "INTELLIGENT_TIERING")]
+    IntelligentTiering,
+    #[serde(rename = "ONEZONE_IA")]
+    OnezoneIa,
+    #[serde(rename = "GLACIER_IR")]
+    GlacierIr,
+    #[serde(rename = "GLACIER")]
+    Glacier,
+    #[serde(rename = "DEEP_ARCHIVE")]
+    DeepArchive,
+}
+
+impl StorageClassRaw {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageClassRaw::StandardIa => "STANDARD_IA",
+            StorageClassRaw::IntelligentTiering => "INTELLIGENT_TIERING",
+            StorageClassRaw::OnezoneIa => "ONEZONE_IA",
+            StorageClassRaw::GlacierIr => "GLACIER_IR",
+            StorageClassRaw::Glacier => "GLACIER",
+            StorageClassRaw::DeepArchive => "DEEP_ARCHIVE",
+        }
     }
 }

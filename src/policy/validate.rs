@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use super::diag::{Diagnostic, Diagnostics, Pos};
 use super::raw::{self, RawPolicy, Sp};
-use super::{Algorithm, BucketSpec, Encryption, Policy, PublicAccessBlock, Versioning};
+use super::{
+    Algorithm, BucketSpec, Encryption, Lifecycle, LifecycleRule, Ownership, Policy,
+    PublicAccessBlock, Transition, Versioning,
+};
 
-const SUPPORTED: &str = "this version handles `version`, `aws.region` and s3.buckets.NAME.{region, versioning, encryption, public_access_block}";
+const SUPPORTED: &str = "this version handles `version`, `aws.region` and s3.buckets.NAME.{region, versioning, encryption, public_access_block, mfa_delete, require_tls, lifecycle}";
 
 /// Parse the bytes of `file` and validate them.
 pub fn parse_and_validate(
@@ -350,13 +353,7 @@ impl Validator<'_> {
         }
         let b = raw.value();
         let region = b.region.as_ref().and_then(|r| self.region(r));
-        for (k, later) in [
-            ("mfa_delete", &b.mfa_delete),
-            ("require_tls", &b.require_tls),
-            ("lifecycle", &b.lifecycle),
-            ("replication", &b.replication),
-            ("backups", &b.backups),
-        ] {
+        for (k, later) in [("replication", &b.replication), ("backups", &b.backups)] {
             self.later(k, later);
         }
         let versioning = b.versioning.as_ref().map(|v| match v.value() {
@@ -374,14 +371,279 @@ impl Validator<'_> {
                 restrict_public_buckets: f.restrict_public_buckets,
             },
         });
+        let lifecycle = b.lifecycle.as_ref().map(|l| self.lifecycle(l));
         Some(BucketSpec {
             name: name?,
             region,
             versioning,
             encryption,
             public_access_block,
+            mfa_delete: b
+                .mfa_delete
+                .as_ref()
+                .map(|m| *m.value() == raw::MfaDeleteRaw::Enabled),
+            require_tls: b.require_tls.as_ref().map(|t| *t.value()),
+            lifecycle,
             line: key.pos().line,
         })
+    }
+
+    fn lifecycle(&mut self, l: &Sp<raw::RawLifecycle>) -> Lifecycle {
+        let raw = l.value();
+        let ownership = match raw.ownership.as_ref().map(|o| *o.value()) {
+            Some(raw::OwnershipRaw::Exclusive) => Ownership::Exclusive,
+            _ => Ownership::Shared,
+        };
+        if raw.rules.len() > 1000 {
+            self.diags.push(
+                Diagnostic::new(
+                    "too-many-rules",
+                    format!(
+                        "{} lifecycle rules; S3 allows at most 1000",
+                        raw.rules.len()
+                    ),
+                    Some(l.pos()),
+                )
+                .help("merge rules that share a filter"),
+            );
+        }
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        let mut rules = Vec::new();
+        for r in &raw.rules {
+            let id = r.value().id.value().clone();
+            if let Some(line) = seen.get(&id) {
+                self.diags.push(
+                    Diagnostic::new(
+                        "duplicate-rule-id",
+                        format!("lifecycle rule id `{id}` is used twice (first at line {line})"),
+                        Some(r.value().id.pos()),
+                    )
+                    .help("give every rule of a bucket its own id"),
+                );
+            } else {
+                seen.insert(id, r.value().id.pos().line);
+            }
+            if let Some(rule) = self.lifecycle_rule(r) {
+                rules.push(rule);
+            }
+        }
+        Lifecycle { ownership, rules }
+    }
+
+    fn lifecycle_rule(&mut self, r: &Sp<raw::RawLifecycleRule>) -> Option<LifecycleRule> {
+        let raw = r.value();
+        let before = self.diags.len();
+        let id = raw.id.value();
+        if id.is_empty() || id.chars().count() > 255 {
+            self.diags.push(
+                Diagnostic::new(
+                    "rule-id-invalid",
+                    format!(
+                        "a rule id must be 1–255 characters, this one has {}",
+                        id.chars().count()
+                    ),
+                    Some(raw.id.pos()),
+                )
+                .help("use a short, stable name such as `postgres-dumps`"),
+            );
+        }
+        let mut days = |v: &Option<Sp<i64>>, min: i64, what: &str| -> Option<i64> {
+            let v = v.as_ref()?;
+            let max = if what.starts_with("object_size") {
+                i64::MAX
+            } else {
+                i64::from(i32::MAX)
+            };
+            if *v.value() < min || *v.value() > max {
+                self.diags.push(
+                    Diagnostic::new(
+                        "value-out-of-range",
+                        format!(
+                            "`{what}` is {}, it must be between {min} and {max}",
+                            v.value()
+                        ),
+                        Some(v.pos()),
+                    )
+                    .help(format!("write a whole number ≥ {min}")),
+                );
+            }
+            Some(*v.value())
+        };
+        let expire = days(&raw.expire_after_days, 1, "expire_after_days");
+        let nc_expire = days(
+            &raw.noncurrent_expire_after_days,
+            1,
+            "noncurrent_expire_after_days",
+        );
+        let nc_newer = days(
+            &raw.noncurrent_newer_versions,
+            1,
+            "noncurrent_newer_versions",
+        );
+        let abort = days(
+            &raw.abort_incomplete_multipart_days,
+            1,
+            "abort_incomplete_multipart_days",
+        );
+        let gt = days(&raw.object_size_greater_than, 0, "object_size_greater_than");
+        let lt = days(&raw.object_size_less_than, 1, "object_size_less_than");
+        if let (Some(g), Some(l), Some(lp)) = (gt, lt, &raw.object_size_less_than) {
+            if g >= l {
+                self.diags.push(
+                    Diagnostic::new("value-out-of-range", format!("object_size_less_than ({l}) must be greater than object_size_greater_than ({g})"), Some(lp.pos()))
+                        .help("no object would match this rule"),
+                );
+            }
+        }
+        let transitions = self.transitions(
+            &raw.transitions,
+            "transitions",
+            expire,
+            raw.expire_after_days.as_ref(),
+            "expire_after_days",
+        );
+        let nc_transitions = self.transitions(
+            &raw.noncurrent_transitions,
+            "noncurrent_transitions",
+            nc_expire,
+            raw.noncurrent_expire_after_days.as_ref(),
+            "noncurrent_expire_after_days",
+        );
+        if nc_newer.is_some() && nc_expire.is_none() {
+            if let Some(p) = &raw.noncurrent_newer_versions {
+                self.diags.push(
+                    Diagnostic::new(
+                        "rule-does-nothing",
+                        "`noncurrent_newer_versions` needs `noncurrent_expire_after_days`",
+                        Some(p.pos()),
+                    )
+                    .help("say after how many days the older noncurrent versions expire"),
+                );
+            }
+        }
+        if transitions.is_empty()
+            && nc_transitions.is_empty()
+            && expire.is_none()
+            && nc_expire.is_none()
+            && abort.is_none()
+        {
+            self.diags.push(
+                Diagnostic::new("rule-does-nothing", format!("lifecycle rule `{id}` has no action"), Some(raw.id.pos()))
+                    .help("add transitions, expire_after_days, noncurrent_expire_after_days, noncurrent_transitions or abort_incomplete_multipart_days"),
+            );
+        }
+        let tags = raw
+            .tags
+            .as_ref()
+            .map(|t| t.value().clone())
+            .unwrap_or_default();
+        if let Some(t) = &raw.tags {
+            if t.value()
+                .keys()
+                .any(|k| k.is_empty() || k.chars().count() > 128)
+            {
+                self.diags.push(
+                    Diagnostic::new(
+                        "value-out-of-range",
+                        "a tag key must be 1–128 characters",
+                        Some(t.pos()),
+                    )
+                    .help("fix the tag key"),
+                );
+            }
+        }
+        let prefix = match &raw.prefix {
+            Some(p) => self.expand(p)?,
+            None => String::new(),
+        };
+        (self.diags.len() == before).then(|| LifecycleRule {
+            id: id.clone(),
+            enabled: raw.enabled.as_ref().is_none_or(|e| *e.value()),
+            prefix,
+            tags,
+            object_size_greater_than: gt,
+            object_size_less_than: lt,
+            transitions,
+            expire_after_days: expire,
+            noncurrent_transitions: nc_transitions,
+            noncurrent_expire_after_days: nc_expire,
+            noncurrent_newer_versions: nc_newer,
+            abort_incomplete_multipart_days: abort,
+            unmodelled: Vec::new(),
+        })
+    }
+
+    /// S3's transition rules: IA classes no earlier than 30 days, days
+    /// increasing, classes moving down the order, expiration after the last.
+    fn transitions(
+        &mut self,
+        list: &[Sp<raw::RawTransition>],
+        what: &str,
+        expire: Option<i64>,
+        expire_pos: Option<&Sp<i64>>,
+        expire_name: &str,
+    ) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let mut prev: Option<(i64, raw::StorageClassRaw)> = None;
+        for t in list {
+            let t = t.value();
+            let (days, class) = (*t.days.value(), *t.storage_class.value());
+            if !(0..=i64::from(i32::MAX)).contains(&days) {
+                self.diags.push(
+                    Diagnostic::new(
+                        "value-out-of-range",
+                        format!(
+                            "transition days is {days}, it must be between 0 and {}",
+                            i32::MAX
+                        ),
+                        Some(t.days.pos()),
+                    )
+                    .help("write a whole number of days ≥ 0"),
+                );
+            }
+            if matches!(
+                class,
+                raw::StorageClassRaw::StandardIa | raw::StorageClassRaw::OnezoneIa
+            ) && days < 30
+            {
+                self.diags.push(
+                    Diagnostic::new("transition-too-early", format!("{} transitions need at least 30 days, this one is at {days}", class.as_str()), Some(t.days.pos()))
+                        .label("S3 rejects fewer than 30 days")
+                        .help(format!("write `days: 30` or more, or use another storage class; the strategy moves to {} at 30 days", class.as_str())),
+                );
+            }
+            if let Some((pd, pc)) = prev {
+                if days <= pd {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "transition-order",
+                            format!("{what} must increase in days: {days} comes after {pd}"),
+                            Some(t.days.pos()),
+                        )
+                        .help("list transitions from the earliest to the latest"),
+                    );
+                } else if class <= pc {
+                    self.diags.push(
+                        Diagnostic::new("transition-order", format!("{} after {} moves up the storage-class order", class.as_str(), pc.as_str()), Some(t.storage_class.pos()))
+                            .help("transitions go down the order STANDARD_IA → INTELLIGENT_TIERING → ONEZONE_IA → GLACIER_IR → GLACIER → DEEP_ARCHIVE"),
+                    );
+                }
+            }
+            prev = Some((days, class));
+            out.push(Transition {
+                days,
+                storage_class: class.as_str().to_string(),
+            });
+        }
+        if let (Some((last, class)), Some(e), Some(ep)) = (prev, expire, expire_pos) {
+            if e <= last {
+                self.diags.push(
+                    Diagnostic::new("expiration-before-transition", format!("`{expire_name}: {e}` is not after the last transition ({} at {last} days)", class.as_str()), Some(ep.pos()))
+                        .help(format!("expire after more than {last} days, or drop the transition")),
+                );
+            }
+        }
+        out
     }
 
     fn encryption(&mut self, e: &Sp<raw::RawEncryption>) -> Option<Encryption> {

@@ -34,8 +34,7 @@ pub fn applied(results: &[Applied]) -> Value {
         .iter()
         .map(|a| {
             json!({
-                "address": a.change.address,
-                "action": a.change.action,
+                "address": a.address,
                 "ok": !a.failed(),
                 "steps": a.steps.iter().map(|s| json!({"step": s.step, "ok": s.result.is_ok(), "error": s.result.as_ref().err()})).collect::<Vec<_>>(),
                 "did_not_take": a.did_not_take,

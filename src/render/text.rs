@@ -23,6 +23,26 @@ fn before(v: &Option<Value>) -> String {
 
 /// Text for one resource's change (nothing for an unchanged resource).
 pub fn change(out: &mut String, c: &Change, p: Paint) {
+    if let (Some(step), false) = (&c.manual, c.is_noop()) {
+        let _ = writeln!(
+            out,
+            "{} {} needs a manual step (apply never makes this change)",
+            p.yellow("!"),
+            p.bold(&c.address.0)
+        );
+        for a in &c.attributes {
+            let _ = writeln!(
+                out,
+                "    {} {} {} → {}",
+                p.yellow("~"),
+                a.name,
+                before(&a.before),
+                value(&a.after)
+            );
+        }
+        let _ = writeln!(out, "    {} {step}\n", p.yellow("run:"));
+        return;
+    }
     let head = match c.action {
         Action::Create => format!("{} {} will be created", p.green("+"), p.bold(&c.address.0)),
         Action::Update => format!(
@@ -34,9 +54,20 @@ pub fn change(out: &mut String, c: &Change, p: Paint) {
         Action::NoOp if !c.conflicts.is_empty() || !c.unknown.is_empty() => {
             format!("{} {}", p.red("!"), p.bold(&c.address.0))
         }
-        Action::NoOp => return,
+        Action::NoOp => {
+            if let Some(r) = &c.reason {
+                let _ = writeln!(out, "{} {}: {r}\n", p.dim("="), p.dim(&c.address.0));
+            }
+            return;
+        }
     };
     let _ = writeln!(out, "{head}");
+    if let Some(r) = &c.reason {
+        let _ = writeln!(out, "    {}", p.dim(&format!("# {r}")));
+    }
+    if c.destructive && c.attributes.is_empty() {
+        let _ = writeln!(out, "    {}", p.red("# destructive: needs --allow-destroy"));
+    }
     let width = c.attributes.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for a in &c.attributes {
         let after = if a.sensitive {
@@ -98,6 +129,9 @@ pub fn plan(plan: &Plan, p: Paint) -> String {
     if s.conflicts > 0 {
         line.push_str(&format!(", {} in conflict", s.conflicts));
     }
+    if s.manual > 0 {
+        line.push_str(&format!(", {} manual step(s)", s.manual));
+    }
     line.push('.');
     if !plan.has_changes() && !plan.is_incomplete() {
         let _ = writeln!(out, "No changes. The live state matches the policy.");
@@ -153,7 +187,7 @@ pub fn applied(results: &[Applied], p: Paint) -> String {
         } else {
             p.green("done")
         };
-        let _ = writeln!(out, "{}: {mark}", p.bold(&a.change.address.0));
+        let _ = writeln!(out, "{}: {mark}", p.bold(&a.address.0));
         for s in &a.steps {
             match &s.result {
                 Ok(()) => {

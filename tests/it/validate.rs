@@ -113,8 +113,10 @@ fn diagnostic_codes_are_stable() {
             "bucket-key-not-allowed",
             "bucket-name-invalid",
             "duplicate-key",
+            "duplicate-rule-id",
             "env-var-invalid",
             "env-var-missing",
+            "expiration-before-transition",
             "file-unreadable",
             "invalid-type",
             "invalid-value",
@@ -123,10 +125,16 @@ fn diagnostic_codes_are_stable() {
             "missing-field",
             "not-supported-yet",
             "not-utf8",
+            "region-invalid",
+            "rule-does-nothing",
+            "rule-id-invalid",
+            "too-many-rules",
+            "transition-order",
+            "transition-too-early",
             "unknown-field",
             "unsupported-version",
+            "value-out-of-range",
             "yaml-syntax",
-            "region-invalid",
         ]
         .iter()
         .copied()

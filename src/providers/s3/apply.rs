@@ -1,19 +1,25 @@
 //! Make one bucket match the policy, in a safe order: create it, then
 //! versioning, then default encryption (before anything writes objects),
-//! then the public access block. Each step is one API call; a failed step
-//! stops the later steps of this bucket only.
+//! then the public access block, the bucket policy and lifecycle. Each step
+//! is one API call; a failed step stops the later steps of this bucket only.
+//! Whole-document settings (bucket policy, lifecycle) are re-read just
+//! before they are replaced: if someone changed them since they were
+//! observed, the step stops rather than overwrite that change.
 
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
-    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
+    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
+    CreateBucketConfiguration, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    VersioningConfiguration,
 };
 
 use super::diff::merged_pab;
-use super::observe::BucketState;
+use super::lifecycle::{self, LifecycleDoc};
+use super::observe::{self, BucketState};
+use super::tls::{self, PolicyDoc};
 use crate::aws::{classify, Aws};
-use crate::model::{Action, Change};
-use crate::policy::{BucketSpec, Encryption, Versioning};
+use crate::model::{Action, Change, Observed};
+use crate::policy::{BucketSpec, Encryption, Lifecycle, Versioning};
 
 /// One step done, or why it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +35,11 @@ pub async fn apply(
     spec: &BucketSpec,
     region: &str,
     state: &BucketState,
-    change: &Change,
+    changes: &[Change],
 ) -> Vec<StepOutcome> {
+    let Some(change) = changes.first() else {
+        return Vec::new();
+    };
     let client = aws.s3(region);
     let name = spec.name.as_str();
     let touches = |prefix: &str| {
@@ -127,6 +136,37 @@ pub async fn apply(
                 .send()
         );
     }
+    if let (Some(want), Some(tls_change)) = (
+        spec.require_tls,
+        changes.iter().find(|c| c.address == tls::address(name)),
+    ) {
+        if tls_change.is_actionable() {
+            let seen = state.policy.as_ref().and_then(|o| o.present());
+            let r = write_policy(aws, &client, name, seen, want).await;
+            let failed = r.is_err();
+            out.push(StepOutcome {
+                step: "bucket policy (require TLS)",
+                result: r,
+            });
+            if failed {
+                return out;
+            }
+        }
+    }
+    if let Some(want) = &spec.lifecycle {
+        let prefix = format!("s3.{name}.lifecycle");
+        if changes
+            .iter()
+            .any(|c| c.address.0.starts_with(&prefix) && c.is_actionable())
+        {
+            let seen = state.lifecycle.as_ref().and_then(|o| o.present());
+            let r = write_lifecycle(aws, &client, name, seen, want).await;
+            out.push(StepOutcome {
+                step: "lifecycle",
+                result: r,
+            });
+        }
+    }
     out
 }
 
@@ -147,4 +187,99 @@ fn encryption_config(
     ServerSideEncryptionConfiguration::builder()
         .rules(rule)
         .build()
+}
+
+const CHANGED: &str = "changed since it was observed (someone else wrote it); nothing was written: re-run plan to see the new state";
+
+/// Replace the lifecycle document, keeping rules the policy does not own,
+/// unless it changed since `seen` was read.
+async fn write_lifecycle(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    seen: Option<&LifecycleDoc>,
+    want: &Lifecycle,
+) -> Result<(), String> {
+    let now = observe::read_lifecycle(aws, client, name)
+        .await
+        .map_err(|f| f.0)?;
+    let now = match now {
+        Observed::Unknown { reason } => {
+            return Err(format!(
+                "cannot re-read the lifecycle configuration: {reason}"
+            ))
+        }
+        Observed::Absent => None,
+        Observed::Present(d) => Some(d),
+    };
+    if now.as_ref().map(|d| (&d.rules, &d.min_object_size))
+        != seen.map(|d| (&d.rules, &d.min_object_size))
+    {
+        return Err(format!("the lifecycle configuration {CHANGED}"));
+    }
+    let rules = lifecycle::merged(want, now.as_ref()).map_err(|e| e.to_string())?;
+    if rules.is_empty() {
+        return aws
+            .call(client.delete_bucket_lifecycle().bucket(name).send())
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e, &[]).reason());
+    }
+    let conf = BucketLifecycleConfiguration::builder()
+        .set_rules(Some(rules))
+        .build()
+        .map_err(|e| e.to_string())?;
+    aws.call(
+        client
+            .put_bucket_lifecycle_configuration()
+            .bucket(name)
+            .lifecycle_configuration(conf)
+            .set_transition_default_minimum_object_size(now.and_then(|d| d.min_object_size))
+            .send(),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| classify(&e, &[]).reason())
+}
+
+/// Put (or remove) the tool's TLS statement, keeping every other statement,
+/// unless the policy changed since `seen` was read.
+async fn write_policy(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    seen: Option<&PolicyDoc>,
+    want: bool,
+) -> Result<(), String> {
+    let now = observe::read_policy(aws, client, name)
+        .await
+        .map_err(|f| f.0)?;
+    let now = match now {
+        Observed::Unknown { reason } => {
+            return Err(format!("cannot re-read the bucket policy: {reason}"))
+        }
+        Observed::Absent => None,
+        Observed::Present(d) => Some(d),
+    };
+    if now.as_ref() != seen {
+        return Err(format!("the bucket policy {CHANGED}"));
+    }
+    match tls::merged(now.as_ref(), name, want) {
+        Some(doc) => aws
+            .call(
+                client
+                    .put_bucket_policy()
+                    .bucket(name)
+                    .policy(doc.to_string())
+                    .send(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e, &[]).reason()),
+        None => aws
+            .call(client.delete_bucket_policy().bucket(name).send())
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e, &[]).reason()),
+    }
 }

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::observe::BucketState;
+use super::tls;
 use crate::audit::{ControlResult, Severity, Status};
 use crate::model::{Change, Observed};
 use crate::policy::BucketSpec;
@@ -45,14 +46,39 @@ const PUBLIC: Def = Def {
     severity: Severity::High,
 };
 
+const TLS: Def = Def {
+    id: "S3-TLS",
+    attribute: "require_tls",
+    title: "Encryption in transit (TLS-only bucket policy)",
+    rationale: "Backups containing PII must be encrypted in transit: the bucket denies every request made without TLS (strategy: privacy & compliance).",
+    severity: Severity::High,
+};
+const MFA: Def = Def {
+    id: "S3-MFA-DELETE",
+    attribute: "mfa_delete",
+    title: "MFA delete",
+    rationale: "For high-assurance environments, deleting versions needs the root user's MFA (strategy: access control).",
+    severity: Severity::Medium,
+};
+const LIFECYCLE: Def = Def {
+    id: "S3-LIFECYCLE",
+    attribute: "lifecycle",
+    title: "Lifecycle tiering and retention",
+    rationale: "Retention and tiering follow the strategy: dumps kept 14 days, STANDARD_IA at 30 days, GLACIER at 180, non-critical objects expire after a year.",
+    severity: Severity::Medium,
+};
+
 /// The controls for one bucket. `change` is `diff(spec, region, state)`.
 pub fn controls(
     spec: &BucketSpec,
     region: &str,
     state: &BucketState,
-    change: &Change,
+    changes: &[Change],
 ) -> Vec<ControlResult> {
     let mut out = Vec::new();
+    let Some(change) = changes.first() else {
+        return out;
+    };
     let exists_expected = json!({ "exists": true, "region": region });
     let (exists_observed, exists_status, exists_detail) = match &state.bucket {
         Observed::Present(r) if r == region => {
@@ -126,6 +152,94 @@ pub fn controls(
             status,
             detail,
             "set the public access block (suoops-policy apply)",
+        ));
+    }
+    if let (Some(true), Some(seen)) = (spec.require_tls, &state.policy) {
+        let (status, detail, observed) = match seen {
+            Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone()), Value::Null),
+            other => {
+                let doc = other.present();
+                let observed = doc.map(|d| d.json.clone()).unwrap_or(Value::Null);
+                match tls::enforced(doc, &spec.name) {
+                    Ok(()) => (Status::Pass, None, observed),
+                    Err(why) => (Status::Fail, Some(why), observed),
+                }
+            }
+        };
+        out.push(result(
+            &TLS,
+            spec,
+            change,
+            tls::desired_statement(&spec.name),
+            observed,
+            status,
+            detail,
+            "add the TLS-only statement (suoops-policy apply)",
+        ));
+    }
+    if let (Some(want), Some(seen)) = (spec.mfa_delete, &state.mfa_delete) {
+        let word = |b: bool| if b { "enabled" } else { "disabled" };
+        let (status, detail) = match seen {
+            Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone())),
+            Observed::Present(v) if *v == want => (Status::Pass, None),
+            _ => (Status::Fail, None),
+        };
+        let fix = changes
+            .iter()
+            .find_map(|c| c.manual.clone())
+            .unwrap_or_else(|| "none".into());
+        out.push(result(
+            &MFA,
+            spec,
+            change,
+            json!(word(want)),
+            observed_json(seen, |v| json!(word(*v))),
+            status,
+            detail,
+            &fix,
+        ));
+    }
+    if let (Some(want), Some(seen)) = (&spec.lifecycle, &state.lifecycle) {
+        let prefix = format!("s3.{}.lifecycle", spec.name);
+        let rule_changes: Vec<&Change> = changes
+            .iter()
+            .filter(|c| c.address.0.starts_with(&prefix))
+            .collect();
+        let (status, detail) = if let Some(r) = rule_changes.iter().find_map(|c| c.unknown.first())
+        {
+            (Status::Unknown, Some(r.reason.clone()))
+        } else {
+            let bad: Vec<String> = rule_changes
+                .iter()
+                .filter(|c| !c.is_noop())
+                .map(|c| {
+                    format!(
+                        "{} ({})",
+                        c.address.0.trim_start_matches(&format!("{prefix}.")),
+                        match c.action {
+                            crate::model::Action::Create => "missing",
+                            crate::model::Action::Delete => "not in the policy (exclusive)",
+                            _ => "differs",
+                        }
+                    )
+                })
+                .collect();
+            if bad.is_empty() {
+                (Status::Pass, None)
+            } else {
+                (Status::Fail, Some(format!("rules: {}", bad.join(", "))))
+            }
+        };
+        let observed = observed_json(seen, |d| json!(d.rules));
+        out.push(result(
+            &LIFECYCLE,
+            spec,
+            change,
+            json!(want.rules),
+            observed,
+            status,
+            detail,
+            "write the lifecycle rules (suoops-policy apply)",
         ));
     }
     out

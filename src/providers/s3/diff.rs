@@ -4,20 +4,62 @@
 use serde_json::{json, Value};
 
 use super::observe::{BucketState, EncryptionState, PabState};
+use super::{lifecycle, tls};
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
 use crate::policy::{BucketSpec, Encryption, PublicAccessBlock, Versioning};
 
-/// Compare one bucket. `region` is the region the policy wants it in.
-pub fn diff(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
-    let mut change = Change {
-        address: Address::s3_bucket(&spec.name),
-        action: Action::NoOp,
-        attributes: Vec::new(),
-        unknown: Vec::new(),
-        conflicts: Vec::new(),
-        destructive: false,
-        reason: None,
-    };
+/// Compare one bucket: the bucket's own change first, then one per
+/// sub-resource (MFA delete, TLS statement, lifecycle rules).
+pub fn diff(spec: &BucketSpec, region: &str, state: &BucketState) -> Vec<Change> {
+    let head = bucket(spec, region, state);
+    let mut out = vec![head];
+    if state.bucket.unknown_reason().is_some() {
+        return out;
+    }
+    if let (Some(want), Some(seen)) = (spec.mfa_delete, &state.mfa_delete) {
+        out.push(mfa_delete(&spec.name, want, seen));
+    }
+    if let (Some(want), Some(seen)) = (spec.require_tls, &state.policy) {
+        out.push(tls::diff(&spec.name, want, seen));
+    }
+    if let (Some(want), Some(seen)) = (&spec.lifecycle, &state.lifecycle) {
+        out.extend(lifecycle::diff(&spec.name, want, seen));
+    }
+    out
+}
+
+/// MFA delete can only be changed by the root user with an MFA code: the
+/// plan names the exact command, apply never tries.
+fn mfa_delete(bucket: &str, want: bool, seen: &Observed<bool>) -> Change {
+    let mut c = Change::new(Address(format!("s3.{bucket}.mfa_delete")), Action::NoOp);
+    let word = |b: bool| if b { "enabled" } else { "disabled" };
+    match seen {
+        Observed::Unknown { reason } => c.unknown.push(UnknownSetting {
+            attribute: "mfa_delete".into(),
+            reason: reason.clone(),
+        }),
+        Observed::Present(v) if *v == want => {}
+        other => {
+            let before = other.present().copied().unwrap_or(false);
+            c.action = Action::Update;
+            c.attributes.push(AttrChange::new(
+                "mfa_delete",
+                Some(json!(word(before))),
+                json!(word(want)),
+            ));
+            c.manual = Some(format!(
+                "as the root user, with the root MFA device: aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled,MFADelete={} --mfa \"arn:aws:iam::ACCOUNT_ID:mfa/root-account-mfa-device CODE\"",
+                if want { "Enabled" } else { "Disabled" }
+            ));
+        }
+    }
+    c
+}
+
+/// The bucket itself: existence, region, versioning, encryption, public
+/// access block.
+fn bucket(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
+    let mut change = Change::new(Address::s3_bucket(&spec.name), Action::NoOp);
     match &state.bucket {
         Observed::Unknown { reason } => {
             change.unknown.push(UnknownSetting {
@@ -217,6 +259,9 @@ mod tests {
                 bucket_key: None,
             }),
             public_access_block: Some(PublicAccessBlock::all(true)),
+            mfa_delete: None,
+            require_tls: None,
+            lifecycle: None,
             line: 1,
         }
     }
@@ -236,12 +281,15 @@ mod tests {
                 block_public_policy: true,
                 restrict_public_buckets: true,
             })),
+            mfa_delete: None,
+            lifecycle: None,
+            policy: None,
         }
     }
 
     #[test]
     fn compliant_bucket_is_noop() {
-        let c = diff(&spec(), "us-east-1", &compliant());
+        let c = bucket(&spec(), "us-east-1", &compliant());
         assert_eq!(c.action, Action::NoOp);
         assert!(c.attributes.is_empty() && c.unknown.is_empty());
     }
@@ -253,8 +301,11 @@ mod tests {
             versioning: Some(Observed::Absent),
             encryption: Some(Observed::Absent),
             public_access_block: Some(Observed::Absent),
+            mfa_delete: None,
+            lifecycle: None,
+            policy: None,
         };
-        let c = diff(&spec(), "eu-west-1", &state);
+        let c = bucket(&spec(), "eu-west-1", &state);
         assert_eq!(c.action, Action::Create);
         let names: Vec<_> = c.attributes.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(
@@ -278,7 +329,7 @@ mod tests {
         s.versioning = Some(Observed::Unknown {
             reason: "access denied".into(),
         });
-        let c = diff(&spec(), "us-east-1", &s);
+        let c = bucket(&spec(), "us-east-1", &s);
         assert_eq!(c.action, Action::NoOp);
         assert_eq!(
             c.unknown,
@@ -293,7 +344,7 @@ mod tests {
             },
             ..compliant()
         };
-        let c = diff(&spec(), "us-east-1", &whole);
+        let c = bucket(&spec(), "us-east-1", &whole);
         assert_eq!(
             c.action,
             Action::NoOp,
@@ -306,17 +357,17 @@ mod tests {
     fn suspending_versioning_is_destructive() {
         let mut sp = spec();
         sp.versioning = Some(Versioning::Suspended);
-        let c = diff(&sp, "us-east-1", &compliant());
+        let c = bucket(&sp, "us-east-1", &compliant());
         assert_eq!(c.action, Action::Update);
         assert!(c.destructive);
         let mut never = compliant();
         never.versioning = Some(Observed::Absent);
-        assert!(!diff(&sp, "us-east-1", &never).destructive);
+        assert!(!bucket(&sp, "us-east-1", &never).destructive);
     }
 
     #[test]
     fn wrong_region_is_a_conflict_not_a_replace() {
-        let c = diff(&spec(), "eu-west-1", &compliant());
+        let c = bucket(&spec(), "eu-west-1", &compliant());
         assert_eq!(c.action, Action::NoOp);
         assert_eq!(c.conflicts.len(), 1);
         assert!(c.conflicts[0].contains("exists in us-east-1"));
@@ -361,7 +412,7 @@ mod tests {
                 restrict_public_buckets: true,
             }
         }));
-        let c = diff(&spec(), "us-east-1", &s);
+        let c = bucket(&spec(), "us-east-1", &s);
         assert_eq!(c.attributes.len(), 1);
         assert_eq!(
             c.attributes[0].name,

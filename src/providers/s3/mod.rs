@@ -4,7 +4,9 @@
 pub mod apply;
 pub mod controls;
 pub mod diff;
+pub mod lifecycle;
 pub mod observe;
+pub mod tls;
 
 pub use observe::{BucketState, EncryptionState, PabState};
 
@@ -16,6 +18,8 @@ pub const READ_PERMISSIONS: &[&str] = &[
     "s3:GetBucketVersioning",
     "s3:GetEncryptionConfiguration",
     "s3:GetBucketPublicAccessBlock",
+    "s3:GetLifecycleConfiguration",
+    "s3:GetBucketPolicy",
 ];
 
 pub const WRITE_PERMISSIONS: &[&str] = &[
@@ -23,4 +27,7 @@ pub const WRITE_PERMISSIONS: &[&str] = &[
     "s3:PutBucketVersioning",
     "s3:PutEncryptionConfiguration",
     "s3:PutBucketPublicAccessBlock",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
 ];

@@ -7,9 +7,12 @@ use crate::aws::{classify, ApiError, Aws};
 use crate::model::Observed;
 use crate::policy::BucketSpec;
 
+use super::lifecycle::LifecycleDoc;
+use super::tls::PolicyDoc;
+
 /// A bucket as observed. `None` for a setting: not read, because the policy
 /// does not mention it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BucketState {
     /// Present(region) when the bucket exists.
     pub bucket: Observed<String>,
@@ -17,6 +20,10 @@ pub struct BucketState {
     pub versioning: Option<Observed<String>>,
     pub encryption: Option<Observed<EncryptionState>>,
     pub public_access_block: Option<Observed<PabState>>,
+    /// Read from the same GetBucketVersioning call as `versioning`.
+    pub mfa_delete: Option<Observed<bool>>,
+    pub lifecycle: Option<Observed<LifecycleDoc>>,
+    pub policy: Option<Observed<PolicyDoc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -80,6 +87,9 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Bucke
             versioning: spec.versioning.map(|_| like(&bucket)),
             encryption: spec.encryption.as_ref().map(|_| like(&bucket)),
             public_access_block: spec.public_access_block.map(|_| like(&bucket)),
+            mfa_delete: spec.mfa_delete.map(|_| like(&bucket)),
+            lifecycle: spec.lifecycle.as_ref().map(|_| like(&bucket)),
+            policy: spec.require_tls.map(|_| like(&bucket)),
             bucket,
         });
     }
@@ -88,32 +98,39 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Bucke
         .cloned()
         .unwrap_or_else(|| region.to_string());
     let client = aws.s3(&actual_region);
-    let (versioning, encryption, public_access_block) = tokio::join!(
-        async {
-            match spec.versioning {
-                Some(_) => Some(versioning(aws, &client, name).await),
-                None => None,
-            }
-        },
-        async {
-            match spec.encryption {
-                Some(_) => Some(encryption(aws, &client, name).await),
-                None => None,
-            }
-        },
-        async {
-            match spec.public_access_block {
-                Some(_) => Some(public_access_block(aws, &client, name).await),
-                None => None,
-            }
-        },
+    let wants_versioning = spec.versioning.is_some() || spec.mfa_delete.is_some();
+    let (versioning, encryption, public_access_block, lifecycle, policy) = tokio::join!(
+        maybe(wants_versioning, versioning(aws, &client, name)),
+        maybe(spec.encryption.is_some(), encryption(aws, &client, name)),
+        maybe(
+            spec.public_access_block.is_some(),
+            public_access_block(aws, &client, name)
+        ),
+        maybe(spec.lifecycle.is_some(), lifecycle(aws, &client, name)),
+        maybe(spec.require_tls.is_some(), policy(aws, &client, name)),
     );
+    let (versioning, mfa_delete) = match versioning.transpose()? {
+        Some((v, m)) => (spec.versioning.map(|_| v), spec.mfa_delete.map(|_| m)),
+        None => (None, None),
+    };
     Ok(BucketState {
         bucket,
-        versioning: versioning.transpose()?,
+        versioning,
         encryption: encryption.transpose()?,
         public_access_block: public_access_block.transpose()?,
+        mfa_delete,
+        lifecycle: lifecycle.transpose()?,
+        policy: policy.transpose()?,
     })
+}
+
+/// Run a read only when the policy mentions the setting.
+async fn maybe<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> Option<T> {
+    if wanted {
+        Some(read.await)
+    } else {
+        None
+    }
 }
 
 /// HeadBucket answered 403 without a body, which is both "these credentials
@@ -150,22 +167,102 @@ fn like<T>(bucket: &Observed<String>) -> Observed<T> {
     }
 }
 
+type VersioningRead = (Observed<String>, Observed<bool>);
+
 async fn versioning(
     aws: &Aws,
     client: &aws_sdk_s3::Client,
     name: &str,
-) -> Result<Observed<String>, Fatal> {
+) -> Result<VersioningRead, Fatal> {
     match aws
         .call(client.get_bucket_versioning().bucket(name).send())
         .await
     {
-        Ok(out) => Ok(match out.status() {
-            Some(BucketVersioningStatus::Enabled) => Observed::Present("enabled".into()),
-            Some(BucketVersioningStatus::Suspended) => Observed::Present("suspended".into()),
-            Some(other) => Observed::Present(other.as_str().to_ascii_lowercase()),
-            None => Observed::Absent,
-        }),
-        Err(e) => unknown(classify(&e, &["NoSuchBucket"])),
+        Ok(out) => {
+            let status = match out.status() {
+                Some(BucketVersioningStatus::Enabled) => Observed::Present("enabled".into()),
+                Some(BucketVersioningStatus::Suspended) => Observed::Present("suspended".into()),
+                Some(other) => Observed::Present(other.as_str().to_ascii_lowercase()),
+                None => Observed::Absent,
+            };
+            let mfa = Observed::Present(
+                out.mfa_delete() == Some(&aws_sdk_s3::types::MfaDeleteStatus::Enabled),
+            );
+            Ok((status, mfa))
+        }
+        Err(e) => {
+            let u: Observed<String> = unknown(classify(&e, &["NoSuchBucket"]))?;
+            let m = match &u {
+                Observed::Unknown { reason } => Observed::Unknown {
+                    reason: reason.clone(),
+                },
+                _ => Observed::Absent,
+            };
+            Ok((u, m))
+        }
+    }
+}
+
+async fn lifecycle(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+) -> Result<Observed<LifecycleDoc>, Fatal> {
+    read_lifecycle(aws, client, name).await
+}
+
+/// GetBucketLifecycleConfiguration; also used by apply to re-read the
+/// document just before replacing it.
+pub async fn read_lifecycle(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+) -> Result<Observed<LifecycleDoc>, Fatal> {
+    match aws
+        .call(
+            client
+                .get_bucket_lifecycle_configuration()
+                .bucket(name)
+                .send(),
+        )
+        .await
+    {
+        Ok(out) => Ok(Observed::Present(LifecycleDoc::from_sdk(
+            out.rules().to_vec(),
+            out.transition_default_minimum_object_size().cloned(),
+        ))),
+        Err(e) => unknown(classify(
+            &e,
+            &["NoSuchLifecycleConfiguration", "NoSuchBucket"],
+        )),
+    }
+}
+
+async fn policy(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+) -> Result<Observed<PolicyDoc>, Fatal> {
+    read_policy(aws, client, name).await
+}
+
+/// GetBucketPolicy; also used by apply to re-read before writing.
+pub async fn read_policy(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+) -> Result<Observed<PolicyDoc>, Fatal> {
+    match aws
+        .call(client.get_bucket_policy().bucket(name).send())
+        .await
+    {
+        Ok(out) => match serde_json::from_str(out.policy().unwrap_or("{}")) {
+            Ok(json) => Ok(Observed::Present(PolicyDoc { json })),
+            Err(e) => Ok(Observed::Unknown {
+                reason: format!("the bucket policy is not valid JSON: {e}"),
+            }),
+        },
+        Err(e) => unknown(classify(&e, &["NoSuchBucketPolicy", "NoSuchBucket"])),
     }
 }
 
