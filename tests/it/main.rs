@@ -4,5 +4,6 @@
 mod harness;
 mod moto_launcher;
 mod s3;
+mod s3_documents;
 mod schema;
 mod validate;

@@ -1,0 +1,463 @@
+//! Whole-document S3 settings against moto: lifecycle rules with rule-level
+//! ownership, the TLS-only bucket-policy statement, MFA delete as a manual
+//! step, and a concurrent change between plan and apply.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter,
+};
+
+use crate::harness::{block_on, unique, World};
+
+fn squash(s: &str) -> String {
+    s.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn lifecycle_policy(bucket: &str, ownership: &str) -> String {
+    format!(
+        "version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {bucket}:
+      versioning: enabled
+      lifecycle:
+        ownership: {ownership}
+        rules:
+          - id: postgres-dumps
+            prefix: postgres/
+            expire_after_days: 14
+            noncurrent_expire_after_days: 7
+          - id: tiering
+            transitions:
+              - {{days: 30, storage_class: STANDARD_IA}}
+              - {{days: 180, storage_class: GLACIER}}
+            noncurrent_transitions:
+              - {{days: 30, storage_class: STANDARD_IA}}
+          - id: expire-non-critical
+            prefix: tmp/
+            tags: {{class: non-critical}}
+            expire_after_days: 365
+            abort_incomplete_multipart_days: 7
+          - id: paused
+            enabled: false
+            prefix: scratch/
+            expire_after_days: 3
+"
+    )
+}
+
+/// A rule another team wrote, the legacy way (top-level Prefix, which S3
+/// returns as written).
+#[allow(deprecated)]
+fn foreign_rule() -> LifecycleRule {
+    LifecycleRule::builder()
+        .id("other-team")
+        .status(ExpirationStatus::Enabled)
+        .prefix("logs/")
+        .expiration(LifecycleExpiration::builder().days(90).build())
+        .build()
+        .expect("rule")
+}
+
+fn put_rules(w: &World, bucket: &str, rules: Vec<LifecycleRule>) {
+    block_on(async {
+        w.moto()
+            .s3("us-east-1")
+            .put_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .lifecycle_configuration(
+                BucketLifecycleConfiguration::builder()
+                    .set_rules(Some(rules))
+                    .build()
+                    .expect("conf"),
+            )
+            .send()
+            .await
+            .expect("put lifecycle");
+    });
+}
+
+fn live_rule_ids(w: &World, bucket: &str) -> Vec<String> {
+    block_on(async {
+        let out = w
+            .moto()
+            .s3("us-east-1")
+            .get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("get lifecycle");
+        let mut ids: Vec<String> = out
+            .rules()
+            .iter()
+            .map(|r| r.id().unwrap_or_default().to_string())
+            .collect();
+        ids.sort();
+        ids
+    })
+}
+
+#[test]
+fn lifecycle_round_trip_has_no_diff_and_passes_audit() {
+    let w = World::with_moto();
+    let b = unique("lc");
+    let p = w
+        .write("p.yaml", &lifecycle_policy(&b, "shared"))
+        .to_string_lossy()
+        .into_owned();
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    let out = squash(&r.stdout);
+    assert!(
+        out.contains(&format!("+ s3.{b}.lifecycle.tiering will be created")),
+        "{out}"
+    );
+    assert!(out.contains(r#"+ transitions = [{"days":30,"storage_class":"STANDARD_IA"},{"days":180,"storage_class":"GLACIER"}]"#), "{out}");
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(0);
+    assert!(r.stdout.contains("No changes."), "{}", r.stdout);
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    r.code(0);
+    let j = r.json();
+    let lc = j["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == "S3-LIFECYCLE")
+        .cloned()
+        .expect("S3-LIFECYCLE");
+    assert_eq!(lc["status"], "pass");
+    assert_eq!(
+        live_rule_ids(&w, &b),
+        ["expire-non-critical", "paused", "postgres-dumps", "tiering"]
+    );
+}
+
+#[test]
+fn foreign_rule_is_kept_under_shared_and_removed_under_exclusive_only_with_allow_destroy() {
+    let w = World::with_moto();
+    let b = unique("lc");
+    block_on(async {
+        w.moto()
+            .s3("us-east-1")
+            .create_bucket()
+            .bucket(&b)
+            .send()
+            .await
+            .expect("create")
+    });
+    put_rules(&w, &b, vec![foreign_rule()]);
+    let shared = w
+        .write("shared.yaml", &lifecycle_policy(&b, "shared"))
+        .to_string_lossy()
+        .into_owned();
+    let r = w.cli(&["plan", "-f", &shared]);
+    r.code(0);
+    assert!(
+        r.stdout.contains(&format!(
+            "= s3.{b}.lifecycle.other-team: not managed by this policy, kept"
+        )),
+        "{}",
+        r.stdout
+    );
+    w.cli(&["apply", "-f", &shared, "--auto-approve"]).code(0);
+    assert_eq!(
+        live_rule_ids(&w, &b),
+        [
+            "expire-non-critical",
+            "other-team",
+            "paused",
+            "postgres-dumps",
+            "tiering"
+        ]
+    );
+    let kept = block_on(async {
+        let out = w
+            .moto()
+            .s3("us-east-1")
+            .get_bucket_lifecycle_configuration()
+            .bucket(&b)
+            .send()
+            .await
+            .expect("get");
+        out.rules()
+            .iter()
+            .find(|r| r.id() == Some("other-team"))
+            .cloned()
+            .expect("foreign rule")
+    });
+    assert_eq!(
+        kept.expiration().and_then(|e| e.days()),
+        Some(90),
+        "the foreign rule is intact"
+    );
+    w.cli(&["plan", "-f", &shared, "--detailed-exitcode"])
+        .code(0);
+
+    let exclusive = w
+        .write("exclusive.yaml", &lifecycle_policy(&b, "exclusive"))
+        .to_string_lossy()
+        .into_owned();
+    let r = w.cli(&["plan", "-f", &exclusive, "--detailed-exitcode"]);
+    r.code(2);
+    assert!(
+        r.stdout
+            .contains(&format!("- s3.{b}.lifecycle.other-team will be destroyed")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("# destructive: needs --allow-destroy"),
+        "{}",
+        r.stdout
+    );
+    let r = w.cli(&["apply", "-f", &exclusive, "--auto-approve"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains(&format!("s3.{b}.lifecycle.other-team")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        live_rule_ids(&w, &b).contains(&"other-team".to_string()),
+        "nothing removed without --allow-destroy"
+    );
+    w.cli(&[
+        "apply",
+        "-f",
+        &exclusive,
+        "--auto-approve",
+        "--allow-destroy",
+    ])
+    .code(0);
+    assert_eq!(
+        live_rule_ids(&w, &b),
+        ["expire-non-critical", "paused", "postgres-dumps", "tiering"]
+    );
+    w.cli(&["plan", "-f", &exclusive, "--detailed-exitcode"])
+        .code(0);
+}
+
+#[test]
+fn a_change_made_between_plan_and_apply_is_not_clobbered() {
+    let w = World::with_moto();
+    let b = unique("lc");
+    block_on(async {
+        w.moto()
+            .s3("us-east-1")
+            .create_bucket()
+            .bucket(&b)
+            .send()
+            .await
+            .expect("create")
+    });
+    let p = w
+        .write("p.yaml", &lifecycle_policy(&b, "shared"))
+        .to_string_lossy()
+        .into_owned();
+    // Run apply on a terminal (util-linux `script`), so it shows the plan
+    // and waits for "yes"; meanwhile another team writes a rule.
+    let mut child = Command::new("script")
+        .args([
+            "-qfec",
+            &format!("{} apply -f {p}", env!("CARGO_BIN_EXE_suoops-policy")),
+            "/dev/null",
+        ])
+        .env("AWS_ENDPOINT_URL", w.moto().url())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux is needed for this test: apt-get install bsdutils");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stdout.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    // Wait for the plan to be observed (the prompt is on screen).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = w.moto().log.clone();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains(&format!("GET /{b}/?lifecycle"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "apply never observed the lifecycle"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    put_rules(&w, &b, vec![foreign_rule()]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"yes\n").expect("answer yes");
+    drop(stdin);
+    let status = child.wait().expect("wait");
+    let out = reader.join().expect("reader");
+    assert!(!status.success(), "{out}");
+    assert!(
+        out.contains("the lifecycle configuration changed since it was observed"),
+        "{out}"
+    );
+    assert_eq!(
+        live_rule_ids(&w, &b),
+        ["other-team"],
+        "the concurrent change survives"
+    );
+    // A re-run sees the new rule, keeps it, and converges.
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    assert_eq!(
+        live_rule_ids(&w, &b),
+        [
+            "expire-non-critical",
+            "other-team",
+            "paused",
+            "postgres-dumps",
+            "tiering"
+        ]
+    );
+}
+
+#[test]
+fn tls_statement_is_merged_with_foreign_statements_kept() {
+    let w = World::with_moto();
+    let b = unique("tls");
+    let foreign = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"AuditorsRead","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::123456789012:root"}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}]}}"#
+    );
+    block_on(async {
+        let s3 = w.moto().s3("us-east-1");
+        s3.create_bucket().bucket(&b).send().await.expect("create");
+        s3.put_bucket_policy()
+            .bucket(&b)
+            .policy(&foreign)
+            .send()
+            .await
+            .expect("policy");
+    });
+    let p = w.write("p.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      require_tls: true\n")).to_string_lossy().into_owned();
+    let r = w.cli(&["audit", "-f", &p]);
+    r.code(2);
+    assert!(r.stdout.contains("FAIL S3-TLS"), "{}", r.stdout);
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    assert!(
+        r.stdout
+            .contains(&format!("+ s3.{b}.require_tls will be created")),
+        "{}",
+        r.stdout
+    );
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let live: serde_json::Value = block_on(async {
+        let out = w
+            .moto()
+            .s3("us-east-1")
+            .get_bucket_policy()
+            .bucket(&b)
+            .send()
+            .await
+            .expect("get policy");
+        serde_json::from_str(out.policy().unwrap_or("{}")).expect("json")
+    });
+    let sids: Vec<&str> = live["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter_map(|s| s["Sid"].as_str())
+        .collect();
+    assert_eq!(sids, ["AuditorsRead", "SuoopsPolicyRequireTLS"]);
+    let original: serde_json::Value = serde_json::from_str(&foreign).expect("json");
+    assert_eq!(
+        live["Statement"][0], original["Statement"][0],
+        "the foreign statement is intact"
+    );
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+    w.cli(&["audit", "-f", &p]).code(0);
+}
+
+#[test]
+fn an_equivalent_foreign_tls_statement_satisfies_plan_and_audit() {
+    let w = World::with_moto();
+    let b = unique("tls");
+    let theirs = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"TheirTls","Effect":"Deny","Principal":{{"AWS":"*"}},"Action":["s3:*"],"Resource":["arn:aws:s3:::{b}/*","arn:aws:s3:::{b}"],"Condition":{{"Bool":{{"aws:SecureTransport":false}}}}}}]}}"#
+    );
+    block_on(async {
+        let s3 = w.moto().s3("us-east-1");
+        s3.create_bucket().bucket(&b).send().await.expect("create");
+        s3.put_bucket_policy()
+            .bucket(&b)
+            .policy(&theirs)
+            .send()
+            .await
+            .expect("policy");
+    });
+    let p = w.write("p.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      require_tls: true\n")).to_string_lossy().into_owned();
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(0);
+    assert!(
+        r.stdout.contains("already enforced by another statement"),
+        "{}",
+        r.stdout
+    );
+    w.cli(&["audit", "-f", &p]).code(0);
+}
+
+#[test]
+fn mfa_delete_is_a_manual_step_apply_never_attempts() {
+    let w = World::with_moto();
+    let b = unique("mfa");
+    let p = w.write("p.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      versioning: enabled\n      mfa_delete: enabled\n")).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    assert!(
+        r.stdout
+            .contains(&format!("! s3.{b}.mfa_delete needs a manual step")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("aws s3api put-bucket-versioning --bucket {b} --versioning-configuration Status=Enabled,MFADelete=Enabled --mfa")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("1 manual step(s)"), "{}", r.stdout);
+    let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
+    r.code(0);
+    assert!(
+        r.stderr
+            .contains("Nothing for apply to do; 1 manual step(s) remain"),
+        "{}",
+        r.stderr
+    );
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    r.code(2);
+    let j = r.json();
+    let c = j["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == "S3-MFA-DELETE")
+        .cloned()
+        .expect("control");
+    assert_eq!(c["status"], "fail");
+    assert!(c["remediation"]
+        .as_str()
+        .unwrap_or("")
+        .contains("root user"));
+}
