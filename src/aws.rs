@@ -32,6 +32,7 @@ pub struct Aws {
     path_style: bool,
     endpoint: Option<String>,
     s3: Arc<Mutex<HashMap<String, aws_sdk_s3::Client>>>,
+    iam: aws_sdk_iam::Client,
     limit: Arc<Semaphore>,
     calls: Arc<AtomicUsize>,
 }
@@ -60,6 +61,7 @@ impl Aws {
         let config = loader.load().await;
         let endpoint = config.endpoint_url().map(str::to_string);
         Aws {
+            iam: aws_sdk_iam::Client::new(&config),
             path_style: endpoint.is_some(),
             endpoint,
             config,
@@ -86,6 +88,11 @@ impl Aws {
                 aws_sdk_s3::Client::from_conf(conf)
             })
             .clone()
+    }
+
+    /// The IAM client (IAM is global: one for the run).
+    pub fn iam(&self) -> &aws_sdk_iam::Client {
+        &self.iam
     }
 
     /// Run one API call under the `--concurrency` bound.
@@ -154,15 +161,8 @@ where
             let msg = e.message().unwrap_or("");
             if not_found.contains(&code) {
                 ApiError::NotFound(code.to_string())
-            } else if code == "AccessDenied"
-                || code == "AccessDeniedException"
-                || code == "Forbidden"
-            {
-                ApiError::AccessDenied(if msg.is_empty() {
-                    code.to_string()
-                } else {
-                    msg.to_string()
-                })
+            } else if code == "AccessDenied" || code == "AccessDeniedException" || code == "Forbidden" {
+                ApiError::AccessDenied(if msg.is_empty() { code.to_string() } else { msg.to_string() })
             } else if CREDENTIAL_CODES.contains(&code) {
                 ApiError::Fatal(format!("the credentials were rejected ({code}): {msg}"))
             } else if code.is_empty() {
@@ -171,16 +171,9 @@ where
                 ApiError::Other(format!("{code}: {msg}"))
             }
         }
-        SdkError::DispatchFailure(_)
-        | SdkError::TimeoutError(_)
-        | SdkError::ConstructionFailure(_) => {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ConstructionFailure(_) => {
             let text = root_cause(err);
-            let text = text
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_end_matches(". Attempted:")
-                .to_string();
+            let text = text.lines().next().unwrap_or_default().trim_end_matches(". Attempted:").to_string();
             let lower = text.to_ascii_lowercase();
             if lower.contains("credential") {
                 ApiError::Fatal(format!(
@@ -190,9 +183,7 @@ where
                 ApiError::Fatal(format!("cannot reach the endpoint: {text}"))
             }
         }
-        SdkError::ResponseError(_) => {
-            ApiError::Other(format!("unreadable reply: {}", root_cause(err)))
-        }
+        SdkError::ResponseError(_) => ApiError::Other(format!("unreadable reply: {}", root_cause(err))),
         _ => ApiError::Other(root_cause(err)),
     }
 }
@@ -209,8 +200,6 @@ fn root_cause(err: &(dyn StdError + 'static)) -> String {
         }
         cur = e.source();
     }
-    parts.retain(|p| {
-        !p.is_empty() && p != "dispatch failure" && p != "service error" && p != "io error"
-    });
+    parts.retain(|p| !p.is_empty() && p != "dispatch failure" && p != "service error" && p != "io error");
     parts.join(": ")
 }

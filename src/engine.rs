@@ -2,13 +2,16 @@
 //! bounded by `--concurrency`), diff each, and apply in order. Providers do
 //! the talking; this module only sequences them.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::audit::{ControlResult, Report};
 use crate::aws::Aws;
+use crate::model::Observed;
 use crate::model::{Address, Change, Plan};
-use crate::policy::{BucketSpec, Policy};
-use crate::providers::s3::{self, apply::StepOutcome, observe::Fatal, BucketState};
+use crate::policy::{BucketSpec, Policy, Versioning};
+use crate::providers::s3::{self, apply::StepOutcome, observe::Fatal, replication::Prerequisites, BucketState};
 
 /// A run-level failure: one line for the user, exit code 1.
 #[derive(Debug, thiserror::Error)]
@@ -41,42 +44,86 @@ impl Observation {
 }
 
 /// Observe every bucket of the policy.
-pub async fn observe(
-    aws: &Aws,
-    policy: &Policy,
-    concurrency: usize,
-) -> Result<Vec<Observation>, RunError> {
+pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize) -> Result<Vec<Observation>, RunError> {
     let default = aws.default_region().map(str::to_string);
     let mut jobs = Vec::with_capacity(policy.buckets.len());
     for spec in &policy.buckets {
         let region = match spec.region.clone().or_else(|| default.clone()) {
             Some(r) => r,
-            None => {
-                return Err(RunError::NoRegion {
-                    bucket: spec.name.clone(),
-                })
-            }
+            None => return Err(RunError::NoRegion { bucket: spec.name.clone() }),
         };
         jobs.push((spec, region));
     }
     let mut out: Vec<Observation> = stream::iter(jobs)
         .map(|(spec, region)| async move {
-            let state = s3::observe::observe(aws, spec, &region)
-                .await
-                .map_err(|Fatal(m)| {
-                    RunError::Fatal(format!("{m} (endpoint: {})", aws.endpoint_for_humans()))
-                })?;
-            Ok::<_, RunError>(Observation {
-                spec: spec.clone(),
-                region,
-                state,
-            })
+            let state = s3::observe::observe(aws, spec, &region).await.map_err(fatal(aws))?;
+            Ok::<_, RunError>(Observation { spec: spec.clone(), region, state })
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
     out.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    let pre = prerequisites(aws, policy, &out, default.as_deref().unwrap_or("us-east-1"), concurrency).await?;
+    for o in &mut out {
+        if o.spec.replication.is_some() {
+            o.state.prerequisites = pre.clone();
+        }
+    }
     Ok(out)
+}
+
+fn fatal(aws: &Aws) -> impl Fn(Fatal) -> RunError + '_ {
+    move |Fatal(m)| RunError::Fatal(format!("{m} (endpoint: {})", aws.endpoint_for_humans()))
+}
+
+/// What replication needs from outside each bucket, read once per run:
+/// each role's ARN and each destination the policy does not declare.
+async fn prerequisites(
+    aws: &Aws,
+    policy: &Policy,
+    observed: &[Observation],
+    default_region: &str,
+    concurrency: usize,
+) -> Result<Prerequisites, RunError> {
+    let mut pre = Prerequisites {
+        in_policy_versioned: policy
+            .buckets
+            .iter()
+            .filter(|b| b.versioning == Some(Versioning::Enabled))
+            .map(|b| b.name.clone())
+            .collect(),
+        ..Default::default()
+    };
+    let replicating: Vec<&Observation> =
+        observed.iter().filter(|o| o.spec.replication.is_some() && o.state.bucket.unknown_reason().is_none()).collect();
+    let mut roles: Vec<&str> =
+        replicating.iter().filter_map(|o| o.spec.replication.as_ref()).map(|r| r.role.as_str()).collect();
+    roles.sort();
+    roles.dedup();
+    let mut dests: Vec<&str> = replicating
+        .iter()
+        .filter_map(|o| o.spec.replication.as_ref())
+        .flat_map(|r| r.rules.iter().map(|x| x.destination.as_str()))
+        .filter(|d| !policy.buckets.iter().any(|b| b.name == *d))
+        .collect();
+    dests.sort();
+    dests.dedup();
+    let role_arns: Vec<(String, Observed<String>)> = stream::iter(roles)
+        .map(|r| async move { s3::observe::role_arn(aws, r).await.map(|a| (r.to_string(), a)) })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await
+        .map_err(fatal(aws))?;
+    let destinations: Vec<(String, Observed<bool>)> = stream::iter(dests)
+        .map(|d| async move { s3::observe::destination(aws, default_region, d).await.map(|v| (d.to_string(), v)) })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await
+        .map_err(fatal(aws))?;
+    pre.destinations = destinations.into_iter().collect();
+    // Each bucket names its own role; store them all and let the diff pick.
+    pre.roles = role_arns.into_iter().collect();
+    Ok(pre)
 }
 
 pub fn plan(observations: &[Observation]) -> Plan {
@@ -87,9 +134,7 @@ pub fn audit(observations: &[Observation]) -> Report {
     let mut controls: Vec<ControlResult> = Vec::new();
     for o in observations {
         let changes = o.changes();
-        controls.extend(s3::controls::controls(
-            &o.spec, &o.region, &o.state, &changes,
-        ));
+        controls.extend(s3::controls::controls(&o.spec, &o.region, &o.state, &changes));
     }
     Report::new(controls)
 }
@@ -110,48 +155,80 @@ impl Applied {
 }
 
 /// Apply every change that can be applied: not unknown, not in conflict,
-/// not a manual step. Each bucket is independent; within a bucket the
-/// provider keeps the safe order. Each is re-observed afterwards to verify.
-pub async fn apply(
-    aws: &Aws,
-    observations: &[Observation],
-    concurrency: usize,
-) -> Result<Vec<Applied>, RunError> {
+/// not a manual step. Phase one makes each bucket (create, versioning,
+/// encryption, public access, policy, lifecycle), buckets in parallel;
+/// phase two writes replication, once the bucket and every destination it
+/// names went through phase one. A failed step skips what depends on it;
+/// independent buckets go on. Every touched bucket is re-read to verify.
+pub async fn apply(aws: &Aws, observations: &[Observation], concurrency: usize) -> Result<Vec<Applied>, RunError> {
     let todo: Vec<(&Observation, Vec<Change>)> = observations
         .iter()
         .map(|o| (o, o.changes()))
         .filter(|(_, c)| c[0].conflicts.is_empty() && c.iter().any(Change::is_actionable))
         .collect();
-    let mut out: Vec<Applied> = stream::iter(todo)
+    let phase1: Vec<(String, Vec<StepOutcome>)> = stream::iter(todo.iter())
         .map(|(o, changes)| async move {
-            let steps = s3::apply::apply(aws, &o.spec, &o.region, &o.state, &changes).await;
-            let mut did_not_take = Vec::new();
-            if steps.iter().all(|s| s.result.is_ok()) {
-                let after = s3::observe::observe(aws, &o.spec, &o.region).await?;
-                for again in s3::diff::diff(&o.spec, &o.region, &after) {
-                    if again.is_actionable() && again.attributes.is_empty() {
-                        did_not_take.push(
-                            format!("{} (still to {:?})", again.address, again.action)
-                                .to_lowercase(),
-                        );
-                    } else if again.is_actionable() {
+            (o.spec.name.clone(), s3::apply::apply(aws, &o.spec, &o.region, &o.state, changes).await)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut steps: BTreeMap<String, Vec<StepOutcome>> = phase1.into_iter().collect();
+    let failed: BTreeSet<String> =
+        steps.iter().filter(|(_, s)| s.iter().any(|x| x.result.is_err())).map(|(n, _)| n.clone()).collect();
+    let phase2: Vec<(String, Option<StepOutcome>)> = stream::iter(todo.iter())
+        .map(|(o, changes)| {
+            let failed = &failed;
+            async move {
+                let blocked = o.spec.replication.as_ref().and_then(|r| {
+                    std::iter::once(o.spec.name.as_str())
+                        .chain(r.rules.iter().map(|x| x.destination.as_str()))
+                        .find(|b| failed.contains(*b))
+                });
+                let outcome = match blocked {
+                    Some(b) => Some(StepOutcome {
+                        step: "replication",
+                        result: Err(format!("skipped: bucket `{b}` did not apply")),
+                    }),
+                    None => s3::apply::apply_replication(aws, &o.spec, &o.region, &o.state, changes).await,
+                };
+                (o.spec.name.clone(), outcome)
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for (name, outcome) in phase2 {
+        if let Some(step) = outcome {
+            steps.entry(name).or_default().push(step);
+        }
+    }
+    let mut out: Vec<Applied> = stream::iter(todo.iter())
+        .map(|(o, changes)| {
+            let steps = steps.get(&o.spec.name).cloned().unwrap_or_default();
+            async move {
+                let mut did_not_take = Vec::new();
+                if steps.iter().all(|s| s.result.is_ok()) {
+                    let mut after = s3::observe::observe(aws, &o.spec, &o.region).await.map_err(fatal(aws))?;
+                    after.prerequisites = o.state.prerequisites.clone();
+                    for again in s3::diff::diff(&o.spec, &o.region, &after) {
+                        if again.is_actionable() && again.attributes.is_empty() {
+                            did_not_take
+                                .push(format!("{} (still to {:?})", again.address, again.action).to_lowercase());
+                        } else if again.is_actionable() {
+                            did_not_take
+                                .extend(again.attributes.iter().map(|a| format!("{} {}", again.address, a.name)));
+                        }
                         did_not_take.extend(
                             again
-                                .attributes
+                                .unknown
                                 .iter()
-                                .map(|a| format!("{} {}", again.address, a.name)),
+                                .map(|u| format!("{} {} (unknown: {})", again.address, u.attribute, u.reason)),
                         );
                     }
-                    did_not_take.extend(again.unknown.iter().map(|u| {
-                        format!("{} {} (unknown: {})", again.address, u.attribute, u.reason)
-                    }));
                 }
+                Ok::<_, RunError>(Applied { address: changes[0].address.clone(), steps, did_not_take })
             }
-            Ok::<_, RunError>(Applied {
-                address: changes[0].address.clone(),
-                steps,
-                did_not_take,
-            })
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()

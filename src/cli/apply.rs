@@ -37,9 +37,7 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         Err(e) => return error(g, e),
     };
     let plan = engine::plan(&observations);
-    let paint = Paint {
-        on: g.color.enabled_for_stdout(),
-    };
+    let paint = Paint { on: g.color.enabled_for_stdout() };
     if a.format == Format::Text {
         out(&render::text::plan(&plan, paint));
     }
@@ -48,45 +46,29 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         .iter()
         .filter(|c| c.destructive)
         .map(|c| {
-            let attrs: Vec<&str> = c
-                .attributes
-                .iter()
-                .filter(|x| x.destructive)
-                .map(|x| x.name.as_str())
-                .collect();
+            let attrs: Vec<&str> = c.attributes.iter().filter(|x| x.destructive).map(|x| x.name.as_str()).collect();
             format!("{} ({})", c.address, attrs.join(", "))
         })
         .collect();
     if !destructive.is_empty() && !a.allow_destroy {
         return error(
             g,
-            format!("the plan has destructive changes and --allow-destroy was not given; nothing was changed: {}", destructive.join("; ")),
+            format!(
+                "the plan has destructive changes and --allow-destroy was not given; nothing was changed: {}",
+                destructive.join("; ")
+            ),
         );
     }
-    let manual: Vec<&str> = plan
-        .changes
-        .iter()
-        .filter(|c| !c.is_noop())
-        .filter_map(|c| c.manual.as_deref())
-        .collect();
+    let manual: Vec<&str> = plan.changes.iter().filter(|c| !c.is_noop()).filter_map(|c| c.manual.as_deref()).collect();
     if !plan.has_actionable() {
         if !manual.is_empty() {
-            note(
-                g,
-                format!(
-                    "Nothing for apply to do; {} manual step(s) remain (see above).",
-                    manual.len()
-                ),
-            );
+            note(g, format!("Nothing for apply to do; {} manual step(s) remain (see above).", manual.len()));
         }
         if a.format == Format::Json {
             out(&format!("{:#}\n", render::json::applied(&[])));
         }
         return if plan.is_incomplete() {
-            error(
-                g,
-                "some settings could not be read or cannot be reconciled (see above)",
-            )
+            error(g, "some settings could not be read or cannot be reconciled (see above)")
         } else {
             0
         };
@@ -103,34 +85,20 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
     }
     let results = match engine::apply(&aws, &observations, g.concurrency as usize).await {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                g,
-                format!("{e}; a re-run of apply continues from the live state"),
-            )
-        }
+        Err(e) => return error(g, format!("{e}; a re-run of apply continues from the live state")),
     };
     match a.format {
         Format::Text => out(&render::text::applied(&results, paint)),
         Format::Json => out(&format!("{:#}\n", render::json::applied(&results))),
     }
     if !manual.is_empty() {
-        note(
-            g,
-            format!(
-                "{} manual step(s) remain (see the plan above).",
-                manual.len()
-            ),
-        );
+        note(g, format!("{} manual step(s) remain (see the plan above).", manual.len()));
     }
     if results.iter().any(|r| r.failed()) {
         return error(g, "apply did not complete; fix the errors above and re-run (it converges from the live state)");
     }
     if plan.is_incomplete() {
-        return error(
-            g,
-            "some settings could not be read or cannot be reconciled (see above)",
-        );
+        return error(g, "some settings could not be read or cannot be reconciled (see above)");
     }
     0
 }

@@ -32,12 +32,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     let report = engine::audit(&observations);
     let to_file = a.output.is_some();
     let text = match a.format {
-        Format::Text => render::text::audit(
-            &report,
-            Paint {
-                on: !to_file && g.color.enabled_for_stdout(),
-            },
-        ),
+        Format::Text => render::text::audit(&report, Paint { on: !to_file && g.color.enabled_for_stdout() }),
         Format::Json => format!("{:#}\n", render::json::audit(&report)),
     };
     match &a.output {
@@ -50,13 +45,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     }
     let s = report.summary();
     if s.unknown > 0 {
-        return error(
-            g,
-            format!(
-                "{} control(s) could not be evaluated (see the report)",
-                s.unknown
-            ),
-        );
+        return error(g, format!("{} control(s) could not be evaluated (see the report)", s.unknown));
     }
     if s.failed > 0 {
         2

@@ -101,10 +101,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = u8>,
 {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt.block_on(f()),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -154,9 +151,7 @@ async fn observe(
 }
 
 fn error(g: &Global, msg: impl std::fmt::Display) -> u8 {
-    let p = crate::render::Paint {
-        on: g.color.enabled_for_stderr(),
-    };
+    let p = crate::render::Paint { on: g.color.enabled_for_stderr() };
     eprintln!("{} {msg}", p.red("error:"));
     1
 }

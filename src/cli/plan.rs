@@ -29,12 +29,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> u8 {
     };
     let plan = engine::plan(&observations);
     match a.format {
-        Format::Text => out(&render::text::plan(
-            &plan,
-            Paint {
-                on: g.color.enabled_for_stdout(),
-            },
-        )),
+        Format::Text => out(&render::text::plan(&plan, Paint { on: g.color.enabled_for_stdout() })),
         Format::Json => out(&format!("{:#}\n", render::json::plan(&plan))),
     }
     if plan.is_incomplete() {

@@ -78,14 +78,7 @@ pub struct AttrChange {
 
 impl AttrChange {
     pub fn new(name: &str, before: Option<Value>, after: Value) -> Self {
-        AttrChange {
-            name: name.to_string(),
-            before,
-            after,
-            unknown: None,
-            sensitive: false,
-            destructive: false,
-        }
+        AttrChange { name: name.to_string(), before, after, unknown: None, sensitive: false, destructive: false }
     }
 }
 
@@ -203,8 +196,6 @@ impl Plan {
     /// True when some part of the world could not be read or cannot be
     /// reconciled by the tool: the run cannot vouch for the result.
     pub fn is_incomplete(&self) -> bool {
-        self.changes
-            .iter()
-            .any(|c| !c.unknown.is_empty() || !c.conflicts.is_empty())
+        self.changes.iter().any(|c| !c.unknown.is_empty() || !c.conflicts.is_empty())
     }
 }

@@ -12,7 +12,9 @@ use miette::{LabeledSpan, SourceSpan};
 pub const ALL_CODES: &[&str] = &[
     "bucket-key-not-allowed",
     "bucket-name-invalid",
+    "destination-invalid",
     "duplicate-key",
+    "duplicate-priority",
     "duplicate-rule-id",
     "env-var-invalid",
     "env-var-missing",
@@ -26,6 +28,8 @@ pub const ALL_CODES: &[&str] = &[
     "not-supported-yet",
     "not-utf8",
     "region-invalid",
+    "replication-needs-versioning",
+    "role-invalid",
     "rule-does-nothing",
     "rule-id-invalid",
     "too-many-rules",
@@ -73,13 +77,7 @@ impl Diagnostic {
     pub fn new(code: &'static str, message: impl Into<String>, pos: Option<Pos>) -> Self {
         debug_assert!(ALL_CODES.contains(&code), "unlisted diagnostic code {code}");
         let message = message.into();
-        Diagnostic {
-            code,
-            label: String::new(),
-            message,
-            pos,
-            help: None,
-        }
+        Diagnostic { code, label: String::new(), message, pos, help: None }
     }
 
     pub fn label(mut self, label: impl Into<String>) -> Self {
@@ -105,11 +103,7 @@ impl Diagnostics {
     /// Render with miette's graphical handler (colour if `color`), each
     /// diagnostic headed by `file:line:col` so editors and CI logs can jump to it.
     pub fn render(&self, color: bool) -> String {
-        let theme = if color {
-            miette::GraphicalTheme::unicode()
-        } else {
-            miette::GraphicalTheme::unicode_nocolor()
-        };
+        let theme = if color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
         let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
         let mut out = String::new();
         for d in &self.items {
@@ -118,11 +112,7 @@ impl Diagnostics {
                 None => self.file.clone(),
             };
             out.push_str(&format!("{head}: error[{}]: {}\n", d.code, d.message));
-            let report = Rendered {
-                diag: d,
-                file: &self.file,
-                source: &self.source,
-            };
+            let report = Rendered { diag: d, file: &self.file, source: &self.source };
             let _ = handler.render_report(&mut out, &report);
             out.push('\n');
         }
@@ -186,10 +176,7 @@ impl std::error::Error for Rendered<'_> {}
 
 impl miette::Diagnostic for Rendered<'_> {
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.diag
-            .help
-            .as_ref()
-            .map(|h| Box::new(h.as_str()) as Box<dyn fmt::Display>)
+        self.diag.help.as_ref().map(|h| Box::new(h.as_str()) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         self.diag.pos.map(|_| self as &dyn miette::SourceCode)
@@ -201,9 +188,7 @@ impl miette::Diagnostic for Rendered<'_> {
         let len = p.len.max(1).min(max.saturating_sub(start));
         let span = SourceSpan::new(start.into(), len);
         let label = (!self.diag.label.is_empty()).then(|| self.diag.label.clone());
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
-            label, span,
-        ))))
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(label, span))))
     }
 }
 
@@ -214,10 +199,7 @@ impl miette::SourceCode for Rendered<'_> {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'b> + 'b>, miette::MietteError> {
-        let inner =
-            self.source
-                .as_str()
-                .read_span(span, context_lines_before, context_lines_after)?;
+        let inner = self.source.as_str().read_span(span, context_lines_before, context_lines_after)?;
         Ok(Box::new(miette::MietteSpanContents::new_named(
             self.file.to_string(),
             inner.data(),

@@ -35,6 +35,7 @@ pub struct BucketSpec {
     pub mfa_delete: Option<bool>,
     pub require_tls: Option<bool>,
     pub lifecycle: Option<Lifecycle>,
+    pub replication: Option<Replication>,
     /// Line of the bucket's key in the policy file (reports point there).
     pub line: u64,
 }
@@ -176,6 +177,32 @@ pub struct Transition {
     pub storage_class: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replication {
+    /// A role name or a role ARN, as written.
+    pub role: String,
+    pub ownership: Ownership,
+    pub rules: Vec<ReplicationRule>,
+}
+
+/// One replication rule in canonical form (policy and live alike).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ReplicationRule {
+    pub id: String,
+    pub priority: i64,
+    pub enabled: bool,
+    /// "" replicates every object.
+    pub prefix: String,
+    /// Destination bucket name (the ARN is derived).
+    pub destination: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    pub delete_marker_replication: bool,
+    /// Parts of a live rule this tool does not model.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmodelled: Vec<String>,
+}
+
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -190,10 +217,7 @@ pub fn load(path: &Path) -> Result<Policy, LoadError> {
 }
 
 /// As [`load`], with the environment given (tests).
-pub fn load_with_env(
-    path: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Policy, LoadError> {
+pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, LoadError> {
     let file = path.display().to_string();
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -201,12 +225,8 @@ pub fn load_with_env(
             return Err(LoadError::Invalid(Box::new(Diagnostics {
                 file: file.clone(),
                 source: Arc::new(String::new()),
-                items: vec![Diagnostic::new(
-                    "file-unreadable",
-                    format!("cannot read the policy file: {e}"),
-                    None,
-                )
-                .help("check the path given with -f")],
+                items: vec![Diagnostic::new("file-unreadable", format!("cannot read the policy file: {e}"), None)
+                    .help("check the path given with -f")],
             })))
         }
     };
@@ -214,10 +234,6 @@ pub fn load_with_env(
 }
 
 /// Parse and validate policy text that came from `file`.
-pub fn parse(
-    file: &str,
-    bytes: Vec<u8>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Policy, LoadError> {
+pub fn parse(file: &str, bytes: Vec<u8>, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, LoadError> {
     validate::parse_and_validate(file, bytes, env).map_err(|d| LoadError::Invalid(Box::new(d)))
 }

@@ -115,10 +115,7 @@ impl JsonSchema for Later {
 /// The whole policy file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(
-    title = "suoops-policy v1",
-    description = "Desired state of the backup estate."
-)]
+#[schemars(title = "suoops-policy v1", description = "Desired state of the backup estate.")]
 pub struct RawPolicy {
     /// Format version; must be 1.
     pub version: Sp<u32>,
@@ -175,7 +172,7 @@ pub struct RawBucket {
     #[serde(default)]
     pub lifecycle: Option<Sp<RawLifecycle>>,
     #[serde(default)]
-    pub replication: Option<Sp<Later>>,
+    pub replication: Option<Sp<RawReplication>>,
     #[serde(default)]
     pub backups: Option<Sp<Later>>,
 }
@@ -246,8 +243,7 @@ impl<'de> Deserialize<'de> for RawPublicAccessBlock {
                 }
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                PabFlagsRaw::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawPublicAccessBlock::Flags)
+                PabFlagsRaw::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawPublicAccessBlock::Flags)
             }
         }
         deserializer.deserialize_any(V)
@@ -359,6 +355,71 @@ impl StorageClassRaw {
             StorageClassRaw::GlacierIr => "GLACIER_IR",
             StorageClassRaw::Glacier => "GLACIER",
             StorageClassRaw::DeepArchive => "DEEP_ARCHIVE",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplication {
+    /// IAM role S3 assumes to replicate: a role name (resolved to its ARN)
+    /// or a role ARN.
+    pub role: Sp<String>,
+    #[serde(default)]
+    pub ownership: Option<Sp<OwnershipRaw>>,
+    pub rules: Vec<Sp<RawReplicationRule>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplicationRule {
+    pub id: Sp<String>,
+    /// Higher wins when rules overlap; default: position in the list, from 1.
+    #[serde(default)]
+    pub priority: Option<Sp<i64>>,
+    #[serde(default)]
+    pub enabled: Option<Sp<bool>>,
+    /// Key prefix to replicate; default: every object.
+    #[serde(default)]
+    pub prefix: Option<Sp<String>>,
+    /// Destination bucket: a name or `arn:aws:s3:::NAME`, in any region.
+    pub destination: Sp<String>,
+    #[serde(default)]
+    pub storage_class: Option<Sp<ReplicaStorageClassRaw>>,
+    /// Replicate delete markers too (default: false).
+    #[serde(default)]
+    pub delete_marker_replication: Option<Sp<bool>>,
+}
+
+/// Storage classes a replica can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum ReplicaStorageClassRaw {
+    #[serde(rename = "STANDARD")]
+    Standard,
+    #[serde(rename = "STANDARD_IA")]
+    StandardIa,
+    #[serde(rename = "ONEZONE_IA")]
+    OnezoneIa,
+    #[serde(rename = "INTELLIGENT_TIERING")]
+    IntelligentTiering,
+    #[serde(rename = "GLACIER_IR")]
+    GlacierIr,
+    #[serde(rename = "GLACIER")]
+    Glacier,
+    #[serde(rename = "DEEP_ARCHIVE")]
+    DeepArchive,
+}
+
+impl ReplicaStorageClassRaw {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaStorageClassRaw::Standard => "STANDARD",
+            ReplicaStorageClassRaw::StandardIa => "STANDARD_IA",
+            ReplicaStorageClassRaw::OnezoneIa => "ONEZONE_IA",
+            ReplicaStorageClassRaw::IntelligentTiering => "INTELLIGENT_TIERING",
+            ReplicaStorageClassRaw::GlacierIr => "GLACIER_IR",
+            ReplicaStorageClassRaw::Glacier => "GLACIER",
+            ReplicaStorageClassRaw::DeepArchive => "DEEP_ARCHIVE",
         }
     }
 }

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use super::diag::{Diagnostic, Diagnostics, Pos};
 use super::raw::{self, RawPolicy, Sp};
 use super::{
-    Algorithm, BucketSpec, Encryption, Lifecycle, LifecycleRule, Ownership, Policy,
-    PublicAccessBlock, Transition, Versioning,
+    Algorithm, BucketSpec, Encryption, Lifecycle, LifecycleRule, Ownership, Policy, PublicAccessBlock, Replication,
+    ReplicationRule, Transition, Versioning,
 };
 
-const SUPPORTED: &str = "this version handles `version`, `aws.region` and s3.buckets.NAME.{region, versioning, encryption, public_access_block, mfa_delete, require_tls, lifecycle}";
+const SUPPORTED: &str = "this version handles `version`, `aws.region` and s3.buckets.NAME.{region, versioning, encryption, public_access_block, mfa_delete, require_tls, lifecycle, replication}";
 
 /// Parse the bytes of `file` and validate them.
 pub fn parse_and_validate(
@@ -33,54 +33,30 @@ pub fn parse_and_validate(
                 source: Arc::new(prefix),
                 items: vec![Diagnostic::new(
                     "not-utf8",
-                    format!(
-                        "the file is not valid UTF-8 (byte {bad} at line {line}, column {column})"
-                    ),
-                    Some(Pos {
-                        line,
-                        column,
-                        offset: bad,
-                        len: 0,
-                    }),
+                    format!("the file is not valid UTF-8 (byte {bad} at line {line}, column {column})"),
+                    Some(Pos { line, column, offset: bad, len: 0 }),
                 )
                 .help("save the policy file as UTF-8")],
             });
         }
     };
     let source = Arc::new(text);
-    let fail = |items| Diagnostics {
-        file: file.to_string(),
-        source: source.clone(),
-        items,
-    };
+    let fail = |items| Diagnostics { file: file.to_string(), source: source.clone(), items };
 
-    if source
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
+    if source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         let end = source.len();
         return Err(fail(vec![Diagnostic::new(
             "missing-field",
             "the policy file is empty",
-            Some(Pos {
-                line: source.lines().count().max(1) as u64,
-                column: 1,
-                offset: end,
-                len: 0,
-            }),
+            Some(Pos { line: source.lines().count().max(1) as u64, column: 1, offset: end, len: 0 }),
         )
-        .help(
-            "a policy starts with `version: 1`; see policies/ for an example",
-        )]));
+        .help("a policy starts with `version: 1`; see policies/ for an example")]));
     }
     let raw: RawPolicy = match serde_saphyr::from_str(&source) {
         Ok(r) => r,
         Err(e) => return Err(fail(vec![from_parse_error(&e)])),
     };
-    let mut v = Validator {
-        env,
-        diags: Vec::new(),
-    };
+    let mut v = Validator { env, diags: Vec::new(), destinations: Vec::new() };
     let policy = v.policy(file, &raw);
     if v.diags.is_empty() {
         Ok(policy)
@@ -100,45 +76,22 @@ fn from_parse_error(e: &serde_saphyr::Error) -> Diagnostic {
     };
     let pos = e.location().map(|l| Pos::from_location(&l));
     let (code, help) = if message.starts_with("unknown field") {
-        (
-            "unknown-field",
-            suggestion(&message, "remove it, or use one of the fields listed"),
-        )
+        ("unknown-field", suggestion(&message, "remove it, or use one of the fields listed"))
     } else if message.starts_with("unknown variant") {
-        (
-            "invalid-value",
-            suggestion(&message, "use one of the values listed"),
-        )
+        ("invalid-value", suggestion(&message, "use one of the values listed"))
     } else if message.starts_with("duplicate mapping key") {
-        let key = message
-            .split(": ")
-            .nth(1)
-            .and_then(|k| k.split(',').next())
-            .unwrap_or("");
+        let key = message.split(": ").nth(1).and_then(|k| k.split(',').next()).unwrap_or("");
         return Diagnostic::new("duplicate-key", format!("duplicate key `{key}`"), pos)
             .help("a key may appear only once in a mapping; merge the two entries");
     } else if message.starts_with("missing field") {
-        (
-            "missing-field",
-            "add the field; see `suoops-policy schema` for the format".to_string(),
-        )
+        ("missing-field", "add the field; see `suoops-policy schema` for the format".to_string())
     } else if message.contains("externally tagged enum expected scalar") {
-        return Diagnostic::new(
-            "invalid-type",
-            "expected a single value here, not a list",
-            pos,
-        )
-        .help("write one of the allowed words; see `suoops-policy schema`");
+        return Diagnostic::new("invalid-type", "expected a single value here, not a list", pos)
+            .help("write one of the allowed words; see `suoops-policy schema`");
     } else if message.starts_with("invalid type") || message.starts_with("invalid ") {
-        (
-            "invalid-type",
-            "see `suoops-policy schema` for the type each key takes".to_string(),
-        )
+        ("invalid-type", "see `suoops-policy schema` for the type each key takes".to_string())
     } else {
-        (
-            "yaml-syntax",
-            "fix the YAML syntax at this position".to_string(),
-        )
+        ("yaml-syntax", "fix the YAML syntax at this position".to_string())
     };
     Diagnostic::new(code, message, pos).help(help)
 }
@@ -148,11 +101,8 @@ fn from_parse_error(e: &serde_saphyr::Error) -> Diagnostic {
 fn suggestion(message: &str, fallback: &str) -> String {
     let got = message.split('`').nth(1).unwrap_or("");
     let expected = message.split("expected ").nth(1).unwrap_or("");
-    let candidates = expected
-        .trim_start_matches("one of ")
-        .split(',')
-        .map(|w| w.trim().trim_matches('`'))
-        .filter(|w| !w.is_empty());
+    let candidates =
+        expected.trim_start_matches("one of ").split(',').map(|w| w.trim().trim_matches('`')).filter(|w| !w.is_empty());
     let best = candidates
         .map(|c| (edit_distance(got, c), c))
         .min_by_key(|(d, _)| *d)
@@ -180,6 +130,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 struct Validator<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     diags: Vec<Diagnostic>,
+    /// Replication destinations seen, checked against the policy's own
+    /// buckets once all are known.
+    destinations: Vec<(String, Pos)>,
 }
 
 impl Validator<'_> {
@@ -188,29 +141,19 @@ impl Validator<'_> {
             self.diags.push(
                 Diagnostic::new(
                     "unsupported-version",
-                    format!(
-                        "policy format version {} is not supported",
-                        raw.version.value()
-                    ),
+                    format!("policy format version {} is not supported", raw.version.value()),
                     Some(raw.version.pos()),
                 )
                 .label("this version")
                 .help("write `version: 1`"),
             );
         }
-        for (key, later) in [
-            ("iam", &raw.iam),
-            ("redis", &raw.redis),
-            ("postgres", &raw.postgres),
-            ("waivers", &raw.waivers),
-        ] {
+        for (key, later) in
+            [("iam", &raw.iam), ("redis", &raw.redis), ("postgres", &raw.postgres), ("waivers", &raw.waivers)]
+        {
             self.later(key, later);
         }
-        let default_region = raw
-            .aws
-            .as_ref()
-            .and_then(|a| a.value().region.as_ref())
-            .and_then(|r| self.region(r));
+        let default_region = raw.aws.as_ref().and_then(|a| a.value().region.as_ref()).and_then(|r| self.region(r));
         let mut buckets: Vec<BucketSpec> = Vec::new();
         let mut seen: HashMap<String, Pos> = HashMap::new();
         if let Some(s3) = &raw.s3 {
@@ -222,10 +165,7 @@ impl Validator<'_> {
                     self.diags.push(
                         Diagnostic::new(
                             "duplicate-key",
-                            format!(
-                                "bucket `{}` is declared twice (first at line {})",
-                                spec.name, first.line
-                            ),
+                            format!("bucket `{}` is declared twice (first at line {})", spec.name, first.line),
                             Some(name.pos()),
                         )
                         .help("declare each bucket once"),
@@ -236,11 +176,24 @@ impl Validator<'_> {
                 buckets.push(spec);
             }
         }
-        Policy {
-            file: file.to_string(),
-            default_region,
-            buckets,
+        // A destination the policy itself declares must be versioned by it
+        // (S3 refuses replication to an unversioned bucket). Destinations
+        // outside the policy are checked against live state at plan time.
+        for (dest, pos) in std::mem::take(&mut self.destinations) {
+            if let Some(b) = buckets.iter().find(|b| b.name == dest) {
+                if b.versioning != Some(Versioning::Enabled) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "replication-needs-versioning",
+                            format!("destination bucket `{dest}` (line {}) must have `versioning: enabled`", b.line),
+                            Some(pos),
+                        )
+                        .help(format!("add `versioning: enabled` to {dest}")),
+                    );
+                }
+            }
         }
+        Policy { file: file.to_string(), default_region, buckets }
     }
 
     fn later<T>(&mut self, key: &str, v: &Option<Sp<T>>) {
@@ -272,12 +225,8 @@ impl Validator<'_> {
             } else if let Some(tail) = after.strip_prefix("${") {
                 let Some(end) = tail.find('}') else {
                     self.diags.push(
-                        Diagnostic::new(
-                            "env-var-invalid",
-                            "`${` is not closed by `}`",
-                            Some(s.pos()),
-                        )
-                        .help("write ${NAME}, or $${ for a literal `${`"),
+                        Diagnostic::new("env-var-invalid", "`${` is not closed by `}`", Some(s.pos()))
+                            .help("write ${NAME}, or $${ for a literal `${`"),
                     );
                     return None;
                 };
@@ -292,9 +241,7 @@ impl Validator<'_> {
                             format!("`${{{name}}}` is not a valid variable reference"),
                             Some(s.pos()),
                         )
-                        .help(
-                            "variable names are letters, digits and `_`, not starting with a digit",
-                        ),
+                        .help("variable names are letters, digits and `_`, not starting with a digit"),
                     );
                     ok = false;
                 } else {
@@ -330,12 +277,8 @@ impl Validator<'_> {
             Some(region)
         } else {
             self.diags.push(
-                Diagnostic::new(
-                    "region-invalid",
-                    format!("`{region}` is not an AWS region name"),
-                    Some(r.pos()),
-                )
-                .help("a region looks like us-east-1, eu-west-1 or ap-southeast-2"),
+                Diagnostic::new("region-invalid", format!("`{region}` is not an AWS region name"), Some(r.pos()))
+                    .help("a region looks like us-east-1, eu-west-1 or ap-southeast-2"),
             );
             None
         }
@@ -353,9 +296,7 @@ impl Validator<'_> {
         }
         let b = raw.value();
         let region = b.region.as_ref().and_then(|r| self.region(r));
-        for (k, later) in [("replication", &b.replication), ("backups", &b.backups)] {
-            self.later(k, later);
-        }
+        self.later("backups", &b.backups);
         let versioning = b.versioning.as_ref().map(|v| match v.value() {
             raw::VersioningRaw::Enabled => Versioning::Enabled,
             raw::VersioningRaw::Suspended => Versioning::Suspended,
@@ -372,20 +313,165 @@ impl Validator<'_> {
             },
         });
         let lifecycle = b.lifecycle.as_ref().map(|l| self.lifecycle(l));
+        let replication =
+            b.replication.as_ref().and_then(|r| self.replication(r, name.as_deref(), b.versioning.as_ref()));
         Some(BucketSpec {
             name: name?,
             region,
             versioning,
             encryption,
             public_access_block,
-            mfa_delete: b
-                .mfa_delete
-                .as_ref()
-                .map(|m| *m.value() == raw::MfaDeleteRaw::Enabled),
+            mfa_delete: b.mfa_delete.as_ref().map(|m| *m.value() == raw::MfaDeleteRaw::Enabled),
             require_tls: b.require_tls.as_ref().map(|t| *t.value()),
             lifecycle,
+            replication,
             line: key.pos().line,
         })
+    }
+
+    fn replication(
+        &mut self,
+        r: &Sp<raw::RawReplication>,
+        source: Option<&str>,
+        versioning: Option<&Sp<raw::VersioningRaw>>,
+    ) -> Option<Replication> {
+        let raw = r.value();
+        let before = self.diags.len();
+        match versioning.map(|v| (*v.value(), v.pos())) {
+            Some((raw::VersioningRaw::Enabled, _)) => {}
+            Some((raw::VersioningRaw::Suspended, pos)) => self.diags.push(
+                Diagnostic::new(
+                    "replication-needs-versioning",
+                    "replication needs versioning enabled on the source bucket, this bucket says suspended",
+                    Some(pos),
+                )
+                .help("write `versioning: enabled`"),
+            ),
+            None => self.diags.push(
+                Diagnostic::new(
+                    "replication-needs-versioning",
+                    "replication needs versioning enabled on the source bucket, and this bucket does not say so",
+                    Some(r.pos()),
+                )
+                .help("add `versioning: enabled` to the bucket"),
+            ),
+        }
+        let role = self.expand(&raw.role)?;
+        if !is_role_ref(&role) {
+            self.diags.push(
+                Diagnostic::new(
+                    "role-invalid",
+                    format!("`{role}` is neither an IAM role name nor a role ARN"),
+                    Some(raw.role.pos()),
+                )
+                .help("write a role name (letters, digits and +=,.@_-, at most 64) or arn:aws:iam::ACCOUNT:role/NAME"),
+            );
+        }
+        let mut ids: HashMap<String, u64> = HashMap::new();
+        let mut priorities: HashMap<i64, u64> = HashMap::new();
+        let mut rules = Vec::new();
+        for (i, rule) in raw.rules.iter().enumerate() {
+            let rr = rule.value();
+            let id = rr.id.value().clone();
+            if id.is_empty() || id.chars().count() > 255 {
+                self.diags.push(
+                    Diagnostic::new(
+                        "rule-id-invalid",
+                        format!("a rule id must be 1–255 characters, this one has {}", id.chars().count()),
+                        Some(rr.id.pos()),
+                    )
+                    .help("use a short, stable name such as `dr-copy`"),
+                );
+            }
+            if let Some(line) = ids.insert(id.clone(), rr.id.pos().line) {
+                self.diags.push(
+                    Diagnostic::new(
+                        "duplicate-rule-id",
+                        format!("replication rule id `{id}` is used twice (first at line {line})"),
+                        Some(rr.id.pos()),
+                    )
+                    .help("give every rule of a bucket its own id"),
+                );
+            }
+            let priority = rr.priority.as_ref().map_or(i as i64 + 1, |p| *p.value());
+            if let Some(p) = &rr.priority {
+                if !(0..=i64::from(i32::MAX)).contains(p.value()) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "value-out-of-range",
+                            format!("priority {} must be between 0 and {}", p.value(), i32::MAX),
+                            Some(p.pos()),
+                        )
+                        .help("write a whole number ≥ 0"),
+                    );
+                }
+            }
+            if let Some(line) =
+                priorities.insert(priority, rr.priority.as_ref().map_or(rr.id.pos().line, |p| p.pos().line))
+            {
+                self.diags.push(
+                    Diagnostic::new(
+                        "duplicate-priority",
+                        format!("replication priority {priority} is used twice (first at line {line})"),
+                        Some(rr.priority.as_ref().map_or(rr.id.pos(), |p| p.pos())),
+                    )
+                    .help("S3 needs a distinct priority for each rule"),
+                );
+            }
+            let dest = self.expand(&rr.destination);
+            let dest_name = dest.as_deref().map(|d| d.strip_prefix("arn:aws:s3:::").unwrap_or(d).to_string());
+            if let Some(d) = &dest_name {
+                self.destinations.push((d.clone(), rr.destination.pos()));
+            }
+            if let Some(d) = &dest_name {
+                if let Err(why) = check_bucket_name(d) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "destination-invalid",
+                            format!("`{d}` is not a valid destination bucket: {why}"),
+                            Some(rr.destination.pos()),
+                        )
+                        .help("write a bucket name or arn:aws:s3:::NAME"),
+                    );
+                } else if Some(d.as_str()) == source {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "destination-invalid",
+                            "a bucket cannot replicate to itself",
+                            Some(rr.destination.pos()),
+                        )
+                        .help("name the disaster-recovery bucket, usually in another region"),
+                    );
+                }
+            }
+            let prefix = match &rr.prefix {
+                Some(p) => self.expand(p),
+                None => Some(String::new()),
+            };
+            if let (Some(destination), Some(prefix)) = (dest_name, prefix) {
+                rules.push(ReplicationRule {
+                    id,
+                    priority,
+                    enabled: rr.enabled.as_ref().is_none_or(|e| *e.value()),
+                    prefix,
+                    destination,
+                    storage_class: rr.storage_class.as_ref().map(|c| c.value().as_str().to_string()),
+                    delete_marker_replication: rr.delete_marker_replication.as_ref().is_some_and(|d| *d.value()),
+                    unmodelled: Vec::new(),
+                });
+            }
+        }
+        if raw.rules.is_empty() {
+            self.diags.push(
+                Diagnostic::new("rule-does-nothing", "replication has no rules", Some(r.pos()))
+                    .help("add a rule with an id and a destination"),
+            );
+        }
+        let ownership = match raw.ownership.as_ref().map(|o| *o.value()) {
+            Some(raw::OwnershipRaw::Exclusive) => Ownership::Exclusive,
+            _ => Ownership::Shared,
+        };
+        (self.diags.len() == before).then_some(Replication { role, ownership, rules })
     }
 
     fn lifecycle(&mut self, l: &Sp<raw::RawLifecycle>) -> Lifecycle {
@@ -398,10 +484,7 @@ impl Validator<'_> {
             self.diags.push(
                 Diagnostic::new(
                     "too-many-rules",
-                    format!(
-                        "{} lifecycle rules; S3 allows at most 1000",
-                        raw.rules.len()
-                    ),
+                    format!("{} lifecycle rules; S3 allows at most 1000", raw.rules.len()),
                     Some(l.pos()),
                 )
                 .help("merge rules that share a filter"),
@@ -438,10 +521,7 @@ impl Validator<'_> {
             self.diags.push(
                 Diagnostic::new(
                     "rule-id-invalid",
-                    format!(
-                        "a rule id must be 1–255 characters, this one has {}",
-                        id.chars().count()
-                    ),
+                    format!("a rule id must be 1–255 characters, this one has {}", id.chars().count()),
                     Some(raw.id.pos()),
                 )
                 .help("use a short, stable name such as `postgres-dumps`"),
@@ -449,19 +529,12 @@ impl Validator<'_> {
         }
         let mut days = |v: &Option<Sp<i64>>, min: i64, what: &str| -> Option<i64> {
             let v = v.as_ref()?;
-            let max = if what.starts_with("object_size") {
-                i64::MAX
-            } else {
-                i64::from(i32::MAX)
-            };
+            let max = if what.starts_with("object_size") { i64::MAX } else { i64::from(i32::MAX) };
             if *v.value() < min || *v.value() > max {
                 self.diags.push(
                     Diagnostic::new(
                         "value-out-of-range",
-                        format!(
-                            "`{what}` is {}, it must be between {min} and {max}",
-                            v.value()
-                        ),
+                        format!("`{what}` is {}, it must be between {min} and {max}", v.value()),
                         Some(v.pos()),
                     )
                     .help(format!("write a whole number ≥ {min}")),
@@ -470,28 +543,20 @@ impl Validator<'_> {
             Some(*v.value())
         };
         let expire = days(&raw.expire_after_days, 1, "expire_after_days");
-        let nc_expire = days(
-            &raw.noncurrent_expire_after_days,
-            1,
-            "noncurrent_expire_after_days",
-        );
-        let nc_newer = days(
-            &raw.noncurrent_newer_versions,
-            1,
-            "noncurrent_newer_versions",
-        );
-        let abort = days(
-            &raw.abort_incomplete_multipart_days,
-            1,
-            "abort_incomplete_multipart_days",
-        );
+        let nc_expire = days(&raw.noncurrent_expire_after_days, 1, "noncurrent_expire_after_days");
+        let nc_newer = days(&raw.noncurrent_newer_versions, 1, "noncurrent_newer_versions");
+        let abort = days(&raw.abort_incomplete_multipart_days, 1, "abort_incomplete_multipart_days");
         let gt = days(&raw.object_size_greater_than, 0, "object_size_greater_than");
         let lt = days(&raw.object_size_less_than, 1, "object_size_less_than");
         if let (Some(g), Some(l), Some(lp)) = (gt, lt, &raw.object_size_less_than) {
             if g >= l {
                 self.diags.push(
-                    Diagnostic::new("value-out-of-range", format!("object_size_less_than ({l}) must be greater than object_size_greater_than ({g})"), Some(lp.pos()))
-                        .help("no object would match this rule"),
+                    Diagnostic::new(
+                        "value-out-of-range",
+                        format!("object_size_less_than ({l}) must be greater than object_size_greater_than ({g})"),
+                        Some(lp.pos()),
+                    )
+                    .help("no object would match this rule"),
                 );
             }
         }
@@ -532,23 +597,12 @@ impl Validator<'_> {
                     .help("add transitions, expire_after_days, noncurrent_expire_after_days, noncurrent_transitions or abort_incomplete_multipart_days"),
             );
         }
-        let tags = raw
-            .tags
-            .as_ref()
-            .map(|t| t.value().clone())
-            .unwrap_or_default();
+        let tags = raw.tags.as_ref().map(|t| t.value().clone()).unwrap_or_default();
         if let Some(t) = &raw.tags {
-            if t.value()
-                .keys()
-                .any(|k| k.is_empty() || k.chars().count() > 128)
-            {
+            if t.value().keys().any(|k| k.is_empty() || k.chars().count() > 128) {
                 self.diags.push(
-                    Diagnostic::new(
-                        "value-out-of-range",
-                        "a tag key must be 1–128 characters",
-                        Some(t.pos()),
-                    )
-                    .help("fix the tag key"),
+                    Diagnostic::new("value-out-of-range", "a tag key must be 1–128 characters", Some(t.pos()))
+                        .help("fix the tag key"),
                 );
             }
         }
@@ -592,24 +646,24 @@ impl Validator<'_> {
                 self.diags.push(
                     Diagnostic::new(
                         "value-out-of-range",
-                        format!(
-                            "transition days is {days}, it must be between 0 and {}",
-                            i32::MAX
-                        ),
+                        format!("transition days is {days}, it must be between 0 and {}", i32::MAX),
                         Some(t.days.pos()),
                     )
                     .help("write a whole number of days ≥ 0"),
                 );
             }
-            if matches!(
-                class,
-                raw::StorageClassRaw::StandardIa | raw::StorageClassRaw::OnezoneIa
-            ) && days < 30
-            {
+            if matches!(class, raw::StorageClassRaw::StandardIa | raw::StorageClassRaw::OnezoneIa) && days < 30 {
                 self.diags.push(
-                    Diagnostic::new("transition-too-early", format!("{} transitions need at least 30 days, this one is at {days}", class.as_str()), Some(t.days.pos()))
-                        .label("S3 rejects fewer than 30 days")
-                        .help(format!("write `days: 30` or more, or use another storage class; the strategy moves to {} at 30 days", class.as_str())),
+                    Diagnostic::new(
+                        "transition-too-early",
+                        format!("{} transitions need at least 30 days, this one is at {days}", class.as_str()),
+                        Some(t.days.pos()),
+                    )
+                    .label("S3 rejects fewer than 30 days")
+                    .help(format!(
+                        "write `days: 30` or more, or use another storage class; the strategy moves to {} at 30 days",
+                        class.as_str()
+                    )),
                 );
             }
             if let Some((pd, pc)) = prev {
@@ -630,16 +684,20 @@ impl Validator<'_> {
                 }
             }
             prev = Some((days, class));
-            out.push(Transition {
-                days,
-                storage_class: class.as_str().to_string(),
-            });
+            out.push(Transition { days, storage_class: class.as_str().to_string() });
         }
         if let (Some((last, class)), Some(e), Some(ep)) = (prev, expire, expire_pos) {
             if e <= last {
                 self.diags.push(
-                    Diagnostic::new("expiration-before-transition", format!("`{expire_name}: {e}` is not after the last transition ({} at {last} days)", class.as_str()), Some(ep.pos()))
-                        .help(format!("expire after more than {last} days, or drop the transition")),
+                    Diagnostic::new(
+                        "expiration-before-transition",
+                        format!(
+                            "`{expire_name}: {e}` is not after the last transition ({} at {last} days)",
+                            class.as_str()
+                        ),
+                        Some(ep.pos()),
+                    )
+                    .help(format!("expire after more than {last} days, or drop the transition")),
                 );
             }
         }
@@ -682,15 +740,10 @@ impl Validator<'_> {
                 self.diags.push(
                     Diagnostic::new(
                         "invalid-value",
-                        format!(
-                            "`{}` is not a KMS key id, key ARN or alias",
-                            kms_key.as_deref().unwrap_or("")
-                        ),
+                        format!("`{}` is not a KMS key id, key ARN or alias", kms_key.as_deref().unwrap_or("")),
                         Some(k.pos()),
                     )
-                    .help(
-                        "write alias/NAME, a key id (a UUID) or arn:aws:kms:REGION:ACCOUNT:key/ID",
-                    ),
+                    .help("write alias/NAME, a key id (a UUID) or arn:aws:kms:REGION:ACCOUNT:key/ID"),
                 );
                 ok = false;
             }
@@ -701,10 +754,7 @@ impl Validator<'_> {
                 self.diags.push(
                     Diagnostic::new(
                         "bucket-key-not-allowed",
-                        format!(
-                            "`bucket_key` applies only to aws:kms, not {}",
-                            algorithm.as_str()
-                        ),
+                        format!("`bucket_key` applies only to aws:kms, not {}", algorithm.as_str()),
                         Some(bk.pos()),
                     )
                     .help("remove `bucket_key`, or use `algorithm: aws:kms`"),
@@ -712,11 +762,25 @@ impl Validator<'_> {
                 ok = false;
             }
         }
-        ok.then_some(Encryption {
-            algorithm,
-            kms_key,
-            bucket_key: raw.bucket_key.as_ref().map(|b| *b.value()),
-        })
+        ok.then_some(Encryption { algorithm, kms_key, bucket_key: raw.bucket_key.as_ref().map(|b| *b.value()) })
+    }
+}
+
+/// An IAM role name, or a role ARN.
+fn is_role_ref(r: &str) -> bool {
+    let name_ok = |n: &str| {
+        !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+    };
+    match r.strip_prefix("arn:") {
+        Some(rest) => {
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            parts.len() == 5
+                && parts[1] == "iam"
+                && parts[3].len() == 12
+                && parts[3].chars().all(|c| c.is_ascii_digit())
+                && parts[4].strip_prefix("role/").and_then(|p| p.rsplit('/').next()).is_some_and(name_ok)
+        }
+        None => name_ok(r),
     }
 }
 
@@ -725,10 +789,7 @@ pub fn check_bucket_name(n: &str) -> Result<(), String> {
     if n.len() < 3 || n.len() > 63 {
         return Err(format!("it is {} characters long", n.len()));
     }
-    if let Some(c) = n
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-'))
-    {
+    if let Some(c) = n.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-')) {
         return Err(format!("`{c}` is not allowed"));
     }
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
@@ -738,10 +799,7 @@ pub fn check_bucket_name(n: &str) -> Result<(), String> {
     if n.contains("..") {
         return Err("it has two adjacent periods".into());
     }
-    if n.split('.').count() == 4
-        && n.split('.')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-    {
+    if n.split('.').count() == 4 && n.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
         return Err("it is formatted as an IP address".into());
     }
     for p in ["xn--", "sthree-", "amzn-s3-demo-"] {
@@ -762,42 +820,31 @@ pub fn is_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3
         && parts[0].len() == 2
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-        && parts
-            .last()
-            .is_some_and(|n| (1..=2).contains(&n.len()) && n.chars().all(|c| c.is_ascii_digit()))
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts.last().is_some_and(|n| (1..=2).contains(&n.len()) && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn is_kms_key(k: &str) -> bool {
-    let uuid = |s: &str| {
-        s.len() == 36
-            && s.chars().enumerate().all(|(i, c)| {
-                if [8, 13, 18, 23].contains(&i) {
-                    c == '-'
-                } else {
-                    c.is_ascii_hexdigit()
-                }
-            })
-    };
-    let mrk = |s: &str| {
-        s.starts_with("mrk-") && s.len() > 4 && s[4..].chars().all(|c| c.is_ascii_hexdigit())
-    };
+    let uuid =
+        |s: &str| {
+            s.len() == 36
+                && s.chars().enumerate().all(|(i, c)| {
+                    if [8, 13, 18, 23].contains(&i) {
+                        c == '-'
+                    } else {
+                        c.is_ascii_hexdigit()
+                    }
+                })
+        };
+    let mrk = |s: &str| s.starts_with("mrk-") && s.len() > 4 && s[4..].chars().all(|c| c.is_ascii_hexdigit());
     if let Some(alias) = k.strip_prefix("alias/") {
-        return !alias.is_empty()
-            && alias
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_-".contains(c));
+        return !alias.is_empty() && alias.chars().all(|c| c.is_ascii_alphanumeric() || "/_-".contains(c));
     }
     if let Some(rest) = k.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.splitn(5, ':').collect();
         return parts.len() == 5
             && parts[1] == "kms"
-            && (parts[4]
-                .strip_prefix("key/")
-                .is_some_and(|id| uuid(id) || mrk(id))
-                || parts[4].starts_with("alias/"));
+            && (parts[4].strip_prefix("key/").is_some_and(|id| uuid(id) || mrk(id)) || parts[4].starts_with("alias/"));
     }
     uuid(k) || mrk(k)
 }
@@ -811,41 +858,18 @@ mod tests {
         for ok in ["abc", "suoops-backups", "a.b-c", "0abc"] {
             assert!(check_bucket_name(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "ab",
-            "Abc",
-            "a_b",
-            "-ab",
-            "ab-",
-            "a..b",
-            "192.168.1.1",
-            "xn--abc",
-            "abc-s3alias",
-            &"a".repeat(64),
-        ] {
+        for bad in ["ab", "Abc", "a_b", "-ab", "ab-", "a..b", "192.168.1.1", "xn--abc", "abc-s3alias", &"a".repeat(64)]
+        {
             assert!(check_bucket_name(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn regions_are_recognised() {
-        for ok in [
-            "us-east-1",
-            "eu-west-1",
-            "us-gov-west-1",
-            "ap-southeast-2",
-            "il-central-1",
-        ] {
+        for ok in ["us-east-1", "eu-west-1", "us-gov-west-1", "ap-southeast-2", "il-central-1"] {
             assert!(is_region(ok), "{ok}");
         }
-        for bad in [
-            "us-east",
-            "useast1",
-            "US-EAST-1",
-            "us-east-1a",
-            "",
-            "u-east-1",
-        ] {
+        for bad in ["us-east", "useast1", "US-EAST-1", "us-east-1a", "", "u-east-1"] {
             assert!(!is_region(bad), "{bad}");
         }
     }
@@ -854,18 +878,13 @@ mod tests {
     fn kms_keys_are_recognised() {
         assert!(is_kms_key("alias/suoops-backups"));
         assert!(is_kms_key("1234abcd-12ab-34cd-56ef-1234567890ab"));
-        assert!(is_kms_key(
-            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-        ));
+        assert!(is_kms_key("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"));
         assert!(!is_kms_key("my key"));
         assert!(!is_kms_key("arn:aws:s3:::bucket"));
     }
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Policy, Diagnostics> {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let lookup = move |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         parse_and_validate("p.yaml", text.as_bytes().to_vec(), &lookup)
     }
@@ -875,11 +894,7 @@ mod tests {
         let p = load("version: 1\naws:\n  region: ${R}\ns3:\n  buckets:\n    b-${E}:\n      encryption: {algorithm: aws:kms, kms_key: \"alias/$${x}\"}\n", &[("R", "eu-west-1"), ("E", "prod")]);
         let err = p.expect_err("alias/${x} is not a valid key");
         assert_eq!(err.items.len(), 1);
-        assert!(
-            err.items[0].message.contains("`alias/${x}`"),
-            "{}",
-            err.items[0].message
-        );
+        assert!(err.items[0].message.contains("`alias/${x}`"), "{}", err.items[0].message);
         let p = load(
             "version: 1\naws:\n  region: ${R}\ns3:\n  buckets:\n    b-${E}: {}\n",
             &[("R", "eu-west-1"), ("E", "prod")],
@@ -891,29 +906,17 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_in_one_run() {
-        let err = load("version: 3\naws: {region: x}\ns3:\n  buckets:\n    A: {encryption: {algorithm: aws:kms}}\n", &[]).expect_err("invalid");
+        let err =
+            load("version: 3\naws: {region: x}\ns3:\n  buckets:\n    A: {encryption: {algorithm: aws:kms}}\n", &[])
+                .expect_err("invalid");
         let codes: Vec<_> = err.items.iter().map(|d| d.code).collect();
-        assert_eq!(
-            codes,
-            [
-                "unsupported-version",
-                "region-invalid",
-                "bucket-name-invalid",
-                "kms-key-required"
-            ]
-        );
+        assert_eq!(codes, ["unsupported-version", "region-invalid", "bucket-name-invalid", "kms-key-required"]);
     }
 
     #[test]
     fn unknown_field_suggests_the_near_name() {
-        let h = suggestion(
-            "unknown field `versionin`, expected one of region, versioning, encryption",
-            "x",
-        );
+        let h = suggestion("unknown field `versionin`, expected one of region, versioning, encryption", "x");
         assert_eq!(h, "did you mean `versioning`?");
-        assert_eq!(
-            suggestion("unknown field `zzzzzz`, expected one of region", "fallback"),
-            "fallback"
-        );
+        assert_eq!(suggestion("unknown field `zzzzzz`, expected one of region", "fallback"), "fallback");
     }
 }

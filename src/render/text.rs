@@ -31,25 +31,14 @@ pub fn change(out: &mut String, c: &Change, p: Paint) {
             p.bold(&c.address.0)
         );
         for a in &c.attributes {
-            let _ = writeln!(
-                out,
-                "    {} {} {} → {}",
-                p.yellow("~"),
-                a.name,
-                before(&a.before),
-                value(&a.after)
-            );
+            let _ = writeln!(out, "    {} {} {} → {}", p.yellow("~"), a.name, before(&a.before), value(&a.after));
         }
         let _ = writeln!(out, "    {} {step}\n", p.yellow("run:"));
         return;
     }
     let head = match c.action {
         Action::Create => format!("{} {} will be created", p.green("+"), p.bold(&c.address.0)),
-        Action::Update => format!(
-            "{} {} will be updated in place",
-            p.yellow("~"),
-            p.bold(&c.address.0)
-        ),
+        Action::Update => format!("{} {} will be updated in place", p.yellow("~"), p.bold(&c.address.0)),
         Action::Delete => format!("{} {} will be destroyed", p.red("-"), p.bold(&c.address.0)),
         Action::NoOp if !c.conflicts.is_empty() || !c.unknown.is_empty() => {
             format!("{} {}", p.red("!"), p.bold(&c.address.0))
@@ -70,39 +59,21 @@ pub fn change(out: &mut String, c: &Change, p: Paint) {
     }
     let width = c.attributes.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for a in &c.attributes {
-        let after = if a.sensitive {
-            "(sensitive value)".to_string()
-        } else {
-            value(&a.after)
-        };
+        let after = if a.sensitive { "(sensitive value)".to_string() } else { value(&a.after) };
         let line = match c.action {
             Action::Create => format!("    {} {:width$} = {after}", p.green("+"), a.name),
             _ => {
-                let b = if a.sensitive {
-                    "(sensitive value)".to_string()
-                } else {
-                    before(&a.before)
-                };
+                let b = if a.sensitive { "(sensitive value)".to_string() } else { before(&a.before) };
                 format!("    {} {:width$} {b} → {after}", p.yellow("~"), a.name)
             }
         };
         let _ = writeln!(out, "{line}");
         if a.destructive {
-            let _ = writeln!(
-                out,
-                "      {}",
-                p.red("# destructive: needs --allow-destroy")
-            );
+            let _ = writeln!(out, "      {}", p.red("# destructive: needs --allow-destroy"));
         }
     }
     for u in &c.unknown {
-        let _ = writeln!(
-            out,
-            "    {} {}: unknown ({})",
-            p.red("?"),
-            u.attribute,
-            u.reason
-        );
+        let _ = writeln!(out, "    {} {}: unknown ({})", p.red("?"), u.attribute, u.reason);
     }
     for conflict in &c.conflicts {
         let _ = writeln!(out, "    {} {}", p.red("conflict:"), conflict);
@@ -116,10 +87,7 @@ pub fn plan(plan: &Plan, p: Paint) -> String {
         change(&mut out, c, p);
     }
     let s = plan.summary();
-    let mut line = format!(
-        "Plan: {} to create, {} to change, {} unchanged",
-        s.create, s.update, s.unchanged
-    );
+    let mut line = format!("Plan: {} to create, {} to change, {} unchanged", s.create, s.update, s.unchanged);
     if s.delete > 0 {
         line.push_str(&format!(", {} to destroy", s.delete));
     }
@@ -164,16 +132,8 @@ pub fn audit(report: &Report, p: Paint) -> String {
         }
     }
     let s = report.summary();
-    let verdict = if s.failed == 0 && s.unknown == 0 {
-        p.green("compliant")
-    } else {
-        p.red("NOT compliant")
-    };
-    let _ = writeln!(
-        out,
-        "\nAudit: {} passed, {} failed, {} unknown: {verdict}.",
-        s.passed, s.failed, s.unknown
-    );
+    let verdict = if s.failed == 0 && s.unknown == 0 { p.green("compliant") } else { p.red("NOT compliant") };
+    let _ = writeln!(out, "\nAudit: {} passed, {} failed, {} unknown: {verdict}.", s.passed, s.failed, s.unknown);
     out
 }
 
@@ -182,11 +142,7 @@ pub fn applied(results: &[Applied], p: Paint) -> String {
     let mut ok = 0;
     let mut failed = 0;
     for a in results {
-        let mark = if a.failed() {
-            p.red("failed")
-        } else {
-            p.green("done")
-        };
+        let mark = if a.failed() { p.red("failed") } else { p.green("done") };
         let _ = writeln!(out, "{}: {mark}", p.bold(&a.address.0));
         for s in &a.steps {
             match &s.result {
@@ -199,11 +155,7 @@ pub fn applied(results: &[Applied], p: Paint) -> String {
             }
         }
         for d in &a.did_not_take {
-            let _ = writeln!(
-                out,
-                "    {} re-read after apply still differs: {d}",
-                p.red("✗")
-            );
+            let _ = writeln!(out, "    {} re-read after apply still differs: {d}", p.red("✗"));
         }
         if a.failed() {
             failed += 1;

@@ -64,23 +64,14 @@ impl Moto {
                 .stderr(logf)
                 .spawn()
                 .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot start moto with {}: {e}; run scripts/test to install it",
-                        python.display()
-                    )
+                    panic!("cannot start moto with {}: {e}; run scripts/test to install it", python.display())
                 });
-            let mut moto = Moto {
-                child,
-                port,
-                log: log.clone(),
-            };
+            let mut moto = Moto { child, port, log: log.clone() };
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
                 if let Ok(Some(status)) = moto.child.try_wait() {
-                    last_err = format!(
-                        "moto exited with {status}: {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
+                    last_err =
+                        format!("moto exited with {status}: {}", std::fs::read_to_string(&log).unwrap_or_default());
                     break;
                 }
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -129,10 +120,7 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
-        World {
-            dir: tempfile::tempdir().expect("temp dir"),
-            moto: None,
-        }
+        World { dir: tempfile::tempdir().expect("temp dir"), moto: None }
     }
 
     pub fn with_moto() -> World {
@@ -150,17 +138,8 @@ impl World {
     /// Run a Python snippet with the test Python (it has boto3, as moto
     /// needs it); argv[1] is moto's URL. Returns stdout.
     pub fn python(&self, code: &str) -> String {
-        let out = Command::new(python())
-            .arg("-c")
-            .arg(code)
-            .arg(self.moto().url())
-            .output()
-            .expect("run python");
-        assert!(
-            out.status.success(),
-            "python failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new(python()).arg("-c").arg(code).arg(self.moto().url()).output().expect("run python");
+        assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -187,10 +166,7 @@ impl World {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.dir.path().join("no-aws-credentials"),
-            )
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.path().join("no-aws-credentials"))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         if let Some(m) = &self.moto {
@@ -205,10 +181,7 @@ impl World {
         cmd.current_dir(root())
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.dir.path().join("no-aws-credentials"),
-            )
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.path().join("no-aws-credentials"))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         for u in unset {
@@ -243,17 +216,12 @@ impl From<Output> for Run {
 impl Run {
     #[track_caller]
     pub fn code(&self, want: i32) -> &Self {
-        assert_eq!(
-            self.code, want,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, want, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
         self
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
 }
 
@@ -261,17 +229,9 @@ impl Run {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }

@@ -3,8 +3,7 @@
 
 use aws_sdk_s3::types::{
     BucketVersioningStatus, DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination,
-    ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus,
-    VersioningConfiguration,
+    ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus, VersioningConfiguration,
 };
 
 use crate::harness::{block_on, unique, World};
@@ -16,29 +15,17 @@ fn get_bucket_versioning_decodes_in_aws_sdk_s3() {
     let s3 = w.moto().s3("us-east-1");
     block_on(async {
         s3.create_bucket().bucket(&b).send().await.expect("create");
-        let v = s3
-            .get_bucket_versioning()
-            .bucket(&b)
-            .send()
-            .await
-            .expect("never-versioned bucket decodes");
+        let v = s3.get_bucket_versioning().bucket(&b).send().await.expect("never-versioned bucket decodes");
         assert_eq!(v.status(), None);
         s3.put_bucket_versioning()
             .bucket(&b)
             .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
+                VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
             )
             .send()
             .await
             .expect("enable");
-        let v = s3
-            .get_bucket_versioning()
-            .bucket(&b)
-            .send()
-            .await
-            .expect("versioning decodes");
+        let v = s3.get_bucket_versioning().bucket(&b).send().await.expect("versioning decodes");
         assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled));
     });
 }
@@ -54,9 +41,7 @@ fn get_bucket_replication_returns_what_was_stored() {
             s3.put_bucket_versioning()
                 .bucket(b)
                 .versioning_configuration(
-                    VersioningConfiguration::builder()
-                        .status(BucketVersioningStatus::Enabled)
-                        .build(),
+                    VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
                 )
                 .send()
                 .await
@@ -68,16 +53,9 @@ fn get_bucket_replication_returns_what_was_stored() {
             .status(ReplicationRuleStatus::Enabled)
             .filter(ReplicationRuleFilter::builder().prefix("postgres/").build())
             .delete_marker_replication(
-                DeleteMarkerReplication::builder()
-                    .status(DeleteMarkerReplicationStatus::Enabled)
-                    .build(),
+                DeleteMarkerReplication::builder().status(DeleteMarkerReplicationStatus::Enabled).build(),
             )
-            .destination(
-                Destination::builder()
-                    .bucket(format!("arn:aws:s3:::{dst}"))
-                    .build()
-                    .expect("destination"),
-            )
+            .destination(Destination::builder().bucket(format!("arn:aws:s3:::{dst}")).build().expect("destination"))
             .build()
             .expect("rule");
         let conf = ReplicationConfiguration::builder()
@@ -85,18 +63,8 @@ fn get_bucket_replication_returns_what_was_stored() {
             .rules(rule)
             .build()
             .expect("conf");
-        s3.put_bucket_replication()
-            .bucket(&src)
-            .replication_configuration(conf)
-            .send()
-            .await
-            .expect("put replication");
-        let got = s3
-            .get_bucket_replication()
-            .bucket(&src)
-            .send()
-            .await
-            .expect("get replication");
+        s3.put_bucket_replication().bucket(&src).replication_configuration(conf).send().await.expect("put replication");
+        let got = s3.get_bucket_replication().bucket(&src).send().await.expect("get replication");
         let r = &got.replication_configuration().expect("conf").rules()[0];
         assert_eq!(r.filter().and_then(|f| f.prefix()), Some("postgres/"));
         assert_eq!(

@@ -1,19 +1,14 @@
 //! S3 buckets end to end against moto: plan, apply, converge, audit, drift
 //! made behind the tool's back, and the error paths a user meets.
 
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, PublicAccessBlockConfiguration, VersioningConfiguration,
-};
+use aws_sdk_s3::types::{BucketVersioningStatus, PublicAccessBlockConfiguration, VersioningConfiguration};
 
 use crate::harness::{block_on, unique, World};
 
 /// Text with runs of spaces collapsed, so assertions do not depend on
 /// column alignment.
 fn squash(s: &str) -> String {
-    s.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect::<Vec<_>>()
-        .join("\n")
+    s.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
 }
 
 fn policy(w: &World, a: &str, b: &str) -> String {
@@ -31,22 +26,9 @@ fn empty_estate_plans_creates_applies_and_converges() {
 
     let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
     r.code(2);
-    assert!(
-        r.stdout.contains(&format!("+ s3.{a} will be created")),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        squash(&r.stdout).contains("+ region = \"eu-west-1\""),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .contains("Plan: 2 to create, 0 to change, 0 unchanged."),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(&format!("+ s3.{a} will be created")), "{}", r.stdout);
+    assert!(squash(&r.stdout).contains("+ region = \"eu-west-1\""), "{}", r.stdout);
+    assert!(r.stdout.contains("Plan: 2 to create, 0 to change, 0 unchanged."), "{}", r.stdout);
 
     let r = w.cli(&["plan", "-f", &p, "--format", "json"]);
     r.code(0);
@@ -58,67 +40,30 @@ fn empty_estate_plans_creates_applies_and_converges() {
 
     let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
     r.code(0);
-    assert!(
-        r.stdout.contains("Apply: 2 resource(s) changed, 0 failed."),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("Apply: 2 resource(s) changed, 0 failed."), "{}", r.stdout);
 
     // What the tool did, read back with a client of our own.
     let m = w.moto();
     block_on(async {
         let s3 = m.s3("eu-west-1");
-        let loc = s3
-            .get_bucket_location()
-            .bucket(&b)
-            .send()
-            .await
-            .expect("location");
-        assert_eq!(
-            loc.location_constraint().map(|c| c.as_str()),
-            Some("eu-west-1")
-        );
-        let v = s3
-            .get_bucket_versioning()
-            .bucket(&b)
-            .send()
-            .await
-            .expect("versioning");
+        let loc = s3.get_bucket_location().bucket(&b).send().await.expect("location");
+        assert_eq!(loc.location_constraint().map(|c| c.as_str()), Some("eu-west-1"));
+        let v = s3.get_bucket_versioning().bucket(&b).send().await.expect("versioning");
         assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled));
         let s3 = m.s3("us-east-1");
-        let loc = s3
-            .get_bucket_location()
-            .bucket(&a)
-            .send()
-            .await
-            .expect("location");
+        let loc = s3.get_bucket_location().bucket(&a).send().await.expect("location");
         assert_eq!(
             loc.location_constraint().map(|c| c.as_str()).unwrap_or(""),
             "",
             "us-east-1 takes no LocationConstraint"
         );
-        let e = s3
-            .get_bucket_encryption()
-            .bucket(&a)
-            .send()
-            .await
-            .expect("encryption");
-        let rule = &e
-            .server_side_encryption_configuration()
-            .expect("conf")
-            .rules()[0];
-        let d = rule
-            .apply_server_side_encryption_by_default()
-            .expect("default");
+        let e = s3.get_bucket_encryption().bucket(&a).send().await.expect("encryption");
+        let rule = &e.server_side_encryption_configuration().expect("conf").rules()[0];
+        let d = rule.apply_server_side_encryption_by_default().expect("default");
         assert_eq!(d.sse_algorithm().as_str(), "aws:kms");
         assert_eq!(d.kms_master_key_id(), Some("alias/suoops-backups"));
         assert_eq!(rule.bucket_key_enabled(), Some(true));
-        let pab = s3
-            .get_public_access_block()
-            .bucket(&a)
-            .send()
-            .await
-            .expect("pab");
+        let pab = s3.get_public_access_block().bucket(&a).send().await.expect("pab");
         let c = pab.public_access_block_configuration().expect("pab conf");
         assert_eq!(c.restrict_public_buckets(), Some(true));
     });
@@ -126,12 +71,7 @@ fn empty_estate_plans_creates_applies_and_converges() {
     let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
     r.code(0);
     assert!(r.stdout.contains("No changes."), "{}", r.stdout);
-    assert!(
-        r.stdout
-            .contains("Plan: 0 to create, 0 to change, 2 unchanged."),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("Plan: 0 to create, 0 to change, 2 unchanged."), "{}", r.stdout);
 
     // apply is idempotent: nothing to do, nothing done.
     let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
@@ -145,12 +85,7 @@ fn empty_estate_plans_creates_applies_and_converges() {
     assert_eq!(j["summary"]["passed"], 8);
     let r = w.cli(&["audit", "-f", &p]);
     r.code(0);
-    assert!(
-        r.stdout
-            .contains("Audit: 8 passed, 0 failed, 0 unknown: compliant."),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("Audit: 8 passed, 0 failed, 0 unknown: compliant."), "{}", r.stdout);
 }
 
 #[test]
@@ -166,18 +101,12 @@ fn drift_behind_the_tools_back_shows_in_plan_and_fails_audit() {
         s3.put_bucket_versioning()
             .bucket(&a)
             .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Suspended)
-                    .build(),
+                VersioningConfiguration::builder().status(BucketVersioningStatus::Suspended).build(),
             )
             .send()
             .await
             .expect("suspend");
-        s3.delete_bucket_encryption()
-            .bucket(&a)
-            .send()
-            .await
-            .expect("delete encryption");
+        s3.delete_bucket_encryption().bucket(&a).send().await.expect("delete encryption");
         s3.put_public_access_block()
             .bucket(&a)
             .public_access_block_configuration(
@@ -196,38 +125,14 @@ fn drift_behind_the_tools_back_shows_in_plan_and_fails_audit() {
     let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
     r.code(2);
     let out = &squash(&r.stdout);
-    assert!(
-        out.contains(&format!("~ s3.{a} will be updated in place")),
-        "{out}"
-    );
-    assert!(
-        out.contains("~ versioning \"suspended\" → \"enabled\""),
-        "{out}"
-    );
-    assert!(
-        out.contains("~ encryption.algorithm (not set) → \"aws:kms\""),
-        "{out}"
-    );
-    assert!(
-        out.contains("~ public_access_block.block_public_acls false → true"),
-        "{out}"
-    );
-    assert!(
-        out.contains("~ public_access_block.block_public_policy false → true"),
-        "{out}"
-    );
-    assert!(
-        !out.contains("ignore_public_acls"),
-        "unchanged flags are not listed: {out}"
-    );
-    assert!(
-        !out.contains(&format!("s3.{b}")),
-        "the untouched bucket is not listed: {out}"
-    );
-    assert!(
-        out.contains("Plan: 0 to create, 1 to change, 1 unchanged."),
-        "{out}"
-    );
+    assert!(out.contains(&format!("~ s3.{a} will be updated in place")), "{out}");
+    assert!(out.contains("~ versioning \"suspended\" → \"enabled\""), "{out}");
+    assert!(out.contains("~ encryption.algorithm (not set) → \"aws:kms\""), "{out}");
+    assert!(out.contains("~ public_access_block.block_public_acls false → true"), "{out}");
+    assert!(out.contains("~ public_access_block.block_public_policy false → true"), "{out}");
+    assert!(!out.contains("ignore_public_acls"), "unchanged flags are not listed: {out}");
+    assert!(!out.contains(&format!("s3.{b}")), "the untouched bucket is not listed: {out}");
+    assert!(out.contains("Plan: 0 to create, 1 to change, 1 unchanged."), "{out}");
 
     let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
     r.code(2);
@@ -238,22 +143,9 @@ fn drift_behind_the_tools_back_shows_in_plan_and_fails_audit() {
         .expect("controls")
         .iter()
         .filter(|c| c["status"] == "fail")
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["address"].as_str().unwrap_or(""),
-                c["id"].as_str().unwrap_or("")
-            )
-        })
+        .map(|c| format!("{} {}", c["address"].as_str().unwrap_or(""), c["id"].as_str().unwrap_or("")))
         .collect();
-    assert_eq!(
-        failed,
-        [
-            format!("s3.{a} S3-PUBLIC-ACCESS"),
-            format!("s3.{a} S3-SSE"),
-            format!("s3.{a} S3-VERSIONING")
-        ]
-    );
+    assert_eq!(failed, [format!("s3.{a} S3-PUBLIC-ACCESS"), format!("s3.{a} S3-SSE"), format!("s3.{a} S3-VERSIONING")]);
     let v = j["controls"]
         .as_array()
         .expect("controls")
@@ -265,12 +157,7 @@ fn drift_behind_the_tools_back_shows_in_plan_and_fails_audit() {
     let r = w.cli(&["audit", "-f", &p]);
     r.code(2);
     assert!(r.stdout.contains("FAIL S3-SSE"), "{}", r.stdout);
-    assert!(
-        r.stdout
-            .contains("Audit: 5 passed, 3 failed, 0 unknown: NOT compliant."),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("Audit: 5 passed, 3 failed, 0 unknown: NOT compliant."), "{}", r.stdout);
 
     // Re-enabling versioning is not destructive: apply fixes all of it.
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
@@ -282,33 +169,26 @@ fn drift_behind_the_tools_back_shows_in_plan_and_fails_audit() {
 fn suspending_versioning_needs_allow_destroy() {
     let w = World::with_moto();
     let a = unique("backups");
-    let on = w.write("on.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n"));
-    let off = w.write("off.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: suspended\n"));
-    let (on, off) = (
-        on.to_string_lossy().into_owned(),
-        off.to_string_lossy().into_owned(),
+    let on = w.write(
+        "on.yaml",
+        &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n"),
     );
+    let off = w.write(
+        "off.yaml",
+        &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: suspended\n"),
+    );
+    let (on, off) = (on.to_string_lossy().into_owned(), off.to_string_lossy().into_owned());
     w.cli(&["apply", "-f", &on, "--auto-approve"]).code(0);
 
     let r = w.cli(&["plan", "-f", &off]);
     r.code(0);
-    assert!(
-        r.stdout.contains("# destructive: needs --allow-destroy"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("# destructive: needs --allow-destroy"), "{}", r.stdout);
     let r = w.cli(&["apply", "-f", &off, "--auto-approve"]);
     r.code(1);
-    assert!(
-        r.stderr
-            .contains("--allow-destroy was not given; nothing was changed"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("--allow-destroy was not given; nothing was changed"), "{}", r.stderr);
     w.cli(&["plan", "-f", &on, "--detailed-exitcode"]).code(0);
 
-    w.cli(&["apply", "-f", &off, "--auto-approve", "--allow-destroy"])
-        .code(0);
+    w.cli(&["apply", "-f", &off, "--auto-approve", "--allow-destroy"]).code(0);
     w.cli(&["plan", "-f", &off, "--detailed-exitcode"]).code(0);
 }
 
@@ -319,12 +199,7 @@ fn apply_without_a_terminal_needs_auto_approve() {
     let p = policy(&w, &a, &b);
     let r = w.cli(&["apply", "-f", &p]);
     r.code(1);
-    assert!(
-        r.stderr
-            .contains("apply needs --auto-approve when stdin is not a terminal"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("apply needs --auto-approve when stdin is not a terminal"), "{}", r.stderr);
     w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(2);
 }
 
@@ -332,7 +207,10 @@ fn apply_without_a_terminal_needs_auto_approve() {
 fn plan_reads_only_the_settings_the_policy_mentions() {
     let w = World::with_moto();
     let a = unique("backups");
-    let p = w.write("p.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n"));
+    let p = w.write(
+        "p.yaml",
+        &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n"),
+    );
     let p = p.to_string_lossy().into_owned();
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
     let before = std::fs::read_to_string(&w.moto().log).expect("moto log");
@@ -345,35 +223,26 @@ fn plan_reads_only_the_settings_the_policy_mentions() {
         .map(|req| req.trim_start_matches("\u{1b}[33m"))
         .map(|req| req.split(" HTTP").next().unwrap_or(req))
         .collect();
-    assert_eq!(
-        calls,
-        [format!("HEAD /{a}/"), format!("GET /{a}/?versioning")],
-        "plan made other calls"
-    );
+    assert_eq!(calls, [format!("HEAD /{a}/"), format!("GET /{a}/?versioning")], "plan made other calls");
 }
 
 #[test]
 fn unreachable_endpoint_is_an_error_not_absent() {
     let w = World::new();
-    let p = w.write("p.yaml", "version: 1\naws: {region: us-east-1}\ns3:\n  buckets:\n    some-bucket:\n      versioning: enabled\n");
+    let p = w.write(
+        "p.yaml",
+        "version: 1\naws: {region: us-east-1}\ns3:\n  buckets:\n    some-bucket:\n      versioning: enabled\n",
+    );
     let p = p.to_string_lossy().into_owned();
     let port = crate::harness::free_port();
     let url = format!("http://127.0.0.1:{port}");
     for cmd in ["plan", "audit"] {
         let r = w.cli(&["--endpoint-url", &url, cmd, "-f", &p]);
         r.code(1);
-        assert!(
-            !r.stdout.contains("will be created") && !r.stdout.contains("FAIL"),
-            "{}",
-            r.stdout
-        );
+        assert!(!r.stdout.contains("will be created") && !r.stdout.contains("FAIL"), "{}", r.stdout);
         let lines: Vec<&str> = r.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "one clear line: {}", r.stderr);
-        assert!(
-            lines[0].starts_with("error: cannot reach the endpoint"),
-            "{}",
-            r.stderr
-        );
+        assert!(lines[0].starts_with("error: cannot reach the endpoint"), "{}", r.stderr);
         assert!(lines[0].contains(&url), "{}", r.stderr);
     }
 }
@@ -381,7 +250,10 @@ fn unreachable_endpoint_is_an_error_not_absent() {
 #[test]
 fn missing_credentials_is_one_clear_line() {
     let w = World::with_moto();
-    let p = w.write("p.yaml", "version: 1\naws: {region: us-east-1}\ns3:\n  buckets:\n    some-bucket:\n      versioning: enabled\n");
+    let p = w.write(
+        "p.yaml",
+        "version: 1\naws: {region: us-east-1}\ns3:\n  buckets:\n    some-bucket:\n      versioning: enabled\n",
+    );
     let p = p.to_string_lossy().into_owned();
     let url = w.moto().url();
     let r = w.cli_env(
@@ -397,11 +269,7 @@ fn missing_credentials_is_one_clear_line() {
     );
     r.code(1);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(
-        r.stderr.starts_with("error: no AWS credentials found"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.starts_with("error: no AWS credentials found"), "{}", r.stderr);
 }
 
 #[test]
@@ -422,16 +290,14 @@ fn bucket_in_another_region_is_a_conflict_apply_will_not_touch() {
             .await
             .expect("create in eu-west-1");
     });
-    let p = w.write("p.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n"));
+    let p = w.write(
+        "p.yaml",
+        &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n"),
+    );
     let p = p.to_string_lossy().into_owned();
     let r = w.cli(&["plan", "-f", &p]);
     r.code(1);
-    assert!(
-        r.stdout
-            .contains("the bucket exists in eu-west-1 but the policy puts it in us-east-1"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("the bucket exists in eu-west-1 but the policy puts it in us-east-1"), "{}", r.stdout);
     let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
     r.code(2);
     assert_eq!(r.json()["controls"][0]["id"], "S3-BUCKET");
@@ -468,28 +334,15 @@ fn access_denied_is_unknown_never_absent() {
     );
     let p = p.to_string_lossy().into_owned();
     let url = w.moto().url();
-    let creds = [
-        ("AWS_ACCESS_KEY_ID", ak),
-        ("AWS_SECRET_ACCESS_KEY", sk),
-        ("AWS_ENDPOINT_URL", url.as_str()),
-    ];
+    let creds = [("AWS_ACCESS_KEY_ID", ak), ("AWS_SECRET_ACCESS_KEY", sk), ("AWS_ENDPOINT_URL", url.as_str())];
 
     let r = w.cli_env(&["plan", "-f", &p], &creds, &[]);
     r.code(1);
     let out = squash(&r.stdout);
-    assert!(
-        out.contains("? versioning: unknown (access denied"),
-        "{out}"
-    );
-    assert!(
-        !out.contains("~ versioning"),
-        "an unreadable setting is never planned as absent: {out}"
-    );
+    assert!(out.contains("? versioning: unknown (access denied"), "{out}");
+    assert!(!out.contains("~ versioning"), "an unreadable setting is never planned as absent: {out}");
     // HeadBucket is allowed for the reader, so a missing bucket is still a create.
-    assert!(
-        out.contains("+ s3.denied-unknown-bucket will be created"),
-        "{out}"
-    );
+    assert!(out.contains("+ s3.denied-unknown-bucket will be created"), "{out}");
     assert!(r.stderr.contains("the plan is incomplete"), "{}", r.stderr);
 
     let r = w.cli_env(&["audit", "-f", &p, "--format", "json"], &creds, &[]);
@@ -503,14 +356,8 @@ fn access_denied_is_unknown_never_absent() {
             .find(|c| c["id"] == id && c["address"] == addr)
             .map(|c| c["status"].clone())
     };
-    assert_eq!(
-        status("S3-PUBLIC-ACCESS", "s3.denied-versioning"),
-        Some("fail".into())
-    );
-    assert_eq!(
-        status("S3-VERSIONING", "s3.denied-versioning"),
-        Some("unknown".into())
-    );
+    assert_eq!(status("S3-PUBLIC-ACCESS", "s3.denied-versioning"), Some("fail".into()));
+    assert_eq!(status("S3-VERSIONING", "s3.denied-versioning"), Some("unknown".into()));
 
     // Credentials the server does not know are one fatal line, not "unknown".
     let bad = [
@@ -521,22 +368,14 @@ fn access_denied_is_unknown_never_absent() {
     let r = w.cli_env(&["plan", "-f", &p], &bad, &[]);
     r.code(1);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("the credentials were rejected (InvalidAccessKeyId)"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("the credentials were rejected (InvalidAccessKeyId)"), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 }
 
 #[test]
 fn a_bucket_without_any_region_is_a_clear_error() {
     let w = World::new();
-    let p = w.write(
-        "p.yaml",
-        "version: 1\ns3:\n  buckets:\n    no-region-bucket:\n      versioning: enabled\n",
-    );
+    let p = w.write("p.yaml", "version: 1\ns3:\n  buckets:\n    no-region-bucket:\n      versioning: enabled\n");
     let p = p.to_string_lossy().into_owned();
     let r = w.cli(&["--endpoint-url", "http://127.0.0.1:9", "plan", "-f", &p]);
     r.code(1);
@@ -550,33 +389,11 @@ fn a_bucket_without_any_region_is_a_clear_error() {
 fn region_flag_sets_where_buckets_without_their_own_region_go() {
     let w = World::with_moto();
     let a = unique("flagged");
-    let p = w.write(
-        "p.yaml",
-        &format!("version: 1\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n"),
-    );
+    let p = w.write("p.yaml", &format!("version: 1\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n"));
     let p = p.to_string_lossy().into_owned();
-    w.cli(&["--region", "eu-west-1", "apply", "-f", &p, "--auto-approve"])
-        .code(0);
-    let loc = block_on(async {
-        w.moto()
-            .s3("eu-west-1")
-            .get_bucket_location()
-            .bucket(&a)
-            .send()
-            .await
-            .expect("location")
-    });
-    assert_eq!(
-        loc.location_constraint().map(|c| c.as_str()),
-        Some("eu-west-1")
-    );
-    w.cli(&[
-        "--region",
-        "eu-west-1",
-        "plan",
-        "-f",
-        &p,
-        "--detailed-exitcode",
-    ])
-    .code(0);
+    w.cli(&["--region", "eu-west-1", "apply", "-f", &p, "--auto-approve"]).code(0);
+    let loc =
+        block_on(async { w.moto().s3("eu-west-1").get_bucket_location().bucket(&a).send().await.expect("location") });
+    assert_eq!(loc.location_constraint().map(|c| c.as_str()), Some("eu-west-1"));
+    w.cli(&["--region", "eu-west-1", "plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }

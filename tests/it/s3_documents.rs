@@ -7,17 +7,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter,
+    BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
 };
 
 use crate::harness::{block_on, unique, World};
 
 fn squash(s: &str) -> String {
-    s.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect::<Vec<_>>()
-        .join("\n")
+    s.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
 }
 
 fn lifecycle_policy(bucket: &str, ownership: &str) -> String {
@@ -74,10 +70,7 @@ fn put_rules(w: &World, bucket: &str, rules: Vec<LifecycleRule>) {
             .put_bucket_lifecycle_configuration()
             .bucket(bucket)
             .lifecycle_configuration(
-                BucketLifecycleConfiguration::builder()
-                    .set_rules(Some(rules))
-                    .build()
-                    .expect("conf"),
+                BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().expect("conf"),
             )
             .send()
             .await
@@ -95,11 +88,7 @@ fn live_rule_ids(w: &World, bucket: &str) -> Vec<String> {
             .send()
             .await
             .expect("get lifecycle");
-        let mut ids: Vec<String> = out
-            .rules()
-            .iter()
-            .map(|r| r.id().unwrap_or_default().to_string())
-            .collect();
+        let mut ids: Vec<String> = out.rules().iter().map(|r| r.id().unwrap_or_default().to_string()).collect();
         ids.sort();
         ids
     })
@@ -109,18 +98,17 @@ fn live_rule_ids(w: &World, bucket: &str) -> Vec<String> {
 fn lifecycle_round_trip_has_no_diff_and_passes_audit() {
     let w = World::with_moto();
     let b = unique("lc");
-    let p = w
-        .write("p.yaml", &lifecycle_policy(&b, "shared"))
-        .to_string_lossy()
-        .into_owned();
+    let p = w.write("p.yaml", &lifecycle_policy(&b, "shared")).to_string_lossy().into_owned();
     let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
     r.code(2);
     let out = squash(&r.stdout);
+    assert!(out.contains(&format!("+ s3.{b}.lifecycle.tiering will be created")), "{out}");
     assert!(
-        out.contains(&format!("+ s3.{b}.lifecycle.tiering will be created")),
+        out.contains(
+            r#"+ transitions = [{"days":30,"storage_class":"STANDARD_IA"},{"days":180,"storage_class":"GLACIER"}]"#
+        ),
         "{out}"
     );
-    assert!(out.contains(r#"+ transitions = [{"days":30,"storage_class":"STANDARD_IA"},{"days":180,"storage_class":"GLACIER"}]"#), "{out}");
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
     let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
     r.code(0);
@@ -136,142 +124,56 @@ fn lifecycle_round_trip_has_no_diff_and_passes_audit() {
         .cloned()
         .expect("S3-LIFECYCLE");
     assert_eq!(lc["status"], "pass");
-    assert_eq!(
-        live_rule_ids(&w, &b),
-        ["expire-non-critical", "paused", "postgres-dumps", "tiering"]
-    );
+    assert_eq!(live_rule_ids(&w, &b), ["expire-non-critical", "paused", "postgres-dumps", "tiering"]);
 }
 
 #[test]
 fn foreign_rule_is_kept_under_shared_and_removed_under_exclusive_only_with_allow_destroy() {
     let w = World::with_moto();
     let b = unique("lc");
-    block_on(async {
-        w.moto()
-            .s3("us-east-1")
-            .create_bucket()
-            .bucket(&b)
-            .send()
-            .await
-            .expect("create")
-    });
+    block_on(async { w.moto().s3("us-east-1").create_bucket().bucket(&b).send().await.expect("create") });
     put_rules(&w, &b, vec![foreign_rule()]);
-    let shared = w
-        .write("shared.yaml", &lifecycle_policy(&b, "shared"))
-        .to_string_lossy()
-        .into_owned();
+    let shared = w.write("shared.yaml", &lifecycle_policy(&b, "shared")).to_string_lossy().into_owned();
     let r = w.cli(&["plan", "-f", &shared]);
     r.code(0);
     assert!(
-        r.stdout.contains(&format!(
-            "= s3.{b}.lifecycle.other-team: not managed by this policy, kept"
-        )),
+        r.stdout.contains(&format!("= s3.{b}.lifecycle.other-team: not managed by this policy, kept")),
         "{}",
         r.stdout
     );
     w.cli(&["apply", "-f", &shared, "--auto-approve"]).code(0);
-    assert_eq!(
-        live_rule_ids(&w, &b),
-        [
-            "expire-non-critical",
-            "other-team",
-            "paused",
-            "postgres-dumps",
-            "tiering"
-        ]
-    );
+    assert_eq!(live_rule_ids(&w, &b), ["expire-non-critical", "other-team", "paused", "postgres-dumps", "tiering"]);
     let kept = block_on(async {
-        let out = w
-            .moto()
-            .s3("us-east-1")
-            .get_bucket_lifecycle_configuration()
-            .bucket(&b)
-            .send()
-            .await
-            .expect("get");
-        out.rules()
-            .iter()
-            .find(|r| r.id() == Some("other-team"))
-            .cloned()
-            .expect("foreign rule")
+        let out = w.moto().s3("us-east-1").get_bucket_lifecycle_configuration().bucket(&b).send().await.expect("get");
+        out.rules().iter().find(|r| r.id() == Some("other-team")).cloned().expect("foreign rule")
     });
-    assert_eq!(
-        kept.expiration().and_then(|e| e.days()),
-        Some(90),
-        "the foreign rule is intact"
-    );
-    w.cli(&["plan", "-f", &shared, "--detailed-exitcode"])
-        .code(0);
+    assert_eq!(kept.expiration().and_then(|e| e.days()), Some(90), "the foreign rule is intact");
+    w.cli(&["plan", "-f", &shared, "--detailed-exitcode"]).code(0);
 
-    let exclusive = w
-        .write("exclusive.yaml", &lifecycle_policy(&b, "exclusive"))
-        .to_string_lossy()
-        .into_owned();
+    let exclusive = w.write("exclusive.yaml", &lifecycle_policy(&b, "exclusive")).to_string_lossy().into_owned();
     let r = w.cli(&["plan", "-f", &exclusive, "--detailed-exitcode"]);
     r.code(2);
-    assert!(
-        r.stdout
-            .contains(&format!("- s3.{b}.lifecycle.other-team will be destroyed")),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("# destructive: needs --allow-destroy"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(&format!("- s3.{b}.lifecycle.other-team will be destroyed")), "{}", r.stdout);
+    assert!(r.stdout.contains("# destructive: needs --allow-destroy"), "{}", r.stdout);
     let r = w.cli(&["apply", "-f", &exclusive, "--auto-approve"]);
     r.code(1);
-    assert!(
-        r.stderr.contains(&format!("s3.{b}.lifecycle.other-team")),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        live_rule_ids(&w, &b).contains(&"other-team".to_string()),
-        "nothing removed without --allow-destroy"
-    );
-    w.cli(&[
-        "apply",
-        "-f",
-        &exclusive,
-        "--auto-approve",
-        "--allow-destroy",
-    ])
-    .code(0);
-    assert_eq!(
-        live_rule_ids(&w, &b),
-        ["expire-non-critical", "paused", "postgres-dumps", "tiering"]
-    );
-    w.cli(&["plan", "-f", &exclusive, "--detailed-exitcode"])
-        .code(0);
+    assert!(r.stderr.contains(&format!("s3.{b}.lifecycle.other-team")), "{}", r.stderr);
+    assert!(live_rule_ids(&w, &b).contains(&"other-team".to_string()), "nothing removed without --allow-destroy");
+    w.cli(&["apply", "-f", &exclusive, "--auto-approve", "--allow-destroy"]).code(0);
+    assert_eq!(live_rule_ids(&w, &b), ["expire-non-critical", "paused", "postgres-dumps", "tiering"]);
+    w.cli(&["plan", "-f", &exclusive, "--detailed-exitcode"]).code(0);
 }
 
 #[test]
 fn a_change_made_between_plan_and_apply_is_not_clobbered() {
     let w = World::with_moto();
     let b = unique("lc");
-    block_on(async {
-        w.moto()
-            .s3("us-east-1")
-            .create_bucket()
-            .bucket(&b)
-            .send()
-            .await
-            .expect("create")
-    });
-    let p = w
-        .write("p.yaml", &lifecycle_policy(&b, "shared"))
-        .to_string_lossy()
-        .into_owned();
+    block_on(async { w.moto().s3("us-east-1").create_bucket().bucket(&b).send().await.expect("create") });
+    let p = w.write("p.yaml", &lifecycle_policy(&b, "shared")).to_string_lossy().into_owned();
     // Run apply on a terminal (util-linux `script`), so it shows the plan
     // and waits for "yes"; meanwhile another team writes a rule.
     let mut child = Command::new("script")
-        .args([
-            "-qfec",
-            &format!("{} apply -f {p}", env!("CARGO_BIN_EXE_suoops-policy")),
-            "/dev/null",
-        ])
+        .args(["-qfec", &format!("{} apply -f {p}", env!("CARGO_BIN_EXE_suoops-policy")), "/dev/null"])
         .env("AWS_ENDPOINT_URL", w.moto().url())
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -291,14 +193,8 @@ fn a_change_made_between_plan_and_apply_is_not_clobbered() {
     // Wait for the plan to be observed (the prompt is on screen).
     let deadline = Instant::now() + Duration::from_secs(30);
     let log = w.moto().log.clone();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains(&format!("GET /{b}/?lifecycle"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "apply never observed the lifecycle"
-        );
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains(&format!("GET /{b}/?lifecycle")) {
+        assert!(Instant::now() < deadline, "apply never observed the lifecycle");
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -309,27 +205,11 @@ fn a_change_made_between_plan_and_apply_is_not_clobbered() {
     let status = child.wait().expect("wait");
     let out = reader.join().expect("reader");
     assert!(!status.success(), "{out}");
-    assert!(
-        out.contains("the lifecycle configuration changed since it was observed"),
-        "{out}"
-    );
-    assert_eq!(
-        live_rule_ids(&w, &b),
-        ["other-team"],
-        "the concurrent change survives"
-    );
+    assert!(out.contains("the lifecycle configuration changed since it was observed"), "{out}");
+    assert_eq!(live_rule_ids(&w, &b), ["other-team"], "the concurrent change survives");
     // A re-run sees the new rule, keeps it, and converges.
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
-    assert_eq!(
-        live_rule_ids(&w, &b),
-        [
-            "expire-non-critical",
-            "other-team",
-            "paused",
-            "postgres-dumps",
-            "tiering"
-        ]
-    );
+    assert_eq!(live_rule_ids(&w, &b), ["expire-non-critical", "other-team", "paused", "postgres-dumps", "tiering"]);
 }
 
 #[test]
@@ -342,49 +222,31 @@ fn tls_statement_is_merged_with_foreign_statements_kept() {
     block_on(async {
         let s3 = w.moto().s3("us-east-1");
         s3.create_bucket().bucket(&b).send().await.expect("create");
-        s3.put_bucket_policy()
-            .bucket(&b)
-            .policy(&foreign)
-            .send()
-            .await
-            .expect("policy");
+        s3.put_bucket_policy().bucket(&b).policy(&foreign).send().await.expect("policy");
     });
-    let p = w.write("p.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      require_tls: true\n")).to_string_lossy().into_owned();
+    let p = w
+        .write(
+            "p.yaml",
+            &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      require_tls: true\n"),
+        )
+        .to_string_lossy()
+        .into_owned();
     let r = w.cli(&["audit", "-f", &p]);
     r.code(2);
     assert!(r.stdout.contains("FAIL S3-TLS"), "{}", r.stdout);
     let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
     r.code(2);
-    assert!(
-        r.stdout
-            .contains(&format!("+ s3.{b}.require_tls will be created")),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(&format!("+ s3.{b}.require_tls will be created")), "{}", r.stdout);
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
     let live: serde_json::Value = block_on(async {
-        let out = w
-            .moto()
-            .s3("us-east-1")
-            .get_bucket_policy()
-            .bucket(&b)
-            .send()
-            .await
-            .expect("get policy");
+        let out = w.moto().s3("us-east-1").get_bucket_policy().bucket(&b).send().await.expect("get policy");
         serde_json::from_str(out.policy().unwrap_or("{}")).expect("json")
     });
-    let sids: Vec<&str> = live["Statement"]
-        .as_array()
-        .expect("statements")
-        .iter()
-        .filter_map(|s| s["Sid"].as_str())
-        .collect();
+    let sids: Vec<&str> =
+        live["Statement"].as_array().expect("statements").iter().filter_map(|s| s["Sid"].as_str()).collect();
     assert_eq!(sids, ["AuditorsRead", "SuoopsPolicyRequireTLS"]);
     let original: serde_json::Value = serde_json::from_str(&foreign).expect("json");
-    assert_eq!(
-        live["Statement"][0], original["Statement"][0],
-        "the foreign statement is intact"
-    );
+    assert_eq!(live["Statement"][0], original["Statement"][0], "the foreign statement is intact");
     w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
     w.cli(&["audit", "-f", &p]).code(0);
 }
@@ -399,21 +261,18 @@ fn an_equivalent_foreign_tls_statement_satisfies_plan_and_audit() {
     block_on(async {
         let s3 = w.moto().s3("us-east-1");
         s3.create_bucket().bucket(&b).send().await.expect("create");
-        s3.put_bucket_policy()
-            .bucket(&b)
-            .policy(&theirs)
-            .send()
-            .await
-            .expect("policy");
+        s3.put_bucket_policy().bucket(&b).policy(&theirs).send().await.expect("policy");
     });
-    let p = w.write("p.yaml", &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      require_tls: true\n")).to_string_lossy().into_owned();
+    let p = w
+        .write(
+            "p.yaml",
+            &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      require_tls: true\n"),
+        )
+        .to_string_lossy()
+        .into_owned();
     let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
     r.code(0);
-    assert!(
-        r.stdout.contains("already enforced by another statement"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("already enforced by another statement"), "{}", r.stdout);
     w.cli(&["audit", "-f", &p]).code(0);
 }
 
@@ -425,12 +284,7 @@ fn mfa_delete_is_a_manual_step_apply_never_attempts() {
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
     let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
     r.code(2);
-    assert!(
-        r.stdout
-            .contains(&format!("! s3.{b}.mfa_delete needs a manual step")),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(&format!("! s3.{b}.mfa_delete needs a manual step")), "{}", r.stdout);
     assert!(
         r.stdout.contains(&format!("aws s3api put-bucket-versioning --bucket {b} --versioning-configuration Status=Enabled,MFADelete=Enabled --mfa")),
         "{}",
@@ -439,12 +293,7 @@ fn mfa_delete_is_a_manual_step_apply_never_attempts() {
     assert!(r.stdout.contains("1 manual step(s)"), "{}", r.stdout);
     let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
     r.code(0);
-    assert!(
-        r.stderr
-            .contains("Nothing for apply to do; 1 manual step(s) remain"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("Nothing for apply to do; 1 manual step(s) remain"), "{}", r.stderr);
     let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
     r.code(2);
     let j = r.json();
@@ -456,8 +305,84 @@ fn mfa_delete_is_a_manual_step_apply_never_attempts() {
         .cloned()
         .expect("control");
     assert_eq!(c["status"], "fail");
-    assert!(c["remediation"]
-        .as_str()
-        .unwrap_or("")
-        .contains("root user"));
+    assert!(c["remediation"].as_str().unwrap_or("").contains("root user"));
+}
+
+const CREATE_ROLE: &str = r#"
+import sys, json, boto3
+iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+print(iam.create_role(RoleName="suoops-s3-replication", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+"#;
+
+fn replication_policy(src: &str, dst: &str) -> String {
+    format!(
+        "version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {src}:
+      versioning: enabled
+      replication:
+        role: suoops-s3-replication
+        rules:
+          - id: dr-copy
+            destination: {dst}
+            storage_class: STANDARD_IA
+          - id: dumps-with-deletes
+            priority: 5
+            prefix: postgres/
+            destination: arn:aws:s3:::{dst}
+            delete_marker_replication: true
+    {dst}:
+      region: eu-west-1
+      versioning: enabled
+"
+    )
+}
+
+#[test]
+fn one_apply_sets_up_replication_on_an_empty_estate() {
+    let w = World::with_moto();
+    let arn = w.python(CREATE_ROLE);
+    let (src, dst) = (unique("src"), unique("dr"));
+    let p = w.write("p.yaml", &replication_policy(&src, &dst)).to_string_lossy().into_owned();
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    let out = squash(&r.stdout);
+    assert!(out.contains(&format!("+ s3.{src}.replication will be created")), "{out}");
+    assert!(out.contains(&format!("+ role = \"{}\"", arn.trim())), "{out}");
+    assert!(out.contains(&format!("+ s3.{src}.replication.dr-copy will be created")), "{out}");
+
+    let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
+    r.code(0);
+    assert!(r.stdout.contains("✓ replication"), "{}", r.stdout);
+    let conf = block_on(async {
+        let out = w.moto().s3("us-east-1").get_bucket_replication().bucket(&src).send().await.expect("replication");
+        out.replication_configuration().cloned().expect("conf")
+    });
+    assert_eq!(conf.role(), arn.trim());
+    assert_eq!(conf.rules().len(), 2);
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    r.code(0);
+    let j = r.json();
+    assert!(j["controls"].as_array().expect("controls").iter().any(|c| c["id"] == "S3-CRR" && c["status"] == "pass"));
+}
+
+#[test]
+fn replication_without_its_role_is_a_conflict_not_a_failed_write() {
+    let w = World::with_moto();
+    let (src, dst) = (unique("src"), unique("dr"));
+    let p = w.write("p.yaml", &replication_policy(&src, &dst)).to_string_lossy().into_owned();
+    let r = w.cli(&["plan", "-f", &p]);
+    r.code(1);
+    assert!(r.stdout.contains("replication role `suoops-s3-replication` does not exist"), "{}", r.stdout);
+    // apply still makes both buckets; replication waits for the role.
+    let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
+    r.code(1);
+    assert!(r.stdout.contains(&format!("s3.{dst}: done")), "{}", r.stdout);
+    w.python(CREATE_ROLE);
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }

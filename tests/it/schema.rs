@@ -29,9 +29,7 @@ fn shipped_policies_start_with_the_schema_comment() {
         }
         let text = std::fs::read_to_string(e.path()).expect("read policy");
         assert!(
-            text.starts_with(
-                "# yaml-language-server: $schema=../schema/suoops-policy.schema.json\n"
-            ),
+            text.starts_with("# yaml-language-server: $schema=../schema/suoops-policy.schema.json\n"),
             "policies/{name} must start with the yaml-language-server comment"
         );
         n += 1;

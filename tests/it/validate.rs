@@ -43,17 +43,9 @@ fn bad_policies_give_located_diagnostics() {
         let r = w.cli(&["validate", "-f", &path]);
         r.code(1);
         assert!(r.stdout.is_empty(), "{path}: diagnostics go to stderr");
-        assert!(
-            !r.stderr.contains("panicked"),
-            "{path} panicked: {}",
-            r.stderr
-        );
+        assert!(!r.stderr.contains("panicked"), "{path} panicked: {}", r.stderr);
         // Every diagnostic names the file with line and column.
-        let heads: Vec<&str> = r
-            .stderr
-            .lines()
-            .filter(|l| l.contains(": error["))
-            .collect();
+        let heads: Vec<&str> = r.stderr.lines().filter(|l| l.contains(": error[")).collect();
         assert!(!heads.is_empty(), "{path}: no diagnostic:\n{}", r.stderr);
         for h in &heads {
             let loc = h.split(": error[").next().unwrap_or("");
@@ -65,25 +57,13 @@ fn bad_policies_give_located_diagnostics() {
                     && parts[2] == path,
                 "{path}: head without file:line:col: {h}"
             );
-            codes.insert(
-                h.split("error[")
-                    .nth(1)
-                    .and_then(|s| s.split(']').next())
-                    .unwrap_or("")
-                    .to_string(),
-            );
+            codes.insert(h.split("error[").nth(1).and_then(|s| s.split(']').next()).unwrap_or("").to_string());
         }
         let name = f.trim_end_matches(".yaml").to_string();
         insta::assert_snapshot!(name, r.stderr);
     }
     // The JSON form carries the same facts for machines.
-    let r = w.cli(&[
-        "validate",
-        "-f",
-        "tests/fixtures/bad/many-errors-at-once.yaml",
-        "--format",
-        "json",
-    ]);
+    let r = w.cli(&["validate", "-f", "tests/fixtures/bad/many-errors-at-once.yaml", "--format", "json"]);
     r.code(1);
     let j = r.json();
     assert_eq!(j["valid"], false);
@@ -95,14 +75,8 @@ fn bad_policies_give_located_diagnostics() {
     assert!(r.stderr.contains("error[file-unreadable]"), "{}", r.stderr);
     codes.insert("file-unreadable".into());
 
-    let all: BTreeSet<String> = suoops_policy::policy::diag::ALL_CODES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    assert_eq!(
-        codes, all,
-        "every diagnostic code has a fixture that produces it"
-    );
+    let all: BTreeSet<String> = suoops_policy::policy::diag::ALL_CODES.iter().map(|s| s.to_string()).collect();
+    assert_eq!(codes, all, "every diagnostic code has a fixture that produces it");
 }
 
 #[test]
@@ -112,7 +86,9 @@ fn diagnostic_codes_are_stable() {
         [
             "bucket-key-not-allowed",
             "bucket-name-invalid",
+            "destination-invalid",
             "duplicate-key",
+            "duplicate-priority",
             "duplicate-rule-id",
             "env-var-invalid",
             "env-var-missing",
@@ -126,6 +102,8 @@ fn diagnostic_codes_are_stable() {
             "not-supported-yet",
             "not-utf8",
             "region-invalid",
+            "replication-needs-versioning",
+            "role-invalid",
             "rule-does-nothing",
             "rule-id-invalid",
             "too-many-rules",
@@ -149,36 +127,17 @@ fn env_vars_are_resolved_and_missing_ones_named_with_their_line() {
     let w = World::new();
     let p = w.write("p.yaml", "version: 1\naws:\n  region: ${SUOOPS_T_REGION}\ns3:\n  buckets:\n    backups-${SUOOPS_T_ENV}:\n      versioning: enabled\n");
     let p = p.to_string_lossy().into_owned();
-    let r = w.cli_env(
-        &["validate", "-f", &p],
-        &[("SUOOPS_T_REGION", "eu-west-1"), ("SUOOPS_T_ENV", "prod")],
-        &[],
-    );
+    let r = w.cli_env(&["validate", "-f", &p], &[("SUOOPS_T_REGION", "eu-west-1"), ("SUOOPS_T_ENV", "prod")], &[]);
     r.code(0);
-    let r = w.cli_env(
-        &["validate", "-f", &p],
-        &[("SUOOPS_T_REGION", "eu-west-1")],
-        &["SUOOPS_T_ENV"],
-    );
+    let r = w.cli_env(&["validate", "-f", &p], &[("SUOOPS_T_REGION", "eu-west-1")], &["SUOOPS_T_ENV"]);
     r.code(1);
     assert!(
-        r.stderr.contains(&format!(
-            "{p}:6:5: error[env-var-missing]: environment variable `SUOOPS_T_ENV` is not set"
-        )),
+        r.stderr.contains(&format!("{p}:6:5: error[env-var-missing]: environment variable `SUOOPS_T_ENV` is not set")),
         "{}",
         r.stderr
     );
     // A value from the environment is still checked.
-    let r = w.cli_env(
-        &["validate", "-f", &p],
-        &[("SUOOPS_T_REGION", "moon"), ("SUOOPS_T_ENV", "prod")],
-        &[],
-    );
+    let r = w.cli_env(&["validate", "-f", &p], &[("SUOOPS_T_REGION", "moon"), ("SUOOPS_T_ENV", "prod")], &[]);
     r.code(1);
-    assert!(
-        r.stderr
-            .contains("error[region-invalid]: `moon` is not an AWS region name"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("error[region-invalid]: `moon` is not an AWS region name"), "{}", r.stderr);
 }

@@ -7,15 +7,15 @@
 //! observed, the step stops rather than overwrite that change.
 
 use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
-    CreateBucketConfiguration, PublicAccessBlockConfiguration, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    VersioningConfiguration,
+    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
+    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
 };
 
 use super::diff::merged_pab;
 use super::lifecycle::{self, LifecycleDoc};
 use super::observe::{self, BucketState};
+use super::replication;
 use super::tls::{self, PolicyDoc};
 use crate::aws::{classify, Aws};
 use crate::model::{Action, Change, Observed};
@@ -42,25 +42,14 @@ pub async fn apply(
     };
     let client = aws.s3(region);
     let name = spec.name.as_str();
-    let touches = |prefix: &str| {
-        change
-            .attributes
-            .iter()
-            .any(|a| a.name == prefix || a.name.starts_with(&format!("{prefix}.")))
-    };
+    let touches =
+        |prefix: &str| change.attributes.iter().any(|a| a.name == prefix || a.name.starts_with(&format!("{prefix}.")));
     let mut out = Vec::new();
     macro_rules! step {
         ($label:expr, $fut:expr) => {{
-            let r = aws
-                .call($fut)
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(&e, &[]).reason());
+            let r = aws.call($fut).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
             let failed = r.is_err();
-            out.push(StepOutcome {
-                step: $label,
-                result: r,
-            });
+            out.push(StepOutcome { step: $label, result: r });
             if failed {
                 return out;
             }
@@ -94,25 +83,14 @@ pub async fn apply(
         );
     }
     if let (Some(enc), true) = (&spec.encryption, touches("encryption")) {
-        let seen_bucket_key = state
-            .encryption
-            .as_ref()
-            .and_then(|o| o.present())
-            .map(|e| e.bucket_key);
+        let seen_bucket_key = state.encryption.as_ref().and_then(|o| o.present()).map(|e| e.bucket_key);
         match encryption_config(enc, seen_bucket_key) {
             Ok(conf) => step!(
                 "default encryption",
-                client
-                    .put_bucket_encryption()
-                    .bucket(name)
-                    .server_side_encryption_configuration(conf)
-                    .send()
+                client.put_bucket_encryption().bucket(name).server_side_encryption_configuration(conf).send()
             ),
             Err(e) => {
-                out.push(StepOutcome {
-                    step: "default encryption",
-                    result: Err(e.to_string()),
-                });
+                out.push(StepOutcome { step: "default encryption", result: Err(e.to_string()) });
                 return out;
             }
         }
@@ -136,18 +114,13 @@ pub async fn apply(
                 .send()
         );
     }
-    if let (Some(want), Some(tls_change)) = (
-        spec.require_tls,
-        changes.iter().find(|c| c.address == tls::address(name)),
-    ) {
+    if let (Some(want), Some(tls_change)) = (spec.require_tls, changes.iter().find(|c| c.address == tls::address(name)))
+    {
         if tls_change.is_actionable() {
             let seen = state.policy.as_ref().and_then(|o| o.present());
             let r = write_policy(aws, &client, name, seen, want).await;
             let failed = r.is_err();
-            out.push(StepOutcome {
-                step: "bucket policy (require TLS)",
-                result: r,
-            });
+            out.push(StepOutcome { step: "bucket policy (require TLS)", result: r });
             if failed {
                 return out;
             }
@@ -155,16 +128,10 @@ pub async fn apply(
     }
     if let Some(want) = &spec.lifecycle {
         let prefix = format!("s3.{name}.lifecycle");
-        if changes
-            .iter()
-            .any(|c| c.address.0.starts_with(&prefix) && c.is_actionable())
-        {
+        if changes.iter().any(|c| c.address.0.starts_with(&prefix) && c.is_actionable()) {
             let seen = state.lifecycle.as_ref().and_then(|o| o.present());
             let r = write_lifecycle(aws, &client, name, seen, want).await;
-            out.push(StepOutcome {
-                step: "lifecycle",
-                result: r,
-            });
+            out.push(StepOutcome { step: "lifecycle", result: r });
         }
     }
     out
@@ -184,12 +151,11 @@ fn encryption_config(
         .apply_server_side_encryption_by_default(default)
         .set_bucket_key_enabled(enc.bucket_key.or(seen_bucket_key))
         .build();
-    ServerSideEncryptionConfiguration::builder()
-        .rules(rule)
-        .build()
+    ServerSideEncryptionConfiguration::builder().rules(rule).build()
 }
 
-const CHANGED: &str = "changed since it was observed (someone else wrote it); nothing was written: re-run plan to see the new state";
+const CHANGED: &str =
+    "changed since it was observed (someone else wrote it); nothing was written: re-run plan to see the new state";
 
 /// Replace the lifecycle document, keeping rules the policy does not own,
 /// unless it changed since `seen` was read.
@@ -200,21 +166,13 @@ async fn write_lifecycle(
     seen: Option<&LifecycleDoc>,
     want: &Lifecycle,
 ) -> Result<(), String> {
-    let now = observe::read_lifecycle(aws, client, name)
-        .await
-        .map_err(|f| f.0)?;
+    let now = observe::read_lifecycle(aws, client, name).await.map_err(|f| f.0)?;
     let now = match now {
-        Observed::Unknown { reason } => {
-            return Err(format!(
-                "cannot re-read the lifecycle configuration: {reason}"
-            ))
-        }
+        Observed::Unknown { reason } => return Err(format!("cannot re-read the lifecycle configuration: {reason}")),
         Observed::Absent => None,
         Observed::Present(d) => Some(d),
     };
-    if now.as_ref().map(|d| (&d.rules, &d.min_object_size))
-        != seen.map(|d| (&d.rules, &d.min_object_size))
-    {
+    if now.as_ref().map(|d| (&d.rules, &d.min_object_size)) != seen.map(|d| (&d.rules, &d.min_object_size)) {
         return Err(format!("the lifecycle configuration {CHANGED}"));
     }
     let rules = lifecycle::merged(want, now.as_ref()).map_err(|e| e.to_string())?;
@@ -225,10 +183,7 @@ async fn write_lifecycle(
             .map(|_| ())
             .map_err(|e| classify(&e, &[]).reason());
     }
-    let conf = BucketLifecycleConfiguration::builder()
-        .set_rules(Some(rules))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let conf = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(|e| e.to_string())?;
     aws.call(
         client
             .put_bucket_lifecycle_configuration()
@@ -251,13 +206,9 @@ async fn write_policy(
     seen: Option<&PolicyDoc>,
     want: bool,
 ) -> Result<(), String> {
-    let now = observe::read_policy(aws, client, name)
-        .await
-        .map_err(|f| f.0)?;
+    let now = observe::read_policy(aws, client, name).await.map_err(|f| f.0)?;
     let now = match now {
-        Observed::Unknown { reason } => {
-            return Err(format!("cannot re-read the bucket policy: {reason}"))
-        }
+        Observed::Unknown { reason } => return Err(format!("cannot re-read the bucket policy: {reason}")),
         Observed::Absent => None,
         Observed::Present(d) => Some(d),
     };
@@ -266,13 +217,7 @@ async fn write_policy(
     }
     match tls::merged(now.as_ref(), name, want) {
         Some(doc) => aws
-            .call(
-                client
-                    .put_bucket_policy()
-                    .bucket(name)
-                    .policy(doc.to_string())
-                    .send(),
-            )
+            .call(client.put_bucket_policy().bucket(name).policy(doc.to_string()).send())
             .await
             .map(|_| ())
             .map_err(|e| classify(&e, &[]).reason()),
@@ -282,4 +227,58 @@ async fn write_policy(
             .map(|_| ())
             .map_err(|e| classify(&e, &[]).reason()),
     }
+}
+
+/// Phase two: write the replication configuration (after every bucket's
+/// creation and versioning). None when there is nothing to write.
+pub async fn apply_replication(
+    aws: &Aws,
+    spec: &BucketSpec,
+    region: &str,
+    state: &BucketState,
+    changes: &[Change],
+) -> Option<StepOutcome> {
+    let want = spec.replication.as_ref()?;
+    let name = spec.name.as_str();
+    let head = changes.iter().find(|c| c.address == replication::address(name))?;
+    let prefix = format!("{}.", head.address.0);
+    let any =
+        changes.iter().any(|c| (c.address == head.address || c.address.0.starts_with(&prefix)) && c.is_actionable());
+    if !any || !head.conflicts.is_empty() || !head.unknown.is_empty() {
+        return None;
+    }
+    let Some(Observed::Present(role_arn)) = state.prerequisites.roles.get(&want.role) else {
+        return Some(StepOutcome {
+            step: "replication",
+            result: Err(format!("the role `{}` was not resolved", want.role)),
+        });
+    };
+    let client = aws.s3(region);
+    let seen = state.replication.as_ref().and_then(|o| o.present());
+    let result = async {
+        let now = match observe::read_replication(aws, &client, name).await.map_err(|f| f.0)? {
+            Observed::Unknown { reason } => {
+                return Err(format!("cannot re-read the replication configuration: {reason}"))
+            }
+            Observed::Absent => None,
+            Observed::Present(d) => Some(d),
+        };
+        if now.as_ref().map(|d| (&d.role, &d.rules)) != seen.map(|d| (&d.role, &d.rules)) {
+            return Err(format!("the replication configuration {CHANGED}"));
+        }
+        match replication::merged(want, role_arn, now.as_ref()).map_err(|e| e.to_string())? {
+            Some(conf) => aws
+                .call(client.put_bucket_replication().bucket(name).replication_configuration(conf).send())
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&e, &[]).reason()),
+            None => aws
+                .call(client.delete_bucket_replication().bucket(name).send())
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&e, &[]).reason()),
+        }
+    }
+    .await;
+    Some(StepOutcome { step: "replication", result })
 }

@@ -21,7 +21,8 @@ const BUCKET: Def = Def {
     id: "S3-BUCKET",
     attribute: "region",
     title: "Backup bucket exists in its region",
-    rationale: "Backups need a bucket in the intended region to land in (strategy: S3 object backups, disaster recovery).",
+    rationale:
+        "Backups need a bucket in the intended region to land in (strategy: S3 object backups, disaster recovery).",
     severity: Severity::High,
 };
 const VERSIONING: Def = Def {
@@ -57,7 +58,8 @@ const MFA: Def = Def {
     id: "S3-MFA-DELETE",
     attribute: "mfa_delete",
     title: "MFA delete",
-    rationale: "For high-assurance environments, deleting versions needs the root user's MFA (strategy: access control).",
+    rationale:
+        "For high-assurance environments, deleting versions needs the root user's MFA (strategy: access control).",
     severity: Severity::Medium,
 };
 const LIFECYCLE: Def = Def {
@@ -68,27 +70,24 @@ const LIFECYCLE: Def = Def {
     severity: Severity::Medium,
 };
 
+const CRR: Def = Def {
+    id: "S3-CRR",
+    attribute: "replication",
+    title: "Disaster-recovery copy (cross-region replication)",
+    rationale: "A copy of every backup in a second region survives the loss of the first (strategy: enable cross-region replication for disaster recovery).",
+    severity: Severity::High,
+};
+
 /// The controls for one bucket. `change` is `diff(spec, region, state)`.
-pub fn controls(
-    spec: &BucketSpec,
-    region: &str,
-    state: &BucketState,
-    changes: &[Change],
-) -> Vec<ControlResult> {
+pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &[Change]) -> Vec<ControlResult> {
     let mut out = Vec::new();
     let Some(change) = changes.first() else {
         return out;
     };
     let exists_expected = json!({ "exists": true, "region": region });
     let (exists_observed, exists_status, exists_detail) = match &state.bucket {
-        Observed::Present(r) if r == region => {
-            (json!({"exists": true, "region": r}), Status::Pass, None)
-        }
-        Observed::Present(r) => (
-            json!({"exists": true, "region": r}),
-            Status::Fail,
-            change.conflicts.first().cloned(),
-        ),
+        Observed::Present(r) if r == region => (json!({"exists": true, "region": r}), Status::Pass, None),
+        Observed::Present(r) => (json!({"exists": true, "region": r}), Status::Fail, change.conflicts.first().cloned()),
         Observed::Absent => (json!({"exists": false}), Status::Fail, None),
         Observed::Unknown { reason } => (Value::Null, Status::Unknown, Some(reason.clone())),
     };
@@ -128,10 +127,7 @@ pub fn controls(
             observed,
             status,
             detail,
-            &format!(
-                "set default encryption to {} (suoops-policy apply)",
-                want.algorithm.as_str()
-            ),
+            &format!("set default encryption to {} (suoops-policy apply)", want.algorithm.as_str()),
         ));
     }
     if let (Some(want), Some(seen)) = (&spec.public_access_block, &state.public_access_block) {
@@ -184,10 +180,7 @@ pub fn controls(
             Observed::Present(v) if *v == want => (Status::Pass, None),
             _ => (Status::Fail, None),
         };
-        let fix = changes
-            .iter()
-            .find_map(|c| c.manual.clone())
-            .unwrap_or_else(|| "none".into());
+        let fix = changes.iter().find_map(|c| c.manual.clone()).unwrap_or_else(|| "none".into());
         out.push(result(
             &MFA,
             spec,
@@ -201,12 +194,8 @@ pub fn controls(
     }
     if let (Some(want), Some(seen)) = (&spec.lifecycle, &state.lifecycle) {
         let prefix = format!("s3.{}.lifecycle", spec.name);
-        let rule_changes: Vec<&Change> = changes
-            .iter()
-            .filter(|c| c.address.0.starts_with(&prefix))
-            .collect();
-        let (status, detail) = if let Some(r) = rule_changes.iter().find_map(|c| c.unknown.first())
-        {
+        let rule_changes: Vec<&Change> = changes.iter().filter(|c| c.address.0.starts_with(&prefix)).collect();
+        let (status, detail) = if let Some(r) = rule_changes.iter().find_map(|c| c.unknown.first()) {
             (Status::Unknown, Some(r.reason.clone()))
         } else {
             let bad: Vec<String> = rule_changes
@@ -242,6 +231,33 @@ pub fn controls(
             "write the lifecycle rules (suoops-policy apply)",
         ));
     }
+    if let (Some(want), Some(seen)) = (&spec.replication, &state.replication) {
+        let prefix = format!("s3.{}.replication", spec.name);
+        let mine: Vec<&Change> = changes.iter().filter(|c| c.address.0.starts_with(&prefix)).collect();
+        let (status, detail) = if let Some(u) = mine.iter().find_map(|c| c.unknown.first()) {
+            (Status::Unknown, Some(format!("{}: {}", u.attribute, u.reason)))
+        } else if let Some(conflict) = mine.iter().find_map(|c| c.conflicts.first()) {
+            (Status::Fail, Some(conflict.clone()))
+        } else {
+            let bad: Vec<&str> = mine.iter().filter(|c| !c.is_noop()).map(|c| c.address.0.as_str()).collect();
+            if bad.is_empty() {
+                (Status::Pass, None)
+            } else {
+                (Status::Fail, Some(format!("differs: {}", bad.join(", "))))
+            }
+        };
+        let observed = observed_json(seen, |d| json!({"role": d.role, "rules": d.rules}));
+        out.push(result(
+            &CRR,
+            spec,
+            change,
+            json!({"role": want.role, "rules": want.rules}),
+            observed,
+            status,
+            detail,
+            "write the replication configuration (suoops-policy apply)",
+        ));
+    }
     out
 }
 
@@ -252,12 +268,7 @@ fn observed_json<T>(seen: &Observed<T>, f: impl Fn(&T) -> Value) -> Value {
     }
 }
 
-fn judge<T>(
-    def: &Def,
-    state: &BucketState,
-    seen: &Observed<T>,
-    change: &Change,
-) -> (Status, Option<String>) {
+fn judge<T>(def: &Def, state: &BucketState, seen: &Observed<T>, change: &Change) -> (Status, Option<String>) {
     if let Observed::Unknown { reason } = seen {
         return (Status::Unknown, Some(reason.clone()));
     }
@@ -273,10 +284,7 @@ fn judge<T>(
     if differs.is_empty() {
         (Status::Pass, None)
     } else {
-        (
-            Status::Fail,
-            Some(format!("differs: {}", differs.join(", "))),
-        )
+        (Status::Fail, Some(format!("differs: {}", differs.join(", "))))
     }
 }
 

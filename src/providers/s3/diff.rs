@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::observe::{BucketState, EncryptionState, PabState};
-use super::{lifecycle, tls};
+use super::{lifecycle, replication, tls};
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
 use crate::policy::{BucketSpec, Encryption, PublicAccessBlock, Versioning};
 
@@ -25,6 +25,9 @@ pub fn diff(spec: &BucketSpec, region: &str, state: &BucketState) -> Vec<Change>
     if let (Some(want), Some(seen)) = (&spec.lifecycle, &state.lifecycle) {
         out.extend(lifecycle::diff(&spec.name, want, seen));
     }
+    if let (Some(want), Some(seen)) = (&spec.replication, &state.replication) {
+        out.extend(replication::diff(&spec.name, want, seen, &state.prerequisites));
+    }
     out
 }
 
@@ -34,19 +37,14 @@ fn mfa_delete(bucket: &str, want: bool, seen: &Observed<bool>) -> Change {
     let mut c = Change::new(Address(format!("s3.{bucket}.mfa_delete")), Action::NoOp);
     let word = |b: bool| if b { "enabled" } else { "disabled" };
     match seen {
-        Observed::Unknown { reason } => c.unknown.push(UnknownSetting {
-            attribute: "mfa_delete".into(),
-            reason: reason.clone(),
-        }),
+        Observed::Unknown { reason } => {
+            c.unknown.push(UnknownSetting { attribute: "mfa_delete".into(), reason: reason.clone() })
+        }
         Observed::Present(v) if *v == want => {}
         other => {
             let before = other.present().copied().unwrap_or(false);
             c.action = Action::Update;
-            c.attributes.push(AttrChange::new(
-                "mfa_delete",
-                Some(json!(word(before))),
-                json!(word(want)),
-            ));
+            c.attributes.push(AttrChange::new("mfa_delete", Some(json!(word(before))), json!(word(want))));
             c.manual = Some(format!(
                 "as the root user, with the root MFA device: aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled,MFADelete={} --mfa \"arn:aws:iam::ACCOUNT_ID:mfa/root-account-mfa-device CODE\"",
                 if want { "Enabled" } else { "Disabled" }
@@ -62,18 +60,13 @@ fn bucket(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
     let mut change = Change::new(Address::s3_bucket(&spec.name), Action::NoOp);
     match &state.bucket {
         Observed::Unknown { reason } => {
-            change.unknown.push(UnknownSetting {
-                attribute: "bucket".into(),
-                reason: reason.clone(),
-            });
+            change.unknown.push(UnknownSetting { attribute: "bucket".into(), reason: reason.clone() });
             return change;
         }
         Observed::Absent => {
             change.action = Action::Create;
             change.reason = Some("the bucket does not exist".into());
-            change
-                .attributes
-                .push(AttrChange::new("region", None, json!(region)));
+            change.attributes.push(AttrChange::new("region", None, json!(region)));
         }
         Observed::Present(actual) if actual != region => {
             change.conflicts.push(format!(
@@ -100,20 +93,13 @@ fn bucket(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
 }
 
 /// Record an unknown setting and say whether the comparison can go on.
-fn known<'a, T>(
-    seen: &'a Observed<T>,
-    attribute: &str,
-    change: &mut Change,
-) -> Option<Option<&'a T>> {
+fn known<'a, T>(seen: &'a Observed<T>, attribute: &str, change: &mut Change) -> Option<Option<&'a T>> {
     match seen {
         Observed::Present(v) => Some(Some(v)),
         Observed::Absent => Some(None),
         Observed::Unknown { reason } => {
             if change.action != Action::Create {
-                change.unknown.push(UnknownSetting {
-                    attribute: attribute.into(),
-                    reason: reason.clone(),
-                });
+                change.unknown.push(UnknownSetting { attribute: attribute.into(), reason: reason.clone() });
             }
             None
         }
@@ -150,21 +136,13 @@ fn encryption(want: &Encryption, seen: &Observed<EncryptionState>, change: &mut 
     if let Some(key) = &want.kms_key {
         let seen_key = seen.and_then(|s| s.kms_key.as_deref());
         if !seen_key.is_some_and(|k| same_kms_key(k, key)) {
-            change.attributes.push(AttrChange::new(
-                "encryption.kms_key",
-                seen_key.map(|k| json!(k)),
-                json!(key),
-            ));
+            change.attributes.push(AttrChange::new("encryption.kms_key", seen_key.map(|k| json!(k)), json!(key)));
         }
     }
     if let Some(bk) = want.bucket_key {
         let seen_bk = seen.map(|s| s.bucket_key);
         if seen_bk != Some(bk) {
-            change.attributes.push(AttrChange::new(
-                "encryption.bucket_key",
-                seen_bk.map(Value::Bool),
-                json!(bk),
-            ));
+            change.attributes.push(AttrChange::new("encryption.bucket_key", seen_bk.map(Value::Bool), json!(bk)));
         }
     }
 }
@@ -174,10 +152,7 @@ fn encryption(want: &Encryption, seen: &Observed<EncryptionState>, change: &mut 
 pub fn same_kms_key(a: &str, b: &str) -> bool {
     fn tail(k: &str) -> &str {
         if k.starts_with("arn:") {
-            k.splitn(6, ':')
-                .nth(5)
-                .map(|r| r.strip_prefix("key/").unwrap_or(r))
-                .unwrap_or(k)
+            k.splitn(6, ':').nth(5).map(|r| r.strip_prefix("key/").unwrap_or(r)).unwrap_or(k)
         } else {
             k
         }
@@ -191,26 +166,10 @@ fn public_access_block(want: &PublicAccessBlock, seen: &Observed<PabState>, chan
     };
     let seen = seen.copied();
     for (name, w, s) in [
-        (
-            "block_public_acls",
-            want.block_public_acls,
-            seen.map(|s| s.block_public_acls),
-        ),
-        (
-            "ignore_public_acls",
-            want.ignore_public_acls,
-            seen.map(|s| s.ignore_public_acls),
-        ),
-        (
-            "block_public_policy",
-            want.block_public_policy,
-            seen.map(|s| s.block_public_policy),
-        ),
-        (
-            "restrict_public_buckets",
-            want.restrict_public_buckets,
-            seen.map(|s| s.restrict_public_buckets),
-        ),
+        ("block_public_acls", want.block_public_acls, seen.map(|s| s.block_public_acls)),
+        ("ignore_public_acls", want.ignore_public_acls, seen.map(|s| s.ignore_public_acls)),
+        ("block_public_policy", want.block_public_policy, seen.map(|s| s.block_public_policy)),
+        ("restrict_public_buckets", want.restrict_public_buckets, seen.map(|s| s.restrict_public_buckets)),
     ] {
         let Some(w) = w else { continue };
         // No configuration at all means every block is off; a new bucket
@@ -237,9 +196,7 @@ pub fn merged_pab(want: &PublicAccessBlock, seen: Option<&PabState>) -> PabState
         block_public_acls: want.block_public_acls.unwrap_or(cur.block_public_acls),
         ignore_public_acls: want.ignore_public_acls.unwrap_or(cur.ignore_public_acls),
         block_public_policy: want.block_public_policy.unwrap_or(cur.block_public_policy),
-        restrict_public_buckets: want
-            .restrict_public_buckets
-            .unwrap_or(cur.restrict_public_buckets),
+        restrict_public_buckets: want.restrict_public_buckets.unwrap_or(cur.restrict_public_buckets),
     }
 }
 
@@ -253,15 +210,12 @@ mod tests {
             name: "b".into(),
             region: None,
             versioning: Some(Versioning::Enabled),
-            encryption: Some(Encryption {
-                algorithm: Algorithm::Aes256,
-                kms_key: None,
-                bucket_key: None,
-            }),
+            encryption: Some(Encryption { algorithm: Algorithm::Aes256, kms_key: None, bucket_key: None }),
             public_access_block: Some(PublicAccessBlock::all(true)),
             mfa_delete: None,
             require_tls: None,
             lifecycle: None,
+            replication: None,
             line: 1,
         }
     }
@@ -284,6 +238,8 @@ mod tests {
             mfa_delete: None,
             lifecycle: None,
             policy: None,
+            replication: None,
+            prerequisites: Default::default(),
         }
     }
 
@@ -304,6 +260,8 @@ mod tests {
             mfa_delete: None,
             lifecycle: None,
             policy: None,
+            replication: None,
+            prerequisites: Default::default(),
         };
         let c = bucket(&spec(), "eu-west-1", &state);
         assert_eq!(c.action, Action::Create);
@@ -326,30 +284,13 @@ mod tests {
     #[test]
     fn unknown_is_never_absent() {
         let mut s = compliant();
-        s.versioning = Some(Observed::Unknown {
-            reason: "access denied".into(),
-        });
+        s.versioning = Some(Observed::Unknown { reason: "access denied".into() });
         let c = bucket(&spec(), "us-east-1", &s);
         assert_eq!(c.action, Action::NoOp);
-        assert_eq!(
-            c.unknown,
-            vec![UnknownSetting {
-                attribute: "versioning".into(),
-                reason: "access denied".into()
-            }]
-        );
-        let whole = BucketState {
-            bucket: Observed::Unknown {
-                reason: "timeout".into(),
-            },
-            ..compliant()
-        };
+        assert_eq!(c.unknown, vec![UnknownSetting { attribute: "versioning".into(), reason: "access denied".into() }]);
+        let whole = BucketState { bucket: Observed::Unknown { reason: "timeout".into() }, ..compliant() };
         let c = bucket(&spec(), "us-east-1", &whole);
-        assert_eq!(
-            c.action,
-            Action::NoOp,
-            "an unreadable bucket is never planned for creation"
-        );
+        assert_eq!(c.action, Action::NoOp, "an unreadable bucket is never planned for creation");
         assert_eq!(c.unknown[0].attribute, "bucket");
     }
 
@@ -375,27 +316,15 @@ mod tests {
 
     #[test]
     fn kms_alias_and_its_arn_are_the_same_key() {
-        assert!(same_kms_key(
-            "alias/k",
-            "arn:aws:kms:us-east-1:123456789012:alias/k"
-        ));
-        assert!(same_kms_key(
-            "1234",
-            "arn:aws:kms:us-east-1:123456789012:key/1234"
-        ));
+        assert!(same_kms_key("alias/k", "arn:aws:kms:us-east-1:123456789012:alias/k"));
+        assert!(same_kms_key("1234", "arn:aws:kms:us-east-1:123456789012:key/1234"));
         assert!(!same_kms_key("alias/a", "alias/b"));
     }
 
     #[test]
     fn pab_flags_left_open_keep_their_live_value() {
-        let want = PublicAccessBlock {
-            block_public_acls: Some(true),
-            ..Default::default()
-        };
-        let seen = PabState {
-            restrict_public_buckets: true,
-            ..Default::default()
-        };
+        let want = PublicAccessBlock { block_public_acls: Some(true), ..Default::default() };
+        let seen = PabState { restrict_public_buckets: true, ..Default::default() };
         let m = merged_pab(&want, Some(&seen));
         assert!(m.block_public_acls && m.restrict_public_buckets && !m.ignore_public_acls);
     }
@@ -414,10 +343,7 @@ mod tests {
         }));
         let c = bucket(&spec(), "us-east-1", &s);
         assert_eq!(c.attributes.len(), 1);
-        assert_eq!(
-            c.attributes[0].name,
-            "public_access_block.block_public_acls"
-        );
+        assert_eq!(c.attributes[0].name, "public_access_block.block_public_acls");
         assert_eq!(c.attributes[0].before, Some(json!(false)));
     }
 }

@@ -4,10 +4,9 @@
 //! policy does not own exactly as they were read.
 
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, ExpirationStatus, LifecycleExpiration,
-    LifecycleRule as SdkRule, LifecycleRuleAndOperator, LifecycleRuleFilter,
-    NoncurrentVersionExpiration, NoncurrentVersionTransition, Tag, Transition as SdkTransition,
-    TransitionDefaultMinimumObjectSize, TransitionStorageClass,
+    AbortIncompleteMultipartUpload, ExpirationStatus, LifecycleExpiration, LifecycleRule as SdkRule,
+    LifecycleRuleAndOperator, LifecycleRuleFilter, NoncurrentVersionExpiration, NoncurrentVersionTransition, Tag,
+    Transition as SdkTransition, TransitionDefaultMinimumObjectSize, TransitionStorageClass,
 };
 use serde_json::Value;
 
@@ -25,15 +24,8 @@ pub struct LifecycleDoc {
 }
 
 impl LifecycleDoc {
-    pub fn from_sdk(
-        raw: Vec<SdkRule>,
-        min_object_size: Option<TransitionDefaultMinimumObjectSize>,
-    ) -> Self {
-        LifecycleDoc {
-            rules: raw.iter().map(canonical).collect(),
-            raw,
-            min_object_size,
-        }
+    pub fn from_sdk(raw: Vec<SdkRule>, min_object_size: Option<TransitionDefaultMinimumObjectSize>) -> Self {
+        LifecycleDoc { rules: raw.iter().map(canonical).collect(), raw, min_object_size }
     }
 }
 
@@ -74,19 +66,16 @@ pub fn canonical(r: &SdkRule) -> LifecycleRule {
             for t in and.tags() {
                 out.tags.insert(t.key().to_string(), t.value().to_string());
             }
-            out.object_size_greater_than = out
-                .object_size_greater_than
-                .or(and.object_size_greater_than());
+            out.object_size_greater_than = out.object_size_greater_than.or(and.object_size_greater_than());
             out.object_size_less_than = out.object_size_less_than.or(and.object_size_less_than());
         }
     }
     out.prefix = prefix.unwrap_or_default();
     for t in r.transitions() {
         match (t.days(), t.storage_class()) {
-            (Some(days), Some(class)) => out.transitions.push(Transition {
-                days: i64::from(days),
-                storage_class: class.as_str().to_string(),
-            }),
+            (Some(days), Some(class)) => {
+                out.transitions.push(Transition { days: i64::from(days), storage_class: class.as_str().to_string() })
+            }
             _ => out.unmodelled.push("transition on a date".into()),
         }
     }
@@ -102,15 +91,10 @@ pub fn canonical(r: &SdkRule) -> LifecycleRule {
     }
     for t in r.noncurrent_version_transitions() {
         match (t.noncurrent_days(), t.storage_class()) {
-            (Some(days), Some(class)) if t.newer_noncurrent_versions().is_none() => {
-                out.noncurrent_transitions.push(Transition {
-                    days: i64::from(days),
-                    storage_class: class.as_str().to_string(),
-                })
-            }
-            _ => out
-                .unmodelled
-                .push("noncurrent transition with newer versions".into()),
+            (Some(days), Some(class)) if t.newer_noncurrent_versions().is_none() => out
+                .noncurrent_transitions
+                .push(Transition { days: i64::from(days), storage_class: class.as_str().to_string() }),
+            _ => out.unmodelled.push("noncurrent transition with newer versions".into()),
         }
     }
     out.noncurrent_transitions.sort_by_key(|t| t.days);
@@ -118,21 +102,16 @@ pub fn canonical(r: &SdkRule) -> LifecycleRule {
         out.noncurrent_expire_after_days = i64_of(e.noncurrent_days());
         out.noncurrent_newer_versions = i64_of(e.newer_noncurrent_versions());
     }
-    out.abort_incomplete_multipart_days = i64_of(
-        r.abort_incomplete_multipart_upload()
-            .and_then(|a| a.days_after_initiation()),
-    );
+    out.abort_incomplete_multipart_days =
+        i64_of(r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation()));
     out
 }
 
 /// The SDK rule for a policy rule: `Filter` (never the legacy `Prefix`),
 /// with `And` only when more than one condition applies.
 pub fn to_sdk(r: &LifecycleRule) -> Result<SdkRule, aws_sdk_s3::error::BuildError> {
-    let tags: Vec<Tag> = r
-        .tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect::<Result<_, _>>()?;
+    let tags: Vec<Tag> =
+        r.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect::<Result<_, _>>()?;
     let conditions = usize::from(!r.prefix.is_empty())
         + tags.len()
         + usize::from(r.object_size_greater_than.is_some())
@@ -159,11 +138,7 @@ pub fn to_sdk(r: &LifecycleRule) -> Result<SdkRule, aws_sdk_s3::error::BuildErro
     };
     let mut b = SdkRule::builder()
         .id(&r.id)
-        .status(if r.enabled {
-            ExpirationStatus::Enabled
-        } else {
-            ExpirationStatus::Disabled
-        })
+        .status(if r.enabled { ExpirationStatus::Enabled } else { ExpirationStatus::Disabled })
         .filter(filter);
     for t in &r.transitions {
         b = b.transitions(
@@ -194,9 +169,7 @@ pub fn to_sdk(r: &LifecycleRule) -> Result<SdkRule, aws_sdk_s3::error::BuildErro
     }
     if let Some(d) = r.abort_incomplete_multipart_days {
         b = b.abort_incomplete_multipart_upload(
-            AbortIncompleteMultipartUpload::builder()
-                .days_after_initiation(i32_of(d))
-                .build(),
+            AbortIncompleteMultipartUpload::builder().days_after_initiation(i32_of(d)).build(),
         );
     }
     b.build()
@@ -225,13 +198,7 @@ fn rule_attrs(before: Option<&LifecycleRule>, after: &LifecycleRule) -> Vec<Attr
     keys.dedup();
     keys.into_iter()
         .filter(|k| before.is_none() || a.get(*k) != b.get(*k))
-        .map(|k| {
-            AttrChange::new(
-                k,
-                b.get(k).cloned(),
-                a.get(k).cloned().unwrap_or(Value::Null),
-            )
-        })
+        .map(|k| AttrChange::new(k, b.get(k).cloned(), a.get(k).cloned().unwrap_or(Value::Null)))
         .collect()
 }
 
@@ -242,18 +209,11 @@ fn change(address: Address, action: Action) -> Change {
 /// One change per rule: create / update / delete / kept. `seen` Absent
 /// means no lifecycle configuration at all (or no bucket yet).
 pub fn diff(bucket: &str, want: &Lifecycle, seen: &Observed<LifecycleDoc>) -> Vec<Change> {
-    let empty = LifecycleDoc {
-        rules: vec![],
-        raw: vec![],
-        min_object_size: None,
-    };
+    let empty = LifecycleDoc { rules: vec![], raw: vec![], min_object_size: None };
     let doc = match seen {
         Observed::Unknown { reason } => {
             let mut c = change(Address(format!("s3.{bucket}.lifecycle")), Action::NoOp);
-            c.unknown.push(UnknownSetting {
-                attribute: "lifecycle".into(),
-                reason: reason.clone(),
-            });
+            c.unknown.push(UnknownSetting { attribute: "lifecycle".into(), reason: reason.clone() });
             return vec![c];
         }
         Observed::Absent => &empty,
@@ -273,10 +233,7 @@ pub fn diff(bucket: &str, want: &Lifecycle, seen: &Observed<LifecycleDoc>) -> Ve
                 let mut c = change(addr, Action::Update);
                 c.attributes = rule_attrs(Some(live), rule);
                 if !live.unmodelled.is_empty() {
-                    c.reason = Some(format!(
-                        "the live rule also has: {}",
-                        live.unmodelled.join(", ")
-                    ));
+                    c.reason = Some(format!("the live rule also has: {}", live.unmodelled.join(", ")));
                 }
                 out.push(c);
             }
@@ -306,10 +263,7 @@ pub fn diff(bucket: &str, want: &Lifecycle, seen: &Observed<LifecycleDoc>) -> Ve
 
 /// The document to write: the policy's rules, then (shared) every other
 /// rule exactly as read.
-pub fn merged(
-    want: &Lifecycle,
-    seen: Option<&LifecycleDoc>,
-) -> Result<Vec<SdkRule>, aws_sdk_s3::error::BuildError> {
+pub fn merged(want: &Lifecycle, seen: Option<&LifecycleDoc>) -> Result<Vec<SdkRule>, aws_sdk_s3::error::BuildError> {
     let mut rules: Vec<SdkRule> = want.rules.iter().map(to_sdk).collect::<Result<_, _>>()?;
     if want.ownership == Ownership::Shared {
         if let Some(doc) = seen {
@@ -344,10 +298,7 @@ mod tests {
     #[test]
     fn policy_rules_survive_the_sdk_round_trip() {
         let mut r = rule("a", "postgres/", 14);
-        r.transitions = vec![Transition {
-            days: 30,
-            storage_class: "STANDARD_IA".into(),
-        }];
+        r.transitions = vec![Transition { days: 30, storage_class: "STANDARD_IA".into() }];
         r.tags.insert("class".into(), "dump".into());
         r.object_size_greater_than = Some(128);
         r.noncurrent_expire_after_days = Some(7);
@@ -381,11 +332,7 @@ mod tests {
             .status(ExpirationStatus::Enabled)
             .filter(
                 LifecycleRuleFilter::builder()
-                    .and(
-                        LifecycleRuleAndOperator::builder()
-                            .prefix("postgres/")
-                            .build(),
-                    )
+                    .and(LifecycleRuleAndOperator::builder().prefix("postgres/").build())
                     .build(),
             )
             .expiration(LifecycleExpiration::builder().days(14).build())
@@ -415,45 +362,27 @@ mod tests {
 
     #[test]
     fn transition_default_minimum_object_size_is_not_a_diff() {
-        let want = Lifecycle {
-            ownership: Ownership::Shared,
-            rules: vec![rule("a", "x/", 5)],
-        };
+        let want = Lifecycle { ownership: Ownership::Shared, rules: vec![rule("a", "x/", 5)] };
         let raw = vec![to_sdk(&want.rules[0]).expect("rule")];
-        let doc = LifecycleDoc::from_sdk(
-            raw,
-            Some(TransitionDefaultMinimumObjectSize::AllStorageClasses128K),
-        );
+        let doc = LifecycleDoc::from_sdk(raw, Some(TransitionDefaultMinimumObjectSize::AllStorageClasses128K));
         let changes = diff("b", &want, &Observed::Present(doc));
-        assert!(
-            changes.iter().all(|c| c.action == Action::NoOp),
-            "{changes:?}"
-        );
+        assert!(changes.iter().all(|c| c.action == Action::NoOp), "{changes:?}");
     }
 
     #[test]
     fn foreign_rules_are_kept_under_shared_and_deleted_under_exclusive() {
         let foreign = rule("other-team", "logs/", 30);
         let doc = LifecycleDoc::from_sdk(vec![to_sdk(&foreign).expect("rule")], None);
-        let mut want = Lifecycle {
-            ownership: Ownership::Shared,
-            rules: vec![rule("mine", "x/", 5)],
-        };
+        let mut want = Lifecycle { ownership: Ownership::Shared, rules: vec![rule("mine", "x/", 5)] };
         let c = diff("b", &want, &Observed::Present(doc.clone()));
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].action, Action::Create);
         assert_eq!(c[1].address.0, "s3.b.lifecycle.other-team");
         assert_eq!(c[1].action, Action::NoOp);
-        assert_eq!(
-            c[1].reason.as_deref(),
-            Some("not managed by this policy, kept")
-        );
+        assert_eq!(c[1].reason.as_deref(), Some("not managed by this policy, kept"));
         let merged_rules = merged(&want, Some(&doc)).expect("merge");
         assert_eq!(merged_rules.len(), 2);
-        assert_eq!(
-            merged_rules[1], doc.raw[0],
-            "the foreign rule is written back untouched"
-        );
+        assert_eq!(merged_rules[1], doc.raw[0], "the foreign rule is written back untouched");
 
         want.ownership = Ownership::Exclusive;
         let c = diff("b", &want, &Observed::Present(doc.clone()));
@@ -466,10 +395,7 @@ mod tests {
     fn a_changed_rule_lists_only_what_differs() {
         let live = rule("a", "postgres/", 30);
         let doc = LifecycleDoc::from_sdk(vec![to_sdk(&live).expect("rule")], None);
-        let want = Lifecycle {
-            ownership: Ownership::Shared,
-            rules: vec![rule("a", "postgres/", 14)],
-        };
+        let want = Lifecycle { ownership: Ownership::Shared, rules: vec![rule("a", "postgres/", 14)] };
         let c = diff("b", &want, &Observed::Present(doc));
         assert_eq!(c[0].action, Action::Update);
         assert_eq!(c[0].attributes.len(), 1);
@@ -479,17 +405,8 @@ mod tests {
 
     #[test]
     fn unknown_lifecycle_is_never_absent() {
-        let want = Lifecycle {
-            ownership: Ownership::Exclusive,
-            rules: vec![rule("a", "x/", 5)],
-        };
-        let c = diff(
-            "b",
-            &want,
-            &Observed::Unknown {
-                reason: "access denied".into(),
-            },
-        );
+        let want = Lifecycle { ownership: Ownership::Exclusive, rules: vec![rule("a", "x/", 5)] };
+        let c = diff("b", &want, &Observed::Unknown { reason: "access denied".into() });
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].action, Action::NoOp);
         assert_eq!(c[0].unknown.len(), 1);

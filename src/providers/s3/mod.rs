@@ -6,6 +6,7 @@ pub mod controls;
 pub mod diff;
 pub mod lifecycle;
 pub mod observe;
+pub mod replication;
 pub mod tls;
 
 pub use observe::{BucketState, EncryptionState, PabState};
@@ -20,6 +21,8 @@ pub const READ_PERMISSIONS: &[&str] = &[
     "s3:GetBucketPublicAccessBlock",
     "s3:GetLifecycleConfiguration",
     "s3:GetBucketPolicy",
+    "s3:GetReplicationConfiguration",
+    "iam:GetRole", // the replication role's ARN
 ];
 
 pub const WRITE_PERMISSIONS: &[&str] = &[
@@ -30,4 +33,6 @@ pub const WRITE_PERMISSIONS: &[&str] = &[
     "s3:PutLifecycleConfiguration",
     "s3:PutBucketPolicy",
     "s3:DeleteBucketPolicy",
+    "s3:PutReplicationConfiguration",
+    "iam:PassRole", // S3 assumes the replication role
 ];

@@ -8,6 +8,7 @@ use crate::model::Observed;
 use crate::policy::BucketSpec;
 
 use super::lifecycle::LifecycleDoc;
+use super::replication::{Prerequisites, ReplicationDoc};
 use super::tls::PolicyDoc;
 
 /// A bucket as observed. `None` for a setting: not read, because the policy
@@ -24,6 +25,9 @@ pub struct BucketState {
     pub mfa_delete: Option<Observed<bool>>,
     pub lifecycle: Option<Observed<LifecycleDoc>>,
     pub policy: Option<Observed<PolicyDoc>>,
+    pub replication: Option<Observed<ReplicationDoc>>,
+    /// Filled by the engine from run-level reads (roles, destinations).
+    pub prerequisites: Prerequisites,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -51,9 +55,7 @@ fn unknown<T>(e: ApiError) -> Result<Observed<T>, Fatal> {
     match e {
         ApiError::Fatal(m) => Err(Fatal(m)),
         ApiError::NotFound(_) => Ok(Observed::Absent),
-        other => Ok(Observed::Unknown {
-            reason: other.reason(),
-        }),
+        other => Ok(Observed::Unknown { reason: other.reason() }),
     }
 }
 
@@ -74,9 +76,7 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Bucke
                 (_, ApiError::Fatal(m)) => return Err(Fatal(m)),
                 (Some(404), _) | (_, ApiError::NotFound(_)) => Observed::Absent,
                 (Some(403), _) => forbidden(aws, &client, name).await?,
-                (_, other) => Observed::Unknown {
-                    reason: other.reason(),
-                },
+                (_, other) => Observed::Unknown { reason: other.reason() },
             }
         }
     };
@@ -90,24 +90,21 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Bucke
             mfa_delete: spec.mfa_delete.map(|_| like(&bucket)),
             lifecycle: spec.lifecycle.as_ref().map(|_| like(&bucket)),
             policy: spec.require_tls.map(|_| like(&bucket)),
+            replication: spec.replication.as_ref().map(|_| like(&bucket)),
+            prerequisites: Prerequisites::default(),
             bucket,
         });
     }
-    let actual_region = bucket
-        .present()
-        .cloned()
-        .unwrap_or_else(|| region.to_string());
+    let actual_region = bucket.present().cloned().unwrap_or_else(|| region.to_string());
     let client = aws.s3(&actual_region);
     let wants_versioning = spec.versioning.is_some() || spec.mfa_delete.is_some();
-    let (versioning, encryption, public_access_block, lifecycle, policy) = tokio::join!(
+    let (versioning, encryption, public_access_block, lifecycle, policy, replication) = tokio::join!(
         maybe(wants_versioning, versioning(aws, &client, name)),
         maybe(spec.encryption.is_some(), encryption(aws, &client, name)),
-        maybe(
-            spec.public_access_block.is_some(),
-            public_access_block(aws, &client, name)
-        ),
+        maybe(spec.public_access_block.is_some(), public_access_block(aws, &client, name)),
         maybe(spec.lifecycle.is_some(), lifecycle(aws, &client, name)),
         maybe(spec.require_tls.is_some(), policy(aws, &client, name)),
+        maybe(spec.replication.is_some(), read_replication(aws, &client, name)),
     );
     let (versioning, mfa_delete) = match versioning.transpose()? {
         Some((v, m)) => (spec.versioning.map(|_| v), spec.mfa_delete.map(|_| m)),
@@ -121,6 +118,8 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Bucke
         mfa_delete,
         lifecycle: lifecycle.transpose()?,
         policy: policy.transpose()?,
+        replication: replication.transpose()?,
+        prerequisites: Prerequisites::default(),
     })
 }
 
@@ -136,18 +135,10 @@ async fn maybe<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> O
 /// HeadBucket answered 403 without a body, which is both "these credentials
 /// are not valid" and "not allowed to see this bucket". One call that has
 /// a body (GetBucketLocation) tells them apart; only this case pays for it.
-async fn forbidden(
-    aws: &Aws,
-    client: &aws_sdk_s3::Client,
-    name: &str,
-) -> Result<Observed<String>, Fatal> {
-    let denied = || Observed::Unknown {
-        reason: "access denied (403) to the bucket; it may belong to another account".into(),
-    };
-    match aws
-        .call(client.get_bucket_location().bucket(name).send())
-        .await
-    {
+async fn forbidden(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<String>, Fatal> {
+    let denied =
+        || Observed::Unknown { reason: "access denied (403) to the bucket; it may belong to another account".into() };
+    match aws.call(client.get_bucket_location().bucket(name).send()).await {
         Ok(_) => Ok(denied()),
         Err(e) => match classify(&e, &[]) {
             ApiError::Fatal(m) => Err(Fatal(m)),
@@ -160,24 +151,15 @@ async fn forbidden(
 /// unreadable) for the same reason.
 fn like<T>(bucket: &Observed<String>) -> Observed<T> {
     match bucket {
-        Observed::Unknown { reason } => Observed::Unknown {
-            reason: reason.clone(),
-        },
+        Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
         _ => Observed::Absent,
     }
 }
 
 type VersioningRead = (Observed<String>, Observed<bool>);
 
-async fn versioning(
-    aws: &Aws,
-    client: &aws_sdk_s3::Client,
-    name: &str,
-) -> Result<VersioningRead, Fatal> {
-    match aws
-        .call(client.get_bucket_versioning().bucket(name).send())
-        .await
-    {
+async fn versioning(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<VersioningRead, Fatal> {
+    match aws.call(client.get_bucket_versioning().bucket(name).send()).await {
         Ok(out) => {
             let status = match out.status() {
                 Some(BucketVersioningStatus::Enabled) => Observed::Present("enabled".into()),
@@ -185,17 +167,13 @@ async fn versioning(
                 Some(other) => Observed::Present(other.as_str().to_ascii_lowercase()),
                 None => Observed::Absent,
             };
-            let mfa = Observed::Present(
-                out.mfa_delete() == Some(&aws_sdk_s3::types::MfaDeleteStatus::Enabled),
-            );
+            let mfa = Observed::Present(out.mfa_delete() == Some(&aws_sdk_s3::types::MfaDeleteStatus::Enabled));
             Ok((status, mfa))
         }
         Err(e) => {
             let u: Observed<String> = unknown(classify(&e, &["NoSuchBucket"]))?;
             let m = match &u {
-                Observed::Unknown { reason } => Observed::Unknown {
-                    reason: reason.clone(),
-                },
+                Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
                 _ => Observed::Absent,
             };
             Ok((u, m))
@@ -203,11 +181,7 @@ async fn versioning(
     }
 }
 
-async fn lifecycle(
-    aws: &Aws,
-    client: &aws_sdk_s3::Client,
-    name: &str,
-) -> Result<Observed<LifecycleDoc>, Fatal> {
+async fn lifecycle(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<LifecycleDoc>, Fatal> {
     read_lifecycle(aws, client, name).await
 }
 
@@ -218,67 +192,34 @@ pub async fn read_lifecycle(
     client: &aws_sdk_s3::Client,
     name: &str,
 ) -> Result<Observed<LifecycleDoc>, Fatal> {
-    match aws
-        .call(
-            client
-                .get_bucket_lifecycle_configuration()
-                .bucket(name)
-                .send(),
-        )
-        .await
-    {
+    match aws.call(client.get_bucket_lifecycle_configuration().bucket(name).send()).await {
         Ok(out) => Ok(Observed::Present(LifecycleDoc::from_sdk(
             out.rules().to_vec(),
             out.transition_default_minimum_object_size().cloned(),
         ))),
-        Err(e) => unknown(classify(
-            &e,
-            &["NoSuchLifecycleConfiguration", "NoSuchBucket"],
-        )),
+        Err(e) => unknown(classify(&e, &["NoSuchLifecycleConfiguration", "NoSuchBucket"])),
     }
 }
 
-async fn policy(
-    aws: &Aws,
-    client: &aws_sdk_s3::Client,
-    name: &str,
-) -> Result<Observed<PolicyDoc>, Fatal> {
+async fn policy(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<PolicyDoc>, Fatal> {
     read_policy(aws, client, name).await
 }
 
 /// GetBucketPolicy; also used by apply to re-read before writing.
-pub async fn read_policy(
-    aws: &Aws,
-    client: &aws_sdk_s3::Client,
-    name: &str,
-) -> Result<Observed<PolicyDoc>, Fatal> {
-    match aws
-        .call(client.get_bucket_policy().bucket(name).send())
-        .await
-    {
+pub async fn read_policy(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<PolicyDoc>, Fatal> {
+    match aws.call(client.get_bucket_policy().bucket(name).send()).await {
         Ok(out) => match serde_json::from_str(out.policy().unwrap_or("{}")) {
             Ok(json) => Ok(Observed::Present(PolicyDoc { json })),
-            Err(e) => Ok(Observed::Unknown {
-                reason: format!("the bucket policy is not valid JSON: {e}"),
-            }),
+            Err(e) => Ok(Observed::Unknown { reason: format!("the bucket policy is not valid JSON: {e}") }),
         },
         Err(e) => unknown(classify(&e, &["NoSuchBucketPolicy", "NoSuchBucket"])),
     }
 }
 
-async fn encryption(
-    aws: &Aws,
-    client: &aws_sdk_s3::Client,
-    name: &str,
-) -> Result<Observed<EncryptionState>, Fatal> {
-    match aws
-        .call(client.get_bucket_encryption().bucket(name).send())
-        .await
-    {
+async fn encryption(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<EncryptionState>, Fatal> {
+    match aws.call(client.get_bucket_encryption().bucket(name).send()).await {
         Ok(out) => {
-            let rule = out
-                .server_side_encryption_configuration()
-                .and_then(|c| c.rules().first());
+            let rule = out.server_side_encryption_configuration().and_then(|c| c.rules().first());
             let Some(rule) = rule else {
                 return Ok(Observed::Absent);
             };
@@ -291,25 +232,12 @@ async fn encryption(
                 bucket_key: rule.bucket_key_enabled().unwrap_or(false),
             }))
         }
-        Err(e) => unknown(classify(
-            &e,
-            &[
-                "ServerSideEncryptionConfigurationNotFoundError",
-                "NoSuchBucket",
-            ],
-        )),
+        Err(e) => unknown(classify(&e, &["ServerSideEncryptionConfigurationNotFoundError", "NoSuchBucket"])),
     }
 }
 
-async fn public_access_block(
-    aws: &Aws,
-    client: &aws_sdk_s3::Client,
-    name: &str,
-) -> Result<Observed<PabState>, Fatal> {
-    match aws
-        .call(client.get_public_access_block().bucket(name).send())
-        .await
-    {
+async fn public_access_block(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<PabState>, Fatal> {
+    match aws.call(client.get_public_access_block().bucket(name).send()).await {
         Ok(out) => Ok(match out.public_access_block_configuration() {
             Some(c) => Observed::Present(PabState {
                 block_public_acls: c.block_public_acls().unwrap_or(false),
@@ -319,9 +247,58 @@ async fn public_access_block(
             }),
             None => Observed::Absent,
         }),
-        Err(e) => unknown(classify(
-            &e,
-            &["NoSuchPublicAccessBlockConfiguration", "NoSuchBucket"],
-        )),
+        Err(e) => unknown(classify(&e, &["NoSuchPublicAccessBlockConfiguration", "NoSuchBucket"])),
+    }
+}
+
+/// GetBucketReplication; also used by apply to re-read before writing.
+pub async fn read_replication(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+) -> Result<Observed<ReplicationDoc>, Fatal> {
+    match aws.call(client.get_bucket_replication().bucket(name).send()).await {
+        Ok(out) => Ok(match out.replication_configuration() {
+            Some(c) => Observed::Present(ReplicationDoc::from_sdk(c)),
+            None => Observed::Absent,
+        }),
+        Err(e) => unknown(classify(&e, &["ReplicationConfigurationNotFoundError", "NoSuchBucket"])),
+    }
+}
+
+/// A replication role's ARN (GetRole), by name or ARN.
+pub async fn role_arn(aws: &Aws, role: &str) -> Result<Observed<String>, Fatal> {
+    let name = role.rsplit('/').next().unwrap_or(role);
+    match aws.call(aws.iam().get_role().role_name(name).send()).await {
+        Ok(out) => Ok(match out.role() {
+            Some(r) => Observed::Present(r.arn().to_string()),
+            None => Observed::Absent,
+        }),
+        Err(e) => unknown(classify(&e, &["NoSuchEntity"])),
+    }
+}
+
+/// A replication destination outside the policy: does it exist, and is it
+/// versioned? (HeadBucket, then GetBucketVersioning.)
+pub async fn destination(aws: &Aws, region: &str, name: &str) -> Result<Observed<bool>, Fatal> {
+    let client = aws.s3(region);
+    match aws.call(client.head_bucket().bucket(name).send()).await {
+        Ok(out) => {
+            let client = aws.s3(out.bucket_region().unwrap_or(region));
+            let (status, _) = versioning(aws, &client, name).await?;
+            Ok(match status {
+                Observed::Present(s) => Observed::Present(s == "enabled"),
+                Observed::Absent => Observed::Present(false),
+                Observed::Unknown { reason } => Observed::Unknown { reason },
+            })
+        }
+        Err(e) => {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            match (status, classify(&e, &["NotFound", "NoSuchBucket"])) {
+                (_, ApiError::Fatal(m)) => Err(Fatal(m)),
+                (Some(404), _) | (_, ApiError::NotFound(_)) => Ok(Observed::Absent),
+                (_, other) => Ok(Observed::Unknown { reason: other.reason() }),
+            }
+        }
     }
 }

@@ -71,11 +71,9 @@ pub fn canonical(st: &Value) -> Value {
             "Principal" | "NotPrincipal" => match v {
                 Value::String(s) if s == "*" => json!("*"),
                 Value::Object(p) if p.len() == 1 && strings(p.get("AWS")) == ["*"] => json!("*"),
-                Value::Object(p) => Value::Object(
-                    p.iter()
-                        .map(|(k, v)| (k.clone(), json!(strings(Some(v)))))
-                        .collect(),
-                ),
+                Value::Object(p) => {
+                    Value::Object(p.iter().map(|(k, v)| (k.clone(), json!(strings(Some(v))))).collect())
+                }
                 other => other.clone(),
             },
             "Condition" => match v {
@@ -143,15 +141,12 @@ fn denies_plaintext(st: &Value, bucket: &str) -> (bool, bool) {
     let c = canonical(st);
     let deny = c.get("Effect").and_then(Value::as_str) == Some("Deny");
     let everyone = c.get("Principal") == Some(&json!("*")) && c.get("NotPrincipal").is_none();
-    let all_actions = strings(c.get("Action"))
-        .iter()
-        .any(|a| a == "*" || a.eq_ignore_ascii_case("s3:*"))
+    let all_actions = strings(c.get("Action")).iter().any(|a| a == "*" || a.eq_ignore_ascii_case("s3:*"))
         && c.get("NotAction").is_none();
     let tls_only = match c.get("Condition") {
-        Some(Value::Object(ops)) if ops.len() == 1 => ops.iter().any(|(op, kv)| {
-            (op == "Bool" || op == "BoolIfExists")
-                && kv == &json!({"aws:securetransport": ["false"]})
-        }),
+        Some(Value::Object(ops)) if ops.len() == 1 => ops
+            .iter()
+            .any(|(op, kv)| (op == "Bool" || op == "BoolIfExists") && kv == &json!({"aws:securetransport": ["false"]})),
         _ => false,
     };
     if !(deny && everyone && all_actions && tls_only) || c.get("NotResource").is_some() {
@@ -160,10 +155,7 @@ fn denies_plaintext(st: &Value, bucket: &str) -> (bool, bool) {
     let res = strings(c.get("Resource"));
     let bucket_arn = format!("arn:aws:s3:::{bucket}");
     let object_arn = format!("arn:aws:s3:::{bucket}/any/object");
-    (
-        res.iter().any(|r| glob(r, &bucket_arn)),
-        res.iter().any(|r| glob(r, &object_arn)),
-    )
+    (res.iter().any(|r| glob(r, &bucket_arn)), res.iter().any(|r| glob(r, &object_arn)))
 }
 
 /// Whether the live policy, by meaning, denies non-TLS requests on both the
@@ -180,34 +172,21 @@ pub fn enforced(doc: Option<&PolicyDoc>, bucket: &str) -> Result<(), String> {
     }
     match (b, o) {
         (true, true) => Ok(()),
-        (false, true) => {
-            Err("non-TLS requests are denied on the objects but not on the bucket itself".into())
-        }
-        (true, false) => {
-            Err("non-TLS requests are denied on the bucket but not on its objects".into())
-        }
-        (false, false) => {
-            Err("no statement denies all principals s3:* when aws:SecureTransport is false".into())
-        }
+        (false, true) => Err("non-TLS requests are denied on the objects but not on the bucket itself".into()),
+        (true, false) => Err("non-TLS requests are denied on the bucket but not on its objects".into()),
+        (false, false) => Err("no statement denies all principals s3:* when aws:SecureTransport is false".into()),
     }
 }
 
 fn own(doc: Option<&PolicyDoc>) -> Option<&Value> {
-    doc.and_then(|d| {
-        statements(&d.json)
-            .into_iter()
-            .find(|s| s.get("Sid").and_then(Value::as_str) == Some(SID))
-    })
+    doc.and_then(|d| statements(&d.json).into_iter().find(|s| s.get("Sid").and_then(Value::as_str) == Some(SID)))
 }
 
 pub fn diff(bucket: &str, want: bool, seen: &Observed<PolicyDoc>) -> Change {
     let mut c = Change::new(address(bucket), Action::NoOp);
     let doc = match seen {
         Observed::Unknown { reason } => {
-            c.unknown.push(UnknownSetting {
-                attribute: "bucket policy".into(),
-                reason: reason.clone(),
-            });
+            c.unknown.push(UnknownSetting { attribute: "bucket policy".into(), reason: reason.clone() });
             return c;
         }
         Observed::Absent => None,
@@ -221,16 +200,8 @@ pub fn diff(bucket: &str, want: bool, seen: &Observed<PolicyDoc>) -> Change {
             c.reason = Some("already enforced by another statement of the bucket policy".into());
         }
         (true, m) => {
-            c.action = if m.is_some() {
-                Action::Update
-            } else {
-                Action::Create
-            };
-            c.attributes.push(AttrChange::new(
-                &format!("statement {SID}"),
-                m.cloned(),
-                desired,
-            ));
+            c.action = if m.is_some() { Action::Update } else { Action::Create };
+            c.attributes.push(AttrChange::new(&format!("statement {SID}"), m.cloned(), desired));
             c.reason = Some("other statements of the bucket policy are kept".into());
         }
         (false, Some(m)) => {
@@ -247,14 +218,9 @@ pub fn diff(bucket: &str, want: bool, seen: &Observed<PolicyDoc>) -> Change {
 
 /// The policy to write (None: delete the bucket policy, nothing is left).
 pub fn merged(doc: Option<&PolicyDoc>, bucket: &str, want: bool) -> Option<Value> {
-    let mut base = doc
-        .map(|d| d.json.clone())
-        .unwrap_or_else(|| json!({"Version": "2012-10-17", "Statement": []}));
-    let mut sts: Vec<Value> = statements(&base)
-        .into_iter()
-        .filter(|s| s.get("Sid").and_then(Value::as_str) != Some(SID))
-        .cloned()
-        .collect();
+    let mut base = doc.map(|d| d.json.clone()).unwrap_or_else(|| json!({"Version": "2012-10-17", "Statement": []}));
+    let mut sts: Vec<Value> =
+        statements(&base).into_iter().filter(|s| s.get("Sid").and_then(Value::as_str) != Some(SID)).cloned().collect();
     if want {
         sts.push(desired_statement(bucket));
     }
@@ -273,9 +239,7 @@ mod tests {
     use super::*;
 
     fn doc(sts: Value) -> PolicyDoc {
-        PolicyDoc {
-            json: json!({"Version": "2012-10-17", "Statement": sts}),
-        }
+        PolicyDoc { json: json!({"Version": "2012-10-17", "Statement": sts}) }
     }
 
     #[test]
@@ -291,27 +255,20 @@ mod tests {
 
     #[test]
     fn a_statement_on_objects_only_or_some_actions_fails() {
-        let objects = doc(
-            json!([{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*",
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]),
-        );
-        assert!(enforced(Some(&objects), "b")
-            .unwrap_err()
-            .contains("not on the bucket itself"));
+        let objects =
+            doc(json!([{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]));
+        assert!(enforced(Some(&objects), "b").unwrap_err().contains("not on the bucket itself"));
         let some = doc(
             json!([{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]),
         );
         assert!(enforced(Some(&some), "b").is_err());
-        let allow = doc(
-            json!([{"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*",
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]),
-        );
+        let allow = doc(json!([{"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]));
         assert!(enforced(Some(&allow), "b").is_err());
-        let wildcard = doc(
-            json!([{"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "arn:aws:s3:::b*",
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]),
-        );
+        let wildcard = doc(json!([{"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "arn:aws:s3:::b*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]));
         assert_eq!(enforced(Some(&wildcard), "b"), Ok(()));
     }
 
@@ -326,16 +283,10 @@ mod tests {
         assert_eq!(m["Statement"][1]["Sid"], SID);
         // Our own statement, once written, is a no-op; removing it is destructive and keeps the rest.
         let written = PolicyDoc { json: m };
-        assert_eq!(
-            diff("b", true, &Observed::Present(written.clone())).action,
-            Action::NoOp
-        );
+        assert_eq!(diff("b", true, &Observed::Present(written.clone())).action, Action::NoOp);
         let c = diff("b", false, &Observed::Present(written.clone()));
         assert!(c.destructive && c.action == Action::Delete);
-        assert_eq!(
-            merged(Some(&written), "b", false).expect("policy")["Statement"],
-            json!([foreign])
-        );
+        assert_eq!(merged(Some(&written), "b", false).expect("policy")["Statement"], json!([foreign]));
         assert_eq!(merged(None, "b", false), None);
     }
 

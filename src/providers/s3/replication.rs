@@ -1,0 +1,381 @@
+//! Cross-region replication: canonical rules, the pure diff with rule-level
+//! ownership and its prerequisites (role exists, destination exists and is
+//! versioned), and the document to write. Replication is applied in a
+//! second phase, after every bucket's creation and versioning, so one apply
+//! on an empty estate sets it all up.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_s3::types::{
+    DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, ReplicationConfiguration,
+    ReplicationRule as SdkRule, ReplicationRuleFilter, ReplicationRuleStatus, StorageClass,
+};
+use serde_json::{json, Value};
+
+use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
+use crate::policy::{Ownership, Replication, ReplicationRule};
+
+/// A bucket's replication configuration as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicationDoc {
+    pub role: String,
+    pub rules: Vec<ReplicationRule>,
+    /// As read, to write foreign rules back untouched.
+    pub raw: Vec<SdkRule>,
+}
+
+impl ReplicationDoc {
+    pub fn from_sdk(conf: &ReplicationConfiguration) -> Self {
+        ReplicationDoc {
+            role: conf.role().to_string(),
+            rules: conf.rules().iter().map(canonical).collect(),
+            raw: conf.rules().to_vec(),
+        }
+    }
+}
+
+/// What replication needs from outside the bucket, read once per run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Prerequisites {
+    /// Each replication role the policy names (as written) → its ARN, or
+    /// why it is missing/unknown.
+    pub roles: BTreeMap<String, Observed<String>>,
+    /// Destinations the policy does not declare: exists and versioned
+    /// (Present(true)), exists unversioned (Present(false)), Absent, Unknown.
+    pub destinations: BTreeMap<String, Observed<bool>>,
+    /// Destinations the policy itself declares with versioning enabled:
+    /// apply creates and versions them before replication.
+    pub in_policy_versioned: BTreeSet<String>,
+}
+
+pub fn bucket_of(arn_or_name: &str) -> &str {
+    arn_or_name.strip_prefix("arn:aws:s3:::").unwrap_or(arn_or_name)
+}
+
+/// Canonical form of a live rule: legacy `Prefix`, `Filter.Prefix` and a
+/// one-member `Filter.And` are the same; the destination is a bucket name.
+pub fn canonical(r: &SdkRule) -> ReplicationRule {
+    let mut out = ReplicationRule {
+        id: r.id().unwrap_or_default().to_string(),
+        priority: i64::from(r.priority().unwrap_or(0)),
+        enabled: *r.status() == ReplicationRuleStatus::Enabled,
+        ..Default::default()
+    };
+    // S3 still returns the deprecated top-level Prefix for rules written
+    // that way: reading it is the point.
+    #[allow(deprecated)]
+    let mut prefix = r.prefix().map(str::to_string);
+    if let Some(f) = r.filter() {
+        if let Some(p) = f.prefix() {
+            prefix = Some(p.to_string());
+        }
+        if f.tag().is_some() {
+            out.unmodelled.push("tag filter".into());
+        }
+        if let Some(and) = f.and() {
+            if let Some(p) = and.prefix() {
+                prefix = Some(p.to_string());
+            }
+            if !and.tags().is_empty() {
+                out.unmodelled.push("tag filter".into());
+            }
+        }
+    }
+    out.prefix = prefix.unwrap_or_default();
+    if let Some(d) = r.destination() {
+        out.destination = bucket_of(d.bucket()).to_string();
+        out.storage_class = d.storage_class().map(|c| c.as_str().to_string());
+        for (present, what) in [
+            (d.account().is_some(), "destination account"),
+            (d.access_control_translation().is_some(), "owner override"),
+            (d.encryption_configuration().is_some(), "replica KMS key"),
+            (d.replication_time().is_some(), "replication time control"),
+            (d.metrics().is_some(), "replication metrics"),
+        ] {
+            if present {
+                out.unmodelled.push(what.into());
+            }
+        }
+    }
+    out.delete_marker_replication =
+        r.delete_marker_replication().and_then(|d| d.status()) == Some(&DeleteMarkerReplicationStatus::Enabled);
+    if r.source_selection_criteria().is_some() {
+        out.unmodelled.push("source selection criteria".into());
+    }
+    if r.existing_object_replication().is_some() {
+        out.unmodelled.push("existing object replication".into());
+    }
+    out
+}
+
+/// The SDK rule for a policy rule (the V2 schema: Filter, Priority and
+/// DeleteMarkerReplication always present).
+pub fn to_sdk(r: &ReplicationRule) -> Result<SdkRule, aws_sdk_s3::error::BuildError> {
+    let dest = Destination::builder()
+        .bucket(format!("arn:aws:s3:::{}", r.destination))
+        .set_storage_class(r.storage_class.as_deref().map(StorageClass::from))
+        .build()?;
+    SdkRule::builder()
+        .id(&r.id)
+        .priority(i32::try_from(r.priority).unwrap_or(i32::MAX))
+        .status(if r.enabled { ReplicationRuleStatus::Enabled } else { ReplicationRuleStatus::Disabled })
+        .filter(ReplicationRuleFilter::builder().prefix(&r.prefix).build())
+        .delete_marker_replication(
+            DeleteMarkerReplication::builder()
+                .status(if r.delete_marker_replication {
+                    DeleteMarkerReplicationStatus::Enabled
+                } else {
+                    DeleteMarkerReplicationStatus::Disabled
+                })
+                .build(),
+        )
+        .destination(dest)
+        .build()
+}
+
+pub fn address(bucket: &str) -> Address {
+    Address(format!("s3.{bucket}.replication"))
+}
+
+fn fields(r: &ReplicationRule) -> serde_json::Map<String, Value> {
+    match serde_json::to_value(r) {
+        Ok(Value::Object(mut m)) => {
+            m.remove("id");
+            m
+        }
+        _ => serde_json::Map::new(),
+    }
+}
+
+fn rule_attrs(before: Option<&ReplicationRule>, after: &ReplicationRule) -> Vec<AttrChange> {
+    let (a, b) = (fields(after), before.map(fields).unwrap_or_default());
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| before.is_none() || a.get(*k) != b.get(*k))
+        .map(|k| AttrChange::new(k, b.get(k).cloned(), a.get(k).cloned().unwrap_or(Value::Null)))
+        .collect()
+}
+
+/// The doc-level change (role, prerequisites) first, then one per rule.
+pub fn diff(bucket: &str, want: &Replication, seen: &Observed<ReplicationDoc>, pre: &Prerequisites) -> Vec<Change> {
+    let mut head = Change::new(address(bucket), Action::NoOp);
+    let doc = match seen {
+        Observed::Unknown { reason } => {
+            head.unknown.push(UnknownSetting { attribute: "replication".into(), reason: reason.clone() });
+            return vec![head];
+        }
+        Observed::Absent => None,
+        Observed::Present(d) => Some(d),
+    };
+    // Prerequisites: a missing role or destination cannot be fixed by this
+    // resource's apply; say so instead of writing a configuration S3 rejects.
+    let role_arn = match pre.roles.get(&want.role) {
+        Some(Observed::Present(arn)) => Some(arn.clone()),
+        Some(Observed::Absent) => {
+            head.conflicts.push(format!("replication role `{}` does not exist; create it first", want.role));
+            None
+        }
+        Some(Observed::Unknown { reason }) => {
+            head.unknown.push(UnknownSetting { attribute: format!("role {}", want.role), reason: reason.clone() });
+            None
+        }
+        None => None,
+    };
+    let mut dests: Vec<&str> = want.rules.iter().map(|r| r.destination.as_str()).collect();
+    dests.sort();
+    dests.dedup();
+    for d in dests {
+        if pre.in_policy_versioned.contains(d) {
+            continue;
+        }
+        match pre.destinations.get(d) {
+            Some(Observed::Present(true)) => {}
+            Some(Observed::Present(false)) => head.conflicts.push(format!(
+                "destination bucket `{d}` is not versioned; S3 replicates only to versioned buckets (declare it in the policy with `versioning: enabled`)"
+            )),
+            Some(Observed::Absent) => {
+                head.conflicts.push(format!("destination bucket `{d}` does not exist (declare it in the policy to create it)"))
+            }
+            Some(Observed::Unknown { reason }) => {
+                head.unknown.push(UnknownSetting { attribute: format!("destination {d}"), reason: reason.clone() })
+            }
+            None => head.unknown.push(UnknownSetting { attribute: format!("destination {d}"), reason: "not read".into() }),
+        }
+    }
+    if let Some(arn) = &role_arn {
+        let live = doc.map(|d| d.role.as_str());
+        if live != Some(arn.as_str()) {
+            head.action = if doc.is_some() { Action::Update } else { Action::Create };
+            head.attributes.push(AttrChange::new("role", live.map(|r| json!(r)), json!(arn)));
+        }
+    }
+    let mut out = vec![head];
+    let empty = Vec::new();
+    let live_rules = doc.map_or(&empty, |d| &d.rules);
+    for rule in &want.rules {
+        let addr = Address(format!("s3.{bucket}.replication.{}", rule.id));
+        match live_rules.iter().find(|r| r.id == rule.id) {
+            None => {
+                let mut c = Change::new(addr, Action::Create);
+                c.attributes = rule_attrs(None, rule);
+                out.push(c);
+            }
+            Some(live) if live == rule => out.push(Change::new(addr, Action::NoOp)),
+            Some(live) => {
+                let mut c = Change::new(addr, Action::Update);
+                c.attributes = rule_attrs(Some(live), rule);
+                if !live.unmodelled.is_empty() {
+                    c.reason = Some(format!("the live rule also has: {}", live.unmodelled.join(", ")));
+                }
+                out.push(c);
+            }
+        }
+    }
+    for live in live_rules {
+        if want.rules.iter().any(|r| r.id == live.id) {
+            continue;
+        }
+        let addr = Address(format!("s3.{bucket}.replication.{}", live.id));
+        let mut c = Change::new(addr, Action::NoOp);
+        match want.ownership {
+            Ownership::Shared => c.reason = Some("not managed by this policy, kept".into()),
+            Ownership::Exclusive => {
+                c.action = Action::Delete;
+                c.destructive = true;
+                c.reason = Some("not in the policy and replication ownership is exclusive".into());
+            }
+        }
+        out.push(c);
+    }
+    // Nothing can be written while a prerequisite is missing: keep the rule
+    // rows for the reader, but only the head row carries the conflict.
+    if !out[0].conflicts.is_empty() || !out[0].unknown.is_empty() {
+        for c in out.iter_mut().skip(1) {
+            if c.action != Action::NoOp {
+                c.reason = Some("waits for the prerequisites of the replication configuration".into());
+            }
+        }
+    }
+    out
+}
+
+/// The configuration to write: the policy's rules, then (shared) every
+/// other rule exactly as read. None when no rule is left.
+pub fn merged(
+    want: &Replication,
+    role_arn: &str,
+    seen: Option<&ReplicationDoc>,
+) -> Result<Option<ReplicationConfiguration>, aws_sdk_s3::error::BuildError> {
+    let mut rules: Vec<SdkRule> = want.rules.iter().map(to_sdk).collect::<Result<_, _>>()?;
+    if want.ownership == Ownership::Shared {
+        if let Some(doc) = seen {
+            for (raw, canon) in doc.raw.iter().zip(&doc.rules) {
+                if !want.rules.iter().any(|r| r.id == canon.id) {
+                    rules.push(raw.clone());
+                }
+            }
+        }
+    }
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    ReplicationConfiguration::builder().role(role_arn).set_rules(Some(rules)).build().map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, dest: &str) -> ReplicationRule {
+        ReplicationRule {
+            id: id.into(),
+            priority: 1,
+            enabled: true,
+            prefix: String::new(),
+            destination: dest.into(),
+            storage_class: Some("STANDARD_IA".into()),
+            delete_marker_replication: false,
+            unmodelled: vec![],
+        }
+    }
+
+    fn want(rules: Vec<ReplicationRule>) -> Replication {
+        Replication { role: "suoops-s3-replication".into(), ownership: Ownership::Shared, rules }
+    }
+
+    fn pre() -> Prerequisites {
+        Prerequisites {
+            roles: [(
+                "suoops-s3-replication".to_string(),
+                Observed::Present("arn:aws:iam::123456789012:role/r".into()),
+            )]
+            .into(),
+            destinations: BTreeMap::new(),
+            in_policy_versioned: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_legacy_prefix_normalise() {
+        let r = rule("dr", "dest");
+        assert_eq!(canonical(&to_sdk(&r).expect("rule")), r);
+        #[allow(deprecated)]
+        let legacy = SdkRule::builder()
+            .id("dr")
+            .priority(1)
+            .status(ReplicationRuleStatus::Enabled)
+            .prefix("")
+            .destination(
+                Destination::builder()
+                    .bucket("arn:aws:s3:::dest")
+                    .storage_class(StorageClass::StandardIa)
+                    .build()
+                    .expect("dest"),
+            )
+            .build()
+            .expect("rule");
+        assert_eq!(canonical(&legacy), r, "no DeleteMarkerReplication reads as disabled");
+    }
+
+    #[test]
+    fn empty_estate_creates_everything_when_the_destination_is_in_the_policy() {
+        let mut p = pre();
+        p.in_policy_versioned.insert("dest".into());
+        let c = diff("src", &want(vec![rule("dr", "dest")]), &Observed::Absent, &p);
+        assert_eq!(c[0].action, Action::Create);
+        assert_eq!(c[0].attributes[0].name, "role");
+        assert!(c[0].conflicts.is_empty());
+        assert_eq!(c[1].action, Action::Create);
+    }
+
+    #[test]
+    fn missing_role_or_unversioned_destination_is_a_conflict() {
+        let mut p = pre();
+        p.roles.insert("suoops-s3-replication".into(), Observed::Absent);
+        p.destinations.insert("dest".into(), Observed::Present(false));
+        let c = diff("src", &want(vec![rule("dr", "dest")]), &Observed::Absent, &p);
+        assert_eq!(c[0].conflicts.len(), 2, "{:?}", c[0].conflicts);
+        assert!(c[0].conflicts[1].contains("not versioned"));
+    }
+
+    #[test]
+    fn converged_configuration_is_a_noop_and_foreign_rules_are_kept() {
+        let arn = "arn:aws:iam::123456789012:role/r";
+        let w = want(vec![rule("dr", "dest")]);
+        let mut foreign = rule("theirs", "elsewhere");
+        foreign.priority = 9;
+        let conf = merged(&w, arn, None).expect("build").expect("conf");
+        let mut doc = ReplicationDoc::from_sdk(&conf);
+        doc.raw.push(to_sdk(&foreign).expect("rule"));
+        doc.rules.push(foreign.clone());
+        let mut p = pre();
+        p.destinations.insert("dest".into(), Observed::Present(true));
+        let c = diff("src", &w, &Observed::Present(doc.clone()), &p);
+        assert!(c.iter().all(|c| c.action == Action::NoOp), "{c:?}");
+        assert_eq!(c[2].reason.as_deref(), Some("not managed by this policy, kept"));
+        let again = merged(&w, arn, Some(&doc)).expect("build").expect("conf");
+        assert_eq!(again.rules().len(), 2);
+    }
+}
