@@ -147,15 +147,15 @@ pub struct Summary {
     pub manual: usize,
 }
 
-/// The whole plan, sorted by address.
+/// The whole plan: resources sorted by name, each followed by its
+/// sub-resources in the order apply handles them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
     pub changes: Vec<Change>,
 }
 
 impl Plan {
-    pub fn new(mut changes: Vec<Change>) -> Self {
-        changes.sort_by(|a, b| a.address.cmp(&b.address));
+    pub fn new(changes: Vec<Change>) -> Self {
         Plan { changes }
     }
 

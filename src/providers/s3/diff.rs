@@ -65,7 +65,6 @@ fn bucket(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
         }
         Observed::Absent => {
             change.action = Action::Create;
-            change.reason = Some("the bucket does not exist".into());
             change.attributes.push(AttrChange::new("region", None, json!(region)));
         }
         Observed::Present(actual) if actual != region => {
