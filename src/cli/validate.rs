@@ -18,11 +18,13 @@ pub fn run(g: &Global, a: &ValidateArgs) -> u8 {
     match (policy::load(&a.policy.file), a.format) {
         (Ok(p), Format::Text) => {
             if !g.quiet {
+                let n = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
                 out(&format!(
-                    "{}: valid ({} bucket{})\n",
+                    "{}: valid ({}, {}, {})\n",
                     p.file,
-                    p.buckets.len(),
-                    if p.buckets.len() == 1 { "" } else { "s" }
+                    n(p.buckets.len(), "bucket", "buckets"),
+                    n(p.iam.roles.len(), "role", "roles"),
+                    n(p.iam.policies.len(), "managed policy", "managed policies")
                 ));
             }
             0
@@ -30,7 +32,7 @@ pub fn run(g: &Global, a: &ValidateArgs) -> u8 {
         (Ok(p), Format::Json) => {
             out(&format!(
                 "{}\n",
-                serde_json::json!({"format_version": "1", "valid": true, "file": p.file, "buckets": p.buckets.len()})
+                serde_json::json!({"format_version": "1", "valid": true, "file": p.file, "buckets": p.buckets.len(), "roles": p.iam.roles.len(), "managed_policies": p.iam.policies.len()})
             ));
             0
         }

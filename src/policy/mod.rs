@@ -3,6 +3,8 @@
 //! run reports every problem in the file, not just the first.
 
 pub mod diag;
+pub mod iam;
+pub mod iam_raw;
 pub mod raw;
 pub mod validate;
 
@@ -20,6 +22,43 @@ pub struct Policy {
     /// `aws.region`, the default for buckets without a region of their own.
     pub default_region: Option<String>,
     pub buckets: Vec<BucketSpec>,
+    pub iam: Iam,
+}
+
+/// The `iam:` section.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Iam {
+    pub roles: Vec<RoleSpec>,
+    pub policies: Vec<ManagedPolicySpec>,
+}
+
+/// An IAM role. `None`: not mentioned, neither read nor changed.
+/// Documents are JSON as written; comparison canonicalises them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleSpec {
+    pub name: String,
+    /// `state: absent`: delete the role.
+    pub absent: bool,
+    pub path: Option<String>,
+    pub description: Option<String>,
+    pub max_session_duration: Option<i64>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub trust: Option<serde_json::Value>,
+    pub inline_policies: Option<BTreeMap<String, serde_json::Value>>,
+    /// ARNs, or names of policies under `iam.policies`.
+    pub managed_policies: Option<Vec<String>>,
+    pub exclusive: bool,
+    pub line: u64,
+}
+
+/// A customer-managed policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedPolicySpec {
+    pub name: String,
+    pub path: String,
+    pub description: Option<String>,
+    pub document: serde_json::Value,
+    pub line: u64,
 }
 
 /// The desired state of one S3 bucket. `None` means the policy does not

@@ -124,7 +124,7 @@ pub struct RawPolicy {
     #[serde(default)]
     pub s3: Option<Sp<RawS3>>,
     #[serde(default)]
-    pub iam: Option<Sp<Later>>,
+    pub iam: Option<Sp<super::iam_raw::RawIam>>,
     #[serde(default)]
     pub redis: Option<Sp<Later>>,
     #[serde(default)]

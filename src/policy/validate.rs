@@ -12,7 +12,7 @@ use super::{
     ReplicationRule, Transition, Versioning,
 };
 
-const SUPPORTED: &str = "this version handles `version`, `aws.region` and s3.buckets.NAME.{region, versioning, encryption, public_access_block, mfa_delete, require_tls, lifecycle, replication}";
+const SUPPORTED: &str = "this version handles `version`, `aws.region` and s3.buckets.NAME.{region, versioning, encryption, public_access_block, mfa_delete, require_tls, lifecycle, replication} and iam.{roles, policies}";
 
 /// Parse the bytes of `file` and validate them.
 pub fn parse_and_validate(
@@ -127,9 +127,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-struct Validator<'a> {
+pub(super) struct Validator<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
-    diags: Vec<Diagnostic>,
+    pub(super) diags: Vec<Diagnostic>,
     /// Replication destinations seen, checked against the policy's own
     /// buckets once all are known.
     destinations: Vec<(String, Pos)>,
@@ -148,9 +148,7 @@ impl Validator<'_> {
                 .help("write `version: 1`"),
             );
         }
-        for (key, later) in
-            [("iam", &raw.iam), ("redis", &raw.redis), ("postgres", &raw.postgres), ("waivers", &raw.waivers)]
-        {
+        for (key, later) in [("redis", &raw.redis), ("postgres", &raw.postgres), ("waivers", &raw.waivers)] {
             self.later(key, later);
         }
         let default_region = raw.aws.as_ref().and_then(|a| a.value().region.as_ref()).and_then(|r| self.region(r));
@@ -193,7 +191,8 @@ impl Validator<'_> {
                 }
             }
         }
-        Policy { file: file.to_string(), default_region, buckets }
+        let iam = raw.iam.as_ref().map(|i| self.iam(i, &buckets)).unwrap_or_default();
+        Policy { file: file.to_string(), default_region, buckets, iam }
     }
 
     fn later<T>(&mut self, key: &str, v: &Option<Sp<T>>) {
@@ -211,7 +210,7 @@ impl Validator<'_> {
     }
 
     /// Resolve `${VAR}` in a string value; `$${` writes a literal `${`.
-    fn expand(&mut self, s: &Sp<String>) -> Option<String> {
+    pub(super) fn expand(&mut self, s: &Sp<String>) -> Option<String> {
         let text = s.value();
         let mut out = String::with_capacity(text.len());
         let mut rest = text.as_str();

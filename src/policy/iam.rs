@@ -1,0 +1,551 @@
+//! Validation of the `iam:` section: roles, customer-managed policies and
+//! IAM documents checked as IAM itself would (effects, action and ARN
+//! syntax, condition operators, principals, duplicate Sids, size limits).
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{json, Value};
+
+use super::diag::Diagnostic;
+use super::iam_raw::{RawIam, RawIamDocument, RawPrincipal, RawStatement, StateRaw, Strs};
+use super::raw::Sp;
+use super::validate::Validator;
+use super::{BucketSpec, Iam, ManagedPolicySpec, RoleSpec};
+
+/// Where a document is used decides its grammar and its size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    /// Assume-role policy: Principal required, no Resource.
+    Trust,
+    /// Identity policy (inline or managed): Resource required, no Principal.
+    Identity,
+}
+
+/// IAM's default quotas, counted on the document without whitespace.
+pub const TRUST_LIMIT: usize = 2048;
+pub const INLINE_LIMIT: usize = 10240;
+pub const MANAGED_LIMIT: usize = 6144;
+
+const OPERATORS: &[&str] = &[
+    "StringEquals",
+    "StringNotEquals",
+    "StringEqualsIgnoreCase",
+    "StringNotEqualsIgnoreCase",
+    "StringLike",
+    "StringNotLike",
+    "NumericEquals",
+    "NumericNotEquals",
+    "NumericLessThan",
+    "NumericLessThanEquals",
+    "NumericGreaterThan",
+    "NumericGreaterThanEquals",
+    "DateEquals",
+    "DateNotEquals",
+    "DateLessThan",
+    "DateLessThanEquals",
+    "DateGreaterThan",
+    "DateGreaterThanEquals",
+    "Bool",
+    "BinaryEquals",
+    "IpAddress",
+    "NotIpAddress",
+    "ArnEquals",
+    "ArnLike",
+    "ArnNotEquals",
+    "ArnNotLike",
+    "Null",
+];
+
+pub fn is_condition_operator(op: &str) -> bool {
+    let op = op.strip_prefix("ForAllValues:").or_else(|| op.strip_prefix("ForAnyValue:")).unwrap_or(op);
+    OPERATORS.contains(&op) || op.strip_suffix("IfExists").is_some_and(|b| b != "Null" && OPERATORS.contains(&b))
+}
+
+/// `*`, or `service:Action` with `*` and `?` wildcards.
+pub fn is_action(a: &str) -> bool {
+    if a == "*" {
+        return true;
+    }
+    let Some((svc, act)) = a.split_once(':') else { return false };
+    !svc.is_empty()
+        && svc.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !act.is_empty()
+        && act.chars().all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?')
+}
+
+/// `*`, or `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`.
+pub fn is_arn(r: &str) -> bool {
+    if r == "*" {
+        return true;
+    }
+    let parts: Vec<&str> = r.splitn(6, ':').collect();
+    parts.len() == 6 && parts[0] == "arn" && !parts[1].is_empty() && !parts[2].is_empty() && !parts[5].is_empty()
+}
+
+fn is_role_name(n: &str) -> bool {
+    !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+fn is_path(p: &str) -> bool {
+    p.starts_with('/') && p.ends_with('/') && p.len() <= 512 && p.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
+}
+
+/// Compact JSON length, the measure IAM's size quotas use.
+pub fn size(doc: &Value) -> usize {
+    doc.to_string().chars().filter(|c| !c.is_whitespace()).count()
+}
+
+impl Validator<'_> {
+    pub(super) fn iam(&mut self, raw: &Sp<RawIam>, buckets: &[BucketSpec]) -> Iam {
+        let raw = raw.value();
+        let mut policies = Vec::new();
+        for (name, p) in &raw.policies.0 {
+            let n = name.value().clone();
+            if !is_role_name(&n) || n.len() > 128 {
+                self.diags.push(
+                    Diagnostic::new(
+                        "iam-name-invalid",
+                        format!("`{n}` is not a valid IAM policy name"),
+                        Some(name.pos()),
+                    )
+                    .help("letters, digits and +=,.@_-, at most 128 characters"),
+                );
+            }
+            let pv = p.value();
+            let path = self.iam_path(pv.path.as_ref());
+            if let Some(document) = self.iam_document(&pv.document, DocKind::Identity, MANAGED_LIMIT) {
+                policies.push(ManagedPolicySpec {
+                    name: n,
+                    path,
+                    description: pv.description.as_ref().map(|d| d.value().clone()),
+                    document,
+                    line: name.pos().line,
+                });
+            }
+        }
+        let mut roles = Vec::new();
+        for (name, r) in &raw.roles.0 {
+            let n = name.value().clone();
+            if !is_role_name(&n) {
+                self.diags.push(
+                    Diagnostic::new(
+                        "iam-name-invalid",
+                        format!("`{n}` is not a valid IAM role name"),
+                        Some(name.pos()),
+                    )
+                    .help("letters, digits and +=,.@_-, at most 64 characters"),
+                );
+            }
+            let rv = r.value();
+            let absent = rv.state.as_ref().is_some_and(|s| *s.value() == StateRaw::Absent);
+            if let Some(d) = &rv.max_session_duration {
+                if !(3600..=43200).contains(d.value()) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "value-out-of-range",
+                            format!("max_session_duration is {}, it must be 3600–43200 seconds", d.value()),
+                            Some(d.pos()),
+                        )
+                        .help("write a number of seconds between 3600 (1 h) and 43200 (12 h)"),
+                    );
+                }
+            }
+            let trust = rv.trust.as_ref().and_then(|t| self.iam_document(t, DocKind::Trust, TRUST_LIMIT));
+            let mut inline: Option<BTreeMap<String, Value>> = rv.inline_policies.as_ref().map(|ip| {
+                let mut out = BTreeMap::new();
+                for (pname, doc) in &ip.value().0 {
+                    if !is_role_name(pname.value()) || pname.value().len() > 128 {
+                        self.diags.push(
+                            Diagnostic::new(
+                                "iam-name-invalid",
+                                format!("`{}` is not a valid inline policy name", pname.value()),
+                                Some(pname.pos()),
+                            )
+                            .help("letters, digits and +=,.@_-, at most 128 characters"),
+                        );
+                    }
+                    if let Some(d) = self.iam_document(doc, DocKind::Identity, INLINE_LIMIT) {
+                        out.insert(pname.value().clone(), d);
+                    }
+                }
+                out
+            });
+            let s3_replication = rv.s3_replication.as_ref().is_some_and(|s| *s.value());
+            let mut trust = trust;
+            if s3_replication {
+                let derived = replication_permissions(&n, buckets);
+                match (derived, &rv.s3_replication) {
+                    (Some(doc), _) => {
+                        inline.get_or_insert_with(BTreeMap::new).insert("s3-replication".into(), doc);
+                        trust.get_or_insert_with(|| {
+                            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+                        });
+                    }
+                    (None, Some(pos)) => self.diags.push(
+                        Diagnostic::new(
+                            "replication-role-unused",
+                            format!("`s3_replication: true` but no bucket's replication names role `{n}`"),
+                            Some(pos.pos()),
+                        )
+                        .help(format!("set `replication.role: {n}` on the source bucket, or remove `s3_replication`")),
+                    ),
+                    (None, None) => {}
+                }
+            }
+            if let Some(inl) = &inline {
+                let total: usize = inl.values().map(size).sum();
+                if total > INLINE_LIMIT {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "document-too-large",
+                            format!(
+                                "the inline policies of role `{n}` total {total} characters; IAM allows {INLINE_LIMIT}"
+                            ),
+                            Some(name.pos()),
+                        )
+                        .help("move statements into a managed policy under iam.policies"),
+                    );
+                }
+            }
+            let managed = rv.managed_policies.as_ref().map(|list| {
+                let mut seen = HashSet::new();
+                let mut out = Vec::new();
+                for p in list.value() {
+                    let v = p.value();
+                    let known = raw.policies.0.iter().any(|(k, _)| k.value() == v);
+                    let arn_ok = v.starts_with("arn:") && v.splitn(6, ':').nth(2) == Some("iam") && v.contains(":policy/");
+                    if !known && !arn_ok {
+                        self.diags.push(
+                            Diagnostic::new("policy-ref-invalid", format!("`{v}` is neither a managed policy ARN nor a policy under iam.policies"), Some(p.pos()))
+                                .help("write arn:aws:iam::aws:policy/NAME, arn:aws:iam::ACCOUNT:policy/NAME, or the name of a policy declared under iam.policies"),
+                        );
+                    } else if !seen.insert(v.clone()) {
+                        self.diags.push(Diagnostic::new("duplicate-key", format!("`{v}` is listed twice"), Some(p.pos())).help("list each policy once"));
+                    } else {
+                        out.push(v.clone());
+                    }
+                }
+                out
+            });
+            if !absent && trust.is_none() && rv.trust.is_none() {
+                self.diags.push(
+                    Diagnostic::new(
+                        "missing-field",
+                        format!("role `{n}` needs a `trust` document (who may assume it)"),
+                        Some(name.pos()),
+                    )
+                    .help("add `trust:` with a statement allowing sts:AssumeRole to a Principal"),
+                );
+            }
+            roles.push(RoleSpec {
+                name: n,
+                absent,
+                path: rv.path.as_ref().map(|_| self.iam_path(rv.path.as_ref())),
+                description: rv.description.as_ref().map(|d| d.value().clone()),
+                max_session_duration: rv.max_session_duration.as_ref().map(|d| *d.value()),
+                tags: rv.tags.as_ref().map(|t| t.value().clone()),
+                trust,
+                inline_policies: inline,
+                managed_policies: managed,
+                exclusive: rv.exclusive.as_ref().is_some_and(|e| *e.value()),
+                line: name.pos().line,
+            });
+        }
+        Iam { roles, policies }
+    }
+
+    fn iam_path(&mut self, p: Option<&Sp<String>>) -> String {
+        let Some(p) = p else { return "/".into() };
+        if !is_path(p.value()) {
+            self.diags.push(
+                Diagnostic::new("invalid-value", format!("`{}` is not an IAM path", p.value()), Some(p.pos()))
+                    .help("a path starts and ends with `/`, e.g. /backup/"),
+            );
+        }
+        p.value().clone()
+    }
+
+    /// Check one document; its JSON as written, or None when invalid.
+    pub(super) fn iam_document(&mut self, doc: &Sp<RawIamDocument>, kind: DocKind, limit: usize) -> Option<Value> {
+        let before = self.diags.len();
+        let d = doc.value();
+        if let Some(v) = &d.version {
+            if v.value() != "2012-10-17" && v.value() != "2008-10-17" {
+                self.diags.push(
+                    Diagnostic::new(
+                        "iam-document-invalid",
+                        format!("Version `{}` is not an IAM policy language version", v.value()),
+                        Some(v.pos()),
+                    )
+                    .help("write Version: \"2012-10-17\" (quoted, so YAML keeps it a string)"),
+                );
+            }
+        }
+        if d.statement.value().0.is_empty() {
+            self.diags.push(
+                Diagnostic::new("iam-document-invalid", "the document has no statement", Some(d.statement.pos()))
+                    .help("add at least one statement"),
+            );
+        }
+        let mut sids: BTreeMap<String, u64> = BTreeMap::new();
+        for st in &d.statement.value().0 {
+            self.iam_statement(st, kind, &mut sids);
+        }
+        let json = d.to_json();
+        let n = size(&json);
+        if n > limit {
+            self.diags.push(
+                Diagnostic::new(
+                    "document-too-large",
+                    format!("the document is {n} characters without whitespace; IAM allows {limit} here"),
+                    Some(doc.pos()),
+                )
+                .help("split it, or move statements into a managed policy"),
+            );
+        }
+        (self.diags.len() == before).then_some(json)
+    }
+
+    fn iam_statement(&mut self, st: &RawStatement, kind: DocKind, sids: &mut BTreeMap<String, u64>) {
+        if let Some(sid) = &st.sid {
+            let s = sid.value();
+            if !s.chars().all(|c| c.is_ascii_alphanumeric()) {
+                self.diags.push(
+                    Diagnostic::new(
+                        "iam-document-invalid",
+                        format!("Sid `{s}` may only hold letters and digits"),
+                        Some(sid.pos()),
+                    )
+                    .help("write the Sid in letters and digits, e.g. WriteDumps"),
+                );
+            }
+            if let Some(line) = sids.insert(s.clone(), sid.pos().line) {
+                self.diags.push(
+                    Diagnostic::new(
+                        "duplicate-sid",
+                        format!("Sid `{s}` is used twice in this document (first at line {line})"),
+                        Some(sid.pos()),
+                    )
+                    .help("give each statement its own Sid"),
+                );
+            }
+        }
+        if st.effect.value() != "Allow" && st.effect.value() != "Deny" {
+            self.diags.push(
+                Diagnostic::new(
+                    "iam-document-invalid",
+                    format!("Effect `{}` is neither Allow nor Deny", st.effect.value()),
+                    Some(st.effect.pos()),
+                )
+                .help("write Effect: Allow or Effect: Deny"),
+            );
+        }
+        let at = st.effect.pos();
+        match (&st.action, &st.not_action) {
+            (Some(_), Some(n)) => self.diags.push(
+                Diagnostic::new("iam-document-invalid", "a statement has Action or NotAction, not both", Some(n.pos()))
+                    .help("remove one of them"),
+            ),
+            (None, None) => self.diags.push(
+                Diagnostic::new("iam-document-invalid", "the statement has neither Action nor NotAction", Some(at))
+                    .help("add Action: [service:Operation, …]"),
+            ),
+            _ => {}
+        }
+        for a in [&st.action, &st.not_action].into_iter().flatten() {
+            self.strs_check(
+                a,
+                is_action,
+                "is not an action name",
+                "write service:Action, e.g. s3:PutObject (wildcards * and ? allowed)",
+            );
+        }
+        match kind {
+            DocKind::Identity => {
+                for p in [&st.principal, &st.not_principal].into_iter().flatten() {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "iam-document-invalid",
+                            "an identity policy takes no Principal (the role is the principal)",
+                            Some(p.pos()),
+                        )
+                        .help("remove Principal; trust documents name principals"),
+                    );
+                }
+                match (&st.resource, &st.not_resource) {
+                    (Some(_), Some(n)) => self.diags.push(
+                        Diagnostic::new(
+                            "iam-document-invalid",
+                            "a statement has Resource or NotResource, not both",
+                            Some(n.pos()),
+                        )
+                        .help("remove one of them"),
+                    ),
+                    (None, None) => self.diags.push(
+                        Diagnostic::new(
+                            "iam-document-invalid",
+                            "the statement has neither Resource nor NotResource",
+                            Some(at),
+                        )
+                        .help("add Resource: ARN (or \"*\")"),
+                    ),
+                    _ => {}
+                }
+            }
+            DocKind::Trust => {
+                for r in [&st.resource, &st.not_resource].into_iter().flatten() {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "iam-document-invalid",
+                            "a trust document takes no Resource (the role is the resource)",
+                            Some(r.pos()),
+                        )
+                        .help("remove Resource"),
+                    );
+                }
+                if st.principal.is_none() && st.not_principal.is_none() {
+                    self.diags.push(
+                        Diagnostic::new("iam-document-invalid", "a trust statement needs a Principal", Some(at))
+                            .help("add Principal: {AWS: ARN} or {Service: s3.amazonaws.com}"),
+                    );
+                }
+            }
+        }
+        for r in [&st.resource, &st.not_resource].into_iter().flatten() {
+            self.strs_check(r, is_arn, "is not an ARN", "write arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE, or \"*\"");
+        }
+        for p in [&st.principal, &st.not_principal].into_iter().flatten() {
+            self.principal_check(p);
+        }
+        if let Some(c) = &st.condition {
+            for op in c.value().keys() {
+                if !is_condition_operator(op) {
+                    self.diags.push(
+                        Diagnostic::new("iam-document-invalid", format!("`{op}` is not an IAM condition operator"), Some(c.pos()))
+                            .help("use StringEquals, StringLike, ArnLike, Bool, IpAddress, NumericLessThan … (with optional IfExists / ForAnyValue: / ForAllValues:)"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn strs_check(&mut self, s: &Sp<Strs>, ok: fn(&str) -> bool, what: &str, help: &str) {
+        if s.value().items.is_empty() {
+            self.diags.push(
+                Diagnostic::new("iam-document-invalid", "the list is empty", Some(s.pos())).help(help.to_string()),
+            );
+        }
+        for v in &s.value().items {
+            if !ok(v) {
+                self.diags.push(
+                    Diagnostic::new("iam-document-invalid", format!("`{v}` {what}"), Some(s.pos()))
+                        .help(help.to_string()),
+                );
+            }
+        }
+    }
+
+    fn principal_check(&mut self, p: &Sp<RawPrincipal>) {
+        match p.value() {
+            RawPrincipal::Star(s) if s == "*" => {}
+            RawPrincipal::Star(s) => self.diags.push(
+                Diagnostic::new(
+                    "iam-document-invalid",
+                    format!("Principal `{s}` must be \"*\" or a mapping"),
+                    Some(p.pos()),
+                )
+                .help("write Principal: {AWS: arn:aws:iam::ACCOUNT:role/NAME} or {Service: s3.amazonaws.com}"),
+            ),
+            RawPrincipal::Map(m) => {
+                for (k, v) in m {
+                    let valid = |x: &str| match k.as_str() {
+                        "AWS" => {
+                            x == "*"
+                                || (x.len() == 12 && x.chars().all(|c| c.is_ascii_digit()))
+                                || (is_arn(x) && x.starts_with("arn:") && x.contains(":iam::"))
+                        }
+                        "Service" => x.ends_with(".amazonaws.com") || x.ends_with(".amazonaws.com.cn"),
+                        "Federated" | "CanonicalUser" => !x.is_empty(),
+                        _ => false,
+                    };
+                    for x in &v.items {
+                        if !valid(x) {
+                            self.diags.push(
+                                Diagnostic::new("iam-document-invalid", format!("`{k}: {x}` is not a valid principal"), Some(p.pos()))
+                                    .help("AWS takes an account id, an IAM ARN or \"*\"; Service takes NAME.amazonaws.com; the types are AWS, Service, Federated, CanonicalUser"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The standard permissions S3 replication needs, derived from every
+/// bucket whose replication names `role`; None when none does.
+pub fn replication_permissions(role: &str, buckets: &[BucketSpec]) -> Option<Value> {
+    let mut sources = Vec::new();
+    let mut dests = Vec::new();
+    for b in buckets {
+        let Some(r) = &b.replication else { continue };
+        let names_role =
+            r.role == role || r.role.ends_with(&format!(":role/{role}")) || r.role.ends_with(&format!("/{role}"));
+        if !names_role {
+            continue;
+        }
+        sources.push(b.name.clone());
+        for rule in &r.rules {
+            if !dests.contains(&rule.destination) {
+                dests.push(rule.destination.clone());
+            }
+        }
+    }
+    if sources.is_empty() {
+        return None;
+    }
+    sources.sort();
+    dests.sort();
+    let arn = |b: &String| format!("arn:aws:s3:::{b}");
+    let objects = |b: &String| format!("arn:aws:s3:::{b}/*");
+    Some(json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ReadSourceConfiguration", "Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+             "Resource": sources.iter().map(arn).collect::<Vec<_>>()},
+            {"Sid": "ReadSourceObjects", "Effect": "Allow",
+             "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+             "Resource": sources.iter().map(objects).collect::<Vec<_>>()},
+            {"Sid": "WriteReplicas", "Effect": "Allow", "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+             "Resource": dests.iter().map(objects).collect::<Vec<_>>()}
+        ]
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_and_arn_syntax() {
+        for ok in ["*", "s3:PutObject", "s3:Get*", "sts:AssumeRole", "s3:*"] {
+            assert!(is_action(ok), "{ok}");
+        }
+        for bad in ["s3", "S3:PutObject", "s3:", ":x", "s3:Put Object"] {
+            assert!(!is_action(bad), "{bad}");
+        }
+        assert!(is_arn("arn:aws:s3:::bucket/*"));
+        assert!(!is_arn("arn:aws:s3"));
+        assert!(!is_arn("bucket"));
+    }
+
+    #[test]
+    fn condition_operators() {
+        for ok in ["StringEquals", "ForAnyValue:StringLike", "BoolIfExists", "Null", "ArnLike"] {
+            assert!(is_condition_operator(ok), "{ok}");
+        }
+        for bad in ["StringEqual", "NullIfExists", "Equals"] {
+            assert!(!is_condition_operator(bad), "{bad}");
+        }
+    }
+}
