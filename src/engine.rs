@@ -11,6 +11,7 @@ use crate::aws::Aws;
 use crate::model::Observed;
 use crate::model::{Address, Change, Plan};
 use crate::policy::{BucketSpec, Policy, Versioning};
+use crate::providers::iam::{self, IamState};
 use crate::providers::s3::{self, apply::StepOutcome, observe::Fatal, replication::Prerequisites, BucketState};
 
 /// A run-level failure: one line for the user, exit code 1.
@@ -44,7 +45,30 @@ impl Observation {
 }
 
 /// Observe every bucket of the policy.
-pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize) -> Result<Vec<Observation>, RunError> {
+/// Everything observed in one run.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub buckets: Vec<Observation>,
+    pub iam: IamState,
+}
+
+impl Snapshot {
+    pub fn len(&self) -> usize {
+        self.buckets.len() + self.iam.roles.len() + self.iam.policies.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Observe every resource the policy names: IAM and buckets concurrently.
+pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize) -> Result<Snapshot, RunError> {
+    let (iam, buckets) = tokio::join!(iam::observe(aws, &policy.iam), observe_buckets(aws, policy, concurrency));
+    Ok(Snapshot { iam: iam.map_err(fatal(aws))?, buckets: buckets? })
+}
+
+async fn observe_buckets(aws: &Aws, policy: &Policy, concurrency: usize) -> Result<Vec<Observation>, RunError> {
     let default = aws.default_region().map(str::to_string);
     let mut jobs = Vec::with_capacity(policy.buckets.len());
     for spec in &policy.buckets {
@@ -86,6 +110,7 @@ async fn prerequisites(
     concurrency: usize,
 ) -> Result<Prerequisites, RunError> {
     let mut pre = Prerequisites {
+        in_policy_roles: policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect(),
         in_policy_versioned: policy
             .buckets
             .iter()
@@ -126,13 +151,16 @@ async fn prerequisites(
     Ok(pre)
 }
 
-pub fn plan(observations: &[Observation]) -> Plan {
-    Plan::new(observations.iter().flat_map(Observation::changes).collect())
+/// IAM first (it is applied first), then each bucket with its parts.
+pub fn plan(snap: &Snapshot) -> Plan {
+    let mut changes = iam::diff(&snap.iam);
+    changes.extend(snap.buckets.iter().flat_map(Observation::changes));
+    Plan::new(changes)
 }
 
-pub fn audit(observations: &[Observation]) -> Report {
-    let mut controls: Vec<ControlResult> = Vec::new();
-    for o in observations {
+pub fn audit(snap: &Snapshot) -> Report {
+    let mut controls: Vec<ControlResult> = iam::controls(&snap.iam, &iam::diff(&snap.iam));
+    for o in &snap.buckets {
         let changes = o.changes();
         controls.extend(s3::controls::controls(&o.spec, &o.region, &o.state, &changes));
     }
@@ -160,7 +188,29 @@ impl Applied {
 /// phase two writes replication, once the bucket and every destination it
 /// names went through phase one. A failed step skips what depends on it;
 /// independent buckets go on. Every touched bucket is re-read to verify.
-pub async fn apply(aws: &Aws, observations: &[Observation], concurrency: usize) -> Result<Vec<Applied>, RunError> {
+pub async fn apply(aws: &Aws, snap: &Snapshot, concurrency: usize) -> Result<Vec<Applied>, RunError> {
+    // Phase zero: IAM (managed policies, then roles), so replication finds
+    // its role.
+    let iam_changes = iam::diff(&snap.iam);
+    let mut iam_results: Vec<Applied> = Vec::new();
+    if iam_changes.iter().any(Change::is_actionable) {
+        let done = iam::apply(aws, &snap.iam, &iam_changes).await;
+        let after = iam::observe(aws, &iam_spec(&snap.iam)).await.map_err(fatal(aws))?;
+        let again = iam::diff(&after);
+        for d in done {
+            let prefix = format!("{}.", d.address.0);
+            let mut did_not_take = Vec::new();
+            if d.steps.iter().all(|s| s.result.is_ok()) {
+                for c in again.iter().filter(|c| c.address == d.address || c.address.0.starts_with(&prefix)) {
+                    if c.is_actionable() {
+                        did_not_take.push(format!("{} (still to {:?})", c.address, c.action).to_lowercase());
+                    }
+                }
+            }
+            iam_results.push(Applied { address: d.address, steps: d.steps, did_not_take });
+        }
+    }
+    let observations = &snap.buckets;
     let todo: Vec<(&Observation, Vec<Change>)> = observations
         .iter()
         .map(|o| (o, o.changes()))
@@ -203,6 +253,16 @@ pub async fn apply(aws: &Aws, observations: &[Observation], concurrency: usize) 
             steps.entry(name).or_default().push(step);
         }
     }
+    // Roles this apply created have an ARN now: read them once for the check.
+    let mut fresh = observations.iter().find(|o| o.spec.replication.is_some()).map(|o| o.state.prerequisites.clone());
+    if let Some(pre) = &mut fresh {
+        for (role, arn) in pre.roles.iter_mut() {
+            if arn.present().is_none() {
+                *arn = s3::observe::role_arn(aws, role).await.map_err(fatal(aws))?;
+            }
+        }
+    }
+    let fresh = &fresh;
     let mut out: Vec<Applied> = stream::iter(todo.iter())
         .map(|(o, changes)| {
             let steps = steps.get(&o.spec.name).cloned().unwrap_or_default();
@@ -210,7 +270,7 @@ pub async fn apply(aws: &Aws, observations: &[Observation], concurrency: usize) 
                 let mut did_not_take = Vec::new();
                 if steps.iter().all(|s| s.result.is_ok()) {
                     let mut after = s3::observe::observe(aws, &o.spec, &o.region).await.map_err(fatal(aws))?;
-                    after.prerequisites = o.state.prerequisites.clone();
+                    after.prerequisites = fresh.clone().unwrap_or_default();
                     for again in s3::diff::diff(&o.spec, &o.region, &after) {
                         if again.is_actionable() && again.attributes.is_empty() {
                             did_not_take
@@ -234,5 +294,14 @@ pub async fn apply(aws: &Aws, observations: &[Observation], concurrency: usize) 
         .try_collect()
         .await?;
     out.sort_by(|a, b| a.address.cmp(&b.address));
-    Ok(out)
+    iam_results.extend(out);
+    Ok(iam_results)
+}
+
+/// The specs of an observed IAM state (to observe it again).
+fn iam_spec(state: &IamState) -> crate::policy::Iam {
+    crate::policy::Iam {
+        roles: state.roles.iter().map(|(s, _)| s.clone()).collect(),
+        policies: state.policies.iter().map(|(s, _)| s.clone()).collect(),
+    }
 }

@@ -132,11 +132,7 @@ async fn connect(g: &Global, policy: &Policy) -> Aws {
 }
 
 /// Observe everything the policy names; with `-v`, say how long it took.
-async fn observe(
-    g: &Global,
-    aws: &Aws,
-    policy: &Policy,
-) -> Result<Vec<crate::engine::Observation>, crate::engine::RunError> {
+async fn observe(g: &Global, aws: &Aws, policy: &Policy) -> Result<crate::engine::Snapshot, crate::engine::RunError> {
     let start = std::time::Instant::now();
     let obs = crate::engine::observe(aws, policy, g.concurrency as usize).await?;
     if g.verbose > 0 {

@@ -74,11 +74,22 @@ pub struct AttrChange {
     pub sensitive: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub destructive: bool,
+    /// For documents: a unified diff of the canonical JSON, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 impl AttrChange {
     pub fn new(name: &str, before: Option<Value>, after: Value) -> Self {
-        AttrChange { name: name.to_string(), before, after, unknown: None, sensitive: false, destructive: false }
+        AttrChange {
+            name: name.to_string(),
+            before,
+            after,
+            unknown: None,
+            sensitive: false,
+            destructive: false,
+            diff: None,
+        }
     }
 }
 

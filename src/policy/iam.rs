@@ -213,7 +213,7 @@ impl Validator<'_> {
                 for p in list.value() {
                     let v = p.value();
                     let known = raw.policies.0.iter().any(|(k, _)| k.value() == v);
-                    let arn_ok = v.starts_with("arn:") && v.splitn(6, ':').nth(2) == Some("iam") && v.contains(":policy/");
+                    let arn_ok = v.starts_with("arn:") && v.split(':').nth(2) == Some("iam") && v.contains(":policy/");
                     if !known && !arn_ok {
                         self.diags.push(
                             Diagnostic::new("policy-ref-invalid", format!("`{v}` is neither a managed policy ARN nor a policy under iam.policies"), Some(p.pos()))

@@ -1,4 +1,5 @@
 //! One folder per managed system. Each has observe (reads), diff (pure),
 //! apply (writes) and controls (audit).
 
+pub mod iam;
 pub mod s3;

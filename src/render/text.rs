@@ -59,6 +59,21 @@ pub fn change(out: &mut String, c: &Change, p: Paint) {
     }
     let width = c.attributes.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for a in &c.attributes {
+        if let (Some(d), false) = (&a.diff, a.sensitive) {
+            // A document: its canonical JSON as a diff, line by line.
+            let mark = if c.action == Action::Create { p.green("+") } else { p.yellow("~") };
+            let _ = writeln!(out, "    {mark} {}:", a.name);
+            for line in d.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")) {
+                let line = match line.chars().next() {
+                    Some('+') => p.green(line),
+                    Some('-') => p.red(line),
+                    Some('@') => p.dim(line),
+                    _ => line.to_string(),
+                };
+                let _ = writeln!(out, "        {line}");
+            }
+            continue;
+        }
         let after = if a.sensitive { "(sensitive value)".to_string() } else { value(&a.after) };
         let line = match c.action {
             Action::Create => format!("    {} {:width$} = {after}", p.green("+"), a.name),

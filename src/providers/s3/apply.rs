@@ -247,12 +247,21 @@ pub async fn apply_replication(
     if !any || !head.conflicts.is_empty() || !head.unknown.is_empty() {
         return None;
     }
-    let Some(Observed::Present(role_arn)) = state.prerequisites.roles.get(&want.role) else {
-        return Some(StepOutcome {
-            step: "replication",
-            result: Err(format!("the role `{}` was not resolved", want.role)),
-        });
+    // A role the same apply just created is looked up now.
+    let role_arn = match state.prerequisites.roles.get(&want.role) {
+        Some(Observed::Present(arn)) => arn.clone(),
+        _ => match observe::role_arn(aws, &want.role).await {
+            Ok(Observed::Present(arn)) => arn,
+            Ok(_) => {
+                return Some(StepOutcome {
+                    step: "replication",
+                    result: Err(format!("the role `{}` does not exist", want.role)),
+                })
+            }
+            Err(f) => return Some(StepOutcome { step: "replication", result: Err(f.0) }),
+        },
     };
+    let role_arn = &role_arn;
     let client = aws.s3(region);
     let seen = state.replication.as_ref().and_then(|o| o.present());
     let result = async {

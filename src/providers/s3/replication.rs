@@ -46,6 +46,13 @@ pub struct Prerequisites {
     /// Destinations the policy itself declares with versioning enabled:
     /// apply creates and versions them before replication.
     pub in_policy_versioned: BTreeSet<String>,
+    /// Roles the policy itself declares: apply creates them first.
+    pub in_policy_roles: BTreeSet<String>,
+}
+
+/// The role name of a role reference (a name or an ARN).
+pub fn role_name(r: &str) -> &str {
+    r.rsplit('/').next().unwrap_or(r)
 }
 
 pub fn bucket_of(arn_or_name: &str) -> &str {
@@ -173,8 +180,14 @@ pub fn diff(bucket: &str, want: &Replication, seen: &Observed<ReplicationDoc>, p
     // resource's apply; say so instead of writing a configuration S3 rejects.
     let role_arn = match pre.roles.get(&want.role) {
         Some(Observed::Present(arn)) => Some(arn.clone()),
+        Some(Observed::Absent) if pre.in_policy_roles.contains(role_name(&want.role)) => {
+            Some(format!("(known after apply: role {})", role_name(&want.role)))
+        }
         Some(Observed::Absent) => {
-            head.conflicts.push(format!("replication role `{}` does not exist; create it first", want.role));
+            head.conflicts.push(format!(
+                "replication role `{}` does not exist; declare it under iam.roles (with `s3_replication: true`) or create it first",
+                want.role
+            ));
             None
         }
         Some(Observed::Unknown { reason }) => {
@@ -314,6 +327,7 @@ mod tests {
             .into(),
             destinations: BTreeMap::new(),
             in_policy_versioned: BTreeSet::new(),
+            in_policy_roles: BTreeSet::new(),
         }
     }
 

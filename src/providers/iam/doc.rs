@@ -1,0 +1,228 @@
+//! IAM documents compared by meaning. Documents come back URL-encoded from
+//! some calls (GetRole, GetRolePolicy) and not from others; both are parsed
+//! and put in a canonical form: one-element lists equal strings, statement,
+//! action and resource order does not matter, `Version` defaults, condition
+//! keys are case-insensitive. A real difference is shown as a unified diff
+//! of the canonical JSON.
+
+use serde_json::{json, Map, Value};
+
+/// Parse a document as IAM returns it: JSON, or URL-encoded JSON.
+pub fn parse(text: &str) -> Result<Value, String> {
+    match serde_json::from_str(text) {
+        Ok(v) => Ok(v),
+        Err(first) => {
+            let decoded = percent_decode(text);
+            serde_json::from_str(&decoded).map_err(|_| format!("not a JSON document: {first}"))
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn strings(v: &Value) -> Vec<Value> {
+    let mut out: Vec<String> = match v {
+        Value::Array(a) => a.iter().map(scalar).collect(),
+        other => vec![scalar(other)],
+    };
+    out.sort();
+    out.dedup();
+    out.into_iter().map(Value::String).collect()
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn principal(v: &Value) -> Value {
+    match v {
+        Value::Object(m) if m.len() == 1 && m.get("AWS").is_some_and(|a| strings(a) == [json!("*")]) => json!("*"),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::Array(strings(v)))).collect()),
+        other => other.clone(),
+    }
+}
+
+fn statement(st: &Value) -> Value {
+    let Value::Object(m) = st else { return st.clone() };
+    let mut out = Map::new();
+    for (k, v) in m {
+        let v = match k.as_str() {
+            "Action" | "NotAction" | "Resource" | "NotResource" => Value::Array(strings(v)),
+            "Principal" | "NotPrincipal" => principal(v),
+            "Condition" => match v {
+                Value::Object(ops) => Value::Object(
+                    ops.iter()
+                        .map(|(op, kv)| {
+                            let kv = match kv {
+                                Value::Object(kv) => Value::Object(
+                                    kv.iter()
+                                        .map(|(k, v)| (k.to_ascii_lowercase(), Value::Array(strings(v))))
+                                        .collect(),
+                                ),
+                                other => other.clone(),
+                            };
+                            (op.clone(), kv)
+                        })
+                        .collect(),
+                ),
+                other => other.clone(),
+            },
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), v);
+    }
+    Value::Object(out)
+}
+
+/// The canonical form of a document.
+pub fn canonical(doc: &Value) -> Value {
+    let Value::Object(m) = doc else { return doc.clone() };
+    let mut out = Map::new();
+    out.insert("Version".into(), m.get("Version").cloned().unwrap_or_else(|| json!("2012-10-17")));
+    if let Some(id) = m.get("Id") {
+        out.insert("Id".into(), id.clone());
+    }
+    let mut sts: Vec<Value> = match m.get("Statement") {
+        Some(Value::Array(a)) => a.iter().map(statement).collect(),
+        Some(one) => vec![statement(one)],
+        None => vec![],
+    };
+    sts.sort_by_key(|s| s.to_string());
+    sts.dedup();
+    out.insert("Statement".into(), Value::Array(sts));
+    Value::Object(out)
+}
+
+pub fn same(a: &Value, b: &Value) -> bool {
+    canonical(a) == canonical(b)
+}
+
+/// A unified diff of the canonical, pretty-printed documents.
+pub fn diff_text(before: Option<&Value>, after: &Value) -> String {
+    let pretty = |v: &Value| serde_json::to_string_pretty(&canonical(v)).unwrap_or_default() + "\n";
+    let b = before.map(pretty).unwrap_or_default();
+    let a = pretty(after);
+    similar::TextDiff::from_lines(&b, &a).unified_diff().context_radius(3).header("live", "policy").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn url_encoded_documents_parse() {
+        let enc = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D";
+        assert_eq!(parse(enc).expect("decoded"), json!({"Version": "2012-10-17", "Statement": []}));
+    }
+
+    #[test]
+    fn string_and_one_element_list_are_the_same() {
+        let a = json!({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]});
+        let b = json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::b/*"]}});
+        assert!(same(&a, &b));
+        let c = json!({"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/*"}]});
+        assert!(!same(&a, &c));
+        let d = diff_text(Some(&a), &c);
+        assert!(d.contains("-        \"s3:GetObject\"") && d.contains("+        \"s3:PutObject\""), "{d}");
+    }
+
+    #[test]
+    fn principal_star_forms_and_condition_key_case() {
+        let a = json!({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": false}}}]});
+        let b = json!({"Statement": [{"Effect": "Deny", "Principal": {"AWS": ["*"]}, "Action": ["s3:*"], "Resource": "*",
+            "Condition": {"Bool": {"aws:securetransport": "false"}}}]});
+        assert!(same(&a, &b));
+    }
+
+    /// Statements as (allow, actions, resources).
+    type Sts = Vec<(bool, Vec<String>, Vec<String>)>;
+
+    fn doc_strategy() -> impl Strategy<Value = (Sts, u64)> {
+        let action = prop::sample::select(vec!["s3:GetObject", "s3:PutObject", "s3:ListBucket", "kms:Decrypt", "s3:*"]);
+        let resource = prop::sample::select(vec!["arn:aws:s3:::a", "arn:aws:s3:::a/*", "arn:aws:s3:::b/*", "*"]);
+        (
+            prop::collection::vec(
+                (
+                    any::<bool>(),
+                    prop::collection::vec(action.prop_map(String::from), 1..4),
+                    prop::collection::vec(resource.prop_map(String::from), 1..3),
+                ),
+                1..5,
+            ),
+            any::<u64>(),
+        )
+    }
+
+    fn render(sts: &Sts, seed: u64, shuffle: bool) -> Value {
+        let pick = |v: &Vec<String>, salt: u64| -> Value {
+            let mut v = v.clone();
+            if shuffle {
+                v.reverse();
+                if (seed ^ salt).is_multiple_of(3) {
+                    let n = v.len().min(1);
+                    v.rotate_left(n);
+                }
+            }
+            if v.len() == 1 && (seed ^ salt).is_multiple_of(2) {
+                json!(v[0])
+            } else {
+                json!(v)
+            }
+        };
+        let mut list: Vec<Value> = sts
+            .iter()
+            .enumerate()
+            .map(|(i, (allow, a, r))| {
+                json!({"Effect": if *allow {"Allow"} else {"Deny"}, "Action": pick(a, i as u64), "Resource": pick(r, i as u64 + 7)})
+            })
+            .collect();
+        if shuffle {
+            list.reverse();
+        }
+        json!({"Version": "2012-10-17", "Statement": list})
+    }
+
+    proptest! {
+        #[test]
+        fn reordering_and_string_list_rewriting_never_diff((sts, seed) in doc_strategy()) {
+            let a = render(&sts, seed, false);
+            let b = render(&sts, seed.wrapping_mul(31).wrapping_add(1), true);
+            prop_assert!(same(&a, &b), "{a} vs {b}");
+        }
+    }
+}

@@ -1,0 +1,835 @@
+//! IAM roles and customer-managed policies: observe (only what the policy
+//! mentions), a pure diff with documents compared by meaning and
+//! attachment/inline-policy ownership, and apply. IAM is applied before any
+//! S3 change, so roles exist before replication names them.
+
+pub mod doc;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use crate::audit::{ControlResult, Severity, Status};
+use crate::aws::{classify, ApiError, Aws};
+use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
+use crate::policy::{Iam, ManagedPolicySpec, RoleSpec};
+use crate::providers::s3::observe::Fatal;
+
+pub const READ_PERMISSIONS: &[&str] = &[
+    "iam:GetRole",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListPolicies",
+    "iam:GetPolicyVersion",
+];
+
+pub const WRITE_PERMISSIONS: &[&str] = &[
+    "iam:CreateRole",
+    "iam:UpdateRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:TagRole",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:DeleteRole",
+    "iam:CreatePolicy",
+    "iam:CreatePolicyVersion",
+    "iam:ListPolicyVersions",
+    "iam:DeletePolicyVersion",
+];
+
+/// A role as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleFacts {
+    pub arn: String,
+    pub path: String,
+    pub description: Option<String>,
+    pub max_session_duration: Option<i64>,
+    pub tags: BTreeMap<String, String>,
+    pub trust: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleState {
+    pub role: Observed<RoleFacts>,
+    /// Read when the policy names inline policies or says `exclusive`.
+    pub inline: Option<Observed<BTreeMap<String, Value>>>,
+    /// Attached policy ARNs; read when the policy names managed policies or
+    /// says `exclusive`.
+    pub attached: Option<Observed<Vec<String>>>,
+}
+
+/// A customer-managed policy as read: ARN, default version and document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyFacts {
+    pub arn: String,
+    pub version: String,
+    pub document: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IamState {
+    pub roles: Vec<(RoleSpec, RoleState)>,
+    pub policies: Vec<(ManagedPolicySpec, Observed<PolicyFacts>)>,
+}
+
+fn soft<T>(e: ApiError) -> Result<Observed<T>, Fatal> {
+    match e {
+        ApiError::Fatal(m) => Err(Fatal(m)),
+        ApiError::NotFound(_) => Ok(Observed::Absent),
+        other => Ok(Observed::Unknown { reason: other.reason() }),
+    }
+}
+
+/// Observe every role and managed policy the policy names.
+pub async fn observe(aws: &Aws, iam: &Iam) -> Result<IamState, Fatal> {
+    let roles = futures::future::try_join_all(
+        iam.roles.iter().map(|r| async move { observe_role(aws, r).await.map(|s| (r.clone(), s)) }),
+    )
+    .await?;
+    let mut policies = Vec::new();
+    if !iam.policies.is_empty() {
+        let local = match list_local_policies(aws).await? {
+            Observed::Present(m) => m,
+            other => {
+                let reason = other.unknown_reason().unwrap_or("unreadable").to_string();
+                let unknown = iam.policies.iter().map(|p| (p.clone(), Observed::Unknown { reason: reason.clone() }));
+                return Ok(IamState { roles, policies: unknown.collect() });
+            }
+        };
+        policies = futures::future::try_join_all(iam.policies.iter().map(|p| {
+            let found = local.get(&(p.path.clone(), p.name.clone())).cloned();
+            async move {
+                let state = match found {
+                    None => Observed::Absent,
+                    Some((arn, version)) => policy_version(aws, &arn, &version).await?,
+                };
+                Ok::<_, Fatal>((p.clone(), state))
+            }
+        }))
+        .await?;
+    }
+    Ok(IamState { roles, policies })
+}
+
+async fn observe_role(aws: &Aws, spec: &RoleSpec) -> Result<RoleState, Fatal> {
+    let c = aws.iam();
+    let role = match aws.call(c.get_role().role_name(&spec.name).send()).await {
+        Ok(out) => match out.role() {
+            Some(r) => {
+                let trust = match r.assume_role_policy_document().map(doc::parse) {
+                    Some(Ok(v)) => v,
+                    Some(Err(e)) => {
+                        return Ok(RoleState {
+                            role: Observed::Unknown { reason: format!("trust document: {e}") },
+                            inline: None,
+                            attached: None,
+                        })
+                    }
+                    None => Value::Null,
+                };
+                Observed::Present(RoleFacts {
+                    arn: r.arn().to_string(),
+                    path: r.path().to_string(),
+                    description: r.description().map(str::to_string),
+                    max_session_duration: r.max_session_duration().map(i64::from),
+                    tags: r.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+                    trust,
+                })
+            }
+            None => Observed::Absent,
+        },
+        Err(e) => soft(classify(&e, &["NoSuchEntity"]))?,
+    };
+    let wants_inline = spec.inline_policies.is_some() || spec.exclusive || spec.absent;
+    let wants_attached = spec.managed_policies.is_some() || spec.exclusive || spec.absent;
+    fn like<T>(r: &Observed<RoleFacts>) -> Observed<T> {
+        match r {
+            Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
+            _ => Observed::Absent,
+        }
+    }
+    if role.present().is_none() {
+        return Ok(RoleState {
+            inline: wants_inline.then(|| like(&role)),
+            attached: wants_attached.then(|| like(&role)),
+            role,
+        });
+    }
+    let (inline, attached) = tokio::join!(
+        async {
+            if wants_inline {
+                Some(inline_policies(aws, &spec.name).await)
+            } else {
+                None
+            }
+        },
+        async {
+            if wants_attached {
+                Some(attached_policies(aws, &spec.name).await)
+            } else {
+                None
+            }
+        }
+    );
+    Ok(RoleState { role, inline: inline.transpose()?, attached: attached.transpose()? })
+}
+
+async fn inline_policies(aws: &Aws, role: &str) -> Result<Observed<BTreeMap<String, Value>>, Fatal> {
+    let c = aws.iam();
+    let mut names = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        match aws.call(c.list_role_policies().role_name(role).set_marker(marker.clone()).send()).await {
+            Ok(out) => {
+                names.extend(out.policy_names().iter().cloned());
+                marker = out.marker().map(str::to_string);
+                if !out.is_truncated() || marker.is_none() {
+                    break;
+                }
+            }
+            Err(e) => return soft(classify(&e, &["NoSuchEntity"])),
+        }
+    }
+    let docs = futures::future::try_join_all(names.into_iter().map(|n| async move {
+        match aws.call(c.get_role_policy().role_name(role).policy_name(&n).send()).await {
+            Ok(out) => Ok(doc::parse(out.policy_document())
+                .map(|d| (n.clone(), d))
+                .map_err(|e| format!("inline policy {n}: {e}"))),
+            Err(e) => match classify(&e, &["NoSuchEntity"]) {
+                ApiError::Fatal(m) => Err(Fatal(m)),
+                other => Ok(Err(format!("inline policy {n}: {}", other.reason()))),
+            },
+        }
+    }))
+    .await?;
+    let mut out = BTreeMap::new();
+    for d in docs {
+        match d {
+            Ok((n, v)) => {
+                out.insert(n, v);
+            }
+            Err(reason) => return Ok(Observed::Unknown { reason }),
+        }
+    }
+    Ok(Observed::Present(out))
+}
+
+async fn attached_policies(aws: &Aws, role: &str) -> Result<Observed<Vec<String>>, Fatal> {
+    let c = aws.iam();
+    let mut arns = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        match aws.call(c.list_attached_role_policies().role_name(role).set_marker(marker.clone()).send()).await {
+            Ok(out) => {
+                arns.extend(out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)));
+                marker = out.marker().map(str::to_string);
+                if !out.is_truncated() || marker.is_none() {
+                    break;
+                }
+            }
+            Err(e) => return soft(classify(&e, &["NoSuchEntity"])),
+        }
+    }
+    arns.sort();
+    Ok(Observed::Present(arns))
+}
+
+/// Customer-managed policies: (path, name) → (ARN, default version).
+async fn list_local_policies(aws: &Aws) -> Result<Observed<BTreeMap<(String, String), (String, String)>>, Fatal> {
+    let c = aws.iam();
+    let mut out = BTreeMap::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let req = c.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).set_marker(marker.clone());
+        match aws.call(req.send()).await {
+            Ok(page) => {
+                for p in page.policies() {
+                    if let (Some(name), Some(arn)) = (p.policy_name(), p.arn()) {
+                        out.insert(
+                            (p.path().unwrap_or("/").to_string(), name.to_string()),
+                            (arn.to_string(), p.default_version_id().unwrap_or("v1").to_string()),
+                        );
+                    }
+                }
+                marker = page.marker().map(str::to_string);
+                if !page.is_truncated() || marker.is_none() {
+                    break;
+                }
+            }
+            Err(e) => return soft(classify(&e, &[])),
+        }
+    }
+    Ok(Observed::Present(out))
+}
+
+async fn policy_version(aws: &Aws, arn: &str, version: &str) -> Result<Observed<PolicyFacts>, Fatal> {
+    match aws.call(aws.iam().get_policy_version().policy_arn(arn).version_id(version).send()).await {
+        Ok(out) => {
+            let text = out.policy_version().and_then(|v| v.document()).unwrap_or("{}");
+            Ok(match doc::parse(text) {
+                Ok(document) => {
+                    Observed::Present(PolicyFacts { arn: arn.to_string(), version: version.to_string(), document })
+                }
+                Err(e) => Observed::Unknown { reason: format!("policy document: {e}") },
+            })
+        }
+        Err(e) => soft(classify(&e, &["NoSuchEntity"])),
+    }
+}
+
+pub fn role_address(name: &str) -> Address {
+    Address(format!("iam.role.{name}"))
+}
+
+pub fn policy_address(name: &str) -> Address {
+    Address(format!("iam.policy.{name}"))
+}
+
+fn doc_change(name: &str, before: Option<&Value>, after: &Value) -> AttrChange {
+    let mut a = AttrChange::new(name, before.map(doc::canonical), doc::canonical(after));
+    a.diff = Some(doc::diff_text(before, after));
+    a
+}
+
+/// The name of a managed policy ARN (`…:policy/PATH/NAME`).
+fn arn_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// Changes for every role and managed policy.
+pub fn diff(state: &IamState) -> Vec<Change> {
+    let mut out = Vec::new();
+    for (spec, seen) in &state.policies {
+        let mut c = Change::new(policy_address(&spec.name), Action::NoOp);
+        match seen {
+            Observed::Unknown { reason } => {
+                c.unknown.push(UnknownSetting { attribute: "policy".into(), reason: reason.clone() })
+            }
+            Observed::Absent => {
+                c.action = Action::Create;
+                c.attributes.push(doc_change("document", None, &spec.document));
+            }
+            Observed::Present(f) if !doc::same(&f.document, &spec.document) => {
+                c.action = Action::Update;
+                c.reason = Some(format!("a new default version replaces {}", f.version));
+                c.attributes.push(doc_change("document", Some(&f.document), &spec.document));
+            }
+            Observed::Present(_) => {}
+        }
+        out.push(c);
+    }
+    for (spec, seen) in &state.roles {
+        out.extend(diff_role(spec, seen, &state.policies));
+    }
+    out
+}
+
+fn diff_role(
+    spec: &RoleSpec,
+    seen: &RoleState,
+    policies: &[(ManagedPolicySpec, Observed<PolicyFacts>)],
+) -> Vec<Change> {
+    let mut head = Change::new(role_address(&spec.name), Action::NoOp);
+    let facts = match &seen.role {
+        Observed::Unknown { reason } => {
+            head.unknown.push(UnknownSetting { attribute: "role".into(), reason: reason.clone() });
+            return vec![head];
+        }
+        Observed::Absent if spec.absent => return vec![head],
+        Observed::Present(_) if spec.absent => {
+            head.action = Action::Delete;
+            head.destructive = true;
+            head.reason =
+                Some("state: absent; its inline policies are deleted and its managed policies detached first".into());
+            return vec![head];
+        }
+        Observed::Absent => {
+            head.action = Action::Create;
+            None
+        }
+        Observed::Present(f) => Some(f),
+    };
+    if let (Some(want), Some(f)) = (&spec.path, facts) {
+        if &f.path != want {
+            head.conflicts.push(format!(
+                "the role's path is {} but the policy says {want}; IAM cannot change a role's path",
+                f.path
+            ));
+        }
+    }
+    if let Some(want) = &spec.path {
+        if facts.is_none() {
+            head.attributes.push(AttrChange::new("path", None, json!(want)));
+        }
+    }
+    if let Some(want) = &spec.description {
+        let live = facts.and_then(|f| f.description.as_deref());
+        if live != Some(want.as_str()) {
+            head.attributes.push(AttrChange::new("description", live.map(|d| json!(d)), json!(want)));
+        }
+    }
+    if let Some(want) = spec.max_session_duration {
+        let live = facts.and_then(|f| f.max_session_duration);
+        if live != Some(want) && !(live.is_none() && want == 3600 && facts.is_some()) {
+            head.attributes.push(AttrChange::new("max_session_duration", live.map(|d| json!(d)), json!(want)));
+        }
+    }
+    if let Some(want) = &spec.tags {
+        for (k, v) in want {
+            let live = facts.and_then(|f| f.tags.get(k));
+            if live != Some(v) {
+                head.attributes.push(AttrChange::new(&format!("tags.{k}"), live.map(|l| json!(l)), json!(v)));
+            }
+        }
+    }
+    if let Some(want) = &spec.trust {
+        let live = facts.map(|f| &f.trust);
+        if !live.is_some_and(|l| doc::same(l, want)) {
+            head.attributes.push(doc_change("trust", live, want));
+        }
+    }
+    if head.action == Action::NoOp && !head.attributes.is_empty() {
+        head.action = Action::Update;
+    }
+    let mut out = vec![head];
+    // Inline policies: named ones are owned; the rest are kept unless exclusive.
+    if let Some(inline) = &seen.inline {
+        match inline {
+            Observed::Unknown { reason } => {
+                out[0].unknown.push(UnknownSetting { attribute: "inline policies".into(), reason: reason.clone() })
+            }
+            other => {
+                let empty = BTreeMap::new();
+                let live = other.present().unwrap_or(&empty);
+                let want = spec.inline_policies.clone().unwrap_or_default();
+                for (name, doc_want) in &want {
+                    let addr = Address(format!("iam.role.{}.inline.{name}", spec.name));
+                    let mut c = Change::new(addr, Action::NoOp);
+                    match live.get(name) {
+                        None => {
+                            c.action = Action::Create;
+                            c.attributes.push(doc_change("document", None, doc_want));
+                        }
+                        Some(l) if !doc::same(l, doc_want) => {
+                            c.action = Action::Update;
+                            c.attributes.push(doc_change("document", Some(l), doc_want));
+                        }
+                        Some(_) => {}
+                    }
+                    out.push(c);
+                }
+                for name in live.keys().filter(|n| !want.contains_key(*n)) {
+                    let mut c = Change::new(Address(format!("iam.role.{}.inline.{name}", spec.name)), Action::NoOp);
+                    if spec.exclusive {
+                        c.action = Action::Delete;
+                        c.destructive = true;
+                        c.reason = Some("not in the policy and the role is exclusive".into());
+                    } else {
+                        c.reason = Some("not managed by this policy, kept".into());
+                    }
+                    out.push(c);
+                }
+            }
+        }
+    }
+    if let Some(attached) = &seen.attached {
+        match attached {
+            Observed::Unknown { reason } => {
+                out[0].unknown.push(UnknownSetting { attribute: "managed policies".into(), reason: reason.clone() })
+            }
+            other => {
+                let empty = Vec::new();
+                let live = other.present().unwrap_or(&empty);
+                let want: Vec<&String> = spec.managed_policies.iter().flatten().collect();
+                let resolve = |w: &str| -> Option<String> {
+                    if w.starts_with("arn:") {
+                        Some(w.to_string())
+                    } else {
+                        policies.iter().find(|(p, _)| p.name == w).and_then(|(_, o)| o.present().map(|f| f.arn.clone()))
+                    }
+                };
+                let mut wanted_arns = BTreeSet::new();
+                for w in want {
+                    let arn = resolve(w);
+                    let shown = arn.clone().unwrap_or_else(|| format!("(known after apply: policy {w})"));
+                    let mut c = Change::new(
+                        Address(format!("iam.role.{}.attachment.{}", spec.name, arn_name(w))),
+                        Action::NoOp,
+                    );
+                    if !arn.as_ref().is_some_and(|a| live.contains(a)) {
+                        c.action = Action::Create;
+                        c.attributes.push(AttrChange::new("policy_arn", None, json!(shown)));
+                    }
+                    if let Some(a) = arn {
+                        wanted_arns.insert(a);
+                    }
+                    out.push(c);
+                }
+                for arn in live.iter().filter(|a| !wanted_arns.contains(*a)) {
+                    let mut c = Change::new(
+                        Address(format!("iam.role.{}.attachment.{}", spec.name, arn_name(arn))),
+                        Action::NoOp,
+                    );
+                    if spec.exclusive {
+                        c.action = Action::Delete;
+                        c.destructive = true;
+                        c.attributes.push(AttrChange::new("policy_arn", Some(json!(arn)), Value::Null));
+                        c.reason = Some("not in the policy and the role is exclusive".into());
+                    } else {
+                        c.reason = Some(format!("{arn}: not managed by this policy, kept"));
+                    }
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What apply did, per role or policy.
+pub struct IamApplied {
+    pub address: Address,
+    pub steps: Vec<crate::providers::s3::apply::StepOutcome>,
+}
+
+fn err_text<E, R>(e: &aws_sdk_iam::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    classify(e, &[]).reason()
+}
+
+/// Apply IAM changes: managed policies first (roles attach them), then
+/// roles. Returns each resource's steps.
+pub async fn apply(aws: &Aws, state: &IamState, changes: &[Change]) -> Vec<IamApplied> {
+    use crate::providers::s3::apply::StepOutcome;
+    let c = aws.iam();
+    let mut out = Vec::new();
+    let mut created_arns: BTreeMap<String, String> = BTreeMap::new();
+    let actionable = |addr: &Address| changes.iter().any(|x| &x.address == addr && x.is_actionable());
+    for (spec, seen) in &state.policies {
+        let addr = policy_address(&spec.name);
+        if !actionable(&addr) {
+            continue;
+        }
+        let document = spec.document.to_string();
+        let step = match seen {
+            Observed::Absent => {
+                let r = aws
+                    .call(
+                        c.create_policy()
+                            .policy_name(&spec.name)
+                            .path(&spec.path)
+                            .set_description(spec.description.clone())
+                            .policy_document(&document)
+                            .send(),
+                    )
+                    .await;
+                match r {
+                    Ok(o) => {
+                        if let Some(arn) = o.policy().and_then(|p| p.arn()) {
+                            created_arns.insert(spec.name.clone(), arn.to_string());
+                        }
+                        StepOutcome { step: "create policy", result: Ok(()) }
+                    }
+                    Err(e) => StepOutcome { step: "create policy", result: Err(err_text(&e)) },
+                }
+            }
+            Observed::Present(f) => {
+                StepOutcome { step: "new default version", result: new_version(aws, &f.arn, &document).await }
+            }
+            Observed::Unknown { .. } => continue,
+        };
+        out.push(IamApplied { address: addr, steps: vec![step] });
+    }
+    for (spec, seen) in &state.roles {
+        let addr = role_address(&spec.name);
+        let prefix = format!("{}.", addr.0);
+        let mine: Vec<&Change> =
+            changes.iter().filter(|x| x.address == addr || x.address.0.starts_with(&prefix)).collect();
+        if !mine.iter().any(|x| x.is_actionable()) || mine.first().is_some_and(|h| !h.conflicts.is_empty()) {
+            continue;
+        }
+        let steps = apply_role(aws, spec, seen, &mine, state, &created_arns).await;
+        out.push(IamApplied { address: addr, steps });
+    }
+    out
+}
+
+/// CreatePolicyVersion as default; when IAM's limit of 5 versions is
+/// reached, the oldest non-default version is deleted first.
+async fn new_version(aws: &Aws, arn: &str, document: &str) -> Result<(), String> {
+    let c = aws.iam();
+    let versions = aws.call(c.list_policy_versions().policy_arn(arn).send()).await.map_err(|e| err_text(&e))?;
+    if versions.versions().len() >= 5 {
+        let mut old: Vec<_> = versions.versions().iter().filter(|v| !v.is_default_version()).collect();
+        old.sort_by_key(|v| v.create_date().map(|d| (d.secs(), d.subsec_nanos())));
+        if let Some(oldest) = old.first().and_then(|v| v.version_id()) {
+            aws.call(c.delete_policy_version().policy_arn(arn).version_id(oldest).send())
+                .await
+                .map_err(|e| err_text(&e))?;
+        }
+    }
+    aws.call(c.create_policy_version().policy_arn(arn).policy_document(document).set_as_default(true).send())
+        .await
+        .map(|_| ())
+        .map_err(|e| err_text(&e))
+}
+
+async fn apply_role(
+    aws: &Aws,
+    spec: &RoleSpec,
+    seen: &RoleState,
+    mine: &[&Change],
+    state: &IamState,
+    created_arns: &BTreeMap<String, String>,
+) -> Vec<crate::providers::s3::apply::StepOutcome> {
+    use crate::providers::s3::apply::StepOutcome;
+    let c = aws.iam();
+    let name = spec.name.as_str();
+    let mut steps = Vec::new();
+    macro_rules! step {
+        ($label:expr, $fut:expr) => {{
+            let r = aws.call($fut).await.map(|_| ()).map_err(|e| err_text(&e));
+            let failed = r.is_err();
+            steps.push(StepOutcome { step: $label, result: r });
+            if failed {
+                return steps;
+            }
+        }};
+    }
+    let head = mine[0];
+    if head.action == Action::Delete {
+        for pol in seen
+            .inline
+            .as_ref()
+            .and_then(|o| o.present())
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            step!("delete inline policy", c.delete_role_policy().role_name(name).policy_name(pol).send());
+        }
+        for arn in seen.attached.as_ref().and_then(|o| o.present()).cloned().unwrap_or_default() {
+            step!("detach managed policy", c.detach_role_policy().role_name(name).policy_arn(arn).send());
+        }
+        step!("delete role", c.delete_role().role_name(name).send());
+        return steps;
+    }
+    let has = |attr: &str| head.attributes.iter().any(|a| a.name == attr || a.name.starts_with(&format!("{attr}.")));
+    let trust = spec.trust.as_ref().map(Value::to_string).unwrap_or_default();
+    let tags: Vec<aws_sdk_iam::types::Tag> = spec
+        .tags
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
+        .collect();
+    if head.action == Action::Create {
+        step!(
+            "create role",
+            c.create_role()
+                .role_name(name)
+                .assume_role_policy_document(&trust)
+                .set_path(spec.path.clone())
+                .set_description(spec.description.clone())
+                .set_max_session_duration(spec.max_session_duration.map(|d| i32::try_from(d).unwrap_or(3600)))
+                .set_tags((!tags.is_empty()).then(|| tags.clone()))
+                .send()
+        );
+    } else {
+        if has("trust") {
+            step!("trust policy", c.update_assume_role_policy().role_name(name).policy_document(&trust).send());
+        }
+        if has("description") || has("max_session_duration") {
+            step!(
+                "description / session duration",
+                c.update_role()
+                    .role_name(name)
+                    .set_description(spec.description.clone())
+                    .set_max_session_duration(spec.max_session_duration.map(|d| i32::try_from(d).unwrap_or(3600)))
+                    .send()
+            );
+        }
+        if has("tags") {
+            step!("tags", c.tag_role().role_name(name).set_tags(Some(tags.clone())).send());
+        }
+    }
+    for ch in mine.iter().skip(1).filter(|x| x.is_actionable()) {
+        let Some((kind, item)) =
+            ch.address.0.strip_prefix(&format!("iam.role.{name}.")).and_then(|r| r.split_once('.'))
+        else {
+            continue;
+        };
+        match (kind, ch.action) {
+            ("inline", Action::Delete) => {
+                step!("delete inline policy", c.delete_role_policy().role_name(name).policy_name(item).send())
+            }
+            ("inline", _) => {
+                let doc =
+                    spec.inline_policies.as_ref().and_then(|m| m.get(item)).map(Value::to_string).unwrap_or_default();
+                step!(
+                    "inline policy",
+                    c.put_role_policy().role_name(name).policy_name(item).policy_document(doc).send()
+                );
+            }
+            ("attachment", Action::Delete) => {
+                let arn = ch
+                    .attributes
+                    .first()
+                    .and_then(|a| a.before.as_ref())
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                step!("detach managed policy", c.detach_role_policy().role_name(name).policy_arn(arn).send());
+            }
+            ("attachment", _) => {
+                let want =
+                    spec.managed_policies.iter().flatten().find(|w| arn_name(w) == item).cloned().unwrap_or_default();
+                let arn = if want.starts_with("arn:") {
+                    Some(want.clone())
+                } else {
+                    created_arns.get(&want).cloned().or_else(|| {
+                        state
+                            .policies
+                            .iter()
+                            .find(|(p, _)| p.name == want)
+                            .and_then(|(_, o)| o.present().map(|f| f.arn.clone()))
+                    })
+                };
+                match arn {
+                    Some(arn) => {
+                        step!("attach managed policy", c.attach_role_policy().role_name(name).policy_arn(arn).send())
+                    }
+                    None => {
+                        steps.push(StepOutcome {
+                            step: "attach managed policy",
+                            result: Err(format!("policy `{want}` has no ARN (was it created?)")),
+                        });
+                        return steps;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    steps
+}
+
+struct Def {
+    id: &'static str,
+    title: &'static str,
+    rationale: &'static str,
+}
+
+const ROLE: Def = Def {
+    id: "IAM-ROLE",
+    title: "Backup role exists as declared",
+    rationale:
+        "Only the backup role may write backups and only the restore role may read them (strategy: access control).",
+};
+const TRUST: Def = Def {
+    id: "IAM-TRUST",
+    title: "Who may assume the role",
+    rationale: "The trust policy decides who acts as the backup or restore role (strategy: access control).",
+};
+const POLICY: Def = Def {
+    id: "IAM-POLICY",
+    title: "Role permissions",
+    rationale: "The writer can put backups but not read or delete them; the restore role can read but not write (strategy: access control).",
+};
+
+/// Audit controls for roles: existence/settings, trust, permissions.
+pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
+    let mut out = Vec::new();
+    for (spec, seen) in &state.roles {
+        let addr = role_address(&spec.name);
+        let prefix = format!("{}.", addr.0);
+        let mine: Vec<&Change> =
+            changes.iter().filter(|c| c.address == addr || c.address.0.starts_with(&prefix)).collect();
+        let Some(head) = mine.first() else { continue };
+        let unknown = head.unknown.first().map(|u| format!("{}: {}", u.attribute, u.reason));
+        let push = |out: &mut Vec<ControlResult>,
+                    def: &Def,
+                    status: Status,
+                    expected: Value,
+                    observed: Value,
+                    detail: Option<String>| {
+            out.push(ControlResult {
+                id: def.id,
+                address: addr.clone(),
+                title: def.title,
+                rationale: def.rationale,
+                severity: Severity::High,
+                status,
+                expected,
+                observed,
+                detail,
+                remediation: "suoops-policy apply".into(),
+                policy_line: spec.line,
+            })
+        };
+        let facts = seen.role.present();
+        let role_status = match (&unknown, head.action) {
+            (Some(_), _) => Status::Unknown,
+            (None, Action::NoOp) => Status::Pass,
+            _ if head.attributes.iter().all(|a| a.name == "trust") && head.action == Action::Update => Status::Pass,
+            _ => Status::Fail,
+        };
+        push(
+            &mut out,
+            &ROLE,
+            role_status,
+            json!({"exists": !spec.absent}),
+            json!({"exists": facts.is_some(), "arn": facts.map(|f| f.arn.clone())}),
+            unknown
+                .clone()
+                .or_else(|| (role_status == Status::Fail).then(|| format!("{:?}", head.action).to_lowercase())),
+        );
+        if spec.absent {
+            continue;
+        }
+        if let Some(want) = &spec.trust {
+            let status = if unknown.is_some() {
+                Status::Unknown
+            } else if head.attributes.iter().any(|a| a.name == "trust") {
+                Status::Fail
+            } else {
+                Status::Pass
+            };
+            push(
+                &mut out,
+                &TRUST,
+                status,
+                doc::canonical(want),
+                facts.map(|f| doc::canonical(&f.trust)).unwrap_or(Value::Null),
+                None,
+            );
+        }
+        if spec.inline_policies.is_some() || spec.managed_policies.is_some() || spec.exclusive {
+            let subs: Vec<&&Change> = mine.iter().skip(1).collect();
+            let status = if unknown.is_some() {
+                Status::Unknown
+            } else if subs.iter().any(|c| !c.is_noop()) {
+                Status::Fail
+            } else {
+                Status::Pass
+            };
+            let bad: Vec<&str> = subs.iter().filter(|c| !c.is_noop()).map(|c| c.address.0.as_str()).collect();
+            push(
+                &mut out,
+                &POLICY,
+                status,
+                json!({"inline": spec.inline_policies.as_ref().map(|m| m.keys().collect::<Vec<_>>()), "managed": spec.managed_policies}),
+                json!({
+                    "inline": seen.inline.as_ref().and_then(|o| o.present()).map(|m| m.keys().cloned().collect::<Vec<_>>()),
+                    "managed": seen.attached.as_ref().and_then(|o| o.present()),
+                }),
+                (!bad.is_empty()).then(|| format!("differs: {}", bad.join(", "))),
+            );
+        }
+    }
+    out
+}
