@@ -61,7 +61,13 @@ impl Aws {
         let config = loader.load().await;
         let endpoint = config.endpoint_url().map(str::to_string);
         Aws {
-            iam: aws_sdk_iam::Client::new(&config),
+            // IAM is global; its endpoint signs for us-east-1 in the aws
+            // partition whatever the run's region.
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(&config)
+                    .region(config.region().cloned().unwrap_or_else(|| Region::new("us-east-1")))
+                    .build(),
+            ),
             path_style: endpoint.is_some(),
             endpoint,
             config,
@@ -170,6 +176,9 @@ where
             } else {
                 ApiError::Other(format!("{code}: {msg}"))
             }
+        }
+        SdkError::ConstructionFailure(_) if !root_cause(err).to_ascii_lowercase().contains("credential") => {
+            ApiError::Fatal(format!("cannot build the request: {}", root_cause(err)))
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ConstructionFailure(_) => {
             let text = root_cause(err);

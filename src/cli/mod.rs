@@ -2,6 +2,7 @@
 
 mod apply;
 mod audit;
+mod permissions;
 mod plan;
 mod schema;
 mod validate;
@@ -69,6 +70,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Print the policy file's JSON Schema.
     Schema,
+    /// Print the least-privilege IAM policy this tool needs for a command.
+    Permissions(permissions::PermissionsArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let code = match &cli.command {
         Command::Validate(a) => validate::run(&cli.global, a),
         Command::Schema => schema::run(),
+        Command::Permissions(a) => permissions::run(&cli.global, a),
         Command::Plan(a) => with_runtime(|| plan::run(&cli.global, a)),
         Command::Apply(a) => with_runtime(|| apply::run(&cli.global, a)),
         Command::Audit(a) => with_runtime(|| audit::run(&cli.global, a)),

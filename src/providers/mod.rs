@@ -2,4 +2,5 @@
 //! apply (writes) and controls (audit).
 
 pub mod iam;
+pub mod permissions;
 pub mod s3;

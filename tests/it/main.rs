@@ -2,6 +2,7 @@
 //! real local servers the harness starts.
 
 mod harness;
+mod iam;
 mod moto_launcher;
 mod s3;
 mod s3_documents;

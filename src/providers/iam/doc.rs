@@ -126,6 +126,17 @@ pub fn canonical(doc: &Value) -> Value {
     Value::Object(out)
 }
 
+/// The text to send to IAM: as written, with `Version` made explicit (the
+/// comparison already treats a missing Version as 2012-10-17, and IAM
+/// needs it for policy variables).
+pub fn for_write(doc: &Value) -> String {
+    let mut d = doc.clone();
+    if let Value::Object(m) = &mut d {
+        m.entry("Version").or_insert_with(|| json!("2012-10-17"));
+    }
+    d.to_string()
+}
+
 pub fn same(a: &Value, b: &Value) -> bool {
     canonical(a) == canonical(b)
 }

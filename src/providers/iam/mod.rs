@@ -15,31 +15,6 @@ use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting
 use crate::policy::{Iam, ManagedPolicySpec, RoleSpec};
 use crate::providers::s3::observe::Fatal;
 
-pub const READ_PERMISSIONS: &[&str] = &[
-    "iam:GetRole",
-    "iam:ListRolePolicies",
-    "iam:GetRolePolicy",
-    "iam:ListAttachedRolePolicies",
-    "iam:ListPolicies",
-    "iam:GetPolicyVersion",
-];
-
-pub const WRITE_PERMISSIONS: &[&str] = &[
-    "iam:CreateRole",
-    "iam:UpdateRole",
-    "iam:UpdateAssumeRolePolicy",
-    "iam:TagRole",
-    "iam:PutRolePolicy",
-    "iam:DeleteRolePolicy",
-    "iam:AttachRolePolicy",
-    "iam:DetachRolePolicy",
-    "iam:DeleteRole",
-    "iam:CreatePolicy",
-    "iam:CreatePolicyVersion",
-    "iam:ListPolicyVersions",
-    "iam:DeletePolicyVersion",
-];
-
 /// A role as read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoleFacts {
@@ -516,7 +491,7 @@ pub async fn apply(aws: &Aws, state: &IamState, changes: &[Change]) -> Vec<IamAp
         if !actionable(&addr) {
             continue;
         }
-        let document = spec.document.to_string();
+        let document = doc::for_write(&spec.document);
         let step = match seen {
             Observed::Absent => {
                 let r = aws
@@ -620,7 +595,7 @@ async fn apply_role(
         return steps;
     }
     let has = |attr: &str| head.attributes.iter().any(|a| a.name == attr || a.name.starts_with(&format!("{attr}.")));
-    let trust = spec.trust.as_ref().map(Value::to_string).unwrap_or_default();
+    let trust = spec.trust.as_ref().map(doc::for_write).unwrap_or_default();
     let tags: Vec<aws_sdk_iam::types::Tag> = spec
         .tags
         .iter()
@@ -668,11 +643,11 @@ async fn apply_role(
                 step!("delete inline policy", c.delete_role_policy().role_name(name).policy_name(item).send())
             }
             ("inline", _) => {
-                let doc =
-                    spec.inline_policies.as_ref().and_then(|m| m.get(item)).map(Value::to_string).unwrap_or_default();
+                let text =
+                    spec.inline_policies.as_ref().and_then(|m| m.get(item)).map(doc::for_write).unwrap_or_default();
                 step!(
                     "inline policy",
-                    c.put_role_policy().role_name(name).policy_name(item).policy_document(doc).send()
+                    c.put_role_policy().role_name(name).policy_name(item).policy_document(text).send()
                 );
             }
             ("attachment", Action::Delete) => {
