@@ -50,6 +50,19 @@ PY
     export SUOOPS_TEST_PYTHON="$VENV/bin/python"
 }
 
+need_servers() {
+    # Real Redis and PostgreSQL for the tests and the sandbox (Debian).
+    local pkgs=()
+    command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
+    command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || pkgs+=(postgresql)
+    [ ${#pkgs[@]} -eq 0 ] || apt_install "${pkgs[@]}"
+    # Debian starts the packaged services; the tests start their own.
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl stop redis-server postgresql >/dev/null 2>&1 || true
+    fi
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -73,4 +86,44 @@ start_moto() {
     done
     echo "error: moto did not start within 20 s; see $1" >&2
     exit 1
+}
+
+# start_redis DIR EXTRA_CONF: a redis-server with its own config file in DIR,
+# on a free loopback port; prints "PID PORT".
+start_redis() {
+    local dir="$1" port
+    port="$(free_port)"
+    mkdir -p "$dir"
+    printf 'port %s\nbind 127.0.0.1\ndir %s\n%s\n' "$port" "$dir" "$2" > "$dir/redis.conf"
+    redis-server "$dir/redis.conf" >"$dir/redis.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 1 100); do
+        redis-cli -p "$port" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    echo "$pid $port"
+}
+
+# start_postgres DIR: a throw-away cluster (initdb) on a free loopback port,
+# as the postgres user when run as root; prints the port.
+start_postgres() {
+    local dir="$1" port bin run=()
+    port="$(free_port)"
+    bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+    mkdir -p "$dir"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres:postgres "$dir"
+        run=(runuser -u postgres --)
+    fi
+    "${run[@]}" "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/pg.log" -w \
+        -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir" start >/dev/null
+    echo "$port"
+}
+
+stop_postgres() {
+    local dir="$1" bin run=()
+    bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+    [ "$(id -u)" -eq 0 ] && run=(runuser -u postgres --)
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
 }

@@ -11,7 +11,10 @@ use crate::aws::Aws;
 use crate::model::Observed;
 use crate::model::{Address, Change, Plan};
 use crate::policy::{BucketSpec, Policy, Versioning};
+use crate::policy::{PostgresSpec, RedisSpec};
 use crate::providers::iam::{self, IamState};
+use crate::providers::postgres::{self, PostgresState};
+use crate::providers::redis::{self, RedisState};
 use crate::providers::s3::{self, apply::StepOutcome, observe::Fatal, replication::Prerequisites, BucketState};
 
 /// A run-level failure: one line for the user, exit code 1.
@@ -50,11 +53,13 @@ impl Observation {
 pub struct Snapshot {
     pub buckets: Vec<Observation>,
     pub iam: IamState,
+    pub redis: Vec<(RedisSpec, RedisState)>,
+    pub postgres: Vec<(PostgresSpec, PostgresState)>,
 }
 
 impl Snapshot {
     pub fn len(&self) -> usize {
-        self.buckets.len() + self.iam.roles.len() + self.iam.policies.len()
+        self.buckets.len() + self.iam.roles.len() + self.iam.policies.len() + self.redis.len() + self.postgres.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,8 +69,15 @@ impl Snapshot {
 
 /// Observe every resource the policy names: IAM and buckets concurrently.
 pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize) -> Result<Snapshot, RunError> {
-    let (iam, buckets) = tokio::join!(iam::observe(aws, &policy.iam), observe_buckets(aws, policy, concurrency));
-    Ok(Snapshot { iam: iam.map_err(fatal(aws))?, buckets: buckets? })
+    let (iam, buckets, redis, postgres) = tokio::join!(
+        iam::observe(aws, &policy.iam),
+        observe_buckets(aws, policy, concurrency),
+        futures::future::join_all(policy.redis.iter().map(|r| async move { (r.clone(), redis::observe(r).await) })),
+        futures::future::join_all(
+            policy.postgres.iter().map(|p| async move { (p.clone(), postgres::observe(p).await) })
+        ),
+    );
+    Ok(Snapshot { iam: iam.map_err(fatal(aws))?, buckets: buckets?, redis, postgres })
 }
 
 async fn observe_buckets(aws: &Aws, policy: &Policy, concurrency: usize) -> Result<Vec<Observation>, RunError> {
@@ -155,11 +167,19 @@ async fn prerequisites(
 pub fn plan(snap: &Snapshot) -> Plan {
     let mut changes = iam::diff(&snap.iam);
     changes.extend(snap.buckets.iter().flat_map(Observation::changes));
+    changes.extend(snap.redis.iter().map(|(spec, state)| redis::diff(spec, state)));
+    changes.extend(snap.postgres.iter().map(|(spec, state)| postgres::diff(spec, state)));
     Plan::new(changes)
 }
 
 pub fn audit(snap: &Snapshot) -> Report {
     let mut controls: Vec<ControlResult> = iam::controls(&snap.iam, &iam::diff(&snap.iam));
+    for (spec, state) in &snap.redis {
+        controls.extend(redis::controls(spec, state, &redis::diff(spec, state)));
+    }
+    for (spec, state) in &snap.postgres {
+        controls.extend(postgres::controls(spec, state, &postgres::diff(spec, state)));
+    }
     for o in &snap.buckets {
         let changes = o.changes();
         controls.extend(s3::controls::controls(&o.spec, &o.region, &o.state, &changes));
@@ -210,6 +230,8 @@ pub async fn apply(aws: &Aws, snap: &Snapshot, concurrency: usize) -> Result<Vec
             iam_results.push(Applied { address: d.address, steps: d.steps, did_not_take });
         }
     }
+    // Redis and PostgreSQL are independent of AWS and of each other.
+    let stores = stores_apply(snap);
     let observations = &snap.buckets;
     let todo: Vec<(&Observation, Vec<Change>)> = observations
         .iter()
@@ -295,7 +317,61 @@ pub async fn apply(aws: &Aws, snap: &Snapshot, concurrency: usize) -> Result<Vec
         .await?;
     out.sort_by(|a, b| a.address.cmp(&b.address));
     iam_results.extend(out);
+    iam_results.extend(stores.await);
     Ok(iam_results)
+}
+
+/// Apply and verify every Redis and PostgreSQL change, concurrently.
+async fn stores_apply(snap: &Snapshot) -> Vec<Applied> {
+    let redis_jobs = snap.redis.iter().filter_map(|(spec, state)| {
+        let change = redis::diff(spec, state);
+        change.is_actionable().then_some(async move {
+            let steps = redis::apply(spec, &change).await;
+            let mut did_not_take = Vec::new();
+            if steps.iter().all(|s| s.result.is_ok()) {
+                let again = redis::diff(spec, &redis::observe(spec).await);
+                did_not_take.extend(again.attributes.iter().map(|a| format!("{} {}", again.address, a.name)));
+                did_not_take.extend(
+                    again.unknown.iter().map(|u| format!("{} {} (unknown: {})", again.address, u.attribute, u.reason)),
+                );
+            }
+            Applied { address: change.address.clone(), steps, did_not_take }
+        })
+    });
+    let pg_jobs = snap.postgres.iter().filter_map(|(spec, state)| {
+        let change = postgres::diff(spec, state);
+        change.is_actionable().then_some(async move {
+            let steps = postgres::apply(spec, &change).await;
+            let mut did_not_take = Vec::new();
+            if steps.iter().all(|s| s.result.is_ok()) {
+                let after = postgres::observe(spec).await;
+                let again = postgres::diff(spec, &after);
+                // A setting that needs a restart is pending, not failed:
+                // pg_settings shows the old value until the restart.
+                let settings = after.settings.present();
+                let pending = |name: &str| {
+                    let restart = settings.and_then(|s| s.get(name)).is_some_and(|s| s.pending_restart);
+                    // While archive_mode is off, pg_settings shows archive_command
+                    // as "(disabled)": it cannot be read back before the restart
+                    // that turns archiving on.
+                    let hidden = settings.and_then(|s| s.get(name)).is_some_and(|s| s.value == "(disabled)");
+                    restart || hidden
+                };
+                for a in &again.attributes {
+                    if !pending(&a.name) {
+                        did_not_take.push(format!("{} {}", again.address, a.name));
+                    }
+                }
+                did_not_take.extend(
+                    again.unknown.iter().map(|u| format!("{} {} (unknown: {})", again.address, u.attribute, u.reason)),
+                );
+            }
+            Applied { address: change.address.clone(), steps, did_not_take }
+        })
+    });
+    let (mut r, p) = tokio::join!(futures::future::join_all(redis_jobs), futures::future::join_all(pg_jobs));
+    r.extend(p);
+    r
 }
 
 /// The specs of an observed IAM state (to observe it again).

@@ -18,6 +18,7 @@ pub const ALL_CODES: &[&str] = &[
     "duplicate-priority",
     "duplicate-rule-id",
     "duplicate-sid",
+    "duration-invalid",
     "env-var-invalid",
     "env-var-missing",
     "expiration-before-transition",
@@ -43,6 +44,7 @@ pub const ALL_CODES: &[&str] = &[
     "transition-too-early",
     "unknown-field",
     "unsupported-version",
+    "url-invalid",
     "value-out-of-range",
     "yaml-syntax",
 ];
@@ -111,6 +113,7 @@ impl Diagnostics {
     pub fn render(&self, color: bool) -> String {
         let theme = if color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
         let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
+        let source = Arc::new(mask_secrets(&self.source));
         let mut out = String::new();
         for d in &self.items {
             let head = match d.pos {
@@ -118,7 +121,7 @@ impl Diagnostics {
                 None => self.file.clone(),
             };
             out.push_str(&format!("{head}: error[{}]: {}\n", d.code, d.message));
-            let report = Rendered { diag: d, file: &self.file, source: &self.source };
+            let report = Rendered { diag: d, file: &self.file, source: &source };
             let _ = handler.render_report(&mut out, &report);
             out.push('\n');
         }
@@ -158,6 +161,39 @@ impl fmt::Display for Diagnostics {
 }
 
 impl std::error::Error for Diagnostics {}
+
+/// The file's text with credentials in URLs (`scheme://user:PASSWORD@…`)
+/// replaced by `*`, byte for byte, so snippets never show a password and
+/// every span still points at the same place.
+pub fn mask_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let mut rest = line;
+        while let Some(i) = rest.find("://") {
+            let (head, tail) = rest.split_at(i + 3);
+            out.push_str(head);
+            let end = tail.find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '/').unwrap_or(tail.len());
+            let authority = &tail[..end];
+            match authority.rfind('@') {
+                Some(at) => {
+                    let userinfo = &authority[..at];
+                    match userinfo.find(':') {
+                        Some(colon) => {
+                            out.push_str(&userinfo[..=colon]);
+                            out.push_str(&"*".repeat(userinfo.len() - colon - 1));
+                        }
+                        None => out.push_str(userinfo),
+                    }
+                    out.push_str(&authority[at..]);
+                }
+                None => out.push_str(authority),
+            }
+            rest = &tail[end..];
+        }
+        out.push_str(rest);
+    }
+    out
+}
 
 /// Adapter so miette can draw one diagnostic against the file's text.
 struct Rendered<'a> {
@@ -214,5 +250,21 @@ impl miette::SourceCode for Rendered<'_> {
             inner.column(),
             inner.line_count(),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_secrets;
+
+    #[test]
+    fn passwords_in_urls_are_masked_keeping_offsets() {
+        let text =
+            "url: \"redis://default:hunter2@host:6379/0\"\nother: postgres://u:p%40ss@db/x\nplain: http://host/x\n";
+        let masked = mask_secrets(text);
+        assert_eq!(masked.len(), text.len());
+        assert!(!masked.contains("hunter2") && !masked.contains("p%40ss"), "{masked}");
+        assert!(masked.contains("redis://default:*******@host:6379/0"), "{masked}");
+        assert!(masked.contains("plain: http://host/x"));
     }
 }

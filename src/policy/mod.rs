@@ -6,6 +6,8 @@ pub mod diag;
 pub mod iam;
 pub mod iam_raw;
 pub mod raw;
+pub mod store_raw;
+pub mod stores;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -23,6 +25,98 @@ pub struct Policy {
     pub default_region: Option<String>,
     pub buckets: Vec<BucketSpec>,
     pub iam: Iam,
+    pub redis: Vec<RedisSpec>,
+    pub postgres: Vec<PostgresSpec>,
+}
+
+/// A value that must never be shown: Debug prints a placeholder and there
+/// is no Display.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+    /// The value, for the one place that connects with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(sensitive value)")
+    }
+}
+
+/// A Redis instance and the persistence it must have.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisSpec {
+    pub name: String,
+    pub url: Secret,
+    pub persistence: Persistence,
+    pub timeout_secs: u64,
+    pub line: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persistence {
+    /// A cache: appendonly no, save "".
+    None,
+    /// AOF with this fsync policy (None: appendonly no) and RDB saves as
+    /// (seconds, changes) pairs (empty: save "").
+    Durable { aof: Option<String>, rdb: Vec<(u64, u64)> },
+}
+
+impl Persistence {
+    /// The CONFIG values this persistence means.
+    pub fn config(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Persistence::None => vec![("appendonly", "no".into()), ("save", String::new())],
+            Persistence::Durable { aof, rdb } => {
+                let mut v = vec![("appendonly", if aof.is_some() { "yes" } else { "no" }.to_string())];
+                if let Some(f) = aof {
+                    v.push(("appendfsync", f.clone()));
+                }
+                v.push(("save", rdb.iter().map(|(s, c)| format!("{s} {c}")).collect::<Vec<_>>().join(" ")));
+                v
+            }
+        }
+    }
+}
+
+/// A PostgreSQL server and its WAL-archiving posture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostgresSpec {
+    pub name: String,
+    pub url: Secret,
+    pub wal_level: Option<String>,
+    pub archive_mode: Option<String>,
+    pub archive_timeout_secs: Option<u64>,
+    /// Exact command wanted; None: any non-empty command or library.
+    pub archive_command: Option<String>,
+    /// Whether `wal_archiving` is declared at all.
+    pub wal_archiving: bool,
+    pub rpo_secs: u64,
+    pub timeout_secs: u64,
+    pub line: u64,
+}
+
+/// `6h`, `15m`, `5min`, `30s`, `1d`, or a number of seconds.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86400,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 /// The `iam:` section.

@@ -125,10 +125,12 @@ pub struct RawPolicy {
     pub s3: Option<Sp<RawS3>>,
     #[serde(default)]
     pub iam: Option<Sp<super::iam_raw::RawIam>>,
+    /// Redis instances by name.
     #[serde(default)]
-    pub redis: Option<Sp<Later>>,
+    pub redis: Option<Sp<super::store_raw::RawRedisMap>>,
+    /// PostgreSQL servers by name.
     #[serde(default)]
-    pub postgres: Option<Sp<Later>>,
+    pub postgres: Option<Sp<super::store_raw::RawPostgresMap>>,
     #[serde(default)]
     pub waivers: Option<Sp<Later>>,
 }

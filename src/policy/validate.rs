@@ -12,7 +12,7 @@ use super::{
     ReplicationRule, Transition, Versioning,
 };
 
-const SUPPORTED: &str = "this version handles `version`, `aws.region` and s3.buckets.NAME.{region, versioning, encryption, public_access_block, mfa_delete, require_tls, lifecycle, replication} and iam.{roles, policies}";
+const SUPPORTED: &str = "this version handles `version`, `aws.region` and s3.buckets.NAME.{region, versioning, encryption, public_access_block, mfa_delete, require_tls, lifecycle, replication} and iam.{roles, policies}, redis.NAME, postgres.NAME";
 
 /// Parse the bytes of `file` and validate them.
 pub fn parse_and_validate(
@@ -148,9 +148,7 @@ impl Validator<'_> {
                 .help("write `version: 1`"),
             );
         }
-        for (key, later) in [("redis", &raw.redis), ("postgres", &raw.postgres), ("waivers", &raw.waivers)] {
-            self.later(key, later);
-        }
+        self.later("waivers", &raw.waivers);
         let default_region = raw.aws.as_ref().and_then(|a| a.value().region.as_ref()).and_then(|r| self.region(r));
         let mut buckets: Vec<BucketSpec> = Vec::new();
         let mut seen: HashMap<String, Pos> = HashMap::new();
@@ -192,7 +190,9 @@ impl Validator<'_> {
             }
         }
         let iam = raw.iam.as_ref().map(|i| self.iam(i, &buckets)).unwrap_or_default();
-        Policy { file: file.to_string(), default_region, buckets, iam }
+        let redis = raw.redis.as_ref().map(|r| self.redis(r)).unwrap_or_default();
+        let postgres = raw.postgres.as_ref().map(|p| self.postgres(p)).unwrap_or_default();
+        Policy { file: file.to_string(), default_region, buckets, iam, redis, postgres }
     }
 
     fn later<T>(&mut self, key: &str, v: &Option<Sp<T>>) {

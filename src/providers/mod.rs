@@ -3,4 +3,6 @@
 
 pub mod iam;
 pub mod permissions;
+pub mod postgres;
+pub mod redis;
 pub mod s3;

@@ -168,6 +168,11 @@ impl World {
             .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.path().join("no-aws-credentials"))
             .env("NO_COLOR", "1")
+            // The shipped policy reads its connection URLs from these.
+            .env("REDIS_CACHE_URL", "redis://127.0.0.1:1/0")
+            .env("REDIS_QUEUE_URL", "redis://127.0.0.1:1/0")
+            .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/postgres")
+            .env("WAL_ARCHIVE_COMMAND", "cp %p /archive/%f")
             .stdin(Stdio::null());
         if let Some(m) = &self.moto {
             cmd.env("AWS_ENDPOINT_URL", m.url());
@@ -234,4 +239,234 @@ pub fn unique(prefix: &str) -> String {
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+/// A redis-server of one test's own: its config file in the test's temp
+/// dir (so CONFIG REWRITE is real), or none at all.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    pub conf: Option<PathBuf>,
+    dir: PathBuf,
+    args: Vec<String>,
+}
+
+fn need(binary: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(binary))
+        .find(|p| p.exists());
+    found.unwrap_or_else(|| {
+        panic!("`{binary}` is not installed: run scripts/test (it installs it) or `apt-get install {package}`")
+    })
+}
+
+impl RedisServer {
+    /// `extra` lines go into the config file (e.g. requirepass).
+    pub fn start(dir: &Path, extra: &str, with_config_file: bool) -> RedisServer {
+        let bin = need("redis-server", "redis-server");
+        let port = free_port();
+        let data = dir.join(format!("redis-{port}"));
+        std::fs::create_dir_all(&data).expect("redis dir");
+        let base = format!("port {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\nappendonly no\n{extra}\n", data.display());
+        let (conf, args) = if with_config_file {
+            let conf = data.join("redis.conf");
+            std::fs::write(&conf, base).expect("redis.conf");
+            (Some(conf.clone()), vec![conf.display().to_string()])
+        } else {
+            let args = vec![
+                "--port".into(),
+                port.to_string(),
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--dir".into(),
+                data.display().to_string(),
+                "--save".into(),
+                String::new(),
+            ];
+            (None, args)
+        };
+        let mut s = RedisServer { child: None, port, conf, dir: data, args };
+        s.spawn(&bin);
+        s
+    }
+
+    fn spawn(&mut self, bin: &Path) {
+        let log = std::fs::File::create(self.dir.join("redis.log")).expect("log");
+        let child = Command::new(bin)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen: {}",
+                std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stop and start again from the same config file.
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.spawn(&need("redis-server", "redis-server"));
+    }
+
+    pub fn url(&self, password: Option<&str>) -> String {
+        match password {
+            Some(p) => format!("redis://default:{p}@127.0.0.1:{}/0", self.port),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
+    }
+
+    /// redis-cli against this server (CONFIG may be renamed: use `command`).
+    pub fn cli(&self, password: Option<&str>, args: &[&str]) -> String {
+        let mut cmd = Command::new(need("redis-cli", "redis-tools"));
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(p) = password {
+            cmd.env("REDISCLI_AUTH", p);
+        }
+        let out = cmd.args(args).output().expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A throw-away PostgreSQL cluster made with initdb in a temp dir, run as
+/// the `postgres` user when the tests run as root (initdb refuses root).
+pub struct Postgres {
+    pub port: u16,
+    data: PathBuf,
+    root: tempfile::TempDir,
+    bin: PathBuf,
+    as_postgres: bool,
+}
+
+fn pg_bin() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).filter(|p| p.join("initdb").exists()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.pop().unwrap_or_else(|| need("pg_ctl", "postgresql").parent().map(Path::to_path_buf).unwrap_or_default())
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let bin = pg_bin();
+        assert!(
+            bin.join("initdb").exists(),
+            "PostgreSQL is not installed: run scripts/test or `apt-get install postgresql`"
+        );
+        let as_postgres = is_root();
+        let root = tempfile::Builder::new().prefix("suoops-pg-").tempdir_in("/tmp").expect("pg temp dir");
+        let data = root.path().join("data");
+        let archive = root.path().join("archive");
+        std::fs::create_dir_all(&archive).expect("archive dir");
+        if as_postgres {
+            for p in [root.path(), archive.as_path()] {
+                let st = Command::new("chown")
+                    .args(["postgres:postgres", &p.display().to_string()])
+                    .status()
+                    .expect("chown");
+                assert!(st.success(), "chown postgres failed");
+            }
+        }
+        let pg = Postgres { port: free_port(), data, root, bin, as_postgres };
+        pg.run("initdb", &["-D", &pg.data.display().to_string(), "-A", "trust", "-U", "postgres", "--no-sync"]);
+        pg.ctl(&["start"]);
+        pg
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> String {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let out =
+            cmd.args(args).current_dir(self.root.path()).stdin(Stdio::null()).output().expect("run a postgres tool");
+        assert!(
+            out.status.success(),
+            "{tool} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn ctl(&self, args: &[&str]) {
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={}",
+            self.port,
+            self.root.path().display()
+        );
+        let mut all = vec!["-D", self.data.to_str().unwrap_or_default(), "-l", "pg.log", "-w", "-t", "60", "-o", &opts];
+        all.extend_from_slice(args);
+        self.run("pg_ctl", &all);
+    }
+
+    pub fn restart(&self) {
+        self.ctl(&["restart", "-m", "fast"]);
+    }
+
+    pub fn url(&self, password: Option<&str>) -> String {
+        match password {
+            Some(p) => format!("postgres://postgres:{p}@127.0.0.1:{}/postgres", self.port),
+            None => format!("postgres://postgres@127.0.0.1:{}/postgres", self.port),
+        }
+    }
+
+    pub fn archive_dir(&self) -> PathBuf {
+        self.root.path().join("archive")
+    }
+
+    /// psql -At -c SQL.
+    pub fn sql(&self, sql: &str) -> String {
+        self.run("psql", &["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-At", "-c", sql])
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let exe = self.bin.join("pg_ctl");
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let _ = cmd.args(["-D", self.data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"]).output();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }

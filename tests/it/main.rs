@@ -7,4 +7,5 @@ mod moto_launcher;
 mod s3;
 mod s3_documents;
 mod schema;
+mod stores;
 mod validate;

@@ -44,6 +44,7 @@ fn bad_policies_give_located_diagnostics() {
         r.code(1);
         assert!(r.stdout.is_empty(), "{path}: diagnostics go to stderr");
         assert!(!r.stderr.contains("panicked"), "{path} panicked: {}", r.stderr);
+        assert!(!r.stderr.contains("hunter2"), "{path}: a password in the file was shown: {}", r.stderr);
         // Every diagnostic names the file with line and column.
         let heads: Vec<&str> = r.stderr.lines().filter(|l| l.contains(": error[")).collect();
         assert!(!heads.is_empty(), "{path}: no diagnostic:\n{}", r.stderr);
@@ -88,6 +89,7 @@ fn diagnostic_codes_are_stable() {
             "bucket-name-invalid",
             "destination-invalid",
             "document-too-large",
+            "duration-invalid",
             "duplicate-key",
             "duplicate-priority",
             "duplicate-rule-id",
@@ -117,6 +119,7 @@ fn diagnostic_codes_are_stable() {
             "transition-too-early",
             "unknown-field",
             "unsupported-version",
+            "url-invalid",
             "value-out-of-range",
             "yaml-syntax",
         ]

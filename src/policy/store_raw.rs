@@ -1,0 +1,141 @@
+//! `redis:` and `postgres:` as written: connection URLs (usually `${VAR}`,
+//! never printed) and the durability settings the strategy asks for.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use super::raw::{NamedMap, Sp};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// redis:// or rediss:// URL, user and password included; use ${VAR}.
+    pub url: Sp<String>,
+    pub persistence: Sp<RawPersistence>,
+    /// Connect and command timeout, e.g. 5s (default 5s).
+    #[serde(default)]
+    pub timeout: Option<Sp<String>>,
+}
+
+/// `none` (a cache), or the durable mechanisms to turn on.
+#[derive(Debug)]
+pub enum RawPersistence {
+    None,
+    Durable(RawDurable),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDurable {
+    /// Append-only file; absent: appendonly no.
+    #[serde(default)]
+    pub aof: Option<Sp<RawAof>>,
+    /// RDB snapshot schedule; absent: save "".
+    #[serde(default)]
+    pub rdb: Option<Sp<Vec<Sp<RawSave>>>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAof {
+    pub fsync: Sp<FsyncRaw>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncRaw {
+    Always,
+    Everysec,
+    No,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSave {
+    /// Snapshot after this long (e.g. 6h, 15m, 300s)…
+    pub after: Sp<String>,
+    /// …if at least this many keys changed.
+    pub changes: Sp<i64>,
+}
+
+impl<'de> Deserialize<'de> for RawPersistence {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPersistence;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`none`, or a mapping with aof and/or rdb")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPersistence, E> {
+                match v {
+                    "none" => Ok(RawPersistence::None),
+                    other => Err(E::unknown_variant(other, &["none"])),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawPersistence, A::Error> {
+                RawDurable::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawPersistence::Durable)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawPersistence {
+    fn schema_name() -> Cow<'static, str> {
+        "RedisPersistence".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let durable = g.subschema_for::<RawDurable>();
+        schemars::json_schema!({
+            "description": "`none` for a cache (appendonly no, save \"\"), or aof and/or rdb.",
+            "oneOf": [ {"const": "none"}, durable ]
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    /// postgres:// URL of a superuser or a role granted ALTER SYSTEM; use ${VAR}.
+    pub url: Sp<String>,
+    #[serde(default)]
+    pub wal_archiving: Option<Sp<RawWalArchiving>>,
+    /// Connect timeout, e.g. 5s (default 5s).
+    #[serde(default)]
+    pub timeout: Option<Sp<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWalArchiving {
+    #[serde(default)]
+    pub wal_level: Option<Sp<WalLevelRaw>>,
+    /// "on" or "always" (quote `on`, YAML 1.1 tools read it as a boolean).
+    #[serde(default)]
+    pub archive_mode: Option<Sp<String>>,
+    /// Force a WAL segment switch after this long, e.g. 5min (bounds the RPO).
+    #[serde(default)]
+    pub archive_timeout: Option<Sp<String>>,
+    /// The exact archive_command; absent: any non-empty command (or
+    /// archive_library) is accepted but one must be set.
+    #[serde(default)]
+    pub archive_command: Option<Sp<String>>,
+    /// Oldest acceptable last archived segment (the RPO); default 15m.
+    #[serde(default)]
+    pub rpo: Option<Sp<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WalLevelRaw {
+    Minimal,
+    Replica,
+    Logical,
+}
+
+pub type RawRedisMap = NamedMap<Sp<RawRedis>>;
+pub type RawPostgresMap = NamedMap<Sp<RawPostgres>>;

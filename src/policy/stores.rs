@@ -1,0 +1,171 @@
+//! Validation of `redis:` and `postgres:`. URLs are secrets: no message
+//! quotes one.
+
+use super::diag::Diagnostic;
+use super::raw::Sp;
+use super::store_raw::{FsyncRaw, RawPersistence, RawPostgresMap, RawRedisMap, WalLevelRaw};
+use super::validate::Validator;
+use super::{parse_duration, Persistence, PostgresSpec, RedisSpec, Secret};
+
+impl Validator<'_> {
+    fn duration(&mut self, d: &Sp<String>, what: &str) -> Option<u64> {
+        match parse_duration(d.value()) {
+            Some(0) | None => {
+                self.diags.push(
+                    Diagnostic::new(
+                        "duration-invalid",
+                        format!("`{}` is not a duration for {what}", d.value()),
+                        Some(d.pos()),
+                    )
+                    .help("write a positive number with a unit: 30s, 15m, 5min, 6h, 1d"),
+                );
+                None
+            }
+            Some(s) => Some(s),
+        }
+    }
+
+    fn url(&mut self, u: &Sp<String>, schemes: &[&str]) -> Option<Secret> {
+        let url = self.expand(u)?;
+        let ok = schemes.iter().any(|s| url.starts_with(&format!("{s}://")));
+        if !ok {
+            // Never quote the value: it may hold a password.
+            self.diags.push(
+                Diagnostic::new(
+                    "url-invalid",
+                    format!(
+                        "the URL must start with {}",
+                        schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")
+                    ),
+                    Some(u.pos()),
+                )
+                .help("write the URL in an environment variable and refer to it as ${VAR}"),
+            );
+            return None;
+        }
+        Some(Secret::new(url))
+    }
+
+    pub(super) fn redis(&mut self, map: &Sp<RawRedisMap>) -> Vec<RedisSpec> {
+        let mut out = Vec::new();
+        for (name, r) in &map.value().0 {
+            let rv = r.value();
+            let url = self.url(&rv.url, &["redis", "rediss"]);
+            let timeout = rv.timeout.as_ref().map_or(Some(5), |t| self.duration(t, "timeout"));
+            let persistence = match rv.persistence.value() {
+                RawPersistence::None => Some(Persistence::None),
+                RawPersistence::Durable(d) => {
+                    let aof = d.aof.as_ref().map(|a| {
+                        match a.value().fsync.value() {
+                            FsyncRaw::Always => "always",
+                            FsyncRaw::Everysec => "everysec",
+                            FsyncRaw::No => "no",
+                        }
+                        .to_string()
+                    });
+                    let mut rdb = Vec::new();
+                    let mut ok = true;
+                    for save in d.rdb.as_ref().map(|r| r.value().as_slice()).unwrap_or_default() {
+                        let after = self.duration(&save.value().after, "rdb after");
+                        let changes = *save.value().changes.value();
+                        if changes < 1 {
+                            self.diags.push(
+                                Diagnostic::new(
+                                    "value-out-of-range",
+                                    format!("changes is {changes}, it must be at least 1"),
+                                    Some(save.value().changes.pos()),
+                                )
+                                .help("the number of key changes that triggers the snapshot, e.g. 1"),
+                            );
+                            ok = false;
+                        }
+                        match after {
+                            Some(a) if ok => rdb.push((a, changes as u64)),
+                            _ => ok = false,
+                        }
+                    }
+                    if aof.is_none() && d.rdb.is_none() {
+                        self.diags.push(
+                            Diagnostic::new("rule-does-nothing", "persistence names neither aof nor rdb", Some(rv.persistence.pos()))
+                                .help("write `persistence: none` for a cache, or add aof: {fsync: everysec} and/or rdb: [{after: 6h, changes: 1}]"),
+                        );
+                        ok = false;
+                    }
+                    ok.then_some(Persistence::Durable { aof, rdb })
+                }
+            };
+            if let (Some(url), Some(persistence), Some(timeout_secs)) = (url, persistence, timeout) {
+                out.push(RedisSpec {
+                    name: name.value().clone(),
+                    url,
+                    persistence,
+                    timeout_secs,
+                    line: name.pos().line,
+                });
+            }
+        }
+        out
+    }
+
+    pub(super) fn postgres(&mut self, map: &Sp<RawPostgresMap>) -> Vec<PostgresSpec> {
+        let mut out = Vec::new();
+        for (name, p) in &map.value().0 {
+            let pv = p.value();
+            let url = self.url(&pv.url, &["postgres", "postgresql"]);
+            let timeout = pv.timeout.as_ref().map_or(Some(5), |t| self.duration(t, "timeout"));
+            let w = pv.wal_archiving.as_ref().map(|w| w.value());
+            let archive_mode = w.and_then(|w| w.archive_mode.as_ref()).and_then(|m| {
+                if ["on", "always", "off"].contains(&m.value().as_str()) {
+                    Some(m.value().clone())
+                } else {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "invalid-value",
+                            format!("archive_mode `{}` is not on, always or off", m.value()),
+                            Some(m.pos()),
+                        )
+                        .help("write archive_mode: \"on\" (quoted)"),
+                    );
+                    None
+                }
+            });
+            let archive_timeout =
+                w.and_then(|w| w.archive_timeout.as_ref()).and_then(|t| self.duration(t, "archive_timeout"));
+            let rpo = w.and_then(|w| w.rpo.as_ref()).map_or(Some(900), |r| self.duration(r, "rpo"));
+            if let (Some(t), Some(r), Some(pos)) = (archive_timeout, rpo, w.and_then(|w| w.archive_timeout.as_ref())) {
+                if t > r {
+                    self.diags.push(
+                        Diagnostic::new("value-out-of-range", format!("archive_timeout ({t} s) is longer than the RPO ({r} s)"), Some(pos.pos()))
+                            .help("an archive_timeout at or below the RPO (the strategy's is 15 min) bounds how much WAL a lost server takes with it"),
+                    );
+                }
+            }
+            let archive_command = match w.and_then(|w| w.archive_command.as_ref()) {
+                Some(c) => self.expand(c),
+                None => None,
+            };
+            if let (Some(url), Some(timeout_secs), Some(rpo_secs)) = (url, timeout, rpo) {
+                out.push(PostgresSpec {
+                    name: name.value().clone(),
+                    url,
+                    wal_level: w.and_then(|w| w.wal_level.as_ref()).map(|l| {
+                        match l.value() {
+                            WalLevelRaw::Minimal => "minimal",
+                            WalLevelRaw::Replica => "replica",
+                            WalLevelRaw::Logical => "logical",
+                        }
+                        .to_string()
+                    }),
+                    archive_mode,
+                    archive_timeout_secs: archive_timeout,
+                    archive_command,
+                    wal_archiving: w.is_some(),
+                    rpo_secs,
+                    timeout_secs,
+                    line: name.pos().line,
+                });
+            }
+        }
+        out
+    }
+}

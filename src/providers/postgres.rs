@@ -1,0 +1,343 @@
+//! PostgreSQL WAL archiving: observe from pg_settings and pg_stat_archiver,
+//! apply with ALTER SYSTEM + pg_reload_conf(). Settings whose context is
+//! `postmaster` need a restart: the plan says so and the audit reports
+//! pending_restart. The URL holds a password and is never printed.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::audit::{ControlResult, Severity, Status};
+use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
+use crate::policy::PostgresSpec;
+use crate::providers::redis::scrub;
+use crate::providers::s3::apply::StepOutcome;
+
+/// One row of pg_settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub value: String,
+    pub unit: Option<String>,
+    pub context: String,
+    pub pending_restart: bool,
+}
+
+/// pg_stat_archiver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Archiver {
+    pub archived_count: i64,
+    pub failed_count: i64,
+    /// Seconds since the last archived segment (None: never).
+    pub last_archived_age: Option<f64>,
+    /// A failure newer than the last success.
+    pub failing: bool,
+    pub last_failed_wal: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostgresState {
+    pub settings: Observed<BTreeMap<String, Setting>>,
+    pub archiver: Observed<Archiver>,
+}
+
+pub fn address(name: &str) -> Address {
+    Address(format!("postgres.{name}"))
+}
+
+const NAMES: &[&str] = &["wal_level", "archive_mode", "archive_timeout", "archive_command", "archive_library"];
+
+async fn connect(spec: &PostgresSpec) -> Result<tokio_postgres::Client, String> {
+    let url = spec.url.expose();
+    let mut cfg =
+        tokio_postgres::Config::from_str(url).map_err(|e| scrub(&format!("invalid PostgreSQL URL: {e}"), url))?;
+    cfg.connect_timeout(Duration::from_secs(spec.timeout_secs));
+    let (client, connection) =
+        cfg.connect(tokio_postgres::NoTls).await.map_err(|e| scrub(&format!("cannot connect: {e}"), url))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+fn pg_error(e: &tokio_postgres::Error, url: &str) -> String {
+    let text = match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
+    };
+    scrub(&text, url)
+}
+
+pub async fn observe(spec: &PostgresSpec) -> PostgresState {
+    let url = spec.url.expose();
+    let unknown = |reason: String| PostgresState {
+        settings: Observed::Unknown { reason: reason.clone() },
+        archiver: Observed::Unknown { reason },
+    };
+    let client = match connect(spec).await {
+        Ok(c) => c,
+        Err(e) => return unknown(e),
+    };
+    let names: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
+    let rows = client
+        .query("SELECT name, setting, unit, context, pending_restart FROM pg_settings WHERE name = ANY($1)", &[&names])
+        .await;
+    let settings = match rows {
+        Ok(rows) => {
+            let mut m = BTreeMap::new();
+            for r in rows {
+                m.insert(
+                    r.get::<_, String>(0),
+                    Setting { value: r.get(1), unit: r.get(2), context: r.get(3), pending_restart: r.get(4) },
+                );
+            }
+            Observed::Present(m)
+        }
+        Err(e) => return unknown(format!("reading pg_settings: {}", pg_error(&e, url))),
+    };
+    let archiver = client
+        .query_one(
+            "SELECT archived_count, failed_count,
+                    EXTRACT(EPOCH FROM now() - last_archived_time)::float8,
+                    coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false),
+                    last_failed_wal
+             FROM pg_stat_archiver",
+            &[],
+        )
+        .await;
+    let archiver = match archiver {
+        Ok(r) => Observed::Present(Archiver {
+            archived_count: r.get(0),
+            failed_count: r.get(1),
+            last_archived_age: r.get(2),
+            failing: r.get(3),
+            last_failed_wal: r.get(4),
+        }),
+        Err(e) => Observed::Unknown { reason: format!("reading pg_stat_archiver: {}", pg_error(&e, url)) },
+    };
+    PostgresState { settings, archiver }
+}
+
+/// A setting's value in seconds (archive_timeout is stored in seconds).
+fn seconds(s: &Setting) -> Option<u64> {
+    let n: u64 = s.value.parse().ok()?;
+    Some(match s.unit.as_deref() {
+        Some("ms") => n / 1000,
+        Some("min") => n * 60,
+        Some("h") => n * 3600,
+        _ => n,
+    })
+}
+
+/// The settings the policy wants, as ALTER SYSTEM values.
+fn wanted(spec: &PostgresSpec) -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    if let Some(l) = &spec.wal_level {
+        v.push(("wal_level", l.clone()));
+    }
+    if let Some(m) = &spec.archive_mode {
+        v.push(("archive_mode", m.clone()));
+    }
+    if let Some(t) = spec.archive_timeout_secs {
+        v.push(("archive_timeout", t.to_string()));
+    }
+    if let Some(c) = &spec.archive_command {
+        v.push(("archive_command", c.clone()));
+    }
+    v
+}
+
+pub fn diff(spec: &PostgresSpec, state: &PostgresState) -> Change {
+    let mut c = Change::new(address(&spec.name), Action::NoOp);
+    let settings = match &state.settings {
+        Observed::Present(s) => s,
+        other => {
+            c.unknown.push(UnknownSetting {
+                attribute: "connection".into(),
+                reason: other.unknown_reason().unwrap_or("").into(),
+            });
+            return c;
+        }
+    };
+    let mut restart = Vec::new();
+    for (name, want) in wanted(spec) {
+        let live = settings.get(name);
+        let same = match (name, live) {
+            ("archive_timeout", Some(s)) => seconds(s).map(|x| x.to_string()) == Some(want.clone()),
+            (_, Some(s)) => s.value == want,
+            (_, None) => false,
+        };
+        if !same {
+            let before = live.map(|s| match (name, seconds(s)) {
+                ("archive_timeout", Some(x)) => json!(format!("{x}s")),
+                _ => json!(s.value),
+            });
+            let after = if name == "archive_timeout" { json!(format!("{want}s")) } else { json!(want) };
+            c.attributes.push(AttrChange::new(name, before, after));
+            if live.is_some_and(|s| s.context == "postmaster") {
+                restart.push(name);
+            }
+        }
+    }
+    if spec.wal_archiving && spec.archive_command.is_none() {
+        let cmd = settings.get("archive_command").map(|s| s.value.trim().to_string()).unwrap_or_default();
+        let lib = settings.get("archive_library").map(|s| s.value.trim().to_string()).unwrap_or_default();
+        if cmd.is_empty() && lib.is_empty() {
+            c.conflicts.push(
+                "no archive_command or archive_library is set, so nothing is archived; set `archive_command` in the policy or on the server".into(),
+            );
+        }
+    }
+    if !c.attributes.is_empty() {
+        c.action = Action::Update;
+    }
+    let pending: Vec<&str> = settings.iter().filter(|(_, s)| s.pending_restart).map(|(n, _)| n.as_str()).collect();
+    if !restart.is_empty() {
+        c.reason = Some(format!("restart required: {} take effect only after a server restart", restart.join(", ")));
+    } else if !pending.is_empty() {
+        c.reason = Some(format!("restart required: {} changed and wait for a server restart", pending.join(", ")));
+    }
+    c
+}
+
+/// A quoted SQL literal.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// ALTER SYSTEM SET each differing setting, then pg_reload_conf().
+pub async fn apply(spec: &PostgresSpec, change: &Change) -> Vec<StepOutcome> {
+    let url = spec.url.expose();
+    let client = match connect(spec).await {
+        Ok(c) => c,
+        Err(e) => return vec![StepOutcome { step: "connect", result: Err(e) }],
+    };
+    let mut steps = Vec::new();
+    for a in &change.attributes {
+        let value = match a.name.as_str() {
+            "archive_timeout" => spec.archive_timeout_secs.map(|s| s.to_string()).unwrap_or_default(),
+            _ => a.after.as_str().unwrap_or_default().to_string(),
+        };
+        // ALTER SYSTEM takes no bind parameters; the name comes from a fixed
+        // list and the value is quoted.
+        let sql = format!("ALTER SYSTEM SET {} = {}", a.name, literal(&value));
+        let r = client.batch_execute(&sql).await.map_err(|e| {
+            let msg = pg_error(&e, url);
+            if msg.contains("permission denied") || msg.contains("must be superuser") {
+                format!("{msg}: ALTER SYSTEM needs a superuser or GRANT ALTER SYSTEM ON PARAMETER {}", a.name)
+            } else {
+                msg
+            }
+        });
+        let failed = r.is_err();
+        steps.push(StepOutcome { step: "ALTER SYSTEM", result: r });
+        if failed {
+            return steps;
+        }
+    }
+    let r = client.batch_execute("SELECT pg_reload_conf()").await.map_err(|e| pg_error(&e, url));
+    steps.push(StepOutcome { step: "pg_reload_conf()", result: r });
+    steps
+}
+
+pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> Vec<ControlResult> {
+    let mut out = Vec::new();
+    if !spec.wal_archiving {
+        return out;
+    }
+    let mut push = |id: &'static str,
+                    title: &'static str,
+                    status: Status,
+                    expected: Value,
+                    observed: Value,
+                    detail: Option<String>| {
+        out.push(ControlResult {
+            id,
+            address: change.address.clone(),
+            title,
+            rationale: "The 15-minute RPO rests on WAL archiving: segments leave the server at least every archive_timeout (strategy: PostgreSQL backups).",
+            severity: Severity::High,
+            status,
+            expected,
+            observed,
+            detail,
+            remediation: "suoops-policy apply (ALTER SYSTEM + reload; restart where marked)".into(),
+            policy_line: spec.line,
+        })
+    };
+    let expected = Value::Object(wanted(spec).into_iter().map(|(k, v)| (k.into(), json!(v))).collect());
+    match &state.settings {
+        Observed::Present(s) => {
+            let observed: serde_json::Map<String, Value> = s
+                .iter()
+                .map(|(k, v)| {
+                    (k.clone(), json!({"value": v.value, "unit": v.unit, "pending_restart": v.pending_restart}))
+                })
+                .collect();
+            let pending: Vec<&str> = s.iter().filter(|(_, v)| v.pending_restart).map(|(k, _)| k.as_str()).collect();
+            let (status, detail) = if !change.attributes.is_empty() || !change.conflicts.is_empty() {
+                let mut d: Vec<String> = change.attributes.iter().map(|a| format!("{} differs", a.name)).collect();
+                d.extend(change.conflicts.iter().cloned());
+                (Status::Fail, Some(d.join("; ")))
+            } else if !pending.is_empty() {
+                (Status::Fail, Some(format!("pending_restart: {} wait for a server restart", pending.join(", "))))
+            } else {
+                (Status::Pass, None)
+            };
+            push("PG-WAL-ARCHIVING", "WAL archiving settings", status, expected, Value::Object(observed), detail);
+        }
+        other => push(
+            "PG-WAL-ARCHIVING",
+            "WAL archiving settings",
+            Status::Unknown,
+            expected,
+            Value::Null,
+            other.unknown_reason().map(str::to_string),
+        ),
+    }
+    let rpo = spec.rpo_secs;
+    match &state.archiver {
+        Observed::Present(a) => {
+            let observed = json!({
+                "archived_count": a.archived_count, "failed_count": a.failed_count,
+                "last_archived_age_seconds": a.last_archived_age.map(|x| x.round()), "last_failed_wal": a.last_failed_wal,
+            });
+            let (status, detail) = if a.failing {
+                (
+                    Status::Fail,
+                    Some(format!(
+                        "archiving is failing: the last attempt ({}) failed after the last success",
+                        a.last_failed_wal.as_deref().unwrap_or("?")
+                    )),
+                )
+            } else {
+                match a.last_archived_age {
+                    None => (Status::Fail, Some("no WAL segment has been archived yet".into())),
+                    Some(age) if age > rpo as f64 => (
+                        Status::Fail,
+                        Some(format!("the last archived segment is {:.0} s old, over the RPO of {rpo} s", age)),
+                    ),
+                    Some(_) => (Status::Pass, None),
+                }
+            };
+            push(
+                "PG-ARCHIVER",
+                "WAL segments archived within the RPO",
+                status,
+                json!({"max_age_seconds": rpo, "failing": false}),
+                observed,
+                detail,
+            );
+        }
+        other => push(
+            "PG-ARCHIVER",
+            "WAL segments archived within the RPO",
+            Status::Unknown,
+            json!({"max_age_seconds": rpo}),
+            Value::Null,
+            other.unknown_reason().map(str::to_string),
+        ),
+    }
+    out
+}

@@ -1,0 +1,268 @@
+//! Redis persistence: observe with CONFIG GET (INFO when CONFIG is renamed
+//! or disabled, as on managed services), apply with CONFIG SET then CONFIG
+//! REWRITE so the change survives a restart. The URL holds a password: it
+//! is never printed, and error texts are scrubbed of it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use redis::AsyncConnectionConfig;
+use serde_json::{json, Value};
+
+use crate::audit::{ControlResult, Severity, Status};
+use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
+use crate::policy::{Persistence, RedisSpec};
+
+/// What one instance shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisState {
+    /// Connection and INFO; Unknown when the server cannot be reached.
+    pub info: Observed<BTreeMap<String, String>>,
+    /// CONFIG GET of the persistence settings; Unknown (with why) when
+    /// CONFIG is not available.
+    pub config: Observed<BTreeMap<String, String>>,
+}
+
+pub fn address(name: &str) -> Address {
+    Address(format!("redis.{name}"))
+}
+
+/// Remove the URL and its password from a message, whatever the library
+/// put in it.
+pub fn scrub(msg: &str, url: &str) -> String {
+    let mut out = msg.replace(url, "(redacted URL)");
+    if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
+        if let Some((userinfo, _)) = rest.split_once('@') {
+            let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
+            if !password.is_empty() {
+                out = out.replace(password, "(redacted)");
+            }
+        }
+    }
+    out
+}
+
+fn parse_info(text: &str) -> BTreeMap<String, String> {
+    text.lines().filter_map(|l| l.trim().split_once(':')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+async fn connect(spec: &RedisSpec) -> Result<redis::aio::MultiplexedConnection, String> {
+    let url = spec.url.expose();
+    let client = redis::Client::open(url).map_err(|e| scrub(&format!("invalid Redis URL: {e}"), url))?;
+    let t = Duration::from_secs(spec.timeout_secs);
+    let cfg = AsyncConnectionConfig::new().set_connection_timeout(Some(t)).set_response_timeout(Some(t));
+    client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .map_err(|e| scrub(&format!("cannot connect: {e}"), url))
+}
+
+const KEYS: &[&str] = &["appendonly", "appendfsync", "save"];
+
+/// Observe one instance.
+pub async fn observe(spec: &RedisSpec) -> RedisState {
+    let url = spec.url.expose();
+    let unknown = |reason: String| RedisState {
+        info: Observed::Unknown { reason: reason.clone() },
+        config: Observed::Unknown { reason },
+    };
+    let mut con = match connect(spec).await {
+        Ok(c) => c,
+        Err(e) => return unknown(e),
+    };
+    let info: Result<String, _> = redis::cmd("INFO").arg("server").arg("persistence").query_async(&mut con).await;
+    let info = match info {
+        Ok(t) => parse_info(&t),
+        Err(e) => return unknown(scrub(&format!("INFO failed: {e}"), url)),
+    };
+    let mut config = BTreeMap::new();
+    for key in KEYS {
+        let got: Result<Vec<String>, _> = redis::cmd("CONFIG").arg("GET").arg(*key).query_async(&mut con).await;
+        match got {
+            Ok(pair) if pair.len() == 2 => {
+                config.insert(pair[0].clone(), pair[1].clone());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let text = e.to_string();
+                let reason = if text.contains("unknown command")
+                    || text.contains("NOPERM")
+                    || text.contains("no permissions")
+                {
+                    "CONFIG is renamed or disabled (as on managed Redis): not manageable by CONFIG; audit reads INFO persistence".to_string()
+                } else {
+                    scrub(&format!("CONFIG GET failed: {text}"), url)
+                };
+                return RedisState { info: Observed::Present(info), config: Observed::Unknown { reason } };
+            }
+        }
+    }
+    RedisState { info: Observed::Present(info), config: Observed::Present(config) }
+}
+
+fn norm_save(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+pub fn diff(spec: &RedisSpec, state: &RedisState) -> Change {
+    let mut c = Change::new(address(&spec.name), Action::NoOp);
+    let info = match &state.info {
+        Observed::Present(i) => i,
+        other => {
+            c.unknown.push(UnknownSetting {
+                attribute: "connection".into(),
+                reason: other.unknown_reason().unwrap_or("").into(),
+            });
+            return c;
+        }
+    };
+    let config = match &state.config {
+        Observed::Present(cfg) => cfg,
+        other => {
+            c.conflicts.push(other.unknown_reason().unwrap_or("CONFIG unavailable").to_string());
+            return c;
+        }
+    };
+    for (key, want) in spec.persistence.config() {
+        let live = config.get(key).cloned();
+        let same = match key {
+            "save" => live.as_deref().map(norm_save) == Some(norm_save(&want)),
+            _ => live.as_deref() == Some(want.as_str()),
+        };
+        if !same {
+            c.attributes.push(AttrChange::new(key, live.map(|l| json!(l)), json!(want)));
+        }
+    }
+    if !c.attributes.is_empty() {
+        c.action = Action::Update;
+        if info.get("config_file").is_none_or(|f| f.trim().is_empty()) {
+            c.conflicts.push(
+                "the server runs without a config file: CONFIG REWRITE cannot save the change, so it would be lost on restart; start redis-server with a config file"
+                    .into(),
+            );
+        }
+    }
+    c
+}
+
+/// CONFIG SET each differing setting, then CONFIG REWRITE.
+pub async fn apply(spec: &RedisSpec, change: &Change) -> Vec<crate::providers::s3::apply::StepOutcome> {
+    use crate::providers::s3::apply::StepOutcome;
+    let url = spec.url.expose();
+    let mut steps = Vec::new();
+    let mut con = match connect(spec).await {
+        Ok(c) => c,
+        Err(e) => return vec![StepOutcome { step: "connect", result: Err(e) }],
+    };
+    for a in &change.attributes {
+        let value = a.after.as_str().unwrap_or_default().to_string();
+        let r: Result<(), _> = redis::cmd("CONFIG").arg("SET").arg(&a.name).arg(&value).query_async(&mut con).await;
+        let failed = r.is_err();
+        steps.push(StepOutcome { step: "CONFIG SET", result: r.map_err(|e| scrub(&format!("{}: {e}", a.name), url)) });
+        if failed {
+            return steps;
+        }
+    }
+    let r: Result<(), _> = redis::cmd("CONFIG").arg("REWRITE").query_async(&mut con).await;
+    steps.push(StepOutcome { step: "CONFIG REWRITE", result: r.map_err(|e| scrub(&e.to_string(), url)) });
+    steps
+}
+
+pub fn controls(spec: &RedisSpec, state: &RedisState, change: &Change) -> Vec<ControlResult> {
+    let mut out = Vec::new();
+    let info = state.info.present();
+    let unknown = state.info.unknown_reason().map(str::to_string);
+    let live = |key: &str| -> Option<String> {
+        if let Some(cfg) = state.config.present() {
+            return cfg.get(key).cloned();
+        }
+        // Without CONFIG, INFO persistence says whether AOF is on and
+        // whether RDB saves are configured (not the exact schedule).
+        let i = info?;
+        match key {
+            "appendonly" => i.get("aof_enabled").map(|v| if v == "1" { "yes".into() } else { "no".into() }),
+            _ => None,
+        }
+    };
+    let mut push = |id: &'static str,
+                    title: &'static str,
+                    status: Status,
+                    expected: Value,
+                    observed: Value,
+                    detail: Option<String>| {
+        out.push(ControlResult {
+            id,
+            address: change.address.clone(),
+            title,
+            rationale: "Redis is a cache except where queues need durability: AOF every second and an RDB snapshot every 6 hours (strategy: Redis).",
+            severity: Severity::Medium,
+            status,
+            expected,
+            observed,
+            detail,
+            remediation: "suoops-policy apply (CONFIG SET + CONFIG REWRITE)".into(),
+            policy_line: spec.line,
+        })
+    };
+    let judge = |keys: &[&str], want: &[(&str, String)]| -> (Status, Value, Option<String>) {
+        if let Some(u) = &unknown {
+            return (Status::Unknown, Value::Null, Some(u.clone()));
+        }
+        let mut observed = serde_json::Map::new();
+        let mut status = Status::Pass;
+        let mut detail = None;
+        for k in keys {
+            let w = want.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            match live(k) {
+                Some(l) => {
+                    if norm_save(&l) != norm_save(&w) {
+                        status = Status::Fail;
+                    }
+                    observed.insert((*k).into(), json!(l));
+                }
+                None => {
+                    if status == Status::Pass {
+                        status = Status::Unknown;
+                    }
+                    detail = state.config.unknown_reason().map(str::to_string);
+                }
+            }
+        }
+        (status, Value::Object(observed), detail)
+    };
+    let want = spec.persistence.config();
+    let expected = |keys: &[&str]| {
+        Value::Object(want.iter().filter(|(k, _)| keys.contains(k)).map(|(k, v)| ((*k).into(), json!(v))).collect())
+    };
+    match &spec.persistence {
+        Persistence::None => {
+            let keys = ["appendonly", "save"];
+            let (s, o, d) = judge(&keys, &want);
+            push("REDIS-PERSISTENCE", "Cache without persistence", s, expected(&keys), o, d);
+        }
+        Persistence::Durable { aof, rdb } => {
+            let aof_keys: &[&str] = if aof.is_some() { &["appendonly", "appendfsync"] } else { &["appendonly"] };
+            let (s, o, d) = judge(aof_keys, &want);
+            push("REDIS-AOF", "Append-only file", s, expected(aof_keys), o, d);
+            let (s, o, d) = judge(&["save"], &want);
+            push("REDIS-RDB", "RDB snapshot schedule", s, expected(&["save"]), o, d);
+            let last = info.map(|i| {
+                let mut bad = Vec::new();
+                if aof.is_some() && i.get("aof_last_write_status").is_some_and(|v| v != "ok") {
+                    bad.push("the last AOF write failed");
+                }
+                if !rdb.is_empty() && i.get("rdb_last_bgsave_status").is_some_and(|v| v != "ok") {
+                    bad.push("the last RDB save failed");
+                }
+                (bad, json!({"aof_last_write_status": i.get("aof_last_write_status"), "rdb_last_bgsave_status": i.get("rdb_last_bgsave_status")}))
+            });
+            let (s, o, d) = match last {
+                None => (Status::Unknown, Value::Null, unknown.clone()),
+                Some((bad, o)) if bad.is_empty() => (Status::Pass, o, None),
+                Some((bad, o)) => (Status::Fail, o, Some(bad.join("; "))),
+            };
+            push("REDIS-LAST-SAVE", "Last AOF write / RDB save succeeded", s, json!({"status": "ok"}), o, d);
+        }
+    }
+    out
+}

@@ -1,0 +1,221 @@
+//! Redis and PostgreSQL against real servers the harness starts: settings
+//! applied so they survive a restart, the cases CONFIG cannot handle, WAL
+//! archiving with restart-required settings, and a secrets sweep.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{Postgres, RedisServer, Run, World};
+
+const QUEUE: &str = "version: 1\nredis:\n  queues:\n    url: ${T_REDIS_URL}\n    persistence:\n      aof: {fsync: everysec}\n      rdb: [{after: 6h, changes: 1}]\n";
+
+fn squash(s: &str) -> String {
+    s.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
+}
+
+fn with(w: &World, args: &[&str], url: &str) -> Run {
+    w.cli_env(args, &[("T_REDIS_URL", url), ("T_PG_URL", url)], &["AWS_ENDPOINT_URL"])
+}
+
+#[test]
+fn redis_persistence_is_applied_and_survives_a_restart() {
+    let w = World::new();
+    let mut r = RedisServer::start(w.dir.path(), "", true);
+    let p = w.write("p.yaml", QUEUE).to_string_lossy().into_owned();
+    let url = r.url(None);
+    let out = with(&w, &["plan", "-f", &p, "--detailed-exitcode"], &url);
+    out.code(2);
+    assert!(out.stdout.contains("~ redis.queues will be updated in place"), "{}", out.stdout);
+    let text = squash(&out.stdout);
+    assert!(text.contains("~ appendonly \"no\" → \"yes\""), "{text}");
+    assert!(!text.contains("appendfsync"), "settings already right are not listed: {text}");
+    assert!(text.contains("~ save \"\" → \"21600 1\""), "{text}");
+    let out = with(&w, &["audit", "-f", &p], &url);
+    out.code(2);
+    with(&w, &["apply", "-f", &p, "--auto-approve"], &url).code(0);
+    let conf = std::fs::read_to_string(r.conf.as_ref().expect("config file")).expect("read redis.conf");
+    assert!(conf.contains("appendonly yes") && conf.contains("save 21600 1"), "CONFIG REWRITE wrote the file:\n{conf}");
+    r.restart();
+    assert_eq!(r.cli(None, &["CONFIG", "GET", "appendonly"]), "appendonly\nyes");
+    assert_eq!(r.cli(None, &["CONFIG", "GET", "save"]), "save\n21600 1");
+    assert_eq!(r.cli(None, &["CONFIG", "GET", "appendfsync"]), "appendfsync\neverysec");
+    with(&w, &["plan", "-f", &p, "--detailed-exitcode"], &url).code(0);
+    let out = with(&w, &["audit", "-f", &p, "--format", "json"], &url);
+    out.code(0);
+    let ids: Vec<String> = out.json()["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .map(|c| c["id"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(ids, ["REDIS-AOF", "REDIS-LAST-SAVE", "REDIS-RDB"]);
+}
+
+#[test]
+fn redis_without_a_config_file_is_refused_because_the_change_would_not_survive() {
+    let w = World::new();
+    let r = RedisServer::start(w.dir.path(), "", false);
+    let p = w.write("p.yaml", QUEUE).to_string_lossy().into_owned();
+    let url = r.url(None);
+    let out = with(&w, &["plan", "-f", &p], &url);
+    out.code(1);
+    assert!(out.stdout.contains("runs without a config file"), "{}", out.stdout);
+    let out = with(&w, &["apply", "-f", &p, "--auto-approve"], &url);
+    out.code(1);
+    assert_eq!(r.cli(None, &["CONFIG", "GET", "appendonly"]), "appendonly\nno", "nothing was changed");
+}
+
+#[test]
+fn redis_with_config_renamed_is_not_manageable_and_audit_reads_info() {
+    let w = World::new();
+    let r = RedisServer::start(w.dir.path(), "rename-command CONFIG \"\"", true);
+    let p = w.write("p.yaml", QUEUE).to_string_lossy().into_owned();
+    let url = r.url(None);
+    let out = with(&w, &["plan", "-f", &p], &url);
+    out.code(1);
+    assert!(out.stdout.contains("not manageable by CONFIG"), "{}", out.stdout);
+    assert!(!out.stdout.contains("panicked") && !out.stderr.contains("panicked"));
+    let out = with(&w, &["audit", "-f", &p, "--format", "json"], &url);
+    let j = out.json();
+    let aof =
+        j["controls"].as_array().expect("controls").iter().find(|c| c["id"] == "REDIS-AOF").cloned().expect("aof");
+    assert_eq!(aof["observed"]["appendonly"], "no", "from INFO persistence: {aof}");
+    assert_eq!(aof["status"], "fail");
+}
+
+#[test]
+fn redis_with_a_password_works_and_a_wrong_one_is_a_clear_error() {
+    let w = World::new();
+    let r = RedisServer::start(w.dir.path(), "requirepass s3cret-redis-pw", true);
+    let p = w.write("p.yaml", QUEUE).to_string_lossy().into_owned();
+    let good = r.url(Some("s3cret-redis-pw"));
+    with(&w, &["apply", "-f", &p, "--auto-approve"], &good).code(0);
+    with(&w, &["plan", "-f", &p, "--detailed-exitcode"], &good).code(0);
+    let bad = r.url(Some("wrong-password-123"));
+    let out = with(&w, &["plan", "-f", &p], &bad);
+    out.code(1);
+    assert!(out.stdout.contains("? connection: unknown (cannot connect"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("wrong-password-123") && !out.stderr.contains("wrong-password-123"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+fn pg_policy(command: &str) -> String {
+    format!(
+        "version: 1\npostgres:\n  primary:\n    url: ${{T_PG_URL}}\n    wal_archiving:\n      wal_level: replica\n      archive_mode: \"on\"\n      archive_timeout: 5min\n      archive_command: \"{command}\"\n"
+    )
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn postgres_wal_archiving_is_applied_marked_restart_required_and_audited() {
+    let w = World::new();
+    let pg = Postgres::start();
+    let cmd = format!("cp %p {}/%f", pg.archive_dir().display());
+    let p = w.write("p.yaml", &pg_policy(&cmd)).to_string_lossy().into_owned();
+    let url = pg.url(None);
+    let out = with(&w, &["plan", "-f", &p, "--detailed-exitcode"], &url);
+    out.code(2);
+    assert!(out.stdout.contains("~ postgres.primary will be updated in place"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("# restart required: archive_mode take effect only after a server restart"),
+        "{}",
+        out.stdout
+    );
+    assert!(squash(&out.stdout).contains("~ archive_timeout \"0s\" → \"300s\""), "{}", out.stdout);
+    with(&w, &["apply", "-f", &p, "--auto-approve"], &url).code(0);
+    // Before the restart: archive_mode waits, the audit says so.
+    let out = with(&w, &["audit", "-f", &p, "--format", "json"], &url);
+    out.code(2);
+    let j = out.json();
+    let c = j["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == "PG-WAL-ARCHIVING")
+        .cloned()
+        .expect("control");
+    assert_eq!(c["status"], "fail");
+    assert!(c["observed"]["archive_mode"]["pending_restart"] == true, "{c}");
+    pg.restart();
+    assert_eq!(pg.sql("SHOW archive_mode"), "on");
+    assert_eq!(pg.sql("SHOW archive_timeout"), "5min");
+    with(&w, &["plan", "-f", &p, "--detailed-exitcode"], &url).code(0);
+    pg.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS x");
+    pg.sql("SELECT pg_switch_wal()");
+    wait_for("a WAL segment archived", || pg.sql("SELECT archived_count FROM pg_stat_archiver") != "0");
+    with(&w, &["audit", "-f", &p], &url).code(0);
+}
+
+#[test]
+fn a_failing_archive_command_shows_in_audit() {
+    let w = World::new();
+    let pg = Postgres::start();
+    let p = w.write("p.yaml", &pg_policy("false")).to_string_lossy().into_owned();
+    let url = pg.url(None);
+    with(&w, &["apply", "-f", &p, "--auto-approve"], &url).code(0);
+    pg.restart();
+    pg.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS x");
+    pg.sql("SELECT pg_switch_wal()");
+    wait_for("a failed archive attempt", || pg.sql("SELECT failed_count FROM pg_stat_archiver") != "0");
+    let out = with(&w, &["audit", "-f", &p, "--format", "json"], &url);
+    out.code(2);
+    let j = out.json();
+    let c = j["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == "PG-ARCHIVER")
+        .cloned()
+        .expect("control");
+    assert_eq!(c["status"], "fail");
+    assert!(c["detail"].as_str().unwrap_or("").contains("archiving is failing"), "{c}");
+}
+
+#[test]
+fn a_planted_password_never_appears_in_any_output_or_file() {
+    const SECRET: &str = "Pl4nted-S3cret-9f2c";
+    let w = World::new();
+    let r = RedisServer::start(w.dir.path(), &format!("requirepass {SECRET}"), true);
+    let pg = Postgres::start();
+    let p = w
+        .write(
+            "p.yaml",
+            "version: 1\nredis:\n  queues:\n    url: ${T_REDIS_URL}\n    persistence: {aof: {fsync: everysec}}\n  down:\n    url: ${T_REDIS_DOWN}\n    persistence: none\npostgres:\n  primary:\n    url: ${T_PG_URL}\n    wal_archiving: {archive_timeout: 5min}\n",
+        )
+        .to_string_lossy()
+        .into_owned();
+    let down = format!("redis://default:{SECRET}@127.0.0.1:{}/0", crate::harness::free_port());
+    let env = [("T_REDIS_URL", r.url(Some(SECRET))), ("T_REDIS_DOWN", down), ("T_PG_URL", pg.url(Some(SECRET)))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let report = w.dir.path().join("report.json");
+    let report_s = report.to_string_lossy().into_owned();
+    let mut outputs = String::new();
+    for args in [
+        vec!["validate", "-f", &p],
+        vec!["validate", "-f", &p, "--format", "json"],
+        vec!["plan", "-f", &p],
+        vec!["plan", "-f", &p, "--format", "json"],
+        vec!["-v", "apply", "-f", &p, "--auto-approve"],
+        vec!["apply", "-f", &p, "--auto-approve", "--format", "json"],
+        vec!["audit", "-f", &p],
+        vec!["audit", "-f", &p, "--format", "json", "--output", &report_s],
+    ] {
+        let out = w.cli_env(&args, &env, &["AWS_ENDPOINT_URL"]);
+        outputs.push_str(&out.stdout);
+        outputs.push_str(&out.stderr);
+    }
+    outputs.push_str(&std::fs::read_to_string(&report).expect("report written"));
+    assert!(outputs.contains("redis.queues") && outputs.contains("postgres.primary"), "the commands ran: {outputs}");
+    assert!(outputs.contains("cannot connect"), "the unreachable instance was reported: {outputs}");
+    assert!(!outputs.contains(SECRET), "the password leaked:\n{outputs}");
+}
