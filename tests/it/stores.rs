@@ -219,3 +219,16 @@ fn a_planted_password_never_appears_in_any_output_or_file() {
     assert!(outputs.contains("cannot connect"), "the unreachable instance was reported: {outputs}");
     assert!(!outputs.contains(SECRET), "the password leaked:\n{outputs}");
 }
+
+#[test]
+fn alter_system_without_the_privilege_is_a_clear_error() {
+    let w = World::new();
+    let pg = Postgres::start();
+    pg.sql("CREATE ROLE app LOGIN");
+    let p = w.write("p.yaml", &pg_policy("cp %p /nowhere/%f")).to_string_lossy().into_owned();
+    let url = format!("postgres://app@127.0.0.1:{}/postgres", pg.port);
+    let out = with(&w, &["apply", "-f", &p, "--auto-approve"], &url);
+    out.code(1);
+    assert!(out.stdout.contains("ALTER SYSTEM needs a superuser or GRANT ALTER SYSTEM ON PARAMETER"), "{}", out.stdout);
+    assert_eq!(pg.sql("SHOW archive_timeout"), "0", "nothing was changed");
+}
