@@ -9,13 +9,14 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use crate::audit::{ControlResult, Report};
 use crate::aws::Aws;
 use crate::model::Observed;
+use crate::model::StepOutcome;
 use crate::model::{Address, Change, Plan};
 use crate::policy::{BucketSpec, Policy, Versioning};
 use crate::policy::{PostgresSpec, RedisSpec};
 use crate::providers::iam::{self, IamState};
 use crate::providers::postgres::{self, PostgresState};
 use crate::providers::redis::{self, RedisState};
-use crate::providers::s3::{self, apply::StepOutcome, observe::Fatal, replication::Prerequisites, BucketState};
+use crate::providers::s3::{self, observe::Fatal, replication::Prerequisites, BucketState};
 
 /// A run-level failure: one line for the user, exit code 1.
 #[derive(Debug, thiserror::Error)]

@@ -146,6 +146,13 @@ impl Change {
     }
 }
 
+/// One apply step (one API call) done, or why it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOutcome {
+    pub step: &'static str,
+    pub result: Result<(), String>,
+}
+
 /// Counts for the summary line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {

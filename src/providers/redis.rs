@@ -10,7 +10,7 @@ use redis::AsyncConnectionConfig;
 use serde_json::{json, Value};
 
 use crate::audit::{ControlResult, Severity, Status};
-use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
+use crate::model::{Action, Address, AttrChange, Change, Observed, StepOutcome, UnknownSetting};
 use crate::policy::{Persistence, RedisSpec};
 
 /// What one instance shows.
@@ -146,8 +146,7 @@ pub fn diff(spec: &RedisSpec, state: &RedisState) -> Change {
 }
 
 /// CONFIG SET each differing setting, then CONFIG REWRITE.
-pub async fn apply(spec: &RedisSpec, change: &Change) -> Vec<crate::providers::s3::apply::StepOutcome> {
-    use crate::providers::s3::apply::StepOutcome;
+pub async fn apply(spec: &RedisSpec, change: &Change) -> Vec<StepOutcome> {
     let url = spec.url.expose();
     let mut steps = Vec::new();
     let mut con = match connect(spec).await {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::audit::{ControlResult, Severity, Status};
 use crate::aws::{classify, ApiError, Aws};
-use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
+use crate::model::{Action, Address, AttrChange, Change, Observed, StepOutcome, UnknownSetting};
 use crate::policy::{Iam, ManagedPolicySpec, RoleSpec};
 use crate::providers::s3::observe::Fatal;
 
@@ -467,7 +467,7 @@ fn diff_role(
 /// What apply did, per role or policy.
 pub struct IamApplied {
     pub address: Address,
-    pub steps: Vec<crate::providers::s3::apply::StepOutcome>,
+    pub steps: Vec<StepOutcome>,
 }
 
 fn err_text<E, R>(e: &aws_sdk_iam::error::SdkError<E, R>) -> String
@@ -481,7 +481,6 @@ where
 /// Apply IAM changes: managed policies first (roles attach them), then
 /// roles. Returns each resource's steps.
 pub async fn apply(aws: &Aws, state: &IamState, changes: &[Change]) -> Vec<IamApplied> {
-    use crate::providers::s3::apply::StepOutcome;
     let c = aws.iam();
     let mut out = Vec::new();
     let mut created_arns: BTreeMap<String, String> = BTreeMap::new();
@@ -562,8 +561,7 @@ async fn apply_role(
     mine: &[&Change],
     state: &IamState,
     created_arns: &BTreeMap<String, String>,
-) -> Vec<crate::providers::s3::apply::StepOutcome> {
-    use crate::providers::s3::apply::StepOutcome;
+) -> Vec<StepOutcome> {
     let c = aws.iam();
     let name = spec.name.as_str();
     let mut steps = Vec::new();

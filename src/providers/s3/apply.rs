@@ -18,15 +18,8 @@ use super::observe::{self, BucketState};
 use super::replication;
 use super::tls::{self, PolicyDoc};
 use crate::aws::{classify, Aws};
-use crate::model::{Action, Change, Observed};
+use crate::model::{Action, Change, Observed, StepOutcome};
 use crate::policy::{BucketSpec, Encryption, Lifecycle, Versioning};
-
-/// One step done, or why it failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepOutcome {
-    pub step: &'static str,
-    pub result: Result<(), String>,
-}
 
 /// Apply `change` (computed from `state`) to the bucket. Returns each step's
 /// outcome in order; steps after a failure are not attempted.
