@@ -93,6 +93,30 @@ impl AttrChange {
     }
 }
 
+/// Attribute changes between two serialisable records, field by field
+/// (`skip` names fields that identify the record rather than describe it).
+/// With no `before`, every field is listed.
+pub fn field_changes<T: Serialize>(before: Option<&T>, after: &T, skip: &[&str]) -> Vec<AttrChange> {
+    let fields = |r: &T| match serde_json::to_value(r) {
+        Ok(Value::Object(mut m)) => {
+            for k in skip {
+                m.remove(*k);
+            }
+            m
+        }
+        _ => serde_json::Map::new(),
+    };
+    let a = fields(after);
+    let b = before.map(fields).unwrap_or_default();
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| before.is_none() || a.get(*k) != b.get(*k))
+        .map(|k| AttrChange::new(k, b.get(k).cloned(), a.get(k).cloned().unwrap_or(Value::Null)))
+        .collect()
+}
+
 /// Everything the plan says about one resource.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {

@@ -75,7 +75,8 @@ fn principal(v: &Value) -> Value {
     }
 }
 
-fn statement(st: &Value) -> Value {
+/// The canonical form of one statement (see [`canonical`]).
+pub fn statement(st: &Value) -> Value {
     let Value::Object(m) = st else { return st.clone() };
     let mut out = Map::new();
     for (k, v) in m {

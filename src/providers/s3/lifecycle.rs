@@ -8,9 +8,8 @@ use aws_sdk_s3::types::{
     LifecycleRuleAndOperator, LifecycleRuleFilter, NoncurrentVersionExpiration, NoncurrentVersionTransition, Tag,
     Transition as SdkTransition, TransitionDefaultMinimumObjectSize, TransitionStorageClass,
 };
-use serde_json::Value;
 
-use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
+use crate::model::{field_changes, Action, Address, AttrChange, Change, Observed, UnknownSetting};
 use crate::policy::{Lifecycle, LifecycleRule, Ownership, Transition};
 
 /// A bucket's lifecycle document as read.
@@ -179,27 +178,8 @@ pub fn rule_address(bucket: &str, id: &str) -> Address {
     Address(format!("s3.{bucket}.lifecycle.{id}"))
 }
 
-fn fields(r: &LifecycleRule) -> serde_json::Map<String, Value> {
-    match serde_json::to_value(r) {
-        Ok(Value::Object(mut m)) => {
-            m.remove("id");
-            m
-        }
-        _ => serde_json::Map::new(),
-    }
-}
-
-/// Attribute changes between two rules (None: the rule does not exist).
 fn rule_attrs(before: Option<&LifecycleRule>, after: &LifecycleRule) -> Vec<AttrChange> {
-    let a = fields(after);
-    let b = before.map(fields).unwrap_or_default();
-    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| before.is_none() || a.get(*k) != b.get(*k))
-        .map(|k| AttrChange::new(k, b.get(k).cloned(), a.get(k).cloned().unwrap_or(Value::Null)))
-        .collect()
+    field_changes(before, after, &["id"])
 }
 
 fn change(address: Address, action: Action) -> Change {

@@ -10,9 +10,9 @@ use aws_sdk_s3::types::{
     DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, ReplicationConfiguration,
     ReplicationRule as SdkRule, ReplicationRuleFilter, ReplicationRuleStatus, StorageClass,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
+use crate::model::{field_changes, Action, Address, AttrChange, Change, Observed, UnknownSetting};
 use crate::policy::{Ownership, Replication, ReplicationRule};
 
 /// A bucket's replication configuration as read.
@@ -144,25 +144,8 @@ pub fn address(bucket: &str) -> Address {
     Address(format!("s3.{bucket}.replication"))
 }
 
-fn fields(r: &ReplicationRule) -> serde_json::Map<String, Value> {
-    match serde_json::to_value(r) {
-        Ok(Value::Object(mut m)) => {
-            m.remove("id");
-            m
-        }
-        _ => serde_json::Map::new(),
-    }
-}
-
 fn rule_attrs(before: Option<&ReplicationRule>, after: &ReplicationRule) -> Vec<AttrChange> {
-    let (a, b) = (fields(after), before.map(fields).unwrap_or_default());
-    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| before.is_none() || a.get(*k) != b.get(*k))
-        .map(|k| AttrChange::new(k, b.get(k).cloned(), a.get(k).cloned().unwrap_or(Value::Null)))
-        .collect()
+    field_changes(before, after, &["id"])
 }
 
 /// The doc-level change (role, prerequisites) first, then one per rule.

@@ -58,55 +58,9 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     out
 }
 
-/// Canonical form of a statement: one-element lists and strings alike,
-/// sorted lists, `{"AWS": "*"}` as `*`, booleans in conditions as strings.
+/// Canonical form of a statement, as IAM documents are compared.
 pub fn canonical(st: &Value) -> Value {
-    let Value::Object(m) = st else {
-        return st.clone();
-    };
-    let mut out = serde_json::Map::new();
-    for (k, v) in m {
-        let v = match k.as_str() {
-            "Action" | "NotAction" | "Resource" | "NotResource" => json!(strings(Some(v))),
-            "Principal" | "NotPrincipal" => match v {
-                Value::String(s) if s == "*" => json!("*"),
-                Value::Object(p) if p.len() == 1 && strings(p.get("AWS")) == ["*"] => json!("*"),
-                Value::Object(p) => {
-                    Value::Object(p.iter().map(|(k, v)| (k.clone(), json!(strings(Some(v))))).collect())
-                }
-                other => other.clone(),
-            },
-            "Condition" => match v {
-                Value::Object(ops) => Value::Object(
-                    ops.iter()
-                        .map(|(op, kv)| {
-                            let kv = match kv {
-                                Value::Object(kv) => Value::Object(
-                                    kv.iter()
-                                        .map(|(k, v)| {
-                                            (
-                                                k.to_ascii_lowercase(),
-                                                json!(strings(Some(v))
-                                                    .iter()
-                                                    .map(|s| s.to_ascii_lowercase())
-                                                    .collect::<Vec<_>>()),
-                                            )
-                                        })
-                                        .collect(),
-                                ),
-                                other => other.clone(),
-                            };
-                            (op.clone(), kv)
-                        })
-                        .collect(),
-                ),
-                other => other.clone(),
-            },
-            _ => v.clone(),
-        };
-        out.insert(k.clone(), v);
-    }
-    Value::Object(out)
+    crate::providers::iam::doc::statement(st)
 }
 
 /// `*` and `?` wildcards, as IAM matches resources.
