@@ -16,6 +16,7 @@ use crate::policy::{PostgresSpec, RedisSpec};
 use crate::providers::iam::{self, IamState};
 use crate::providers::postgres::{self, PostgresState};
 use crate::providers::redis::{self, RedisState};
+use crate::providers::s3::evidence::Evidence;
 use crate::providers::s3::{self, observe::Fatal, replication::Prerequisites, BucketState};
 
 /// A run-level failure: one line for the user, exit code 1.
@@ -39,6 +40,8 @@ pub struct Observation {
     pub spec: BucketSpec,
     pub region: String,
     pub state: BucketState,
+    /// Backup evidence; read for `audit` only.
+    pub evidence: Vec<Evidence>,
 }
 
 impl Observation {
@@ -69,10 +72,10 @@ impl Snapshot {
 }
 
 /// Observe every resource the policy names: IAM and buckets concurrently.
-pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize) -> Result<Snapshot, RunError> {
+pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize, evidence: bool) -> Result<Snapshot, RunError> {
     let (iam, buckets, redis, postgres) = tokio::join!(
         iam::observe(aws, &policy.iam),
-        observe_buckets(aws, policy, concurrency),
+        observe_buckets(aws, policy, concurrency, evidence),
         futures::future::join_all(policy.redis.iter().map(|r| async move { (r.clone(), redis::observe(r).await) })),
         futures::future::join_all(
             policy.postgres.iter().map(|p| async move { (p.clone(), postgres::observe(p).await) })
@@ -81,7 +84,12 @@ pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize) -> Result<S
     Ok(Snapshot { iam: iam.map_err(fatal(aws))?, buckets: buckets?, redis, postgres })
 }
 
-async fn observe_buckets(aws: &Aws, policy: &Policy, concurrency: usize) -> Result<Vec<Observation>, RunError> {
+async fn observe_buckets(
+    aws: &Aws,
+    policy: &Policy,
+    concurrency: usize,
+    evidence: bool,
+) -> Result<Vec<Observation>, RunError> {
     let default = aws.default_region().map(str::to_string);
     let mut jobs = Vec::with_capacity(policy.buckets.len());
     for spec in &policy.buckets {
@@ -93,8 +101,13 @@ async fn observe_buckets(aws: &Aws, policy: &Policy, concurrency: usize) -> Resu
     }
     let mut out: Vec<Observation> = stream::iter(jobs)
         .map(|(spec, region)| async move {
-            let state = s3::observe::observe(aws, spec, &region).await.map_err(fatal(aws))?;
-            Ok::<_, RunError>(Observation { spec: spec.clone(), region, state })
+            let state = s3::observe::observe(aws, spec, &region, evidence).await.map_err(fatal(aws))?;
+            let evidence = match state.bucket.present() {
+                Some(actual) if evidence => s3::evidence::observe(aws, spec, actual).await.map_err(fatal(aws))?,
+                _ if evidence => s3::evidence::without_bucket(spec, &state.bucket),
+                _ => Vec::new(),
+            };
+            Ok::<_, RunError>(Observation { spec: spec.clone(), region, state, evidence })
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()
@@ -184,6 +197,7 @@ pub fn audit(snap: &Snapshot) -> Report {
     for o in &snap.buckets {
         let changes = o.changes();
         controls.extend(s3::controls::controls(&o.spec, &o.region, &o.state, &changes));
+        controls.extend(s3::evidence::controls(&o.spec, &o.evidence, o.state.lifecycle.as_ref()));
     }
     Report::new(controls)
 }
@@ -292,7 +306,7 @@ pub async fn apply(aws: &Aws, snap: &Snapshot, concurrency: usize) -> Result<Vec
             async move {
                 let mut did_not_take = Vec::new();
                 if steps.iter().all(|s| s.result.is_ok()) {
-                    let mut after = s3::observe::observe(aws, &o.spec, &o.region).await.map_err(fatal(aws))?;
+                    let mut after = s3::observe::observe(aws, &o.spec, &o.region, false).await.map_err(fatal(aws))?;
                     after.prerequisites = fresh.clone().unwrap_or_default();
                     for again in s3::diff::diff(&o.spec, &o.region, &after) {
                         if again.is_actionable() && again.attributes.is_empty() {

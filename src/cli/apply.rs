@@ -32,7 +32,7 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         return error(g, "apply needs --auto-approve when stdin is not a terminal");
     }
     let aws = connect(g, &policy).await;
-    let observations = match super::observe(g, &aws, &policy).await {
+    let observations = match super::observe(g, &aws, &policy, false).await {
         Ok(o) => o,
         Err(e) => return error(g, e),
     };

@@ -25,7 +25,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         return 1;
     };
     let aws = connect(g, &policy).await;
-    let observations = match super::observe(g, &aws, &policy).await {
+    let observations = match super::observe(g, &aws, &policy, true).await {
         Ok(o) => o,
         Err(e) => return error(g, e),
     };

@@ -136,9 +136,14 @@ async fn connect(g: &Global, policy: &Policy) -> Aws {
 }
 
 /// Observe everything the policy names; with `-v`, say how long it took.
-async fn observe(g: &Global, aws: &Aws, policy: &Policy) -> Result<crate::engine::Snapshot, crate::engine::RunError> {
+async fn observe(
+    g: &Global,
+    aws: &Aws,
+    policy: &Policy,
+    evidence: bool,
+) -> Result<crate::engine::Snapshot, crate::engine::RunError> {
     let start = std::time::Instant::now();
-    let obs = crate::engine::observe(aws, policy, g.concurrency as usize).await?;
+    let obs = crate::engine::observe(aws, policy, g.concurrency as usize, evidence).await?;
     if g.verbose > 0 {
         eprintln!(
             "observed {} resource(s) with {} API call(s) in {} ms",

@@ -23,7 +23,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> u8 {
         return 1;
     };
     let aws = connect(g, &policy).await;
-    let observations = match super::observe(g, &aws, &policy).await {
+    let observations = match super::observe(g, &aws, &policy, false).await {
         Ok(o) => o,
         Err(e) => return error(g, e),
     };

@@ -169,6 +169,7 @@ pub struct BucketSpec {
     pub require_tls: Option<bool>,
     pub lifecycle: Option<Lifecycle>,
     pub replication: Option<Replication>,
+    pub backups: Vec<BackupSpec>,
     /// Line of the bucket's key in the policy file (reports point there).
     pub line: u64,
 }
@@ -254,6 +255,18 @@ impl PublicAccessBlock {
             restrict_public_buckets: Some(on),
         }
     }
+}
+
+/// Backup evidence for the audit: never planned or applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSpec {
+    pub name: String,
+    pub prefix: String,
+    pub max_age_secs: u64,
+    pub sha256_sidecar: bool,
+    pub retention_days: Option<u64>,
+    pub key_format: Option<String>,
+    pub line: u64,
 }
 
 /// Who owns the rules of a whole-document setting (lifecycle, replication).

@@ -175,8 +175,9 @@ pub struct RawBucket {
     pub lifecycle: Option<Sp<RawLifecycle>>,
     #[serde(default)]
     pub replication: Option<Sp<RawReplication>>,
+    /// Backup evidence the audit checks (freshness, integrity, retention).
     #[serde(default)]
-    pub backups: Option<Sp<Later>>,
+    pub backups: Option<Sp<Vec<Sp<RawBackup>>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -424,4 +425,26 @@ impl ReplicaStorageClassRaw {
             ReplicaStorageClassRaw::DeepArchive => "DEEP_ARCHIVE",
         }
     }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackup {
+    /// A name for reports, unique in the bucket.
+    pub name: Sp<String>,
+    /// Where the backups are written, e.g. postgres/.
+    pub prefix: Sp<String>,
+    /// The newest backup may be at most this old, e.g. 26h or 15m.
+    pub max_age: Sp<String>,
+    /// Each backup has KEY.sha256 beside it holding its SHA-256 (hex).
+    #[serde(default)]
+    pub sha256_sidecar: Option<Sp<bool>>,
+    /// How long backups are kept, e.g. 14d: the bucket's lifecycle must
+    /// expire this prefix after exactly that many days.
+    #[serde(default)]
+    pub retention: Option<Sp<String>>,
+    /// Keys carry their time, e.g. "%Y%m%d-%H%M%S" after the prefix: the
+    /// listing then starts near the end instead of reading everything.
+    #[serde(default)]
+    pub key_format: Option<Sp<String>>,
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use super::diag::{Diagnostic, Diagnostics, Pos};
 use super::raw::{self, RawPolicy, Sp};
 use super::{
-    Algorithm, BucketSpec, Encryption, Lifecycle, LifecycleRule, Ownership, Policy, PublicAccessBlock, Replication,
-    ReplicationRule, Transition, Versioning,
+    Algorithm, BackupSpec, BucketSpec, Encryption, Lifecycle, LifecycleRule, Ownership, Policy, PublicAccessBlock,
+    Replication, ReplicationRule, Transition, Versioning,
 };
 
 const SUPPORTED: &str = "this version handles `version`, `aws.region` and s3.buckets.NAME.{region, versioning, encryption, public_access_block, mfa_delete, require_tls, lifecycle, replication} and iam.{roles, policies}, redis.NAME, postgres.NAME";
@@ -295,7 +295,7 @@ impl Validator<'_> {
         }
         let b = raw.value();
         let region = b.region.as_ref().and_then(|r| self.region(r));
-        self.later("backups", &b.backups);
+        let backups = b.backups.as_ref().map(|list| self.backups(list)).unwrap_or_default();
         let versioning = b.versioning.as_ref().map(|v| match v.value() {
             raw::VersioningRaw::Enabled => Versioning::Enabled,
             raw::VersioningRaw::Suspended => Versioning::Suspended,
@@ -324,6 +324,7 @@ impl Validator<'_> {
             require_tls: b.require_tls.as_ref().map(|t| *t.value()),
             lifecycle,
             replication,
+            backups,
             line: key.pos().line,
         })
     }
@@ -471,6 +472,78 @@ impl Validator<'_> {
             _ => Ownership::Shared,
         };
         (self.diags.len() == before).then_some(Replication { role, ownership, rules })
+    }
+
+    fn backups(&mut self, list: &Sp<Vec<Sp<raw::RawBackup>>>) -> Vec<BackupSpec> {
+        let mut out: Vec<BackupSpec> = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for b in list.value() {
+            let bv = b.value();
+            let name = bv.name.value().clone();
+            if !names.insert(name.clone()) {
+                self.diags.push(
+                    Diagnostic::new(
+                        "duplicate-key",
+                        format!("backup `{name}` is declared twice in this bucket"),
+                        Some(bv.name.pos()),
+                    )
+                    .help("give each backup entry its own name"),
+                );
+            }
+            let max_age = super::parse_duration(bv.max_age.value()).filter(|s| *s > 0);
+            if max_age.is_none() {
+                self.diags.push(
+                    Diagnostic::new(
+                        "duration-invalid",
+                        format!("`{}` is not a duration for max_age", bv.max_age.value()),
+                        Some(bv.max_age.pos()),
+                    )
+                    .help("write a positive number with a unit: 15m, 26h, 1d"),
+                );
+            }
+            let retention = bv.retention.as_ref().and_then(|r| match super::parse_duration(r.value()) {
+                Some(s) if s > 0 && s % 86400 == 0 => Some(s / 86400),
+                _ => {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "duration-invalid",
+                            format!("retention `{}` is not a whole number of days", r.value()),
+                            Some(r.pos()),
+                        )
+                        .help("write it in days, e.g. 14d: lifecycle expiration counts whole days"),
+                    );
+                    None
+                }
+            });
+            if let Some(f) = &bv.key_format {
+                let mut chars = f.value().chars();
+                let mut ok = f.value().contains('%');
+                while let Some(c) = chars.next() {
+                    if c == '%' && !matches!(chars.next(), Some('Y' | 'm' | 'd' | 'H' | 'M' | 'S')) {
+                        ok = false;
+                    }
+                }
+                if !ok {
+                    self.diags.push(
+                        Diagnostic::new("invalid-value", format!("key_format `{}` is not a time format", f.value()), Some(f.pos()))
+                            .help("use %Y %m %d %H %M %S, e.g. \"%Y%m%d-%H%M%S\" for keys like postgres/20261124-020000.sql.gz"),
+                    );
+                }
+            }
+            let prefix = self.expand(&bv.prefix);
+            if let (Some(max_age_secs), Some(prefix)) = (max_age, prefix) {
+                out.push(BackupSpec {
+                    name,
+                    prefix,
+                    max_age_secs,
+                    sha256_sidecar: bv.sha256_sidecar.as_ref().is_some_and(|s| *s.value()),
+                    retention_days: retention,
+                    key_format: bv.key_format.as_ref().map(|f| f.value().clone()),
+                    line: bv.name.pos().line,
+                });
+            }
+        }
+        out
     }
 
     fn lifecycle(&mut self, l: &Sp<raw::RawLifecycle>) -> Lifecycle {

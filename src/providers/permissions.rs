@@ -18,6 +18,8 @@ pub enum Access {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum On {
     Bucket,
+    /// Objects in the policy's buckets (backup evidence).
+    Objects,
     Role,
     ManagedPolicy,
     /// IAM gives no narrower resource (ListPolicies).
@@ -34,6 +36,9 @@ pub const OPERATIONS: &[(&str, &str, Access, On)] = &[
     ("get_bucket_lifecycle_configuration", "s3:GetLifecycleConfiguration", Access::Read, On::Bucket),
     ("get_bucket_policy", "s3:GetBucketPolicy", Access::Read, On::Bucket),
     ("get_bucket_replication", "s3:GetReplicationConfiguration", Access::Read, On::Bucket),
+    ("list_objects_v2", "s3:ListBucket", Access::Read, On::Bucket),
+    ("get_object", "s3:GetObject", Access::Read, On::Objects),
+    ("head_object", "s3:GetObject", Access::Read, On::Objects),
     ("create_bucket", "s3:CreateBucket", Access::Write, On::Bucket),
     ("put_bucket_versioning", "s3:PutBucketVersioning", Access::Write, On::Bucket),
     ("put_bucket_encryption", "s3:PutEncryptionConfiguration", Access::Write, On::Bucket),
@@ -78,7 +83,21 @@ pub enum For {
 pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
     let wanted = |a: Access| a == Access::Read || cmd == For::Apply;
     let mut statements = Vec::new();
-    let scopes: [(On, &str, Vec<String>); 4] = [
+    let scopes: [(On, &str, Vec<String>); 5] = [
+        (
+            On::Objects,
+            "S3BackupEvidence",
+            policy.map_or_else(
+                || vec!["*".to_string()],
+                |p| {
+                    p.buckets
+                        .iter()
+                        .filter(|b| !b.backups.is_empty())
+                        .map(|b| format!("arn:aws:s3:::{}/*", b.name))
+                        .collect()
+                },
+            ),
+        ),
         (
             On::Bucket,
             "S3Buckets",
@@ -124,7 +143,8 @@ pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
         ),
     ];
     for (on, sid, resources) in scopes {
-        if resources.is_empty() {
+        // Backup evidence is read by audit only.
+        if resources.is_empty() || (on == On::Objects && cmd != For::Audit) {
             continue;
         }
         let mut actions: Vec<&str> =
@@ -183,8 +203,10 @@ mod tests {
                                 continue;
                             }
                             let rest = &text[i + recv.len()..];
-                            let name: String =
-                                rest.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+                            let name: String = rest
+                                .chars()
+                                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                                .collect();
                             let verb = [
                                 "head_", "get_", "put_", "create_", "delete_", "list_", "update_", "attach_",
                                 "detach_", "tag_", "untag_",

@@ -1,6 +1,7 @@
 //! The one integration-test binary: the CLI run as a user runs it, against
 //! real local servers the harness starts.
 
+mod evidence;
 mod harness;
 mod iam;
 mod moto_launcher;

@@ -215,6 +215,7 @@ mod tests {
             require_tls: None,
             lifecycle: None,
             replication: None,
+            backups: vec![],
             line: 1,
         }
     }

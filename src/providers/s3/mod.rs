@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod controls;
 pub mod diff;
+pub mod evidence;
 pub mod lifecycle;
 pub mod observe;
 pub mod replication;

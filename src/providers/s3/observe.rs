@@ -62,7 +62,9 @@ fn unknown<T>(e: ApiError) -> Result<Observed<T>, Fatal> {
 /// Observe one bucket. `region` is where the policy wants it; the request
 /// goes to that region's client (S3 redirects are reported by HeadBucket's
 /// region header either way).
-pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<BucketState, Fatal> {
+/// With `evidence`, the lifecycle is also read when a backup entry checks
+/// retention against it (audit).
+pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool) -> Result<BucketState, Fatal> {
     let client = aws.s3(region);
     let name = spec.name.as_str();
     let head = aws.call(client.head_bucket().bucket(name).send()).await;
@@ -88,7 +90,7 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Bucke
             encryption: spec.encryption.as_ref().map(|_| like(&bucket)),
             public_access_block: spec.public_access_block.map(|_| like(&bucket)),
             mfa_delete: spec.mfa_delete.map(|_| like(&bucket)),
-            lifecycle: spec.lifecycle.as_ref().map(|_| like(&bucket)),
+            lifecycle: (spec.lifecycle.is_some() || evidence).then(|| like(&bucket)),
             policy: spec.require_tls.map(|_| like(&bucket)),
             replication: spec.replication.as_ref().map(|_| like(&bucket)),
             prerequisites: Prerequisites::default(),
@@ -102,7 +104,10 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Bucke
         maybe(wants_versioning, versioning(aws, &client, name)),
         maybe(spec.encryption.is_some(), encryption(aws, &client, name)),
         maybe(spec.public_access_block.is_some(), public_access_block(aws, &client, name)),
-        maybe(spec.lifecycle.is_some(), lifecycle(aws, &client, name)),
+        maybe(
+            spec.lifecycle.is_some() || (evidence && spec.backups.iter().any(|b| b.retention_days.is_some())),
+            lifecycle(aws, &client, name),
+        ),
         maybe(spec.require_tls.is_some(), policy(aws, &client, name)),
         maybe(spec.replication.is_some(), read_replication(aws, &client, name)),
     );
