@@ -74,3 +74,31 @@ fn get_bucket_replication_returns_what_was_stored() {
         assert_eq!(r.priority(), Some(3));
     });
 }
+
+#[test]
+fn tls_only_deny_does_not_block_object_calls_but_other_denies_do() {
+    use aws_sdk_s3::primitives::ByteStream;
+    let w = World::with_moto();
+    let b = unique("tls");
+    let s3 = w.moto().s3("us-east-1");
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Sid":"TlsOnly","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::{b}","arn:aws:s3:::{b}/*"],"Condition":{{"Bool":{{"aws:SecureTransport":"false"}}}}}},
+            {{"Sid":"NoSecrets","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/secret/*"}}]}}"#
+    );
+    block_on(async {
+        s3.create_bucket().bucket(&b).send().await.expect("create");
+        s3.put_bucket_policy().bucket(&b).policy(&policy).send().await.expect("policy");
+        s3.put_object()
+            .bucket(&b)
+            .key("postgres/dump")
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect("put under TLS-only");
+        s3.get_object().bucket(&b).key("postgres/dump").send().await.expect("get under TLS-only");
+        s3.put_object().bucket(&b).key("secret/x").body(ByteStream::from_static(b"x")).send().await.expect("put");
+        let denied = s3.get_object().bucket(&b).key("secret/x").send().await;
+        assert!(denied.is_err(), "the other Deny statement still applies");
+    });
+}
