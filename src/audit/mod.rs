@@ -7,6 +7,31 @@ use serde_json::Value;
 
 use crate::model::Address;
 
+/// Every control id the tool reports. Waivers name one of these; a test
+/// checks that every provider's ids are listed.
+pub const CONTROL_IDS: &[&str] = &[
+    "BACKUP-FRESHNESS",
+    "BACKUP-INTEGRITY",
+    "BACKUP-RETENTION",
+    "IAM-POLICY",
+    "IAM-ROLE",
+    "IAM-TRUST",
+    "PG-ARCHIVER",
+    "PG-WAL-ARCHIVING",
+    "REDIS-AOF",
+    "REDIS-LAST-SAVE",
+    "REDIS-PERSISTENCE",
+    "REDIS-RDB",
+    "S3-BUCKET",
+    "S3-CRR",
+    "S3-LIFECYCLE",
+    "S3-MFA-DELETE",
+    "S3-PUBLIC-ACCESS",
+    "S3-SSE",
+    "S3-TLS",
+    "S3-VERSIONING",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -14,6 +39,17 @@ pub enum Status {
     Fail,
     /// The evidence could not be read; the control is neither met nor failed.
     Unknown,
+    /// Failing or unknown, but covered by an active waiver.
+    Waived,
+}
+
+/// A waiver as it applied to a control.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppliedWaiver {
+    pub owner: String,
+    pub reason: String,
+    pub expires: String,
+    pub expired: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,6 +77,8 @@ pub struct ControlResult {
     pub remediation: String,
     /// Line of the resource in the policy file.
     pub policy_line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<AppliedWaiver>,
 }
 
 /// All results of one audit, sorted by address then control id.
@@ -54,6 +92,7 @@ pub struct ReportSummary {
     pub passed: usize,
     pub failed: usize,
     pub unknown: usize,
+    pub waived: usize,
 }
 
 impl Report {
@@ -69,8 +108,125 @@ impl Report {
                 Status::Pass => s.passed += 1,
                 Status::Fail => s.failed += 1,
                 Status::Unknown => s.unknown += 1,
+                Status::Waived => s.waived += 1,
             }
         }
         s
+    }
+}
+
+/// Apply the policy's waivers: a failing or unknown control covered by an
+/// active waiver (same id, its address or one above it) is waived; one
+/// covered only by an expired waiver fails and says so. `today` is
+/// YYYY-MM-DD.
+pub fn apply_waivers(report: &mut Report, waivers: &[crate::policy::Waiver], today: &str) {
+    for c in &mut report.controls {
+        if c.status == Status::Pass {
+            continue;
+        }
+        let covers = |w: &&crate::policy::Waiver| {
+            w.control == c.id && (c.address.0 == w.address || c.address.0.starts_with(&format!("{}.", w.address)))
+        };
+        let mut matching: Vec<&crate::policy::Waiver> = waivers.iter().filter(covers).collect();
+        matching.sort_by(|a, b| b.expires.cmp(&a.expires));
+        let Some(w) = matching.first() else { continue };
+        let expired = w.expires.as_str() < today;
+        c.waiver = Some(AppliedWaiver {
+            owner: w.owner.clone(),
+            reason: w.reason.clone(),
+            expires: w.expires.clone(),
+            expired,
+        });
+        if expired {
+            c.status = Status::Fail;
+            let note = format!("the waiver by {} expired on {}", w.owner, w.expires);
+            c.detail = Some(match &c.detail {
+                Some(d) => format!("{d}; {note}"),
+                None => note,
+            });
+        } else {
+            c.status = Status::Waived;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Waiver;
+
+    fn control(id: &'static str, address: &str, status: Status) -> ControlResult {
+        ControlResult {
+            id,
+            address: Address(address.into()),
+            title: "t",
+            rationale: "r",
+            severity: Severity::Low,
+            status,
+            expected: Value::Null,
+            observed: Value::Null,
+            detail: None,
+            remediation: String::new(),
+            policy_line: 1,
+            waiver: None,
+        }
+    }
+
+    fn waiver(control: &str, address: &str, expires: &str) -> Waiver {
+        Waiver {
+            control: control.into(),
+            address: address.into(),
+            owner: "o".into(),
+            reason: "r".into(),
+            expires: expires.into(),
+        }
+    }
+
+    #[test]
+    fn active_waivers_waive_expired_ones_fail_and_passes_stay() {
+        let mut r = Report::new(vec![
+            control("S3-MFA-DELETE", "s3.a.mfa_delete", Status::Fail),
+            control("S3-TLS", "s3.b", Status::Unknown),
+            control("S3-SSE", "s3.c", Status::Pass),
+            control("S3-SSE", "s3.cd", Status::Fail),
+        ]);
+        let ws = [
+            waiver("S3-MFA-DELETE", "s3.a", "2026-12-31"),
+            waiver("S3-TLS", "s3.b", "2026-11-23"),
+            waiver("S3-SSE", "s3.c", "2030-01-01"),
+        ];
+        apply_waivers(&mut r, &ws, "2026-11-24");
+        let st: Vec<Status> = r.controls.iter().map(|c| c.status).collect();
+        assert_eq!(st, [Status::Waived, Status::Fail, Status::Pass, Status::Fail], "sorted by address: a, b, c, cd");
+        let tls = r.controls.iter().find(|c| c.id == "S3-TLS").expect("tls");
+        assert!(tls.detail.as_deref().unwrap_or("").contains("expired on 2026-11-23"));
+        let sse = r.controls.iter().find(|c| c.address.0 == "s3.cd").expect("sse");
+        assert_eq!(sse.status, Status::Fail, "s3.c does not cover s3.cd");
+        assert_eq!(r.summary().waived, 1);
+    }
+
+    #[test]
+    fn every_control_id_in_the_providers_is_listed() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/providers");
+        let mut stack = vec![root];
+        let mut found = std::collections::BTreeSet::new();
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    let text = std::fs::read_to_string(&p).expect("read");
+                    for part in text.split('"').skip(1).step_by(2) {
+                        let prefixed = ["S3-", "IAM-", "REDIS-", "PG-", "BACKUP-"].iter().any(|x| part.starts_with(x));
+                        if prefixed && part.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-') {
+                            found.insert(part.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        let listed: std::collections::BTreeSet<String> = CONTROL_IDS.iter().map(|s| s.to_string()).collect();
+        assert_eq!(found, listed);
     }
 }

@@ -29,7 +29,12 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return error(g, e),
     };
-    let report = engine::audit(&observations);
+    let mut report = engine::audit(&observations);
+    let today = crate::providers::s3::evidence::format_time(
+        "%Y-%m-%d",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    );
+    crate::audit::apply_waivers(&mut report, &policy.waivers, &today);
     let to_file = a.output.is_some();
     let text = match a.format {
         Format::Text => render::text::audit(&report, Paint { on: !to_file && g.color.enabled_for_stdout() }),

@@ -30,7 +30,6 @@ pub const ALL_CODES: &[&str] = &[
     "kms-key-not-allowed",
     "kms-key-required",
     "missing-field",
-    "not-supported-yet",
     "not-utf8",
     "policy-ref-invalid",
     "region-invalid",

@@ -27,6 +27,19 @@ pub struct Policy {
     pub iam: Iam,
     pub redis: Vec<RedisSpec>,
     pub postgres: Vec<PostgresSpec>,
+    pub waivers: Vec<Waiver>,
+}
+
+/// An accepted exception to one control, for a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiver {
+    pub control: String,
+    /// The address it covers, and everything under it.
+    pub address: String,
+    pub owner: String,
+    pub reason: String,
+    /// YYYY-MM-DD; the waiver holds through that day.
+    pub expires: String,
 }
 
 /// A value that must never be shown: Debug prints a placeholder and there

@@ -89,29 +89,6 @@ impl<V: JsonSchema> JsonSchema for NamedMap<V> {
     }
 }
 
-/// A key of the v1 format that a later version of this tool will handle.
-/// It is accepted by the parser only so validation can say "not supported
-/// yet" at its position instead of "unknown field".
-#[derive(Debug, Clone)]
-pub struct Later;
-
-impl<'de> Deserialize<'de> for Later {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        de::IgnoredAny::deserialize(deserializer).map(|_| Later)
-    }
-}
-
-impl JsonSchema for Later {
-    fn schema_name() -> Cow<'static, str> {
-        "NotSupportedYet".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        schemars::json_schema!({
-            "description": "Part of the v1 format, not supported by this version of suoops-policy yet."
-        })
-    }
-}
-
 /// The whole policy file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -131,8 +108,9 @@ pub struct RawPolicy {
     /// PostgreSQL servers by name.
     #[serde(default)]
     pub postgres: Option<Sp<super::store_raw::RawPostgresMap>>,
+    /// Accepted exceptions to controls, each with an owner and an expiry.
     #[serde(default)]
-    pub waivers: Option<Sp<Later>>,
+    pub waivers: Vec<Sp<RawWaiver>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -447,4 +425,17 @@ pub struct RawBackup {
     /// listing then starts near the end instead of reading everything.
     #[serde(default)]
     pub key_format: Option<Sp<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWaiver {
+    /// A control id, e.g. S3-MFA-DELETE.
+    pub control: Sp<String>,
+    /// The address it covers, and everything under it, e.g. s3.suoops-backups.
+    pub address: Sp<String>,
+    pub owner: Sp<String>,
+    pub reason: Sp<String>,
+    /// YYYY-MM-DD (quote it so YAML keeps it a string).
+    pub expires: Sp<String>,
 }

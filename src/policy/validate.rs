@@ -12,8 +12,6 @@ use super::{
     Replication, ReplicationRule, Transition, Versioning,
 };
 
-const SUPPORTED: &str = "this version handles `version`, `aws.region` and s3.buckets.NAME.{region, versioning, encryption, public_access_block, mfa_delete, require_tls, lifecycle, replication} and iam.{roles, policies}, redis.NAME, postgres.NAME";
-
 /// Parse the bytes of `file` and validate them.
 pub fn parse_and_validate(
     file: &str,
@@ -148,7 +146,6 @@ impl Validator<'_> {
                 .help("write `version: 1`"),
             );
         }
-        self.later("waivers", &raw.waivers);
         let default_region = raw.aws.as_ref().and_then(|a| a.value().region.as_ref()).and_then(|r| self.region(r));
         let mut buckets: Vec<BucketSpec> = Vec::new();
         let mut seen: HashMap<String, Pos> = HashMap::new();
@@ -192,21 +189,8 @@ impl Validator<'_> {
         let iam = raw.iam.as_ref().map(|i| self.iam(i, &buckets)).unwrap_or_default();
         let redis = raw.redis.as_ref().map(|r| self.redis(r)).unwrap_or_default();
         let postgres = raw.postgres.as_ref().map(|p| self.postgres(p)).unwrap_or_default();
-        Policy { file: file.to_string(), default_region, buckets, iam, redis, postgres }
-    }
-
-    fn later<T>(&mut self, key: &str, v: &Option<Sp<T>>) {
-        if let Some(v) = v {
-            self.diags.push(
-                Diagnostic::new(
-                    "not-supported-yet",
-                    format!("`{key}` is part of the v1 format but not supported by this version of suoops-policy yet"),
-                    Some(v.pos()),
-                )
-                .label("not supported yet")
-                .help(format!("{SUPPORTED}; remove `{key}` for now rather than have it silently ignored")),
-            );
-        }
+        let waivers = raw.waivers.iter().filter_map(|w| self.waiver(w)).collect();
+        Policy { file: file.to_string(), default_region, buckets, iam, redis, postgres, waivers }
     }
 
     /// Resolve `${VAR}` in a string value; `$${` writes a literal `${`.
@@ -472,6 +456,50 @@ impl Validator<'_> {
             _ => Ownership::Shared,
         };
         (self.diags.len() == before).then_some(Replication { role, ownership, rules })
+    }
+
+    fn waiver(&mut self, w: &Sp<raw::RawWaiver>) -> Option<super::Waiver> {
+        let wv = w.value();
+        let before = self.diags.len();
+        if !crate::audit::CONTROL_IDS.contains(&wv.control.value().as_str()) {
+            self.diags.push(
+                Diagnostic::new(
+                    "invalid-value",
+                    format!("`{}` is not a control id", wv.control.value()),
+                    Some(wv.control.pos()),
+                )
+                .help(format!("one of {}", crate::audit::CONTROL_IDS.join(", "))),
+            );
+        }
+        let d = wv.expires.value();
+        let b = d.as_bytes();
+        let valid_date = b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && d.chars().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+            && (1..=12).contains(&d[5..7].parse::<u32>().unwrap_or(0))
+            && (1..=31).contains(&d[8..10].parse::<u32>().unwrap_or(0));
+        if !valid_date {
+            self.diags.push(
+                Diagnostic::new("invalid-value", format!("expires `{d}` is not a date"), Some(wv.expires.pos()))
+                    .help("write expires: \"2027-01-31\" (YYYY-MM-DD)"),
+            );
+        }
+        for (what, v) in [("owner", &wv.owner), ("reason", &wv.reason), ("address", &wv.address)] {
+            if v.value().trim().is_empty() {
+                self.diags.push(
+                    Diagnostic::new("missing-field", format!("the waiver's {what} is empty"), Some(v.pos()))
+                        .help("auditors need to know who accepted what and why"),
+                );
+            }
+        }
+        (self.diags.len() == before).then(|| super::Waiver {
+            control: wv.control.value().clone(),
+            address: wv.address.value().clone(),
+            owner: wv.owner.value().clone(),
+            reason: wv.reason.value().clone(),
+            expires: d.clone(),
+        })
     }
 
     fn backups(&mut self, list: &Sp<Vec<Sp<raw::RawBackup>>>) -> Vec<BackupSpec> {

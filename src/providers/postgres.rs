@@ -264,6 +264,7 @@ pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> 
             detail,
             remediation: "suoops-policy apply (ALTER SYSTEM + reload; restart where marked)".into(),
             policy_line: spec.line,
+                waiver: None,
         })
     };
     let expected = Value::Object(wanted(spec).into_iter().map(|(k, v)| (k.into(), json!(v))).collect());

@@ -201,6 +201,7 @@ pub fn controls(spec: &RedisSpec, state: &RedisState, change: &Change) -> Vec<Co
             detail,
             remediation: "suoops-policy apply (CONFIG SET + CONFIG REWRITE)".into(),
             policy_line: spec.line,
+                waiver: None,
         })
     };
     let judge = |keys: &[&str], want: &[(&str, String)]| -> (Status, Value, Option<String>) {

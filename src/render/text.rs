@@ -135,6 +135,7 @@ pub fn audit(report: &Report, p: Paint) -> String {
             Status::Pass => p.green("PASS"),
             Status::Fail => p.red("FAIL"),
             Status::Unknown => p.yellow("UNKNOWN"),
+            Status::Waived => p.yellow("WAIVED"),
         };
         let _ = writeln!(out, "  {mark:<4} {:<18} {}", c.id, c.title);
         let _ = writeln!(out, "       {} {}", p.dim("observed:"), value(&c.observed));
@@ -145,10 +146,16 @@ pub fn audit(report: &Report, p: Paint) -> String {
             }
             let _ = writeln!(out, "       {} {}", p.dim("fix:     "), c.remediation);
         }
+        if let Some(w) = &c.waiver {
+            let state = if w.expired { "expired" } else { "until" };
+            let _ = writeln!(out, "       {} {} ({}), {state} {}", p.dim("waiver:  "), w.reason, w.owner, w.expires);
+        }
     }
     let s = report.summary();
     let verdict = if s.failed == 0 && s.unknown == 0 { p.green("compliant") } else { p.red("NOT compliant") };
-    let _ = writeln!(out, "\nAudit: {} passed, {} failed, {} unknown: {verdict}.", s.passed, s.failed, s.unknown);
+    let waived = if s.waived > 0 { format!(", {} waived", s.waived) } else { String::new() };
+    let _ =
+        writeln!(out, "\nAudit: {} passed, {} failed, {} unknown{waived}: {verdict}.", s.passed, s.failed, s.unknown);
     out
 }
 

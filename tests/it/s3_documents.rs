@@ -384,3 +384,37 @@ fn replication_without_its_role_is_a_conflict_not_a_failed_write() {
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
     w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
+
+#[test]
+fn a_waiver_covers_a_failing_control_until_it_expires() {
+    let w = World::with_moto();
+    let b = unique("mfa");
+    let body = |expires: &str| {
+        format!(
+            "version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      versioning: enabled\n      mfa_delete: enabled\nwaivers:\n  - control: S3-MFA-DELETE\n    address: s3.{b}\n    owner: platform@suoops\n    reason: root MFA device being replaced\n    expires: \"{expires}\"\n"
+        )
+    };
+    let active = w.write("active.yaml", &body("2099-12-31")).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &active, "--auto-approve"]).code(0);
+    let r = w.cli(&["audit", "-f", &active]);
+    r.code(0);
+    assert!(r.stdout.contains("WAIVED S3-MFA-DELETE"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("waiver:   root MFA device being replaced (platform@suoops), until 2099-12-31"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("1 waived: compliant"), "{}", r.stdout);
+    let expired = w.write("expired.yaml", &body("2020-01-01")).to_string_lossy().into_owned();
+    let r = w.cli(&["audit", "-f", &expired, "--format", "json"]);
+    r.code(2);
+    let c = r.json()["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == "S3-MFA-DELETE")
+        .cloned()
+        .expect("control");
+    assert_eq!(c["status"], "fail");
+    assert_eq!(c["waiver"]["expired"], true);
+}

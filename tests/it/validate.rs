@@ -105,7 +105,6 @@ fn diagnostic_codes_are_stable() {
             "kms-key-not-allowed",
             "kms-key-required",
             "missing-field",
-            "not-supported-yet",
             "not-utf8",
             "policy-ref-invalid",
             "region-invalid",

@@ -742,6 +742,7 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
                 detail,
                 remediation: "suoops-policy apply".into(),
                 policy_line: spec.line,
+                waiver: None,
             })
         };
         let facts = seen.role.present();

@@ -311,5 +311,6 @@ fn result(
         detail,
         remediation: remediation.to_string(),
         policy_line: spec.line,
+        waiver: None,
     }
 }

@@ -250,6 +250,7 @@ pub fn controls(
                 detail,
                 remediation: fix.to_string(),
                 policy_line: b.line,
+                waiver: None,
             })
         };
         let (status, observed, detail) = match &e.newest {
