@@ -230,6 +230,12 @@ impl Run {
     }
 }
 
+/// Text with runs of spaces collapsed, so assertions do not depend on
+/// column alignment.
+pub fn squash(s: &str) -> String {
+    s.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
+}
+
 /// A bucket name no other test uses.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

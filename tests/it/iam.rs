@@ -3,11 +3,7 @@
 //! attachments, deletion behind --allow-destroy; and the tool's own
 //! least-privilege policy.
 
-use crate::harness::{unique, World};
-
-fn squash(s: &str) -> String {
-    s.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
-}
+use crate::harness::{squash, unique, World};
 
 fn policy(role: &str, managed: &str, exclusive: bool) -> String {
     format!(

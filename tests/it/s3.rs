@@ -3,13 +3,7 @@
 
 use aws_sdk_s3::types::{BucketVersioningStatus, PublicAccessBlockConfiguration, VersioningConfiguration};
 
-use crate::harness::{block_on, unique, World};
-
-/// Text with runs of spaces collapsed, so assertions do not depend on
-/// column alignment.
-fn squash(s: &str) -> String {
-    s.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
-}
+use crate::harness::{block_on, squash, unique, World};
 
 fn policy(w: &World, a: &str, b: &str) -> String {
     let text = format!(

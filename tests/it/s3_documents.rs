@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::{BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule};
 
-use crate::harness::{block_on, unique, World};
-
-fn squash(s: &str) -> String {
-    s.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
-}
+use crate::harness::{block_on, squash, unique, World};
 
 fn lifecycle_policy(bucket: &str, ownership: &str) -> String {
     format!(

@@ -4,13 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Postgres, RedisServer, Run, World};
+use crate::harness::{squash, Postgres, RedisServer, Run, World};
 
 const QUEUE: &str = "version: 1\nredis:\n  queues:\n    url: ${T_REDIS_URL}\n    persistence:\n      aof: {fsync: everysec}\n      rdb: [{after: 6h, changes: 1}]\n";
-
-fn squash(s: &str) -> String {
-    s.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
-}
 
 fn with(w: &World, args: &[&str], url: &str) -> Run {
     w.cli_env(args, &[("T_REDIS_URL", url), ("T_PG_URL", url)], &["AWS_ENDPOINT_URL"])
