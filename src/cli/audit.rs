@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{connect, error, load_policy, out, Format, Global, PolicyArg};
+use clap::ValueEnum;
+
+use super::{connect, error, load_policy, out, Global, PolicyArg};
 use crate::engine;
 use crate::render::{self, Paint};
 
@@ -13,11 +15,19 @@ pub struct AuditArgs {
     #[command(flatten)]
     pub policy: PolicyArg,
     /// Report format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+    pub format: AuditFormat,
     /// Write the report to FILE instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Text,
+    Json,
+    Markdown,
+    Junit,
 }
 
 pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
@@ -37,8 +47,10 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     crate::audit::apply_waivers(&mut report, &policy.waivers, &today);
     let to_file = a.output.is_some();
     let text = match a.format {
-        Format::Text => render::text::audit(&report, Paint { on: !to_file && g.color.enabled_for_stdout() }),
-        Format::Json => format!("{:#}\n", render::json::audit(&report)),
+        AuditFormat::Text => render::text::audit(&report, Paint { on: !to_file && g.color.enabled_for_stdout() }),
+        AuditFormat::Json => format!("{:#}\n", render::json::audit(&report)),
+        AuditFormat::Markdown => render::report::markdown(&report),
+        AuditFormat::Junit => render::report::junit(&report),
     };
     match &a.output {
         Some(path) => {

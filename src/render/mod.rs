@@ -2,6 +2,7 @@
 //! Output is deterministic: sorted by address, no timestamps.
 
 pub mod json;
+pub mod report;
 pub mod text;
 
 use std::io::IsTerminal;

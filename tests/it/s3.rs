@@ -391,3 +391,35 @@ fn region_flag_sets_where_buckets_without_their_own_region_go() {
     assert_eq!(loc.location_constraint().map(|c| c.as_str()), Some("eu-west-1"));
     w.cli(&["--region", "eu-west-1", "plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
+
+#[test]
+fn audit_reports_in_junit_and_markdown() {
+    let w = World::with_moto();
+    let (a, b) = (unique("backups"), unique("dr"));
+    let p = policy(&w, &a, &b);
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    block_on(async { w.moto().s3("us-east-1").delete_bucket_encryption().bucket(&a).send().await.expect("drift") });
+    let xml = w.dir.path().join("audit.xml");
+    let r = w.cli(&["audit", "-f", &p, "--format", "junit", "--output", &xml.to_string_lossy()]);
+    r.code(2);
+    // Parsed by a real XML parser.
+    let out = std::process::Command::new(crate::harness::python())
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as ET\nr = ET.parse(sys.argv[1]).getroot()\nprint(r.get('tests'), r.get('failures'), len(r.findall('testsuite')), [c.get('name') for c in r.iter('testcase') if c.find('failure') is not None])",
+            &xml.to_string_lossy(),
+        ])
+        .output()
+        .expect("python");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "8 1 2 ['S3-SSE Default encryption at rest']",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = w.cli(&["audit", "-f", &p, "--format", "markdown"]);
+    r.code(2);
+    assert!(r.stdout.contains("| 7 | 1 | 0 | 0 | **not compliant** |"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("### `s3.{a}`")), "{}", r.stdout);
+    assert!(r.stdout.contains("| ❌ fail | S3-SSE Default encryption at rest |"), "{}", r.stdout);
+}

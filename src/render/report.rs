@@ -1,0 +1,137 @@
+//! Audit reports for CI dashboards and pull requests: JUnit XML (one test
+//! case per control) and Markdown.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::audit::{Report, Status};
+
+fn xml(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&apos;".to_string(),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => " ".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+fn compact(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// JUnit XML: a test suite per resource, a test case per control; failures
+/// carry the detail, unknown and waived controls are skipped with why.
+pub fn junit(report: &Report) -> String {
+    let s = report.summary();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"suoops-policy audit\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
+        report.controls.len(),
+        s.failed,
+        s.unknown + s.waived
+    );
+    let mut i = 0;
+    while i < report.controls.len() {
+        let addr = &report.controls[i].address;
+        let group: Vec<_> = report.controls[i..].iter().take_while(|c| &c.address == addr).collect();
+        let failures = group.iter().filter(|c| c.status == Status::Fail).count();
+        let skipped = group.iter().filter(|c| matches!(c.status, Status::Unknown | Status::Waived)).count();
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
+            xml(&addr.0),
+            group.len()
+        );
+        for c in &group {
+            let _ = write!(out, "    <testcase classname=\"{}\" name=\"{} {}\"", xml(&addr.0), c.id, xml(c.title));
+            let body = format!(
+                "expected: {}\nobserved: {}\nfix: {}",
+                compact(&c.expected),
+                compact(&c.observed),
+                c.remediation
+            );
+            match c.status {
+                Status::Pass => out.push_str("/>\n"),
+                Status::Fail => {
+                    let msg = c.detail.clone().unwrap_or_else(|| "does not match the policy".into());
+                    let _ = write!(
+                        out,
+                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                        xml(&msg),
+                        xml(&body)
+                    );
+                }
+                Status::Unknown | Status::Waived => {
+                    let msg = match (&c.waiver, &c.detail) {
+                        (Some(w), _) if c.status == Status::Waived => {
+                            format!("waived until {} by {}: {}", w.expires, w.owner, w.reason)
+                        }
+                        (_, Some(d)) => format!("could not be evaluated: {d}"),
+                        _ => "could not be evaluated".into(),
+                    };
+                    let _ = write!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>\n", xml(&msg));
+                }
+            }
+        }
+        out.push_str("  </testsuite>\n");
+        i += group.len();
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+fn md(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Markdown: a summary table, then one table per resource.
+pub fn markdown(report: &Report) -> String {
+    let s = report.summary();
+    let verdict = if s.failed == 0 && s.unknown == 0 { "compliant" } else { "**not compliant**" };
+    let mut out = String::from("## suoops-policy audit\n\n");
+    let _ = writeln!(out, "| passed | failed | unknown | waived | verdict |\n|---:|---:|---:|---:|---|");
+    let _ = writeln!(out, "| {} | {} | {} | {} | {verdict} |\n", s.passed, s.failed, s.unknown, s.waived);
+    let mut last = None;
+    for c in &report.controls {
+        if last != Some(&c.address) {
+            let _ =
+                writeln!(out, "\n### `{}`\n\n| status | control | observed | detail |\n|---|---|---|---|", c.address);
+            last = Some(&c.address);
+        }
+        let mark = match c.status {
+            Status::Pass => "✅ pass",
+            Status::Fail => "❌ fail",
+            Status::Unknown => "❔ unknown",
+            Status::Waived => "⏸ waived",
+        };
+        let detail = match (&c.waiver, &c.detail) {
+            (Some(w), d) => format!(
+                "{}waiver by {} until {}: {}",
+                d.as_deref().map(|d| format!("{d}; ")).unwrap_or_default(),
+                w.owner,
+                w.expires,
+                w.reason
+            ),
+            (None, Some(d)) => d.clone(),
+            (None, None) => String::new(),
+        };
+        let observed = compact(&c.observed);
+        let observed = if observed.chars().count() > 120 {
+            format!("{}…", observed.chars().take(120).collect::<String>())
+        } else {
+            observed
+        };
+        let _ = writeln!(out, "| {mark} | {} {} | `{}` | {} |", c.id, md(c.title), md(&observed), md(&detail));
+    }
+    out
+}
