@@ -2,6 +2,8 @@
 //! pass / fail / unknown from the same observation and diff that plan uses,
 //! with the observed evidence and the remediation.
 
+pub mod objectives;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -85,6 +87,8 @@ pub struct ControlResult {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub controls: Vec<ControlResult>,
+    /// The strategy's objectives, computed from the controls.
+    pub objectives: Vec<objectives::Objective>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -98,7 +102,7 @@ pub struct ReportSummary {
 impl Report {
     pub fn new(mut controls: Vec<ControlResult>) -> Self {
         controls.sort_by(|a, b| (&a.address, a.id).cmp(&(&b.address, b.id)));
-        Report { controls }
+        Report { controls, objectives: Vec::new() }
     }
 
     pub fn summary(&self) -> ReportSummary {

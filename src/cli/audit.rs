@@ -45,6 +45,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     );
     crate::audit::apply_waivers(&mut report, &policy.waivers, &today);
+    report.objectives = crate::audit::objectives::evaluate(&report, &policy);
     let to_file = a.output.is_some();
     let text = match a.format {
         AuditFormat::Text => render::text::audit(&report, Paint { on: !to_file && g.color.enabled_for_stdout() }),

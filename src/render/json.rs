@@ -25,6 +25,7 @@ pub fn audit(report: &Report) -> Value {
         "format_version": FORMAT_VERSION,
         "compliant": s.failed == 0 && s.unknown == 0,
         "summary": s,
+        "objectives": report.objectives,
         "controls": report.controls,
     })
 }

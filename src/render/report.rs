@@ -101,6 +101,17 @@ pub fn markdown(report: &Report) -> String {
     let mut out = String::from("## suoops-policy audit\n\n");
     let _ = writeln!(out, "| passed | failed | unknown | waived | verdict |\n|---:|---:|---:|---:|---|");
     let _ = writeln!(out, "| {} | {} | {} | {} | {verdict} |\n", s.passed, s.failed, s.unknown, s.waived);
+    if !report.objectives.is_empty() {
+        let _ = writeln!(out, "### Objectives\n\n| objective | verdict | reasons |\n|---|---|---|");
+        for o in &report.objectives {
+            let v = match o.verdict {
+                crate::audit::objectives::Verdict::Met => "✅ met",
+                crate::audit::objectives::Verdict::NotMet => "❌ not met",
+                crate::audit::objectives::Verdict::NotEvaluated => "➖ not evaluated",
+            };
+            let _ = writeln!(out, "| {} — {} | {v} | {} |", o.id, md(o.title), md(&o.reasons.join("; ")));
+        }
+    }
     let mut last = None;
     for c in &report.controls {
         if last != Some(&c.address) {

@@ -151,6 +151,20 @@ pub fn audit(report: &Report, p: Paint) -> String {
             let _ = writeln!(out, "       {} {} ({}), {state} {}", p.dim("waiver:  "), w.reason, w.owner, w.expires);
         }
     }
+    if !report.objectives.is_empty() {
+        let _ = writeln!(out, "\n{}", p.bold("Objectives (from the backup strategy)"));
+        for o in &report.objectives {
+            let mark = match o.verdict {
+                crate::audit::objectives::Verdict::Met => p.green("MET"),
+                crate::audit::objectives::Verdict::NotMet => p.red("NOT MET"),
+                crate::audit::objectives::Verdict::NotEvaluated => p.dim("n/a"),
+            };
+            let _ = writeln!(out, "  {mark:<7} {:<22} {}", o.id, o.title);
+            for r in &o.reasons {
+                let _ = writeln!(out, "          {}", p.dim(&format!("- {r}")));
+            }
+        }
+    }
     let s = report.summary();
     let verdict = if s.failed == 0 && s.unknown == 0 { p.green("compliant") } else { p.red("NOT compliant") };
     let waived = if s.waived > 0 { format!(", {} waived", s.waived) } else { String::new() };

@@ -64,7 +64,7 @@ pub fn canonical(st: &Value) -> Value {
 }
 
 /// `*` and `?` wildcards, as IAM matches resources.
-fn glob(pattern: &str, s: &str) -> bool {
+pub fn glob(pattern: &str, s: &str) -> bool {
     let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
     let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
     while si < s.len() {

@@ -1,0 +1,233 @@
+//! The strategy's objectives, each met / not met with reasons, computed
+//! from the controls of one audit (and, for access, from the role documents
+//! those controls verified).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{ControlResult, Report, Status};
+use crate::policy::Policy;
+use crate::providers::iam::doc;
+use crate::providers::s3::tls::glob;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Met,
+    NotMet,
+    /// Nothing in the policy lets the audit judge it.
+    NotEvaluated,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Objective {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+}
+
+fn judge(controls: &[&ControlResult]) -> (Verdict, Vec<String>) {
+    if controls.is_empty() {
+        return (Verdict::NotEvaluated, vec!["no control in the policy covers it".into()]);
+    }
+    let bad: Vec<String> = controls
+        .iter()
+        .filter(|c| !matches!(c.status, Status::Pass | Status::Waived))
+        .map(|c| format!("{} {} is {}", c.address, c.id, format!("{:?}", c.status).to_lowercase()))
+        .collect();
+    if bad.is_empty() {
+        (Verdict::Met, vec![])
+    } else {
+        (Verdict::NotMet, bad)
+    }
+}
+
+/// Statements of a role's documents that Allow `action` on `resource`.
+fn allows(docs: &[&Value], action: &str, resource: &str) -> bool {
+    docs.iter().any(|d| {
+        let c = doc::canonical(d);
+        c["Statement"].as_array().into_iter().flatten().any(|st| {
+            let list = |k: &str| {
+                st[k]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            };
+            st["Effect"] == "Allow"
+                && list("Action").iter().any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+                && list("Resource").iter().any(|r| glob(r, resource))
+        })
+    })
+}
+
+pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
+    let by = |pred: &dyn Fn(&ControlResult) -> bool| -> Vec<&ControlResult> {
+        report.controls.iter().filter(|c| pred(c)).collect()
+    };
+    let mut out = Vec::new();
+    let mut push =
+        |id, title, (verdict, reasons): (Verdict, Vec<String>)| out.push(Objective { id, title, verdict, reasons });
+
+    let fast: Vec<String> = policy
+        .buckets
+        .iter()
+        .flat_map(|b| {
+            b.backups.iter().filter(|e| e.max_age_secs <= 900).map(move |e| format!("s3.{}.backups.{}", b.name, e.name))
+        })
+        .collect();
+    push(
+        "RPO-15MIN",
+        "Data loss under 15 minutes (WAL archived and fresh)",
+        judge(&by(&|c| c.id.starts_with("PG-") || (c.id == "BACKUP-FRESHNESS" && fast.contains(&c.address.0)))),
+    );
+    push("RETENTION-14D", "Backups kept as long as the strategy says", judge(&by(&|c| c.id == "BACKUP-RETENTION")));
+    push("ENCRYPTION-AT-REST", "Backups encrypted at rest", judge(&by(&|c| c.id == "S3-SSE")));
+    push("ENCRYPTION-IN-TRANSIT", "Backups reachable over TLS only", judge(&by(&|c| c.id == "S3-TLS")));
+    push("DR-COPY", "A disaster-recovery copy in another region", judge(&by(&|c| c.id == "S3-CRR")));
+    push(
+        "REDIS-DURABILITY",
+        "Redis durable where queues need it",
+        judge(&by(&|c| matches!(c.id, "REDIS-AOF" | "REDIS-RDB" | "REDIS-LAST-SAVE"))),
+    );
+
+    // Access: judged from the role documents the policy declares, and only
+    // when the IAM controls found them live as declared.
+    let iam_ok = judge(&by(&|c| c.id.starts_with("IAM-")));
+    let dumps: Vec<(String, String)> = policy
+        .buckets
+        .iter()
+        .flat_map(|b| {
+            b.backups.iter().filter(|e| e.max_age_secs > 900).map(move |e| (b.name.clone(), e.prefix.clone()))
+        })
+        .collect();
+    let roles: Vec<(&str, Vec<&Value>)> = policy
+        .iam
+        .roles
+        .iter()
+        .filter(|r| !r.absent)
+        .map(|r| (r.name.as_str(), r.inline_policies.iter().flat_map(|m| m.values()).collect()))
+        .collect();
+    let (readiness, least) = if dumps.is_empty() || roles.is_empty() {
+        let why = (Verdict::NotEvaluated, vec!["needs backups: entries and iam.roles in the policy".to_string()]);
+        (why.clone(), why)
+    } else if iam_ok.0 != Verdict::Met {
+        let why = (Verdict::NotMet, iam_ok.1.clone());
+        (why.clone(), why)
+    } else {
+        let mut ready = Vec::new();
+        let mut excess = Vec::new();
+        for (bucket, prefix) in &dumps {
+            let key = format!("arn:aws:s3:::{bucket}/{prefix}latest-dump");
+            let readers: Vec<&str> =
+                roles.iter().filter(|(_, d)| allows(d, "s3:GetObject", &key)).map(|(n, _)| *n).collect();
+            if readers.is_empty() {
+                ready.push(format!("no declared role can read {bucket}/{prefix}"));
+            }
+            for (name, docs) in &roles {
+                let writes = allows(docs, "s3:PutObject", &key);
+                let reads = allows(docs, "s3:GetObject", &key);
+                let deletes = allows(docs, "s3:DeleteObject", &key);
+                if writes && (reads || deletes) {
+                    excess.push(format!(
+                        "{name} writes {bucket}/{prefix} and can also {}",
+                        if deletes { "delete" } else { "read" }
+                    ));
+                }
+                if reads && (writes || deletes) {
+                    excess.push(format!(
+                        "{name} restores from {bucket}/{prefix} and can also {}",
+                        if deletes { "delete" } else { "write" }
+                    ));
+                }
+            }
+        }
+        excess.sort();
+        excess.dedup();
+        let v = |r: Vec<String>| if r.is_empty() { (Verdict::Met, r) } else { (Verdict::NotMet, r) };
+        (v(ready), v(excess))
+    };
+    push("RTO-60MIN-READINESS", "A restore role can read the latest dump", readiness);
+    push("LEAST-PRIVILEGE", "The writer cannot read or delete; the restore role cannot write", least);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Severity;
+    use crate::model::Address;
+
+    fn policy(writer_actions: &str) -> Policy {
+        let text = format!(
+            r#"version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    bkt:
+      backups: [{{name: dump, prefix: postgres/, max_age: 26h}}]
+iam:
+  roles:
+    writer:
+      trust: {{Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: sts:AssumeRole}}]}}
+      inline_policies:
+        p: {{Statement: [{{Effect: Allow, Action: [{writer_actions}], Resource: "arn:aws:s3:::bkt/postgres/*"}}]}}
+    restore:
+      trust: {{Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: sts:AssumeRole}}]}}
+      inline_policies:
+        p: {{Statement: [{{Effect: Allow, Action: "s3:Get*", Resource: "arn:aws:s3:::bkt/*"}}]}}
+"#
+        );
+        crate::policy::parse("p.yaml", text.into_bytes(), &|_| None).expect("valid policy")
+    }
+
+    fn control(id: &'static str, status: Status) -> ControlResult {
+        ControlResult {
+            id,
+            address: Address("s3.bkt".into()),
+            title: "t",
+            rationale: "r",
+            severity: Severity::High,
+            status,
+            expected: Value::Null,
+            observed: Value::Null,
+            detail: None,
+            remediation: String::new(),
+            policy_line: 1,
+            waiver: None,
+        }
+    }
+
+    fn verdict(objs: &[Objective], id: &str) -> Verdict {
+        objs.iter().find(|o| o.id == id).map(|o| o.verdict).expect("objective")
+    }
+
+    #[test]
+    fn objectives_follow_their_controls() {
+        let p = policy("s3:PutObject");
+        let r = Report::new(vec![
+            control("S3-SSE", Status::Pass),
+            control("S3-TLS", Status::Fail),
+            control("IAM-POLICY", Status::Pass),
+        ]);
+        let o = evaluate(&r, &p);
+        assert_eq!(verdict(&o, "ENCRYPTION-AT-REST"), Verdict::Met);
+        assert_eq!(verdict(&o, "ENCRYPTION-IN-TRANSIT"), Verdict::NotMet);
+        assert_eq!(verdict(&o, "DR-COPY"), Verdict::NotEvaluated);
+        assert_eq!(verdict(&o, "RTO-60MIN-READINESS"), Verdict::Met, "restore reads postgres/ through s3:Get* on bk/*");
+        assert_eq!(verdict(&o, "LEAST-PRIVILEGE"), Verdict::Met);
+    }
+
+    #[test]
+    fn a_writer_that_can_delete_breaks_least_privilege() {
+        let p = policy("s3:PutObject, s3:DeleteObject");
+        let r = Report::new(vec![control("IAM-POLICY", Status::Pass)]);
+        let o = evaluate(&r, &p);
+        assert_eq!(verdict(&o, "LEAST-PRIVILEGE"), Verdict::NotMet);
+        let reasons = &o.iter().find(|x| x.id == "LEAST-PRIVILEGE").expect("o").reasons;
+        assert_eq!(reasons, &["writer writes bkt/postgres/ and can also delete"]);
+        // Roles not verified live: the access objectives cannot be met.
+        let r = Report::new(vec![control("IAM-POLICY", Status::Fail)]);
+        assert_eq!(verdict(&evaluate(&r, &p), "RTO-60MIN-READINESS"), Verdict::NotMet);
+    }
+}
