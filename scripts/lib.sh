@@ -63,6 +63,11 @@ need_servers() {
     fi
 }
 
+need_chromium() {
+    # Headless Chromium renders the HTML audit report in the tests.
+    [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ] || apt_install chromium
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

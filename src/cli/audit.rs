@@ -28,6 +28,8 @@ pub enum AuditFormat {
     Json,
     Markdown,
     Junit,
+    Sarif,
+    Html,
 }
 
 pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
@@ -52,6 +54,8 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         AuditFormat::Json => format!("{:#}\n", render::json::audit(&report)),
         AuditFormat::Markdown => render::report::markdown(&report),
         AuditFormat::Junit => render::report::junit(&report),
+        AuditFormat::Sarif => format!("{:#}\n", render::report::sarif(&report, &policy.file)),
+        AuditFormat::Html => render::html::report(&report, &policy.file),
     };
     match &a.output {
         Some(path) => {

@@ -1,6 +1,7 @@
 //! Turning plans and reports into text for people and JSON for machines.
 //! Output is deterministic: sorted by address, no timestamps.
 
+pub mod html;
 pub mod json;
 pub mod report;
 pub mod text;

@@ -423,3 +423,77 @@ fn audit_reports_in_junit_and_markdown() {
     assert!(r.stdout.contains(&format!("### `s3.{a}`")), "{}", r.stdout);
     assert!(r.stdout.contains("| ❌ fail | S3-SSE Default encryption at rest |"), "{}", r.stdout);
 }
+
+/// Headless Chromium, as the env notes say it must be started here.
+fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
+    let bin = ["chromium", "chromium-browser"]
+        .iter()
+        .map(|b| std::path::Path::new("/usr/bin").join(b))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!("chromium is not installed: run scripts/test (it installs it) or `apt-get install chromium`")
+        });
+    std::process::Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .expect("run chromium")
+}
+
+#[test]
+fn audit_reports_in_sarif_and_html() {
+    let w = World::with_moto();
+    let (a, b) = (unique("backups"), unique("dr"));
+    let p = policy(&w, &a, &b);
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    block_on(async { w.moto().s3("us-east-1").delete_bucket_encryption().bucket(&a).send().await.expect("drift") });
+
+    let sarif = w.dir.path().join("audit.sarif");
+    w.cli(&["audit", "-f", &p, "--format", "sarif", "--output", &sarif.to_string_lossy()]).code(2);
+    // Parsed by a SARIF 2.1.0 object model (sarif-pydantic).
+    let out = std::process::Command::new(crate::harness::python())
+        .args([
+            "-c",
+            "import sys\nfrom sarif_pydantic import Sarif\ns = Sarif.model_validate_json(open(sys.argv[1]).read())\nr = s.runs[0].results\nprint(s.version, len(r), r[0].rule_id, r[0].locations[0].physical_location.region.start_line)",
+            &sarif.to_string_lossy(),
+        ])
+        .output()
+        .expect("python");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "2.1.0 1 S3-SSE 6",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let html = w.dir.path().join("audit.html");
+    w.cli(&["audit", "-f", &p, "--format", "html", "--output", &html.to_string_lossy()]).code(2);
+    let text = std::fs::read_to_string(&html).expect("html");
+    assert!(!text.contains("<script") && !text.contains("src=\"http"), "self-contained");
+    let url = format!("file://{}", html.display());
+    let dom = chromium(&["--dump-dom", &url], &w.dir.path().join("chrome-dom"));
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("Backup compliance audit") && dom.contains("not compliant"), "rendered DOM: {dom}");
+    assert!(dom.contains("S3-SSE") && dom.contains("ENCRYPTION-AT-REST"), "{dom}");
+    let png = w.dir.path().join("audit.png");
+    let shot = chromium(
+        &[&format!("--screenshot={}", png.display()), "--window-size=1200,1400", &url],
+        &w.dir.path().join("chrome-shot"),
+    );
+    let bytes = std::fs::read(&png)
+        .unwrap_or_else(|e| panic!("no screenshot ({e}): {}", String::from_utf8_lossy(&shot.stderr)));
+    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "a real screenshot, {} bytes", bytes.len());
+    if let Some(keep) = std::env::var_os("SUOOPS_KEEP_SCREENSHOT") {
+        std::fs::copy(&png, keep).expect("keep screenshot");
+    }
+}

@@ -1,0 +1,176 @@
+//! The audit as one self-contained HTML file for people (auditors): no
+//! scripts, no external assets; an at-a-glance chart of objectives and
+//! controls, then every control by resource.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::audit::objectives::Verdict;
+use crate::audit::{Report, Status};
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn compact(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        other => other.to_string(),
+    }
+}
+
+const PASS: &str = "#2e7d32";
+const FAIL: &str = "#c62828";
+const UNKNOWN: &str = "#f9a825";
+const WAIVED: &str = "#6d4c41";
+const NA: &str = "#9e9e9e";
+
+fn color(s: Status) -> &'static str {
+    match s {
+        Status::Pass => PASS,
+        Status::Fail => FAIL,
+        Status::Unknown => UNKNOWN,
+        Status::Waived => WAIVED,
+    }
+}
+
+/// A horizontal stacked bar: (count, colour, label) segments.
+fn bar(out: &mut String, y: u32, label: &str, parts: &[(usize, &str, &str)]) {
+    let total: usize = parts.iter().map(|p| p.0).sum::<usize>().max(1);
+    let width = 560.0;
+    let _ = write!(out, r#"<text x="0" y="{}" font-size="13">{}</text>"#, y + 15, esc(label));
+    let mut x = 150.0;
+    for (n, c, what) in parts {
+        if *n == 0 {
+            continue;
+        }
+        let w = width * (*n as f64) / (total as f64);
+        let _ = write!(
+            out,
+            r#"<rect x="{x:.1}" y="{y}" width="{w:.1}" height="20" fill="{c}"><title>{n} {what}</title></rect>"#
+        );
+        if w > 18.0 {
+            let _ = write!(out, r#"<text x="{:.1}" y="{}" font-size="12" fill="white">{n}</text>"#, x + 4.0, y + 15);
+        }
+        x += w;
+    }
+}
+
+pub fn report(report: &Report, policy_file: &str) -> String {
+    let s = report.summary();
+    let compliant = s.failed == 0 && s.unknown == 0;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>suoops-policy audit</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
+h1 {{ margin-bottom: .2rem; }} .sub {{ color: #555; margin-top: 0; }}
+.verdict {{ display: inline-block; padding: .3rem .8rem; border-radius: 4px; color: white; font-weight: bold; }}
+table {{ border-collapse: collapse; width: 100%; margin: .5rem 0 1.5rem; font-size: 14px; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: top; }}
+.badge {{ color: white; border-radius: 3px; padding: 0 .4rem; font-size: 12px; font-weight: bold; }}
+code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }}
+.tiles {{ display: flex; flex-wrap: wrap; gap: .5rem; margin: .5rem 0 1rem; }}
+.tile {{ color: white; border-radius: 4px; padding: .5rem .7rem; min-width: 12rem; }}
+.tile small {{ display: block; opacity: .9; }}
+</style></head><body>
+<h1>Backup compliance audit</h1>
+<p class="sub">policy <code>{}</code> · {} controls · <span class="verdict" style="background:{}">{}</span></p>
+"#,
+        esc(policy_file),
+        report.controls.len(),
+        if compliant { PASS } else { FAIL },
+        if compliant { "compliant" } else { "not compliant" }
+    );
+    if !report.objectives.is_empty() {
+        out.push_str("<h2>Objectives</h2><div class=\"tiles\">");
+        for o in &report.objectives {
+            let (c, word) = match o.verdict {
+                Verdict::Met => (PASS, "met"),
+                Verdict::NotMet => (FAIL, "not met"),
+                Verdict::NotEvaluated => (NA, "not evaluated"),
+            };
+            let _ = write!(
+                out,
+                r#"<div class="tile" style="background:{c}" title="{}"><b>{}</b><small>{}</small><small>{word}</small></div>"#,
+                esc(&o.reasons.join("; ")),
+                esc(o.id),
+                esc(o.title)
+            );
+        }
+        out.push_str("</div>");
+    }
+    // Chart: all controls, then one bar per area.
+    // One bar for all controls, then one per area that has controls.
+    let matches = |area: Option<&str>, id: &str| area.is_none_or(|a| id.starts_with(&format!("{a}-")));
+    let count = |area: Option<&str>, st: Status| {
+        report.controls.iter().filter(|c| matches(area, c.id) && c.status == st).count()
+    };
+    let rows: Vec<Option<&str>> = std::iter::once(None)
+        .chain(["S3", "IAM", "REDIS", "PG", "BACKUP"].into_iter().map(Some))
+        .filter(|area| report.controls.iter().any(|c| matches(*area, c.id)))
+        .collect();
+    let mut svg = String::new();
+    for (i, area) in rows.iter().enumerate() {
+        let parts = [
+            (count(*area, Status::Pass), PASS, "passed"),
+            (count(*area, Status::Fail), FAIL, "failed"),
+            (count(*area, Status::Unknown), UNKNOWN, "unknown"),
+            (count(*area, Status::Waived), WAIVED, "waived"),
+        ];
+        bar(&mut svg, 10 + 28 * i as u32, area.unwrap_or("all controls"), &parts);
+    }
+    let height = 20 + 28 * rows.len() as u32 + 20;
+    let legend_y = height - 8;
+    let _ = write!(
+        out,
+        r#"<h2>Controls</h2><svg role="img" aria-label="controls by status" width="740" height="{height}" xmlns="http://www.w3.org/2000/svg">{svg}
+<rect x="150" y="{}" width="10" height="10" fill="{PASS}"/><text x="164" y="{legend_y}" font-size="12">passed {}</text>
+<rect x="250" y="{}" width="10" height="10" fill="{FAIL}"/><text x="264" y="{legend_y}" font-size="12">failed {}</text>
+<rect x="350" y="{}" width="10" height="10" fill="{UNKNOWN}"/><text x="364" y="{legend_y}" font-size="12">unknown {}</text>
+<rect x="470" y="{}" width="10" height="10" fill="{WAIVED}"/><text x="484" y="{legend_y}" font-size="12">waived {}</text></svg>"#,
+        legend_y - 9,
+        s.passed,
+        legend_y - 9,
+        s.failed,
+        legend_y - 9,
+        s.unknown,
+        legend_y - 9,
+        s.waived
+    );
+    let mut last = None;
+    for c in &report.controls {
+        if last != Some(&c.address) {
+            if last.is_some() {
+                out.push_str("</table>");
+            }
+            let _ = write!(out, "<h3><code>{}</code></h3><table><tr><th>status</th><th>control</th><th>observed</th><th>detail / fix</th></tr>", esc(&c.address.0));
+            last = Some(&c.address);
+        }
+        let word = format!("{:?}", c.status).to_lowercase();
+        let mut detail = c.detail.clone().unwrap_or_default();
+        if let Some(w) = &c.waiver {
+            detail = format!("{detail} waiver: {} ({}, until {})", w.reason, w.owner, w.expires);
+        }
+        let fix =
+            if c.status == Status::Pass { String::new() } else { format!("<br><i>fix:</i> {}", esc(&c.remediation)) };
+        let _ = write!(
+            out,
+            r#"<tr><td><span class="badge" style="background:{}">{word}</span></td><td><b>{}</b> {}</td><td><code>{}</code></td><td>{}{fix}</td></tr>"#,
+            color(c.status),
+            esc(c.id),
+            esc(c.title),
+            esc(&compact(&c.observed)),
+            esc(detail.trim())
+        );
+    }
+    if last.is_some() {
+        out.push_str("</table>");
+    }
+    out.push_str("</body></html>\n");
+    out
+}
