@@ -185,6 +185,9 @@ pub struct BucketSpec {
     pub backups: Vec<BackupSpec>,
     /// Line of the bucket's key in the policy file (reports point there).
     pub line: u64,
+    /// Line of each setting's value (`versioning`, `encryption`…), so a
+    /// failing control points at what the policy asked for.
+    pub lines: BTreeMap<&'static str, u64>,
 }
 
 impl BucketSpec {

@@ -310,6 +310,19 @@ impl Validator<'_> {
             replication,
             backups,
             line: key.pos().line,
+            lines: [
+                ("region", b.region.as_ref().map(|v| v.pos().line)),
+                ("versioning", b.versioning.as_ref().map(|v| v.pos().line)),
+                ("encryption", b.encryption.as_ref().map(|v| v.pos().line)),
+                ("public_access_block", b.public_access_block.as_ref().map(|v| v.pos().line)),
+                ("mfa_delete", b.mfa_delete.as_ref().map(|v| v.pos().line)),
+                ("require_tls", b.require_tls.as_ref().map(|v| v.pos().line)),
+                ("lifecycle", b.lifecycle.as_ref().map(|v| v.pos().line)),
+                ("replication", b.replication.as_ref().map(|v| v.pos().line)),
+            ]
+            .into_iter()
+            .filter_map(|(k, l)| l.map(|l| (k, l)))
+            .collect(),
         })
     }
 

@@ -471,7 +471,7 @@ fn audit_reports_in_sarif_and_html() {
         .expect("python");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "2.1.0 1 S3-SSE 6",
+        "2.1.0 1 S3-SSE 9",
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -310,7 +310,7 @@ fn result(
         observed,
         detail,
         remediation: remediation.to_string(),
-        policy_line: spec.line,
+        policy_line: spec.lines.get(def.attribute).copied().unwrap_or(spec.line),
         waiver: None,
     }
 }

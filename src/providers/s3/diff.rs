@@ -217,6 +217,7 @@ mod tests {
             replication: None,
             backups: vec![],
             line: 1,
+            lines: Default::default(),
         }
     }
 
