@@ -34,7 +34,7 @@ pub const CONTROL_IDS: &[&str] = &[
     "S3-VERSIONING",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -46,7 +46,7 @@ pub enum Status {
 }
 
 /// A waiver as it applied to a control.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct AppliedWaiver {
     pub owner: String,
     pub reason: String,
@@ -54,7 +54,7 @@ pub struct AppliedWaiver {
     pub expired: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,
@@ -63,7 +63,7 @@ pub enum Severity {
 }
 
 /// One control judged against one resource.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ControlResult {
     pub id: &'static str,
     pub address: Address,
@@ -84,14 +84,14 @@ pub struct ControlResult {
 }
 
 /// All results of one audit, sorted by address then control id.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Report {
     pub controls: Vec<ControlResult>,
     /// The strategy's objectives, computed from the controls.
     pub objectives: Vec<objectives::Objective>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ReportSummary {
     pub passed: usize,
     pub failed: usize,

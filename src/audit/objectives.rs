@@ -10,7 +10,7 @@ use crate::policy::Policy;
 use crate::providers::iam::doc;
 use crate::providers::s3::tls::glob;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Met,
@@ -19,7 +19,7 @@ pub enum Verdict {
     NotEvaluated,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Objective {
     pub id: &'static str,
     pub title: &'static str,

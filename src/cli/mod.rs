@@ -68,8 +68,8 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Check compliance control by control (read-only).
     Audit(audit::AuditArgs),
-    /// Print the policy file's JSON Schema.
-    Schema,
+    /// Print the policy file's JSON Schema (or, with --report, the audit report's).
+    Schema(schema::SchemaArgs),
     /// Print the least-privilege IAM policy this tool needs for a command.
     Permissions(permissions::PermissionsArgs),
 }
@@ -91,7 +91,7 @@ pub struct PolicyArg {
 pub fn run(cli: Cli) -> ExitCode {
     let code = match &cli.command {
         Command::Validate(a) => validate::run(&cli.global, a),
-        Command::Schema => schema::run(),
+        Command::Schema(a) => schema::run(a),
         Command::Permissions(a) => permissions::run(&cli.global, a),
         Command::Plan(a) => with_runtime(|| plan::run(&cli.global, a)),
         Command::Apply(a) => with_runtime(|| apply::run(&cli.global, a)),

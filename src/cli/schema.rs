@@ -10,7 +10,22 @@ pub fn schema_json() -> String {
     s
 }
 
-pub fn run() -> u8 {
-    out(&schema_json());
+/// The JSON Schema of `audit --format json`.
+pub fn report_schema_json() -> String {
+    let schema = schemars::schema_for!(crate::render::json::AuditDocument<'static>);
+    let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SchemaArgs {
+    /// Print the schema of the JSON audit report instead of the policy file's.
+    #[arg(long)]
+    pub report: bool,
+}
+
+pub fn run(a: &SchemaArgs) -> u8 {
+    out(&if a.report { report_schema_json() } else { schema_json() });
     0
 }

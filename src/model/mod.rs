@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// Stable name of a resource, the key of every plan row, report row,
 /// `--target` and log line: `s3.BUCKET`, `s3.BUCKET.lifecycle.RULE`…
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Address(pub String);
 

@@ -3,7 +3,8 @@
 
 use serde_json::{json, Value};
 
-use crate::audit::Report;
+use crate::audit::objectives::Objective;
+use crate::audit::{ControlResult, Report, ReportSummary};
 use crate::engine::Applied;
 use crate::model::Plan;
 
@@ -19,15 +20,29 @@ pub fn plan(plan: &Plan) -> Value {
     })
 }
 
+/// The audit report as JSON: its shape is `schema --report` and the
+/// checked-in schema/suoops-audit-report.schema.json.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(title = "suoops-policy audit report")]
+pub struct AuditDocument<'a> {
+    pub format_version: &'static str,
+    /// No control failed and none could not be evaluated.
+    pub compliant: bool,
+    pub summary: ReportSummary,
+    pub objectives: &'a [Objective],
+    pub controls: &'a [ControlResult],
+}
+
 pub fn audit(report: &Report) -> Value {
     let s = report.summary();
-    json!({
-        "format_version": FORMAT_VERSION,
-        "compliant": s.failed == 0 && s.unknown == 0,
-        "summary": s,
-        "objectives": report.objectives,
-        "controls": report.controls,
+    serde_json::to_value(AuditDocument {
+        format_version: FORMAT_VERSION,
+        compliant: s.failed == 0 && s.unknown == 0,
+        summary: s,
+        objectives: &report.objectives,
+        controls: &report.controls,
     })
+    .unwrap_or(Value::Null)
 }
 
 pub fn applied(results: &[Applied]) -> Value {

@@ -132,6 +132,18 @@ fn drift_behind_the_tools_back_shows_in_plan_and_fails_audit() {
     r.code(2);
     let j = r.json();
     assert_eq!(j["compliant"], false);
+    // The report validates against the project's checked-in schema.
+    let report = w.write("report.json", &r.stdout);
+    let out = std::process::Command::new(crate::harness::python())
+        .args([
+            "-c",
+            "import json, sys, jsonschema\njsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))\nprint('valid')",
+            &report.to_string_lossy(),
+            &crate::harness::root().join("schema/suoops-audit-report.schema.json").to_string_lossy(),
+        ])
+        .output()
+        .expect("python");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid", "{}", String::from_utf8_lossy(&out.stderr));
     let failed: Vec<String> = j["controls"]
         .as_array()
         .expect("controls")

@@ -36,3 +36,15 @@ fn shipped_policies_start_with_the_schema_comment() {
     }
     assert!(n > 0);
 }
+
+#[test]
+fn checked_in_report_schema_is_current() {
+    let w = World::new();
+    let r = w.cli(&["schema", "--report"]);
+    r.code(0);
+    let checked_in = std::fs::read_to_string(root().join("schema/suoops-audit-report.schema.json")).unwrap_or_default();
+    assert!(
+        checked_in == r.stdout,
+        "schema/suoops-audit-report.schema.json is stale: run `cargo run -q -- schema --report > schema/suoops-audit-report.schema.json`"
+    );
+}
