@@ -10,7 +10,7 @@ use crate::audit::{ControlResult, Report};
 use crate::aws::Aws;
 use crate::model::Observed;
 use crate::model::StepOutcome;
-use crate::model::{Address, Change, Plan};
+use crate::model::{Address, Change, Plan, Targets};
 use crate::policy::{BucketSpec, Policy, Versioning};
 use crate::policy::{PostgresSpec, RedisSpec};
 use crate::providers::iam::{self, IamState};
@@ -223,15 +223,22 @@ impl Applied {
 /// phase two writes replication, once the bucket and every destination it
 /// names went through phase one. A failed step skips what depends on it;
 /// independent buckets go on. Every touched bucket is re-read to verify.
-pub async fn apply(aws: &Aws, snap: &Snapshot, concurrency: usize) -> Result<Vec<Applied>, RunError> {
+pub async fn apply(
+    aws: &Aws,
+    snap: &Snapshot,
+    concurrency: usize,
+    targets: &Targets,
+) -> Result<Vec<Applied>, RunError> {
     // Phase zero: IAM (managed policies, then roles), so replication finds
     // its role.
-    let iam_changes = iam::diff(&snap.iam);
+    let mut iam_changes = iam::diff(&snap.iam);
+    targets.restrict(&mut iam_changes);
     let mut iam_results: Vec<Applied> = Vec::new();
     if iam_changes.iter().any(Change::is_actionable) {
         let done = iam::apply(aws, &snap.iam, &iam_changes).await;
         let after = iam::observe(aws, &iam_spec(&snap.iam)).await.map_err(fatal(aws))?;
-        let again = iam::diff(&after);
+        let mut again = iam::diff(&after);
+        targets.restrict(&mut again);
         for d in done {
             let prefix = format!("{}.", d.address.0);
             let mut did_not_take = Vec::new();
@@ -246,11 +253,15 @@ pub async fn apply(aws: &Aws, snap: &Snapshot, concurrency: usize) -> Result<Vec
         }
     }
     // Redis and PostgreSQL are independent of AWS and of each other.
-    let stores = stores_apply(snap);
+    let stores = stores_apply(snap, targets);
     let observations = &snap.buckets;
     let todo: Vec<(&Observation, Vec<Change>)> = observations
         .iter()
-        .map(|o| (o, o.changes()))
+        .map(|o| {
+            let mut c = o.changes();
+            targets.restrict(&mut c);
+            (o, c)
+        })
         .filter(|(_, c)| c[0].conflicts.is_empty() && c.iter().any(Change::is_actionable))
         .collect();
     let phase1: Vec<(String, Vec<StepOutcome>)> = stream::iter(todo.iter())
@@ -308,7 +319,9 @@ pub async fn apply(aws: &Aws, snap: &Snapshot, concurrency: usize) -> Result<Vec
                 if steps.iter().all(|s| s.result.is_ok()) {
                     let mut after = s3::observe::observe(aws, &o.spec, &o.region, false).await.map_err(fatal(aws))?;
                     after.prerequisites = fresh.clone().unwrap_or_default();
-                    for again in s3::diff::diff(&o.spec, &o.region, &after) {
+                    let mut again_all = s3::diff::diff(&o.spec, &o.region, &after);
+                    targets.restrict(&mut again_all);
+                    for again in again_all {
                         if again.is_actionable() && again.attributes.is_empty() {
                             did_not_take
                                 .push(format!("{} (still to {:?})", again.address, again.action).to_lowercase());
@@ -337,10 +350,10 @@ pub async fn apply(aws: &Aws, snap: &Snapshot, concurrency: usize) -> Result<Vec
 }
 
 /// Apply and verify every Redis and PostgreSQL change, concurrently.
-async fn stores_apply(snap: &Snapshot) -> Vec<Applied> {
+async fn stores_apply(snap: &Snapshot, targets: &Targets) -> Vec<Applied> {
     let redis_jobs = snap.redis.iter().filter_map(|(spec, state)| {
         let change = redis::diff(spec, state);
-        change.is_actionable().then_some(async move {
+        (change.is_actionable() && targets.covers(&change.address.0)).then_some(async move {
             let steps = redis::apply(spec, &change).await;
             let mut did_not_take = Vec::new();
             if steps.iter().all(|s| s.result.is_ok()) {
@@ -355,7 +368,7 @@ async fn stores_apply(snap: &Snapshot) -> Vec<Applied> {
     });
     let pg_jobs = snap.postgres.iter().filter_map(|(spec, state)| {
         let change = postgres::diff(spec, state);
-        change.is_actionable().then_some(async move {
+        (change.is_actionable() && targets.covers(&change.address.0)).then_some(async move {
             let steps = postgres::apply(spec, &change).await;
             let mut did_not_take = Vec::new();
             if steps.iter().all(|s| s.result.is_ok()) {

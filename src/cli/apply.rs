@@ -12,6 +12,8 @@ use crate::render::{self, Paint};
 pub struct ApplyArgs {
     #[command(flatten)]
     pub policy: PolicyArg,
+    #[command(flatten)]
+    pub targets: super::TargetArg,
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long)]
     pub auto_approve: bool,
@@ -27,6 +29,9 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
     let Some(policy) = load_policy(g, &a.policy.file) else {
         return 1;
     };
+    let Some((targets, policy)) = a.targets.apply(g, policy) else {
+        return 1;
+    };
     let interactive = std::io::stdin().is_terminal();
     if !a.auto_approve && !interactive {
         return error(g, "apply needs --auto-approve when stdin is not a terminal");
@@ -36,7 +41,8 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return error(g, e),
     };
-    let plan = engine::plan(&observations);
+    let mut plan = engine::plan(&observations);
+    plan.changes.retain(|c| targets.covers(&c.address.0));
     let paint = Paint { on: g.color.enabled_for_stdout() };
     if a.format == Format::Text {
         out(&render::text::plan(&plan, paint));
@@ -83,7 +89,7 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
             return 1;
         }
     }
-    let results = match engine::apply(&aws, &observations, g.concurrency as usize).await {
+    let results = match engine::apply(&aws, &observations, g.concurrency as usize, &targets).await {
         Ok(r) => r,
         Err(e) => return error(g, format!("{e}; a re-run of apply continues from the live state")),
     };

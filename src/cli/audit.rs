@@ -14,6 +14,8 @@ use crate::render::{self, Paint};
 pub struct AuditArgs {
     #[command(flatten)]
     pub policy: PolicyArg,
+    #[command(flatten)]
+    pub targets: super::TargetArg,
     /// Report format.
     #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
     pub format: AuditFormat,
@@ -36,12 +38,16 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     let Some(policy) = load_policy(g, &a.policy.file) else {
         return 1;
     };
+    let Some((targets, policy)) = a.targets.apply(g, policy) else {
+        return 1;
+    };
     let aws = connect(g, &policy).await;
     let observations = match super::observe(g, &aws, &policy, true).await {
         Ok(o) => o,
         Err(e) => return error(g, e),
     };
     let mut report = engine::audit(&observations);
+    report.controls.retain(|c| targets.touches(&c.address.0));
     let today = crate::providers::s3::evidence::format_time(
         "%Y-%m-%d",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),

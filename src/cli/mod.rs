@@ -80,6 +80,40 @@ pub enum Format {
     Json,
 }
 
+/// `--target`, shared by plan, apply and audit.
+#[derive(Debug, Args)]
+pub struct TargetArg {
+    /// Only this address and everything under it (repeatable), e.g. s3.suoops-backups or iam.role.NAME.
+    #[arg(long = "target", value_name = "ADDR")]
+    pub target: Vec<String>,
+}
+
+impl TargetArg {
+    /// The targets, and the policy cut down to what they need; an error
+    /// names a target that matches nothing.
+    pub fn apply(&self, g: &Global, policy: Policy) -> Option<(crate::model::Targets, Policy)> {
+        let t = crate::model::Targets(self.target.clone());
+        if t.0.is_empty() {
+            return Some((t, policy));
+        }
+        for one in &t.0 {
+            let single = crate::model::Targets(vec![one.clone()]);
+            let p = policy.restricted(&single);
+            if p.buckets.is_empty()
+                && p.iam.roles.is_empty()
+                && p.iam.policies.is_empty()
+                && p.redis.is_empty()
+                && p.postgres.is_empty()
+            {
+                error(g, format!("--target {one} matches nothing in {}; addresses look like s3.BUCKET, s3.BUCKET.lifecycle.RULE, iam.role.NAME, redis.NAME, postgres.NAME", policy.file));
+                return None;
+            }
+        }
+        let restricted = policy.restricted(&t);
+        Some((t, restricted))
+    }
+}
+
 /// The policy file option shared by commands.
 #[derive(Debug, Args)]
 pub struct PolicyArg {

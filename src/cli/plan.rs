@@ -10,6 +10,8 @@ use crate::render::{self, Paint};
 pub struct PlanArgs {
     #[command(flatten)]
     pub policy: PolicyArg,
+    #[command(flatten)]
+    pub targets: super::TargetArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -22,12 +24,16 @@ pub async fn run(g: &Global, a: &PlanArgs) -> u8 {
     let Some(policy) = load_policy(g, &a.policy.file) else {
         return 1;
     };
+    let Some((targets, policy)) = a.targets.apply(g, policy) else {
+        return 1;
+    };
     let aws = connect(g, &policy).await;
     let observations = match super::observe(g, &aws, &policy, false).await {
         Ok(o) => o,
         Err(e) => return error(g, e),
     };
-    let plan = engine::plan(&observations);
+    let mut plan = engine::plan(&observations);
+    plan.changes.retain(|c| targets.covers(&c.address.0));
     match a.format {
         Format::Text => out(&render::text::plan(&plan, Paint { on: g.color.enabled_for_stdout() })),
         Format::Json => out(&format!("{:#}\n", render::json::plan(&plan))),

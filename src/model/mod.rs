@@ -25,6 +25,31 @@ impl fmt::Display for Address {
     }
 }
 
+/// `--target` addresses: an address and everything under it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets(pub Vec<String>);
+
+impl Targets {
+    /// Is `addr` one of the targets or under one? (No targets: everything.)
+    pub fn covers(&self, addr: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|t| addr == t || addr.starts_with(&format!("{t}.")))
+    }
+
+    /// Does the resource at `addr` need reading: covered, or holding a target?
+    pub fn touches(&self, addr: &str) -> bool {
+        self.covers(addr) || self.0.iter().any(|t| t.starts_with(&format!("{addr}.")))
+    }
+
+    /// Make every change outside the targets a no-op, so apply leaves it.
+    pub fn restrict(&self, changes: &mut [Change]) {
+        for c in changes.iter_mut().filter(|c| !self.covers(&c.address.0)) {
+            c.action = Action::NoOp;
+            c.attributes.clear();
+            c.destructive = false;
+        }
+    }
+}
+
 /// What the live system holds for one setting. `Unknown` (access denied,
 /// timeout…) is never taken for `Absent`, and blocks destructive changes.
 #[derive(Debug, Clone, PartialEq, Eq)]

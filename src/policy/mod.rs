@@ -42,6 +42,19 @@ pub struct Waiver {
     pub expires: String,
 }
 
+impl Policy {
+    /// Only the resources `--target` needs read (the others are dropped).
+    pub fn restricted(&self, t: &crate::model::Targets) -> Policy {
+        let mut p = self.clone();
+        p.buckets.retain(|b| t.touches(&format!("s3.{}", b.name)));
+        p.iam.roles.retain(|r| t.touches(&format!("iam.role.{}", r.name)));
+        p.iam.policies.retain(|m| t.touches(&format!("iam.policy.{}", m.name)));
+        p.redis.retain(|r| t.touches(&format!("redis.{}", r.name)));
+        p.postgres.retain(|r| t.touches(&format!("postgres.{}", r.name)));
+        p
+    }
+}
+
 /// A value that must never be shown: Debug prints a placeholder and there
 /// is no Display.
 #[derive(Clone, PartialEq, Eq)]

@@ -414,3 +414,42 @@ fn a_waiver_covers_a_failing_control_until_it_expires() {
     assert_eq!(c["status"], "fail");
     assert_eq!(c["waiver"]["expired"], true);
 }
+
+#[test]
+fn target_limits_plan_apply_and_audit_to_an_address_and_what_is_under_it() {
+    let w = World::with_moto();
+    let (a, b) = (unique("ta"), unique("tb"));
+    let text = format!(
+        "version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n      lifecycle:\n        rules:\n          - {{id: one, prefix: one/, expire_after_days: 3}}\n          - {{id: two, prefix: two/, expire_after_days: 4}}\n    {b}:\n      versioning: enabled\n"
+    );
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    let r = w.cli(&["plan", "-f", &p, "--target", &format!("s3.{b}")]);
+    r.code(0);
+    assert!(r.stdout.contains(&format!("+ s3.{b} will be created")), "{}", r.stdout);
+    assert!(!r.stdout.contains(&format!("s3.{a}")), "{}", r.stdout);
+    w.cli(&["apply", "-f", &p, "--auto-approve", "--target", &format!("s3.{b}")]).code(0);
+    let exists =
+        |name: &str| block_on(async { w.moto().s3("us-east-1").head_bucket().bucket(name).send().await.is_ok() });
+    assert!(exists(&b) && !exists(&a), "only the target was created");
+
+    // A rule inside a bucket: only that rule is written.
+    block_on(async { w.moto().s3("us-east-1").create_bucket().bucket(&a).send().await.expect("create") });
+    w.cli(&["apply", "-f", &p, "--auto-approve", "--target", &format!("s3.{a}.lifecycle.one")]).code(0);
+    assert_eq!(live_rule_ids(&w, &a), ["one"]);
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    assert!(r.stdout.contains(&format!("+ s3.{a}.lifecycle.two will be created")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("~ s3.{a} will be updated in place")),
+        "versioning was not touched: {}",
+        r.stdout
+    );
+
+    let r = w.cli(&["audit", "-f", &p, "--format", "json", "--target", &format!("s3.{b}")]);
+    r.code(0);
+    assert!(r.json()["controls"].as_array().expect("controls").iter().all(|c| c["address"] == format!("s3.{b}")));
+
+    let r = w.cli(&["plan", "-f", &p, "--target", "s3.nope"]);
+    r.code(1);
+    assert!(r.stderr.contains("--target s3.nope matches nothing"), "{}", r.stderr);
+}

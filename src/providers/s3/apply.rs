@@ -123,7 +123,7 @@ pub async fn apply(
         let prefix = format!("s3.{name}.lifecycle");
         if changes.iter().any(|c| c.address.0.starts_with(&prefix) && c.is_actionable()) {
             let seen = state.lifecycle.as_ref().and_then(|o| o.present());
-            let r = write_lifecycle(aws, &client, name, seen, want).await;
+            let r = write_lifecycle(aws, &client, name, seen, want, changes).await;
             out.push(StepOutcome { step: "lifecycle", result: r });
         }
     }
@@ -158,6 +158,7 @@ async fn write_lifecycle(
     name: &str,
     seen: Option<&LifecycleDoc>,
     want: &Lifecycle,
+    changes: &[Change],
 ) -> Result<(), String> {
     let now = observe::read_lifecycle(aws, client, name).await.map_err(|f| f.0)?;
     let now = match now {
@@ -168,7 +169,8 @@ async fn write_lifecycle(
     if now.as_ref().map(|d| (&d.rules, &d.min_object_size)) != seen.map(|d| (&d.rules, &d.min_object_size)) {
         return Err(format!("the lifecycle configuration {CHANGED}"));
     }
-    let rules = lifecycle::merged(want, now.as_ref()).map_err(|e| e.to_string())?;
+    let rules = lifecycle::merged(want, now.as_ref(), &lifecycle::actions(name, changes, "lifecycle"))
+        .map_err(|e| e.to_string())?;
     if rules.is_empty() {
         return aws
             .call(client.delete_bucket_lifecycle().bucket(name).send())
@@ -268,7 +270,8 @@ pub async fn apply_replication(
         if now.as_ref().map(|d| (&d.role, &d.rules)) != seen.map(|d| (&d.role, &d.rules)) {
             return Err(format!("the replication configuration {CHANGED}"));
         }
-        match replication::merged(want, role_arn, now.as_ref()).map_err(|e| e.to_string())? {
+        let act = lifecycle::actions(name, changes, "replication");
+        match replication::merged(want, role_arn, now.as_ref(), &act).map_err(|e| e.to_string())? {
             Some(conf) => aws
                 .call(client.put_bucket_replication().bucket(name).replication_configuration(conf).send())
                 .await

@@ -241,20 +241,42 @@ pub fn diff(bucket: &str, want: &Lifecycle, seen: &Observed<LifecycleDoc>) -> Ve
     out
 }
 
-/// The document to write: the policy's rules, then (shared) every other
-/// rule exactly as read.
-pub fn merged(want: &Lifecycle, seen: Option<&LifecycleDoc>) -> Result<Vec<SdkRule>, aws_sdk_s3::error::BuildError> {
-    let mut rules: Vec<SdkRule> = want.rules.iter().map(to_sdk).collect::<Result<_, _>>()?;
-    if want.ownership == Ownership::Shared {
-        if let Some(doc) = seen {
-            for (raw, canon) in doc.raw.iter().zip(&doc.rules) {
-                if !want.rules.iter().any(|r| r.id == canon.id) {
-                    rules.push(raw.clone());
-                }
+/// The document to write, from the plan's rule changes: `act(id)` is the
+/// change apply makes to that rule (None: leave it). Live rules are kept
+/// exactly as read unless changed or deleted; new rules are appended. So a
+/// rule the plan does not touch (another team's, or one outside
+/// `--target`) is written back untouched.
+pub fn merged(
+    want: &Lifecycle,
+    seen: Option<&LifecycleDoc>,
+    act: &dyn Fn(&str) -> Option<Action>,
+) -> Result<Vec<SdkRule>, aws_sdk_s3::error::BuildError> {
+    let mut rules = Vec::new();
+    if let Some(doc) = seen {
+        for (raw, canon) in doc.raw.iter().zip(&doc.rules) {
+            match (act(&canon.id), want.rules.iter().find(|r| r.id == canon.id)) {
+                (Some(Action::Delete), _) => {}
+                (Some(Action::Create | Action::Update), Some(d)) => rules.push(to_sdk(d)?),
+                _ => rules.push(raw.clone()),
             }
         }
     }
+    for d in &want.rules {
+        let live = seen.is_some_and(|doc| doc.rules.iter().any(|r| r.id == d.id));
+        if !live && matches!(act(&d.id), Some(Action::Create | Action::Update)) {
+            rules.push(to_sdk(d)?);
+        }
+    }
     Ok(rules)
+}
+
+/// `act` for [`merged`] from a bucket's changes: the actionable change of
+/// each rule address.
+pub fn actions<'a>(bucket: &'a str, changes: &'a [Change], kind: &'a str) -> impl Fn(&str) -> Option<Action> + 'a {
+    move |id: &str| {
+        let addr = format!("s3.{bucket}.{kind}.{id}");
+        changes.iter().find(|c| c.address.0 == addr && c.is_actionable()).map(|c| c.action)
+    }
 }
 
 #[cfg(test)]
@@ -360,15 +382,19 @@ mod tests {
         assert_eq!(c[1].address.0, "s3.b.lifecycle.other-team");
         assert_eq!(c[1].action, Action::NoOp);
         assert_eq!(c[1].reason.as_deref(), Some("not managed by this policy, kept"));
-        let merged_rules = merged(&want, Some(&doc)).expect("merge");
+        let merged_rules = merged(&want, Some(&doc), &actions("b", &c, "lifecycle")).expect("merge");
         assert_eq!(merged_rules.len(), 2);
-        assert_eq!(merged_rules[1], doc.raw[0], "the foreign rule is written back untouched");
+        assert_eq!(merged_rules[0], doc.raw[0], "the foreign rule is written back untouched, where it was");
 
         want.ownership = Ownership::Exclusive;
         let c = diff("b", &want, &Observed::Present(doc.clone()));
         assert_eq!(c[1].action, Action::Delete);
         assert!(c[1].destructive);
-        assert_eq!(merged(&want, Some(&doc)).expect("merge").len(), 1);
+        assert_eq!(merged(&want, Some(&doc), &actions("b", &c, "lifecycle")).expect("merge").len(), 1);
+        // A change outside --target is left alone: the foreign rule stays.
+        let mut restricted = c.clone();
+        crate::model::Targets(vec!["s3.b.lifecycle.mine".into()]).restrict(&mut restricted);
+        assert_eq!(merged(&want, Some(&doc), &actions("b", &restricted, "lifecycle")).expect("merge").len(), 2);
     }
 
     #[test]

@@ -257,21 +257,28 @@ pub fn diff(bucket: &str, want: &Replication, seen: &Observed<ReplicationDoc>, p
     out
 }
 
-/// The configuration to write: the policy's rules, then (shared) every
-/// other rule exactly as read. None when no rule is left.
+/// The configuration to write, from the plan's rule changes (see
+/// [`super::lifecycle::merged`]). None when no rule is left.
 pub fn merged(
     want: &Replication,
     role_arn: &str,
     seen: Option<&ReplicationDoc>,
+    act: &dyn Fn(&str) -> Option<Action>,
 ) -> Result<Option<ReplicationConfiguration>, aws_sdk_s3::error::BuildError> {
-    let mut rules: Vec<SdkRule> = want.rules.iter().map(to_sdk).collect::<Result<_, _>>()?;
-    if want.ownership == Ownership::Shared {
-        if let Some(doc) = seen {
-            for (raw, canon) in doc.raw.iter().zip(&doc.rules) {
-                if !want.rules.iter().any(|r| r.id == canon.id) {
-                    rules.push(raw.clone());
-                }
+    let mut rules: Vec<SdkRule> = Vec::new();
+    if let Some(doc) = seen {
+        for (raw, canon) in doc.raw.iter().zip(&doc.rules) {
+            match (act(&canon.id), want.rules.iter().find(|r| r.id == canon.id)) {
+                (Some(Action::Delete), _) => {}
+                (Some(Action::Create | Action::Update), Some(d)) => rules.push(to_sdk(d)?),
+                _ => rules.push(raw.clone()),
             }
+        }
+    }
+    for d in &want.rules {
+        let live = seen.is_some_and(|doc| doc.rules.iter().any(|r| r.id == d.id));
+        if !live && matches!(act(&d.id), Some(Action::Create | Action::Update)) {
+            rules.push(to_sdk(d)?);
         }
     }
     if rules.is_empty() {
@@ -363,7 +370,10 @@ mod tests {
         let w = want(vec![rule("dr", "dest")]);
         let mut foreign = rule("theirs", "elsewhere");
         foreign.priority = 9;
-        let conf = merged(&w, arn, None).expect("build").expect("conf");
+        let create = diff("src", &w, &Observed::Absent, &pre());
+        let conf = merged(&w, arn, None, &super::super::lifecycle::actions("src", &create, "replication"))
+            .expect("build")
+            .expect("conf");
         let mut doc = ReplicationDoc::from_sdk(&conf);
         doc.raw.push(to_sdk(&foreign).expect("rule"));
         doc.rules.push(foreign.clone());
@@ -372,7 +382,7 @@ mod tests {
         let c = diff("src", &w, &Observed::Present(doc.clone()), &p);
         assert!(c.iter().all(|c| c.action == Action::NoOp), "{c:?}");
         assert_eq!(c[2].reason.as_deref(), Some("not managed by this policy, kept"));
-        let again = merged(&w, arn, Some(&doc)).expect("build").expect("conf");
+        let again = merged(&w, arn, Some(&doc), &|_| None).expect("build").expect("conf");
         assert_eq!(again.rules().len(), 2);
     }
 }
