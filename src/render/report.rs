@@ -214,3 +214,166 @@ fn level(s: crate::audit::Severity) -> &'static str {
         crate::audit::Severity::Low => "note",
     }
 }
+
+/// GitHub's limit on one pull-request comment.
+pub const COMMENT_LIMIT: usize = 65_536;
+
+/// The resource a change belongs to: `s3.B`, `iam.role.N`, `redis.N`…
+fn resource_of(addr: &str) -> String {
+    let parts: Vec<&str> = addr.split('.').collect();
+    let n = if parts.first() == Some(&"iam") { 3 } else { 2 };
+    parts.iter().take(n).copied().collect::<Vec<_>>().join(".")
+}
+
+/// The plan as Markdown for pull-request comments: a summary table first,
+/// one collapsible section per resource, destructive changes called out.
+/// Split into numbered parts of at most [`COMMENT_LIMIT`] characters; a
+/// section too large on its own is cut with a pointer to the JSON plan.
+pub fn plan_markdown(plan: &crate::model::Plan, limit: usize) -> Vec<String> {
+    use crate::model::Action;
+    let s = plan.summary();
+    let destructive: Vec<&str> = plan.changes.iter().filter(|c| c.destructive).map(|c| c.address.0.as_str()).collect();
+    let mut head = String::from("## suoops-policy plan\n\n");
+    let _ = writeln!(
+        head,
+        "| to create | to change | to destroy | unchanged | unreadable | in conflict | manual |\n|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} |\n",
+        s.create, s.update, s.delete, s.unchanged, s.unknown, s.conflicts, s.manual
+    );
+    if !destructive.is_empty() {
+        let _ = writeln!(
+            head,
+            "> ⚠️ **Destructive** (apply needs `--allow-destroy`): {}\n",
+            destructive.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+        );
+    }
+    // Sections, in plan order, one per resource with something to say.
+    let mut sections: Vec<String> = Vec::new();
+    let mut current: Option<(String, String, bool)> = None;
+    let flush = |cur: Option<(String, String, bool)>, out: &mut Vec<String>| {
+        if let Some((res, body, bad)) = cur {
+            if !body.is_empty() {
+                let mark = if bad { " ⚠️ destructive" } else { "" };
+                out.push(format!(
+                    "<details><summary><code>{res}</code>{mark}</summary>\n\n```diff\n{body}```\n\n</details>\n"
+                ));
+            }
+        }
+    };
+    for c in &plan.changes {
+        let res = resource_of(&c.address.0);
+        if current.as_ref().is_none_or(|(r, _, _)| r != &res) {
+            flush(current.take(), &mut sections);
+            current = Some((res, String::new(), false));
+        }
+        let Some((_, body, bad)) = current.as_mut() else { continue };
+        let sign = match c.action {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Delete => "-",
+            Action::NoOp if !c.unknown.is_empty() || !c.conflicts.is_empty() || c.manual.is_some() => "!",
+            Action::NoOp => continue,
+        };
+        *bad |= c.destructive;
+        let _ = writeln!(body, "{sign} {} ({:?})", c.address, c.action);
+        for a in &c.attributes {
+            let before = a.before.as_ref().map_or("(not set)".to_string(), compact);
+            let _ = writeln!(body, "{sign}     {}: {} -> {}", a.name, before, compact(&a.after));
+        }
+        for u in &c.unknown {
+            let _ = writeln!(body, "!     {}: unknown ({})", u.attribute, u.reason);
+        }
+        for k in &c.conflicts {
+            let _ = writeln!(body, "!     conflict: {k}");
+        }
+        if let Some(m) = &c.manual {
+            let _ = writeln!(body, "!     manual step: {m}");
+        }
+    }
+    flush(current, &mut sections);
+    if sections.is_empty() {
+        head.push_str("No changes. The live state matches the policy.\n");
+    }
+    // Pack into parts; reserve room for the part header.
+    let header = |i: usize, n: usize| {
+        if n > 1 {
+            format!("<!-- suoops-policy plan, part {i} of {n} -->\n**Part {i} of {n}**\n\n")
+        } else {
+            String::new()
+        }
+    };
+    let room = limit.saturating_sub(80);
+    let cut = |s: String| -> String {
+        if s.len() <= room {
+            return s;
+        }
+        let mut end = room.saturating_sub(120);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!(
+            "{}\n```\n\n… section truncated; the full plan is in `suoops-policy plan --format json`.\n\n</details>\n",
+            &s[..end]
+        )
+    };
+    let mut parts: Vec<String> = vec![head];
+    for sec in sections.into_iter().map(cut) {
+        let last = parts.last_mut().map(|p| p.len()).unwrap_or(0);
+        if last + sec.len() > room {
+            parts.push(String::new());
+        }
+        if let Some(p) = parts.last_mut() {
+            p.push_str(&sec);
+        }
+    }
+    let n = parts.len();
+    parts.into_iter().enumerate().map(|(i, p)| format!("{}{p}", header(i + 1, n))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Action, Address, AttrChange, Change, Plan, UnknownSetting};
+    use serde_json::json;
+
+    fn sample() -> Plan {
+        let mut create = Change::new(Address("s3.suoops-backups".into()), Action::Create);
+        create.attributes.push(AttrChange::new("versioning", None, json!("enabled")));
+        let mut rule = Change::new(Address("s3.suoops-backups.lifecycle.old".into()), Action::Delete);
+        rule.destructive = true;
+        let mut role = Change::new(Address("iam.role.writer".into()), Action::Update);
+        role.attributes.push(AttrChange::new("description", Some(json!("a")), json!("b")));
+        let mut redis = Change::new(Address("redis.queues".into()), Action::NoOp);
+        redis.unknown.push(UnknownSetting { attribute: "connection".into(), reason: "cannot connect: refused".into() });
+        Plan::new(vec![role, create, rule, redis, Change::new(Address("s3.quiet".into()), Action::NoOp)])
+    }
+
+    #[test]
+    fn plan_markdown_snapshot() {
+        let parts = plan_markdown(&sample(), COMMENT_LIMIT);
+        assert_eq!(parts.len(), 1);
+        insta::assert_snapshot!(parts[0]);
+    }
+
+    #[test]
+    fn plan_json_snapshot() {
+        insta::assert_snapshot!(serde_json::to_string_pretty(&crate::render::json::plan(&sample())).unwrap_or_default());
+    }
+
+    #[test]
+    fn small_limits_split_and_truncate_with_a_pointer() {
+        let parts = plan_markdown(&sample(), 700);
+        assert!(parts.len() > 1);
+        assert!(parts.iter().all(|p| p.len() <= 700), "{parts:?}");
+        // One resource larger than a comment: cut, with a pointer to the JSON.
+        let mut big = Change::new(Address("s3.huge".into()), Action::Create);
+        for i in 0..300 {
+            big.attributes.push(AttrChange::new(&format!("tags.key{i}"), None, json!("value")));
+        }
+        let parts = plan_markdown(&Plan::new(vec![big]), 2000);
+        assert!(parts.iter().all(|p| p.len() <= 2000), "{parts:?}");
+        assert!(
+            parts.concat().contains("section truncated; the full plan is in `suoops-policy plan --format json`"),
+            "{parts:?}"
+        );
+    }
+}

@@ -509,3 +509,38 @@ fn audit_reports_in_sarif_and_html() {
         std::fs::copy(&png, keep).expect("keep screenshot");
     }
 }
+
+#[test]
+fn a_large_plan_in_markdown_is_split_into_comment_sized_parts() {
+    let w = World::with_moto();
+    let mut text = String::from("version: 1\naws: {region: us-east-1}\ns3:\n  buckets:\n");
+    let names: Vec<String> = (0..300).map(|i| format!("md-{}-{i:03}", std::process::id())).collect();
+    for n in &names {
+        text.push_str(&format!(
+            "    {n}:\n      versioning: enabled\n      encryption: {{algorithm: AES256}}\n      public_access_block: all\n      lifecycle:\n        rules:\n          - {{id: dumps, prefix: postgres/, expire_after_days: 14}}\n"
+        ));
+    }
+    let p = w.write("big.yaml", &text).to_string_lossy().into_owned();
+    let out = w.dir.path().join("plan.md");
+    let r = w.cli(&["plan", "-f", &p, "--format", "markdown", "--output", &out.to_string_lossy()]);
+    r.code(0);
+    let mut parts = Vec::new();
+    for i in 1.. {
+        let path = if i == 1 { out.clone() } else { w.dir.path().join(format!("plan.{i}.md")) };
+        match std::fs::read_to_string(&path) {
+            Ok(t) => parts.push(t),
+            Err(_) => break,
+        }
+    }
+    assert!(parts.len() >= 2, "a 300-bucket plan needs several comments, got {}", parts.len());
+    for (i, p) in parts.iter().enumerate() {
+        assert!(p.chars().count() <= 65_536, "part {} is {} characters", i + 1, p.chars().count());
+        assert!(p.contains(&format!("**Part {} of {}**", i + 1, parts.len())), "numbered");
+    }
+    assert!(parts[0].contains("| 600 | 0 | 0 | 0 | 0 | 0 | 0 |"), "summary first: {}", &parts[0][..400]);
+    let all = parts.concat();
+    for n in &names {
+        assert!(all.contains(&format!("<summary><code>s3.{n}</code></summary>")), "{n} missing");
+    }
+    eprintln!("300-bucket plan: {} parts, {} characters", parts.len(), all.chars().count());
+}
