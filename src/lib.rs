@@ -10,3 +10,4 @@ pub mod model;
 pub mod policy;
 pub mod providers;
 pub mod render;
+pub mod saved_plan;

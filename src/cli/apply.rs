@@ -4,14 +4,20 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use clap::Args;
 
-use super::{connect, error, load_policy, note, out, Format, Global, PolicyArg};
+use super::{connect, error, load_policy, note, out, Format, Global};
 use crate::engine;
 use crate::render::{self, Paint};
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["file", "saved"])))]
 pub struct ApplyArgs {
-    #[command(flatten)]
-    pub policy: PolicyArg,
+    /// The policy file (plan and apply in one run).
+    #[arg(short = 'f', long = "file", value_name = "POLICY")]
+    pub file: Option<std::path::PathBuf>,
+    /// A plan saved with `plan --out`: apply exactly its changes, refused
+    /// when what it observed has changed since.
+    #[arg(value_name = "PLAN.json")]
+    pub saved: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub targets: super::TargetArg,
     /// Do not ask for confirmation (required when stdin is not a terminal).
@@ -25,12 +31,65 @@ pub struct ApplyArgs {
     pub format: Format,
 }
 
+/// Read a saved plan and check it still fits the policy file it names.
+fn load_saved(g: &Global, path: &std::path::Path) -> Result<(crate::saved_plan::SavedPlan, crate::policy::Policy), u8> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| error(g, format!("cannot read the saved plan {}: {e}", path.display())))?;
+    let saved: crate::saved_plan::SavedPlan =
+        serde_json::from_str(&text).map_err(|e| error(g, format!("{} is not a saved plan: {e}", path.display())))?;
+    if saved.format_version != crate::saved_plan::FORMAT_VERSION {
+        return Err(error(
+            g,
+            format!(
+                "{} has plan format {}; this version reads {}",
+                path.display(),
+                saved.format_version,
+                crate::saved_plan::FORMAT_VERSION
+            ),
+        ));
+    }
+    let bytes = std::fs::read(&saved.policy_file)
+        .map_err(|e| error(g, format!("cannot read {} named by the plan: {e}", saved.policy_file)))?;
+    if crate::saved_plan::sha256_hex(&bytes) != saved.policy_sha256 {
+        return Err(error(g, format!("{} changed since the plan was made: run plan again", saved.policy_file)));
+    }
+    let policy = load_policy(g, std::path::Path::new(&saved.policy_file)).ok_or(1u8)?;
+    Ok((saved, policy))
+}
+
 pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
-    let Some(policy) = load_policy(g, &a.policy.file) else {
-        return 1;
+    if a.saved.is_some() && !a.targets.target.is_empty() {
+        return error(g, "--target goes with plan: a saved plan already holds exactly what it changes");
+    }
+    let saved = match &a.saved {
+        Some(path) => match load_saved(g, path) {
+            Ok(s) => Some(s),
+            Err(code) => return code,
+        },
+        None => None,
     };
-    let Some((targets, policy)) = a.targets.apply(g, policy) else {
-        return 1;
+    let (saved, policy) = match (saved, &a.file) {
+        (Some((s, p)), _) => (Some(s), p),
+        (None, Some(file)) => match load_policy(g, file) {
+            Some(p) => (None, p),
+            None => return 1,
+        },
+        (None, None) => return error(g, "apply needs -f POLICY or a saved PLAN.json"),
+    };
+    // A saved plan re-reads only what it changes and makes exactly its changes.
+    let (targets, policy) = match &saved {
+        Some(s) => {
+            let touched = crate::saved_plan::touched(s);
+            if touched.0.is_empty() {
+                note(g, "The saved plan has nothing to apply.");
+                return 0;
+            }
+            (crate::saved_plan::exact(s), policy.restricted(&touched))
+        }
+        None => match a.targets.apply(g, policy) {
+            Some(tp) => tp,
+            None => return 1,
+        },
     };
     let interactive = std::io::stdin().is_terminal();
     if !a.auto_approve && !interactive {
@@ -41,6 +100,18 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return error(g, e),
     };
+    if let Some(s) = &saved {
+        let stale = crate::saved_plan::stale(s, &crate::saved_plan::fingerprints(&observations));
+        if !stale.is_empty() {
+            return error(
+                g,
+                format!(
+                    "the saved plan is stale: {} changed since it was made; nothing was changed, run plan again",
+                    stale.join(", ")
+                ),
+            );
+        }
+    }
     let mut plan = engine::plan(&observations);
     plan.changes.retain(|c| targets.covers(&c.address.0));
     let paint = Paint { on: g.color.enabled_for_stdout() };

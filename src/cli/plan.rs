@@ -24,6 +24,10 @@ pub struct PlanArgs {
     /// FILE.2, FILE.3… (before the extension).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Save the plan (changes + fingerprints of what was observed) for
+    /// `apply FILE`.
+    #[arg(long = "out", value_name = "PLAN.json")]
+    pub out: Option<PathBuf>,
     /// Exit 2 when something differs (0 when nothing does, 1 on error).
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -63,6 +67,22 @@ pub async fn run(g: &Global, a: &PlanArgs) -> u8 {
     };
     let mut plan = engine::plan(&observations);
     plan.changes.retain(|c| targets.covers(&c.address.0));
+    if let Some(path) = &a.out {
+        let bytes = std::fs::read(&a.policy.file).unwrap_or_default();
+        let saved = crate::saved_plan::SavedPlan {
+            format_version: crate::saved_plan::FORMAT_VERSION.into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            policy_file: a.policy.file.display().to_string(),
+            policy_sha256: crate::saved_plan::sha256_hex(&bytes),
+            targets: targets.0.clone(),
+            fingerprints: crate::saved_plan::fingerprints(&observations),
+            changes: plan.changes.clone(),
+        };
+        let text = serde_json::to_string_pretty(&saved).unwrap_or_default() + "\n";
+        if let Err(e) = std::fs::write(path, text) {
+            return error(g, format!("cannot write {}: {e}", path.display()));
+        }
+    }
     let parts = match a.format {
         PlanFormat::Text => {
             vec![render::text::plan(&plan, Paint { on: a.output.is_none() && g.color.enabled_for_stdout() })]

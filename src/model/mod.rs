@@ -4,12 +4,12 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Stable name of a resource, the key of every plan row, report row,
 /// `--target` and log line: `s3.BUCKET`, `s3.BUCKET.lifecycle.RULE`…
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Address(pub String);
 
@@ -77,7 +77,7 @@ impl<T> Observed<T> {
 
 /// The closed set of things the tool can do to a resource (Terraform's
 /// `plans.Action`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     NoOp,
@@ -88,16 +88,16 @@ pub enum Action {
 
 /// One attribute's before → after. `before` is `None` when the setting is
 /// absent on the live system; `unknown` carries why it could not be read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttrChange {
     pub name: String,
     pub before: Option<Value>,
     pub after: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sensitive: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub destructive: bool,
     /// For documents: a unified diff of the canonical JSON, for people.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,19 +143,19 @@ pub fn field_changes<T: Serialize>(before: Option<&T>, after: &T, skip: &[&str])
 }
 
 /// Everything the plan says about one resource.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub address: Address,
     pub action: Action,
     /// Attributes that differ (for NoOp: empty).
     pub attributes: Vec<AttrChange>,
     /// Settings that could not be read: the resource cannot be fully planned.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<UnknownSetting>,
     /// Things apply cannot do and a person must (e.g. a bucket in the wrong region).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub destructive: bool,
     /// For humans only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,7 +165,7 @@ pub struct Change {
     pub manual: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnknownSetting {
     pub attribute: String,
     pub reason: String,

@@ -218,13 +218,6 @@ fn level(s: crate::audit::Severity) -> &'static str {
 /// GitHub's limit on one pull-request comment.
 pub const COMMENT_LIMIT: usize = 65_536;
 
-/// The resource a change belongs to: `s3.B`, `iam.role.N`, `redis.N`…
-fn resource_of(addr: &str) -> String {
-    let parts: Vec<&str> = addr.split('.').collect();
-    let n = if parts.first() == Some(&"iam") { 3 } else { 2 };
-    parts.iter().take(n).copied().collect::<Vec<_>>().join(".")
-}
-
 /// The plan as Markdown for pull-request comments: a summary table first,
 /// one collapsible section per resource, destructive changes called out.
 /// Split into numbered parts of at most [`COMMENT_LIMIT`] characters; a
@@ -260,7 +253,7 @@ pub fn plan_markdown(plan: &crate::model::Plan, limit: usize) -> Vec<String> {
         }
     };
     for c in &plan.changes {
-        let res = resource_of(&c.address.0);
+        let res = crate::saved_plan::resource_of(&c.address.0);
         if current.as_ref().is_none_or(|(r, _, _)| r != &res) {
             flush(current.take(), &mut sections);
             current = Some((res, String::new(), false));

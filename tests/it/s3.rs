@@ -544,3 +544,50 @@ fn a_large_plan_in_markdown_is_split_into_comment_sized_parts() {
     }
     eprintln!("300-bucket plan: {} parts, {} characters", parts.len(), all.chars().count());
 }
+
+#[test]
+fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
+    let w = World::with_moto();
+    let (a, b) = (unique("saved"), unique("dr"));
+    let p = policy(&w, &a, &b);
+    let saved = w.dir.path().join("plan.json");
+    let saved_s = saved.to_string_lossy().into_owned();
+    w.cli(&["plan", "-f", &p, "--out", &saved_s]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&saved).expect("saved")).expect("json");
+    assert_eq!(doc["format_version"], "1");
+    assert_eq!(doc["fingerprints"].as_object().map(|m| m.len()), Some(2));
+    let r = w.cli(&["apply", &saved_s, "--auto-approve"]);
+    r.code(0);
+    assert!(r.stdout.contains("Apply: 2 resource(s) changed, 0 failed."), "{}", r.stdout);
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+
+    // Plan a fix, then someone else changes the bucket: the plan is stale.
+    block_on(async {
+        w.moto().s3("us-east-1").delete_bucket_encryption().bucket(&a).send().await.expect("drift 1");
+    });
+    w.cli(&["plan", "-f", &p, "--out", &saved_s]).code(0);
+    block_on(async {
+        w.moto()
+            .s3("us-east-1")
+            .put_bucket_versioning()
+            .bucket(&a)
+            .versioning_configuration(
+                VersioningConfiguration::builder().status(BucketVersioningStatus::Suspended).build(),
+            )
+            .send()
+            .await
+            .expect("drift 2");
+    });
+    let r = w.cli(&["apply", &saved_s, "--auto-approve"]);
+    r.code(1);
+    assert!(r.stderr.contains(&format!("the saved plan is stale: s3.{a} changed since it was made")), "{}", r.stderr);
+    let enc = block_on(async { w.moto().s3("us-east-1").get_bucket_encryption().bucket(&a).send().await.is_ok() });
+    assert!(!enc, "nothing was changed");
+
+    // A changed policy file refuses the plan too.
+    w.cli(&["plan", "-f", &p, "--out", &saved_s]).code(0);
+    std::fs::write(&p, std::fs::read_to_string(&p).expect("policy") + "# edited\n").expect("edit");
+    let r = w.cli(&["apply", &saved_s, "--auto-approve"]);
+    r.code(1);
+    assert!(r.stderr.contains("changed since the plan was made: run plan again"), "{}", r.stderr);
+}

@@ -1,0 +1,87 @@
+//! Saved plans: `plan --out FILE` records the policy file's hash, a
+//! fingerprint of what was observed for each resource, and the changes;
+//! `apply FILE` re-observes only the resources those changes touch, refuses
+//! the plan (naming them) when any of them changed since, and otherwise
+//! makes exactly the saved changes. No secret is written: changes hold
+//! settings, never connection URLs.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::engine::Snapshot;
+use crate::model::{Change, Targets};
+
+pub const FORMAT_VERSION: &str = "1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format_version: String,
+    pub tool_version: String,
+    /// The policy file as given to `plan`, and the SHA-256 of its bytes.
+    pub policy_file: String,
+    pub policy_sha256: String,
+    /// `--target` addresses the plan was made with.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Resource address → SHA-256 of its observed state.
+    pub fingerprints: BTreeMap<String, String>,
+    pub changes: Vec<Change>,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The resource a change address belongs to.
+pub fn resource_of(addr: &str) -> String {
+    let parts: Vec<&str> = addr.split('.').collect();
+    let n = if parts.first() == Some(&"iam") { 3 } else { 2 };
+    parts.iter().take(n).copied().collect::<Vec<_>>().join(".")
+}
+
+/// A fingerprint of what was observed of each resource: only stable
+/// settings (not counters such as Redis' uptime or the archiver's stats).
+pub fn fingerprints(snap: &Snapshot) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut put = |addr: String, state: String| {
+        out.insert(addr, sha256_hex(state.as_bytes()));
+    };
+    for o in &snap.buckets {
+        put(format!("s3.{}", o.spec.name), format!("{:?}", o.state));
+    }
+    for (spec, state) in &snap.iam.roles {
+        put(format!("iam.role.{}", spec.name), format!("{state:?}"));
+    }
+    for (spec, state) in &snap.iam.policies {
+        put(format!("iam.policy.{}", spec.name), format!("{state:?}"));
+    }
+    for (spec, state) in &snap.redis {
+        let config_file = state.info.present().and_then(|i| i.get("config_file").cloned());
+        put(format!("redis.{}", spec.name), format!("{:?} {config_file:?}", state.config));
+    }
+    for (spec, state) in &snap.postgres {
+        put(format!("postgres.{}", spec.name), format!("{:?}", state.settings));
+    }
+    out
+}
+
+/// The resources the saved plan would change (as targets to observe).
+pub fn touched(plan: &SavedPlan) -> Targets {
+    let mut r: Vec<String> =
+        plan.changes.iter().filter(|c| c.is_actionable()).map(|c| resource_of(&c.address.0)).collect();
+    r.sort();
+    r.dedup();
+    Targets(r)
+}
+
+/// Exactly the saved changes, as targets for apply.
+pub fn exact(plan: &SavedPlan) -> Targets {
+    Targets(plan.changes.iter().filter(|c| c.is_actionable()).map(|c| c.address.0.clone()).collect())
+}
+
+/// Resources whose state changed since the plan: their addresses.
+pub fn stale(plan: &SavedPlan, now: &BTreeMap<String, String>) -> Vec<String> {
+    touched(plan).0.into_iter().filter(|r| plan.fingerprints.get(r) != now.get(r)).collect()
+}
