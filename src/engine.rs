@@ -223,11 +223,16 @@ impl Applied {
 /// phase two writes replication, once the bucket and every destination it
 /// names went through phase one. A failed step skips what depends on it;
 /// independent buckets go on. Every touched bucket is re-read to verify.
+/// Told about each resource as soon as its steps are done and verified
+/// (the journal).
+pub type OnApplied<'a> = &'a (dyn Fn(&Applied) + Sync);
+
 pub async fn apply(
     aws: &Aws,
     snap: &Snapshot,
     concurrency: usize,
     targets: &Targets,
+    on_done: OnApplied<'_>,
 ) -> Result<Vec<Applied>, RunError> {
     // Phase zero: IAM (managed policies, then roles), so replication finds
     // its role.
@@ -249,11 +254,13 @@ pub async fn apply(
                     }
                 }
             }
-            iam_results.push(Applied { address: d.address, steps: d.steps, did_not_take });
+            let applied = Applied { address: d.address, steps: d.steps, did_not_take };
+            on_done(&applied);
+            iam_results.push(applied);
         }
     }
     // Redis and PostgreSQL are independent of AWS and of each other.
-    let stores = stores_apply(snap, targets);
+    let stores = stores_apply(snap, targets, on_done);
     let observations = &snap.buckets;
     let todo: Vec<(&Observation, Vec<Change>)> = observations
         .iter()
@@ -337,7 +344,9 @@ pub async fn apply(
                         );
                     }
                 }
-                Ok::<_, RunError>(Applied { address: changes[0].address.clone(), steps, did_not_take })
+                let applied = Applied { address: changes[0].address.clone(), steps, did_not_take };
+                on_done(&applied);
+                Ok::<_, RunError>(applied)
             }
         })
         .buffer_unordered(concurrency.max(1))
@@ -350,7 +359,7 @@ pub async fn apply(
 }
 
 /// Apply and verify every Redis and PostgreSQL change, concurrently.
-async fn stores_apply(snap: &Snapshot, targets: &Targets) -> Vec<Applied> {
+async fn stores_apply(snap: &Snapshot, targets: &Targets, on_done: OnApplied<'_>) -> Vec<Applied> {
     let redis_jobs = snap.redis.iter().filter_map(|(spec, state)| {
         let change = redis::diff(spec, state);
         (change.is_actionable() && targets.covers(&change.address.0)).then_some(async move {
@@ -363,7 +372,9 @@ async fn stores_apply(snap: &Snapshot, targets: &Targets) -> Vec<Applied> {
                     again.unknown.iter().map(|u| format!("{} {} (unknown: {})", again.address, u.attribute, u.reason)),
                 );
             }
-            Applied { address: change.address.clone(), steps, did_not_take }
+            let applied = Applied { address: change.address.clone(), steps, did_not_take };
+            on_done(&applied);
+            applied
         })
     });
     let pg_jobs = snap.postgres.iter().filter_map(|(spec, state)| {
@@ -394,7 +405,9 @@ async fn stores_apply(snap: &Snapshot, targets: &Targets) -> Vec<Applied> {
                     again.unknown.iter().map(|u| format!("{} {} (unknown: {})", again.address, u.attribute, u.reason)),
                 );
             }
-            Applied { address: change.address.clone(), steps, did_not_take }
+            let applied = Applied { address: change.address.clone(), steps, did_not_take };
+            on_done(&applied);
+            applied
         })
     });
     let (mut r, p) = tokio::join!(futures::future::join_all(redis_jobs), futures::future::join_all(pg_jobs));

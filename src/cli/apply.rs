@@ -26,6 +26,10 @@ pub struct ApplyArgs {
     /// Allow destructive changes (e.g. suspending versioning).
     #[arg(long)]
     pub allow_destroy: bool,
+    /// Append a JSON line per resource to FILE as apply goes: its steps,
+    /// their outcome, and each changed setting's value before the change.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<std::path::PathBuf>,
     /// Output format of the result.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -160,7 +164,41 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
             return 1;
         }
     }
-    let results = match engine::apply(&aws, &observations, g.concurrency as usize, &targets).await {
+    let journal = match &a.journal {
+        Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => Some(std::sync::Mutex::new(f)),
+            Err(e) => return error(g, format!("cannot open the journal {}: {e}", path.display())),
+        },
+        None => None,
+    };
+    let run_id = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let record = |done: &engine::Applied| {
+        let Some(j) = &journal else { return };
+        let prefix = format!("{}.", done.address);
+        let before: serde_json::Map<String, serde_json::Value> = plan
+            .changes
+            .iter()
+            .filter(|c| c.address == done.address || c.address.0.starts_with(&prefix))
+            .flat_map(|c| {
+                c.attributes.iter().map(move |x| {
+                    (format!("{} {}", c.address, x.name), x.before.clone().unwrap_or(serde_json::Value::Null))
+                })
+            })
+            .collect();
+        let line = serde_json::json!({
+            "run": run_id,
+            "address": done.address,
+            "ok": !done.failed(),
+            "steps": done.steps.iter().map(|s| serde_json::json!({"step": s.step, "ok": s.result.is_ok(), "error": s.result.as_ref().err()})).collect::<Vec<_>>(),
+            "before": before,
+            "did_not_take": done.did_not_take,
+        });
+        if let Ok(mut f) = j.lock() {
+            use std::io::Write as _;
+            let _ = writeln!(f, "{line}");
+        }
+    };
+    let results = match engine::apply(&aws, &observations, g.concurrency as usize, &targets, &record).await {
         Ok(r) => r,
         Err(e) => return error(g, format!("{e}; a re-run of apply continues from the live state")),
     };

@@ -591,3 +591,32 @@ fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
     r.code(1);
     assert!(r.stderr.contains("changed since the plan was made: run plan again"), "{}", r.stderr);
 }
+
+#[test]
+fn the_journal_records_each_resource_with_its_before_values() {
+    let w = World::with_moto();
+    let (a, b) = (unique("jr"), unique("dr"));
+    let p = policy(&w, &a, &b);
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    block_on(async {
+        w.moto()
+            .s3("us-east-1")
+            .put_bucket_versioning()
+            .bucket(&a)
+            .versioning_configuration(
+                VersioningConfiguration::builder().status(BucketVersioningStatus::Suspended).build(),
+            )
+            .send()
+            .await
+            .expect("drift");
+    });
+    let journal = w.dir.path().join("journal.jsonl");
+    w.cli(&["apply", "-f", &p, "--auto-approve", "--journal", &journal.to_string_lossy()]).code(0);
+    let text = std::fs::read_to_string(&journal).expect("journal written");
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["address"], format!("s3.{a}"));
+    assert_eq!(lines[0]["ok"], true);
+    assert_eq!(lines[0]["before"][format!("s3.{a} versioning")], "suspended");
+    assert_eq!(lines[0]["steps"][0]["step"], "versioning");
+}
