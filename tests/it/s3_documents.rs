@@ -453,3 +453,29 @@ fn target_limits_plan_apply_and_audit_to_an_address_and_what_is_under_it() {
     r.code(1);
     assert!(r.stderr.contains("--target s3.nope matches nothing"), "{}", r.stderr);
 }
+
+#[test]
+fn a_failed_step_skips_exactly_its_dependents_and_a_rerun_converges() {
+    let w = World::with_moto();
+    w.python(CREATE_ROLE);
+    let (src, dst, other) = (unique("src"), unique("dr"), unique("other"));
+    let text = format!("{}    {other}:\n      versioning: enabled\n", replication_policy(&src, &dst));
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    // Every PutBucketVersioning of the destination is denied.
+    let proxy = crate::harness::FaultProxy::start(w.moto().port, &format!("PUT /{dst}/?versioning"));
+    let url = proxy.url();
+    let r = w.cli(&["--endpoint-url", &url, "apply", "-f", &p, "--auto-approve"]);
+    r.code(1);
+    let out = &r.stdout;
+    assert!(out.contains("✗ versioning: access denied: injected fault"), "{out}");
+    assert!(
+        out.contains(&format!("✗ replication: skipped: bucket `{dst}` did not apply")),
+        "the dependent is skipped: {out}"
+    );
+    assert!(out.contains(&format!("s3.{other}: done")), "independent work goes on: {out}");
+    let conf = block_on(async { w.moto().s3("us-east-1").get_bucket_replication().bucket(&src).send().await.is_ok() });
+    assert!(!conf, "no replication was written towards an unversioned destination");
+    proxy.disarm();
+    w.cli(&["--endpoint-url", &url, "apply", "-f", &p, "--auto-approve"]).code(0);
+    w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
+}
