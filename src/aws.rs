@@ -22,6 +22,8 @@ pub struct AwsOptions {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub concurrency: usize,
+    /// Log each API call with its duration on stderr (`-v`).
+    pub verbose: bool,
 }
 
 /// The run's connection to AWS: config, per-region clients, and the bound
@@ -35,6 +37,7 @@ pub struct Aws {
     iam: aws_sdk_iam::Client,
     limit: Arc<Semaphore>,
     calls: Arc<AtomicUsize>,
+    verbose: bool,
 }
 
 impl Aws {
@@ -74,6 +77,7 @@ impl Aws {
             s3: Arc::default(),
             limit: Arc::new(Semaphore::new(opts.concurrency.max(1))),
             calls: Arc::default(),
+            verbose: opts.verbose,
         }
     }
 
@@ -101,11 +105,17 @@ impl Aws {
         &self.iam
     }
 
-    /// Run one API call under the `--concurrency` bound.
-    pub async fn call<F: std::future::Future>(&self, fut: F) -> F::Output {
+    /// Run one API call (`op`, for the log) under the `--concurrency` bound.
+    pub async fn call<F: std::future::Future>(&self, op: &str, fut: F) -> F::Output {
         let _permit = self.limit.acquire().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
-        fut.await
+        if !self.verbose {
+            return fut.await;
+        }
+        let start = std::time::Instant::now();
+        let out = fut.await;
+        eprintln!("api {op} {:.1} ms", start.elapsed().as_secs_f64() * 1000.0);
+        out
     }
 
     /// API calls made so far (for `-v` and the benchmark).

@@ -165,6 +165,7 @@ async fn connect(g: &Global, policy: &Policy) -> Aws {
         region: g.region.clone(),
         profile: g.profile.clone(),
         concurrency: g.concurrency as usize,
+        verbose: g.verbose > 0,
     };
     Aws::load(&opts, policy.default_region.as_deref()).await
 }

@@ -220,7 +220,11 @@ fn plan_reads_only_the_settings_the_policy_mentions() {
     let p = p.to_string_lossy().into_owned();
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
     let before = std::fs::read_to_string(&w.moto().log).expect("moto log");
-    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+    let r = w.cli(&["-v", "plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(0);
+    let logged: Vec<&str> =
+        r.stderr.lines().filter(|l| l.starts_with("api ")).map(|l| l.split(' ').nth(1).unwrap_or("")).collect();
+    assert_eq!(logged, ["head_bucket", "get_bucket_versioning"], "-v logs each API call: {}", r.stderr);
     let after = std::fs::read_to_string(&w.moto().log).expect("moto log");
     let calls: Vec<&str> = after[before.len()..]
         .lines()

@@ -91,7 +91,7 @@ pub async fn observe(aws: &Aws, iam: &Iam) -> Result<IamState, Fatal> {
 
 async fn observe_role(aws: &Aws, spec: &RoleSpec) -> Result<RoleState, Fatal> {
     let c = aws.iam();
-    let role = match aws.call(c.get_role().role_name(&spec.name).send()).await {
+    let role = match aws.call("get_role", c.get_role().role_name(&spec.name).send()).await {
         Ok(out) => match out.role() {
             Some(r) => {
                 let trust = match r.assume_role_policy_document().map(doc::parse) {
@@ -157,7 +157,10 @@ async fn inline_policies(aws: &Aws, role: &str) -> Result<Observed<BTreeMap<Stri
     let mut names = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        match aws.call(c.list_role_policies().role_name(role).set_marker(marker.clone()).send()).await {
+        match aws
+            .call("list_role_policies", c.list_role_policies().role_name(role).set_marker(marker.clone()).send())
+            .await
+        {
             Ok(out) => {
                 names.extend(out.policy_names().iter().cloned());
                 marker = out.marker().map(str::to_string);
@@ -169,7 +172,7 @@ async fn inline_policies(aws: &Aws, role: &str) -> Result<Observed<BTreeMap<Stri
         }
     }
     let docs = futures::future::try_join_all(names.into_iter().map(|n| async move {
-        match aws.call(c.get_role_policy().role_name(role).policy_name(&n).send()).await {
+        match aws.call("get_role_policy", c.get_role_policy().role_name(role).policy_name(&n).send()).await {
             Ok(out) => Ok(doc::parse(out.policy_document())
                 .map(|d| (n.clone(), d))
                 .map_err(|e| format!("inline policy {n}: {e}"))),
@@ -197,7 +200,13 @@ async fn attached_policies(aws: &Aws, role: &str) -> Result<Observed<Vec<String>
     let mut arns = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        match aws.call(c.list_attached_role_policies().role_name(role).set_marker(marker.clone()).send()).await {
+        match aws
+            .call(
+                "list_attached_role_policies",
+                c.list_attached_role_policies().role_name(role).set_marker(marker.clone()).send(),
+            )
+            .await
+        {
             Ok(out) => {
                 arns.extend(out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)));
                 marker = out.marker().map(str::to_string);
@@ -219,7 +228,7 @@ async fn list_local_policies(aws: &Aws) -> Result<Observed<BTreeMap<(String, Str
     let mut marker: Option<String> = None;
     loop {
         let req = c.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).set_marker(marker.clone());
-        match aws.call(req.send()).await {
+        match aws.call("send", req.send()).await {
             Ok(page) => {
                 for p in page.policies() {
                     if let (Some(name), Some(arn)) = (p.policy_name(), p.arn()) {
@@ -241,7 +250,10 @@ async fn list_local_policies(aws: &Aws) -> Result<Observed<BTreeMap<(String, Str
 }
 
 async fn policy_version(aws: &Aws, arn: &str, version: &str) -> Result<Observed<PolicyFacts>, Fatal> {
-    match aws.call(aws.iam().get_policy_version().policy_arn(arn).version_id(version).send()).await {
+    match aws
+        .call("get_policy_version", aws.iam().get_policy_version().policy_arn(arn).version_id(version).send())
+        .await
+    {
         Ok(out) => {
             let text = out.policy_version().and_then(|v| v.document()).unwrap_or("{}");
             Ok(match doc::parse(text) {
@@ -495,6 +507,7 @@ pub async fn apply(aws: &Aws, state: &IamState, changes: &[Change]) -> Vec<IamAp
             Observed::Absent => {
                 let r = aws
                     .call(
+                        "create_policy",
                         c.create_policy()
                             .policy_name(&spec.name)
                             .path(&spec.path)
@@ -538,20 +551,26 @@ pub async fn apply(aws: &Aws, state: &IamState, changes: &[Change]) -> Vec<IamAp
 /// reached, the oldest non-default version is deleted first.
 async fn new_version(aws: &Aws, arn: &str, document: &str) -> Result<(), String> {
     let c = aws.iam();
-    let versions = aws.call(c.list_policy_versions().policy_arn(arn).send()).await.map_err(|e| err_text(&e))?;
+    let versions = aws
+        .call("list_policy_versions", c.list_policy_versions().policy_arn(arn).send())
+        .await
+        .map_err(|e| err_text(&e))?;
     if versions.versions().len() >= 5 {
         let mut old: Vec<_> = versions.versions().iter().filter(|v| !v.is_default_version()).collect();
         old.sort_by_key(|v| v.create_date().map(|d| (d.secs(), d.subsec_nanos())));
         if let Some(oldest) = old.first().and_then(|v| v.version_id()) {
-            aws.call(c.delete_policy_version().policy_arn(arn).version_id(oldest).send())
+            aws.call("delete_policy_version", c.delete_policy_version().policy_arn(arn).version_id(oldest).send())
                 .await
                 .map_err(|e| err_text(&e))?;
         }
     }
-    aws.call(c.create_policy_version().policy_arn(arn).policy_document(document).set_as_default(true).send())
-        .await
-        .map(|_| ())
-        .map_err(|e| err_text(&e))
+    aws.call(
+        "create_policy_version",
+        c.create_policy_version().policy_arn(arn).policy_document(document).set_as_default(true).send(),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| err_text(&e))
 }
 
 async fn apply_role(
@@ -567,7 +586,7 @@ async fn apply_role(
     let mut steps = Vec::new();
     macro_rules! step {
         ($label:expr, $fut:expr) => {{
-            let r = aws.call($fut).await.map(|_| ()).map_err(|e| err_text(&e));
+            let r = aws.call($label, $fut).await.map(|_| ()).map_err(|e| err_text(&e));
             let failed = r.is_err();
             steps.push(StepOutcome { step: $label, result: r });
             if failed {

@@ -40,7 +40,7 @@ pub async fn apply(
     let mut out = Vec::new();
     macro_rules! step {
         ($label:expr, $fut:expr) => {{
-            let r = aws.call($fut).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
+            let r = aws.call($label, $fut).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
             let failed = r.is_err();
             out.push(StepOutcome { step: $label, result: r });
             if failed {
@@ -173,13 +173,14 @@ async fn write_lifecycle(
         .map_err(|e| e.to_string())?;
     if rules.is_empty() {
         return aws
-            .call(client.delete_bucket_lifecycle().bucket(name).send())
+            .call("delete_bucket_lifecycle", client.delete_bucket_lifecycle().bucket(name).send())
             .await
             .map(|_| ())
             .map_err(|e| classify(&e, &[]).reason());
     }
     let conf = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(|e| e.to_string())?;
     aws.call(
+        "put_bucket_lifecycle_configuration",
         client
             .put_bucket_lifecycle_configuration()
             .bucket(name)
@@ -212,12 +213,12 @@ async fn write_policy(
     }
     match tls::merged(now.as_ref(), name, want) {
         Some(doc) => aws
-            .call(client.put_bucket_policy().bucket(name).policy(doc.to_string()).send())
+            .call("put_bucket_policy", client.put_bucket_policy().bucket(name).policy(doc.to_string()).send())
             .await
             .map(|_| ())
             .map_err(|e| classify(&e, &[]).reason()),
         None => aws
-            .call(client.delete_bucket_policy().bucket(name).send())
+            .call("delete_bucket_policy", client.delete_bucket_policy().bucket(name).send())
             .await
             .map(|_| ())
             .map_err(|e| classify(&e, &[]).reason()),
@@ -273,12 +274,15 @@ pub async fn apply_replication(
         let act = lifecycle::actions(name, changes, "replication");
         match replication::merged(want, role_arn, now.as_ref(), &act).map_err(|e| e.to_string())? {
             Some(conf) => aws
-                .call(client.put_bucket_replication().bucket(name).replication_configuration(conf).send())
+                .call(
+                    "put_bucket_replication",
+                    client.put_bucket_replication().bucket(name).replication_configuration(conf).send(),
+                )
                 .await
                 .map(|_| ())
                 .map_err(|e| classify(&e, &[]).reason()),
             None => aws
-                .call(client.delete_bucket_replication().bucket(name).send())
+                .call("delete_bucket_replication", client.delete_bucket_replication().bucket(name).send())
                 .await
                 .map(|_| ())
                 .map_err(|e| classify(&e, &[]).reason()),

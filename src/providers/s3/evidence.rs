@@ -114,7 +114,7 @@ async fn newest(
             .prefix(&b.prefix)
             .set_start_after(start_after.clone())
             .set_continuation_token(token.clone());
-        let page = match aws.call(req.send()).await {
+        let page = match aws.call("send", req.send()).await {
             Ok(p) => p,
             Err(e) => return soft(classify(&e, &["NoSuchBucket"])),
         };
@@ -148,7 +148,7 @@ async fn sidecar(
     key: &str,
 ) -> Result<Observed<Result<(), String>>, Fatal> {
     let side = format!("{key}.sha256");
-    let body = match aws.call(client.get_object().bucket(bucket).key(&side).send()).await {
+    let body = match aws.call("get_object", client.get_object().bucket(bucket).key(&side).send()).await {
         Ok(out) => match out.body.collect().await {
             Ok(b) => String::from_utf8_lossy(&b.into_bytes()).into_owned(),
             Err(e) => return Ok(Observed::Unknown { reason: format!("reading {side}: {e}") }),
@@ -164,7 +164,9 @@ async fn sidecar(
     if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return Ok(Observed::Present(Err(format!("{side} does not hold a SHA-256 (64 hex digits)"))));
     }
-    let head = aws.call(client.head_object().bucket(bucket).key(key).checksum_mode(ChecksumMode::Enabled).send()).await;
+    let head = aws
+        .call("head_object", client.head_object().bucket(bucket).key(key).checksum_mode(ChecksumMode::Enabled).send())
+        .await;
     if let Ok(h) = head {
         if let Some(s3_sum) = h.checksum_sha256().filter(|c| !c.contains('-')) {
             let bytes: Vec<u8> = (0..32).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();

@@ -67,7 +67,7 @@ fn unknown<T>(e: ApiError) -> Result<Observed<T>, Fatal> {
 pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool) -> Result<BucketState, Fatal> {
     let client = aws.s3(region);
     let name = spec.name.as_str();
-    let head = aws.call(client.head_bucket().bucket(name).send()).await;
+    let head = aws.call("head_bucket", client.head_bucket().bucket(name).send()).await;
     let bucket = match head {
         Ok(out) => Observed::Present(out.bucket_region().unwrap_or(region).to_string()),
         Err(e) => {
@@ -143,7 +143,7 @@ async fn maybe<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> O
 async fn forbidden(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<String>, Fatal> {
     let denied =
         || Observed::Unknown { reason: "access denied (403) to the bucket; it may belong to another account".into() };
-    match aws.call(client.get_bucket_location().bucket(name).send()).await {
+    match aws.call("get_bucket_location", client.get_bucket_location().bucket(name).send()).await {
         Ok(_) => Ok(denied()),
         Err(e) => match classify(&e, &[]) {
             ApiError::Fatal(m) => Err(Fatal(m)),
@@ -164,7 +164,7 @@ fn like<T>(bucket: &Observed<String>) -> Observed<T> {
 type VersioningRead = (Observed<String>, Observed<bool>);
 
 async fn versioning(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<VersioningRead, Fatal> {
-    match aws.call(client.get_bucket_versioning().bucket(name).send()).await {
+    match aws.call("get_bucket_versioning", client.get_bucket_versioning().bucket(name).send()).await {
         Ok(out) => {
             let status = match out.status() {
                 Some(BucketVersioningStatus::Enabled) => Observed::Present("enabled".into()),
@@ -197,7 +197,10 @@ pub async fn read_lifecycle(
     client: &aws_sdk_s3::Client,
     name: &str,
 ) -> Result<Observed<LifecycleDoc>, Fatal> {
-    match aws.call(client.get_bucket_lifecycle_configuration().bucket(name).send()).await {
+    match aws
+        .call("get_bucket_lifecycle_configuration", client.get_bucket_lifecycle_configuration().bucket(name).send())
+        .await
+    {
         Ok(out) => Ok(Observed::Present(LifecycleDoc::from_sdk(
             out.rules().to_vec(),
             out.transition_default_minimum_object_size().cloned(),
@@ -212,7 +215,7 @@ async fn policy(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Ob
 
 /// GetBucketPolicy; also used by apply to re-read before writing.
 pub async fn read_policy(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<PolicyDoc>, Fatal> {
-    match aws.call(client.get_bucket_policy().bucket(name).send()).await {
+    match aws.call("get_bucket_policy", client.get_bucket_policy().bucket(name).send()).await {
         Ok(out) => match serde_json::from_str(out.policy().unwrap_or("{}")) {
             Ok(json) => Ok(Observed::Present(PolicyDoc { json })),
             Err(e) => Ok(Observed::Unknown { reason: format!("the bucket policy is not valid JSON: {e}") }),
@@ -222,7 +225,7 @@ pub async fn read_policy(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> 
 }
 
 async fn encryption(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<EncryptionState>, Fatal> {
-    match aws.call(client.get_bucket_encryption().bucket(name).send()).await {
+    match aws.call("get_bucket_encryption", client.get_bucket_encryption().bucket(name).send()).await {
         Ok(out) => {
             let rule = out.server_side_encryption_configuration().and_then(|c| c.rules().first());
             let Some(rule) = rule else {
@@ -242,7 +245,7 @@ async fn encryption(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Resul
 }
 
 async fn public_access_block(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<PabState>, Fatal> {
-    match aws.call(client.get_public_access_block().bucket(name).send()).await {
+    match aws.call("get_public_access_block", client.get_public_access_block().bucket(name).send()).await {
         Ok(out) => Ok(match out.public_access_block_configuration() {
             Some(c) => Observed::Present(PabState {
                 block_public_acls: c.block_public_acls().unwrap_or(false),
@@ -262,7 +265,7 @@ pub async fn read_replication(
     client: &aws_sdk_s3::Client,
     name: &str,
 ) -> Result<Observed<ReplicationDoc>, Fatal> {
-    match aws.call(client.get_bucket_replication().bucket(name).send()).await {
+    match aws.call("get_bucket_replication", client.get_bucket_replication().bucket(name).send()).await {
         Ok(out) => Ok(match out.replication_configuration() {
             Some(c) => Observed::Present(ReplicationDoc::from_sdk(c)),
             None => Observed::Absent,
@@ -274,7 +277,7 @@ pub async fn read_replication(
 /// A replication role's ARN (GetRole), by name or ARN.
 pub async fn role_arn(aws: &Aws, role: &str) -> Result<Observed<String>, Fatal> {
     let name = role.rsplit('/').next().unwrap_or(role);
-    match aws.call(aws.iam().get_role().role_name(name).send()).await {
+    match aws.call("get_role", aws.iam().get_role().role_name(name).send()).await {
         Ok(out) => Ok(match out.role() {
             Some(r) => Observed::Present(r.arn().to_string()),
             None => Observed::Absent,
@@ -287,7 +290,7 @@ pub async fn role_arn(aws: &Aws, role: &str) -> Result<Observed<String>, Fatal> 
 /// versioned? (HeadBucket, then GetBucketVersioning.)
 pub async fn destination(aws: &Aws, region: &str, name: &str) -> Result<Observed<bool>, Fatal> {
     let client = aws.s3(region);
-    match aws.call(client.head_bucket().bucket(name).send()).await {
+    match aws.call("head_bucket", client.head_bucket().bucket(name).send()).await {
         Ok(out) => {
             let client = aws.s3(out.bucket_region().unwrap_or(region));
             let (status, _) = versioning(aws, &client, name).await?;
