@@ -198,7 +198,10 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
             let _ = writeln!(f, "{line}");
         }
     };
-    let results = match engine::apply(&aws, &observations, g.concurrency as usize, &targets, &record).await {
+    let progress = super::Progress::start(g, &aws, "applying");
+    let results = engine::apply(&aws, &observations, g.concurrency as usize, &targets, &record).await;
+    progress.finish();
+    let results = match results {
         Ok(r) => r,
         Err(e) => return error(g, format!("{e}; a re-run of apply continues from the live state")),
     };

@@ -178,7 +178,10 @@ async fn observe(
     evidence: bool,
 ) -> Result<crate::engine::Snapshot, crate::engine::RunError> {
     let start = std::time::Instant::now();
-    let obs = crate::engine::observe(aws, policy, g.concurrency as usize, evidence).await?;
+    let progress = Progress::start(g, aws, "reading the live state");
+    let obs = crate::engine::observe(aws, policy, g.concurrency as usize, evidence).await;
+    progress.finish();
+    let obs = obs?;
     if g.verbose > 0 {
         eprintln!(
             "observed {} resource(s) with {} API call(s) in {} ms",
@@ -188,6 +191,41 @@ async fn observe(
         );
     }
     Ok(obs)
+}
+
+/// A spinner on stderr with the API calls made so far, shown only when
+/// stderr is a terminal and not `-q` (CI logs stay clean).
+pub(crate) struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    pub(crate) fn start(g: &Global, aws: &Aws, what: &'static str) -> Progress {
+        use std::io::IsTerminal;
+        if g.quiet || !std::io::stderr().is_terminal() {
+            return Progress { bar: None, ticker: None };
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        let (b2, a2) = (bar.clone(), aws.clone());
+        let ticker = tokio::spawn(async move {
+            loop {
+                b2.set_message(format!("{what}: {} API calls", a2.calls()));
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+        Progress { bar: Some(bar), ticker: Some(ticker) }
+    }
+
+    pub(crate) fn finish(self) {
+        if let Some(t) = self.ticker {
+            t.abort();
+        }
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
 }
 
 fn error(g: &Global, msg: impl std::fmt::Display) -> u8 {
