@@ -47,7 +47,9 @@ pub struct Observation {
 impl Observation {
     /// The bucket's change first, then its sub-resources'.
     pub fn changes(&self) -> Vec<Change> {
-        s3::diff::diff(&self.spec, &self.region, &self.state)
+        let mut c = s3::diff::diff(&self.spec, &self.region, &self.state);
+        crate::model::block_destruction_on_unknown(&mut c);
+        c
     }
 }
 

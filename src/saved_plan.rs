@@ -34,12 +34,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The resource a change address belongs to.
-pub fn resource_of(addr: &str) -> String {
-    let parts: Vec<&str> = addr.split('.').collect();
-    let n = if parts.first() == Some(&"iam") { 3 } else { 2 };
-    parts.iter().take(n).copied().collect::<Vec<_>>().join(".")
-}
+pub use crate::model::resource_of;
 
 /// A fingerprint of what was observed of each resource: only stable
 /// settings (not counters such as Redis' uptime or the archiver's stats).

@@ -202,6 +202,30 @@ pub struct StepOutcome {
     pub result: Result<(), String>,
 }
 
+/// The resource an address belongs to: `s3.B`, `iam.role.N`, `redis.N`…
+pub fn resource_of(addr: &str) -> String {
+    let parts: Vec<&str> = addr.split('.').collect();
+    let n = if parts.first() == Some(&"iam") { 3 } else { 2 };
+    parts.iter().take(n).copied().collect::<Vec<_>>().join(".")
+}
+
+/// An Unknown observation blocks every destructive change of the same
+/// resource (`s3.B`, `iam.role.N`…): the change stays in the plan as a
+/// conflict saying why, and apply does not make it.
+pub fn block_destruction_on_unknown(changes: &mut [Change]) {
+    let unknown: std::collections::BTreeSet<String> =
+        changes.iter().filter(|c| !c.unknown.is_empty()).map(|c| resource_of(&c.address.0)).collect();
+    for c in changes.iter_mut().filter(|c| c.destructive) {
+        let res = resource_of(&c.address.0);
+        if unknown.contains(&res) {
+            c.conflicts.push(format!("destructive change blocked: part of {res} could not be read"));
+            c.action = Action::NoOp;
+            c.destructive = false;
+            c.attributes.clear();
+        }
+    }
+}
+
 /// Counts for the summary line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -264,5 +288,25 @@ impl Plan {
     /// reconciled by the tool: the run cannot vouch for the result.
     pub fn is_incomplete(&self) -> bool {
         self.changes.iter().any(|c| !c.unknown.is_empty() || !c.conflicts.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_blocks_destruction_on_the_same_resource_only() {
+        let mut unk = Change::new(Address("s3.a".into()), Action::NoOp);
+        unk.unknown.push(UnknownSetting { attribute: "versioning".into(), reason: "access denied".into() });
+        let mut del_a = Change::new(Address("s3.a.lifecycle.old".into()), Action::Delete);
+        del_a.destructive = true;
+        let mut del_b = Change::new(Address("s3.b.lifecycle.old".into()), Action::Delete);
+        del_b.destructive = true;
+        let mut all = vec![unk, del_a, del_b];
+        block_destruction_on_unknown(&mut all);
+        assert_eq!(all[1].action, Action::NoOp);
+        assert!(all[1].conflicts[0].contains("blocked: part of s3.a could not be read"));
+        assert_eq!(all[2].action, Action::Delete, "another bucket is not affected");
     }
 }

@@ -311,6 +311,7 @@ pub fn diff(state: &IamState) -> Vec<Change> {
     for (spec, seen) in &state.roles {
         out.extend(diff_role(spec, seen, &state.policies));
     }
+    crate::model::block_destruction_on_unknown(&mut out);
     out
 }
 
