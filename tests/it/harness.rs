@@ -565,3 +565,20 @@ impl Drop for FaultProxy {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Another client suspends a bucket's versioning (drift behind the tool's back).
+pub fn suspend_versioning(w: &World, bucket: &str) {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    block_on(async {
+        w.moto()
+            .s3("us-east-1")
+            .put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder().status(BucketVersioningStatus::Suspended).build(),
+            )
+            .send()
+            .await
+            .expect("suspend versioning");
+    });
+}

@@ -570,18 +570,7 @@ fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
         w.moto().s3("us-east-1").delete_bucket_encryption().bucket(&a).send().await.expect("drift 1");
     });
     w.cli(&["plan", "-f", &p, "--out", &saved_s]).code(0);
-    block_on(async {
-        w.moto()
-            .s3("us-east-1")
-            .put_bucket_versioning()
-            .bucket(&a)
-            .versioning_configuration(
-                VersioningConfiguration::builder().status(BucketVersioningStatus::Suspended).build(),
-            )
-            .send()
-            .await
-            .expect("drift 2");
-    });
+    crate::harness::suspend_versioning(&w, &a);
     let r = w.cli(&["apply", &saved_s, "--auto-approve"]);
     r.code(1);
     assert!(r.stderr.contains(&format!("the saved plan is stale: s3.{a} changed since it was made")), "{}", r.stderr);
@@ -602,18 +591,7 @@ fn the_journal_records_each_resource_with_its_before_values() {
     let (a, b) = (unique("jr"), unique("dr"));
     let p = policy(&w, &a, &b);
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
-    block_on(async {
-        w.moto()
-            .s3("us-east-1")
-            .put_bucket_versioning()
-            .bucket(&a)
-            .versioning_configuration(
-                VersioningConfiguration::builder().status(BucketVersioningStatus::Suspended).build(),
-            )
-            .send()
-            .await
-            .expect("drift");
-    });
+    crate::harness::suspend_versioning(&w, &a);
     let journal = w.dir.path().join("journal.jsonl");
     w.cli(&["apply", "-f", &p, "--auto-approve", "--journal", &journal.to_string_lossy()]).code(0);
     let text = std::fs::read_to_string(&journal).expect("journal written");

@@ -251,23 +251,35 @@ pub fn merged(
     seen: Option<&LifecycleDoc>,
     act: &dyn Fn(&str) -> Option<Action>,
 ) -> Result<Vec<SdkRule>, aws_sdk_s3::error::BuildError> {
-    let mut rules = Vec::new();
-    if let Some(doc) = seen {
-        for (raw, canon) in doc.raw.iter().zip(&doc.rules) {
-            match (act(&canon.id), want.rules.iter().find(|r| r.id == canon.id)) {
-                (Some(Action::Delete), _) => {}
-                (Some(Action::Create | Action::Update), Some(d)) => rules.push(to_sdk(d)?),
-                _ => rules.push(raw.clone()),
-            }
+    let live: Vec<(&SdkRule, &str)> =
+        seen.map(|d| d.raw.iter().zip(d.rules.iter().map(|r| r.id.as_str())).collect()).unwrap_or_default();
+    merge_rules(&live, &want.rules, |r| r.id.as_str(), to_sdk, act)
+}
+
+/// The merge both rule documents share (lifecycle, replication): `live` as
+/// (rule as read, id), `want` the policy's rules.
+pub fn merge_rules<R: Clone, W, E>(
+    live: &[(&R, &str)],
+    want: &[W],
+    id: impl Fn(&W) -> &str,
+    build: impl Fn(&W) -> Result<R, E>,
+    act: &dyn Fn(&str) -> Option<Action>,
+) -> Result<Vec<R>, E> {
+    let mut out = Vec::new();
+    for (raw, rid) in live {
+        match (act(rid), want.iter().find(|w| id(w) == *rid)) {
+            (Some(Action::Delete), _) => {}
+            (Some(Action::Create | Action::Update), Some(w)) => out.push(build(w)?),
+            _ => out.push((*raw).clone()),
         }
     }
-    for d in &want.rules {
-        let live = seen.is_some_and(|doc| doc.rules.iter().any(|r| r.id == d.id));
-        if !live && matches!(act(&d.id), Some(Action::Create | Action::Update)) {
-            rules.push(to_sdk(d)?);
+    for w in want {
+        let is_live = live.iter().any(|(_, rid)| *rid == id(w));
+        if !is_live && matches!(act(id(w)), Some(Action::Create | Action::Update)) {
+            out.push(build(w)?);
         }
     }
-    Ok(rules)
+    Ok(out)
 }
 
 /// `act` for [`merged`] from a bucket's changes: the actionable change of

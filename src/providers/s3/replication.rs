@@ -265,22 +265,9 @@ pub fn merged(
     seen: Option<&ReplicationDoc>,
     act: &dyn Fn(&str) -> Option<Action>,
 ) -> Result<Option<ReplicationConfiguration>, aws_sdk_s3::error::BuildError> {
-    let mut rules: Vec<SdkRule> = Vec::new();
-    if let Some(doc) = seen {
-        for (raw, canon) in doc.raw.iter().zip(&doc.rules) {
-            match (act(&canon.id), want.rules.iter().find(|r| r.id == canon.id)) {
-                (Some(Action::Delete), _) => {}
-                (Some(Action::Create | Action::Update), Some(d)) => rules.push(to_sdk(d)?),
-                _ => rules.push(raw.clone()),
-            }
-        }
-    }
-    for d in &want.rules {
-        let live = seen.is_some_and(|doc| doc.rules.iter().any(|r| r.id == d.id));
-        if !live && matches!(act(&d.id), Some(Action::Create | Action::Update)) {
-            rules.push(to_sdk(d)?);
-        }
-    }
+    let live: Vec<(&SdkRule, &str)> =
+        seen.map(|d| d.raw.iter().zip(d.rules.iter().map(|r| r.id.as_str())).collect()).unwrap_or_default();
+    let rules = super::lifecycle::merge_rules(&live, &want.rules, |r| r.id.as_str(), to_sdk, act)?;
     if rules.is_empty() {
         return Ok(None);
     }
