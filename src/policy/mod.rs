@@ -70,6 +70,21 @@ impl Secret {
     }
 }
 
+/// Remove a secret URL and its password from a message, whatever a
+/// client library put in it (Redis and PostgreSQL error texts).
+pub fn scrub(msg: &str, url: &str) -> String {
+    let mut out = msg.replace(url, "(redacted URL)");
+    if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
+        if let Some((userinfo, _)) = rest.split_once('@') {
+            let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
+            if !password.is_empty() {
+                out = out.replace(password, "(redacted)");
+            }
+        }
+    }
+    out
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("(sensitive value)")

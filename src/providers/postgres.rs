@@ -12,8 +12,7 @@ use serde_json::{json, Value};
 use crate::audit::{ControlResult, Severity, Status};
 use crate::model::StepOutcome;
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
-use crate::policy::PostgresSpec;
-use crate::providers::redis::scrub;
+use crate::policy::{scrub, PostgresSpec};
 
 /// One row of pg_settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

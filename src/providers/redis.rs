@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::audit::{ControlResult, Severity, Status};
 use crate::model::{Action, Address, AttrChange, Change, Observed, StepOutcome, UnknownSetting};
-use crate::policy::{Persistence, RedisSpec};
+use crate::policy::{scrub, Persistence, RedisSpec};
 
 /// What one instance shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,21 +25,6 @@ pub struct RedisState {
 
 pub fn address(name: &str) -> Address {
     Address(format!("redis.{name}"))
-}
-
-/// Remove the URL and its password from a message, whatever the library
-/// put in it.
-pub fn scrub(msg: &str, url: &str) -> String {
-    let mut out = msg.replace(url, "(redacted URL)");
-    if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
-        if let Some((userinfo, _)) = rest.split_once('@') {
-            let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
-            if !password.is_empty() {
-                out = out.replace(password, "(redacted)");
-            }
-        }
-    }
-    out
 }
 
 fn parse_info(text: &str) -> BTreeMap<String, String> {
