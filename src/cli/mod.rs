@@ -2,6 +2,7 @@
 
 mod apply;
 mod audit;
+mod import;
 mod permissions;
 mod plan;
 mod schema;
@@ -72,6 +73,8 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Print the least-privilege IAM policy this tool needs for a command.
     Permissions(permissions::PermissionsArgs),
+    /// Write a policy from the live state (buckets, roles, Redis, PostgreSQL); reads only.
+    Import(import::ImportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -130,6 +133,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(a) => with_runtime(|| plan::run(&cli.global, a)),
         Command::Apply(a) => with_runtime(|| apply::run(&cli.global, a)),
         Command::Audit(a) => with_runtime(|| audit::run(&cli.global, a)),
+        Command::Import(a) => with_runtime(|| import::run(&cli.global, a)),
     };
     ExitCode::from(code)
 }

@@ -24,6 +24,8 @@ pub enum On {
     ManagedPolicy,
     /// IAM gives no narrower resource (ListPolicies).
     Any,
+    /// The account's bucket list (`import --all-buckets` only).
+    Account,
 }
 
 /// (SDK operation, IAM action, access, resource).
@@ -36,6 +38,7 @@ pub const OPERATIONS: &[(&str, &str, Access, On)] = &[
     ("get_bucket_lifecycle_configuration", "s3:GetLifecycleConfiguration", Access::Read, On::Bucket),
     ("get_bucket_policy", "s3:GetBucketPolicy", Access::Read, On::Bucket),
     ("get_bucket_replication", "s3:GetReplicationConfiguration", Access::Read, On::Bucket),
+    ("list_buckets", "s3:ListAllMyBuckets", Access::Read, On::Account),
     ("list_objects_v2", "s3:ListBucket", Access::Read, On::Bucket),
     ("get_object", "s3:GetObject", Access::Read, On::Objects),
     ("head_object", "s3:GetObject", Access::Read, On::Objects),
@@ -76,6 +79,8 @@ pub enum For {
     Plan,
     Audit,
     Apply,
+    /// `import` (reads only, plus the account's bucket list).
+    Import,
 }
 
 /// The least-privilege IAM policy for `cmd`; scoped to the policy's
@@ -83,7 +88,7 @@ pub enum For {
 pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
     let wanted = |a: Access| a == Access::Read || cmd == For::Apply;
     let mut statements = Vec::new();
-    let scopes: [(On, &str, Vec<String>); 5] = [
+    let scopes: [(On, &str, Vec<String>); 6] = [
         (
             On::Objects,
             "S3BackupEvidence",
@@ -141,10 +146,15 @@ pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
                 |p| if p.iam.policies.is_empty() { vec![] } else { vec!["*".to_string()] },
             ),
         ),
+        (On::Account, "S3ListAllBuckets", if cmd == For::Import { vec!["*".to_string()] } else { vec![] }),
     ];
     for (on, sid, resources) in scopes {
         // Backup evidence is read by audit only.
-        if resources.is_empty() || (on == On::Objects && cmd != For::Audit) {
+        // Import reads buckets and roles, never managed policies by name.
+        if resources.is_empty()
+            || (on == On::Objects && cmd != For::Audit)
+            || (cmd == For::Import && matches!(on, On::ManagedPolicy | On::Any))
+        {
             continue;
         }
         let mut actions: Vec<&str> =

@@ -4,6 +4,7 @@
 mod evidence;
 mod harness;
 mod iam;
+mod import;
 mod moto_launcher;
 mod s3;
 mod s3_documents;

@@ -310,3 +310,30 @@ pub async fn destination(aws: &Aws, region: &str, name: &str) -> Result<Observed
         }
     }
 }
+
+/// Every bucket these credentials can list (ListBuckets, page by page), for
+/// `import --all-buckets`.
+pub async fn list_buckets(aws: &Aws, region: &str) -> Result<Vec<String>, Fatal> {
+    let client = aws.s3(region);
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let req = client.list_buckets().set_continuation_token(token.clone());
+        match aws.call("list_buckets", req.send()).await {
+            Ok(out) => {
+                names.extend(out.buckets().iter().filter_map(|b| b.name().map(str::to_string)));
+                token = out.continuation_token().filter(|t| !t.is_empty()).map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+            Err(e) => {
+                return Err(Fatal(match classify(&e, &[]) {
+                    ApiError::Fatal(m) => m,
+                    other => format!("cannot list the buckets (s3:ListAllMyBuckets): {}", other.reason()),
+                }))
+            }
+        }
+    }
+    Ok(names)
+}

@@ -31,7 +31,7 @@ pub fn desired_statement(bucket: &str) -> Value {
     })
 }
 
-fn statements(doc: &Value) -> Vec<&Value> {
+pub fn statements(doc: &Value) -> Vec<&Value> {
     match doc.get("Statement") {
         Some(Value::Array(a)) => a.iter().collect(),
         Some(v @ Value::Object(_)) => vec![v],

@@ -1,0 +1,196 @@
+//! `import`: write a policy from what exists, so adoption starts from the
+//! live state rather than a blank file. Reads only; the file it writes
+//! passes `validate` and plans with no change.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::{error, load_policy, note, out, Global};
+use crate::aws::{Aws, AwsOptions};
+use crate::import::{self, merge, Request};
+use crate::policy::{self, LoadError};
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A bucket to import (repeatable).
+    #[arg(long = "s3-bucket", value_name = "NAME")]
+    pub buckets: Vec<String>,
+    /// Every bucket these credentials can list.
+    #[arg(long)]
+    pub all_buckets: bool,
+    /// An IAM role to import (repeatable).
+    #[arg(long = "iam-role", value_name = "NAME")]
+    pub roles: Vec<String>,
+    /// A Redis instance whose URL is in the environment variable ENV_VAR
+    /// (written to the policy as ${ENV_VAR}, never as its value).
+    #[arg(long = "redis", value_name = "NAME=ENV_VAR", value_parser = name_and_var)]
+    pub redis: Vec<(String, String)>,
+    /// A PostgreSQL server whose URL is in the environment variable ENV_VAR.
+    #[arg(long = "postgres", value_name = "NAME=ENV_VAR", value_parser = name_and_var)]
+    pub postgres: Vec<(String, String)>,
+    /// Write the policy to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Add the imported resources to this policy file, in place (or to
+    /// --output); what it already has is kept exactly as written.
+    #[arg(long, value_name = "POLICY")]
+    pub merge: Option<PathBuf>,
+}
+
+/// `NAME=ENV_VAR`.
+fn name_and_var(s: &str) -> Result<(String, String), String> {
+    let (name, var) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=ENV_VAR"))?;
+    let name_ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !name_ok {
+        return Err(format!("`{name}` is not a resource name: use letters, digits, `-` and `_`"));
+    }
+    let var_ok = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !var_ok {
+        return Err(format!("`{var}` is not an environment variable name"));
+    }
+    Ok((name.to_string(), var.to_string()))
+}
+
+pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
+    if a.buckets.is_empty() && !a.all_buckets && a.roles.is_empty() && a.redis.is_empty() && a.postgres.is_empty() {
+        return error(g, "nothing to import: name --s3-bucket, --all-buckets, --iam-role, --redis or --postgres");
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    // With --merge: the file must be valid first, and what it has is kept.
+    let existing = match &a.merge {
+        Some(path) => match load_policy(g, path) {
+            Some(p) => Some(p),
+            None => return error(g, format!("{} must be valid before import can merge into it", path.display())),
+        },
+        None => None,
+    };
+    let mut req = Request {
+        buckets: a.buckets.clone(),
+        all_buckets: a.all_buckets,
+        roles: a.roles.clone(),
+        redis: a.redis.clone(),
+        postgres: a.postgres.clone(),
+        skip_buckets: BTreeSet::new(),
+    };
+    if let Some(p) = &existing {
+        req.skip_buckets = p.buckets.iter().map(|b| b.name.clone()).collect();
+        let kept: Vec<String> = req
+            .buckets
+            .iter()
+            .filter(|b| req.skip_buckets.contains(*b))
+            .map(|b| format!("s3.{b}"))
+            .chain(
+                req.roles.iter().filter(|r| p.iam.roles.iter().any(|x| &x.name == *r)).map(|r| format!("iam.role.{r}")),
+            )
+            .chain(
+                req.redis
+                    .iter()
+                    .filter(|(n, _)| p.redis.iter().any(|x| &x.name == n))
+                    .map(|(n, _)| format!("redis.{n}")),
+            )
+            .chain(
+                req.postgres
+                    .iter()
+                    .filter(|(n, _)| p.postgres.iter().any(|x| &x.name == n))
+                    .map(|(n, _)| format!("postgres.{n}")),
+            )
+            .collect();
+        if !kept.is_empty() {
+            note(g, format!("already in {}, kept as written: {}", p.file, kept.join(", ")));
+        }
+        req.buckets.retain(|b| !req.skip_buckets.contains(b));
+        req.roles.retain(|r| !p.iam.roles.iter().any(|x| &x.name == r));
+        req.redis.retain(|(n, _)| !p.redis.iter().any(|x| &x.name == n));
+        req.postgres.retain(|(n, _)| !p.postgres.iter().any(|x| &x.name == n));
+    }
+    let opts = AwsOptions {
+        endpoint_url: g.endpoint_url.clone().filter(|e| !e.is_empty()),
+        region: g.region.clone(),
+        profile: g.profile.clone(),
+        concurrency: g.concurrency as usize,
+        verbose: g.verbose > 0,
+    };
+    let aws = Aws::load(&opts, existing.as_ref().and_then(|p| p.default_region.as_deref())).await;
+    let region = aws.default_region().unwrap_or("us-east-1").to_string();
+    let progress = super::Progress::start(g, &aws, "reading the live state");
+    let seen = import::observe(&aws, &req, &region, &env, g.concurrency as usize).await;
+    progress.finish();
+    let seen = match seen {
+        Ok(s) => s,
+        Err(e) => return error(g, e),
+    };
+    let (text, target, entries) = match (&existing, &a.merge) {
+        (Some(p), Some(path)) => {
+            let entries = import::entries(&seen, p.default_region.as_deref());
+            if entries.is_empty() {
+                note(g, format!("nothing to add to {}", path.display()));
+                return 0;
+            }
+            let current = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => return error(g, format!("cannot read {}: {e}", path.display())),
+            };
+            let mut text = current;
+            for (path_in_file, items) in entries.sections() {
+                let blocks: Vec<String> = items.iter().map(|(_, t)| t.clone()).collect();
+                text = match merge::insert(&text, path_in_file, &blocks) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return error(g, format!("cannot merge into {}: {e}; nothing was written", path.display()))
+                    }
+                };
+            }
+            (text, Some(a.output.clone().unwrap_or_else(|| path.clone())), entries)
+        }
+        _ => {
+            let entries = import::entries(&seen, Some(&region));
+            if entries.is_empty() {
+                return error(g, "nothing to import: no bucket was found");
+            }
+            (import::document(&entries, &region), a.output.clone(), entries)
+        }
+    };
+    // What is written must load as it will be used: check it first.
+    let label = target.as_ref().map_or_else(|| "(imported policy)".to_string(), |p| p.display().to_string());
+    if let Err(LoadError::Invalid(d)) = policy::parse(&label, text.clone().into_bytes(), &env) {
+        eprint!("{}", d.render(g.color.enabled_for_stderr()));
+        return error(
+            g,
+            "the imported policy does not validate (a live setting the policy format rejects, see above); nothing was written",
+        );
+    }
+    match &target {
+        Some(path) => {
+            if let Err(e) = write_atomically(path, &text) {
+                return error(g, format!("cannot write {}: {e}", path.display()));
+            }
+            note(g, format!("imported {} into {}", entries.summary(), path.display()));
+        }
+        None => out(&text),
+    }
+    if !entries.unreadable.is_empty() {
+        return error(
+            g,
+            format!(
+                "the import is incomplete: {} setting(s) could not be read and are left unmanaged: {}",
+                entries.unreadable.len(),
+                entries.unreadable.join("; ")
+            ),
+        );
+    }
+    0
+}
+
+/// Write through a temporary file beside `path` and rename it into place,
+/// so a failure never leaves a half-written policy.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "policy".into());
+    let tmp = path.with_file_name(format!(".{name}.import-{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}

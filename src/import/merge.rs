@@ -1,0 +1,179 @@
+//! `import --merge`: add imported entries to an existing policy file
+//! without rewriting what is there. The file is edited as text, so the
+//! user's comments, order and layout survive: each entry is inserted at the
+//! end of its section's block (`s3.buckets`, `iam.roles`, `redis`,
+//! `postgres`), indented like its siblings; a missing section is added.
+
+/// Prefix every non-empty line with `n` spaces.
+pub fn indent(text: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    let mut out = String::with_capacity(text.len() + 16 * n);
+    for line in text.split_inclusive('\n') {
+        if line.trim().is_empty() {
+            out.push_str(line);
+        } else {
+            out.push_str(&pad);
+            out.push_str(line);
+        }
+    }
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+/// A line that says something (not blank, not only a comment).
+fn is_content(line: &str) -> bool {
+    let t = line.trim();
+    !t.is_empty() && !t.starts_with('#')
+}
+
+/// The value written after `key:` on the same line, without a comment.
+fn inline_value<'a>(line: &'a str, key: &str) -> &'a str {
+    let rest = line.trim_start()[key.len() + 1..].trim();
+    match rest.find(" #") {
+        Some(i) if !rest.starts_with(['"', '\'']) => rest[..i].trim(),
+        _ if rest.starts_with('#') => "",
+        _ => rest,
+    }
+}
+
+/// Is `line` the key `key` (plain or quoted) of a mapping?
+fn is_key(line: &str, key: &str) -> bool {
+    let t = line.trim_start();
+    [key.to_string(), format!("\"{key}\""), format!("'{key}'")].iter().any(|k| {
+        t.strip_prefix(k.as_str())
+            .is_some_and(|rest| rest.starts_with(':') && rest[1..].chars().next().is_none_or(|c| c == ' ' || c == '\t'))
+    })
+}
+
+/// Lines `lo..hi` (content lines at `indent`) form a block; find `key` in it.
+fn find(lines: &[String], lo: usize, hi: usize, indent: usize, key: &str) -> Option<usize> {
+    (lo..hi).find(|&i| is_content(&lines[i]) && indent_of(&lines[i]) == indent && is_key(&lines[i], key))
+}
+
+/// The end (exclusive) of the block opened by the key on line `at`: the
+/// line after its last line indented deeper than the key.
+fn block_end(lines: &[String], at: usize) -> usize {
+    let own = indent_of(&lines[at]);
+    let mut last = at;
+    for (i, l) in lines.iter().enumerate().skip(at + 1) {
+        if l.trim().is_empty() {
+            continue;
+        }
+        if indent_of(l) <= own {
+            break;
+        }
+        last = i;
+    }
+    last + 1
+}
+
+/// Indentation of the first content line inside the block at `at`.
+fn child_indent(lines: &[String], at: usize, end: usize) -> Option<usize> {
+    (at + 1..end).find(|&i| is_content(&lines[i])).map(|i| indent_of(&lines[i]))
+}
+
+/// Insert `entries` (each a `NAME:` block at column 0) under `path` in the
+/// policy text. Errors say why the file cannot be edited safely.
+pub fn insert(text: &str, path: &[&str], entries: &[String]) -> Result<String, String> {
+    if entries.is_empty() {
+        return Ok(text.to_string());
+    }
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let body = entries.join("\n");
+    let mut lo = 0;
+    let mut hi = lines.len();
+    let mut level_indent = 0;
+    for (depth, key) in path.iter().enumerate() {
+        match find(&lines, lo, hi, level_indent, key) {
+            Some(at) => {
+                let value = inline_value(&lines[at], key);
+                let end = block_end(&lines, at);
+                match value {
+                    "" => {}
+                    "{}" | "null" | "~" => {
+                        // An empty mapping written inline: open it as a block.
+                        lines[at] = format!("{}{key}:", " ".repeat(level_indent));
+                    }
+                    other => {
+                        return Err(format!(
+                        "`{}` on line {} is written inline (`{other}`); write it as a block mapping to merge into it",
+                        path[..=depth].join("."),
+                        at + 1
+                    ))
+                    }
+                }
+                if depth + 1 == path.len() {
+                    let child = child_indent(&lines, at, end).unwrap_or(level_indent + 2);
+                    let block = indent(&body, child);
+                    lines.splice(end..end, block.lines().map(str::to_string));
+                    return Ok(lines.join("\n") + "\n");
+                }
+                lo = at + 1;
+                hi = end;
+                level_indent = child_indent(&lines, at, end).unwrap_or(level_indent + 2);
+            }
+            None => {
+                // Add the missing keys at the end of the enclosing block.
+                let mut add = String::new();
+                for (d, k) in path[depth..].iter().enumerate() {
+                    add.push_str(&format!("{}{k}:\n", " ".repeat(level_indent + 2 * d)));
+                }
+                add.push_str(&indent(&body, level_indent + 2 * (path.len() - depth)));
+                let at = if depth == 0 {
+                    // Top level: after the last line, with a blank line before.
+                    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+                        lines.pop();
+                    }
+                    lines.push(String::new());
+                    lines.len()
+                } else {
+                    hi
+                };
+                lines.splice(at..at, add.lines().map(str::to_string));
+                return Ok(lines.join("\n") + "\n");
+            }
+        }
+    }
+    Ok(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "# mine\nversion: 1\naws:\n  region: us-east-1\ns3:\n  buckets:\n    # the old one\n    old:\n      versioning: enabled   # keep\n\n# trailing comment about iam\niam:\n   roles: {}\n";
+
+    #[test]
+    fn entries_go_at_the_end_of_their_section_and_everything_else_stays() {
+        let out = insert(BASE, &["s3", "buckets"], &["new:\n  versioning: suspended\n".into()]).expect("merge");
+        assert_eq!(
+            out,
+            "# mine\nversion: 1\naws:\n  region: us-east-1\ns3:\n  buckets:\n    # the old one\n    old:\n      versioning: enabled   # keep\n    new:\n      versioning: suspended\n\n# trailing comment about iam\niam:\n   roles: {}\n"
+        );
+    }
+
+    #[test]
+    fn an_inline_empty_mapping_is_opened_and_missing_sections_are_added() {
+        let out = insert(BASE, &["iam", "roles"], &["r:\n  path: /\n".into()]).expect("merge");
+        assert!(out.ends_with("iam:\n   roles:\n     r:\n       path: /\n"), "{out}");
+        let out = insert(&out, &["redis"], &["cache:\n  url: ${U}\n".into()]).expect("merge");
+        assert!(out.ends_with("       path: /\n\nredis:\n  cache:\n    url: ${U}\n"), "{out}");
+        let no_buckets = "version: 1\ns3:\n  # none yet\n";
+        let out = insert(no_buckets, &["s3", "buckets"], &["b:\n  versioning: enabled\n".into()]).expect("merge");
+        assert_eq!(out, "version: 1\ns3:\n  # none yet\n  buckets:\n    b:\n      versioning: enabled\n");
+    }
+
+    #[test]
+    fn a_flow_mapping_with_content_is_refused() {
+        let err =
+            insert("version: 1\nredis: {a: {url: x, persistence: none}}\n", &["redis"], &["b:\n  url: y\n".into()])
+                .expect_err("flow");
+        assert!(err.contains("`redis` on line 2 is written inline"), "{err}");
+    }
+}
