@@ -205,10 +205,18 @@ fn permissions_output_is_a_valid_iam_document_covering_every_declared_action() {
     let r = w.cli(&["permissions", "--for", "apply"]);
     r.code(0);
     let doc = r.json();
-    // apply and audit together need every declared action.
+    // apply, audit and import together need every declared action.
     let audit = w.cli(&["permissions", "--for", "audit"]);
     audit.code(0);
-    let text = format!("{doc}{}", audit.stdout);
+    let import = w.cli(&["permissions", "--for", "import"]);
+    import.code(0);
+    let text = format!("{doc}{}{}", audit.stdout, import.stdout);
+    assert!(
+        import.stdout.contains("\"s3:ListAllMyBuckets\"") && !import.stdout.contains("s3:Put"),
+        "import reads only, and lists buckets: {}",
+        import.stdout
+    );
+    assert!(!doc.to_string().contains("ListAllMyBuckets"), "apply never lists every bucket");
     for (_, action, _, _) in suoops_policy::providers::permissions::OPERATIONS {
         assert!(text.contains(&format!("\"{action}\"")), "{action} missing");
     }
