@@ -477,78 +477,100 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
-/// A loopback HTTP proxy between the tool and moto that answers 403
-/// AccessDenied to requests whose request line contains `fail_on` (while
-/// armed), and forwards everything else. One request per connection.
+/// What the fault proxy does to the requests it sees while armed.
+#[derive(Debug, Clone)]
+pub enum Faults {
+    /// 403 AccessDenied to every request whose request line contains this.
+    Deny(String),
+    /// From a seed, `percent` % of requests get a fault: 503 SlowDown, 500
+    /// InternalError, a connection closed without an answer, or a 300 ms
+    /// delay before forwarding.
+    Chaos { seed: u64, percent: u64 },
+}
+
+/// Faults injected so far, by kind.
+#[derive(Debug, Default)]
+pub struct FaultCounts {
+    pub forwarded: std::sync::atomic::AtomicUsize,
+    pub slowdown: std::sync::atomic::AtomicUsize,
+    pub internal: std::sync::atomic::AtomicUsize,
+    pub reset: std::sync::atomic::AtomicUsize,
+    pub delay: std::sync::atomic::AtomicUsize,
+    pub denied: std::sync::atomic::AtomicUsize,
+}
+
+impl FaultCounts {
+    pub fn summary(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        format!(
+            "forwarded {}, 503 SlowDown {}, 500 {}, reset {}, delayed {}, denied {}",
+            self.forwarded.load(Relaxed),
+            self.slowdown.load(Relaxed),
+            self.internal.load(Relaxed),
+            self.reset.load(Relaxed),
+            self.delay.load(Relaxed),
+            self.denied.load(Relaxed)
+        )
+    }
+}
+
+/// A loopback HTTP proxy between the tool and moto that injects `Faults`
+/// (while armed) and forwards everything else; a thread per connection,
+/// one request per connection (moto answers `Connection: close`). After
+/// `die_after` forwarded requests it stops answering at all, as a server
+/// that died mid-run.
 pub struct FaultProxy {
     pub port: u16,
+    pub counts: std::sync::Arc<FaultCounts>,
     armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// splitmix64: a reproducible stream of decisions from one seed.
+fn next_random(state: &std::sync::atomic::AtomicU64) -> u64 {
+    let mut z = state.fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 impl FaultProxy {
+    /// 403 AccessDenied to requests whose request line contains `fail_on`.
     pub fn start(upstream: u16, fail_on: &str) -> FaultProxy {
-        use std::io::{Read, Write};
-        use std::sync::atomic::{AtomicBool, Ordering};
+        FaultProxy::with(upstream, Faults::Deny(fail_on.to_string()), None)
+    }
+
+    pub fn with(upstream: u16, faults: Faults, die_after: Option<usize>) -> FaultProxy {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         use std::sync::Arc;
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let armed = Arc::new(AtomicBool::new(true));
         let stop = Arc::new(AtomicBool::new(false));
-        let (a2, s2, needle) = (armed.clone(), stop.clone(), fail_on.to_string());
+        let counts = Arc::new(FaultCounts::default());
+        let seed = match &faults {
+            Faults::Chaos { seed, .. } => *seed,
+            Faults::Deny(_) => 0,
+        };
+        let rng = Arc::new(AtomicU64::new(seed));
+        let (a2, s2, c2) = (armed.clone(), stop.clone(), counts.clone());
         std::thread::spawn(move || {
             while !s2.load(Ordering::Relaxed) {
-                let Ok((mut client, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(2));
                     continue;
                 };
-                let _ = client.set_nonblocking(false);
-                let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
-                // Read the head, then the body by Content-Length.
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let head_end = loop {
-                    match client.read(&mut chunk) {
-                        Ok(0) | Err(_) => break None,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break Some(i + 4);
-                    }
-                };
-                let Some(head_end) = head_end else { continue };
-                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))
-                    })
-                    .unwrap_or(0);
-                while buf.len() < head_end + len {
-                    match client.read(&mut chunk) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
+                if die_after.is_some_and(|n| c2.forwarded.load(Ordering::Relaxed) >= n) {
+                    // The server is gone: nothing listens any more.
+                    s2.store(true, Ordering::Relaxed);
+                    break;
                 }
-                let request_line = head.lines().next().unwrap_or("").to_string();
-                if a2.load(Ordering::Relaxed) && request_line.contains(&needle) {
-                    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>injected fault</Message><RequestId>fault</RequestId></Error>";
-                    let _ = write!(
-                        client,
-                        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    continue;
-                }
-                let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
-                let _ = up.write_all(&buf);
-                let mut resp = Vec::new();
-                let _ = up.read_to_end(&mut resp);
-                let _ = client.write_all(&resp);
+                let (a3, c3, r3, f3) = (a2.clone(), c2.clone(), rng.clone(), faults.clone());
+                std::thread::spawn(move || proxy_one(client, upstream, &a3, &c3, &r3, &f3));
             }
         });
-        FaultProxy { port, armed, stop }
+        FaultProxy { port, counts, armed, stop }
     }
 
     pub fn url(&self) -> String {
@@ -558,6 +580,93 @@ impl FaultProxy {
     pub fn disarm(&self) {
         self.armed.store(false, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+fn proxy_one(
+    mut client: TcpStream,
+    upstream: u16,
+    armed: &std::sync::atomic::AtomicBool,
+    counts: &FaultCounts,
+    rng: &std::sync::atomic::AtomicU64,
+    faults: &Faults,
+) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let _ = client.set_nonblocking(false);
+    let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
+    // Read the head, then the body by Content-Length.
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        match client.read(&mut chunk) {
+            Ok(0) | Err(_) => break None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break Some(i + 4);
+        }
+    };
+    let Some(head_end) = head_end else { return };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        match client.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let request_line = head.lines().next().unwrap_or("").to_string();
+    let answer = |client: &mut TcpStream, status: &str, code: &str| {
+        let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected fault</Message><RequestId>fault</RequestId></Error>");
+        let _ = write!(
+            client,
+            "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    };
+    if armed.load(Ordering::Relaxed) {
+        match faults {
+            Faults::Deny(needle) if request_line.contains(needle.as_str()) => {
+                counts.denied.fetch_add(1, Ordering::Relaxed);
+                return answer(&mut client, "403 Forbidden", "AccessDenied");
+            }
+            Faults::Chaos { percent, .. } => {
+                let roll = next_random(rng);
+                if roll % 100 < *percent {
+                    match (roll / 100) % 4 {
+                        0 => {
+                            counts.slowdown.fetch_add(1, Ordering::Relaxed);
+                            return answer(&mut client, "503 Slow Down", "SlowDown");
+                        }
+                        1 => {
+                            counts.internal.fetch_add(1, Ordering::Relaxed);
+                            return answer(&mut client, "500 Internal Server Error", "InternalError");
+                        }
+                        2 => {
+                            // Close without a word: the client sees the connection end.
+                            counts.reset.fetch_add(1, Ordering::Relaxed);
+                            let _ = client.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        _ => {
+                            counts.delay.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(Duration::from_millis(300));
+                        }
+                    }
+                }
+            }
+            Faults::Deny(_) => {}
+        }
+    }
+    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else { return };
+    counts.forwarded.fetch_add(1, Ordering::Relaxed);
+    let _ = up.write_all(&buf);
+    let mut resp = Vec::new();
+    let _ = up.read_to_end(&mut resp);
+    let _ = client.write_all(&resp);
 }
 
 impl Drop for FaultProxy {

@@ -2,6 +2,7 @@
 //! real local servers the harness starts.
 
 mod evidence;
+mod faults;
 mod harness;
 mod iam;
 mod import;
