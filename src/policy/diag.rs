@@ -110,6 +110,7 @@ impl Diagnostics {
     /// Render with miette's graphical handler (colour if `color`), each
     /// diagnostic headed by `file:line:col` so editors and CI logs can jump to it.
     pub fn render(&self, color: bool) -> String {
+        const MAX_SNIPPET_LINE: usize = 400;
         let theme = if color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
         let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
         let source = Arc::new(mask_secrets(&self.source));
@@ -120,8 +121,23 @@ impl Diagnostics {
                 None => self.file.clone(),
             };
             out.push_str(&format!("{head}: error[{}]: {}\n", d.code, d.message));
-            let report = Rendered { diag: d, file: &self.file, source: &source };
-            let _ = handler.render_report(&mut out, &report);
+            // A snippet of a huge line would bury the message: show the
+            // message and help alone.
+            let line_len =
+                d.pos.and_then(|p| source.lines().nth(p.line.saturating_sub(1) as usize)).map_or(0, str::len);
+            if line_len > MAX_SNIPPET_LINE {
+                out.push_str(&format!(
+                    "  × {}\n  (line {} is {line_len} characters long: not shown)\n",
+                    d.message,
+                    d.pos.map_or(0, |p| p.line)
+                ));
+                if let Some(h) = &d.help {
+                    out.push_str(&format!("  help: {h}\n"));
+                }
+            } else {
+                let report = Rendered { diag: d, file: &self.file, source: &source };
+                let _ = handler.render_report(&mut out, &report);
+            }
             out.push('\n');
         }
         out.push_str(&format!(

@@ -52,7 +52,7 @@ pub fn parse_and_validate(
     }
     let raw: RawPolicy = match serde_saphyr::from_str(&source) {
         Ok(r) => r,
-        Err(e) => return Err(fail(vec![from_parse_error(&e)])),
+        Err(e) => return Err(fail(vec![from_parse_error(&e, &source)])),
     };
     let mut v = Validator { env, diags: Vec::new(), destinations: Vec::new() };
     let policy = v.policy(file, &raw);
@@ -66,7 +66,7 @@ pub fn parse_and_validate(
 
 /// Turn a serde-saphyr error into a diagnostic with a stable code, and help
 /// that says what would be right.
-fn from_parse_error(e: &serde_saphyr::Error) -> Diagnostic {
+fn from_parse_error(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
     let full = e.without_snippet().to_string();
     let message = match full.rfind(" at line ") {
         Some(i) => full[..i].to_string(),
@@ -86,6 +86,31 @@ fn from_parse_error(e: &serde_saphyr::Error) -> Diagnostic {
     } else if message.contains("externally tagged enum expected scalar") {
         return Diagnostic::new("invalid-type", "expected a single value here, not a list", pos)
             .help("write one of the allowed words; see `suoops-policy schema`");
+    } else if message == "expected mapping start" {
+        let line = pos.and_then(|p| source.lines().nth(p.line.saturating_sub(1) as usize)).unwrap_or("");
+        if line.len() > 1024 {
+            return Diagnostic::new("yaml-syntax", "a key longer than 1024 characters (YAML's limit for a key)", pos)
+                .help("shorten the key; bucket names are at most 63 characters");
+        }
+        return Diagnostic::new("yaml-syntax", "expected a mapping (`key: value` lines) here", pos)
+            .help("this key takes named settings, not a list or a single value; see `suoops-policy schema`");
+    } else if message.starts_with("multiple YAML documents") {
+        return Diagnostic::new("yaml-syntax", "the file holds more than one YAML document (`---`)", pos).help(
+            "a policy is one document: remove the `---` line and what follows it, or move it to a file of its own",
+        );
+    } else if let Some(ty) = message.strip_prefix("invalid ").filter(|t| ["u32", "u64", "i32", "i64"].contains(t)) {
+        let range = match ty {
+            "u32" => "0 to 4294967295",
+            "u64" => "0 to 18446744073709551615",
+            "i32" => "-2147483648 to 2147483647",
+            _ => "-9223372036854775808 to 9223372036854775807",
+        };
+        return Diagnostic::new("invalid-type", format!("expected a whole number from {range}"), pos).help(
+            "write a whole number without a fraction or quotes; see `suoops-policy schema` for each key's range",
+        );
+    } else if message.contains("recursion limit") {
+        return Diagnostic::new("yaml-syntax", "the YAML nests too deeply", pos)
+            .help("a policy nests a few levels deep; look for runaway `[` or `{` brackets");
     } else if message.starts_with("invalid type") || message.starts_with("invalid ") {
         ("invalid-type", "see `suoops-policy schema` for the type each key takes".to_string())
     } else {
