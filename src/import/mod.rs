@@ -760,6 +760,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unreadable_setting_is_said_and_counted_never_taken_for_absent() {
+        fn denied<T>() -> Observed<T> {
+            Observed::Unknown { reason: "access denied: AccessDenied".to_string() }
+        }
+        let st = BucketState {
+            bucket: Observed::Present("us-east-1".into()),
+            versioning: Some(Observed::Present("enabled".into())),
+            encryption: Some(denied()),
+            public_access_block: Some(denied()),
+            mfa_delete: Some(Observed::Present(false)),
+            lifecycle: Some(Observed::Absent),
+            policy: Some(Observed::Absent),
+            replication: Some(Observed::Absent),
+            prerequisites: Default::default(),
+        };
+        let mut gaps = Vec::new();
+        let text = bucket("b", "eu-west-1", Some("us-east-1"), &st, &mut gaps);
+        assert!(text.starts_with("b:\n  region: eu-west-1\n  versioning: enabled\n"), "{text}");
+        assert!(text.contains("# encryption: could not be read (access denied: AccessDenied); left"), "{text}");
+        assert!(!text.contains("encryption: {"), "{text}");
+        assert!(!text.contains("public_access_block: none"), "unknown is not absent: {text}");
+        assert_eq!(
+            gaps,
+            ["s3.b encryption: access denied: AccessDenied", "s3.b public_access_block: access denied: AccessDenied"]
+        );
+    }
+
+    #[test]
     fn redis_save_schedules() {
         assert_eq!(save_pairs("3600 1 300 100"), Some(vec![(3600, 1), (300, 100)]));
         assert_eq!(save_pairs(""), Some(vec![]));

@@ -193,24 +193,46 @@ fn a_planted_password_never_appears_in_any_output_or_file() {
     let down = format!("redis://default:{SECRET}@127.0.0.1:{}/0", crate::harness::free_port());
     let env = [("T_REDIS_URL", r.url(Some(SECRET))), ("T_REDIS_DOWN", down), ("T_PG_URL", pg.url(Some(SECRET)))];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let report = w.dir.path().join("report.json");
-    let report_s = report.to_string_lossy().into_owned();
+    let file = |name: &str| w.dir.path().join(name).to_string_lossy().into_owned();
+    let (report, saved, journal, md, imported) =
+        (file("report.json"), file("plan.json"), file("journal.jsonl"), file("plan.md"), file("imported.yaml"));
+    let merged = w.write("merged.yaml", "version: 1\n").to_string_lossy().into_owned();
     let mut outputs = String::new();
+    let mut written =
+        vec![report.clone(), saved.clone(), journal.clone(), md.clone(), imported.clone(), merged.clone()];
     for args in [
         vec!["validate", "-f", &p],
         vec!["validate", "-f", &p, "--format", "json"],
         vec!["plan", "-f", &p],
         vec!["plan", "-f", &p, "--format", "json"],
-        vec!["-v", "apply", "-f", &p, "--auto-approve"],
+        vec!["plan", "-f", &p, "--format", "markdown", "--output", &md, "--out", &saved],
+        vec!["-v", "apply", "-f", &p, "--auto-approve", "--journal", &journal],
+        vec!["apply", &saved, "--auto-approve"],
         vec!["apply", "-f", &p, "--auto-approve", "--format", "json"],
         vec!["audit", "-f", &p],
-        vec!["audit", "-f", &p, "--format", "json", "--output", &report_s],
+        vec!["audit", "-f", &p, "--format", "json", "--output", &report],
+        vec!["permissions", "--for", "apply", "-f", &p],
+        vec!["import", "--redis", "queues=T_REDIS_URL", "--postgres", "primary=T_PG_URL", "-o", &imported],
+        vec!["import", "--redis", "queues=T_REDIS_URL", "--postgres", "primary=T_PG_URL", "--merge", &merged],
+        vec!["import", "--redis", "down=T_REDIS_DOWN"],
     ] {
         let out = w.cli_env(&args, &env, &["AWS_ENDPOINT_URL"]);
         outputs.push_str(&out.stdout);
         outputs.push_str(&out.stderr);
     }
-    outputs.push_str(&std::fs::read_to_string(&report).expect("report written"));
+    for format in ["text", "markdown", "junit", "sarif", "html"] {
+        let path = file(&format!("report.{format}"));
+        let out = w.cli_env(&["audit", "-f", &p, "--format", format, "--output", &path], &env, &["AWS_ENDPOINT_URL"]);
+        outputs.push_str(&out.stdout);
+        outputs.push_str(&out.stderr);
+        written.push(path);
+    }
+    for path in &written {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path} was not written: {e}"));
+        assert!(!text.trim().is_empty(), "{path} is empty");
+        outputs.push_str(&text);
+    }
+    assert!(outputs.contains("url: ${T_REDIS_URL}"), "import wrote the variable: {outputs}");
     assert!(outputs.contains("redis.queues") && outputs.contains("postgres.primary"), "the commands ran: {outputs}");
     assert!(outputs.contains("cannot connect"), "the unreachable instance was reported: {outputs}");
     assert!(!outputs.contains(SECRET), "the password leaked:\n{outputs}");
