@@ -99,7 +99,7 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
     if !a.auto_approve && !interactive {
         return error(g, "apply needs --auto-approve when stdin is not a terminal");
     }
-    let aws = connect(g, &policy).await;
+    let aws = connect(g, policy.default_region.as_deref()).await;
     let observations = match super::observe(g, &aws, &policy, false).await {
         Ok(o) => o,
         Err(e) => return error(g, e),

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{error, load_policy, note, out, Global};
-use crate::aws::{Aws, AwsOptions};
 use crate::import::{self, merge, Request};
 use crate::policy::{self, LoadError};
 
@@ -106,14 +105,7 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
         req.redis.retain(|(n, _)| !p.redis.iter().any(|x| &x.name == n));
         req.postgres.retain(|(n, _)| !p.postgres.iter().any(|x| &x.name == n));
     }
-    let opts = AwsOptions {
-        endpoint_url: g.endpoint_url.clone().filter(|e| !e.is_empty()),
-        region: g.region.clone(),
-        profile: g.profile.clone(),
-        concurrency: g.concurrency as usize,
-        verbose: g.verbose > 0,
-    };
-    let aws = Aws::load(&opts, existing.as_ref().and_then(|p| p.default_region.as_deref())).await;
+    let aws = super::connect(g, existing.as_ref().and_then(|p| p.default_region.as_deref())).await;
     let region = aws.default_region().unwrap_or("us-east-1").to_string();
     let progress = super::Progress::start(g, &aws, "reading the live state");
     let seen = import::observe(&aws, &req, &region, &env, g.concurrency as usize).await;

@@ -163,7 +163,8 @@ fn load_policy(g: &Global, path: &Path) -> Option<Policy> {
     }
 }
 
-async fn connect(g: &Global, policy: &Policy) -> Aws {
+/// The run's AWS connection; `default_region` is the policy's `aws.region`.
+async fn connect(g: &Global, default_region: Option<&str>) -> Aws {
     let opts = AwsOptions {
         endpoint_url: g.endpoint_url.clone().filter(|e| !e.is_empty()),
         region: g.region.clone(),
@@ -171,7 +172,7 @@ async fn connect(g: &Global, policy: &Policy) -> Aws {
         concurrency: g.concurrency as usize,
         verbose: g.verbose > 0,
     };
-    Aws::load(&opts, policy.default_region.as_deref()).await
+    Aws::load(&opts, default_region).await
 }
 
 /// Observe everything the policy names; with `-v`, say how long it took.

@@ -60,7 +60,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> u8 {
     let Some((targets, policy)) = a.targets.apply(g, policy) else {
         return 1;
     };
-    let aws = connect(g, &policy).await;
+    let aws = connect(g, policy.default_region.as_deref()).await;
     let observations = match super::observe(g, &aws, &policy, false).await {
         Ok(o) => o,
         Err(e) => return error(g, e),

@@ -464,15 +464,19 @@ fn lifecycle(w: &mut Writer, rules: &[LifecycleRule]) {
         }
     }
     for r in foreign {
-        w.comment(
-            2,
-            &format!(
-                "lifecycle rule `{}` has what the policy format cannot express ({}): not imported; shared ownership keeps it as it is",
-                r.id,
-                lifecycle_gap(r).unwrap_or_default()
-            ),
-        );
+        left_out(w, "lifecycle", &r.id, &lifecycle_gap(r).unwrap_or_default());
     }
+}
+
+/// Say why a live rule is not in the imported policy (it stays as it is:
+/// ownership is shared).
+fn left_out(w: &mut Writer, kind: &str, id: &str, why: &str) {
+    w.comment(
+        2,
+        &format!(
+            "{kind} rule `{id}` has what the policy format cannot express ({why}): not imported; shared ownership keeps it as it is"
+        ),
+    );
 }
 
 fn transitions(ts: &[crate::policy::Transition]) -> Value {
@@ -550,14 +554,7 @@ fn replication(w: &mut Writer, role: &str, rules: &[ReplicationRule]) {
         }
     }
     for r in foreign {
-        w.comment(
-            2,
-            &format!(
-                "replication rule `{}` has what the policy format cannot express ({}): not imported; shared ownership keeps it as it is",
-                r.id,
-                gap(r).unwrap_or_default()
-            ),
-        );
+        left_out(w, "replication", &r.id, &gap(r).unwrap_or_default());
     }
 }
 
@@ -714,16 +711,7 @@ fn postgres_entry(name: &str, var: &str, st: &PostgresState) -> String {
     if let Some(m) = get("archive_mode") {
         w.raw(4, "archive_mode", &scalar(&m), None);
     }
-    let timeout = settings.get("archive_timeout").and_then(|s| {
-        let n: u64 = s.value.parse().ok()?;
-        Some(match s.unit.as_deref() {
-            Some("ms") => n / 1000,
-            Some("min") => n * 60,
-            Some("h") => n * 3600,
-            _ => n,
-        })
-    });
-    match timeout {
+    match settings.get("archive_timeout").and_then(postgres::seconds) {
         Some(0) => w.comment(
             4,
             "archive_timeout: 0 (off, the PostgreSQL default): a quiet server may hold a WAL segment indefinitely; the policy takes a positive duration, so it is left unmanaged",

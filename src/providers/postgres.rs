@@ -119,7 +119,7 @@ pub async fn observe(spec: &PostgresSpec) -> PostgresState {
 }
 
 /// A setting's value in seconds (archive_timeout is stored in seconds).
-fn seconds(s: &Setting) -> Option<u64> {
+pub fn seconds(s: &Setting) -> Option<u64> {
     let n: u64 = s.value.parse().ok()?;
     Some(match s.unit.as_deref() {
         Some("ms") => n / 1000,
