@@ -1,10 +1,11 @@
-"""Benchmark plan / audit / validate against moto. Prints figures; asserts
+"""Benchmark plan / audit / import / validate against moto. Prints figures; asserts
 nothing. Usage: bench.py BIN N [N...]
 
 For each N: seed N buckets with a mixed posture, write a policy naming them,
-then run `plan` and `audit` (3 runs each, median) and report wall time, the
-tool's CPU (user+sys), its peak RSS, API calls made (from moto's request
-log) and moto's own CPU during the run (from /proc).
+then run `plan`, `audit` and `import --all-buckets` (3 runs each, median)
+and report wall time, the tool's CPU (user+sys), its peak RSS, API calls
+made (from moto's request log) and moto's own CPU during the run (from
+/proc).
 """
 
 import os
@@ -121,8 +122,15 @@ def main():
                 for i in range(n):
                     f.write(f"    bench-{i:05d}:\n      versioning: enabled\n"
                             f"      encryption: {{algorithm: AES256}}\n      public_access_block: all\n")
-            for cmd in ("plan", "audit"):
-                runs = [run([binary, cmd, "-f", policy], env, moto.pid, log_path) for _ in range(3)]
+            imported = os.path.join(work, f"imported-{n}.yaml")
+            commands = {
+                "plan": [binary, "plan", "-f", policy],
+                "audit": [binary, "audit", "-f", policy],
+                # Every setting of every bucket: 7 reads each, by design.
+                "import": [binary, "import", "--all-buckets", "-o", imported],
+            }
+            for cmd, argv in commands.items():
+                runs = [run(argv, env, moto.pid, log_path) for _ in range(3)]
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 calls = med["calls"] or 1
                 print(f"{cmd:<8} {n:>5} {med['wall']:>8.3f} {med['moto_cpu']:>10.3f} "
