@@ -145,13 +145,14 @@ pub async fn observe(
     env: &dyn Fn(&str) -> Option<String>,
     concurrency: usize,
 ) -> Result<Seen, RunError> {
-    let mut names = req.buckets.clone();
+    let mut names: Vec<(String, Option<String>)> = req.buckets.iter().map(|b| (b.clone(), None)).collect();
     if req.all_buckets {
         names.extend(s3::observe::list_buckets(aws, region).await.map_err(fatal(aws))?);
     }
-    names.retain(|n| !req.skip_buckets.contains(n));
-    names.sort();
-    names.dedup();
+    names.retain(|(n, _)| !req.skip_buckets.contains(n));
+    // By name, a listed region before none, so the dedup keeps what S3 said.
+    names.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.is_some().cmp(&a.1.is_some())));
+    names.dedup_by(|a, b| a.0 == b.0);
     let mut roles = req.roles.clone();
     roles.sort();
     roles.dedup();
@@ -192,8 +193,17 @@ pub async fn observe(
     let iam_spec = Iam { roles: roles.iter().map(|r| full_role(r)).collect(), policies: Vec::new() };
     let (buckets, iam_state, redis_states, pg_states) = tokio::join!(
         stream::iter(names.iter())
-            .map(|name| async move {
-                let state = s3::observe::observe(aws, &full_bucket(name), region, false).await.map_err(fatal(aws))?;
+            .map(|(name, listed)| async move {
+                // Read each bucket from its own region: ListBuckets says it,
+                // else GetBucketLocation.
+                let home = match listed {
+                    Some(r) => r.clone(),
+                    None => match s3::observe::bucket_region(aws, region, name).await.map_err(fatal(aws))? {
+                        Observed::Present(r) => r,
+                        _ => region.to_string(),
+                    },
+                };
+                let state = s3::observe::observe(aws, &full_bucket(name), &home, false).await.map_err(fatal(aws))?;
                 Ok::<_, RunError>((name.clone(), state))
             })
             .buffer_unordered(concurrency.max(1))

@@ -312,8 +312,8 @@ pub async fn destination(aws: &Aws, region: &str, name: &str) -> Result<Observed
 }
 
 /// Every bucket these credentials can list (ListBuckets, page by page), for
-/// `import --all-buckets`.
-pub async fn list_buckets(aws: &Aws, region: &str) -> Result<Vec<String>, Fatal> {
+/// `import --all-buckets`, with its region where S3 says it.
+pub async fn list_buckets(aws: &Aws, region: &str) -> Result<Vec<(String, Option<String>)>, Fatal> {
     let client = aws.s3(region);
     let mut names = Vec::new();
     let mut token: Option<String> = None;
@@ -321,7 +321,9 @@ pub async fn list_buckets(aws: &Aws, region: &str) -> Result<Vec<String>, Fatal>
         let req = client.list_buckets().set_continuation_token(token.clone());
         match aws.call("list_buckets", req.send()).await {
             Ok(out) => {
-                names.extend(out.buckets().iter().filter_map(|b| b.name().map(str::to_string)));
+                names.extend(out.buckets().iter().filter_map(|b| {
+                    b.name().map(|n| (n.to_string(), b.bucket_region().filter(|r| !r.is_empty()).map(str::to_string)))
+                }));
                 token = out.continuation_token().filter(|t| !t.is_empty()).map(str::to_string);
                 if token.is_none() {
                     break;
@@ -336,4 +338,19 @@ pub async fn list_buckets(aws: &Aws, region: &str) -> Result<Vec<String>, Fatal>
         }
     }
     Ok(names)
+}
+
+/// The region a bucket lives in (GetBucketLocation, which any regional
+/// endpoint answers), so `import` reads each bucket from its own region.
+/// Absent: no such bucket; None-like answers mean us-east-1.
+pub async fn bucket_region(aws: &Aws, region: &str, name: &str) -> Result<Observed<String>, Fatal> {
+    let client = aws.s3(region);
+    match aws.call("get_bucket_location", client.get_bucket_location().bucket(name).send()).await {
+        Ok(out) => Ok(Observed::Present(match out.location_constraint().map(|c| c.as_str()) {
+            None | Some("") => "us-east-1".to_string(),
+            Some("EU") => "eu-west-1".to_string(),
+            Some(r) => r.to_string(),
+        })),
+        Err(e) => unknown(classify(&e, &["NoSuchBucket"])),
+    }
 }
