@@ -104,6 +104,10 @@ s3.put_bucket_lifecycle_configuration(Bucket="imp-legacy", LifecycleConfiguratio
 ]})
 s3.put_bucket_policy(Bucket="imp-legacy", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
     {"Sid": "AuditorsRead", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::imp-legacy/*"}]}))
+s3.create_bucket(Bucket="imp-suspended")
+s3.put_bucket_versioning(Bucket="imp-suspended", VersioningConfiguration={"Status": "Suspended", "MFADelete": "Enabled"}, MFA="arn:aws:iam::123456789012:mfa/root 123456")
+s3.put_bucket_encryption(Bucket="imp-suspended", ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+s3.put_public_access_block(Bucket="imp-suspended", PublicAccessBlockConfiguration={"BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": False, "RestrictPublicBuckets": False})
 "#;
 
 fn seeded() -> World {
@@ -137,7 +141,7 @@ fn an_imported_estate_plans_with_no_change() {
         ],
     );
     r.code(0);
-    assert!(r.stderr.contains("imported 3 bucket(s), 2 role(s) into"), "{}", r.stderr);
+    assert!(r.stderr.contains("imported 4 bucket(s), 2 role(s) into"), "{}", r.stderr);
     let path = w.dir.path().join("imported.yaml");
     let text = std::fs::read_to_string(&path).expect("imported policy");
     insta::assert_snapshot!("imported-estate", text);
