@@ -76,34 +76,22 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
     };
     if let Some(p) = &existing {
         req.skip_buckets = p.buckets.iter().map(|b| b.name.clone()).collect();
-        let kept: Vec<String> = req
-            .buckets
-            .iter()
-            .filter(|b| req.skip_buckets.contains(*b))
-            .map(|b| format!("s3.{b}"))
-            .chain(
-                req.roles.iter().filter(|r| p.iam.roles.iter().any(|x| &x.name == *r)).map(|r| format!("iam.role.{r}")),
-            )
-            .chain(
-                req.redis
-                    .iter()
-                    .filter(|(n, _)| p.redis.iter().any(|x| &x.name == n))
-                    .map(|(n, _)| format!("redis.{n}")),
-            )
-            .chain(
-                req.postgres
-                    .iter()
-                    .filter(|(n, _)| p.postgres.iter().any(|x| &x.name == n))
-                    .map(|(n, _)| format!("postgres.{n}")),
-            )
-            .collect();
+        // What the file already has is kept as written, and not read again.
+        let mut kept = Vec::new();
+        let mut keep = |has: bool, address: String| {
+            if has {
+                kept.push(address);
+            }
+            !has
+        };
+        let skip = &req.skip_buckets;
+        req.buckets.retain(|b| keep(skip.contains(b), format!("s3.{b}")));
+        req.roles.retain(|r| keep(p.iam.roles.iter().any(|x| &x.name == r), format!("iam.role.{r}")));
+        req.redis.retain(|(n, _)| keep(p.redis.iter().any(|x| &x.name == n), format!("redis.{n}")));
+        req.postgres.retain(|(n, _)| keep(p.postgres.iter().any(|x| &x.name == n), format!("postgres.{n}")));
         if !kept.is_empty() {
             note(g, format!("already in {}, kept as written: {}", p.file, kept.join(", ")));
         }
-        req.buckets.retain(|b| !req.skip_buckets.contains(b));
-        req.roles.retain(|r| !p.iam.roles.iter().any(|x| &x.name == r));
-        req.redis.retain(|(n, _)| !p.redis.iter().any(|x| &x.name == n));
-        req.postgres.retain(|(n, _)| !p.postgres.iter().any(|x| &x.name == n));
     }
     let aws = super::connect(g, existing.as_ref().and_then(|p| p.default_region.as_deref())).await;
     let region = aws.default_region().unwrap_or("us-east-1").to_string();
