@@ -143,7 +143,10 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = u8>,
 {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // One thread: the tool waits on the network, and handing every socket
+    // event between worker threads cost more CPU (context switches) than
+    // the work itself.
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt.block_on(f()),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
