@@ -290,6 +290,7 @@ fn redis_and_postgres_round_trip_with_urls_from_the_environment() {
     let r = w.cli_env(&args, &env, &["AWS_ENDPOINT_URL"]);
     r.code(0);
     let text = std::fs::read_to_string(&path).expect("imported");
+    insta::assert_snapshot!("imported-stores", text);
     for secret in [password, &cache_url, &pg_url] {
         assert!(!text.contains(secret) && !r.stdout.contains(secret) && !r.stderr.contains(secret), "secret leaked");
     }
