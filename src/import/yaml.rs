@@ -228,6 +228,48 @@ mod tests {
         assert_eq!(scalar("say \"hi\"\n"), r#""say \"hi\"\n""#);
     }
 
+    use proptest::prelude::*;
+
+    /// Parse YAML the way the policy loader does, into JSON.
+    fn parse(text: &str) -> Value {
+        serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"))
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(|n| json!(n)),
+            any::<String>().prop_map(Value::String),
+            "[a-z:*/ .@${}\\[\\],#'\"-]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[A-Za-z:_ -]{1,10}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Whatever a string holds, the scalar written for it reads back as
+        /// that string, as a value and as a key.
+        #[test]
+        fn any_string_reads_back_as_itself(s in any::<String>()) {
+            let doc = parse(&format!("{}: {}\n", scalar(&s), scalar(&s)));
+            prop_assert_eq!(doc, json!({ s.clone(): s }));
+        }
+
+        /// Nested documents (IAM policies, tags) read back equal.
+        #[test]
+        fn any_document_reads_back_equal(v in json_value()) {
+            let mut w = Writer::new();
+            w.value(0, "doc", &v, Some("a note"));
+            let text = w.finish();
+            prop_assert_eq!(parse(&text), json!({"doc": v}), "{}", text);
+        }
+    }
+
     #[test]
     fn durations_read_back_exactly() {
         for s in [1, 59, 60, 300, 900, 3_600, 21_600, 86_400, 90_061, 172_800] {
