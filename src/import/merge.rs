@@ -57,7 +57,9 @@ fn find(lines: &[String], lo: usize, hi: usize, indent: usize, key: &str) -> Opt
 }
 
 /// The end (exclusive) of the block opened by the key on line `at`: the
-/// line after its last line indented deeper than the key.
+/// line after its last line indented deeper than the key. A comment at or
+/// left of the key's column does not end the block (people write comments
+/// at the margin anywhere); the next key there does.
 fn block_end(lines: &[String], at: usize) -> usize {
     let own = indent_of(&lines[at]);
     let mut last = at;
@@ -66,7 +68,10 @@ fn block_end(lines: &[String], at: usize) -> usize {
             continue;
         }
         if indent_of(l) <= own {
-            break;
+            if is_content(l) {
+                break;
+            }
+            continue;
         }
         last = i;
     }
@@ -167,6 +172,101 @@ mod tests {
         let no_buckets = "version: 1\ns3:\n  # none yet\n";
         let out = insert(no_buckets, &["s3", "buckets"], &["b:\n  versioning: enabled\n".into()]).expect("merge");
         assert_eq!(out, "version: 1\ns3:\n  # none yet\n  buckets:\n    b:\n      versioning: enabled\n");
+    }
+
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    fn parse(text: &str) -> Value {
+        serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"))
+    }
+
+    /// A block-style policy with some of its sections, comments at any
+    /// indentation and blank lines between, in any order.
+    fn policy_text() -> impl Strategy<Value = (String, Value)> {
+        let bucket = "[a-z]{1,6}";
+        (
+            prop::collection::btree_set(bucket, 0..3),
+            prop::option::of(prop::collection::btree_set("[a-z]{1,6}", 0..3)),
+            any::<bool>(),
+            prop::collection::vec((0usize..8, any::<bool>()), 0..6),
+            prop::sample::select(vec![2usize, 3, 4]),
+        )
+            .prop_map(|(buckets, redis, with_s3, noise, step)| {
+                let pad = |n: usize| " ".repeat(n * step);
+                let mut sections: Vec<(String, Value)> = Vec::new();
+                if with_s3 {
+                    let mut t = format!("s3:\n{}buckets:\n", pad(1));
+                    let mut m = serde_json::Map::new();
+                    for b in &buckets {
+                        t.push_str(&format!("{}{b}:\n{}versioning: enabled\n", pad(2), pad(3)));
+                        m.insert(b.clone(), json!({"versioning": "enabled"}));
+                    }
+                    let v = if buckets.is_empty() { Value::Null } else { Value::Object(m) };
+                    sections.push((t, json!({"buckets": v})));
+                }
+                if let Some(r) = redis {
+                    let mut t = "redis:\n".to_string();
+                    let mut m = serde_json::Map::new();
+                    for n in &r {
+                        t.push_str(&format!("{}{n}:\n{}persistence: none\n", pad(1), pad(2)));
+                        m.insert(n.clone(), json!({"persistence": "none"}));
+                    }
+                    sections.push((t, if r.is_empty() { Value::Null } else { Value::Object(m) }));
+                }
+                let mut text = "version: 1\n".to_string();
+                let mut want = serde_json::Map::new();
+                want.insert("version".into(), json!(1));
+                for (i, (t, v)) in sections.into_iter().enumerate() {
+                    // Comments and blank lines anywhere between lines.
+                    for line in t.lines() {
+                        text.push_str(line);
+                        text.push('\n');
+                        for (indent, blank) in noise.iter().filter(|(k, _)| k % 4 == i % 4) {
+                            text.push_str(&if *blank {
+                                "\n".to_string()
+                            } else {
+                                format!("{}# note\n", " ".repeat(*indent))
+                            });
+                        }
+                    }
+                    let key = if t.starts_with("s3") { "s3" } else { "redis" };
+                    want.insert(key.into(), v);
+                }
+                (text, Value::Object(want))
+            })
+    }
+
+    proptest! {
+        /// Inserting into any layout keeps every existing entry and adds
+        /// the new one where it belongs.
+        #[test]
+        fn insertion_keeps_the_document_and_adds_the_entry((text, want) in policy_text()) {
+            let out = insert(&text, &["s3", "buckets"], &["zz-new:\n  versioning: suspended\n".into()]).expect("insert");
+            let out = insert(&out, &["redis"], &["zz-cache:\n  persistence: none\n".into()]).expect("insert");
+            let got = parse(&out);
+            let mut expect = want.clone();
+            let buckets = &mut expect["s3"]["buckets"];
+            if !buckets.is_object() {
+                *buckets = json!({});
+            }
+            buckets["zz-new"] = json!({"versioning": "suspended"});
+            if !expect["redis"].is_object() {
+                expect["redis"] = json!({});
+            }
+            expect["redis"]["zz-cache"] = json!({"persistence": "none"});
+            prop_assert_eq!(got, expect, "{}", out);
+            prop_assert!(out.starts_with(text.lines().next().unwrap_or("")));
+        }
+    }
+
+    #[test]
+    fn a_comment_at_the_margin_inside_a_block_does_not_end_it() {
+        // Found by the property test: `buckets` was not seen under `s3` and
+        // was added a second time.
+        let out = insert("version: 1\ns3:\n# note\n  buckets:\n# note\n", &["s3", "buckets"], &["b:\n  x: 1\n".into()])
+            .expect("insert");
+        assert_eq!(out, "version: 1\ns3:\n# note\n  buckets:\n    b:\n      x: 1\n# note\n");
     }
 
     #[test]
