@@ -134,13 +134,20 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
         }
     };
     // What is written must load as it will be used: check it first.
-    let label = target.as_ref().map_or_else(|| "(imported policy)".to_string(), |p| p.display().to_string());
+    // The snippets show the text that would have been written.
+    let label = match (&a.merge, &target) {
+        (Some(_), Some(p)) => format!("{} (merged)", p.display()),
+        (None, Some(p)) => p.display().to_string(),
+        _ => "(imported policy)".to_string(),
+    };
     if let Err(LoadError::Invalid(d)) = policy::parse(&label, text.clone().into_bytes(), &env) {
         eprint!("{}", d.render(g.color.enabled_for_stderr()));
-        return error(
-            g,
-            "the imported policy does not validate (a live setting the policy format rejects, see above); nothing was written",
-        );
+        let why = if a.merge.is_some() {
+            "the merged policy does not validate (see above: a layout the merge cannot follow, or a live setting the policy format rejects)"
+        } else {
+            "the imported policy does not validate (a live setting the policy format rejects, see above)"
+        };
+        return error(g, format!("{why}; nothing was written"));
     }
     match &target {
         Some(path) => {

@@ -218,6 +218,16 @@ fn merge_refuses_an_invalid_policy_and_writes_nothing() {
     assert!(r.stderr.contains("bad.yaml:5:7: error[unknown-field]"), "{}", r.stderr);
     assert!(r.stderr.contains("must be valid before import can merge into it"), "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(&path).expect("bad"), bad);
+    // A layout the text merge cannot follow (the whole file in flow style)
+    // is caught by validating the result: the file stays as it was.
+    w.python("import sys, boto3\nboto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t').create_bucket(Bucket='flow-b')\n");
+    let flow = "{version: 1, s3: {buckets: {}}}\n";
+    let path = w.write("flow.yaml", flow);
+    let r = import(&w, &["--merge", &path.to_string_lossy(), "--s3-bucket", "flow-b"]);
+    r.code(1);
+    assert!(r.stderr.contains("the merged policy does not validate"), "{}", r.stderr);
+    assert!(r.stderr.contains("flow.yaml (merged):"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&path).expect("flow"), flow);
 }
 
 #[test]
