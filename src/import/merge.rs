@@ -32,28 +32,27 @@ fn is_content(line: &str) -> bool {
     !t.is_empty() && !t.starts_with('#')
 }
 
-/// The value written after `key:` on the same line, without a comment.
-fn inline_value<'a>(line: &'a str, key: &str) -> &'a str {
-    let rest = line.trim_start()[key.len() + 1..].trim();
-    match rest.find(" #") {
-        Some(i) if !rest.starts_with(['"', '\'']) => rest[..i].trim(),
-        _ if rest.starts_with('#') => "",
-        _ => rest,
-    }
-}
-
-/// Is `line` the key `key` (plain or quoted) of a mapping?
-fn is_key(line: &str, key: &str) -> bool {
+/// If `line` is the key `key` (plain or quoted) of a mapping, what follows
+/// its colon on the same line, without a comment ("" for a block).
+fn key_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let t = line.trim_start();
-    [key.to_string(), format!("\"{key}\""), format!("'{key}'")].iter().any(|k| {
-        t.strip_prefix(k.as_str())
-            .is_some_and(|rest| rest.starts_with(':') && rest[1..].chars().next().is_none_or(|c| c == ' ' || c == '\t'))
+    let rest = [key.to_string(), format!("\"{key}\""), format!("'{key}'")]
+        .iter()
+        .find_map(|k| t.strip_prefix(k.as_str()).and_then(|r| r.strip_prefix(':')))?;
+    if !rest.is_empty() && !rest.starts_with([' ', '\t']) {
+        return None;
+    }
+    let rest = rest.trim();
+    Some(match rest.find(" #") {
+        _ if rest.starts_with('#') => "",
+        Some(i) if !rest.starts_with(['"', '\'']) => rest[..i].trim(),
+        _ => rest,
     })
 }
 
 /// Lines `lo..hi` (content lines at `indent`) form a block; find `key` in it.
 fn find(lines: &[String], lo: usize, hi: usize, indent: usize, key: &str) -> Option<usize> {
-    (lo..hi).find(|&i| is_content(&lines[i]) && indent_of(&lines[i]) == indent && is_key(&lines[i], key))
+    (lo..hi).find(|&i| is_content(&lines[i]) && indent_of(&lines[i]) == indent && key_value(&lines[i], key).is_some())
 }
 
 /// The end (exclusive) of the block opened by the key on line `at`: the
@@ -91,13 +90,15 @@ pub fn insert(text: &str, path: &[&str], entries: &[String]) -> Result<String, S
     }
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let body = entries.join("\n");
+    // Windows line ends stay Windows line ends.
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let mut lo = 0;
     let mut hi = lines.len();
     let mut level_indent = 0;
     for (depth, key) in path.iter().enumerate() {
         match find(&lines, lo, hi, level_indent, key) {
             Some(at) => {
-                let value = inline_value(&lines[at], key);
+                let value = key_value(&lines[at], key).unwrap_or_default();
                 let end = block_end(&lines, at);
                 match value {
                     "" => {}
@@ -117,7 +118,7 @@ pub fn insert(text: &str, path: &[&str], entries: &[String]) -> Result<String, S
                     let child = child_indent(&lines, at, end).unwrap_or(level_indent + 2);
                     let block = indent(&body, child);
                     lines.splice(end..end, block.lines().map(str::to_string));
-                    return Ok(lines.join("\n") + "\n");
+                    return Ok(lines.join(eol) + eol);
                 }
                 lo = at + 1;
                 hi = end;
@@ -141,7 +142,7 @@ pub fn insert(text: &str, path: &[&str], entries: &[String]) -> Result<String, S
                     hi
                 };
                 lines.splice(at..at, add.lines().map(str::to_string));
-                return Ok(lines.join("\n") + "\n");
+                return Ok(lines.join(eol) + eol);
             }
         }
     }
@@ -267,6 +268,31 @@ mod tests {
         let out = insert("version: 1\ns3:\n# note\n  buckets:\n# note\n", &["s3", "buckets"], &["b:\n  x: 1\n".into()])
             .expect("insert");
         assert_eq!(out, "version: 1\ns3:\n# note\n  buckets:\n    b:\n      x: 1\n# note\n");
+    }
+
+    #[test]
+    fn quoted_keys_and_trailing_comments_are_understood() {
+        let out = insert(
+            "version: 1\n\"redis\":   # ours\n  a:\n    persistence: none\n",
+            &["redis"],
+            &["b:\n  persistence: none\n".into()],
+        )
+        .expect("insert");
+        assert!(out.ends_with("  a:\n    persistence: none\n  b:\n    persistence: none\n"), "{out}");
+        assert_eq!(key_value("  'buckets': {}  # none yet", "buckets"), Some("{}"));
+        assert_eq!(key_value("  bucketsx: 1", "buckets"), None);
+        assert_eq!(key_value("  buckets:x", "buckets"), None);
+    }
+
+    #[test]
+    fn windows_line_ends_are_kept() {
+        let out = insert(
+            "version: 1\r\nredis:\r\n  a:\r\n    persistence: none\r\n",
+            &["redis"],
+            &["b:\n  persistence: none\n".into()],
+        )
+        .expect("insert");
+        assert_eq!(out, "version: 1\r\nredis:\r\n  a:\r\n    persistence: none\r\n  b:\r\n    persistence: none\r\n");
     }
 
     #[test]
