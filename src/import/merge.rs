@@ -133,10 +133,9 @@ pub fn insert(text: &str, path: &[&str], entries: &[String]) -> Result<String, S
                 add.push_str(&indent(&body, level_indent + 2 * (path.len() - depth)));
                 let at = if depth == 0 {
                     // Top level: after the last line, with a blank line before.
-                    while lines.last().is_some_and(|l| l.trim().is_empty()) {
-                        lines.pop();
+                    if lines.last().is_some_and(|l| !l.trim().is_empty()) {
+                        lines.push(String::new());
                     }
-                    lines.push(String::new());
                     lines.len()
                 } else {
                     hi
@@ -282,6 +281,13 @@ mod tests {
         assert_eq!(key_value("  'buckets': {}  # none yet", "buckets"), Some("{}"));
         assert_eq!(key_value("  bucketsx: 1", "buckets"), None);
         assert_eq!(key_value("  buckets:x", "buckets"), None);
+    }
+
+    #[test]
+    fn trailing_blank_lines_are_kept_when_a_section_is_added() {
+        // Found by fuzzing: the blank (whitespace-only) lines at the end were dropped.
+        let out = insert("version: 1\n   \n\n", &["redis"], &["b:\n  persistence: none\n".into()]).expect("insert");
+        assert_eq!(out, "version: 1\n   \n\nredis:\n  b:\n    persistence: none\n");
     }
 
     #[test]
