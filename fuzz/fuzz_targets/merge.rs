@@ -12,10 +12,12 @@ fuzz_target!(|data: &[u8]| {
     let entry = vec!["new-entry:\n  versioning: enabled\n".to_string()];
     for path in [&["s3", "buckets"][..], &["iam", "roles"][..], &["redis"][..]] {
         if let Ok(out) = merge::insert(&text, path, &entry) {
-            let mut got = out.lines();
-            for line in text.lines() {
-                // Every input line survives, in order (an inline `{}` may be opened).
-                assert!(got.any(|l| l == line || l.trim_end() == line.split(':').next().unwrap_or("").to_string() + ":"));
+            // Every input line survives, in order (an inline `{}` may be
+            // opened; a last line gains its line end).
+            let mut got = out.split('\n').map(|l| l.trim_end_matches('\r'));
+            for line in text.split('\n').map(|l| l.trim_end_matches('\r')) {
+                let opened = line.split(':').next().unwrap_or("").to_string() + ":";
+                assert!(got.any(|l| l == line || l.trim_end() == opened), "lost {line:?}");
             }
         }
     }
