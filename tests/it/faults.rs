@@ -230,3 +230,33 @@ fn a_server_that_dies_mid_apply_is_a_clear_error_and_a_rerun_converges() {
     w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
     foreign_intact(&before, &snapshot(&w));
 }
+
+#[test]
+fn moto_killed_mid_apply_is_a_clear_error_and_a_rerun_against_a_new_one_converges() {
+    let mut w = World::with_moto();
+    let p = w.write("p.yaml", POLICY).to_string_lossy().into_owned();
+    // Every request takes 100 ms, so the apply is still going when moto dies.
+    let proxy = FaultProxy::with(w.moto().port, Faults::Delay(std::time::Duration::from_millis(100)), None);
+    let url = proxy.url();
+    let child = w.spawn(&["--endpoint-url", &url, "apply", "-f", &p, "--auto-approve"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while proxy.counts.forwarded.load(std::sync::atomic::Ordering::Relaxed) < 25 {
+        assert!(std::time::Instant::now() < deadline, "apply did not get going: {}", proxy.counts.summary());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    w.moto.as_mut().expect("moto").kill();
+    let r = Run::from(child.wait_with_output().expect("apply ends"));
+    r.code(1);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(!all.contains("panicked"), "{all}");
+    assert!(all.contains("cannot reach the endpoint") || all.contains("Connection refused"), "a clear error: {all}");
+    eprintln!(
+        "apply when moto was killed: {}",
+        all.lines().filter(|l| l.contains("error") || l.contains('✗')).collect::<Vec<_>>().join(" | ")
+    );
+    // moto keeps its state in memory: a new one starts empty, and one apply
+    // sets everything up again.
+    w.moto = Some(crate::harness::Moto::start(w.dir.path()));
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+}

@@ -105,6 +105,14 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Kill the server (by its PID), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -156,6 +164,15 @@ impl World {
     /// Run the CLI as a user would: the built binary, credentials for moto,
     /// no colour, stdin closed.
     pub fn cli(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run suoops-policy"))
+    }
+
+    /// As `cli`, but started in the background, its output piped.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start suoops-policy")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_suoops-policy"));
         cmd.current_dir(root())
             .env_remove("AWS_PROFILE")
@@ -178,7 +195,7 @@ impl World {
             cmd.env("AWS_ENDPOINT_URL", m.url());
         }
         cmd.args(args);
-        Run::from(cmd.output().expect("run suoops-policy"))
+        cmd
     }
 
     pub fn cli_env(&self, args: &[&str], set: &[(&str, &str)], unset: &[&str]) -> Run {
@@ -486,6 +503,8 @@ pub enum Faults {
     /// InternalError, a connection closed without an answer, or a 300 ms
     /// delay before forwarding.
     Chaos { seed: u64, percent: u64 },
+    /// Every request waits this long before it is forwarded.
+    Delay(Duration),
 }
 
 /// Faults injected so far, by kind.
@@ -551,7 +570,7 @@ impl FaultProxy {
         let counts = Arc::new(FaultCounts::default());
         let seed = match &faults {
             Faults::Chaos { seed, .. } => *seed,
-            Faults::Deny(_) => 0,
+            _ => 0,
         };
         let rng = Arc::new(AtomicU64::new(seed));
         let (a2, s2, c2) = (armed.clone(), stop.clone(), counts.clone());
@@ -657,6 +676,10 @@ fn proxy_one(
                         }
                     }
                 }
+            }
+            Faults::Delay(d) => {
+                counts.delay.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(*d);
             }
             Faults::Deny(_) => {}
         }
