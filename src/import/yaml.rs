@@ -47,10 +47,6 @@ impl Writer {
         }
     }
 
-    pub fn blank(&mut self) {
-        self.out.push('\n');
-    }
-
     /// `key:` opening a nested block.
     pub fn open(&mut self, indent: usize, key: &str) {
         self.out.push_str(&format!("{}{}:\n", " ".repeat(indent), scalar(key)));
