@@ -124,7 +124,8 @@ async fn observe_buckets(
     Ok(out)
 }
 
-fn fatal(aws: &Aws) -> impl Fn(Fatal) -> RunError + '_ {
+/// A provider's run-stopping error, with the endpoint it was talking to.
+pub(crate) fn fatal(aws: &Aws) -> impl Fn(Fatal) -> RunError + '_ {
     move |Fatal(m)| RunError::Fatal(format!("{m} (endpoint: {})", aws.endpoint_for_humans()))
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{error, load_policy, note, out, Global};
-use crate::import::{self, merge, Request};
+use crate::import::{self, Request};
 use crate::policy::{self, LoadError};
 
 #[derive(Debug, Args)]
@@ -113,16 +113,10 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
                 Ok(t) => t,
                 Err(e) => return error(g, format!("cannot read {}: {e}", path.display())),
             };
-            let mut text = current;
-            for (path_in_file, items) in entries.sections() {
-                let blocks: Vec<String> = items.iter().map(|(_, t)| t.clone()).collect();
-                text = match merge::insert(&text, path_in_file, &blocks) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        return error(g, format!("cannot merge into {}: {e}; nothing was written", path.display()))
-                    }
-                };
-            }
+            let text = match import::add_to(&current, &entries) {
+                Ok(t) => t,
+                Err(e) => return error(g, format!("cannot merge into {}: {e}; nothing was written", path.display())),
+            };
             (text, Some(a.output.clone().unwrap_or_else(|| path.clone())), entries)
         }
         _ => {

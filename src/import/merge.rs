@@ -5,7 +5,7 @@
 //! `postgres`), indented like its siblings; a missing section is added.
 
 /// Prefix every non-empty line with `n` spaces.
-pub fn indent(text: &str, n: usize) -> String {
+fn indent(text: &str, n: usize) -> String {
     let pad = " ".repeat(n);
     let mut out = String::with_capacity(text.len() + 16 * n);
     for line in text.split_inclusive('\n') {

@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Map, Value};
 
 use crate::aws::Aws;
-use crate::engine::RunError;
+use crate::engine::{fatal, RunError};
 use crate::model::Observed;
 use crate::policy::{
     Algorithm, BucketSpec, Encryption, Iam, Lifecycle, LifecycleRule, Ownership, Persistence, PostgresSpec,
@@ -129,10 +129,6 @@ fn full_role(name: &str) -> RoleSpec {
         exclusive: false,
         line: 0,
     }
-}
-
-fn fatal(aws: &Aws) -> impl Fn(s3::observe::Fatal) -> RunError + '_ {
-    move |s3::observe::Fatal(m)| RunError::Fatal(format!("{m} (endpoint: {})", aws.endpoint_for_humans()))
 }
 
 /// Read every resource of the request. A resource that does not exist or
@@ -293,19 +289,20 @@ pub fn document(e: &Entries, region: &str) -> String {
     w.raw(0, "version", "1", None);
     w.open(0, "aws");
     w.raw(2, "region", &scalar(&literal_env(region)), None);
-    let mut text = w.finish();
+    // The same insertion `--merge` makes, into a file with no section yet.
+    let head = w.finish();
+    add_to(&head, e).unwrap_or(head)
+}
+
+/// Every entry inserted into the policy text under its section, the rest
+/// of the text kept as it is (`--merge`).
+pub fn add_to(text: &str, e: &Entries) -> Result<String, String> {
+    let mut text = text.to_string();
     for (path, items) in e.sections() {
-        if items.is_empty() {
-            continue;
-        }
-        text.push('\n');
-        for (depth, key) in path.iter().enumerate() {
-            text.push_str(&format!("{}{key}:\n", "  ".repeat(depth)));
-        }
-        let body: Vec<&str> = items.iter().map(|(_, t)| t.as_str()).collect();
-        text.push_str(&merge::indent(&body.join("\n"), path.len() * 2));
+        let blocks: Vec<String> = items.iter().map(|(_, t)| t.clone()).collect();
+        text = merge::insert(&text, path, &blocks)?;
     }
-    text
+    Ok(text)
 }
 
 fn unreadable(w: &mut Writer, gaps: &mut Vec<String>, address: &str, setting: &str, reason: &str) {
