@@ -15,6 +15,49 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use tokio::sync::Semaphore;
 
+use crate::model::{Fatal, Observed};
+
+/// Whether an operation only reads (plan, audit, import) or writes (apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// What an operation's IAM action is scoped to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On {
+    Bucket,
+    /// Objects in the policy's buckets (backup evidence).
+    Objects,
+    Role,
+    ManagedPolicy,
+    /// IAM gives no narrower resource (ListPolicies).
+    Any,
+    /// The account's bucket list (`import --all-buckets` only).
+    Account,
+}
+
+/// One API operation a provider may call: the SDK method, its IAM action,
+/// read or write, and what it acts on. Providers declare theirs as data;
+/// `permissions` and the "every SDK call is declared" test read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Op {
+    pub sdk: &'static str,
+    pub action: &'static str,
+    pub access: Access,
+    pub on: On,
+}
+
+impl Op {
+    pub const fn read(sdk: &'static str, action: &'static str, on: On) -> Op {
+        Op { sdk, action, access: Access::Read, on }
+    }
+    pub const fn write(sdk: &'static str, action: &'static str, on: On) -> Op {
+        Op { sdk, action, access: Access::Write, on }
+    }
+}
+
 /// How the user pointed us at AWS.
 #[derive(Debug, Clone, Default)]
 pub struct AwsOptions {
@@ -144,6 +187,17 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The one mapping from a failed read to an observation: not found is
+    /// Absent, a run-stopping error is `Fatal`, anything else is Unknown
+    /// with its reason (never Absent).
+    pub fn observed<T>(self) -> Result<Observed<T>, Fatal> {
+        match self {
+            ApiError::Fatal(m) => Err(Fatal::api(m)),
+            ApiError::NotFound(_) => Ok(Observed::Absent),
+            other => Ok(Observed::Unknown { reason: other.reason() }),
+        }
+    }
+
     pub fn reason(&self) -> String {
         match self {
             ApiError::NotFound(c) => format!("not found ({c})"),

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod aws;
 pub mod cli;
 pub mod engine;
+pub mod iamdoc;
 pub mod import;
 pub mod model;
 pub mod policy;

@@ -37,29 +37,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub use crate::model::resource_of;
 
 /// A fingerprint of what was observed of each resource: only stable
-/// settings (not counters such as Redis' uptime or the archiver's stats).
+/// settings (not counters such as Redis' uptime or the archiver's stats),
+/// from each provider's canonical serialisation.
 pub fn fingerprints(snap: &Snapshot) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut put = |addr: String, state: String| {
-        out.insert(addr, sha256_hex(state.as_bytes()));
-    };
-    for o in &snap.buckets {
-        put(format!("s3.{}", o.spec.name), format!("{:?}", o.state));
-    }
-    for (spec, state) in &snap.iam.roles {
-        put(format!("iam.role.{}", spec.name), format!("{state:?}"));
-    }
-    for (spec, state) in &snap.iam.policies {
-        put(format!("iam.policy.{}", spec.name), format!("{state:?}"));
-    }
-    for (spec, state) in &snap.redis {
-        let config_file = state.info.present().and_then(|i| i.get("config_file").cloned());
-        put(format!("redis.{}", spec.name), format!("{:?} {config_file:?}", state.config));
-    }
-    for (spec, state) in &snap.postgres {
-        put(format!("postgres.{}", spec.name), format!("{:?}", state.settings));
-    }
-    out
+    snap.fingerprints()
 }
 
 /// The resources the saved plan would change (as targets to observe).

@@ -172,7 +172,7 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         None => None,
     };
     let run_id = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let record = |done: &engine::Applied| {
+    let record = |done: &crate::model::Applied| {
         let Some(j) = &journal else { return };
         let prefix = format!("{}.", done.address);
         let before: serde_json::Map<String, serde_json::Value> = plan

@@ -100,14 +100,7 @@ impl TargetArg {
             return Some((t, policy));
         }
         for one in &t.0 {
-            let single = crate::model::Targets(vec![one.clone()]);
-            let p = policy.restricted(&single);
-            if p.buckets.is_empty()
-                && p.iam.roles.is_empty()
-                && p.iam.policies.is_empty()
-                && p.redis.is_empty()
-                && p.postgres.is_empty()
-            {
+            if !crate::providers::matches(&policy, one) {
                 error(g, format!("--target {one} matches nothing in {}; addresses look like s3.BUCKET, s3.BUCKET.lifecycle.RULE, iam.role.NAME, redis.NAME, postgres.NAME", policy.file));
                 return None;
             }

@@ -2,6 +2,8 @@
 //! of actions, per-attribute changes and the three-valued observation.
 //! Nothing here does I/O.
 
+pub mod control;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,29 @@ impl Address {
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// An error that stops the whole run (no credentials, endpoint
+/// unreachable): one line for the user, said once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Fatal {
+    pub message: String,
+    /// A problem of the input, not of the endpoint: said without naming
+    /// the endpoint.
+    pub input: bool,
+}
+
+impl Fatal {
+    /// The endpoint or the credentials stop the run.
+    pub fn api(message: String) -> Fatal {
+        Fatal { message, input: false }
+    }
+
+    /// The input stops the run (e.g. a bucket with no region).
+    pub fn input(message: String) -> Fatal {
+        Fatal { message, input: true }
     }
 }
 
@@ -52,7 +77,8 @@ impl Targets {
 
 /// What the live system holds for one setting. `Unknown` (access denied,
 /// timeout…) is never taken for `Absent`, and blocks destructive changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Observed<T> {
     Present(T),
     Absent,
@@ -200,6 +226,31 @@ impl Change {
 pub struct StepOutcome {
     pub step: &'static str,
     pub result: Result<(), String>,
+}
+
+/// What apply did to one resource and its sub-resources.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub address: Address,
+    pub steps: Vec<StepOutcome>,
+    /// Attributes that still differ when re-read after apply.
+    pub did_not_take: Vec<String>,
+}
+
+impl Applied {
+    pub fn failed(&self) -> bool {
+        self.steps.iter().any(|s| s.result.is_err()) || !self.did_not_take.is_empty()
+    }
+}
+
+/// The changes at `addr` and under it (`s3.B`, `s3.B.lifecycle.R`…), in order.
+pub fn changes_under(changes: &[Change], addr: &str) -> Vec<Change> {
+    changes.iter().filter(|c| c.address.0 == addr || is_under(&c.address.0, addr)).cloned().collect()
+}
+
+/// Is `addr` strictly under `parent` (`s3.B.replication` under `s3.B`)?
+pub fn is_under(addr: &str, parent: &str) -> bool {
+    addr.len() > parent.len() && addr.starts_with(parent) && addr.as_bytes()[parent.len()] == b'.'
 }
 
 /// The resource an address belongs to: `s3.B`, `iam.role.N`, `redis.N`…

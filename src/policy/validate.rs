@@ -499,14 +499,14 @@ impl Validator<'_> {
     fn waiver(&mut self, w: &Sp<raw::RawWaiver>) -> Option<super::Waiver> {
         let wv = w.value();
         let before = self.diags.len();
-        if !crate::audit::CONTROL_IDS.contains(&wv.control.value().as_str()) {
+        if !crate::providers::control_ids().contains(&wv.control.value().as_str()) {
             self.diags.push(
                 Diagnostic::new(
                     "invalid-value",
                     format!("`{}` is not a control id", wv.control.value()),
                     Some(wv.control.pos()),
                 )
-                .help(format!("one of {}", crate::audit::CONTROL_IDS.join(", "))),
+                .help(format!("one of {}", crate::providers::control_ids().join(", "))),
             );
         }
         let d = wv.expires.value();

@@ -1,8 +1,188 @@
-//! One folder per managed system. Each has observe (reads), diff (pure),
-//! apply (writes) and controls (audit).
+//! The provider contract and the one registry. Every managed system (S3
+//! buckets, their replication, IAM, Redis, PostgreSQL) implements
+//! [`Provider`] and declares as data its kind, what it comes after in
+//! apply, its audit controls and the API operations it may call; its
+//! observation ([`Observation`]) diffs, judges controls, fingerprints and
+//! applies itself. The engine, saved plans, `--target`, `permissions`,
+//! waiver validation and objectives iterate [`REGISTRY`] and never name a
+//! system. Adding a system: a folder here, one line in `REGISTRY`, one
+//! field in the policy (see ARCHITECTURE.md, "Adding a system").
 
 pub mod iam;
 pub mod permissions;
 pub mod postgres;
 pub mod redis;
 pub mod s3;
+
+use std::collections::BTreeSet;
+
+use futures::future::LocalBoxFuture;
+use serde_json::Value;
+
+use crate::aws::{Aws, Op};
+use crate::model::control::{ControlDef, ControlResult};
+use crate::model::{Address, Applied, AttrChange, Change, Fatal};
+use crate::policy::Policy;
+
+/// What a provider is given to talk to the live systems.
+pub struct Ctx<'a> {
+    pub aws: &'a Aws,
+    /// Most API calls in flight (`--concurrency`).
+    pub concurrency: usize,
+    /// Read backup evidence too (audit only).
+    pub evidence: bool,
+}
+
+/// What apply tells a provider about the rest of the run.
+pub struct Prior<'a> {
+    /// Outcomes of the kinds this one comes after (see [`Provider::after`]).
+    pub applied: &'a [Applied],
+    /// The whole plan (after `--target`), for plan-time conflicts of
+    /// resources another kind owns.
+    pub plan: &'a [Change],
+}
+
+impl Prior<'_> {
+    /// Did the resource at `addr` fail to apply earlier in this run?
+    pub fn failed(&self, addr: &str) -> bool {
+        self.applied.iter().any(|a| a.address.0 == addr && a.failed())
+    }
+
+    /// Is the resource at `addr` blocked by a plan-time conflict?
+    pub fn conflicted(&self, addr: &str) -> bool {
+        self.plan.iter().any(|c| c.address.0 == addr && !c.conflicts.is_empty())
+    }
+}
+
+/// A managed system, declared as data plus one entry point (`observe`).
+pub trait Provider: Sync {
+    /// Its kind: `s3`, `s3.replication`, `iam`, `redis`, `postgres`.
+    fn kind(&self) -> &'static str;
+    /// Kinds whose apply must finish before this one's starts.
+    fn after(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Its audit controls.
+    fn controls(&self) -> &'static [ControlDef];
+    /// The API operations it may call, with their IAM actions.
+    fn ops(&self) -> &'static [Op] {
+        &[]
+    }
+    /// The top-level addresses of this kind the policy names (`s3.B`,
+    /// `iam.role.N`…), for `--target` and messages.
+    fn addresses(&self, policy: &Policy) -> Vec<Address>;
+    /// Read what the policy mentions (the only reads).
+    fn observe<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        policy: &'a Policy,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>>;
+}
+
+/// What one provider observed in one run.
+pub trait Observation {
+    fn kind(&self) -> &'static str;
+    /// Resources observed.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Desired vs observed; pure.
+    fn diff(&self) -> Vec<Change>;
+    /// Audit controls from the observation and its diff; pure.
+    fn controls(&self, changes: &[Change]) -> Vec<ControlResult>;
+    /// Per resource address, a canonical serialisation of the stable
+    /// observed state (no counters): what a saved plan compares.
+    fn fingerprints(&self) -> Vec<(String, Value)>;
+    /// Make the actionable `changes` (the only writes); one outcome per
+    /// resource touched, `did_not_take` left empty for verify.
+    fn apply<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        changes: &'a [Change],
+        prior: Prior<'a>,
+    ) -> LocalBoxFuture<'a, Result<Vec<Applied>, Fatal>>;
+    /// Read again the resources at `addresses`, for verify.
+    fn reobserve<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        addresses: &'a BTreeSet<String>,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>>;
+    /// A difference still seen after apply that is pending, not failed
+    /// (e.g. a PostgreSQL setting waiting for a restart).
+    fn pending(&self, _change: &Change, _attr: &AttrChange) -> bool {
+        false
+    }
+}
+
+/// Every managed system, in plan order. Apply order comes from `after`.
+pub static REGISTRY: &[&dyn Provider] =
+    &[&iam::Iam, &s3::Buckets, &s3::crr::Replication, &redis::Redis, &postgres::Postgres];
+
+/// The registry in apply order: each kind after the kinds it names in
+/// `after` (a small dependency order; registry order breaks ties).
+pub fn apply_order() -> Vec<&'static dyn Provider> {
+    let mut done: Vec<&'static dyn Provider> = Vec::new();
+    while done.len() < REGISTRY.len() {
+        let next = REGISTRY.iter().find(|p| {
+            !done.iter().any(|d| d.kind() == p.kind()) && p.after().iter().all(|a| done.iter().any(|d| d.kind() == *a))
+        });
+        match next {
+            Some(p) => done.push(*p),
+            // A cycle or an unknown kind: a programming error the unit test
+            // below catches; never reached at run time.
+            None => break,
+        }
+    }
+    done
+}
+
+/// The provider of a kind.
+pub fn provider(kind: &str) -> Option<&'static dyn Provider> {
+    REGISTRY.iter().copied().find(|p| p.kind() == kind)
+}
+
+/// Every control id the tool reports, sorted (waivers name one of these).
+pub fn control_ids() -> Vec<&'static str> {
+    let mut ids: Vec<&'static str> = REGISTRY.iter().flat_map(|p| p.controls().iter().map(|c| c.id)).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Every declared API operation of every provider.
+pub fn operations() -> impl Iterator<Item = &'static Op> {
+    REGISTRY.iter().flat_map(|p| p.ops().iter())
+}
+
+/// Does the policy name anything at or under `target`?
+pub fn matches(policy: &Policy, target: &str) -> bool {
+    let t = crate::model::Targets(vec![target.to_string()]);
+    REGISTRY.iter().any(|p| p.addresses(policy).iter().any(|a| t.touches(&a.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_order_puts_every_kind_after_what_it_names() {
+        let order = apply_order();
+        assert_eq!(order.len(), REGISTRY.len(), "a cycle or an unknown kind in `after`");
+        for (i, p) in order.iter().enumerate() {
+            for a in p.after() {
+                let j = order.iter().position(|q| q.kind() == *a).expect("declared kind");
+                assert!(j < i, "{} must come after {a}", p.kind());
+            }
+        }
+        let kinds: Vec<&str> = order.iter().map(|p| p.kind()).collect();
+        assert_eq!(kinds, ["iam", "s3", "s3.replication", "redis", "postgres"]);
+    }
+
+    #[test]
+    fn control_ids_are_unique_across_providers() {
+        let all: Vec<&str> = REGISTRY.iter().flat_map(|p| p.controls().iter().map(|c| c.id)).collect();
+        let unique: BTreeSet<&str> = all.iter().copied().collect();
+        assert_eq!(all.len(), unique.len(), "{all:?}");
+    }
+}

@@ -1,77 +1,14 @@
-//! The IAM actions the tool itself needs: every SDK operation a provider
-//! calls is declared here with its action, whether `plan`/`audit` need it
-//! or only `apply`, and what it acts on. `suoops-policy permissions` turns
-//! this into a least-privilege policy; a test fails when code calls an
-//! operation that is not declared.
+//! The IAM actions the tool itself needs, from the operations every
+//! registered provider declares (its SDK method, IAM action, read or write,
+//! and what it acts on). `suoops-policy permissions` turns them into a
+//! least-privilege policy; a test fails when provider code calls an SDK
+//! operation that no provider declares.
 
 use serde_json::{json, Value};
 
+use crate::aws::{Access, On};
 use crate::policy::Policy;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    Write,
-}
-
-/// What an action is scoped to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum On {
-    Bucket,
-    /// Objects in the policy's buckets (backup evidence).
-    Objects,
-    Role,
-    ManagedPolicy,
-    /// IAM gives no narrower resource (ListPolicies).
-    Any,
-    /// The account's bucket list (`import --all-buckets` only).
-    Account,
-}
-
-/// (SDK operation, IAM action, access, resource).
-pub const OPERATIONS: &[(&str, &str, Access, On)] = &[
-    ("head_bucket", "s3:ListBucket", Access::Read, On::Bucket),
-    ("get_bucket_location", "s3:GetBucketLocation", Access::Read, On::Bucket),
-    ("get_bucket_versioning", "s3:GetBucketVersioning", Access::Read, On::Bucket),
-    ("get_bucket_encryption", "s3:GetEncryptionConfiguration", Access::Read, On::Bucket),
-    ("get_public_access_block", "s3:GetBucketPublicAccessBlock", Access::Read, On::Bucket),
-    ("get_bucket_lifecycle_configuration", "s3:GetLifecycleConfiguration", Access::Read, On::Bucket),
-    ("get_bucket_policy", "s3:GetBucketPolicy", Access::Read, On::Bucket),
-    ("get_bucket_replication", "s3:GetReplicationConfiguration", Access::Read, On::Bucket),
-    ("list_buckets", "s3:ListAllMyBuckets", Access::Read, On::Account),
-    ("list_objects_v2", "s3:ListBucket", Access::Read, On::Bucket),
-    ("get_object", "s3:GetObject", Access::Read, On::Objects),
-    ("head_object", "s3:GetObject", Access::Read, On::Objects),
-    ("create_bucket", "s3:CreateBucket", Access::Write, On::Bucket),
-    ("put_bucket_versioning", "s3:PutBucketVersioning", Access::Write, On::Bucket),
-    ("put_bucket_encryption", "s3:PutEncryptionConfiguration", Access::Write, On::Bucket),
-    ("put_public_access_block", "s3:PutBucketPublicAccessBlock", Access::Write, On::Bucket),
-    ("put_bucket_lifecycle_configuration", "s3:PutLifecycleConfiguration", Access::Write, On::Bucket),
-    ("delete_bucket_lifecycle", "s3:PutLifecycleConfiguration", Access::Write, On::Bucket),
-    ("put_bucket_policy", "s3:PutBucketPolicy", Access::Write, On::Bucket),
-    ("delete_bucket_policy", "s3:DeleteBucketPolicy", Access::Write, On::Bucket),
-    ("put_bucket_replication", "s3:PutReplicationConfiguration", Access::Write, On::Bucket),
-    ("delete_bucket_replication", "s3:PutReplicationConfiguration", Access::Write, On::Bucket),
-    ("get_role", "iam:GetRole", Access::Read, On::Role),
-    ("list_role_policies", "iam:ListRolePolicies", Access::Read, On::Role),
-    ("get_role_policy", "iam:GetRolePolicy", Access::Read, On::Role),
-    ("list_attached_role_policies", "iam:ListAttachedRolePolicies", Access::Read, On::Role),
-    ("list_policies", "iam:ListPolicies", Access::Read, On::Any),
-    ("get_policy_version", "iam:GetPolicyVersion", Access::Read, On::ManagedPolicy),
-    ("create_role", "iam:CreateRole", Access::Write, On::Role),
-    ("update_role", "iam:UpdateRole", Access::Write, On::Role),
-    ("update_assume_role_policy", "iam:UpdateAssumeRolePolicy", Access::Write, On::Role),
-    ("tag_role", "iam:TagRole", Access::Write, On::Role),
-    ("put_role_policy", "iam:PutRolePolicy", Access::Write, On::Role),
-    ("delete_role_policy", "iam:DeleteRolePolicy", Access::Write, On::Role),
-    ("attach_role_policy", "iam:AttachRolePolicy", Access::Write, On::Role),
-    ("detach_role_policy", "iam:DetachRolePolicy", Access::Write, On::Role),
-    ("delete_role", "iam:DeleteRole", Access::Write, On::Role),
-    ("create_policy", "iam:CreatePolicy", Access::Write, On::ManagedPolicy),
-    ("create_policy_version", "iam:CreatePolicyVersion", Access::Write, On::ManagedPolicy),
-    ("list_policy_versions", "iam:ListPolicyVersions", Access::Write, On::ManagedPolicy),
-    ("delete_policy_version", "iam:DeletePolicyVersion", Access::Write, On::ManagedPolicy),
-];
+use crate::providers::operations;
 
 /// Which command the permissions are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -158,7 +95,7 @@ pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
             continue;
         }
         let mut actions: Vec<&str> =
-            OPERATIONS.iter().filter(|(_, _, a, o)| *o == on && wanted(*a)).map(|(_, act, _, _)| *act).collect();
+            operations().filter(|o| o.on == on && wanted(o.access)).map(|o| o.action).collect();
         actions.sort();
         actions.dedup();
         if actions.is_empty() {
@@ -192,7 +129,7 @@ mod tests {
     use super::*;
 
     /// Every `client.op()` / `c.op()` / `iam().op()` call in the providers
-    /// must be declared above.
+    /// must be declared by a provider, and every declared op called.
     #[test]
     fn every_api_call_in_the_providers_is_declared() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/providers");
@@ -231,13 +168,10 @@ mod tests {
         }
         assert!(calls.len() > 20, "the scan found too few calls: {calls:?}");
         for (op, file) in &calls {
-            assert!(
-                OPERATIONS.iter().any(|(o, ..)| o == op),
-                "{file} calls `{op}`, which providers/permissions.rs does not declare"
-            );
+            assert!(operations().any(|o| o.sdk == op), "{file} calls `{op}`, which no provider declares in its ops");
         }
-        for (op, ..) in OPERATIONS {
-            assert!(calls.iter().any(|(c, _)| c == op), "`{op}` is declared but never called");
+        for o in operations() {
+            assert!(calls.iter().any(|(c, _)| c == o.sdk), "`{}` is declared but never called", o.sdk);
         }
     }
 
@@ -245,10 +179,9 @@ mod tests {
     fn plan_needs_only_reads() {
         let doc = document(For::Plan, None);
         let text = doc.to_string();
-        for (_, action, access, _) in OPERATIONS {
-            if *access == Access::Write && !OPERATIONS.iter().any(|(_, a, acc, _)| a == action && *acc == Access::Read)
-            {
-                assert!(!text.contains(&format!("\"{action}\"")), "plan asks for {action}");
+        for w in operations().filter(|o| o.access == Access::Write) {
+            if !operations().any(|r| r.action == w.action && r.access == Access::Read) {
+                assert!(!text.contains(&format!("\"{}\"", w.action)), "plan asks for {}", w.action);
             }
         }
         assert!(text.contains("s3:GetBucketVersioning"));

@@ -9,13 +9,21 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::audit::{ControlResult, Severity, Status};
+use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::StepOutcome;
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
 use crate::policy::{scrub, PostgresSpec};
 
+use std::collections::BTreeSet;
+
+use futures::future::{FutureExt, LocalBoxFuture};
+
+use crate::model::{Applied, Fatal};
+use crate::policy::Policy;
+use crate::providers::{Ctx, Observation, Prior, Provider};
+
 /// One row of pg_settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Setting {
     pub value: String,
     pub unit: Option<String>,
@@ -24,7 +32,7 @@ pub struct Setting {
 }
 
 /// pg_stat_archiver.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Archiver {
     pub archived_count: i64,
     pub failed_count: i64,
@@ -35,7 +43,7 @@ pub struct Archiver {
     pub last_failed_wal: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PostgresState {
     pub settings: Observed<BTreeMap<String, Setting>>,
     pub archiver: Observed<Archiver>,
@@ -240,31 +248,30 @@ pub async fn apply(spec: &PostgresSpec, change: &Change) -> Vec<StepOutcome> {
     steps
 }
 
+const RATIONALE: &str = "The 15-minute RPO rests on WAL archiving: segments leave the server at least every archive_timeout (strategy: PostgreSQL backups).";
+const WAL_ARCHIVING: ControlDef = ControlDef {
+    id: "PG-WAL-ARCHIVING",
+    title: "WAL archiving settings",
+    rationale: RATIONALE,
+    severity: Severity::High,
+    objectives: &["RPO-15MIN"],
+};
+const ARCHIVER: ControlDef = ControlDef {
+    id: "PG-ARCHIVER",
+    title: "WAL segments archived within the RPO",
+    rationale: RATIONALE,
+    severity: Severity::High,
+    objectives: &["RPO-15MIN"],
+};
+
 pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> Vec<ControlResult> {
     let mut out = Vec::new();
     if !spec.wal_archiving {
         return out;
     }
-    let mut push = |id: &'static str,
-                    title: &'static str,
-                    status: Status,
-                    expected: Value,
-                    observed: Value,
-                    detail: Option<String>| {
-        out.push(ControlResult {
-            id,
-            address: change.address.clone(),
-            title,
-            rationale: "The 15-minute RPO rests on WAL archiving: segments leave the server at least every archive_timeout (strategy: PostgreSQL backups).",
-            severity: Severity::High,
-            status,
-            expected,
-            observed,
-            detail,
-            remediation: "suoops-policy apply (ALTER SYSTEM + reload; restart where marked)".into(),
-            policy_line: spec.line,
-                waiver: None,
-        })
+    let mut push = |def: &ControlDef, status: Status, expected: Value, observed: Value, detail: Option<String>| {
+        let fix = "suoops-policy apply (ALTER SYSTEM + reload; restart where marked)";
+        out.push(def.result(&change.address, status, expected, observed, detail, fix, spec.line))
     };
     let expected = Value::Object(wanted(spec).into_iter().map(|(k, v)| (k.into(), json!(v))).collect());
     match &state.settings {
@@ -285,16 +292,11 @@ pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> 
             } else {
                 (Status::Pass, None)
             };
-            push("PG-WAL-ARCHIVING", "WAL archiving settings", status, expected, Value::Object(observed), detail);
+            push(&WAL_ARCHIVING, status, expected, Value::Object(observed), detail);
         }
-        other => push(
-            "PG-WAL-ARCHIVING",
-            "WAL archiving settings",
-            Status::Unknown,
-            expected,
-            Value::Null,
-            other.unknown_reason().map(str::to_string),
-        ),
+        other => {
+            push(&WAL_ARCHIVING, Status::Unknown, expected, Value::Null, other.unknown_reason().map(str::to_string))
+        }
     }
     let rpo = spec.rpo_secs;
     match &state.archiver {
@@ -321,18 +323,10 @@ pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> 
                     Some(_) => (Status::Pass, None),
                 }
             };
-            push(
-                "PG-ARCHIVER",
-                "WAL segments archived within the RPO",
-                status,
-                json!({"max_age_seconds": rpo, "failing": false}),
-                observed,
-                detail,
-            );
+            push(&ARCHIVER, status, json!({"max_age_seconds": rpo, "failing": false}), observed, detail);
         }
         other => push(
-            "PG-ARCHIVER",
-            "WAL segments archived within the RPO",
+            &ARCHIVER,
             Status::Unknown,
             json!({"max_age_seconds": rpo}),
             Value::Null,
@@ -340,4 +334,97 @@ pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> 
         ),
     }
     out
+}
+
+/// The postgres provider.
+pub struct Postgres;
+
+const CONTROLS: &[ControlDef] = &[WAL_ARCHIVING, ARCHIVER];
+
+impl Provider for Postgres {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+    fn controls(&self) -> &'static [ControlDef] {
+        CONTROLS
+    }
+    fn addresses(&self, policy: &Policy) -> Vec<Address> {
+        policy.postgres.iter().map(|s| address(&s.name)).collect()
+    }
+    fn observe<'a>(
+        &'a self,
+        _ctx: &'a Ctx<'a>,
+        policy: &'a Policy,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+        async move { Ok(Box::new(observe_all(policy.postgres.iter()).await) as Box<dyn Observation>) }.boxed_local()
+    }
+}
+
+async fn observe_all(specs: impl Iterator<Item = &PostgresSpec>) -> Instances {
+    Instances(futures::future::join_all(specs.map(|s| async move { (s.clone(), observe(s).await) })).await)
+}
+
+/// Every instance of the policy, as observed.
+pub struct Instances(pub Vec<(PostgresSpec, PostgresState)>);
+
+impl Observation for Instances {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn diff(&self) -> Vec<Change> {
+        self.0.iter().map(|(spec, state)| diff(spec, state)).collect()
+    }
+    fn controls(&self, changes: &[Change]) -> Vec<ControlResult> {
+        let mut out = Vec::new();
+        for (spec, state) in &self.0 {
+            if let Some(change) = changes.iter().find(|c| c.address == address(&spec.name)) {
+                out.extend(controls(spec, state, change));
+            }
+        }
+        out
+    }
+    fn fingerprints(&self) -> Vec<(String, Value)> {
+        self.0.iter().map(|(spec, state)| (address(&spec.name).0, json!(state.settings))).collect()
+    }
+    fn apply<'a>(
+        &'a self,
+        _ctx: &'a Ctx<'a>,
+        changes: &'a [Change],
+        _prior: Prior<'a>,
+    ) -> LocalBoxFuture<'a, Result<Vec<Applied>, Fatal>> {
+        async move {
+            let jobs = self.0.iter().filter_map(|(spec, _)| {
+                let change = changes.iter().find(|c| c.address == address(&spec.name) && c.is_actionable())?;
+                Some(async move {
+                    let steps = apply(spec, change).await;
+                    Applied { address: change.address.clone(), steps, did_not_take: Vec::new() }
+                })
+            });
+            Ok(futures::future::join_all(jobs).await)
+        }
+        .boxed_local()
+    }
+    fn reobserve<'a>(
+        &'a self,
+        _ctx: &'a Ctx<'a>,
+        addresses: &'a BTreeSet<String>,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+        async move {
+            let specs = self.0.iter().map(|(s, _)| s).filter(|s| addresses.contains(&address(&s.name).0));
+            Ok(Box::new(observe_all(specs).await) as Box<dyn Observation>)
+        }
+        .boxed_local()
+    }
+    /// A setting that needs a restart is pending, not failed: pg_settings
+    /// shows the old value until the restart. While archive_mode is off,
+    /// pg_settings shows archive_command as "(disabled)": it cannot be read
+    /// back before the restart that turns archiving on.
+    fn pending(&self, change: &Change, attr: &AttrChange) -> bool {
+        let Some((_, state)) = self.0.iter().find(|(s, _)| address(&s.name) == change.address) else { return false };
+        let setting = state.settings.present().and_then(|s| s.get(&attr.name));
+        setting.is_some_and(|s| s.pending_restart || s.value == "(disabled)")
+    }
 }

@@ -9,12 +9,20 @@ use std::time::Duration;
 use redis::AsyncConnectionConfig;
 use serde_json::{json, Value};
 
-use crate::audit::{ControlResult, Severity, Status};
+use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::{Action, Address, AttrChange, Change, Observed, StepOutcome, UnknownSetting};
 use crate::policy::{scrub, Persistence, RedisSpec};
 
+use std::collections::BTreeSet;
+
+use futures::future::{FutureExt, LocalBoxFuture};
+
+use crate::model::{Applied, Fatal};
+use crate::policy::Policy;
+use crate::providers::{Ctx, Observation, Prior, Provider};
+
 /// What one instance shows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RedisState {
     /// Connection and INFO; Unknown when the server cannot be reached.
     pub info: Observed<BTreeMap<String, String>>,
@@ -152,6 +160,15 @@ pub async fn apply(spec: &RedisSpec, change: &Change) -> Vec<StepOutcome> {
     steps
 }
 
+const RATIONALE: &str = "Redis is a cache except where queues need durability: AOF every second and an RDB snapshot every 6 hours (strategy: Redis).";
+const fn def(id: &'static str, title: &'static str, objectives: &'static [&'static str]) -> ControlDef {
+    ControlDef { id, title, rationale: RATIONALE, severity: Severity::Medium, objectives }
+}
+const PERSISTENCE: ControlDef = def("REDIS-PERSISTENCE", "Cache without persistence", &[]);
+const AOF: ControlDef = def("REDIS-AOF", "Append-only file", &["REDIS-DURABILITY"]);
+const RDB: ControlDef = def("REDIS-RDB", "RDB snapshot schedule", &["REDIS-DURABILITY"]);
+const LAST_SAVE: ControlDef = def("REDIS-LAST-SAVE", "Last AOF write / RDB save succeeded", &["REDIS-DURABILITY"]);
+
 pub fn controls(spec: &RedisSpec, state: &RedisState, change: &Change) -> Vec<ControlResult> {
     let mut out = Vec::new();
     let info = state.info.present();
@@ -168,26 +185,9 @@ pub fn controls(spec: &RedisSpec, state: &RedisState, change: &Change) -> Vec<Co
             _ => None,
         }
     };
-    let mut push = |id: &'static str,
-                    title: &'static str,
-                    status: Status,
-                    expected: Value,
-                    observed: Value,
-                    detail: Option<String>| {
-        out.push(ControlResult {
-            id,
-            address: change.address.clone(),
-            title,
-            rationale: "Redis is a cache except where queues need durability: AOF every second and an RDB snapshot every 6 hours (strategy: Redis).",
-            severity: Severity::Medium,
-            status,
-            expected,
-            observed,
-            detail,
-            remediation: "suoops-policy apply (CONFIG SET + CONFIG REWRITE)".into(),
-            policy_line: spec.line,
-                waiver: None,
-        })
+    let mut push = |def: &ControlDef, status: Status, expected: Value, observed: Value, detail: Option<String>| {
+        let fix = "suoops-policy apply (CONFIG SET + CONFIG REWRITE)";
+        out.push(def.result(&change.address, status, expected, observed, detail, fix, spec.line))
     };
     let judge = |keys: &[&str], want: &[(&str, String)]| -> (Status, Value, Option<String>) {
         if let Some(u) = &unknown {
@@ -223,14 +223,14 @@ pub fn controls(spec: &RedisSpec, state: &RedisState, change: &Change) -> Vec<Co
         Persistence::None => {
             let keys = ["appendonly", "save"];
             let (s, o, d) = judge(&keys, &want);
-            push("REDIS-PERSISTENCE", "Cache without persistence", s, expected(&keys), o, d);
+            push(&PERSISTENCE, s, expected(&keys), o, d);
         }
         Persistence::Durable { aof, rdb } => {
             let aof_keys: &[&str] = if aof.is_some() { &["appendonly", "appendfsync"] } else { &["appendonly"] };
             let (s, o, d) = judge(aof_keys, &want);
-            push("REDIS-AOF", "Append-only file", s, expected(aof_keys), o, d);
+            push(&AOF, s, expected(aof_keys), o, d);
             let (s, o, d) = judge(&["save"], &want);
-            push("REDIS-RDB", "RDB snapshot schedule", s, expected(&["save"]), o, d);
+            push(&RDB, s, expected(&["save"]), o, d);
             let last = info.map(|i| {
                 let mut bad = Vec::new();
                 if aof.is_some() && i.get("aof_last_write_status").is_some_and(|v| v != "ok") {
@@ -246,8 +246,92 @@ pub fn controls(spec: &RedisSpec, state: &RedisState, change: &Change) -> Vec<Co
                 Some((bad, o)) if bad.is_empty() => (Status::Pass, o, None),
                 Some((bad, o)) => (Status::Fail, o, Some(bad.join("; "))),
             };
-            push("REDIS-LAST-SAVE", "Last AOF write / RDB save succeeded", s, json!({"status": "ok"}), o, d);
+            push(&LAST_SAVE, s, json!({"status": "ok"}), o, d);
         }
     }
     out
+}
+
+/// The redis provider.
+pub struct Redis;
+
+const CONTROLS: &[ControlDef] = &[PERSISTENCE, AOF, RDB, LAST_SAVE];
+
+impl Provider for Redis {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+    fn controls(&self) -> &'static [ControlDef] {
+        CONTROLS
+    }
+    fn addresses(&self, policy: &Policy) -> Vec<Address> {
+        policy.redis.iter().map(|s| address(&s.name)).collect()
+    }
+    fn observe<'a>(
+        &'a self,
+        _ctx: &'a Ctx<'a>,
+        policy: &'a Policy,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+        async move { Ok(Box::new(observe_all(policy.redis.iter()).await) as Box<dyn Observation>) }.boxed_local()
+    }
+}
+
+async fn observe_all(specs: impl Iterator<Item = &RedisSpec>) -> Instances {
+    Instances(futures::future::join_all(specs.map(|s| async move { (s.clone(), observe(s).await) })).await)
+}
+
+/// Every instance of the policy, as observed.
+pub struct Instances(pub Vec<(RedisSpec, RedisState)>);
+
+impl Observation for Instances {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn diff(&self) -> Vec<Change> {
+        self.0.iter().map(|(spec, state)| diff(spec, state)).collect()
+    }
+    fn controls(&self, changes: &[Change]) -> Vec<ControlResult> {
+        let mut out = Vec::new();
+        for (spec, state) in &self.0 {
+            if let Some(change) = changes.iter().find(|c| c.address == address(&spec.name)) {
+                out.extend(controls(spec, state, change));
+            }
+        }
+        out
+    }
+    fn fingerprints(&self) -> Vec<(String, Value)> {
+        self.0.iter().map(|(spec, state)| (address(&spec.name).0, json!({"config": state.config, "config_file": state.info.present().and_then(|i| i.get("config_file"))}))).collect()
+    }
+    fn apply<'a>(
+        &'a self,
+        _ctx: &'a Ctx<'a>,
+        changes: &'a [Change],
+        _prior: Prior<'a>,
+    ) -> LocalBoxFuture<'a, Result<Vec<Applied>, Fatal>> {
+        async move {
+            let jobs = self.0.iter().filter_map(|(spec, _)| {
+                let change = changes.iter().find(|c| c.address == address(&spec.name) && c.is_actionable())?;
+                Some(async move {
+                    let steps = apply(spec, change).await;
+                    Applied { address: change.address.clone(), steps, did_not_take: Vec::new() }
+                })
+            });
+            Ok(futures::future::join_all(jobs).await)
+        }
+        .boxed_local()
+    }
+    fn reobserve<'a>(
+        &'a self,
+        _ctx: &'a Ctx<'a>,
+        addresses: &'a BTreeSet<String>,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+        async move {
+            let specs = self.0.iter().map(|(s, _)| s).filter(|s| addresses.contains(&address(&s.name).0));
+            Ok(Box::new(observe_all(specs).await) as Box<dyn Observation>)
+        }
+        .boxed_local()
+    }
 }

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::audit::objectives::Objective;
 use crate::audit::{ControlResult, Report, ReportSummary};
-use crate::engine::Applied;
+use crate::model::Applied;
 use crate::model::Plan;
 
 pub const FORMAT_VERSION: &str = "1";

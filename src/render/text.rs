@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::Paint;
 use crate::audit::{Report, Status};
-use crate::engine::Applied;
+use crate::model::Applied;
 use crate::model::{Action, Change, Plan};
 
 fn value(v: &Value) -> String {

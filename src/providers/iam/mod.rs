@@ -3,20 +3,23 @@
 //! attachment/inline-policy ownership, and apply. IAM is applied before any
 //! S3 change, so roles exist before replication names them.
 
-pub mod doc;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use crate::audit::{ControlResult, Severity, Status};
-use crate::aws::{classify, ApiError, Aws};
-use crate::model::{Action, Address, AttrChange, Change, Observed, StepOutcome, UnknownSetting};
-use crate::policy::{Iam, ManagedPolicySpec, RoleSpec};
-use crate::providers::s3::observe::Fatal;
+use crate::iamdoc as doc;
+use crate::model::control::{ControlDef, ControlResult, Severity, Status};
+use futures::future::{FutureExt, LocalBoxFuture};
+
+use crate::aws::{classify, ApiError, Aws, On, Op};
+use crate::model::Applied;
+use crate::model::{Action, Address, AttrChange, Change, Fatal, Observed, StepOutcome, UnknownSetting};
+use crate::policy::Policy;
+use crate::policy::{Iam as IamSpec, ManagedPolicySpec, RoleSpec};
+use crate::providers::{Ctx, Observation, Prior, Provider};
 
 /// A role as read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RoleFacts {
     pub arn: String,
     pub path: String,
@@ -26,7 +29,7 @@ pub struct RoleFacts {
     pub trust: Value,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RoleState {
     pub role: Observed<RoleFacts>,
     /// Read when the policy names inline policies or says `exclusive`.
@@ -37,7 +40,7 @@ pub struct RoleState {
 }
 
 /// A customer-managed policy as read: ARN, default version and document.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PolicyFacts {
     pub arn: String,
     pub version: String,
@@ -50,16 +53,8 @@ pub struct IamState {
     pub policies: Vec<(ManagedPolicySpec, Observed<PolicyFacts>)>,
 }
 
-fn soft<T>(e: ApiError) -> Result<Observed<T>, Fatal> {
-    match e {
-        ApiError::Fatal(m) => Err(Fatal(m)),
-        ApiError::NotFound(_) => Ok(Observed::Absent),
-        other => Ok(Observed::Unknown { reason: other.reason() }),
-    }
-}
-
 /// Observe every role and managed policy the policy names.
-pub async fn observe(aws: &Aws, iam: &Iam) -> Result<IamState, Fatal> {
+pub async fn observe(aws: &Aws, iam: &IamSpec) -> Result<IamState, Fatal> {
     let roles = futures::future::try_join_all(
         iam.roles.iter().map(|r| async move { observe_role(aws, r).await.map(|s| (r.clone(), s)) }),
     )
@@ -116,7 +111,7 @@ async fn observe_role(aws: &Aws, spec: &RoleSpec) -> Result<RoleState, Fatal> {
             }
             None => Observed::Absent,
         },
-        Err(e) => soft(classify(&e, &["NoSuchEntity"]))?,
+        Err(e) => classify(&e, &["NoSuchEntity"]).observed()?,
     };
     let wants_inline = spec.inline_policies.is_some() || spec.exclusive || spec.absent;
     let wants_attached = spec.managed_policies.is_some() || spec.exclusive || spec.absent;
@@ -168,7 +163,7 @@ async fn inline_policies(aws: &Aws, role: &str) -> Result<Observed<BTreeMap<Stri
                     break;
                 }
             }
-            Err(e) => return soft(classify(&e, &["NoSuchEntity"])),
+            Err(e) => return classify(&e, &["NoSuchEntity"]).observed(),
         }
     }
     let docs = futures::future::try_join_all(names.into_iter().map(|n| async move {
@@ -177,7 +172,7 @@ async fn inline_policies(aws: &Aws, role: &str) -> Result<Observed<BTreeMap<Stri
                 .map(|d| (n.clone(), d))
                 .map_err(|e| format!("inline policy {n}: {e}"))),
             Err(e) => match classify(&e, &["NoSuchEntity"]) {
-                ApiError::Fatal(m) => Err(Fatal(m)),
+                ApiError::Fatal(m) => Err(Fatal::api(m)),
                 other => Ok(Err(format!("inline policy {n}: {}", other.reason()))),
             },
         }
@@ -214,7 +209,7 @@ async fn attached_policies(aws: &Aws, role: &str) -> Result<Observed<Vec<String>
                     break;
                 }
             }
-            Err(e) => return soft(classify(&e, &["NoSuchEntity"])),
+            Err(e) => return classify(&e, &["NoSuchEntity"]).observed(),
         }
     }
     arns.sort();
@@ -243,7 +238,7 @@ async fn list_local_policies(aws: &Aws) -> Result<Observed<BTreeMap<(String, Str
                     break;
                 }
             }
-            Err(e) => return soft(classify(&e, &[])),
+            Err(e) => return classify(&e, &[]).observed(),
         }
     }
     Ok(Observed::Present(out))
@@ -263,7 +258,7 @@ async fn policy_version(aws: &Aws, arn: &str, version: &str) -> Result<Observed<
                 Err(e) => Observed::Unknown { reason: format!("policy document: {e}") },
             })
         }
-        Err(e) => soft(classify(&e, &["NoSuchEntity"])),
+        Err(e) => classify(&e, &["NoSuchEntity"]).observed(),
     }
 }
 
@@ -711,27 +706,29 @@ async fn apply_role(
     steps
 }
 
-struct Def {
-    id: &'static str,
-    title: &'static str,
-    rationale: &'static str,
-}
-
-const ROLE: Def = Def {
+// The IAM controls gate the access objectives: they are judged from the
+// declared role documents only when these pass.
+const ROLE: ControlDef = ControlDef {
     id: "IAM-ROLE",
     title: "Backup role exists as declared",
     rationale:
         "Only the backup role may write backups and only the restore role may read them (strategy: access control).",
+    severity: Severity::High,
+    objectives: &["RTO-60MIN-READINESS", "LEAST-PRIVILEGE"],
 };
-const TRUST: Def = Def {
+const TRUST: ControlDef = ControlDef {
     id: "IAM-TRUST",
     title: "Who may assume the role",
     rationale: "The trust policy decides who acts as the backup or restore role (strategy: access control).",
+    severity: Severity::High,
+    objectives: &["RTO-60MIN-READINESS", "LEAST-PRIVILEGE"],
 };
-const POLICY: Def = Def {
+const POLICY: ControlDef = ControlDef {
     id: "IAM-POLICY",
     title: "Role permissions",
     rationale: "The writer can put backups but not read or delete them; the restore role can read but not write (strategy: access control).",
+    severity: Severity::High,
+    objectives: &["RTO-60MIN-READINESS", "LEAST-PRIVILEGE"],
 };
 
 /// Audit controls for roles: existence/settings, trust, permissions.
@@ -745,25 +742,12 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
         let Some(head) = mine.first() else { continue };
         let unknown = head.unknown.first().map(|u| format!("{}: {}", u.attribute, u.reason));
         let push = |out: &mut Vec<ControlResult>,
-                    def: &Def,
+                    def: &ControlDef,
                     status: Status,
                     expected: Value,
                     observed: Value,
                     detail: Option<String>| {
-            out.push(ControlResult {
-                id: def.id,
-                address: addr.clone(),
-                title: def.title,
-                rationale: def.rationale,
-                severity: Severity::High,
-                status,
-                expected,
-                observed,
-                detail,
-                remediation: "suoops-policy apply".into(),
-                policy_line: spec.line,
-                waiver: None,
-            })
+            out.push(def.result(&addr, status, expected, observed, detail, "suoops-policy apply", spec.line))
         };
         let facts = seen.role.present();
         let role_status = match (&unknown, head.action) {
@@ -826,4 +810,104 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
         }
     }
     out
+}
+
+/// The IAM provider: roles and customer-managed policies.
+pub struct Iam;
+
+const OPS: &[Op] = &[
+    Op::read("get_role", "iam:GetRole", On::Role),
+    Op::read("list_role_policies", "iam:ListRolePolicies", On::Role),
+    Op::read("get_role_policy", "iam:GetRolePolicy", On::Role),
+    Op::read("list_attached_role_policies", "iam:ListAttachedRolePolicies", On::Role),
+    Op::read("list_policies", "iam:ListPolicies", On::Any),
+    Op::read("get_policy_version", "iam:GetPolicyVersion", On::ManagedPolicy),
+    Op::write("create_role", "iam:CreateRole", On::Role),
+    Op::write("update_role", "iam:UpdateRole", On::Role),
+    Op::write("update_assume_role_policy", "iam:UpdateAssumeRolePolicy", On::Role),
+    Op::write("tag_role", "iam:TagRole", On::Role),
+    Op::write("put_role_policy", "iam:PutRolePolicy", On::Role),
+    Op::write("delete_role_policy", "iam:DeleteRolePolicy", On::Role),
+    Op::write("attach_role_policy", "iam:AttachRolePolicy", On::Role),
+    Op::write("detach_role_policy", "iam:DetachRolePolicy", On::Role),
+    Op::write("delete_role", "iam:DeleteRole", On::Role),
+    Op::write("create_policy", "iam:CreatePolicy", On::ManagedPolicy),
+    Op::write("create_policy_version", "iam:CreatePolicyVersion", On::ManagedPolicy),
+    Op::write("list_policy_versions", "iam:ListPolicyVersions", On::ManagedPolicy),
+    Op::write("delete_policy_version", "iam:DeletePolicyVersion", On::ManagedPolicy),
+];
+
+const CONTROLS: &[ControlDef] = &[ROLE, TRUST, POLICY];
+
+impl Provider for Iam {
+    fn kind(&self) -> &'static str {
+        "iam"
+    }
+    fn controls(&self) -> &'static [ControlDef] {
+        CONTROLS
+    }
+    fn ops(&self) -> &'static [Op] {
+        OPS
+    }
+    fn addresses(&self, policy: &Policy) -> Vec<Address> {
+        let roles = policy.iam.roles.iter().map(|r| role_address(&r.name));
+        roles.chain(policy.iam.policies.iter().map(|p| policy_address(&p.name))).collect()
+    }
+    fn observe<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        policy: &'a Policy,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+        async move { Ok(Box::new(observe(ctx.aws, &policy.iam).await?) as Box<dyn Observation>) }.boxed_local()
+    }
+}
+
+impl Observation for IamState {
+    fn kind(&self) -> &'static str {
+        "iam"
+    }
+    fn len(&self) -> usize {
+        self.roles.len() + self.policies.len()
+    }
+    fn diff(&self) -> Vec<Change> {
+        diff(self)
+    }
+    fn controls(&self, changes: &[Change]) -> Vec<ControlResult> {
+        controls(self, changes)
+    }
+    fn fingerprints(&self) -> Vec<(String, Value)> {
+        let roles = self.roles.iter().map(|(spec, state)| (role_address(&spec.name).0, json!(state)));
+        roles.chain(self.policies.iter().map(|(spec, state)| (policy_address(&spec.name).0, json!(state)))).collect()
+    }
+    fn apply<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        changes: &'a [Change],
+        _prior: Prior<'a>,
+    ) -> LocalBoxFuture<'a, Result<Vec<Applied>, Fatal>> {
+        async move {
+            let done = apply(ctx.aws, self, changes).await;
+            Ok(done
+                .into_iter()
+                .map(|d| Applied { address: d.address, steps: d.steps, did_not_take: Vec::new() })
+                .collect())
+        }
+        .boxed_local()
+    }
+    fn reobserve<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        _addresses: &'a BTreeSet<String>,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+        async move {
+            // All of IAM: a role's attachments are judged against the
+            // managed policies' ARNs, which are read with them.
+            let spec = IamSpec {
+                roles: self.roles.iter().map(|(s, _)| s.clone()).collect(),
+                policies: self.policies.iter().map(|(s, _)| s.clone()).collect(),
+            };
+            Ok(Box::new(observe(ctx.aws, &spec).await?) as Box<dyn Observation>)
+        }
+        .boxed_local()
+    }
 }

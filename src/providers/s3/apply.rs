@@ -15,7 +15,7 @@ use aws_sdk_s3::types::{
 use super::diff::merged_pab;
 use super::lifecycle::{self, LifecycleDoc};
 use super::observe::{self, BucketState};
-use super::replication;
+use super::replication::{self, Prerequisites, ReplicationDoc};
 use super::tls::{self, PolicyDoc};
 use crate::aws::{classify, Aws};
 use crate::model::{Action, Change, Observed, StepOutcome};
@@ -160,7 +160,7 @@ async fn write_lifecycle(
     want: &Lifecycle,
     changes: &[Change],
 ) -> Result<(), String> {
-    let now = observe::read_lifecycle(aws, client, name).await.map_err(|f| f.0)?;
+    let now = observe::read_lifecycle(aws, client, name).await.map_err(|f| f.message)?;
     let now = match now {
         Observed::Unknown { reason } => return Err(format!("cannot re-read the lifecycle configuration: {reason}")),
         Observed::Absent => None,
@@ -202,7 +202,7 @@ async fn write_policy(
     seen: Option<&PolicyDoc>,
     want: bool,
 ) -> Result<(), String> {
-    let now = observe::read_policy(aws, client, name).await.map_err(|f| f.0)?;
+    let now = observe::read_policy(aws, client, name).await.map_err(|f| f.message)?;
     let now = match now {
         Observed::Unknown { reason } => return Err(format!("cannot re-read the bucket policy: {reason}")),
         Observed::Absent => None,
@@ -231,7 +231,8 @@ pub async fn apply_replication(
     aws: &Aws,
     spec: &BucketSpec,
     region: &str,
-    state: &BucketState,
+    seen: Option<&Observed<ReplicationDoc>>,
+    pre: &Prerequisites,
     changes: &[Change],
 ) -> Option<StepOutcome> {
     let want = spec.replication.as_ref()?;
@@ -244,7 +245,7 @@ pub async fn apply_replication(
         return None;
     }
     // A role the same apply just created is looked up now.
-    let role_arn = match state.prerequisites.roles.get(&want.role) {
+    let role_arn = match pre.roles.get(&want.role) {
         Some(Observed::Present(arn)) => arn.clone(),
         _ => match observe::role_arn(aws, &want.role).await {
             Ok(Observed::Present(arn)) => arn,
@@ -254,14 +255,14 @@ pub async fn apply_replication(
                     result: Err(format!("the role `{}` does not exist", want.role)),
                 })
             }
-            Err(f) => return Some(StepOutcome { step: "replication", result: Err(f.0) }),
+            Err(f) => return Some(StepOutcome { step: "replication", result: Err(f.message) }),
         },
     };
     let role_arn = &role_arn;
     let client = aws.s3(region);
-    let seen = state.replication.as_ref().and_then(|o| o.present());
+    let seen = seen.and_then(|o| o.present());
     let result = async {
-        let now = match observe::read_replication(aws, &client, name).await.map_err(|f| f.0)? {
+        let now = match observe::read_replication(aws, &client, name).await.map_err(|f| f.message)? {
             Observed::Unknown { reason } => {
                 return Err(format!("cannot re-read the replication configuration: {reason}"))
             }

@@ -4,78 +4,104 @@ use serde_json::{json, Value};
 
 use super::observe::BucketState;
 use super::tls;
-use crate::audit::{ControlResult, Severity, Status};
+use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::{Change, Observed};
 use crate::policy::BucketSpec;
 
-struct Def {
-    id: &'static str,
+pub(super) struct Def {
     /// The diff attribute (or attribute prefix) the control is about.
     attribute: &'static str,
-    title: &'static str,
-    rationale: &'static str,
-    severity: Severity,
+    pub(super) control: ControlDef,
 }
 
+/// The bucket controls (S3-CRR is the replication kind's).
+pub const CONTROLS: &[ControlDef] =
+    &[BUCKET.control, VERSIONING.control, SSE.control, PUBLIC.control, TLS.control, MFA.control, LIFECYCLE.control];
+
 const BUCKET: Def = Def {
-    id: "S3-BUCKET",
     attribute: "region",
-    title: "Backup bucket exists in its region",
-    rationale:
-        "Backups need a bucket in the intended region to land in (strategy: S3 object backups, disaster recovery).",
-    severity: Severity::High,
+    control: ControlDef {
+        id: "S3-BUCKET",
+        title: "Backup bucket exists in its region",
+        rationale:
+            "Backups need a bucket in the intended region to land in (strategy: S3 object backups, disaster recovery).",
+        severity: Severity::High,
+        objectives: &[],
+    },
 };
 const VERSIONING: Def = Def {
-    id: "S3-VERSIONING",
     attribute: "versioning",
-    title: "Bucket versioning",
-    rationale: "Versioning keeps overwritten and deleted backups recoverable (strategy: enable bucket versioning).",
-    severity: Severity::High,
+    control: ControlDef {
+        id: "S3-VERSIONING",
+        title: "Bucket versioning",
+        rationale: "Versioning keeps overwritten and deleted backups recoverable (strategy: enable bucket versioning).",
+        severity: Severity::High,
+        objectives: &[],
+    },
 };
 const SSE: Def = Def {
-    id: "S3-SSE",
     attribute: "encryption",
-    title: "Default encryption at rest",
-    rationale: "Backups hold PII and must be encrypted at rest with SSE-S3 or SSE-KMS (strategy: encryption, privacy).",
-    severity: Severity::High,
+    control: ControlDef {
+        id: "S3-SSE",
+        title: "Default encryption at rest",
+        rationale:
+            "Backups hold PII and must be encrypted at rest with SSE-S3 or SSE-KMS (strategy: encryption, privacy).",
+        severity: Severity::High,
+        objectives: &["ENCRYPTION-AT-REST"],
+    },
 };
 const PUBLIC: Def = Def {
-    id: "S3-PUBLIC-ACCESS",
     attribute: "public_access_block",
-    title: "Public access blocked",
-    rationale: "Only the backup and restore roles may reach backups (strategy: access control).",
-    severity: Severity::High,
+    control: ControlDef {
+        id: "S3-PUBLIC-ACCESS",
+        title: "Public access blocked",
+        rationale: "Only the backup and restore roles may reach backups (strategy: access control).",
+        severity: Severity::High,
+        objectives: &[],
+    },
 };
 
 const TLS: Def = Def {
-    id: "S3-TLS",
     attribute: "require_tls",
-    title: "Encryption in transit (TLS-only bucket policy)",
-    rationale: "Backups containing PII must be encrypted in transit: the bucket denies every request made without TLS (strategy: privacy & compliance).",
-    severity: Severity::High,
+    control: ControlDef {
+        id: "S3-TLS",
+        title: "Encryption in transit (TLS-only bucket policy)",
+        rationale: "Backups containing PII must be encrypted in transit: the bucket denies every request made without TLS (strategy: privacy & compliance).",
+        severity: Severity::High,
+            objectives: &["ENCRYPTION-IN-TRANSIT"],
+    },
 };
 const MFA: Def = Def {
-    id: "S3-MFA-DELETE",
     attribute: "mfa_delete",
-    title: "MFA delete",
-    rationale:
-        "For high-assurance environments, deleting versions needs the root user's MFA (strategy: access control).",
-    severity: Severity::Medium,
+    control: ControlDef {
+        id: "S3-MFA-DELETE",
+        title: "MFA delete",
+        rationale:
+            "For high-assurance environments, deleting versions needs the root user's MFA (strategy: access control).",
+        severity: Severity::Medium,
+        objectives: &[],
+    },
 };
 const LIFECYCLE: Def = Def {
-    id: "S3-LIFECYCLE",
     attribute: "lifecycle",
-    title: "Lifecycle tiering and retention",
-    rationale: "Retention and tiering follow the strategy: dumps kept 14 days, STANDARD_IA at 30 days, GLACIER at 180, non-critical objects expire after a year.",
-    severity: Severity::Medium,
+    control: ControlDef {
+        id: "S3-LIFECYCLE",
+        title: "Lifecycle tiering and retention",
+        rationale: "Retention and tiering follow the strategy: dumps kept 14 days, STANDARD_IA at 30 days, GLACIER at 180, non-critical objects expire after a year.",
+        severity: Severity::Medium,
+            objectives: &[],
+    },
 };
 
-const CRR: Def = Def {
-    id: "S3-CRR",
+pub(super) const CRR: Def = Def {
     attribute: "replication",
-    title: "Disaster-recovery copy (cross-region replication)",
-    rationale: "A copy of every backup in a second region survives the loss of the first (strategy: enable cross-region replication for disaster recovery).",
-    severity: Severity::High,
+    control: ControlDef {
+        id: "S3-CRR",
+        title: "Disaster-recovery copy (cross-region replication)",
+        rationale: "A copy of every backup in a second region survives the loss of the first (strategy: enable cross-region replication for disaster recovery).",
+        severity: Severity::High,
+            objectives: &["DR-COPY"],
+    },
 };
 
 /// The controls for one bucket. `change` is `diff(spec, region, state)`.
@@ -231,37 +257,10 @@ pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &
             "write the lifecycle rules (suoops-policy apply)",
         ));
     }
-    if let (Some(want), Some(seen)) = (&spec.replication, &state.replication) {
-        let prefix = format!("s3.{}.replication", spec.name);
-        let mine: Vec<&Change> = changes.iter().filter(|c| c.address.0.starts_with(&prefix)).collect();
-        let (status, detail) = if let Some(u) = mine.iter().find_map(|c| c.unknown.first()) {
-            (Status::Unknown, Some(format!("{}: {}", u.attribute, u.reason)))
-        } else if let Some(conflict) = mine.iter().find_map(|c| c.conflicts.first()) {
-            (Status::Fail, Some(conflict.clone()))
-        } else {
-            let bad: Vec<&str> = mine.iter().filter(|c| !c.is_noop()).map(|c| c.address.0.as_str()).collect();
-            if bad.is_empty() {
-                (Status::Pass, None)
-            } else {
-                (Status::Fail, Some(format!("differs: {}", bad.join(", "))))
-            }
-        };
-        let observed = observed_json(seen, |d| json!({"role": d.role, "rules": d.rules}));
-        out.push(result(
-            &CRR,
-            spec,
-            change,
-            json!({"role": want.role, "rules": want.rules}),
-            observed,
-            status,
-            detail,
-            "write the replication configuration (suoops-policy apply)",
-        ));
-    }
     out
 }
 
-fn observed_json<T>(seen: &Observed<T>, f: impl Fn(&T) -> Value) -> Value {
+pub(super) fn observed_json<T>(seen: &Observed<T>, f: impl Fn(&T) -> Value) -> Value {
     match seen {
         Observed::Present(v) => f(v),
         _ => Value::Null,
@@ -289,7 +288,7 @@ fn judge<T>(def: &Def, state: &BucketState, seen: &Observed<T>, change: &Change)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn result(
+pub(super) fn result(
     def: &Def,
     spec: &BucketSpec,
     change: &Change,
@@ -299,18 +298,6 @@ fn result(
     detail: Option<String>,
     remediation: &str,
 ) -> ControlResult {
-    ControlResult {
-        id: def.id,
-        address: change.address.clone(),
-        title: def.title,
-        rationale: def.rationale,
-        severity: def.severity,
-        status,
-        expected,
-        observed,
-        detail,
-        remediation: remediation.to_string(),
-        policy_line: spec.lines.get(def.attribute).copied().unwrap_or(spec.line),
-        waiver: None,
-    }
+    let line = spec.lines.get(def.attribute).copied().unwrap_or(spec.line);
+    def.control.result(&change.address, status, expected, observed, detail, remediation, line)
 }

@@ -10,10 +10,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::lifecycle::LifecycleDoc;
-use super::observe::Fatal;
-use crate::audit::{ControlResult, Severity, Status};
 use crate::aws::{classify, ApiError, Aws};
-use crate::model::{Address, Observed};
+use crate::model::control::{ControlDef, ControlResult, Severity, Status};
+use crate::model::{Address, Fatal, Observed};
 use crate::policy::{BackupSpec, BucketSpec};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,14 +82,6 @@ pub fn format_time(fmt: &str, secs: u64) -> String {
     out
 }
 
-fn soft<T>(e: ApiError) -> Result<Observed<T>, Fatal> {
-    match e {
-        ApiError::Fatal(m) => Err(Fatal(m)),
-        ApiError::NotFound(_) => Ok(Observed::Absent),
-        other => Ok(Observed::Unknown { reason: other.reason() }),
-    }
-}
-
 /// Find the newest backup under the prefix. With `key_format`, the listing
 /// starts at keys dated twice `max_age` ago instead of at the beginning.
 async fn newest(
@@ -116,7 +107,7 @@ async fn newest(
             .set_continuation_token(token.clone());
         let page = match aws.call("send", req.send()).await {
             Ok(p) => p,
-            Err(e) => return soft(classify(&e, &["NoSuchBucket"])),
+            Err(e) => return classify(&e, &["NoSuchBucket"]).observed(),
         };
         for o in page.contents() {
             listed += 1;
@@ -156,7 +147,7 @@ async fn sidecar(
         Err(e) => {
             return match classify(&e, &["NoSuchKey", "NotFound"]) {
                 ApiError::NotFound(_) => Ok(Observed::Present(Err(format!("{side} is missing")))),
-                other => soft(other),
+                other => other.observed(),
             }
         }
     };
@@ -222,6 +213,33 @@ fn human(secs: u64) -> String {
     }
 }
 
+const FRESHNESS: ControlDef = ControlDef {
+    id: "BACKUP-FRESHNESS",
+    title: "Newest backup is fresh",
+    rationale:
+        "Alert if the latest backup is older than 26 hours; WAL within the 15-minute RPO (strategy: monitoring, RPO).",
+    severity: Severity::High,
+    // Only entries with a max_age of 15 minutes or less feed the RPO.
+    objectives: &["RPO-15MIN"],
+};
+const INTEGRITY: ControlDef = ControlDef {
+    id: "BACKUP-INTEGRITY",
+    title: "SHA-256 sidecar of the newest backup",
+    rationale: "A SHA-256 of each dump, stored beside it, proves the restore reads what was written (strategy: integrity hash).",
+    severity: Severity::High,
+    objectives: &[],
+};
+const RETENTION: ControlDef = ControlDef {
+    id: "BACKUP-RETENTION",
+    title: "Retention matches the strategy",
+    rationale: "Full dumps are kept 14 days, WAL 24 hours (strategy: PostgreSQL backups).",
+    severity: Severity::High,
+    objectives: &["RETENTION-14D"],
+};
+
+/// The backup-evidence controls (audit only).
+pub const CONTROLS: &[ControlDef] = &[FRESHNESS, INTEGRITY, RETENTION];
+
 /// BACKUP-FRESHNESS, BACKUP-INTEGRITY and BACKUP-RETENTION for each entry.
 pub fn controls(
     bucket: &BucketSpec,
@@ -232,29 +250,10 @@ pub fn controls(
     for e in evidence {
         let b = &e.spec;
         let addr = address(&bucket.name, &b.name);
-        let mut push = |id: &'static str,
-                        title: &'static str,
-                        rationale: &'static str,
-                        status: Status,
-                        expected: Value,
-                        observed: Value,
-                        detail: Option<String>,
-                        fix: &str| {
-            out.push(ControlResult {
-                id,
-                address: addr.clone(),
-                title,
-                rationale,
-                severity: Severity::High,
-                status,
-                expected,
-                observed,
-                detail,
-                remediation: fix.to_string(),
-                policy_line: b.line,
-                waiver: None,
-            })
-        };
+        let mut push =
+            |def: &ControlDef, status: Status, expected: Value, observed: Value, detail: Option<String>, fix: &str| {
+                out.push(def.result(&addr, status, expected, observed, detail, fix, b.line))
+            };
         let (status, observed, detail) = match &e.newest {
             Observed::Present(n) if n.age_seconds <= b.max_age_secs => (Status::Pass, json!(n), None),
             Observed::Present(n) => (
@@ -271,9 +270,7 @@ pub fn controls(
             Observed::Unknown { reason } => (Status::Unknown, Value::Null, Some(reason.clone())),
         };
         push(
-            "BACKUP-FRESHNESS",
-            "Newest backup is fresh",
-            "Alert if the latest backup is older than 26 hours; WAL within the 15-minute RPO (strategy: monitoring, RPO).",
+            &FRESHNESS,
             status,
             json!({"prefix": b.prefix, "max_age_seconds": b.max_age_secs}),
             observed,
@@ -288,9 +285,7 @@ pub fn controls(
                 Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone())),
             };
             push(
-                "BACKUP-INTEGRITY",
-                "SHA-256 sidecar of the newest backup",
-                "A SHA-256 of each dump, stored beside it, proves the restore reads what was written (strategy: integrity hash).",
+                &INTEGRITY,
                 status,
                 json!({"sidecar": "KEY.sha256"}),
                 e.newest.present().map_or(Value::Null, |n| json!({"key": format!("{}.sha256", n.key)})),
@@ -336,9 +331,7 @@ pub fn controls(
                 Some(Observed::Unknown { reason }) => (Status::Unknown, Value::Null, Some(reason.clone())),
             };
             push(
-                "BACKUP-RETENTION",
-                "Retention matches the strategy",
-                "Full dumps are kept 14 days, WAL 24 hours (strategy: PostgreSQL backups).",
+                &RETENTION,
                 status,
                 json!({"expire_after_days": days}),
                 observed,

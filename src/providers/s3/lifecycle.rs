@@ -13,13 +13,20 @@ use crate::model::{field_changes, Action, Address, AttrChange, Change, Observed,
 use crate::policy::{Lifecycle, LifecycleRule, Ownership, Transition};
 
 /// A bucket's lifecycle document as read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LifecycleDoc {
     /// Canonical form, in S3's order.
     pub rules: Vec<LifecycleRule>,
-    /// As read, to write foreign rules back untouched.
+    /// As read, to write foreign rules back untouched (the canonical
+    /// `rules` stand for them in fingerprints).
+    #[serde(skip)]
     pub raw: Vec<SdkRule>,
+    #[serde(serialize_with = "min_size_str")]
     pub min_object_size: Option<TransitionDefaultMinimumObjectSize>,
+}
+
+fn min_size_str<S: serde::Serializer>(v: &Option<TransitionDefaultMinimumObjectSize>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_ref().map_or("", |m| m.as_str()))
 }
 
 impl LifecycleDoc {

@@ -1,8 +1,11 @@
 //! S3 buckets: existence and region, versioning, default encryption, public
-//! access block.
+//! access block, the TLS-only statement, lifecycle rules, MFA delete, and
+//! the backup evidence audit reads. Replication is its own kind
+//! (`crr.rs`), applied after every bucket.
 
 pub mod apply;
 pub mod controls;
+pub mod crr;
 pub mod diff;
 pub mod evidence;
 pub mod lifecycle;
@@ -10,4 +13,216 @@ pub mod observe;
 pub mod replication;
 pub mod tls;
 
+use std::collections::BTreeSet;
+
+use futures::future::{FutureExt, LocalBoxFuture};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+
 pub use observe::{BucketState, EncryptionState, PabState};
+
+use super::{Ctx, Observation, Prior, Provider};
+use crate::aws::{On, Op};
+use crate::model::control::{ControlDef, ControlResult};
+use crate::model::{Address, Applied, Change, Fatal};
+use crate::policy::{BucketSpec, Policy};
+
+/// The S3 bucket provider.
+pub struct Buckets;
+
+/// Every S3 operation the bucket provider may call.
+const OPS: &[Op] = &[
+    Op::read("head_bucket", "s3:ListBucket", On::Bucket),
+    Op::read("get_bucket_location", "s3:GetBucketLocation", On::Bucket),
+    Op::read("get_bucket_versioning", "s3:GetBucketVersioning", On::Bucket),
+    Op::read("get_bucket_encryption", "s3:GetEncryptionConfiguration", On::Bucket),
+    Op::read("get_public_access_block", "s3:GetBucketPublicAccessBlock", On::Bucket),
+    Op::read("get_bucket_lifecycle_configuration", "s3:GetLifecycleConfiguration", On::Bucket),
+    Op::read("get_bucket_policy", "s3:GetBucketPolicy", On::Bucket),
+    Op::read("list_buckets", "s3:ListAllMyBuckets", On::Account),
+    Op::read("list_objects_v2", "s3:ListBucket", On::Bucket),
+    Op::read("get_object", "s3:GetObject", On::Objects),
+    Op::read("head_object", "s3:GetObject", On::Objects),
+    Op::write("create_bucket", "s3:CreateBucket", On::Bucket),
+    Op::write("put_bucket_versioning", "s3:PutBucketVersioning", On::Bucket),
+    Op::write("put_bucket_encryption", "s3:PutEncryptionConfiguration", On::Bucket),
+    Op::write("put_public_access_block", "s3:PutBucketPublicAccessBlock", On::Bucket),
+    Op::write("put_bucket_lifecycle_configuration", "s3:PutLifecycleConfiguration", On::Bucket),
+    Op::write("delete_bucket_lifecycle", "s3:PutLifecycleConfiguration", On::Bucket),
+    Op::write("put_bucket_policy", "s3:PutBucketPolicy", On::Bucket),
+    Op::write("delete_bucket_policy", "s3:DeleteBucketPolicy", On::Bucket),
+];
+
+const CONTROLS: &[ControlDef] = &{
+    let mut all = [controls::CONTROLS[0]; controls::CONTROLS.len() + evidence::CONTROLS.len()];
+    let mut i = 0;
+    while i < controls::CONTROLS.len() {
+        all[i] = controls::CONTROLS[i];
+        i += 1;
+    }
+    while i < all.len() {
+        all[i] = evidence::CONTROLS[i - controls::CONTROLS.len()];
+        i += 1;
+    }
+    all
+};
+
+/// The region a bucket must be in: its own, else the run's default.
+pub fn region_of(spec: &BucketSpec, default: Option<&str>) -> Result<String, Fatal> {
+    spec.region.clone().or_else(|| default.map(str::to_string)).ok_or_else(|| {
+        Fatal::input(format!(
+            "bucket `{}` has no region: set `aws.region` in the policy or `region:` on the bucket, or pass --region / set AWS_REGION",
+            spec.name
+        ))
+    })
+}
+
+/// The bucket as the bucket kind reads it: replication is read by its own
+/// kind, so it is left out here.
+fn without_replication(spec: &BucketSpec) -> BucketSpec {
+    BucketSpec { replication: None, ..spec.clone() }
+}
+
+impl Provider for Buckets {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+    fn after(&self) -> &'static [&'static str] {
+        &["iam"]
+    }
+    fn controls(&self) -> &'static [ControlDef] {
+        CONTROLS
+    }
+    fn ops(&self) -> &'static [Op] {
+        OPS
+    }
+    fn addresses(&self, policy: &Policy) -> Vec<Address> {
+        policy.buckets.iter().map(|b| Address::s3_bucket(&b.name)).collect()
+    }
+    fn observe<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        policy: &'a Policy,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+        async move {
+            let specs: Vec<BucketSpec> = policy.buckets.iter().map(without_replication).collect();
+            let buckets = observe_buckets(ctx, &specs, ctx.evidence).await?;
+            Ok(Box::new(BucketsSeen { buckets }) as Box<dyn Observation>)
+        }
+        .boxed_local()
+    }
+}
+
+/// One bucket: what is wanted, where, and what was seen.
+#[derive(Debug, Clone)]
+pub struct BucketSeen {
+    pub spec: BucketSpec,
+    pub region: String,
+    pub state: BucketState,
+    /// Backup evidence; read for `audit` only.
+    pub evidence: Vec<evidence::Evidence>,
+}
+
+impl BucketSeen {
+    /// The bucket's change first, then its sub-resources'.
+    pub fn changes(&self) -> Vec<Change> {
+        let mut c = diff::diff(&self.spec, &self.region, &self.state);
+        crate::model::block_destruction_on_unknown(&mut c);
+        c
+    }
+}
+
+async fn observe_buckets(ctx: &Ctx<'_>, specs: &[BucketSpec], evidence: bool) -> Result<Vec<BucketSeen>, Fatal> {
+    let aws = ctx.aws;
+    let default = aws.default_region();
+    let jobs = specs.iter().map(|s| region_of(s, default).map(|r| (s, r))).collect::<Result<Vec<_>, _>>()?;
+    let mut out: Vec<BucketSeen> = stream::iter(jobs)
+        .map(|(spec, region)| async move {
+            let state = observe::observe(aws, spec, &region, evidence).await?;
+            let evidence = match state.bucket.present() {
+                Some(actual) if evidence => evidence::observe(aws, spec, actual).await?,
+                _ if evidence => evidence::without_bucket(spec, &state.bucket),
+                _ => Vec::new(),
+            };
+            Ok::<_, Fatal>(BucketSeen { spec: spec.clone(), region, state, evidence })
+        })
+        .buffer_unordered(ctx.concurrency.max(1))
+        .try_collect()
+        .await?;
+    out.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    Ok(out)
+}
+
+/// Every bucket of the policy, as observed.
+pub struct BucketsSeen {
+    pub buckets: Vec<BucketSeen>,
+}
+
+impl Observation for BucketsSeen {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+    fn len(&self) -> usize {
+        self.buckets.len()
+    }
+    fn diff(&self) -> Vec<Change> {
+        self.buckets.iter().flat_map(BucketSeen::changes).collect()
+    }
+    fn controls(&self, changes: &[Change]) -> Vec<ControlResult> {
+        let mut out = Vec::new();
+        for o in &self.buckets {
+            let addr = Address::s3_bucket(&o.spec.name);
+            let mine = crate::model::changes_under(changes, &addr.0);
+            out.extend(controls::controls(&o.spec, &o.region, &o.state, &mine));
+            out.extend(evidence::controls(&o.spec, &o.evidence, o.state.lifecycle.as_ref()));
+        }
+        out
+    }
+    fn fingerprints(&self) -> Vec<(String, Value)> {
+        self.buckets.iter().map(|o| (format!("s3.{}", o.spec.name), json!(o.state))).collect()
+    }
+    fn apply<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        changes: &'a [Change],
+        _prior: Prior<'a>,
+    ) -> LocalBoxFuture<'a, Result<Vec<Applied>, Fatal>> {
+        async move {
+            let todo: Vec<(&BucketSeen, Vec<Change>)> = self
+                .buckets
+                .iter()
+                .map(|o| (o, crate::model::changes_under(changes, &format!("s3.{}", o.spec.name))))
+                .filter(|(_, c)| {
+                    c.first().is_some_and(|h| h.conflicts.is_empty()) && c.iter().any(Change::is_actionable)
+                })
+                .collect();
+            let out: Vec<Applied> = stream::iter(todo.iter())
+                .map(|(o, c)| async move {
+                    let steps = apply::apply(ctx.aws, &o.spec, &o.region, &o.state, c).await;
+                    Applied { address: c[0].address.clone(), steps, did_not_take: Vec::new() }
+                })
+                .buffer_unordered(ctx.concurrency.max(1))
+                .collect()
+                .await;
+            Ok(out)
+        }
+        .boxed_local()
+    }
+    fn reobserve<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        addresses: &'a BTreeSet<String>,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+        async move {
+            let specs: Vec<BucketSpec> = self
+                .buckets
+                .iter()
+                .filter(|o| addresses.contains(&format!("s3.{}", o.spec.name)))
+                .map(|o| o.spec.clone())
+                .collect();
+            let buckets = observe_buckets(ctx, &specs, false).await?;
+            Ok(Box::new(BucketsSeen { buckets }) as Box<dyn Observation>)
+        }
+        .boxed_local()
+    }
+}

@@ -4,7 +4,7 @@
 use aws_sdk_s3::types::BucketVersioningStatus;
 
 use crate::aws::{classify, ApiError, Aws};
-use crate::model::Observed;
+use crate::model::{Fatal, Observed};
 use crate::policy::BucketSpec;
 
 use super::lifecycle::LifecycleDoc;
@@ -13,7 +13,7 @@ use super::tls::PolicyDoc;
 
 /// A bucket as observed. `None` for a setting: not read, because the policy
 /// does not mention it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BucketState {
     /// Present(region) when the bucket exists.
     pub bucket: Observed<String>,
@@ -46,19 +46,6 @@ pub struct PabState {
     pub restrict_public_buckets: bool,
 }
 
-/// Error that stops the whole run (no credentials, endpoint unreachable).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Fatal(pub String);
-
-fn unknown<T>(e: ApiError) -> Result<Observed<T>, Fatal> {
-    match e {
-        ApiError::Fatal(m) => Err(Fatal(m)),
-        ApiError::NotFound(_) => Ok(Observed::Absent),
-        other => Ok(Observed::Unknown { reason: other.reason() }),
-    }
-}
-
 /// Observe one bucket. `region` is where the policy wants it; the request
 /// goes to that region's client (S3 redirects are reported by HeadBucket's
 /// region header either way).
@@ -75,7 +62,7 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool)
             // (often: the name belongs to another account).
             let status = e.raw_response().map(|r| r.status().as_u16());
             match (status, classify(&e, &["NotFound", "NoSuchBucket"])) {
-                (_, ApiError::Fatal(m)) => return Err(Fatal(m)),
+                (_, ApiError::Fatal(m)) => return Err(Fatal::api(m)),
                 (Some(404), _) | (_, ApiError::NotFound(_)) => Observed::Absent,
                 (Some(403), _) => forbidden(aws, &client, name).await?,
                 (_, other) => Observed::Unknown { reason: other.reason() },
@@ -146,7 +133,7 @@ async fn forbidden(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result
     match aws.call("get_bucket_location", client.get_bucket_location().bucket(name).send()).await {
         Ok(_) => Ok(denied()),
         Err(e) => match classify(&e, &[]) {
-            ApiError::Fatal(m) => Err(Fatal(m)),
+            ApiError::Fatal(m) => Err(Fatal::api(m)),
             _ => Ok(denied()),
         },
     }
@@ -176,7 +163,7 @@ async fn versioning(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Resul
             Ok((status, mfa))
         }
         Err(e) => {
-            let u: Observed<String> = unknown(classify(&e, &["NoSuchBucket"]))?;
+            let u: Observed<String> = classify(&e, &["NoSuchBucket"]).observed()?;
             let m = match &u {
                 Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
                 _ => Observed::Absent,
@@ -205,7 +192,7 @@ pub async fn read_lifecycle(
             out.rules().to_vec(),
             out.transition_default_minimum_object_size().cloned(),
         ))),
-        Err(e) => unknown(classify(&e, &["NoSuchLifecycleConfiguration", "NoSuchBucket"])),
+        Err(e) => classify(&e, &["NoSuchLifecycleConfiguration", "NoSuchBucket"]).observed(),
     }
 }
 
@@ -220,7 +207,7 @@ pub async fn read_policy(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> 
             Ok(json) => Ok(Observed::Present(PolicyDoc { json })),
             Err(e) => Ok(Observed::Unknown { reason: format!("the bucket policy is not valid JSON: {e}") }),
         },
-        Err(e) => unknown(classify(&e, &["NoSuchBucketPolicy", "NoSuchBucket"])),
+        Err(e) => classify(&e, &["NoSuchBucketPolicy", "NoSuchBucket"]).observed(),
     }
 }
 
@@ -240,7 +227,7 @@ async fn encryption(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Resul
                 bucket_key: rule.bucket_key_enabled().unwrap_or(false),
             }))
         }
-        Err(e) => unknown(classify(&e, &["ServerSideEncryptionConfigurationNotFoundError", "NoSuchBucket"])),
+        Err(e) => classify(&e, &["ServerSideEncryptionConfigurationNotFoundError", "NoSuchBucket"]).observed(),
     }
 }
 
@@ -255,7 +242,7 @@ async fn public_access_block(aws: &Aws, client: &aws_sdk_s3::Client, name: &str)
             }),
             None => Observed::Absent,
         }),
-        Err(e) => unknown(classify(&e, &["NoSuchPublicAccessBlockConfiguration", "NoSuchBucket"])),
+        Err(e) => classify(&e, &["NoSuchPublicAccessBlockConfiguration", "NoSuchBucket"]).observed(),
     }
 }
 
@@ -270,7 +257,7 @@ pub async fn read_replication(
             Some(c) => Observed::Present(ReplicationDoc::from_sdk(c)),
             None => Observed::Absent,
         }),
-        Err(e) => unknown(classify(&e, &["ReplicationConfigurationNotFoundError", "NoSuchBucket"])),
+        Err(e) => classify(&e, &["ReplicationConfigurationNotFoundError", "NoSuchBucket"]).observed(),
     }
 }
 
@@ -282,7 +269,7 @@ pub async fn role_arn(aws: &Aws, role: &str) -> Result<Observed<String>, Fatal> 
             Some(r) => Observed::Present(r.arn().to_string()),
             None => Observed::Absent,
         }),
-        Err(e) => unknown(classify(&e, &["NoSuchEntity"])),
+        Err(e) => classify(&e, &["NoSuchEntity"]).observed(),
     }
 }
 
@@ -303,7 +290,7 @@ pub async fn destination(aws: &Aws, region: &str, name: &str) -> Result<Observed
         Err(e) => {
             let status = e.raw_response().map(|r| r.status().as_u16());
             match (status, classify(&e, &["NotFound", "NoSuchBucket"])) {
-                (_, ApiError::Fatal(m)) => Err(Fatal(m)),
+                (_, ApiError::Fatal(m)) => Err(Fatal::api(m)),
                 (Some(404), _) | (_, ApiError::NotFound(_)) => Ok(Observed::Absent),
                 (_, other) => Ok(Observed::Unknown { reason: other.reason() }),
             }
@@ -330,7 +317,7 @@ pub async fn list_buckets(aws: &Aws, region: &str) -> Result<Vec<(String, Option
                 }
             }
             Err(e) => {
-                return Err(Fatal(match classify(&e, &[]) {
+                return Err(Fatal::api(match classify(&e, &[]) {
                     ApiError::Fatal(m) => m,
                     other => format!("cannot list the buckets (s3:ListAllMyBuckets): {}", other.reason()),
                 }))
@@ -351,6 +338,6 @@ pub async fn bucket_region(aws: &Aws, region: &str, name: &str) -> Result<Observ
             Some("EU") => "eu-west-1".to_string(),
             Some(r) => r.to_string(),
         })),
-        Err(e) => unknown(classify(&e, &["NoSuchBucket"])),
+        Err(e) => classify(&e, &["NoSuchBucket"]).observed(),
     }
 }

@@ -16,11 +16,13 @@ use crate::model::{field_changes, Action, Address, AttrChange, Change, Observed,
 use crate::policy::{Ownership, Replication, ReplicationRule};
 
 /// A bucket's replication configuration as read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ReplicationDoc {
     pub role: String,
     pub rules: Vec<ReplicationRule>,
-    /// As read, to write foreign rules back untouched.
+    /// As read, to write foreign rules back untouched (the canonical
+    /// `rules` stand for them in fingerprints).
+    #[serde(skip)]
     pub raw: Vec<SdkRule>,
 }
 
@@ -35,7 +37,7 @@ impl ReplicationDoc {
 }
 
 /// What replication needs from outside the bucket, read once per run.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct Prerequisites {
     /// Each replication role the policy names (as written) → its ARN, or
     /// why it is missing/unknown.

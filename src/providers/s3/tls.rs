@@ -5,13 +5,14 @@
 
 use serde_json::{json, Value};
 
+use crate::iamdoc::glob;
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
 
 /// The Sid of the statement this tool owns.
 pub const SID: &str = "SuoopsPolicyRequireTLS";
 
 /// A bucket policy as read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PolicyDoc {
     pub json: Value,
 }
@@ -60,33 +61,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 
 /// Canonical form of a statement, as IAM documents are compared.
 pub fn canonical(st: &Value) -> Value {
-    crate::providers::iam::doc::statement(st)
-}
-
-/// `*` and `?` wildcards, as IAM matches resources.
-pub fn glob(pattern: &str, s: &str) -> bool {
-    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
-    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
-    while si < s.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
-            pi += 1;
-            si += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = si;
-            pi += 1;
-        } else if let Some(st) = star {
-            pi = st + 1;
-            mark += 1;
-            si = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
+    crate::iamdoc::statement(st)
 }
 
 /// Does this statement deny everyone every S3 action without TLS, and on

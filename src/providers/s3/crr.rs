@@ -1,0 +1,261 @@
+//! Cross-region replication as its own kind, applied after every bucket
+//! (`after: s3`): one apply on an empty estate creates roles, then buckets
+//! and their versioning, then replication. It reads, once per run, what
+//! replication needs from outside each bucket (each role's ARN, each
+//! destination the policy does not declare).
+
+use std::collections::BTreeSet;
+
+use futures::future::{FutureExt, LocalBoxFuture};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+
+use super::controls::{observed_json, result, CRR};
+use super::replication::{self, Prerequisites, ReplicationDoc};
+use super::{observe, region_of};
+use crate::aws::{On, Op};
+use crate::model::control::{ControlDef, ControlResult, Status};
+use crate::model::{Address, Applied, Change, Fatal, Observed};
+use crate::policy::{BucketSpec, Policy, Versioning};
+use crate::providers::{Ctx, Observation, Prior, Provider};
+
+/// The replication provider.
+pub struct Replication;
+
+const OPS: &[Op] = &[
+    Op::read("get_bucket_replication", "s3:GetReplicationConfiguration", On::Bucket),
+    Op::read("get_role", "iam:GetRole", On::Role),
+    Op::write("put_bucket_replication", "s3:PutReplicationConfiguration", On::Bucket),
+    Op::write("delete_bucket_replication", "s3:PutReplicationConfiguration", On::Bucket),
+];
+
+const CONTROLS: &[ControlDef] = &[CRR.control];
+
+impl Provider for Replication {
+    fn kind(&self) -> &'static str {
+        "s3.replication"
+    }
+    fn after(&self) -> &'static [&'static str] {
+        &["iam", "s3"]
+    }
+    fn controls(&self) -> &'static [ControlDef] {
+        CONTROLS
+    }
+    fn ops(&self) -> &'static [Op] {
+        OPS
+    }
+    fn addresses(&self, policy: &Policy) -> Vec<Address> {
+        policy.buckets.iter().filter(|b| b.replication.is_some()).map(|b| replication::address(&b.name)).collect()
+    }
+    fn observe<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        policy: &'a Policy,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+        async move {
+            let specs: Vec<&BucketSpec> = policy.buckets.iter().filter(|b| b.replication.is_some()).collect();
+            let mut seen = read_all(ctx, &specs).await?;
+            let pre = prerequisites(ctx, policy, &seen).await?;
+            seen.pre = pre;
+            Ok(Box::new(seen) as Box<dyn Observation>)
+        }
+        .boxed_local()
+    }
+}
+
+/// One replicating bucket's configuration as read.
+#[derive(Debug, Clone)]
+pub struct Replicating {
+    pub spec: BucketSpec,
+    pub region: String,
+    pub doc: Observed<ReplicationDoc>,
+}
+
+/// Every replicating bucket of the policy, and the run-level prerequisites.
+pub struct ReplicationSeen {
+    pub buckets: Vec<Replicating>,
+    pub pre: Prerequisites,
+}
+
+async fn read_all(ctx: &Ctx<'_>, specs: &[&BucketSpec]) -> Result<ReplicationSeen, Fatal> {
+    let aws = ctx.aws;
+    let default = aws.default_region();
+    let jobs = specs.iter().map(|s| region_of(s, default).map(|r| (*s, r))).collect::<Result<Vec<_>, _>>()?;
+    let mut buckets: Vec<Replicating> = stream::iter(jobs)
+        .map(|(spec, region)| async move {
+            let doc = observe::read_replication(aws, &aws.s3(&region), &spec.name).await?;
+            Ok::<_, Fatal>(Replicating { spec: spec.clone(), region, doc })
+        })
+        .buffer_unordered(ctx.concurrency.max(1))
+        .try_collect()
+        .await?;
+    buckets.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    Ok(ReplicationSeen { buckets, pre: Prerequisites::default() })
+}
+
+/// What replication needs from outside each bucket, read once per run:
+/// each role's ARN and each destination the policy does not declare.
+async fn prerequisites(ctx: &Ctx<'_>, policy: &Policy, seen: &ReplicationSeen) -> Result<Prerequisites, Fatal> {
+    let aws = ctx.aws;
+    let default_region = aws.default_region().unwrap_or("us-east-1");
+    let mut pre = Prerequisites {
+        in_policy_roles: policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect(),
+        in_policy_versioned: policy
+            .buckets
+            .iter()
+            .filter(|b| b.versioning == Some(Versioning::Enabled))
+            .map(|b| b.name.clone())
+            .collect(),
+        ..Default::default()
+    };
+    let readable: Vec<&Replicating> = seen.buckets.iter().filter(|o| o.doc.unknown_reason().is_none()).collect();
+    let mut roles: Vec<&str> =
+        readable.iter().filter_map(|o| o.spec.replication.as_ref()).map(|r| r.role.as_str()).collect();
+    roles.sort();
+    roles.dedup();
+    let mut dests: Vec<&str> = readable
+        .iter()
+        .filter_map(|o| o.spec.replication.as_ref())
+        .flat_map(|r| r.rules.iter().map(|x| x.destination.as_str()))
+        .filter(|d| !policy.buckets.iter().any(|b| b.name == *d))
+        .collect();
+    dests.sort();
+    dests.dedup();
+    let concurrency = ctx.concurrency.max(1);
+    pre.roles = stream::iter(roles)
+        .map(|r| async move { observe::role_arn(aws, r).await.map(|a| (r.to_string(), a)) })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    pre.destinations = stream::iter(dests)
+        .map(|d| async move { observe::destination(aws, default_region, d).await.map(|v| (d.to_string(), v)) })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    Ok(pre)
+}
+
+impl Replicating {
+    fn changes(&self, pre: &Prerequisites) -> Vec<Change> {
+        let Some(want) = &self.spec.replication else { return Vec::new() };
+        let mut c = replication::diff(&self.spec.name, want, &self.doc, pre);
+        crate::model::block_destruction_on_unknown(&mut c);
+        c
+    }
+}
+
+impl Observation for ReplicationSeen {
+    fn kind(&self) -> &'static str {
+        "s3.replication"
+    }
+    fn len(&self) -> usize {
+        self.buckets.len()
+    }
+    fn diff(&self) -> Vec<Change> {
+        self.buckets.iter().flat_map(|b| b.changes(&self.pre)).collect()
+    }
+    fn controls(&self, changes: &[Change]) -> Vec<ControlResult> {
+        let mut out = Vec::new();
+        for b in &self.buckets {
+            let Some(want) = &b.spec.replication else { continue };
+            let mine = crate::model::changes_under(changes, &replication::address(&b.spec.name).0);
+            let (status, detail) = if let Some(u) = mine.iter().find_map(|c| c.unknown.first()) {
+                (Status::Unknown, Some(format!("{}: {}", u.attribute, u.reason)))
+            } else if let Some(conflict) = mine.iter().find_map(|c| c.conflicts.first()) {
+                (Status::Fail, Some(conflict.clone()))
+            } else {
+                let bad: Vec<&str> = mine.iter().filter(|c| !c.is_noop()).map(|c| c.address.0.as_str()).collect();
+                if bad.is_empty() {
+                    (Status::Pass, None)
+                } else {
+                    (Status::Fail, Some(format!("differs: {}", bad.join(", "))))
+                }
+            };
+            let observed = observed_json(&b.doc, |d| json!({"role": d.role, "rules": d.rules}));
+            // The control stands on the bucket, as every bucket control does.
+            let bucket = Change::new(Address::s3_bucket(&b.spec.name), crate::model::Action::NoOp);
+            out.push(result(
+                &CRR,
+                &b.spec,
+                &bucket,
+                json!({"role": want.role, "rules": want.rules}),
+                observed,
+                status,
+                detail,
+                "write the replication configuration (suoops-policy apply)",
+            ));
+        }
+        out
+    }
+    fn fingerprints(&self) -> Vec<(String, Value)> {
+        self.buckets
+            .iter()
+            .map(|b| (format!("s3.{}", b.spec.name), json!({"replication": b.doc, "prerequisites": self.pre})))
+            .collect()
+    }
+    fn apply<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        changes: &'a [Change],
+        prior: Prior<'a>,
+    ) -> LocalBoxFuture<'a, Result<Vec<Applied>, Fatal>> {
+        async move {
+            let prior = &prior;
+            let out: Vec<Option<Applied>> = stream::iter(self.buckets.iter())
+                .map(|b| async move {
+                    let bucket = format!("s3.{}", b.spec.name);
+                    let mine = crate::model::changes_under(changes, &replication::address(&b.spec.name).0);
+                    if prior.conflicted(&bucket) || !mine.iter().any(Change::is_actionable) {
+                        return None;
+                    }
+                    let want = b.spec.replication.as_ref()?;
+                    // A failed step skips exactly its dependents: this
+                    // bucket's or a destination's failure skips the rule.
+                    let blocked = std::iter::once(b.spec.name.as_str())
+                        .chain(want.rules.iter().map(|x| replication::bucket_of(&x.destination)))
+                        .find(|n| prior.failed(&format!("s3.{n}")));
+                    let step = match blocked {
+                        Some(n) => crate::model::StepOutcome {
+                            step: "replication",
+                            result: Err(format!("skipped: bucket `{n}` did not apply")),
+                        },
+                        None => {
+                            super::apply::apply_replication(ctx.aws, &b.spec, &b.region, Some(&b.doc), &self.pre, &mine)
+                                .await?
+                        }
+                    };
+                    Some(Applied { address: Address(bucket.clone()), steps: vec![step], did_not_take: Vec::new() })
+                })
+                .buffer_unordered(ctx.concurrency.max(1))
+                .collect()
+                .await;
+            Ok(out.into_iter().flatten().collect())
+        }
+        .boxed_local()
+    }
+    fn reobserve<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        addresses: &'a BTreeSet<String>,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+        async move {
+            let specs: Vec<&BucketSpec> = self
+                .buckets
+                .iter()
+                .filter(|b| addresses.contains(&format!("s3.{}", b.spec.name)))
+                .map(|b| &b.spec)
+                .collect();
+            let mut seen = read_all(ctx, &specs).await?;
+            // Roles this apply created have an ARN now: read them once.
+            let mut pre = self.pre.clone();
+            for (role, arn) in pre.roles.iter_mut() {
+                if arn.present().is_none() {
+                    *arn = observe::role_arn(ctx.aws, role).await?;
+                }
+            }
+            seen.pre = pre;
+            Ok(Box::new(seen) as Box<dyn Observation>)
+        }
+        .boxed_local()
+    }
+}
