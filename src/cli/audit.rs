@@ -58,9 +58,9 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     let text = match a.format {
         AuditFormat::Text => render::text::audit(&report, Paint { on: !to_file && g.color.enabled_for_stdout() }),
         AuditFormat::Json => format!("{:#}\n", render::json::audit(&report)),
-        AuditFormat::Markdown => render::report::markdown(&report),
-        AuditFormat::Junit => render::report::junit(&report),
-        AuditFormat::Sarif => format!("{:#}\n", render::report::sarif(&report, &policy.file)),
+        AuditFormat::Markdown => render::markdown::report(&report),
+        AuditFormat::Junit => render::junit::report(&report),
+        AuditFormat::Sarif => format!("{:#}\n", render::sarif::report(&report, &policy.file)),
         AuditFormat::Html => render::html::report(&report, &policy.file),
     };
     match &a.output {

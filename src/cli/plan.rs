@@ -76,7 +76,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> u8 {
             policy_sha256: crate::saved_plan::sha256_hex(&bytes),
             targets: targets.0.clone(),
             fingerprints: crate::saved_plan::fingerprints(&observations),
-            changes: plan.changes.clone(),
+            changes: plan.changes.iter().map(crate::model::Change::masked).collect(),
         };
         let text = serde_json::to_string_pretty(&saved).unwrap_or_default() + "\n";
         if let Err(e) = std::fs::write(path, text) {
@@ -88,7 +88,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> u8 {
             vec![render::text::plan(&plan, Paint { on: a.output.is_none() && g.color.enabled_for_stdout() })]
         }
         PlanFormat::Json => vec![format!("{:#}\n", render::json::plan(&plan))],
-        PlanFormat::Markdown => render::report::plan_markdown(&plan, render::report::COMMENT_LIMIT),
+        PlanFormat::Markdown => render::markdown::plan(&plan, render::markdown::COMMENT_LIMIT),
     };
     match &a.output {
         Some(path) => {

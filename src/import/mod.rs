@@ -178,6 +178,7 @@ pub async fn observe(
                 archive_mode: None,
                 archive_timeout_secs: None,
                 archive_command: None,
+                archive_command_sensitive: false,
                 wal_archiving: true,
                 rpo_secs: 900,
                 timeout_secs: 5,

@@ -130,7 +130,24 @@ pub struct AttrChange {
     pub diff: Option<String>,
 }
 
+/// What every renderer prints instead of a sensitive value.
+pub const SENSITIVE: &str = "(sensitive value)";
+
 impl AttrChange {
+    /// The change as it may be shown or written: a sensitive value (one
+    /// that may come from a secret) is replaced by `(sensitive value)`.
+    pub fn masked(&self) -> AttrChange {
+        if !self.sensitive {
+            return self.clone();
+        }
+        AttrChange {
+            before: self.before.as_ref().map(|_| Value::String(SENSITIVE.into())),
+            after: Value::String(SENSITIVE.into()),
+            diff: None,
+            ..self.clone()
+        }
+    }
+
     pub fn new(name: &str, before: Option<Value>, after: Value) -> Self {
         AttrChange {
             name: name.to_string(),
@@ -198,6 +215,11 @@ pub struct UnknownSetting {
 }
 
 impl Change {
+    /// The change with its sensitive values masked, for output and files.
+    pub fn masked(&self) -> Change {
+        Change { attributes: self.attributes.iter().map(AttrChange::masked).collect(), ..self.clone() }
+    }
+
     pub fn new(address: Address, action: Action) -> Self {
         Change {
             address,

@@ -137,6 +137,9 @@ pub struct PostgresSpec {
     pub archive_timeout_secs: Option<u64>,
     /// Exact command wanted; None: any non-empty command or library.
     pub archive_command: Option<String>,
+    /// The command takes a value from the environment (`${VAR}`): it may
+    /// hold a secret, so plans show it as `(sensitive value)`.
+    pub archive_command_sensitive: bool,
     /// Whether `wal_archiving` is declared at all.
     pub wal_archiving: bool,
     pub rpo_secs: u64,

@@ -159,6 +159,9 @@ impl Validator<'_> {
                     archive_mode,
                     archive_timeout_secs: archive_timeout,
                     archive_command,
+                    archive_command_sensitive: w
+                        .and_then(|w| w.archive_command.as_ref())
+                        .is_some_and(|c| c.value().contains("${")),
                     wal_archiving: w.is_some(),
                     rpo_secs,
                     timeout_secs,

@@ -181,7 +181,9 @@ pub fn diff(spec: &PostgresSpec, state: &PostgresState) -> Change {
                 _ => json!(s.value),
             });
             let after = if name == "archive_timeout" { json!(format!("{want}s")) } else { json!(want) };
-            c.attributes.push(AttrChange::new(name, before, after));
+            let mut a = AttrChange::new(name, before, after);
+            a.sensitive = name == "archive_command" && spec.archive_command_sensitive;
+            c.attributes.push(a);
             if live.is_some_and(|s| s.context == "postmaster") {
                 restart.push(name);
             }

@@ -16,7 +16,7 @@ pub fn plan(plan: &Plan) -> Value {
         "summary": plan.summary(),
         "has_changes": plan.has_changes(),
         "complete": !plan.is_incomplete(),
-        "changes": plan.changes,
+        "changes": plan.changes.iter().map(crate::model::Change::masked).collect::<Vec<_>>(),
     })
 }
 

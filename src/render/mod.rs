@@ -3,7 +3,9 @@
 
 pub mod html;
 pub mod json;
-pub mod report;
+pub mod junit;
+pub mod markdown;
+pub mod sarif;
 pub mod text;
 
 use std::io::IsTerminal;
@@ -61,5 +63,13 @@ impl Paint {
     }
     pub fn dim(&self, s: &str) -> String {
         self.wrap(anstyle::Style::new().dimmed(), s)
+    }
+}
+
+/// A JSON value on one line; strings without quotes.
+pub(crate) fn compact(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }

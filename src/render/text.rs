@@ -74,11 +74,11 @@ pub fn change(out: &mut String, c: &Change, p: Paint) {
             }
             continue;
         }
-        let after = if a.sensitive { "(sensitive value)".to_string() } else { value(&a.after) };
+        let after = if a.sensitive { crate::model::SENSITIVE.to_string() } else { value(&a.after) };
         let line = match c.action {
             Action::Create => format!("    {} {:width$} = {after}", p.green("+"), a.name),
             _ => {
-                let b = if a.sensitive { "(sensitive value)".to_string() } else { before(&a.before) };
+                let b = if a.sensitive { crate::model::SENSITIVE.to_string() } else { before(&a.before) };
                 format!("    {} {:width$} {b} → {after}", p.yellow("~"), a.name)
             }
         };

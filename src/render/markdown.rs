@@ -1,101 +1,17 @@
-//! Audit reports for CI dashboards and pull requests: JUnit XML (one test
-//! case per control) and Markdown.
+//! Markdown for pull requests: the audit report, and the plan split into
+//! comments of at most 65,536 characters.
 
 use std::fmt::Write;
 
-use serde_json::Value;
-
+use super::compact;
 use crate::audit::{Report, Status};
-
-fn xml(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_string(),
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '"' => "&quot;".to_string(),
-            '\'' => "&apos;".to_string(),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => " ".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
-fn compact(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// JUnit XML: a test suite per resource, a test case per control; failures
-/// carry the detail, unknown and waived controls are skipped with why.
-pub fn junit(report: &Report) -> String {
-    let s = report.summary();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"suoops-policy audit\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
-        report.controls.len(),
-        s.failed,
-        s.unknown + s.waived
-    );
-    let mut i = 0;
-    while i < report.controls.len() {
-        let addr = &report.controls[i].address;
-        let group: Vec<_> = report.controls[i..].iter().take_while(|c| &c.address == addr).collect();
-        let failures = group.iter().filter(|c| c.status == Status::Fail).count();
-        let skipped = group.iter().filter(|c| matches!(c.status, Status::Unknown | Status::Waived)).count();
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
-            xml(&addr.0),
-            group.len()
-        );
-        for c in &group {
-            let _ = write!(out, "    <testcase classname=\"{}\" name=\"{} {}\"", xml(&addr.0), c.id, xml(c.title));
-            let body = format!(
-                "expected: {}\nobserved: {}\nfix: {}",
-                compact(&c.expected),
-                compact(&c.observed),
-                c.remediation
-            );
-            match c.status {
-                Status::Pass => out.push_str("/>\n"),
-                Status::Fail => {
-                    let msg = c.detail.clone().unwrap_or_else(|| "does not match the policy".into());
-                    let _ = write!(
-                        out,
-                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
-                        xml(&msg),
-                        xml(&body)
-                    );
-                }
-                Status::Unknown | Status::Waived => {
-                    let msg = match (&c.waiver, &c.detail) {
-                        (Some(w), _) if c.status == Status::Waived => {
-                            format!("waived until {} by {}: {}", w.expires, w.owner, w.reason)
-                        }
-                        (_, Some(d)) => format!("could not be evaluated: {d}"),
-                        _ => "could not be evaluated".into(),
-                    };
-                    let _ = write!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>\n", xml(&msg));
-                }
-            }
-        }
-        out.push_str("  </testsuite>\n");
-        i += group.len();
-    }
-    out.push_str("</testsuites>\n");
-    out
-}
 
 fn md(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
 /// Markdown: a summary table, then one table per resource.
-pub fn markdown(report: &Report) -> String {
+pub fn report(report: &Report) -> String {
     let s = report.summary();
     let verdict = if s.failed == 0 && s.unknown == 0 { "compliant" } else { "**not compliant**" };
     let mut out = String::from("## suoops-policy audit\n\n");
@@ -147,74 +63,6 @@ pub fn markdown(report: &Report) -> String {
     out
 }
 
-/// SARIF 2.1.0 for code scanning: one rule per control id, one result per
-/// control that is not passing, located at the policy file line of the
-/// resource. Waived controls carry an accepted suppression.
-pub fn sarif(report: &Report, policy_file: &str) -> Value {
-    use serde_json::json;
-    let mut rules: Vec<Value> = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for c in &report.controls {
-        if seen.insert(c.id) {
-            rules.push(json!({
-                "id": c.id,
-                "name": c.id.replace('-', ""),
-                "shortDescription": {"text": c.title},
-                "fullDescription": {"text": c.rationale},
-                "defaultConfiguration": {"level": level(c.severity)},
-            }));
-        }
-    }
-    let uri = policy_file.trim_start_matches("./");
-    let results: Vec<Value> = report
-        .controls
-        .iter()
-        .filter(|c| c.status != Status::Pass)
-        .map(|c| {
-            let what = match c.status {
-                Status::Unknown => "could not be evaluated",
-                _ => "fails",
-            };
-            let mut text = format!("{} {what} for {}", c.id, c.address);
-            if let Some(d) = &c.detail {
-                text.push_str(&format!(": {d}"));
-            }
-            text.push_str(&format!(". Fix: {}", c.remediation));
-            let mut r = json!({
-                "ruleId": c.id,
-                "level": if c.status == Status::Unknown { "warning" } else { level(c.severity) },
-                "message": {"text": text},
-                "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": uri},
-                    "region": {"startLine": c.policy_line.max(1)}
-                }}],
-                "partialFingerprints": {"address/control": format!("{}/{}", c.address, c.id)},
-                "properties": {"address": c.address, "status": c.status, "expected": c.expected, "observed": c.observed},
-            });
-            if let (Status::Waived, Some(w)) = (c.status, &c.waiver) {
-                r["suppressions"] = json!([{"kind": "external", "status": "accepted", "justification": format!("{} (owner {}, until {})", w.reason, w.owner, w.expires)}]);
-            }
-            r
-        })
-        .collect();
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "suoops-policy", "version": env!("CARGO_PKG_VERSION"), "rules": rules}},
-            "results": results,
-        }]
-    })
-}
-
-fn level(s: crate::audit::Severity) -> &'static str {
-    match s {
-        crate::audit::Severity::High => "error",
-        crate::audit::Severity::Medium => "warning",
-        crate::audit::Severity::Low => "note",
-    }
-}
-
 /// GitHub's limit on one pull-request comment.
 pub const COMMENT_LIMIT: usize = 65_536;
 
@@ -222,7 +70,7 @@ pub const COMMENT_LIMIT: usize = 65_536;
 /// one collapsible section per resource, destructive changes called out.
 /// Split into numbered parts of at most [`COMMENT_LIMIT`] characters; a
 /// section too large on its own is cut with a pointer to the JSON plan.
-pub fn plan_markdown(plan: &crate::model::Plan, limit: usize) -> Vec<String> {
+pub fn plan(plan: &crate::model::Plan, limit: usize) -> Vec<String> {
     use crate::model::Action;
     let s = plan.summary();
     let destructive: Vec<&str> = plan.changes.iter().filter(|c| c.destructive).map(|c| c.address.0.as_str()).collect();
@@ -261,16 +109,22 @@ pub fn plan_markdown(plan: &crate::model::Plan, limit: usize) -> Vec<String> {
         let Some((_, body, bad)) = current.as_mut() else { continue };
         let sign = match c.action {
             Action::Create => "+",
-            Action::Update => "~",
+            // GitHub colours only `+`, `-` and `!` in a diff block.
+            Action::Update => "!",
             Action::Delete => "-",
             Action::NoOp if !c.unknown.is_empty() || !c.conflicts.is_empty() || c.manual.is_some() => "!",
             Action::NoOp => continue,
         };
         *bad |= c.destructive;
         let _ = writeln!(body, "{sign} {} ({:?})", c.address, c.action);
-        for a in &c.attributes {
+        for a in c.attributes.iter().map(crate::model::AttrChange::masked) {
             let before = a.before.as_ref().map_or("(not set)".to_string(), compact);
-            let _ = writeln!(body, "{sign}     {}: {} -> {}", a.name, before, compact(&a.after));
+            if c.action == Action::Update {
+                let _ = writeln!(body, "-     {}: {before}", a.name);
+                let _ = writeln!(body, "+     {}: {}", a.name, compact(&a.after));
+            } else {
+                let _ = writeln!(body, "{sign}     {}: {} -> {}", a.name, before, compact(&a.after));
+            }
         }
         for u in &c.unknown {
             let _ = writeln!(body, "!     {}: unknown ({})", u.attribute, u.reason);
@@ -337,12 +191,42 @@ mod tests {
         role.attributes.push(AttrChange::new("description", Some(json!("a")), json!("b")));
         let mut redis = Change::new(Address("redis.queues".into()), Action::NoOp);
         redis.unknown.push(UnknownSetting { attribute: "connection".into(), reason: "cannot connect: refused".into() });
-        Plan::new(vec![role, create, rule, redis, Change::new(Address("s3.quiet".into()), Action::NoOp)])
+        let mut pg = Change::new(Address("postgres.primary".into()), Action::Update);
+        let mut cmd = AttrChange::new("archive_command", Some(json!("cp %p /old")), json!("push --token s3cr3t %p"));
+        cmd.sensitive = true;
+        pg.attributes.push(cmd);
+        Plan::new(vec![role, create, rule, redis, pg, Change::new(Address("s3.quiet".into()), Action::NoOp)])
+    }
+
+    #[test]
+    fn plan_text_snapshot() {
+        insta::assert_snapshot!(crate::render::text::plan(&sample(), crate::render::Paint { on: false }));
+    }
+
+    #[test]
+    fn sensitive_values_are_masked_in_every_plan_format() {
+        let text = crate::render::text::plan(&sample(), crate::render::Paint { on: false });
+        let json = crate::render::json::plan(&sample()).to_string();
+        let md = plan(&sample(), COMMENT_LIMIT).concat();
+        for (name, out) in [("text", &text), ("json", &json), ("markdown", &md)] {
+            assert!(!out.contains("s3cr3t") && !out.contains("/old"), "{name}: {out}");
+            assert!(out.contains("(sensitive value)"), "{name}: {out}");
+        }
+    }
+
+    #[test]
+    fn markdown_plan_marks_updates_with_colours_github_shows() {
+        let md = plan(&sample(), COMMENT_LIMIT).concat();
+        assert!(md.contains("! iam.role.writer (Update)\n-     description: a\n+     description: b\n"), "{md}");
+        let in_diff_blocks = md.split("```diff\n").skip(1).flat_map(|b| b.split("```").next().unwrap_or("").lines());
+        for line in in_diff_blocks {
+            assert!(matches!(line.chars().next(), Some('+' | '-' | '!')), "uncoloured line {line:?}");
+        }
     }
 
     #[test]
     fn plan_markdown_snapshot() {
-        let parts = plan_markdown(&sample(), COMMENT_LIMIT);
+        let parts = plan(&sample(), COMMENT_LIMIT);
         assert_eq!(parts.len(), 1);
         insta::assert_snapshot!(parts[0]);
     }
@@ -354,7 +238,7 @@ mod tests {
 
     #[test]
     fn small_limits_split_and_truncate_with_a_pointer() {
-        let parts = plan_markdown(&sample(), 700);
+        let parts = plan(&sample(), 700);
         assert!(parts.len() > 1);
         assert!(parts.iter().all(|p| p.len() <= 700), "{parts:?}");
         // One resource larger than a comment: cut, with a pointer to the JSON.
@@ -362,7 +246,7 @@ mod tests {
         for i in 0..300 {
             big.attributes.push(AttrChange::new(&format!("tags.key{i}"), None, json!("value")));
         }
-        let parts = plan_markdown(&Plan::new(vec![big]), 2000);
+        let parts = plan(&Plan::new(vec![big]), 2000);
         assert!(parts.iter().all(|p| p.len() <= 2000), "{parts:?}");
         assert!(
             parts.concat().contains("section truncated; the full plan is in `suoops-policy plan --format json`"),
