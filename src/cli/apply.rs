@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use clap::Args;
 
-use super::{connect, error, load_policy, note, out, Format, Global};
+use super::{error, load_policy, note, out, Format, Global};
 use crate::engine;
 use crate::render::{self, Paint};
 
@@ -49,6 +49,19 @@ fn load_saved(g: &Global, path: &std::path::Path) -> Result<(crate::saved_plan::
                 path.display(),
                 saved.format_version,
                 crate::saved_plan::FORMAT_VERSION
+            ),
+        ));
+    }
+    // Another version may plan, order or fingerprint differently: a plan
+    // is applied by the version that made it (as Terraform does).
+    if saved.tool_version != env!("CARGO_PKG_VERSION") {
+        return Err(error(
+            g,
+            format!(
+                "{} was made by suoops-policy {}; this is {}: run plan again with this version",
+                path.display(),
+                saved.tool_version,
+                env!("CARGO_PKG_VERSION")
             ),
         ));
     }
@@ -99,10 +112,9 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
     if !a.auto_approve && !interactive {
         return error(g, "apply needs --auto-approve when stdin is not a terminal");
     }
-    let aws = connect(g, policy.default_region.as_deref()).await;
-    let observations = match super::observe(g, &aws, &policy, false).await {
+    let (aws, observations) = match super::connect_and_observe(g, &policy, false).await {
         Ok(o) => o,
-        Err(e) => return error(g, e),
+        Err(code) => return code,
     };
     if let Some(s) = &saved {
         let stale = crate::saved_plan::stale(s, &crate::saved_plan::fingerprints(&observations));

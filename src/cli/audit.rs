@@ -6,7 +6,7 @@ use clap::Args;
 
 use clap::ValueEnum;
 
-use super::{connect, error, load_policy, out, Global, PolicyArg};
+use super::{error, out, Global, PolicyArg};
 use crate::engine;
 use crate::render::{self, Paint};
 
@@ -35,17 +35,11 @@ pub enum AuditFormat {
 }
 
 pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
-    let Some(policy) = load_policy(g, &a.policy.file) else {
-        return 1;
-    };
-    let Some((targets, policy)) = a.targets.apply(g, policy) else {
-        return 1;
-    };
-    let aws = connect(g, policy.default_region.as_deref()).await;
-    let observations = match super::observe(g, &aws, &policy, true).await {
-        Ok(o) => o,
-        Err(e) => return error(g, e),
-    };
+    let super::Prepared { targets, policy, snapshot: observations, .. } =
+        match super::prepare(g, &a.policy.file, &a.targets, true).await {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
     let mut report = engine::audit(&observations);
     report.controls.retain(|c| targets.touches(&c.address.0));
     let today = crate::providers::s3::evidence::format_time(

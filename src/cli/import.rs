@@ -124,7 +124,18 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
             if entries.is_empty() {
                 return error(g, "nothing to import: no bucket was found");
             }
-            (import::document(&entries, &region), a.output.clone(), entries)
+            let dir = match &a.output {
+                Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+                None => PathBuf::new(),
+            };
+            let schema = schema_path_from(&dir);
+            if schema.is_none() {
+                note(
+                    g,
+                    "no schema/suoops-policy.schema.json found in the output's folder or above it, so the policy has no $schema comment: write the schema with `suoops-policy schema > FILE` and add `# yaml-language-server: $schema=PATH-TO-FILE` as the first line for editor checks",
+                );
+            }
+            (import::document(&entries, &region, schema.as_deref()), a.output.clone(), entries)
         }
     };
     // What is written must load as it will be used: check it first.
@@ -163,6 +174,17 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
         );
     }
     0
+}
+
+/// The path of `schema/suoops-policy.schema.json` relative to `dir` (the
+/// folder the policy is written to), found in `dir` or a folder above it.
+fn schema_path_from(dir: &Path) -> Option<String> {
+    let base = if dir.as_os_str().is_empty() { std::env::current_dir().ok()? } else { dir.canonicalize().ok()? };
+    base.ancestors().enumerate().find_map(|(up, a)| {
+        a.join("schema/suoops-policy.schema.json")
+            .is_file()
+            .then(|| format!("{}schema/suoops-policy.schema.json", "../".repeat(up)))
+    })
 }
 
 /// Write through a temporary file beside `path` and rename it into place,

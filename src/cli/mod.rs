@@ -2,6 +2,7 @@
 
 mod apply;
 mod audit;
+mod generate;
 mod import;
 mod permissions;
 mod plan;
@@ -69,12 +70,16 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Check compliance control by control (read-only).
     Audit(audit::AuditArgs),
-    /// Print the policy file's JSON Schema (or, with --report, the audit report's).
+    /// Print the policy file's JSON Schema (or, with --report / --plan, the audit report's or the JSON plan's).
     Schema(schema::SchemaArgs),
     /// Print the least-privilege IAM policy this tool needs for a command.
     Permissions(permissions::PermissionsArgs),
     /// Write a policy from the live state (buckets, roles, Redis, PostgreSQL); reads only.
     Import(import::ImportArgs),
+    /// Print shell completions (bash, zsh, fish, powershell, elvish).
+    Completions(generate::CompletionsArgs),
+    /// Print the man page (roff), generated from the same definitions as --help.
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,6 +128,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(a) => validate::run(&cli.global, a),
         Command::Schema(a) => schema::run(a),
         Command::Permissions(a) => permissions::run(&cli.global, a),
+        Command::Completions(a) => generate::completions(a),
+        Command::Man => generate::man(),
         Command::Plan(a) => with_runtime(|| plan::run(&cli.global, a)),
         Command::Apply(a) => with_runtime(|| apply::run(&cli.global, a)),
         Command::Audit(a) => with_runtime(|| audit::run(&cli.global, a)),
@@ -169,6 +176,36 @@ async fn connect(g: &Global, default_region: Option<&str>) -> Aws {
         verbose: g.verbose > 0,
     };
     Aws::load(&opts, default_region).await
+}
+
+/// What plan and audit start from: the (targeted) policy and what was
+/// observed.
+pub(crate) struct Prepared {
+    pub targets: crate::model::Targets,
+    pub policy: Policy,
+    pub snapshot: crate::engine::Snapshot,
+}
+
+/// The one preamble: load the policy → apply `--target` → connect →
+/// observe. `Err` is the exit code, the error already said.
+pub(crate) async fn prepare(g: &Global, file: &Path, targets: &TargetArg, evidence: bool) -> Result<Prepared, u8> {
+    let policy = load_policy(g, file).ok_or(1u8)?;
+    let (targets, policy) = targets.apply(g, policy).ok_or(1u8)?;
+    let (_, snapshot) = connect_and_observe(g, &policy, evidence).await?;
+    Ok(Prepared { targets, policy, snapshot })
+}
+
+/// Connect for the policy's default region and observe what it names.
+pub(crate) async fn connect_and_observe(
+    g: &Global,
+    policy: &Policy,
+    evidence: bool,
+) -> Result<(Aws, crate::engine::Snapshot), u8> {
+    let aws = connect(g, policy.default_region.as_deref()).await;
+    match observe(g, &aws, policy, evidence).await {
+        Ok(s) => Ok((aws, s)),
+        Err(e) => Err(error(g, e)),
+    }
 }
 
 /// Observe everything the policy names; with `-v`, say how long it took.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use super::{connect, error, load_policy, out, Global, PolicyArg};
+use super::{error, out, Global, PolicyArg};
 use crate::engine;
 use crate::render::{self, Paint};
 
@@ -54,17 +54,11 @@ fn part_path(base: &std::path::Path, i: usize) -> PathBuf {
 }
 
 pub async fn run(g: &Global, a: &PlanArgs) -> u8 {
-    let Some(policy) = load_policy(g, &a.policy.file) else {
-        return 1;
-    };
-    let Some((targets, policy)) = a.targets.apply(g, policy) else {
-        return 1;
-    };
-    let aws = connect(g, policy.default_region.as_deref()).await;
-    let observations = match super::observe(g, &aws, &policy, false).await {
-        Ok(o) => o,
-        Err(e) => return error(g, e),
-    };
+    let super::Prepared { targets, snapshot: observations, .. } =
+        match super::prepare(g, &a.policy.file, &a.targets, false).await {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
     let mut plan = engine::plan(&observations);
     plan.changes.retain(|c| targets.covers(&c.address.0));
     if let Some(path) = &a.out {

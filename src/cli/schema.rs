@@ -18,14 +18,31 @@ pub fn report_schema_json() -> String {
     s
 }
 
+/// The JSON Schema of `plan --format json`.
+pub fn plan_schema_json() -> String {
+    let schema = schemars::schema_for!(crate::render::json::PlanDocument);
+    let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
 #[derive(Debug, clap::Args)]
 pub struct SchemaArgs {
     /// Print the schema of the JSON audit report instead of the policy file's.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "plan")]
     pub report: bool,
+    /// Print the schema of the JSON plan instead of the policy file's.
+    #[arg(long)]
+    pub plan: bool,
 }
 
 pub fn run(a: &SchemaArgs) -> u8 {
-    out(&if a.report { report_schema_json() } else { schema_json() });
+    out(&if a.report {
+        report_schema_json()
+    } else if a.plan {
+        plan_schema_json()
+    } else {
+        schema_json()
+    });
     0
 }

@@ -278,11 +278,14 @@ pub fn entries(seen: &Seen, default_region: Option<&str>) -> Entries {
     e
 }
 
-/// A whole new policy file.
-pub fn document(e: &Entries, region: &str) -> String {
+/// A whole new policy file; `schema` is the path of the JSON Schema
+/// relative to where the file goes (None: no schema comment).
+pub fn document(e: &Entries, region: &str, schema: Option<&str>) -> String {
     let mut w = Writer::new();
-    w.comment(0, "yaml-language-server: $schema=../schema/suoops-policy.schema.json");
-    w.comment(0, "");
+    if let Some(s) = schema {
+        w.comment(0, &format!("yaml-language-server: $schema={s}"));
+        w.comment(0, "");
+    }
     w.comment(
         0,
         "Imported from the live state by `suoops-policy import`. Review it before use: comments mark AWS defaults and what the policy format cannot express. Backup evidence (`backups:`) and waivers cannot be observed: add them yourself.",

@@ -103,7 +103,7 @@ impl<T> Observed<T> {
 
 /// The closed set of things the tool can do to a resource (Terraform's
 /// `plans.Action`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     NoOp,
@@ -114,7 +114,7 @@ pub enum Action {
 
 /// One attribute's before → after. `before` is `None` when the setting is
 /// absent on the live system; `unknown` carries why it could not be read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttrChange {
     pub name: String,
     pub before: Option<Value>,
@@ -186,7 +186,7 @@ pub fn field_changes<T: Serialize>(before: Option<&T>, after: &T, skip: &[&str])
 }
 
 /// Everything the plan says about one resource.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Change {
     pub address: Address,
     pub action: Action,
@@ -208,7 +208,7 @@ pub struct Change {
     pub manual: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UnknownSetting {
     pub attribute: String,
     pub reason: String,
@@ -300,7 +300,7 @@ pub fn block_destruction_on_unknown(changes: &mut [Change]) {
 }
 
 /// Counts for the summary line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub create: usize,
     pub update: usize,

@@ -6,18 +6,34 @@ use serde_json::{json, Value};
 use crate::audit::objectives::Objective;
 use crate::audit::{ControlResult, Report, ReportSummary};
 use crate::model::Applied;
-use crate::model::Plan;
+use crate::model::{Change, Plan, Summary};
 
 pub const FORMAT_VERSION: &str = "1";
 
+/// The plan as JSON (`plan --format json`): its shape is `schema --plan`
+/// and the checked-in schema/suoops-plan.schema.json.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(title = "suoops-policy plan")]
+pub struct PlanDocument {
+    pub format_version: &'static str,
+    pub summary: Summary,
+    /// The live state differs from the policy.
+    pub has_changes: bool,
+    /// Every setting could be read and reconciled.
+    pub complete: bool,
+    /// One entry per resource and sub-resource, sensitive values masked.
+    pub changes: Vec<Change>,
+}
+
 pub fn plan(plan: &Plan) -> Value {
-    json!({
-        "format_version": FORMAT_VERSION,
-        "summary": plan.summary(),
-        "has_changes": plan.has_changes(),
-        "complete": !plan.is_incomplete(),
-        "changes": plan.changes.iter().map(crate::model::Change::masked).collect::<Vec<_>>(),
+    serde_json::to_value(PlanDocument {
+        format_version: FORMAT_VERSION,
+        summary: plan.summary(),
+        has_changes: plan.has_changes(),
+        complete: !plan.is_incomplete(),
+        changes: plan.changes.iter().map(Change::masked).collect(),
     })
+    .unwrap_or(Value::Null)
 }
 
 /// The audit report as JSON: its shape is `schema --report` and the

@@ -128,6 +128,12 @@ fn import(w: &World, args: &[&str]) -> Run {
 #[test]
 fn an_imported_estate_plans_with_no_change() {
     let w = seeded();
+    // A repository layout: the schema in schema/, the policy in policies/;
+    // the $schema comment points from the one to the other.
+    std::fs::create_dir_all(w.dir.path().join("schema")).expect("schema dir");
+    std::fs::create_dir_all(w.dir.path().join("policies")).expect("policies dir");
+    std::fs::write(w.dir.path().join("schema/suoops-policy.schema.json"), "{}").expect("schema");
+    let path = w.dir.path().join("policies/imported.yaml");
     let r = import(
         &w,
         &[
@@ -137,12 +143,11 @@ fn an_imported_estate_plans_with_no_change() {
             "--iam-role",
             "imp-replication",
             "--output",
-            &w.dir.path().join("imported.yaml").to_string_lossy(),
+            &path.to_string_lossy(),
         ],
     );
     r.code(0);
     assert!(r.stderr.contains("imported 4 bucket(s), 2 role(s) into"), "{}", r.stderr);
-    let path = w.dir.path().join("imported.yaml");
     let text = std::fs::read_to_string(&path).expect("imported policy");
     insta::assert_snapshot!("imported-estate", text);
     let p = path.to_string_lossy().into_owned();
@@ -300,6 +305,10 @@ fn redis_and_postgres_round_trip_with_urls_from_the_environment() {
     let r = w.cli_env(&args, &env, &["AWS_ENDPOINT_URL"]);
     r.code(0);
     let text = std::fs::read_to_string(&path).expect("imported");
+    // Outside a repository with schema/: no $schema comment, and a note
+    // saying how to add one (it would point nowhere).
+    assert!(!text.contains("$schema"), "{text}");
+    assert!(r.stderr.contains("so the policy has no $schema comment"), "{}", r.stderr);
     insta::assert_snapshot!("imported-stores", text);
     for secret in [password, &cache_url, &pg_url] {
         assert!(!text.contains(secret) && !r.stdout.contains(secret) && !r.stderr.contains(secret), "secret leaked");

@@ -31,6 +31,19 @@ fn empty_estate_plans_creates_applies_and_converges() {
     assert_eq!(j["summary"]["create"], 2);
     assert_eq!(j["changes"][0]["address"], format!("s3.{a}"));
     assert_eq!(j["changes"][0]["action"], "create");
+    // The document follows the checked-in schema (python-jsonschema).
+    let plan_json = w.dir.path().join("plan-doc.json");
+    std::fs::write(&plan_json, &r.stdout).expect("write plan json");
+    let out = std::process::Command::new(crate::harness::python())
+        .args([
+            "-c",
+            "import json, sys, jsonschema\njsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))\nprint('valid')",
+            &plan_json.to_string_lossy(),
+            &crate::harness::root().join("schema/suoops-plan.schema.json").to_string_lossy(),
+        ])
+        .output()
+        .expect("python");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid", "{}", String::from_utf8_lossy(&out.stderr));
 
     let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
     r.code(0);
@@ -583,6 +596,25 @@ fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
     let r = w.cli(&["apply", &saved_s, "--auto-approve"]);
     r.code(1);
     assert!(r.stderr.contains("changed since the plan was made: run plan again"), "{}", r.stderr);
+
+    // A plan made by another version of the tool is refused, nothing changed.
+    w.cli(&["plan", "-f", &p, "--out", &saved_s]).code(0);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).expect("saved")).expect("json");
+    doc["tool_version"] = "0.0.1".into();
+    std::fs::write(&saved, doc.to_string()).expect("rewrite");
+    let r = w.cli(&["apply", &saved_s, "--auto-approve"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains(&format!(
+            "was made by suoops-policy 0.0.1; this is {}: run plan again with this version",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        r.stderr
+    );
+    let enc = block_on(async { w.moto().s3("us-east-1").get_bucket_encryption().bucket(&a).send().await.is_ok() });
+    assert!(!enc, "nothing was changed");
 }
 
 #[test]

@@ -38,6 +38,19 @@ fn shipped_policies_start_with_the_schema_comment() {
 }
 
 #[test]
+fn checked_in_plan_schema_is_current() {
+    let w = World::new();
+    let r = w.cli(&["schema", "--plan"]);
+    r.code(0);
+    let checked_in = std::fs::read_to_string(root().join("schema/suoops-plan.schema.json")).unwrap_or_default();
+    assert!(
+        checked_in == r.stdout,
+        "schema/suoops-plan.schema.json is stale: run `cargo run -q -- schema --plan > schema/suoops-plan.schema.json`"
+    );
+    assert_eq!(r.json()["title"], "suoops-policy plan");
+}
+
+#[test]
 fn checked_in_report_schema_is_current() {
     let w = World::new();
     let r = w.cli(&["schema", "--report"]);
@@ -47,4 +60,35 @@ fn checked_in_report_schema_is_current() {
         checked_in == r.stdout,
         "schema/suoops-audit-report.schema.json is stale: run `cargo run -q -- schema --report > schema/suoops-audit-report.schema.json`"
     );
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definitions() {
+    let w = World::new();
+    for (shell, marker) in [
+        ("bash", "_suoops__policy()"),
+        ("zsh", "#compdef suoops-policy"),
+        ("fish", "complete -c suoops-policy"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let r = w.cli(&["completions", shell]);
+        r.code(0);
+        assert!(r.stdout.contains(marker), "{shell}: {}", &r.stdout[..r.stdout.len().min(300)]);
+        for word in ["plan", "apply", "audit", "import", "detailed-exitcode", "allow-destroy"] {
+            assert!(r.stdout.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let r = w.cli(&["completions", "tcsh"]);
+    r.code(2);
+    assert!(r.stderr.contains("invalid value 'tcsh'"), "{}", r.stderr);
+    let man = w.cli(&["man"]);
+    man.code(0);
+    assert!(man.stdout.contains(".TH suoops-policy 1"), "{}", man.stdout);
+    for sub in ["plan", "apply", "audit", "validate", "import", "permissions", "schema", "completions"] {
+        assert!(man.stdout.contains(&format!(".TH suoops-policy-{sub} ")), "no page section for {sub}");
+    }
+    // The flags and the exit codes the README promises are in it.
+    for text in ["detailed\\-exitcode", "allow\\-destroy", "Exit codes:"] {
+        assert!(man.stdout.contains(text), "man page lacks {text}");
+    }
 }
