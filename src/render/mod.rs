@@ -73,3 +73,92 @@ pub(crate) fn compact(v: &serde_json::Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// Golden tests of the audit report formats for one fixed estate: a
+/// passing, a failing (with a waiver that expired), an unknown and a
+/// waived control, and the objectives they give.
+#[cfg(test)]
+mod golden {
+    use serde_json::json;
+
+    use crate::audit::{apply_waivers, objectives, Report, Severity, Status};
+    use crate::model::control::ControlDef;
+    use crate::model::Address;
+
+    fn estate() -> Report {
+        const SSE: ControlDef = ControlDef {
+            id: "S3-SSE",
+            title: "Default encryption at rest",
+            rationale: "Backups hold PII.",
+            severity: Severity::High,
+            objectives: &["ENCRYPTION-AT-REST"],
+        };
+        const TLS: ControlDef = ControlDef { id: "S3-TLS", title: "TLS only", objectives: &[], ..SSE };
+        const AOF: ControlDef =
+            ControlDef { id: "REDIS-AOF", title: "Append-only file", severity: Severity::Medium, ..TLS };
+        const MFA: ControlDef = ControlDef { id: "S3-MFA-DELETE", title: "MFA delete", severity: Severity::Low, ..TLS };
+        let b = Address("s3.suoops-backups".into());
+        let mut r = Report::new(vec![
+            SSE.result(
+                &b,
+                Status::Pass,
+                json!({"algorithm": "aws:kms"}),
+                json!({"algorithm": "aws:kms"}),
+                None,
+                "-",
+                9,
+            ),
+            TLS.result(
+                &b,
+                Status::Fail,
+                json!(true),
+                json!(null),
+                Some("no TLS-only statement <&>".into()),
+                "apply",
+                12,
+            ),
+            AOF.result(
+                &Address("redis.queues".into()),
+                Status::Unknown,
+                json!({"appendonly": "yes"}),
+                json!(null),
+                Some("cannot connect".into()),
+                "apply",
+                40,
+            ),
+            MFA.result(&b, Status::Fail, json!("enabled"), json!("disabled"), None, "root step", 7),
+        ]);
+        let waiver = |control: &str, expires: &str| crate::policy::Waiver {
+            control: control.into(),
+            address: "s3.suoops-backups".into(),
+            owner: "platform".into(),
+            reason: "accepted".into(),
+            expires: expires.into(),
+        };
+        apply_waivers(&mut r, &[waiver("S3-MFA-DELETE", "2030-01-01"), waiver("S3-TLS", "2026-01-01")], "2026-11-30");
+        let policy = crate::policy::parse("p.yaml", b"version: 1\n".to_vec(), &|_| None).expect("policy");
+        r.objectives = objectives::evaluate(&r, &policy);
+        r
+    }
+
+    #[test]
+    fn audit_json() {
+        assert_eq!(estate().objectives.len(), 8);
+        insta::assert_snapshot!(format!("{:#}", super::json::audit(&estate())));
+    }
+
+    #[test]
+    fn audit_junit() {
+        insta::assert_snapshot!(super::junit::report(&estate()));
+    }
+
+    #[test]
+    fn audit_sarif() {
+        insta::assert_snapshot!(format!("{:#}", super::sarif::report(&estate(), "policies/suoops.yaml")));
+    }
+
+    #[test]
+    fn audit_text() {
+        insta::assert_snapshot!(super::text::audit(&estate(), super::Paint { on: false }));
+    }
+}
