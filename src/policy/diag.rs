@@ -8,45 +8,142 @@ use std::sync::Arc;
 use miette::{LabeledSpan, SourceSpan};
 
 /// Every diagnostic code the policy loader can emit. Codes are part of the
-/// user contract (people grep and suppress by them): a test pins this list.
-pub const ALL_CODES: &[&str] = &[
-    "bucket-key-not-allowed",
-    "bucket-name-invalid",
-    "destination-invalid",
-    "document-too-large",
-    "duplicate-key",
-    "duplicate-priority",
-    "duplicate-rule-id",
-    "duplicate-sid",
-    "duration-invalid",
-    "env-var-invalid",
-    "env-var-missing",
-    "expiration-before-transition",
-    "file-unreadable",
-    "iam-document-invalid",
-    "iam-name-invalid",
-    "invalid-type",
-    "invalid-value",
-    "kms-key-not-allowed",
-    "kms-key-required",
-    "missing-field",
-    "not-utf8",
-    "policy-ref-invalid",
-    "region-invalid",
-    "replication-needs-versioning",
-    "replication-role-unused",
-    "role-invalid",
-    "rule-does-nothing",
-    "rule-id-invalid",
-    "too-many-rules",
-    "transition-order",
-    "transition-too-early",
-    "unknown-field",
-    "unsupported-version",
-    "url-invalid",
-    "value-out-of-range",
-    "yaml-syntax",
-];
+/// user contract (people grep and suppress by them): a test pins the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Code {
+    BucketKeyNotAllowed,
+    BucketNameInvalid,
+    DestinationInvalid,
+    DocumentTooLarge,
+    DuplicateKey,
+    DuplicatePriority,
+    DuplicateRuleId,
+    DuplicateSid,
+    DurationInvalid,
+    EnvVarInvalid,
+    EnvVarMissing,
+    ExpirationBeforeTransition,
+    FileUnreadable,
+    IamDocumentInvalid,
+    IamNameInvalid,
+    InvalidType,
+    InvalidValue,
+    KmsKeyNotAllowed,
+    KmsKeyRequired,
+    MissingField,
+    NotUtf8,
+    PolicyRefInvalid,
+    RegionInvalid,
+    ReplicationNeedsVersioning,
+    ReplicationRoleUnused,
+    RoleInvalid,
+    RuleDoesNothing,
+    RuleIdInvalid,
+    TooManyRules,
+    TransitionOrder,
+    TransitionTooEarly,
+    UnknownField,
+    UnsupportedVersion,
+    UrlInvalid,
+    ValueOutOfRange,
+    YamlSyntax,
+}
+
+impl Code {
+    /// Every code, in the order of their names.
+    pub const ALL: &[Code] = &[
+        Code::BucketKeyNotAllowed,
+        Code::BucketNameInvalid,
+        Code::DestinationInvalid,
+        Code::DocumentTooLarge,
+        Code::DuplicateKey,
+        Code::DuplicatePriority,
+        Code::DuplicateRuleId,
+        Code::DuplicateSid,
+        Code::DurationInvalid,
+        Code::EnvVarInvalid,
+        Code::EnvVarMissing,
+        Code::ExpirationBeforeTransition,
+        Code::FileUnreadable,
+        Code::IamDocumentInvalid,
+        Code::IamNameInvalid,
+        Code::InvalidType,
+        Code::InvalidValue,
+        Code::KmsKeyNotAllowed,
+        Code::KmsKeyRequired,
+        Code::MissingField,
+        Code::NotUtf8,
+        Code::PolicyRefInvalid,
+        Code::RegionInvalid,
+        Code::ReplicationNeedsVersioning,
+        Code::ReplicationRoleUnused,
+        Code::RoleInvalid,
+        Code::RuleDoesNothing,
+        Code::RuleIdInvalid,
+        Code::TooManyRules,
+        Code::TransitionOrder,
+        Code::TransitionTooEarly,
+        Code::UnknownField,
+        Code::UnsupportedVersion,
+        Code::UrlInvalid,
+        Code::ValueOutOfRange,
+        Code::YamlSyntax,
+    ];
+
+    /// The stable kebab-case name users see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BucketKeyNotAllowed => "bucket-key-not-allowed",
+            Code::BucketNameInvalid => "bucket-name-invalid",
+            Code::DestinationInvalid => "destination-invalid",
+            Code::DocumentTooLarge => "document-too-large",
+            Code::DuplicateKey => "duplicate-key",
+            Code::DuplicatePriority => "duplicate-priority",
+            Code::DuplicateRuleId => "duplicate-rule-id",
+            Code::DuplicateSid => "duplicate-sid",
+            Code::DurationInvalid => "duration-invalid",
+            Code::EnvVarInvalid => "env-var-invalid",
+            Code::EnvVarMissing => "env-var-missing",
+            Code::ExpirationBeforeTransition => "expiration-before-transition",
+            Code::FileUnreadable => "file-unreadable",
+            Code::IamDocumentInvalid => "iam-document-invalid",
+            Code::IamNameInvalid => "iam-name-invalid",
+            Code::InvalidType => "invalid-type",
+            Code::InvalidValue => "invalid-value",
+            Code::KmsKeyNotAllowed => "kms-key-not-allowed",
+            Code::KmsKeyRequired => "kms-key-required",
+            Code::MissingField => "missing-field",
+            Code::NotUtf8 => "not-utf8",
+            Code::PolicyRefInvalid => "policy-ref-invalid",
+            Code::RegionInvalid => "region-invalid",
+            Code::ReplicationNeedsVersioning => "replication-needs-versioning",
+            Code::ReplicationRoleUnused => "replication-role-unused",
+            Code::RoleInvalid => "role-invalid",
+            Code::RuleDoesNothing => "rule-does-nothing",
+            Code::RuleIdInvalid => "rule-id-invalid",
+            Code::TooManyRules => "too-many-rules",
+            Code::TransitionOrder => "transition-order",
+            Code::TransitionTooEarly => "transition-too-early",
+            Code::UnknownField => "unknown-field",
+            Code::UnsupportedVersion => "unsupported-version",
+            Code::UrlInvalid => "url-invalid",
+            Code::ValueOutOfRange => "value-out-of-range",
+            Code::YamlSyntax => "yaml-syntax",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 /// A position in the policy file: 1-based line and column plus the byte
 /// range miette needs to draw the snippet.
@@ -73,7 +170,7 @@ impl Pos {
 /// One problem in the input.
 #[derive(Debug, Clone)]
 pub struct Diagnostic {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub pos: Option<Pos>,
     pub label: String,
@@ -81,8 +178,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(code: &'static str, message: impl Into<String>, pos: Option<Pos>) -> Self {
-        debug_assert!(ALL_CODES.contains(&code), "unlisted diagnostic code {code}");
+    pub fn new(code: Code, message: impl Into<String>, pos: Option<Pos>) -> Self {
         let message = message.into();
         Diagnostic { code, label: String::new(), message, pos, help: None }
     }

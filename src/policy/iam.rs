@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{json, Value};
 
-use super::diag::Diagnostic;
+use super::diag::{Code, Diagnostic};
 use super::iam_raw::{RawIam, RawIamDocument, RawPrincipal, RawStatement, StateRaw, Strs};
 use super::raw::Sp;
 use super::validate::Validator;
@@ -104,7 +104,7 @@ impl Validator<'_> {
             if !is_role_name(&n) || n.len() > 128 {
                 self.diags.push(
                     Diagnostic::new(
-                        "iam-name-invalid",
+                        Code::IamNameInvalid,
                         format!("`{n}` is not a valid IAM policy name"),
                         Some(name.pos()),
                     )
@@ -129,7 +129,7 @@ impl Validator<'_> {
             if !is_role_name(&n) {
                 self.diags.push(
                     Diagnostic::new(
-                        "iam-name-invalid",
+                        Code::IamNameInvalid,
                         format!("`{n}` is not a valid IAM role name"),
                         Some(name.pos()),
                     )
@@ -142,7 +142,7 @@ impl Validator<'_> {
                 if !(3600..=43200).contains(d.value()) {
                     self.diags.push(
                         Diagnostic::new(
-                            "value-out-of-range",
+                            Code::ValueOutOfRange,
                             format!("max_session_duration is {}, it must be 3600–43200 seconds", d.value()),
                             Some(d.pos()),
                         )
@@ -157,7 +157,7 @@ impl Validator<'_> {
                     if !is_role_name(pname.value()) || pname.value().len() > 128 {
                         self.diags.push(
                             Diagnostic::new(
-                                "iam-name-invalid",
+                                Code::IamNameInvalid,
                                 format!("`{}` is not a valid inline policy name", pname.value()),
                                 Some(pname.pos()),
                             )
@@ -183,7 +183,7 @@ impl Validator<'_> {
                     }
                     (None, Some(pos)) => self.diags.push(
                         Diagnostic::new(
-                            "replication-role-unused",
+                            Code::ReplicationRoleUnused,
                             format!("`s3_replication: true` but no bucket's replication names role `{n}`"),
                             Some(pos.pos()),
                         )
@@ -197,7 +197,7 @@ impl Validator<'_> {
                 if total > INLINE_LIMIT {
                     self.diags.push(
                         Diagnostic::new(
-                            "document-too-large",
+                            Code::DocumentTooLarge,
                             format!(
                                 "the inline policies of role `{n}` total {total} characters; IAM allows {INLINE_LIMIT}"
                             ),
@@ -216,11 +216,11 @@ impl Validator<'_> {
                     let arn_ok = v.starts_with("arn:") && v.split(':').nth(2) == Some("iam") && v.contains(":policy/");
                     if !known && !arn_ok {
                         self.diags.push(
-                            Diagnostic::new("policy-ref-invalid", format!("`{v}` is neither a managed policy ARN nor a policy under iam.policies"), Some(p.pos()))
+                            Diagnostic::new(Code::PolicyRefInvalid, format!("`{v}` is neither a managed policy ARN nor a policy under iam.policies"), Some(p.pos()))
                                 .help("write arn:aws:iam::aws:policy/NAME, arn:aws:iam::ACCOUNT:policy/NAME, or the name of a policy declared under iam.policies"),
                         );
                     } else if !seen.insert(v.clone()) {
-                        self.diags.push(Diagnostic::new("duplicate-key", format!("`{v}` is listed twice"), Some(p.pos())).help("list each policy once"));
+                        self.diags.push(Diagnostic::new(Code::DuplicateKey, format!("`{v}` is listed twice"), Some(p.pos())).help("list each policy once"));
                     } else {
                         out.push(v.clone());
                     }
@@ -230,7 +230,7 @@ impl Validator<'_> {
             if !absent && trust.is_none() && rv.trust.is_none() {
                 self.diags.push(
                     Diagnostic::new(
-                        "missing-field",
+                        Code::MissingField,
                         format!("role `{n}` needs a `trust` document (who may assume it)"),
                         Some(name.pos()),
                     )
@@ -258,7 +258,7 @@ impl Validator<'_> {
         let Some(p) = p else { return "/".into() };
         if !is_path(p.value()) {
             self.diags.push(
-                Diagnostic::new("invalid-value", format!("`{}` is not an IAM path", p.value()), Some(p.pos()))
+                Diagnostic::new(Code::InvalidValue, format!("`{}` is not an IAM path", p.value()), Some(p.pos()))
                     .help("a path starts and ends with `/`, e.g. /backup/"),
             );
         }
@@ -273,7 +273,7 @@ impl Validator<'_> {
             if v.value() != "2012-10-17" && v.value() != "2008-10-17" {
                 self.diags.push(
                     Diagnostic::new(
-                        "iam-document-invalid",
+                        Code::IamDocumentInvalid,
                         format!("Version `{}` is not an IAM policy language version", v.value()),
                         Some(v.pos()),
                     )
@@ -283,7 +283,7 @@ impl Validator<'_> {
         }
         if d.statement.value().0.is_empty() {
             self.diags.push(
-                Diagnostic::new("iam-document-invalid", "the document has no statement", Some(d.statement.pos()))
+                Diagnostic::new(Code::IamDocumentInvalid, "the document has no statement", Some(d.statement.pos()))
                     .help("add at least one statement"),
             );
         }
@@ -296,7 +296,7 @@ impl Validator<'_> {
         if n > limit {
             self.diags.push(
                 Diagnostic::new(
-                    "document-too-large",
+                    Code::DocumentTooLarge,
                     format!("the document is {n} characters without whitespace; IAM allows {limit} here"),
                     Some(doc.pos()),
                 )
@@ -312,7 +312,7 @@ impl Validator<'_> {
             if !s.chars().all(|c| c.is_ascii_alphanumeric()) {
                 self.diags.push(
                     Diagnostic::new(
-                        "iam-document-invalid",
+                        Code::IamDocumentInvalid,
                         format!("Sid `{s}` may only hold letters and digits"),
                         Some(sid.pos()),
                     )
@@ -322,7 +322,7 @@ impl Validator<'_> {
             if let Some(line) = sids.insert(s.clone(), sid.pos().line) {
                 self.diags.push(
                     Diagnostic::new(
-                        "duplicate-sid",
+                        Code::DuplicateSid,
                         format!("Sid `{s}` is used twice in this document (first at line {line})"),
                         Some(sid.pos()),
                     )
@@ -333,7 +333,7 @@ impl Validator<'_> {
         if st.effect.value() != "Allow" && st.effect.value() != "Deny" {
             self.diags.push(
                 Diagnostic::new(
-                    "iam-document-invalid",
+                    Code::IamDocumentInvalid,
                     format!("Effect `{}` is neither Allow nor Deny", st.effect.value()),
                     Some(st.effect.pos()),
                 )
@@ -343,11 +343,15 @@ impl Validator<'_> {
         let at = st.effect.pos();
         match (&st.action, &st.not_action) {
             (Some(_), Some(n)) => self.diags.push(
-                Diagnostic::new("iam-document-invalid", "a statement has Action or NotAction, not both", Some(n.pos()))
-                    .help("remove one of them"),
+                Diagnostic::new(
+                    Code::IamDocumentInvalid,
+                    "a statement has Action or NotAction, not both",
+                    Some(n.pos()),
+                )
+                .help("remove one of them"),
             ),
             (None, None) => self.diags.push(
-                Diagnostic::new("iam-document-invalid", "the statement has neither Action nor NotAction", Some(at))
+                Diagnostic::new(Code::IamDocumentInvalid, "the statement has neither Action nor NotAction", Some(at))
                     .help("add Action: [service:Operation, …]"),
             ),
             _ => {}
@@ -365,7 +369,7 @@ impl Validator<'_> {
                 for p in [&st.principal, &st.not_principal].into_iter().flatten() {
                     self.diags.push(
                         Diagnostic::new(
-                            "iam-document-invalid",
+                            Code::IamDocumentInvalid,
                             "an identity policy takes no Principal (the role is the principal)",
                             Some(p.pos()),
                         )
@@ -375,7 +379,7 @@ impl Validator<'_> {
                 match (&st.resource, &st.not_resource) {
                     (Some(_), Some(n)) => self.diags.push(
                         Diagnostic::new(
-                            "iam-document-invalid",
+                            Code::IamDocumentInvalid,
                             "a statement has Resource or NotResource, not both",
                             Some(n.pos()),
                         )
@@ -383,7 +387,7 @@ impl Validator<'_> {
                     ),
                     (None, None) => self.diags.push(
                         Diagnostic::new(
-                            "iam-document-invalid",
+                            Code::IamDocumentInvalid,
                             "the statement has neither Resource nor NotResource",
                             Some(at),
                         )
@@ -396,7 +400,7 @@ impl Validator<'_> {
                 for r in [&st.resource, &st.not_resource].into_iter().flatten() {
                     self.diags.push(
                         Diagnostic::new(
-                            "iam-document-invalid",
+                            Code::IamDocumentInvalid,
                             "a trust document takes no Resource (the role is the resource)",
                             Some(r.pos()),
                         )
@@ -405,7 +409,7 @@ impl Validator<'_> {
                 }
                 if st.principal.is_none() && st.not_principal.is_none() {
                     self.diags.push(
-                        Diagnostic::new("iam-document-invalid", "a trust statement needs a Principal", Some(at))
+                        Diagnostic::new(Code::IamDocumentInvalid, "a trust statement needs a Principal", Some(at))
                             .help("add Principal: {AWS: ARN} or {Service: s3.amazonaws.com}"),
                     );
                 }
@@ -421,7 +425,7 @@ impl Validator<'_> {
             for op in c.value().keys() {
                 if !is_condition_operator(op) {
                     self.diags.push(
-                        Diagnostic::new("iam-document-invalid", format!("`{op}` is not an IAM condition operator"), Some(c.pos()))
+                        Diagnostic::new(Code::IamDocumentInvalid, format!("`{op}` is not an IAM condition operator"), Some(c.pos()))
                             .help("use StringEquals, StringLike, ArnLike, Bool, IpAddress, NumericLessThan … (with optional IfExists / ForAnyValue: / ForAllValues:)"),
                     );
                 }
@@ -432,13 +436,13 @@ impl Validator<'_> {
     fn strs_check(&mut self, s: &Sp<Strs>, ok: fn(&str) -> bool, what: &str, help: &str) {
         if s.value().items.is_empty() {
             self.diags.push(
-                Diagnostic::new("iam-document-invalid", "the list is empty", Some(s.pos())).help(help.to_string()),
+                Diagnostic::new(Code::IamDocumentInvalid, "the list is empty", Some(s.pos())).help(help.to_string()),
             );
         }
         for v in &s.value().items {
             if !ok(v) {
                 self.diags.push(
-                    Diagnostic::new("iam-document-invalid", format!("`{v}` {what}"), Some(s.pos()))
+                    Diagnostic::new(Code::IamDocumentInvalid, format!("`{v}` {what}"), Some(s.pos()))
                         .help(help.to_string()),
                 );
             }
@@ -450,7 +454,7 @@ impl Validator<'_> {
             RawPrincipal::Star(s) if s == "*" => {}
             RawPrincipal::Star(s) => self.diags.push(
                 Diagnostic::new(
-                    "iam-document-invalid",
+                    Code::IamDocumentInvalid,
                     format!("Principal `{s}` must be \"*\" or a mapping"),
                     Some(p.pos()),
                 )
@@ -471,7 +475,7 @@ impl Validator<'_> {
                     for x in &v.items {
                         if !valid(x) {
                             self.diags.push(
-                                Diagnostic::new("iam-document-invalid", format!("`{k}: {x}` is not a valid principal"), Some(p.pos()))
+                                Diagnostic::new(Code::IamDocumentInvalid, format!("`{k}: {x}` is not a valid principal"), Some(p.pos()))
                                     .help("AWS takes an account id, an IAM ARN or \"*\"; Service takes NAME.amazonaws.com; the types are AWS, Service, Federated, CanonicalUser"),
                             );
                         }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use diag::{Diagnostic, Diagnostics, Pos};
+pub use diag::{Code, Diagnostic, Diagnostics, Pos};
 
 /// A loaded, valid policy.
 #[derive(Debug, Clone)]
@@ -418,7 +418,7 @@ pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
             return Err(LoadError::Invalid(Box::new(Diagnostics {
                 file: file.clone(),
                 source: Arc::new(String::new()),
-                items: vec![Diagnostic::new("file-unreadable", format!("cannot read the policy file: {e}"), None)
+                items: vec![Diagnostic::new(Code::FileUnreadable, format!("cannot read the policy file: {e}"), None)
                     .help("check the path given with -f")],
             })))
         }

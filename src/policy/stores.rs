@@ -1,7 +1,7 @@
 //! Validation of `redis:` and `postgres:`. URLs are secrets: no message
 //! quotes one.
 
-use super::diag::Diagnostic;
+use super::diag::{Code, Diagnostic};
 use super::raw::Sp;
 use super::store_raw::{FsyncRaw, RawPersistence, RawPostgresMap, RawRedisMap, WalLevelRaw};
 use super::validate::Validator;
@@ -13,7 +13,7 @@ impl Validator<'_> {
             Some(0) | None => {
                 self.diags.push(
                     Diagnostic::new(
-                        "duration-invalid",
+                        Code::DurationInvalid,
                         format!("`{}` is not a duration for {what}", d.value()),
                         Some(d.pos()),
                     )
@@ -32,7 +32,7 @@ impl Validator<'_> {
             // Never quote the value: it may hold a password.
             self.diags.push(
                 Diagnostic::new(
-                    "url-invalid",
+                    Code::UrlInvalid,
                     format!(
                         "the URL must start with {}",
                         schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")
@@ -71,7 +71,7 @@ impl Validator<'_> {
                         if changes < 1 {
                             self.diags.push(
                                 Diagnostic::new(
-                                    "value-out-of-range",
+                                    Code::ValueOutOfRange,
                                     format!("changes is {changes}, it must be at least 1"),
                                     Some(save.value().changes.pos()),
                                 )
@@ -86,7 +86,7 @@ impl Validator<'_> {
                     }
                     if aof.is_none() && d.rdb.is_none() {
                         self.diags.push(
-                            Diagnostic::new("rule-does-nothing", "persistence names neither aof nor rdb", Some(rv.persistence.pos()))
+                            Diagnostic::new(Code::RuleDoesNothing, "persistence names neither aof nor rdb", Some(rv.persistence.pos()))
                                 .help("write `persistence: none` for a cache, or add aof: {fsync: everysec} and/or rdb: [{after: 6h, changes: 1}]"),
                         );
                         ok = false;
@@ -120,7 +120,7 @@ impl Validator<'_> {
                 } else {
                     self.diags.push(
                         Diagnostic::new(
-                            "invalid-value",
+                            Code::InvalidValue,
                             format!("archive_mode `{}` is not on, always or off", m.value()),
                             Some(m.pos()),
                         )
@@ -135,7 +135,7 @@ impl Validator<'_> {
             if let (Some(t), Some(r), Some(pos)) = (archive_timeout, rpo, w.and_then(|w| w.archive_timeout.as_ref())) {
                 if t > r {
                     self.diags.push(
-                        Diagnostic::new("value-out-of-range", format!("archive_timeout ({t} s) is longer than the RPO ({r} s)"), Some(pos.pos()))
+                        Diagnostic::new(Code::ValueOutOfRange, format!("archive_timeout ({t} s) is longer than the RPO ({r} s)"), Some(pos.pos()))
                             .help("an archive_timeout at or below the RPO (the strategy's is 15 min) bounds how much WAL a lost server takes with it"),
                     );
                 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::diag::{Diagnostic, Diagnostics, Pos};
+use super::diag::{Code, Diagnostic, Diagnostics, Pos};
 use super::raw::{self, RawPolicy, Sp};
 use super::{
     Algorithm, BackupSpec, BucketSpec, Encryption, Lifecycle, LifecycleRule, Ownership, Policy, PublicAccessBlock,
@@ -30,7 +30,7 @@ pub fn parse_and_validate(
                 file: file.to_string(),
                 source: Arc::new(prefix),
                 items: vec![Diagnostic::new(
-                    "not-utf8",
+                    Code::NotUtf8,
                     format!("the file is not valid UTF-8 (byte {bad} at line {line}, column {column})"),
                     Some(Pos { line, column, offset: bad, len: 0 }),
                 )
@@ -44,7 +44,7 @@ pub fn parse_and_validate(
     if source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         let end = source.len();
         return Err(fail(vec![Diagnostic::new(
-            "missing-field",
+            Code::MissingField,
             "the policy file is empty",
             Some(Pos { line: source.lines().count().max(1) as u64, column: 1, offset: end, len: 0 }),
         )
@@ -74,28 +74,32 @@ fn from_parse_error(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
     };
     let pos = e.location().map(|l| Pos::from_location(&l));
     let (code, help) = if message.starts_with("unknown field") {
-        ("unknown-field", suggestion(&message, "remove it, or use one of the fields listed"))
+        (Code::UnknownField, suggestion(&message, "remove it, or use one of the fields listed"))
     } else if message.starts_with("unknown variant") {
-        ("invalid-value", suggestion(&message, "use one of the values listed"))
+        (Code::InvalidValue, suggestion(&message, "use one of the values listed"))
     } else if message.starts_with("duplicate mapping key") {
         let key = message.split(": ").nth(1).and_then(|k| k.split(',').next()).unwrap_or("");
-        return Diagnostic::new("duplicate-key", format!("duplicate key `{key}`"), pos)
+        return Diagnostic::new(Code::DuplicateKey, format!("duplicate key `{key}`"), pos)
             .help("a key may appear only once in a mapping; merge the two entries");
     } else if message.starts_with("missing field") {
-        ("missing-field", "add the field; see `suoops-policy schema` for the format".to_string())
+        (Code::MissingField, "add the field; see `suoops-policy schema` for the format".to_string())
     } else if message.contains("externally tagged enum expected scalar") {
-        return Diagnostic::new("invalid-type", "expected a single value here, not a list", pos)
+        return Diagnostic::new(Code::InvalidType, "expected a single value here, not a list", pos)
             .help("write one of the allowed words; see `suoops-policy schema`");
     } else if message == "expected mapping start" {
         let line = pos.and_then(|p| source.lines().nth(p.line.saturating_sub(1) as usize)).unwrap_or("");
         if line.len() > 1024 {
-            return Diagnostic::new("yaml-syntax", "a key longer than 1024 characters (YAML's limit for a key)", pos)
-                .help("shorten the key; bucket names are at most 63 characters");
+            return Diagnostic::new(
+                Code::YamlSyntax,
+                "a key longer than 1024 characters (YAML's limit for a key)",
+                pos,
+            )
+            .help("shorten the key; bucket names are at most 63 characters");
         }
-        return Diagnostic::new("yaml-syntax", "expected a mapping (`key: value` lines) here", pos)
+        return Diagnostic::new(Code::YamlSyntax, "expected a mapping (`key: value` lines) here", pos)
             .help("this key takes named settings, not a list or a single value; see `suoops-policy schema`");
     } else if message.starts_with("multiple YAML documents") {
-        return Diagnostic::new("yaml-syntax", "the file holds more than one YAML document (`---`)", pos).help(
+        return Diagnostic::new(Code::YamlSyntax, "the file holds more than one YAML document (`---`)", pos).help(
             "a policy is one document: remove the `---` line and what follows it, or move it to a file of its own",
         );
     } else if let Some(ty) = message.strip_prefix("invalid ").filter(|t| ["u32", "u64", "i32", "i64"].contains(t)) {
@@ -105,16 +109,16 @@ fn from_parse_error(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
             "i32" => "-2147483648 to 2147483647",
             _ => "-9223372036854775808 to 9223372036854775807",
         };
-        return Diagnostic::new("invalid-type", format!("expected a whole number from {range}"), pos).help(
+        return Diagnostic::new(Code::InvalidType, format!("expected a whole number from {range}"), pos).help(
             "write a whole number without a fraction or quotes; see `suoops-policy schema` for each key's range",
         );
     } else if message.contains("recursion limit") {
-        return Diagnostic::new("yaml-syntax", "the YAML nests too deeply", pos)
+        return Diagnostic::new(Code::YamlSyntax, "the YAML nests too deeply", pos)
             .help("a policy nests a few levels deep; look for runaway `[` or `{` brackets");
     } else if message.starts_with("invalid type") || message.starts_with("invalid ") {
-        ("invalid-type", "see `suoops-policy schema` for the type each key takes".to_string())
+        (Code::InvalidType, "see `suoops-policy schema` for the type each key takes".to_string())
     } else {
-        ("yaml-syntax", "fix the YAML syntax at this position".to_string())
+        (Code::YamlSyntax, "fix the YAML syntax at this position".to_string())
     };
     Diagnostic::new(code, message, pos).help(help)
 }
@@ -163,7 +167,7 @@ impl Validator<'_> {
         if *raw.version.value() != 1 {
             self.diags.push(
                 Diagnostic::new(
-                    "unsupported-version",
+                    Code::UnsupportedVersion,
                     format!("policy format version {} is not supported", raw.version.value()),
                     Some(raw.version.pos()),
                 )
@@ -182,7 +186,7 @@ impl Validator<'_> {
                 if let Some(first) = seen.get(&spec.name) {
                     self.diags.push(
                         Diagnostic::new(
-                            "duplicate-key",
+                            Code::DuplicateKey,
                             format!("bucket `{}` is declared twice (first at line {})", spec.name, first.line),
                             Some(name.pos()),
                         )
@@ -202,7 +206,7 @@ impl Validator<'_> {
                 if b.versioning != Some(Versioning::Enabled) {
                     self.diags.push(
                         Diagnostic::new(
-                            "replication-needs-versioning",
+                            Code::ReplicationNeedsVersioning,
                             format!("destination bucket `{dest}` (line {}) must have `versioning: enabled`", b.line),
                             Some(pos),
                         )
@@ -233,7 +237,7 @@ impl Validator<'_> {
             } else if let Some(tail) = after.strip_prefix("${") {
                 let Some(end) = tail.find('}') else {
                     self.diags.push(
-                        Diagnostic::new("env-var-invalid", "`${` is not closed by `}`", Some(s.pos()))
+                        Diagnostic::new(Code::EnvVarInvalid, "`${` is not closed by `}`", Some(s.pos()))
                             .help("write ${NAME}, or $${ for a literal `${`"),
                     );
                     return None;
@@ -245,7 +249,7 @@ impl Validator<'_> {
                 if !valid {
                     self.diags.push(
                         Diagnostic::new(
-                            "env-var-invalid",
+                            Code::EnvVarInvalid,
                             format!("`${{{name}}}` is not a valid variable reference"),
                             Some(s.pos()),
                         )
@@ -258,7 +262,7 @@ impl Validator<'_> {
                         None => {
                             self.diags.push(
                                 Diagnostic::new(
-                                    "env-var-missing",
+                                    Code::EnvVarMissing,
                                     format!("environment variable `{name}` is not set"),
                                     Some(s.pos()),
                                 )
@@ -285,7 +289,7 @@ impl Validator<'_> {
             Some(region)
         } else {
             self.diags.push(
-                Diagnostic::new("region-invalid", format!("`{region}` is not an AWS region name"), Some(r.pos()))
+                Diagnostic::new(Code::RegionInvalid, format!("`{region}` is not an AWS region name"), Some(r.pos()))
                     .help("a region looks like us-east-1, eu-west-1 or ap-southeast-2"),
             );
             None
@@ -297,7 +301,7 @@ impl Validator<'_> {
         if let Some(n) = &name {
             if let Err(why) = check_bucket_name(n) {
                 self.diags.push(
-                    Diagnostic::new("bucket-name-invalid", format!("`{n}` is not a valid S3 bucket name: {why}"), Some(key.pos()))
+                    Diagnostic::new(Code::BucketNameInvalid, format!("`{n}` is not a valid S3 bucket name: {why}"), Some(key.pos()))
                         .help("bucket names are 3–63 characters of a-z, 0-9, `.` and `-`, starting and ending with a letter or digit"),
                 );
             }
@@ -363,7 +367,7 @@ impl Validator<'_> {
             Some((raw::VersioningRaw::Enabled, _)) => {}
             Some((raw::VersioningRaw::Suspended, pos)) => self.diags.push(
                 Diagnostic::new(
-                    "replication-needs-versioning",
+                    Code::ReplicationNeedsVersioning,
                     "replication needs versioning enabled on the source bucket, this bucket says suspended",
                     Some(pos),
                 )
@@ -371,7 +375,7 @@ impl Validator<'_> {
             ),
             None => self.diags.push(
                 Diagnostic::new(
-                    "replication-needs-versioning",
+                    Code::ReplicationNeedsVersioning,
                     "replication needs versioning enabled on the source bucket, and this bucket does not say so",
                     Some(r.pos()),
                 )
@@ -382,7 +386,7 @@ impl Validator<'_> {
         if !is_role_ref(&role) {
             self.diags.push(
                 Diagnostic::new(
-                    "role-invalid",
+                    Code::RoleInvalid,
                     format!("`{role}` is neither an IAM role name nor a role ARN"),
                     Some(raw.role.pos()),
                 )
@@ -398,7 +402,7 @@ impl Validator<'_> {
             if id.is_empty() || id.chars().count() > 255 {
                 self.diags.push(
                     Diagnostic::new(
-                        "rule-id-invalid",
+                        Code::RuleIdInvalid,
                         format!("a rule id must be 1–255 characters, this one has {}", id.chars().count()),
                         Some(rr.id.pos()),
                     )
@@ -408,7 +412,7 @@ impl Validator<'_> {
             if let Some(line) = ids.insert(id.clone(), rr.id.pos().line) {
                 self.diags.push(
                     Diagnostic::new(
-                        "duplicate-rule-id",
+                        Code::DuplicateRuleId,
                         format!("replication rule id `{id}` is used twice (first at line {line})"),
                         Some(rr.id.pos()),
                     )
@@ -420,7 +424,7 @@ impl Validator<'_> {
                 if !(0..=i64::from(i32::MAX)).contains(p.value()) {
                     self.diags.push(
                         Diagnostic::new(
-                            "value-out-of-range",
+                            Code::ValueOutOfRange,
                             format!("priority {} must be between 0 and {}", p.value(), i32::MAX),
                             Some(p.pos()),
                         )
@@ -433,7 +437,7 @@ impl Validator<'_> {
             {
                 self.diags.push(
                     Diagnostic::new(
-                        "duplicate-priority",
+                        Code::DuplicatePriority,
                         format!("replication priority {priority} is used twice (first at line {line})"),
                         Some(rr.priority.as_ref().map_or(rr.id.pos(), |p| p.pos())),
                     )
@@ -449,7 +453,7 @@ impl Validator<'_> {
                 if let Err(why) = check_bucket_name(d) {
                     self.diags.push(
                         Diagnostic::new(
-                            "destination-invalid",
+                            Code::DestinationInvalid,
                             format!("`{d}` is not a valid destination bucket: {why}"),
                             Some(rr.destination.pos()),
                         )
@@ -458,7 +462,7 @@ impl Validator<'_> {
                 } else if Some(d.as_str()) == source {
                     self.diags.push(
                         Diagnostic::new(
-                            "destination-invalid",
+                            Code::DestinationInvalid,
                             "a bucket cannot replicate to itself",
                             Some(rr.destination.pos()),
                         )
@@ -485,7 +489,7 @@ impl Validator<'_> {
         }
         if raw.rules.is_empty() {
             self.diags.push(
-                Diagnostic::new("rule-does-nothing", "replication has no rules", Some(r.pos()))
+                Diagnostic::new(Code::RuleDoesNothing, "replication has no rules", Some(r.pos()))
                     .help("add a rule with an id and a destination"),
             );
         }
@@ -502,7 +506,7 @@ impl Validator<'_> {
         if !crate::providers::control_ids().contains(&wv.control.value().as_str()) {
             self.diags.push(
                 Diagnostic::new(
-                    "invalid-value",
+                    Code::InvalidValue,
                     format!("`{}` is not a control id", wv.control.value()),
                     Some(wv.control.pos()),
                 )
@@ -519,14 +523,14 @@ impl Validator<'_> {
             && (1..=31).contains(&d[8..10].parse::<u32>().unwrap_or(0));
         if !valid_date {
             self.diags.push(
-                Diagnostic::new("invalid-value", format!("expires `{d}` is not a date"), Some(wv.expires.pos()))
+                Diagnostic::new(Code::InvalidValue, format!("expires `{d}` is not a date"), Some(wv.expires.pos()))
                     .help("write expires: \"2027-01-31\" (YYYY-MM-DD)"),
             );
         }
         for (what, v) in [("owner", &wv.owner), ("reason", &wv.reason), ("address", &wv.address)] {
             if v.value().trim().is_empty() {
                 self.diags.push(
-                    Diagnostic::new("missing-field", format!("the waiver's {what} is empty"), Some(v.pos()))
+                    Diagnostic::new(Code::MissingField, format!("the waiver's {what} is empty"), Some(v.pos()))
                         .help("auditors need to know who accepted what and why"),
                 );
             }
@@ -549,7 +553,7 @@ impl Validator<'_> {
             if !names.insert(name.clone()) {
                 self.diags.push(
                     Diagnostic::new(
-                        "duplicate-key",
+                        Code::DuplicateKey,
                         format!("backup `{name}` is declared twice in this bucket"),
                         Some(bv.name.pos()),
                     )
@@ -560,7 +564,7 @@ impl Validator<'_> {
             if max_age.is_none() {
                 self.diags.push(
                     Diagnostic::new(
-                        "duration-invalid",
+                        Code::DurationInvalid,
                         format!("`{}` is not a duration for max_age", bv.max_age.value()),
                         Some(bv.max_age.pos()),
                     )
@@ -572,7 +576,7 @@ impl Validator<'_> {
                 _ => {
                     self.diags.push(
                         Diagnostic::new(
-                            "duration-invalid",
+                            Code::DurationInvalid,
                             format!("retention `{}` is not a whole number of days", r.value()),
                             Some(r.pos()),
                         )
@@ -591,7 +595,7 @@ impl Validator<'_> {
                 }
                 if !ok {
                     self.diags.push(
-                        Diagnostic::new("invalid-value", format!("key_format `{}` is not a time format", f.value()), Some(f.pos()))
+                        Diagnostic::new(Code::InvalidValue, format!("key_format `{}` is not a time format", f.value()), Some(f.pos()))
                             .help("use %Y %m %d %H %M %S, e.g. \"%Y%m%d-%H%M%S\" for keys like postgres/20261124-020000.sql.gz"),
                     );
                 }
@@ -621,7 +625,7 @@ impl Validator<'_> {
         if raw.rules.len() > 1000 {
             self.diags.push(
                 Diagnostic::new(
-                    "too-many-rules",
+                    Code::TooManyRules,
                     format!("{} lifecycle rules; S3 allows at most 1000", raw.rules.len()),
                     Some(l.pos()),
                 )
@@ -635,7 +639,7 @@ impl Validator<'_> {
             if let Some(line) = seen.get(&id) {
                 self.diags.push(
                     Diagnostic::new(
-                        "duplicate-rule-id",
+                        Code::DuplicateRuleId,
                         format!("lifecycle rule id `{id}` is used twice (first at line {line})"),
                         Some(r.value().id.pos()),
                     )
@@ -658,7 +662,7 @@ impl Validator<'_> {
         if id.is_empty() || id.chars().count() > 255 {
             self.diags.push(
                 Diagnostic::new(
-                    "rule-id-invalid",
+                    Code::RuleIdInvalid,
                     format!("a rule id must be 1–255 characters, this one has {}", id.chars().count()),
                     Some(raw.id.pos()),
                 )
@@ -671,7 +675,7 @@ impl Validator<'_> {
             if *v.value() < min || *v.value() > max {
                 self.diags.push(
                     Diagnostic::new(
-                        "value-out-of-range",
+                        Code::ValueOutOfRange,
                         format!("`{what}` is {}, it must be between {min} and {max}", v.value()),
                         Some(v.pos()),
                     )
@@ -690,7 +694,7 @@ impl Validator<'_> {
             if g >= l {
                 self.diags.push(
                     Diagnostic::new(
-                        "value-out-of-range",
+                        Code::ValueOutOfRange,
                         format!("object_size_less_than ({l}) must be greater than object_size_greater_than ({g})"),
                         Some(lp.pos()),
                     )
@@ -716,7 +720,7 @@ impl Validator<'_> {
             if let Some(p) = &raw.noncurrent_newer_versions {
                 self.diags.push(
                     Diagnostic::new(
-                        "rule-does-nothing",
+                        Code::RuleDoesNothing,
                         "`noncurrent_newer_versions` needs `noncurrent_expire_after_days`",
                         Some(p.pos()),
                     )
@@ -731,7 +735,7 @@ impl Validator<'_> {
             && abort.is_none()
         {
             self.diags.push(
-                Diagnostic::new("rule-does-nothing", format!("lifecycle rule `{id}` has no action"), Some(raw.id.pos()))
+                Diagnostic::new(Code::RuleDoesNothing, format!("lifecycle rule `{id}` has no action"), Some(raw.id.pos()))
                     .help("add transitions, expire_after_days, noncurrent_expire_after_days, noncurrent_transitions or abort_incomplete_multipart_days"),
             );
         }
@@ -739,7 +743,7 @@ impl Validator<'_> {
         if let Some(t) = &raw.tags {
             if t.value().keys().any(|k| k.is_empty() || k.chars().count() > 128) {
                 self.diags.push(
-                    Diagnostic::new("value-out-of-range", "a tag key must be 1–128 characters", Some(t.pos()))
+                    Diagnostic::new(Code::ValueOutOfRange, "a tag key must be 1–128 characters", Some(t.pos()))
                         .help("fix the tag key"),
                 );
             }
@@ -783,7 +787,7 @@ impl Validator<'_> {
             if !(0..=i64::from(i32::MAX)).contains(&days) {
                 self.diags.push(
                     Diagnostic::new(
-                        "value-out-of-range",
+                        Code::ValueOutOfRange,
                         format!("transition days is {days}, it must be between 0 and {}", i32::MAX),
                         Some(t.days.pos()),
                     )
@@ -793,7 +797,7 @@ impl Validator<'_> {
             if matches!(class, raw::StorageClassRaw::StandardIa | raw::StorageClassRaw::OnezoneIa) && days < 30 {
                 self.diags.push(
                     Diagnostic::new(
-                        "transition-too-early",
+                        Code::TransitionTooEarly,
                         format!("{} transitions need at least 30 days, this one is at {days}", class.as_str()),
                         Some(t.days.pos()),
                     )
@@ -808,7 +812,7 @@ impl Validator<'_> {
                 if days <= pd {
                     self.diags.push(
                         Diagnostic::new(
-                            "transition-order",
+                            Code::TransitionOrder,
                             format!("{what} must increase in days: {days} comes after {pd}"),
                             Some(t.days.pos()),
                         )
@@ -816,7 +820,7 @@ impl Validator<'_> {
                     );
                 } else if class <= pc {
                     self.diags.push(
-                        Diagnostic::new("transition-order", format!("{} after {} moves up the storage-class order", class.as_str(), pc.as_str()), Some(t.storage_class.pos()))
+                        Diagnostic::new(Code::TransitionOrder, format!("{} after {} moves up the storage-class order", class.as_str(), pc.as_str()), Some(t.storage_class.pos()))
                             .help("transitions go down the order STANDARD_IA → INTELLIGENT_TIERING → ONEZONE_IA → GLACIER_IR → GLACIER → DEEP_ARCHIVE"),
                     );
                 }
@@ -828,7 +832,7 @@ impl Validator<'_> {
             if e <= last {
                 self.diags.push(
                     Diagnostic::new(
-                        "expiration-before-transition",
+                        Code::ExpirationBeforeTransition,
                         format!(
                             "`{expire_name}: {e}` is not after the last transition ({} at {last} days)",
                             class.as_str()
@@ -855,7 +859,7 @@ impl Validator<'_> {
             (Algorithm::Aes256, Some(k)) => {
                 self.diags.push(
                     Diagnostic::new(
-                        "kms-key-not-allowed",
+                        Code::KmsKeyNotAllowed,
                         "`kms_key` is set but the algorithm is AES256 (SSE-S3 uses no KMS key)",
                         Some(k.pos()),
                     )
@@ -866,7 +870,7 @@ impl Validator<'_> {
             (Algorithm::AwsKms | Algorithm::AwsKmsDsse, None) => {
                 self.diags.push(
                     Diagnostic::new(
-                        "kms-key-required",
+                        Code::KmsKeyRequired,
                         format!("`algorithm: {}` needs a `kms_key`", algorithm.as_str()),
                         Some(raw.algorithm.pos()),
                     )
@@ -877,7 +881,7 @@ impl Validator<'_> {
             (_, Some(k)) if kms_key.as_deref().is_some_and(|v| !is_kms_key(v)) => {
                 self.diags.push(
                     Diagnostic::new(
-                        "invalid-value",
+                        Code::InvalidValue,
                         format!("`{}` is not a KMS key id, key ARN or alias", kms_key.as_deref().unwrap_or("")),
                         Some(k.pos()),
                     )
@@ -891,7 +895,7 @@ impl Validator<'_> {
             if algorithm != Algorithm::AwsKms {
                 self.diags.push(
                     Diagnostic::new(
-                        "bucket-key-not-allowed",
+                        Code::BucketKeyNotAllowed,
                         format!("`bucket_key` applies only to aws:kms, not {}", algorithm.as_str()),
                         Some(bk.pos()),
                     )
@@ -1047,7 +1051,7 @@ mod tests {
         let err =
             load("version: 3\naws: {region: x}\ns3:\n  buckets:\n    A: {encryption: {algorithm: aws:kms}}\n", &[])
                 .expect_err("invalid");
-        let codes: Vec<_> = err.items.iter().map(|d| d.code).collect();
+        let codes: Vec<_> = err.items.iter().map(|d| d.code.as_str()).collect();
         assert_eq!(codes, ["unsupported-version", "region-invalid", "bucket-name-invalid", "kms-key-required"]);
     }
 

@@ -76,14 +76,15 @@ fn bad_policies_give_located_diagnostics() {
     assert!(r.stderr.contains("error[file-unreadable]"), "{}", r.stderr);
     codes.insert("file-unreadable".into());
 
-    let all: BTreeSet<String> = suoops_policy::policy::diag::ALL_CODES.iter().map(|s| s.to_string()).collect();
+    let all: BTreeSet<String> = suoops_policy::policy::diag::Code::ALL.iter().map(|c| c.as_str().to_string()).collect();
     assert_eq!(codes, all, "every diagnostic code has a fixture that produces it");
 }
 
 #[test]
 fn diagnostic_codes_are_stable() {
+    let names: Vec<&str> = suoops_policy::policy::diag::Code::ALL.iter().map(|c| c.as_str()).collect();
     assert_eq!(
-        suoops_policy::policy::diag::ALL_CODES,
+        names,
         [
             "bucket-key-not-allowed",
             "bucket-name-invalid",
