@@ -10,7 +10,7 @@ use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
 use crate::audit::{ControlResult, Report};
 use crate::aws::Aws;
-use crate::model::{resource_of, Address, Applied, Change, Fatal, Plan, Targets};
+use crate::model::{Address, Applied, Change, Fatal, Plan, Targets};
 use crate::policy::Policy;
 use crate::providers::{self, Ctx, Observation, Prior};
 
@@ -40,9 +40,10 @@ impl Snapshot {
     /// kind observed of it (stable settings only).
     pub fn fingerprints(&self) -> BTreeMap<String, String> {
         let mut by: BTreeMap<String, serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
+        // Keyed by the address text, as saved plans write them.
         for p in &self.parts {
             for (addr, v) in p.fingerprints() {
-                by.entry(addr).or_default().insert(p.kind().to_string(), v);
+                by.entry(addr.to_string()).or_default().insert(p.kind().to_string(), v);
             }
         }
         by.into_iter()
@@ -72,11 +73,12 @@ pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize, evidence: b
 /// (registry order, then each kind's own order): a resource's parts that
 /// another kind owns (a bucket's replication) follow the resource.
 fn grouped(changes: Vec<Change>) -> Vec<Change> {
-    let mut first: BTreeMap<String, usize> = BTreeMap::new();
+    let mut first: BTreeMap<Address, usize> = BTreeMap::new();
     for (i, c) in changes.iter().enumerate() {
-        first.entry(resource_of(&c.address.0)).or_insert(i);
+        first.entry(c.address.resource_addr()).or_insert(i);
     }
-    let mut keyed: Vec<(usize, Change)> = changes.into_iter().map(|c| (first[&resource_of(&c.address.0)], c)).collect();
+    let mut keyed: Vec<(usize, Change)> =
+        changes.into_iter().map(|c| (first.get(&c.address.resource_addr()).copied().unwrap_or(0), c)).collect();
     keyed.sort_by_key(|(k, _)| *k);
     keyed.into_iter().map(|(_, c)| c).collect()
 }
@@ -169,8 +171,8 @@ async fn verify(
     targets: &Targets,
     on_done: OnApplied<'_>,
 ) -> Result<Vec<Applied>, Fatal> {
-    let clean: BTreeSet<String> =
-        done.iter().filter(|d| d.steps.iter().all(|s| s.result.is_ok())).map(|d| d.address.0.clone()).collect();
+    let clean: BTreeSet<Address> =
+        done.iter().filter(|d| d.steps.iter().all(|s| s.result.is_ok())).map(|d| d.address.clone()).collect();
     let again = if clean.is_empty() {
         Vec::new()
     } else {
@@ -180,7 +182,7 @@ async fn verify(
         again.into_iter().map(|c| (after_pending(after.as_ref(), &c), c)).collect()
     };
     for d in &mut done {
-        if clean.contains(&d.address.0) {
+        if clean.contains(&d.address) {
             d.did_not_take = still_differs(&d.address, &again);
         }
         on_done(d);
@@ -195,9 +197,7 @@ fn after_pending(after: &dyn Observation, c: &Change) -> Vec<bool> {
 
 fn still_differs(addr: &Address, again: &[(Vec<bool>, Change)]) -> Vec<String> {
     let mut out = Vec::new();
-    for (pending, c) in
-        again.iter().filter(|(_, c)| c.address == *addr || crate::model::is_under(&c.address.0, &addr.0))
-    {
+    for (pending, c) in again.iter().filter(|(_, c)| c.address.at_or_under(addr)) {
         let attrs: Vec<&str> =
             c.attributes.iter().zip(pending).filter(|(_, p)| !**p).map(|(a, _)| a.name.as_str()).collect();
         if c.is_actionable() && c.attributes.is_empty() {

@@ -34,8 +34,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub use crate::model::resource_of;
-
 /// A fingerprint of what was observed of each resource: only stable
 /// settings (not counters such as Redis' uptime or the archiver's stats),
 /// from each provider's canonical serialisation.
@@ -46,7 +44,7 @@ pub fn fingerprints(snap: &Snapshot) -> BTreeMap<String, String> {
 /// The resources the saved plan would change (as targets to observe).
 pub fn touched(plan: &SavedPlan) -> Targets {
     let mut r: Vec<String> =
-        plan.changes.iter().filter(|c| c.is_actionable()).map(|c| resource_of(&c.address.0)).collect();
+        plan.changes.iter().filter(|c| c.is_actionable()).map(|c| c.address.resource_addr().to_string()).collect();
     r.sort();
     r.dedup();
     Targets(r)
@@ -54,7 +52,7 @@ pub fn touched(plan: &SavedPlan) -> Targets {
 
 /// Exactly the saved changes, as targets for apply.
 pub fn exact(plan: &SavedPlan) -> Targets {
-    Targets(plan.changes.iter().filter(|c| c.is_actionable()).map(|c| c.address.0.clone()).collect())
+    Targets(plan.changes.iter().filter(|c| c.is_actionable()).map(|c| c.address.as_str().to_string()).collect())
 }
 
 /// Resources whose state changed since the plan: their addresses.

@@ -53,7 +53,8 @@ pub fn apply_waivers(report: &mut Report, waivers: &[crate::policy::Waiver], tod
             continue;
         }
         let covers = |w: &&crate::policy::Waiver| {
-            w.control == c.id && (c.address.0 == w.address || c.address.0.starts_with(&format!("{}.", w.address)))
+            w.control == c.id
+                && (c.address.as_str() == w.address || c.address.as_str().starts_with(&format!("{}.", w.address)))
         };
         let mut matching: Vec<&crate::policy::Waiver> = waivers.iter().filter(covers).collect();
         matching.sort_by(|a, b| b.expires.cmp(&a.expires));
@@ -88,7 +89,7 @@ mod tests {
     fn control(id: &'static str, address: &str, status: Status) -> ControlResult {
         ControlResult {
             id,
-            address: Address(address.into()),
+            address: Address::parse(address),
             title: "t",
             rationale: "r",
             severity: Severity::Low,
@@ -130,7 +131,7 @@ mod tests {
         assert_eq!(st, [Status::Waived, Status::Fail, Status::Pass, Status::Fail], "sorted by address: a, b, c, cd");
         let tls = r.controls.iter().find(|c| c.id == "S3-TLS").expect("tls");
         assert!(tls.detail.as_deref().unwrap_or("").contains("expired on 2026-11-23"));
-        let sse = r.controls.iter().find(|c| c.address.0 == "s3.cd").expect("sse");
+        let sse = r.controls.iter().find(|c| c.address.as_str() == "s3.cd").expect("sse");
         assert_eq!(sse.status, Status::Fail, "s3.c does not cover s3.cd");
         assert_eq!(r.summary().waived, 1);
     }

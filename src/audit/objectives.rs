@@ -75,18 +75,21 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
     let mut push =
         |id, title, (verdict, reasons): (Verdict, Vec<String>)| out.push(Objective { id, title, verdict, reasons });
 
-    let fast: Vec<String> = policy
+    let fast: Vec<crate::model::Address> = policy
         .buckets
         .iter()
         .flat_map(|b| {
-            b.backups.iter().filter(|e| e.max_age_secs <= 900).map(move |e| format!("s3.{}.backups.{}", b.name, e.name))
+            b.backups
+                .iter()
+                .filter(|e| e.max_age_secs <= 900)
+                .map(move |e| crate::model::Address::s3_bucket(&b.name).child("backups").child(&e.name))
         })
         .collect();
     push(
         "RPO-15MIN",
         "Data loss under 15 minutes (WAL archived and fresh)",
         // Backup freshness feeds the RPO only for entries of 15 minutes or less.
-        judge(&by(&|c| feeds(c, "RPO-15MIN") && (c.id != "BACKUP-FRESHNESS" || fast.contains(&c.address.0)))),
+        judge(&by(&|c| feeds(c, "RPO-15MIN") && (c.id != "BACKUP-FRESHNESS" || fast.contains(&c.address)))),
     );
     for (id, title) in [
         ("RETENTION-14D", "Backups kept as long as the strategy says"),
@@ -191,7 +194,7 @@ iam:
     fn control(id: &'static str, status: Status) -> ControlResult {
         ControlResult {
             id,
-            address: Address("s3.bkt".into()),
+            address: Address::parse("s3.bkt"),
             title: "t",
             rationale: "r",
             severity: Severity::High,

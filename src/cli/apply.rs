@@ -129,7 +129,7 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         }
     }
     let mut plan = engine::plan(&observations);
-    plan.changes.retain(|c| targets.covers(&c.address.0));
+    plan.changes.retain(|c| targets.covers(c.address.as_str()));
     let paint = Paint { on: g.color.enabled_for_stdout() };
     if a.format == Format::Text {
         out(&render::text::plan(&plan, paint));
@@ -190,7 +190,7 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         let before: serde_json::Map<String, serde_json::Value> = plan
             .changes
             .iter()
-            .filter(|c| c.address == done.address || c.address.0.starts_with(&prefix))
+            .filter(|c| c.address == done.address || c.address.as_str().starts_with(&prefix))
             .flat_map(|c| {
                 c.attributes.iter().map(move |x| {
                     (format!("{} {}", c.address, x.name), x.before.clone().unwrap_or(serde_json::Value::Null))

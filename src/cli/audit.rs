@@ -41,7 +41,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
             Err(code) => return code,
         };
     let mut report = engine::audit(&observations);
-    report.controls.retain(|c| targets.touches(&c.address.0));
+    report.controls.retain(|c| targets.touches(c.address.as_str()));
     let today = crate::providers::s3::evidence::format_time(
         "%Y-%m-%d",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),

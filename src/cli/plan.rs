@@ -60,7 +60,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> u8 {
             Err(code) => return code,
         };
     let mut plan = engine::plan(&observations);
-    plan.changes.retain(|c| targets.covers(&c.address.0));
+    plan.changes.retain(|c| targets.covers(c.address.as_str()));
     if let Some(path) = &a.out {
         let bytes = std::fs::read(&a.policy.file).unwrap_or_default();
         let saved = crate::saved_plan::SavedPlan {

@@ -10,20 +10,95 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Stable name of a resource, the key of every plan row, report row,
-/// `--target` and log line: `s3.BUCKET`, `s3.BUCKET.lifecycle.RULE`…
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(transparent)]
-pub struct Address(pub String);
+/// `--target` and log line: `s3.BUCKET`, `s3.BUCKET.lifecycle.RULE`,
+/// `iam.role.NAME.inline.POLICY`… Built from its parts, so it knows where
+/// the resource ends even when a name has dots in it (S3 bucket names may).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Address {
+    text: String,
+    /// Length of the resource part (`s3.BUCKET`, `iam.role.NAME`).
+    resource_len: usize,
+}
+
+/// The child segments a resource's parts start with; read back from text,
+/// the first of them after the kind ends the resource's name.
+const PARTS: &[&str] = &["lifecycle", "replication", "mfa_delete", "require_tls", "backups", "inline", "attachment"];
 
 impl Address {
+    /// A resource: `kind` is `s3`, `iam.role`, `iam.policy`, `redis`…
+    pub fn resource(kind: &str, name: &str) -> Self {
+        let text = format!("{kind}.{name}");
+        Address { resource_len: text.len(), text }
+    }
+
     pub fn s3_bucket(name: &str) -> Self {
-        Address(format!("s3.{name}"))
+        Address::resource("s3", name)
+    }
+
+    /// A part of this resource (or of this part): `s3.B` → `s3.B.lifecycle`.
+    pub fn child(&self, part: &str) -> Self {
+        Address { text: format!("{}.{part}", self.text), resource_len: self.resource_len }
+    }
+
+    /// The resource this address belongs to (`s3.B` for `s3.B.lifecycle.R`).
+    pub fn resource_addr(&self) -> Address {
+        Address { text: self.text[..self.resource_len].to_string(), resource_len: self.resource_len }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Is this address strictly under `parent`?
+    pub fn is_under(&self, parent: &Address) -> bool {
+        self.text[..self.resource_len] == parent.text[..parent.resource_len] && is_under(&self.text, &parent.text)
+    }
+
+    /// This address or one under it.
+    pub fn at_or_under(&self, parent: &Address) -> bool {
+        self == parent || self.is_under(parent)
+    }
+
+    /// Read an address back from its text (saved plans, `--target`): the
+    /// kind's own segments (`iam.role`) and the name, up to the first
+    /// segment that starts a part.
+    pub fn parse(text: &str) -> Self {
+        let segs: Vec<&str> = text.split('.').collect();
+        let kind = if segs.first() == Some(&"iam") { 2 } else { 1 };
+        let end =
+            segs.iter().enumerate().skip(kind + 1).find(|(_, s)| PARTS.contains(s)).map_or(segs.len(), |(i, _)| i);
+        let resource_len = segs[..end.max(kind + 1).min(segs.len())].join(".").len();
+        Address { text: text.to_string(), resource_len }
     }
 }
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Address::parse(&String::deserialize(d)?))
+    }
+}
+
+impl schemars::JsonSchema for Address {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Address".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A resource or one of its parts: s3.BUCKET, s3.BUCKET.lifecycle.RULE, iam.role.NAME, redis.NAME, postgres.NAME…"
+        })
     }
 }
 
@@ -67,7 +142,7 @@ impl Targets {
 
     /// Make every change outside the targets a no-op, so apply leaves it.
     pub fn restrict(&self, changes: &mut [Change]) {
-        for c in changes.iter_mut().filter(|c| !self.covers(&c.address.0)) {
+        for c in changes.iter_mut().filter(|c| !self.covers(c.address.as_str())) {
             c.action = Action::NoOp;
             c.attributes.clear();
             c.destructive = false;
@@ -266,8 +341,8 @@ impl Applied {
 }
 
 /// The changes at `addr` and under it (`s3.B`, `s3.B.lifecycle.R`…), in order.
-pub fn changes_under(changes: &[Change], addr: &str) -> Vec<Change> {
-    changes.iter().filter(|c| c.address.0 == addr || is_under(&c.address.0, addr)).cloned().collect()
+pub fn changes_under(changes: &[Change], addr: &Address) -> Vec<Change> {
+    changes.iter().filter(|c| c.address.at_or_under(addr)).cloned().collect()
 }
 
 /// Is `addr` strictly under `parent` (`s3.B.replication` under `s3.B`)?
@@ -275,21 +350,14 @@ pub fn is_under(addr: &str, parent: &str) -> bool {
     addr.len() > parent.len() && addr.starts_with(parent) && addr.as_bytes()[parent.len()] == b'.'
 }
 
-/// The resource an address belongs to: `s3.B`, `iam.role.N`, `redis.N`…
-pub fn resource_of(addr: &str) -> String {
-    let parts: Vec<&str> = addr.split('.').collect();
-    let n = if parts.first() == Some(&"iam") { 3 } else { 2 };
-    parts.iter().take(n).copied().collect::<Vec<_>>().join(".")
-}
-
 /// An Unknown observation blocks every destructive change of the same
 /// resource (`s3.B`, `iam.role.N`…): the change stays in the plan as a
 /// conflict saying why, and apply does not make it.
 pub fn block_destruction_on_unknown(changes: &mut [Change]) {
-    let unknown: std::collections::BTreeSet<String> =
-        changes.iter().filter(|c| !c.unknown.is_empty()).map(|c| resource_of(&c.address.0)).collect();
+    let unknown: std::collections::BTreeSet<Address> =
+        changes.iter().filter(|c| !c.unknown.is_empty()).map(|c| c.address.resource_addr()).collect();
     for c in changes.iter_mut().filter(|c| c.destructive) {
-        let res = resource_of(&c.address.0);
+        let res = c.address.resource_addr();
         if unknown.contains(&res) {
             c.conflicts.push(format!("destructive change blocked: part of {res} could not be read"));
             c.action = Action::NoOp;
@@ -369,12 +437,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_address_knows_its_resource_even_with_dots_in_a_bucket_name() {
+        let rule = Address::s3_bucket("logs.example.com").child("lifecycle").child("expire.old");
+        assert_eq!(rule.as_str(), "s3.logs.example.com.lifecycle.expire.old");
+        assert_eq!(rule.resource_addr(), Address::s3_bucket("logs.example.com"));
+        assert!(rule.is_under(&Address::s3_bucket("logs.example.com")));
+        assert!(!rule.is_under(&Address::s3_bucket("logs")), "s3.logs is another bucket");
+        // Read back from text (saved plans), the first part segment ends the name.
+        assert_eq!(Address::parse(rule.as_str()).resource_addr().as_str(), "s3.logs.example.com");
+        let inline = Address::resource("iam.role", "writer").child("inline").child("write");
+        assert_eq!(Address::parse(inline.as_str()).resource_addr().as_str(), "iam.role.writer");
+        assert_eq!(Address::parse("redis.queues").resource_addr().as_str(), "redis.queues");
+        assert_eq!(Address::parse("iam.role").resource_addr().as_str(), "iam.role");
+        let json = serde_json::to_string(&rule).expect("json");
+        assert_eq!(json, "\"s3.logs.example.com.lifecycle.expire.old\"");
+        let back: Address = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, rule);
+    }
+
+    #[test]
     fn unknown_blocks_destruction_on_the_same_resource_only() {
-        let mut unk = Change::new(Address("s3.a".into()), Action::NoOp);
+        let mut unk = Change::new(Address::parse("s3.a"), Action::NoOp);
         unk.unknown.push(UnknownSetting { attribute: "versioning".into(), reason: "access denied".into() });
-        let mut del_a = Change::new(Address("s3.a.lifecycle.old".into()), Action::Delete);
+        let mut del_a = Change::new(Address::parse("s3.a.lifecycle.old"), Action::Delete);
         del_a.destructive = true;
-        let mut del_b = Change::new(Address("s3.b.lifecycle.old".into()), Action::Delete);
+        let mut del_b = Change::new(Address::parse("s3.b.lifecycle.old"), Action::Delete);
         del_b.destructive = true;
         let mut all = vec![unk, del_a, del_b];
         block_destruction_on_unknown(&mut all);

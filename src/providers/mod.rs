@@ -44,13 +44,13 @@ pub struct Prior<'a> {
 
 impl Prior<'_> {
     /// Did the resource at `addr` fail to apply earlier in this run?
-    pub fn failed(&self, addr: &str) -> bool {
-        self.applied.iter().any(|a| a.address.0 == addr && a.failed())
+    pub fn failed(&self, addr: &Address) -> bool {
+        self.applied.iter().any(|a| a.address == *addr && a.failed())
     }
 
     /// Is the resource at `addr` blocked by a plan-time conflict?
-    pub fn conflicted(&self, addr: &str) -> bool {
-        self.plan.iter().any(|c| c.address.0 == addr && !c.conflicts.is_empty())
+    pub fn conflicted(&self, addr: &Address) -> bool {
+        self.plan.iter().any(|c| c.address == *addr && !c.conflicts.is_empty())
     }
 }
 
@@ -93,7 +93,7 @@ pub trait Observation {
     fn controls(&self, changes: &[Change]) -> Vec<ControlResult>;
     /// Per resource address, a canonical serialisation of the stable
     /// observed state (no counters): what a saved plan compares.
-    fn fingerprints(&self) -> Vec<(String, Value)>;
+    fn fingerprints(&self) -> Vec<(Address, Value)>;
     /// Make the actionable `changes` (the only writes); one outcome per
     /// resource touched, `did_not_take` left empty for verify.
     fn apply<'a>(
@@ -106,7 +106,7 @@ pub trait Observation {
     fn reobserve<'a>(
         &'a self,
         ctx: &'a Ctx<'a>,
-        addresses: &'a BTreeSet<String>,
+        addresses: &'a BTreeSet<Address>,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>>;
     /// A difference still seen after apply that is pending, not failed
     /// (e.g. a PostgreSQL setting waiting for a restart).
@@ -158,7 +158,7 @@ pub fn operations() -> impl Iterator<Item = &'static Op> {
 /// Does the policy name anything at or under `target`?
 pub fn matches(policy: &Policy, target: &str) -> bool {
     let t = crate::model::Targets(vec![target.to_string()]);
-    REGISTRY.iter().any(|p| p.addresses(policy).iter().any(|a| t.touches(&a.0)))
+    REGISTRY.iter().any(|p| p.addresses(policy).iter().any(|a| t.touches(a.as_str())))
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ pub struct PostgresState {
 }
 
 pub fn address(name: &str) -> Address {
-    Address(format!("postgres.{name}"))
+    Address::resource("postgres", name)
 }
 
 const NAMES: &[&str] = &["wal_level", "archive_mode", "archive_timeout", "archive_command", "archive_library"];
@@ -388,8 +388,8 @@ impl Observation for Instances {
         }
         out
     }
-    fn fingerprints(&self) -> Vec<(String, Value)> {
-        self.0.iter().map(|(spec, state)| (address(&spec.name).0, json!(state.settings))).collect()
+    fn fingerprints(&self) -> Vec<(Address, Value)> {
+        self.0.iter().map(|(spec, state)| (address(&spec.name), json!(state.settings))).collect()
     }
     fn apply<'a>(
         &'a self,
@@ -412,10 +412,10 @@ impl Observation for Instances {
     fn reobserve<'a>(
         &'a self,
         _ctx: &'a Ctx<'a>,
-        addresses: &'a BTreeSet<String>,
+        addresses: &'a BTreeSet<Address>,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
-            let specs = self.0.iter().map(|(s, _)| s).filter(|s| addresses.contains(&address(&s.name).0));
+            let specs = self.0.iter().map(|(s, _)| s).filter(|s| addresses.contains(&address(&s.name)));
             Ok(Box::new(observe_all(specs).await) as Box<dyn Observation>)
         }
         .boxed_local()

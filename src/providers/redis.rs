@@ -32,7 +32,7 @@ pub struct RedisState {
 }
 
 pub fn address(name: &str) -> Address {
-    Address(format!("redis.{name}"))
+    Address::resource("redis", name)
 }
 
 fn parse_info(text: &str) -> BTreeMap<String, String> {
@@ -302,8 +302,8 @@ impl Observation for Instances {
         }
         out
     }
-    fn fingerprints(&self) -> Vec<(String, Value)> {
-        self.0.iter().map(|(spec, state)| (address(&spec.name).0, json!({"config": state.config, "config_file": state.info.present().and_then(|i| i.get("config_file"))}))).collect()
+    fn fingerprints(&self) -> Vec<(Address, Value)> {
+        self.0.iter().map(|(spec, state)| (address(&spec.name), json!({"config": state.config, "config_file": state.info.present().and_then(|i| i.get("config_file"))}))).collect()
     }
     fn apply<'a>(
         &'a self,
@@ -326,10 +326,10 @@ impl Observation for Instances {
     fn reobserve<'a>(
         &'a self,
         _ctx: &'a Ctx<'a>,
-        addresses: &'a BTreeSet<String>,
+        addresses: &'a BTreeSet<Address>,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
-            let specs = self.0.iter().map(|(s, _)| s).filter(|s| addresses.contains(&address(&s.name).0));
+            let specs = self.0.iter().map(|(s, _)| s).filter(|s| addresses.contains(&address(&s.name)));
             Ok(Box::new(observe_all(specs).await) as Box<dyn Observation>)
         }
         .boxed_local()

@@ -148,7 +148,7 @@ code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }
             if last.is_some() {
                 out.push_str("</table>");
             }
-            let _ = write!(out, "<h3><code>{}</code></h3><table><tr><th>status</th><th>control</th><th>observed</th><th>detail / fix</th></tr>", esc(&c.address.0));
+            let _ = write!(out, "<h3><code>{}</code></h3><table><tr><th>status</th><th>control</th><th>observed</th><th>detail / fix</th></tr>", esc(c.address.as_str()));
             last = Some(&c.address);
         }
         let word = format!("{:?}", c.status).to_lowercase();

@@ -41,11 +41,12 @@ pub fn report(report: &Report) -> String {
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
-            xml(&addr.0),
+            xml(addr.as_str()),
             group.len()
         );
         for c in &group {
-            let _ = write!(out, "    <testcase classname=\"{}\" name=\"{} {}\"", xml(&addr.0), c.id, xml(c.title));
+            let _ =
+                write!(out, "    <testcase classname=\"{}\" name=\"{} {}\"", xml(addr.as_str()), c.id, xml(c.title));
             let body = format!(
                 "expected: {}\nobserved: {}\nfix: {}",
                 compact(&c.expected),

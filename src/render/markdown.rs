@@ -73,7 +73,7 @@ pub const COMMENT_LIMIT: usize = 65_536;
 pub fn plan(plan: &crate::model::Plan, limit: usize) -> Vec<String> {
     use crate::model::Action;
     let s = plan.summary();
-    let destructive: Vec<&str> = plan.changes.iter().filter(|c| c.destructive).map(|c| c.address.0.as_str()).collect();
+    let destructive: Vec<&str> = plan.changes.iter().filter(|c| c.destructive).map(|c| c.address.as_str()).collect();
     let mut head = String::from("## suoops-policy plan\n\n");
     let _ = writeln!(
         head,
@@ -101,7 +101,7 @@ pub fn plan(plan: &crate::model::Plan, limit: usize) -> Vec<String> {
         }
     };
     for c in &plan.changes {
-        let res = crate::saved_plan::resource_of(&c.address.0);
+        let res = c.address.resource_addr().to_string();
         if current.as_ref().is_none_or(|(r, _, _)| r != &res) {
             flush(current.take(), &mut sections);
             current = Some((res, String::new(), false));
@@ -183,19 +183,19 @@ mod tests {
     use serde_json::json;
 
     fn sample() -> Plan {
-        let mut create = Change::new(Address("s3.suoops-backups".into()), Action::Create);
+        let mut create = Change::new(Address::parse("s3.suoops-backups"), Action::Create);
         create.attributes.push(AttrChange::new("versioning", None, json!("enabled")));
-        let mut rule = Change::new(Address("s3.suoops-backups.lifecycle.old".into()), Action::Delete);
+        let mut rule = Change::new(Address::parse("s3.suoops-backups.lifecycle.old"), Action::Delete);
         rule.destructive = true;
-        let mut role = Change::new(Address("iam.role.writer".into()), Action::Update);
+        let mut role = Change::new(Address::parse("iam.role.writer"), Action::Update);
         role.attributes.push(AttrChange::new("description", Some(json!("a")), json!("b")));
-        let mut redis = Change::new(Address("redis.queues".into()), Action::NoOp);
+        let mut redis = Change::new(Address::parse("redis.queues"), Action::NoOp);
         redis.unknown.push(UnknownSetting { attribute: "connection".into(), reason: "cannot connect: refused".into() });
-        let mut pg = Change::new(Address("postgres.primary".into()), Action::Update);
+        let mut pg = Change::new(Address::parse("postgres.primary"), Action::Update);
         let mut cmd = AttrChange::new("archive_command", Some(json!("cp %p /old")), json!("push --token s3cr3t %p"));
         cmd.sensitive = true;
         pg.attributes.push(cmd);
-        Plan::new(vec![role, create, rule, redis, pg, Change::new(Address("s3.quiet".into()), Action::NoOp)])
+        Plan::new(vec![role, create, rule, redis, pg, Change::new(Address::parse("s3.quiet"), Action::NoOp)])
     }
 
     #[test]
@@ -242,7 +242,7 @@ mod tests {
         assert!(parts.len() > 1);
         assert!(parts.iter().all(|p| p.len() <= 700), "{parts:?}");
         // One resource larger than a comment: cut, with a pointer to the JSON.
-        let mut big = Change::new(Address("s3.huge".into()), Action::Create);
+        let mut big = Change::new(Address::parse("s3.huge"), Action::Create);
         for i in 0..300 {
             big.attributes.push(AttrChange::new(&format!("tags.key{i}"), None, json!("value")));
         }

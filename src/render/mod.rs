@@ -97,7 +97,7 @@ mod golden {
         const AOF: ControlDef =
             ControlDef { id: "REDIS-AOF", title: "Append-only file", severity: Severity::Medium, ..TLS };
         const MFA: ControlDef = ControlDef { id: "S3-MFA-DELETE", title: "MFA delete", severity: Severity::Low, ..TLS };
-        let b = Address("s3.suoops-backups".into());
+        let b = Address::parse("s3.suoops-backups");
         let mut r = Report::new(vec![
             SSE.result(
                 &b,
@@ -118,7 +118,7 @@ mod golden {
                 12,
             ),
             AOF.result(
-                &Address("redis.queues".into()),
+                &Address::parse("redis.queues"),
                 Status::Unknown,
                 json!({"appendonly": "yes"}),
                 json!(null),

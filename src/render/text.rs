@@ -28,7 +28,7 @@ pub fn change(out: &mut String, c: &Change, p: Paint) {
             out,
             "{} {} needs a manual step (apply never makes this change)",
             p.yellow("!"),
-            p.bold(&c.address.0)
+            p.bold(c.address.as_str())
         );
         for a in &c.attributes {
             let _ = writeln!(out, "    {} {} {} → {}", p.yellow("~"), a.name, before(&a.before), value(&a.after));
@@ -37,15 +37,15 @@ pub fn change(out: &mut String, c: &Change, p: Paint) {
         return;
     }
     let head = match c.action {
-        Action::Create => format!("{} {} will be created", p.green("+"), p.bold(&c.address.0)),
-        Action::Update => format!("{} {} will be updated in place", p.yellow("~"), p.bold(&c.address.0)),
-        Action::Delete => format!("{} {} will be destroyed", p.red("-"), p.bold(&c.address.0)),
+        Action::Create => format!("{} {} will be created", p.green("+"), p.bold(c.address.as_str())),
+        Action::Update => format!("{} {} will be updated in place", p.yellow("~"), p.bold(c.address.as_str())),
+        Action::Delete => format!("{} {} will be destroyed", p.red("-"), p.bold(c.address.as_str())),
         Action::NoOp if !c.conflicts.is_empty() || !c.unknown.is_empty() => {
-            format!("{} {}", p.red("!"), p.bold(&c.address.0))
+            format!("{} {}", p.red("!"), p.bold(c.address.as_str()))
         }
         Action::NoOp => {
             if let Some(r) = &c.reason {
-                let _ = writeln!(out, "{} {}: {r}\n", p.dim("="), p.dim(&c.address.0));
+                let _ = writeln!(out, "{} {}: {r}\n", p.dim("="), p.dim(c.address.as_str()));
             }
             return;
         }
@@ -128,7 +128,7 @@ pub fn audit(report: &Report, p: Paint) -> String {
     let mut last = None;
     for c in &report.controls {
         if last != Some(&c.address) {
-            let _ = writeln!(out, "{}", p.bold(&c.address.0));
+            let _ = writeln!(out, "{}", p.bold(c.address.as_str()));
             last = Some(&c.address);
         }
         let mark = match c.status {
@@ -179,7 +179,7 @@ pub fn applied(results: &[Applied], p: Paint) -> String {
     let mut failed = 0;
     for a in results {
         let mark = if a.failed() { p.red("failed") } else { p.green("done") };
-        let _ = writeln!(out, "{}: {mark}", p.bold(&a.address.0));
+        let _ = writeln!(out, "{}: {mark}", p.bold(a.address.as_str()));
         for s in &a.steps {
             match &s.result {
                 Ok(()) => {

@@ -263,11 +263,11 @@ async fn policy_version(aws: &Aws, arn: &str, version: &str) -> Result<Observed<
 }
 
 pub fn role_address(name: &str) -> Address {
-    Address(format!("iam.role.{name}"))
+    Address::resource("iam.role", name)
 }
 
 pub fn policy_address(name: &str) -> Address {
-    Address(format!("iam.policy.{name}"))
+    Address::resource("iam.policy", name)
 }
 
 fn doc_change(name: &str, before: Option<&Value>, after: &Value) -> AttrChange {
@@ -389,7 +389,7 @@ fn diff_role(
                 let live = other.present().unwrap_or(&empty);
                 let want = spec.inline_policies.clone().unwrap_or_default();
                 for (name, doc_want) in &want {
-                    let addr = Address(format!("iam.role.{}.inline.{name}", spec.name));
+                    let addr = role_address(&spec.name).child("inline").child(name);
                     let mut c = Change::new(addr, Action::NoOp);
                     match live.get(name) {
                         None => {
@@ -405,7 +405,7 @@ fn diff_role(
                     out.push(c);
                 }
                 for name in live.keys().filter(|n| !want.contains_key(*n)) {
-                    let mut c = Change::new(Address(format!("iam.role.{}.inline.{name}", spec.name)), Action::NoOp);
+                    let mut c = Change::new(role_address(&spec.name).child("inline").child(name), Action::NoOp);
                     if spec.exclusive {
                         c.action = Action::Delete;
                         c.destructive = true;
@@ -438,10 +438,8 @@ fn diff_role(
                 for w in want {
                     let arn = resolve(w);
                     let shown = arn.clone().unwrap_or_else(|| format!("(known after apply: policy {w})"));
-                    let mut c = Change::new(
-                        Address(format!("iam.role.{}.attachment.{}", spec.name, arn_name(w))),
-                        Action::NoOp,
-                    );
+                    let mut c =
+                        Change::new(role_address(&spec.name).child("attachment").child(arn_name(w)), Action::NoOp);
                     if !arn.as_ref().is_some_and(|a| live.contains(a)) {
                         c.action = Action::Create;
                         c.attributes.push(AttrChange::new("policy_arn", None, json!(shown)));
@@ -452,10 +450,8 @@ fn diff_role(
                     out.push(c);
                 }
                 for arn in live.iter().filter(|a| !wanted_arns.contains(*a)) {
-                    let mut c = Change::new(
-                        Address(format!("iam.role.{}.attachment.{}", spec.name, arn_name(arn))),
-                        Action::NoOp,
-                    );
+                    let mut c =
+                        Change::new(role_address(&spec.name).child("attachment").child(arn_name(arn)), Action::NoOp);
                     if spec.exclusive {
                         c.action = Action::Delete;
                         c.destructive = true;
@@ -531,9 +527,9 @@ pub async fn apply(aws: &Aws, state: &IamState, changes: &[Change]) -> Vec<IamAp
     }
     for (spec, seen) in &state.roles {
         let addr = role_address(&spec.name);
-        let prefix = format!("{}.", addr.0);
+        let prefix = format!("{}.", addr.as_str());
         let mine: Vec<&Change> =
-            changes.iter().filter(|x| x.address == addr || x.address.0.starts_with(&prefix)).collect();
+            changes.iter().filter(|x| x.address == addr || x.address.as_str().starts_with(&prefix)).collect();
         if !mine.iter().any(|x| x.is_actionable()) || mine.first().is_some_and(|h| !h.conflicts.is_empty()) {
             continue;
         }
@@ -647,7 +643,7 @@ async fn apply_role(
     }
     for ch in mine.iter().skip(1).filter(|x| x.is_actionable()) {
         let Some((kind, item)) =
-            ch.address.0.strip_prefix(&format!("iam.role.{name}.")).and_then(|r| r.split_once('.'))
+            ch.address.as_str().strip_prefix(&format!("iam.role.{name}.")).and_then(|r| r.split_once('.'))
         else {
             continue;
         };
@@ -736,9 +732,9 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
     let mut out = Vec::new();
     for (spec, seen) in &state.roles {
         let addr = role_address(&spec.name);
-        let prefix = format!("{}.", addr.0);
+        let prefix = format!("{}.", addr.as_str());
         let mine: Vec<&Change> =
-            changes.iter().filter(|c| c.address == addr || c.address.0.starts_with(&prefix)).collect();
+            changes.iter().filter(|c| c.address == addr || c.address.as_str().starts_with(&prefix)).collect();
         let Some(head) = mine.first() else { continue };
         let unknown = head.unknown.first().map(|u| format!("{}: {}", u.attribute, u.reason));
         let push = |out: &mut Vec<ControlResult>,
@@ -795,7 +791,7 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
             } else {
                 Status::Pass
             };
-            let bad: Vec<&str> = subs.iter().filter(|c| !c.is_noop()).map(|c| c.address.0.as_str()).collect();
+            let bad: Vec<&str> = subs.iter().filter(|c| !c.is_noop()).map(|c| c.address.as_str()).collect();
             push(
                 &mut out,
                 &POLICY,
@@ -875,9 +871,9 @@ impl Observation for IamState {
     fn controls(&self, changes: &[Change]) -> Vec<ControlResult> {
         controls(self, changes)
     }
-    fn fingerprints(&self) -> Vec<(String, Value)> {
-        let roles = self.roles.iter().map(|(spec, state)| (role_address(&spec.name).0, json!(state)));
-        roles.chain(self.policies.iter().map(|(spec, state)| (policy_address(&spec.name).0, json!(state)))).collect()
+    fn fingerprints(&self) -> Vec<(Address, Value)> {
+        let roles = self.roles.iter().map(|(spec, state)| (role_address(&spec.name), json!(state)));
+        roles.chain(self.policies.iter().map(|(spec, state)| (policy_address(&spec.name), json!(state)))).collect()
     }
     fn apply<'a>(
         &'a self,
@@ -897,7 +893,7 @@ impl Observation for IamState {
     fn reobserve<'a>(
         &'a self,
         ctx: &'a Ctx<'a>,
-        _addresses: &'a BTreeSet<String>,
+        _addresses: &'a BTreeSet<Address>,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
             // All of IAM: a role's attachments are judged against the

@@ -121,7 +121,7 @@ pub async fn apply(
     }
     if let Some(want) = &spec.lifecycle {
         let prefix = format!("s3.{name}.lifecycle");
-        if changes.iter().any(|c| c.address.0.starts_with(&prefix) && c.is_actionable()) {
+        if changes.iter().any(|c| c.address.as_str().starts_with(&prefix) && c.is_actionable()) {
             let seen = state.lifecycle.as_ref().and_then(|o| o.present());
             let r = write_lifecycle(aws, &client, name, seen, want, changes).await;
             out.push(StepOutcome { step: "lifecycle", result: r });
@@ -238,9 +238,10 @@ pub async fn apply_replication(
     let want = spec.replication.as_ref()?;
     let name = spec.name.as_str();
     let head = changes.iter().find(|c| c.address == replication::address(name))?;
-    let prefix = format!("{}.", head.address.0);
-    let any =
-        changes.iter().any(|c| (c.address == head.address || c.address.0.starts_with(&prefix)) && c.is_actionable());
+    let prefix = format!("{}.", head.address.as_str());
+    let any = changes
+        .iter()
+        .any(|c| (c.address == head.address || c.address.as_str().starts_with(&prefix)) && c.is_actionable());
     if !any || !head.conflicts.is_empty() || !head.unknown.is_empty() {
         return None;
     }

@@ -220,7 +220,7 @@ pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &
     }
     if let (Some(want), Some(seen)) = (&spec.lifecycle, &state.lifecycle) {
         let prefix = format!("s3.{}.lifecycle", spec.name);
-        let rule_changes: Vec<&Change> = changes.iter().filter(|c| c.address.0.starts_with(&prefix)).collect();
+        let rule_changes: Vec<&Change> = changes.iter().filter(|c| c.address.as_str().starts_with(&prefix)).collect();
         let (status, detail) = if let Some(r) = rule_changes.iter().find_map(|c| c.unknown.first()) {
             (Status::Unknown, Some(r.reason.clone()))
         } else {
@@ -230,7 +230,7 @@ pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &
                 .map(|c| {
                     format!(
                         "{} ({})",
-                        c.address.0.trim_start_matches(&format!("{prefix}.")),
+                        c.address.as_str().trim_start_matches(&format!("{prefix}.")),
                         match c.action {
                             crate::model::Action::Create => "missing",
                             crate::model::Action::Delete => "not in the policy (exclusive)",

@@ -158,13 +158,13 @@ impl Observation for ReplicationSeen {
         let mut out = Vec::new();
         for b in &self.buckets {
             let Some(want) = &b.spec.replication else { continue };
-            let mine = crate::model::changes_under(changes, &replication::address(&b.spec.name).0);
+            let mine = crate::model::changes_under(changes, &replication::address(&b.spec.name));
             let (status, detail) = if let Some(u) = mine.iter().find_map(|c| c.unknown.first()) {
                 (Status::Unknown, Some(format!("{}: {}", u.attribute, u.reason)))
             } else if let Some(conflict) = mine.iter().find_map(|c| c.conflicts.first()) {
                 (Status::Fail, Some(conflict.clone()))
             } else {
-                let bad: Vec<&str> = mine.iter().filter(|c| !c.is_noop()).map(|c| c.address.0.as_str()).collect();
+                let bad: Vec<&str> = mine.iter().filter(|c| !c.is_noop()).map(|c| c.address.as_str()).collect();
                 if bad.is_empty() {
                     (Status::Pass, None)
                 } else {
@@ -187,10 +187,10 @@ impl Observation for ReplicationSeen {
         }
         out
     }
-    fn fingerprints(&self) -> Vec<(String, Value)> {
+    fn fingerprints(&self) -> Vec<(Address, Value)> {
         self.buckets
             .iter()
-            .map(|b| (format!("s3.{}", b.spec.name), json!({"replication": b.doc, "prerequisites": self.pre})))
+            .map(|b| (Address::s3_bucket(&b.spec.name), json!({"replication": b.doc, "prerequisites": self.pre})))
             .collect()
     }
     fn apply<'a>(
@@ -203,8 +203,8 @@ impl Observation for ReplicationSeen {
             let prior = &prior;
             let out: Vec<Option<Applied>> = stream::iter(self.buckets.iter())
                 .map(|b| async move {
-                    let bucket = format!("s3.{}", b.spec.name);
-                    let mine = crate::model::changes_under(changes, &replication::address(&b.spec.name).0);
+                    let bucket = Address::s3_bucket(&b.spec.name);
+                    let mine = crate::model::changes_under(changes, &replication::address(&b.spec.name));
                     if prior.conflicted(&bucket) || !mine.iter().any(Change::is_actionable) {
                         return None;
                     }
@@ -213,7 +213,7 @@ impl Observation for ReplicationSeen {
                     // bucket's or a destination's failure skips the rule.
                     let blocked = std::iter::once(b.spec.name.as_str())
                         .chain(want.rules.iter().map(|x| replication::bucket_of(&x.destination)))
-                        .find(|n| prior.failed(&format!("s3.{n}")));
+                        .find(|n| prior.failed(&Address::s3_bucket(n)));
                     let step = match blocked {
                         Some(n) => crate::model::StepOutcome {
                             step: "replication",
@@ -224,7 +224,7 @@ impl Observation for ReplicationSeen {
                                 .await?
                         }
                     };
-                    Some(Applied { address: Address(bucket.clone()), steps: vec![step], did_not_take: Vec::new() })
+                    Some(Applied { address: bucket, steps: vec![step], did_not_take: Vec::new() })
                 })
                 .buffer_unordered(ctx.concurrency.max(1))
                 .collect()
@@ -236,13 +236,13 @@ impl Observation for ReplicationSeen {
     fn reobserve<'a>(
         &'a self,
         ctx: &'a Ctx<'a>,
-        addresses: &'a BTreeSet<String>,
+        addresses: &'a BTreeSet<Address>,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
             let specs: Vec<&BucketSpec> = self
                 .buckets
                 .iter()
-                .filter(|b| addresses.contains(&format!("s3.{}", b.spec.name)))
+                .filter(|b| addresses.contains(&Address::s3_bucket(&b.spec.name)))
                 .map(|b| &b.spec)
                 .collect();
             let mut seen = read_all(ctx, &specs).await?;

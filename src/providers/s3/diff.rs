@@ -34,7 +34,7 @@ pub fn diff(spec: &BucketSpec, region: &str, state: &BucketState) -> Vec<Change>
 /// MFA delete can only be changed by the root user with an MFA code: the
 /// plan names the exact command, apply never tries.
 fn mfa_delete(bucket: &str, want: bool, seen: &Observed<bool>) -> Change {
-    let mut c = Change::new(Address(format!("s3.{bucket}.mfa_delete")), Action::NoOp);
+    let mut c = Change::new(Address::s3_bucket(bucket).child("mfa_delete"), Action::NoOp);
     let word = |b: bool| if b { "enabled" } else { "disabled" };
     match seen {
         Observed::Unknown { reason } => {

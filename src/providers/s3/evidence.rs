@@ -33,7 +33,7 @@ pub struct Evidence {
 }
 
 pub fn address(bucket: &str, name: &str) -> Address {
-    Address(format!("s3.{bucket}.backups.{name}"))
+    Address::s3_bucket(bucket).child("backups").child(name)
 }
 
 fn now() -> u64 {

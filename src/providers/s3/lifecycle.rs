@@ -182,7 +182,7 @@ pub fn to_sdk(r: &LifecycleRule) -> Result<SdkRule, aws_sdk_s3::error::BuildErro
 }
 
 pub fn rule_address(bucket: &str, id: &str) -> Address {
-    Address(format!("s3.{bucket}.lifecycle.{id}"))
+    Address::s3_bucket(bucket).child("lifecycle").child(id)
 }
 
 fn rule_attrs(before: Option<&LifecycleRule>, after: &LifecycleRule) -> Vec<AttrChange> {
@@ -199,7 +199,7 @@ pub fn diff(bucket: &str, want: &Lifecycle, seen: &Observed<LifecycleDoc>) -> Ve
     let empty = LifecycleDoc { rules: vec![], raw: vec![], min_object_size: None };
     let doc = match seen {
         Observed::Unknown { reason } => {
-            let mut c = change(Address(format!("s3.{bucket}.lifecycle")), Action::NoOp);
+            let mut c = change(Address::s3_bucket(bucket).child("lifecycle"), Action::NoOp);
             c.unknown.push(UnknownSetting { attribute: "lifecycle".into(), reason: reason.clone() });
             return vec![c];
         }
@@ -294,7 +294,7 @@ pub fn merge_rules<R: Clone, W, E>(
 pub fn actions<'a>(bucket: &'a str, changes: &'a [Change], kind: &'a str) -> impl Fn(&str) -> Option<Action> + 'a {
     move |id: &str| {
         let addr = format!("s3.{bucket}.{kind}.{id}");
-        changes.iter().find(|c| c.address.0 == addr && c.is_actionable()).map(|c| c.action)
+        changes.iter().find(|c| c.address.as_str() == addr && c.is_actionable()).map(|c| c.action)
     }
 }
 
@@ -398,7 +398,7 @@ mod tests {
         let c = diff("b", &want, &Observed::Present(doc.clone()));
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].action, Action::Create);
-        assert_eq!(c[1].address.0, "s3.b.lifecycle.other-team");
+        assert_eq!(c[1].address.as_str(), "s3.b.lifecycle.other-team");
         assert_eq!(c[1].action, Action::NoOp);
         assert_eq!(c[1].reason.as_deref(), Some("not managed by this policy, kept"));
         let merged_rules = merged(&want, Some(&doc), &actions("b", &c, "lifecycle")).expect("merge");

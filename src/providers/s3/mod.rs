@@ -172,14 +172,14 @@ impl Observation for BucketsSeen {
         let mut out = Vec::new();
         for o in &self.buckets {
             let addr = Address::s3_bucket(&o.spec.name);
-            let mine = crate::model::changes_under(changes, &addr.0);
+            let mine = crate::model::changes_under(changes, &addr);
             out.extend(controls::controls(&o.spec, &o.region, &o.state, &mine));
             out.extend(evidence::controls(&o.spec, &o.evidence, o.state.lifecycle.as_ref()));
         }
         out
     }
-    fn fingerprints(&self) -> Vec<(String, Value)> {
-        self.buckets.iter().map(|o| (format!("s3.{}", o.spec.name), json!(o.state))).collect()
+    fn fingerprints(&self) -> Vec<(Address, Value)> {
+        self.buckets.iter().map(|o| (Address::s3_bucket(&o.spec.name), json!(o.state))).collect()
     }
     fn apply<'a>(
         &'a self,
@@ -191,7 +191,7 @@ impl Observation for BucketsSeen {
             let todo: Vec<(&BucketSeen, Vec<Change>)> = self
                 .buckets
                 .iter()
-                .map(|o| (o, crate::model::changes_under(changes, &format!("s3.{}", o.spec.name))))
+                .map(|o| (o, crate::model::changes_under(changes, &Address::s3_bucket(&o.spec.name))))
                 .filter(|(_, c)| {
                     c.first().is_some_and(|h| h.conflicts.is_empty()) && c.iter().any(Change::is_actionable)
                 })
@@ -211,13 +211,13 @@ impl Observation for BucketsSeen {
     fn reobserve<'a>(
         &'a self,
         ctx: &'a Ctx<'a>,
-        addresses: &'a BTreeSet<String>,
+        addresses: &'a BTreeSet<Address>,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
             let specs: Vec<BucketSpec> = self
                 .buckets
                 .iter()
-                .filter(|o| addresses.contains(&format!("s3.{}", o.spec.name)))
+                .filter(|o| addresses.contains(&Address::s3_bucket(&o.spec.name)))
                 .map(|o| o.spec.clone())
                 .collect();
             let buckets = observe_buckets(ctx, &specs, false).await?;

@@ -143,7 +143,7 @@ pub fn to_sdk(r: &ReplicationRule) -> Result<SdkRule, aws_sdk_s3::error::BuildEr
 }
 
 pub fn address(bucket: &str) -> Address {
-    Address(format!("s3.{bucket}.replication"))
+    Address::s3_bucket(bucket).child("replication")
 }
 
 fn rule_attrs(before: Option<&ReplicationRule>, after: &ReplicationRule) -> Vec<AttrChange> {
@@ -213,7 +213,7 @@ pub fn diff(bucket: &str, want: &Replication, seen: &Observed<ReplicationDoc>, p
     let empty = Vec::new();
     let live_rules = doc.map_or(&empty, |d| &d.rules);
     for rule in &want.rules {
-        let addr = Address(format!("s3.{bucket}.replication.{}", rule.id));
+        let addr = address(bucket).child(&rule.id);
         match live_rules.iter().find(|r| r.id == rule.id) {
             None => {
                 let mut c = Change::new(addr, Action::Create);
@@ -235,7 +235,7 @@ pub fn diff(bucket: &str, want: &Replication, seen: &Observed<ReplicationDoc>, p
         if want.rules.iter().any(|r| r.id == live.id) {
             continue;
         }
-        let addr = Address(format!("s3.{bucket}.replication.{}", live.id));
+        let addr = address(bucket).child(&live.id);
         let mut c = Change::new(addr, Action::NoOp);
         match want.ownership {
             Ownership::Shared => c.reason = Some("not managed by this policy, kept".into()),

@@ -18,7 +18,7 @@ pub struct PolicyDoc {
 }
 
 pub fn address(bucket: &str) -> Address {
-    Address(format!("s3.{bucket}.require_tls"))
+    Address::s3_bucket(bucket).child("require_tls")
 }
 
 pub fn desired_statement(bucket: &str) -> Value {
