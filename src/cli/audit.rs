@@ -42,10 +42,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         };
     let mut report = engine::audit(&observations);
     report.controls.retain(|c| targets.touches(c.address.as_str()));
-    let today = crate::providers::s3::evidence::format_time(
-        "%Y-%m-%d",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-    );
+    let today = crate::model::time::format_time("%Y-%m-%d", crate::model::time::now());
     crate::audit::apply_waivers(&mut report, &policy.waivers, &today);
     report.objectives = crate::audit::objectives::evaluate(&report, &policy);
     let to_file = a.output.is_some();

@@ -57,7 +57,6 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
     if a.buckets.is_empty() && !a.all_buckets && a.roles.is_empty() && a.redis.is_empty() && a.postgres.is_empty() {
         return error(g, "nothing to import: name --s3-bucket, --all-buckets, --iam-role, --redis or --postgres");
     }
-    let env = |name: &str| std::env::var(name).ok();
     // With --merge: the file must be valid first, and what it has is kept.
     let existing = match &a.merge {
         Some(path) => match load_policy(g, path) {
@@ -73,6 +72,7 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
         redis: a.redis.clone(),
         postgres: a.postgres.clone(),
         skip_buckets: BTreeSet::new(),
+        env: std::env::vars().collect(),
     };
     if let Some(p) = &existing {
         req.skip_buckets = p.buckets.iter().map(|b| b.name.clone()).collect();
@@ -96,15 +96,18 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
     let aws = super::connect(g, existing.as_ref().and_then(|p| p.default_region.as_deref())).await;
     let region = aws.default_region().unwrap_or("us-east-1").to_string();
     let progress = super::Progress::start(g, &aws, "reading the live state");
-    let seen = import::observe(&aws, &req, &region, &env, g.concurrency as usize).await;
+    let default_region = match &existing {
+        Some(p) => p.default_region.clone(),
+        None => Some(region.clone()),
+    };
+    let entries = import::entries(&aws, &req, default_region.as_deref(), g.concurrency as usize).await;
     progress.finish();
-    let seen = match seen {
-        Ok(s) => s,
+    let entries = match entries {
+        Ok(e) => e,
         Err(e) => return error(g, e),
     };
     let (text, target, entries) = match (&existing, &a.merge) {
-        (Some(p), Some(path)) => {
-            let entries = import::entries(&seen, p.default_region.as_deref());
+        (Some(_), Some(path)) => {
             if entries.is_empty() {
                 note(g, format!("nothing to add to {}", path.display()));
                 return 0;
@@ -120,7 +123,6 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
             (text, Some(a.output.clone().unwrap_or_else(|| path.clone())), entries)
         }
         _ => {
-            let entries = import::entries(&seen, Some(&region));
             if entries.is_empty() {
                 return error(g, "nothing to import: no bucket was found");
             }
@@ -145,6 +147,7 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
         (None, Some(p)) => p.display().to_string(),
         _ => "(imported policy)".to_string(),
     };
+    let env = |name: &str| req.env.get(name).cloned();
     if let Err(LoadError::Invalid(d)) = policy::parse(&label, text.clone().into_bytes(), &env) {
         eprint!("{}", d.render(g.color.enabled_for_stderr()));
         let why = if a.merge.is_some() {

@@ -9,6 +9,7 @@ pub mod raw;
 pub mod store_raw;
 pub mod stores;
 pub mod validate;
+pub mod writer;
 
 use std::collections::BTreeMap;
 use std::path::Path;

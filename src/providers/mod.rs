@@ -14,7 +14,7 @@ pub mod postgres;
 pub mod redis;
 pub mod s3;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::LocalBoxFuture;
 use serde_json::Value;
@@ -54,6 +54,54 @@ impl Prior<'_> {
     }
 }
 
+/// What `import` was asked to read (the command line's names).
+#[derive(Debug, Clone, Default)]
+pub struct ImportRequest {
+    pub buckets: Vec<String>,
+    pub all_buckets: bool,
+    pub roles: Vec<String>,
+    /// (name, environment variable holding the URL).
+    pub redis: Vec<(String, String)>,
+    pub postgres: Vec<(String, String)>,
+    /// Buckets already in the policy `--merge` adds to: not read again.
+    pub skip_buckets: BTreeSet<String>,
+    /// The environment the URLs are read from.
+    pub env: BTreeMap<String, String>,
+}
+
+/// One provider's part of an imported policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    /// Where the entries go in the file (`["s3", "buckets"]`).
+    pub section: &'static [&'static str],
+    /// What an entry is called in the summary line (`bucket(s)`).
+    pub noun: &'static str,
+    /// (name, its `NAME:` block at column 0), sorted by name.
+    pub entries: Vec<(String, String)>,
+    /// `ADDRESS SETTING: reason` for each setting that could not be read.
+    pub unreadable: Vec<String>,
+}
+
+impl Imported {
+    pub fn new(section: &'static [&'static str], noun: &'static str) -> Self {
+        Imported { section, noun, entries: Vec::new(), unreadable: Vec::new() }
+    }
+}
+
+/// A connection URL from the environment variable `import` was told.
+pub(crate) fn url_from_env(
+    env: &BTreeMap<String, String>,
+    name: &str,
+    var: &str,
+    what: &str,
+) -> Result<crate::policy::Secret, Fatal> {
+    env.get(var).filter(|v| !v.is_empty()).cloned().map(crate::policy::Secret::new).ok_or_else(|| {
+        Fatal::input(format!(
+            "environment variable `{var}` (the URL of {what} `{name}`) is not set; export it, then run import again"
+        ))
+    })
+}
+
 /// A managed system, declared as data plus one entry point (`observe`).
 pub trait Provider: Sync {
     /// Its kind: `s3`, `s3.replication`, `iam`, `redis`, `postgres`.
@@ -77,6 +125,17 @@ pub trait Provider: Sync {
         ctx: &'a Ctx<'a>,
         policy: &'a Policy,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>>;
+    /// Its part of `import`: read what the request names as if the policy
+    /// mentioned every setting, and write its section's entries. None: the
+    /// kind has no section of its own (replication is part of a bucket).
+    fn import<'a>(
+        &'a self,
+        _ctx: &'a Ctx<'a>,
+        _req: &'a ImportRequest,
+        _default_region: Option<&'a str>,
+    ) -> Option<LocalBoxFuture<'a, Result<Imported, Fatal>>> {
+        None
+    }
 }
 
 /// What one provider observed in one run.

@@ -70,7 +70,7 @@ fn fresh_dump_with_a_good_sidecar_and_retention_passes() {
     let dump = b"-- pg_dump output\n";
     let key = format!(
         "postgres/{}.sql.gz",
-        suoops_policy::providers::s3::evidence::format_time(
+        suoops_policy::model::time::format_time(
             "%Y%m%d-%H%M%S",
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
         )
@@ -124,7 +124,7 @@ fn stale_missing_and_malformed_evidence_fails() {
     assert!(r.stdout.contains("no backup under postgres/"), "{}", r.stdout);
     let key = format!(
         "postgres/{}.sql.gz",
-        suoops_policy::providers::s3::evidence::format_time(
+        suoops_policy::model::time::format_time(
             "%Y%m%d-%H%M%S",
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
         )

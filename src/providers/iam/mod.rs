@@ -3,6 +3,8 @@
 //! attachment/inline-policy ownership, and apply. IAM is applied before any
 //! S3 change, so roles exist before replication names them.
 
+mod import;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
@@ -16,7 +18,7 @@ use crate::model::Applied;
 use crate::model::{Action, Address, AttrChange, Change, Fatal, Observed, StepOutcome, UnknownSetting};
 use crate::policy::Policy;
 use crate::policy::{Iam as IamSpec, ManagedPolicySpec, RoleSpec};
-use crate::providers::{Ctx, Observation, Prior, Provider};
+use crate::providers::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
 
 /// A role as read.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -848,6 +850,14 @@ impl Provider for Iam {
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         let roles = policy.iam.roles.iter().map(|r| role_address(&r.name));
         roles.chain(policy.iam.policies.iter().map(|p| policy_address(&p.name))).collect()
+    }
+    fn import<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        req: &'a ImportRequest,
+        _default_region: Option<&'a str>,
+    ) -> Option<LocalBoxFuture<'a, Result<Imported, Fatal>>> {
+        Some(import::import(ctx, req).boxed_local())
     }
     fn observe<'a>(
         &'a self,

@@ -8,6 +8,7 @@ pub mod controls;
 pub mod crr;
 pub mod diff;
 pub mod evidence;
+pub mod import;
 pub mod lifecycle;
 pub mod observe;
 pub mod replication;
@@ -21,7 +22,7 @@ use serde_json::{json, Value};
 
 pub use observe::{BucketState, EncryptionState, PabState};
 
-use super::{Ctx, Observation, Prior, Provider};
+use super::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
 use crate::aws::{On, Op};
 use crate::model::control::{ControlDef, ControlResult};
 use crate::model::{Address, Applied, Change, Fatal};
@@ -98,6 +99,14 @@ impl Provider for Buckets {
     }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         policy.buckets.iter().map(|b| Address::s3_bucket(&b.name)).collect()
+    }
+    fn import<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        req: &'a ImportRequest,
+        default_region: Option<&'a str>,
+    ) -> Option<LocalBoxFuture<'a, Result<Imported, Fatal>>> {
+        Some(import::import(ctx, req, default_region).boxed_local())
     }
     fn observe<'a>(
         &'a self,

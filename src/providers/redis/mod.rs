@@ -3,6 +3,8 @@
 //! REWRITE so the change survives a restart. The URL holds a password: it
 //! is never printed, and error texts are scrubbed of it.
 
+mod import;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use futures::future::{FutureExt, LocalBoxFuture};
 
 use crate::model::{Applied, Fatal};
 use crate::policy::Policy;
-use crate::providers::{Ctx, Observation, Prior, Provider};
+use crate::providers::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
 
 /// What one instance shows.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -266,6 +268,14 @@ impl Provider for Redis {
     }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         policy.redis.iter().map(|s| address(&s.name)).collect()
+    }
+    fn import<'a>(
+        &'a self,
+        _ctx: &'a Ctx<'a>,
+        req: &'a ImportRequest,
+        _default_region: Option<&'a str>,
+    ) -> Option<LocalBoxFuture<'a, Result<Imported, Fatal>>> {
+        Some(import::import(req).boxed_local())
     }
     fn observe<'a>(
         &'a self,

@@ -3,6 +3,8 @@
 //! `postmaster` need a restart: the plan says so and the audit reports
 //! pending_restart. The URL holds a password and is never printed.
 
+mod import;
+
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use futures::future::{FutureExt, LocalBoxFuture};
 
 use crate::model::{Applied, Fatal};
 use crate::policy::Policy;
-use crate::providers::{Ctx, Observation, Prior, Provider};
+use crate::providers::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
 
 /// One row of pg_settings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -352,6 +354,14 @@ impl Provider for Postgres {
     }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         policy.postgres.iter().map(|s| address(&s.name)).collect()
+    }
+    fn import<'a>(
+        &'a self,
+        _ctx: &'a Ctx<'a>,
+        req: &'a ImportRequest,
+        _default_region: Option<&'a str>,
+    ) -> Option<LocalBoxFuture<'a, Result<Imported, Fatal>>> {
+        Some(import::import(req).boxed_local())
     }
     fn observe<'a>(
         &'a self,

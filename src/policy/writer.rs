@@ -1,4 +1,5 @@
-//! A small block-YAML writer for `import`: the policy it writes is read by
+//! A small block-YAML writer of the policy format, for `import` (each
+//! provider writes its own entries with it): the policy it writes is read by
 //! people first, so it is laid out by hand (keys in a fixed order, comments
 //! beside values) rather than by a serializer. Scalars are quoted whenever a
 //! YAML parser could read them as anything but the string they are.
@@ -48,6 +49,14 @@ impl Writer {
     }
 
     /// `key:` opening a nested block.
+    /// A setting that could not be read: said in a comment, and counted
+    /// (`gaps`) so the import reports itself incomplete; never written as
+    /// if it were absent.
+    pub fn unreadable(&mut self, indent: usize, gaps: &mut Vec<String>, address: &str, setting: &str, reason: &str) {
+        self.comment(indent, &format!("{setting}: could not be read ({reason}); left unmanaged"));
+        gaps.push(format!("{address} {setting}: {reason}"));
+    }
+
     pub fn open(&mut self, indent: usize, key: &str) {
         self.out.push_str(&format!("{}{}:\n", " ".repeat(indent), scalar(key)));
     }
