@@ -9,6 +9,7 @@
 //! field in the policy (see ARCHITECTURE.md, "Adding a system").
 
 pub mod iam;
+pub mod instances;
 pub mod permissions;
 pub mod postgres;
 pub mod redis;

@@ -16,13 +16,12 @@ use crate::model::StepOutcome;
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
 use crate::policy::{scrub, PostgresSpec};
 
-use std::collections::BTreeSet;
-
 use futures::future::{FutureExt, LocalBoxFuture};
 
-use crate::model::{Applied, Fatal};
+use crate::model::Fatal;
 use crate::policy::Policy;
-use crate::providers::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
+use crate::providers::instances::{Instance, Instances};
+use crate::providers::{Ctx, ImportRequest, Imported, Observation, Provider};
 
 /// One row of pg_settings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -368,74 +367,41 @@ impl Provider for Postgres {
         _ctx: &'a Ctx<'a>,
         policy: &'a Policy,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
-        async move { Ok(Box::new(observe_all(policy.postgres.iter()).await) as Box<dyn Observation>) }.boxed_local()
+        async move { Ok(Box::new(Instances::<One>::observe(policy.postgres.iter()).await) as Box<dyn Observation>) }
+            .boxed_local()
     }
 }
 
-async fn observe_all(specs: impl Iterator<Item = &PostgresSpec>) -> Instances {
-    Instances(futures::future::join_all(specs.map(|s| async move { (s.clone(), observe(s).await) })).await)
-}
+/// One postgres instance: the shared per-instance observation.
+pub struct One;
 
-/// Every instance of the policy, as observed.
-pub struct Instances(pub Vec<(PostgresSpec, PostgresState)>);
-
-impl Observation for Instances {
-    fn kind(&self) -> &'static str {
-        "postgres"
+impl Instance for One {
+    const KIND: &'static str = "postgres";
+    type Spec = PostgresSpec;
+    type State = PostgresState;
+    fn address(spec: &PostgresSpec) -> Address {
+        address(&spec.name)
     }
-    fn len(&self) -> usize {
-        self.0.len()
+    fn observe(spec: &PostgresSpec) -> impl std::future::Future<Output = PostgresState> {
+        observe(spec)
     }
-    fn diff(&self) -> Vec<Change> {
-        self.0.iter().map(|(spec, state)| diff(spec, state)).collect()
+    fn diff(spec: &PostgresSpec, state: &PostgresState) -> Change {
+        diff(spec, state)
     }
-    fn controls(&self, changes: &[Change]) -> Vec<ControlResult> {
-        let mut out = Vec::new();
-        for (spec, state) in &self.0 {
-            if let Some(change) = changes.iter().find(|c| c.address == address(&spec.name)) {
-                out.extend(controls(spec, state, change));
-            }
-        }
-        out
+    fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> Vec<ControlResult> {
+        controls(spec, state, change)
     }
-    fn fingerprints(&self) -> Vec<(Address, Value)> {
-        self.0.iter().map(|(spec, state)| (address(&spec.name), json!(state.settings))).collect()
+    fn apply(spec: &PostgresSpec, change: &Change) -> impl std::future::Future<Output = Vec<StepOutcome>> {
+        apply(spec, change)
     }
-    fn apply<'a>(
-        &'a self,
-        _ctx: &'a Ctx<'a>,
-        changes: &'a [Change],
-        _prior: Prior<'a>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Applied>, Fatal>> {
-        async move {
-            let jobs = self.0.iter().filter_map(|(spec, _)| {
-                let change = changes.iter().find(|c| c.address == address(&spec.name) && c.is_actionable())?;
-                Some(async move {
-                    let steps = apply(spec, change).await;
-                    Applied { address: change.address.clone(), steps, did_not_take: Vec::new() }
-                })
-            });
-            Ok(futures::future::join_all(jobs).await)
-        }
-        .boxed_local()
-    }
-    fn reobserve<'a>(
-        &'a self,
-        _ctx: &'a Ctx<'a>,
-        addresses: &'a BTreeSet<Address>,
-    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
-        async move {
-            let specs = self.0.iter().map(|(s, _)| s).filter(|s| addresses.contains(&address(&s.name)));
-            Ok(Box::new(observe_all(specs).await) as Box<dyn Observation>)
-        }
-        .boxed_local()
+    fn fingerprint(state: &PostgresState) -> Value {
+        json!(state.settings)
     }
     /// A setting that needs a restart is pending, not failed: pg_settings
     /// shows the old value until the restart. While archive_mode is off,
     /// pg_settings shows archive_command as "(disabled)": it cannot be read
     /// back before the restart that turns archiving on.
-    fn pending(&self, change: &Change, attr: &AttrChange) -> bool {
-        let Some((_, state)) = self.0.iter().find(|(s, _)| address(&s.name) == change.address) else { return false };
+    fn pending(state: &PostgresState, attr: &AttrChange) -> bool {
         let setting = state.settings.present().and_then(|s| s.get(&attr.name));
         setting.is_some_and(|s| s.pending_restart || s.value == "(disabled)")
     }

@@ -15,13 +15,12 @@ use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::{Action, Address, AttrChange, Change, Observed, StepOutcome, UnknownSetting};
 use crate::policy::{scrub, Persistence, RedisSpec};
 
-use std::collections::BTreeSet;
-
 use futures::future::{FutureExt, LocalBoxFuture};
 
-use crate::model::{Applied, Fatal};
+use crate::model::Fatal;
 use crate::policy::Policy;
-use crate::providers::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
+use crate::providers::instances::{Instance, Instances};
+use crate::providers::{Ctx, ImportRequest, Imported, Observation, Provider};
 
 /// What one instance shows.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -282,66 +281,34 @@ impl Provider for Redis {
         _ctx: &'a Ctx<'a>,
         policy: &'a Policy,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
-        async move { Ok(Box::new(observe_all(policy.redis.iter()).await) as Box<dyn Observation>) }.boxed_local()
+        async move { Ok(Box::new(Instances::<One>::observe(policy.redis.iter()).await) as Box<dyn Observation>) }
+            .boxed_local()
     }
 }
 
-async fn observe_all(specs: impl Iterator<Item = &RedisSpec>) -> Instances {
-    Instances(futures::future::join_all(specs.map(|s| async move { (s.clone(), observe(s).await) })).await)
-}
+/// One redis instance: the shared per-instance observation.
+pub struct One;
 
-/// Every instance of the policy, as observed.
-pub struct Instances(pub Vec<(RedisSpec, RedisState)>);
-
-impl Observation for Instances {
-    fn kind(&self) -> &'static str {
-        "redis"
+impl Instance for One {
+    const KIND: &'static str = "redis";
+    type Spec = RedisSpec;
+    type State = RedisState;
+    fn address(spec: &RedisSpec) -> Address {
+        address(&spec.name)
     }
-    fn len(&self) -> usize {
-        self.0.len()
+    fn observe(spec: &RedisSpec) -> impl std::future::Future<Output = RedisState> {
+        observe(spec)
     }
-    fn diff(&self) -> Vec<Change> {
-        self.0.iter().map(|(spec, state)| diff(spec, state)).collect()
+    fn diff(spec: &RedisSpec, state: &RedisState) -> Change {
+        diff(spec, state)
     }
-    fn controls(&self, changes: &[Change]) -> Vec<ControlResult> {
-        let mut out = Vec::new();
-        for (spec, state) in &self.0 {
-            if let Some(change) = changes.iter().find(|c| c.address == address(&spec.name)) {
-                out.extend(controls(spec, state, change));
-            }
-        }
-        out
+    fn controls(spec: &RedisSpec, state: &RedisState, change: &Change) -> Vec<ControlResult> {
+        controls(spec, state, change)
     }
-    fn fingerprints(&self) -> Vec<(Address, Value)> {
-        self.0.iter().map(|(spec, state)| (address(&spec.name), json!({"config": state.config, "config_file": state.info.present().and_then(|i| i.get("config_file"))}))).collect()
+    fn apply(spec: &RedisSpec, change: &Change) -> impl std::future::Future<Output = Vec<StepOutcome>> {
+        apply(spec, change)
     }
-    fn apply<'a>(
-        &'a self,
-        _ctx: &'a Ctx<'a>,
-        changes: &'a [Change],
-        _prior: Prior<'a>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Applied>, Fatal>> {
-        async move {
-            let jobs = self.0.iter().filter_map(|(spec, _)| {
-                let change = changes.iter().find(|c| c.address == address(&spec.name) && c.is_actionable())?;
-                Some(async move {
-                    let steps = apply(spec, change).await;
-                    Applied { address: change.address.clone(), steps, did_not_take: Vec::new() }
-                })
-            });
-            Ok(futures::future::join_all(jobs).await)
-        }
-        .boxed_local()
-    }
-    fn reobserve<'a>(
-        &'a self,
-        _ctx: &'a Ctx<'a>,
-        addresses: &'a BTreeSet<Address>,
-    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
-        async move {
-            let specs = self.0.iter().map(|(s, _)| s).filter(|s| addresses.contains(&address(&s.name)));
-            Ok(Box::new(observe_all(specs).await) as Box<dyn Observation>)
-        }
-        .boxed_local()
+    fn fingerprint(state: &RedisState) -> Value {
+        json!({"config": state.config, "config_file": state.info.present().and_then(|i| i.get("config_file"))})
     }
 }
