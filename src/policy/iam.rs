@@ -96,7 +96,7 @@ pub fn size(doc: &Value) -> usize {
 }
 
 impl Validator<'_> {
-    pub(super) fn iam(&mut self, raw: &Sp<RawIam>, buckets: &[BucketSpec]) -> Iam {
+    pub(super) fn iam(&mut self, raw: &Sp<RawIam>, buckets: &[BucketSpec], default_region: Option<&str>) -> Iam {
         let raw = raw.value();
         let mut policies = Vec::new();
         for (name, p) in &raw.policies.0 {
@@ -173,7 +173,7 @@ impl Validator<'_> {
             let s3_replication = rv.s3_replication.as_ref().is_some_and(|s| *s.value());
             let mut trust = trust;
             if s3_replication {
-                let derived = replication_permissions(&n, buckets);
+                let derived = replication_permissions(&n, buckets, default_region);
                 match (derived, &rv.s3_replication) {
                     (Some(doc), _) => {
                         inline.get_or_insert_with(BTreeMap::new).insert("s3-replication".into(), doc);
@@ -488,9 +488,14 @@ impl Validator<'_> {
 
 /// The standard permissions S3 replication needs, derived from every
 /// bucket whose replication names `role`; None when none does.
-pub fn replication_permissions(role: &str, buckets: &[BucketSpec]) -> Option<Value> {
+/// `default_region` is the policy's `aws.region`, for buckets without one.
+pub fn replication_permissions(role: &str, buckets: &[BucketSpec], default_region: Option<&str>) -> Option<Value> {
     let mut sources = Vec::new();
     let mut dests = Vec::new();
+    let mut kms = Vec::new();
+    let region_of = |name: &str| {
+        buckets.iter().find(|b| b.name == name).and_then(|b| b.region.clone().or(default_region.map(str::to_string)))
+    };
     for b in buckets {
         let Some(r) = &b.replication else { continue };
         let names_role =
@@ -503,6 +508,21 @@ pub fn replication_permissions(role: &str, buckets: &[BucketSpec]) -> Option<Val
             if !dests.contains(&rule.destination) {
                 dests.push(rule.destination.clone());
             }
+            if rule.replicate_kms_encrypted != Some(true) {
+                continue;
+            }
+            // Replicating SSE-KMS objects: the role decrypts with the source
+            // key and encrypts with the replica key, each only through S3
+            // for that bucket (AWS S3 user guide, "Replicating encrypted
+            // objects (SSE-S3, SSE-KMS, DSSE-KMS, SSE-C)").
+            if let Some(key) = b.encryption.as_ref().and_then(|e| e.kms_key.as_deref()) {
+                let region = region_of(&b.name);
+                kms.push(kms_statement("DecryptSourceObjects", "kms:Decrypt", key, region.as_deref(), &b.name));
+            }
+            if let Some(key) = &rule.replica_kms_key {
+                let region = region_of(&rule.destination).or_else(|| kms_region(key));
+                kms.push(kms_statement("EncryptReplicas", "kms:Encrypt", key, region.as_deref(), &rule.destination));
+            }
         }
     }
     if sources.is_empty() {
@@ -512,23 +532,97 @@ pub fn replication_permissions(role: &str, buckets: &[BucketSpec]) -> Option<Val
     dests.sort();
     let arn = |b: &String| format!("arn:aws:s3:::{b}");
     let objects = |b: &String| format!("arn:aws:s3:::{b}/*");
-    Some(json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "ReadSourceConfiguration", "Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
-             "Resource": sources.iter().map(arn).collect::<Vec<_>>()},
-            {"Sid": "ReadSourceObjects", "Effect": "Allow",
+    let mut statements = vec![
+        json!({"Sid": "ReadSourceConfiguration", "Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+             "Resource": sources.iter().map(arn).collect::<Vec<_>>()}),
+        json!({"Sid": "ReadSourceObjects", "Effect": "Allow",
              "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
-             "Resource": sources.iter().map(objects).collect::<Vec<_>>()},
-            {"Sid": "WriteReplicas", "Effect": "Allow", "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-             "Resource": dests.iter().map(objects).collect::<Vec<_>>()}
-        ]
-    }))
+             "Resource": sources.iter().map(objects).collect::<Vec<_>>()}),
+        json!({"Sid": "WriteReplicas", "Effect": "Allow", "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+             "Resource": dests.iter().map(objects).collect::<Vec<_>>()}),
+    ];
+    statements.extend(numbered(kms));
+    Some(json!({"Version": "2012-10-17", "Statement": statements}))
+}
+
+/// Sids are unique within a document: the second statement of a kind is
+/// `EncryptReplicas2`, and so on.
+fn numbered(statements: Vec<Value>) -> Vec<Value> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out: Vec<Value> = Vec::new();
+    for mut st in statements {
+        if out.contains(&st) {
+            continue;
+        }
+        let sid = st["Sid"].as_str().unwrap_or_default().to_string();
+        let n = seen.entry(sid.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            st["Sid"] = json!(format!("{sid}{n}"));
+        }
+        out.push(st);
+    }
+    out
+}
+
+/// The region of a KMS key or alias ARN.
+fn kms_region(key: &str) -> Option<String> {
+    key.strip_prefix("arn:").and_then(|r| r.split(':').nth(2)).filter(|r| !r.is_empty()).map(str::to_string)
+}
+
+/// One KMS statement for the replication role on `key` (a key ARN, key
+/// id, alias ARN or `alias/NAME`), used through S3 in `region` for the
+/// objects of `bucket`. An alias in `Resource` would apply to the alias,
+/// not to the key behind it, so an alias is matched with the
+/// `kms:ResourceAliases` condition instead (AWS KMS developer guide, "Using
+/// aliases to control access to KMS keys").
+fn kms_statement(sid: &str, action: &str, key: &str, region: Option<&str>, bucket: &str) -> Value {
+    let region_part = region.unwrap_or("*");
+    let arn_parts: Vec<&str> = key.splitn(6, ':').collect();
+    let (resource, alias) = match arn_parts.as_slice() {
+        ["arn", partition, "kms", r, account, rest] => match rest.strip_prefix("alias/") {
+            Some(name) => (format!("arn:{partition}:kms:{r}:{account}:key/*"), Some(format!("alias/{name}"))),
+            None => (key.to_string(), None),
+        },
+        _ => match key.strip_prefix("alias/") {
+            Some(_) => (format!("arn:aws:kms:{region_part}:*:key/*"), Some(key.to_string())),
+            None => (format!("arn:aws:kms:{region_part}:*:key/{key}"), None),
+        },
+    };
+    let mut condition = json!({
+        "StringLike": {
+            "kms:ViaService": format!("s3.{region_part}.amazonaws.com"),
+            "kms:EncryptionContext:aws:s3:arn": format!("arn:aws:s3:::{bucket}/*"),
+        }
+    });
+    if let Some(a) = alias {
+        condition["ForAnyValue:StringEquals"] = json!({"kms:ResourceAliases": a});
+    }
+    json!({"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource, "Condition": condition})
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_replication_role_can_use_both_keys_and_never_names_an_alias_in_resource() {
+        let text = "version: 1\naws: {region: us-east-1}\ns3:\n  buckets:\n    src:\n      versioning: enabled\n      encryption: {algorithm: aws:kms, kms_key: alias/backups}\n      replication:\n        role: repl\n        rules:\n          - id: dr\n            destination: dst\n            replica_kms_key: arn:aws:kms:eu-west-1:123456789012:alias/backups-dr\n    dst:\n      region: eu-west-1\n      versioning: enabled\niam:\n  roles:\n    repl:\n      s3_replication: true\n";
+        let p = crate::policy::parse("p.yaml", text.as_bytes().to_vec(), &|_| None).expect("valid");
+        let doc = &p.iam.roles[0].inline_policies.as_ref().expect("inline")["s3-replication"];
+        let sts = doc["Statement"].as_array().expect("statements");
+        let decrypt = sts.iter().find(|s| s["Sid"] == "DecryptSourceObjects").expect("decrypt");
+        assert_eq!(decrypt["Action"], "kms:Decrypt");
+        assert_eq!(decrypt["Resource"], "arn:aws:kms:us-east-1:*:key/*");
+        assert_eq!(decrypt["Condition"]["StringLike"]["kms:ViaService"], "s3.us-east-1.amazonaws.com");
+        assert_eq!(decrypt["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"], "alias/backups");
+        assert_eq!(decrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"], "arn:aws:s3:::src/*");
+        let encrypt = sts.iter().find(|s| s["Sid"] == "EncryptReplicas").expect("encrypt");
+        assert_eq!(encrypt["Resource"], "arn:aws:kms:eu-west-1:123456789012:key/*");
+        assert_eq!(encrypt["Condition"]["StringLike"]["kms:ViaService"], "s3.eu-west-1.amazonaws.com");
+        assert_eq!(encrypt["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"], "alias/backups-dr");
+        assert!(!doc.to_string().contains(":alias/"), "no alias ARN in the document: {doc}");
+    }
 
     #[test]
     fn action_and_arn_syntax() {

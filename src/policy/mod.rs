@@ -392,6 +392,19 @@ pub struct ReplicationRule {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
     pub delete_marker_replication: bool,
+    /// Destination KMS key for replicas of SSE-KMS objects (key or alias
+    /// ARN). None in a policy rule: not named, whatever is live is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_kms_key: Option<String>,
+    /// `SourceSelectionCriteria.SseKmsEncryptedObjects`: replicate objects
+    /// encrypted with SSE-KMS (S3 skips them otherwise). None in a policy
+    /// rule: not named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicate_kms_encrypted: Option<bool>,
+    /// Replication Time Control (with metrics), in minutes: S3's only value
+    /// is 15. None: not named (policy) / off (live).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_time_minutes: Option<u32>,
     /// Parts of a live rule this tool does not model.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unmodelled: Vec<String>,

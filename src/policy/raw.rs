@@ -370,6 +370,19 @@ pub struct RawReplicationRule {
     /// Replicate delete markers too (default: false).
     #[serde(default)]
     pub delete_marker_replication: Option<Sp<bool>>,
+    /// KMS key for the replicas in the destination region (a key ARN or an
+    /// alias ARN): required when the source bucket encrypts with aws:kms,
+    /// since S3 replicates SSE-KMS objects only into a named key.
+    #[serde(default)]
+    pub replica_kms_key: Option<Sp<String>>,
+    /// Replicate objects encrypted with SSE-KMS (default: true when the
+    /// source bucket uses aws:kms; S3 skips them unless opted in).
+    #[serde(default)]
+    pub replicate_kms_encrypted: Option<Sp<bool>>,
+    /// Replication Time Control with metrics: `15m`, S3's only value and
+    /// the only replication with a time SLA.
+    #[serde(default)]
+    pub replication_time: Option<Sp<String>>,
 }
 
 /// Storage classes a replica can be written in.

@@ -215,7 +215,7 @@ impl Validator<'_> {
                 }
             }
         }
-        let iam = raw.iam.as_ref().map(|i| self.iam(i, &buckets)).unwrap_or_default();
+        let iam = raw.iam.as_ref().map(|i| self.iam(i, &buckets, default_region.as_deref())).unwrap_or_default();
         let redis = raw.redis.as_ref().map(|r| self.redis(r)).unwrap_or_default();
         let postgres = raw.postgres.as_ref().map(|p| self.postgres(p)).unwrap_or_default();
         let waivers = raw.waivers.iter().filter_map(|w| self.waiver(w)).collect();
@@ -325,8 +325,13 @@ impl Validator<'_> {
             },
         });
         let lifecycle = b.lifecycle.as_ref().map(|l| self.lifecycle(l));
-        let replication =
-            b.replication.as_ref().and_then(|r| self.replication(r, name.as_deref(), b.versioning.as_ref()));
+        let kms_source = b.encryption.as_ref().is_some_and(|e| {
+            matches!(e.value().algorithm.value(), raw::AlgorithmRaw::AwsKms | raw::AlgorithmRaw::AwsKmsDsse)
+        });
+        let replication = b
+            .replication
+            .as_ref()
+            .and_then(|r| self.replication(r, name.as_deref(), b.versioning.as_ref(), kms_source));
         Some(BucketSpec {
             name: name?,
             region,
@@ -360,6 +365,7 @@ impl Validator<'_> {
         r: &Sp<raw::RawReplication>,
         source: Option<&str>,
         versioning: Option<&Sp<raw::VersioningRaw>>,
+        kms_source: bool,
     ) -> Option<Replication> {
         let raw = r.value();
         let before = self.diags.len();
@@ -474,6 +480,57 @@ impl Validator<'_> {
                 Some(p) => self.expand(p),
                 None => Some(String::new()),
             };
+            let replica_kms_key = rr.replica_kms_key.as_ref().and_then(|k| self.expand(k));
+            if let (Some(k), Some(pos)) = (&replica_kms_key, &rr.replica_kms_key) {
+                if !is_kms_arn(k) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            format!("`{k}` is not a KMS key ARN or alias ARN"),
+                            Some(pos.pos()),
+                        )
+                        .help("write arn:aws:kms:REGION:ACCOUNT:key/KEY-ID or arn:aws:kms:REGION:ACCOUNT:alias/NAME, in the destination bucket's region"),
+                    );
+                }
+            }
+            // S3 replicates SSE-KMS objects only when the rule opts in and
+            // names the destination key (AWS S3 user guide, "Replicating
+            // encrypted objects (SSE-S3, SSE-KMS, DSSE-KMS, SSE-C)").
+            let replicate_kms_encrypted =
+                rr.replicate_kms_encrypted.as_ref().map(|v| *v.value()).or(kms_source.then_some(true));
+            if replicate_kms_encrypted == Some(true) && rr.replica_kms_key.is_none() {
+                let at = rr.replicate_kms_encrypted.as_ref().map_or(rule.pos(), |v| v.pos());
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::ReplicaKmsKeyRequired,
+                        format!(
+                            "rule `{id}` replicates SSE-KMS objects{} but names no replica_kms_key",
+                            if kms_source { " (the bucket encrypts with aws:kms)" } else { "" }
+                        ),
+                        Some(at),
+                    )
+                    .help("S3 does not replicate SSE-KMS objects unless the rule names the destination key: add `replica_kms_key: arn:aws:kms:DEST-REGION:ACCOUNT:key/ID` (or `replicate_kms_encrypted: false` to leave them out, and the DR copy without them)"),
+                );
+            }
+            let replication_time_minutes = match &rr.replication_time {
+                None => None,
+                Some(t) => {
+                    match t.value().trim() {
+                        "15m" | "15min" | "15 minutes" | "900s" | "900" => Some(15),
+                        other => {
+                            self.diags.push(
+                            Diagnostic::new(
+                                Code::InvalidValue,
+                                format!("replication_time `{other}`: Replication Time Control has one value, 15 minutes"),
+                                Some(t.pos()),
+                            )
+                            .help("write `replication_time: 15m`, or leave it out for replication without a time SLA"),
+                        );
+                            None
+                        }
+                    }
+                }
+            };
             if let (Some(destination), Some(prefix)) = (dest_name, prefix) {
                 rules.push(ReplicationRule {
                     id,
@@ -483,6 +540,9 @@ impl Validator<'_> {
                     destination,
                     storage_class: rr.storage_class.as_ref().map(|c| c.value().as_str().to_string()),
                     delete_marker_replication: rr.delete_marker_replication.as_ref().is_some_and(|d| *d.value()),
+                    replica_kms_key,
+                    replicate_kms_encrypted,
+                    replication_time_minutes,
                     unmodelled: Vec::new(),
                 });
             }
@@ -989,6 +1049,21 @@ fn is_kms_key(k: &str) -> bool {
             && (parts[4].strip_prefix("key/").is_some_and(|id| uuid(id) || mrk(id)) || parts[4].starts_with("alias/"));
     }
     uuid(k) || mrk(k)
+}
+
+/// A KMS key ARN or alias ARN (`arn:aws:kms:REGION:ACCOUNT:key/ID`,
+/// `…:alias/NAME`), in any partition.
+fn is_kms_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "kms"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && (parts[5].strip_prefix("key/").is_some_and(|k| !k.is_empty())
+            || parts[5].strip_prefix("alias/").is_some_and(|a| !a.is_empty()))
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ s3:
         rules:
           - id: dr
             destination: ch-dr
+            replica_kms_key: arn:aws:kms:eu-west-1:123456789012:alias/ch-dr
     ch-dr:
       region: eu-west-1
       versioning: enabled

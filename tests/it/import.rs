@@ -44,6 +44,8 @@ s3:
             destination: imp-backups-dr
             storage_class: STANDARD_IA
             delete_marker_replication: true
+            replica_kms_key: arn:aws:kms:eu-west-1:123456789012:alias/imp-dr
+            replication_time: 15m
     imp-backups-dr:
       region: eu-west-1
       versioning: enabled

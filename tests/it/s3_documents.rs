@@ -479,3 +479,121 @@ fn a_failed_step_skips_exactly_its_dependents_and_a_rerun_converges() {
     w.cli(&["--endpoint-url", &url, "apply", "-f", &p, "--auto-approve"]).code(0);
     w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
+
+fn kms_replication_policy(src: &str, dst: &str) -> String {
+    format!(
+        "version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {src}:
+      versioning: enabled
+      encryption: {{algorithm: aws:kms, kms_key: arn:aws:kms:us-east-1:123456789012:alias/backups}}
+      replication:
+        role: suoops-s3-replication
+        rules:
+          - id: dr-copy
+            destination: {dst}
+            replica_kms_key: arn:aws:kms:eu-west-1:123456789012:alias/backups-dr
+            replication_time: 15m
+          - id: plain
+            priority: 2
+            prefix: plain/
+            destination: {dst}
+            replicate_kms_encrypted: false
+    {dst}:
+      region: eu-west-1
+      versioning: enabled
+"
+    )
+}
+
+/// Rewrite one live replication rule with a Python client, as an operator
+/// (or another tool) would.
+fn edit_rule(w: &World, src: &str, rule: &str, edit: &str) {
+    w.python(&format!(
+        r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+conf = s3.get_bucket_replication(Bucket="{src}")["ReplicationConfiguration"]
+for r in conf["Rules"]:
+    if r["ID"] == "{rule}":
+{edit}
+s3.put_bucket_replication(Bucket="{src}", ReplicationConfiguration=conf)
+"#
+    ));
+}
+
+#[test]
+fn sse_kms_replication_opts_in_names_the_replica_key_and_keeps_what_the_policy_does_not_name() {
+    let w = World::with_moto();
+    w.python(CREATE_ROLE);
+    let (src, dst) = (unique("kms-src"), unique("kms-dr"));
+    let p = w.write("p.yaml", &kms_replication_policy(&src, &dst)).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let conf = block_on(async {
+        let out = w.moto().s3("us-east-1").get_bucket_replication().bucket(&src).send().await.expect("replication");
+        out.replication_configuration().cloned().expect("conf")
+    });
+    let dr = conf.rules().iter().find(|r| r.id() == Some("dr-copy")).expect("dr-copy");
+    let kms = dr.source_selection_criteria().and_then(|c| c.sse_kms_encrypted_objects()).map(|k| k.status().as_str());
+    assert_eq!(kms, Some("Enabled"), "{dr:?}");
+    let d = dr.destination().expect("destination");
+    assert_eq!(
+        d.encryption_configuration().and_then(|e| e.replica_kms_key_id()),
+        Some("arn:aws:kms:eu-west-1:123456789012:alias/backups-dr")
+    );
+    assert_eq!(d.replication_time().and_then(|t| t.time()).and_then(|t| t.minutes()), Some(15));
+    assert_eq!(d.metrics().map(|m| m.status().as_str()), Some("Enabled"));
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    r.code(0);
+
+    // The opt-in removed behind the tool's back: the DR copy would miss
+    // every SSE-KMS object. Plan shows it, S3-CRR and DR-COPY fail.
+    edit_rule(&w, &src, "dr-copy", "        r.pop('SourceSelectionCriteria', None)");
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    assert!(squash(&r.stdout).contains("~ replicate_kms_encrypted false → true"), "{}", r.stdout);
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    r.code(2);
+    let j = r.json();
+    let crr = j["controls"].as_array().expect("controls").iter().find(|c| c["id"] == "S3-CRR").expect("S3-CRR").clone();
+    assert_eq!(crr["status"], "fail", "{crr}");
+    assert!(crr["detail"].as_str().unwrap_or("").contains("replication.dr-copy"), "{crr}");
+    let dr_obj =
+        j["objectives"].as_array().expect("objectives").iter().find(|o| o["id"] == "DR-COPY").expect("DR").clone();
+    assert_eq!(dr_obj["verdict"], "not_met", "{dr_obj}");
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+
+    // Replication Time Control added by an operator on the rule that does
+    // not name it, and a destination account: no diff, and an apply that
+    // changes that rule's storage class keeps both.
+    edit_rule(
+        &w,
+        &src,
+        "plain",
+        "        r['Destination']['ReplicationTime'] = {'Status': 'Enabled', 'Time': {'Minutes': 15}}\n        r['Destination']['Metrics'] = {'Status': 'Enabled', 'EventThreshold': {'Minutes': 15}}\n        r['Destination']['Account'] = '123456789012'",
+    );
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+    let changed = kms_replication_policy(&src, &dst).replace(
+        "            replicate_kms_encrypted: false\n",
+        "            replicate_kms_encrypted: false\n            storage_class: GLACIER\n",
+    );
+    std::fs::write(&p, changed).expect("edit policy");
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    assert!(squash(&r.stdout).contains("also has: destination account, kept"), "{}", r.stdout);
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let conf = block_on(async {
+        let out = w.moto().s3("us-east-1").get_bucket_replication().bucket(&src).send().await.expect("replication");
+        out.replication_configuration().cloned().expect("conf")
+    });
+    let plain = conf.rules().iter().find(|r| r.id() == Some("plain")).expect("plain");
+    let d = plain.destination().expect("destination");
+    assert_eq!(d.storage_class().map(|c| c.as_str()), Some("GLACIER"));
+    assert_eq!(d.replication_time().and_then(|t| t.time()).and_then(|t| t.minutes()), Some(15), "{plain:?}");
+    assert_eq!(d.account(), Some("123456789012"));
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+}

@@ -109,6 +109,7 @@ fn diagnostic_codes_are_stable() {
             "not-utf8",
             "policy-ref-invalid",
             "region-invalid",
+            "replica-kms-key-required",
             "replication-needs-versioning",
             "replication-role-unused",
             "role-invalid",

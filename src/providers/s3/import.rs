@@ -164,7 +164,10 @@ pub(crate) fn bucket(
         _ => {}
     }
     match &st.replication {
-        Some(Observed::Present(doc)) => replication(&mut w, &doc.role, &doc.rules),
+        Some(Observed::Present(doc)) => {
+            let kms = matches!(&st.encryption, Some(Observed::Present(e)) if e.algorithm.starts_with("aws:kms"));
+            replication(&mut w, &doc.role, &doc.rules, kms)
+        }
         Some(Observed::Unknown { reason }) => w.unreadable(2, gaps, &addr, "replication", reason),
         _ => {}
     }
@@ -315,7 +318,9 @@ fn lifecycle_rule(r: &LifecycleRule) -> Value {
     Value::Object(m)
 }
 
-fn replication(w: &mut Writer, role: &str, rules: &[ReplicationRule]) {
+/// `kms_source`: the bucket encrypts with aws:kms, so the policy format
+/// defaults the SSE-KMS opt-in to on; a live rule without it says so.
+fn replication(w: &mut Writer, role: &str, rules: &[ReplicationRule], kms_source: bool) {
     let gap = |r: &ReplicationRule| -> Option<String> {
         if !r.unmodelled.is_empty() {
             Some(r.unmodelled.join(", "))
@@ -343,6 +348,22 @@ fn replication(w: &mut Writer, role: &str, rules: &[ReplicationRule]) {
                 m.insert("storage_class".into(), json!(c));
             }
             m.insert("delete_marker_replication".into(), json!(r.delete_marker_replication));
+            if let Some(k) = &r.replica_kms_key {
+                m.insert("replica_kms_key".into(), json!(literal_env(k)));
+            }
+            match r.replicate_kms_encrypted {
+                Some(true) => {
+                    m.insert("replicate_kms_encrypted".into(), json!(true));
+                }
+                // Said, so the import does not claim SSE-KMS objects reach the DR copy.
+                _ if kms_source => {
+                    m.insert("replicate_kms_encrypted".into(), json!(false));
+                }
+                _ => {}
+            }
+            if r.replication_time_minutes.is_some() {
+                m.insert("replication_time".into(), json!("15m"));
+            }
             w.item(6, &Value::Object(m));
         }
     }

@@ -260,7 +260,7 @@ pub fn merged(
 ) -> Result<Vec<SdkRule>, aws_sdk_s3::error::BuildError> {
     let live: Vec<(&SdkRule, &str)> =
         seen.map(|d| d.raw.iter().zip(d.rules.iter().map(|r| r.id.as_str())).collect()).unwrap_or_default();
-    merge_rules(&live, &want.rules, |r| r.id.as_str(), to_sdk, act)
+    merge_rules(&live, &want.rules, |r| r.id.as_str(), |w, _| to_sdk(w), act)
 }
 
 /// The merge both rule documents share (lifecycle, replication): `live` as
@@ -269,21 +269,21 @@ pub fn merge_rules<R: Clone, W, E>(
     live: &[(&R, &str)],
     want: &[W],
     id: impl Fn(&W) -> &str,
-    build: impl Fn(&W) -> Result<R, E>,
+    build: impl Fn(&W, Option<&R>) -> Result<R, E>,
     act: &dyn Fn(&str) -> Option<Action>,
 ) -> Result<Vec<R>, E> {
     let mut out = Vec::new();
     for (raw, rid) in live {
         match (act(rid), want.iter().find(|w| id(w) == *rid)) {
             (Some(Action::Delete), _) => {}
-            (Some(Action::Create | Action::Update), Some(w)) => out.push(build(w)?),
+            (Some(Action::Create | Action::Update), Some(w)) => out.push(build(w, Some(*raw))?),
             _ => out.push((*raw).clone()),
         }
     }
     for w in want {
         let is_live = live.iter().any(|(_, rid)| *rid == id(w));
         if !is_live && matches!(act(id(w)), Some(Action::Create | Action::Update)) {
-            out.push(build(w)?);
+            out.push(build(w, None)?);
         }
     }
     Ok(out)

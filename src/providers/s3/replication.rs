@@ -7,8 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_s3::types::{
-    DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, ReplicationConfiguration,
-    ReplicationRule as SdkRule, ReplicationRuleFilter, ReplicationRuleStatus, StorageClass,
+    DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, EncryptionConfiguration, Metrics,
+    MetricsStatus, ReplicationConfiguration, ReplicationRule as SdkRule, ReplicationRuleAndOperator,
+    ReplicationRuleFilter, ReplicationRuleStatus, ReplicationTime, ReplicationTimeStatus, ReplicationTimeValue,
+    SourceSelectionCriteria, SseKmsEncryptedObjects, SseKmsEncryptedObjectsStatus, StorageClass, Tag,
 };
 use serde_json::json;
 
@@ -94,12 +96,16 @@ pub fn canonical(r: &SdkRule) -> ReplicationRule {
     if let Some(d) = r.destination() {
         out.destination = bucket_of(d.bucket()).to_string();
         out.storage_class = d.storage_class().map(|c| c.as_str().to_string());
+        out.replica_kms_key = d.encryption_configuration().and_then(|e| e.replica_kms_key_id()).map(str::to_string);
+        let rtc = d.replication_time().filter(|t| *t.status() == ReplicationTimeStatus::Enabled);
+        out.replication_time_minutes =
+            rtc.and_then(|t| t.time()).and_then(|t| t.minutes()).and_then(|m| u32::try_from(m).ok());
         for (present, what) in [
             (d.account().is_some(), "destination account"),
             (d.access_control_translation().is_some(), "owner override"),
-            (d.encryption_configuration().is_some(), "replica KMS key"),
-            (d.replication_time().is_some(), "replication time control"),
-            (d.metrics().is_some(), "replication metrics"),
+            // Metrics without Replication Time Control, or RTC disabled but written.
+            (d.metrics().is_some() && rtc.is_none(), "replication metrics"),
+            (d.replication_time().is_some() && rtc.is_none(), "replication time control (disabled)"),
         ] {
             if present {
                 out.unmodelled.push(what.into());
@@ -108,8 +114,13 @@ pub fn canonical(r: &SdkRule) -> ReplicationRule {
     }
     out.delete_marker_replication =
         r.delete_marker_replication().and_then(|d| d.status()) == Some(&DeleteMarkerReplicationStatus::Enabled);
-    if r.source_selection_criteria().is_some() {
-        out.unmodelled.push("source selection criteria".into());
+    let criteria = r.source_selection_criteria();
+    out.replicate_kms_encrypted = Some(
+        criteria.and_then(|c| c.sse_kms_encrypted_objects()).map(|k| k.status())
+            == Some(&SseKmsEncryptedObjectsStatus::Enabled),
+    );
+    if criteria.and_then(|c| c.replica_modifications()).is_some() {
+        out.unmodelled.push("replica modification sync".into());
     }
     if r.existing_object_replication().is_some() {
         out.unmodelled.push("existing object replication".into());
@@ -118,17 +129,74 @@ pub fn canonical(r: &SdkRule) -> ReplicationRule {
 }
 
 /// The SDK rule for a policy rule (the V2 schema: Filter, Priority and
-/// DeleteMarkerReplication always present).
-pub fn to_sdk(r: &ReplicationRule) -> Result<SdkRule, aws_sdk_s3::error::BuildError> {
-    let dest = Destination::builder()
+/// DeleteMarkerReplication always present). With `live`, the rule as read:
+/// every setting the policy does not model or does not name is written back
+/// exactly as read (field-level ownership), so an operator's Replication
+/// Time Control or opt-in is not stripped by an apply that changes
+/// something else.
+pub fn to_sdk(r: &ReplicationRule, live: Option<&SdkRule>) -> Result<SdkRule, aws_sdk_s3::error::BuildError> {
+    let ld = live.and_then(|l| l.destination());
+    let mut dest = Destination::builder()
         .bucket(format!("arn:aws:s3:::{}", r.destination))
         .set_storage_class(r.storage_class.as_deref().map(StorageClass::from))
-        .build()?;
+        .set_account(ld.and_then(|d| d.account()).map(str::to_string))
+        .set_access_control_translation(ld.and_then(|d| d.access_control_translation()).cloned())
+        .set_encryption_configuration(ld.and_then(|d| d.encryption_configuration()).cloned())
+        .set_replication_time(ld.and_then(|d| d.replication_time()).cloned())
+        .set_metrics(ld.and_then(|d| d.metrics()).cloned());
+    if let Some(key) = &r.replica_kms_key {
+        dest = dest.encryption_configuration(EncryptionConfiguration::builder().replica_kms_key_id(key).build());
+    }
+    // Replication Time Control comes with metrics; S3's only threshold is
+    // 15 minutes (AWS S3 user guide, "Meeting compliance requirements with
+    // S3 Replication Time Control").
+    if let Some(minutes) = r.replication_time_minutes {
+        let m = i32::try_from(minutes).unwrap_or(15);
+        dest = dest
+            .replication_time(
+                ReplicationTime::builder()
+                    .status(ReplicationTimeStatus::Enabled)
+                    .time(ReplicationTimeValue::builder().minutes(m).build())
+                    .build()?,
+            )
+            .metrics(
+                Metrics::builder()
+                    .status(MetricsStatus::Enabled)
+                    .event_threshold(ReplicationTimeValue::builder().minutes(m).build())
+                    .build()?,
+            );
+    }
+    let mut criteria = live.and_then(|l| l.source_selection_criteria()).cloned();
+    if let Some(on) = r.replicate_kms_encrypted {
+        let status = if on { SseKmsEncryptedObjectsStatus::Enabled } else { SseKmsEncryptedObjectsStatus::Disabled };
+        let kms = SseKmsEncryptedObjects::builder().status(status).build()?;
+        let modifications = criteria.as_ref().and_then(|c| c.replica_modifications()).cloned();
+        criteria = Some(
+            SourceSelectionCriteria::builder()
+                .sse_kms_encrypted_objects(kms)
+                .set_replica_modifications(modifications)
+                .build(),
+        );
+    }
+    // A tag filter the policy cannot express is kept beside its prefix.
+    let live_tags: Vec<Tag> = live
+        .and_then(|l| l.filter())
+        .map(|f| f.tag().into_iter().cloned().chain(f.and().map(|a| a.tags().to_vec()).unwrap_or_default()).collect())
+        .unwrap_or_default();
+    let filter = match live_tags.as_slice() {
+        [] => ReplicationRuleFilter::builder().prefix(&r.prefix).build(),
+        [tag] if r.prefix.is_empty() => ReplicationRuleFilter::builder().tag(tag.clone()).build(),
+        tags => ReplicationRuleFilter::builder()
+            .and(ReplicationRuleAndOperator::builder().prefix(&r.prefix).set_tags(Some(tags.to_vec())).build())
+            .build(),
+    };
     SdkRule::builder()
         .id(&r.id)
         .priority(i32::try_from(r.priority).unwrap_or(i32::MAX))
         .status(if r.enabled { ReplicationRuleStatus::Enabled } else { ReplicationRuleStatus::Disabled })
-        .filter(ReplicationRuleFilter::builder().prefix(&r.prefix).build())
+        .set_source_selection_criteria(criteria)
+        .set_existing_object_replication(live.and_then(|l| l.existing_object_replication()).cloned())
+        .filter(filter)
         .delete_marker_replication(
             DeleteMarkerReplication::builder()
                 .status(if r.delete_marker_replication {
@@ -138,7 +206,7 @@ pub fn to_sdk(r: &ReplicationRule) -> Result<SdkRule, aws_sdk_s3::error::BuildEr
                 })
                 .build(),
         )
-        .destination(dest)
+        .destination(dest.build()?)
         .build()
 }
 
@@ -147,7 +215,20 @@ pub fn address(bucket: &str) -> Address {
 }
 
 fn rule_attrs(before: Option<&ReplicationRule>, after: &ReplicationRule) -> Vec<AttrChange> {
-    field_changes(before, after, &["id"])
+    field_changes(before, after, &["id", "unmodelled"])
+}
+
+/// The live rule as the policy rule sees it: settings the policy rule does
+/// not name are not compared (field-level ownership; apply writes them
+/// back as read), and what the format cannot model never makes a diff.
+fn as_named(live: &ReplicationRule, want: &ReplicationRule) -> ReplicationRule {
+    ReplicationRule {
+        replica_kms_key: want.replica_kms_key.as_ref().and(live.replica_kms_key.clone()),
+        replicate_kms_encrypted: want.replicate_kms_encrypted.and(live.replicate_kms_encrypted),
+        replication_time_minutes: want.replication_time_minutes.and(live.replication_time_minutes),
+        unmodelled: Vec::new(),
+        ..live.clone()
+    }
 }
 
 /// The doc-level change (role, prerequisites) first, then one per rule.
@@ -220,12 +301,15 @@ pub fn diff(bucket: &str, want: &Replication, seen: &Observed<ReplicationDoc>, p
                 c.attributes = rule_attrs(None, rule);
                 out.push(c);
             }
-            Some(live) if live == rule => out.push(Change::new(addr, Action::NoOp)),
             Some(live) => {
-                let mut c = Change::new(addr, Action::Update);
-                c.attributes = rule_attrs(Some(live), rule);
+                let named = as_named(live, rule);
+                let mut c = Change::new(addr, Action::NoOp);
+                if named != *rule {
+                    c.action = Action::Update;
+                    c.attributes = rule_attrs(Some(&named), rule);
+                }
                 if !live.unmodelled.is_empty() {
-                    c.reason = Some(format!("the live rule also has: {}", live.unmodelled.join(", ")));
+                    c.reason = Some(format!("also has: {}, kept", live.unmodelled.join(", ")));
                 }
                 out.push(c);
             }
@@ -289,6 +373,9 @@ mod tests {
             destination: dest.into(),
             storage_class: Some("STANDARD_IA".into()),
             delete_marker_replication: false,
+            replica_kms_key: None,
+            replicate_kms_encrypted: Some(false),
+            replication_time_minutes: None,
             unmodelled: vec![],
         }
     }
@@ -310,10 +397,106 @@ mod tests {
         }
     }
 
+    /// A live rule as another client wrote it: RTC with metrics, the SSE-KMS
+    /// opt-in with a replica key, a destination account and a tag filter.
+    fn operator_rule() -> SdkRule {
+        let live = ReplicationRule {
+            replica_kms_key: Some("arn:aws:kms:eu-west-1:123456789012:key/dr".into()),
+            replicate_kms_encrypted: Some(true),
+            replication_time_minutes: Some(15),
+            ..rule("dr", "dest")
+        };
+        let base = to_sdk(&live, None).expect("rule");
+        let dest = base.destination().expect("dest").clone();
+        let dest = Destination::builder()
+            .bucket(dest.bucket())
+            .set_storage_class(dest.storage_class().cloned())
+            .set_encryption_configuration(dest.encryption_configuration().cloned())
+            .set_replication_time(dest.replication_time().cloned())
+            .set_metrics(dest.metrics().cloned())
+            .account("123456789012")
+            .build()
+            .expect("dest");
+        SdkRule::builder()
+            .id("dr")
+            .priority(1)
+            .status(ReplicationRuleStatus::Enabled)
+            .set_source_selection_criteria(base.source_selection_criteria().cloned())
+            .filter(
+                ReplicationRuleFilter::builder().tag(Tag::builder().key("k").value("v").build().expect("tag")).build(),
+            )
+            .set_delete_marker_replication(base.delete_marker_replication().cloned())
+            .destination(dest)
+            .build()
+            .expect("rule")
+    }
+
+    #[test]
+    fn settings_the_policy_does_not_name_make_no_diff() {
+        let live = operator_rule();
+        let doc = ReplicationDoc {
+            role: "arn:aws:iam::123456789012:role/r".into(),
+            rules: vec![canonical(&live)],
+            raw: vec![live],
+        };
+        // The policy names neither the key, the opt-in, RTC nor the account.
+        let unnamed = want(vec![ReplicationRule { replicate_kms_encrypted: None, ..rule("dr", "dest") }]);
+        let changes = diff("src", &unnamed, &Observed::Present(doc.clone()), &pre());
+        let r = changes.iter().find(|c| c.address.as_str() == "s3.src.replication.dr").expect("rule change");
+        assert_eq!(r.action, Action::NoOp, "{r:?}");
+        assert_eq!(r.reason.as_deref(), Some("also has: tag filter, destination account, kept"));
+        // Naming the opt-in as false is a difference, on that field only.
+        let off = want(vec![ReplicationRule { replicate_kms_encrypted: Some(false), ..rule("dr", "dest") }]);
+        let changes = diff("src", &off, &Observed::Present(doc), &pre());
+        let r = changes.iter().find(|c| c.address.as_str() == "s3.src.replication.dr").expect("rule change");
+        let names: Vec<&str> = r.attributes.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["replicate_kms_encrypted"]);
+    }
+
+    #[test]
+    fn writing_a_rule_keeps_what_the_policy_does_not_name() {
+        let live = operator_rule();
+        // The policy changes the storage class only.
+        let want = ReplicationRule {
+            storage_class: Some("GLACIER".into()),
+            replicate_kms_encrypted: None,
+            ..rule("dr", "dest")
+        };
+        let written = to_sdk(&want, Some(&live)).expect("rule");
+        let d = written.destination().expect("dest");
+        assert_eq!(d.storage_class().map(|c| c.as_str()), Some("GLACIER"));
+        assert_eq!(d.account(), Some("123456789012"));
+        assert_eq!(
+            d.encryption_configuration().and_then(|e| e.replica_kms_key_id()),
+            Some("arn:aws:kms:eu-west-1:123456789012:key/dr")
+        );
+        assert_eq!(d.replication_time(), live.destination().and_then(|d| d.replication_time()));
+        assert_eq!(d.metrics(), live.destination().and_then(|d| d.metrics()));
+        assert_eq!(written.source_selection_criteria(), live.source_selection_criteria());
+        assert_eq!(written.filter().and_then(|f| f.tag()).map(|t| t.key()), Some("k"));
+        let back = canonical(&written);
+        assert_eq!(back.replication_time_minutes, Some(15));
+        assert_eq!(back.replicate_kms_encrypted, Some(true));
+    }
+
+    #[test]
+    fn kms_opt_in_and_replication_time_round_trip() {
+        let r = ReplicationRule {
+            replica_kms_key: Some("arn:aws:kms:eu-west-1:123456789012:alias/dr".into()),
+            replicate_kms_encrypted: Some(true),
+            replication_time_minutes: Some(15),
+            ..rule("dr", "dest")
+        };
+        let sdk = to_sdk(&r, None).expect("rule");
+        let d = sdk.destination().expect("dest");
+        assert_eq!(d.metrics().map(|m| m.status().as_str()), Some("Enabled"));
+        assert_eq!(canonical(&sdk), r);
+    }
+
     #[test]
     fn round_trip_and_legacy_prefix_normalise() {
         let r = rule("dr", "dest");
-        assert_eq!(canonical(&to_sdk(&r).expect("rule")), r);
+        assert_eq!(canonical(&to_sdk(&r, None).expect("rule")), r);
         #[allow(deprecated)]
         let legacy = SdkRule::builder()
             .id("dr")
@@ -364,7 +547,7 @@ mod tests {
             .expect("build")
             .expect("conf");
         let mut doc = ReplicationDoc::from_sdk(&conf);
-        doc.raw.push(to_sdk(&foreign).expect("rule"));
+        doc.raw.push(to_sdk(&foreign, None).expect("rule"));
         doc.rules.push(foreign.clone());
         let mut p = pre();
         p.destinations.insert("dest".into(), Observed::Present(true));
