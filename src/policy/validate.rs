@@ -841,6 +841,11 @@ impl Validator<'_> {
     ) -> Vec<Transition> {
         let mut out = Vec::new();
         let mut prev: Option<(i64, raw::StorageClassRaw)> = None;
+        // The last transition to an infrequent-access class: GLACIER and
+        // DEEP_ARCHIVE must come at least 30 days after it (AWS S3 user
+        // guide, "Transitioning objects using Amazon S3 Lifecycle",
+        // constraints; S3 answers InvalidArgument otherwise).
+        let mut last_ia: Option<(i64, raw::StorageClassRaw)> = None;
         for t in list {
             let t = t.value();
             let (days, class) = (*t.days.value(), *t.storage_class.value());
@@ -884,6 +889,28 @@ impl Validator<'_> {
                             .help("transitions go down the order STANDARD_IA → INTELLIGENT_TIERING → ONEZONE_IA → GLACIER_IR → GLACIER → DEEP_ARCHIVE"),
                     );
                 }
+            }
+            if let Some((ia_days, ia)) = last_ia {
+                let archive = matches!(class, raw::StorageClassRaw::Glacier | raw::StorageClassRaw::DeepArchive);
+                if archive && days > ia_days && days - ia_days < 30 {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::TransitionTooEarly,
+                            format!(
+                                "{} at {days} days comes {} days after {} at {ia_days}; S3 needs at least 30 days between them",
+                                class.as_str(),
+                                days - ia_days,
+                                ia.as_str()
+                            ),
+                            Some(t.days.pos()),
+                        )
+                        .label("S3 rejects a gap under 30 days")
+                        .help(format!("write `days: {}` or more", ia_days + 30)),
+                    );
+                }
+            }
+            if matches!(class, raw::StorageClassRaw::StandardIa | raw::StorageClassRaw::OnezoneIa) {
+                last_ia = Some((days, class));
             }
             prev = Some((days, class));
             out.push(Transition { days, storage_class: class.as_str().to_string() });
@@ -1119,6 +1146,23 @@ mod tests {
         .expect("valid");
         assert_eq!(p.default_region.as_deref(), Some("eu-west-1"));
         assert_eq!(p.buckets[0].name, "b-prod");
+    }
+
+    #[test]
+    fn glacier_must_come_thirty_days_after_standard_ia() {
+        let policy = |glacier: i64| {
+            format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    tiers:\n      lifecycle:\n        rules:\n          - id: t\n            transitions:\n              - {{days: 30, storage_class: STANDARD_IA}}\n              - {{days: {glacier}, storage_class: GLACIER}}\n")
+        };
+        let err = load(&policy(45), &[]).expect_err("a 15-day gap");
+        assert_eq!(err.items.len(), 1);
+        assert_eq!(err.items[0].code.as_str(), "transition-too-early");
+        assert!(
+            err.items[0].message.contains("GLACIER at 45 days comes 15 days after STANDARD_IA at 30"),
+            "{}",
+            err.items[0].message
+        );
+        assert_eq!(err.items[0].help.as_deref(), Some("write `days: 60` or more"));
+        assert!(load(&policy(60), &[]).is_ok());
     }
 
     #[test]

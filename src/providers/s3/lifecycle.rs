@@ -113,9 +113,16 @@ pub fn canonical(r: &SdkRule) -> LifecycleRule {
     out
 }
 
-/// The SDK rule for a policy rule: `Filter` (never the legacy `Prefix`),
-/// with `And` only when more than one condition applies.
-pub fn to_sdk(r: &LifecycleRule) -> Result<SdkRule, aws_sdk_s3::error::BuildError> {
+/// The SDK rule for a policy rule: `Filter` (never the legacy `Prefix`)
+/// holding exactly one condition, or `And` when more than one applies: S3
+/// rejects a filter with two conditions outside `And` as MalformedXML, and
+/// the lifecycle document is one request, so one bad rule would block all
+/// (AWS S3 API reference, "LifecycleRuleFilter"). With `live`, the rule as
+/// read: what the policy format cannot express (an expiration on a date or
+/// of expired delete markers, transitions on a date, noncurrent transitions
+/// that keep newer versions) is written back as read (field-level
+/// ownership).
+pub fn to_sdk(r: &LifecycleRule, live: Option<&SdkRule>) -> Result<SdkRule, aws_sdk_s3::error::BuildError> {
     let tags: Vec<Tag> =
         r.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect::<Result<_, _>>()?;
     let conditions = usize::from(!r.prefix.is_empty())
@@ -135,17 +142,24 @@ pub fn to_sdk(r: &LifecycleRule) -> Result<SdkRule, aws_sdk_s3::error::BuildErro
             .build()
     } else if let Some(t) = tags.into_iter().next() {
         LifecycleRuleFilter::builder().tag(t).build()
-    } else {
+    } else if r.object_size_greater_than.is_some() || r.object_size_less_than.is_some() {
         LifecycleRuleFilter::builder()
-            .prefix(r.prefix.clone())
             .set_object_size_greater_than(r.object_size_greater_than)
             .set_object_size_less_than(r.object_size_less_than)
             .build()
+    } else {
+        // One condition (a prefix), or none: an empty prefix is the whole bucket.
+        LifecycleRuleFilter::builder().prefix(r.prefix.clone()).build()
     };
     let mut b = SdkRule::builder()
         .id(&r.id)
         .status(if r.enabled { ExpirationStatus::Enabled } else { ExpirationStatus::Disabled })
         .filter(filter);
+    if r.transitions.is_empty() {
+        for t in live.map(|l| l.transitions()).unwrap_or_default().iter().filter(|t| t.date().is_some()) {
+            b = b.transitions(t.clone());
+        }
+    }
     for t in &r.transitions {
         b = b.transitions(
             SdkTransition::builder()
@@ -154,8 +168,14 @@ pub fn to_sdk(r: &LifecycleRule) -> Result<SdkRule, aws_sdk_s3::error::BuildErro
                 .build(),
         );
     }
-    if let Some(d) = r.expire_after_days {
-        b = b.expiration(LifecycleExpiration::builder().days(i32_of(d)).build());
+    match (r.expire_after_days, live.and_then(|l| l.expiration())) {
+        (Some(d), _) => b = b.expiration(LifecycleExpiration::builder().days(i32_of(d)).build()),
+        (None, Some(e)) if e.days().is_none() => b = b.expiration(e.clone()),
+        _ => {}
+    }
+    let kept = live.map(|l| l.noncurrent_version_transitions()).unwrap_or_default();
+    for t in kept.iter().filter(|t| t.newer_noncurrent_versions().is_some()) {
+        b = b.noncurrent_version_transitions(t.clone());
     }
     for t in &r.noncurrent_transitions {
         b = b.noncurrent_version_transitions(
@@ -186,7 +206,7 @@ pub fn rule_address(bucket: &str, id: &str) -> Address {
 }
 
 fn rule_attrs(before: Option<&LifecycleRule>, after: &LifecycleRule) -> Vec<AttrChange> {
-    field_changes(before, after, &["id"])
+    field_changes(before, after, &["id", "unmodelled"])
 }
 
 fn change(address: Address, action: Action) -> Change {
@@ -215,12 +235,17 @@ pub fn diff(bucket: &str, want: &Lifecycle, seen: &Observed<LifecycleDoc>) -> Ve
                 c.attributes = rule_attrs(None, rule);
                 out.push(c);
             }
-            Some(live) if live == rule => out.push(change(addr, Action::NoOp)),
             Some(live) => {
-                let mut c = change(addr, Action::Update);
-                c.attributes = rule_attrs(Some(live), rule);
+                // What the format cannot express is written back as read
+                // and never makes a diff by itself.
+                let named = LifecycleRule { unmodelled: Vec::new(), ..live.clone() };
+                let mut c = change(addr, Action::NoOp);
+                if named != *rule {
+                    c.action = Action::Update;
+                    c.attributes = rule_attrs(Some(&named), rule);
+                }
                 if !live.unmodelled.is_empty() {
-                    c.reason = Some(format!("the live rule also has: {}", live.unmodelled.join(", ")));
+                    c.reason = Some(format!("also has: {}, kept", live.unmodelled.join(", ")));
                 }
                 out.push(c);
             }
@@ -260,7 +285,7 @@ pub fn merged(
 ) -> Result<Vec<SdkRule>, aws_sdk_s3::error::BuildError> {
     let live: Vec<(&SdkRule, &str)> =
         seen.map(|d| d.raw.iter().zip(d.rules.iter().map(|r| r.id.as_str())).collect()).unwrap_or_default();
-    merge_rules(&live, &want.rules, |r| r.id.as_str(), |w, _| to_sdk(w), act)
+    merge_rules(&live, &want.rules, |r| r.id.as_str(), to_sdk, act)
 }
 
 /// The merge both rule documents share (lifecycle, replication): `live` as
@@ -313,7 +338,66 @@ mod tests {
     }
 
     fn round_trip(r: &LifecycleRule) -> LifecycleRule {
-        canonical(&to_sdk(r).expect("build"))
+        canonical(&to_sdk(r, None).expect("build"))
+    }
+
+    #[test]
+    fn a_filter_holds_exactly_one_condition_or_an_and() {
+        let size_only = LifecycleRule { id: "big".into(), object_size_greater_than: Some(1024), ..Default::default() };
+        let f = to_sdk(&size_only, None).expect("rule").filter().cloned().expect("filter");
+        assert_eq!(f.prefix(), None, "no empty Prefix beside the size: S3 answers MalformedXML");
+        assert_eq!(f.object_size_greater_than(), Some(1024));
+        assert!(f.and().is_none());
+        let both = LifecycleRule { prefix: "logs/".into(), ..size_only.clone() };
+        let f = to_sdk(&both, None).expect("rule").filter().cloned().expect("filter");
+        assert!(f.prefix().is_none() && f.object_size_greater_than().is_none(), "{f:?}");
+        let and = f.and().expect("and");
+        assert_eq!((and.prefix(), and.object_size_greater_than()), (Some("logs/"), Some(1024)));
+        let whole = LifecycleRule { id: "all".into(), ..Default::default() };
+        assert_eq!(to_sdk(&whole, None).expect("rule").filter().and_then(|f| f.prefix()), Some(""));
+    }
+
+    #[test]
+    fn what_the_format_cannot_express_is_kept_and_makes_no_diff() {
+        // Another client's rule: expired-delete-marker cleanup and a
+        // noncurrent transition that keeps newer versions.
+        let live = SdkRule::builder()
+            .id("dumps")
+            .status(ExpirationStatus::Enabled)
+            .filter(LifecycleRuleFilter::builder().prefix("postgres/").build())
+            .expiration(LifecycleExpiration::builder().expired_object_delete_marker(true).build())
+            .noncurrent_version_transitions(
+                NoncurrentVersionTransition::builder()
+                    .noncurrent_days(30)
+                    .newer_noncurrent_versions(3)
+                    .storage_class(TransitionStorageClass::Glacier)
+                    .build(),
+            )
+            .build()
+            .expect("rule");
+        let doc = LifecycleDoc::from_sdk(vec![live.clone()], None);
+        let want = Lifecycle {
+            ownership: Ownership::Shared,
+            rules: vec![LifecycleRule {
+                id: "dumps".into(),
+                enabled: true,
+                prefix: "postgres/".into(),
+                ..Default::default()
+            }],
+        };
+        let changes = diff("b", &want, &Observed::Present(doc.clone()));
+        assert_eq!(changes[0].action, Action::NoOp, "{changes:?}");
+        assert!(changes[0].reason.as_deref().unwrap_or("").contains("expired object delete marker"), "{changes:?}");
+        // The policy now adds noncurrent expiration: the write keeps both.
+        let mut want2 = want.clone();
+        want2.rules[0].noncurrent_expire_after_days = Some(7);
+        let changes = diff("b", &want2, &Observed::Present(doc.clone()));
+        let names: Vec<&str> = changes[0].attributes.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["noncurrent_expire_after_days"]);
+        let written = to_sdk(&want2.rules[0], Some(&live)).expect("rule");
+        assert_eq!(written.expiration().and_then(|e| e.expired_object_delete_marker()), Some(true));
+        assert_eq!(written.noncurrent_version_transitions().len(), 1);
+        assert_eq!(written.noncurrent_version_expiration().and_then(|e| e.noncurrent_days()), Some(7));
     }
 
     #[test]
@@ -384,7 +468,7 @@ mod tests {
     #[test]
     fn transition_default_minimum_object_size_is_not_a_diff() {
         let want = Lifecycle { ownership: Ownership::Shared, rules: vec![rule("a", "x/", 5)] };
-        let raw = vec![to_sdk(&want.rules[0]).expect("rule")];
+        let raw = vec![to_sdk(&want.rules[0], None).expect("rule")];
         let doc = LifecycleDoc::from_sdk(raw, Some(TransitionDefaultMinimumObjectSize::AllStorageClasses128K));
         let changes = diff("b", &want, &Observed::Present(doc));
         assert!(changes.iter().all(|c| c.action == Action::NoOp), "{changes:?}");
@@ -393,7 +477,7 @@ mod tests {
     #[test]
     fn foreign_rules_are_kept_under_shared_and_deleted_under_exclusive() {
         let foreign = rule("other-team", "logs/", 30);
-        let doc = LifecycleDoc::from_sdk(vec![to_sdk(&foreign).expect("rule")], None);
+        let doc = LifecycleDoc::from_sdk(vec![to_sdk(&foreign, None).expect("rule")], None);
         let mut want = Lifecycle { ownership: Ownership::Shared, rules: vec![rule("mine", "x/", 5)] };
         let c = diff("b", &want, &Observed::Present(doc.clone()));
         assert_eq!(c.len(), 2);
@@ -419,7 +503,7 @@ mod tests {
     #[test]
     fn a_changed_rule_lists_only_what_differs() {
         let live = rule("a", "postgres/", 30);
-        let doc = LifecycleDoc::from_sdk(vec![to_sdk(&live).expect("rule")], None);
+        let doc = LifecycleDoc::from_sdk(vec![to_sdk(&live, None).expect("rule")], None);
         let want = Lifecycle { ownership: Ownership::Shared, rules: vec![rule("a", "postgres/", 14)] };
         let c = diff("b", &want, &Observed::Present(doc));
         assert_eq!(c[0].action, Action::Update);
