@@ -34,6 +34,8 @@ pub enum On {
     ManagedPolicy,
     /// IAM gives no narrower resource (ListPolicies).
     Any,
+    /// KMS keys (the keys the policy's buckets encrypt with).
+    Key,
     /// The account's bucket list (`import --all-buckets` only).
     Account,
 }
@@ -77,6 +79,7 @@ pub struct Aws {
     path_style: bool,
     endpoint: Option<String>,
     s3: Arc<Mutex<HashMap<String, aws_sdk_s3::Client>>>,
+    kms: Arc<Mutex<HashMap<String, aws_sdk_kms::Client>>>,
     iam: aws_sdk_iam::Client,
     limit: Arc<Semaphore>,
     calls: Arc<AtomicUsize>,
@@ -118,6 +121,7 @@ impl Aws {
             endpoint,
             config,
             s3: Arc::default(),
+            kms: Arc::default(),
             limit: Arc::new(Semaphore::new(opts.concurrency.max(1))),
             calls: Arc::default(),
             verbose: opts.verbose,
@@ -139,6 +143,18 @@ impl Aws {
                     .force_path_style(self.path_style)
                     .build();
                 aws_sdk_s3::Client::from_conf(conf)
+            })
+            .clone()
+    }
+
+    /// The KMS client for `region` (keys are regional), made once and reused.
+    pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
+        let mut map = self.kms.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(region.to_string())
+            .or_insert_with(|| {
+                let conf =
+                    aws_sdk_kms::config::Builder::from(&self.config).region(Region::new(region.to_string())).build();
+                aws_sdk_kms::Client::from_conf(conf)
             })
             .clone()
     }

@@ -25,7 +25,8 @@ pub enum For {
 pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
     let wanted = |a: Access| a == Access::Read || cmd == For::Apply;
     let mut statements = Vec::new();
-    let scopes: [(On, &str, Vec<String>); 6] = [
+    let uses_keys = |p: &Policy| p.buckets.iter().any(|b| b.encryption.as_ref().is_some_and(|e| e.kms_key.is_some()));
+    let scopes: [(On, &str, Vec<String>); 7] = [
         (
             On::Objects,
             "S3BackupEvidence",
@@ -84,13 +85,20 @@ pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
             ),
         ),
         (On::Account, "S3ListAllBuckets", if cmd == For::Import { vec!["*".to_string()] } else { vec![] }),
+        // DescribeKey resolves an alias to its key, so no narrower resource
+        // than the keys of the account can be named before the read.
+        (
+            On::Key,
+            "KmsKeys",
+            if policy.is_none_or(uses_keys) { vec!["arn:aws:kms:*:*:key/*".to_string()] } else { vec![] },
+        ),
     ];
     for (on, sid, resources) in scopes {
         // Backup evidence is read by audit only.
         // Import reads buckets and roles, never managed policies by name.
         if resources.is_empty()
             || (on == On::Objects && cmd != For::Audit)
-            || (cmd == For::Import && matches!(on, On::ManagedPolicy | On::Any))
+            || (cmd == For::Import && matches!(on, On::ManagedPolicy | On::Any | On::Key))
         {
             continue;
         }
@@ -102,6 +110,19 @@ pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
             continue;
         }
         statements.push(json!({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}));
+    }
+    // Reading a sidecar from an SSE-KMS bucket decrypts it: GetObject alone
+    // is denied (AWS S3 user guide, "Specifying server-side encryption with
+    // AWS KMS (SSE-KMS)"); only through S3.
+    let kms_evidence = policy.is_none_or(|p| {
+        p.buckets.iter().any(|b| !b.backups.is_empty() && b.encryption.as_ref().is_some_and(|e| e.kms_key.is_some()))
+    });
+    if cmd == For::Audit && kms_evidence {
+        statements.push(json!({
+            "Sid": "DecryptBackupEvidence", "Effect": "Allow", "Action": ["kms:Decrypt"],
+            "Resource": ["arn:aws:kms:*:*:key/*"],
+            "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
+        }));
     }
     if cmd == For::Apply {
         let roles: Vec<String> = policy.map_or_else(
@@ -155,8 +176,18 @@ mod tests {
                                 .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
                                 .collect();
                             let verb = [
-                                "head_", "get_", "put_", "create_", "delete_", "list_", "update_", "attach_",
-                                "detach_", "tag_", "untag_",
+                                "head_",
+                                "get_",
+                                "put_",
+                                "create_",
+                                "delete_",
+                                "list_",
+                                "update_",
+                                "attach_",
+                                "describe_",
+                                "detach_",
+                                "tag_",
+                                "untag_",
                             ];
                             if verb.iter().any(|v| name.starts_with(v)) && rest[name.len()..].starts_with("()") {
                                 calls.push((name, p.display().to_string()));

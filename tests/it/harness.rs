@@ -151,6 +151,32 @@ impl World {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Create a KMS key in `region` with `alias` (as the platform team
+    /// would); returns the key's ARN.
+    pub fn kms_key(&self, region: &str, alias: &str) -> String {
+        let arn = self.python(&format!(
+            r#"
+import sys, boto3
+kms = boto3.client("kms", endpoint_url=sys.argv[1], region_name="{region}", aws_access_key_id="t", aws_secret_access_key="t")
+key = kms.create_key(Description="test key")["KeyMetadata"]
+kms.create_alias(AliasName="{alias}", TargetKeyId=key["KeyId"])
+print(key["Arn"])
+"#
+        ));
+        arn.trim().to_string()
+    }
+
+    /// Disable a KMS key (by id or ARN) behind the tool's back.
+    pub fn disable_kms_key(&self, region: &str, key: &str) {
+        self.python(&format!(
+            r#"
+import sys, boto3
+kms = boto3.client("kms", endpoint_url=sys.argv[1], region_name="{region}", aws_access_key_id="t", aws_secret_access_key="t")
+kms.disable_key(KeyId="{key}".split("/")[-1])
+"#
+        ));
+    }
+
     pub fn moto(&self) -> &Moto {
         self.moto.as_ref().expect("this world has no moto")
     }

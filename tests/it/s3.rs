@@ -15,6 +15,7 @@ fn policy(w: &World, a: &str, b: &str) -> String {
 #[test]
 fn empty_estate_plans_creates_applies_and_converges() {
     let w = World::with_moto();
+    w.kms_key("us-east-1", "alias/suoops-backups");
     let (a, b) = (unique("backups"), unique("dr"));
     let p = policy(&w, &a, &b);
 
@@ -98,6 +99,7 @@ fn empty_estate_plans_creates_applies_and_converges() {
 #[test]
 fn drift_behind_the_tools_back_shows_in_plan_and_fails_audit() {
     let w = World::with_moto();
+    w.kms_key("us-east-1", "alias/suoops-backups");
     let (a, b) = (unique("backups"), unique("dr"));
     let p = policy(&w, &a, &b);
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
@@ -633,4 +635,47 @@ fn the_journal_records_each_resource_with_its_before_values() {
     assert_eq!(lines[0]["ok"], true);
     assert_eq!(lines[0]["before"][format!("s3.{a} versioning")], "suspended");
     assert_eq!(lines[0]["steps"][0]["step"], "versioning");
+}
+
+/// S3 accepts default encryption naming a key that does not exist or is
+/// disabled; every write then fails. S3-SSE judges the key, not the name.
+#[test]
+fn s3_sse_checks_the_key_not_just_its_name() {
+    let w = World::with_moto();
+    let (a, b) = (unique("keyed"), unique("dr"));
+    let p = policy(&w, &a, &b);
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let sse = |w: &World| {
+        let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+        let j = r.json();
+        j["controls"]
+            .as_array()
+            .expect("controls")
+            .iter()
+            .find(|c| c["id"] == "S3-SSE" && c["address"] == format!("s3.{a}"))
+            .cloned()
+            .expect("S3-SSE")
+    };
+    // The setting is as the policy says, but the alias names no key.
+    let c = sse(&w);
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(c["detail"], "the key `alias/suoops-backups` does not exist: writes to the bucket fail");
+    // The platform creates the key: the control passes, with the key's ARN.
+    let arn = w.kms_key("us-east-1", "alias/suoops-backups");
+    let c = sse(&w);
+    assert_eq!(c["status"], "pass", "{c}");
+    assert_eq!(c["observed"]["key"]["arn"], arn.as_str());
+    assert_eq!(c["observed"]["key"]["state"], "Enabled");
+    // Disabled behind the tool's back: fails, and says which key.
+    w.disable_kms_key("us-east-1", &arn);
+    let c = sse(&w);
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(c["detail"], format!("the key {arn} is Disabled: writes to the bucket fail"));
+    let r = w.cli(&["audit", "-f", &p]);
+    r.code(2);
+    assert!(r.stdout.contains("ENCRYPTION-AT-REST"), "{}", r.stdout);
+    // A read-only role without kms:DescribeKey would see Unknown, never a
+    // pass: the permission is part of plan/audit.
+    let doc = w.cli(&["permissions", "--for", "audit", "-f", &p]);
+    assert!(doc.stdout.contains("\"kms:DescribeKey\""), "{}", doc.stdout);
 }

@@ -528,6 +528,7 @@ s3.put_bucket_replication(Bucket="{src}", ReplicationConfiguration=conf)
 fn sse_kms_replication_opts_in_names_the_replica_key_and_keeps_what_the_policy_does_not_name() {
     let w = World::with_moto();
     w.python(CREATE_ROLE);
+    w.kms_key("us-east-1", "alias/backups");
     let (src, dst) = (unique("kms-src"), unique("kms-dr"));
     let p = w.write("p.yaml", &kms_replication_policy(&src, &dst)).to_string_lossy().into_owned();
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);

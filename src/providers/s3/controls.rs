@@ -143,18 +143,41 @@ pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &
         ));
     }
     if let (Some(want), Some(seen)) = (&spec.encryption, &state.encryption) {
-        let observed = observed_json(seen, |e| json!(e));
-        let (status, detail) = judge(&SSE, state, seen, change);
-        out.push(result(
-            &SSE,
-            spec,
-            change,
-            json!(want),
-            observed,
-            status,
-            detail,
-            &format!("set default encryption to {} (suoops-policy apply)", want.algorithm.as_str()),
-        ));
+        let mut observed = observed_json(seen, |e| json!(e));
+        let (mut status, mut detail) = judge(&SSE, state, seen, change);
+        let mut fix = format!("set default encryption to {} (suoops-policy apply)", want.algorithm.as_str());
+        // The setting alone proves nothing: S3 accepts a key that does not
+        // exist, is disabled or lives in another region, and every write
+        // then fails (AWS S3 user guide, "Specifying server-side encryption
+        // with AWS KMS (SSE-KMS)": the key must be in the bucket's region).
+        if let (Status::Pass, Some(key), Some(region)) = (status, &state.key, state.bucket.present()) {
+            let named = want.kms_key.as_deref().unwrap_or_default();
+            let verdict = match key {
+                Observed::Present(k) if k.state != "Enabled" => {
+                    Some((Status::Fail, format!("the key {} is {}: writes to the bucket fail", k.arn, k.state)))
+                }
+                Observed::Present(k) if &k.region != region => Some((
+                    Status::Fail,
+                    format!(
+                        "the key {} is in {}, the bucket in {region}: S3 needs the key in the bucket's region",
+                        k.arn, k.region
+                    ),
+                )),
+                Observed::Present(_) => None,
+                Observed::Absent => {
+                    Some((Status::Fail, format!("the key `{named}` does not exist: writes to the bucket fail")))
+                }
+                Observed::Unknown { reason } => Some((Status::Unknown, format!("the key `{named}`: {reason}"))),
+            };
+            if let Some(k) = key.present() {
+                observed["key"] = json!(k);
+            }
+            if let Some((s, d)) = verdict {
+                (status, detail) = (s, Some(d));
+                fix = "enable the key, or name an enabled key in the bucket's region".into();
+            }
+        }
+        out.push(result(&SSE, spec, change, json!(want), observed, status, detail, &fix));
     }
     if let (Some(want), Some(seen)) = (&spec.public_access_block, &state.public_access_block) {
         let observed = observed_json(seen, |p| json!(p));

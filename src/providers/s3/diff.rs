@@ -241,6 +241,7 @@ mod tests {
             policy: None,
             replication: None,
             prerequisites: Default::default(),
+            key: None,
         }
     }
 
@@ -263,6 +264,7 @@ mod tests {
             policy: None,
             replication: None,
             prerequisites: Default::default(),
+            key: None,
         };
         let c = bucket(&spec(), "eu-west-1", &state);
         assert_eq!(c.action, Action::Create);

@@ -391,6 +391,7 @@ mod tests {
             policy: Some(Observed::Absent),
             replication: Some(Observed::Absent),
             prerequisites: Default::default(),
+            key: None,
         };
         let mut gaps = Vec::new();
         let text = bucket("b", "eu-west-1", Some("us-east-1"), &st, &mut gaps);

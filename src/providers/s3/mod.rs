@@ -41,6 +41,7 @@ const OPS: &[Op] = &[
     Op::read("get_bucket_lifecycle_configuration", "s3:GetLifecycleConfiguration", On::Bucket),
     Op::read("get_bucket_policy", "s3:GetBucketPolicy", On::Bucket),
     Op::read("list_buckets", "s3:ListAllMyBuckets", On::Account),
+    Op::read("describe_key", "kms:DescribeKey", On::Key),
     Op::read("list_objects_v2", "s3:ListBucket", On::Bucket),
     Op::read("get_object", "s3:GetObject", On::Objects),
     Op::read("head_object", "s3:GetObject", On::Objects),

@@ -26,6 +26,10 @@ pub struct BucketState {
     pub lifecycle: Option<Observed<LifecycleDoc>>,
     pub policy: Option<Observed<PolicyDoc>>,
     pub replication: Option<Observed<ReplicationDoc>>,
+    /// The KMS key the policy's encryption names (DescribeKey): read when
+    /// the policy says aws:kms with a key, since S3 accepts a key that does
+    /// not exist or is disabled and only the writes fail later.
+    pub key: Option<Observed<KeyFacts>>,
     /// Filled by the engine from run-level reads (roles, destinations).
     pub prerequisites: Prerequisites,
 }
@@ -36,6 +40,16 @@ pub struct EncryptionState {
     pub algorithm: String,
     pub kms_key: Option<String>,
     pub bucket_key: bool,
+}
+
+/// A KMS key as DescribeKey shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyFacts {
+    pub arn: String,
+    /// Enabled, Disabled, PendingDeletion, PendingImport, Unavailable…
+    pub state: String,
+    /// The region the key lives in (from its ARN).
+    pub region: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -81,13 +95,15 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool)
             policy: spec.require_tls.map(|_| like(&bucket)),
             replication: spec.replication.as_ref().map(|_| like(&bucket)),
             prerequisites: Prerequisites::default(),
+            key: None,
             bucket,
         });
     }
     let actual_region = bucket.present().cloned().unwrap_or_else(|| region.to_string());
     let client = aws.s3(&actual_region);
     let wants_versioning = spec.versioning.is_some() || spec.mfa_delete.is_some();
-    let (versioning, encryption, public_access_block, lifecycle, policy, replication) = tokio::join!(
+    let wanted_key = spec.encryption.as_ref().and_then(|e| e.kms_key.as_deref());
+    let (versioning, encryption, public_access_block, lifecycle, policy, replication, key) = tokio::join!(
         maybe(wants_versioning, versioning(aws, &client, name)),
         maybe(spec.encryption.is_some(), encryption(aws, &client, name)),
         maybe(spec.public_access_block.is_some(), public_access_block(aws, &client, name)),
@@ -97,6 +113,7 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool)
         ),
         maybe(spec.require_tls.is_some(), policy(aws, &client, name)),
         maybe(spec.replication.is_some(), read_replication(aws, &client, name)),
+        maybe(wanted_key.is_some(), describe_key(aws, &actual_region, wanted_key.unwrap_or_default())),
     );
     let (versioning, mfa_delete) = match versioning.transpose()? {
         Some((v, m)) => (spec.versioning.map(|_| v), spec.mfa_delete.map(|_| m)),
@@ -112,7 +129,28 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool)
         policy: policy.transpose()?,
         replication: replication.transpose()?,
         prerequisites: Prerequisites::default(),
+        key: key.transpose()?,
     })
+}
+
+/// DescribeKey of a key id, key ARN, alias name or alias ARN, in the key's
+/// own region when the reference is an ARN, else in the bucket's. Absent:
+/// no such key or alias.
+pub async fn describe_key(aws: &Aws, bucket_region: &str, key: &str) -> Result<Observed<KeyFacts>, Fatal> {
+    let region = key.strip_prefix("arn:").and_then(|r| r.split(':').nth(2)).unwrap_or(bucket_region);
+    let client = aws.kms(region);
+    match aws.call("describe_key", client.describe_key().key_id(key).send()).await {
+        Ok(out) => Ok(match out.key_metadata() {
+            Some(m) => {
+                let arn = m.arn().unwrap_or_default().to_string();
+                let region = arn.split(':').nth(3).unwrap_or(region).to_string();
+                let state = m.key_state().map_or("Unknown", |s| s.as_str()).to_string();
+                Observed::Present(KeyFacts { arn, state, region })
+            }
+            None => Observed::Absent,
+        }),
+        Err(e) => classify(&e, &["NotFoundException"]).observed(),
+    }
 }
 
 /// Run a read only when the policy mentions the setting.
