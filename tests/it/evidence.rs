@@ -149,3 +149,87 @@ fn stale_missing_and_malformed_evidence_fails() {
     assert_eq!(fresh["status"], "fail");
     assert!(fresh["detail"].as_str().unwrap_or("").contains("old, over 2s"), "{fresh}");
 }
+
+/// The DR copy judged by what is in it: the newest backup of an entry that
+/// a replication rule covers must be in the destination bucket, the same
+/// object. moto does not replicate, so the test writes the copy as S3
+/// would, or a wrong one.
+#[test]
+fn backup_replica_checks_the_newest_backup_is_in_the_dr_bucket() {
+    let w = World::with_moto();
+    w.python(
+        r#"
+import sys, json, boto3
+iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+iam.create_role(RoleName="repl", AssumeRolePolicyDocument=json.dumps(trust))
+"#,
+    );
+    let (src, dst) = (unique("ev-src"), unique("ev-dr"));
+    let text = format!(
+        "version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {src}:
+      versioning: enabled
+      replication:
+        role: repl
+        rules:
+          - {{id: dumps, prefix: postgres/, destination: {dst}}}
+      backups:
+        - {{name: dump, prefix: postgres/, max_age: 26h}}
+        - {{name: wal, prefix: wal/, max_age: 15m}}
+    {dst}:
+      region: eu-west-1
+      versioning: enabled
+"
+    );
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let replica = |w: &World| {
+        let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+        let j = r.json();
+        let found: Vec<serde_json::Value> = j["controls"]
+            .as_array()
+            .expect("controls")
+            .iter()
+            .filter(|c| c["id"] == "BACKUP-REPLICA")
+            .cloned()
+            .collect();
+        assert_eq!(found.len(), 1, "only the entry a rule covers (postgres/, not wal/): {found:?}");
+        found[0].clone()
+    };
+    put(&w, &src, "postgres/20261130-020000.dump", b"the dump", true);
+    put(&w, &src, "wal/000000010000000000000001", b"wal", false);
+    // Written just now and not copied yet: within the replication window.
+    let c = replica(&w);
+    assert_eq!(c["status"], "pass", "{c}");
+    // A copy of another size is not the backup.
+    block_on(async {
+        let s3 = w.moto().s3("eu-west-1");
+        let body = ByteStream::from(b"truncated".to_vec());
+        s3.put_object().bucket(&dst).key("postgres/20261130-020000.dump").body(body).send().await.expect("put");
+    });
+    let c = replica(&w);
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(c["detail"], format!("the copy in {dst} has 9 bytes, the backup 8"));
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    let dr = r.json()["objectives"].as_array().expect("objectives").iter().find(|o| o["id"] == "DR-COPY").cloned();
+    assert_eq!(dr.expect("DR-COPY")["verdict"], "not_met");
+    // The right copy, with the same SHA-256: passes.
+    block_on(async {
+        let s3 = w.moto().s3("eu-west-1");
+        s3.put_object()
+            .bucket(&dst)
+            .key("postgres/20261130-020000.dump")
+            .body(ByteStream::from(b"the dump".to_vec()))
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .send()
+            .await
+            .expect("put");
+    });
+    let c = replica(&w);
+    assert_eq!(c["status"], "pass", "{c}");
+    assert_eq!(c["observed"]["bucket"], dst.as_str());
+}

@@ -106,6 +106,11 @@ async fn prerequisites(ctx: &Ctx<'_>, policy: &Policy, seen: &ReplicationSeen) -
             .filter(|b| b.versioning == Some(Versioning::Enabled))
             .map(|b| b.name.clone())
             .collect(),
+        regions: policy
+            .buckets
+            .iter()
+            .filter_map(|b| region_of(b, aws.default_region()).ok().map(|r| (b.name.clone(), r)))
+            .collect(),
         ..Default::default()
     };
     let readable: Vec<&Replicating> = seen.buckets.iter().filter(|o| o.doc.unknown_reason().is_none()).collect();
@@ -159,10 +164,19 @@ impl Observation for ReplicationSeen {
         for b in &self.buckets {
             let Some(want) = &b.spec.replication else { continue };
             let mine = crate::model::changes_under(changes, &replication::address(&b.spec.name));
+            // Same-region replication is a copy, not a disaster-recovery copy.
+            let same_region: Vec<String> = want
+                .rules
+                .iter()
+                .filter(|r| self.pre.regions.get(&r.destination) == Some(&b.region))
+                .map(|r| format!("rule {} copies to {} in the same region ({})", r.id, r.destination, b.region))
+                .collect();
             let (status, detail) = if let Some(u) = mine.iter().find_map(|c| c.unknown.first()) {
                 (Status::Unknown, Some(format!("{}: {}", u.attribute, u.reason)))
             } else if let Some(conflict) = mine.iter().find_map(|c| c.conflicts.first()) {
                 (Status::Fail, Some(conflict.clone()))
+            } else if !same_region.is_empty() {
+                (Status::Fail, Some(same_region.join("; ")))
             } else {
                 let bad: Vec<&str> = mine.iter().filter(|c| !c.is_noop()).map(|c| c.address.as_str()).collect();
                 if bad.is_empty() {

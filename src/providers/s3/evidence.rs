@@ -29,7 +29,27 @@ pub struct Evidence {
     pub newest: Observed<Newest>,
     /// Ok, or what is wrong with the sidecar; None when not asked for.
     pub sidecar: Option<Observed<Result<(), String>>>,
+    /// The newest backup's copy in the DR bucket; None when no enabled
+    /// replication rule of the bucket covers the entry's prefix.
+    pub replica: Option<Observed<Replica>>,
 }
+
+/// The newest backup as found in the replication destination.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Replica {
+    pub bucket: String,
+    pub key: String,
+    /// Ok, or why the copy is not the backup (missing, other size or
+    /// checksum, too old).
+    pub verdict: Result<(), String>,
+}
+
+/// How long S3 may take to copy an object: Replication Time Control's
+/// 15 minutes (99.99 % of objects; AWS S3 user guide, "Meeting compliance
+/// requirements with S3 Replication Time Control"). Without RTC most
+/// objects replicate within it too; a backup older than this and still
+/// missing is a failure.
+pub const REPLICATION_WINDOW_SECS: u64 = 15 * 60;
 
 pub fn address(bucket: &str, name: &str) -> Address {
     Address::s3_bucket(bucket).child("backups").child(name)
@@ -124,8 +144,114 @@ async fn sidecar(
     Ok(Observed::Present(Ok(())))
 }
 
-/// Read the evidence for every backup entry of a bucket.
-pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Vec<Evidence>, Fatal> {
+/// The destination bucket of the enabled replication rule that covers
+/// `prefix` (the highest priority one), if any.
+fn replicated_to<'a>(spec: &'a BucketSpec, prefix: &str) -> Option<&'a str> {
+    let r = spec.replication.as_ref()?;
+    r.rules
+        .iter()
+        .filter(|x| x.enabled && prefix.starts_with(&x.prefix) && x.replicate_kms_encrypted != Some(false))
+        .max_by_key(|x| x.priority)
+        .map(|x| x.destination.as_str())
+}
+
+/// Is the newest backup in the DR bucket, the same object, recent enough?
+/// Measured, not assumed from the replication configuration: a rule can be
+/// in place while nothing arrives (SSE-KMS objects without the opt-in, a
+/// role that cannot use the keys, a paused destination).
+async fn replica(
+    aws: &Aws,
+    source: &aws_sdk_s3::Client,
+    spec: &BucketSpec,
+    b: &BackupSpec,
+    n: &Newest,
+    dest: &str,
+    dest_region: &str,
+) -> Result<Observed<Replica>, Fatal> {
+    let head = |client: aws_sdk_s3::Client, bucket: String| {
+        let key = n.key.clone();
+        async move {
+            aws.call(
+                "head_object",
+                client.head_object().bucket(bucket).key(key).checksum_mode(ChecksumMode::Enabled).send(),
+            )
+            .await
+        }
+    };
+    let src = match head(source.clone(), spec.name.clone()).await {
+        Ok(h) => h,
+        Err(e) => return classify(&e, &["NoSuchKey", "NotFound"]).observed(),
+    };
+    let source = Copy { len: src.content_length(), sha256: src.checksum_sha256().map(str::to_string), age: None };
+    let copy = match head(aws.s3(dest_region), dest.to_string()).await {
+        Ok(d) => Some(Copy {
+            len: d.content_length(),
+            sha256: d.checksum_sha256().map(str::to_string),
+            age: d.last_modified().map(|t| now().saturating_sub(t.secs().max(0) as u64)),
+        }),
+        Err(e) => match classify(&e, &["NoSuchKey", "NotFound", "NoSuchBucket"]) {
+            ApiError::NotFound(_) => None,
+            other => return other.observed(),
+        },
+    };
+    let verdict = judge_replica(&n.key, dest, &source, copy.as_ref(), n.age_seconds, b.max_age_secs);
+    Ok(Observed::Present(Replica { bucket: dest.to_string(), key: n.key.clone(), verdict }))
+}
+
+/// What HeadObject says of an object, for comparing a backup and its copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copy {
+    pub len: Option<i64>,
+    pub sha256: Option<String>,
+    /// Seconds since it was written.
+    pub age: Option<u64>,
+}
+
+/// The verdict on a backup's copy (pure): missing after the replication
+/// window, another size or checksum, or older than `max_age` plus the
+/// window fails; a copy not there yet within the window is pending, not a
+/// failure. ETags are not compared: they differ under SSE-KMS.
+pub fn judge_replica(
+    key: &str,
+    dest: &str,
+    source: &Copy,
+    copy: Option<&Copy>,
+    source_age: u64,
+    max_age: u64,
+) -> Result<(), String> {
+    let Some(c) = copy else {
+        return if source_age <= REPLICATION_WINDOW_SECS {
+            Ok(())
+        } else {
+            Err(format!("{key} is not in {dest} {} after it was written", human(source_age)))
+        };
+    };
+    if c.len != source.len {
+        return Err(format!(
+            "the copy in {dest} has {} bytes, the backup {}",
+            c.len.unwrap_or(0),
+            source.len.unwrap_or(0)
+        ));
+    }
+    if let (Some(a), Some(b)) = (&source.sha256, &c.sha256) {
+        if a != b {
+            return Err(format!("the copy in {dest} has another SHA-256 checksum than the backup"));
+        }
+    }
+    if c.age.is_some_and(|a| a > max_age + REPLICATION_WINDOW_SECS) {
+        return Err(format!("the copy in {dest} is older than max_age plus the replication window"));
+    }
+    Ok(())
+}
+
+/// Read the evidence for every backup entry of a bucket; `dest_region`
+/// gives the region of a replication destination.
+pub async fn observe(
+    aws: &Aws,
+    spec: &BucketSpec,
+    region: &str,
+    dest_region: &dyn Fn(&str) -> String,
+) -> Result<Vec<Evidence>, Fatal> {
     let client = aws.s3(region);
     let mut out = Vec::new();
     for b in &spec.backups {
@@ -136,7 +262,17 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str) -> Result<Vec<E
             (Observed::Absent, true) => Some(Observed::Present(Err("there is no backup to check".into()))),
             (Observed::Unknown { reason }, true) => Some(Observed::Unknown { reason: reason.clone() }),
         };
-        out.push(Evidence { spec: b.clone(), newest, sidecar });
+        let replica = match (replicated_to(spec, &b.prefix), &newest) {
+            (None, _) => None,
+            (Some(d), Observed::Present(n)) => Some(replica(aws, &client, spec, b, n, d, &dest_region(d)).await?),
+            (Some(_), Observed::Absent) => Some(Observed::Present(Replica {
+                bucket: String::new(),
+                key: String::new(),
+                verdict: Err("there is no backup to look for".into()),
+            })),
+            (Some(_), Observed::Unknown { reason }) => Some(Observed::Unknown { reason: reason.clone() }),
+        };
+        out.push(Evidence { spec: b.clone(), newest, sidecar, replica });
     }
     Ok(out)
 }
@@ -152,6 +288,13 @@ pub fn without_bucket(spec: &BucketSpec, bucket: &Observed<String>) -> Vec<Evide
                 _ => Observed::Absent,
             },
             sidecar: b.sha256_sidecar.then(|| Observed::Present(Err("the bucket does not exist".into()))),
+            replica: replicated_to(spec, &b.prefix).map(|d| {
+                Observed::Present(Replica {
+                    bucket: d.to_string(),
+                    key: String::new(),
+                    verdict: Err("the source bucket does not exist".into()),
+                })
+            }),
         })
         .collect()
 }
@@ -190,8 +333,16 @@ const RETENTION: ControlDef = ControlDef {
     objectives: &["RETENTION-14D"],
 };
 
+const REPLICA: ControlDef = ControlDef {
+    id: "BACKUP-REPLICA",
+    title: "Newest backup is in the DR copy",
+    rationale: "A disaster-recovery copy is one that holds the backups: the newest one is in the destination bucket, the same object, within the replication window (strategy: cross-region replication for disaster recovery).",
+    severity: Severity::High,
+    objectives: &["DR-COPY"],
+};
+
 /// The backup-evidence controls (audit only).
-pub const CONTROLS: &[ControlDef] = &[FRESHNESS, INTEGRITY, RETENTION];
+pub const CONTROLS: &[ControlDef] = &[FRESHNESS, INTEGRITY, RETENTION, REPLICA];
 
 /// BACKUP-FRESHNESS, BACKUP-INTEGRITY and BACKUP-RETENTION for each entry.
 pub fn controls(
@@ -246,6 +397,24 @@ pub fn controls(
                 "write KEY.sha256 (sha256sum output) beside each dump in the backup script",
             );
         }
+        if let Some(rep) = &e.replica {
+            let (status, observed, detail) = match rep {
+                Observed::Present(r) => match &r.verdict {
+                    Ok(()) => (Status::Pass, json!({"bucket": r.bucket, "key": r.key}), None),
+                    Err(why) => (Status::Fail, json!({"bucket": r.bucket, "key": r.key}), Some(why.clone())),
+                },
+                Observed::Absent => (Status::Fail, Value::Null, None),
+                Observed::Unknown { reason } => (Status::Unknown, Value::Null, Some(reason.clone())),
+            };
+            push(
+                &REPLICA,
+                status,
+                json!({"same_size_and_checksum": true, "within_seconds": b.max_age_secs + REPLICATION_WINDOW_SECS}),
+                observed,
+                detail,
+                "check the replication rule (SSE-KMS opt-in and replica key), the role's KMS permissions and the destination",
+            );
+        }
         if let Some(days) = b.retention_days {
             let (status, observed, detail) = match lifecycle {
                 Some(Observed::Present(doc)) => {
@@ -294,4 +463,34 @@ pub fn controls(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_is_judged_by_presence_size_checksum_and_age() {
+        let src = Copy { len: Some(10), sha256: Some("abc".into()), age: None };
+        let same = Copy { age: Some(60), ..src.clone() };
+        assert_eq!(judge_replica("k", "dr", &src, Some(&same), 120, 3600), Ok(()));
+        // Missing: pending within the replication window, a failure after.
+        assert_eq!(judge_replica("k", "dr", &src, None, 600, 3600), Ok(()));
+        assert_eq!(
+            judge_replica("k", "dr", &src, None, 3 * 3600, 3600),
+            Err("k is not in dr 3h00m after it was written".into())
+        );
+        let short = Copy { len: Some(9), ..same.clone() };
+        assert_eq!(
+            judge_replica("k", "dr", &src, Some(&short), 120, 3600),
+            Err("the copy in dr has 9 bytes, the backup 10".into())
+        );
+        let other = Copy { sha256: Some("xyz".into()), ..same.clone() };
+        assert!(judge_replica("k", "dr", &src, Some(&other), 120, 3600).is_err());
+        // Without checksums on both sides, size decides.
+        let plain = Copy { sha256: None, ..same.clone() };
+        assert_eq!(judge_replica("k", "dr", &src, Some(&plain), 120, 3600), Ok(()));
+        let stale = Copy { age: Some(3600 + 901), ..same };
+        assert!(judge_replica("k", "dr", &src, Some(&stale), 120, 3600).is_err());
+    }
 }

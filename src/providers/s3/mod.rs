@@ -115,8 +115,7 @@ impl Provider for Buckets {
         policy: &'a Policy,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
-            let specs: Vec<BucketSpec> = policy.buckets.iter().map(without_replication).collect();
-            let buckets = observe_buckets(ctx, &specs, ctx.evidence).await?;
+            let buckets = observe_buckets(ctx, &policy.buckets, ctx.evidence).await?;
             Ok(Box::new(BucketsSeen { buckets }) as Box<dyn Observation>)
         }
         .boxed_local()
@@ -142,19 +141,28 @@ impl BucketSeen {
     }
 }
 
+/// Observe `specs` (the bucket kind's settings; replication is read by its
+/// own kind, but the evidence looks for the newest backups in the DR copy).
 async fn observe_buckets(ctx: &Ctx<'_>, specs: &[BucketSpec], evidence: bool) -> Result<Vec<BucketSeen>, Fatal> {
     let aws = ctx.aws;
     let default = aws.default_region();
     let jobs = specs.iter().map(|s| region_of(s, default).map(|r| (s, r))).collect::<Result<Vec<_>, _>>()?;
+    // A destination's region: as the policy declares it, else the default.
+    let dest_region = |name: &str| {
+        let spec = specs.iter().find(|b| b.name == name);
+        spec.and_then(|s| region_of(s, default).ok()).or(default.map(str::to_string)).unwrap_or_default()
+    };
+    let dest_region = &dest_region;
     let mut out: Vec<BucketSeen> = stream::iter(jobs)
-        .map(|(spec, region)| async move {
-            let state = observe::observe(aws, spec, &region, evidence).await?;
+        .map(|(full, region)| async move {
+            let spec = without_replication(full);
+            let state = observe::observe(aws, &spec, &region, evidence).await?;
             let evidence = match state.bucket.present() {
-                Some(actual) if evidence => evidence::observe(aws, spec, actual).await?,
-                _ if evidence => evidence::without_bucket(spec, &state.bucket),
+                Some(actual) if evidence => evidence::observe(aws, full, actual, dest_region).await?,
+                _ if evidence => evidence::without_bucket(full, &state.bucket),
                 _ => Vec::new(),
             };
-            Ok::<_, Fatal>(BucketSeen { spec: spec.clone(), region, state, evidence })
+            Ok::<_, Fatal>(BucketSeen { spec, region, state, evidence })
         })
         .buffer_unordered(ctx.concurrency.max(1))
         .try_collect()

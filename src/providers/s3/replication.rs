@@ -52,6 +52,10 @@ pub struct Prerequisites {
     pub in_policy_versioned: BTreeSet<String>,
     /// Roles the policy itself declares: apply creates them first.
     pub in_policy_roles: BTreeSet<String>,
+    /// The region of each bucket the policy declares (its own, else the
+    /// run's default): a DR copy is in another region than its source.
+    #[serde(skip)]
+    pub regions: BTreeMap<String, String>,
 }
 
 /// The role name of a role reference (a name or an ARN).
@@ -394,6 +398,7 @@ mod tests {
             destinations: BTreeMap::new(),
             in_policy_versioned: BTreeSet::new(),
             in_policy_roles: BTreeSet::new(),
+            regions: BTreeMap::new(),
         }
     }
 
