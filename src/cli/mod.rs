@@ -158,7 +158,12 @@ where
 /// Load the policy or print its diagnostics; `None` means exit 1.
 fn load_policy(g: &Global, path: &Path) -> Option<Policy> {
     match policy::load(path) {
-        Ok(p) => Some(p),
+        Ok(p) => {
+            if !g.quiet && !p.warnings.items.is_empty() {
+                eprint!("{}", p.warnings.render(g.color.enabled_for_stderr()));
+            }
+            Some(p)
+        }
         Err(LoadError::Invalid(d)) => {
             eprint!("{}", d.render(g.color.enabled_for_stderr()));
             None

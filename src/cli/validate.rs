@@ -17,10 +17,18 @@ pub struct ValidateArgs {
 pub fn run(g: &Global, a: &ValidateArgs) -> u8 {
     match (policy::load(&a.policy.file), a.format) {
         (Ok(p), Format::Text) => {
+            // Warnings are shown even with -q: they are about the input.
+            if !p.warnings.items.is_empty() {
+                eprint!("{}", p.warnings.render(g.color.enabled_for_stderr()));
+            }
             if !g.quiet {
                 let n = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+                let warnings = match p.warnings.items.len() {
+                    0 => String::new(),
+                    w => format!("; {}", n(w, "warning", "warnings")),
+                };
                 out(&format!(
-                    "{}: valid ({}, {}, {})\n",
+                    "{}: valid ({}, {}, {}{warnings})\n",
                     p.file,
                     n(p.buckets.len(), "bucket", "buckets"),
                     n(p.iam.roles.len(), "role", "roles"),
@@ -32,7 +40,7 @@ pub fn run(g: &Global, a: &ValidateArgs) -> u8 {
         (Ok(p), Format::Json) => {
             out(&format!(
                 "{}\n",
-                serde_json::json!({"format_version": "1", "valid": true, "file": p.file, "buckets": p.buckets.len(), "roles": p.iam.roles.len(), "managed_policies": p.iam.policies.len()})
+                serde_json::json!({"format_version": "1", "valid": true, "file": p.file, "buckets": p.buckets.len(), "roles": p.iam.roles.len(), "managed_policies": p.iam.policies.len(), "warnings": p.warnings.to_json()["diagnostics"]})
             ));
             0
         }

@@ -28,10 +28,13 @@ pub enum Code {
     IamNameInvalid,
     InvalidType,
     InvalidValue,
+    KmsAliasInResource,
     KmsKeyNotAllowed,
     KmsKeyRequired,
     MissingField,
+    NoncurrentVersionsKept,
     NotUtf8,
+    ObjectActionOnBucket,
     PolicyRefInvalid,
     RegionInvalid,
     ReplicaKmsKeyRequired,
@@ -70,10 +73,13 @@ impl Code {
         Code::IamNameInvalid,
         Code::InvalidType,
         Code::InvalidValue,
+        Code::KmsAliasInResource,
         Code::KmsKeyNotAllowed,
         Code::KmsKeyRequired,
         Code::MissingField,
+        Code::NoncurrentVersionsKept,
         Code::NotUtf8,
+        Code::ObjectActionOnBucket,
         Code::PolicyRefInvalid,
         Code::RegionInvalid,
         Code::ReplicaKmsKeyRequired,
@@ -113,9 +119,12 @@ impl Code {
             Code::InvalidType => "invalid-type",
             Code::InvalidValue => "invalid-value",
             Code::KmsKeyNotAllowed => "kms-key-not-allowed",
+            Code::KmsAliasInResource => "kms-alias-in-resource",
             Code::KmsKeyRequired => "kms-key-required",
             Code::MissingField => "missing-field",
+            Code::NoncurrentVersionsKept => "noncurrent-versions-kept",
             Code::NotUtf8 => "not-utf8",
+            Code::ObjectActionOnBucket => "object-action-on-bucket",
             Code::PolicyRefInvalid => "policy-ref-invalid",
             Code::RegionInvalid => "region-invalid",
             Code::ReplicaKmsKeyRequired => "replica-kms-key-required",
@@ -178,12 +187,28 @@ pub struct Diagnostic {
     pub pos: Option<Pos>,
     pub label: String,
     pub help: Option<String>,
+    /// A warning: shown, but the policy loads (e.g. a statement that
+    /// grants nothing); exit codes are unchanged.
+    pub warning: bool,
 }
 
 impl Diagnostic {
     pub fn new(code: Code, message: impl Into<String>, pos: Option<Pos>) -> Self {
         let message = message.into();
-        Diagnostic { code, label: String::new(), message, pos, help: None }
+        Diagnostic { code, label: String::new(), message, pos, help: None, warning: false }
+    }
+
+    /// A problem that does not stop the policy from loading.
+    pub fn warning(code: Code, message: impl Into<String>, pos: Option<Pos>) -> Self {
+        Diagnostic { warning: true, ..Diagnostic::new(code, message, pos) }
+    }
+
+    fn level(&self) -> &'static str {
+        if self.warning {
+            "warning"
+        } else {
+            "error"
+        }
     }
 
     pub fn label(mut self, label: impl Into<String>) -> Self {
@@ -219,7 +244,7 @@ impl Diagnostics {
                 Some(p) => format!("{}:{}:{}", self.file, p.line, p.column),
                 None => self.file.clone(),
             };
-            out.push_str(&format!("{head}: error[{}]: {}\n", d.code, d.message));
+            out.push_str(&format!("{head}: {}[{}]: {}\n", d.level(), d.code, d.message));
             // A snippet of a huge line would bury the message: show the
             // message and help alone.
             let line_len =
@@ -239,12 +264,15 @@ impl Diagnostics {
             }
             out.push('\n');
         }
-        out.push_str(&format!(
-            "{}: {} error{} found\n",
-            self.file,
-            self.items.len(),
-            if self.items.len() == 1 { "" } else { "s" }
-        ));
+        let errors = self.items.iter().filter(|d| !d.warning).count();
+        let warnings = self.items.len() - errors;
+        let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        let summary = match (errors, warnings) {
+            (0, w) => count(w, "warning"),
+            (e, 0) => format!("{} found", count(e, "error")),
+            (e, w) => format!("{} found, and {}", count(e, "error"), count(w, "warning")),
+        };
+        out.push_str(&format!("{}: {summary}\n", self.file));
         out
     }
 
@@ -255,6 +283,7 @@ impl Diagnostics {
             .iter()
             .map(|d| {
                 serde_json::json!({
+                    "level": d.level(),
                     "code": d.code,
                     "message": d.message,
                     "file": self.file,
@@ -331,6 +360,9 @@ impl fmt::Display for Rendered<'_> {
 impl std::error::Error for Rendered<'_> {}
 
 impl miette::Diagnostic for Rendered<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(if self.diag.warning { miette::Severity::Warning } else { miette::Severity::Error })
+    }
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
         self.diag.help.as_ref().map(|h| Box::new(h.as_str()) as Box<dyn fmt::Display>)
     }

@@ -418,6 +418,9 @@ impl Validator<'_> {
         for r in [&st.resource, &st.not_resource].into_iter().flatten() {
             self.strs_check(r, is_arn, "is not an ARN", "write arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE, or \"*\"");
         }
+        if kind == DocKind::Identity && st.effect.value() == "Allow" {
+            self.grants_nothing(st);
+        }
         for p in [&st.principal, &st.not_principal].into_iter().flatten() {
             self.principal_check(p);
         }
@@ -430,6 +433,64 @@ impl Validator<'_> {
                     );
                 }
             }
+        }
+    }
+
+    /// Warnings for Allow statements that look like grants but grant
+    /// nothing on AWS.
+    fn grants_nothing(&mut self, st: &RawStatement) {
+        let (Some(actions), Some(resources)) = (&st.action, &st.resource) else { return };
+        let acts: Vec<String> = actions.value().items.iter().map(|a| a.to_ascii_lowercase()).collect();
+        let res = &resources.value().items;
+        // An alias ARN in Resource applies to the alias, not to the key
+        // behind it: kms:Encrypt, Decrypt, GenerateDataKey… are denied (AWS
+        // KMS developer guide, "Using aliases to control access to KMS keys").
+        let kms = acts.iter().any(|a| a == "*" || a.starts_with("kms:"));
+        if let Some(alias) = res.iter().find(|r| r.starts_with("arn:") && r.contains(":kms:") && r.contains(":alias/"))
+        {
+            if kms {
+                let name = alias.rsplit(':').next().unwrap_or("alias/NAME");
+                self.warnings.push(
+                    Diagnostic::warning(
+                        Code::KmsAliasInResource,
+                        format!("`{alias}` is an alias ARN: in Resource it grants on the alias, not on the key behind it, so the KMS actions here are denied"),
+                        Some(resources.pos()),
+                    )
+                    .help(format!(
+                        "name the key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID), or Resource: arn:aws:kms:REGION:ACCOUNT:key/* with Condition: {{ForAnyValue:StringEquals: {{kms:ResourceAliases: {name}}}}}"
+                    )),
+                );
+            }
+        }
+        // Object actions apply to `arn:aws:s3:::BUCKET/KEY`, never to the
+        // bucket ARN itself (AWS S3 user guide, "Policy resources for Amazon
+        // S3").
+        const OBJECT: &[&str] = &[
+            "s3:getobject",
+            "s3:putobject",
+            "s3:deleteobject",
+            "s3:abortmultipartupload",
+            "s3:listmultipartuploadparts",
+            "s3:getobjectversion",
+            "s3:deleteobjectversion",
+            "s3:restoreobject",
+        ];
+        let items = &actions.value().items;
+        let object_actions: Vec<&String> =
+            items.iter().filter(|a| OBJECT.contains(&a.to_ascii_lowercase().as_str())).collect();
+        let covers_objects = res.iter().any(|r| r == "*" || r.contains('/') || r.ends_with('*'));
+        let buckets: Vec<&String> = res.iter().filter(|r| r.starts_with("arn:aws:s3:::") && !r.contains('/')).collect();
+        if let (Some(action), Some(bucket), false) = (object_actions.first(), buckets.first(), covers_objects) {
+            self.warnings.push(
+                Diagnostic::warning(
+                    Code::ObjectActionOnBucket,
+                    format!(
+                        "`{action}` acts on objects, and `{bucket}` is the bucket: this statement grants it on nothing"
+                    ),
+                    Some(resources.pos()),
+                )
+                .help(format!("add `{bucket}/*` (or a prefix: `{bucket}/postgres/*`) to Resource")),
+            );
         }
     }
 

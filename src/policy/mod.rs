@@ -29,6 +29,9 @@ pub struct Policy {
     pub redis: Vec<RedisSpec>,
     pub postgres: Vec<PostgresSpec>,
     pub waivers: Vec<Waiver>,
+    /// What `validate` warns about (a statement that grants nothing…);
+    /// shown by every command that loads the policy, exit codes unchanged.
+    pub warnings: Diagnostics,
 }
 
 /// An accepted exception to one control, for a time.

@@ -54,12 +54,16 @@ pub fn parse_and_validate(
         Ok(r) => r,
         Err(e) => return Err(fail(vec![from_parse_error(&e, &source)])),
     };
-    let mut v = Validator { env, diags: Vec::new(), destinations: Vec::new() };
-    let policy = v.policy(file, &raw);
+    let mut v = Validator { env, diags: Vec::new(), warnings: Vec::new(), destinations: Vec::new() };
+    let mut policy = v.policy(file, &raw);
+    let at = |d: &Diagnostic| d.pos.map(|p| (p.line, p.column));
+    v.warnings.sort_by_key(at);
     if v.diags.is_empty() {
+        policy.warnings = fail(v.warnings);
         Ok(policy)
     } else {
-        v.diags.sort_by_key(|d| d.pos.map(|p| (p.line, p.column)));
+        v.diags.append(&mut v.warnings);
+        v.diags.sort_by_key(at);
         Err(fail(v.diags))
     }
 }
@@ -157,6 +161,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub(super) struct Validator<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     pub(super) diags: Vec<Diagnostic>,
+    /// Problems that do not stop the policy from loading.
+    pub(super) warnings: Vec<Diagnostic>,
     /// Replication destinations seen, checked against the policy's own
     /// buckets once all are known.
     destinations: Vec<(String, Pos)>,
@@ -219,7 +225,16 @@ impl Validator<'_> {
         let redis = raw.redis.as_ref().map(|r| self.redis(r)).unwrap_or_default();
         let postgres = raw.postgres.as_ref().map(|p| self.postgres(p)).unwrap_or_default();
         let waivers = raw.waivers.iter().filter_map(|w| self.waiver(w)).collect();
-        Policy { file: file.to_string(), default_region, buckets, iam, redis, postgres, waivers }
+        Policy {
+            file: file.to_string(),
+            default_region,
+            buckets,
+            iam,
+            redis,
+            postgres,
+            waivers,
+            warnings: Diagnostics { file: file.to_string(), source: Default::default(), items: Vec::new() },
+        }
     }
 
     /// Resolve `${VAR}` in a string value; `$${` writes a literal `${`.
@@ -325,6 +340,29 @@ impl Validator<'_> {
             },
         });
         let lifecycle = b.lifecycle.as_ref().map(|l| self.lifecycle(l));
+        // In a versioned bucket, expiring a current version only makes it
+        // noncurrent: without noncurrent expiration, expired backups stay
+        // (and are billed) forever (AWS S3 user guide, "Lifecycle
+        // configuration elements", NoncurrentVersionExpiration).
+        if b.versioning.as_ref().is_some_and(|v| *v.value() == raw::VersioningRaw::Enabled) {
+            for rule in b.lifecycle.iter().flat_map(|l| l.value().rules.iter()) {
+                let r = rule.value();
+                if let (Some(days), None) = (&r.expire_after_days, &r.noncurrent_expire_after_days) {
+                    self.warnings.push(
+                        Diagnostic::warning(
+                            Code::NoncurrentVersionsKept,
+                            format!(
+                                "rule `{}` expires current versions after {} days, but the bucket is versioned and nothing expires noncurrent versions: expired objects are kept forever",
+                                r.id.value(),
+                                days.value()
+                            ),
+                            Some(days.pos()),
+                        )
+                        .help("add `noncurrent_expire_after_days: N` to the rule (1 keeps a day to undo a mistake)"),
+                    );
+                }
+            }
+        }
         let kms_source = b.encryption.as_ref().is_some_and(|e| {
             matches!(e.value().algorithm.value(), raw::AlgorithmRaw::AwsKms | raw::AlgorithmRaw::AwsKmsDsse)
         });

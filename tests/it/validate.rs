@@ -26,6 +26,7 @@ fn shipped_and_good_policies_validate() {
             let r = w.cli(&["validate", "-f", &path]);
             r.code(0);
             assert!(r.stdout.contains(": valid ("), "{path}: {}", r.stdout);
+            assert!(!r.stderr.contains("warning["), "{path} should load without warnings: {}", r.stderr);
             n += 1;
         }
     }
@@ -76,6 +77,27 @@ fn bad_policies_give_located_diagnostics() {
     assert!(r.stderr.contains("error[file-unreadable]"), "{}", r.stderr);
     codes.insert("file-unreadable".into());
 
+    // Warnings: the policy loads (exit 0), each warning located and
+    // snapshotted like an error.
+    for f in yaml_files("tests/fixtures/warn") {
+        let path = format!("tests/fixtures/warn/{f}");
+        let r = w.cli(&["validate", "-f", &path]);
+        r.code(0);
+        assert!(r.stdout.contains(": valid ("), "{path}: {}", r.stdout);
+        let heads: Vec<&str> = r.stderr.lines().filter(|l| l.contains(": warning[")).collect();
+        assert!(!heads.is_empty(), "{path}: no warning:\n{}", r.stderr);
+        assert!(!r.stderr.contains(": error["), "{path}: {}", r.stderr);
+        for h in &heads {
+            assert!(h.starts_with(&format!("{path}:")), "{path}: head without file:line:col: {h}");
+            codes.insert(h.split("warning[").nth(1).and_then(|s| s.split(']').next()).unwrap_or("").to_string());
+        }
+        insta::assert_snapshot!(format!("warn-{}", f.trim_end_matches(".yaml")), r.stderr);
+        // The policy loads for every command, which shows the warnings too.
+        let j = w.cli(&["validate", "-f", &path, "--format", "json"]);
+        j.code(0);
+        assert_eq!(j.json()["warnings"].as_array().map(Vec::len), Some(heads.len()), "{}", j.stdout);
+    }
+
     let all: BTreeSet<String> = suoops_policy::policy::diag::Code::ALL.iter().map(|c| c.as_str().to_string()).collect();
     assert_eq!(codes, all, "every diagnostic code has a fixture that produces it");
 }
@@ -103,10 +125,13 @@ fn diagnostic_codes_are_stable() {
             "iam-name-invalid",
             "invalid-type",
             "invalid-value",
+            "kms-alias-in-resource",
             "kms-key-not-allowed",
             "kms-key-required",
             "missing-field",
+            "noncurrent-versions-kept",
             "not-utf8",
+            "object-action-on-bucket",
             "policy-ref-invalid",
             "region-invalid",
             "replica-kms-key-required",
