@@ -197,11 +197,6 @@ pub fn apply_order() -> Vec<&'static dyn Provider> {
     done
 }
 
-/// The provider of a kind.
-pub fn provider(kind: &str) -> Option<&'static dyn Provider> {
-    REGISTRY.iter().copied().find(|p| p.kind() == kind)
-}
-
 /// Every control id the tool reports, sorted (waivers name one of these).
 pub fn control_ids() -> Vec<&'static str> {
     let mut ids: Vec<&'static str> = REGISTRY.iter().flat_map(|p| p.controls().iter().map(|c| c.id)).collect();
