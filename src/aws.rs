@@ -164,8 +164,9 @@ impl Aws {
         &self.iam
     }
 
-    /// Run one API call (`op`, for the log) under the `--concurrency` bound.
-    pub async fn call<F: std::future::Future>(&self, op: &str, fut: F) -> F::Output {
+    /// Run one declared API call under the `--concurrency` bound (`-v`
+    /// logs it by its SDK name).
+    pub async fn call<F: std::future::Future>(&self, op: &'static Op, fut: F) -> F::Output {
         let _permit = self.limit.acquire().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         if !self.verbose {
@@ -173,7 +174,7 @@ impl Aws {
         }
         let start = std::time::Instant::now();
         let out = fut.await;
-        eprintln!("api {op} {:.1} ms", start.elapsed().as_secs_f64() * 1000.0);
+        eprintln!("api {} {:.1} ms", op.sdk, start.elapsed().as_secs_f64() * 1000.0);
         out
     }
 

@@ -10,6 +10,7 @@
 
 pub mod iam;
 pub mod instances;
+pub mod ops;
 pub mod permissions;
 pub mod postgres;
 pub mod redis;

@@ -149,60 +149,64 @@ pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
 mod tests {
     use super::*;
 
-    /// Every `client.op()` / `c.op()` / `iam().op()` call in the providers
-    /// must be declared by a provider, and every declared op called.
+    /// Every API call goes through `aws.call(&ops::X, …)` (or a step of
+    /// apply naming `&ops::X`): the SDK method the future calls must be X's,
+    /// X must be in its provider's `ops()`, and every declared op is called.
     #[test]
-    fn every_api_call_in_the_providers_is_declared() {
+    fn every_api_call_names_its_declared_operation() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/providers");
-        let mut calls = Vec::new();
+        let mut named = Vec::new();
+        let mut raw_calls = 0;
         let mut stack = vec![root];
         while let Some(dir) = stack.pop() {
             for e in std::fs::read_dir(&dir).expect("read src/providers") {
                 let p = e.expect("entry").path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("permissions.rs") {
-                    let text: String =
-                        std::fs::read_to_string(&p).expect("read").chars().filter(|c| !c.is_whitespace()).collect();
-                    for recv in ["client.", "c.", "iam()."] {
-                        for (i, _) in text.match_indices(recv) {
-                            let before = text[..i].chars().last();
-                            if recv == "c." && before.is_some_and(|b| b.is_alphanumeric() || b == '_') {
-                                continue;
-                            }
-                            let rest = &text[i + recv.len()..];
-                            let name: String = rest
+                    continue;
+                }
+                if p.extension().is_none_or(|x| x != "rs") || p.ends_with("permissions.rs") || p.ends_with("ops.rs") {
+                    continue;
+                }
+                let text: String =
+                    std::fs::read_to_string(&p).expect("read").chars().filter(|c| !c.is_whitespace()).collect();
+                raw_calls += text.matches(".call(\"").count();
+                for (i, _) in text.match_indices("(&ops::") {
+                    let rest = &text[i + "(&ops::".len()..];
+                    let konst: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                        .collect();
+                    // The SDK method of the future: the first `.verb()` after
+                    // the op; a paginated `req.send()` built just before names
+                    // it on the line that builds `req`.
+                    let method = |s: &str| -> Option<String> {
+                        s.match_indices('.').find_map(|(j, _)| {
+                            let m: String = s[j + 1..]
                                 .chars()
                                 .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
                                 .collect();
-                            let verb = [
-                                "head_",
-                                "get_",
-                                "put_",
-                                "create_",
-                                "delete_",
-                                "list_",
-                                "update_",
-                                "attach_",
-                                "describe_",
-                                "detach_",
-                                "tag_",
-                                "untag_",
-                            ];
-                            if verb.iter().any(|v| name.starts_with(v)) && rest[name.len()..].starts_with("()") {
-                                calls.push((name, p.display().to_string()));
-                            }
-                        }
+                            (m == "send" || s[j + 1 + m.len()..].starts_with("()") && m.contains('_')).then_some(m)
+                        })
+                    };
+                    let mut m = method(rest).unwrap_or_default();
+                    if m == "send" {
+                        let before = &text[..i];
+                        let start = before.rfind("letreq=").max(before.rfind("letmutreq=")).unwrap_or(0);
+                        m = method(&before[start..]).unwrap_or_default();
                     }
+                    named.push((konst, m, p.display().to_string()));
                 }
             }
         }
-        assert!(calls.len() > 20, "the scan found too few calls: {calls:?}");
-        for (op, file) in &calls {
-            assert!(operations().any(|o| o.sdk == op), "{file} calls `{op}`, which no provider declares in its ops");
+        assert_eq!(raw_calls, 0, "an API call names a string, not a declared op");
+        assert!(named.len() > 30, "the scan found too few calls: {named:?}");
+        for (konst, method, file) in &named {
+            assert_eq!(&konst.to_ascii_lowercase(), method, "{file}: ops::{konst} does not call `{method}`");
+            assert!(operations().any(|o| o.sdk == method), "{file} calls `{method}`, which no provider lists in ops()");
         }
         for o in operations() {
-            assert!(calls.iter().any(|(c, _)| c == o.sdk), "`{}` is declared but never called", o.sdk);
+            assert!(named.iter().any(|(_, m, _)| m == o.sdk), "`{}` is declared but never called", o.sdk);
         }
     }
 

@@ -11,9 +11,10 @@ use serde_json::{json, Value};
 
 use crate::iamdoc as doc;
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
+use crate::providers::ops;
 use futures::future::{FutureExt, LocalBoxFuture};
 
-use crate::aws::{classify, ApiError, Aws, On, Op};
+use crate::aws::{classify, ApiError, Aws, Op};
 use crate::model::Applied;
 use crate::model::{Action, Address, AttrChange, Change, Fatal, Observed, StepOutcome, UnknownSetting};
 use crate::policy::Policy;
@@ -88,7 +89,7 @@ pub async fn observe(aws: &Aws, iam: &IamSpec) -> Result<IamState, Fatal> {
 
 async fn observe_role(aws: &Aws, spec: &RoleSpec) -> Result<RoleState, Fatal> {
     let c = aws.iam();
-    let role = match aws.call("get_role", c.get_role().role_name(&spec.name).send()).await {
+    let role = match aws.call(&ops::GET_ROLE, c.get_role().role_name(&spec.name).send()).await {
         Ok(out) => match out.role() {
             Some(r) => {
                 let trust = match r.assume_role_policy_document().map(doc::parse) {
@@ -155,7 +156,7 @@ async fn inline_policies(aws: &Aws, role: &str) -> Result<Observed<BTreeMap<Stri
     let mut marker: Option<String> = None;
     loop {
         match aws
-            .call("list_role_policies", c.list_role_policies().role_name(role).set_marker(marker.clone()).send())
+            .call(&ops::LIST_ROLE_POLICIES, c.list_role_policies().role_name(role).set_marker(marker.clone()).send())
             .await
         {
             Ok(out) => {
@@ -169,7 +170,7 @@ async fn inline_policies(aws: &Aws, role: &str) -> Result<Observed<BTreeMap<Stri
         }
     }
     let docs = futures::future::try_join_all(names.into_iter().map(|n| async move {
-        match aws.call("get_role_policy", c.get_role_policy().role_name(role).policy_name(&n).send()).await {
+        match aws.call(&ops::GET_ROLE_POLICY, c.get_role_policy().role_name(role).policy_name(&n).send()).await {
             Ok(out) => Ok(doc::parse(out.policy_document())
                 .map(|d| (n.clone(), d))
                 .map_err(|e| format!("inline policy {n}: {e}"))),
@@ -199,7 +200,7 @@ async fn attached_policies(aws: &Aws, role: &str) -> Result<Observed<Vec<String>
     loop {
         match aws
             .call(
-                "list_attached_role_policies",
+                &ops::LIST_ATTACHED_ROLE_POLICIES,
                 c.list_attached_role_policies().role_name(role).set_marker(marker.clone()).send(),
             )
             .await
@@ -225,7 +226,7 @@ async fn list_local_policies(aws: &Aws) -> Result<Observed<BTreeMap<(String, Str
     let mut marker: Option<String> = None;
     loop {
         let req = c.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).set_marker(marker.clone());
-        match aws.call("send", req.send()).await {
+        match aws.call(&ops::LIST_POLICIES, req.send()).await {
             Ok(page) => {
                 for p in page.policies() {
                     if let (Some(name), Some(arn)) = (p.policy_name(), p.arn()) {
@@ -248,7 +249,7 @@ async fn list_local_policies(aws: &Aws) -> Result<Observed<BTreeMap<(String, Str
 
 async fn policy_version(aws: &Aws, arn: &str, version: &str) -> Result<Observed<PolicyFacts>, Fatal> {
     match aws
-        .call("get_policy_version", aws.iam().get_policy_version().policy_arn(arn).version_id(version).send())
+        .call(&ops::GET_POLICY_VERSION, aws.iam().get_policy_version().policy_arn(arn).version_id(version).send())
         .await
     {
         Ok(out) => {
@@ -501,7 +502,7 @@ pub async fn apply(aws: &Aws, state: &IamState, changes: &[Change]) -> Vec<IamAp
             Observed::Absent => {
                 let r = aws
                     .call(
-                        "create_policy",
+                        &ops::CREATE_POLICY,
                         c.create_policy()
                             .policy_name(&spec.name)
                             .path(&spec.path)
@@ -546,20 +547,20 @@ pub async fn apply(aws: &Aws, state: &IamState, changes: &[Change]) -> Vec<IamAp
 async fn new_version(aws: &Aws, arn: &str, document: &str) -> Result<(), String> {
     let c = aws.iam();
     let versions = aws
-        .call("list_policy_versions", c.list_policy_versions().policy_arn(arn).send())
+        .call(&ops::LIST_POLICY_VERSIONS, c.list_policy_versions().policy_arn(arn).send())
         .await
         .map_err(|e| err_text(&e))?;
     if versions.versions().len() >= 5 {
         let mut old: Vec<_> = versions.versions().iter().filter(|v| !v.is_default_version()).collect();
         old.sort_by_key(|v| v.create_date().map(|d| (d.secs(), d.subsec_nanos())));
         if let Some(oldest) = old.first().and_then(|v| v.version_id()) {
-            aws.call("delete_policy_version", c.delete_policy_version().policy_arn(arn).version_id(oldest).send())
+            aws.call(&ops::DELETE_POLICY_VERSION, c.delete_policy_version().policy_arn(arn).version_id(oldest).send())
                 .await
                 .map_err(|e| err_text(&e))?;
         }
     }
     aws.call(
-        "create_policy_version",
+        &ops::CREATE_POLICY_VERSION,
         c.create_policy_version().policy_arn(arn).policy_document(document).set_as_default(true).send(),
     )
     .await
@@ -579,8 +580,8 @@ async fn apply_role(
     let name = spec.name.as_str();
     let mut steps = Vec::new();
     macro_rules! step {
-        ($label:expr, $fut:expr) => {{
-            let r = aws.call($label, $fut).await.map(|_| ()).map_err(|e| err_text(&e));
+        ($op:expr, $label:expr, $fut:expr) => {{
+            let r = aws.call($op, $fut).await.map(|_| ()).map_err(|e| err_text(&e));
             let failed = r.is_err();
             steps.push(StepOutcome { step: $label, result: r });
             if failed {
@@ -597,12 +598,20 @@ async fn apply_role(
             .map(|m| m.keys().cloned().collect::<Vec<_>>())
             .unwrap_or_default()
         {
-            step!("delete inline policy", c.delete_role_policy().role_name(name).policy_name(pol).send());
+            step!(
+                &ops::DELETE_ROLE_POLICY,
+                "delete inline policy",
+                c.delete_role_policy().role_name(name).policy_name(pol).send()
+            );
         }
         for arn in seen.attached.as_ref().and_then(|o| o.present()).cloned().unwrap_or_default() {
-            step!("detach managed policy", c.detach_role_policy().role_name(name).policy_arn(arn).send());
+            step!(
+                &ops::DETACH_ROLE_POLICY,
+                "detach managed policy",
+                c.detach_role_policy().role_name(name).policy_arn(arn).send()
+            );
         }
-        step!("delete role", c.delete_role().role_name(name).send());
+        step!(&ops::DELETE_ROLE, "delete role", c.delete_role().role_name(name).send());
         return steps;
     }
     let has = |attr: &str| head.attributes.iter().any(|a| a.name == attr || a.name.starts_with(&format!("{attr}.")));
@@ -615,6 +624,7 @@ async fn apply_role(
         .collect();
     if head.action == Action::Create {
         step!(
+            &ops::CREATE_ROLE,
             "create role",
             c.create_role()
                 .role_name(name)
@@ -627,10 +637,15 @@ async fn apply_role(
         );
     } else {
         if has("trust") {
-            step!("trust policy", c.update_assume_role_policy().role_name(name).policy_document(&trust).send());
+            step!(
+                &ops::UPDATE_ASSUME_ROLE_POLICY,
+                "trust policy",
+                c.update_assume_role_policy().role_name(name).policy_document(&trust).send()
+            );
         }
         if has("description") || has("max_session_duration") {
             step!(
+                &ops::UPDATE_ROLE,
                 "description / session duration",
                 c.update_role()
                     .role_name(name)
@@ -640,7 +655,7 @@ async fn apply_role(
             );
         }
         if has("tags") {
-            step!("tags", c.tag_role().role_name(name).set_tags(Some(tags.clone())).send());
+            step!(&ops::TAG_ROLE, "tags", c.tag_role().role_name(name).set_tags(Some(tags.clone())).send());
         }
     }
     for ch in mine.iter().skip(1).filter(|x| x.is_actionable()) {
@@ -651,12 +666,17 @@ async fn apply_role(
         };
         match (kind, ch.action) {
             ("inline", Action::Delete) => {
-                step!("delete inline policy", c.delete_role_policy().role_name(name).policy_name(item).send())
+                step!(
+                    &ops::DELETE_ROLE_POLICY,
+                    "delete inline policy",
+                    c.delete_role_policy().role_name(name).policy_name(item).send()
+                )
             }
             ("inline", _) => {
                 let text =
                     spec.inline_policies.as_ref().and_then(|m| m.get(item)).map(doc::for_write).unwrap_or_default();
                 step!(
+                    &ops::PUT_ROLE_POLICY,
                     "inline policy",
                     c.put_role_policy().role_name(name).policy_name(item).policy_document(text).send()
                 );
@@ -669,7 +689,11 @@ async fn apply_role(
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                step!("detach managed policy", c.detach_role_policy().role_name(name).policy_arn(arn).send());
+                step!(
+                    &ops::DETACH_ROLE_POLICY,
+                    "detach managed policy",
+                    c.detach_role_policy().role_name(name).policy_arn(arn).send()
+                );
             }
             ("attachment", _) => {
                 let want =
@@ -687,7 +711,11 @@ async fn apply_role(
                 };
                 match arn {
                     Some(arn) => {
-                        step!("attach managed policy", c.attach_role_policy().role_name(name).policy_arn(arn).send())
+                        step!(
+                            &ops::ATTACH_ROLE_POLICY,
+                            "attach managed policy",
+                            c.attach_role_policy().role_name(name).policy_arn(arn).send()
+                        )
                     }
                     None => {
                         steps.push(StepOutcome {
@@ -814,25 +842,25 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
 pub struct Iam;
 
 const OPS: &[Op] = &[
-    Op::read("get_role", "iam:GetRole", On::Role),
-    Op::read("list_role_policies", "iam:ListRolePolicies", On::Role),
-    Op::read("get_role_policy", "iam:GetRolePolicy", On::Role),
-    Op::read("list_attached_role_policies", "iam:ListAttachedRolePolicies", On::Role),
-    Op::read("list_policies", "iam:ListPolicies", On::Any),
-    Op::read("get_policy_version", "iam:GetPolicyVersion", On::ManagedPolicy),
-    Op::write("create_role", "iam:CreateRole", On::Role),
-    Op::write("update_role", "iam:UpdateRole", On::Role),
-    Op::write("update_assume_role_policy", "iam:UpdateAssumeRolePolicy", On::Role),
-    Op::write("tag_role", "iam:TagRole", On::Role),
-    Op::write("put_role_policy", "iam:PutRolePolicy", On::Role),
-    Op::write("delete_role_policy", "iam:DeleteRolePolicy", On::Role),
-    Op::write("attach_role_policy", "iam:AttachRolePolicy", On::Role),
-    Op::write("detach_role_policy", "iam:DetachRolePolicy", On::Role),
-    Op::write("delete_role", "iam:DeleteRole", On::Role),
-    Op::write("create_policy", "iam:CreatePolicy", On::ManagedPolicy),
-    Op::write("create_policy_version", "iam:CreatePolicyVersion", On::ManagedPolicy),
-    Op::write("list_policy_versions", "iam:ListPolicyVersions", On::ManagedPolicy),
-    Op::write("delete_policy_version", "iam:DeletePolicyVersion", On::ManagedPolicy),
+    ops::GET_ROLE,
+    ops::LIST_ROLE_POLICIES,
+    ops::GET_ROLE_POLICY,
+    ops::LIST_ATTACHED_ROLE_POLICIES,
+    ops::LIST_POLICIES,
+    ops::GET_POLICY_VERSION,
+    ops::CREATE_ROLE,
+    ops::UPDATE_ROLE,
+    ops::UPDATE_ASSUME_ROLE_POLICY,
+    ops::TAG_ROLE,
+    ops::PUT_ROLE_POLICY,
+    ops::DELETE_ROLE_POLICY,
+    ops::ATTACH_ROLE_POLICY,
+    ops::DETACH_ROLE_POLICY,
+    ops::DELETE_ROLE,
+    ops::CREATE_POLICY,
+    ops::CREATE_POLICY_VERSION,
+    ops::LIST_POLICY_VERSIONS,
+    ops::DELETE_POLICY_VERSION,
 ];
 
 const CONTROLS: &[ControlDef] = &[ROLE, TRUST, POLICY];

@@ -20,6 +20,7 @@ use super::tls::{self, PolicyDoc};
 use crate::aws::{classify, Aws};
 use crate::model::{Action, Change, Observed, StepOutcome};
 use crate::policy::{BucketSpec, Encryption, Lifecycle, Versioning};
+use crate::providers::ops;
 
 /// Apply `change` (computed from `state`) to the bucket. Returns each step's
 /// outcome in order; steps after a failure are not attempted.
@@ -39,8 +40,8 @@ pub async fn apply(
         |prefix: &str| change.attributes.iter().any(|a| a.name == prefix || a.name.starts_with(&format!("{prefix}.")));
     let mut out = Vec::new();
     macro_rules! step {
-        ($label:expr, $fut:expr) => {{
-            let r = aws.call($label, $fut).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
+        ($op:expr, $label:expr, $fut:expr) => {{
+            let r = aws.call($op, $fut).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
             let failed = r.is_err();
             out.push(StepOutcome { step: $label, result: r });
             if failed {
@@ -59,7 +60,7 @@ pub async fn apply(
                     .build(),
             );
         }
-        step!("create bucket", req.send());
+        step!(&ops::CREATE_BUCKET, "create bucket", req.send());
     }
     if let (Some(v), true) = (spec.versioning, touches("versioning")) {
         let status = match v {
@@ -67,6 +68,7 @@ pub async fn apply(
             Versioning::Suspended => BucketVersioningStatus::Suspended,
         };
         step!(
+            &ops::PUT_BUCKET_VERSIONING,
             "versioning",
             client
                 .put_bucket_versioning()
@@ -79,6 +81,7 @@ pub async fn apply(
         let seen_bucket_key = state.encryption.as_ref().and_then(|o| o.present()).map(|e| e.bucket_key);
         match encryption_config(enc, seen_bucket_key) {
             Ok(conf) => step!(
+                &ops::PUT_BUCKET_ENCRYPTION,
                 "default encryption",
                 client.put_bucket_encryption().bucket(name).server_side_encryption_configuration(conf).send()
             ),
@@ -92,6 +95,7 @@ pub async fn apply(
         let seen = state.public_access_block.as_ref().and_then(|o| o.present());
         let m = merged_pab(pab, seen);
         step!(
+            &ops::PUT_PUBLIC_ACCESS_BLOCK,
             "public access block",
             client
                 .put_public_access_block()
@@ -173,14 +177,14 @@ async fn write_lifecycle(
         .map_err(|e| e.to_string())?;
     if rules.is_empty() {
         return aws
-            .call("delete_bucket_lifecycle", client.delete_bucket_lifecycle().bucket(name).send())
+            .call(&ops::DELETE_BUCKET_LIFECYCLE, client.delete_bucket_lifecycle().bucket(name).send())
             .await
             .map(|_| ())
             .map_err(|e| classify(&e, &[]).reason());
     }
     let conf = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(|e| e.to_string())?;
     aws.call(
-        "put_bucket_lifecycle_configuration",
+        &ops::PUT_BUCKET_LIFECYCLE_CONFIGURATION,
         client
             .put_bucket_lifecycle_configuration()
             .bucket(name)
@@ -213,12 +217,12 @@ async fn write_policy(
     }
     match tls::merged(now.as_ref(), name, want) {
         Some(doc) => aws
-            .call("put_bucket_policy", client.put_bucket_policy().bucket(name).policy(doc.to_string()).send())
+            .call(&ops::PUT_BUCKET_POLICY, client.put_bucket_policy().bucket(name).policy(doc.to_string()).send())
             .await
             .map(|_| ())
             .map_err(|e| classify(&e, &[]).reason()),
         None => aws
-            .call("delete_bucket_policy", client.delete_bucket_policy().bucket(name).send())
+            .call(&ops::DELETE_BUCKET_POLICY, client.delete_bucket_policy().bucket(name).send())
             .await
             .map(|_| ())
             .map_err(|e| classify(&e, &[]).reason()),
@@ -277,14 +281,14 @@ pub async fn apply_replication(
         match replication::merged(want, role_arn, now.as_ref(), &act).map_err(|e| e.to_string())? {
             Some(conf) => aws
                 .call(
-                    "put_bucket_replication",
+                    &ops::PUT_BUCKET_REPLICATION,
                     client.put_bucket_replication().bucket(name).replication_configuration(conf).send(),
                 )
                 .await
                 .map(|_| ())
                 .map_err(|e| classify(&e, &[]).reason()),
             None => aws
-                .call("delete_bucket_replication", client.delete_bucket_replication().bucket(name).send())
+                .call(&ops::DELETE_BUCKET_REPLICATION, client.delete_bucket_replication().bucket(name).send())
                 .await
                 .map(|_| ())
                 .map_err(|e| classify(&e, &[]).reason()),

@@ -13,21 +13,18 @@ use serde_json::{json, Value};
 use super::controls::{observed_json, result, CRR};
 use super::replication::{self, Prerequisites, ReplicationDoc};
 use super::{observe, region_of};
-use crate::aws::{On, Op};
+use crate::aws::Op;
 use crate::model::control::{ControlDef, ControlResult, Status};
 use crate::model::{Address, Applied, Change, Fatal, Observed};
 use crate::policy::{BucketSpec, Policy, Versioning};
+use crate::providers::ops;
 use crate::providers::{Ctx, Observation, Prior, Provider};
 
 /// The replication provider.
 pub struct Replication;
 
-const OPS: &[Op] = &[
-    Op::read("get_bucket_replication", "s3:GetReplicationConfiguration", On::Bucket),
-    Op::read("get_role", "iam:GetRole", On::Role),
-    Op::write("put_bucket_replication", "s3:PutReplicationConfiguration", On::Bucket),
-    Op::write("delete_bucket_replication", "s3:PutReplicationConfiguration", On::Bucket),
-];
+const OPS: &[Op] =
+    &[ops::GET_BUCKET_REPLICATION, ops::GET_ROLE, ops::PUT_BUCKET_REPLICATION, ops::DELETE_BUCKET_REPLICATION];
 
 const CONTROLS: &[ControlDef] = &[CRR.control];
 

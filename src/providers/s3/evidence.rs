@@ -13,6 +13,7 @@ use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::time::{format_time, now};
 use crate::model::{Address, Fatal, Observed};
 use crate::policy::{BackupSpec, BucketSpec};
+use crate::providers::ops;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Newest {
@@ -78,7 +79,7 @@ async fn newest(
             .prefix(&b.prefix)
             .set_start_after(start_after.clone())
             .set_continuation_token(token.clone());
-        let page = match aws.call("send", req.send()).await {
+        let page = match aws.call(&ops::LIST_OBJECTS_V2, req.send()).await {
             Ok(p) => p,
             Err(e) => return classify(&e, &["NoSuchBucket"]).observed(),
         };
@@ -112,7 +113,7 @@ async fn sidecar(
     key: &str,
 ) -> Result<Observed<Result<(), String>>, Fatal> {
     let side = format!("{key}.sha256");
-    let body = match aws.call("get_object", client.get_object().bucket(bucket).key(&side).send()).await {
+    let body = match aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(&side).send()).await {
         Ok(out) => match out.body.collect().await {
             Ok(b) => String::from_utf8_lossy(&b.into_bytes()).into_owned(),
             Err(e) => return Ok(Observed::Unknown { reason: format!("reading {side}: {e}") }),
@@ -129,7 +130,10 @@ async fn sidecar(
         return Ok(Observed::Present(Err(format!("{side} does not hold a SHA-256 (64 hex digits)"))));
     }
     let head = aws
-        .call("head_object", client.head_object().bucket(bucket).key(key).checksum_mode(ChecksumMode::Enabled).send())
+        .call(
+            &ops::HEAD_OBJECT,
+            client.head_object().bucket(bucket).key(key).checksum_mode(ChecksumMode::Enabled).send(),
+        )
         .await;
     if let Ok(h) = head {
         if let Some(s3_sum) = h.checksum_sha256().filter(|c| !c.contains('-')) {
@@ -172,7 +176,7 @@ async fn replica(
         let key = n.key.clone();
         async move {
             aws.call(
-                "head_object",
+                &ops::HEAD_OBJECT,
                 client.head_object().bucket(bucket).key(key).checksum_mode(ChecksumMode::Enabled).send(),
             )
             .await

@@ -23,36 +23,37 @@ use serde_json::{json, Value};
 pub use observe::{BucketState, EncryptionState, PabState};
 
 use super::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
-use crate::aws::{On, Op};
+use crate::aws::Op;
 use crate::model::control::{ControlDef, ControlResult};
 use crate::model::{Address, Applied, Change, Fatal};
 use crate::policy::{BucketSpec, Policy};
+use crate::providers::ops;
 
 /// The S3 bucket provider.
 pub struct Buckets;
 
 /// Every S3 operation the bucket provider may call.
 const OPS: &[Op] = &[
-    Op::read("head_bucket", "s3:ListBucket", On::Bucket),
-    Op::read("get_bucket_location", "s3:GetBucketLocation", On::Bucket),
-    Op::read("get_bucket_versioning", "s3:GetBucketVersioning", On::Bucket),
-    Op::read("get_bucket_encryption", "s3:GetEncryptionConfiguration", On::Bucket),
-    Op::read("get_public_access_block", "s3:GetBucketPublicAccessBlock", On::Bucket),
-    Op::read("get_bucket_lifecycle_configuration", "s3:GetLifecycleConfiguration", On::Bucket),
-    Op::read("get_bucket_policy", "s3:GetBucketPolicy", On::Bucket),
-    Op::read("list_buckets", "s3:ListAllMyBuckets", On::Account),
-    Op::read("describe_key", "kms:DescribeKey", On::Key),
-    Op::read("list_objects_v2", "s3:ListBucket", On::Bucket),
-    Op::read("get_object", "s3:GetObject", On::Objects),
-    Op::read("head_object", "s3:GetObject", On::Objects),
-    Op::write("create_bucket", "s3:CreateBucket", On::Bucket),
-    Op::write("put_bucket_versioning", "s3:PutBucketVersioning", On::Bucket),
-    Op::write("put_bucket_encryption", "s3:PutEncryptionConfiguration", On::Bucket),
-    Op::write("put_public_access_block", "s3:PutBucketPublicAccessBlock", On::Bucket),
-    Op::write("put_bucket_lifecycle_configuration", "s3:PutLifecycleConfiguration", On::Bucket),
-    Op::write("delete_bucket_lifecycle", "s3:PutLifecycleConfiguration", On::Bucket),
-    Op::write("put_bucket_policy", "s3:PutBucketPolicy", On::Bucket),
-    Op::write("delete_bucket_policy", "s3:DeleteBucketPolicy", On::Bucket),
+    ops::HEAD_BUCKET,
+    ops::GET_BUCKET_LOCATION,
+    ops::GET_BUCKET_VERSIONING,
+    ops::GET_BUCKET_ENCRYPTION,
+    ops::GET_PUBLIC_ACCESS_BLOCK,
+    ops::GET_BUCKET_LIFECYCLE_CONFIGURATION,
+    ops::GET_BUCKET_POLICY,
+    ops::LIST_BUCKETS,
+    ops::DESCRIBE_KEY,
+    ops::LIST_OBJECTS_V2,
+    ops::GET_OBJECT,
+    ops::HEAD_OBJECT,
+    ops::CREATE_BUCKET,
+    ops::PUT_BUCKET_VERSIONING,
+    ops::PUT_BUCKET_ENCRYPTION,
+    ops::PUT_PUBLIC_ACCESS_BLOCK,
+    ops::PUT_BUCKET_LIFECYCLE_CONFIGURATION,
+    ops::DELETE_BUCKET_LIFECYCLE,
+    ops::PUT_BUCKET_POLICY,
+    ops::DELETE_BUCKET_POLICY,
 ];
 
 const CONTROLS: &[ControlDef] = &{

@@ -6,6 +6,7 @@ use aws_sdk_s3::types::BucketVersioningStatus;
 use crate::aws::{classify, ApiError, Aws};
 use crate::model::{Fatal, Observed};
 use crate::policy::BucketSpec;
+use crate::providers::ops;
 
 use super::lifecycle::LifecycleDoc;
 use super::replication::{Prerequisites, ReplicationDoc};
@@ -68,7 +69,7 @@ pub struct PabState {
 pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool) -> Result<BucketState, Fatal> {
     let client = aws.s3(region);
     let name = spec.name.as_str();
-    let head = aws.call("head_bucket", client.head_bucket().bucket(name).send()).await;
+    let head = aws.call(&ops::HEAD_BUCKET, client.head_bucket().bucket(name).send()).await;
     let bucket = match head {
         Ok(out) => Observed::Present(out.bucket_region().unwrap_or(region).to_string()),
         Err(e) => {
@@ -139,7 +140,7 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool)
 pub async fn describe_key(aws: &Aws, bucket_region: &str, key: &str) -> Result<Observed<KeyFacts>, Fatal> {
     let region = key.strip_prefix("arn:").and_then(|r| r.split(':').nth(2)).unwrap_or(bucket_region);
     let client = aws.kms(region);
-    match aws.call("describe_key", client.describe_key().key_id(key).send()).await {
+    match aws.call(&ops::DESCRIBE_KEY, client.describe_key().key_id(key).send()).await {
         Ok(out) => Ok(match out.key_metadata() {
             Some(m) => {
                 let arn = m.arn().unwrap_or_default().to_string();
@@ -168,7 +169,7 @@ async fn maybe<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> O
 async fn forbidden(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<String>, Fatal> {
     let denied =
         || Observed::Unknown { reason: "access denied (403) to the bucket; it may belong to another account".into() };
-    match aws.call("get_bucket_location", client.get_bucket_location().bucket(name).send()).await {
+    match aws.call(&ops::GET_BUCKET_LOCATION, client.get_bucket_location().bucket(name).send()).await {
         Ok(_) => Ok(denied()),
         Err(e) => match classify(&e, &[]) {
             ApiError::Fatal(m) => Err(Fatal::api(m)),
@@ -189,7 +190,7 @@ fn like<T>(bucket: &Observed<String>) -> Observed<T> {
 type VersioningRead = (Observed<String>, Observed<bool>);
 
 async fn versioning(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<VersioningRead, Fatal> {
-    match aws.call("get_bucket_versioning", client.get_bucket_versioning().bucket(name).send()).await {
+    match aws.call(&ops::GET_BUCKET_VERSIONING, client.get_bucket_versioning().bucket(name).send()).await {
         Ok(out) => {
             let status = match out.status() {
                 Some(BucketVersioningStatus::Enabled) => Observed::Present("enabled".into()),
@@ -223,7 +224,7 @@ pub async fn read_lifecycle(
     name: &str,
 ) -> Result<Observed<LifecycleDoc>, Fatal> {
     match aws
-        .call("get_bucket_lifecycle_configuration", client.get_bucket_lifecycle_configuration().bucket(name).send())
+        .call(&ops::GET_BUCKET_LIFECYCLE_CONFIGURATION, client.get_bucket_lifecycle_configuration().bucket(name).send())
         .await
     {
         Ok(out) => Ok(Observed::Present(LifecycleDoc::from_sdk(
@@ -240,7 +241,7 @@ async fn policy(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Ob
 
 /// GetBucketPolicy; also used by apply to re-read before writing.
 pub async fn read_policy(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<PolicyDoc>, Fatal> {
-    match aws.call("get_bucket_policy", client.get_bucket_policy().bucket(name).send()).await {
+    match aws.call(&ops::GET_BUCKET_POLICY, client.get_bucket_policy().bucket(name).send()).await {
         Ok(out) => match serde_json::from_str(out.policy().unwrap_or("{}")) {
             Ok(json) => Ok(Observed::Present(PolicyDoc { json })),
             Err(e) => Ok(Observed::Unknown { reason: format!("the bucket policy is not valid JSON: {e}") }),
@@ -250,7 +251,7 @@ pub async fn read_policy(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> 
 }
 
 async fn encryption(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<EncryptionState>, Fatal> {
-    match aws.call("get_bucket_encryption", client.get_bucket_encryption().bucket(name).send()).await {
+    match aws.call(&ops::GET_BUCKET_ENCRYPTION, client.get_bucket_encryption().bucket(name).send()).await {
         Ok(out) => {
             let rule = out.server_side_encryption_configuration().and_then(|c| c.rules().first());
             let Some(rule) = rule else {
@@ -270,7 +271,7 @@ async fn encryption(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Resul
 }
 
 async fn public_access_block(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<PabState>, Fatal> {
-    match aws.call("get_public_access_block", client.get_public_access_block().bucket(name).send()).await {
+    match aws.call(&ops::GET_PUBLIC_ACCESS_BLOCK, client.get_public_access_block().bucket(name).send()).await {
         Ok(out) => Ok(match out.public_access_block_configuration() {
             Some(c) => Observed::Present(PabState {
                 block_public_acls: c.block_public_acls().unwrap_or(false),
@@ -290,7 +291,7 @@ pub async fn read_replication(
     client: &aws_sdk_s3::Client,
     name: &str,
 ) -> Result<Observed<ReplicationDoc>, Fatal> {
-    match aws.call("get_bucket_replication", client.get_bucket_replication().bucket(name).send()).await {
+    match aws.call(&ops::GET_BUCKET_REPLICATION, client.get_bucket_replication().bucket(name).send()).await {
         Ok(out) => Ok(match out.replication_configuration() {
             Some(c) => Observed::Present(ReplicationDoc::from_sdk(c)),
             None => Observed::Absent,
@@ -302,7 +303,7 @@ pub async fn read_replication(
 /// A replication role's ARN (GetRole), by name or ARN.
 pub async fn role_arn(aws: &Aws, role: &str) -> Result<Observed<String>, Fatal> {
     let name = role.rsplit('/').next().unwrap_or(role);
-    match aws.call("get_role", aws.iam().get_role().role_name(name).send()).await {
+    match aws.call(&ops::GET_ROLE, aws.iam().get_role().role_name(name).send()).await {
         Ok(out) => Ok(match out.role() {
             Some(r) => Observed::Present(r.arn().to_string()),
             None => Observed::Absent,
@@ -315,7 +316,7 @@ pub async fn role_arn(aws: &Aws, role: &str) -> Result<Observed<String>, Fatal> 
 /// versioned? (HeadBucket, then GetBucketVersioning.)
 pub async fn destination(aws: &Aws, region: &str, name: &str) -> Result<Observed<bool>, Fatal> {
     let client = aws.s3(region);
-    match aws.call("head_bucket", client.head_bucket().bucket(name).send()).await {
+    match aws.call(&ops::HEAD_BUCKET, client.head_bucket().bucket(name).send()).await {
         Ok(out) => {
             let client = aws.s3(out.bucket_region().unwrap_or(region));
             let (status, _) = versioning(aws, &client, name).await?;
@@ -344,7 +345,7 @@ pub async fn list_buckets(aws: &Aws, region: &str) -> Result<Vec<(String, Option
     let mut token: Option<String> = None;
     loop {
         let req = client.list_buckets().set_continuation_token(token.clone());
-        match aws.call("list_buckets", req.send()).await {
+        match aws.call(&ops::LIST_BUCKETS, req.send()).await {
             Ok(out) => {
                 names.extend(out.buckets().iter().filter_map(|b| {
                     b.name().map(|n| (n.to_string(), b.bucket_region().filter(|r| !r.is_empty()).map(str::to_string)))
@@ -370,7 +371,7 @@ pub async fn list_buckets(aws: &Aws, region: &str) -> Result<Vec<(String, Option
 /// Absent: no such bucket; None-like answers mean us-east-1.
 pub async fn bucket_region(aws: &Aws, region: &str, name: &str) -> Result<Observed<String>, Fatal> {
     let client = aws.s3(region);
-    match aws.call("get_bucket_location", client.get_bucket_location().bucket(name).send()).await {
+    match aws.call(&ops::GET_BUCKET_LOCATION, client.get_bucket_location().bucket(name).send()).await {
         Ok(out) => Ok(Observed::Present(match out.location_constraint().map(|c| c.as_str()) {
             None | Some("") => "us-east-1".to_string(),
             Some("EU") => "eu-west-1".to_string(),

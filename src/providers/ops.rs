@@ -1,0 +1,59 @@
+//! Every API operation a provider may call, once: the SDK method, its IAM
+//! action, read or write, and what it acts on. Call sites name one of
+//! these (`aws.call(&ops::HEAD_BUCKET, …)`), so `-v` logs, `permissions` and
+//! the declared-operations test all come from this list; each provider
+//! lists the ones it uses in `Provider::ops`.
+
+use crate::aws::{On, Op};
+
+pub const ATTACH_ROLE_POLICY: Op = Op::write("attach_role_policy", "iam:AttachRolePolicy", On::Role);
+pub const CREATE_BUCKET: Op = Op::write("create_bucket", "s3:CreateBucket", On::Bucket);
+pub const CREATE_POLICY: Op = Op::write("create_policy", "iam:CreatePolicy", On::ManagedPolicy);
+pub const CREATE_POLICY_VERSION: Op = Op::write("create_policy_version", "iam:CreatePolicyVersion", On::ManagedPolicy);
+pub const CREATE_ROLE: Op = Op::write("create_role", "iam:CreateRole", On::Role);
+pub const DELETE_BUCKET_LIFECYCLE: Op =
+    Op::write("delete_bucket_lifecycle", "s3:PutLifecycleConfiguration", On::Bucket);
+pub const DELETE_BUCKET_POLICY: Op = Op::write("delete_bucket_policy", "s3:DeleteBucketPolicy", On::Bucket);
+pub const DELETE_BUCKET_REPLICATION: Op =
+    Op::write("delete_bucket_replication", "s3:PutReplicationConfiguration", On::Bucket);
+pub const DELETE_POLICY_VERSION: Op = Op::write("delete_policy_version", "iam:DeletePolicyVersion", On::ManagedPolicy);
+pub const DELETE_ROLE: Op = Op::write("delete_role", "iam:DeleteRole", On::Role);
+pub const DELETE_ROLE_POLICY: Op = Op::write("delete_role_policy", "iam:DeleteRolePolicy", On::Role);
+pub const DESCRIBE_KEY: Op = Op::read("describe_key", "kms:DescribeKey", On::Key);
+pub const DETACH_ROLE_POLICY: Op = Op::write("detach_role_policy", "iam:DetachRolePolicy", On::Role);
+pub const GET_BUCKET_ENCRYPTION: Op = Op::read("get_bucket_encryption", "s3:GetEncryptionConfiguration", On::Bucket);
+pub const GET_BUCKET_LIFECYCLE_CONFIGURATION: Op =
+    Op::read("get_bucket_lifecycle_configuration", "s3:GetLifecycleConfiguration", On::Bucket);
+pub const GET_BUCKET_LOCATION: Op = Op::read("get_bucket_location", "s3:GetBucketLocation", On::Bucket);
+pub const GET_BUCKET_POLICY: Op = Op::read("get_bucket_policy", "s3:GetBucketPolicy", On::Bucket);
+pub const GET_BUCKET_REPLICATION: Op = Op::read("get_bucket_replication", "s3:GetReplicationConfiguration", On::Bucket);
+pub const GET_BUCKET_VERSIONING: Op = Op::read("get_bucket_versioning", "s3:GetBucketVersioning", On::Bucket);
+pub const GET_OBJECT: Op = Op::read("get_object", "s3:GetObject", On::Objects);
+pub const GET_POLICY_VERSION: Op = Op::read("get_policy_version", "iam:GetPolicyVersion", On::ManagedPolicy);
+pub const GET_PUBLIC_ACCESS_BLOCK: Op =
+    Op::read("get_public_access_block", "s3:GetBucketPublicAccessBlock", On::Bucket);
+pub const GET_ROLE: Op = Op::read("get_role", "iam:GetRole", On::Role);
+pub const GET_ROLE_POLICY: Op = Op::read("get_role_policy", "iam:GetRolePolicy", On::Role);
+pub const HEAD_BUCKET: Op = Op::read("head_bucket", "s3:ListBucket", On::Bucket);
+pub const HEAD_OBJECT: Op = Op::read("head_object", "s3:GetObject", On::Objects);
+pub const LIST_ATTACHED_ROLE_POLICIES: Op =
+    Op::read("list_attached_role_policies", "iam:ListAttachedRolePolicies", On::Role);
+pub const LIST_BUCKETS: Op = Op::read("list_buckets", "s3:ListAllMyBuckets", On::Account);
+pub const LIST_OBJECTS_V2: Op = Op::read("list_objects_v2", "s3:ListBucket", On::Bucket);
+pub const LIST_POLICIES: Op = Op::read("list_policies", "iam:ListPolicies", On::Any);
+pub const LIST_POLICY_VERSIONS: Op = Op::write("list_policy_versions", "iam:ListPolicyVersions", On::ManagedPolicy);
+pub const LIST_ROLE_POLICIES: Op = Op::read("list_role_policies", "iam:ListRolePolicies", On::Role);
+pub const PUT_BUCKET_ENCRYPTION: Op = Op::write("put_bucket_encryption", "s3:PutEncryptionConfiguration", On::Bucket);
+pub const PUT_BUCKET_LIFECYCLE_CONFIGURATION: Op =
+    Op::write("put_bucket_lifecycle_configuration", "s3:PutLifecycleConfiguration", On::Bucket);
+pub const PUT_BUCKET_POLICY: Op = Op::write("put_bucket_policy", "s3:PutBucketPolicy", On::Bucket);
+pub const PUT_BUCKET_REPLICATION: Op =
+    Op::write("put_bucket_replication", "s3:PutReplicationConfiguration", On::Bucket);
+pub const PUT_BUCKET_VERSIONING: Op = Op::write("put_bucket_versioning", "s3:PutBucketVersioning", On::Bucket);
+pub const PUT_PUBLIC_ACCESS_BLOCK: Op =
+    Op::write("put_public_access_block", "s3:PutBucketPublicAccessBlock", On::Bucket);
+pub const PUT_ROLE_POLICY: Op = Op::write("put_role_policy", "iam:PutRolePolicy", On::Role);
+pub const TAG_ROLE: Op = Op::write("tag_role", "iam:TagRole", On::Role);
+pub const UPDATE_ASSUME_ROLE_POLICY: Op =
+    Op::write("update_assume_role_policy", "iam:UpdateAssumeRolePolicy", On::Role);
+pub const UPDATE_ROLE: Op = Op::write("update_role", "iam:UpdateRole", On::Role);
