@@ -13,6 +13,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use tokio::sync::Semaphore;
 
 use crate::model::{Fatal, Observed};
@@ -236,10 +237,9 @@ const CREDENTIAL_CODES: &[&str] = &[
 
 /// Classify an SDK error. `not_found` lists the error codes that mean "the
 /// setting is absent" for this call.
-pub fn classify<E, R>(err: &SdkError<E, R>, not_found: &[&str]) -> ApiError
+pub fn classify<E>(err: &SdkError<E, HttpResponse>, not_found: &[&str]) -> ApiError
 where
     E: ProvideErrorMetadata + StdError + 'static,
-    R: std::fmt::Debug + 'static,
 {
     match err {
         SdkError::ServiceError(se) => {
@@ -253,7 +253,11 @@ where
             } else if CREDENTIAL_CODES.contains(&code) {
                 ApiError::Fatal(format!("the credentials were rejected ({code}): {msg}"))
             } else if code.is_empty() {
-                ApiError::Other(format!("unexpected reply: {}", root_cause(e)))
+                // A reply without an error body (HEAD requests, some 5xx,
+                // proxies): say its status, not the SDK's debug text.
+                let status = se.raw().status().as_u16();
+                let reason = http_reason(status);
+                ApiError::Other(format!("HTTP {status}{reason} with no error code"))
             } else {
                 ApiError::Other(format!("{code}: {msg}"))
             }
@@ -275,6 +279,20 @@ where
         }
         SdkError::ResponseError(_) => ApiError::Other(format!("unreadable reply: {}", root_cause(err))),
         _ => ApiError::Other(root_cause(err)),
+    }
+}
+
+/// The reason phrase of common statuses, for messages (" Forbidden").
+fn http_reason(status: u16) -> &'static str {
+    match status {
+        301 => " Moved Permanently",
+        400 => " Bad Request",
+        403 => " Forbidden",
+        404 => " Not Found",
+        409 => " Conflict",
+        500 => " Internal Server Error",
+        503 => " Service Unavailable",
+        _ => "",
     }
 }
 

@@ -45,9 +45,14 @@ pub struct Prior<'a> {
 }
 
 impl Prior<'_> {
-    /// Did the resource at `addr` fail to apply earlier in this run?
-    pub fn failed(&self, addr: &Address) -> bool {
-        self.applied.iter().any(|a| a.address == *addr && a.failed())
+    /// Did one of `steps` of the resource at `addr` fail earlier in this
+    /// run (a dependent needs exactly those)?
+    pub fn step_failed(&self, addr: &Address, steps: &[&str]) -> bool {
+        self.applied
+            .iter()
+            .filter(|a| a.address == *addr)
+            .flat_map(|a| a.steps.iter())
+            .any(|s| s.result.is_err() && steps.contains(&s.step))
     }
 
     /// Is the resource at `addr` blocked by a plan-time conflict?

@@ -525,6 +525,9 @@ fn is_root() -> bool {
 pub enum Faults {
     /// 403 AccessDenied to every request whose request line contains this.
     Deny(String),
+    /// 403 with no body at all (as S3 answers HEAD, and as some proxies
+    /// answer anything) to requests whose request line contains this.
+    Bare(String),
     /// From a seed, `percent` % of requests get a fault: 503 SlowDown, 500
     /// InternalError, a connection closed without an answer, or a 300 ms
     /// delay before forwarding.
@@ -678,6 +681,11 @@ fn proxy_one(
                 counts.denied.fetch_add(1, Ordering::Relaxed);
                 return answer(&mut client, "403 Forbidden", "AccessDenied");
             }
+            Faults::Bare(needle) if request_line.contains(needle.as_str()) => {
+                counts.denied.fetch_add(1, Ordering::Relaxed);
+                let _ = write!(client, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                return;
+            }
             Faults::Chaos { percent, .. } => {
                 let roll = next_random(rng);
                 if roll % 100 < *percent {
@@ -707,7 +715,7 @@ fn proxy_one(
                 counts.delay.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(*d);
             }
-            Faults::Deny(_) => {}
+            Faults::Deny(_) | Faults::Bare(_) => {}
         }
     }
     let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else { return };

@@ -372,10 +372,17 @@ fn replication_without_its_role_is_a_conflict_not_a_failed_write() {
     let r = w.cli(&["plan", "-f", &p]);
     r.code(1);
     assert!(r.stdout.contains("replication role `suoops-s3-replication` does not exist"), "{}", r.stdout);
-    // apply still makes both buckets; replication waits for the role.
+    // apply still makes both buckets; replication waits for the role and
+    // says so once, with the reason.
     let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
     r.code(1);
     assert!(r.stdout.contains(&format!("s3.{dst}: done")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("✗ replication: skipped: replication role `suoops-s3-replication` does not exist"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("still differs"), "{}", r.stdout);
     w.python(CREATE_ROLE);
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
     w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
@@ -597,4 +604,44 @@ fn sse_kms_replication_opts_in_names_the_replica_key_and_keeps_what_the_policy_d
     assert_eq!(d.replication_time().and_then(|t| t.time()).and_then(|t| t.minutes()), Some(15), "{plain:?}");
     assert_eq!(d.account(), Some("123456789012"));
     w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+}
+
+/// One failed setting does not stop the bucket's other settings, and an
+/// error reply with no body says its status, not the SDK's debug text.
+#[test]
+fn a_failed_setting_leaves_the_bucket_s_independent_settings_applied() {
+    let w = World::with_moto();
+    let b = unique("indep");
+    let text = format!(
+        "version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {b}:
+      versioning: enabled
+      encryption: {{algorithm: AES256}}
+      public_access_block: all
+      require_tls: true
+"
+    );
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    // PutBucketEncryption answers 403 with no body at all.
+    let proxy = crate::harness::FaultProxy::with(
+        w.moto().port,
+        crate::harness::Faults::Bare(format!("PUT /{b}/?encryption")),
+        None,
+    );
+    let url = proxy.url();
+    let r = w.cli(&["--endpoint-url", &url, "apply", "-f", &p, "--auto-approve"]);
+    r.code(1);
+    let out = &r.stdout;
+    assert!(out.contains("✗ default encryption: HTTP 403 Forbidden with no error code"), "{out}");
+    assert!(!out.contains("s3_extended_request_id") && !out.contains("Error {"), "no SDK debug text: {out}");
+    assert!(out.contains("✓ public access block"), "independent steps still run: {out}");
+    assert!(out.contains("✓ bucket policy (require TLS)"), "{out}");
+    let pab = block_on(async { w.moto().s3("us-east-1").get_public_access_block().bucket(&b).send().await.is_ok() });
+    assert!(pab, "the public access block was written after the failed encryption step");
+    proxy.disarm();
+    w.cli(&["--endpoint-url", &url, "apply", "-f", &p, "--auto-approve"]).code(0);
+    w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }

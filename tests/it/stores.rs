@@ -250,3 +250,34 @@ fn alter_system_without_the_privilege_is_a_clear_error() {
     assert!(out.stdout.contains("ALTER SYSTEM needs a superuser or GRANT ALTER SYSTEM ON PARAMETER"), "{}", out.stdout);
     assert_eq!(pg.sql("SHOW archive_timeout"), "0", "nothing was changed");
 }
+
+/// Turning archive_mode on with no archive_command anywhere would keep
+/// every WAL segment in pg_wal until the disk fills: refused at plan time,
+/// and apply changes nothing. While archive_mode is off the server hides
+/// the command ("(disabled)"); one set in the configuration counts.
+#[test]
+fn archive_mode_without_any_archive_command_is_refused_at_plan_time() {
+    let w = World::new();
+    let pg = Postgres::start();
+    let text = "version: 1\npostgres:\n  primary:\n    url: ${T_PG_URL}\n    wal_archiving:\n      wal_level: replica\n      archive_mode: \"on\"\n";
+    let p = w.write("p.yaml", text).to_string_lossy().into_owned();
+    let url = pg.url(None);
+    assert_eq!(pg.sql("SHOW archive_command"), "(disabled)");
+    let out = with(&w, &["plan", "-f", &p], &url);
+    out.code(1);
+    assert!(out.stdout.contains("no archive_command or archive_library is set, so turning archiving on would keep every WAL segment in pg_wal"), "{}", out.stdout);
+    let out = with(&w, &["apply", "-f", &p, "--auto-approve"], &url);
+    out.code(1);
+    pg.restart();
+    assert_eq!(pg.sql("SHOW archive_mode"), "off", "nothing was changed");
+    // A command configured on the server (hidden while archiving is off)
+    // satisfies the policy that names none.
+    let cmd = format!("cp %p {}/%f", pg.archive_dir().display());
+    pg.sql(&format!("ALTER SYSTEM SET archive_command = '{cmd}'"));
+    pg.sql("SELECT pg_reload_conf()");
+    assert_eq!(pg.sql("SHOW archive_command"), "(disabled)");
+    let out = with(&w, &["plan", "-f", &p], &url);
+    out.code(0);
+    assert!(!out.stdout.contains("no archive_command"), "{}", out.stdout);
+    with(&w, &["apply", "-f", &p, "--auto-approve"], &url).code(0);
+}

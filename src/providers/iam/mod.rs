@@ -477,10 +477,9 @@ pub struct IamApplied {
     pub steps: Vec<StepOutcome>,
 }
 
-fn err_text<E, R>(e: &aws_sdk_iam::error::SdkError<E, R>) -> String
+fn err_text<E>(e: &aws_sdk_iam::error::SdkError<E, aws_smithy_runtime_api::http::Response>) -> String
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
     classify(e, &[]).reason()
 }

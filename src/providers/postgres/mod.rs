@@ -48,6 +48,11 @@ pub struct Archiver {
 pub struct PostgresState {
     pub settings: Observed<BTreeMap<String, Setting>>,
     pub archiver: Observed<Archiver>,
+    /// The archive_command the configuration files set, read only while
+    /// archive_mode is off: pg_settings then shows "(disabled)" whatever is
+    /// configured. Absent: none is set.
+    #[serde(skip)]
+    pub configured_archive_command: Option<Observed<String>>,
 }
 
 pub fn address(name: &str) -> Address {
@@ -82,6 +87,7 @@ pub async fn observe(spec: &PostgresSpec) -> PostgresState {
     let unknown = |reason: String| PostgresState {
         settings: Observed::Unknown { reason: reason.clone() },
         archiver: Observed::Unknown { reason },
+        configured_archive_command: None,
     };
     let client = match connect(spec).await {
         Ok(c) => c,
@@ -124,7 +130,28 @@ pub async fn observe(spec: &PostgresSpec) -> PostgresState {
         }),
         Err(e) => Observed::Unknown { reason: format!("reading pg_stat_archiver: {}", pg_error(&e, url)) },
     };
-    PostgresState { settings, archiver }
+    let disabled = settings.present().and_then(|s| s.get("archive_command")).is_some_and(|s| s.value == "(disabled)");
+    let configured_archive_command = if disabled {
+        // pg_file_settings shows what the files say (the last entry wins);
+        // it needs a superuser or pg_read_all_settings.
+        let row = client
+            .query_opt(
+                "SELECT setting FROM pg_file_settings WHERE name = 'archive_command' AND error IS NULL ORDER BY seqno DESC LIMIT 1",
+                &[],
+            )
+            .await;
+        Some(match row {
+            Ok(Some(r)) => match r.get::<_, Option<String>>(0).filter(|c| !c.trim().is_empty()) {
+                Some(c) => Observed::Present(c),
+                None => Observed::Absent,
+            },
+            Ok(None) => Observed::Absent,
+            Err(e) => Observed::Unknown { reason: format!("reading pg_file_settings: {}", pg_error(&e, url)) },
+        })
+    } else {
+        None
+    };
+    PostgresState { settings, archiver, configured_archive_command }
 }
 
 /// A setting's value in seconds (archive_timeout is stored in seconds).
@@ -190,12 +217,28 @@ pub fn diff(spec: &PostgresSpec, state: &PostgresState) -> Change {
             }
         }
     }
-    if spec.wal_archiving && spec.archive_command.is_none() {
-        let cmd = settings.get("archive_command").map(|s| s.value.trim().to_string()).unwrap_or_default();
+    let archiving_on = spec.archive_mode.as_deref().is_none_or(|m| m != "off");
+    if spec.wal_archiving && archiving_on && spec.archive_command.is_none() {
+        let mut cmd = settings.get("archive_command").map(|s| s.value.trim().to_string()).unwrap_or_default();
+        // While archive_mode is off pg_settings hides the command: turning
+        // archiving on without one would keep every WAL segment in pg_wal
+        // until the disk fills, so it is refused here, before apply.
+        if cmd == "(disabled)" {
+            match &state.configured_archive_command {
+                Some(Observed::Present(configured)) => cmd = configured.clone(),
+                Some(Observed::Unknown { reason }) => {
+                    c.conflicts.push(format!(
+                        "archive_mode is off, so the server hides archive_command, and the configuration cannot be read to check one is set ({reason}); set `archive_command` in the policy"
+                    ));
+                    cmd = "(unknown)".into();
+                }
+                _ => cmd.clear(),
+            }
+        }
         let lib = settings.get("archive_library").map(|s| s.value.trim().to_string()).unwrap_or_default();
         if cmd.is_empty() && lib.is_empty() {
             c.conflicts.push(
-                "no archive_command or archive_library is set, so nothing is archived; set `archive_command` in the policy or on the server".into(),
+                "no archive_command or archive_library is set, so turning archiving on would keep every WAL segment in pg_wal until the disk fills; set `archive_command` in the policy or on the server".into(),
             );
         }
     }

@@ -39,14 +39,13 @@ pub async fn apply(
     let touches =
         |prefix: &str| change.attributes.iter().any(|a| a.name == prefix || a.name.starts_with(&format!("{prefix}.")));
     let mut out = Vec::new();
+    // Once the bucket exists its settings are independent of each other: a
+    // failed step is reported and the next ones still run (replication,
+    // which needs versioning, checks that step itself).
     macro_rules! step {
         ($op:expr, $label:expr, $fut:expr) => {{
             let r = aws.call($op, $fut).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
-            let failed = r.is_err();
             out.push(StepOutcome { step: $label, result: r });
-            if failed {
-                return out;
-            }
         }};
     }
 
@@ -61,6 +60,9 @@ pub async fn apply(
             );
         }
         step!(&ops::CREATE_BUCKET, "create bucket", req.send());
+        if out.iter().any(|s| s.result.is_err()) {
+            return out;
+        }
     }
     if let (Some(v), true) = (spec.versioning, touches("versioning")) {
         let status = match v {
@@ -85,10 +87,7 @@ pub async fn apply(
                 "default encryption",
                 client.put_bucket_encryption().bucket(name).server_side_encryption_configuration(conf).send()
             ),
-            Err(e) => {
-                out.push(StepOutcome { step: "default encryption", result: Err(e.to_string()) });
-                return out;
-            }
+            Err(e) => out.push(StepOutcome { step: "default encryption", result: Err(e.to_string()) }),
         }
     }
     if let (Some(pab), true) = (&spec.public_access_block, touches("public_access_block")) {
@@ -116,11 +115,7 @@ pub async fn apply(
         if tls_change.is_actionable() {
             let seen = state.policy.as_ref().and_then(|o| o.present());
             let r = write_policy(aws, &client, name, seen, want).await;
-            let failed = r.is_err();
             out.push(StepOutcome { step: "bucket policy (require TLS)", result: r });
-            if failed {
-                return out;
-            }
         }
     }
     if let Some(want) = &spec.lifecycle {

@@ -220,11 +220,24 @@ impl Observation for ReplicationSeen {
                         return None;
                     }
                     let want = b.spec.replication.as_ref()?;
-                    // A failed step skips exactly its dependents: this
-                    // bucket's or a destination's failure skips the rule.
+                    // Blocked at plan time (role missing, destination not
+                    // versioned…): said as skipped, with the reason, not
+                    // written and then reported as "still differs".
+                    let head = mine.iter().find(|c| c.address == replication::address(&b.spec.name));
+                    if let Some(conflict) = head.and_then(|h| h.conflicts.first()) {
+                        let step = crate::model::StepOutcome {
+                            step: "replication",
+                            result: Err(format!("skipped: {conflict}")),
+                        };
+                        return Some(Applied { address: bucket, steps: vec![step], did_not_take: Vec::new() });
+                    }
+                    // A failed step skips exactly its dependents: replication
+                    // needs the source and every destination created and
+                    // versioned (S3 refuses it otherwise), nothing else.
+                    let needs = ["create bucket", "versioning"];
                     let blocked = std::iter::once(b.spec.name.as_str())
                         .chain(want.rules.iter().map(|x| replication::bucket_of(&x.destination)))
-                        .find(|n| prior.failed(&Address::s3_bucket(n)));
+                        .find(|n| prior.step_failed(&Address::s3_bucket(n), &needs));
                     let step = match blocked {
                         Some(n) => crate::model::StepOutcome {
                             step: "replication",
