@@ -1,7 +1,8 @@
-//! The observation shape every "one connection per named instance" system
-//! shares (Redis, PostgreSQL): each instance is observed, diffed to one
-//! change, judged, applied and re-read on its own. A system implements
-//! [`Instance`]; [`Instances`] is its [`Observation`].
+//! The shape every "one connection per named instance" system shares
+//! (Redis, PostgreSQL): each instance is observed, diffed to one change,
+//! judged, applied and re-read on its own. A system implements
+//! [`Instance`]; [`Kind`] is its [`Provider`] and [`Instances`] its
+//! [`Observation`].
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -9,15 +10,21 @@ use std::future::Future;
 use futures::future::{FutureExt, LocalBoxFuture};
 use serde_json::Value;
 
-use super::{Ctx, Observation, Prior};
-use crate::model::control::ControlResult;
+use super::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
+use crate::model::control::{ControlDef, ControlResult};
 use crate::model::{Address, Applied, AttrChange, Change, Fatal, StepOutcome};
+use crate::policy::Policy;
 
 /// One named instance of a system, reached through its own connection.
 pub trait Instance: 'static {
     const KIND: &'static str;
+    const CONTROLS: &'static [ControlDef];
     type Spec: Clone;
     type State;
+    /// The instances the policy names.
+    fn specs(policy: &Policy) -> &[Self::Spec];
+    /// Its part of `import`.
+    fn import(req: &ImportRequest) -> impl Future<Output = Result<Imported, Fatal>>;
     fn address(spec: &Self::Spec) -> Address;
     /// Never fails the run: an unreachable instance is Unknown.
     fn observe(spec: &Self::Spec) -> impl Future<Output = Self::State>;
@@ -29,6 +36,49 @@ pub trait Instance: 'static {
     /// A difference right after apply that is pending, not failed.
     fn pending(_state: &Self::State, _attr: &AttrChange) -> bool {
         false
+    }
+}
+
+/// The provider of an [`Instance`] system (a registry entry).
+pub struct Kind<I>(std::marker::PhantomData<fn() -> I>);
+
+impl<I> Kind<I> {
+    pub const fn new() -> Self {
+        Kind(std::marker::PhantomData)
+    }
+}
+
+impl<I> Default for Kind<I> {
+    fn default() -> Self {
+        Kind::new()
+    }
+}
+
+impl<I: Instance> Provider for Kind<I> {
+    fn kind(&self) -> &'static str {
+        I::KIND
+    }
+    fn controls(&self) -> &'static [ControlDef] {
+        I::CONTROLS
+    }
+    fn addresses(&self, policy: &Policy) -> Vec<Address> {
+        I::specs(policy).iter().map(I::address).collect()
+    }
+    fn observe<'a>(
+        &'a self,
+        _ctx: &'a Ctx<'a>,
+        policy: &'a Policy,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+        async move { Ok(Box::new(Instances::<I>::observe(I::specs(policy).iter()).await) as Box<dyn Observation>) }
+            .boxed_local()
+    }
+    fn import<'a>(
+        &'a self,
+        _ctx: &'a Ctx<'a>,
+        req: &'a ImportRequest,
+        _default_region: Option<&'a str>,
+    ) -> Option<LocalBoxFuture<'a, Result<Imported, Fatal>>> {
+        Some(I::import(req).boxed_local())
     }
 }
 

@@ -183,7 +183,7 @@ pub trait Observation {
 
 /// Every managed system, in plan order. Apply order comes from `after`.
 pub static REGISTRY: &[&dyn Provider] =
-    &[&iam::Iam, &s3::Buckets, &s3::crr::Replication, &redis::Redis, &postgres::Postgres];
+    &[&iam::Iam, &s3::Buckets, &s3::crr::Replication, &redis::REDIS, &postgres::POSTGRES];
 
 /// The registry in apply order: each kind after the kinds it names in
 /// `after` (a small dependency order; registry order breaks ties).

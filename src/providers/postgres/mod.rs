@@ -16,12 +16,10 @@ use crate::model::StepOutcome;
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
 use crate::policy::{scrub, PostgresSpec};
 
-use futures::future::{FutureExt, LocalBoxFuture};
-
 use crate::model::Fatal;
 use crate::policy::Policy;
-use crate::providers::instances::{Instance, Instances};
-use crate::providers::{Ctx, ImportRequest, Imported, Observation, Provider};
+use crate::providers::instances::{Instance, Kind};
+use crate::providers::{ImportRequest, Imported};
 
 /// One row of pg_settings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -382,46 +380,23 @@ pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> 
     out
 }
 
-/// The postgres provider.
-pub struct Postgres;
-
-const CONTROLS: &[ControlDef] = &[WAL_ARCHIVING, ARCHIVER];
-
-impl Provider for Postgres {
-    fn kind(&self) -> &'static str {
-        "postgres"
-    }
-    fn controls(&self) -> &'static [ControlDef] {
-        CONTROLS
-    }
-    fn addresses(&self, policy: &Policy) -> Vec<Address> {
-        policy.postgres.iter().map(|s| address(&s.name)).collect()
-    }
-    fn import<'a>(
-        &'a self,
-        _ctx: &'a Ctx<'a>,
-        req: &'a ImportRequest,
-        _default_region: Option<&'a str>,
-    ) -> Option<LocalBoxFuture<'a, Result<Imported, Fatal>>> {
-        Some(import::import(req).boxed_local())
-    }
-    fn observe<'a>(
-        &'a self,
-        _ctx: &'a Ctx<'a>,
-        policy: &'a Policy,
-    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
-        async move { Ok(Box::new(Instances::<One>::observe(policy.postgres.iter()).await) as Box<dyn Observation>) }
-            .boxed_local()
-    }
-}
+/// The postgres provider (a registry entry).
+pub const POSTGRES: Kind<One> = Kind::new();
 
 /// One postgres instance: the shared per-instance observation.
 pub struct One;
 
 impl Instance for One {
     const KIND: &'static str = "postgres";
+    const CONTROLS: &'static [ControlDef] = &[WAL_ARCHIVING, ARCHIVER];
     type Spec = PostgresSpec;
     type State = PostgresState;
+    fn specs(policy: &Policy) -> &[PostgresSpec] {
+        &policy.postgres
+    }
+    fn import(req: &ImportRequest) -> impl std::future::Future<Output = Result<Imported, Fatal>> {
+        import::import(req)
+    }
     fn address(spec: &PostgresSpec) -> Address {
         address(&spec.name)
     }

@@ -15,12 +15,10 @@ use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::{Action, Address, AttrChange, Change, Observed, StepOutcome, UnknownSetting};
 use crate::policy::{scrub, Persistence, RedisSpec};
 
-use futures::future::{FutureExt, LocalBoxFuture};
-
 use crate::model::Fatal;
 use crate::policy::Policy;
-use crate::providers::instances::{Instance, Instances};
-use crate::providers::{Ctx, ImportRequest, Imported, Observation, Provider};
+use crate::providers::instances::{Instance, Kind};
+use crate::providers::{ImportRequest, Imported};
 
 /// What one instance shows.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -253,46 +251,23 @@ pub fn controls(spec: &RedisSpec, state: &RedisState, change: &Change) -> Vec<Co
     out
 }
 
-/// The redis provider.
-pub struct Redis;
-
-const CONTROLS: &[ControlDef] = &[PERSISTENCE, AOF, RDB, LAST_SAVE];
-
-impl Provider for Redis {
-    fn kind(&self) -> &'static str {
-        "redis"
-    }
-    fn controls(&self) -> &'static [ControlDef] {
-        CONTROLS
-    }
-    fn addresses(&self, policy: &Policy) -> Vec<Address> {
-        policy.redis.iter().map(|s| address(&s.name)).collect()
-    }
-    fn import<'a>(
-        &'a self,
-        _ctx: &'a Ctx<'a>,
-        req: &'a ImportRequest,
-        _default_region: Option<&'a str>,
-    ) -> Option<LocalBoxFuture<'a, Result<Imported, Fatal>>> {
-        Some(import::import(req).boxed_local())
-    }
-    fn observe<'a>(
-        &'a self,
-        _ctx: &'a Ctx<'a>,
-        policy: &'a Policy,
-    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
-        async move { Ok(Box::new(Instances::<One>::observe(policy.redis.iter()).await) as Box<dyn Observation>) }
-            .boxed_local()
-    }
-}
+/// The redis provider (a registry entry).
+pub const REDIS: Kind<One> = Kind::new();
 
 /// One redis instance: the shared per-instance observation.
 pub struct One;
 
 impl Instance for One {
     const KIND: &'static str = "redis";
+    const CONTROLS: &'static [ControlDef] = &[PERSISTENCE, AOF, RDB, LAST_SAVE];
     type Spec = RedisSpec;
     type State = RedisState;
+    fn specs(policy: &Policy) -> &[RedisSpec] {
+        &policy.redis
+    }
+    fn import(req: &ImportRequest) -> impl std::future::Future<Output = Result<Imported, Fatal>> {
+        import::import(req)
+    }
     fn address(spec: &RedisSpec) -> Address {
         address(&spec.name)
     }
