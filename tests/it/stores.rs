@@ -27,7 +27,16 @@ fn redis_persistence_is_applied_and_survives_a_restart() {
     assert!(text.contains("~ save \"\" → \"21600 1\""), "{text}");
     let out = with(&w, &["audit", "-f", &p], &url);
     out.code(2);
-    with(&w, &["apply", "-f", &p, "--auto-approve"], &url).code(0);
+    // Enough data that the initial AOF rewrite takes a moment: apply waits
+    // for it, so right afterwards none is running and a restart works.
+    r.cli(None, &["EVAL", "for i=1,300000 do redis.call('SET','k'..i,string.rep('x',100)) end", "0"]);
+    let out = with(&w, &["apply", "-f", &p, "--auto-approve"], &url);
+    out.code(0);
+    assert!(out.stdout.contains("✓ initial AOF rewrite"), "{}", out.stdout);
+    let info = r.cli(None, &["INFO", "persistence"]);
+    assert!(info.contains("aof_rewrite_in_progress:0"), "{info}");
+    assert!(info.contains("aof_rewrite_scheduled:0"), "{info}");
+    assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
     let conf = std::fs::read_to_string(r.conf.as_ref().expect("config file")).expect("read redis.conf");
     assert!(conf.contains("appendonly yes") && conf.contains("save 21600 1"), "CONFIG REWRITE wrote the file:\n{conf}");
     r.restart();

@@ -156,7 +156,48 @@ pub async fn apply(spec: &RedisSpec, change: &Change) -> Vec<StepOutcome> {
     }
     let r: Result<(), _> = redis::cmd("CONFIG").arg("REWRITE").query_async(&mut con).await;
     steps.push(StepOutcome { step: "CONFIG REWRITE", result: r.map_err(|e| scrub(&e.to_string(), url)) });
+    // Turning AOF on starts an initial rewrite in the background; until it
+    // is done the data is not yet durable, and Redis refuses a shutdown
+    // ("Writing initial AOF, can't exit"). Wait for it, bounded, and say
+    // how it ended.
+    let aof_on = change.attributes.iter().any(|a| a.name == "appendonly" && a.after.as_str() == Some("yes"));
+    if aof_on && steps.iter().all(|s| s.result.is_ok()) {
+        steps.push(StepOutcome { step: "initial AOF rewrite", result: initial_aof(&mut con, url).await });
+    }
     steps
+}
+
+/// How long apply waits for the initial AOF rewrite.
+const AOF_WAIT: Duration = Duration::from_secs(120);
+
+/// Poll INFO persistence until no AOF rewrite is running or scheduled,
+/// with backoff (50 ms doubling to 1 s), at most [`AOF_WAIT`].
+async fn initial_aof(con: &mut redis::aio::MultiplexedConnection, url: &str) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let text: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query_async(&mut *con)
+            .await
+            .map_err(|e| scrub(&format!("INFO persistence: {e}"), url))?;
+        let info = parse_info(&text);
+        let busy = |k: &str| info.get(k).is_some_and(|v| v != "0");
+        if !busy("aof_rewrite_in_progress") && !busy("aof_rewrite_scheduled") {
+            return match info.get("aof_last_bgrewrite_status").map(String::as_str) {
+                Some("ok") | None => Ok(()),
+                Some(other) => Err(format!("the initial AOF rewrite ended with status {other}")),
+            };
+        }
+        if start.elapsed() >= AOF_WAIT {
+            return Err(format!(
+                "the initial AOF rewrite is still running after {} s; the data is durable once it ends (INFO persistence)",
+                AOF_WAIT.as_secs()
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
 }
 
 const RATIONALE: &str = "Redis is a cache except where queues need durability: AOF every second and an RDB snapshot every 6 hours (strategy: Redis).";
