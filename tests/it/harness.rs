@@ -528,6 +528,11 @@ pub enum Faults {
     /// 403 with no body at all (as S3 answers HEAD, and as some proxies
     /// answer anything) to requests whose request line contains this.
     Bare(String),
+    /// Buckets living in a region (name, region): as real S3 does, a
+    /// request for such a bucket signed for another region gets `301 Moved
+    /// Permanently` with the bucket's region in `x-amz-bucket-region` (and
+    /// no body for HEAD). moto answers from any region.
+    Regions(Vec<(String, String)>),
     /// From a seed, `percent` % of requests get a fault: 503 SlowDown, 500
     /// InternalError, a connection closed without an answer, or a 300 ms
     /// delay before forwarding.
@@ -680,6 +685,35 @@ fn proxy_one(
             Faults::Deny(needle) if request_line.contains(needle.as_str()) => {
                 counts.denied.fetch_add(1, Ordering::Relaxed);
                 return answer(&mut client, "403 Forbidden", "AccessDenied");
+            }
+            Faults::Regions(homes) => {
+                // The region the request was signed for: the credential
+                // scope `Credential=KEY/DATE/REGION/s3/aws4_request`.
+                let signed = head
+                    .lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                    .and_then(|l| l.split("Credential=").nth(1))
+                    .and_then(|c| c.split('/').nth(2))
+                    .unwrap_or("")
+                    .to_string();
+                let path = request_line.split_whitespace().nth(1).unwrap_or("");
+                let bucket = path.trim_start_matches('/').split(['/', '?']).next().unwrap_or("");
+                if let Some((_, home)) = homes.iter().find(|(b, r)| b == bucket && *r != signed && signed.contains('-'))
+                {
+                    counts.denied.fetch_add(1, Ordering::Relaxed);
+                    let head_request = request_line.starts_with("HEAD ");
+                    let body = if head_request {
+                        String::new()
+                    } else {
+                        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message><Bucket>{bucket}</Bucket></Error>")
+                    };
+                    let _ = write!(
+                        client,
+                        "HTTP/1.1 301 Moved Permanently\r\nx-amz-bucket-region: {home}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    return;
+                }
             }
             Faults::Bare(needle) if request_line.contains(needle.as_str()) => {
                 counts.denied.fetch_add(1, Ordering::Relaxed);

@@ -645,3 +645,56 @@ s3:
     w.cli(&["--endpoint-url", &url, "apply", "-f", &p, "--auto-approve"]).code(0);
     w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
+
+/// Real S3 answers a request signed for another region than the bucket's
+/// with 301 and the bucket's region in `x-amz-bucket-region` (the Rust SDK
+/// does not follow it). The proxy behaves so; moto alone answers from any
+/// region.
+#[test]
+fn region_redirects_give_the_wrong_region_conflict_and_read_outside_destinations() {
+    let w = World::with_moto();
+    w.python(CREATE_ROLE);
+    let (misplaced, src, outside) = (unique("moved"), unique("src"), unique("outside-dr"));
+    w.python(&format!(
+        r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="eu-west-1", aws_access_key_id="t", aws_secret_access_key="t")
+for b in ("{misplaced}", "{outside}"):
+    s3.create_bucket(Bucket=b, CreateBucketConfiguration={{"LocationConstraint": "eu-west-1"}})
+s3.put_bucket_versioning(Bucket="{outside}", VersioningConfiguration={{"Status": "Enabled"}})
+"#
+    ));
+    let text = format!(
+        "version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {misplaced}:
+      versioning: enabled
+    {src}:
+      versioning: enabled
+      replication:
+        role: suoops-s3-replication
+        rules:
+          - {{id: dr, destination: {outside}}}
+"
+    );
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    let homes = vec![(misplaced.clone(), "eu-west-1".to_string()), (outside.clone(), "eu-west-1".to_string())];
+    let proxy = crate::harness::FaultProxy::with(w.moto().port, crate::harness::Faults::Regions(homes), None);
+    let url = proxy.url();
+    let r = w.cli(&["--endpoint-url", &url, "plan", "-f", &p]);
+    r.code(1);
+    assert!(
+        r.stdout.contains("the bucket exists in eu-west-1 but the policy puts it in us-east-1"),
+        "the 301 names the bucket's region: {}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("unknown"), "nothing is left unreadable: {}", r.stdout);
+    // The destination outside the policy was read in its own region: the
+    // replication is planned, not blocked as missing or unversioned.
+    let out = squash(&r.stdout);
+    assert!(out.contains(&format!("+ s3.{src}.replication.dr will be created")), "{out}");
+    assert!(!out.contains(&format!("`{outside}` does not exist")) && !out.contains("not versioned"), "{out}");
+    assert!(proxy.counts.denied.load(std::sync::atomic::Ordering::Relaxed) > 0, "the proxy redirected");
+}

@@ -78,6 +78,7 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool)
             let status = e.raw_response().map(|r| r.status().as_u16());
             match (status, classify(&e, &["NotFound", "NoSuchBucket"])) {
                 (_, ApiError::Fatal(m)) => return Err(Fatal::api(m)),
+                _ if redirect_region(&e).is_some() => Observed::Present(redirect_region(&e).unwrap_or_default()),
                 (Some(404), _) | (_, ApiError::NotFound(_)) => Observed::Absent,
                 (Some(403), _) => forbidden(aws, &client, name).await?,
                 (_, other) => Observed::Unknown { reason: other.reason() },
@@ -161,6 +162,21 @@ async fn maybe<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> O
     } else {
         None
     }
+}
+
+/// The bucket's region when S3 redirected a request signed for another
+/// one: `301 Moved Permanently` (or `400` AuthorizationHeaderMalformed)
+/// with `x-amz-bucket-region`. The Rust SDK does not follow these
+/// (awslabs/aws-sdk-rust#1052); the region tells which client to use (AWS
+/// S3 API reference, "HeadBucket": x-amz-bucket-region).
+pub fn redirect_region<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> Option<String> {
+    let raw = e.raw_response()?;
+    if !matches!(raw.status().as_u16(), 301 | 307 | 400) {
+        return None;
+    }
+    raw.headers().get("x-amz-bucket-region").filter(|r| !r.is_empty()).map(str::to_string)
 }
 
 /// HeadBucket answered 403 without a body, which is both "these credentials
@@ -316,9 +332,16 @@ pub async fn role_arn(aws: &Aws, role: &str) -> Result<Observed<String>, Fatal> 
 /// versioned? (HeadBucket, then GetBucketVersioning.)
 pub async fn destination(aws: &Aws, region: &str, name: &str) -> Result<Observed<bool>, Fatal> {
     let client = aws.s3(region);
-    match aws.call(&ops::HEAD_BUCKET, client.head_bucket().bucket(name).send()).await {
-        Ok(out) => {
-            let client = aws.s3(out.bucket_region().unwrap_or(region));
+    let head = aws.call(&ops::HEAD_BUCKET, client.head_bucket().bucket(name).send()).await;
+    // Found, or redirected to its own region (a DR bucket usually lives in
+    // another region than the run's default).
+    let home = match &head {
+        Ok(out) => Some(out.bucket_region().unwrap_or(region).to_string()),
+        Err(e) => redirect_region(e),
+    };
+    match (head, home) {
+        (_, Some(home)) => {
+            let client = aws.s3(&home);
             let (status, _) = versioning(aws, &client, name).await?;
             Ok(match status {
                 Observed::Present(s) => Observed::Present(s == "enabled"),
@@ -326,7 +349,8 @@ pub async fn destination(aws: &Aws, region: &str, name: &str) -> Result<Observed
                 Observed::Unknown { reason } => Observed::Unknown { reason },
             })
         }
-        Err(e) => {
+        (Ok(_), None) => Ok(Observed::Unknown { reason: "no region for the destination".into() }),
+        (Err(e), None) => {
             let status = e.raw_response().map(|r| r.status().as_u16());
             match (status, classify(&e, &["NotFound", "NoSuchBucket"])) {
                 (_, ApiError::Fatal(m)) => Err(Fatal::api(m)),
