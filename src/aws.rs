@@ -70,6 +70,9 @@ pub struct AwsOptions {
     pub concurrency: usize,
     /// Log each API call with its duration on stderr (`-v`).
     pub verbose: bool,
+    /// How long a step waits for something created in the same run to
+    /// become visible (`--wait`).
+    pub wait: Duration,
 }
 
 /// The run's connection to AWS: config, per-region clients, and the bound
@@ -85,6 +88,7 @@ pub struct Aws {
     limit: Arc<Semaphore>,
     calls: Arc<AtomicUsize>,
     verbose: bool,
+    wait: Duration,
 }
 
 impl Aws {
@@ -126,6 +130,7 @@ impl Aws {
             limit: Arc::new(Semaphore::new(opts.concurrency.max(1))),
             calls: Arc::default(),
             verbose: opts.verbose,
+            wait: opts.wait,
         }
     }
 
@@ -177,6 +182,41 @@ impl Aws {
         let out = fut.await;
         eprintln!("api {} {:.1} ms", op.sdk, start.elapsed().as_secs_f64() * 1000.0);
         out
+    }
+
+    /// Run a call that may fail only because something this run created is
+    /// not visible yet (AWS is eventually consistent: NoSuchBucket for
+    /// seconds after CreateBucket, NoSuchEntity after CreateRole; AWS S3
+    /// user guide, "Amazon S3 data consistency model"; terraform-provider-aws
+    /// retries the same for up to 2 minutes, internal/service/s3/bucket.go).
+    /// `make` builds the request again for each try; `transient` says which
+    /// errors mean "not yet". Bounded by `--wait`, with backoff (200 ms
+    /// doubling to 5 s); with `-v` each wait is said.
+    pub async fn call_until_visible<T, E, F, Fut>(
+        &self,
+        op: &'static Op,
+        what: &str,
+        make: F,
+        transient: impl Fn(&E) -> bool,
+    ) -> Result<T, E>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let start = std::time::Instant::now();
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.call(op, make()).await {
+                Err(e) if transient(&e) && start.elapsed() + pause <= self.wait => {
+                    if self.verbose {
+                        eprintln!("waiting for AWS to report {what} ({} ms)", pause.as_millis());
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// API calls made so far (for `-v` and the benchmark).

@@ -49,6 +49,10 @@ pub struct Global {
     /// Most API calls in flight at once.
     #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// Seconds a step waits for something created in the same run to become
+    /// visible (AWS is eventually consistent), with backoff.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 120)]
+    pub wait: u32,
     /// More detail on stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -179,6 +183,7 @@ async fn connect(g: &Global, default_region: Option<&str>) -> Aws {
         profile: g.profile.clone(),
         concurrency: g.concurrency as usize,
         verbose: g.verbose > 0,
+        wait: std::time::Duration::from_secs(u64::from(g.wait)),
     };
     Aws::load(&opts, default_region).await
 }

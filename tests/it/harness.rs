@@ -533,6 +533,10 @@ pub enum Faults {
     /// Permanently` with the bucket's region in `x-amz-bucket-region` (and
     /// no body for HEAD). moto answers from any region.
     Regions(Vec<(String, String)>),
+    /// Eventual consistency: for `window` after a CreateBucket passes, every
+    /// other request for that bucket answers 404 NoSuchBucket, as S3 may
+    /// for seconds after it created one.
+    Consistency { window: Duration, created: std::sync::Arc<std::sync::Mutex<Vec<(String, std::time::Instant)>>> },
     /// From a seed, `percent` % of requests get a fault: 503 SlowDown, 500
     /// InternalError, a connection closed without an answer, or a 300 ms
     /// delay before forwarding.
@@ -749,6 +753,23 @@ fn proxy_one(
                 counts.delay.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(*d);
             }
+            Faults::Consistency { window, created } => {
+                let path = request_line.split_whitespace().nth(1).unwrap_or("");
+                let bucket = path.trim_start_matches('/').split(['/', '?']).next().unwrap_or("").to_string();
+                let is_create = request_line.starts_with("PUT ") && path.trim_end_matches('/') == format!("/{bucket}");
+                let young = created
+                    .lock()
+                    .map(|c| c.iter().any(|(b, t)| *b == bucket && t.elapsed() < *window))
+                    .unwrap_or(false);
+                if is_create {
+                    if let Ok(mut c) = created.lock() {
+                        c.push((bucket, std::time::Instant::now()));
+                    }
+                } else if young {
+                    counts.denied.fetch_add(1, Ordering::Relaxed);
+                    return answer(&mut client, "404 Not Found", "NoSuchBucket");
+                }
+            }
             Faults::Deny(_) | Faults::Bare(_) => {}
         }
     }
@@ -781,4 +802,11 @@ pub fn suspend_versioning(w: &World, bucket: &str) {
             .await
             .expect("suspend versioning");
     });
+}
+
+impl Faults {
+    /// Eventual consistency for `window` after each CreateBucket.
+    pub fn consistency(window: Duration) -> Faults {
+        Faults::Consistency { window, created: Default::default() }
+    }
 }

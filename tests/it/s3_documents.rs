@@ -698,3 +698,57 @@ s3:
     assert!(!out.contains(&format!("`{outside}` does not exist")) && !out.contains("not versioned"), "{out}");
     assert!(proxy.counts.denied.load(std::sync::atomic::Ordering::Relaxed) > 0, "the proxy redirected");
 }
+
+/// Right after CreateBucket, S3 may answer NoSuchBucket for seconds: the
+/// first apply on an empty estate still converges in one run, its steps
+/// waiting (bounded) until the bucket is visible.
+#[test]
+fn a_new_bucket_not_yet_visible_is_waited_for_and_apply_converges_in_one_run() {
+    let w = World::with_moto();
+    let b = unique("fresh");
+    let text = format!(
+        "version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {b}:
+      versioning: enabled
+      encryption: {{algorithm: AES256}}
+      public_access_block: all
+      lifecycle:
+        rules:
+          - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}
+"
+    );
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    let proxy = crate::harness::FaultProxy::with(
+        w.moto().port,
+        crate::harness::Faults::consistency(std::time::Duration::from_millis(1500)),
+        None,
+    );
+    let url = proxy.url();
+    let r = w.cli(&["--endpoint-url", &url, "-v", "apply", "-f", &p, "--auto-approve"]);
+    r.code(0);
+    assert!(r.stdout.contains(&format!("s3.{b}: done")), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!("waiting for AWS to report bucket {b}")),
+        "the wait is said with -v: {}",
+        r.stderr
+    );
+    assert!(proxy.counts.denied.load(std::sync::atomic::Ordering::Relaxed) > 0, "the proxy answered NoSuchBucket");
+    w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
+    // A bound too short to outwait the window: one clear failure, and a
+    // re-run converges.
+    let b2 = unique("fresh");
+    std::fs::write(&p, text.replace(&b, &b2)).expect("policy");
+    let r = w.cli(&["--endpoint-url", &url, "--wait", "0", "apply", "-f", &p, "--auto-approve"]);
+    r.code(1);
+    assert!(
+        r.stdout.contains("✗ versioning: not found (NoSuchBucket)") || r.stdout.contains("NoSuchBucket"),
+        "{}",
+        r.stdout
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    w.cli(&["--endpoint-url", &url, "apply", "-f", &p, "--auto-approve"]).code(0);
+    w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
+}

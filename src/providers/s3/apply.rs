@@ -17,6 +17,8 @@ use super::lifecycle::{self, LifecycleDoc};
 use super::observe::{self, BucketState};
 use super::replication::{self, Prerequisites, ReplicationDoc};
 use super::tls::{self, PolicyDoc};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+
 use crate::aws::{classify, Aws};
 use crate::model::{Action, Change, Observed, StepOutcome};
 use crate::policy::{BucketSpec, Encryption, Lifecycle, Versioning};
@@ -42,9 +44,17 @@ pub async fn apply(
     // Once the bucket exists its settings are independent of each other: a
     // failed step is reported and the next ones still run (replication,
     // which needs versioning, checks that step itself).
+    // A bucket this run creates answers NoSuchBucket for a while: its
+    // steps wait (bounded) until it is visible.
+    let created = change.action == Action::Create;
+    let not_yet = |code: Option<&str>| created && code == Some("NoSuchBucket");
     macro_rules! step {
         ($op:expr, $label:expr, $fut:expr) => {{
-            let r = aws.call($op, $fut).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
+            let r = aws
+                .call_until_visible($op, &format!("bucket {name}"), || $fut, |e| not_yet(e.code()))
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&e, &[]).reason());
             out.push(StepOutcome { step: $label, result: r });
         }};
     }
@@ -59,7 +69,8 @@ pub async fn apply(
                     .build(),
             );
         }
-        step!(&ops::CREATE_BUCKET, "create bucket", req.send());
+        let r = aws.call(&ops::CREATE_BUCKET, req.send()).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
+        out.push(StepOutcome { step: "create bucket", result: r });
         if out.iter().any(|s| s.result.is_err()) {
             return out;
         }
@@ -75,7 +86,7 @@ pub async fn apply(
             client
                 .put_bucket_versioning()
                 .bucket(name)
-                .versioning_configuration(VersioningConfiguration::builder().status(status).build())
+                .versioning_configuration(VersioningConfiguration::builder().status(status.clone()).build())
                 .send()
         );
     }
@@ -85,7 +96,7 @@ pub async fn apply(
             Ok(conf) => step!(
                 &ops::PUT_BUCKET_ENCRYPTION,
                 "default encryption",
-                client.put_bucket_encryption().bucket(name).server_side_encryption_configuration(conf).send()
+                client.put_bucket_encryption().bucket(name).server_side_encryption_configuration(conf.clone()).send()
             ),
             Err(e) => out.push(StepOutcome { step: "default encryption", result: Err(e.to_string()) }),
         }
