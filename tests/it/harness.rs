@@ -537,6 +537,10 @@ pub enum Faults {
     /// other request for that bucket answers 404 NoSuchBucket, as S3 may
     /// for seconds after it created one.
     Consistency { window: Duration, created: std::sync::Arc<std::sync::Mutex<Vec<(String, std::time::Instant)>>> },
+    /// For `window` after a bucket's versioning is enabled, its
+    /// PutBucketReplication answers 400 InvalidRequest "Versioning must be
+    /// 'Enabled' on the bucket", as S3 may.
+    VersioningLag { window: Duration, enabled: std::sync::Arc<std::sync::Mutex<Vec<(String, std::time::Instant)>>> },
     /// From a seed, `percent` % of requests get a fault: 503 SlowDown, 500
     /// InternalError, a connection closed without an answer, or a 300 ms
     /// delay before forwarding.
@@ -770,6 +774,30 @@ fn proxy_one(
                     return answer(&mut client, "404 Not Found", "NoSuchBucket");
                 }
             }
+            Faults::VersioningLag { window, enabled } => {
+                let path = request_line.split_whitespace().nth(1).unwrap_or("");
+                let bucket = path.trim_start_matches('/').split(['/', '?']).next().unwrap_or("").to_string();
+                if request_line.starts_with("PUT ") && path.contains("?versioning") {
+                    if let Ok(mut e) = enabled.lock() {
+                        e.push((bucket, std::time::Instant::now()));
+                    }
+                } else if request_line.starts_with("PUT ") && path.contains("?replication") {
+                    let young = enabled
+                        .lock()
+                        .map(|e| e.iter().any(|(b, t)| *b == bucket && t.elapsed() < *window))
+                        .unwrap_or(false);
+                    if young {
+                        counts.denied.fetch_add(1, Ordering::Relaxed);
+                        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidRequest</Code><Message>Versioning must be 'Enabled' on the bucket to apply a replication configuration</Message><RequestId>fault</RequestId></Error>";
+                        let _ = write!(
+                            client,
+                            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        return;
+                    }
+                }
+            }
             Faults::Deny(_) | Faults::Bare(_) => {}
         }
     }
@@ -808,5 +836,10 @@ impl Faults {
     /// Eventual consistency for `window` after each CreateBucket.
     pub fn consistency(window: Duration) -> Faults {
         Faults::Consistency { window, created: Default::default() }
+    }
+
+    /// Replication refused for `window` after versioning is enabled.
+    pub fn versioning_lag(window: Duration) -> Faults {
+        Faults::VersioningLag { window, enabled: Default::default() }
     }
 }

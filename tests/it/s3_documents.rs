@@ -752,3 +752,26 @@ s3:
     w.cli(&["--endpoint-url", &url, "apply", "-f", &p, "--auto-approve"]).code(0);
     w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
+
+/// Right after versioning is turned on, S3 may refuse a replication
+/// configuration ("Versioning must be 'Enabled'"): one apply on an empty
+/// estate still sets replication up, waiting it out.
+#[test]
+fn replication_right_after_versioning_waits_for_s3_and_converges_in_one_apply() {
+    let w = World::with_moto();
+    w.python(CREATE_ROLE);
+    let (src, dst) = (unique("lag-src"), unique("lag-dr"));
+    let p = w.write("p.yaml", &replication_policy(&src, &dst)).to_string_lossy().into_owned();
+    let proxy = crate::harness::FaultProxy::with(
+        w.moto().port,
+        crate::harness::Faults::versioning_lag(std::time::Duration::from_millis(1200)),
+        None,
+    );
+    let url = proxy.url();
+    let r = w.cli(&["--endpoint-url", &url, "-v", "apply", "-f", &p, "--auto-approve"]);
+    r.code(0);
+    assert!(r.stdout.contains("✓ replication"), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(&format!("waiting for AWS to report versioning and the role of {src}")), "{}", r.stderr);
+    assert!(proxy.counts.denied.load(std::sync::atomic::Ordering::Relaxed) > 0, "the proxy refused at first");
+    w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
+}

@@ -285,10 +285,21 @@ pub async fn apply_replication(
         }
         let act = lifecycle::actions(name, changes, "replication");
         match replication::merged(want, role_arn, now.as_ref(), &act).map_err(|e| e.to_string())? {
+            // Right after this run enabled versioning, S3 may still answer
+            // "Versioning must be 'Enabled' on the bucket" (and a new role
+            // may not be usable yet): the same eventual consistency,
+            // waited out the same way (terraform-provider-aws retries
+            // PutBucketReplication for it, bucket_replication_configuration.go).
             Some(conf) => aws
-                .call(
+                .call_until_visible(
                     &ops::PUT_BUCKET_REPLICATION,
-                    client.put_bucket_replication().bucket(name).replication_configuration(conf).send(),
+                    &format!("versioning and the role of {name}"),
+                    || client.put_bucket_replication().bucket(name).replication_configuration(conf.clone()).send(),
+                    |e| {
+                        let (code, msg) = (e.code().unwrap_or(""), e.message().unwrap_or(""));
+                        (code == "InvalidRequest" && msg.contains("ersioning"))
+                            || (code == "InvalidArgument" && msg.to_ascii_lowercase().contains("role"))
+                    },
                 )
                 .await
                 .map(|_| ())
