@@ -541,6 +541,9 @@ pub enum Faults {
     /// PutBucketReplication answers 400 InvalidRequest "Versioning must be
     /// 'Enabled' on the bucket", as S3 may.
     VersioningLag { window: Duration, enabled: std::sync::Arc<std::sync::Mutex<Vec<(String, std::time::Instant)>>> },
+    /// IAM: for `window` after a CreateRole passes, any other request naming
+    /// that role answers 404 NoSuchEntity, as IAM may.
+    RoleLag { window: Duration, created: std::sync::Arc<std::sync::Mutex<Vec<(String, std::time::Instant)>>> },
     /// From a seed, `percent` % of requests get a fault: 503 SlowDown, 500
     /// InternalError, a connection closed without an answer, or a 300 ms
     /// delay before forwarding.
@@ -798,6 +801,32 @@ fn proxy_one(
                     }
                 }
             }
+            Faults::RoleLag { window, created } => {
+                let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+                let field = |k: &str| {
+                    body.split('&').find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("").to_string()
+                };
+                let (action, role) = (field("Action"), field("RoleName"));
+                if action == "CreateRole" {
+                    if let Ok(mut c) = created.lock() {
+                        c.push((role, std::time::Instant::now()));
+                    }
+                } else if !role.is_empty()
+                    && created
+                        .lock()
+                        .map(|c| c.iter().any(|(r, t)| *r == role && t.elapsed() < *window))
+                        .unwrap_or(false)
+                {
+                    counts.denied.fetch_add(1, Ordering::Relaxed);
+                    let xml = format!("<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role with name {role} cannot be found.</Message></Error><RequestId>fault</RequestId></ErrorResponse>");
+                    let _ = write!(
+                        client,
+                        "HTTP/1.1 404 Not Found\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                        xml.len()
+                    );
+                    return;
+                }
+            }
             Faults::Deny(_) | Faults::Bare(_) => {}
         }
     }
@@ -836,6 +865,11 @@ impl Faults {
     /// Eventual consistency for `window` after each CreateBucket.
     pub fn consistency(window: Duration) -> Faults {
         Faults::Consistency { window, created: Default::default() }
+    }
+
+    /// IAM roles invisible for `window` after their CreateRole.
+    pub fn role_lag(window: Duration) -> Faults {
+        Faults::RoleLag { window, created: Default::default() }
     }
 
     /// Replication refused for `window` after versioning is enabled.

@@ -249,3 +249,24 @@ fn permissions_output_is_a_valid_iam_document_covering_every_declared_action() {
         "plan is read-only: {text}"
     );
 }
+
+/// Right after CreateRole, IAM may answer NoSuchEntity for the new role:
+/// its inline policy and attachment wait (bounded) and one apply converges.
+#[test]
+fn a_new_role_not_yet_visible_is_waited_for_and_apply_converges_in_one_run() {
+    let w = World::with_moto();
+    let (role, managed) = (unique("lagged"), unique("read-backups"));
+    let p = w.write("p.yaml", &policy(&role, &managed, false)).to_string_lossy().into_owned();
+    let proxy = crate::harness::FaultProxy::with(
+        w.moto().port,
+        crate::harness::Faults::role_lag(std::time::Duration::from_millis(1200)),
+        None,
+    );
+    let url = proxy.url();
+    let r = w.cli(&["--endpoint-url", &url, "-v", "apply", "-f", &p, "--auto-approve"]);
+    r.code(0);
+    assert!(r.stdout.contains(&format!("iam.role.{role}: done")), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(&format!("waiting for AWS to report role {role}")), "{}", r.stderr);
+    assert!(proxy.counts.denied.load(std::sync::atomic::Ordering::Relaxed) > 0, "the proxy hid the role at first");
+    w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
+}

@@ -578,9 +578,24 @@ async fn apply_role(
     let c = aws.iam();
     let name = spec.name.as_str();
     let mut steps = Vec::new();
+    // A role this run creates may answer NoSuchEntity for a while (IAM is
+    // eventually consistent; AWS IAM user guide, "Troubleshoot IAM: changes
+    // that I make are not always immediately visible";
+    // terraform-provider-aws internal/service/iam/role.go retries it): its
+    // later steps wait, bounded by --wait.
+    let created = mine[0].action == Action::Create;
     macro_rules! step {
         ($op:expr, $label:expr, $fut:expr) => {{
-            let r = aws.call($op, $fut).await.map(|_| ()).map_err(|e| err_text(&e));
+            let r = aws
+                .call_until_visible(
+                    $op,
+                    &format!("role {name}"),
+                    || $fut,
+                    |e| created && aws_sdk_iam::error::ProvideErrorMetadata::code(e) == Some("NoSuchEntity"),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| err_text(&e));
             let failed = r.is_err();
             steps.push(StepOutcome { step: $label, result: r });
             if failed {
@@ -600,14 +615,14 @@ async fn apply_role(
             step!(
                 &ops::DELETE_ROLE_POLICY,
                 "delete inline policy",
-                c.delete_role_policy().role_name(name).policy_name(pol).send()
+                c.delete_role_policy().role_name(name).policy_name(&pol).send()
             );
         }
         for arn in seen.attached.as_ref().and_then(|o| o.present()).cloned().unwrap_or_default() {
             step!(
                 &ops::DETACH_ROLE_POLICY,
                 "detach managed policy",
-                c.detach_role_policy().role_name(name).policy_arn(arn).send()
+                c.detach_role_policy().role_name(name).policy_arn(&arn).send()
             );
         }
         step!(&ops::DELETE_ROLE, "delete role", c.delete_role().role_name(name).send());
@@ -677,7 +692,7 @@ async fn apply_role(
                 step!(
                     &ops::PUT_ROLE_POLICY,
                     "inline policy",
-                    c.put_role_policy().role_name(name).policy_name(item).policy_document(text).send()
+                    c.put_role_policy().role_name(name).policy_name(item).policy_document(&text).send()
                 );
             }
             ("attachment", Action::Delete) => {
@@ -691,7 +706,7 @@ async fn apply_role(
                 step!(
                     &ops::DETACH_ROLE_POLICY,
                     "detach managed policy",
-                    c.detach_role_policy().role_name(name).policy_arn(arn).send()
+                    c.detach_role_policy().role_name(name).policy_arn(&arn).send()
                 );
             }
             ("attachment", _) => {
@@ -713,7 +728,7 @@ async fn apply_role(
                         step!(
                             &ops::ATTACH_ROLE_POLICY,
                             "attach managed policy",
-                            c.attach_role_policy().role_name(name).policy_arn(arn).send()
+                            c.attach_role_policy().role_name(name).policy_arn(&arn).send()
                         )
                     }
                     None => {
