@@ -157,14 +157,7 @@ fn stale_missing_and_malformed_evidence_fails() {
 #[test]
 fn backup_replica_checks_the_newest_backup_is_in_the_dr_bucket() {
     let w = World::with_moto();
-    w.python(
-        r#"
-import sys, json, boto3
-iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
-trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-iam.create_role(RoleName="repl", AssumeRolePolicyDocument=json.dumps(trust))
-"#,
-    );
+    w.replication_role("repl");
     let (src, dst) = (unique("ev-src"), unique("ev-dr"));
     let text = format!(
         "version: 1

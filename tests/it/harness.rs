@@ -151,6 +151,19 @@ impl World {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Create a role S3 may assume for replication (as another team would);
+    /// returns its ARN.
+    pub fn replication_role(&self, name: &str) -> String {
+        self.python(&format!(
+            r#"
+import sys, json, boto3
+iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+trust = {{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Principal": {{"Service": "s3.amazonaws.com"}}, "Action": "sts:AssumeRole"}}]}}
+print(iam.create_role(RoleName="{name}", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+"#
+        ))
+    }
+
     /// Create a KMS key in `region` with `alias` (as the platform team
     /// would); returns the key's ARN.
     pub fn kms_key(&self, region: &str, alias: &str) -> String {

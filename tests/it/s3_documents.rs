@@ -302,13 +302,6 @@ fn mfa_delete_is_a_manual_step_apply_never_attempts() {
     assert!(c["remediation"].as_str().unwrap_or("").contains("root user"));
 }
 
-const CREATE_ROLE: &str = r#"
-import sys, json, boto3
-iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
-trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-print(iam.create_role(RoleName="suoops-s3-replication", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
-"#;
-
 fn replication_policy(src: &str, dst: &str) -> String {
     format!(
         "version: 1
@@ -338,7 +331,7 @@ s3:
 #[test]
 fn one_apply_sets_up_replication_on_an_empty_estate() {
     let w = World::with_moto();
-    let arn = w.python(CREATE_ROLE);
+    let arn = w.replication_role("suoops-s3-replication");
     let (src, dst) = (unique("src"), unique("dr"));
     let p = w.write("p.yaml", &replication_policy(&src, &dst)).to_string_lossy().into_owned();
     let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
@@ -383,7 +376,7 @@ fn replication_without_its_role_is_a_conflict_not_a_failed_write() {
         r.stdout
     );
     assert!(!r.stdout.contains("still differs"), "{}", r.stdout);
-    w.python(CREATE_ROLE);
+    w.replication_role("suoops-s3-replication");
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
     w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
@@ -464,7 +457,7 @@ fn target_limits_plan_apply_and_audit_to_an_address_and_what_is_under_it() {
 #[test]
 fn a_failed_step_skips_exactly_its_dependents_and_a_rerun_converges() {
     let w = World::with_moto();
-    w.python(CREATE_ROLE);
+    w.replication_role("suoops-s3-replication");
     let (src, dst, other) = (unique("src"), unique("dr"), unique("other"));
     let text = format!("{}    {other}:\n      versioning: enabled\n", replication_policy(&src, &dst));
     let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
@@ -534,7 +527,7 @@ s3.put_bucket_replication(Bucket="{src}", ReplicationConfiguration=conf)
 #[test]
 fn sse_kms_replication_opts_in_names_the_replica_key_and_keeps_what_the_policy_does_not_name() {
     let w = World::with_moto();
-    w.python(CREATE_ROLE);
+    w.replication_role("suoops-s3-replication");
     w.kms_key("us-east-1", "alias/backups");
     let (src, dst) = (unique("kms-src"), unique("kms-dr"));
     let p = w.write("p.yaml", &kms_replication_policy(&src, &dst)).to_string_lossy().into_owned();
@@ -653,7 +646,7 @@ s3:
 #[test]
 fn region_redirects_give_the_wrong_region_conflict_and_read_outside_destinations() {
     let w = World::with_moto();
-    w.python(CREATE_ROLE);
+    w.replication_role("suoops-s3-replication");
     let (misplaced, src, outside) = (unique("moved"), unique("src"), unique("outside-dr"));
     w.python(&format!(
         r#"
@@ -759,7 +752,7 @@ s3:
 #[test]
 fn replication_right_after_versioning_waits_for_s3_and_converges_in_one_apply() {
     let w = World::with_moto();
-    w.python(CREATE_ROLE);
+    w.replication_role("suoops-s3-replication");
     let (src, dst) = (unique("lag-src"), unique("lag-dr"));
     let p = w.write("p.yaml", &replication_policy(&src, &dst)).to_string_lossy().into_owned();
     let proxy = crate::harness::FaultProxy::with(

@@ -74,14 +74,15 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool)
         Ok(out) => Observed::Present(out.bucket_region().unwrap_or(region).to_string()),
         Err(e) => {
             // HeadBucket has no body: a 404 is NotFound, a 403 AccessDenied
-            // (often: the name belongs to another account).
+            // (often: the name belongs to another account), a 301 the
+            // bucket's own region.
             let status = e.raw_response().map(|r| r.status().as_u16());
-            match (status, classify(&e, &["NotFound", "NoSuchBucket"])) {
-                (_, ApiError::Fatal(m)) => return Err(Fatal::api(m)),
-                _ if redirect_region(&e).is_some() => Observed::Present(redirect_region(&e).unwrap_or_default()),
-                (Some(404), _) | (_, ApiError::NotFound(_)) => Observed::Absent,
-                (Some(403), _) => forbidden(aws, &client, name).await?,
-                (_, other) => Observed::Unknown { reason: other.reason() },
+            match (status, classify(&e, &["NotFound", "NoSuchBucket"]), redirect_region(&e)) {
+                (_, ApiError::Fatal(m), _) => return Err(Fatal::api(m)),
+                (_, _, Some(home)) => Observed::Present(home),
+                (Some(404), _, _) | (_, ApiError::NotFound(_), _) => Observed::Absent,
+                (Some(403), _, _) => forbidden(aws, &client, name).await?,
+                (_, other, _) => Observed::Unknown { reason: other.reason() },
             }
         }
     };
@@ -335,30 +336,26 @@ pub async fn destination(aws: &Aws, region: &str, name: &str) -> Result<Observed
     let head = aws.call(&ops::HEAD_BUCKET, client.head_bucket().bucket(name).send()).await;
     // Found, or redirected to its own region (a DR bucket usually lives in
     // another region than the run's default).
-    let home = match &head {
-        Ok(out) => Some(out.bucket_region().unwrap_or(region).to_string()),
-        Err(e) => redirect_region(e),
-    };
-    match (head, home) {
-        (_, Some(home)) => {
-            let client = aws.s3(&home);
-            let (status, _) = versioning(aws, &client, name).await?;
-            Ok(match status {
-                Observed::Present(s) => Observed::Present(s == "enabled"),
-                Observed::Absent => Observed::Present(false),
-                Observed::Unknown { reason } => Observed::Unknown { reason },
-            })
-        }
-        (Ok(_), None) => Ok(Observed::Unknown { reason: "no region for the destination".into() }),
-        (Err(e), None) => {
-            let status = e.raw_response().map(|r| r.status().as_u16());
-            match (status, classify(&e, &["NotFound", "NoSuchBucket"])) {
-                (_, ApiError::Fatal(m)) => Err(Fatal::api(m)),
-                (Some(404), _) | (_, ApiError::NotFound(_)) => Ok(Observed::Absent),
-                (_, other) => Ok(Observed::Unknown { reason: other.reason() }),
+    let home = match head {
+        Ok(out) => out.bucket_region().unwrap_or(region).to_string(),
+        Err(e) => match redirect_region(&e) {
+            Some(r) => r,
+            None => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                return match (status, classify(&e, &["NotFound", "NoSuchBucket"])) {
+                    (_, ApiError::Fatal(m)) => Err(Fatal::api(m)),
+                    (Some(404), _) | (_, ApiError::NotFound(_)) => Ok(Observed::Absent),
+                    (_, other) => Ok(Observed::Unknown { reason: other.reason() }),
+                };
             }
-        }
-    }
+        },
+    };
+    let (status, _) = versioning(aws, &aws.s3(&home), name).await?;
+    Ok(match status {
+        Observed::Present(s) => Observed::Present(s == "enabled"),
+        Observed::Absent => Observed::Present(false),
+        Observed::Unknown { reason } => Observed::Unknown { reason },
+    })
 }
 
 /// Every bucket these credentials can list (ListBuckets, page by page), for
