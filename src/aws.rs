@@ -37,6 +37,10 @@ pub enum On {
     Any,
     /// KMS keys (the keys the policy's buckets encrypt with).
     Key,
+    /// KMS aliases of the policy's keys (CreateAlias also needs the key).
+    Alias,
+    /// KMS calls with no resource of their own (CreateKey, ListKeys).
+    AnyKey,
     /// The account's bucket list (`import --all-buckets` only).
     Account,
 }

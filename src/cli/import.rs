@@ -22,6 +22,10 @@ pub struct ImportArgs {
     /// An IAM role to import (repeatable).
     #[arg(long = "iam-role", value_name = "NAME")]
     pub roles: Vec<String>,
+    /// A KMS key to import, by its alias (repeatable); `@REGION` when it is
+    /// not in the default region.
+    #[arg(long = "kms-key", value_name = "alias/NAME[@REGION]")]
+    pub kms_keys: Vec<String>,
     /// A Redis instance whose URL is in the environment variable ENV_VAR
     /// (written to the policy as ${ENV_VAR}, never as its value).
     #[arg(long = "redis", value_name = "NAME=ENV_VAR", value_parser = name_and_var)]
@@ -54,8 +58,17 @@ fn name_and_var(s: &str) -> Result<(String, String), String> {
 }
 
 pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
-    if a.buckets.is_empty() && !a.all_buckets && a.roles.is_empty() && a.redis.is_empty() && a.postgres.is_empty() {
-        return error(g, "nothing to import: name --s3-bucket, --all-buckets, --iam-role, --redis or --postgres");
+    if a.buckets.is_empty()
+        && !a.all_buckets
+        && a.roles.is_empty()
+        && a.kms_keys.is_empty()
+        && a.redis.is_empty()
+        && a.postgres.is_empty()
+    {
+        return error(
+            g,
+            "nothing to import: name --s3-bucket, --all-buckets, --iam-role, --kms-key, --redis or --postgres",
+        );
     }
     // With --merge: the file must be valid first, and what it has is kept.
     let existing = match &a.merge {
@@ -69,6 +82,7 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
         buckets: a.buckets.clone(),
         all_buckets: a.all_buckets,
         roles: a.roles.clone(),
+        kms_keys: a.kms_keys.clone(),
         redis: a.redis.clone(),
         postgres: a.postgres.clone(),
         skip_buckets: BTreeSet::new(),
@@ -87,6 +101,11 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
         let skip = &req.skip_buckets;
         req.buckets.retain(|b| keep(skip.contains(b), format!("s3.{b}")));
         req.roles.retain(|r| keep(p.iam.roles.iter().any(|x| &x.name == r), format!("iam.role.{r}")));
+        req.kms_keys.retain(|k| {
+            let alias = k.rsplit_once('@').map_or(k.as_str(), |(a, _)| a);
+            let alias = if alias.starts_with("alias/") { alias.to_string() } else { format!("alias/{alias}") };
+            keep(p.kms.iter().any(|x| x.alias == alias), format!("kms ({alias})"))
+        });
         req.redis.retain(|(n, _)| keep(p.redis.iter().any(|x| &x.name == n), format!("redis.{n}")));
         req.postgres.retain(|(n, _)| keep(p.postgres.iter().any(|x| &x.name == n), format!("postgres.{n}")));
         if !kept.is_empty() {

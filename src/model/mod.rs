@@ -162,6 +162,15 @@ pub enum Observed<T> {
 }
 
 impl<T> Observed<T> {
+    /// The present value mapped; absence and unknown reasons kept.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Observed<U> {
+        match self {
+            Observed::Present(v) => Observed::Present(f(v)),
+            Observed::Absent => Observed::Absent,
+            Observed::Unknown { reason } => Observed::Unknown { reason },
+        }
+    }
+
     pub fn present(&self) -> Option<&T> {
         match self {
             Observed::Present(v) => Some(v),

@@ -19,12 +19,17 @@ pub enum DocKind {
     Trust,
     /// Identity policy (inline or managed): Resource required, no Principal.
     Identity,
+    /// KMS key policy: Principal and Resource required (`"*"` is the key
+    /// itself), and a Sid on every statement (statements are owned by Sid).
+    KeyPolicy,
 }
 
 /// IAM's default quotas, counted on the document without whitespace.
 pub const TRUST_LIMIT: usize = 2048;
 pub const INLINE_LIMIT: usize = 10240;
 pub const MANAGED_LIMIT: usize = 6144;
+/// A key policy's limit (AWS KMS developer guide, "Key policies": 32 KB).
+pub const KEY_POLICY_LIMIT: usize = 32768;
 
 const OPERATORS: &[&str] = &[
     "StringEquals",
@@ -309,7 +314,9 @@ impl Validator<'_> {
     fn iam_statement(&mut self, st: &RawStatement, kind: DocKind, sids: &mut BTreeMap<String, u64>) {
         if let Some(sid) = &st.sid {
             let s = sid.value();
-            if !s.chars().all(|c| c.is_ascii_alphanumeric()) {
+            // KMS key policies also take spaces (the default statement is
+            // "Enable IAM User Permissions").
+            if !s.chars().all(|c| c.is_ascii_alphanumeric() || (kind == DocKind::KeyPolicy && c == ' ')) {
                 self.diags.push(
                     Diagnostic::new(
                         Code::IamDocumentInvalid,
@@ -411,6 +418,26 @@ impl Validator<'_> {
                     self.diags.push(
                         Diagnostic::new(Code::IamDocumentInvalid, "a trust statement needs a Principal", Some(at))
                             .help("add Principal: {AWS: ARN} or {Service: s3.amazonaws.com}"),
+                    );
+                }
+            }
+            DocKind::KeyPolicy => {
+                if st.principal.is_none() && st.not_principal.is_none() {
+                    self.diags.push(
+                        Diagnostic::new(Code::IamDocumentInvalid, "a key policy statement needs a Principal", Some(at))
+                            .help("add Principal: {AWS: arn:aws:iam::ACCOUNT:role/NAME}"),
+                    );
+                }
+                if st.resource.is_none() && st.not_resource.is_none() {
+                    self.diags.push(
+                        Diagnostic::new(Code::IamDocumentInvalid, "a key policy statement needs a Resource", Some(at))
+                            .help("write Resource: \"*\" (in a key policy it means this key)"),
+                    );
+                }
+                if st.sid.is_none() {
+                    self.diags.push(
+                        Diagnostic::new(Code::IamDocumentInvalid, "a key policy statement needs a Sid", Some(at))
+                            .help("the tool owns its key-policy statements by Sid and keeps every other one: add Sid: LettersAndDigits"),
                     );
                 }
             }

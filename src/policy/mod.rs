@@ -5,6 +5,7 @@
 pub mod diag;
 pub mod iam;
 pub mod iam_raw;
+pub mod kms;
 pub mod raw;
 pub mod store_raw;
 pub mod stores;
@@ -25,6 +26,8 @@ pub struct Policy {
     /// `aws.region`, the default for buckets without a region of their own.
     pub default_region: Option<String>,
     pub buckets: Vec<BucketSpec>,
+    /// `kms.keys`: customer-managed keys.
+    pub kms: Vec<KmsKeySpec>,
     pub iam: Iam,
     pub redis: Vec<RedisSpec>,
     pub postgres: Vec<PostgresSpec>,
@@ -51,6 +54,7 @@ impl Policy {
     pub fn restricted(&self, t: &crate::model::Targets) -> Policy {
         let mut p = self.clone();
         p.buckets.retain(|b| t.touches(&format!("s3.{}", b.name)));
+        p.kms.retain(|k| t.touches(&format!("kms.{}", k.name)));
         p.iam.roles.retain(|r| t.touches(&format!("iam.role.{}", r.name)));
         p.iam.policies.retain(|m| t.touches(&format!("iam.policy.{}", m.name)));
         p.redis.retain(|r| t.touches(&format!("redis.{}", r.name)));
@@ -203,6 +207,28 @@ pub struct ManagedPolicySpec {
     pub line: u64,
 }
 
+/// A customer-managed KMS key (`kms.keys.NAME`), identified by its alias.
+/// `None`: not mentioned, neither read nor changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KmsKeySpec {
+    pub name: String,
+    pub region: Option<String>,
+    /// `alias/…`: how the key is found, and how buckets name it.
+    pub alias: String,
+    pub description: Option<String>,
+    pub rotation: Option<bool>,
+    pub rotation_period_days: Option<i32>,
+    /// The policy's statements (each with a Sid), as a document.
+    pub policy: Option<serde_json::Value>,
+    pub line: u64,
+}
+
+impl KmsKeySpec {
+    pub fn region_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.region.as_deref().unwrap_or(default)
+    }
+}
+
 /// The desired state of one S3 bucket. `None` means the policy does not
 /// mention the setting: the tool neither reads nor changes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,6 +309,10 @@ pub struct Encryption {
     pub algorithm: Algorithm,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kms_key: Option<String>,
+    /// The `kms.keys` entry `kms_key` names (then `kms_key` is its alias):
+    /// apply writes the key's ARN, resolved when it writes.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub declared_key: Option<String>,
     /// `None`: not mentioned, not managed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket_key: Option<bool>,

@@ -100,6 +100,9 @@ pub struct RawPolicy {
     pub aws: Option<Sp<RawAws>>,
     #[serde(default)]
     pub s3: Option<Sp<RawS3>>,
+    /// Customer-managed KMS keys the buckets encrypt with.
+    #[serde(default)]
+    pub kms: Option<Sp<RawKms>>,
     #[serde(default)]
     pub iam: Option<Sp<super::iam_raw::RawIam>>,
     /// Redis instances by name.
@@ -119,6 +122,51 @@ pub struct RawAws {
     /// Default region for buckets and API clients, e.g. us-east-1.
     #[serde(default)]
     pub region: Option<Sp<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKms {
+    /// Keys by name. A key named here is created if absent and never
+    /// deleted, disabled or scheduled for deletion by the tool. Buckets name
+    /// it in `kms_key` / `replica_kms_key` by this name.
+    #[serde(default)]
+    pub keys: NamedMap<Sp<RawKmsKey>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKmsKey {
+    /// Region of the key; default `aws.region`. S3 needs the key in the
+    /// bucket's region.
+    #[serde(default)]
+    pub region: Option<Sp<String>>,
+    /// The alias that identifies the key (`alias/NAME`); default
+    /// `alias/<the key's name>`.
+    #[serde(default)]
+    pub alias: Option<Sp<String>>,
+    #[serde(default)]
+    pub description: Option<Sp<String>>,
+    /// Automatic yearly (or `rotation_period_days`) rotation of the key
+    /// material.
+    #[serde(default)]
+    pub rotation: Option<Sp<RotationRaw>>,
+    /// Days between rotations, 90–2560 (AWS default 365); with
+    /// `rotation: enabled` only.
+    #[serde(default)]
+    pub rotation_period_days: Option<Sp<i64>>,
+    /// Key policy statements, in IAM grammar, each with a Sid: the tool
+    /// owns its statements by Sid and keeps every other (the account's
+    /// default statement among them).
+    #[serde(default)]
+    pub policy: Option<Sp<super::iam_raw::RawIamDocument>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RotationRaw {
+    Enabled,
+    Disabled,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -169,7 +217,8 @@ pub enum VersioningRaw {
 #[serde(deny_unknown_fields)]
 pub struct RawEncryption {
     pub algorithm: Sp<AlgorithmRaw>,
-    /// KMS key id, ARN or alias (aws:kms and aws:kms:dsse only).
+    /// KMS key id, ARN or alias, or the name of a key under `kms.keys`
+    /// (aws:kms and aws:kms:dsse only).
     #[serde(default)]
     pub kms_key: Option<Sp<String>>,
     /// Use an S3 Bucket Key to cut KMS requests (aws:kms only).
@@ -370,8 +419,8 @@ pub struct RawReplicationRule {
     /// Replicate delete markers too (default: false).
     #[serde(default)]
     pub delete_marker_replication: Option<Sp<bool>>,
-    /// KMS key for the replicas in the destination region (a key ARN or an
-    /// alias ARN): required when the source bucket encrypts with aws:kms,
+    /// KMS key for the replicas in the destination region (a key ARN, an
+    /// alias ARN, or the name of a key under `kms.keys`): required when the source bucket encrypts with aws:kms,
     /// since S3 replicates SSE-KMS objects only into a named key.
     #[serde(default)]
     pub replica_kms_key: Option<Sp<String>>,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use super::diag::{Code, Diagnostic, Diagnostics, Pos};
 use super::raw::{self, RawPolicy, Sp};
 use super::{
-    Algorithm, BackupSpec, BucketSpec, Encryption, Lifecycle, LifecycleRule, Ownership, Policy, PublicAccessBlock,
-    Replication, ReplicationRule, Transition, Versioning,
+    Algorithm, BackupSpec, BucketSpec, Encryption, KmsKeySpec, Lifecycle, LifecycleRule, Ownership, Policy,
+    PublicAccessBlock, Replication, ReplicationRule, Transition, Versioning,
 };
 
 /// Parse the bytes of `file` and validate them.
@@ -54,7 +54,15 @@ pub fn parse_and_validate(
         Ok(r) => r,
         Err(e) => return Err(fail(vec![from_parse_error(&e, &source)])),
     };
-    let mut v = Validator { env, diags: Vec::new(), warnings: Vec::new(), destinations: Vec::new() };
+    let mut v = Validator {
+        env,
+        diags: Vec::new(),
+        warnings: Vec::new(),
+        destinations: Vec::new(),
+        keys: Vec::new(),
+        default_region: None,
+        replica_keys: Vec::new(),
+    };
     let mut policy = v.policy(file, &raw);
     let at = |d: &Diagnostic| d.pos.map(|p| (p.line, p.column));
     v.warnings.sort_by_key(at);
@@ -166,6 +174,12 @@ pub(super) struct Validator<'a> {
     /// Replication destinations seen, checked against the policy's own
     /// buckets once all are known.
     destinations: Vec<(String, Pos)>,
+    /// `kms.keys`, validated before the buckets that name them.
+    pub(super) keys: Vec<KmsKeySpec>,
+    pub(super) default_region: Option<String>,
+    /// (key name, destination bucket, position) of each `replica_kms_key`
+    /// naming a declared key, checked against the destination's region.
+    replica_keys: Vec<(String, String, Pos)>,
 }
 
 impl Validator<'_> {
@@ -182,6 +196,8 @@ impl Validator<'_> {
             );
         }
         let default_region = raw.aws.as_ref().and_then(|a| a.value().region.as_ref()).and_then(|r| self.region(r));
+        self.default_region = default_region.clone();
+        self.keys = raw.kms.as_ref().map(|k| self.kms(k)).unwrap_or_default();
         let mut buckets: Vec<BucketSpec> = Vec::new();
         let mut seen: HashMap<String, Pos> = HashMap::new();
         if let Some(s3) = &raw.s3 {
@@ -221,6 +237,30 @@ impl Validator<'_> {
                 }
             }
         }
+        // A replica key must live in its destination's region (S3 user
+        // guide, "Replicating encrypted objects": the replica key is in the
+        // destination bucket's Region).
+        for (key, dest, pos) in std::mem::take(&mut self.replica_keys) {
+            let (Some(k), Some(b)) =
+                (self.keys.iter().find(|k| k.name == key), buckets.iter().find(|b| b.name == dest))
+            else {
+                continue;
+            };
+            let (kr, br) =
+                (k.region.as_ref().or(default_region.as_ref()), b.region.as_ref().or(default_region.as_ref()));
+            if let (Some(kr), Some(br)) = (kr, br) {
+                if kr != br {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::KmsKeyRegion,
+                            format!("key `{key}` is in {kr}, the destination bucket `{dest}` in {br}"),
+                            Some(pos),
+                        )
+                        .help("S3 encrypts replicas with a key in the destination's region: declare a key there (e.g. `region: REGION` under kms.keys) and name it"),
+                    );
+                }
+            }
+        }
         let iam = raw.iam.as_ref().map(|i| self.iam(i, &buckets, default_region.as_deref())).unwrap_or_default();
         let redis = raw.redis.as_ref().map(|r| self.redis(r)).unwrap_or_default();
         let postgres = raw.postgres.as_ref().map(|p| self.postgres(p)).unwrap_or_default();
@@ -229,6 +269,7 @@ impl Validator<'_> {
             file: file.to_string(),
             default_region,
             buckets,
+            kms: std::mem::take(&mut self.keys),
             iam,
             redis,
             postgres,
@@ -298,7 +339,7 @@ impl Validator<'_> {
         ok.then_some(out)
     }
 
-    fn region(&mut self, r: &Sp<String>) -> Option<String> {
+    pub(super) fn region(&mut self, r: &Sp<String>) -> Option<String> {
         let region = self.expand(r)?;
         if is_region(&region) {
             Some(region)
@@ -328,7 +369,8 @@ impl Validator<'_> {
             raw::VersioningRaw::Enabled => Versioning::Enabled,
             raw::VersioningRaw::Suspended => Versioning::Suspended,
         });
-        let encryption = b.encryption.as_ref().and_then(|e| self.encryption(e));
+        let bucket_region = region.clone().or_else(|| self.default_region.clone());
+        let encryption = b.encryption.as_ref().and_then(|e| self.encryption(e, bucket_region.as_deref()));
         let public_access_block = b.public_access_block.as_ref().map(|p| match p.value() {
             raw::RawPublicAccessBlock::All => PublicAccessBlock::all(true),
             raw::RawPublicAccessBlock::None => PublicAccessBlock::all(false),
@@ -518,8 +560,18 @@ impl Validator<'_> {
                 Some(p) => self.expand(p),
                 None => Some(String::new()),
             };
-            let replica_kms_key = rr.replica_kms_key.as_ref().and_then(|k| self.expand(k));
-            if let (Some(k), Some(pos)) = (&replica_kms_key, &rr.replica_kms_key) {
+            let mut replica_kms_key = rr.replica_kms_key.as_ref().and_then(|k| self.expand(k));
+            // A declared key: its alias, resolved to the key's ARN in the
+            // key's region at plan and apply time.
+            if let (Some(d), Some(pos)) = (
+                replica_kms_key.as_deref().and_then(|k| self.keys.iter().find(|d| d.name == k)).map(KmsKeySpec::clone),
+                &rr.replica_kms_key,
+            ) {
+                if let Some(dest) = &dest_name {
+                    self.replica_keys.push((d.name.clone(), dest.clone(), pos.pos()));
+                }
+                replica_kms_key = Some(d.alias.clone());
+            } else if let (Some(k), Some(pos)) = (&replica_kms_key, &rr.replica_kms_key) {
                 if !is_kms_arn(k) {
                     self.diags.push(
                         Diagnostic::new(
@@ -527,7 +579,7 @@ impl Validator<'_> {
                             format!("`{k}` is not a KMS key ARN or alias ARN"),
                             Some(pos.pos()),
                         )
-                        .help("write arn:aws:kms:REGION:ACCOUNT:key/KEY-ID or arn:aws:kms:REGION:ACCOUNT:alias/NAME, in the destination bucket's region"),
+                        .help("write arn:aws:kms:REGION:ACCOUNT:key/KEY-ID, arn:aws:kms:REGION:ACCOUNT:alias/NAME, or the name of a key under kms.keys, in the destination bucket's region"),
                     );
                 }
             }
@@ -971,15 +1023,36 @@ impl Validator<'_> {
         out
     }
 
-    fn encryption(&mut self, e: &Sp<raw::RawEncryption>) -> Option<Encryption> {
+    fn encryption(&mut self, e: &Sp<raw::RawEncryption>, bucket_region: Option<&str>) -> Option<Encryption> {
         let raw = e.value();
         let algorithm = match raw.algorithm.value() {
             raw::AlgorithmRaw::Aes256 => Algorithm::Aes256,
             raw::AlgorithmRaw::AwsKms => Algorithm::AwsKms,
             raw::AlgorithmRaw::AwsKmsDsse => Algorithm::AwsKmsDsse,
         };
-        let kms_key = raw.kms_key.as_ref().and_then(|k| self.expand(k));
+        let mut kms_key = raw.kms_key.as_ref().and_then(|k| self.expand(k));
         let mut ok = true;
+        // The name of a declared key: its alias, resolved to the key's ARN
+        // when apply writes it. S3 needs the key in the bucket's region (S3
+        // user guide, "Specifying server-side encryption with AWS KMS").
+        let declared = kms_key.as_deref().and_then(|k| self.keys.iter().find(|d| d.name == k)).map(KmsKeySpec::clone);
+        if let (Some(d), Some(pos)) = (&declared, &raw.kms_key) {
+            let kr = d.region.as_deref().or(self.default_region.as_deref());
+            if let (Some(kr), Some(br)) = (kr, bucket_region) {
+                if kr != br {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::KmsKeyRegion,
+                            format!("key `{}` is in {kr}, the bucket in {br}", d.name),
+                            Some(pos.pos()),
+                        )
+                        .help("S3 encrypts only with a key in the bucket's region: declare a key there and name it"),
+                    );
+                    ok = false;
+                }
+            }
+            kms_key = Some(d.alias.clone());
+        }
         match (algorithm, &raw.kms_key) {
             (Algorithm::Aes256, Some(k)) => {
                 self.diags.push(
@@ -999,7 +1072,7 @@ impl Validator<'_> {
                         format!("`algorithm: {}` needs a `kms_key`", algorithm.as_str()),
                         Some(raw.algorithm.pos()),
                     )
-                    .help("add `kms_key: alias/NAME`, a key id or a key ARN"),
+                    .help("add `kms_key: NAME` (a key under kms.keys), alias/NAME, a key id or a key ARN"),
                 );
                 ok = false;
             }
@@ -1029,7 +1102,12 @@ impl Validator<'_> {
                 ok = false;
             }
         }
-        ok.then_some(Encryption { algorithm, kms_key, bucket_key: raw.bucket_key.as_ref().map(|b| *b.value()) })
+        ok.then_some(Encryption {
+            algorithm,
+            kms_key,
+            declared_key: declared.map(|d| d.name),
+            bucket_key: raw.bucket_key.as_ref().map(|b| *b.value()),
+        })
     }
 }
 

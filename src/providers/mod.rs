@@ -10,6 +10,7 @@
 
 pub mod iam;
 pub mod instances;
+pub mod kms;
 pub mod ops;
 pub mod permissions;
 pub mod postgres;
@@ -67,6 +68,8 @@ pub struct ImportRequest {
     pub buckets: Vec<String>,
     pub all_buckets: bool,
     pub roles: Vec<String>,
+    /// KMS keys by alias, `alias/NAME[@REGION]`.
+    pub kms_keys: Vec<String>,
     /// (name, environment variable holding the URL).
     pub redis: Vec<(String, String)>,
     pub postgres: Vec<(String, String)>,
@@ -111,7 +114,7 @@ pub(crate) fn url_from_env(
 
 /// A managed system, declared as data plus one entry point (`observe`).
 pub trait Provider: Sync {
-    /// Its kind: `s3`, `s3.replication`, `iam`, `redis`, `postgres`.
+    /// Its kind: `iam`, `kms`, `s3`, `s3.replication`, `redis`, `postgres`.
     fn kind(&self) -> &'static str;
     /// Kinds whose apply must finish before this one's starts.
     fn after(&self) -> &'static [&'static str] {
@@ -183,7 +186,7 @@ pub trait Observation {
 
 /// Every managed system, in plan order. Apply order comes from `after`.
 pub static REGISTRY: &[&dyn Provider] =
-    &[&iam::Iam, &s3::Buckets, &s3::crr::Replication, &redis::REDIS, &postgres::POSTGRES];
+    &[&iam::Iam, &kms::Kms, &s3::Buckets, &s3::crr::Replication, &redis::REDIS, &postgres::POSTGRES];
 
 /// The registry in apply order: each kind after the kinds it names in
 /// `after` (a small dependency order; registry order breaks ties).
@@ -237,7 +240,7 @@ mod tests {
             }
         }
         let kinds: Vec<&str> = order.iter().map(|p| p.kind()).collect();
-        assert_eq!(kinds, ["iam", "s3", "s3.replication", "redis", "postgres"]);
+        assert_eq!(kinds, ["iam", "kms", "s3", "s3.replication", "redis", "postgres"]);
     }
 
     #[test]

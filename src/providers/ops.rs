@@ -57,3 +57,14 @@ pub const TAG_ROLE: Op = Op::write("tag_role", "iam:TagRole", On::Role);
 pub const UPDATE_ASSUME_ROLE_POLICY: Op =
     Op::write("update_assume_role_policy", "iam:UpdateAssumeRolePolicy", On::Role);
 pub const UPDATE_ROLE: Op = Op::write("update_role", "iam:UpdateRole", On::Role);
+pub const CREATE_ALIAS: Op = Op::write("create_alias", "kms:CreateAlias", On::Alias);
+pub const CREATE_KEY: Op = Op::write("create_key", "kms:CreateKey", On::AnyKey);
+pub const DISABLE_KEY_ROTATION: Op = Op::write("disable_key_rotation", "kms:DisableKeyRotation", On::Key);
+pub const ENABLE_KEY: Op = Op::write("enable_key", "kms:EnableKey", On::Key);
+pub const ENABLE_KEY_ROTATION: Op = Op::write("enable_key_rotation", "kms:EnableKeyRotation", On::Key);
+pub const GET_KEY_POLICY: Op = Op::read("get_key_policy", "kms:GetKeyPolicy", On::Key);
+pub const GET_KEY_ROTATION_STATUS: Op = Op::read("get_key_rotation_status", "kms:GetKeyRotationStatus", On::Key);
+pub const LIST_KEYS: Op = Op::read("list_keys", "kms:ListKeys", On::AnyKey);
+pub const LIST_RESOURCE_TAGS: Op = Op::read("list_resource_tags", "kms:ListResourceTags", On::Key);
+pub const PUT_KEY_POLICY: Op = Op::write("put_key_policy", "kms:PutKeyPolicy", On::Key);
+pub const UPDATE_KEY_DESCRIPTION: Op = Op::write("update_key_description", "kms:UpdateKeyDescription", On::Key);

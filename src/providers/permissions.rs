@@ -25,8 +25,10 @@ pub enum For {
 pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
     let wanted = |a: Access| a == Access::Read || cmd == For::Apply;
     let mut statements = Vec::new();
-    let uses_keys = |p: &Policy| p.buckets.iter().any(|b| b.encryption.as_ref().is_some_and(|e| e.kms_key.is_some()));
-    let scopes: [(On, &str, Vec<String>); 7] = [
+    let uses_keys = |p: &Policy| {
+        !p.kms.is_empty() || p.buckets.iter().any(|b| b.encryption.as_ref().is_some_and(|e| e.kms_key.is_some()))
+    };
+    let scopes: [(On, &str, Vec<String>); 9] = [
         (
             On::Objects,
             "S3BackupEvidence",
@@ -92,18 +94,44 @@ pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
             "KmsKeys",
             if policy.is_none_or(uses_keys) { vec!["arn:aws:kms:*:*:key/*".to_string()] } else { vec![] },
         ),
+        // CreateAlias needs the permission on the alias and on its key
+        // (AWS KMS API reference, "CreateAlias": required permissions).
+        (
+            On::Alias,
+            "KmsAliases",
+            policy.map_or_else(
+                || vec!["arn:aws:kms:*:*:alias/*".to_string(), "arn:aws:kms:*:*:key/*".to_string()],
+                |p| {
+                    let mut v: Vec<String> = p.kms.iter().map(|k| format!("arn:aws:kms:*:*:{}", k.alias)).collect();
+                    if !v.is_empty() {
+                        v.push("arn:aws:kms:*:*:key/*".to_string());
+                    }
+                    v
+                },
+            ),
+        ),
+        (
+            On::AnyKey,
+            "KmsCreateKeys",
+            if policy.is_none_or(|p| !p.kms.is_empty()) { vec!["*".to_string()] } else { vec![] },
+        ),
     ];
     for (on, sid, resources) in scopes {
         // Backup evidence is read by audit only.
         // Import reads buckets and roles, never managed policies by name.
         if resources.is_empty()
             || (on == On::Objects && cmd != For::Audit)
-            || (cmd == For::Import && matches!(on, On::ManagedPolicy | On::Any | On::Key))
+            || (cmd == For::Import && matches!(on, On::ManagedPolicy | On::Any))
         {
             continue;
         }
         let mut actions: Vec<&str> =
             operations().filter(|o| o.on == on && wanted(o.access)).map(|o| o.action).collect();
+        // CreateKey with tags needs kms:TagResource too (AWS KMS API
+        // reference, "CreateKey": Tags); the key is tagged as it is made.
+        if actions.contains(&"kms:CreateKey") {
+            actions.push("kms:TagResource");
+        }
         actions.sort();
         actions.dedup();
         if actions.is_empty() {

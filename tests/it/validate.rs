@@ -127,6 +127,7 @@ fn diagnostic_codes_are_stable() {
             "invalid-value",
             "kms-alias-in-resource",
             "kms-key-not-allowed",
+            "kms-key-region",
             "kms-key-required",
             "missing-field",
             "noncurrent-versions-kept",

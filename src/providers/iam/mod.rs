@@ -3,7 +3,7 @@
 //! attachment/inline-policy ownership, and apply. IAM is applied before any
 //! S3 change, so roles exist before replication names them.
 
-mod import;
+pub(crate) mod import;
 
 use std::collections::{BTreeMap, BTreeSet};
 

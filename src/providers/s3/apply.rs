@@ -92,13 +92,26 @@ pub async fn apply(
     }
     if let (Some(enc), true) = (&spec.encryption, touches("encryption")) {
         let seen_bucket_key = state.encryption.as_ref().and_then(|o| o.present()).map(|e| e.bucket_key);
-        match encryption_config(enc, seen_bucket_key) {
+        // A key declared under kms.keys is written as its key ARN (the
+        // form S3 needs for cross-account and service use, AWS S3 API
+        // reference, "ServerSideEncryptionByDefault"), resolved now: the
+        // kms kind may have created it moments ago.
+        let key = match (&enc.declared_key, state.key.as_ref().and_then(|k| k.present())) {
+            (None, _) => Ok(enc.kms_key.clone()),
+            (Some(_), Some(f)) => Ok(Some(f.arn.clone())),
+            (Some(_), None) => key_arn(aws, region, enc.kms_key.as_deref().unwrap_or_default()).await.map(Some),
+        };
+        let conf = key.and_then(|k| {
+            let enc = Encryption { kms_key: k, ..enc.clone() };
+            encryption_config(&enc, seen_bucket_key).map_err(|e| e.to_string())
+        });
+        match conf {
             Ok(conf) => step!(
                 &ops::PUT_BUCKET_ENCRYPTION,
                 "default encryption",
                 client.put_bucket_encryption().bucket(name).server_side_encryption_configuration(conf.clone()).send()
             ),
-            Err(e) => out.push(StepOutcome { step: "default encryption", result: Err(e.to_string()) }),
+            Err(e) => out.push(StepOutcome { step: "default encryption", result: Err(e) }),
         }
     }
     if let (Some(pab), true) = (&spec.public_access_block, touches("public_access_block")) {
@@ -138,6 +151,29 @@ pub async fn apply(
         }
     }
     out
+}
+
+/// The ARN of the key `alias` names in `region`, waiting (bounded by
+/// `--wait`) for a key or alias created moments ago to be visible.
+pub async fn key_arn(aws: &Aws, region: &str, alias: &str) -> Result<String, String> {
+    let kms = aws.kms(region);
+    let r = aws
+        .call_until_visible(
+            &ops::DESCRIBE_KEY,
+            &format!("key {alias} in {region}"),
+            || kms.describe_key().key_id(alias).send(),
+            |e| e.code() == Some("NotFoundException"),
+        )
+        .await;
+    match r {
+        Ok(o) => {
+            o.key_metadata().and_then(|m| m.arn()).map(str::to_string).ok_or_else(|| format!("no key ARN for {alias}"))
+        }
+        Err(e) => Err(match classify(&e, &["NotFoundException"]) {
+            crate::aws::ApiError::NotFound(_) => format!("the key {alias} does not exist in {region}"),
+            other => other.reason(),
+        }),
+    }
 }
 
 /// The default-encryption document to write. `bucket_key` the policy leaves
@@ -270,6 +306,26 @@ pub async fn apply_replication(
         },
     };
     let role_arn = &role_arn;
+    // Declared replica keys are written as key ARNs; one the kms kind just
+    // created is looked up now.
+    let mut keys = std::collections::BTreeMap::new();
+    for r in &want.rules {
+        let Some(alias) = r.replica_kms_key.as_deref().filter(|k| replication::names_declared_key(k)) else {
+            continue;
+        };
+        let arn = match pre.keys.get(alias) {
+            Some(Observed::Present(a)) => a.clone(),
+            _ => {
+                let in_region = pre.key_regions.get(alias).map_or(region, String::as_str);
+                match key_arn(aws, in_region, alias).await {
+                    Ok(a) => a,
+                    Err(e) => return Some(StepOutcome { step: "replication", result: Err(e) }),
+                }
+            }
+        };
+        keys.insert(alias.to_string(), arn);
+    }
+    let want = &replication::with_keys(want, |a| keys.get(a).cloned().unwrap_or_else(|| a.to_string()));
     let client = aws.s3(region);
     let seen = seen.and_then(|o| o.present());
     let result = async {

@@ -123,7 +123,36 @@ async fn prerequisites(ctx: &Ctx<'_>, policy: &Policy, seen: &ReplicationSeen) -
         .collect();
     dests.sort();
     dests.dedup();
+    // Replica keys named by a declared key's alias, each read in its own
+    // region (the key's, else the destination's).
+    let mut keys: Vec<(String, String)> = readable
+        .iter()
+        .filter_map(|o| o.spec.replication.as_ref())
+        .flat_map(|r| r.rules.iter())
+        .filter_map(|r| {
+            let alias = r.replica_kms_key.as_deref().filter(|k| replication::names_declared_key(k))?;
+            let region = policy
+                .kms
+                .iter()
+                .find(|k| k.alias == alias)
+                .map(|k| k.region_or(default_region).to_string())
+                .or_else(|| pre.regions.get(&r.destination).cloned())
+                .unwrap_or_else(|| default_region.to_string());
+            Some((alias.to_string(), region))
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    pre.key_regions = keys.iter().cloned().collect();
     let concurrency = ctx.concurrency.max(1);
+    pre.keys = stream::iter(keys)
+        .map(|(alias, region)| async move {
+            let facts = observe::describe_key(aws, &region, &alias).await?;
+            Ok::<_, Fatal>((alias, facts.map(|f| f.arn)))
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
     pre.roles = stream::iter(roles)
         .map(|r| async move { observe::role_arn(aws, r).await.map(|a| (r.to_string(), a)) })
         .buffer_unordered(concurrency)
@@ -275,6 +304,12 @@ impl Observation for ReplicationSeen {
             for (role, arn) in pre.roles.iter_mut() {
                 if arn.present().is_none() {
                     *arn = observe::role_arn(ctx.aws, role).await?;
+                }
+            }
+            // So have keys it created.
+            for (alias, arn) in pre.keys.iter_mut() {
+                if let (None, Some(region)) = (arn.present(), pre.key_regions.get(alias)) {
+                    *arn = observe::describe_key(ctx.aws, region, alias).await?.map(|f| f.arn);
                 }
             }
             seen.pre = pre;

@@ -79,7 +79,7 @@ fn bucket(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
         versioning(want, seen, &mut change);
     }
     if let (Some(want), Some(seen)) = (&spec.encryption, &state.encryption) {
-        encryption(want, seen, &mut change);
+        encryption(want, seen, state.key.as_ref().and_then(|k| k.present()), &mut change);
     }
     if let (Some(want), Some(seen)) = (&spec.public_access_block, &state.public_access_block) {
         public_access_block(want, seen, &mut change);
@@ -120,7 +120,14 @@ fn versioning(want: Versioning, seen: &Observed<String>, change: &mut Change) {
     change.attributes.push(a);
 }
 
-fn encryption(want: &Encryption, seen: &Observed<EncryptionState>, change: &mut Change) {
+/// `key`: the key the policy names, as DescribeKey resolved it; a bucket
+/// set to that key's ARN or id uses the key the policy names.
+fn encryption(
+    want: &Encryption,
+    seen: &Observed<EncryptionState>,
+    facts: Option<&super::observe::KeyFacts>,
+    change: &mut Change,
+) {
     let Some(seen) = known(seen, "encryption", change) else {
         return;
     };
@@ -134,7 +141,8 @@ fn encryption(want: &Encryption, seen: &Observed<EncryptionState>, change: &mut 
     }
     if let Some(key) = &want.kms_key {
         let seen_key = seen.and_then(|s| s.kms_key.as_deref());
-        if !seen_key.is_some_and(|k| same_kms_key(k, key)) {
+        let resolved = |k: &str| facts.is_some_and(|f| same_kms_key(k, &f.arn));
+        if !seen_key.is_some_and(|k| same_kms_key(k, key) || resolved(k)) {
             change.attributes.push(AttrChange::new("encryption.kms_key", seen_key.map(|k| json!(k)), json!(key)));
         }
     }
@@ -209,7 +217,12 @@ mod tests {
             name: "b".into(),
             region: None,
             versioning: Some(Versioning::Enabled),
-            encryption: Some(Encryption { algorithm: Algorithm::Aes256, kms_key: None, bucket_key: None }),
+            encryption: Some(Encryption {
+                algorithm: Algorithm::Aes256,
+                kms_key: None,
+                declared_key: None,
+                bucket_key: None,
+            }),
             public_access_block: Some(PublicAccessBlock::all(true)),
             mfa_delete: None,
             require_tls: None,

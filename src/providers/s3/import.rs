@@ -77,7 +77,12 @@ fn full_bucket(name: &str) -> BucketSpec {
         name: name.to_string(),
         region: None,
         versioning: Some(Versioning::Enabled),
-        encryption: Some(Encryption { algorithm: Algorithm::Aes256, kms_key: None, bucket_key: None }),
+        encryption: Some(Encryption {
+            algorithm: Algorithm::Aes256,
+            kms_key: None,
+            declared_key: None,
+            bucket_key: None,
+        }),
         public_access_block: Some(PublicAccessBlock::all(true)),
         mfa_delete: Some(false),
         require_tls: Some(true),

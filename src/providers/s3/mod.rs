@@ -91,7 +91,8 @@ impl Provider for Buckets {
         "s3"
     }
     fn after(&self) -> &'static [&'static str] {
-        &["iam"]
+        // Keys before the buckets that encrypt with them.
+        &["iam", "kms"]
     }
     fn controls(&self) -> &'static [ControlDef] {
         CONTROLS

@@ -52,6 +52,13 @@ pub struct Prerequisites {
     pub in_policy_versioned: BTreeSet<String>,
     /// Roles the policy itself declares: apply creates them first.
     pub in_policy_roles: BTreeSet<String>,
+    /// Each replica key named by a declared key's alias (`alias/NAME`) →
+    /// its key ARN in the destination's region, or why it is missing
+    /// (absent: the kms kind creates it before replication is written).
+    pub keys: BTreeMap<String, Observed<String>>,
+    /// The region each of `keys` is read in.
+    #[serde(skip)]
+    pub key_regions: BTreeMap<String, String>,
     /// The region of each bucket the policy declares (its own, else the
     /// run's default): a DR copy is in another region than its source.
     #[serde(skip)]
@@ -235,9 +242,38 @@ fn as_named(live: &ReplicationRule, want: &ReplicationRule) -> ReplicationRule {
     }
 }
 
+/// A replica key written as a declared key's alias (`alias/NAME`, no ARN):
+/// resolved to a key ARN before it is compared or written.
+pub fn names_declared_key(key: &str) -> bool {
+    key.starts_with("alias/")
+}
+
+/// The rules with each declared replica key replaced by `resolve(alias)`
+/// (its key ARN, or a placeholder while it does not exist yet).
+pub fn with_keys(want: &Replication, resolve: impl Fn(&str) -> String) -> Replication {
+    let mut out = want.clone();
+    for r in &mut out.rules {
+        if let Some(k) = r.replica_kms_key.as_mut().filter(|k| names_declared_key(k)) {
+            *k = resolve(k);
+        }
+    }
+    out
+}
+
 /// The doc-level change (role, prerequisites) first, then one per rule.
 pub fn diff(bucket: &str, want: &Replication, seen: &Observed<ReplicationDoc>, pre: &Prerequisites) -> Vec<Change> {
     let mut head = Change::new(address(bucket), Action::NoOp);
+    for (alias, key) in &pre.keys {
+        if let Observed::Unknown { reason } = key {
+            if want.rules.iter().any(|r| r.replica_kms_key.as_deref() == Some(alias)) {
+                head.unknown.push(UnknownSetting { attribute: format!("key {alias}"), reason: reason.clone() });
+            }
+        }
+    }
+    let want = &with_keys(want, |alias| match pre.keys.get(alias) {
+        Some(Observed::Present(arn)) => arn.clone(),
+        _ => format!("(known after apply: key {alias})"),
+    });
     let doc = match seen {
         Observed::Unknown { reason } => {
             head.unknown.push(UnknownSetting { attribute: "replication".into(), reason: reason.clone() });
@@ -398,6 +434,8 @@ mod tests {
             destinations: BTreeMap::new(),
             in_policy_versioned: BTreeSet::new(),
             in_policy_roles: BTreeSet::new(),
+            keys: BTreeMap::new(),
+            key_regions: BTreeMap::new(),
             regions: BTreeMap::new(),
         }
     }
