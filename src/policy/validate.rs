@@ -564,7 +564,7 @@ impl Validator<'_> {
             // A declared key: its alias, resolved to the key's ARN in the
             // key's region at plan and apply time.
             if let (Some(d), Some(pos)) = (
-                replica_kms_key.as_deref().and_then(|k| self.keys.iter().find(|d| d.name == k)).map(KmsKeySpec::clone),
+                replica_kms_key.as_deref().and_then(|k| self.keys.iter().find(|d| d.name == k).cloned()),
                 &rr.replica_kms_key,
             ) {
                 if let Some(dest) = &dest_name {
@@ -1035,7 +1035,7 @@ impl Validator<'_> {
         // The name of a declared key: its alias, resolved to the key's ARN
         // when apply writes it. S3 needs the key in the bucket's region (S3
         // user guide, "Specifying server-side encryption with AWS KMS").
-        let declared = kms_key.as_deref().and_then(|k| self.keys.iter().find(|d| d.name == k)).map(KmsKeySpec::clone);
+        let declared = kms_key.as_deref().and_then(|k| self.keys.iter().find(|d| d.name == k).cloned());
         if let (Some(d), Some(pos)) = (&declared, &raw.kms_key) {
             let kr = d.region.as_deref().or(self.default_region.as_deref());
             if let (Some(kr), Some(br)) = (kr, bucket_region) {

@@ -6,6 +6,7 @@ mod faults;
 mod harness;
 mod iam;
 mod import;
+mod kms;
 mod moto_launcher;
 mod s3;
 mod s3_documents;

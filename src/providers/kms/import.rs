@@ -75,7 +75,7 @@ fn entry(spec: &KmsKeySpec, region: Option<&str>, st: &KeyState, gaps: &mut Vec<
     let mut w = Writer::new();
     w.open(0, &spec.name);
     let Some(k) = st.key.present() else { return w.finish() };
-    w.comment(2, &format!("{} ({})", k.arn, k.state));
+    w.comment(2, &k.arn);
     if let Some(r) = region {
         w.raw(2, "region", &scalar(r), None);
     }
