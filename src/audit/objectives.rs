@@ -42,6 +42,75 @@ fn judge(controls: &[&ControlResult]) -> (Verdict, Vec<String>) {
     }
 }
 
+/// A resource that stands for the key `key` names (a key ARN as is; an
+/// alias, which IAM matches on the key behind it, as any key of its
+/// region), to test a role's documents against.
+fn key_probe(key: &str, region: Option<&str>) -> String {
+    let parts: Vec<&str> = key.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, "kms", _, _, rest] if rest.starts_with("key/") => key.to_string(),
+        ["arn", p, "kms", r, account, _] => format!("arn:{p}:kms:{r}:{account}:key/probe"),
+        _ => format!("arn:aws:kms:{}:000000000000:key/probe", region.unwrap_or("us-east-1")),
+    }
+}
+
+/// DR-COPY needs the replication role able to decrypt the source objects
+/// and encrypt the replicas (AWS S3 user guide, "Replicating encrypted
+/// objects"): judged from the role's documents the IAM controls found
+/// live as declared; a role outside the policy cannot be checked.
+fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
+    let mut out = Vec::new();
+    let region_of = |b: &str| {
+        policy.buckets.iter().find(|x| x.name == b).and_then(|x| x.region.clone()).or(policy.default_region.clone())
+    };
+    for b in &policy.buckets {
+        let Some(r) = &b.replication else { continue };
+        let kms_rules: Vec<_> = r.rules.iter().filter(|x| x.replicate_kms_encrypted == Some(true)).collect();
+        if kms_rules.is_empty() {
+            continue;
+        }
+        let name = crate::providers::s3::replication::role_name(&r.role);
+        let Some(role) = policy.iam.roles.iter().find(|x| x.name == name && !x.absent) else {
+            out.push(format!(
+                "replication role `{name}` of {} is not in the policy: its KMS permissions are not verified",
+                b.name
+            ));
+            continue;
+        };
+        let addr = format!("iam.role.{name}");
+        let live = report
+            .controls
+            .iter()
+            .filter(|c| c.address.as_str() == addr && (c.id == "IAM-ROLE" || c.id == "IAM-POLICY"))
+            .all(|c| matches!(c.status, Status::Pass | Status::Waived));
+        if !live {
+            out.push(format!("replication role `{name}` is not as the policy declares it (IAM controls)"));
+            continue;
+        }
+        let mut docs: Vec<&Value> = role.inline_policies.iter().flat_map(|m| m.values()).collect();
+        docs.extend(role.managed_policies.iter().flatten().filter_map(|n| {
+            let n = n.rsplit('/').next().unwrap_or(n);
+            policy.iam.policies.iter().find(|m| m.name == n).map(|m| &m.document)
+        }));
+        let source_key = b.encryption.as_ref().and_then(|e| e.kms_key.as_deref());
+        if let Some(k) = source_key {
+            if !allows(&docs, "kms:Decrypt", &key_probe(k, region_of(&b.name).as_deref())) {
+                out.push(format!("replication role `{name}` cannot kms:Decrypt with {k}, the key of {}", b.name));
+            }
+        }
+        for rule in kms_rules {
+            let Some(k) = rule.replica_kms_key.as_deref() else { continue };
+            if !allows(&docs, "kms:Encrypt", &key_probe(k, region_of(&rule.destination).as_deref())) {
+                out.push(format!(
+                    "replication role `{name}` cannot kms:Encrypt with {k}, the replica key of rule {}",
+                    rule.id
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// Statements of a role's documents that Allow `action` on `resource`.
 fn allows(docs: &[&Value], action: &str, resource: &str) -> bool {
     docs.iter().any(|d| {
@@ -98,7 +167,14 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
         ("DR-COPY", "A disaster-recovery copy in another region"),
         ("REDIS-DURABILITY", "Redis durable where queues need it"),
     ] {
-        push(id, title, judge(&by(&|c| feeds(c, id))));
+        let mut verdict = judge(&by(&|c| feeds(c, id)));
+        if id == "DR-COPY" {
+            let lacks = replication_key_access(report, policy);
+            if !lacks.is_empty() {
+                verdict = (Verdict::NotMet, [verdict.1, lacks].concat());
+            }
+        }
+        push(id, title, verdict);
     }
 
     // Access: judged from the role documents the policy declares, and only
@@ -206,6 +282,60 @@ iam:
             policy_line: 1,
             waiver: None,
         }
+    }
+
+    fn replicating(role: &str) -> Policy {
+        let text = format!(
+            r#"version: 1
+aws: {{region: us-east-1}}
+kms:
+  keys:
+    k: {{rotation: enabled}}
+    k-dr: {{region: eu-west-1}}
+s3:
+  buckets:
+    src:
+      versioning: enabled
+      encryption: {{algorithm: aws:kms, kms_key: k}}
+      replication:
+        role: repl
+        rules: [{{id: dr, destination: dst, replica_kms_key: k-dr}}]
+    dst: {{region: eu-west-1, versioning: enabled}}
+iam:
+  roles:
+    repl:
+{role}
+"#
+        );
+        crate::policy::parse("p.yaml", text.into_bytes(), &|_| None).expect("valid policy")
+    }
+
+    #[test]
+    fn dr_copy_needs_the_replication_role_able_to_use_both_keys() {
+        let on_role =
+            |id: &'static str| ControlResult { address: Address::parse("iam.role.repl"), ..control(id, Status::Pass) };
+        let r = Report::new(vec![control("S3-CRR", Status::Pass), on_role("IAM-ROLE"), on_role("IAM-POLICY")]);
+        // The derived document grants Decrypt on the source key and
+        // Encrypt on the replica key (matched by their aliases).
+        let derived = replicating("      s3_replication: true");
+        assert_eq!(verdict(&evaluate(&r, &derived), "DR-COPY"), Verdict::Met);
+        // A hand-written one without KMS: the copy would miss every
+        // SSE-KMS object.
+        let manual = replicating(
+            "      trust: {Statement: [{Effect: Allow, Principal: {Service: s3.amazonaws.com}, Action: sts:AssumeRole}]}\n      inline_policies:\n        p: {Statement: [{Effect: Allow, Action: \"s3:Replicate*\", Resource: \"arn:aws:s3:::dst/*\"}]}",
+        );
+        let o = evaluate(&r, &manual);
+        let dr = o.iter().find(|x| x.id == "DR-COPY").expect("DR-COPY");
+        assert_eq!(dr.verdict, Verdict::NotMet);
+        assert!(dr.reasons.iter().any(|x| x.contains("cannot kms:Decrypt with alias/k")), "{:?}", dr.reasons);
+        assert!(dr.reasons.iter().any(|x| x.contains("cannot kms:Encrypt with alias/k-dr")), "{:?}", dr.reasons);
+        // Not live as declared: not judged from the declaration.
+        let drifted = Report::new(vec![control("S3-CRR", Status::Pass), on_role("IAM-ROLE"), {
+            let mut c = on_role("IAM-POLICY");
+            c.status = Status::Fail;
+            c
+        }]);
+        assert_eq!(verdict(&evaluate(&drifted, &derived), "DR-COPY"), Verdict::NotMet);
     }
 
     fn verdict(objs: &[Objective], id: &str) -> Verdict {

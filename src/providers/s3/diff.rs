@@ -143,7 +143,13 @@ fn encryption(
         let seen_key = seen.and_then(|s| s.kms_key.as_deref());
         let resolved = |k: &str| facts.is_some_and(|f| same_kms_key(k, &f.arn));
         if !seen_key.is_some_and(|k| same_kms_key(k, key) || resolved(k)) {
-            change.attributes.push(AttrChange::new("encryption.kms_key", seen_key.map(|k| json!(k)), json!(key)));
+            // A declared key is written as its key ARN: show that.
+            let after = match (&want.declared_key, facts) {
+                (Some(_), Some(f)) => f.arn.clone(),
+                (Some(_), None) => format!("(known after apply: key {key})"),
+                (None, _) => key.clone(),
+            };
+            change.attributes.push(AttrChange::new("encryption.kms_key", seen_key.map(|k| json!(k)), json!(after)));
         }
     }
     if let Some(bk) = want.bucket_key {
