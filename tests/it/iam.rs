@@ -270,3 +270,34 @@ fn a_new_role_not_yet_visible_is_waited_for_and_apply_converges_in_one_run() {
     assert!(proxy.counts.denied.load(std::sync::atomic::Ordering::Relaxed) > 0, "the proxy hid the role at first");
     w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
+
+#[test]
+fn a_role_setting_the_policy_does_not_name_survives_an_update_of_another() {
+    let w = World::with_moto();
+    let role = unique("fieldwise");
+    // Made by hand with a description; the policy names only the session
+    // duration (and the trust it needs).
+    py(
+        &w,
+        &role,
+        r#"iam.create_role(RoleName=role, Description="made by the platform team", MaxSessionDuration=3600,
+    AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))"#,
+    );
+    let p = w
+        .write(
+            "p.yaml",
+            &format!(
+                "version: 1\niam:\n  roles:\n    {role}:\n      max_session_duration: 7200\n      trust:\n        Statement:\n          - {{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: sts:AssumeRole}}\n"
+            ),
+        )
+        .to_string_lossy()
+        .into_owned();
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    assert!(!r.stdout.contains("description"), "{}", r.stdout);
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let out =
+        py(&w, &role, "r = iam.get_role(RoleName=role)['Role']; print(r.get('Description'), r['MaxSessionDuration'])");
+    assert_eq!(out.trim(), "made by the platform team 7200");
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+}

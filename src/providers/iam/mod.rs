@@ -658,13 +658,18 @@ async fn apply_role(
             );
         }
         if has("description") || has("max_session_duration") {
+            // The setting the policy does not name is sent as read, so
+            // UpdateRole cannot reset it (field-level ownership).
+            let live = seen.role.present();
+            let description = spec.description.clone().or_else(|| live.and_then(|f| f.description.clone()));
+            let duration = spec.max_session_duration.or_else(|| live.and_then(|f| f.max_session_duration));
             step!(
                 &ops::UPDATE_ROLE,
                 "description / session duration",
                 c.update_role()
                     .role_name(name)
-                    .set_description(spec.description.clone())
-                    .set_max_session_duration(spec.max_session_duration.map(|d| i32::try_from(d).unwrap_or(3600)))
+                    .set_description(description.clone())
+                    .set_max_session_duration(duration.map(|d| i32::try_from(d).unwrap_or(3600)))
                     .send()
             );
         }

@@ -7,9 +7,10 @@
 //! observed, the step stops rather than overwrite that change.
 
 use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
-    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
+    BlockedEncryptionTypes, BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
+    CreateBucketConfiguration, EncryptionType, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    VersioningConfiguration,
 };
 
 use super::diff::merged_pab;
@@ -91,7 +92,9 @@ pub async fn apply(
         );
     }
     if let (Some(enc), true) = (&spec.encryption, touches("encryption")) {
-        let seen_bucket_key = state.encryption.as_ref().and_then(|o| o.present()).map(|e| e.bucket_key);
+        let seen = state.encryption.as_ref().and_then(|o| o.present());
+        let seen_bucket_key = seen.map(|e| e.bucket_key);
+        let blocked = seen.and_then(|e| e.blocked_encryption_types.clone());
         // A key declared under kms.keys is written as its key ARN (the
         // form S3 needs for cross-account and service use, AWS S3 API
         // reference, "ServerSideEncryptionByDefault"), resolved now: the
@@ -103,7 +106,7 @@ pub async fn apply(
         };
         let conf = key.and_then(|k| {
             let enc = Encryption { kms_key: k, ..enc.clone() };
-            encryption_config(&enc, seen_bucket_key).map_err(|e| e.to_string())
+            encryption_config(&enc, seen_bucket_key, blocked).map_err(|e| e.to_string())
         });
         match conf {
             Ok(conf) => step!(
@@ -177,10 +180,12 @@ pub async fn key_arn(aws: &Aws, region: &str, alias: &str) -> Result<String, Str
 }
 
 /// The default-encryption document to write. `bucket_key` the policy leaves
-/// open keeps its live value.
+/// open keeps its live value, and so do the blocked encryption types the
+/// format does not model (field-level ownership).
 fn encryption_config(
     enc: &Encryption,
     seen_bucket_key: Option<bool>,
+    seen_blocked: Option<Vec<String>>,
 ) -> Result<ServerSideEncryptionConfiguration, aws_sdk_s3::error::BuildError> {
     let default = ServerSideEncryptionByDefault::builder()
         .sse_algorithm(ServerSideEncryption::from(enc.algorithm.as_str()))
@@ -189,6 +194,11 @@ fn encryption_config(
     let rule = ServerSideEncryptionRule::builder()
         .apply_server_side_encryption_by_default(default)
         .set_bucket_key_enabled(enc.bucket_key.or(seen_bucket_key))
+        .set_blocked_encryption_types(seen_blocked.map(|types| {
+            BlockedEncryptionTypes::builder()
+                .set_encryption_type(Some(types.iter().map(|t| EncryptionType::from(t.as_str())).collect()))
+                .build()
+        }))
         .build();
     ServerSideEncryptionConfiguration::builder().rules(rule).build()
 }
@@ -369,4 +379,30 @@ pub async fn apply_replication(
     }
     .await;
     Some(StepOutcome { step: "replication", result })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Algorithm;
+
+    #[test]
+    fn encryption_keeps_what_the_policy_does_not_name() {
+        let enc = Encryption {
+            algorithm: Algorithm::AwsKms,
+            kms_key: Some("k".into()),
+            declared_key: None,
+            bucket_key: None,
+        };
+        let conf = encryption_config(&enc, Some(true), Some(vec!["SSE-C".into()])).expect("conf");
+        let rule = &conf.rules()[0];
+        assert_eq!(rule.bucket_key_enabled(), Some(true), "bucket_key not named: kept");
+        let blocked: Vec<&str> = rule
+            .blocked_encryption_types()
+            .map(|b| b.encryption_type().iter().map(|t| t.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(blocked, ["SSE-C"], "blocked types not modelled: kept");
+        let none = encryption_config(&enc, None, None).expect("conf");
+        assert!(none.rules()[0].blocked_encryption_types().is_none());
+    }
 }

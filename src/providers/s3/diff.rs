@@ -248,6 +248,7 @@ mod tests {
                 algorithm: "AES256".into(),
                 kms_key: None,
                 bucket_key: false,
+                blocked_encryption_types: None,
             })),
             public_access_block: Some(Observed::Present(PabState {
                 block_public_acls: true,

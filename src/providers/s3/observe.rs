@@ -41,6 +41,10 @@ pub struct EncryptionState {
     pub algorithm: String,
     pub kms_key: Option<String>,
     pub bucket_key: bool,
+    /// `BlockedEncryptionTypes` (e.g. SSE-C refused): not in the policy
+    /// format, written back as read (field-level ownership).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_encryption_types: Option<Vec<String>>,
 }
 
 /// A KMS key as DescribeKey shows it.
@@ -281,6 +285,9 @@ async fn encryption(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Resul
                 algorithm: default.sse_algorithm().as_str().to_string(),
                 kms_key: default.kms_master_key_id().map(str::to_string),
                 bucket_key: rule.bucket_key_enabled().unwrap_or(false),
+                blocked_encryption_types: rule
+                    .blocked_encryption_types()
+                    .map(|b| b.encryption_type().iter().map(|t| t.as_str().to_string()).collect()),
             }))
         }
         Err(e) => classify(&e, &["ServerSideEncryptionConfigurationNotFoundError", "NoSuchBucket"]).observed(),
