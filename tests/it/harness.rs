@@ -557,6 +557,10 @@ pub enum Faults {
     /// IAM: for `window` after a CreateRole passes, any other request naming
     /// that role answers 404 NoSuchEntity, as IAM may.
     RoleLag { window: Duration, created: std::sync::Arc<std::sync::Mutex<Vec<(String, std::time::Instant)>>> },
+    /// KMS: for `window` after a CreateRole passes, a PutKeyPolicy whose
+    /// policy names that role answers 400 MalformedPolicyDocumentException
+    /// "…invalid principals", as KMS does until IAM has propagated it.
+    PrincipalLag { window: Duration, created: std::sync::Arc<std::sync::Mutex<Vec<(String, std::time::Instant)>>> },
     /// From a seed, `percent` % of requests get a fault: 503 SlowDown, 500
     /// InternalError, a connection closed without an answer, or a 300 ms
     /// delay before forwarding.
@@ -840,6 +844,37 @@ fn proxy_one(
                     return;
                 }
             }
+            Faults::PrincipalLag { window, created } => {
+                let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+                let target = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-amz-target:").map(|v| v.trim().to_string()))
+                    .unwrap_or_default();
+                let role = body
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("RoleName="))
+                    .filter(|_| body.contains("Action=CreateRole"))
+                    .map(str::to_string);
+                if let Some(role) = role {
+                    if let Ok(mut c) = created.lock() {
+                        c.push((role, std::time::Instant::now()));
+                    }
+                } else if target == "trentservice.putkeypolicy"
+                    && created
+                        .lock()
+                        .map(|c| c.iter().any(|(r, t)| body.contains(&format!(":role/{r}")) && t.elapsed() < *window))
+                        .unwrap_or(false)
+                {
+                    counts.denied.fetch_add(1, Ordering::Relaxed);
+                    let json = r#"{"__type":"MalformedPolicyDocumentException","message":"Policy contains a statement with one or more invalid principals."}"#;
+                    let _ = write!(
+                        client,
+                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                        json.len()
+                    );
+                    return;
+                }
+            }
             Faults::Deny(_) | Faults::Bare(_) => {}
         }
     }
@@ -883,6 +918,11 @@ impl Faults {
     /// IAM roles invisible for `window` after their CreateRole.
     pub fn role_lag(window: Duration) -> Faults {
         Faults::RoleLag { window, created: Default::default() }
+    }
+
+    /// Key policies naming a role refused for `window` after its CreateRole.
+    pub fn principal_lag(window: Duration) -> Faults {
+        Faults::PrincipalLag { window, created: Default::default() }
     }
 
     /// Replication refused for `window` after versioning is enabled.

@@ -267,3 +267,49 @@ print(kms.create_key(Description="half made", Tags=[{{"TagKey": "suoops-policy:k
     assert_eq!(l["keys"][format!("alias/{k}")]["arn"].as_str(), Some(orphan.trim()), "{l}");
     w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
+
+#[test]
+fn a_key_policy_naming_a_role_iam_has_not_propagated_is_retried_within_wait() {
+    let w = World::with_moto();
+    let (k, kdr) = (unique("lag"), unique("lag-dr"));
+    let (src, dst) = (unique("lag-src"), unique("lag-dst"));
+    let (writer, repl) = (unique("writer"), unique("repl"));
+    let p = w.write("p.yaml", &policy(&k, &kdr, &src, &dst, &writer, &repl)).to_string_lossy().into_owned();
+    let proxy = crate::harness::FaultProxy::with(
+        w.moto().port,
+        crate::harness::Faults::principal_lag(std::time::Duration::from_millis(1200)),
+        None,
+    );
+    let url = proxy.url();
+    let r = w.cli(&["--endpoint-url", &url, "-v", "apply", "-f", &p, "--auto-approve"]);
+    r.code(0);
+    assert!(r.stdout.contains(&format!("kms.{k}: done")), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!("waiting for AWS to report the principals of the key policy of alias/{k}")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        proxy.counts.denied.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the proxy refused the principal at first"
+    );
+    w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
+
+    // Without the wait the same first apply fails on the key policy, with
+    // KMS's reason, and a second run converges.
+    let w = World::with_moto();
+    let p = w.write("p.yaml", &policy(&k, &kdr, &src, &dst, &writer, &repl)).to_string_lossy().into_owned();
+    let proxy = crate::harness::FaultProxy::with(
+        w.moto().port,
+        crate::harness::Faults::principal_lag(std::time::Duration::from_millis(60_000)),
+        None,
+    );
+    let url = proxy.url();
+    let r = w.cli(&["--endpoint-url", &url, "--wait", "0", "apply", "-f", &p, "--auto-approve"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(squash(&r.stdout).contains("✗ key policy"), "{}", r.stdout);
+    assert!(r.stdout.contains("invalid principals"), "{}", r.stdout);
+    proxy.disarm();
+    w.cli(&["--endpoint-url", &url, "apply", "-f", &p, "--auto-approve"]).code(0);
+    w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
+}
