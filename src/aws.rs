@@ -65,6 +65,13 @@ impl Op {
     }
 }
 
+/// Most IAM calls in flight at once (IAM's control plane has low request
+/// quotas; AWS IAM user guide, "IAM and AWS STS quotas").
+pub const IAM_CONCURRENCY: usize = 4;
+/// Most KMS calls in flight at once (KMS request quotas are shared per
+/// account and region; AWS KMS developer guide, "Request quotas").
+pub const KMS_CONCURRENCY: usize = 8;
+
 /// How the user pointed us at AWS.
 #[derive(Debug, Clone, Default)]
 pub struct AwsOptions {
@@ -89,7 +96,12 @@ pub struct Aws {
     s3: Arc<Mutex<HashMap<String, aws_sdk_s3::Client>>>,
     kms: Arc<Mutex<HashMap<String, aws_sdk_kms::Client>>>,
     iam: aws_sdk_iam::Client,
+    /// Calls in flight per service: S3 takes `--concurrency`; IAM's and
+    /// KMS's request quotas are far lower (IAM's control plane throttles
+    /// at a few requests per second per account), so they get less.
     limit: Arc<Semaphore>,
+    iam_limit: Arc<Semaphore>,
+    kms_limit: Arc<Semaphore>,
     calls: Arc<AtomicUsize>,
     verbose: bool,
     wait: Duration,
@@ -100,7 +112,10 @@ impl Aws {
     /// `--region` wins over it, the SDK's chain (AWS_REGION, profile) is last.
     pub async fn load(opts: &AwsOptions, default_region: Option<&str>) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(5))
+            // Adaptive mode: standard retries plus a client-side rate
+            // limiter that slows the run down when a service throttles
+            // (SlowDown, Throttling), so a throttled run completes.
+            .retry_config(RetryConfig::adaptive().with_max_attempts(8))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
@@ -132,6 +147,8 @@ impl Aws {
             s3: Arc::default(),
             kms: Arc::default(),
             limit: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+            iam_limit: Arc::new(Semaphore::new(opts.concurrency.clamp(1, IAM_CONCURRENCY))),
+            kms_limit: Arc::new(Semaphore::new(opts.concurrency.clamp(1, KMS_CONCURRENCY))),
             calls: Arc::default(),
             verbose: opts.verbose,
             wait: opts.wait,
@@ -177,7 +194,12 @@ impl Aws {
     /// Run one declared API call under the `--concurrency` bound (`-v`
     /// logs it by its SDK name).
     pub async fn call<F: std::future::Future>(&self, op: &'static Op, fut: F) -> F::Output {
-        let _permit = self.limit.acquire().await;
+        let limit = match op.action.split(':').next() {
+            Some("iam") => &self.iam_limit,
+            Some("kms") => &self.kms_limit,
+            _ => &self.limit,
+        };
+        let _permit = limit.acquire().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         if !self.verbose {
             return fut.await;

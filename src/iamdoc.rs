@@ -150,6 +150,55 @@ pub fn diff_text(before: Option<&Value>, after: &Value) -> String {
     similar::TextDiff::from_lines(&b, &a).unified_diff().context_radius(3).header("live", "policy").to_string()
 }
 
+/// The principals of a resource-policy statement that are unique IDs
+/// (`AROA…` a role, `AIDA…` a user): what AWS shows in place of an ARN
+/// once that principal was deleted (AWS IAM user guide, "IAM JSON policy
+/// elements: Principal" — "if the role is deleted … the ARN is replaced by
+/// the principal ID"). A document holding one is refused when written back
+/// (MalformedPolicy: invalid principal).
+pub fn deleted_principals(st: &Value) -> Vec<String> {
+    fn is_unique_id(s: &str) -> bool {
+        ["AROA", "AIDA", "AGPA", "ANPA", "ANVA", "ASIA", "AKIA", "AIPA"].iter().any(|p| s.starts_with(p))
+            && s.len() >= 16
+            && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    }
+    let mut out = Vec::new();
+    for key in ["Principal", "NotPrincipal"] {
+        let Some(Value::Object(m)) = st.get(key) else { continue };
+        if let Some(aws) = m.get("AWS") {
+            let list: Vec<&Value> = match aws {
+                Value::Array(a) => a.iter().collect(),
+                one => vec![one],
+            };
+            out.extend(list.into_iter().filter_map(Value::as_str).filter(|s| is_unique_id(s)).map(str::to_string));
+        }
+    }
+    out
+}
+
+/// Each statement of `doc` that names a deleted principal, as "Sid (ID)"
+/// (or "statement N (ID)" when it has no Sid), skipping the Sids in `ours`
+/// (statements the tool replaces anyway).
+pub fn statements_with_deleted_principals(doc: &Value, ours: &[&str]) -> Vec<String> {
+    let sts: Vec<&Value> = match doc.get("Statement") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        _ => vec![],
+    };
+    sts.iter()
+        .enumerate()
+        .filter(|(_, st)| !st.get("Sid").and_then(Value::as_str).is_some_and(|s| ours.contains(&s)))
+        .filter_map(|(i, st)| {
+            let ids = deleted_principals(st);
+            (!ids.is_empty()).then(|| {
+                let name =
+                    st.get("Sid").and_then(Value::as_str).map_or(format!("statement {}", i + 1), |s| format!("`{s}`"));
+                format!("{name} ({})", ids.join(", "))
+            })
+        })
+        .collect()
+}
+
 /// `*` and `?` wildcards, as IAM matches resources.
 pub fn glob(pattern: &str, s: &str) -> bool {
     let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());

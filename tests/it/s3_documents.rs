@@ -246,6 +246,40 @@ fn tls_statement_is_merged_with_foreign_statements_kept() {
 }
 
 #[test]
+fn a_foreign_statement_naming_a_deleted_role_is_a_plan_conflict_not_a_failed_write() {
+    let w = World::with_moto();
+    let b = unique("deleted-principal");
+    // What S3 shows once the role a statement named was deleted: its
+    // unique ID instead of its ARN. Writing this document back fails.
+    let foreign = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"OldReader","Effect":"Allow","Principal":{{"AWS":"AROA5EXAMPLEUNIQUEID7"}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}]}}"#
+    );
+    block_on(async {
+        let s3 = w.moto().s3("us-east-1");
+        s3.create_bucket().bucket(&b).send().await.expect("create");
+        s3.put_bucket_policy().bucket(&b).policy(&foreign).send().await.expect("policy");
+    });
+    let p = w
+        .write(
+            "p.yaml",
+            &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      require_tls: true\n"),
+        )
+        .to_string_lossy()
+        .into_owned();
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    assert_ne!(r.code, 0);
+    let text = squash(&r.stdout);
+    assert!(text.contains("statements naming deleted principals: `OldReader` (AROA5EXAMPLEUNIQUEID7)"), "{}", r.stdout);
+    let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
+    assert!(!r.stdout.contains("✓ bucket policy"), "{}", r.stdout);
+    let live = block_on(async {
+        let out = w.moto().s3("us-east-1").get_bucket_policy().bucket(&b).send().await.expect("get policy");
+        out.policy().unwrap_or_default().to_string()
+    });
+    assert!(!live.contains("SuoopsPolicyRequireTLS"), "nothing was sent: {live}");
+}
+
+#[test]
 fn an_equivalent_foreign_tls_statement_satisfies_plan_and_audit() {
     let w = World::with_moto();
     let b = unique("tls");

@@ -328,6 +328,14 @@ impl Key {
                     ));
                     c.attributes.push(a);
                 }
+                let owned: Vec<&str> = statements(want).into_iter().filter_map(sid).collect();
+                let bad = iamdoc::statements_with_deleted_principals(live, &owned);
+                if !c.attributes.is_empty() && !bad.is_empty() {
+                    c.conflicts.push(format!(
+                        "the key policy has statements naming deleted principals: {}; KMS refuses the whole policy while they are there (remove or fix them, then run apply)",
+                        bad.join("; ")
+                    ));
+                }
                 let foreign: Vec<String> = statements(live)
                     .into_iter()
                     .filter(|l| !statements(want).iter().any(|w| sid(w).is_some() && sid(w) == sid(l)))

@@ -142,6 +142,17 @@ pub fn diff(bucket: &str, want: bool, seen: &Observed<PolicyDoc>) -> Change {
         }
         (false, None) => {}
     }
+    // Writing the policy back with a statement that names a deleted
+    // principal fails as a whole: say so instead of sending it.
+    if c.action != Action::NoOp {
+        let bad = doc.map(|d| crate::iamdoc::statements_with_deleted_principals(&d.json, &[SID])).unwrap_or_default();
+        if !bad.is_empty() {
+            c.conflicts.push(format!(
+                "the bucket policy has statements naming deleted principals: {}; S3 refuses the whole policy while they are there (remove or fix them, then run apply)",
+                bad.join("; ")
+            ));
+        }
+    }
     c
 }
 
@@ -217,6 +228,21 @@ mod tests {
         assert!(c.destructive && c.action == Action::Delete);
         assert_eq!(merged(Some(&written), "b", false).expect("policy")["Statement"], json!([foreign]));
         assert_eq!(merged(None, "b", false), None);
+    }
+
+    #[test]
+    fn a_foreign_statement_naming_a_deleted_role_is_a_conflict_not_a_write() {
+        let d = doc(
+            json!([{"Sid": "OldReader", "Effect": "Allow", "Principal": {"AWS": "AROAEXAMPLEID123456789"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]),
+        );
+        let c = diff("b", true, &Observed::Present(d));
+        assert!(!c.is_actionable());
+        assert!(c.conflicts[0].contains("`OldReader` (AROAEXAMPLEID123456789)"), "{:?}", c.conflicts);
+        // Nothing to write: nothing to refuse.
+        let ok = doc(
+            json!([{"Sid": "OldReader", "Effect": "Allow", "Principal": {"AWS": "AROAEXAMPLEID123456789"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}, desired_statement("b")]),
+        );
+        assert!(diff("b", true, &Observed::Present(ok)).conflicts.is_empty());
     }
 
     #[test]
