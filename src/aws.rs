@@ -155,6 +155,16 @@ impl Aws {
         }
     }
 
+    /// How long a step may wait for AWS to report a change (`--wait`).
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// Whether waits and calls are said on stderr (`-v`).
+    pub fn verbose(&self) -> bool {
+        self.verbose
+    }
+
     /// The region used where the policy names none.
     pub fn default_region(&self) -> Option<&str> {
         self.config.region().map(|r| r.as_ref())

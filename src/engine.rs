@@ -173,14 +173,7 @@ async fn verify(
 ) -> Result<Vec<Applied>, Fatal> {
     let clean: BTreeSet<Address> =
         done.iter().filter(|d| d.steps.iter().all(|s| s.result.is_ok())).map(|d| d.address.clone()).collect();
-    let again = if clean.is_empty() {
-        Vec::new()
-    } else {
-        let after = part.reobserve(ctx, &clean).await?;
-        let mut again = after.diff();
-        targets.restrict(&mut again);
-        again.into_iter().map(|c| (after_pending(after.as_ref(), &c), c)).collect()
-    };
+    let again = if clean.is_empty() { Vec::new() } else { settled(ctx, part, &clean, targets).await? };
     for d in &mut done {
         if clean.contains(&d.address) {
             d.did_not_take = still_differs(&d.address, &again);
@@ -188,6 +181,53 @@ async fn verify(
         on_done(d);
     }
     Ok(done)
+}
+
+/// Re-read what apply touched until two consecutive reads show it applied
+/// (AWS's configuration reads are eventually consistent: a Get right after
+/// a Put may return the old document; terraform-provider-aws waits for two
+/// consecutive matching reads, internal/service/s3/
+/// bucket_lifecycle_configuration.go). A difference that has read the same
+/// for `STABLE` is taken as real; `--wait` bounds the whole.
+async fn settled(
+    ctx: &Ctx<'_>,
+    part: &dyn Observation,
+    clean: &BTreeSet<Address>,
+    targets: &Targets,
+) -> Result<Vec<(Vec<bool>, Change)>, Fatal> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(200);
+    const STABLE: std::time::Duration = std::time::Duration::from_secs(5);
+    let mut applied_reads = 0;
+    let mut stable_since = std::time::Instant::now();
+    let mut previous: Option<Vec<(Address, serde_json::Value)>> = None;
+    loop {
+        let after = part.reobserve(ctx, clean).await?;
+        let mut again = after.diff();
+        targets.restrict(&mut again);
+        let again: Vec<(Vec<bool>, Change)> =
+            again.into_iter().map(|c| (after_pending(after.as_ref(), &c), c)).collect();
+        let differs = clean.iter().any(|a| !still_differs(a, &again).is_empty());
+        let seen = after.fingerprints();
+        if previous.as_ref() != Some(&seen) {
+            stable_since = std::time::Instant::now();
+        }
+        previous = Some(seen);
+        if differs {
+            applied_reads = 0;
+        } else {
+            applied_reads += 1;
+        }
+        let done = applied_reads >= 2 || (differs && stable_since.elapsed() >= STABLE);
+        if done || start.elapsed() + pause > ctx.aws.wait() {
+            return Ok(again);
+        }
+        if ctx.aws.verbose() && differs {
+            eprintln!("waiting for AWS to report the {} changes as applied ({} ms)", part.kind(), pause.as_millis());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
 }
 
 /// For each attribute of `c`, whether it is pending rather than failed.

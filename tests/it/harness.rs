@@ -3,6 +3,7 @@
 //! port. A missing server fails the test with how to install it; it never
 //! skips.
 
+use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -567,6 +568,29 @@ pub enum Faults {
     Chaos { seed: u64, percent: u64 },
     /// Every request waits this long before it is forwarded.
     Delay(Duration),
+    /// Stale configuration reads: for `window` after a bucket setting was
+    /// written (lifecycle, policy, replication, encryption, versioning,
+    /// public access block), a read of it answers what it answered before
+    /// the write, as S3's eventually consistent configuration reads may.
+    StaleReads { window: Duration, state: std::sync::Arc<std::sync::Mutex<Stale>> },
+    /// A request rate per service (S3, IAM, KMS) above which requests are
+    /// throttled as each service does: S3 503 SlowDown, IAM 400 Throttling,
+    /// KMS 400 ThrottlingException.
+    RateLimit {
+        per_sec: usize,
+        state: std::sync::Arc<std::sync::Mutex<HashMap<&'static str, (std::time::Instant, usize)>>>,
+    },
+    /// Several behaviours at once, in order: the first that answers wins.
+    All(Vec<Faults>),
+}
+
+/// What `Faults::StaleReads` remembers.
+#[derive(Debug, Default)]
+pub struct Stale {
+    /// The last answer to each configuration read (`bucket?sub`).
+    last: HashMap<String, Vec<u8>>,
+    /// When each was last written.
+    written: HashMap<String, std::time::Instant>,
 }
 
 /// Faults injected so far, by kind.
@@ -578,19 +602,21 @@ pub struct FaultCounts {
     pub reset: std::sync::atomic::AtomicUsize,
     pub delay: std::sync::atomic::AtomicUsize,
     pub denied: std::sync::atomic::AtomicUsize,
+    pub stale: std::sync::atomic::AtomicUsize,
 }
 
 impl FaultCounts {
     pub fn summary(&self) -> String {
         use std::sync::atomic::Ordering::Relaxed;
         format!(
-            "forwarded {}, 503 SlowDown {}, 500 {}, reset {}, delayed {}, denied {}",
+            "forwarded {}, throttled {}, 500 {}, reset {}, delayed {}, denied {}, stale {}",
             self.forwarded.load(Relaxed),
             self.slowdown.load(Relaxed),
             self.internal.load(Relaxed),
             self.reset.load(Relaxed),
             self.delay.load(Relaxed),
-            self.denied.load(Relaxed)
+            self.denied.load(Relaxed),
+            self.stale.load(Relaxed)
         )
     }
 }
@@ -699,8 +725,34 @@ fn proxy_one(
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+    if armed.load(Ordering::Relaxed) && intercept(faults, &mut client, &head, &buf[head_end..], counts, rng) {
+        return;
+    }
+    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else { return };
+    counts.forwarded.fetch_add(1, Ordering::Relaxed);
+    let _ = up.write_all(&buf);
+    let mut resp = Vec::new();
+    let _ = up.read_to_end(&mut resp);
+    if armed.load(Ordering::Relaxed) {
+        forwarded(faults, &head, &resp);
+    }
+    let _ = client.write_all(&resp);
+}
+
+/// One fault's turn at a request: true when it answered it itself.
+fn intercept(
+    faults: &Faults,
+    client: &mut TcpStream,
+    head: &str,
+    body: &[u8],
+    counts: &FaultCounts,
+    rng: &std::sync::atomic::AtomicU64,
+) -> bool {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    let mut client = client;
     let request_line = head.lines().next().unwrap_or("").to_string();
-    let answer = |client: &mut TcpStream, status: &str, code: &str| {
+    let answer = |client: &mut &mut TcpStream, status: &str, code: &str| {
         let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected fault</Message><RequestId>fault</RequestId></Error>");
         let _ = write!(
             client,
@@ -708,182 +760,269 @@ fn proxy_one(
             body.len()
         );
     };
-    if armed.load(Ordering::Relaxed) {
-        match faults {
-            Faults::Deny(needle) if request_line.contains(needle.as_str()) => {
-                counts.denied.fetch_add(1, Ordering::Relaxed);
-                return answer(&mut client, "403 Forbidden", "AccessDenied");
+    match faults {
+        Faults::Deny(needle) if request_line.contains(needle.as_str()) => {
+            counts.denied.fetch_add(1, Ordering::Relaxed);
+            {
+                answer(&mut client, "403 Forbidden", "AccessDenied");
+                return true;
             }
-            Faults::Regions(homes) => {
-                // The region the request was signed for: the credential
-                // scope `Credential=KEY/DATE/REGION/s3/aws4_request`.
-                let signed = head
-                    .lines()
-                    .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
-                    .and_then(|l| l.split("Credential=").nth(1))
-                    .and_then(|c| c.split('/').nth(2))
-                    .unwrap_or("")
-                    .to_string();
-                let path = request_line.split_whitespace().nth(1).unwrap_or("");
-                let bucket = path.trim_start_matches('/').split(['/', '?']).next().unwrap_or("");
-                if let Some((_, home)) = homes.iter().find(|(b, r)| b == bucket && *r != signed && signed.contains('-'))
-                {
-                    counts.denied.fetch_add(1, Ordering::Relaxed);
-                    let head_request = request_line.starts_with("HEAD ");
-                    let body = if head_request {
-                        String::new()
-                    } else {
-                        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message><Bucket>{bucket}</Bucket></Error>")
-                    };
-                    let _ = write!(
+        }
+        Faults::Regions(homes) => {
+            // The region the request was signed for: the credential
+            // scope `Credential=KEY/DATE/REGION/s3/aws4_request`.
+            let signed = head
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                .and_then(|l| l.split("Credential=").nth(1))
+                .and_then(|c| c.split('/').nth(2))
+                .unwrap_or("")
+                .to_string();
+            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            let bucket = path.trim_start_matches('/').split(['/', '?']).next().unwrap_or("");
+            if let Some((_, home)) = homes.iter().find(|(b, r)| b == bucket && *r != signed && signed.contains('-')) {
+                counts.denied.fetch_add(1, Ordering::Relaxed);
+                let head_request = request_line.starts_with("HEAD ");
+                let body = if head_request {
+                    String::new()
+                } else {
+                    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message><Bucket>{bucket}</Bucket></Error>")
+                };
+                let _ = write!(
                         client,
                         "HTTP/1.1 301 Moved Permanently\r\nx-amz-bucket-region: {home}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
                     );
-                    return;
+                return true;
+            }
+        }
+        Faults::Bare(needle) if request_line.contains(needle.as_str()) => {
+            counts.denied.fetch_add(1, Ordering::Relaxed);
+            let _ = write!(client, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            return true;
+        }
+        Faults::Chaos { percent, .. } => {
+            let roll = next_random(rng);
+            if roll % 100 < *percent {
+                match (roll / 100) % 4 {
+                    0 => {
+                        counts.slowdown.fetch_add(1, Ordering::Relaxed);
+                        {
+                            answer(&mut client, "503 Slow Down", "SlowDown");
+                            return true;
+                        }
+                    }
+                    1 => {
+                        counts.internal.fetch_add(1, Ordering::Relaxed);
+                        {
+                            answer(&mut client, "500 Internal Server Error", "InternalError");
+                            return true;
+                        }
+                    }
+                    2 => {
+                        // Close without a word: the client sees the connection end.
+                        counts.reset.fetch_add(1, Ordering::Relaxed);
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        return true;
+                    }
+                    _ => {
+                        counts.delay.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(300));
+                    }
                 }
             }
-            Faults::Bare(needle) if request_line.contains(needle.as_str()) => {
+        }
+        Faults::Delay(d) => {
+            counts.delay.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(*d);
+        }
+        Faults::Consistency { window, created } => {
+            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            let bucket = path.trim_start_matches('/').split(['/', '?']).next().unwrap_or("").to_string();
+            let is_create = request_line.starts_with("PUT ") && path.trim_end_matches('/') == format!("/{bucket}");
+            let young =
+                created.lock().map(|c| c.iter().any(|(b, t)| *b == bucket && t.elapsed() < *window)).unwrap_or(false);
+            if is_create {
+                if let Ok(mut c) = created.lock() {
+                    c.push((bucket, std::time::Instant::now()));
+                }
+            } else if young {
                 counts.denied.fetch_add(1, Ordering::Relaxed);
-                let _ = write!(client, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                return;
-            }
-            Faults::Chaos { percent, .. } => {
-                let roll = next_random(rng);
-                if roll % 100 < *percent {
-                    match (roll / 100) % 4 {
-                        0 => {
-                            counts.slowdown.fetch_add(1, Ordering::Relaxed);
-                            return answer(&mut client, "503 Slow Down", "SlowDown");
-                        }
-                        1 => {
-                            counts.internal.fetch_add(1, Ordering::Relaxed);
-                            return answer(&mut client, "500 Internal Server Error", "InternalError");
-                        }
-                        2 => {
-                            // Close without a word: the client sees the connection end.
-                            counts.reset.fetch_add(1, Ordering::Relaxed);
-                            let _ = client.shutdown(std::net::Shutdown::Both);
-                            return;
-                        }
-                        _ => {
-                            counts.delay.fetch_add(1, Ordering::Relaxed);
-                            std::thread::sleep(Duration::from_millis(300));
-                        }
-                    }
+                {
+                    answer(&mut client, "404 Not Found", "NoSuchBucket");
+                    return true;
                 }
             }
-            Faults::Delay(d) => {
-                counts.delay.fetch_add(1, Ordering::Relaxed);
-                std::thread::sleep(*d);
-            }
-            Faults::Consistency { window, created } => {
-                let path = request_line.split_whitespace().nth(1).unwrap_or("");
-                let bucket = path.trim_start_matches('/').split(['/', '?']).next().unwrap_or("").to_string();
-                let is_create = request_line.starts_with("PUT ") && path.trim_end_matches('/') == format!("/{bucket}");
-                let young = created
+        }
+        Faults::VersioningLag { window, enabled } => {
+            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            let bucket = path.trim_start_matches('/').split(['/', '?']).next().unwrap_or("").to_string();
+            if request_line.starts_with("PUT ") && path.contains("?versioning") {
+                if let Ok(mut e) = enabled.lock() {
+                    e.push((bucket, std::time::Instant::now()));
+                }
+            } else if request_line.starts_with("PUT ") && path.contains("?replication") {
+                let young = enabled
                     .lock()
-                    .map(|c| c.iter().any(|(b, t)| *b == bucket && t.elapsed() < *window))
+                    .map(|e| e.iter().any(|(b, t)| *b == bucket && t.elapsed() < *window))
                     .unwrap_or(false);
-                if is_create {
-                    if let Ok(mut c) = created.lock() {
-                        c.push((bucket, std::time::Instant::now()));
-                    }
-                } else if young {
+                if young {
                     counts.denied.fetch_add(1, Ordering::Relaxed);
-                    return answer(&mut client, "404 Not Found", "NoSuchBucket");
-                }
-            }
-            Faults::VersioningLag { window, enabled } => {
-                let path = request_line.split_whitespace().nth(1).unwrap_or("");
-                let bucket = path.trim_start_matches('/').split(['/', '?']).next().unwrap_or("").to_string();
-                if request_line.starts_with("PUT ") && path.contains("?versioning") {
-                    if let Ok(mut e) = enabled.lock() {
-                        e.push((bucket, std::time::Instant::now()));
-                    }
-                } else if request_line.starts_with("PUT ") && path.contains("?replication") {
-                    let young = enabled
-                        .lock()
-                        .map(|e| e.iter().any(|(b, t)| *b == bucket && t.elapsed() < *window))
-                        .unwrap_or(false);
-                    if young {
-                        counts.denied.fetch_add(1, Ordering::Relaxed);
-                        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidRequest</Code><Message>Versioning must be 'Enabled' on the bucket to apply a replication configuration</Message><RequestId>fault</RequestId></Error>";
-                        let _ = write!(
+                    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidRequest</Code><Message>Versioning must be 'Enabled' on the bucket to apply a replication configuration</Message><RequestId>fault</RequestId></Error>";
+                    let _ = write!(
                             client,
                             "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()
                         );
-                        return;
-                    }
+                    return true;
                 }
             }
-            Faults::RoleLag { window, created } => {
-                let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
-                let field = |k: &str| {
-                    body.split('&').find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("").to_string()
-                };
-                let (action, role) = (field("Action"), field("RoleName"));
-                if action == "CreateRole" {
-                    if let Ok(mut c) = created.lock() {
-                        c.push((role, std::time::Instant::now()));
-                    }
-                } else if !role.is_empty()
-                    && created
-                        .lock()
-                        .map(|c| c.iter().any(|(r, t)| *r == role && t.elapsed() < *window))
-                        .unwrap_or(false)
-                {
-                    counts.denied.fetch_add(1, Ordering::Relaxed);
-                    let xml = format!("<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role with name {role} cannot be found.</Message></Error><RequestId>fault</RequestId></ErrorResponse>");
-                    let _ = write!(
+        }
+        Faults::RoleLag { window, created } => {
+            let body = String::from_utf8_lossy(body).into_owned();
+            let field =
+                |k: &str| body.split('&').find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("").to_string();
+            let (action, role) = (field("Action"), field("RoleName"));
+            if action == "CreateRole" {
+                if let Ok(mut c) = created.lock() {
+                    c.push((role, std::time::Instant::now()));
+                }
+            } else if !role.is_empty()
+                && created.lock().map(|c| c.iter().any(|(r, t)| *r == role && t.elapsed() < *window)).unwrap_or(false)
+            {
+                counts.denied.fetch_add(1, Ordering::Relaxed);
+                let xml = format!("<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role with name {role} cannot be found.</Message></Error><RequestId>fault</RequestId></ErrorResponse>");
+                let _ = write!(
                         client,
                         "HTTP/1.1 404 Not Found\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
                         xml.len()
                     );
-                    return;
-                }
+                return true;
             }
-            Faults::PrincipalLag { window, created } => {
-                let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
-                let target = head
-                    .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-amz-target:").map(|v| v.trim().to_string()))
-                    .unwrap_or_default();
-                let role = body
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("RoleName="))
-                    .filter(|_| body.contains("Action=CreateRole"))
-                    .map(str::to_string);
-                if let Some(role) = role {
-                    if let Ok(mut c) = created.lock() {
-                        c.push((role, std::time::Instant::now()));
-                    }
-                } else if target == "trentservice.putkeypolicy"
-                    && created
-                        .lock()
-                        .map(|c| c.iter().any(|(r, t)| body.contains(&format!(":role/{r}")) && t.elapsed() < *window))
-                        .unwrap_or(false)
-                {
-                    counts.denied.fetch_add(1, Ordering::Relaxed);
-                    let json = r#"{"__type":"MalformedPolicyDocumentException","message":"Policy contains a statement with one or more invalid principals."}"#;
-                    let _ = write!(
+        }
+        Faults::PrincipalLag { window, created } => {
+            let body = String::from_utf8_lossy(body).into_owned();
+            let target = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-amz-target:").map(|v| v.trim().to_string()))
+                .unwrap_or_default();
+            let role = body
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("RoleName="))
+                .filter(|_| body.contains("Action=CreateRole"))
+                .map(str::to_string);
+            if let Some(role) = role {
+                if let Ok(mut c) = created.lock() {
+                    c.push((role, std::time::Instant::now()));
+                }
+            } else if target == "trentservice.putkeypolicy"
+                && created
+                    .lock()
+                    .map(|c| c.iter().any(|(r, t)| body.contains(&format!(":role/{r}")) && t.elapsed() < *window))
+                    .unwrap_or(false)
+            {
+                counts.denied.fetch_add(1, Ordering::Relaxed);
+                let json = r#"{"__type":"MalformedPolicyDocumentException","message":"Policy contains a statement with one or more invalid principals."}"#;
+                let _ = write!(
                         client,
                         "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
                         json.len()
                     );
-                    return;
+                return true;
+            }
+        }
+        Faults::All(list) => {
+            return list.iter().any(|f| intercept(f, client, head, body, counts, rng));
+        }
+        Faults::StaleReads { window, state } => {
+            if let Some((method, key)) = config_request(head) {
+                let old = state.lock().ok().and_then(|st| {
+                    let young = st.written.get(&key).is_some_and(|t| t.elapsed() < *window);
+                    (method == "GET" && young).then(|| st.last.get(&key).cloned()).flatten()
+                });
+                if let Some(old) = old {
+                    counts.stale.fetch_add(1, Ordering::Relaxed);
+                    let _ = client.write_all(&old);
+                    return true;
                 }
             }
-            Faults::Deny(_) | Faults::Bare(_) => {}
         }
+        Faults::RateLimit { per_sec, state } => {
+            let text = String::from_utf8_lossy(body);
+            let lower = head.to_ascii_lowercase();
+            let service = if lower.contains("x-amz-target: trentservice.") {
+                "kms"
+            } else if text.contains("Version=2010-05-08") {
+                "iam"
+            } else {
+                "s3"
+            };
+            let over = state.lock().map(|mut m| {
+                let e = m.entry(service).or_insert((std::time::Instant::now(), 0));
+                if e.0.elapsed() >= Duration::from_secs(1) {
+                    *e = (std::time::Instant::now(), 0);
+                }
+                e.1 += 1;
+                e.1 > *per_sec
+            });
+            if over.unwrap_or(false) {
+                counts.slowdown.fetch_add(1, Ordering::Relaxed);
+                let (status, ctype, text) = match service {
+                        "iam" => ("400 Bad Request", "text/xml", "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fault</RequestId></ErrorResponse>".to_string()),
+                        "kms" => ("400 Bad Request", "application/x-amz-json-1.1", r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_string()),
+                        _ => ("503 Slow Down", "application/xml", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>fault</RequestId></Error>".to_string()),
+                    };
+                let _ = write!(
+                        client,
+                        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                        text.len()
+                    );
+                return true;
+            }
+        }
+        Faults::Deny(_) | Faults::Bare(_) => {}
     }
-    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else { return };
-    counts.forwarded.fetch_add(1, Ordering::Relaxed);
-    let _ = up.write_all(&buf);
-    let mut resp = Vec::new();
-    let _ = up.read_to_end(&mut resp);
-    let _ = client.write_all(&resp);
+    false
+}
+
+/// What a fault learns from a forwarded request and its answer (stale
+/// reads remember the last answer to each configuration read).
+fn forwarded(faults: &Faults, head: &str, resp: &[u8]) {
+    match faults {
+        Faults::All(list) => list.iter().for_each(|f| forwarded(f, head, resp)),
+        Faults::StaleReads { window, state } => {
+            let Some((method, key)) = config_request(head) else { return };
+            let ok = resp.starts_with(b"HTTP/1.1 2") || resp.starts_with(b"HTTP/1.0 2");
+            let Ok(mut st) = state.lock() else { return };
+            let young = st.written.get(&key).is_some_and(|t| t.elapsed() < *window);
+            match method.as_str() {
+                "GET" if !young => {
+                    st.last.insert(key, resp.to_vec());
+                }
+                "PUT" | "DELETE" if ok => {
+                    st.written.insert(key, std::time::Instant::now());
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+}
+
+/// (method, "bucket?subresource") of a bucket-configuration request.
+fn config_request(head: &str) -> Option<(String, String)> {
+    let line = head.lines().next()?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_string(), parts.next()?);
+    let (bucket_path, query) = path.split_once('?')?;
+    let bucket = bucket_path.trim_matches('/');
+    if bucket.is_empty() || bucket.contains('/') {
+        return None;
+    }
+    let sub = query.split(['&', '=']).next()?;
+    ["lifecycle", "policy", "replication", "encryption", "versioning", "publicAccessBlock"]
+        .contains(&sub)
+        .then(|| (method, format!("{bucket}?{sub}")))
 }
 
 impl Drop for FaultProxy {
@@ -923,6 +1062,33 @@ impl Faults {
     /// Key policies naming a role refused for `window` after its CreateRole.
     pub fn principal_lag(window: Duration) -> Faults {
         Faults::PrincipalLag { window, created: Default::default() }
+    }
+
+    /// Configuration reads stale for `window` after each write.
+    pub fn stale_reads(window: Duration) -> Faults {
+        Faults::StaleReads { window, state: Default::default() }
+    }
+
+    /// At most `per_sec` requests a second per service.
+    pub fn rate_limit(per_sec: usize) -> Faults {
+        Faults::RateLimit { per_sec, state: Default::default() }
+    }
+
+    /// AWS as it behaves, in one proxy: buckets in their regions (301
+    /// elsewhere), eventual consistency after CreateBucket / CreateRole /
+    /// versioning / for principals, stale configuration reads, a request
+    /// rate per service, and `latency` on every request.
+    pub fn aws(homes: Vec<(String, String)>, window: Duration, per_sec: usize, latency: Duration) -> Faults {
+        Faults::All(vec![
+            Faults::Delay(latency),
+            Faults::rate_limit(per_sec),
+            Faults::Regions(homes),
+            Faults::consistency(window),
+            Faults::role_lag(window),
+            Faults::principal_lag(window),
+            Faults::versioning_lag(window),
+            Faults::stale_reads(window),
+        ])
     }
 
     /// Replication refused for `window` after versioning is enabled.

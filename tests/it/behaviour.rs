@@ -1,0 +1,141 @@
+//! The tool against AWS's behaviour rather than moto's: the harness's
+//! proxy plays region redirects, eventual consistency, stale configuration
+//! reads, throttling and latency (`Faults::aws`), together.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use crate::harness::{squash, unique, FaultProxy, Faults, World};
+
+fn estate(k: &str, kdr: &str, src: &str, dst: &str, writer: &str, repl: &str) -> String {
+    format!(
+        r#"version: 1
+aws: {{region: us-east-1}}
+kms:
+  keys:
+    {k}:
+      rotation: enabled
+      policy:
+        Statement:
+          - Sid: WriterUsesKey
+            Effect: Allow
+            Principal: {{AWS: "arn:aws:iam::123456789012:role/{writer}"}}
+            Action: [kms:GenerateDataKey, kms:Decrypt]
+            Resource: "*"
+    {kdr}: {{region: eu-west-1, rotation: enabled}}
+s3:
+  buckets:
+    {src}:
+      versioning: enabled
+      encryption: {{algorithm: aws:kms, kms_key: {k}, bucket_key: true}}
+      public_access_block: all
+      require_tls: true
+      lifecycle:
+        rules:
+          - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}
+      replication:
+        role: {repl}
+        rules:
+          - {{id: dr-copy, destination: {dst}, replica_kms_key: {kdr}, replication_time: 15m}}
+    {dst}:
+      region: eu-west-1
+      versioning: enabled
+      encryption: {{algorithm: aws:kms, kms_key: {kdr}}}
+      public_access_block: all
+      lifecycle:
+        rules:
+          - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}
+iam:
+  roles:
+    {writer}:
+      trust:
+        Statement:
+          - {{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: sts:AssumeRole}}
+      inline_policies:
+        write:
+          Statement:
+            - {{Effect: Allow, Action: s3:PutObject, Resource: "arn:aws:s3:::{src}/postgres/*"}}
+    {repl}:
+      s3_replication: true
+"#
+    )
+}
+
+#[test]
+fn one_apply_on_an_empty_estate_converges_through_aws_behaviour() {
+    let w = World::with_moto();
+    let (k, kdr) = (unique("bhv"), unique("bhv-dr"));
+    let (src, dst) = (unique("bhv-src"), unique("bhv-dst"));
+    let (writer, repl) = (unique("writer"), unique("repl"));
+    let p = w.write("p.yaml", &estate(&k, &kdr, &src, &dst, &writer, &repl)).to_string_lossy().into_owned();
+    let proxy = FaultProxy::with(
+        w.moto().port,
+        Faults::aws(vec![(dst.clone(), "eu-west-1".into())], Duration::from_millis(1200), 40, Duration::from_millis(5)),
+        None,
+    );
+    let url = proxy.url();
+    let r = w.cli(&["--endpoint-url", &url, "-v", "apply", "-f", &p, "--auto-approve"]);
+    r.code(0);
+    for addr in [format!("iam.role.{writer}"), format!("kms.{k}"), format!("s3.{src}"), format!("s3.{dst}")] {
+        assert!(r.stdout.contains(&format!("{addr}: done")), "{addr}\n{}\n{}", r.stdout, r.stderr);
+    }
+    assert!(!r.stdout.contains("still differs"), "{}", r.stdout);
+    // Every behaviour was met on the way and waited out.
+    assert!(proxy.counts.denied.load(Relaxed) > 0, "{}", proxy.counts.summary());
+    assert!(r.stderr.contains("waiting for AWS to report"), "{}", r.stderr);
+    let r = w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(0);
+    eprintln!("{}", proxy.counts.summary());
+}
+
+#[test]
+fn verify_waits_out_stale_configuration_reads() {
+    let w = World::with_moto();
+    let b = unique("stale");
+    let policy = |days: u32| {
+        format!(
+            "version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      lifecycle:\n        rules:\n          - {{id: dumps, prefix: postgres/, expire_after_days: {days}}}\n"
+        )
+    };
+    let p = w.write("p.yaml", &policy(14)).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    std::fs::write(&p, policy(30)).expect("edit");
+    let proxy = FaultProxy::with(w.moto().port, Faults::stale_reads(Duration::from_millis(1500)), None);
+    let url = proxy.url();
+    let r = w.cli(&["--endpoint-url", &url, "-v", "apply", "-f", &p, "--auto-approve"]);
+    r.code(0);
+    assert!(!r.stdout.contains("still differs"), "{}", r.stdout);
+    assert!(r.stderr.contains("waiting for AWS to report the s3 changes as applied"), "{}", r.stderr);
+    assert!(proxy.counts.stale.load(Relaxed) > 0, "{}", proxy.counts.summary());
+
+    // With no wait, the one read after the write is the stale one.
+    std::fs::write(&p, policy(45)).expect("edit");
+    let proxy = FaultProxy::with(w.moto().port, Faults::stale_reads(Duration::from_millis(60_000)), None);
+    let url = proxy.url();
+    let r = w.cli(&["--endpoint-url", &url, "--wait", "0", "apply", "-f", &p, "--auto-approve"]);
+    assert_ne!(r.code, 0);
+    assert!(squash(&r.stdout).contains("still differs"), "{}", r.stdout);
+}
+
+#[test]
+fn a_throttled_import_of_200_buckets_slows_down_and_completes() {
+    let w = World::with_moto();
+    let prefix = unique("thr");
+    w.python(&format!(
+        r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+for i in range(200):
+    s3.create_bucket(Bucket="{prefix}-%03d" % i)
+"#
+    ));
+    let proxy = FaultProxy::with(w.moto().port, Faults::rate_limit(150), None);
+    let url = proxy.url();
+    let out = w.dir.path().join("imported.yaml").to_string_lossy().into_owned();
+    let r = w.cli(&["--endpoint-url", &url, "import", "--all-buckets", "--output", &out]);
+    r.code(0);
+    let text = std::fs::read_to_string(&out).expect("imported");
+    let entries = text.lines().filter(|l| l.starts_with(&format!("    {prefix}-"))).count();
+    assert_eq!(entries, 200, "{}", r.stderr);
+    assert!(proxy.counts.slowdown.load(Relaxed) > 0, "the proxy throttled: {}", proxy.counts.summary());
+}
