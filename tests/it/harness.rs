@@ -35,11 +35,41 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// A moto server owned by one test; killed (by its PID) when dropped.
+/// The Python that has LocalStack installed (≥ 3.13: LocalStack 4.14
+/// imports `warnings.deprecated`): $SUOOPS_LOCALSTACK_PYTHON, else the
+/// project's .venv-localstack made by scripts/test.
+pub fn localstack_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("SUOOPS_LOCALSTACK_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = root().join(".venv-localstack/bin/python");
+    if !venv.exists() {
+        panic!(
+            "LocalStack is not installed for the tests: run `scripts/test` (it finds Python ≥ 3.13 and creates \
+             .venv-localstack with scripts/requirements-localstack.txt), or point SUOOPS_LOCALSTACK_PYTHON at a \
+             Python ≥ 3.13 that has localstack-core[runtime]==4.14.0"
+        );
+    }
+    venv
+}
+
+/// Which emulator a test talks to. S3, IAM and KMS tests run their one
+/// body against both (`both!`): moto, and LocalStack, whose S3 is its own
+/// implementation and validates more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    Moto,
+    LocalStack,
+}
+
+/// An emulator server owned by one test (moto or LocalStack); killed (by
+/// its PID) when dropped.
 pub struct Moto {
     child: Child,
     pub port: u16,
     pub log: PathBuf,
+    /// The account id the server answers as.
+    pub account: &'static str,
 }
 
 impl Moto {
@@ -67,7 +97,7 @@ impl Moto {
                 .unwrap_or_else(|e| {
                     panic!("cannot start moto with {}: {e}; run scripts/test to install it", python.display())
                 });
-            let mut moto = Moto { child, port, log: log.clone() };
+            let mut moto = Moto { child, port, log: log.clone(), account: "123456789012" };
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
                 if let Ok(Some(status)) = moto.child.try_wait() {
@@ -85,6 +115,62 @@ impl Moto {
             }
         }
         panic!("{last_err}; is moto[server] installed (scripts/test installs it)?");
+    }
+
+    /// LocalStack in host mode (no Docker, no token) on a free loopback
+    /// port, its files in `dir`; ready when its health endpoint says so.
+    pub fn start_localstack(dir: &Path) -> Moto {
+        let python = localstack_python();
+        let log = dir.join("localstack.log");
+        let root_dir = dir.join("localstack");
+        std::fs::create_dir_all(&root_dir).expect("localstack dir");
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let logf = std::fs::File::create(&log).expect("create localstack log");
+            let child = Command::new(&python)
+                .args(["-m", "localstack.runtime.main"])
+                .current_dir(&root_dir)
+                .env("OVERRIDE_IN_DOCKER", "0")
+                .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+                .env("GATEWAY_SERVER", "hypercorn")
+                .env("SERVICES", "s3,iam,sts,kms")
+                .env("DNS_ADDRESS", "0")
+                .env("SKIP_SSL_CERT_DOWNLOAD", "1")
+                .env("PERSISTENCE", "0")
+                .env("FILESYSTEM_ROOT", &root_dir)
+                .env("LOCALSTACK_CLI", "0")
+                .env_remove("AWS_ENDPOINT_URL")
+                .stdin(Stdio::null())
+                .stdout(logf.try_clone().expect("dup log"))
+                .stderr(logf)
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("cannot start LocalStack with {}: {e}; run scripts/test to install it", python.display())
+                });
+            let mut ls = Moto { child, port, log: log.clone(), account: "000000000000" };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = ls.child.try_wait() {
+                    last_err = format!(
+                        "LocalStack exited with {status}: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                    break;
+                }
+                if healthy(port) {
+                    return ls;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if last_err.is_empty() {
+                last_err = format!(
+                    "LocalStack was not healthy within 60 s: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        }
+        panic!("{last_err}; is localstack-core installed (scripts/test installs it)?");
     }
 
     pub fn url(&self) -> String {
@@ -114,6 +200,23 @@ impl Moto {
     }
 }
 
+/// LocalStack's health endpoint answers and S3, IAM and KMS are up.
+fn healthy(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = format!("GET /_localstack/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200")
+        && ["\"s3\"", "\"iam\"", "\"kms\""].iter().all(|svc| {
+            out.split(svc).nth(1).is_some_and(|rest| rest.trim_start_matches([':', ' ', '"']).starts_with(['a', 'r']))
+        })
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -136,6 +239,24 @@ impl World {
         let mut w = World::new();
         w.moto = Some(Moto::start(w.dir.path()));
         w
+    }
+
+    /// A world with the given emulator.
+    pub fn on(server: Server) -> World {
+        match server {
+            Server::Moto => World::with_moto(),
+            Server::LocalStack => {
+                let mut w = World::new();
+                w.moto = Some(Moto::start_localstack(w.dir.path()));
+                w
+            }
+        }
+    }
+
+    /// The account id of this world's emulator (moto 123456789012,
+    /// LocalStack 000000000000).
+    pub fn account(&self) -> &'static str {
+        self.moto().account
     }
 
     pub fn with_moto_env(env: &[(&str, &str)]) -> World {
@@ -1095,4 +1216,22 @@ impl Faults {
     pub fn versioning_lag(window: Duration) -> Faults {
         Faults::VersioningLag { window, enabled: Default::default() }
     }
+}
+
+/// One test body against both emulators: `both!(name, body)` makes
+/// `name::moto` and `name::localstack`, each calling `body(Server)`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[test]
+            fn moto() {
+                $body($crate::harness::Server::Moto)
+            }
+            #[test]
+            fn localstack() {
+                $body($crate::harness::Server::LocalStack)
+            }
+        }
+    };
 }

@@ -3,7 +3,7 @@
 //! attachments, deletion behind --allow-destroy; and the tool's own
 //! least-privilege policy.
 
-use crate::harness::{squash, unique, World};
+use crate::harness::{squash, unique, Server, World};
 
 fn policy(role: &str, managed: &str, exclusive: bool) -> String {
     format!(
@@ -53,9 +53,12 @@ fn py(w: &World, role: &str, body: &str) -> String {
     w.python(&code)
 }
 
-#[test]
-fn roles_and_policies_are_created_from_nothing_and_converge() {
-    let w = World::with_moto();
+crate::both!(
+    roles_and_policies_are_created_from_nothing_and_converge,
+    super::roles_and_policies_are_created_from_nothing_and_converge_on
+);
+fn roles_and_policies_are_created_from_nothing_and_converge_on(server: Server) {
+    let w = World::on(server);
     let (role, managed) = (unique("writer"), unique("read-backups"));
     let p = w.write("p.yaml", &policy(&role, &managed, false)).to_string_lossy().into_owned();
     let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
@@ -84,9 +87,12 @@ fn roles_and_policies_are_created_from_nothing_and_converge() {
     assert_eq!(got.trim(), format!("writes dumps 7200 ['{managed}']"));
 }
 
-#[test]
-fn drift_behind_the_tools_back_shows_and_fails_audit() {
-    let w = World::with_moto();
+crate::both!(
+    drift_behind_the_tools_back_shows_and_fails_audit,
+    super::drift_behind_the_tools_back_shows_and_fails_audit_on
+);
+fn drift_behind_the_tools_back_shows_and_fails_audit_on(server: Server) {
+    let w = World::on(server);
     let (role, managed) = (unique("writer"), unique("read-backups"));
     let p = w.write("p.yaml", &policy(&role, &managed, false)).to_string_lossy().into_owned();
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
@@ -126,9 +132,12 @@ for a in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
     w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
 
-#[test]
-fn foreign_inline_policy_is_kept_unless_exclusive_and_deletions_need_allow_destroy() {
-    let w = World::with_moto();
+crate::both!(
+    foreign_inline_policy_is_kept_unless_exclusive_and_deletions_need_allow_destroy,
+    super::foreign_inline_policy_is_kept_unless_exclusive_and_deletions_need_allow_destroy_on
+);
+fn foreign_inline_policy_is_kept_unless_exclusive_and_deletions_need_allow_destroy_on(server: Server) {
+    let w = World::on(server);
     let (role, managed) = (unique("writer"), unique("read-backups"));
     let shared = w.write("shared.yaml", &policy(&role, &managed, false)).to_string_lossy().into_owned();
     w.cli(&["apply", "-f", &shared, "--auto-approve"]).code(0);
@@ -173,9 +182,12 @@ fn foreign_inline_policy_is_kept_unless_exclusive_and_deletions_need_allow_destr
     w.cli(&["plan", "-f", &gone, "--detailed-exitcode"]).code(0);
 }
 
-#[test]
-fn a_changed_managed_policy_gets_a_new_default_version_pruning_the_oldest() {
-    let w = World::with_moto();
+crate::both!(
+    a_changed_managed_policy_gets_a_new_default_version_pruning_the_oldest,
+    super::a_changed_managed_policy_gets_a_new_default_version_pruning_the_oldest_on
+);
+fn a_changed_managed_policy_gets_a_new_default_version_pruning_the_oldest_on(server: Server) {
+    let w = World::on(server);
     let (role, managed) = (unique("writer"), unique("read-backups"));
     let p = w.write("p.yaml", &policy(&role, &managed, false)).to_string_lossy().into_owned();
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
@@ -271,9 +283,12 @@ fn a_new_role_not_yet_visible_is_waited_for_and_apply_converges_in_one_run() {
     w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
 
-#[test]
-fn a_role_setting_the_policy_does_not_name_survives_an_update_of_another() {
-    let w = World::with_moto();
+crate::both!(
+    a_role_setting_the_policy_does_not_name_survives_an_update_of_another,
+    super::a_role_setting_the_policy_does_not_name_survives_an_update_of_another_on
+);
+fn a_role_setting_the_policy_does_not_name_survives_an_update_of_another_on(server: Server) {
+    let w = World::on(server);
     let role = unique("fieldwise");
     // Made by hand with a description; the policy names only the session
     // duration (and the trust it needs).

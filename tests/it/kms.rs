@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{squash, unique, World};
+use crate::harness::{squash, unique, Server, World};
 
 fn policy(k: &str, kdr: &str, src: &str, dst: &str, writer: &str, repl: &str) -> String {
     format!(
@@ -106,9 +106,12 @@ fn control<'a>(j: &'a Value, id: &str, address: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {id} on {address}: {j}"))
 }
 
-#[test]
-fn one_apply_on_an_empty_estate_creates_roles_keys_buckets_and_encrypted_replication() {
-    let w = World::with_moto();
+crate::both!(
+    one_apply_on_an_empty_estate_creates_roles_keys_buckets_and_encrypted_replication,
+    super::one_apply_on_an_empty_estate_creates_roles_keys_buckets_and_encrypted_replication_on
+);
+fn one_apply_on_an_empty_estate_creates_roles_keys_buckets_and_encrypted_replication_on(server: Server) {
+    let w = World::on(server);
     let (k, kdr) = (unique("bk"), unique("bk-dr"));
     let (src, dst) = (unique("kms-src"), unique("kms-dst"));
     let (writer, repl) = (unique("writer"), unique("repl"));
@@ -177,9 +180,12 @@ fn one_apply_on_an_empty_estate_creates_roles_keys_buckets_and_encrypted_replica
     w.cli(&["audit", "-f", &p]).code(0);
 }
 
-#[test]
-fn key_policy_statements_are_owned_by_sid_and_foreign_ones_survive() {
-    let w = World::with_moto();
+crate::both!(
+    key_policy_statements_are_owned_by_sid_and_foreign_ones_survive,
+    super::key_policy_statements_are_owned_by_sid_and_foreign_ones_survive_on
+);
+fn key_policy_statements_are_owned_by_sid_and_foreign_ones_survive_on(server: Server) {
+    let w = World::on(server);
     let (k, kdr) = (unique("own"), unique("own-dr"));
     let (src, dst) = (unique("own-src"), unique("own-dst"));
     let (writer, repl) = (unique("writer"), unique("repl"));
@@ -240,9 +246,12 @@ kms.put_key_policy(KeyId=kid, PolicyName="default", Policy=json.dumps(doc))
     r.code(0);
 }
 
-#[test]
-fn a_key_whose_alias_was_never_made_is_adopted_not_made_twice() {
-    let w = World::with_moto();
+crate::both!(
+    a_key_whose_alias_was_never_made_is_adopted_not_made_twice,
+    super::a_key_whose_alias_was_never_made_is_adopted_not_made_twice_on
+);
+fn a_key_whose_alias_was_never_made_is_adopted_not_made_twice_on(server: Server) {
+    let w = World::on(server);
     let k = unique("orphan");
     // An earlier run stopped between CreateKey and CreateAlias: the key
     // carries the tool's tag but has no alias.
