@@ -1,5 +1,10 @@
 """Benchmark plan / audit / import / validate against moto. Prints figures; asserts
-nothing. Usage: bench.py BIN N [N...]
+nothing. Usage: bench.py BIN [--latency MS] N [N...]
+
+With --latency MS, `plan` also runs through a loopback proxy that holds each
+request MS milliseconds before forwarding it (AWS's round trip, which moto
+on loopback does not have), and the run is compared with its floor: the
+larger of calls x MS / concurrency and moto's own CPU for the calls.
 
 For each N: seed N buckets with a mixed posture, write a policy naming them,
 then run `plan`, `audit` and `import --all-buckets` (3 runs each, median)
@@ -10,6 +15,8 @@ made (from moto's request log) and moto's own CPU during the run (from
 
 import os
 import socket
+import socketserver
+import threading
 import statistics
 import subprocess
 import sys
@@ -34,6 +41,47 @@ def proc_cpu(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+class LatencyProxy(socketserver.ThreadingTCPServer):
+    """One request per connection (moto answers Connection: close): read it,
+    wait the latency, forward it to moto, relay the answer."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, upstream, latency_s):
+        self.upstream, self.latency_s = upstream, latency_s
+        super().__init__(("127.0.0.1", 0), LatencyHandler)
+
+
+class LatencyHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self.request.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        while len(body) < length:
+            chunk = self.request.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        time.sleep(self.server.latency_s)
+        up = socket.create_connection(("127.0.0.1", self.server.upstream))
+        up.sendall(head + b"\r\n\r\n" + body)
+        while True:
+            chunk = up.recv(65536)
+            if not chunk:
+                break
+            self.request.sendall(chunk)
+        up.close()
 
 
 def run(cmd, env, moto_pid, log_path):
@@ -75,7 +123,11 @@ def run(cmd, env, moto_pid, log_path):
 
 def main():
     binary = sys.argv[1]
-    sizes = [int(n) for n in sys.argv[2:]] or [200]
+    args = sys.argv[2:]
+    latency_ms = 0
+    if args[:1] == ["--latency"]:
+        latency_ms, args = int(args[1]), args[2:]
+    sizes = [int(n) for n in args] or [200]
     work = tempfile.mkdtemp(prefix="suoops-bench-")
     log_path = os.path.join(work, "moto.log")
     port = free_port()
@@ -129,6 +181,20 @@ def main():
                 # Every setting of every bucket: 7 reads each, by design.
                 "import": [binary, "import", "--all-buckets", "-o", imported],
             }
+            if latency_ms:
+                proxy = LatencyProxy(port, latency_ms / 1000)
+                threading.Thread(target=proxy.serve_forever, daemon=True).start()
+                lenv = dict(env, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.server_address[1]}")
+                concurrency = 16
+                runs = [run([binary, "plan", "-f", policy], lenv, moto.pid, log_path) for _ in range(3)]
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                floor = max(med["calls"] * latency_ms / 1000 / concurrency, med["moto_cpu"])
+                print(f"plan through {latency_ms} ms latency, N={n}: wall {med['wall']:.3f} s, "
+                      f"{int(med['calls'])} calls ({med['calls'] / n:.2f}/bucket), latency floor "
+                      f"{med['calls'] * latency_ms / 1000 / concurrency:.3f} s, moto cpu {med['moto_cpu']:.3f} s, "
+                      f"wall/floor {med['wall'] / floor:.2f}, tool cpu {med['cpu']:.3f} s, rss {med['rss_mb']:.1f} MB")
+                proxy.shutdown()
+                continue
             for cmd, argv in commands.items():
                 runs = [run(argv, env, moto.pid, log_path) for _ in range(3)]
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

@@ -115,7 +115,7 @@ impl Aws {
             // Adaptive mode: standard retries plus a client-side rate
             // limiter that slows the run down when a service throttles
             // (SlowDown, Throttling), so a throttled run completes.
-            .retry_config(RetryConfig::adaptive().with_max_attempts(8))
+            .retry_config(RetryConfig::adaptive().with_max_attempts(5))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))

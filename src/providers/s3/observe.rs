@@ -71,8 +71,39 @@ pub struct PabState {
 /// With `evidence`, the lifecycle is also read when a backup entry checks
 /// retention against it (audit).
 pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool) -> Result<BucketState, Fatal> {
-    let client = aws.s3(region);
     let name = spec.name.as_str();
+    let wants_versioning = spec.versioning.is_some() || spec.mfa_delete.is_some();
+    let wants_lifecycle =
+        spec.lifecycle.is_some() || (evidence && spec.backups.iter().any(|b| b.retention_days.is_some()));
+    let reads = wants_versioning
+        || spec.encryption.is_some()
+        || spec.public_access_block.is_some()
+        || wants_lifecycle
+        || spec.require_tls.is_some()
+        || spec.replication.is_some();
+    // One read per setting the policy mentions, and no HeadBucket: each
+    // Get answers NoSuchBucket (absent), a redirect to the bucket's own
+    // region (read again there), or the setting. HeadBucket is left for a
+    // bucket the policy names without any setting, and for telling "not
+    // ours" from "not allowed" when every read is denied.
+    if reads {
+        let gone = Gone::default();
+        let state = read_settings(aws, spec, region, evidence, &gone).await?;
+        let outcome = gone.0.borrow().clone();
+        match outcome {
+            Some(BucketGone::Absent) => return Ok(missing(spec, evidence, Observed::Absent)),
+            Some(BucketGone::Moved(home)) if home != region => {
+                let again = Gone::default();
+                let state = read_settings(aws, spec, &home, evidence, &again).await?;
+                if again.0.borrow().is_none() {
+                    return Ok(state);
+                }
+            }
+            _ if !state.all_denied() => return Ok(state),
+            _ => {}
+        }
+    }
+    let client = aws.s3(region);
     let head = aws.call(&ops::HEAD_BUCKET, client.head_bucket().bucket(name).send()).await;
     let bucket = match head {
         Ok(out) => Observed::Present(out.bucket_region().unwrap_or(region).to_string()),
@@ -92,42 +123,115 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool)
     };
     // A missing or unreadable bucket has no settings to read: each setting
     // the policy mentions takes the bucket's own absence or unknown reason.
-    if bucket.present().is_none() {
-        return Ok(BucketState {
-            versioning: spec.versioning.map(|_| like(&bucket)),
-            encryption: spec.encryption.as_ref().map(|_| like(&bucket)),
-            public_access_block: spec.public_access_block.map(|_| like(&bucket)),
-            mfa_delete: spec.mfa_delete.map(|_| like(&bucket)),
-            lifecycle: (spec.lifecycle.is_some() || evidence).then(|| like(&bucket)),
-            policy: spec.require_tls.map(|_| like(&bucket)),
-            replication: spec.replication.as_ref().map(|_| like(&bucket)),
-            prerequisites: Prerequisites::default(),
-            key: None,
-            bucket,
-        });
+    let Some(home) = bucket.present().cloned() else {
+        return Ok(missing(spec, evidence, bucket));
+    };
+    let gone = Gone::default();
+    let mut state = read_settings(aws, spec, &home, evidence, &gone).await?;
+    state.bucket = bucket;
+    Ok(state)
+}
+
+/// Why the reads of a bucket's settings found no bucket where they asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BucketGone {
+    /// NoSuchBucket.
+    Absent,
+    /// Redirected: the bucket lives in this region.
+    Moved(String),
+}
+
+/// What any of one bucket's concurrent reads learnt about the bucket itself.
+#[derive(Default)]
+struct Gone(std::cell::RefCell<Option<BucketGone>>);
+
+impl Gone {
+    fn note<E>(&self, e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>)
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata,
+    {
+        let found = match redirect_region(e) {
+            Some(home) => Some(BucketGone::Moved(home)),
+            None if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchBucket") => Some(BucketGone::Absent),
+            None => None,
+        };
+        if found.is_some() {
+            *self.0.borrow_mut() = found;
+        }
     }
-    let actual_region = bucket.present().cloned().unwrap_or_else(|| region.to_string());
-    let client = aws.s3(&actual_region);
+}
+
+/// The state of a bucket that is absent or unreadable: every setting the
+/// policy mentions takes the bucket's reason.
+fn missing(spec: &BucketSpec, evidence: bool, bucket: Observed<String>) -> BucketState {
+    BucketState {
+        versioning: spec.versioning.map(|_| like(&bucket)),
+        encryption: spec.encryption.as_ref().map(|_| like(&bucket)),
+        public_access_block: spec.public_access_block.map(|_| like(&bucket)),
+        mfa_delete: spec.mfa_delete.map(|_| like(&bucket)),
+        lifecycle: (spec.lifecycle.is_some() || evidence).then(|| like(&bucket)),
+        policy: spec.require_tls.map(|_| like(&bucket)),
+        replication: spec.replication.as_ref().map(|_| like(&bucket)),
+        prerequisites: Prerequisites::default(),
+        key: None,
+        bucket,
+    }
+}
+
+impl BucketState {
+    /// Every setting read was refused: the bucket may not be ours at all.
+    fn all_denied(&self) -> bool {
+        let reasons = [
+            self.versioning.as_ref().and_then(|o| o.unknown_reason()),
+            self.encryption.as_ref().and_then(|o| o.unknown_reason()),
+            self.public_access_block.as_ref().and_then(|o| o.unknown_reason()),
+            self.lifecycle.as_ref().and_then(|o| o.unknown_reason()),
+            self.policy.as_ref().and_then(|o| o.unknown_reason()),
+            self.replication.as_ref().and_then(|o| o.unknown_reason()),
+        ];
+        let read = [
+            self.versioning.is_some(),
+            self.encryption.is_some(),
+            self.public_access_block.is_some(),
+            self.lifecycle.is_some(),
+            self.policy.is_some(),
+            self.replication.is_some(),
+        ];
+        read.iter().zip(reasons).filter(|(r, _)| **r).all(|(_, why)| why.is_some_and(|w| w.contains("denied")))
+    }
+}
+
+/// Read each setting the policy mentions, concurrently, in `region`; the
+/// bucket is taken as present there (`gone` says otherwise).
+async fn read_settings(
+    aws: &Aws,
+    spec: &BucketSpec,
+    region: &str,
+    evidence: bool,
+    gone: &Gone,
+) -> Result<BucketState, Fatal> {
+    let client = aws.s3(region);
+    let name = spec.name.as_str();
     let wants_versioning = spec.versioning.is_some() || spec.mfa_delete.is_some();
     let wanted_key = spec.encryption.as_ref().and_then(|e| e.kms_key.as_deref());
     let (versioning, encryption, public_access_block, lifecycle, policy, replication, key) = tokio::join!(
-        maybe(wants_versioning, versioning(aws, &client, name)),
-        maybe(spec.encryption.is_some(), encryption(aws, &client, name)),
-        maybe(spec.public_access_block.is_some(), public_access_block(aws, &client, name)),
+        maybe(wants_versioning, versioning(aws, &client, name, gone)),
+        maybe(spec.encryption.is_some(), encryption(aws, &client, name, gone)),
+        maybe(spec.public_access_block.is_some(), public_access_block(aws, &client, name, gone)),
         maybe(
             spec.lifecycle.is_some() || (evidence && spec.backups.iter().any(|b| b.retention_days.is_some())),
-            lifecycle(aws, &client, name),
+            lifecycle(aws, &client, name, gone),
         ),
-        maybe(spec.require_tls.is_some(), policy(aws, &client, name)),
-        maybe(spec.replication.is_some(), read_replication(aws, &client, name)),
-        maybe(wanted_key.is_some(), describe_key(aws, &actual_region, wanted_key.unwrap_or_default())),
+        maybe(spec.require_tls.is_some(), policy(aws, &client, name, gone)),
+        maybe(spec.replication.is_some(), replication(aws, &client, name, gone)),
+        maybe(wanted_key.is_some(), describe_key(aws, region, wanted_key.unwrap_or_default())),
     );
     let (versioning, mfa_delete) = match versioning.transpose()? {
         Some((v, m)) => (spec.versioning.map(|_| v), spec.mfa_delete.map(|_| m)),
         None => (None, None),
     };
     Ok(BucketState {
-        bucket,
+        bucket: Observed::Present(region.to_string()),
         versioning,
         encryption: encryption.transpose()?,
         public_access_block: public_access_block.transpose()?,
@@ -210,7 +314,7 @@ fn like<T>(bucket: &Observed<String>) -> Observed<T> {
 
 type VersioningRead = (Observed<String>, Observed<bool>);
 
-async fn versioning(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<VersioningRead, Fatal> {
+async fn versioning(aws: &Aws, client: &aws_sdk_s3::Client, name: &str, gone: &Gone) -> Result<VersioningRead, Fatal> {
     match aws.call(&ops::GET_BUCKET_VERSIONING, client.get_bucket_versioning().bucket(name).send()).await {
         Ok(out) => {
             let status = match out.status() {
@@ -223,6 +327,7 @@ async fn versioning(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Resul
             Ok((status, mfa))
         }
         Err(e) => {
+            gone.note(&e);
             let u: Observed<String> = classify(&e, &["NoSuchBucket"]).observed()?;
             let m = match &u {
                 Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
@@ -233,8 +338,13 @@ async fn versioning(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Resul
     }
 }
 
-async fn lifecycle(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<LifecycleDoc>, Fatal> {
-    read_lifecycle(aws, client, name).await
+async fn lifecycle(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    gone: &Gone,
+) -> Result<Observed<LifecycleDoc>, Fatal> {
+    read_lifecycle_noting(aws, client, name, Some(gone)).await
 }
 
 /// GetBucketLifecycleConfiguration; also used by apply to re-read the
@@ -244,6 +354,15 @@ pub async fn read_lifecycle(
     client: &aws_sdk_s3::Client,
     name: &str,
 ) -> Result<Observed<LifecycleDoc>, Fatal> {
+    read_lifecycle_noting(aws, client, name, None).await
+}
+
+async fn read_lifecycle_noting(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    gone: Option<&Gone>,
+) -> Result<Observed<LifecycleDoc>, Fatal> {
     match aws
         .call(&ops::GET_BUCKET_LIFECYCLE_CONFIGURATION, client.get_bucket_lifecycle_configuration().bucket(name).send())
         .await
@@ -252,26 +371,50 @@ pub async fn read_lifecycle(
             out.rules().to_vec(),
             out.transition_default_minimum_object_size().cloned(),
         ))),
-        Err(e) => classify(&e, &["NoSuchLifecycleConfiguration", "NoSuchBucket"]).observed(),
+        Err(e) => {
+            if let Some(g) = gone {
+                g.note(&e);
+            }
+            classify(&e, &["NoSuchLifecycleConfiguration", "NoSuchBucket"]).observed()
+        }
     }
 }
 
-async fn policy(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<PolicyDoc>, Fatal> {
-    read_policy(aws, client, name).await
+async fn policy(aws: &Aws, client: &aws_sdk_s3::Client, name: &str, gone: &Gone) -> Result<Observed<PolicyDoc>, Fatal> {
+    read_policy_noting(aws, client, name, Some(gone)).await
 }
 
 /// GetBucketPolicy; also used by apply to re-read before writing.
 pub async fn read_policy(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<PolicyDoc>, Fatal> {
+    read_policy_noting(aws, client, name, None).await
+}
+
+async fn read_policy_noting(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    gone: Option<&Gone>,
+) -> Result<Observed<PolicyDoc>, Fatal> {
     match aws.call(&ops::GET_BUCKET_POLICY, client.get_bucket_policy().bucket(name).send()).await {
         Ok(out) => match serde_json::from_str(out.policy().unwrap_or("{}")) {
             Ok(json) => Ok(Observed::Present(PolicyDoc { json })),
             Err(e) => Ok(Observed::Unknown { reason: format!("the bucket policy is not valid JSON: {e}") }),
         },
-        Err(e) => classify(&e, &["NoSuchBucketPolicy", "NoSuchBucket"]).observed(),
+        Err(e) => {
+            if let Some(g) = gone {
+                g.note(&e);
+            }
+            classify(&e, &["NoSuchBucketPolicy", "NoSuchBucket"]).observed()
+        }
     }
 }
 
-async fn encryption(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<EncryptionState>, Fatal> {
+async fn encryption(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    gone: &Gone,
+) -> Result<Observed<EncryptionState>, Fatal> {
     match aws.call(&ops::GET_BUCKET_ENCRYPTION, client.get_bucket_encryption().bucket(name).send()).await {
         Ok(out) => {
             let rule = out.server_side_encryption_configuration().and_then(|c| c.rules().first());
@@ -290,11 +433,19 @@ async fn encryption(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Resul
                     .map(|b| b.encryption_type().iter().map(|t| t.as_str().to_string()).collect()),
             }))
         }
-        Err(e) => classify(&e, &["ServerSideEncryptionConfigurationNotFoundError", "NoSuchBucket"]).observed(),
+        Err(e) => {
+            gone.note(&e);
+            classify(&e, &["ServerSideEncryptionConfigurationNotFoundError", "NoSuchBucket"]).observed()
+        }
     }
 }
 
-async fn public_access_block(aws: &Aws, client: &aws_sdk_s3::Client, name: &str) -> Result<Observed<PabState>, Fatal> {
+async fn public_access_block(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    gone: &Gone,
+) -> Result<Observed<PabState>, Fatal> {
     match aws.call(&ops::GET_PUBLIC_ACCESS_BLOCK, client.get_public_access_block().bucket(name).send()).await {
         Ok(out) => Ok(match out.public_access_block_configuration() {
             Some(c) => Observed::Present(PabState {
@@ -305,8 +456,20 @@ async fn public_access_block(aws: &Aws, client: &aws_sdk_s3::Client, name: &str)
             }),
             None => Observed::Absent,
         }),
-        Err(e) => classify(&e, &["NoSuchPublicAccessBlockConfiguration", "NoSuchBucket"]).observed(),
+        Err(e) => {
+            gone.note(&e);
+            classify(&e, &["NoSuchPublicAccessBlockConfiguration", "NoSuchBucket"]).observed()
+        }
     }
+}
+
+async fn replication(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    gone: &Gone,
+) -> Result<Observed<ReplicationDoc>, Fatal> {
+    read_replication_noting(aws, client, name, Some(gone)).await
 }
 
 /// GetBucketReplication; also used by apply to re-read before writing.
@@ -315,12 +478,26 @@ pub async fn read_replication(
     client: &aws_sdk_s3::Client,
     name: &str,
 ) -> Result<Observed<ReplicationDoc>, Fatal> {
+    read_replication_noting(aws, client, name, None).await
+}
+
+async fn read_replication_noting(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    gone: Option<&Gone>,
+) -> Result<Observed<ReplicationDoc>, Fatal> {
     match aws.call(&ops::GET_BUCKET_REPLICATION, client.get_bucket_replication().bucket(name).send()).await {
         Ok(out) => Ok(match out.replication_configuration() {
             Some(c) => Observed::Present(ReplicationDoc::from_sdk(c)),
             None => Observed::Absent,
         }),
-        Err(e) => classify(&e, &["ReplicationConfigurationNotFoundError", "NoSuchBucket"]).observed(),
+        Err(e) => {
+            if let Some(g) = gone {
+                g.note(&e);
+            }
+            classify(&e, &["ReplicationConfigurationNotFoundError", "NoSuchBucket"]).observed()
+        }
     }
 }
 
@@ -357,7 +534,7 @@ pub async fn destination(aws: &Aws, region: &str, name: &str) -> Result<Observed
             }
         },
     };
-    let (status, _) = versioning(aws, &aws.s3(&home), name).await?;
+    let (status, _) = versioning(aws, &aws.s3(&home), name, &Gone::default()).await?;
     Ok(match status {
         Observed::Present(s) => Observed::Present(s == "enabled"),
         Observed::Absent => Observed::Present(false),
