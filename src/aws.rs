@@ -103,6 +103,8 @@ pub struct Aws {
     iam_limit: Arc<Semaphore>,
     kms_limit: Arc<Semaphore>,
     calls: Arc<AtomicUsize>,
+    /// What the run is waiting for AWS to report, for the progress line.
+    waiting: Arc<Mutex<Option<String>>>,
     verbose: bool,
     wait: Duration,
 }
@@ -150,6 +152,7 @@ impl Aws {
             iam_limit: Arc::new(Semaphore::new(opts.concurrency.clamp(1, IAM_CONCURRENCY))),
             kms_limit: Arc::new(Semaphore::new(opts.concurrency.clamp(1, KMS_CONCURRENCY))),
             calls: Arc::default(),
+            waiting: Arc::default(),
             verbose: opts.verbose,
             wait: opts.wait,
         }
@@ -158,6 +161,20 @@ impl Aws {
     /// How long a step may wait for AWS to report a change (`--wait`).
     pub fn wait(&self) -> Duration {
         self.wait
+    }
+
+    /// Say (on the progress line, and with `-v` on stderr) what the run is
+    /// waiting for AWS to report; None when it no longer waits.
+    pub fn waiting_for(&self, what: Option<String>) {
+        if let (true, Some(w)) = (self.verbose, &what) {
+            eprintln!("waiting for AWS to report {w}");
+        }
+        *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = what;
+    }
+
+    /// What the run waits for now, if anything.
+    pub fn waiting(&self) -> Option<String> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Whether waits and calls are said on stderr (`-v`).
@@ -240,17 +257,22 @@ impl Aws {
         Fut: std::future::Future<Output = Result<T, E>>,
     {
         let start = std::time::Instant::now();
+        let mut waited = false;
         let mut pause = Duration::from_millis(200);
         loop {
             match self.call(op, make()).await {
                 Err(e) if transient(&e) && start.elapsed() + pause <= self.wait => {
-                    if self.verbose {
-                        eprintln!("waiting for AWS to report {what} ({} ms)", pause.as_millis());
-                    }
+                    waited = true;
+                    self.waiting_for(Some(format!("{what} ({} ms)", pause.as_millis())));
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
-                other => return other,
+                other => {
+                    if waited {
+                        self.waiting_for(None);
+                    }
+                    return other;
+                }
             }
         }
     }

@@ -220,10 +220,13 @@ async fn settled(
         }
         let done = applied_reads >= 2 || (differs && stable_since.elapsed() >= STABLE);
         if done || start.elapsed() + pause > ctx.aws.wait() {
+            if ctx.aws.waiting().is_some() {
+                ctx.aws.waiting_for(None);
+            }
             return Ok(again);
         }
-        if ctx.aws.verbose() && differs {
-            eprintln!("waiting for AWS to report the {} changes as applied ({} ms)", part.kind(), pause.as_millis());
+        if differs {
+            ctx.aws.waiting_for(Some(format!("the {} changes as applied ({} ms)", part.kind(), pause.as_millis())));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_secs(5));

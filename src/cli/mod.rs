@@ -259,7 +259,8 @@ impl Progress {
         let (b2, a2) = (bar.clone(), aws.clone());
         let ticker = tokio::spawn(async move {
             loop {
-                b2.set_message(format!("{what}: {} API calls", a2.calls()));
+                let waiting = a2.waiting().map(|w| format!(" — waiting for AWS to report {w}")).unwrap_or_default();
+                b2.set_message(format!("{what}: {} API calls{waiting}", a2.calls()));
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         });

@@ -139,3 +139,40 @@ for i in range(200):
     assert_eq!(entries, 200, "{}", r.stderr);
     assert!(proxy.counts.slowdown.load(Relaxed) > 0, "the proxy throttled: {}", proxy.counts.summary());
 }
+
+#[test]
+fn the_shipped_policy_converges_in_one_apply_through_aws_behaviour() {
+    // Its AWS part (Redis and PostgreSQL are tested against their own
+    // servers): keys, roles, three buckets in two regions, replication.
+    let w = World::with_moto();
+    let p = crate::harness::root().join("policies/suoops.yaml").to_string_lossy().into_owned();
+    let proxy = FaultProxy::with(
+        w.moto().port,
+        Faults::aws(
+            vec![("suoops-backups-dr".into(), "eu-west-1".into())],
+            Duration::from_millis(1500),
+            40,
+            Duration::from_millis(20),
+        ),
+        None,
+    );
+    let url = proxy.url();
+    let targets = ["--target", "iam", "--target", "kms", "--target", "s3"];
+    let mut args = vec!["--endpoint-url", &url, "-v", "apply", "-f", &p, "--auto-approve"];
+    args.extend(targets);
+    let r = w.cli(&args);
+    // The note quotes this run: the output and the waits.
+    eprintln!("{}", r.stdout);
+    for l in r.stderr.lines().filter(|l| l.starts_with("waiting for AWS")) {
+        eprintln!("{l}");
+    }
+    eprintln!("proxy: {}", proxy.counts.summary());
+    r.code(0);
+    assert!(!r.stdout.contains("still differs"), "{}", r.stdout);
+    for addr in ["kms.suoops-backups", "kms.suoops-backups-dr", "s3.suoops-backups", "s3.suoops-backups-dr"] {
+        assert!(r.stdout.contains(&format!("{addr}: done")), "{addr}\n{}", r.stdout);
+    }
+    let mut args = vec!["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"];
+    args.extend(targets);
+    w.cli(&args).code(0);
+}

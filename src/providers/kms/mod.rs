@@ -501,7 +501,9 @@ async fn orphan(aws: &Aws, c: &aws_sdk_kms::Client, name: &str) -> Result<Option
                 let d = aws.call(&ops::DESCRIBE_KEY, c.describe_key().key_id(id).send()).await;
                 let usable =
                     d.ok().and_then(|d| d.key_metadata().map(|m| m.key_state().map(|s| s.as_str().to_string())));
-                if usable.flatten().is_some_and(|s| s == "Enabled" || s == "Disabled") {
+                // Only an enabled one: a half-made key someone disabled (or
+                // scheduled for deletion) is left alone.
+                if usable.flatten().is_some_and(|s| s == "Enabled") {
                     return Ok(Some(id.to_string()));
                 }
             }
@@ -519,6 +521,7 @@ async fn apply_key(aws: &Aws, key: &Key, change: &Change) -> Vec<StepOutcome> {
     let touches = |p: &str| change.attributes.iter().any(|a| a.name == p || a.name.starts_with(&format!("{p}.")));
     let mut out = Vec::new();
     let created = change.action == Action::Create;
+    let mut adopted_key = false;
     let id = match key.state.key.present() {
         Some(k) => k.id.clone(),
         None => {
@@ -532,6 +535,7 @@ async fn apply_key(aws: &Aws, key: &Key, change: &Change) -> Vec<StepOutcome> {
             let id = match adopted {
                 Some(id) => {
                     out.push(StepOutcome { step: "adopt the key an earlier run created", result: Ok(()) });
+                    adopted_key = true;
                     id
                 }
                 None => {
@@ -603,7 +607,9 @@ async fn apply_key(aws: &Aws, key: &Key, change: &Change) -> Vec<StepOutcome> {
     if touches("enabled") {
         step!(&ops::ENABLE_KEY, "enable key", c.enable_key().key_id(&id).send());
     }
-    if touches("description") && !created {
+    // A new key got its description from CreateKey; an adopted one may
+    // carry an older one.
+    if touches("description") && (!created || adopted_key) {
         step!(
             &ops::UPDATE_KEY_DESCRIPTION,
             "description",

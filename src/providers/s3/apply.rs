@@ -45,10 +45,12 @@ pub async fn apply(
     // Once the bucket exists its settings are independent of each other: a
     // failed step is reported and the next ones still run (replication,
     // which needs versioning, checks that step itself).
-    // A bucket this run creates answers NoSuchBucket for a while: its
-    // steps wait (bounded) until it is visible.
+    // A bucket this run creates answers NoSuchBucket (or OperationAborted,
+    // "a conflicting conditional operation is in progress") for a while:
+    // its steps wait (bounded) until it is visible (terraform-provider-aws
+    // retries both, internal/service/s3/bucket.go).
     let created = change.action == Action::Create;
-    let not_yet = |code: Option<&str>| created && code == Some("NoSuchBucket");
+    let not_yet = |code: Option<&str>| created && matches!(code, Some("NoSuchBucket" | "OperationAborted"));
     macro_rules! step {
         ($op:expr, $label:expr, $fut:expr) => {{
             let r = aws
