@@ -103,6 +103,15 @@ need_servers() {
     fi
 }
 
+need_promtool() {
+    # promtool (Debian's prometheus package) checks the OpenMetrics output
+    # and the example alert rules in the tests; the server is not used.
+    command -v promtool >/dev/null 2>&1 || apt_install prometheus
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl stop prometheus >/dev/null 2>&1 || true
+    fi
+}
+
 need_chromium() {
     # Headless Chromium renders the HTML audit report in the tests.
     [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ] || apt_install chromium

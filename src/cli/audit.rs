@@ -32,6 +32,9 @@ pub enum AuditFormat {
     Junit,
     Sarif,
     Html,
+    /// OpenMetrics text (Prometheus): for node_exporter's textfile
+    /// collector with `--output`.
+    Openmetrics,
 }
 
 pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
@@ -53,10 +56,18 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         AuditFormat::Junit => render::junit::report(&report),
         AuditFormat::Sarif => format!("{:#}\n", render::sarif::report(&report, &policy.file)),
         AuditFormat::Html => render::html::report(&report, &policy.file),
+        AuditFormat::Openmetrics => render::openmetrics::report(&report),
     };
     match &a.output {
         Some(path) => {
-            if let Err(e) = std::fs::write(path, &text) {
+            // Written beside, then renamed over: a collector reading the
+            // file (node_exporter's textfile collector) never sees half.
+            let tmp = path.with_file_name(format!(
+                ".{}.tmp",
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            ));
+            if let Err(e) = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, path)) {
+                let _ = std::fs::remove_file(&tmp);
                 return error(g, format!("cannot write {}: {e}", path.display()));
             }
         }

@@ -105,6 +105,64 @@ fn fresh_dump_with_a_good_sidecar_and_retention_passes() {
     .collect();
     assert_eq!(got, want);
 
+    // The same audit as OpenMetrics, for Prometheus: it parses with the
+    // prometheus_client OpenMetrics parser, and says what the controls say.
+    let prom = w.dir.path().join("suoops.prom");
+    let r = w.cli(&["audit", "-f", &p, "--format", "openmetrics", "--output", &prom.to_string_lossy()]);
+    r.code(2);
+    let parsed = w.python(&format!(
+        r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = {{}}
+for fam in text_string_to_metric_families(open({prom:?}).read()):
+    for s in fam.samples:
+        labels = ",".join(f"{{k}}={{v}}" for k, v in sorted(s.labels.items()))
+        v = float(s.value)
+        out[f"{{s.name}}{{{{{{labels}}}}}}"] = v if v == v else "NaN"
+print(json.dumps(out, sort_keys=True))
+"#
+    ));
+    let m: serde_json::Value = serde_json::from_str(&parsed).expect("parsed metrics");
+    let entry = format!("address=s3.{b}.backups.postgres-daily-dump");
+    assert_eq!(m[format!("suoops_backup_size_bytes{{{entry}}}")].as_f64(), Some(dump.len() as f64), "{m}");
+    assert!(m[format!("suoops_backup_age_seconds{{{entry}}}")].as_f64().is_some_and(|a| a < 600.0), "{m}");
+    assert_eq!(m[format!("suoops_backup_max_age_seconds{{{entry}}}")].as_f64(), Some(93600.0), "{m}");
+    assert_eq!(m[format!("suoops_backup_sidecar_match{{{entry}}}")].as_f64(), Some(1.0), "{m}");
+    let state = |control: &str, addr: &str, st: &str| {
+        let (head, tail) =
+            (format!("suoops_control_status{{address={addr},control={control},"), format!("status={st}}}"));
+        let obj = m.as_object().expect("metrics");
+        obj.iter().find(|(k, _)| k.starts_with(&head) && k.ends_with(&tail)).and_then(|(_, v)| v.as_f64())
+    };
+    let wal = format!("s3.{b}.backups.wal-archive");
+    assert_eq!(state("BACKUP-RETENTION", &wal, "fail"), Some(1.0), "{m}");
+    assert_eq!(state("BACKUP-RETENTION", &wal, "pass"), Some(0.0), "{m}");
+    assert_eq!(state("BACKUP-FRESHNESS", &wal, "pass"), Some(1.0), "{m}");
+    assert_eq!(m["suoops_audit_compliant{}"].as_f64(), Some(0.0), "{m}");
+    // Prometheus' own linter takes it too (the textfile collector reads
+    // Prometheus' text format), and the shipped alert rules check and pass
+    // their unit tests.
+    let promtool = |args: &[&str], stdin: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new("promtool");
+        cmd.args(args).current_dir(crate::harness::root());
+        if let Some(f) = stdin {
+            cmd.stdin(std::fs::File::open(f).expect("metrics file"));
+        }
+        let out = cmd.output().unwrap_or_else(|e| {
+            panic!("promtool is needed for this test ({e}): apt-get install prometheus (scripts/test installs it)")
+        });
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    promtool(&["check", "metrics"], Some(&prom));
+    promtool(&["check", "rules", "docs/prometheus-alerts.yml"], None);
+    promtool(&["test", "rules", "docs/prometheus-alerts.test.yml"], None);
+
     // A sidecar that does not match the checksum S3 holds fails.
     put(&w, &b, &format!("{key}.sha256"), format!("{hex}\n").as_bytes(), false);
     let r = w.cli(&["audit", "-f", &p]);

@@ -19,6 +19,7 @@ use crate::providers::ops;
 pub struct Newest {
     pub key: String,
     pub age_seconds: u64,
+    pub size_bytes: u64,
     /// Objects read to find it.
     pub listed: usize,
 }
@@ -70,7 +71,7 @@ async fn newest(
         .as_ref()
         .map(|f| format!("{}{}", b.prefix, format_time(f, now.saturating_sub(2 * b.max_age_secs))));
     let mut token: Option<String> = None;
-    let mut best: Option<(i64, String)> = None;
+    let mut best: Option<(i64, String, u64)> = None;
     let mut listed = 0;
     loop {
         let req = client
@@ -89,8 +90,8 @@ async fn newest(
             if key.ends_with(".sha256") || key.ends_with('/') {
                 continue;
             }
-            if best.as_ref().is_none_or(|(bt, bk)| (t.secs(), key) > (*bt, bk.as_str())) {
-                best = Some((t.secs(), key.to_string()));
+            if best.as_ref().is_none_or(|(bt, bk, _)| (t.secs(), key) > (*bt, bk.as_str())) {
+                best = Some((t.secs(), key.to_string(), o.size().unwrap_or(0).max(0) as u64));
             }
         }
         token = page.next_continuation_token().map(str::to_string);
@@ -99,7 +100,9 @@ async fn newest(
         }
     }
     Ok(match best {
-        Some((t, key)) => Observed::Present(Newest { key, age_seconds: now.saturating_sub(t.max(0) as u64), listed }),
+        Some((t, key, size_bytes)) => {
+            Observed::Present(Newest { key, age_seconds: now.saturating_sub(t.max(0) as u64), size_bytes, listed })
+        }
         None => Observed::Absent,
     })
 }

@@ -1,0 +1,145 @@
+//! The audit as OpenMetrics text, for Prometheus (node_exporter's textfile
+//! collector, or a push gateway): a gauge state set per control, one gauge
+//! per objective, and the newest backup of each `backups:` entry (age,
+//! size, sidecar). Only gauges, so the text also parses as Prometheus' own
+//! text format, which the textfile collector reads (it takes `# UNIT` and
+//! `# EOF` as comments, but knows no `stateset` type). Sorted like every
+//! report; no timestamps (the collector stamps the file).
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::audit::objectives::Verdict;
+use crate::audit::{Report, Status};
+
+/// A label value with `\`, `"` and newlines escaped (OpenMetrics ABNF).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+pub fn report(report: &Report) -> String {
+    let mut out = String::new();
+    let status = |s: Status| match s {
+        Status::Pass => "pass",
+        Status::Fail => "fail",
+        Status::Unknown => "unknown",
+        Status::Waived => "waived",
+    };
+    let _ = writeln!(out, "# TYPE suoops_audit_compliant gauge");
+    let _ = writeln!(out, "# HELP suoops_audit_compliant 1 when every control passes (or is waived), else 0.");
+    let s = report.summary();
+    let _ = writeln!(out, "suoops_audit_compliant {}", u8::from(s.failed == 0 && s.unknown == 0));
+    let _ = writeln!(out, "# TYPE suoops_audit_controls gauge");
+    let _ = writeln!(out, "# HELP suoops_audit_controls Controls by status.");
+    for (st, n) in [("pass", s.passed), ("fail", s.failed), ("unknown", s.unknown), ("waived", s.waived)] {
+        let _ = writeln!(out, "suoops_audit_controls{{status=\"{st}\"}} {n}");
+    }
+
+    let _ = writeln!(out, "# TYPE suoops_control_status gauge");
+    let _ = writeln!(
+        out,
+        "# HELP suoops_control_status 1 for the status one control has on one resource, 0 for the others."
+    );
+    for c in &report.controls {
+        for st in ["pass", "fail", "unknown", "waived"] {
+            let _ = writeln!(
+                out,
+                "suoops_control_status{{control=\"{}\",address=\"{}\",severity=\"{}\",status=\"{st}\"}} {}",
+                label(c.id),
+                label(c.address.as_str()),
+                format!("{:?}", c.severity).to_lowercase(),
+                u8::from(status(c.status) == st)
+            );
+        }
+    }
+
+    let _ = writeln!(out, "# TYPE suoops_objective_met gauge");
+    let _ = writeln!(
+        out,
+        "# HELP suoops_objective_met 1 when the strategy's objective is met, 0 when not, NaN when nothing evaluates it."
+    );
+    for o in &report.objectives {
+        let v = match o.verdict {
+            Verdict::Met => "1",
+            Verdict::NotMet => "0",
+            Verdict::NotEvaluated => "NaN",
+        };
+        let _ = writeln!(out, "suoops_objective_met{{objective=\"{}\"}} {v}", label(o.id));
+    }
+
+    // The newest backup of each entry, from its evidence controls.
+    let fresh: Vec<_> = report.controls.iter().filter(|c| c.id == "BACKUP-FRESHNESS").collect();
+    let gauge = |out: &mut String, name: &str, help: &str, unit: Option<&str>, values: Vec<(String, String)>| {
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        if let Some(u) = unit {
+            let _ = writeln!(out, "# UNIT {name} {u}");
+        }
+        let _ = writeln!(out, "# HELP {name} {help}");
+        for (addr, v) in values {
+            let _ = writeln!(out, "{name}{{address=\"{}\"}} {v}", label(&addr));
+        }
+    };
+    let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64);
+    gauge(
+        &mut out,
+        "suoops_backup_age_seconds",
+        "Age of the newest backup of the entry (absent: none found).",
+        Some("seconds"),
+        fresh
+            .iter()
+            .filter_map(|c| num(&c.observed, "age_seconds").map(|a| (c.address.to_string(), a.to_string())))
+            .collect(),
+    );
+    gauge(
+        &mut out,
+        "suoops_backup_size_bytes",
+        "Size of the newest backup of the entry.",
+        Some("bytes"),
+        fresh
+            .iter()
+            .filter_map(|c| num(&c.observed, "size_bytes").map(|a| (c.address.to_string(), a.to_string())))
+            .collect(),
+    );
+    gauge(
+        &mut out,
+        "suoops_backup_max_age_seconds",
+        "The entry's max_age: older means the backup job failed.",
+        Some("seconds"),
+        fresh
+            .iter()
+            .filter_map(|c| num(&c.expected, "max_age_seconds").map(|a| (c.address.to_string(), a.to_string())))
+            .collect(),
+    );
+    gauge(
+        &mut out,
+        "suoops_backup_sidecar_match",
+        "1 when the newest backup's KEY.sha256 matches it, 0 when not, NaN when it could not be read.",
+        None,
+        report
+            .controls
+            .iter()
+            .filter(|c| c.id == "BACKUP-INTEGRITY")
+            .map(|c| {
+                let v = match c.status {
+                    Status::Pass => "1",
+                    Status::Fail => "0",
+                    Status::Unknown | Status::Waived => "NaN",
+                };
+                (c.address.to_string(), v.to_string())
+            })
+            .collect(),
+    );
+    out.push_str("# EOF\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
