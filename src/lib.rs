@@ -9,6 +9,7 @@ pub mod engine;
 pub mod iamdoc;
 pub mod import;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod providers;
 pub mod render;

@@ -22,6 +22,19 @@ pub struct AuditArgs {
     /// Write the report to FILE instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Post to this webhook when the outcome changes — a control or
+    /// objective starts failing, or recovers (repeatable). `env:NAME` reads
+    /// the URL from the environment variable NAME (the URL is a secret;
+    /// only its host is ever printed).
+    #[arg(long, value_name = "URL|env:NAME", requires = "state")]
+    pub notify: Vec<String>,
+    /// The message format for --notify.
+    #[arg(long, value_enum, default_value_t = crate::notify::NotifyFormat::Slack)]
+    pub notify_format: crate::notify::NotifyFormat,
+    /// Where the outcome of the last audit is kept, to post only changes
+    /// (created when absent; updated once every webhook took the message).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,6 +51,12 @@ pub enum AuditFormat {
 }
 
 pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
+    // Webhooks are checked before anything is read.
+    let env = |k: &str| std::env::var(k).ok();
+    let hooks: Vec<String> = match a.notify.iter().map(|n| crate::notify::resolve(n, &env)).collect() {
+        Ok(h) => h,
+        Err(e) => return error(g, e),
+    };
     let super::Prepared { targets, policy, snapshot: observations, .. } =
         match super::prepare(g, &a.policy.file, &a.targets, true).await {
             Ok(p) => p,
@@ -73,6 +92,9 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         }
         None => out(&text),
     }
+    if let Some(state) = &a.state {
+        notify(g, a, &hooks, state, &report, &policy.file).await;
+    }
     let s = report.summary();
     if s.unknown > 0 {
         return error(g, format!("{} control(s) could not be evaluated (see the report)", s.unknown));
@@ -81,5 +103,47 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         2
     } else {
         0
+    }
+}
+
+/// Post what changed since the state file's outcome to every webhook, then
+/// keep the new outcome — only when every webhook took the message, so a
+/// failed delivery is tried again by the next run. Never changes the exit
+/// code; a problem is one line on stderr.
+async fn notify(
+    g: &Global,
+    a: &AuditArgs,
+    hooks: &[String],
+    state: &std::path::Path,
+    report: &crate::audit::Report,
+    policy_file: &str,
+) {
+    use crate::notify::{Change, Outcome};
+    let before = match Outcome::load(state) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = error(g, format!("notify: {e}; nothing posted"));
+            return;
+        }
+    };
+    let now = Outcome::of(report);
+    let change = Change::between(before.as_ref(), &now);
+    let mut delivered = true;
+    if !change.is_empty() {
+        let body = crate::notify::message(a.notify_format, report, &change, policy_file);
+        for hook in hooks {
+            match crate::notify::deliver(hook, &body, crate::notify::DELIVERY_BUDGET).await {
+                Ok(()) => super::note(g, format!("notify: posted to {}", crate::notify::shown(hook))),
+                Err(e) => {
+                    delivered = false;
+                    let _ = error(g, format!("notify: {e}"));
+                }
+            }
+        }
+    }
+    if delivered {
+        if let Err(e) = now.save(state) {
+            let _ = error(g, format!("notify: {e}"));
+        }
     }
 }

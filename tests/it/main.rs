@@ -9,6 +9,7 @@ mod iam;
 mod import;
 mod kms;
 mod moto_launcher;
+mod notify;
 mod s3;
 mod s3_documents;
 mod schema;
