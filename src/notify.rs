@@ -77,18 +77,25 @@ impl Outcome {
     /// The state file's outcome; None when there is none yet (first run).
     pub fn load(path: &Path) -> Result<Option<Outcome>, String> {
         match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| format!("{} is not a suoops-policy state file: {e}", path.display())),
+            Ok(text) => Outcome::parse(&text, &path.display().to_string()).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
     }
 
+    /// A state document read from `at` (for messages).
+    pub fn parse(text: &str, at: &str) -> Result<Outcome, String> {
+        serde_json::from_str(text).map_err(|e| format!("{at} is not a suoops-policy state file: {e}"))
+    }
+
+    pub fn to_text(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
     /// Written beside, then renamed over.
     pub fn save(&self, path: &Path) -> Result<(), String> {
         let tmp = path.with_extension("tmp");
-        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())? + "\n";
+        let text = self.to_text();
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, path))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))

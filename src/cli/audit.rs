@@ -31,10 +31,11 @@ pub struct AuditArgs {
     /// The message format for --notify.
     #[arg(long, value_enum, default_value_t = crate::notify::NotifyFormat::Slack)]
     pub notify_format: crate::notify::NotifyFormat,
-    /// Where the outcome of the last audit is kept, to post only changes
+    /// Where the outcome of the last audit is kept, to post only changes: a
+    /// file, or `s3://BUCKET/KEY` for a scheduled job on fresh runners
     /// (created when absent; updated once every webhook took the message).
-    #[arg(long, value_name = "FILE")]
-    pub state: Option<PathBuf>,
+    #[arg(long, value_name = "FILE|s3://BUCKET/KEY")]
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,7 +58,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         Ok(h) => h,
         Err(e) => return error(g, e),
     };
-    let super::Prepared { targets, policy, snapshot: observations, .. } =
+    let super::Prepared { targets, policy, snapshot: observations, aws, .. } =
         match super::prepare(g, &a.policy.file, &a.targets, true).await {
             Ok(p) => p,
             Err(code) => return code,
@@ -93,7 +94,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         None => out(&text),
     }
     if let Some(state) = &a.state {
-        notify(g, a, &hooks, state, &report, &policy.file).await;
+        notify(g, a, &hooks, state, &aws, &report, &policy.file).await;
     }
     let s = report.summary();
     if s.unknown > 0 {
@@ -114,12 +115,21 @@ async fn notify(
     g: &Global,
     a: &AuditArgs,
     hooks: &[String],
-    state: &std::path::Path,
+    state: &str,
+    aws: &crate::aws::Aws,
     report: &crate::audit::Report,
     policy_file: &str,
 ) {
     use crate::notify::{Change, Outcome};
-    let before = match Outcome::load(state) {
+    use crate::providers::s3::state as s3state;
+    let before = match s3state::parse(state) {
+        Some((bucket, key)) => match s3state::read(aws, &bucket, &key).await {
+            Ok(text) => text.map(|t| Outcome::parse(&t, state)).transpose(),
+            Err(e) => Err(e),
+        },
+        None => Outcome::load(std::path::Path::new(state)),
+    };
+    let before = match before {
         Ok(b) => b,
         Err(e) => {
             let _ = error(g, format!("notify: {e}; nothing posted"));
@@ -142,7 +152,11 @@ async fn notify(
         }
     }
     if delivered {
-        if let Err(e) = now.save(state) {
+        let saved = match s3state::parse(state) {
+            Some((bucket, key)) => s3state::write(aws, &bucket, &key, now.to_text()).await,
+            None => now.save(std::path::Path::new(state)),
+        };
+        if let Err(e) = saved {
             let _ = error(g, format!("notify: {e}"));
         }
     }

@@ -194,6 +194,7 @@ pub(crate) struct Prepared {
     pub targets: crate::model::Targets,
     pub policy: Policy,
     pub snapshot: crate::engine::Snapshot,
+    pub aws: Aws,
 }
 
 /// The one preamble: load the policy → apply `--target` → connect →
@@ -201,8 +202,8 @@ pub(crate) struct Prepared {
 pub(crate) async fn prepare(g: &Global, file: &Path, targets: &TargetArg, evidence: bool) -> Result<Prepared, u8> {
     let policy = load_policy(g, file).ok_or(1u8)?;
     let (targets, policy) = targets.apply(g, policy).ok_or(1u8)?;
-    let (_, snapshot) = connect_and_observe(g, &policy, evidence).await?;
-    Ok(Prepared { targets, policy, snapshot })
+    let (aws, snapshot) = connect_and_observe(g, &policy, evidence).await?;
+    Ok(Prepared { targets, policy, snapshot, aws })
 }
 
 /// Connect for the policy's default region and observe what it names.

@@ -16,6 +16,10 @@ pub struct PermissionsArgs {
     /// Scope the statements to this policy's buckets, roles and managed policies.
     #[arg(short = 'f', long = "file", value_name = "POLICY")]
     pub file: Option<PathBuf>,
+    /// With `--for audit`: the `--state s3://BUCKET/KEY` object the audit
+    /// reads and writes for `--notify`.
+    #[arg(long, value_name = "s3://BUCKET/KEY")]
+    pub state: Option<String>,
 }
 
 pub fn run(g: &Global, a: &PermissionsArgs) -> u8 {
@@ -26,7 +30,12 @@ pub fn run(g: &Global, a: &PermissionsArgs) -> u8 {
         },
         None => None,
     };
-    let doc = document(a.for_, policy.as_ref());
+    let state = match a.state.as_deref().map(|s| (s, crate::providers::s3::state::parse(s))) {
+        None => None,
+        Some((_, Some(loc))) => Some(loc),
+        Some((s, None)) => return super::error(g, format!("--state {s}: write s3://BUCKET/KEY")),
+    };
+    let doc = document(a.for_, policy.as_ref(), state.as_ref());
     out(&format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default()));
     0
 }

@@ -50,6 +50,8 @@ pub const PUT_BUCKET_POLICY: Op = Op::write("put_bucket_policy", "s3:PutBucketPo
 pub const PUT_BUCKET_REPLICATION: Op =
     Op::write("put_bucket_replication", "s3:PutReplicationConfiguration", On::Bucket);
 pub const PUT_BUCKET_VERSIONING: Op = Op::write("put_bucket_versioning", "s3:PutBucketVersioning", On::Bucket);
+/// The notify state object (`audit --state s3://…`), outside the policy.
+pub const PUT_OBJECT: Op = Op::write("put_object", "s3:PutObject", On::StateObject);
 pub const PUT_PUBLIC_ACCESS_BLOCK: Op =
     Op::write("put_public_access_block", "s3:PutBucketPublicAccessBlock", On::Bucket);
 pub const PUT_ROLE_POLICY: Op = Op::write("put_role_policy", "iam:PutRolePolicy", On::Role);

@@ -22,7 +22,7 @@ pub enum For {
 
 /// The least-privilege IAM policy for `cmd`; scoped to the policy's
 /// buckets, roles and managed policies when one is given, else to `*`.
-pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
+pub fn document(cmd: For, policy: Option<&Policy>, state: Option<&(String, String)>) -> Value {
     let wanted = |a: Access| a == Access::Read || cmd == For::Apply;
     let mut statements = Vec::new();
     let uses_keys = |p: &Policy| {
@@ -152,6 +152,18 @@ pub fn document(cmd: For, policy: Option<&Policy>) -> Value {
             "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
         }));
     }
+    // `audit --notify --state s3://BUCKET/KEY`: that one object, read and
+    // replaced (and the bucket's region looked up).
+    if let (For::Audit, Some((bucket, key))) = (cmd, state) {
+        let mut actions: Vec<&str> = operations().filter(|o| o.on == On::StateObject).map(|o| o.action).collect();
+        actions.push("s3:GetObject");
+        actions.sort();
+        actions.dedup();
+        statements.push(json!({"Sid": "NotifyState", "Effect": "Allow", "Action": actions,
+            "Resource": [format!("arn:aws:s3:::{bucket}/{key}")]}));
+        statements.push(json!({"Sid": "NotifyStateBucketRegion", "Effect": "Allow",
+            "Action": ["s3:GetBucketLocation"], "Resource": [format!("arn:aws:s3:::{bucket}")]}));
+    }
     if cmd == For::Apply {
         let roles: Vec<String> = policy.map_or_else(
             || vec!["*".to_string()],
@@ -240,7 +252,7 @@ mod tests {
 
     #[test]
     fn plan_needs_only_reads() {
-        let doc = document(For::Plan, None);
+        let doc = document(For::Plan, None, None);
         let text = doc.to_string();
         for w in operations().filter(|o| o.access == Access::Write) {
             if !operations().any(|r| r.action == w.action && r.access == Access::Read) {

@@ -218,8 +218,9 @@ fn permissions_output_is_a_valid_iam_document_covering_every_declared_action() {
     r.code(0);
     let doc = r.json();
     // apply, audit and import together need every declared action.
-    let audit = w.cli(&["permissions", "--for", "audit"]);
+    let audit = w.cli(&["permissions", "--for", "audit", "--state", "s3://ops-bucket/suoops/state.json"]);
     audit.code(0);
+    assert!(audit.stdout.contains("arn:aws:s3:::ops-bucket/suoops/state.json"), "{}", audit.stdout);
     let import = w.cli(&["permissions", "--for", "import"]);
     import.code(0);
     let text = format!("{doc}{}{}", audit.stdout, import.stdout);

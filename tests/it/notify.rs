@@ -208,3 +208,34 @@ fn delivery_retries_5xx_and_an_unreachable_receiver_is_one_line() {
     r.code(1);
     assert!(r.stderr.contains("`SUOOPS_NO_SUCH_HOOK` is not set"), "{}", r.stderr);
 }
+
+#[test]
+fn the_state_can_live_in_s3_for_jobs_on_fresh_runners() {
+    let w = World::with_moto();
+    let (b, state_bucket) = (unique("notify"), unique("audit-state"));
+    let p = w.write("p.yaml", &policy(&b)).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    block_on(async { w.moto().s3("us-east-1").create_bucket().bucket(&state_bucket).send().await.expect("bucket") });
+    let rx = Receiver::start(vec![]);
+    let state = format!("s3://{state_bucket}/suoops/audit-state.json");
+    // Two runs, as two fresh runners would: only the first posts.
+    for _ in 0..2 {
+        w.cli(&["audit", "-f", &p, "--notify", &rx.url(), "--state", &state]).code(2);
+    }
+    assert_eq!(rx.posts().len(), 1);
+    let kept = block_on(async {
+        let out = w
+            .moto()
+            .s3("us-east-1")
+            .get_object()
+            .bucket(&state_bucket)
+            .key("suoops/audit-state.json")
+            .send()
+            .await
+            .expect("state object");
+        String::from_utf8_lossy(&out.body.collect().await.expect("body").into_bytes()).into_owned()
+    });
+    let doc: serde_json::Value = serde_json::from_str(&kept).expect("json");
+    assert_eq!(doc["format_version"], "1");
+    assert!(doc["failing"].as_object().is_some_and(|m| m.keys().any(|k| k.starts_with("BACKUP-FRESHNESS"))), "{doc}");
+}

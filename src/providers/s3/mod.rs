@@ -12,6 +12,7 @@ pub mod import;
 pub mod lifecycle;
 pub mod observe;
 pub mod replication;
+pub mod state;
 pub mod tls;
 
 use std::collections::BTreeSet;
@@ -54,6 +55,7 @@ const OPS: &[Op] = &[
     ops::DELETE_BUCKET_LIFECYCLE,
     ops::PUT_BUCKET_POLICY,
     ops::DELETE_BUCKET_POLICY,
+    ops::PUT_OBJECT,
 ];
 
 const CONTROLS: &[ControlDef] = &{
