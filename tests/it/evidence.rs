@@ -5,7 +5,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 
-use crate::harness::{block_on, unique, World};
+use crate::harness::{block_on, unique, Server, World};
 
 fn put(w: &World, bucket: &str, key: &str, body: &[u8], sha256: bool) {
     block_on(async {
@@ -61,9 +61,12 @@ fn statuses(w: &World, p: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn fresh_dump_with_a_good_sidecar_and_retention_passes() {
-    let w = World::with_moto();
+crate::both!(
+    fresh_dump_with_a_good_sidecar_and_retention_passes,
+    super::fresh_dump_with_a_good_sidecar_and_retention_passes_on
+);
+fn fresh_dump_with_a_good_sidecar_and_retention_passes_on(server: Server) {
+    let w = World::on(server);
     let b = unique("bk");
     let p = w.write("p.yaml", &policy(&b, "26h")).to_string_lossy().into_owned();
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
@@ -170,9 +173,9 @@ print(json.dumps(out, sort_keys=True))
     assert!(r.stdout.contains("does not match the SHA-256 checksum S3 holds"), "{}", r.stdout);
 }
 
-#[test]
-fn stale_missing_and_malformed_evidence_fails() {
-    let w = World::with_moto();
+crate::both!(stale_missing_and_malformed_evidence_fails, super::stale_missing_and_malformed_evidence_fails_on);
+fn stale_missing_and_malformed_evidence_fails_on(server: Server) {
+    let w = World::on(server);
     let b = unique("bk");
     let p = w.write("p.yaml", &policy(&b, "2s")).to_string_lossy().into_owned();
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
@@ -212,9 +215,12 @@ fn stale_missing_and_malformed_evidence_fails() {
 /// a replication rule covers must be in the destination bucket, the same
 /// object. moto does not replicate, so the test writes the copy as S3
 /// would, or a wrong one.
-#[test]
-fn backup_replica_checks_the_newest_backup_is_in_the_dr_bucket() {
-    let w = World::with_moto();
+crate::both!(
+    backup_replica_checks_the_newest_backup_is_in_the_dr_bucket,
+    super::backup_replica_checks_the_newest_backup_is_in_the_dr_bucket_on
+);
+fn backup_replica_checks_the_newest_backup_is_in_the_dr_bucket_on(server: Server) {
+    let w = World::on(server);
     w.replication_role("repl");
     let (src, dst) = (unique("ev-src"), unique("ev-dr"));
     let text = format!(

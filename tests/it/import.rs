@@ -4,7 +4,7 @@
 //! `${VAR}` and no secret reaches the file; `--merge` adds to a policy
 //! without touching what is there.
 
-use crate::harness::{Postgres, RedisServer, Run, World};
+use crate::harness::{Postgres, RedisServer, Run, Server, World};
 
 /// A mixed estate, set up by the tool itself: a KMS-encrypted, TLS-only,
 /// replicated bucket with every kind of lifecycle rule; its DR copy in
@@ -237,9 +237,9 @@ fn merge_refuses_an_invalid_policy_and_writes_nothing() {
     assert_eq!(std::fs::read_to_string(&path).expect("flow"), flow);
 }
 
-#[test]
-fn import_errors_say_what_is_wrong() {
-    let w = World::with_moto();
+crate::both!(import_errors_say_what_is_wrong, super::import_errors_say_what_is_wrong_on);
+fn import_errors_say_what_is_wrong_on(server: Server) {
+    let w = World::on(server);
     let r = import(&w, &[]);
     r.code(1);
     assert!(r.stderr.contains("nothing to import: name --s3-bucket"), "{}", r.stderr);

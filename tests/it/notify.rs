@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::harness::{block_on, unique, World};
+use crate::harness::{block_on, unique, Server, World};
 
 /// A webhook receiver: records each request's path and JSON body, and
 /// answers with the next status of `script` (then 200).
@@ -99,9 +99,12 @@ s3:
     )
 }
 
-#[test]
-fn a_change_posts_once_an_unchanged_run_nothing_and_a_fix_one_recovery() {
-    let w = World::with_moto();
+crate::both!(
+    a_change_posts_once_an_unchanged_run_nothing_and_a_fix_one_recovery,
+    super::a_change_posts_once_an_unchanged_run_nothing_and_a_fix_one_recovery_on
+);
+fn a_change_posts_once_an_unchanged_run_nothing_and_a_fix_one_recovery_on(server: Server) {
+    let w = World::on(server);
     let b = unique("notify");
     let p = w.write("p.yaml", &policy(&b)).to_string_lossy().into_owned();
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
@@ -209,9 +212,12 @@ fn delivery_retries_5xx_and_an_unreachable_receiver_is_one_line() {
     assert!(r.stderr.contains("`SUOOPS_NO_SUCH_HOOK` is not set"), "{}", r.stderr);
 }
 
-#[test]
-fn the_state_can_live_in_s3_for_jobs_on_fresh_runners() {
-    let w = World::with_moto();
+crate::both!(
+    the_state_can_live_in_s3_for_jobs_on_fresh_runners,
+    super::the_state_can_live_in_s3_for_jobs_on_fresh_runners_on
+);
+fn the_state_can_live_in_s3_for_jobs_on_fresh_runners_on(server: Server) {
+    let w = World::on(server);
     let (b, state_bucket) = (unique("notify"), unique("audit-state"));
     let p = w.write("p.yaml", &policy(&b)).to_string_lossy().into_owned();
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
