@@ -211,10 +211,10 @@ fn stale_missing_and_malformed_evidence_fails_on(server: Server) {
     assert!(fresh["detail"].as_str().unwrap_or("").contains("old, over 2s"), "{fresh}");
 }
 
-/// The DR copy judged by what is in it: the newest backup of an entry that
-/// a replication rule covers must be in the destination bucket, the same
-/// object. moto does not replicate, so the test writes the copy as S3
-/// would, or a wrong one.
+// The DR copy judged by what is in it: the newest backup of an entry that
+// a replication rule covers must be in the destination bucket, the same
+// object. moto does not replicate, so the test writes the copy as S3
+// would, or a wrong one.
 crate::both!(
     backup_replica_checks_the_newest_backup_is_in_the_dr_bucket,
     super::backup_replica_checks_the_newest_backup_is_in_the_dr_bucket_on
