@@ -56,6 +56,17 @@ impl Prior<'_> {
             .any(|s| s.result.is_err() && steps.contains(&s.step))
     }
 
+    /// Did a resource of `kind` complete `step` in this run (e.g. a KMS
+    /// alias made: what it names may take a moment to be visible)?
+    pub fn made(&self, kind: &str, step: &str) -> bool {
+        let prefix = format!("{kind}.");
+        self.applied
+            .iter()
+            .filter(|a| a.address.as_str().starts_with(&prefix))
+            .flat_map(|a| a.steps.iter())
+            .any(|s| s.step == step && s.result.is_ok())
+    }
+
     /// Is the resource at `addr` blocked by a plan-time conflict?
     pub fn conflicted(&self, addr: &Address) -> bool {
         self.plan.iter().any(|c| c.address == *addr && !c.conflicts.is_empty())

@@ -322,3 +322,28 @@ fn a_key_policy_naming_a_role_iam_has_not_propagated_is_retried_within_wait() {
     w.cli(&["--endpoint-url", &url, "apply", "-f", &p, "--auto-approve"]).code(0);
     w.cli(&["--endpoint-url", &url, "plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
+
+#[test]
+fn a_bucket_naming_a_key_nobody_made_fails_at_once_not_after_the_wait() {
+    let w = World::with_moto();
+    let (k, b) = (unique("never"), unique("never-b"));
+    let p = w
+        .write(
+            "p.yaml",
+            &format!(
+                "version: 1\naws: {{region: us-east-1}}\nkms:\n  keys:\n    {k}: {{rotation: enabled}}\ns3:\n  buckets:\n    {b}:\n      encryption: {{algorithm: aws:kms, kms_key: {k}}}\n"
+            ),
+        )
+        .to_string_lossy()
+        .into_owned();
+    // Only the bucket is applied: the key is not made in this run, so there
+    // is nothing to wait for (the default --wait is two minutes).
+    let started = std::time::Instant::now();
+    let r = w.cli(&["apply", "-f", &p, "--auto-approve", "--target", &format!("s3.{b}")]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("the key alias/{k} does not exist in us-east-1")), "{}", r.stdout);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "waited {:?}", started.elapsed());
+    // With the key in the same run, it converges.
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+}

@@ -33,6 +33,7 @@ pub async fn apply(
     region: &str,
     state: &BucketState,
     changes: &[Change],
+    keys_made: bool,
 ) -> Vec<StepOutcome> {
     let Some(change) = changes.first() else {
         return Vec::new();
@@ -104,7 +105,9 @@ pub async fn apply(
         let key = match (&enc.declared_key, state.key.as_ref().and_then(|k| k.present())) {
             (None, _) => Ok(enc.kms_key.clone()),
             (Some(_), Some(f)) => Ok(Some(f.arn.clone())),
-            (Some(_), None) => key_arn(aws, region, enc.kms_key.as_deref().unwrap_or_default()).await.map(Some),
+            (Some(_), None) => {
+                key_arn(aws, region, enc.kms_key.as_deref().unwrap_or_default(), keys_made).await.map(Some)
+            }
         };
         let conf = key.and_then(|k| {
             let enc = Encryption { kms_key: k, ..enc.clone() };
@@ -158,16 +161,16 @@ pub async fn apply(
     out
 }
 
-/// The ARN of the key `alias` names in `region`, waiting (bounded by
-/// `--wait`) for a key or alias created moments ago to be visible.
-pub async fn key_arn(aws: &Aws, region: &str, alias: &str) -> Result<String, String> {
+/// The ARN of the key `alias` names in `region`; with `wait` (this run
+/// made a key), waiting (bounded by `--wait`) for it to be visible.
+pub async fn key_arn(aws: &Aws, region: &str, alias: &str, wait: bool) -> Result<String, String> {
     let kms = aws.kms(region);
     let r = aws
         .call_until_visible(
             &ops::DESCRIBE_KEY,
             &format!("key {alias} in {region}"),
             || kms.describe_key().key_id(alias).send(),
-            |e| e.code() == Some("NotFoundException"),
+            |e| wait && e.code() == Some("NotFoundException"),
         )
         .await;
     match r {
@@ -292,6 +295,7 @@ pub async fn apply_replication(
     seen: Option<&Observed<ReplicationDoc>>,
     pre: &Prerequisites,
     changes: &[Change],
+    keys_made: bool,
 ) -> Option<StepOutcome> {
     let want = spec.replication.as_ref()?;
     let name = spec.name.as_str();
@@ -329,7 +333,7 @@ pub async fn apply_replication(
             Some(Observed::Present(a)) => a.clone(),
             _ => {
                 let in_region = pre.key_regions.get(alias).map_or(region, String::as_str);
-                match key_arn(aws, in_region, alias).await {
+                match key_arn(aws, in_region, alias, keys_made).await {
                     Ok(a) => a,
                     Err(e) => return Some(StepOutcome { step: "replication", result: Err(e) }),
                 }

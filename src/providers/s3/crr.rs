@@ -33,7 +33,7 @@ impl Provider for Replication {
         "s3.replication"
     }
     fn after(&self) -> &'static [&'static str] {
-        &["iam", "s3"]
+        &["iam", "kms", "s3"]
     }
     fn controls(&self) -> &'static [ControlDef] {
         CONTROLS
@@ -273,8 +273,16 @@ impl Observation for ReplicationSeen {
                             result: Err(format!("skipped: bucket `{n}` did not apply")),
                         },
                         None => {
-                            super::apply::apply_replication(ctx.aws, &b.spec, &b.region, Some(&b.doc), &self.pre, &mine)
-                                .await?
+                            super::apply::apply_replication(
+                                ctx.aws,
+                                &b.spec,
+                                &b.region,
+                                Some(&b.doc),
+                                &self.pre,
+                                &mine,
+                                prior.made("kms", "alias"),
+                            )
+                            .await?
                         }
                     };
                     Some(Applied { address: bucket, steps: vec![step], did_not_take: Vec::new() })

@@ -207,9 +207,11 @@ impl Observation for BucketsSeen {
         &'a self,
         ctx: &'a Ctx<'a>,
         changes: &'a [Change],
-        _prior: Prior<'a>,
+        prior: Prior<'a>,
     ) -> LocalBoxFuture<'a, Result<Vec<Applied>, Fatal>> {
         async move {
+            // Keys made moments ago are waited for; others are not.
+            let keys_made = prior.made("kms", "alias");
             let todo: Vec<(&BucketSeen, Vec<Change>)> = self
                 .buckets
                 .iter()
@@ -220,7 +222,7 @@ impl Observation for BucketsSeen {
                 .collect();
             let out: Vec<Applied> = stream::iter(todo.iter())
                 .map(|(o, c)| async move {
-                    let steps = apply::apply(ctx.aws, &o.spec, &o.region, &o.state, c).await;
+                    let steps = apply::apply(ctx.aws, &o.spec, &o.region, &o.state, c, keys_made).await;
                     Applied { address: c[0].address.clone(), steps, did_not_take: Vec::new() }
                 })
                 .buffer_unordered(ctx.concurrency.max(1))
