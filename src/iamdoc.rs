@@ -150,6 +150,15 @@ pub fn diff_text(before: Option<&Value>, after: &Value) -> String {
     similar::TextDiff::from_lines(&b, &a).unified_diff().context_radius(3).header("live", "policy").to_string()
 }
 
+/// A document's statements: `Statement` may be one object or a list.
+pub fn statements(doc: &Value) -> Vec<&Value> {
+    match doc.get("Statement") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        _ => vec![],
+    }
+}
+
 /// The principals of a resource-policy statement that are unique IDs
 /// (`AROA…` a role, `AIDA…` a user): what AWS shows in place of an ARN
 /// once that principal was deleted (AWS IAM user guide, "IAM JSON policy
@@ -180,12 +189,8 @@ pub fn deleted_principals(st: &Value) -> Vec<String> {
 /// (or "statement N (ID)" when it has no Sid), skipping the Sids in `ours`
 /// (statements the tool replaces anyway).
 pub fn statements_with_deleted_principals(doc: &Value, ours: &[&str]) -> Vec<String> {
-    let sts: Vec<&Value> = match doc.get("Statement") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(v @ Value::Object(_)) => vec![v],
-        _ => vec![],
-    };
-    sts.iter()
+    statements(doc)
+        .iter()
         .enumerate()
         .filter(|(_, st)| !st.get("Sid").and_then(Value::as_str).is_some_and(|s| ours.contains(&s)))
         .filter_map(|(i, st)| {

@@ -91,15 +91,6 @@ impl Outcome {
     pub fn to_text(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
-
-    /// Written beside, then renamed over.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        let tmp = path.with_extension("tmp");
-        let text = self.to_text();
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
-    }
 }
 
 /// What changed since the last run; empty when nothing did.
@@ -299,8 +290,7 @@ pub async fn deliver(url: &str, body: &Value, budget: Duration) -> Result<(), St
         };
         match outcome {
             Ok(()) => return Ok(()),
-            Err((retry, why)) if retry && start.elapsed() + pause < budget => {
-                let _ = why;
+            Err((true, _)) if start.elapsed() + pause < budget => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(8));
             }

@@ -80,14 +80,8 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     };
     match &a.output {
         Some(path) => {
-            // Written beside, then renamed over: a collector reading the
-            // file (node_exporter's textfile collector) never sees half.
-            let tmp = path.with_file_name(format!(
-                ".{}.tmp",
-                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-            ));
-            if let Err(e) = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, path)) {
-                let _ = std::fs::remove_file(&tmp);
+            // node_exporter's textfile collector must never read half a file.
+            if let Err(e) = super::write_atomically(path, &text) {
                 return error(g, format!("cannot write {}: {e}", path.display()));
             }
         }
@@ -154,7 +148,8 @@ async fn notify(
     if delivered {
         let saved = match s3state::parse(state) {
             Some((bucket, key)) => s3state::write(aws, &bucket, &key, now.to_text()).await,
-            None => now.save(std::path::Path::new(state)),
+            None => super::write_atomically(std::path::Path::new(state), &now.to_text())
+                .map_err(|e| format!("cannot write {state}: {e}")),
         };
         if let Err(e) = saved {
             let _ = error(g, format!("notify: {e}"));

@@ -178,7 +178,7 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
     }
     match &target {
         Some(path) => {
-            if let Err(e) = write_atomically(path, &text) {
+            if let Err(e) = super::write_atomically(path, &text) {
                 return error(g, format!("cannot write {}: {e}", path.display()));
             }
             note(g, format!("imported {} into {}", entries.summary(), path.display()));
@@ -206,16 +206,5 @@ fn schema_path_from(dir: &Path) -> Option<String> {
         a.join("schema/suoops-policy.schema.json")
             .is_file()
             .then(|| format!("{}schema/suoops-policy.schema.json", "../".repeat(up)))
-    })
-}
-
-/// Write through a temporary file beside `path` and rename it into place,
-/// so a failure never leaves a half-written policy.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "policy".into());
-    let tmp = path.with_file_name(format!(".{name}.import-{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
     })
 }

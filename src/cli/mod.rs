@@ -278,6 +278,18 @@ impl Progress {
     }
 }
 
+/// Write through a temporary file beside `path` and rename it into place,
+/// so a failure never leaves a half-written file and a reader (a collector,
+/// the next run) never sees one.
+pub(crate) fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
 fn error(g: &Global, msg: impl std::fmt::Display) -> u8 {
     let p = crate::render::Paint { on: g.color.enabled_for_stderr() };
     eprintln!("{} {msg}", p.red("error:"));

@@ -215,6 +215,30 @@ fn a_change_made_between_plan_and_apply_is_not_clobbered() {
     assert_eq!(live_rule_ids(&w, &b), ["expire-non-critical", "other-team", "paused", "postgres-dumps", "tiering"]);
 }
 
+/// A bucket holding another team's bucket policy `foreign`, and a policy
+/// file that only asks for `require_tls`; returns the file's path.
+fn tls_policy_over(w: &World, b: &str, foreign: &str) -> String {
+    block_on(async {
+        let s3 = w.moto().s3("us-east-1");
+        s3.create_bucket().bucket(b).send().await.expect("create");
+        s3.put_bucket_policy().bucket(b).policy(foreign).send().await.expect("policy");
+    });
+    w.write(
+        "p.yaml",
+        &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      require_tls: true\n"),
+    )
+    .to_string_lossy()
+    .into_owned()
+}
+
+/// The bucket policy as S3 holds it now.
+fn live_policy(w: &World, b: &str) -> String {
+    block_on(async {
+        let out = w.moto().s3("us-east-1").get_bucket_policy().bucket(b).send().await.expect("get policy");
+        out.policy().unwrap_or_default().to_string()
+    })
+}
+
 crate::both!(
     tls_statement_is_merged_with_foreign_statements_kept,
     super::tls_statement_is_merged_with_foreign_statements_kept_on
@@ -225,18 +249,7 @@ fn tls_statement_is_merged_with_foreign_statements_kept_on(server: Server) {
     let foreign = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"AuditorsRead","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::123456789012:root"}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}]}}"#
     );
-    block_on(async {
-        let s3 = w.moto().s3("us-east-1");
-        s3.create_bucket().bucket(&b).send().await.expect("create");
-        s3.put_bucket_policy().bucket(&b).policy(&foreign).send().await.expect("policy");
-    });
-    let p = w
-        .write(
-            "p.yaml",
-            &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      require_tls: true\n"),
-        )
-        .to_string_lossy()
-        .into_owned();
+    let p = tls_policy_over(&w, &b, &foreign);
     let r = w.cli(&["audit", "-f", &p]);
     r.code(2);
     assert!(r.stdout.contains("FAIL S3-TLS"), "{}", r.stdout);
@@ -244,10 +257,7 @@ fn tls_statement_is_merged_with_foreign_statements_kept_on(server: Server) {
     r.code(2);
     assert!(r.stdout.contains(&format!("+ s3.{b}.require_tls will be created")), "{}", r.stdout);
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
-    let live: serde_json::Value = block_on(async {
-        let out = w.moto().s3("us-east-1").get_bucket_policy().bucket(&b).send().await.expect("get policy");
-        serde_json::from_str(out.policy().unwrap_or("{}")).expect("json")
-    });
+    let live: serde_json::Value = serde_json::from_str(&live_policy(&w, &b)).expect("json");
     let sids: Vec<&str> =
         live["Statement"].as_array().expect("statements").iter().filter_map(|s| s["Sid"].as_str()).collect();
     assert_eq!(sids, ["AuditorsRead", "SuoopsPolicyRequireTLS"]);
@@ -269,28 +279,14 @@ fn a_foreign_statement_naming_a_deleted_role_is_a_plan_conflict_not_a_failed_wri
     let foreign = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"OldReader","Effect":"Allow","Principal":{{"AWS":"AROA5EXAMPLEUNIQUEID7"}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}]}}"#
     );
-    block_on(async {
-        let s3 = w.moto().s3("us-east-1");
-        s3.create_bucket().bucket(&b).send().await.expect("create");
-        s3.put_bucket_policy().bucket(&b).policy(&foreign).send().await.expect("policy");
-    });
-    let p = w
-        .write(
-            "p.yaml",
-            &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      require_tls: true\n"),
-        )
-        .to_string_lossy()
-        .into_owned();
+    let p = tls_policy_over(&w, &b, &foreign);
     let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
     assert_ne!(r.code, 0);
     let text = squash(&r.stdout);
     assert!(text.contains("statements naming deleted principals: `OldReader` (AROA5EXAMPLEUNIQUEID7)"), "{}", r.stdout);
     let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
     assert!(!r.stdout.contains("✓ bucket policy"), "{}", r.stdout);
-    let live = block_on(async {
-        let out = w.moto().s3("us-east-1").get_bucket_policy().bucket(&b).send().await.expect("get policy");
-        out.policy().unwrap_or_default().to_string()
-    });
+    let live = live_policy(&w, &b);
     assert!(!live.contains("SuoopsPolicyRequireTLS"), "nothing was sent: {live}");
 }
 
@@ -304,18 +300,7 @@ fn an_equivalent_foreign_tls_statement_satisfies_plan_and_audit_on(server: Serve
     let theirs = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"TheirTls","Effect":"Deny","Principal":{{"AWS":"*"}},"Action":["s3:*"],"Resource":["arn:aws:s3:::{b}/*","arn:aws:s3:::{b}"],"Condition":{{"Bool":{{"aws:SecureTransport":false}}}}}}]}}"#
     );
-    block_on(async {
-        let s3 = w.moto().s3("us-east-1");
-        s3.create_bucket().bucket(&b).send().await.expect("create");
-        s3.put_bucket_policy().bucket(&b).policy(&theirs).send().await.expect("policy");
-    });
-    let p = w
-        .write(
-            "p.yaml",
-            &format!("version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      require_tls: true\n"),
-        )
-        .to_string_lossy()
-        .into_owned();
+    let p = tls_policy_over(&w, &b, &theirs);
     let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
     r.code(0);
     assert!(r.stdout.contains("already enforced by another statement"), "{}", r.stdout);

@@ -4,7 +4,8 @@
 
 use serde_json::{json, Value};
 
-use super::{read_key, sid, statements, KeyState};
+use super::{read_key, sid, KeyState};
+use crate::iamdoc::statements;
 use crate::model::{Fatal, Observed};
 use crate::policy::writer::{scalar, Writer};
 use crate::policy::KmsKeySpec;

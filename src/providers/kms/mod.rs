@@ -16,7 +16,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
 use crate::aws::{classify, Aws, Op};
-use crate::iamdoc;
+use crate::iamdoc::{self, statements};
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::{Action, Address, Applied, AttrChange, Change, Fatal, Observed, StepOutcome, UnknownSetting};
 use crate::policy::{KmsKeySpec, Policy};
@@ -169,14 +169,6 @@ async fn read_all(ctx: &Ctx<'_>, specs: &[(KmsKeySpec, bool)]) -> Result<KmsSeen
         .await?;
     keys.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     Ok(KmsSeen { keys })
-}
-
-fn statements(doc: &Value) -> Vec<&Value> {
-    match doc.get("Statement") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(v @ Value::Object(_)) => vec![v],
-        _ => vec![],
-    }
 }
 
 fn sid(st: &Value) -> Option<&str> {

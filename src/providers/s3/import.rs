@@ -143,7 +143,7 @@ pub(crate) fn bucket(
         Some(Observed::Present(doc)) => {
             let enforced = tls::enforced(Some(doc), name).is_ok();
             w.raw(2, "require_tls", &enforced.to_string(), None);
-            let others: Vec<String> = tls::statements(&doc.json)
+            let others: Vec<String> = crate::iamdoc::statements(&doc.json)
                 .into_iter()
                 .filter(|s| s.get("Sid").and_then(Value::as_str) != Some(tls::SID))
                 .map(|s| s.get("Sid").and_then(Value::as_str).map_or("(no Sid)".to_string(), |x| x.to_string()))

@@ -72,13 +72,10 @@ pub struct PabState {
 /// retention against it (audit).
 pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool) -> Result<BucketState, Fatal> {
     let name = spec.name.as_str();
-    let wants_versioning = spec.versioning.is_some() || spec.mfa_delete.is_some();
-    let wants_lifecycle =
-        spec.lifecycle.is_some() || (evidence && spec.backups.iter().any(|b| b.retention_days.is_some()));
-    let reads = wants_versioning
+    let reads = reads_versioning(spec)
         || spec.encryption.is_some()
         || spec.public_access_block.is_some()
-        || wants_lifecycle
+        || reads_lifecycle(spec, evidence)
         || spec.require_tls.is_some()
         || spec.replication.is_some();
     // One read per setting the policy mentions, and no HeadBucket: each
@@ -201,6 +198,17 @@ impl BucketState {
     }
 }
 
+/// GetBucketVersioning answers both versioning and MFA delete.
+fn reads_versioning(spec: &BucketSpec) -> bool {
+    spec.versioning.is_some() || spec.mfa_delete.is_some()
+}
+
+/// The lifecycle is read when the policy names it, and for audit when a
+/// backup entry checks its retention against it.
+fn reads_lifecycle(spec: &BucketSpec, evidence: bool) -> bool {
+    spec.lifecycle.is_some() || (evidence && spec.backups.iter().any(|b| b.retention_days.is_some()))
+}
+
 /// Read each setting the policy mentions, concurrently, in `region`; the
 /// bucket is taken as present there (`gone` says otherwise).
 async fn read_settings(
@@ -212,16 +220,12 @@ async fn read_settings(
 ) -> Result<BucketState, Fatal> {
     let client = aws.s3(region);
     let name = spec.name.as_str();
-    let wants_versioning = spec.versioning.is_some() || spec.mfa_delete.is_some();
     let wanted_key = spec.encryption.as_ref().and_then(|e| e.kms_key.as_deref());
     let (versioning, encryption, public_access_block, lifecycle, policy, replication, key) = tokio::join!(
-        maybe(wants_versioning, versioning(aws, &client, name, gone)),
+        maybe(reads_versioning(spec), versioning(aws, &client, name, gone)),
         maybe(spec.encryption.is_some(), encryption(aws, &client, name, gone)),
         maybe(spec.public_access_block.is_some(), public_access_block(aws, &client, name, gone)),
-        maybe(
-            spec.lifecycle.is_some() || (evidence && spec.backups.iter().any(|b| b.retention_days.is_some())),
-            lifecycle(aws, &client, name, gone),
-        ),
+        maybe(reads_lifecycle(spec, evidence), lifecycle(aws, &client, name, gone)),
         maybe(spec.require_tls.is_some(), policy(aws, &client, name, gone)),
         maybe(spec.replication.is_some(), replication(aws, &client, name, gone)),
         maybe(wanted_key.is_some(), describe_key(aws, region, wanted_key.unwrap_or_default())),

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::iamdoc::glob;
+use crate::iamdoc::{glob, statements};
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
 
 /// The Sid of the statement this tool owns.
@@ -30,14 +30,6 @@ pub fn desired_statement(bucket: &str) -> Value {
         "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}}
     })
-}
-
-pub fn statements(doc: &Value) -> Vec<&Value> {
-    match doc.get("Statement") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(v @ Value::Object(_)) => vec![v],
-        _ => vec![],
-    }
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
