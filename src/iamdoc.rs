@@ -230,6 +230,113 @@ pub fn glob(pattern: &str, s: &str) -> bool {
     pi == p.len()
 }
 
+/// What a resource policy's Deny statements do to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// A Deny statement certainly applies.
+    Denied,
+    /// No Deny statement applies.
+    NotDenied,
+    /// A Deny statement may apply: it has a condition this evaluation does
+    /// not know (only aws:PrincipalArn is evaluated, and TLS is assumed).
+    Maybe,
+}
+
+/// Does a Deny statement of the resource policy `doc` apply to a request
+/// by `principal` (its aws:PrincipalArn) for `action` on `resource`, made
+/// over TLS? Principal, NotPrincipal, Action, NotAction, Resource and
+/// NotResource are matched as IAM does; conditions only on
+/// aws:PrincipalArn (Arn*/String* operators) and aws:SecureTransport.
+pub fn denial(doc: &Value, principal: &str, action: &str, resource: &str) -> Denial {
+    let mut out = Denial::NotDenied;
+    for st in statements(doc) {
+        let c = statement(st);
+        if c.get("Effect").and_then(Value::as_str) != Some("Deny") {
+            continue;
+        }
+        let list = |k: &str| -> Option<Vec<String>> {
+            c.get(k).map(|v| match v {
+                Value::Array(a) => a.iter().map(scalar).collect(),
+                other => vec![scalar(other)],
+            })
+        };
+        let any = |pats: &[String], s: &str, fold: bool| {
+            pats.iter().any(|p| if fold { glob(&p.to_ascii_lowercase(), &s.to_ascii_lowercase()) } else { glob(p, s) })
+        };
+        let who = |v: &Value| match v {
+            Value::String(s) => s == "*",
+            Value::Object(m) => m.get("AWS").is_some_and(|a| {
+                strings(a).iter().any(|p| p == "*" || p.as_str().is_some_and(|p| p == principal))
+            }),
+            _ => false,
+        };
+        let principal_ok = match (c.get("Principal"), c.get("NotPrincipal")) {
+            (Some(p), _) => who(p),
+            (None, Some(np)) => !who(np),
+            (None, None) => false,
+        };
+        let action_ok = match (list("Action"), list("NotAction")) {
+            (Some(a), _) => any(&a, action, true),
+            (None, Some(na)) => !any(&na, action, true),
+            _ => false,
+        };
+        let resource_ok = match (list("Resource"), list("NotResource")) {
+            (Some(r), _) => any(&r, resource, false),
+            (None, Some(nr)) => !any(&nr, resource, false),
+            _ => false,
+        };
+        if !(principal_ok && action_ok && resource_ok) {
+            continue;
+        }
+        match conditions_hold(c.get("Condition"), principal) {
+            Some(true) => return Denial::Denied,
+            Some(false) => {}
+            None => out = Denial::Maybe,
+        }
+    }
+    out
+}
+
+/// Some(whether every condition holds), or None when one cannot be
+/// evaluated here.
+fn conditions_hold(cond: Option<&Value>, principal: &str) -> Option<bool> {
+    let Some(Value::Object(ops)) = cond else { return Some(true) };
+    let mut all = true;
+    for (op, kv) in ops {
+        let Value::Object(kv) = kv else { return None };
+        let base = op.strip_suffix("IfExists").unwrap_or(op);
+        for (key, values) in kv {
+            let values: Vec<String> = match values {
+                Value::Array(a) => a.iter().map(scalar).collect(),
+                other => vec![scalar(other)],
+            };
+            let holds = match key.as_str() {
+                // Requests from this tool and from the SDKs use TLS.
+                "aws:securetransport" => match base {
+                    "Bool" => values.iter().any(|v| v == "true"),
+                    _ => return None,
+                },
+                "aws:principalarn" => {
+                    let like = |p: &String| glob(p, principal);
+                    let equal = |p: &String| p == principal;
+                    match base {
+                        "ArnLike" | "ArnEquals" | "StringLike" => values.iter().any(like),
+                        "ArnNotLike" | "ArnNotEquals" | "StringNotLike" => !values.iter().any(like),
+                        "StringEquals" => values.iter().any(equal),
+                        "StringNotEquals" => !values.iter().any(equal),
+                        "StringEqualsIgnoreCase" => values.iter().any(|p| p.eq_ignore_ascii_case(principal)),
+                        "StringNotEqualsIgnoreCase" => !values.iter().any(|p| p.eq_ignore_ascii_case(principal)),
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            };
+            all &= holds;
+        }
+    }
+    Some(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,6 +111,62 @@ fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
     out
 }
 
+/// `s3.BUCKET ID is STATUS` unless the control passed (or is waived);
+/// also when it was not evaluated at all.
+fn not_passing(report: &Report, bucket: &str, id: &str) -> Option<String> {
+    let addr = format!("s3.{bucket}");
+    match report.controls.iter().find(|c| c.id == id && c.address.as_str() == addr) {
+        Some(c) if matches!(c.status, Status::Pass | Status::Waived) => None,
+        Some(c) => Some(format!("{addr} {id} is {}", format!("{:?}", c.status).to_lowercase())),
+        None => Some(format!("{addr} {id} was not evaluated")),
+    }
+}
+
+/// IMMUTABILITY: every bucket holding backups, and each DR copy of one
+/// the policy declares, keeps them under Object Lock at least as long as
+/// their retention, denies deletes on the bucket side, and is versioned
+/// (so an overwrite is a new version, never a loss) — each measured by
+/// its control.
+fn immutability(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
+    let mut scope: Vec<(&crate::policy::BucketSpec, u64)> = Vec::new();
+    for b in policy.buckets.iter().filter(|b| !b.backups.is_empty()) {
+        let keep = b.backups.iter().filter_map(|e| e.retention_days).max().unwrap_or(0);
+        scope.push((b, keep));
+        for rule in b.replication.iter().flat_map(|r| r.rules.iter()) {
+            if let Some(d) = policy.buckets.iter().find(|x| x.name == rule.destination) {
+                scope.push((d, keep));
+            }
+        }
+    }
+    if scope.is_empty() {
+        return (Verdict::NotEvaluated, vec!["needs backups: entries in the policy".into()]);
+    }
+    scope.sort_by(|a, b| a.0.name.cmp(&b.0.name).then(b.1.cmp(&a.1)));
+    scope.dedup_by(|a, b| a.0.name == b.0.name);
+    let mut reasons = Vec::new();
+    for (b, keep) in scope {
+        match &b.object_lock {
+            None => reasons.push(format!("{} has no object_lock: its backups can be deleted", b.name)),
+            Some(l) if (l.days as u64) < keep => reasons.push(format!(
+                "{} locks versions {} days, but its backups are kept {keep} days",
+                b.name, l.days
+            )),
+            Some(_) => reasons.extend(not_passing(report, &b.name, "S3-OBJECT-LOCK")),
+        }
+        if b.access.as_ref().is_some_and(|a| a.deny_delete) {
+            reasons.extend(not_passing(report, &b.name, "S3-ACCESS"));
+        } else {
+            reasons.push(format!("{} does not deny deletes on the bucket side (`access.deny_delete`)", b.name));
+        }
+        reasons.extend(not_passing(report, &b.name, "S3-VERSIONING"));
+    }
+    if reasons.is_empty() {
+        (Verdict::Met, reasons)
+    } else {
+        (Verdict::NotMet, reasons)
+    }
+}
+
 /// Statements of a role's documents that Allow `action` on `resource`.
 fn allows(docs: &[&Value], action: &str, resource: &str) -> bool {
     docs.iter().any(|d| {
@@ -177,9 +233,12 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
         push(id, title, verdict);
     }
 
+    push("IMMUTABILITY", "Backups cannot be deleted or overwritten within their retention", immutability(report, policy));
+
     // Access: judged from the role documents the policy declares, and only
-    // when the IAM controls found them live as declared.
-    let iam_ok = judge(&by(&|c| feeds(c, "LEAST-PRIVILEGE")));
+    // when the IAM controls found them live as declared (the bucket-side
+    // restriction is judged below, for least privilege only).
+    let iam_ok = judge(&by(&|c| feeds(c, "LEAST-PRIVILEGE") && c.id != "S3-ACCESS"));
     let dumps: Vec<(String, String)> = policy
         .buckets
         .iter()
@@ -226,6 +285,19 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
                         if deletes { "delete" } else { "write" }
                     ));
                 }
+            }
+        }
+        // The roles' own policies are half of it: on the bucket side,
+        // nobody else of the account may write or read the dumps either.
+        for b in policy.buckets.iter().filter(|b| b.backups.iter().any(|e| e.max_age_secs > 900)) {
+            let a = b.access.as_ref();
+            if a.and_then(|a| a.writers.as_ref()).is_none() || a.and_then(|a| a.readers.as_ref()).is_none() {
+                excess.push(format!(
+                    "{} does not restrict its writers and readers on the bucket side (`access:`): any principal of the account with s3:* can write or read the dumps",
+                    b.name
+                ));
+            } else if let Some(bad) = not_passing(report, &b.name, "S3-ACCESS") {
+                excess.push(bad);
             }
         }
         excess.sort();

@@ -26,6 +26,10 @@ pub struct ApplyArgs {
     /// Allow destructive changes (e.g. suspending versioning).
     #[arg(long)]
     pub allow_destroy: bool,
+    /// Allow changes nobody can undo (e.g. COMPLIANCE-mode Object Lock
+    /// retention, which not even the root user can shorten or remove).
+    #[arg(long)]
+    pub allow_irreversible: bool,
     /// Append a JSON line per resource to FILE as apply goes: its steps,
     /// their outcome, and each changed setting's value before the change.
     #[arg(long, value_name = "FILE")]
@@ -149,6 +153,24 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
             format!(
                 "the plan has destructive changes and --allow-destroy was not given; nothing was changed: {}",
                 destructive.join("; ")
+            ),
+        );
+    }
+    let irreversible: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.irreversible && c.is_actionable())
+        .map(|c| {
+            let attrs: Vec<&str> = c.attributes.iter().filter(|x| x.irreversible).map(|x| x.name.as_str()).collect();
+            format!("{} ({})", c.address, attrs.join(", "))
+        })
+        .collect();
+    if !irreversible.is_empty() && !a.allow_irreversible {
+        return error(
+            g,
+            format!(
+                "the plan has changes nobody can undo and --allow-irreversible was not given; nothing was changed: {}",
+                irreversible.join("; ")
             ),
         );
     }

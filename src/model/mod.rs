@@ -210,6 +210,10 @@ pub struct AttrChange {
     pub sensitive: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub destructive: bool,
+    /// Cannot be undone by anyone once made (e.g. COMPLIANCE-mode Object
+    /// Lock retention): apply needs --allow-irreversible.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub irreversible: bool,
     /// For documents: a unified diff of the canonical JSON, for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
@@ -241,6 +245,7 @@ impl AttrChange {
             unknown: None,
             sensitive: false,
             destructive: false,
+            irreversible: false,
             diff: None,
         }
     }
@@ -285,6 +290,9 @@ pub struct Change {
     pub conflicts: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub destructive: bool,
+    /// Some attribute is irreversible: apply needs --allow-irreversible.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub irreversible: bool,
     /// For humans only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -313,6 +321,7 @@ impl Change {
             unknown: Vec::new(),
             conflicts: Vec::new(),
             destructive: false,
+            irreversible: false,
             reason: None,
             manual: None,
         }

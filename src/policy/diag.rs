@@ -11,6 +11,7 @@ use miette::{LabeledSpan, SourceSpan};
 /// user contract (people grep and suppress by them): a test pins the list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Code {
+    AccessLocksOut,
     BucketKeyNotAllowed,
     BucketNameInvalid,
     DestinationInvalid,
@@ -32,10 +33,12 @@ pub enum Code {
     KmsKeyNotAllowed,
     KmsKeyRegion,
     KmsKeyRequired,
+    LockOutlastsLifecycle,
     MissingField,
     NoncurrentVersionsKept,
     NotUtf8,
     ObjectActionOnBucket,
+    ObjectLockNeedsVersioning,
     PolicyRefInvalid,
     RegionInvalid,
     ReplicaKmsKeyRequired,
@@ -57,6 +60,7 @@ pub enum Code {
 impl Code {
     /// Every code, in the order of their names.
     pub const ALL: &[Code] = &[
+        Code::AccessLocksOut,
         Code::BucketKeyNotAllowed,
         Code::BucketNameInvalid,
         Code::DestinationInvalid,
@@ -78,10 +82,12 @@ impl Code {
         Code::KmsKeyNotAllowed,
         Code::KmsKeyRegion,
         Code::KmsKeyRequired,
+        Code::LockOutlastsLifecycle,
         Code::MissingField,
         Code::NoncurrentVersionsKept,
         Code::NotUtf8,
         Code::ObjectActionOnBucket,
+        Code::ObjectLockNeedsVersioning,
         Code::PolicyRefInvalid,
         Code::RegionInvalid,
         Code::ReplicaKmsKeyRequired,
@@ -103,6 +109,7 @@ impl Code {
     /// The stable kebab-case name users see.
     pub fn as_str(self) -> &'static str {
         match self {
+            Code::AccessLocksOut => "access-locks-out",
             Code::BucketKeyNotAllowed => "bucket-key-not-allowed",
             Code::BucketNameInvalid => "bucket-name-invalid",
             Code::DestinationInvalid => "destination-invalid",
@@ -124,10 +131,12 @@ impl Code {
             Code::KmsKeyRegion => "kms-key-region",
             Code::KmsAliasInResource => "kms-alias-in-resource",
             Code::KmsKeyRequired => "kms-key-required",
+            Code::LockOutlastsLifecycle => "lock-outlasts-lifecycle",
             Code::MissingField => "missing-field",
             Code::NoncurrentVersionsKept => "noncurrent-versions-kept",
             Code::NotUtf8 => "not-utf8",
             Code::ObjectActionOnBucket => "object-action-on-bucket",
+            Code::ObjectLockNeedsVersioning => "object-lock-needs-versioning",
             Code::PolicyRefInvalid => "policy-ref-invalid",
             Code::RegionInvalid => "region-invalid",
             Code::ReplicaKmsKeyRequired => "replica-kms-key-required",

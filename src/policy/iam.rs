@@ -620,6 +620,14 @@ pub fn replication_permissions(role: &str, buckets: &[BucketSpec], default_regio
     dests.sort();
     let arn = |b: &String| format!("arn:aws:s3:::{b}");
     let objects = |b: &String| format!("arn:aws:s3:::{b}/*");
+    // Locked source objects are replicated with their retention and legal
+    // hold, which the role reads (AWS S3 user guide, "Object Lock
+    // considerations": Using Object Lock with S3 Replication).
+    let locked: Vec<String> = buckets
+        .iter()
+        .filter(|b| b.object_lock.is_some() && sources.contains(&b.name))
+        .map(|b| format!("arn:aws:s3:::{}/*", b.name))
+        .collect();
     let mut statements = vec![
         json!({"Sid": "ReadSourceConfiguration", "Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
              "Resource": sources.iter().map(arn).collect::<Vec<_>>()}),
@@ -629,6 +637,10 @@ pub fn replication_permissions(role: &str, buckets: &[BucketSpec], default_regio
         json!({"Sid": "WriteReplicas", "Effect": "Allow", "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
              "Resource": dests.iter().map(objects).collect::<Vec<_>>()}),
     ];
+    if !locked.is_empty() {
+        statements.push(json!({"Sid": "ReadSourceRetention", "Effect": "Allow",
+            "Action": ["s3:GetObjectRetention", "s3:GetObjectLegalHold"], "Resource": locked}));
+    }
     statements.extend(numbered(kms));
     Some(json!({"Version": "2012-10-17", "Statement": statements}))
 }

@@ -241,6 +241,8 @@ pub struct BucketSpec {
     pub public_access_block: Option<PublicAccessBlock>,
     pub mfa_delete: Option<bool>,
     pub require_tls: Option<bool>,
+    pub access: Option<Access>,
+    pub object_lock: Option<ObjectLock>,
     pub lifecycle: Option<Lifecycle>,
     pub replication: Option<Replication>,
     pub backups: Vec<BackupSpec>,
@@ -255,6 +257,58 @@ impl BucketSpec {
     /// The region the bucket must live in, given the run's default.
     pub fn region_or<'a>(&'a self, default: &'a str) -> &'a str {
         self.region.as_deref().unwrap_or(default)
+    }
+}
+
+/// Bucket-side access restriction (`access:`). Principals are role names
+/// or IAM ARNs as written; `None`: that kind of access is not restricted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Access {
+    pub writers: Option<Vec<String>>,
+    /// With the bucket's replication role added.
+    pub readers: Option<Vec<String>>,
+    pub deny_delete: bool,
+    pub break_glass: Vec<String>,
+}
+
+impl Access {
+    /// Every principal named, once.
+    pub fn principals(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self
+            .writers
+            .iter()
+            .flatten()
+            .chain(self.readers.iter().flatten())
+            .chain(self.break_glass.iter())
+            .map(String::as_str)
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// S3 Object Lock default retention (`object_lock:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectLock {
+    pub mode: LockMode,
+    pub days: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LockMode {
+    Governance,
+    Compliance,
+}
+
+impl LockMode {
+    /// As S3 spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
     }
 }
 

@@ -197,6 +197,15 @@ pub struct RawBucket {
     /// owned by its Sid; other statements are kept).
     #[serde(default)]
     pub require_tls: Option<Sp<bool>>,
+    /// Who may put, get and delete objects, whatever their own IAM
+    /// policies allow: Deny statements of the bucket policy, owned by Sid
+    /// (other statements are kept), on object actions only.
+    #[serde(default)]
+    pub access: Option<Sp<RawAccess>>,
+    /// S3 Object Lock with a default retention: object versions cannot be
+    /// deleted or overwritten until it ends. Cannot be turned off once on.
+    #[serde(default)]
+    pub object_lock: Option<Sp<RawObjectLock>>,
     #[serde(default)]
     pub lifecycle: Option<Sp<RawLifecycle>>,
     #[serde(default)]
@@ -204,6 +213,44 @@ pub struct RawBucket {
     /// Backup evidence the audit checks (freshness, integrity, retention).
     #[serde(default)]
     pub backups: Option<Sp<Vec<Sp<RawBackup>>>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    /// The only principals that may put objects: role names (resolved to
+    /// their ARNs) or IAM ARNs. Not written: writes are not restricted.
+    #[serde(default)]
+    pub writers: Option<Sp<Vec<Sp<String>>>>,
+    /// The only principals that may get objects; the bucket's replication
+    /// role is added. Not written: reads are not restricted.
+    #[serde(default)]
+    pub readers: Option<Sp<Vec<Sp<String>>>>,
+    /// Nobody deletes objects or object versions (lifecycle expiration,
+    /// done by S3 itself, still works).
+    #[serde(default)]
+    pub deny_delete: Option<Sp<bool>>,
+    /// Principals exempt from every restriction, for incidents.
+    #[serde(default)]
+    pub break_glass: Option<Sp<Vec<Sp<String>>>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawObjectLock {
+    /// `governance`: users with s3:BypassGovernanceRetention can still
+    /// delete; `compliance`: nobody can, the root user included, until
+    /// each version's retention ends.
+    pub mode: Sp<LockModeRaw>,
+    /// Default retention of each new object version, in days.
+    pub days: Sp<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LockModeRaw {
+    Governance,
+    Compliance,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use super::diag::{Code, Diagnostic, Diagnostics, Pos};
 use super::raw::{self, RawPolicy, Sp};
 use super::{
-    Algorithm, BackupSpec, BucketSpec, Encryption, KmsKeySpec, Lifecycle, LifecycleRule, Ownership, Policy,
-    PublicAccessBlock, Replication, ReplicationRule, Transition, Versioning,
+    Access, Algorithm, BackupSpec, BucketSpec, Encryption, KmsKeySpec, Lifecycle, LifecycleRule, Ownership, Policy,
+    LockMode, ObjectLock, PublicAccessBlock, Replication, ReplicationRule, Transition, Versioning,
 };
 
 /// Parse the bytes of `file` and validate them.
@@ -62,6 +62,7 @@ pub fn parse_and_validate(
         keys: Vec::new(),
         default_region: None,
         replica_keys: Vec::new(),
+        at: HashMap::new(),
     };
     let mut policy = v.policy(file, &raw);
     let at = |d: &Diagnostic| d.pos.map(|p| (p.line, p.column));
@@ -180,6 +181,9 @@ pub(super) struct Validator<'a> {
     /// (key name, destination bucket, position) of each `replica_kms_key`
     /// naming a declared key, checked against the destination's region.
     replica_keys: Vec<(String, String, Pos)>,
+    /// Where a bucket's `access.writers` and `object_lock` are written,
+    /// for checks across buckets.
+    at: HashMap<(String, &'static str), Pos>,
 }
 
 impl Validator<'_> {
@@ -233,6 +237,43 @@ impl Validator<'_> {
                             Some(pos),
                         )
                         .help(format!("add `versioning: enabled` to {dest}")),
+                    );
+                }
+            }
+        }
+        // Replicas are written as the replication role (s3:ReplicateObject):
+        // a destination that restricts its writers must name it; and a
+        // source under Object Lock replicates only into a locked
+        // destination (S3 replication failure reason
+        // DstBucketObjectLockConfigMissing).
+        for src in &buckets {
+            let Some(r) = &src.replication else { continue };
+            let role = crate::providers::s3::replication::role_name(&r.role);
+            for rule in &r.rules {
+                let Some(dest) = buckets.iter().find(|b| b.name == rule.destination) else { continue };
+                let at = self.at.get(&(dest.name.clone(), "writers")).copied();
+                if let Some(writers) = dest.access.as_ref().and_then(|a| a.writers.as_ref()) {
+                    let named = writers.iter().chain(&dest.access.as_ref().map(|a| a.break_glass.clone()).unwrap_or_default()).any(|w| crate::providers::s3::replication::role_name(w) == role);
+                    if !named {
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::AccessLocksOut,
+                                format!("`{}` restricts its writers but not to the replication role `{role}` of `{}`: every replica would be refused", dest.name, src.name),
+                                at,
+                            )
+                            .help(format!("add `{role}` to the writers of {}", dest.name)),
+                        );
+                    }
+                }
+                if src.object_lock.is_some() && dest.object_lock.is_none() {
+                    let at = self.at.get(&(src.name.clone(), "object_lock")).copied();
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::ObjectLockNeedsVersioning,
+                            format!("`{}` uses Object Lock, so its replication destination `{}` must too: S3 does not replicate locked objects into a bucket without it", src.name, dest.name),
+                            at,
+                        )
+                        .help(format!("add `object_lock:` to {}", dest.name)),
                     );
                 }
             }
@@ -412,6 +453,18 @@ impl Validator<'_> {
             .replication
             .as_ref()
             .and_then(|r| self.replication(r, name.as_deref(), b.versioning.as_ref(), kms_source));
+        let access = b.access.as_ref().map(|a| {
+            self.access(a, replication.as_ref().map(|r| r.role.as_str()), !backups.is_empty())
+        });
+        let object_lock = b.object_lock.as_ref().and_then(|l| self.object_lock(l, b));
+        if let Some(n) = &name {
+            if let Some(w) = b.access.as_ref().and_then(|a| a.value().writers.as_ref()) {
+                self.at.insert((n.clone(), "writers"), w.pos());
+            }
+            if let Some(l) = &b.object_lock {
+                self.at.insert((n.clone(), "object_lock"), l.pos());
+            }
+        }
         Some(BucketSpec {
             name: name?,
             region,
@@ -420,6 +473,8 @@ impl Validator<'_> {
             public_access_block,
             mfa_delete: b.mfa_delete.as_ref().map(|m| *m.value() == raw::MfaDeleteRaw::Enabled),
             require_tls: b.require_tls.as_ref().map(|t| *t.value()),
+            access,
+            object_lock,
             lifecycle,
             replication,
             backups,
@@ -431,6 +486,8 @@ impl Validator<'_> {
                 ("public_access_block", b.public_access_block.as_ref().map(|v| v.pos().line)),
                 ("mfa_delete", b.mfa_delete.as_ref().map(|v| v.pos().line)),
                 ("require_tls", b.require_tls.as_ref().map(|v| v.pos().line)),
+                ("access", b.access.as_ref().map(|v| v.pos().line)),
+                ("object_lock", b.object_lock.as_ref().map(|v| v.pos().line)),
                 ("lifecycle", b.lifecycle.as_ref().map(|v| v.pos().line)),
                 ("replication", b.replication.as_ref().map(|v| v.pos().line)),
             ]
@@ -438,6 +495,125 @@ impl Validator<'_> {
             .filter_map(|(k, l)| l.map(|l| (k, l)))
             .collect(),
         })
+    }
+
+    /// `access:` — principals checked, the replication role added to the
+    /// readers, and restrictions that would stop the backups themselves
+    /// refused.
+    fn access(&mut self, a: &Sp<raw::RawAccess>, replication_role: Option<&str>, holds_backups: bool) -> Access {
+        let raw = a.value();
+        let mut list = |v: &Option<Sp<Vec<Sp<String>>>>| -> Option<Vec<String>> {
+            let v = v.as_ref()?;
+            let mut out = Vec::new();
+            for p in v.value() {
+                let Some(s) = self.expand(p) else { continue };
+                if !is_principal_ref(&s) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::RoleInvalid,
+                            format!("`{s}` is neither an IAM role name nor an IAM role, user or root ARN"),
+                            Some(p.pos()),
+                        )
+                        .help("write a role name, or arn:aws:iam::ACCOUNT:role/NAME (`*` allowed in the name), arn:aws:iam::ACCOUNT:user/NAME or arn:aws:iam::ACCOUNT:root; aws:PrincipalArn of an assumed-role session is its role's ARN"),
+                    );
+                    continue;
+                }
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            Some(out)
+        };
+        let writers = list(&raw.writers);
+        let mut readers = list(&raw.readers);
+        let break_glass = list(&raw.break_glass).unwrap_or_default();
+        if holds_backups {
+            for (what, given, v) in [
+                ("write", &writers, &raw.writers),
+                ("read (restore)", &readers, &raw.readers),
+            ] {
+                if let (Some(given), Some(v)) = (given, v) {
+                    if given.is_empty() && self.diags.iter().all(|d| d.code != Code::RoleInvalid) {
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::AccessLocksOut,
+                                format!("nobody could {what} the backups this bucket holds: the list is empty"),
+                                Some(v.pos()),
+                            )
+                            .help("name the role that must do it, or leave the field out to not restrict it"),
+                        );
+                    }
+                }
+            }
+        }
+        // S3 reads the source objects as the replication role
+        // (s3:GetObjectVersionForReplication): it is a reader.
+        if let (Some(r), Some(list)) = (replication_role, readers.as_mut()) {
+            if !list.iter().any(|x| x == r) {
+                list.push(r.to_string());
+            }
+        }
+        Access { writers, readers, deny_delete: raw.deny_delete.as_ref().is_some_and(|d| *d.value()), break_glass }
+    }
+
+    /// `object_lock:` — mode and days, versioning, and lifecycle rules that
+    /// would try to remove versions still under retention.
+    fn object_lock(&mut self, l: &Sp<raw::RawObjectLock>, b: &raw::RawBucket) -> Option<ObjectLock> {
+        let raw = l.value();
+        let days = *raw.days.value();
+        // S3 API reference, "DefaultRetention": Days is a positive integer;
+        // retention is capped at 100 years.
+        if !(1..=36500).contains(&days) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::ValueOutOfRange,
+                    format!("`days` is {days}, it must be between 1 and 36500"),
+                    Some(raw.days.pos()),
+                )
+                .help("write the retention in days, e.g. 14"),
+            );
+            return None;
+        }
+        // AWS S3 user guide, "Configuring S3 Object Lock": versioning first;
+        // once Object Lock is on, versioning cannot be suspended.
+        if b.versioning.as_ref().map(|v| *v.value()) != Some(raw::VersioningRaw::Enabled) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::ObjectLockNeedsVersioning,
+                    "Object Lock needs versioning enabled on the bucket, and the bucket does not say `versioning: enabled`",
+                    Some(l.pos()),
+                )
+                .help("write `versioning: enabled` (it can never be suspended once Object Lock is on)"),
+            );
+        }
+        // A version under retention cannot be removed by lifecycle either
+        // (AWS S3 user guide, "Managing S3 Lifecycle policies with Object
+        // Lock"): S3 keeps retrying, and the version stays and is billed.
+        for rule in b.lifecycle.iter().flat_map(|l| l.value().rules.iter()) {
+            let r = rule.value();
+            let Some(nc) = &r.noncurrent_expire_after_days else { continue };
+            let earliest = r.expire_after_days.as_ref().map_or(0, |e| *e.value()) + *nc.value();
+            if earliest < days {
+                self.warnings.push(
+                    Diagnostic::warning(
+                        Code::LockOutlastsLifecycle,
+                        format!(
+                            "rule `{}` would remove versions after {earliest} days, but Object Lock retains each version {days} days: S3 cannot delete them earlier, they stay (and are billed) until the retention ends",
+                            r.id.value()
+                        ),
+                        Some(nc.pos()),
+                    )
+                    .help(format!(
+                        "make the rule keep versions at least {days} days (expire_after_days + noncurrent_expire_after_days ≥ {days}), or shorten the retention"
+                    )),
+                );
+            }
+        }
+        let mode = match raw.mode.value() {
+            raw::LockModeRaw::Governance => LockMode::Governance,
+            raw::LockModeRaw::Compliance => LockMode::Compliance,
+        };
+        Some(ObjectLock { mode, days })
     }
 
     fn replication(
@@ -1112,6 +1288,23 @@ impl Validator<'_> {
 }
 
 /// An IAM role name, or a role ARN.
+/// A principal of `access:`: a role name, or an IAM role, user or root
+/// ARN as aws:PrincipalArn reports it (wildcards allowed in the name).
+fn is_principal_ref(r: &str) -> bool {
+    let Some(rest) = r.strip_prefix("arn:") else { return is_role_ref(r) };
+    let parts: Vec<&str> = rest.splitn(5, ':').collect();
+    let name_ok = |n: &str| {
+        !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-*?".contains(c))
+    };
+    parts.len() == 5
+        && parts[1] == "iam"
+        && parts[2].is_empty()
+        && parts[3].len() == 12
+        && parts[3].chars().all(|c| c.is_ascii_digit())
+        && (parts[4] == "root"
+            || ["role/", "user/"].iter().any(|k| parts[4].strip_prefix(k).and_then(|p| p.rsplit('/').next()).is_some_and(name_ok)))
+}
+
 fn is_role_ref(r: &str) -> bool {
     let name_ok = |n: &str| {
         !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))

@@ -30,6 +30,8 @@ pub const GET_BUCKET_REPLICATION: Op = Op::read("get_bucket_replication", "s3:Ge
 pub const GET_BUCKET_VERSIONING: Op = Op::read("get_bucket_versioning", "s3:GetBucketVersioning", On::Bucket);
 pub const GET_OBJECT: Op = Op::read("get_object", "s3:GetObject", On::Objects);
 pub const GET_POLICY_VERSION: Op = Op::read("get_policy_version", "iam:GetPolicyVersion", On::ManagedPolicy);
+pub const GET_OBJECT_LOCK_CONFIGURATION: Op =
+    Op::read("get_object_lock_configuration", "s3:GetBucketObjectLockConfiguration", On::Bucket);
 pub const GET_PUBLIC_ACCESS_BLOCK: Op =
     Op::read("get_public_access_block", "s3:GetBucketPublicAccessBlock", On::Bucket);
 pub const GET_ROLE: Op = Op::read("get_role", "iam:GetRole", On::Role);
@@ -52,6 +54,8 @@ pub const PUT_BUCKET_REPLICATION: Op =
 pub const PUT_BUCKET_VERSIONING: Op = Op::write("put_bucket_versioning", "s3:PutBucketVersioning", On::Bucket);
 /// The notify state object (`audit --state s3://…`), outside the policy.
 pub const PUT_OBJECT: Op = Op::write("put_object", "s3:PutObject", On::StateObject);
+pub const PUT_OBJECT_LOCK_CONFIGURATION: Op =
+    Op::write("put_object_lock_configuration", "s3:PutBucketObjectLockConfiguration", On::Bucket);
 pub const PUT_PUBLIC_ACCESS_BLOCK: Op =
     Op::write("put_public_access_block", "s3:PutBucketPublicAccessBlock", On::Bucket);
 pub const PUT_ROLE_POLICY: Op = Op::write("put_role_policy", "iam:PutRolePolicy", On::Role);

@@ -87,6 +87,15 @@ pub fn plan(plan: &crate::model::Plan, limit: usize) -> Vec<String> {
             destructive.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
         );
     }
+    let irreversible: Vec<String> =
+        plan.changes.iter().filter(|c| c.irreversible).map(|c| format!("`{}`", c.address)).collect();
+    if !irreversible.is_empty() {
+        let _ = writeln!(
+            head,
+            "> ⚠️ **Irreversible**, nobody can undo it (apply needs `--allow-irreversible`): {}\n",
+            irreversible.join(", ")
+        );
+    }
     // Sections, in plan order, one per resource with something to say.
     let mut sections: Vec<String> = Vec::new();
     let mut current: Option<(String, String, bool)> = None;

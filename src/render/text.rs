@@ -86,6 +86,9 @@ pub fn change(out: &mut String, c: &Change, p: Paint) {
         if a.destructive {
             let _ = writeln!(out, "      {}", p.red("# destructive: needs --allow-destroy"));
         }
+        if a.irreversible {
+            let _ = writeln!(out, "      {}", p.red("# irreversible: nobody can undo it; needs --allow-irreversible"));
+        }
     }
     for u in &c.unknown {
         let _ = writeln!(out, "    {} {}: unknown ({})", p.red("?"), u.attribute, u.reason);

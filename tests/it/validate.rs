@@ -108,6 +108,7 @@ fn diagnostic_codes_are_stable() {
     assert_eq!(
         names,
         [
+            "access-locks-out",
             "bucket-key-not-allowed",
             "bucket-name-invalid",
             "destination-invalid",
@@ -129,10 +130,12 @@ fn diagnostic_codes_are_stable() {
             "kms-key-not-allowed",
             "kms-key-region",
             "kms-key-required",
+            "lock-outlasts-lifecycle",
             "missing-field",
             "noncurrent-versions-kept",
             "not-utf8",
             "object-action-on-bucket",
+            "object-lock-needs-versioning",
             "policy-ref-invalid",
             "region-invalid",
             "replica-kms-key-required",

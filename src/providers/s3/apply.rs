@@ -8,7 +8,8 @@
 
 use aws_sdk_s3::types::{
     BlockedEncryptionTypes, BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
-    CreateBucketConfiguration, EncryptionType, PublicAccessBlockConfiguration, ServerSideEncryption,
+    CreateBucketConfiguration, DefaultRetention, EncryptionType, ObjectLockConfiguration, ObjectLockEnabled,
+    ObjectLockRetentionMode, ObjectLockRule, PublicAccessBlockConfiguration, ServerSideEncryption,
     ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
     VersioningConfiguration,
 };
@@ -17,6 +18,7 @@ use super::diff::merged_pab;
 use super::lifecycle::{self, LifecycleDoc};
 use super::observe::{self, BucketState};
 use super::replication::{self, Prerequisites, ReplicationDoc};
+use super::access;
 use super::tls::{self, PolicyDoc};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 
@@ -34,6 +36,7 @@ pub async fn apply(
     state: &BucketState,
     changes: &[Change],
     keys_made: bool,
+    roles_made: bool,
 ) -> Vec<StepOutcome> {
     let Some(change) = changes.first() else {
         return Vec::new();
@@ -73,6 +76,12 @@ pub async fn apply(
                     .build(),
             );
         }
+        // Object Lock is enabled at creation, which also enables
+        // versioning (S3 API reference, CreateBucket
+        // x-amz-bucket-object-lock-enabled).
+        if spec.object_lock.is_some() {
+            req = req.object_lock_enabled_for_bucket(true);
+        }
         let r = aws.call(&ops::CREATE_BUCKET, req.send()).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
         out.push(StepOutcome { step: "create bucket", result: r });
         if out.iter().any(|s| s.result.is_err()) {
@@ -93,6 +102,21 @@ pub async fn apply(
                 .versioning_configuration(VersioningConfiguration::builder().status(status.clone()).build())
                 .send()
         );
+    }
+    // Object Lock needs versioning enabled first (AWS S3 user guide,
+    // "Configuring S3 Object Lock"), and comes before anything writes
+    // objects so that every backup gets the default retention.
+    if let (Some(lock), true) = (&spec.object_lock, touches("object_lock")) {
+        if out.iter().any(|s| s.step == "versioning" && s.result.is_err()) {
+            out.push(StepOutcome { step: "object lock", result: Err("not tried: versioning is not enabled".into()) });
+        } else {
+            let conf = lock_config(lock);
+            step!(
+                &ops::PUT_OBJECT_LOCK_CONFIGURATION,
+                "object lock",
+                client.put_object_lock_configuration().bucket(name).object_lock_configuration(conf.clone()).send()
+            );
+        }
     }
     if let (Some(enc), true) = (&spec.encryption, touches("encryption")) {
         let seen = state.encryption.as_ref().and_then(|o| o.present());
@@ -142,13 +166,38 @@ pub async fn apply(
                 .send()
         );
     }
-    if let (Some(want), Some(tls_change)) = (spec.require_tls, changes.iter().find(|c| c.address == tls::address(name)))
-    {
-        if tls_change.is_actionable() {
-            let seen = state.policy.as_ref().and_then(|o| o.present());
-            let r = write_policy(aws, &client, name, seen, want).await;
-            out.push(StepOutcome { step: "bucket policy (require TLS)", result: r });
+    // One write for the TLS and access statements: only the Sids of the
+    // changes being made are replaced, every other statement is kept.
+    let acting = |addr: &crate::model::Address| changes.iter().any(|c| &c.address == addr && c.is_actionable());
+    let (tls_on, access_on) = (acting(&tls::address(name)), acting(&access::address(name)));
+    if tls_on || access_on {
+        let mut owned: Vec<&str> = Vec::new();
+        let mut desired = Vec::new();
+        if let (true, Some(want)) = (tls_on, spec.require_tls) {
+            owned.push(tls::SID);
+            if want {
+                desired.push(tls::desired_statement(name));
+            }
         }
+        let mut resolved = Ok(());
+        if let (true, Some(want)) = (access_on, &spec.access) {
+            owned.extend(access::SIDS);
+            match access_now(aws, want, &state.principals, roles_made).await {
+                Ok(r) => desired.extend(access::desired_statements(name, &r)),
+                Err(e) => resolved = Err(e),
+            }
+        }
+        let label = match (tls_on, access_on) {
+            (true, false) => "bucket policy (require TLS)",
+            (false, true) => "bucket policy (access)",
+            _ => "bucket policy (require TLS, access)",
+        };
+        let seen = state.policy.as_ref().and_then(|o| o.present());
+        let r = match resolved {
+            Ok(()) => write_policy(aws, &client, name, seen, &owned, desired).await,
+            Err(e) => Err(e),
+        };
+        out.push(StepOutcome { step: label, result: r });
     }
     if let Some(want) = &spec.lifecycle {
         let prefix = format!("s3.{name}.lifecycle");
@@ -182,6 +231,24 @@ pub async fn key_arn(aws: &Aws, region: &str, alias: &str, wait: bool) -> Result
             other => other.reason(),
         }),
     }
+}
+
+/// The Object Lock configuration to write: enabled, with the default
+/// retention the policy names.
+fn lock_config(lock: &crate::policy::ObjectLock) -> ObjectLockConfiguration {
+    ObjectLockConfiguration::builder()
+        .object_lock_enabled(ObjectLockEnabled::Enabled)
+        .rule(
+            ObjectLockRule::builder()
+                .default_retention(
+                    DefaultRetention::builder()
+                        .mode(ObjectLockRetentionMode::from(lock.mode.as_str()))
+                        .days(i32::try_from(lock.days).unwrap_or(i32::MAX))
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
 }
 
 /// The default-encryption document to write. `bucket_key` the policy leaves
@@ -254,14 +321,46 @@ async fn write_lifecycle(
     .map_err(|e| classify(&e, &[]).reason())
 }
 
-/// Put (or remove) the tool's TLS statement, keeping every other statement,
-/// unless the policy changed since `seen` was read.
+/// The access restriction with every role an ARN: roles resolved at plan
+/// time as they were, roles this apply created read now (waiting, bounded
+/// by --wait, for IAM to show a role it made moments ago).
+async fn access_now(
+    aws: &Aws,
+    want: &crate::policy::Access,
+    seen: &std::collections::BTreeMap<String, access::Principal>,
+    roles_made: bool,
+) -> Result<access::Resolved, String> {
+    let mut principals = seen.clone();
+    for (name, p) in principals.iter_mut() {
+        if *p != access::Principal::AfterApply {
+            continue;
+        }
+        let iam = aws.iam();
+        let r = aws
+            .call_until_visible(
+                &ops::GET_ROLE,
+                &format!("role {name}"),
+                || iam.get_role().role_name(name).send(),
+                |e| roles_made && e.code() == Some("NoSuchEntity"),
+            )
+            .await;
+        *p = match r {
+            Ok(o) => access::Principal::Arn(o.role().map(|r| r.arn().to_string()).unwrap_or_default()),
+            Err(e) => return Err(format!("cannot read the ARN of role {name}: {}", classify(&e, &[]).reason())),
+        };
+    }
+    access::resolve(want, &principals).map_err(|e| format!("access principals: {e}"))
+}
+
+/// Replace the statements of the Sids in `owned` by `desired`, keeping
+/// every other statement, unless the policy changed since `seen` was read.
 async fn write_policy(
     aws: &Aws,
     client: &aws_sdk_s3::Client,
     name: &str,
     seen: Option<&PolicyDoc>,
-    want: bool,
+    owned: &[&str],
+    desired: Vec<serde_json::Value>,
 ) -> Result<(), String> {
     let now = observe::read_policy(aws, client, name).await.map_err(|f| f.message)?;
     let now = match now {
@@ -272,7 +371,7 @@ async fn write_policy(
     if now.as_ref() != seen {
         return Err(format!("the bucket policy {CHANGED}"));
     }
-    match tls::merged(now.as_ref(), name, want) {
+    match tls::merged_statements(now.as_ref(), owned, desired) {
         Some(doc) => aws
             .call(&ops::PUT_BUCKET_POLICY, client.put_bucket_policy().bucket(name).policy(doc.to_string()).send())
             .await

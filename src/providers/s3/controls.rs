@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::observe::BucketState;
-use super::tls;
+use super::{access, tls};
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::{Change, Observed};
 use crate::policy::BucketSpec;
@@ -15,8 +15,17 @@ pub(super) struct Def {
 }
 
 /// The bucket controls (S3-CRR is the replication kind's).
-pub const CONTROLS: &[ControlDef] =
-    &[BUCKET.control, VERSIONING.control, SSE.control, PUBLIC.control, TLS.control, MFA.control, LIFECYCLE.control];
+pub const CONTROLS: &[ControlDef] = &[
+    BUCKET.control,
+    VERSIONING.control,
+    SSE.control,
+    PUBLIC.control,
+    TLS.control,
+    ACCESS.control,
+    LOCK.control,
+    MFA.control,
+    LIFECYCLE.control,
+];
 
 const BUCKET: Def = Def {
     attribute: "region",
@@ -69,6 +78,26 @@ const TLS: Def = Def {
         rationale: "Backups containing PII must be encrypted in transit: the bucket denies every request made without TLS (strategy: privacy & compliance).",
         severity: Severity::High,
             objectives: &["ENCRYPTION-IN-TRANSIT"],
+    },
+};
+const ACCESS: Def = Def {
+    attribute: "access",
+    control: ControlDef {
+        id: "S3-ACCESS",
+        title: "Only the named principals put, get and delete objects (bucket policy)",
+        rationale: "Only the backup role writes and the restore role reads, and nobody deletes backups, whatever else an account principal's own policies allow: the bucket policy denies everyone else (strategy: access control).",
+        severity: Severity::High,
+        objectives: &["LEAST-PRIVILEGE", "IMMUTABILITY"],
+    },
+};
+const LOCK: Def = Def {
+    attribute: "object_lock",
+    control: ControlDef {
+        id: "S3-OBJECT-LOCK",
+        title: "Object Lock default retention",
+        rationale: "Backups cannot be deleted or overwritten within their retention, by mistake or by ransomware (S3 Object Lock; AWS Backup's equivalent is Vault Lock).",
+        severity: Severity::High,
+        objectives: &["IMMUTABILITY"],
     },
 };
 const MFA: Def = Def {
@@ -222,6 +251,59 @@ pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &
             "add the TLS-only statement (suoops-policy apply)",
         ));
     }
+    if let (Some(want), Some(seen)) = (&spec.access, &state.policy) {
+        let (status, detail, observed) = match (seen, &access::resolve(want, &state.principals)) {
+            (Observed::Unknown { reason }, _) | (_, Err(access::Unresolved::Unknown(reason))) => {
+                (Status::Unknown, Some(reason.clone()), Value::Null)
+            }
+            (_, Err(e)) => (Status::Fail, Some(e.to_string()), Value::Null),
+            (_, Ok(_)) if state.bucket.present().is_none() => {
+                (Status::Fail, Some("the bucket does not exist".into()), Value::Null)
+            }
+            (other, Ok(r)) => {
+                let doc = other.present();
+                let observed = doc.map(|d| d.json.clone()).unwrap_or(Value::Null);
+                match access::enforced(doc, &spec.name, r) {
+                    Ok(()) => (Status::Pass, None, observed),
+                    Err(gaps) => (Status::Fail, Some(gaps.join("; ")), observed),
+                }
+            }
+        };
+        let expected = json!({
+            "writers": want.writers,
+            "readers": want.readers,
+            "deny_delete": want.deny_delete,
+            "break_glass": want.break_glass,
+        });
+        out.push(result(
+            &ACCESS,
+            spec,
+            change,
+            expected,
+            observed,
+            status,
+            detail,
+            "add the access statements to the bucket policy (suoops-policy apply)",
+        ));
+    }
+    if let (Some(want), Some(seen)) = (&spec.object_lock, &state.object_lock) {
+        let (status, detail) = match seen {
+            Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone())),
+            _ if state.bucket.present().is_none() => (Status::Fail, Some("the bucket does not exist".into())),
+            Observed::Absent => (Status::Fail, Some("Object Lock is not enabled on the bucket".into())),
+            Observed::Present(l) => lock_verdict(want, l),
+        };
+        out.push(result(
+            &LOCK,
+            spec,
+            change,
+            json!({"mode": want.mode.as_str(), "days": want.days}),
+            observed_json(seen, |l| json!(l)),
+            status,
+            detail,
+            "enable Object Lock with the default retention (suoops-policy apply)",
+        ));
+    }
     if let (Some(want), Some(seen)) = (spec.mfa_delete, &state.mfa_delete) {
         let word = |b: bool| if b { "enabled" } else { "disabled" };
         let (status, detail) = match seen {
@@ -281,6 +363,27 @@ pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &
         ));
     }
     out
+}
+
+/// At least as strong as the policy asks: the mode (COMPLIANCE is
+/// stronger than GOVERNANCE) and at least as many days.
+fn lock_verdict(want: &crate::policy::ObjectLock, l: &super::observe::LockState) -> (Status, Option<String>) {
+    let mut gaps = Vec::new();
+    match l.mode.as_deref() {
+        None => gaps.push("no default retention: new backups are not locked".to_string()),
+        Some(m) if m == want.mode.as_str() || m == "COMPLIANCE" => {}
+        Some(m) => gaps.push(format!("mode {m}, the policy says {}", want.mode.as_str())),
+    }
+    match l.days {
+        Some(d) if d >= want.days => {}
+        Some(d) => gaps.push(format!("retention {d} days, the policy says {}", want.days)),
+        None => {}
+    }
+    if gaps.is_empty() {
+        (Status::Pass, None)
+    } else {
+        (Status::Fail, Some(gaps.join("; ")))
+    }
 }
 
 pub(super) fn observed_json<T>(seen: &Observed<T>, f: impl Fn(&T) -> Value) -> Value {

@@ -4,9 +4,9 @@
 use serde_json::{json, Value};
 
 use super::observe::{BucketState, EncryptionState, PabState};
-use super::{lifecycle, replication, tls};
+use super::{access, lifecycle, replication, tls};
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
-use crate::policy::{BucketSpec, Encryption, PublicAccessBlock, Versioning};
+use crate::policy::{BucketSpec, Encryption, LockMode, ObjectLock, PublicAccessBlock, Versioning};
 
 /// Compare one bucket: the bucket's own change first, then one per
 /// sub-resource (MFA delete, TLS statement, lifecycle rules).
@@ -21,6 +21,9 @@ pub fn diff(spec: &BucketSpec, region: &str, state: &BucketState) -> Vec<Change>
     }
     if let (Some(want), Some(seen)) = (spec.require_tls, &state.policy) {
         out.push(tls::diff(&spec.name, want, seen));
+    }
+    if let (Some(want), Some(seen)) = (&spec.access, &state.policy) {
+        out.push(access::diff(&spec.name, want, &state.principals, seen));
     }
     if let (Some(want), Some(seen)) = (&spec.lifecycle, &state.lifecycle) {
         out.extend(lifecycle::diff(&spec.name, want, seen));
@@ -78,6 +81,9 @@ fn bucket(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
     if let (Some(want), Some(seen)) = (spec.versioning, &state.versioning) {
         versioning(want, seen, &mut change);
     }
+    if let (Some(want), Some(seen)) = (&spec.object_lock, &state.object_lock) {
+        object_lock(want, seen, &mut change);
+    }
     if let (Some(want), Some(seen)) = (&spec.encryption, &state.encryption) {
         encryption(want, seen, state.key.as_ref().and_then(|k| k.present()), &mut change);
     }
@@ -88,7 +94,38 @@ fn bucket(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
         change.action = Action::Update;
     }
     change.destructive = change.attributes.iter().any(|a| a.destructive);
+    change.irreversible = change.attributes.iter().any(|a| a.irreversible);
     change
+}
+
+/// Object Lock: once enabled it cannot be turned off (AWS S3 user guide,
+/// "Configuring S3 Object Lock"); a COMPLIANCE retention cannot be
+/// shortened or removed by anyone, the root user included, until each
+/// version's retention ends ("Object Lock retention modes"), so making or
+/// lengthening one is irreversible.
+fn object_lock(want: &ObjectLock, seen: &Observed<super::observe::LockState>, change: &mut Change) {
+    let Some(seen) = known(seen, "object_lock", change) else {
+        return;
+    };
+    if seen.is_none() {
+        change.attributes.push(AttrChange::new("object_lock.enabled", Some(json!(false)), json!(true)));
+    }
+    let mode = seen.and_then(|s| s.mode.as_deref());
+    let days = seen.and_then(|s| s.days);
+    let compliance = want.mode == LockMode::Compliance;
+    if mode != Some(want.mode.as_str()) {
+        let mut a = AttrChange::new("object_lock.mode", mode.map(|m| json!(m)), json!(want.mode.as_str()));
+        a.irreversible = compliance;
+        change.attributes.push(a);
+    }
+    if days != Some(want.days) {
+        let mut a = AttrChange::new("object_lock.days", days.map(|d| json!(d)), json!(want.days));
+        a.irreversible = compliance && days.is_none_or(|d| want.days > d);
+        change.attributes.push(a);
+    }
+    if seen.is_none() && change.reason.is_none() {
+        change.reason = Some("Object Lock cannot be turned off once enabled".into());
+    }
 }
 
 /// Record an unknown setting and say whether the comparison can go on.
@@ -232,6 +269,8 @@ mod tests {
             public_access_block: Some(PublicAccessBlock::all(true)),
             mfa_delete: None,
             require_tls: None,
+            access: None,
+            object_lock: None,
             lifecycle: None,
             replication: None,
             backups: vec![],

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Map, Value};
 
-use super::{observe, tls, BucketState, EncryptionState, PabState};
+use super::{access, observe, tls, BucketState, EncryptionState, PabState};
 use crate::model::{Fatal, Observed};
 use crate::policy::writer::{literal_env, scalar, Writer};
 use crate::policy::{
-    Algorithm, BucketSpec, Encryption, Lifecycle, LifecycleRule, Ownership, PublicAccessBlock, Replication,
+    Access, Algorithm, BucketSpec, Encryption, Lifecycle, LockMode, ObjectLock, LifecycleRule, Ownership, PublicAccessBlock, Replication,
     ReplicationRule, Versioning,
 };
 use crate::providers::{Ctx, ImportRequest, Imported};
@@ -86,6 +86,10 @@ fn full_bucket(name: &str) -> BucketSpec {
         public_access_block: Some(PublicAccessBlock::all(true)),
         mfa_delete: Some(false),
         require_tls: Some(true),
+        // Read the bucket policy's access statements and the Object Lock
+        // configuration (the values here only make observe read them).
+        access: Some(Access::default()),
+        object_lock: Some(ObjectLock { mode: LockMode::Governance, days: 1 }),
         lifecycle: Some(Lifecycle { ownership: Ownership::Shared, rules: Vec::new() }),
         replication: Some(Replication { role: String::new(), ownership: Ownership::Shared, rules: Vec::new() }),
         backups: Vec::new(),
@@ -143,9 +147,28 @@ pub(crate) fn bucket(
         Some(Observed::Present(doc)) => {
             let enforced = tls::enforced(Some(doc), name).is_ok();
             w.raw(2, "require_tls", &enforced.to_string(), None);
+            if let Some(a) = access::read_back(doc) {
+                let list = |l: &[String]| Value::from(l.to_vec());
+                w.open(2, "access");
+                if let Some(wr) = &a.writers {
+                    w.value(4, "writers", &list(wr), None);
+                }
+                if let Some(rd) = &a.readers {
+                    w.value(4, "readers", &list(rd), None);
+                }
+                if a.deny_delete {
+                    w.raw(4, "deny_delete", "true", None);
+                }
+                if !a.break_glass.is_empty() {
+                    w.value(4, "break_glass", &list(&a.break_glass), None);
+                }
+            }
             let others: Vec<String> = crate::iamdoc::statements(&doc.json)
                 .into_iter()
-                .filter(|s| s.get("Sid").and_then(Value::as_str) != Some(tls::SID))
+                .filter(|s| {
+                    let sid = s.get("Sid").and_then(Value::as_str);
+                    sid != Some(tls::SID) && !sid.is_some_and(|x| access::SIDS.contains(&x))
+                })
                 .map(|s| s.get("Sid").and_then(Value::as_str).map_or("(no Sid)".to_string(), |x| x.to_string()))
                 .collect();
             if !others.is_empty() {
@@ -162,6 +185,16 @@ pub(crate) fn bucket(
         Some(Observed::Absent) => w.raw(2, "require_tls", "false", Some("no bucket policy")),
         Some(Observed::Unknown { reason }) => w.unreadable(2, gaps, &addr, "require_tls (bucket policy)", reason),
         None => {}
+    }
+    match &st.object_lock {
+        Some(Observed::Present(l)) => match (&l.mode, l.days) {
+            (Some(mode), Some(days)) => {
+                w.raw(2, "object_lock", &format!("{{mode: {}, days: {days}}}", mode.to_ascii_lowercase()), None)
+            }
+            _ => w.comment(2, "Object Lock is enabled without a default retention; the policy format needs one, left unmanaged"),
+        },
+        Some(Observed::Unknown { reason }) => w.unreadable(2, gaps, &addr, "object_lock", reason),
+        _ => {}
     }
     match &st.lifecycle {
         Some(Observed::Present(doc)) => lifecycle(&mut w, &doc.rules),

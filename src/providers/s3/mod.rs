@@ -3,6 +3,7 @@
 //! the backup evidence audit reads. Replication is its own kind
 //! (`crr.rs`), applied after every bucket.
 
+pub mod access;
 pub mod apply;
 pub mod controls;
 pub mod crr;
@@ -42,6 +43,8 @@ const OPS: &[Op] = &[
     ops::GET_PUBLIC_ACCESS_BLOCK,
     ops::GET_BUCKET_LIFECYCLE_CONFIGURATION,
     ops::GET_BUCKET_POLICY,
+    ops::GET_OBJECT_LOCK_CONFIGURATION,
+    ops::GET_ROLE,
     ops::LIST_BUCKETS,
     ops::DESCRIBE_KEY,
     ops::LIST_OBJECTS_V2,
@@ -55,6 +58,7 @@ const OPS: &[Op] = &[
     ops::DELETE_BUCKET_LIFECYCLE,
     ops::PUT_BUCKET_POLICY,
     ops::DELETE_BUCKET_POLICY,
+    ops::PUT_OBJECT_LOCK_CONFIGURATION,
     ops::PUT_OBJECT,
 ];
 
@@ -119,8 +123,10 @@ impl Provider for Buckets {
         policy: &'a Policy,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
-            let buckets = observe_buckets(ctx, &policy.buckets, ctx.evidence).await?;
-            Ok(Box::new(BucketsSeen { buckets }) as Box<dyn Observation>)
+            let declared: Vec<String> =
+                policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect();
+            let buckets = observe_buckets(ctx, &policy.buckets, ctx.evidence, &declared).await?;
+            Ok(Box::new(BucketsSeen { buckets, declared }) as Box<dyn Observation>)
         }
         .boxed_local()
     }
@@ -147,7 +153,12 @@ impl BucketSeen {
 
 /// Observe `specs` (the bucket kind's settings; replication is read by its
 /// own kind, but the evidence looks for the newest backups in the DR copy).
-async fn observe_buckets(ctx: &Ctx<'_>, specs: &[BucketSpec], evidence: bool) -> Result<Vec<BucketSeen>, Fatal> {
+async fn observe_buckets(
+    ctx: &Ctx<'_>,
+    specs: &[BucketSpec],
+    evidence: bool,
+    declared_roles: &[String],
+) -> Result<Vec<BucketSeen>, Fatal> {
     let aws = ctx.aws;
     let default = aws.default_region();
     let jobs = specs.iter().map(|s| region_of(s, default).map(|r| (s, r))).collect::<Result<Vec<_>, _>>()?;
@@ -172,12 +183,53 @@ async fn observe_buckets(ctx: &Ctx<'_>, specs: &[BucketSpec], evidence: bool) ->
         .try_collect()
         .await?;
     out.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    let principals = principals(ctx, specs, declared_roles).await?;
+    if !principals.is_empty() {
+        for o in out.iter_mut().filter(|o| o.spec.access.is_some()) {
+            o.state.principals = principals.clone();
+        }
+    }
     Ok(out)
+}
+
+/// The role names `access:` uses, each resolved once to its ARN (GetRole:
+/// the ARN carries the role's path, as aws:PrincipalArn does).
+async fn principals(
+    ctx: &Ctx<'_>,
+    specs: &[BucketSpec],
+    declared_roles: &[String],
+) -> Result<std::collections::BTreeMap<String, access::Principal>, Fatal> {
+    let mut names: Vec<&str> = specs
+        .iter()
+        .filter_map(|s| s.access.as_ref())
+        .flat_map(|a| a.principals())
+        .filter(|p| !p.starts_with("arn:"))
+        .collect();
+    names.sort();
+    names.dedup();
+    stream::iter(names)
+        .map(|n| async move {
+            let p = match observe::role_arn(ctx.aws, n).await? {
+                crate::model::Observed::Present(arn) => access::Principal::Arn(arn),
+                crate::model::Observed::Absent if declared_roles.iter().any(|d| d == n) => {
+                    access::Principal::AfterApply
+                }
+                crate::model::Observed::Absent => access::Principal::Missing,
+                crate::model::Observed::Unknown { reason } => access::Principal::Unknown(reason),
+            };
+            Ok::<_, Fatal>((n.to_string(), p))
+        })
+        .buffer_unordered(ctx.concurrency.max(1))
+        .try_collect()
+        .await
 }
 
 /// Every bucket of the policy, as observed.
 pub struct BucketsSeen {
     pub buckets: Vec<BucketSeen>,
+    /// The roles the policy declares (an `access:` role not yet made is
+    /// known after apply).
+    pub declared: Vec<String>,
 }
 
 impl Observation for BucketsSeen {
@@ -212,6 +264,7 @@ impl Observation for BucketsSeen {
         async move {
             // Keys made moments ago are waited for; others are not.
             let keys_made = prior.made("kms", "alias");
+            let roles_made = prior.made("iam", "create role");
             let todo: Vec<(&BucketSeen, Vec<Change>)> = self
                 .buckets
                 .iter()
@@ -222,7 +275,7 @@ impl Observation for BucketsSeen {
                 .collect();
             let out: Vec<Applied> = stream::iter(todo.iter())
                 .map(|(o, c)| async move {
-                    let steps = apply::apply(ctx.aws, &o.spec, &o.region, &o.state, c, keys_made).await;
+                    let steps = apply::apply(ctx.aws, &o.spec, &o.region, &o.state, c, keys_made, roles_made).await;
                     Applied { address: c[0].address.clone(), steps, did_not_take: Vec::new() }
                 })
                 .buffer_unordered(ctx.concurrency.max(1))
@@ -244,8 +297,8 @@ impl Observation for BucketsSeen {
                 .filter(|o| addresses.contains(&Address::s3_bucket(&o.spec.name)))
                 .map(|o| o.spec.clone())
                 .collect();
-            let buckets = observe_buckets(ctx, &specs, false).await?;
-            Ok(Box::new(BucketsSeen { buckets }) as Box<dyn Observation>)
+            let buckets = observe_buckets(ctx, &specs, false, &self.declared).await?;
+            Ok(Box::new(BucketsSeen { buckets, declared: self.declared.clone() }) as Box<dyn Observation>)
         }
         .boxed_local()
     }

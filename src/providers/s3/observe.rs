@@ -31,8 +31,25 @@ pub struct BucketState {
     /// the policy says aws:kms with a key, since S3 accepts a key that does
     /// not exist or is disabled and only the writes fail later.
     pub key: Option<Observed<KeyFacts>>,
+    /// Absent: Object Lock is not enabled on the bucket.
+    pub object_lock: Option<Observed<LockState>>,
+    /// The role names of `access:`, resolved once per run.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub principals: std::collections::BTreeMap<String, super::access::Principal>,
     /// Filled by the engine from run-level reads (roles, destinations).
     pub prerequisites: Prerequisites,
+}
+
+/// GetObjectLockConfiguration of a bucket with Object Lock enabled.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockState {
+    /// GOVERNANCE or COMPLIANCE; None: no default retention.
+    pub mode: Option<String>,
+    /// The default retention in days (`Years` counted as 365 days each).
+    pub days: Option<i64>,
+    /// Written in years (kept when the days the policy asks match).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub years: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -76,7 +93,8 @@ pub async fn observe(aws: &Aws, spec: &BucketSpec, region: &str, evidence: bool)
         || spec.encryption.is_some()
         || spec.public_access_block.is_some()
         || reads_lifecycle(spec, evidence)
-        || spec.require_tls.is_some()
+        || reads_policy(spec)
+        || spec.object_lock.is_some()
         || spec.replication.is_some();
     // One read per setting the policy mentions, and no HeadBucket: each
     // Get answers NoSuchBucket (absent), a redirect to the bucket's own
@@ -140,7 +158,7 @@ enum BucketGone {
 
 /// What any of one bucket's concurrent reads learnt about the bucket itself.
 #[derive(Default)]
-struct Gone(std::cell::RefCell<Option<BucketGone>>);
+pub struct Gone(std::cell::RefCell<Option<BucketGone>>);
 
 impl Gone {
     fn note<E>(&self, e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>)
@@ -167,10 +185,12 @@ fn missing(spec: &BucketSpec, evidence: bool, bucket: Observed<String>) -> Bucke
         public_access_block: spec.public_access_block.map(|_| like(&bucket)),
         mfa_delete: spec.mfa_delete.map(|_| like(&bucket)),
         lifecycle: (spec.lifecycle.is_some() || evidence).then(|| like(&bucket)),
-        policy: spec.require_tls.map(|_| like(&bucket)),
+        policy: reads_policy(spec).then(|| like(&bucket)),
         replication: spec.replication.as_ref().map(|_| like(&bucket)),
         prerequisites: Prerequisites::default(),
         key: None,
+        object_lock: spec.object_lock.map(|_| like(&bucket)),
+        principals: Default::default(),
         bucket,
     }
 }
@@ -185,6 +205,7 @@ impl BucketState {
             self.lifecycle.as_ref().and_then(|o| o.unknown_reason()),
             self.policy.as_ref().and_then(|o| o.unknown_reason()),
             self.replication.as_ref().and_then(|o| o.unknown_reason()),
+            self.object_lock.as_ref().and_then(|o| o.unknown_reason()),
         ];
         let read = [
             self.versioning.is_some(),
@@ -193,6 +214,7 @@ impl BucketState {
             self.lifecycle.is_some(),
             self.policy.is_some(),
             self.replication.is_some(),
+            self.object_lock.is_some(),
         ];
         read.iter().zip(reasons).filter(|(r, _)| **r).all(|(_, why)| why.is_some_and(|w| w.contains("denied")))
     }
@@ -201,6 +223,11 @@ impl BucketState {
 /// GetBucketVersioning answers both versioning and MFA delete.
 fn reads_versioning(spec: &BucketSpec) -> bool {
     spec.versioning.is_some() || spec.mfa_delete.is_some()
+}
+
+/// The bucket policy holds the TLS statement and the access statements.
+fn reads_policy(spec: &BucketSpec) -> bool {
+    spec.require_tls.is_some() || spec.access.is_some()
 }
 
 /// The lifecycle is read when the policy names it, and for audit when a
@@ -221,14 +248,15 @@ async fn read_settings(
     let client = aws.s3(region);
     let name = spec.name.as_str();
     let wanted_key = spec.encryption.as_ref().and_then(|e| e.kms_key.as_deref());
-    let (versioning, encryption, public_access_block, lifecycle, policy, replication, key) = tokio::join!(
+    let (versioning, encryption, public_access_block, lifecycle, policy, replication, key, object_lock) = tokio::join!(
         maybe(reads_versioning(spec), versioning(aws, &client, name, gone)),
         maybe(spec.encryption.is_some(), encryption(aws, &client, name, gone)),
         maybe(spec.public_access_block.is_some(), public_access_block(aws, &client, name, gone)),
         maybe(reads_lifecycle(spec, evidence), lifecycle(aws, &client, name, gone)),
-        maybe(spec.require_tls.is_some(), policy(aws, &client, name, gone)),
+        maybe(reads_policy(spec), policy(aws, &client, name, gone)),
         maybe(spec.replication.is_some(), replication(aws, &client, name, gone)),
         maybe(wanted_key.is_some(), describe_key(aws, region, wanted_key.unwrap_or_default())),
+        maybe(spec.object_lock.is_some(), object_lock(aws, &client, name, gone)),
     );
     let (versioning, mfa_delete) = match versioning.transpose()? {
         Some((v, m)) => (spec.versioning.map(|_| v), spec.mfa_delete.map(|_| m)),
@@ -245,7 +273,38 @@ async fn read_settings(
         replication: replication.transpose()?,
         prerequisites: Prerequisites::default(),
         key: key.transpose()?,
+        object_lock: object_lock.transpose()?,
+        principals: Default::default(),
     })
+}
+
+/// GetObjectLockConfiguration; Absent: Object Lock is not enabled
+/// (ObjectLockConfigurationNotFoundError).
+pub async fn object_lock(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    gone: &Gone,
+) -> Result<Observed<LockState>, Fatal> {
+    match aws.call(&ops::GET_OBJECT_LOCK_CONFIGURATION, client.get_object_lock_configuration().bucket(name).send()).await
+    {
+        Ok(out) => Ok(match out.object_lock_configuration() {
+            Some(c) if c.object_lock_enabled().is_some_and(|e| e.as_str() == "Enabled") => {
+                let d = c.rule().and_then(|r| r.default_retention());
+                let years = d.and_then(|d| d.years()).map(i64::from);
+                Observed::Present(LockState {
+                    mode: d.and_then(|d| d.mode()).map(|m| m.as_str().to_string()),
+                    days: d.and_then(|d| d.days()).map(i64::from).or(years.map(|y| y * 365)),
+                    years,
+                })
+            }
+            _ => Observed::Absent,
+        }),
+        Err(e) => {
+            gone.note(&e);
+            classify(&e, &["ObjectLockConfigurationNotFoundError", "NoSuchBucket"]).observed()
+        }
+    }
 }
 
 /// DescribeKey of a key id, key ARN, alias name or alias ARN, in the key's

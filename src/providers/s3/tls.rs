@@ -149,13 +149,22 @@ pub fn diff(bucket: &str, want: bool, seen: &Observed<PolicyDoc>) -> Change {
 }
 
 /// The policy to write (None: delete the bucket policy, nothing is left).
+#[cfg(test)]
 pub fn merged(doc: Option<&PolicyDoc>, bucket: &str, want: bool) -> Option<Value> {
+    merged_statements(doc, &[SID], if want { vec![desired_statement(bucket)] } else { vec![] })
+}
+
+/// The bucket policy with the statements of the Sids in `owned` replaced
+/// by `desired`, every other statement kept as read. None: nothing is
+/// left, delete the bucket policy.
+pub fn merged_statements(doc: Option<&PolicyDoc>, owned: &[&str], desired: Vec<Value>) -> Option<Value> {
     let mut base = doc.map(|d| d.json.clone()).unwrap_or_else(|| json!({"Version": "2012-10-17", "Statement": []}));
-    let mut sts: Vec<Value> =
-        statements(&base).into_iter().filter(|s| s.get("Sid").and_then(Value::as_str) != Some(SID)).cloned().collect();
-    if want {
-        sts.push(desired_statement(bucket));
-    }
+    let mut sts: Vec<Value> = statements(&base)
+        .into_iter()
+        .filter(|s| !s.get("Sid").and_then(Value::as_str).is_some_and(|sid| owned.contains(&sid)))
+        .cloned()
+        .collect();
+    sts.extend(desired);
     if sts.is_empty() {
         return None;
     }

@@ -1,0 +1,469 @@
+//! `access:` — who may put, get and delete a bucket's objects, whatever
+//! their own IAM policies allow. Rendered as Deny statements of the bucket
+//! policy, each owned by its Sid (every other statement is kept, as for the
+//! TLS statement), that exempt the named principals through
+//! `aws:PrincipalArn` (AWS IAM user guide, "AWS global condition context
+//! keys": aws:PrincipalArn is the role's ARN for an assumed-role session).
+//! Object actions only: no statement touches the bucket's configuration,
+//! so the role that applies the policy cannot lock itself out. The audit
+//! judges the live policy by meaning: an equivalent statement of another
+//! team's counts.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::tls::PolicyDoc;
+use crate::iamdoc::{denial, statements, Denial};
+use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
+use crate::policy::Access;
+
+pub const SID_WRITE: &str = "SuoopsPolicyOnlyWritersPut";
+pub const SID_READ: &str = "SuoopsPolicyOnlyReadersGet";
+pub const SID_DELETE: &str = "SuoopsPolicyNoDelete";
+/// The Sids this tool owns in a bucket with `access:`.
+pub const SIDS: [&str; 3] = [SID_WRITE, SID_READ, SID_DELETE];
+
+/// Writing an object: PutObject covers PutObject, CopyObject and every
+/// step of a multipart upload (AWS S3 API permissions reference);
+/// replicas are written with ReplicateObject/ReplicateDelete.
+pub const WRITE: &[&str] = &["s3:PutObject", "s3:ReplicateDelete", "s3:ReplicateObject"];
+/// Reading an object, any version, also as replication reads it.
+pub const READ: &[&str] = &["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectVersionForReplication"];
+/// Removing data: a delete (marker), a version, or lifting governance
+/// retention. Lifecycle expiration is done by S3 and not subject to it.
+pub const DELETE: &[&str] = &["s3:BypassGovernanceRetention", "s3:DeleteObject", "s3:DeleteObjectVersion"];
+
+/// What the multipart writer and the replication role must keep (checked
+/// against the rendered statements in the tests).
+pub const WRITER_NEEDS: &[&str] = &["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"];
+
+pub fn address(bucket: &str) -> Address {
+    Address::s3_bucket(bucket).child("access")
+}
+
+/// A principal of `access:` as observed: a role name resolved to its ARN
+/// (GetRole: the ARN carries the role's path), or why it is not.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Principal {
+    Arn(String),
+    /// A role the policy declares and this apply creates.
+    AfterApply,
+    /// No such role, and the policy does not declare it.
+    Missing,
+    Unknown(String),
+}
+
+/// The restriction with every principal an ARN.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Resolved {
+    pub writers: Option<Vec<String>>,
+    pub readers: Option<Vec<String>>,
+    pub deny_delete: bool,
+    pub break_glass: Vec<String>,
+}
+
+/// Why the restriction cannot be rendered yet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unresolved {
+    #[error("role(s) {} do not exist yet", .0.join(", "))]
+    /// Roles this apply creates: known after apply.
+    Pending(Vec<String>),
+    #[error("role(s) {} do not exist", .0.join(", "))]
+    Missing(Vec<String>),
+    #[error("{0}")]
+    Unknown(String),
+}
+
+/// Resolve every role name of `want` through `principals`.
+pub fn resolve(want: &Access, principals: &BTreeMap<String, Principal>) -> Result<Resolved, Unresolved> {
+    let (mut pending, mut missing, mut unknown) = (Vec::new(), Vec::new(), None);
+    let mut one = |p: &String| -> Option<String> {
+        if p.starts_with("arn:") {
+            return Some(p.clone());
+        }
+        match principals.get(p) {
+            Some(Principal::Arn(a)) => Some(a.clone()),
+            Some(Principal::AfterApply) => {
+                pending.push(p.clone());
+                None
+            }
+            Some(Principal::Unknown(r)) => {
+                unknown = Some(r.clone());
+                None
+            }
+            Some(Principal::Missing) | None => {
+                missing.push(p.clone());
+                None
+            }
+        }
+    };
+    let mut list = |l: &Option<Vec<String>>| l.as_ref().map(|v| v.iter().filter_map(&mut one).collect::<Vec<_>>());
+    let r = Resolved {
+        writers: list(&want.writers),
+        readers: list(&want.readers),
+        deny_delete: want.deny_delete,
+        break_glass: list(&Some(want.break_glass.clone())).unwrap_or_default(),
+    };
+    if let Some(reason) = unknown {
+        return Err(Unresolved::Unknown(reason));
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        missing.dedup();
+        return Err(Unresolved::Missing(missing));
+    }
+    if !pending.is_empty() {
+        pending.sort();
+        pending.dedup();
+        return Err(Unresolved::Pending(pending));
+    }
+    Ok(r)
+}
+
+fn deny(sid: &str, actions: &[&str], bucket: &str, exempt: Vec<String>) -> Value {
+    let mut exempt = exempt;
+    exempt.sort();
+    exempt.dedup();
+    let mut st = json!({
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": actions,
+        "Resource": format!("arn:aws:s3:::{bucket}/*"),
+    });
+    // No one exempt: the statement denies everyone.
+    if !exempt.is_empty() {
+        st["Condition"] = json!({"ArnNotLike": {"aws:PrincipalArn": exempt}});
+    }
+    st
+}
+
+/// The statements `r` renders to, in Sid order.
+pub fn desired_statements(bucket: &str, r: &Resolved) -> Vec<Value> {
+    let with_glass = |l: &Vec<String>| [l.clone(), r.break_glass.clone()].concat();
+    let mut out = Vec::new();
+    if let Some(w) = &r.writers {
+        out.push(deny(SID_WRITE, WRITE, bucket, with_glass(w)));
+    }
+    if let Some(rd) = &r.readers {
+        out.push(deny(SID_READ, READ, bucket, with_glass(rd)));
+    }
+    if r.deny_delete {
+        out.push(deny(SID_DELETE, DELETE, bucket, r.break_glass.clone()));
+    }
+    out
+}
+
+fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// One line per statement, for the plan.
+pub fn explain(r: &Resolved) -> String {
+    let names = |l: &[String]| l.iter().map(|a| short(a).to_string()).collect::<Vec<_>>().join(", ");
+    let glass =
+        if r.break_glass.is_empty() { String::new() } else { format!(" (and break glass: {})", names(&r.break_glass)) };
+    let mut parts = Vec::new();
+    if let Some(w) = &r.writers {
+        parts.push(format!("{SID_WRITE}: only {} may put objects{glass}", or_nobody(&names(w))));
+    }
+    if let Some(rd) = &r.readers {
+        parts.push(format!("{SID_READ}: only {} may get objects{glass}", or_nobody(&names(rd))));
+    }
+    if r.deny_delete {
+        parts.push(format!(
+            "{SID_DELETE}: nobody{} deletes objects or versions (lifecycle expiration still runs)",
+            if r.break_glass.is_empty() { String::new() } else { format!(" but {}", names(&r.break_glass)) }
+        ));
+    }
+    parts.push("other statements of the bucket policy are kept".into());
+    parts.join("; ")
+}
+
+fn or_nobody(s: &str) -> &str {
+    if s.is_empty() {
+        "nobody"
+    } else {
+        s
+    }
+}
+
+fn ours(doc: Option<&PolicyDoc>) -> Vec<&Value> {
+    doc.map(|d| {
+        statements(&d.json)
+            .into_iter()
+            .filter(|s| s.get("Sid").and_then(Value::as_str).is_some_and(|sid| SIDS.contains(&sid)))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// A principal no exemption names, to probe what the policy denies.
+const OUTSIDER: &str = "arn:aws:iam::000000000000:role/suoops-policy-probe-outsider";
+
+/// Whether the live policy, by meaning, enforces `r`: everyone else is
+/// denied each restricted action, and the named principals are not.
+/// Returns each gap as a sentence.
+pub fn enforced(doc: Option<&PolicyDoc>, bucket: &str, r: &Resolved) -> Result<(), Vec<String>> {
+    let empty = json!({"Statement": []});
+    let json = doc.map_or(&empty, |d| &d.json);
+    let object = format!("arn:aws:s3:::{bucket}/any/object");
+    let mut gaps = Vec::new();
+    let mut check = |what: &str, actions: &[&str], allowed: &[String]| {
+        let open: Vec<&str> =
+            actions.iter().copied().filter(|a| denial(json, OUTSIDER, a, &object) != Denial::Denied).collect();
+        if !open.is_empty() {
+            gaps.push(format!("principals other than the {what} are not denied {}", open.join(", ")));
+        }
+        for p in allowed {
+            let shut: Vec<&str> =
+                actions.iter().copied().filter(|a| denial(json, p, a, &object) == Denial::Denied).collect();
+            if !shut.is_empty() {
+                gaps.push(format!("{p} is denied {}", shut.join(", ")));
+            }
+        }
+    };
+    let with_glass = |l: &Vec<String>| [l.clone(), r.break_glass.clone()].concat();
+    if let Some(w) = &r.writers {
+        check("writers", &["s3:PutObject"], &with_glass(w));
+    }
+    if let Some(rd) = &r.readers {
+        check("readers", &["s3:GetObject", "s3:GetObjectVersion"], &with_glass(rd));
+    }
+    if r.deny_delete {
+        check("break-glass principals", &["s3:DeleteObject", "s3:DeleteObjectVersion"], &r.break_glass);
+    }
+    if gaps.is_empty() {
+        Ok(())
+    } else {
+        Err(gaps)
+    }
+}
+
+/// The plan for the bucket's access statements.
+pub fn diff(
+    bucket: &str,
+    want: &Access,
+    principals: &BTreeMap<String, Principal>,
+    seen: &Observed<PolicyDoc>,
+) -> Change {
+    let mut c = Change::new(address(bucket), Action::NoOp);
+    let doc = match seen {
+        Observed::Unknown { reason } => {
+            c.unknown.push(UnknownSetting { attribute: "bucket policy".into(), reason: reason.clone() });
+            return c;
+        }
+        Observed::Absent => None,
+        Observed::Present(d) => Some(d),
+    };
+    let mine: BTreeMap<&str, &Value> =
+        ours(doc).into_iter().filter_map(|s| Some((s.get("Sid")?.as_str()?, s))).collect();
+    let resolved = match resolve(want, principals) {
+        Ok(r) => r,
+        Err(Unresolved::Unknown(reason)) => {
+            c.unknown.push(UnknownSetting { attribute: "access principals".into(), reason });
+            return c;
+        }
+        Err(Unresolved::Missing(names)) => {
+            c.conflicts.push(format!(
+                "access names role(s) that do not exist and are not declared under iam.roles: {}; declare them, or write their ARNs",
+                names.join(", ")
+            ));
+            return c;
+        }
+        Err(Unresolved::Pending(names)) => {
+            c.action = if mine.is_empty() { Action::Create } else { Action::Update };
+            c.attributes.push(AttrChange::new(
+                "statements",
+                None,
+                json!(format!("(known after apply: the ARNs of role(s) {})", names.join(", "))),
+            ));
+            c.reason = Some("other statements of the bucket policy are kept".into());
+            return c;
+        }
+    };
+    let desired = desired_statements(bucket, &resolved);
+    for sid in SIDS {
+        let want_st = desired.iter().find(|s| s["Sid"] == sid);
+        let have = mine.get(sid).copied();
+        match (want_st, have) {
+            (Some(w), Some(h)) if crate::iamdoc::statement(w) == crate::iamdoc::statement(h) => {}
+            (Some(w), h) => c.attributes.push(AttrChange::new(&format!("statement {sid}"), h.cloned(), w.clone())),
+            (None, Some(h)) => {
+                c.attributes.push(AttrChange::new(&format!("statement {sid}"), Some(h.clone()), Value::Null));
+            }
+            (None, None) => {}
+        }
+    }
+    if c.attributes.is_empty() {
+        return c;
+    }
+    // Another statement may already say the same: nothing to write.
+    if mine.is_empty() && enforced(doc, bucket, &resolved).is_ok() {
+        c.attributes.clear();
+        c.reason = Some("already enforced by other statements of the bucket policy".into());
+        return c;
+    }
+    c.action = if mine.is_empty() { Action::Create } else { Action::Update };
+    c.reason = Some(explain(&resolved));
+    if let Some(d) = doc {
+        let bad = crate::iamdoc::statements_with_deleted_principals(&d.json, &SIDS);
+        if !bad.is_empty() {
+            c.conflicts.push(format!(
+                "the bucket policy has statements naming deleted principals: {}; S3 refuses the whole policy while they are there (remove or fix them, then run apply)",
+                bad.join("; ")
+            ));
+        }
+    }
+    c
+}
+
+/// What `import` reads back from the tool's own statements: writers,
+/// readers (each with the break-glass principals taken out), deny_delete
+/// and break_glass.
+pub fn read_back(doc: &PolicyDoc) -> Option<Access> {
+    let mine = ours(Some(doc));
+    if mine.is_empty() {
+        return None;
+    }
+    let exempt = |sid: &str| -> Option<Vec<String>> {
+        let st = mine.iter().find(|s| s["Sid"] == sid)?;
+        let c = crate::iamdoc::statement(st);
+        Some(
+            c.pointer("/Condition/ArnNotLike/aws:principalarn")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default(),
+        )
+    };
+    let break_glass = exempt(SID_DELETE).unwrap_or_default();
+    let without = |l: Vec<String>| l.into_iter().filter(|p| !break_glass.contains(p)).collect::<Vec<_>>();
+    Some(Access {
+        writers: exempt(SID_WRITE).map(without),
+        readers: exempt(SID_READ).map(without),
+        deny_delete: exempt(SID_DELETE).is_some(),
+        break_glass: break_glass.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRITER: &str = "arn:aws:iam::123456789012:role/suoops-backup-writer";
+    const RESTORE: &str = "arn:aws:iam::123456789012:role/suoops-backup-restore";
+    const REPL: &str = "arn:aws:iam::123456789012:role/service/suoops-s3-replication";
+    const ADMIN: &str = "arn:aws:iam::123456789012:role/platform-admin";
+
+    fn resolved() -> Resolved {
+        Resolved {
+            writers: Some(vec![WRITER.into()]),
+            readers: Some(vec![RESTORE.into(), REPL.into()]),
+            deny_delete: true,
+            break_glass: vec![ADMIN.into()],
+        }
+    }
+
+    fn doc(sts: Vec<Value>) -> PolicyDoc {
+        PolicyDoc { json: json!({"Version": "2012-10-17", "Statement": sts}) }
+    }
+
+    #[test]
+    fn the_rendered_statements_deny_everyone_but_the_named_principals() {
+        let d = doc(desired_statements("b", &resolved()));
+        let j = &d.json;
+        let obj = "arn:aws:s3:::b/postgres/20261130T020000Z.dump";
+        let outsider = "arn:aws:iam::123456789012:role/ci-admin";
+        let root = "arn:aws:iam::123456789012:root";
+        // Nobody outside break glass deletes a version: not the writer,
+        // not an admin role, not the account root.
+        for p in [WRITER, RESTORE, outsider, root] {
+            assert_eq!(denial(j, p, "s3:DeleteObjectVersion", obj), Denial::Denied, "{p}");
+            assert_eq!(denial(j, p, "s3:DeleteObject", obj), Denial::Denied, "{p}");
+            assert_eq!(denial(j, p, "s3:BypassGovernanceRetention", obj), Denial::Denied, "{p}");
+        }
+        assert_eq!(denial(j, ADMIN, "s3:DeleteObjectVersion", obj), Denial::NotDenied);
+        // Only the writer puts, with every multipart step.
+        for a in WRITER_NEEDS {
+            assert_eq!(denial(j, WRITER, a, obj), Denial::NotDenied, "{a}");
+        }
+        assert_eq!(denial(j, outsider, "s3:PutObject", obj), Denial::Denied);
+        assert_eq!(denial(j, RESTORE, "s3:PutObject", obj), Denial::Denied);
+        // Only the restore role and replication read.
+        assert_eq!(denial(j, RESTORE, "s3:GetObject", obj), Denial::NotDenied);
+        assert_eq!(denial(j, WRITER, "s3:GetObject", obj), Denial::Denied);
+        for a in ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"] {
+            assert_eq!(denial(j, REPL, a, obj), Denial::NotDenied, "{a}");
+        }
+        // Bucket configuration is never denied: apply cannot lock itself out.
+        for a in ["s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:ListBucket", "s3:PutLifecycleConfiguration"] {
+            assert_eq!(denial(j, outsider, a, "arn:aws:s3:::b"), Denial::NotDenied, "{a}");
+        }
+        assert_eq!(enforced(Some(&d), "b", &resolved()), Ok(()));
+    }
+
+    #[test]
+    fn an_equivalent_foreign_statement_counts_and_a_weaker_one_does_not() {
+        let r = Resolved { writers: None, readers: None, deny_delete: true, break_glass: vec![ADMIN.into()] };
+        let theirs = doc(vec![json!({
+            "Sid": "TheirWorm", "Effect": "Deny", "Principal": {"AWS": "*"},
+            "Action": ["s3:DeleteObject*"], "Resource": "arn:aws:s3:::b/*",
+            "Condition": {"StringNotLike": {"aws:PrincipalARN": [ADMIN]}}
+        })]);
+        assert_eq!(enforced(Some(&theirs), "b", &r), Ok(()));
+        let c = diff("b", &Access { deny_delete: true, break_glass: vec![ADMIN.into()], ..Default::default() }, &BTreeMap::new(), &Observed::Present(theirs));
+        assert_eq!(c.action, Action::NoOp, "{c:?}");
+        // Conditioned on something else: not known to deny.
+        let weaker = doc(vec![json!({
+            "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject*", "Resource": "arn:aws:s3:::b/*",
+            "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}
+        })]);
+        let gaps = enforced(Some(&weaker), "b", &r).unwrap_err();
+        assert!(gaps[0].contains("not denied s3:DeleteObject, s3:DeleteObjectVersion"), "{gaps:?}");
+        // A statement that also shuts out break glass.
+        let all = doc(vec![json!({"Effect": "Deny", "Principal": "*", "Action": "s3:Delete*", "Resource": "*"})]);
+        let gaps = enforced(Some(&all), "b", &r).unwrap_err();
+        assert!(gaps.iter().any(|g| g.contains("platform-admin is denied")), "{gaps:?}");
+        assert!(enforced(None, "b", &r).is_err());
+    }
+
+    #[test]
+    fn merging_keeps_foreign_statements_and_reads_back() {
+        let foreign = json!({"Sid": "Auditors", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"});
+        let want = Access {
+            writers: Some(vec!["suoops-backup-writer".into()]),
+            readers: Some(vec!["suoops-backup-restore".into()]),
+            deny_delete: true,
+            break_glass: vec![ADMIN.into()],
+        };
+        let principals: BTreeMap<String, Principal> = [
+            ("suoops-backup-writer".to_string(), Principal::Arn(WRITER.into())),
+            ("suoops-backup-restore".to_string(), Principal::Arn(RESTORE.into())),
+        ]
+        .into();
+        let d = doc(vec![foreign.clone()]);
+        let c = diff("b", &want, &principals, &Observed::Present(d.clone()));
+        assert_eq!(c.action, Action::Create);
+        assert_eq!(c.attributes.len(), 3);
+        assert!(c.reason.as_deref().unwrap().contains("SuoopsPolicyOnlyWritersPut: only suoops-backup-writer may put objects (and break glass: platform-admin)"), "{:?}", c.reason);
+        let r = resolve(&want, &principals).unwrap();
+        let merged = super::super::tls::merged_statements(Some(&d), &SIDS, desired_statements("b", &r)).unwrap();
+        assert_eq!(merged["Statement"][0], foreign);
+        let written = PolicyDoc { json: merged };
+        assert_eq!(diff("b", &want, &principals, &Observed::Present(written.clone())).action, Action::NoOp);
+        let back = read_back(&written).unwrap();
+        assert_eq!(back.writers, Some(vec![WRITER.to_string()]));
+        assert_eq!(back.readers, Some(vec![RESTORE.to_string()]));
+        assert_eq!(back.break_glass, vec![ADMIN.to_string()]);
+        assert!(back.deny_delete);
+        // A role declared but not created yet: known after apply.
+        let c = diff("b", &want, &[("suoops-backup-writer".to_string(), Principal::AfterApply)].into(), &Observed::Absent);
+        assert_eq!(c.action, Action::Create);
+        assert!(c.attributes[0].after.as_str().unwrap().contains("known after apply"));
+        // A role nobody declares: a conflict, nothing written.
+        let c = diff("b", &want, &BTreeMap::new(), &Observed::Absent);
+        assert!(c.conflicts[0].contains("suoops-backup-restore, suoops-backup-writer"), "{:?}", c.conflicts);
+    }
+}
