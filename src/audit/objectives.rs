@@ -323,7 +323,10 @@ aws: {{region: us-east-1}}
 s3:
   buckets:
     bkt:
-      backups: [{{name: dump, prefix: postgres/, max_age: 26h}}]
+      versioning: enabled
+      object_lock: {{mode: governance, days: 14}}
+      access: {{writers: [writer], readers: [restore], deny_delete: true}}
+      backups: [{{name: dump, prefix: postgres/, max_age: 26h, retention: 14d}}]
 iam:
   roles:
     writer:
@@ -410,6 +413,44 @@ iam:
         assert_eq!(verdict(&evaluate(&drifted, &derived), "DR-COPY"), Verdict::NotMet);
     }
 
+    #[test]
+    fn immutability_needs_the_lock_the_delete_denial_and_versioning_measured() {
+        let p = policy("s3:PutObject");
+        let pass = |id| control(id, Status::Pass);
+        let all = vec![pass("S3-OBJECT-LOCK"), pass("S3-ACCESS"), pass("S3-VERSIONING")];
+        assert_eq!(verdict(&evaluate(&Report::new(all.clone()), &p), "IMMUTABILITY"), Verdict::Met);
+        // Object Lock found off (or weaker) live.
+        let mut off = all.clone();
+        off[0].status = Status::Fail;
+        let o = evaluate(&Report::new(off), &p);
+        let imm = o.iter().find(|x| x.id == "IMMUTABILITY").expect("IMMUTABILITY");
+        assert_eq!(imm.verdict, Verdict::NotMet);
+        assert_eq!(imm.reasons, ["s3.bkt S3-OBJECT-LOCK is fail"]);
+        // Not declared at all: said, whatever the controls.
+        let bare = crate::policy::parse(
+            "p.yaml",
+            b"version: 1
+aws: {region: us-east-1}
+s3:
+  buckets:
+    bkt:
+      versioning: enabled
+      backups: [{name: dump, prefix: postgres/, max_age: 26h}]
+".to_vec(),
+            &|_| None,
+        )
+        .expect("policy");
+        let o = evaluate(&Report::new(all), &bare);
+        let imm = o.iter().find(|x| x.id == "IMMUTABILITY").expect("IMMUTABILITY");
+        assert_eq!(imm.verdict, Verdict::NotMet);
+        assert!(imm.reasons[0].contains("bkt has no object_lock"), "{:?}", imm.reasons);
+        assert!(imm.reasons[1].contains("does not deny deletes"), "{:?}", imm.reasons);
+        // No backups at all: nothing to judge.
+        let none = crate::policy::parse("p.yaml", b"version: 1
+".to_vec(), &|_| None).expect("policy");
+        assert_eq!(verdict(&evaluate(&Report::new(vec![]), &none), "IMMUTABILITY"), Verdict::NotEvaluated);
+    }
+
     fn verdict(objs: &[Objective], id: &str) -> Verdict {
         objs.iter().find(|o| o.id == id).map(|o| o.verdict).expect("objective")
     }
@@ -421,6 +462,7 @@ iam:
             control("S3-SSE", Status::Pass),
             control("S3-TLS", Status::Fail),
             control("IAM-POLICY", Status::Pass),
+            control("S3-ACCESS", Status::Pass),
         ]);
         let o = evaluate(&r, &p);
         assert_eq!(verdict(&o, "ENCRYPTION-AT-REST"), Verdict::Met);
@@ -433,11 +475,18 @@ iam:
     #[test]
     fn a_writer_that_can_delete_breaks_least_privilege() {
         let p = policy("s3:PutObject, s3:DeleteObject");
-        let r = Report::new(vec![control("IAM-POLICY", Status::Pass)]);
+        let r = Report::new(vec![control("IAM-POLICY", Status::Pass), control("S3-ACCESS", Status::Pass)]);
         let o = evaluate(&r, &p);
         assert_eq!(verdict(&o, "LEAST-PRIVILEGE"), Verdict::NotMet);
         let reasons = &o.iter().find(|x| x.id == "LEAST-PRIVILEGE").expect("o").reasons;
         assert_eq!(reasons, &["writer writes bkt/postgres/ and can also delete"]);
+        // The bucket-side restriction failing: least privilege is not met,
+        // readiness (the restore role can read) still is.
+        let p = policy("s3:PutObject");
+        let r = Report::new(vec![control("IAM-POLICY", Status::Pass), control("S3-ACCESS", Status::Fail)]);
+        let o = evaluate(&r, &p);
+        assert_eq!(verdict(&o, "LEAST-PRIVILEGE"), Verdict::NotMet);
+        assert_eq!(verdict(&o, "RTO-60MIN-READINESS"), Verdict::Met);
         // Roles not verified live: the access objectives cannot be met.
         let r = Report::new(vec![control("IAM-POLICY", Status::Fail)]);
         assert_eq!(verdict(&evaluate(&r, &p), "RTO-60MIN-READINESS"), Verdict::NotMet);

@@ -144,7 +144,7 @@ mod golden {
 
     #[test]
     fn audit_json() {
-        assert_eq!(estate().objectives.len(), 8);
+        assert_eq!(estate().objectives.len(), 9);
         insta::assert_snapshot!(format!("{:#}", super::json::audit(&estate())));
     }
 

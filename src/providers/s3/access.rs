@@ -459,7 +459,9 @@ mod tests {
         assert_eq!(back.break_glass, vec![ADMIN.to_string()]);
         assert!(back.deny_delete);
         // A role declared but not created yet: known after apply.
-        let c = diff("b", &want, &[("suoops-backup-writer".to_string(), Principal::AfterApply)].into(), &Observed::Absent);
+        let mut later = principals.clone();
+        later.insert("suoops-backup-writer".into(), Principal::AfterApply);
+        let c = diff("b", &want, &later, &Observed::Absent);
         assert_eq!(c.action, Action::Create);
         assert!(c.attributes[0].after.as_str().unwrap().contains("known after apply"));
         // A role nobody declares: a conflict, nothing written.

@@ -301,6 +301,8 @@ mod tests {
             replication: None,
             prerequisites: Default::default(),
             key: None,
+            object_lock: None,
+            principals: Default::default(),
         }
     }
 
@@ -309,6 +311,40 @@ mod tests {
         let c = bucket(&spec(), "us-east-1", &compliant());
         assert_eq!(c.action, Action::NoOp);
         assert!(c.attributes.is_empty() && c.unknown.is_empty());
+    }
+
+    #[test]
+    fn object_lock_in_compliance_mode_is_irreversible_governance_is_not() {
+        use super::super::observe::LockState;
+        let lock = |mode: LockMode, days| ObjectLock { mode, days };
+        let run = |want: ObjectLock, seen: Observed<LockState>| {
+            let mut c = Change::new(Address::s3_bucket("b"), Action::NoOp);
+            object_lock(&want, &seen, &mut c);
+            c
+        };
+        let c = run(lock(LockMode::Governance, 14), Observed::Absent);
+        let names: Vec<_> = c.attributes.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["object_lock.enabled", "object_lock.mode", "object_lock.days"]);
+        assert!(c.attributes.iter().all(|a| !a.irreversible));
+        assert_eq!(c.reason.as_deref(), Some("Object Lock cannot be turned off once enabled"));
+        let c = run(lock(LockMode::Compliance, 14), Observed::Absent);
+        assert!(c.attributes.iter().any(|a| a.name == "object_lock.mode" && a.irreversible));
+        // Governance → compliance, or a longer compliance retention: irreversible.
+        let live = |m: &str, d| Observed::Present(LockState { mode: Some(m.into()), days: Some(d), years: None });
+        let c = run(lock(LockMode::Compliance, 14), live("GOVERNANCE", 14));
+        assert_eq!(c.attributes.len(), 1);
+        assert!(c.attributes[0].irreversible);
+        let c = run(lock(LockMode::Compliance, 30), live("COMPLIANCE", 14));
+        assert!(c.attributes[0].irreversible);
+        // A shorter compliance default only affects new versions: allowed.
+        let c = run(lock(LockMode::Compliance, 7), live("COMPLIANCE", 14));
+        assert!(!c.attributes[0].irreversible);
+        // One year written as Years reads as 365 days: no change.
+        let c = run(
+            lock(LockMode::Governance, 365),
+            Observed::Present(LockState { mode: Some("GOVERNANCE".into()), days: Some(365), years: Some(1) }),
+        );
+        assert!(c.attributes.is_empty());
     }
 
     #[test]
@@ -324,6 +360,8 @@ mod tests {
             replication: None,
             prerequisites: Default::default(),
             key: None,
+            object_lock: None,
+            principals: Default::default(),
         };
         let c = bucket(&spec(), "eu-west-1", &state);
         assert_eq!(c.action, Action::Create);

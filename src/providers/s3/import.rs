@@ -430,6 +430,8 @@ mod tests {
             replication: Some(Observed::Absent),
             prerequisites: Default::default(),
             key: None,
+            object_lock: None,
+            principals: Default::default(),
         };
         let mut gaps = Vec::new();
         let text = bucket("b", "eu-west-1", Some("us-east-1"), &st, &mut gaps);
