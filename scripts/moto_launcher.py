@@ -12,13 +12,26 @@ either rejects the reply or sees a difference that never goes away:
   is false) denies every object call. The launcher treats requests as made
   over TLS, as every request to real S3 from the tool is: such statements
   are skipped; every other statement is evaluated as moto does.
+* Bucket policies again: conditions on aws:PrincipalArn (the Arn*/String*
+  operators) are evaluated against the caller (an assumed role's role ARN,
+  an IAM user's ARN, else the account root), as S3 does; a statement whose
+  conditions hold applies, one whose conditions do not is skipped. moto
+  also names object actions after the HTTP method: HEAD is s3:GetObject,
+  POST (multipart uploads) s3:PutObject, and a request with a versionId is
+  s3:GetObjectVersion / s3:DeleteObjectVersion, as in S3's action list;
+  a denial answers AccessDenied as S3 does (moto: a bare 403).
 
 Both handlers are replaced on moto's S3Response class before
 moto.server.main runs. Usage: python moto_launcher.py [moto_server args...]
 """
 
 import json
+import os
+import re
 import sys
+import threading
+from fnmatch import fnmatchcase
+from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
 
 from moto.s3.models import FakeBucket
@@ -93,6 +106,92 @@ def _tls_only(statement):
     return key.lower() == "aws:securetransport" and all(str(v).lower() == "false" for v in values)
 
 
+_current = threading.local()
+_original_key_response = S3Response._key_response
+
+
+def _key_response(self, request, full_url):
+    # Keep the request at hand for get_permission (moto's server handles
+    # each request on its own thread).
+    _current.request = request
+    try:
+        out = _original_key_response(self, request, full_url)
+    finally:
+        _current.request = None
+    # A bucket-policy denial comes back as a bare 403; S3 says AccessDenied.
+    if isinstance(out, tuple) and len(out) == 3 and out[0] == 403 and not out[2]:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+            "<Message>Access Denied</Message></Error>"
+        )
+        return 403, {"Content-Type": "application/xml"}, body
+    return out
+
+
+def _caller_arn():
+    """aws:PrincipalArn of the request being handled."""
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    account = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
+    root = f"arn:aws:iam::{account}:root"
+    request = getattr(_current, "request", None)
+    if request is None:
+        return root
+    auth = request.headers.get("Authorization", "")
+    m = re.search(r"Credential=([^/,\s]+)/", auth)
+    key = m.group(1) if m else parse_qs(urlparse(request.url).query).get("X-Amz-Credential", [""])[0].split("/")[0]
+    if not key:
+        return root
+    for acc in list(sts_backends.keys()):
+        for backend in sts_backends[acc].values():
+            for r in backend.assumed_roles:
+                if r.access_key_id == key:
+                    return r.role_arn
+    for acc in list(iam_backends.keys()):
+        for backend in iam_backends[acc].values():
+            for user in backend.users.values():
+                if any(k.access_key_id == key for k in user.access_keys):
+                    return user.arn
+    return root
+
+
+def _principal_conditions_hold(cond, caller):
+    """True/False when every condition is on aws:PrincipalArn, else None."""
+    for op, kv in cond.items():
+        if not isinstance(kv, dict):
+            return None
+        base = op[: -len("IfExists")] if op.endswith("IfExists") else op
+        for key, values in kv.items():
+            if key.lower() != "aws:principalarn":
+                return None
+            values = values if isinstance(values, list) else [values]
+            like = any(fnmatchcase(caller, v) for v in values)
+            equal = caller in values
+            if base in ("ArnLike", "ArnEquals", "StringLike"):
+                ok = like
+            elif base in ("ArnNotLike", "ArnNotEquals", "StringNotLike"):
+                ok = not like
+            elif base == "StringEquals":
+                ok = equal
+            elif base == "StringNotEquals":
+                ok = not equal
+            else:
+                return None
+            if not ok:
+                return False
+    return True
+
+
+def _real_action(action):
+    request = getattr(_current, "request", None)
+    query = parse_qs(urlparse(request.url).query, keep_blank_values=True) if request is not None else {}
+    action = {"s3:HeadObject": "s3:GetObject", "s3:PostObject": "s3:PutObject"}.get(action, action)
+    if "versionId" in query and action in ("s3:GetObject", "s3:DeleteObject"):
+        action += "Version"
+    return action
+
+
 def get_permission(self, action, resource):
     from moto.iam.access_control import IAMPolicy, PermissionResult
 
@@ -102,15 +201,30 @@ def get_permission(self, action, resource):
     statements = doc.get("Statement", [])
     if isinstance(statements, dict):
         statements = [statements]
-    kept = [s for s in statements if not _tls_only(s)]
+    caller = None
+    kept = []
+    for s in statements:
+        if _tls_only(s):
+            continue
+        cond = s.get("Condition") if isinstance(s, dict) else None
+        if cond:
+            if caller is None:
+                caller = _caller_arn()
+            holds = _principal_conditions_hold(cond, caller)
+            if holds is False:
+                continue
+            if holds is True:
+                s = {k: v for k, v in s.items() if k != "Condition"}
+        kept.append(s)
     if not kept:
         return PermissionResult.NEUTRAL
     doc["Statement"] = kept
-    return IAMPolicy(json.dumps(doc)).is_action_permitted(action, resource)
+    return IAMPolicy(json.dumps(doc)).is_action_permitted(_real_action(action), resource)
 
 
 S3Response.get_bucket_versioning = get_bucket_versioning
 FakeBucket.get_permission = get_permission
+S3Response._key_response = _key_response
 S3Response.get_bucket_replication = get_bucket_replication
 
 

@@ -1,4 +1,4 @@
-//! The project's moto launcher corrects two replies moto gets wrong (see
+//! The project's moto launcher corrects replies and policy checks moto gets wrong (see
 //! scripts/moto_launcher.py). One test per correction, through aws-sdk-s3.
 
 use aws_sdk_s3::types::{
@@ -101,4 +101,82 @@ fn tls_only_deny_does_not_block_object_calls_but_other_denies_do() {
         let denied = s3.get_object().bucket(&b).key("secret/x").send().await;
         assert!(denied.is_err(), "the other Deny statement still applies");
     });
+}
+
+/// Python that runs object calls as given principals against the test's
+/// moto and prints `LABEL ok` or `LABEL CODE` for each: `as_role(NAME)`
+/// assumes the role (made first with `role(NAME, PATH)`), `as_root()` is
+/// the account root.
+pub const AS_PRINCIPALS: &str = r#"
+import sys, json, boto3
+from botocore.exceptions import ClientError
+url = sys.argv[1]
+kw = dict(endpoint_url=url, region_name="us-east-1")
+root = dict(aws_access_key_id="t", aws_secret_access_key="t")
+iam = boto3.client("iam", **kw, **root)
+sts = boto3.client("sts", **kw, **root)
+trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
+def role(name, path="/"):
+    try:
+        return iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    except ClientError:
+        return iam.get_role(RoleName=name)["Role"]["Arn"]
+def as_role(name):
+    arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    c = sts.assume_role(RoleArn=arn, RoleSessionName="test")["Credentials"]
+    return boto3.client("s3", **kw, aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])
+def as_root():
+    return boto3.client("s3", **kw, **root)
+def attempt(label, f):
+    try:
+        f()
+        print(label, "ok")
+    except ClientError as e:
+        print(label, e.response["Error"].get("Code") or e.response["ResponseMetadata"]["HTTPStatusCode"])
+"#;
+
+#[test]
+fn principal_arn_conditions_are_evaluated_against_the_caller() {
+    let w = World::with_moto();
+    let b = unique("locked");
+    let out = w.python(&format!(
+        r#"{AS_PRINCIPALS}
+writer = role("writer", "/backup/")
+admin = role("admin")
+s3 = as_root()
+s3.create_bucket(Bucket="{b}")
+s3.put_bucket_versioning(Bucket="{b}", VersioningConfiguration={{"Status": "Enabled"}})
+s3.put_bucket_policy(Bucket="{b}", Policy=json.dumps({{"Version": "2012-10-17", "Statement": [
+    {{"Sid": "OnlyWriterPuts", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::{b}/*",
+     "Condition": {{"ArnNotLike": {{"aws:PrincipalArn": [writer, admin]}}}}}},
+    {{"Sid": "NoDelete", "Effect": "Deny", "Principal": "*", "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"], "Resource": "arn:aws:s3:::{b}/*",
+     "Condition": {{"ArnNotLike": {{"aws:PrincipalArn": admin}}}}}}]}}))
+w, a = as_role("writer"), as_role("admin")
+attempt("writer-put", lambda: w.put_object(Bucket="{b}", Key="k", Body=b"x"))
+attempt("root-put", lambda: s3.put_object(Bucket="{b}", Key="k", Body=b"y"))
+attempt("root-head", lambda: s3.head_object(Bucket="{b}", Key="k"))
+up = w.create_multipart_upload(Bucket="{b}", Key="big")["UploadId"]
+attempt("writer-multipart", lambda: w.upload_part(Bucket="{b}", Key="big", UploadId=up, PartNumber=1, Body=b"z"))
+attempt("root-multipart", lambda: s3.create_multipart_upload(Bucket="{b}", Key="big2"))
+v = s3.list_object_versions(Bucket="{b}")["Versions"][0]["VersionId"]
+attempt("writer-delete-version", lambda: w.delete_object(Bucket="{b}", Key="k", VersionId=v))
+attempt("root-delete-version", lambda: s3.delete_object(Bucket="{b}", Key="k", VersionId=v))
+attempt("admin-delete-version", lambda: a.delete_object(Bucket="{b}", Key="k", VersionId=v))
+"#
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "writer-put ok",
+            "root-put AccessDenied",
+            "root-head ok",
+            "writer-multipart ok",
+            "root-multipart AccessDenied",
+            "writer-delete-version AccessDenied",
+            "root-delete-version AccessDenied",
+            "admin-delete-version ok",
+        ],
+        "{out}"
+    );
 }
