@@ -528,12 +528,9 @@ impl Validator<'_> {
         let mut readers = list(&raw.readers);
         let break_glass = list(&raw.break_glass).unwrap_or_default();
         if holds_backups {
-            for (what, given, v) in [
-                ("write", &writers, &raw.writers),
-                ("read (restore)", &readers, &raw.readers),
-            ] {
-                if let (Some(given), Some(v)) = (given, v) {
-                    if given.is_empty() && self.diags.iter().all(|d| d.code != Code::RoleInvalid) {
+            for (what, v) in [("write", &raw.writers), ("read (restore)", &raw.readers)] {
+                if let Some(v) = v {
+                    if v.value().is_empty() {
                         self.diags.push(
                             Diagnostic::new(
                                 Code::AccessLocksOut,
