@@ -1,6 +1,7 @@
 //! The one integration-test binary: the CLI run as a user runs it, against
 //! real local servers the harness starts.
 
+mod access;
 mod behaviour;
 mod evidence;
 mod faults;

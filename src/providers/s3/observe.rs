@@ -291,10 +291,11 @@ pub async fn object_lock(
         Ok(out) => Ok(match out.object_lock_configuration() {
             Some(c) if c.object_lock_enabled().is_some_and(|e| e.as_str() == "Enabled") => {
                 let d = c.rule().and_then(|r| r.default_retention());
-                let years = d.and_then(|d| d.years()).map(i64::from);
+                // Days or Years, never both (moto answers the other as 0).
+                let years = d.and_then(|d| d.years()).filter(|y| *y > 0).map(i64::from);
                 Observed::Present(LockState {
                     mode: d.and_then(|d| d.mode()).map(|m| m.as_str().to_string()),
-                    days: d.and_then(|d| d.days()).map(i64::from).or(years.map(|y| y * 365)),
+                    days: d.and_then(|d| d.days()).filter(|d| *d > 0).map(i64::from).or(years.map(|y| y * 365)),
                     years,
                 })
             }

@@ -1,0 +1,269 @@
+//! Bucket-side access restriction and Object Lock (issue 18): one apply
+//! sets both, the second plan is empty and the audit meets IMMUTABILITY; a
+//! foreign statement is kept; the restriction removed behind the tool's
+//! back fails S3-ACCESS; COMPLIANCE needs --allow-irreversible; and a
+//! `deny_delete` bucket refuses DeleteObjectVersion from everyone outside
+//! break glass (moto, through the launcher that evaluates aws:PrincipalArn).
+
+use serde_json::Value;
+
+use crate::harness::{squash, unique, Server, World};
+use crate::moto_launcher::AS_PRINCIPALS;
+
+fn policy(fresh: &str, old: &str, writer: &str, restore: &str, admin: &str, mode: &str) -> String {
+    format!(
+        r#"version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {fresh}:
+      versioning: enabled
+      object_lock: {{mode: {mode}, days: 14}}
+      access:
+        writers: [{writer}]
+        readers: [{restore}]
+        deny_delete: true
+        break_glass: ["{admin}"]
+      lifecycle:
+        rules:
+          - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}
+      backups:
+        - {{name: dump, prefix: postgres/, max_age: 26h, retention: 14d}}
+    {old}:
+      versioning: enabled
+      object_lock: {{mode: governance, days: 14}}
+      access:
+        deny_delete: true
+iam:
+  roles:
+    {writer}:
+      trust: {{Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: sts:AssumeRole}}]}}
+      inline_policies:
+        write: {{Statement: [{{Effect: Allow, Action: s3:PutObject, Resource: "arn:aws:s3:::{fresh}/postgres/*"}}]}}
+    {restore}:
+      trust: {{Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: sts:AssumeRole}}]}}
+      inline_policies:
+        read: {{Statement: [{{Effect: Allow, Action: s3:GetObject, Resource: "arn:aws:s3:::{fresh}/*"}}]}}
+"#
+    )
+}
+
+fn control<'a>(j: &'a Value, id: &str, address: &str) -> &'a Value {
+    j["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == id && c["address"] == address)
+        .unwrap_or_else(|| panic!("no {id} on {address}: {j}"))
+}
+
+fn objective<'a>(j: &'a Value, id: &str) -> &'a Value {
+    j["objectives"].as_array().expect("objectives").iter().find(|o| o["id"] == id).expect("objective")
+}
+
+/// The bucket policy's statements and the Object Lock configuration, as
+/// the server holds them.
+fn live(w: &World, b: &str) -> Value {
+    let out = w.python(&format!(
+        r#"
+import sys, json, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+policy = json.loads(s3.get_bucket_policy(Bucket="{b}")["Policy"])
+lock = s3.get_object_lock_configuration(Bucket="{b}")["ObjectLockConfiguration"]
+print(json.dumps({{"statements": policy["Statement"], "lock": lock}}))
+"#
+    ));
+    serde_json::from_str(&out).expect("json")
+}
+
+crate::both!(
+    one_apply_restricts_access_and_locks_objects_then_plans_empty,
+    super::one_apply_restricts_access_and_locks_objects_then_plans_empty_on
+);
+fn one_apply_restricts_access_and_locks_objects_then_plans_empty_on(server: Server) {
+    let w = World::on(server);
+    let (fresh, old) = (unique("locked"), unique("adopted"));
+    let (writer, restore) = (unique("writer"), unique("restore"));
+    let admin = format!("arn:aws:iam::{}:role/platform-admin", w.account());
+    // An existing, empty, versioned bucket with another team's statement.
+    w.python(&format!(
+        r#"
+import sys, json, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+s3.create_bucket(Bucket="{old}")
+s3.put_bucket_versioning(Bucket="{old}", VersioningConfiguration={{"Status": "Enabled"}})
+s3.put_bucket_policy(Bucket="{old}", Policy=json.dumps({{"Version": "2012-10-17", "Statement": [
+    {{"Sid": "AuditorsList", "Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{acct}:root"}}, "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::{old}"}}]}}))
+"#,
+        acct = w.account()
+    ));
+    let p = w.write("p.yaml", &policy(&fresh, &old, &writer, &restore, &admin, "governance"));
+    let p = p.to_string_lossy().into_owned();
+
+    // The roles do not exist yet: their ARNs are known after apply, and
+    // each statement is explained in one line.
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    let plan = squash(&r.stdout);
+    assert!(plan.contains(&format!("+ s3.{fresh}.access will be created")), "{}", r.stdout);
+    assert!(plan.contains(&format!("(known after apply: the ARNs of role(s) {restore}, {writer})")), "{}", r.stdout);
+    assert!(plan.contains("+ object_lock.mode = \"GOVERNANCE\""), "{}", r.stdout);
+    assert!(
+        plan.contains("SuoopsPolicyNoDelete: nobody deletes objects or versions (lifecycle expiration still runs); other statements of the bucket policy are kept"),
+        "{}",
+        r.stdout
+    );
+
+    let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
+    r.code(0);
+    assert!(r.stdout.contains("✓ object lock"), "{}", r.stdout);
+    assert!(r.stdout.contains("✓ bucket policy (access)"), "{}", r.stdout);
+    let l = live(&w, &fresh);
+    assert_eq!(l["lock"]["ObjectLockEnabled"], "Enabled", "{l}");
+    assert_eq!(l["lock"]["Rule"]["DefaultRetention"]["Mode"], "GOVERNANCE", "{l}");
+    assert_eq!(l["lock"]["Rule"]["DefaultRetention"]["Days"], 14, "{l}");
+    let st = |l: &Value, sid: &str| -> Value {
+        l["statements"].as_array().expect("statements").iter().find(|s| s["Sid"] == sid).cloned().unwrap_or_default()
+    };
+    let acct = w.account();
+    assert_eq!(
+        st(&l, "SuoopsPolicyOnlyWritersPut")["Condition"]["ArnNotLike"]["aws:PrincipalArn"],
+        serde_json::json!([admin.clone(), format!("arn:aws:iam::{acct}:role/{writer}")]),
+        "{l}"
+    );
+    assert_eq!(st(&l, "SuoopsPolicyNoDelete")["Condition"]["ArnNotLike"]["aws:PrincipalArn"], serde_json::json!([admin]));
+    // The foreign statement of the adopted bucket is kept beside ours.
+    let l = live(&w, &old);
+    let sids: Vec<&str> = l["statements"].as_array().expect("st").iter().filter_map(|s| s["Sid"].as_str()).collect();
+    assert_eq!(sids, ["AuditorsList", "SuoopsPolicyNoDelete"], "{l}");
+
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    let j = r.json();
+    for b in [&fresh, &old] {
+        for id in ["S3-ACCESS", "S3-OBJECT-LOCK"] {
+            assert_eq!(control(&j, id, &format!("s3.{b}"))["status"], "pass", "{id} {b}: {j}");
+        }
+    }
+    assert_eq!(objective(&j, "IMMUTABILITY")["verdict"], "met", "{j}");
+
+    // import reads both back; the imported policy plans clean.
+    let out = w.dir.path().join("imported.yaml").to_string_lossy().into_owned();
+    w.cli(&["import", "--s3-bucket", &fresh, "--s3-bucket", &old, "--output", &out]).code(0);
+    let text = std::fs::read_to_string(&out).expect("imported");
+    assert!(text.contains("object_lock: {mode: governance, days: 14}"), "{text}");
+    assert!(text.contains("deny_delete: true"), "{text}");
+    let r = w.cli(&["plan", "-f", &out, "--detailed-exitcode"]);
+    r.code(0);
+}
+
+#[test]
+fn restriction_removed_behind_the_tools_back_fails_and_compliance_needs_allow_irreversible() {
+    let w = World::with_moto();
+    let (fresh, old) = (unique("locked"), unique("adopted"));
+    let (writer, restore) = (unique("writer"), unique("restore"));
+    let admin = format!("arn:aws:iam::{}:role/platform-admin", w.account());
+    w.python(&format!(
+        r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+s3.create_bucket(Bucket="{old}")
+s3.put_bucket_versioning(Bucket="{old}", VersioningConfiguration={{"Status": "Enabled"}})
+"#
+    ));
+    let text = policy(&fresh, &old, &writer, &restore, &admin, "governance");
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+
+    // Someone deletes the bucket policy: S3-ACCESS fails with what is open,
+    // IMMUTABILITY and LEAST-PRIVILEGE are no longer met.
+    w.python(&format!(
+        r#"
+import sys, boto3
+boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t").delete_bucket_policy(Bucket="{fresh}")
+"#
+    ));
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    r.code(2);
+    let j = r.json();
+    let c = control(&j, "S3-ACCESS", &format!("s3.{fresh}"));
+    assert_eq!(c["status"], "fail", "{c}");
+    let detail = c["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("principals other than the writers are not denied s3:PutObject"), "{detail}");
+    assert!(detail.contains("not denied s3:DeleteObject, s3:DeleteObjectVersion"), "{detail}");
+    assert_eq!(objective(&j, "IMMUTABILITY")["verdict"], "not_met", "{j}");
+    assert_eq!(objective(&j, "LEAST-PRIVILEGE")["verdict"], "not_met", "{j}");
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let j = w.cli(&["audit", "-f", &p, "--format", "json"]).json();
+    assert_eq!(control(&j, "S3-ACCESS", &format!("s3.{fresh}"))["status"], "pass", "{j}");
+
+    // GOVERNANCE → COMPLIANCE: the plan says irreversible, apply refuses
+    // without --allow-irreversible and changes nothing.
+    let text = policy(&fresh, &old, &writer, &restore, &admin, "compliance");
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    assert!(r.stdout.contains("# irreversible: nobody can undo it; needs --allow-irreversible"), "{}", r.stdout);
+    let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
+    r.code(1);
+    assert!(r.stderr.contains("--allow-irreversible was not given; nothing was changed"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("s3.{fresh} (object_lock.mode)")), "{}", r.stderr);
+    assert_eq!(live(&w, &fresh)["lock"]["Rule"]["DefaultRetention"]["Mode"], "GOVERNANCE");
+    w.cli(&["apply", "-f", &p, "--auto-approve", "--allow-irreversible"]).code(0);
+    assert_eq!(live(&w, &fresh)["lock"]["Rule"]["DefaultRetention"]["Mode"], "COMPLIANCE");
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+#[test]
+fn deny_delete_refuses_delete_object_version_outside_break_glass() {
+    let w = World::with_moto();
+    let (fresh, old) = (unique("locked"), unique("adopted"));
+    let (writer, restore) = (unique("writer"), unique("restore"));
+    let admin_name = unique("admin");
+    let admin = format!("arn:aws:iam::{}:role/{admin_name}", w.account());
+    w.python(&format!(
+        r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+s3.create_bucket(Bucket="{old}")
+s3.put_bucket_versioning(Bucket="{old}", VersioningConfiguration={{"Status": "Enabled"}})
+"#
+    ));
+    let text = policy(&fresh, &old, &writer, &restore, &admin, "governance");
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let out = w.python(&format!(
+        r#"{AS_PRINCIPALS}
+role("{admin_name}")
+wr, rs, adm, root = as_role("{writer}"), as_role("{restore}"), as_role("{admin_name}"), as_root()
+body = b"-- dump"
+attempt("writer-put", lambda: wr.put_object(Bucket="{fresh}", Key="postgres/1.dump", Body=body, ChecksumAlgorithm="SHA256"))
+attempt("root-put", lambda: root.put_object(Bucket="{fresh}", Key="postgres/2.dump", Body=body, ChecksumAlgorithm="SHA256"))
+attempt("restore-get", lambda: rs.get_object(Bucket="{fresh}", Key="postgres/1.dump"))
+attempt("writer-get", lambda: wr.get_object(Bucket="{fresh}", Key="postgres/1.dump"))
+v = root.list_object_versions(Bucket="{fresh}")["Versions"][0]["VersionId"]
+attempt("writer-delete-version", lambda: wr.delete_object(Bucket="{fresh}", Key="postgres/1.dump", VersionId=v))
+attempt("restore-delete-version", lambda: rs.delete_object(Bucket="{fresh}", Key="postgres/1.dump", VersionId=v))
+attempt("root-delete-version", lambda: root.delete_object(Bucket="{fresh}", Key="postgres/1.dump", VersionId=v))
+attempt("root-delete", lambda: root.delete_object(Bucket="{fresh}", Key="postgres/1.dump"))
+attempt("admin-get", lambda: adm.get_object(Bucket="{fresh}", Key="postgres/1.dump"))
+"#
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "writer-put ok",
+            "root-put AccessDenied",
+            "restore-get ok",
+            "writer-get AccessDenied",
+            "writer-delete-version AccessDenied",
+            "restore-delete-version AccessDenied",
+            "root-delete-version AccessDenied",
+            "root-delete AccessDenied",
+            "admin-get ok",
+        ],
+        "{out}"
+    );
+}
