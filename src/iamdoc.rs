@@ -265,9 +265,9 @@ pub fn denial(doc: &Value, principal: &str, action: &str, resource: &str) -> Den
         };
         let who = |v: &Value| match v {
             Value::String(s) => s == "*",
-            Value::Object(m) => m.get("AWS").is_some_and(|a| {
-                strings(a).iter().any(|p| p == "*" || p.as_str().is_some_and(|p| p == principal))
-            }),
+            Value::Object(m) => m
+                .get("AWS")
+                .is_some_and(|a| strings(a).iter().any(|p| p == "*" || p.as_str().is_some_and(|p| p == principal))),
             _ => false,
         };
         let principal_ok = match (c.get("Principal"), c.get("NotPrincipal")) {

@@ -147,10 +147,9 @@ fn immutability(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
     for (b, keep) in scope {
         match &b.object_lock {
             None => reasons.push(format!("{} has no object_lock: its backups can be deleted", b.name)),
-            Some(l) if (l.days as u64) < keep => reasons.push(format!(
-                "{} locks versions {} days, but its backups are kept {keep} days",
-                b.name, l.days
-            )),
+            Some(l) if (l.days as u64) < keep => {
+                reasons.push(format!("{} locks versions {} days, but its backups are kept {keep} days", b.name, l.days))
+            }
             Some(_) => reasons.extend(not_passing(report, &b.name, "S3-OBJECT-LOCK")),
         }
         if b.access.as_ref().is_some_and(|a| a.deny_delete) {
@@ -233,7 +232,11 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
         push(id, title, verdict);
     }
 
-    push("IMMUTABILITY", "Backups cannot be deleted or overwritten within their retention", immutability(report, policy));
+    push(
+        "IMMUTABILITY",
+        "Backups cannot be deleted or overwritten within their retention",
+        immutability(report, policy),
+    );
 
     // Access: judged from the role documents the policy declares, and only
     // when the IAM controls found them live as declared (the bucket-side
@@ -436,7 +439,8 @@ s3:
     bkt:
       versioning: enabled
       backups: [{name: dump, prefix: postgres/, max_age: 26h}]
-".to_vec(),
+"
+            .to_vec(),
             &|_| None,
         )
         .expect("policy");
@@ -446,8 +450,14 @@ s3:
         assert!(imm.reasons[0].contains("bkt has no object_lock"), "{:?}", imm.reasons);
         assert!(imm.reasons[1].contains("does not deny deletes"), "{:?}", imm.reasons);
         // No backups at all: nothing to judge.
-        let none = crate::policy::parse("p.yaml", b"version: 1
-".to_vec(), &|_| None).expect("policy");
+        let none = crate::policy::parse(
+            "p.yaml",
+            b"version: 1
+"
+            .to_vec(),
+            &|_| None,
+        )
+        .expect("policy");
         assert_eq!(verdict(&evaluate(&Report::new(vec![]), &none), "IMMUTABILITY"), Verdict::NotEvaluated);
     }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use super::diag::{Code, Diagnostic, Diagnostics, Pos};
 use super::raw::{self, RawPolicy, Sp};
 use super::{
-    Access, Algorithm, BackupSpec, BucketSpec, Encryption, KmsKeySpec, Lifecycle, LifecycleRule, Ownership, Policy,
-    LockMode, ObjectLock, PublicAccessBlock, Replication, ReplicationRule, Transition, Versioning,
+    Access, Algorithm, BackupSpec, BucketSpec, Encryption, KmsKeySpec, Lifecycle, LifecycleRule, LockMode, ObjectLock,
+    Ownership, Policy, PublicAccessBlock, Replication, ReplicationRule, Transition, Versioning,
 };
 
 /// Parse the bytes of `file` and validate them.
@@ -253,7 +253,10 @@ impl Validator<'_> {
                 let Some(dest) = buckets.iter().find(|b| b.name == rule.destination) else { continue };
                 let at = self.at.get(&(dest.name.clone(), "writers")).copied();
                 if let Some(writers) = dest.access.as_ref().and_then(|a| a.writers.as_ref()) {
-                    let named = writers.iter().chain(&dest.access.as_ref().map(|a| a.break_glass.clone()).unwrap_or_default()).any(|w| crate::providers::s3::replication::role_name(w) == role);
+                    let named = writers
+                        .iter()
+                        .chain(&dest.access.as_ref().map(|a| a.break_glass.clone()).unwrap_or_default())
+                        .any(|w| crate::providers::s3::replication::role_name(w) == role);
                     if !named {
                         self.diags.push(
                             Diagnostic::new(
@@ -453,9 +456,10 @@ impl Validator<'_> {
             .replication
             .as_ref()
             .and_then(|r| self.replication(r, name.as_deref(), b.versioning.as_ref(), kms_source));
-        let access = b.access.as_ref().map(|a| {
-            self.access(a, replication.as_ref().map(|r| r.role.as_str()), !backups.is_empty())
-        });
+        let access = b
+            .access
+            .as_ref()
+            .map(|a| self.access(a, replication.as_ref().map(|r| r.role.as_str()), !backups.is_empty()));
         let object_lock = b.object_lock.as_ref().and_then(|l| self.object_lock(l, b));
         if let Some(n) = &name {
             if let Some(w) = b.access.as_ref().and_then(|a| a.value().writers.as_ref()) {
@@ -1299,7 +1303,9 @@ fn is_principal_ref(r: &str) -> bool {
         && parts[3].len() == 12
         && parts[3].chars().all(|c| c.is_ascii_digit())
         && (parts[4] == "root"
-            || ["role/", "user/"].iter().any(|k| parts[4].strip_prefix(k).and_then(|p| p.rsplit('/').next()).is_some_and(name_ok)))
+            || ["role/", "user/"]
+                .iter()
+                .any(|k| parts[4].strip_prefix(k).and_then(|p| p.rsplit('/').next()).is_some_and(name_ok)))
 }
 
 fn is_role_ref(r: &str) -> bool {

@@ -131,7 +131,10 @@ s3.put_bucket_policy(Bucket="{old}", Policy=json.dumps({{"Version": "2012-10-17"
         serde_json::json!([admin.clone(), format!("arn:aws:iam::{acct}:role/{writer}")]),
         "{l}"
     );
-    assert_eq!(st(&l, "SuoopsPolicyNoDelete")["Condition"]["ArnNotLike"]["aws:PrincipalArn"], serde_json::json!([admin]));
+    assert_eq!(
+        st(&l, "SuoopsPolicyNoDelete")["Condition"]["ArnNotLike"]["aws:PrincipalArn"],
+        serde_json::json!([admin])
+    );
     // The foreign statement of the adopted bucket is kept beside ours.
     let l = live(&w, &old);
     let sids: Vec<&str> = l["statements"].as_array().expect("st").iter().filter_map(|s| s["Sid"].as_str()).collect();

@@ -280,7 +280,15 @@ pub fn diff(
                 None,
                 json!(format!("(known after apply: the ARNs of role(s) {})", names.join(", "))),
             ));
-            c.reason = Some("other statements of the bucket policy are kept".into());
+            // Explained with the role names, as they will be.
+            let named: BTreeMap<String, Principal> = principals
+                .iter()
+                .map(|(k, v)| match v {
+                    Principal::AfterApply => (k.clone(), Principal::Arn(k.clone())),
+                    other => (k.clone(), other.clone()),
+                })
+                .collect();
+            c.reason = resolve(want, &named).ok().map(|r| explain(&r));
             return c;
         }
     };
@@ -413,7 +421,12 @@ mod tests {
             "Condition": {"StringNotLike": {"aws:PrincipalARN": [ADMIN]}}
         })]);
         assert_eq!(enforced(Some(&theirs), "b", &r), Ok(()));
-        let c = diff("b", &Access { deny_delete: true, break_glass: vec![ADMIN.into()], ..Default::default() }, &BTreeMap::new(), &Observed::Present(theirs));
+        let c = diff(
+            "b",
+            &Access { deny_delete: true, break_glass: vec![ADMIN.into()], ..Default::default() },
+            &BTreeMap::new(),
+            &Observed::Present(theirs),
+        );
         assert_eq!(c.action, Action::NoOp, "{c:?}");
         // Conditioned on something else: not known to deny.
         let weaker = doc(vec![json!({

@@ -14,11 +14,11 @@ use aws_sdk_s3::types::{
     VersioningConfiguration,
 };
 
+use super::access;
 use super::diff::merged_pab;
 use super::lifecycle::{self, LifecycleDoc};
 use super::observe::{self, BucketState};
 use super::replication::{self, Prerequisites, ReplicationDoc};
-use super::access;
 use super::tls::{self, PolicyDoc};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 

@@ -12,8 +12,8 @@ use super::{access, observe, tls, BucketState, EncryptionState, PabState};
 use crate::model::{Fatal, Observed};
 use crate::policy::writer::{literal_env, scalar, Writer};
 use crate::policy::{
-    Access, Algorithm, BucketSpec, Encryption, Lifecycle, LockMode, ObjectLock, LifecycleRule, Ownership, PublicAccessBlock, Replication,
-    ReplicationRule, Versioning,
+    Access, Algorithm, BucketSpec, Encryption, Lifecycle, LifecycleRule, LockMode, ObjectLock, Ownership,
+    PublicAccessBlock, Replication, ReplicationRule, Versioning,
 };
 use crate::providers::{Ctx, ImportRequest, Imported};
 
@@ -191,7 +191,10 @@ pub(crate) fn bucket(
             (Some(mode), Some(days)) => {
                 w.raw(2, "object_lock", &format!("{{mode: {}, days: {days}}}", mode.to_ascii_lowercase()), None)
             }
-            _ => w.comment(2, "Object Lock is enabled without a default retention; the policy format needs one, left unmanaged"),
+            _ => w.comment(
+                2,
+                "Object Lock is enabled without a default retention; the policy format needs one, left unmanaged",
+            ),
         },
         Some(Observed::Unknown { reason }) => w.unreadable(2, gaps, &addr, "object_lock", reason),
         _ => {}

@@ -123,8 +123,7 @@ impl Provider for Buckets {
         policy: &'a Policy,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
-            let declared: Vec<String> =
-                policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect();
+            let declared: Vec<String> = policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect();
             let buckets = observe_buckets(ctx, &policy.buckets, ctx.evidence, &declared).await?;
             Ok(Box::new(BucketsSeen { buckets, declared }) as Box<dyn Observation>)
         }

@@ -286,7 +286,9 @@ pub async fn object_lock(
     name: &str,
     gone: &Gone,
 ) -> Result<Observed<LockState>, Fatal> {
-    match aws.call(&ops::GET_OBJECT_LOCK_CONFIGURATION, client.get_object_lock_configuration().bucket(name).send()).await
+    match aws
+        .call(&ops::GET_OBJECT_LOCK_CONFIGURATION, client.get_object_lock_configuration().bucket(name).send())
+        .await
     {
         Ok(out) => Ok(match out.object_lock_configuration() {
             Some(c) if c.object_lock_enabled().is_some_and(|e| e.as_str() == "Enabled") => {
