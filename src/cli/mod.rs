@@ -2,6 +2,7 @@
 
 mod apply;
 mod audit;
+mod backup;
 mod generate;
 mod import;
 mod permissions;
@@ -80,6 +81,8 @@ pub enum Command {
     Permissions(permissions::PermissionsArgs),
     /// Write a policy from the live state (buckets, roles, Redis, PostgreSQL); reads only.
     Import(import::ImportArgs),
+    /// The strategy's backup jobs: `backup run postgres.NAME`.
+    Backup(backup::BackupArgs),
     /// Print shell completions (bash, zsh, fish, powershell, elvish).
     Completions(generate::CompletionsArgs),
     /// Print the man page (roff), generated from the same definitions as --help.
@@ -138,6 +141,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Apply(a) => with_runtime(|| apply::run(&cli.global, a)),
         Command::Audit(a) => with_runtime(|| audit::run(&cli.global, a)),
         Command::Import(a) => with_runtime(|| import::run(&cli.global, a)),
+        Command::Backup(a) => with_runtime(|| backup::run(&cli.global, a)),
     };
     ExitCode::from(code)
 }

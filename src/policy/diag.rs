@@ -12,6 +12,7 @@ use miette::{LabeledSpan, SourceSpan};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Code {
     AccessLocksOut,
+    BackupRefInvalid,
     BucketKeyNotAllowed,
     BucketNameInvalid,
     DestinationInvalid,
@@ -61,6 +62,7 @@ impl Code {
     /// Every code, in the order of their names.
     pub const ALL: &[Code] = &[
         Code::AccessLocksOut,
+        Code::BackupRefInvalid,
         Code::BucketKeyNotAllowed,
         Code::BucketNameInvalid,
         Code::DestinationInvalid,
@@ -110,6 +112,7 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::AccessLocksOut => "access-locks-out",
+            Code::BackupRefInvalid => "backup-ref-invalid",
             Code::BucketKeyNotAllowed => "bucket-key-not-allowed",
             Code::BucketNameInvalid => "bucket-name-invalid",
             Code::DestinationInvalid => "destination-invalid",

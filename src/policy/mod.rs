@@ -135,6 +135,66 @@ impl Persistence {
     }
 }
 
+/// A `backups:` entry named as `s3.BUCKET.backups.ENTRY`, with what the
+/// backup job and the drill need of its bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupRef {
+    pub bucket: String,
+    pub entry: String,
+    pub prefix: String,
+    pub key_format: Option<String>,
+    /// The bucket's region, if the policy names one (else the default).
+    pub region: Option<String>,
+    /// The bucket's declared default encryption (the job sets it on each
+    /// object explicitly).
+    pub encryption: Option<Encryption>,
+}
+
+impl BackupRef {
+    pub fn address(&self) -> String {
+        format!("s3.{}.backups.{}", self.bucket, self.entry)
+    }
+    /// Where drill records go: beside the backups, under `drills/`.
+    pub fn drills_prefix(&self, instance: &str) -> String {
+        format!("drills/{instance}/")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DumpFormat {
+    Custom,
+    Plain,
+}
+
+/// `backup:` of a PostgreSQL instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgBackup {
+    pub to: BackupRef,
+    pub format: DumpFormat,
+}
+
+/// `restore_drill:` of a PostgreSQL instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgDrill {
+    pub from: BackupRef,
+    /// None: a throw-away local cluster.
+    pub url: Option<Secret>,
+    pub migrate: Option<String>,
+    pub checks: Vec<DrillCheck>,
+    pub rto_secs: u64,
+    pub every_secs: u64,
+    pub line: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DrillCheck {
+    pub name: String,
+    pub sql: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
 /// A PostgreSQL server and its WAL-archiving posture.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PostgresSpec {
@@ -152,6 +212,8 @@ pub struct PostgresSpec {
     pub wal_archiving: bool,
     pub rpo_secs: u64,
     pub timeout_secs: u64,
+    pub backup: Option<PgBackup>,
+    pub restore_drill: Option<PgDrill>,
     pub line: u64,
 }
 

@@ -107,6 +107,76 @@ pub struct RawPostgres {
     /// Connect timeout, e.g. 5s (default 5s).
     #[serde(default)]
     pub timeout: Option<Sp<String>>,
+    /// The strategy's dump job, run by `backup run postgres.NAME`.
+    #[serde(default)]
+    pub backup: Option<Sp<RawBackupJob>>,
+    /// The restore test, run by `restore-drill postgres.NAME` and audited
+    /// as RESTORE-DRILL.
+    #[serde(default)]
+    pub restore_drill: Option<Sp<RawRestoreDrill>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackupJob {
+    /// `s3.BUCKET.backups.ENTRY`: the backups entry the dumps go under.
+    pub to: Sp<String>,
+    /// `custom` (pg_dump -Fc, the default) or `plain` (SQL, gzip).
+    #[serde(default)]
+    pub format: Option<Sp<DumpFormatRaw>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DumpFormatRaw {
+    Custom,
+    Plain,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestoreDrill {
+    /// `s3.BUCKET.backups.ENTRY`: the newest dump of this entry is restored.
+    pub from: Sp<String>,
+    /// `local` (the default): a throw-away cluster made with initdb in a
+    /// temporary directory. Or give `url:` instead.
+    #[serde(default)]
+    pub target: Option<Sp<DrillTargetRaw>>,
+    /// A database to restore into instead (use ${VAR}); it must be empty.
+    #[serde(default)]
+    pub url: Option<Sp<String>>,
+    /// Command run after the restore with DATABASE_URL pointing at the
+    /// restored database (e.g. the application's migrations).
+    #[serde(default)]
+    pub migrate: Option<Sp<String>>,
+    /// Smoke checks: SQL whose single value must lie within bounds.
+    #[serde(default)]
+    pub checks: Option<Sp<Vec<Sp<RawDrillCheck>>>>,
+    /// Longest acceptable time to restore (download + restore + migrate +
+    /// checks), e.g. 60m (the default).
+    #[serde(default)]
+    pub rto: Option<Sp<String>>,
+    /// How recent a passing drill must be for the audit, e.g. 30d (default).
+    #[serde(default)]
+    pub every: Option<Sp<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DrillTargetRaw {
+    Local,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrillCheck {
+    pub name: Sp<String>,
+    /// A query returning one value (a number).
+    pub sql: Sp<String>,
+    #[serde(default)]
+    pub min: Option<Sp<f64>>,
+    #[serde(default)]
+    pub max: Option<Sp<f64>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

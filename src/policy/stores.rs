@@ -3,9 +3,14 @@
 
 use super::diag::{Code, Diagnostic};
 use super::raw::Sp;
-use super::store_raw::{FsyncRaw, RawPersistence, RawPostgresMap, RawRedisMap, WalLevelRaw};
+use super::store_raw::{
+    DumpFormatRaw, FsyncRaw, RawBackupJob, RawPersistence, RawPostgresMap, RawRedisMap, RawRestoreDrill, WalLevelRaw,
+};
 use super::validate::Validator;
-use super::{parse_duration, Persistence, PostgresSpec, RedisSpec, Secret};
+use super::{
+    parse_duration, BackupRef, BucketSpec, DrillCheck, DumpFormat, Persistence, PgBackup, PgDrill, PostgresSpec,
+    RedisSpec, Secret,
+};
 
 impl Validator<'_> {
     fn duration(&mut self, d: &Sp<String>, what: &str) -> Option<u64> {
@@ -107,7 +112,115 @@ impl Validator<'_> {
         out
     }
 
-    pub(super) fn postgres(&mut self, map: &Sp<RawPostgresMap>) -> Vec<PostgresSpec> {
+    /// `s3.BUCKET.backups.ENTRY`: a `backups:` entry the policy declares
+    /// (bucket names may hold dots: the last `.backups.` splits).
+    fn backup_ref(&mut self, r: &Sp<String>, buckets: &[BucketSpec]) -> Option<BackupRef> {
+        let text = r.value();
+        let found = text.strip_prefix("s3.").and_then(|rest| rest.rsplit_once(".backups.")).and_then(|(b, e)| {
+            let bucket = buckets.iter().find(|x| x.name == b)?;
+            let entry = bucket.backups.iter().find(|x| x.name == e)?;
+            Some(BackupRef {
+                bucket: bucket.name.clone(),
+                entry: entry.name.clone(),
+                prefix: entry.prefix.clone(),
+                key_format: entry.key_format.clone(),
+                region: bucket.region.clone(),
+                encryption: bucket.encryption.clone(),
+            })
+        });
+        if found.is_none() {
+            let known: Vec<String> = buckets
+                .iter()
+                .flat_map(|b| b.backups.iter().map(move |e| format!("s3.{}.backups.{}", b.name, e.name)))
+                .collect();
+            self.diags.push(
+                Diagnostic::new(
+                    Code::BackupRefInvalid,
+                    format!("`{text}` is not a backups entry of this policy"),
+                    Some(r.pos()),
+                )
+                .help(if known.is_empty() {
+                    "declare the entry under s3.buckets.BUCKET.backups and name it s3.BUCKET.backups.ENTRY".to_string()
+                } else {
+                    format!("one of: {}", known.join(", "))
+                }),
+            );
+        }
+        found
+    }
+
+    fn pg_backup(&mut self, b: &Sp<RawBackupJob>, buckets: &[BucketSpec]) -> Option<PgBackup> {
+        let raw = b.value();
+        let to = self.backup_ref(&raw.to, buckets)?;
+        let format = match raw.format.as_ref().map(|f| *f.value()) {
+            Some(DumpFormatRaw::Plain) => DumpFormat::Plain,
+            _ => DumpFormat::Custom,
+        };
+        Some(PgBackup { to, format })
+    }
+
+    fn pg_drill(&mut self, d: &Sp<RawRestoreDrill>, buckets: &[BucketSpec]) -> Option<PgDrill> {
+        let raw = d.value();
+        let from = self.backup_ref(&raw.from, buckets);
+        if let (Some(t), Some(u)) = (&raw.target, &raw.url) {
+            self.diags.push(
+                Diagnostic::new(Code::InvalidValue, "`target: local` and `url:` exclude each other", Some(u.pos()))
+                    .help(format!("keep one: the drill restores into a local throw-away cluster (line {}) or into the database at url", t.pos().line)),
+            );
+        }
+        let url = match &raw.url {
+            Some(u) => Some(self.url(u, &["postgres", "postgresql"])?),
+            None => None,
+        };
+        let migrate = raw.migrate.as_ref().and_then(|m| self.expand(m));
+        let rto = raw.rto.as_ref().map_or(Some(3600), |r| self.duration(r, "rto"));
+        let every = raw.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
+        let mut checks = Vec::new();
+        for c in raw.checks.iter().flat_map(|c| c.value().iter()) {
+            let cv = c.value();
+            let (min, max) = (cv.min.as_ref().map(|m| *m.value()), cv.max.as_ref().map(|m| *m.value()));
+            if let (Some(lo), Some(hi)) = (min, max) {
+                if lo > hi {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::ValueOutOfRange,
+                            format!("check `{}`: min {lo} is above max {hi}", cv.name.value()),
+                            Some(c.pos()),
+                        )
+                        .help("write min ≤ max"),
+                    );
+                }
+            }
+            if min.is_none() && max.is_none() {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::MissingField,
+                        format!("check `{}` has neither min nor max: it could never fail", cv.name.value()),
+                        Some(c.pos()),
+                    )
+                    .help("add `min: 1` (rows present) or a max"),
+                );
+            }
+            if cv.sql.value().trim().is_empty() {
+                self.diags.push(
+                    Diagnostic::new(Code::MissingField, format!("check `{}` has no SQL", cv.name.value()), Some(cv.sql.pos()))
+                        .help("write a query returning one number, e.g. select count(*) from users"),
+                );
+            }
+            checks.push(DrillCheck { name: cv.name.value().clone(), sql: cv.sql.value().clone(), min, max });
+        }
+        Some(PgDrill {
+            from: from?,
+            url,
+            migrate,
+            checks,
+            rto_secs: rto?,
+            every_secs: every?,
+            line: d.pos().line,
+        })
+    }
+
+    pub(super) fn postgres(&mut self, map: &Sp<RawPostgresMap>, buckets: &[BucketSpec]) -> Vec<PostgresSpec> {
         let mut out = Vec::new();
         for (name, p) in &map.value().0 {
             let pv = p.value();
@@ -144,6 +257,8 @@ impl Validator<'_> {
                 Some(c) => self.expand(c),
                 None => None,
             };
+            let backup = pv.backup.as_ref().and_then(|b| self.pg_backup(b, buckets));
+            let restore_drill = pv.restore_drill.as_ref().and_then(|d| self.pg_drill(d, buckets));
             if let (Some(url), Some(timeout_secs), Some(rpo_secs)) = (url, timeout, rpo) {
                 out.push(PostgresSpec {
                     name: name.value().clone(),
@@ -165,6 +280,8 @@ impl Validator<'_> {
                     wal_archiving: w.is_some(),
                     rpo_secs,
                     timeout_secs,
+                    backup,
+                    restore_drill,
                     line: name.pos().line,
                 });
             }

@@ -109,6 +109,7 @@ fn diagnostic_codes_are_stable() {
         names,
         [
             "access-locks-out",
+            "backup-ref-invalid",
             "bucket-key-not-allowed",
             "bucket-name-invalid",
             "destination-invalid",

@@ -24,6 +24,8 @@ pub(crate) async fn import(req: &ImportRequest) -> Result<Imported, Fatal> {
             wal_archiving: true,
             rpo_secs: 900,
             timeout_secs: 5,
+            backup: None,
+            restore_drill: None,
             line: 0,
         };
         specs.push((spec, var));

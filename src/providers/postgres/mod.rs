@@ -3,7 +3,9 @@
 //! `postmaster` need a restart: the plan says so and the audit reports
 //! pending_restart. The URL holds a password and is never printed.
 
+pub mod backup;
 mod import;
+pub mod tools;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -70,6 +72,16 @@ async fn connect(spec: &PostgresSpec) -> Result<tokio_postgres::Client, String> 
         let _ = connection.await;
     });
     Ok(client)
+}
+
+/// The server's major version (`server_version_num` / 10000).
+pub async fn server_major(spec: &PostgresSpec) -> Result<u32, String> {
+    let client = connect(spec).await?;
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| pg_error(&e, spec.url.expose()))?;
+    Ok((row.get::<_, i32>(0) / 10000) as u32)
 }
 
 fn pg_error(e: &tokio_postgres::Error, url: &str) -> String {

@@ -15,6 +15,7 @@ pub mod observe;
 pub mod replication;
 pub mod state;
 pub mod tls;
+pub mod upload;
 
 use std::collections::BTreeSet;
 

@@ -1,0 +1,188 @@
+//! `backup run postgres.NAME`: the strategy's daily dump done properly.
+//! pg_dump's output goes straight into an S3 upload (no temporary file,
+//! memory bounded whatever the size), its SHA-256 computed on the way and
+//! written beside it as `KEY.sha256`, the object encrypted as the policy's
+//! bucket says, verified once complete; on any failure nothing is left
+//! behind (the multipart upload is aborted) and the result is one line.
+
+use std::io::Write;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+
+use super::tools;
+use crate::aws::Aws;
+use crate::model::time::{format_time, now};
+use crate::policy::{scrub, BackupRef, DumpFormat, PgBackup, PostgresSpec};
+use crate::providers::s3::upload::{self, Chunks, Pending, Sse, Target};
+
+/// The result line's content.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Done {
+    pub instance: String,
+    pub bucket: String,
+    pub key: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub parts: usize,
+    pub seconds: f64,
+}
+
+/// The key a backup taken at `secs` gets: the entry's prefix, the time
+/// (the entry's `key_format`, else `%Y%m%dT%H%M%SZ`, so keys sort by time
+/// as the freshness check expects) and the format's extension.
+pub fn key(to: &BackupRef, format: DumpFormat, secs: u64) -> String {
+    let when = format_time(to.key_format.as_deref().unwrap_or("%Y%m%dT%H%M%SZ"), secs);
+    let ext = match format {
+        DumpFormat::Custom => ".dump",
+        DumpFormat::Plain => ".sql.gz",
+    };
+    format!("{}{when}{ext}", to.prefix)
+}
+
+/// The encryption the policy's bucket declares, a declared key resolved to
+/// its key ARN (as apply writes it).
+pub async fn sse(aws: &Aws, to: &BackupRef, region: &str) -> Result<Sse, String> {
+    let enc = to.encryption.as_ref();
+    let arn = match enc.and_then(|e| e.declared_key.as_ref().and(e.kms_key.as_deref())) {
+        Some(alias) => Some(crate::providers::s3::apply::key_arn(aws, region, alias, false).await?),
+        None => None,
+    };
+    Ok(Sse::from_policy(enc, arn))
+}
+
+/// pg_dump's stdout (gzip-compressed in-process for `plain`).
+struct Dump {
+    child: tokio::process::Child,
+    out: tokio::process::ChildStdout,
+    stderr: tokio::task::JoinHandle<String>,
+    gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
+    ended: bool,
+    url: String,
+}
+
+impl Chunks for Dump {
+    async fn next(&mut self) -> Result<Option<Bytes>, String> {
+        if self.ended {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = self.out.read(&mut buf).await.map_err(|e| format!("reading pg_dump's output: {e}"))?;
+            if n == 0 {
+                self.ended = true;
+                return Ok(match self.gzip.take() {
+                    Some(z) => Some(Bytes::from(z.finish().map_err(|e| format!("gzip: {e}"))?)),
+                    None => None,
+                });
+            }
+            match self.gzip.as_mut() {
+                None => return Ok(Some(Bytes::copy_from_slice(&buf[..n]))),
+                Some(z) => {
+                    z.write_all(&buf[..n]).map_err(|e| format!("gzip: {e}"))?;
+                    let out = std::mem::take(z.get_mut());
+                    if !out.is_empty() {
+                        return Ok(Some(Bytes::from(out)));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn finish(&mut self) -> Result<(), String> {
+        let status = self.child.wait().await.map_err(|e| format!("waiting for pg_dump: {e}"))?;
+        if status.success() {
+            return Ok(());
+        }
+        let err = (&mut self.stderr).await.unwrap_or_default();
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        let how = status.code().map_or("was killed".to_string(), |c| format!("exited with {c}"));
+        Err(scrub(&format!("pg_dump {how}: {last}"), &self.url))
+    }
+}
+
+/// Run the dump job of `spec` into its backups entry.
+pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, pending: &Pending) -> Result<Done, String> {
+    let job: &PgBackup = spec
+        .backup
+        .as_ref()
+        .ok_or_else(|| format!("postgres.{} has no `backup:` in the policy (backup: {{to: s3.BUCKET.backups.ENTRY}})", spec.name))?;
+    let url = spec.url.expose();
+    let pg_dump = tools::find("pg_dump")?;
+    let client_major = tools::major(&pg_dump).await?;
+    let server_major = super::server_major(spec).await?;
+    // pg_dump refuses a newer server ("server version mismatch"): say it
+    // before anything is uploaded.
+    if client_major < server_major {
+        return Err(format!(
+            "{} is PostgreSQL {client_major}, older than the server ({server_major}): install postgresql-client-{server_major}",
+            pg_dump.display()
+        ));
+    }
+    let region = job.to.region.clone().unwrap_or_else(|| default_region.to_string());
+    let sse = sse(aws, &job.to, &region).await?;
+    let started = Instant::now();
+    let key = key(&job.to, job.format, now());
+    let mut cmd = tokio::process::Command::new(&pg_dump);
+    cmd.arg(match job.format {
+        DumpFormat::Custom => "--format=custom",
+        DumpFormat::Plain => "--format=plain",
+    })
+    .arg("--no-password")
+    .env_clear()
+    .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    .envs(tools::env(url)?)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {}: {e}", pg_dump.display()))?;
+    let out = child.stdout.take().ok_or("pg_dump has no stdout")?;
+    let mut err = child.stderr.take().ok_or("pg_dump has no stderr")?;
+    let stderr = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s).await;
+        // Keep the end: the reason is on the last lines.
+        if s.len() > 4096 {
+            s = s[s.len() - 4096..].to_string();
+        }
+        s
+    });
+    let gzip = (job.format == DumpFormat::Plain)
+        .then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6)));
+    let mut src = Dump { child, out, stderr, gzip, ended: false, url: url.to_string() };
+    let target = Target { aws, region, bucket: job.to.bucket.clone(), key, sse };
+    let up = upload::stream(&target, &mut src, pending).await?;
+    upload::sidecar(&target, &up).await?;
+    Ok(Done {
+        instance: format!("postgres.{}", spec.name),
+        bucket: up.bucket,
+        key: up.key,
+        bytes: up.bytes,
+        sha256: up.sha256,
+        parts: up.parts,
+        seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_by_time_under_the_prefix() {
+        let to = BackupRef {
+            bucket: "b".into(),
+            entry: "e".into(),
+            prefix: "postgres/".into(),
+            key_format: None,
+            region: None,
+            encryption: None,
+        };
+        // 2026-11-30 02:00:00 UTC
+        assert_eq!(key(&to, DumpFormat::Custom, 1_796_004_000), "postgres/20261130T020000Z.dump");
+        let dated = BackupRef { key_format: Some("%Y%m%d-%H%M%S".into()), ..to };
+        assert_eq!(key(&dated, DumpFormat::Plain, 1_796_004_000), "postgres/20261130-020000.sql.gz");
+    }
+}
