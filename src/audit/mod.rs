@@ -152,7 +152,7 @@ mod tests {
                     let text = std::fs::read_to_string(&p).expect("read");
                     for part in text.split('"').skip(1).step_by(2) {
                         let prefixed =
-                            ["S3-", "IAM-", "KMS-", "REDIS-", "PG-", "BACKUP-"].iter().any(|x| part.starts_with(x));
+                            ["S3-", "IAM-", "KMS-", "REDIS-", "PG-", "BACKUP-", "RESTORE-"].iter().any(|x| part.starts_with(x));
                         if prefixed && part.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-') {
                             found.insert(part.to_string());
                         }
@@ -171,6 +171,6 @@ mod tests {
         let listed: std::collections::BTreeSet<String> =
             crate::providers::control_ids().iter().map(|s| s.to_string()).collect();
         assert_eq!(found, listed);
-        assert_eq!(listed.len(), 26, "{listed:?}");
+        assert_eq!(listed.len(), 27, "{listed:?}");
     }
 }

@@ -308,7 +308,20 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
         let v = |r: Vec<String>| if r.is_empty() { (Verdict::Met, r) } else { (Verdict::NotMet, r) };
         (v(ready), v(excess))
     };
-    push("RTO-60MIN-READINESS", "A restore role can read the latest dump", readiness);
+    // Evidence over configuration: where the policy declares a restore
+    // drill, readiness needs its last run to have passed within the RTO.
+    let drills = by(&|c| c.id == "RESTORE-DRILL");
+    let readiness = if drills.is_empty() {
+        readiness
+    } else {
+        let (v, r) = judge(&drills);
+        match (readiness.0, v) {
+            (Verdict::Met, Verdict::Met) => (Verdict::Met, vec![]),
+            (Verdict::NotEvaluated, Verdict::Met) => (Verdict::Met, vec![]),
+            _ => (Verdict::NotMet, [if readiness.0 == Verdict::Met { vec![] } else { readiness.1 }, r].concat()),
+        }
+    };
+    push("RTO-60MIN-READINESS", "A restore role can read the latest dump, and a restore drill proved it", readiness);
     push("LEAST-PRIVILEGE", "The writer cannot read or delete; the restore role cannot write", least);
     out
 }

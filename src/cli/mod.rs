@@ -3,6 +3,7 @@
 mod apply;
 mod audit;
 mod backup;
+mod drill;
 mod generate;
 mod import;
 mod permissions;
@@ -83,6 +84,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// The strategy's backup jobs: `backup run postgres.NAME`.
     Backup(backup::BackupArgs),
+    /// Restore the newest dump into a throw-away database, run the checks, measure the time to restore.
+    RestoreDrill(drill::DrillArgs),
     /// Print shell completions (bash, zsh, fish, powershell, elvish).
     Completions(generate::CompletionsArgs),
     /// Print the man page (roff), generated from the same definitions as --help.
@@ -142,6 +145,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(a) => with_runtime(|| audit::run(&cli.global, a)),
         Command::Import(a) => with_runtime(|| import::run(&cli.global, a)),
         Command::Backup(a) => with_runtime(|| backup::run(&cli.global, a)),
+        Command::RestoreDrill(a) => with_runtime(|| drill::run(&cli.global, a)),
     };
     ExitCode::from(code)
 }

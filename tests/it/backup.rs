@@ -142,3 +142,111 @@ fn a_pg_dump_killed_mid_stream_leaves_no_object_and_no_open_upload() {
     assert_eq!(s["uploads"], serde_json::json!([]), "the upload was aborted: {s}");
     assert_eq!(s["objects"], serde_json::json!({}), "{s}");
 }
+
+const DRILL: &str = r#"    restore_drill:
+      from: s3.BUCKET.backups.dump
+      migrate: psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c 'ALTER TABLE users ADD COLUMN migrated boolean DEFAULT true'
+      checks:
+        - {name: users present, sql: "select count(*) from users", min: 250, max: 250}
+        - {name: migrated, sql: "select count(*) from users where migrated", min: 250}
+      rto: 10m
+      every: 30d
+"#;
+
+/// Run restore-drill in the background (to know its pid), and return its
+/// exit code, stdout and stderr.
+fn drill(w: &World, p: &str, env: &[(&str, &str)], extra: &[&str]) -> (i32, String, String, u32) {
+    let mut args = vec!["restore-drill", "-f", p, "postgres.primary", "--operator", "ci-test"];
+    args.extend_from_slice(extra);
+    let child = w.spawn_with(&args, env);
+    let pid = child.id();
+    let out = child.wait_with_output().expect("restore-drill");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        pid,
+    )
+}
+
+/// Nothing the drill `pid` made is left: no scratch directory (its
+/// cluster's data and the downloaded dump).
+fn nothing_left(pid: u32) {
+    let left: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .expect("temp dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("suoops-drill-{pid}-")))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn control<'a>(j: &'a Value, id: &str) -> &'a Value {
+    j["controls"].as_array().expect("controls").iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("no {id}: {j}"))
+}
+
+#[test]
+fn restore_drill_restores_the_newest_dump_checks_it_and_refuses_a_tampered_one() {
+    let w = World::with_moto();
+    let pg = Postgres::start();
+    seed(&pg);
+    let b = unique("dumps");
+    let p = w.write("p.yaml", &policy(&b, &DRILL.replace("BUCKET", &b))).to_string_lossy().into_owned();
+    let url = pg.url(None);
+    let env = [("PG_URL", url.as_str())];
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    // No drill yet: RESTORE-DRILL fails and says where it looked.
+    let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
+    let c = control(&j, "RESTORE-DRILL");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(c["address"], "postgres.primary", "{c}");
+    assert!(c["detail"].as_str().unwrap_or("").contains(&format!("no drill record under s3://{b}/drills/postgres.primary/")), "{c}");
+
+    let done = w.cli_with(&["backup", "run", "-f", &p, "postgres.primary", "--format", "json"], &env);
+    done.code(0);
+    let done = done.json();
+    let log = w.dir.path().join("restore-log.md").to_string_lossy().into_owned();
+    let (code, out, err, pid) = drill(&w, &p, &env, &["--format", "json", "--log", &log]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    nothing_left(pid);
+    let rec: Value = serde_json::from_str(&out).expect("record");
+    assert_eq!(rec["result"], "passed", "{rec}");
+    assert_eq!(rec["operator"], "ci-test");
+    assert_eq!(rec["dump"]["key"], done["key"], "{rec}");
+    assert_eq!(rec["dump"]["sha256"], done["sha256"], "{rec}");
+    assert_eq!(rec["checks"][0]["value"], 250.0, "the seeded rows were restored: {rec}");
+    assert_eq!(rec["checks"][1]["value"], 250.0, "migrate ran on the restored database: {rec}");
+    assert!(rec["phases"]["restore"].as_f64().unwrap_or(0.0) > 0.0, "{rec}");
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.starts_with("# Backup restore test log\n\n| Date | Operator |"), "{text}");
+    assert!(text.contains("| ci-test | postgres.primary | success |"), "{text}");
+    // The source database is untouched by the drill.
+    assert_eq!(pg.sql("select count(*) from information_schema.columns where column_name = 'migrated'"), "0");
+
+    let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
+    assert_eq!(control(&j, "RESTORE-DRILL")["status"], "pass", "{j}");
+    let o = j["objectives"].as_array().expect("o").iter().find(|o| o["id"] == "RTO-60MIN-READINESS").expect("rto");
+    assert_eq!(o["verdict"], "met", "{o}");
+
+    // The dump is tampered with in S3: the drill fails before restoring,
+    // leaves nothing behind, and audit fails RESTORE-DRILL.
+    w.python(&format!(
+        r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+s3.put_object(Bucket="{b}", Key="{key}", Body=b"PGDMP tampered")
+"#,
+        key = done["key"].as_str().expect("key")
+    ));
+    let (code, out, err, pid) = drill(&w, &p, &env, &[]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    nothing_left(pid);
+    assert!(out.contains("FAILED"), "{out}");
+    assert!(out.contains("does not match its sidecar"), "{out}");
+    assert!(out.contains("nothing was restored"), "{out}");
+    assert!(out.contains("restore 0.0 s"), "{out}");
+    let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
+    let c = control(&j, "RESTORE-DRILL");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(c["detail"].as_str().unwrap_or("").contains("does not match its sidecar"), "{c}");
+}

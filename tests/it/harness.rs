@@ -333,6 +333,16 @@ kms.disable_key(KeyId="{key}".split("/")[-1])
         Run::from(self.command(args).envs(env.iter().copied()).output().expect("run suoops-policy"))
     }
 
+    /// As `cli_with`, but started in the background, its output piped.
+    pub fn spawn_with(&self, args: &[&str], env: &[(&str, &str)]) -> Child {
+        self.command(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start suoops-policy")
+    }
+
     /// As `cli`, but started in the background, its output piped.
     pub fn spawn(&self, args: &[&str]) -> Child {
         self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start suoops-policy")

@@ -4,6 +4,7 @@
 //! pending_restart. The URL holds a password and is never printed.
 
 pub mod backup;
+pub mod drill;
 mod import;
 pub mod tools;
 

@@ -348,8 +348,94 @@ const REPLICA: ControlDef = ControlDef {
     objectives: &["DR-COPY"],
 };
 
+const DRILL: ControlDef = ControlDef {
+    id: "RESTORE-DRILL",
+    title: "A restore drill passed recently, within the RTO",
+    rationale: "A backup never restored is not known to be one: the newest dump was restored into a throw-away database, migrated and checked, and the time to restore measured against the RTO (strategy: monthly restore test, RTO 60 minutes).",
+    severity: Severity::High,
+    objectives: &["RTO-60MIN-READINESS"],
+};
+
 /// The backup-evidence controls (audit only).
-pub const CONTROLS: &[ControlDef] = &[FRESHNESS, INTEGRITY, RETENTION, REPLICA];
+pub const CONTROLS: &[ControlDef] = &[FRESHNESS, INTEGRITY, RETENTION, REPLICA, DRILL];
+
+/// A drill declared against one of the bucket's entries, and its newest
+/// record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrillSeen {
+    pub instance: String,
+    pub drill: crate::policy::PgDrill,
+    pub last: Observed<crate::providers::postgres::drill::Record>,
+}
+
+/// The newest record of each drill whose dumps are in `bucket`.
+pub async fn drills(
+    aws: &Aws,
+    bucket: &str,
+    region: &str,
+    declared: &[(String, crate::policy::PgDrill)],
+) -> Result<Vec<DrillSeen>, Fatal> {
+    let client = aws.s3(region);
+    let mut out = Vec::new();
+    for (instance, d) in declared.iter().filter(|(_, d)| d.from.bucket == bucket) {
+        let prefix = d.from.drills_prefix(instance);
+        let last = match crate::providers::postgres::drill::last(aws, &client, bucket, &prefix).await {
+            Ok(Some(r)) => Observed::Present(r),
+            Ok(None) => Observed::Absent,
+            Err(ApiError::Fatal(m)) => return Err(Fatal::api(m)),
+            Err(ApiError::NotFound(_)) => Observed::Absent,
+            Err(other) => Observed::Unknown { reason: other.reason() },
+        };
+        out.push(DrillSeen { instance: instance.clone(), drill: d.clone(), last });
+    }
+    Ok(out)
+}
+
+/// RESTORE-DRILL for each drill: the last one passed, is younger than
+/// `every` and took no longer than `rto`.
+pub fn drill_controls(seen: &[DrillSeen]) -> Vec<ControlResult> {
+    seen.iter()
+        .map(|s| {
+            let addr = Address::parse(&s.instance);
+            let expected = json!({"result": "passed", "within_seconds": s.drill.every_secs, "rto_seconds": s.drill.rto_secs});
+            let (status, observed, detail) = match &s.last {
+                Observed::Unknown { reason } => (Status::Unknown, Value::Null, Some(reason.clone())),
+                Observed::Absent => (
+                    Status::Fail,
+                    Value::Null,
+                    Some(format!("no drill record under s3://{}/{}", s.drill.from.bucket, s.drill.from.drills_prefix(&s.instance))),
+                ),
+                Observed::Present(r) => {
+                    let age = now().saturating_sub(r.started);
+                    let observed = json!({
+                        "date": r.date, "operator": r.operator, "result": r.result,
+                        "total_seconds": r.total_seconds, "phases": r.phases,
+                        "dump": r.dump.as_ref().map(|d| &d.key), "checks": r.checks,
+                    });
+                    let why = if !r.passed() {
+                        Some(format!("the last drill ({}) failed: {}", r.date, r.reason.clone().unwrap_or_default()))
+                    } else if age > s.drill.every_secs {
+                        Some(format!("the last passing drill was {} ago, more than every {}", human(age), human(s.drill.every_secs)))
+                    } else if r.total_seconds > s.drill.rto_secs as f64 {
+                        Some(format!("the last drill took {:.0} s, over the RTO of {} s", r.total_seconds, s.drill.rto_secs))
+                    } else {
+                        None
+                    };
+                    (if why.is_some() { Status::Fail } else { Status::Pass }, observed, why)
+                }
+            };
+            DRILL.result(
+                &addr,
+                status,
+                expected,
+                observed,
+                detail,
+                &format!("suoops-policy restore-drill {} (monthly, from a scheduler)", s.instance),
+                s.drill.line,
+            )
+        })
+        .collect()
+}
 
 /// BACKUP-FRESHNESS, BACKUP-INTEGRITY and BACKUP-RETENTION for each entry.
 pub fn controls(

@@ -125,7 +125,12 @@ impl Provider for Buckets {
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
             let declared: Vec<String> = policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect();
-            let buckets = observe_buckets(ctx, &policy.buckets, ctx.evidence, &declared).await?;
+            let drills: Vec<(String, crate::policy::PgDrill)> = policy
+                .postgres
+                .iter()
+                .filter_map(|p| p.restore_drill.clone().map(|d| (format!("postgres.{}", p.name), d)))
+                .collect();
+            let buckets = observe_buckets(ctx, &policy.buckets, ctx.evidence, &declared, &drills).await?;
             Ok(Box::new(BucketsSeen { buckets, declared }) as Box<dyn Observation>)
         }
         .boxed_local()
@@ -140,6 +145,9 @@ pub struct BucketSeen {
     pub state: BucketState,
     /// Backup evidence; read for `audit` only.
     pub evidence: Vec<evidence::Evidence>,
+    /// The restore drills of this bucket's entries, with their last record
+    /// (audit only).
+    pub drills: Vec<evidence::DrillSeen>,
 }
 
 impl BucketSeen {
@@ -158,6 +166,7 @@ async fn observe_buckets(
     specs: &[BucketSpec],
     evidence: bool,
     declared_roles: &[String],
+    drills: &[(String, crate::policy::PgDrill)],
 ) -> Result<Vec<BucketSeen>, Fatal> {
     let aws = ctx.aws;
     let default = aws.default_region();
@@ -172,12 +181,15 @@ async fn observe_buckets(
         .map(|(full, region)| async move {
             let spec = without_replication(full);
             let state = observe::observe(aws, &spec, &region, evidence).await?;
-            let evidence = match state.bucket.present() {
-                Some(actual) if evidence => evidence::observe(aws, full, actual, dest_region).await?,
-                _ if evidence => evidence::without_bucket(full, &state.bucket),
-                _ => Vec::new(),
+            let (evidence, drills) = match state.bucket.present() {
+                Some(actual) if evidence => (
+                    evidence::observe(aws, full, actual, dest_region).await?,
+                    evidence::drills(aws, &full.name, actual, drills).await?,
+                ),
+                _ if evidence => (evidence::without_bucket(full, &state.bucket), Vec::new()),
+                _ => (Vec::new(), Vec::new()),
             };
-            Ok::<_, Fatal>(BucketSeen { spec, region, state, evidence })
+            Ok::<_, Fatal>(BucketSeen { spec, region, state, evidence, drills })
         })
         .buffer_unordered(ctx.concurrency.max(1))
         .try_collect()
@@ -249,6 +261,7 @@ impl Observation for BucketsSeen {
             let mine = crate::model::changes_under(changes, &addr);
             out.extend(controls::controls(&o.spec, &o.region, &o.state, &mine));
             out.extend(evidence::controls(&o.spec, &o.evidence, o.state.lifecycle.as_ref()));
+            out.extend(evidence::drill_controls(&o.drills));
         }
         out
     }
@@ -297,7 +310,7 @@ impl Observation for BucketsSeen {
                 .filter(|o| addresses.contains(&Address::s3_bucket(&o.spec.name)))
                 .map(|o| o.spec.clone())
                 .collect();
-            let buckets = observe_buckets(ctx, &specs, false, &self.declared).await?;
+            let buckets = observe_buckets(ctx, &specs, false, &self.declared, &[]).await?;
             Ok(Box::new(BucketsSeen { buckets, declared: self.declared.clone() }) as Box<dyn Observation>)
         }
         .boxed_local()

@@ -263,6 +263,12 @@ async fn complete(
     Ok(up)
 }
 
+/// One small object (a sidecar, a drill record), with its SHA-256.
+pub async fn put(t: &Target<'_>, body: Bytes) -> Result<(), String> {
+    let sha: [u8; 32] = Sha256::digest(&body).into();
+    put_single(t, body, &sha).await
+}
+
 async fn put_single(t: &Target<'_>, body: Bytes, sha: &[u8]) -> Result<(), String> {
     let client = t.aws.s3(&t.region);
     let mut req = client
@@ -339,6 +345,5 @@ pub async fn sidecar(t: &Target<'_>, up: &Uploaded) -> Result<(), String> {
     let name = up.key.rsplit('/').next().unwrap_or(&up.key);
     let body = format!("{}  {name}\n", up.sha256);
     let side = Target { aws: t.aws, region: t.region.clone(), bucket: t.bucket.clone(), key: format!("{}.sha256", up.key), sse: t.sse.clone() };
-    let sha: [u8; 32] = Sha256::digest(body.as_bytes()).into();
-    put_single(&side, Bytes::from(body), &sha).await
+    put(&side, Bytes::from(body)).await
 }

@@ -1,0 +1,111 @@
+//! `restore-drill ADDR`: restore the newest dump into a throw-away
+//! database, run the checks, measure the time to restore; the record goes
+//! beside the backups (audit's RESTORE-DRILL reads it) and, with --log,
+//! a row into the strategy's Markdown log.
+
+use std::io::Write;
+
+use clap::Args;
+
+use super::{connect, error, load_policy, out, Format, Global, PolicyArg};
+use crate::providers::postgres::drill;
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    /// What to drill, e.g. postgres.primary.
+    #[arg(value_name = "ADDR")]
+    pub address: String,
+    /// Who ran it, for the record (default: $SUOOPS_OPERATOR, $GITHUB_ACTOR, $USER).
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+    /// Append a row to this Markdown log (created with its header if new),
+    /// e.g. docs/backup-restore-test-log.md.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<std::path::PathBuf>,
+    /// Output format of the result.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+fn operator(a: &DrillArgs) -> String {
+    a.operator
+        .clone()
+        .or_else(|| ["SUOOPS_OPERATOR", "GITHUB_ACTOR", "USER"].iter().find_map(|v| std::env::var(v).ok()))
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
+    let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
+    let Some(name) = a.address.strip_prefix("postgres.") else {
+        return error(g, format!("restore-drill {}: give postgres.NAME", a.address));
+    };
+    let Some(spec) = policy.postgres.iter().find(|p| p.name == name) else {
+        return error(g, format!("{} is not in {}", a.address, policy.file));
+    };
+    let aws = connect(g, policy.default_region.as_deref()).await;
+    let region = aws.default_region().unwrap_or("us-east-1").to_string();
+    let who = operator(a);
+    let job = drill::run(&aws, spec, &region, &who);
+    // Ctrl-C drops the drill: its cluster is stopped and its files removed
+    // as it unwinds.
+    let rec = tokio::select! {
+        r = job => r,
+        _ = tokio::signal::ctrl_c() => return error(g, "restore-drill interrupted; what it made was removed, no record written"),
+    };
+    let rec = match rec {
+        Ok(r) => r,
+        Err(e) => return error(g, format!("restore-drill {} could not complete: {e}", a.address)),
+    };
+    if let Some(path) = &a.log {
+        let new = !path.exists();
+        let r = std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| {
+            if new {
+                f.write_all(drill::LOG_HEADER.as_bytes())?;
+            }
+            f.write_all(drill::log_row(&rec).as_bytes())
+        });
+        if let Err(e) = r {
+            error(g, format!("cannot append to {}: {e}", path.display()));
+        }
+    }
+    match a.format {
+        Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&rec).unwrap_or_default())),
+        Format::Text => {
+            let p = &rec.phases;
+            let mut text = format!(
+                "restore-drill {}: {} in {:.1} s (RTO {} s): download {:.1} s, restore {:.1} s, migrate {:.1} s, checks {:.1} s\n",
+                rec.instance,
+                if rec.passed() { "PASSED" } else { "FAILED" },
+                rec.total_seconds,
+                rec.rto_seconds,
+                p.download,
+                p.restore,
+                p.migrate,
+                p.checks
+            );
+            if let Some(d) = &rec.dump {
+                text.push_str(&format!("  dump s3://{}/{} ({} bytes, sha256 {})\n", d.bucket, d.key, d.bytes, d.sha256));
+            }
+            for c in &rec.checks {
+                text.push_str(&format!(
+                    "  {} {}: {}\n",
+                    if c.passed { "ok  " } else { "FAIL" },
+                    c.name,
+                    c.value.map_or("no value".to_string(), |v| v.to_string())
+                ));
+            }
+            if let Some(r) = &rec.reason {
+                text.push_str(&format!("  reason: {r}\n"));
+            }
+            out(&text);
+        }
+    }
+    if rec.passed() {
+        0
+    } else {
+        2
+    }
+}
