@@ -19,7 +19,8 @@ either rejects the reply or sees a difference that never goes away:
   also names object actions after the HTTP method: HEAD is s3:GetObject,
   POST (multipart uploads) s3:PutObject, and a request with a versionId is
   s3:GetObjectVersion / s3:DeleteObjectVersion, as in S3's action list;
-  a denial answers AccessDenied as S3 does (moto: a bare 403).
+  a denial answers AccessDenied as S3 does (moto: a bare 403); NotResource
+  is matched (moto takes a statement without Resource for a trust policy).
 
 Both handlers are replaced on moto's S3Response class before
 moto.server.main runs. Usage: python moto_launcher.py [moto_server args...]
@@ -215,6 +216,13 @@ def get_permission(self, action, resource):
                 continue
             if holds is True:
                 s = {k: v for k, v in s.items() if k != "Condition"}
+        # moto reads a statement without Resource as a trust policy
+        # (permitted): NotResource is matched here instead.
+        if isinstance(s, dict) and "NotResource" in s and "Resource" not in s:
+            nr = s["NotResource"] if isinstance(s["NotResource"], list) else [s["NotResource"]]
+            if any(fnmatchcase(resource, r) for r in nr):
+                continue
+            s = {**{k: v for k, v in s.items() if k != "NotResource"}, "Resource": "*"}
         kept.append(s)
     if not kept:
         return PermissionResult.NEUTRAL

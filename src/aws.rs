@@ -46,6 +46,9 @@ pub enum On {
     StateObject,
     /// The account's bucket list (`import --all-buckets` only).
     Account,
+    /// Objects the backup job and the drill write (`permissions --for
+    /// backup|restore-drill` scopes them to each entry's prefix).
+    Backups,
 }
 
 /// One API operation a provider may call: the SDK method, its IAM action,

@@ -151,8 +151,9 @@ mod tests {
                 } else if p.extension().is_some_and(|x| x == "rs") {
                     let text = std::fs::read_to_string(&p).expect("read");
                     for part in text.split('"').skip(1).step_by(2) {
-                        let prefixed =
-                            ["S3-", "IAM-", "KMS-", "REDIS-", "PG-", "BACKUP-", "RESTORE-"].iter().any(|x| part.starts_with(x));
+                        let prefixed = ["S3-", "IAM-", "KMS-", "REDIS-", "PG-", "BACKUP-", "RESTORE-"]
+                            .iter()
+                            .any(|x| part.starts_with(x));
                         if prefixed && part.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-') {
                             found.insert(part.to_string());
                         }

@@ -34,7 +34,10 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
     let BackupCommand::Run(a) = &a.command;
     let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
     let Some(name) = a.address.strip_prefix("postgres.") else {
-        return error(g, format!("backup run {}: give postgres.NAME (Redis snapshots are not supported yet)", a.address));
+        return error(
+            g,
+            format!("backup run {}: give postgres.NAME (Redis snapshots are not supported yet)", a.address),
+        );
     };
     let Some(spec) = policy.postgres.iter().find(|p| p.name == name) else {
         let known: Vec<String> = policy.postgres.iter().map(|p| format!("postgres.{}", p.name)).collect();

@@ -87,7 +87,10 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
                 p.checks
             );
             if let Some(d) = &rec.dump {
-                text.push_str(&format!("  dump s3://{}/{} ({} bytes, sha256 {})\n", d.bucket, d.key, d.bytes, d.sha256));
+                text.push_str(&format!(
+                    "  dump s3://{}/{} ({} bytes, sha256 {})\n",
+                    d.bucket, d.key, d.bytes, d.sha256
+                ));
             }
             for c in &rec.checks {
                 text.push_str(&format!(

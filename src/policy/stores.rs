@@ -203,21 +203,17 @@ impl Validator<'_> {
             }
             if cv.sql.value().trim().is_empty() {
                 self.diags.push(
-                    Diagnostic::new(Code::MissingField, format!("check `{}` has no SQL", cv.name.value()), Some(cv.sql.pos()))
-                        .help("write a query returning one number, e.g. select count(*) from users"),
+                    Diagnostic::new(
+                        Code::MissingField,
+                        format!("check `{}` has no SQL", cv.name.value()),
+                        Some(cv.sql.pos()),
+                    )
+                    .help("write a query returning one number, e.g. select count(*) from users"),
                 );
             }
             checks.push(DrillCheck { name: cv.name.value().clone(), sql: cv.sql.value().clone(), min, max });
         }
-        Some(PgDrill {
-            from: from?,
-            url,
-            migrate,
-            checks,
-            rto_secs: rto?,
-            every_secs: every?,
-            line: d.pos().line,
-        })
+        Some(PgDrill { from: from?, url, migrate, checks, rto_secs: rto?, every_secs: every?, line: d.pos().line })
     }
 
     pub(super) fn postgres(&mut self, map: &Sp<RawPostgresMap>, buckets: &[BucketSpec]) -> Vec<PostgresSpec> {

@@ -7,13 +7,10 @@
 use crate::aws::{On, Op};
 
 pub const ATTACH_ROLE_POLICY: Op = Op::write("attach_role_policy", "iam:AttachRolePolicy", On::Role);
-pub const ABORT_MULTIPART_UPLOAD: Op =
-    Op::write("abort_multipart_upload", "s3:AbortMultipartUpload", On::Objects);
-pub const COMPLETE_MULTIPART_UPLOAD: Op = Op::write("complete_multipart_upload", "s3:PutObject", On::Objects);
-pub const CREATE_MULTIPART_UPLOAD: Op = Op::write("create_multipart_upload", "s3:PutObject", On::Objects);
-pub const UPLOAD_PART: Op = Op::write("upload_part", "s3:PutObject", On::Objects);
-/// A backup, its sidecar or a drill record.
-pub const PUT_BACKUP_OBJECT: Op = Op::write("put_object", "s3:PutObject", On::Objects);
+pub const ABORT_MULTIPART_UPLOAD: Op = Op::write("abort_multipart_upload", "s3:AbortMultipartUpload", On::Backups);
+pub const COMPLETE_MULTIPART_UPLOAD: Op = Op::write("complete_multipart_upload", "s3:PutObject", On::Backups);
+pub const CREATE_MULTIPART_UPLOAD: Op = Op::write("create_multipart_upload", "s3:PutObject", On::Backups);
+pub const UPLOAD_PART: Op = Op::write("upload_part", "s3:PutObject", On::Backups);
 pub const CREATE_BUCKET: Op = Op::write("create_bucket", "s3:CreateBucket", On::Bucket);
 pub const CREATE_POLICY: Op = Op::write("create_policy", "iam:CreatePolicy", On::ManagedPolicy);
 pub const CREATE_POLICY_VERSION: Op = Op::write("create_policy_version", "iam:CreatePolicyVersion", On::ManagedPolicy);

@@ -18,11 +18,79 @@ pub enum For {
     Apply,
     /// `import` (reads only, plus the account's bucket list).
     Import,
+    /// `backup run`: write the dumps (and their sidecars) under each
+    /// entry's prefix, and use the bucket's key; no read, no delete.
+    Backup,
+    /// `restore-drill`: read the dumps, write the drill records under
+    /// `drills/`.
+    RestoreDrill,
+}
+
+/// The jobs' documents: each entry's prefix, nothing more.
+fn jobs(cmd: For, policy: Option<&Policy>) -> Value {
+    let mut objects: Vec<String> = Vec::new();
+    let mut buckets: Vec<String> = Vec::new();
+    let mut records: Vec<String> = Vec::new();
+    let mut kms = false;
+    match policy {
+        None => {
+            objects.push("arn:aws:s3:::*/*".into());
+            buckets.push("arn:aws:s3:::*".into());
+            records.push("arn:aws:s3:::*/drills/*".into());
+            kms = true;
+        }
+        Some(p) => {
+            for pg in &p.postgres {
+                let to = match cmd {
+                    For::Backup => pg.backup.as_ref().map(|b| &b.to),
+                    _ => pg.restore_drill.as_ref().map(|d| &d.from),
+                };
+                let Some(to) = to else { continue };
+                objects.push(format!("arn:aws:s3:::{}/{}*", to.bucket, to.prefix));
+                buckets.push(format!("arn:aws:s3:::{}", to.bucket));
+                records.push(format!("arn:aws:s3:::{}/drills/postgres.{}/*", to.bucket, pg.name));
+                kms |= to.encryption.as_ref().is_some_and(|e| e.kms_key.is_some());
+            }
+        }
+    }
+    for v in [&mut objects, &mut buckets, &mut records] {
+        v.sort();
+        v.dedup();
+    }
+    let mut statements = Vec::new();
+    if objects.is_empty() {
+        return json!({"Version": "2012-10-17", "Statement": statements});
+    }
+    if cmd == For::Backup {
+        statements.push(json!({"Sid": "WriteDumps", "Effect": "Allow",
+            "Action": ["s3:AbortMultipartUpload", "s3:PutObject"], "Resource": objects}));
+    } else {
+        statements
+            .push(json!({"Sid": "FindDumps", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": buckets}));
+        statements
+            .push(json!({"Sid": "ReadDumps", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": objects}));
+        statements
+            .push(json!({"Sid": "RecordDrills", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": records}));
+    }
+    if kms {
+        // SSE-KMS: a multipart upload needs Decrypt as well as
+        // GenerateDataKey (AWS S3 user guide, "Uploading and copying
+        // objects using multipart upload": permissions); a declared key is
+        // resolved with DescribeKey. Only through S3, except DescribeKey.
+        statements.push(json!({"Sid": "UseBackupKeyThroughS3", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": ["arn:aws:kms:*:*:key/*"], "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}}));
+        statements.push(json!({"Sid": "ResolveBackupKey", "Effect": "Allow", "Action": ["kms:DescribeKey"],
+            "Resource": ["arn:aws:kms:*:*:key/*"]}));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 /// The least-privilege IAM policy for `cmd`; scoped to the policy's
 /// buckets, roles and managed policies when one is given, else to `*`.
 pub fn document(cmd: For, policy: Option<&Policy>, state: Option<&(String, String)>) -> Value {
+    if matches!(cmd, For::Backup | For::RestoreDrill) {
+        return jobs(cmd, policy);
+    }
     let wanted = |a: Access| a == Access::Read || cmd == For::Apply;
     let mut statements = Vec::new();
     let uses_keys = |p: &Policy| {

@@ -200,7 +200,13 @@ fn restore_drill_restores_the_newest_dump_checks_it_and_refuses_a_tampered_one()
     let c = control(&j, "RESTORE-DRILL");
     assert_eq!(c["status"], "fail", "{c}");
     assert_eq!(c["address"], "postgres.primary", "{c}");
-    assert!(c["detail"].as_str().unwrap_or("").contains(&format!("no drill record under s3://{b}/drills/postgres.primary/")), "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("no drill record under s3://{b}/drills/postgres.primary/")),
+        "{c}"
+    );
 
     let done = w.cli_with(&["backup", "run", "-f", &p, "postgres.primary", "--format", "json"], &env);
     done.code(0);

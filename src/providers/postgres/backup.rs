@@ -104,10 +104,9 @@ impl Chunks for Dump {
 
 /// Run the dump job of `spec` into its backups entry.
 pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, pending: &Pending) -> Result<Done, String> {
-    let job: &PgBackup = spec
-        .backup
-        .as_ref()
-        .ok_or_else(|| format!("postgres.{} has no `backup:` in the policy (backup: {{to: s3.BUCKET.backups.ENTRY}})", spec.name))?;
+    let job: &PgBackup = spec.backup.as_ref().ok_or_else(|| {
+        format!("postgres.{} has no `backup:` in the policy (backup: {{to: s3.BUCKET.backups.ENTRY}})", spec.name)
+    })?;
     let url = spec.url.expose();
     let pg_dump = tools::find("pg_dump")?;
     let client_major = tools::major(&pg_dump).await?;

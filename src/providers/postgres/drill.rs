@@ -355,9 +355,9 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
     let client = aws.s3(region);
     let bucket = drill.from.bucket.as_str();
     let (key, _) = newest(aws, &client, bucket, &drill.from.prefix).await?;
-    let side = get_text(aws, &client, bucket, &format!("{key}.sha256"))
-        .await
-        .map_err(|e| format!("the dump {key} has no readable sidecar ({e}): it cannot be verified, so it is not restored"))?;
+    let side = get_text(aws, &client, bucket, &format!("{key}.sha256")).await.map_err(|e| {
+        format!("the dump {key} has no readable sidecar ({e}): it cannot be verified, so it is not restored")
+    })?;
     let want = side.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
     let dir = std::env::temp_dir().join(format!("suoops-drill-{}-{}", std::process::id(), now()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -387,7 +387,9 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
                 .map_err(|e| scrub(&e.to_string(), &u))?
                 .get(0);
             if n > 0 {
-                return Err("the drill database at `url` is not empty: the drill restores only into an empty one".into());
+                return Err(
+                    "the drill database at `url` is not empty: the drill restores only into an empty one".into()
+                );
             }
             u
         }
@@ -411,11 +413,7 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
 
 /// Put the record under `drills/postgres.NAME/` of the entry's bucket.
 async fn store(aws: &Aws, drill: &PgDrill, region: &str, rec: &Record) -> Result<(), String> {
-    let key = format!(
-        "{}{}.json",
-        drill.from.drills_prefix(&rec.instance),
-        format_time("%Y%m%dT%H%M%SZ", rec.started)
-    );
+    let key = format!("{}{}.json", drill.from.drills_prefix(&rec.instance), format_time("%Y%m%dT%H%M%SZ", rec.started));
     let sse = super::backup::sse(aws, &drill.from, region).await?;
     let t = Target { aws, region: region.to_string(), bucket: drill.from.bucket.clone(), key, sse };
     let body = serde_json::to_vec_pretty(rec).map_err(|e| e.to_string())?;

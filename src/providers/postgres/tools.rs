@@ -32,7 +32,9 @@ pub fn find(name: &str) -> Result<PathBuf, String> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            format!("{name} is not installed: install the PostgreSQL client (Debian: apt-get install postgresql-client)")
+            format!(
+                "{name} is not installed: install the PostgreSQL client (Debian: apt-get install postgresql-client)"
+            )
         })
 }
 
@@ -51,8 +53,28 @@ pub async fn major(tool: &Path) -> Result<u32, String> {
 
 /// libpq environment variables for `url` (host, port, user, password,
 /// database, sslmode and the other query parameters libpq knows).
+/// The URL without the query parameters libpq knows and tokio-postgres
+/// does not (sslmode verify-ca/verify-full, sslrootcert, …), and those
+/// parameters.
+pub fn split_params(url: &str) -> (String, Vec<(String, String)>) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_string(), Vec::new()) };
+    let (mut keep, mut libpq) = (Vec::new(), Vec::new());
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if ["sslmode", "sslrootcert", "sslcert", "sslkey"].contains(&k) {
+            libpq.push((k.to_string(), v.to_string()));
+        } else {
+            keep.push(pair);
+        }
+    }
+    let url = if keep.is_empty() { base.to_string() } else { format!("{base}?{}", keep.join("&")) };
+    (url, libpq)
+}
+
 pub fn env(url: &str) -> Result<Vec<(String, String)>, String> {
-    let cfg = tokio_postgres::Config::from_str(url).map_err(|e| scrub(&format!("invalid PostgreSQL URL: {e}"), url))?;
+    let (plain, _) = split_params(url);
+    let cfg =
+        tokio_postgres::Config::from_str(&plain).map_err(|e| scrub(&format!("invalid PostgreSQL URL: {e}"), url))?;
     let mut out: Vec<(String, String)> = Vec::new();
     if let Some(h) = cfg.get_hosts().first() {
         let host = match h {

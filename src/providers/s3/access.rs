@@ -21,8 +21,11 @@ use crate::policy::Access;
 pub const SID_WRITE: &str = "SuoopsPolicyOnlyWritersPut";
 pub const SID_READ: &str = "SuoopsPolicyOnlyReadersGet";
 pub const SID_DELETE: &str = "SuoopsPolicyNoDelete";
+pub const SID_RECORDS: &str = "SuoopsPolicyOnlyReadersRecordDrills";
 /// The Sids this tool owns in a bucket with `access:`.
-pub const SIDS: [&str; 3] = [SID_WRITE, SID_READ, SID_DELETE];
+pub const SIDS: [&str; 4] = [SID_WRITE, SID_READ, SID_DELETE, SID_RECORDS];
+/// Where restore drills record their results (`restore_drill:`).
+pub const RECORDS: &str = "drills/";
 
 /// Writing an object: PutObject covers PutObject, CopyObject and every
 /// step of a multipart upload (AWS S3 API permissions reference);
@@ -62,6 +65,11 @@ pub struct Resolved {
     pub readers: Option<Vec<String>>,
     pub deny_delete: bool,
     pub break_glass: Vec<String>,
+    /// `drills/` is reserved for restore-drill records, written by the
+    /// readers (who run the drills) and nobody else: with restricted
+    /// readers, always (so the statements do not depend on which drills
+    /// the policy declares, and an imported bucket plans clean).
+    pub records: bool,
 }
 
 /// Why the restriction cannot be rendered yet.
@@ -105,6 +113,7 @@ pub fn resolve(want: &Access, principals: &BTreeMap<String, Principal>) -> Resul
         readers: list(&want.readers),
         deny_delete: want.deny_delete,
         break_glass: list(&Some(want.break_glass.clone())).unwrap_or_default(),
+        records: want.readers.is_some(),
     };
     if let Some(reason) = unknown {
         return Err(Unresolved::Unknown(reason));
@@ -145,7 +154,23 @@ pub fn desired_statements(bucket: &str, r: &Resolved) -> Vec<Value> {
     let with_glass = |l: &Vec<String>| [l.clone(), r.break_glass.clone()].concat();
     let mut out = Vec::new();
     if let Some(w) = &r.writers {
-        out.push(deny(SID_WRITE, WRITE, bucket, with_glass(w)));
+        let mut st = deny(SID_WRITE, WRITE, bucket, with_glass(w));
+        // Drill records are not backups: the writers statement covers every
+        // object but them, and the next one says who records drills.
+        if r.records {
+            if let Value::Object(m) = &mut st {
+                m.remove("Resource");
+                m.insert("NotResource".into(), json!(format!("arn:aws:s3:::{bucket}/{RECORDS}*")));
+            }
+        }
+        out.push(st);
+    }
+    if let (true, Some(rd)) = (r.records, &r.readers) {
+        let mut exempt = with_glass(rd);
+        exempt.extend(r.writers.iter().flatten().cloned());
+        let mut st = deny(SID_RECORDS, &["s3:PutObject"], bucket, exempt);
+        st["Resource"] = json!(format!("arn:aws:s3:::{bucket}/{RECORDS}*"));
+        out.push(st);
     }
     if let Some(rd) = &r.readers {
         out.push(deny(SID_READ, READ, bucket, with_glass(rd)));
@@ -171,6 +196,12 @@ pub fn explain(r: &Resolved) -> String {
     }
     if let Some(rd) = &r.readers {
         parts.push(format!("{SID_READ}: only {} may get objects{glass}", or_nobody(&names(rd))));
+    }
+    if let (true, Some(rd)) = (r.records, &r.readers) {
+        parts.push(format!(
+            "{SID_RECORDS}: restore drills ({}) record their results under {RECORDS}, the only place they may write",
+            or_nobody(&names(rd))
+        ));
     }
     if r.deny_delete {
         parts.push(format!(
@@ -371,6 +402,7 @@ mod tests {
             readers: Some(vec![RESTORE.into(), REPL.into()]),
             deny_delete: true,
             break_glass: vec![ADMIN.into()],
+            records: true,
         }
     }
 
@@ -413,8 +445,29 @@ mod tests {
     }
 
     #[test]
+    fn drill_records_are_written_by_readers_under_drills_only() {
+        let r = resolved();
+        let d = doc(desired_statements("b", &r));
+        let j = &d.json;
+        let (dump, record) = ("arn:aws:s3:::b/postgres/1.dump", "arn:aws:s3:::b/drills/postgres.primary/1.json");
+        assert_eq!(denial(j, RESTORE, "s3:PutObject", record), Denial::NotDenied);
+        assert_eq!(denial(j, RESTORE, "s3:PutObject", dump), Denial::Denied, "still read-only on the backups");
+        assert_eq!(denial(j, WRITER, "s3:PutObject", dump), Denial::NotDenied);
+        let outsider = "arn:aws:iam::123456789012:role/ci-admin";
+        assert_eq!(denial(j, outsider, "s3:PutObject", record), Denial::Denied);
+        assert_eq!(denial(j, outsider, "s3:PutObject", dump), Denial::Denied);
+        assert_eq!(enforced(Some(&d), "b", &r), Ok(()));
+    }
+
+    #[test]
     fn an_equivalent_foreign_statement_counts_and_a_weaker_one_does_not() {
-        let r = Resolved { writers: None, readers: None, deny_delete: true, break_glass: vec![ADMIN.into()] };
+        let r = Resolved {
+            writers: None,
+            readers: None,
+            deny_delete: true,
+            break_glass: vec![ADMIN.into()],
+            records: false,
+        };
         let theirs = doc(vec![json!({
             "Sid": "TheirWorm", "Effect": "Deny", "Principal": {"AWS": "*"},
             "Action": ["s3:DeleteObject*"], "Resource": "arn:aws:s3:::b/*",
@@ -459,7 +512,7 @@ mod tests {
         let d = doc(vec![foreign.clone()]);
         let c = diff("b", &want, &principals, &Observed::Present(d.clone()));
         assert_eq!(c.action, Action::Create);
-        assert_eq!(c.attributes.len(), 3);
+        assert_eq!(c.attributes.len(), 4);
         assert!(c.reason.as_deref().unwrap().contains("SuoopsPolicyOnlyWritersPut: only suoops-backup-writer may put objects (and break glass: platform-admin)"), "{:?}", c.reason);
         let r = resolve(&want, &principals).unwrap();
         let merged = super::super::tls::merged_statements(Some(&d), &SIDS, desired_statements("b", &r)).unwrap();

@@ -397,13 +397,18 @@ pub fn drill_controls(seen: &[DrillSeen]) -> Vec<ControlResult> {
     seen.iter()
         .map(|s| {
             let addr = Address::parse(&s.instance);
-            let expected = json!({"result": "passed", "within_seconds": s.drill.every_secs, "rto_seconds": s.drill.rto_secs});
+            let expected =
+                json!({"result": "passed", "within_seconds": s.drill.every_secs, "rto_seconds": s.drill.rto_secs});
             let (status, observed, detail) = match &s.last {
                 Observed::Unknown { reason } => (Status::Unknown, Value::Null, Some(reason.clone())),
                 Observed::Absent => (
                     Status::Fail,
                     Value::Null,
-                    Some(format!("no drill record under s3://{}/{}", s.drill.from.bucket, s.drill.from.drills_prefix(&s.instance))),
+                    Some(format!(
+                        "no drill record under s3://{}/{}",
+                        s.drill.from.bucket,
+                        s.drill.from.drills_prefix(&s.instance)
+                    )),
                 ),
                 Observed::Present(r) => {
                     let age = now().saturating_sub(r.started);
@@ -415,9 +420,16 @@ pub fn drill_controls(seen: &[DrillSeen]) -> Vec<ControlResult> {
                     let why = if !r.passed() {
                         Some(format!("the last drill ({}) failed: {}", r.date, r.reason.clone().unwrap_or_default()))
                     } else if age > s.drill.every_secs {
-                        Some(format!("the last passing drill was {} ago, more than every {}", human(age), human(s.drill.every_secs)))
+                        Some(format!(
+                            "the last passing drill was {} ago, more than every {}",
+                            human(age),
+                            human(s.drill.every_secs)
+                        ))
                     } else if r.total_seconds > s.drill.rto_secs as f64 {
-                        Some(format!("the last drill took {:.0} s, over the RTO of {} s", r.total_seconds, s.drill.rto_secs))
+                        Some(format!(
+                            "the last drill took {:.0} s, over the RTO of {} s",
+                            r.total_seconds, s.drill.rto_secs
+                        ))
                     } else {
                         None
                     };

@@ -61,6 +61,11 @@ const OPS: &[Op] = &[
     ops::DELETE_BUCKET_POLICY,
     ops::PUT_OBJECT_LOCK_CONFIGURATION,
     ops::PUT_OBJECT,
+    // The backup job's upload (`backup run`), not apply's.
+    ops::CREATE_MULTIPART_UPLOAD,
+    ops::UPLOAD_PART,
+    ops::COMPLETE_MULTIPART_UPLOAD,
+    ops::ABORT_MULTIPART_UPLOAD,
 ];
 
 const CONTROLS: &[ControlDef] = &{

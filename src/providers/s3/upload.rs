@@ -98,7 +98,7 @@ pub async fn stream(t: &Target<'_>, src: &mut impl Chunks, pending: &Pending) ->
         let body = buf.freeze();
         whole.update(&body);
         let sha = whole.finalize();
-        put_single(t, body.clone(), &sha).await?;
+        let echoed = put_single(t, body.clone(), &sha).await?;
         let up = Uploaded {
             bucket: t.bucket.clone(),
             key: t.key.clone(),
@@ -106,15 +106,12 @@ pub async fn stream(t: &Target<'_>, src: &mut impl Chunks, pending: &Pending) ->
             sha256: hex(&sha),
             parts: 1,
         };
-        verify(t, &up, None).await?;
+        verify(t, &up, echoed, None).await?;
         return Ok(up);
     }
     let client = t.aws.s3(&t.region);
-    let mut req = client
-        .create_multipart_upload()
-        .bucket(&t.bucket)
-        .key(&t.key)
-        .checksum_algorithm(ChecksumAlgorithm::Sha256);
+    let mut req =
+        client.create_multipart_upload().bucket(&t.bucket).key(&t.key).checksum_algorithm(ChecksumAlgorithm::Sha256);
     req = match &t.sse {
         Sse::BucketDefault => req,
         Sse::Aes256 => req.server_side_encryption(ServerSideEncryption::Aes256),
@@ -237,7 +234,8 @@ async fn complete(
     total: u64,
 ) -> Result<Uploaded, String> {
     let n = done.len();
-    t.aws
+    let completed = t
+        .aws
         .call(
             &ops::COMPLETE_MULTIPART_UPLOAD,
             client
@@ -250,6 +248,7 @@ async fn complete(
         )
         .await
         .map_err(|e| format!("completing s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason()))?;
+    let echoed = completed.checksum_sha256().map(str::to_string);
     // S3's checksum of a multipart object is the SHA-256 of the parts'
     // SHA-256s, "-N" (AWS S3 user guide, "Checking object integrity":
     // checksums of multipart uploads).
@@ -258,18 +257,26 @@ async fn complete(
         composite.update(d);
     }
     let composite = format!("{}-{n}", aws_smithy_types::base64::encode(composite.finalize()));
-    let up = Uploaded { bucket: t.bucket.clone(), key: t.key.clone(), bytes: total, sha256: hex(&whole.finalize()), parts: n };
-    verify(t, &up, Some(composite)).await?;
+    let up = Uploaded {
+        bucket: t.bucket.clone(),
+        key: t.key.clone(),
+        bytes: total,
+        sha256: hex(&whole.finalize()),
+        parts: n,
+    };
+    verify(t, &up, echoed, Some(composite)).await?;
     Ok(up)
 }
 
 /// One small object (a sidecar, a drill record), with its SHA-256.
 pub async fn put(t: &Target<'_>, body: Bytes) -> Result<(), String> {
     let sha: [u8; 32] = Sha256::digest(&body).into();
-    put_single(t, body, &sha).await
+    put_single(t, body, &sha).await.map(|_| ())
 }
 
-async fn put_single(t: &Target<'_>, body: Bytes, sha: &[u8]) -> Result<(), String> {
+/// PutObject with the body's SHA-256 (S3 refuses a body that does not
+/// match it); returns the checksum S3 reports it stored.
+async fn put_single(t: &Target<'_>, body: Bytes, sha: &[u8]) -> Result<Option<String>, String> {
     let client = t.aws.s3(&t.region);
     let mut req = client
         .put_object()
@@ -287,15 +294,39 @@ async fn put_single(t: &Target<'_>, body: Bytes, sha: &[u8]) -> Result<(), Strin
             .set_bucket_key_enabled(*bucket_key),
     };
     t.aws
-        .call(&ops::PUT_BACKUP_OBJECT, req.send())
+        .call(&ops::PUT_OBJECT, req.send())
         .await
-        .map(|_| ())
+        .map(|o| o.checksum_sha256().map(str::to_string))
         .map_err(|e| format!("writing s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason()))
 }
 
-/// The object as S3 now holds it: its size, and its SHA-256 checksum when
-/// S3 reports one (full-object, or `composite` for a multipart upload).
-async fn verify(t: &Target<'_>, up: &Uploaded, composite: Option<String>) -> Result<(), String> {
+/// The object as S3 stored it. S3 checked each part's (or the object's)
+/// SHA-256 on arrival; the checksum it reports for the completed object
+/// (the full SHA-256, or for a multipart upload the SHA-256 of the parts'
+/// SHA-256s, "-N") must be the one computed here. When S3 echoes none,
+/// HeadObject reads it with the size — unless the writer may not read
+/// (the bucket's `access` keeps the backup role write-only), which leaves
+/// the per-part checks S3 made.
+async fn verify(
+    t: &Target<'_>,
+    up: &Uploaded,
+    echoed: Option<String>,
+    composite: Option<String>,
+) -> Result<(), String> {
+    let same = |sum: &str| {
+        if sum.contains('-') {
+            composite.as_deref() == Some(sum)
+        } else {
+            sum == sha_b64(&up.sha256)
+        }
+    };
+    if let Some(sum) = echoed {
+        return if same(&sum) {
+            Ok(())
+        } else {
+            Err(format!("s3://{}/{}: S3's SHA-256 checksum {sum} is not the one sent", t.bucket, t.key))
+        };
+    }
     let client = t.aws.s3(&t.region);
     let head = t
         .aws
@@ -303,20 +334,23 @@ async fn verify(t: &Target<'_>, up: &Uploaded, composite: Option<String>) -> Res
             &ops::HEAD_OBJECT,
             client.head_object().bucket(&t.bucket).key(&t.key).checksum_mode(ChecksumMode::Enabled).send(),
         )
-        .await
-        .map_err(|e| format!("verifying s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason()))?;
+        .await;
+    let head = match head {
+        Ok(h) => h,
+        // HEAD has no error body: a refusal is its 403.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => return Ok(()),
+        Err(e) => return Err(format!("verifying s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason())),
+    };
     let size = head.content_length().unwrap_or(-1);
     if size != up.bytes as i64 {
         return Err(format!("s3://{}/{} holds {size} bytes, {} were sent", t.bucket, t.key, up.bytes));
     }
-    if let Some(sum) = head.checksum_sha256() {
-        let full = sha_b64(&up.sha256);
-        let ok = if sum.contains('-') { composite.as_deref() == Some(sum) } else { sum == full };
-        if !ok {
-            return Err(format!("s3://{}/{}: S3's SHA-256 checksum {sum} is not the one sent", t.bucket, t.key));
+    match head.checksum_sha256() {
+        Some(sum) if !same(sum) => {
+            Err(format!("s3://{}/{}: S3's SHA-256 checksum {sum} is not the one sent", t.bucket, t.key))
         }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Abort a multipart upload (best effort: what failed is already said).
@@ -335,7 +369,8 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 fn sha_b64(hex: &str) -> String {
-    let bytes: Vec<u8> = (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
+    let bytes: Vec<u8> =
+        (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
     aws_smithy_types::base64::encode(bytes)
 }
 
@@ -344,6 +379,12 @@ fn sha_b64(hex: &str) -> String {
 pub async fn sidecar(t: &Target<'_>, up: &Uploaded) -> Result<(), String> {
     let name = up.key.rsplit('/').next().unwrap_or(&up.key);
     let body = format!("{}  {name}\n", up.sha256);
-    let side = Target { aws: t.aws, region: t.region.clone(), bucket: t.bucket.clone(), key: format!("{}.sha256", up.key), sse: t.sse.clone() };
+    let side = Target {
+        aws: t.aws,
+        region: t.region.clone(),
+        bucket: t.bucket.clone(),
+        key: format!("{}.sha256", up.key),
+        sse: t.sse.clone(),
+    };
     put(&side, Bytes::from(body)).await
 }
