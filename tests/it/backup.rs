@@ -109,7 +109,7 @@ fn a_pg_dump_killed_mid_stream_leaves_no_object_and_no_open_upload() {
     let p = w.write("p.yaml", &policy(&b, "")).to_string_lossy().into_owned();
     let url = pg.url(None);
     w.cli_with(&["apply", "-f", &p, "--auto-approve"], &[("PG_URL", &url)]).code(0);
-    let mut child = {
+    let child = {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_suoops-policy"));
         c.current_dir(crate::harness::root())
             .env("AWS_ENDPOINT_URL", w.moto().url())

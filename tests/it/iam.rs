@@ -223,7 +223,14 @@ fn permissions_output_is_a_valid_iam_document_covering_every_declared_action() {
     assert!(audit.stdout.contains("arn:aws:s3:::ops-bucket/suoops/state.json"), "{}", audit.stdout);
     let import = w.cli(&["permissions", "--for", "import"]);
     import.code(0);
-    let text = format!("{doc}{}{}", audit.stdout, import.stdout);
+    // The jobs' own: the writer puts and aborts uploads, never reads.
+    let backup = w.cli(&["permissions", "--for", "backup"]);
+    backup.code(0);
+    assert!(!backup.stdout.contains("s3:GetObject") && !backup.stdout.contains("s3:Delete"), "{}", backup.stdout);
+    let drill = w.cli(&["permissions", "--for", "restore-drill"]);
+    drill.code(0);
+    assert!(drill.stdout.contains("/drills/*"), "{}", drill.stdout);
+    let text = format!("{doc}{}{}{}{}", audit.stdout, import.stdout, backup.stdout, drill.stdout);
     assert!(
         import.stdout.contains("\"s3:ListAllMyBuckets\"") && !import.stdout.contains("s3:Put"),
         "import reads only, and lists buckets: {}",

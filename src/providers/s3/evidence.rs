@@ -442,7 +442,7 @@ pub fn drill_controls(seen: &[DrillSeen]) -> Vec<ControlResult> {
                 expected,
                 observed,
                 detail,
-                &format!("suoops-policy restore-drill {} (monthly, from a scheduler)", s.instance),
+                format!("suoops-policy restore-drill {} (monthly, from a scheduler)", s.instance),
                 s.drill.line,
             )
         })

@@ -183,7 +183,7 @@ async fn parts(
         *total += part.len() as u64;
         number += 1;
         if number > 10_000 {
-            return Err(format!("the stream is over {} GiB, S3's limit at this part size", PART_SIZE * 10_000 >> 30));
+            return Err(format!("the stream is over {} GiB, S3's limit at this part size", (PART_SIZE * 10_000) >> 30));
         }
         let digest: [u8; 32] = Sha256::digest(&part).into();
         let b64 = aws_smithy_types::base64::encode(digest);
