@@ -97,6 +97,30 @@ fn backup_run_streams_the_dump_with_its_sidecar_and_leaves_nothing_open() {
 }
 
 #[test]
+fn a_dump_of_several_parts_is_stored_whole_and_verified() {
+    let w = World::with_moto();
+    let pg = Postgres::start();
+    // Some 20 MB of incompressible rows: three 8 MiB parts.
+    pg.sql(
+        "CREATE TABLE blobs AS SELECT i, decode(string_agg(md5(i::text || j::text), ''), 'hex') AS b \
+         FROM generate_series(1, 10000) i, generate_series(1, 128) j GROUP BY i;",
+    );
+    let b = unique("dumps");
+    let p = w.write("p.yaml", &policy(&b, "")).to_string_lossy().into_owned();
+    let url = pg.url(None);
+    let env = [("PG_URL", url.as_str())];
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    let r = w.cli_with(&["backup", "run", "-f", &p, "postgres.primary", "--format", "json"], &env);
+    r.code(0);
+    let done = r.json();
+    assert!(done["parts"].as_u64().unwrap_or(0) >= 3, "{done}");
+    let s = bucket_state(&w, &b, done["key"].as_str());
+    assert_eq!(s["sha256"], done["sha256"], "{s}");
+    assert_eq!(s["objects"][done["key"].as_str().unwrap_or("")], done["bytes"], "{s}");
+    assert_eq!(s["uploads"], serde_json::json!([]), "{s}");
+}
+
+#[test]
 fn a_pg_dump_killed_mid_stream_leaves_no_object_and_no_open_upload() {
     let w = World::with_moto();
     let pg = Postgres::start();

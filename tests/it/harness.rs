@@ -633,6 +633,38 @@ impl Postgres {
         self.ctl(&["restart", "-m", "fast"]);
     }
 
+    /// TLS on with this certificate and key (PEM), and TCP connections
+    /// without TLS refused, as managed services do (RDS: rds.force_ssl).
+    pub fn force_ssl(&self, cert: &str, key: &str) {
+        let dir = self.root.path();
+        let (crt, k) = (dir.join("server.crt"), dir.join("server.key"));
+        std::fs::write(&crt, cert).expect("write cert");
+        std::fs::write(&k, key).expect("write key");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+        let hba = self.data.join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("write pg_hba.conf");
+        if self.as_postgres {
+            for p in [&crt, &k, &hba] {
+                let st = Command::new("chown")
+                    .args(["postgres:postgres", &p.display().to_string()])
+                    .status()
+                    .expect("chown");
+                assert!(st.success());
+            }
+        }
+        // ALTER SYSTEM runs outside a transaction: one statement a call.
+        self.sql(&format!("ALTER SYSTEM SET ssl_cert_file = '{}'", crt.display()));
+        self.sql(&format!("ALTER SYSTEM SET ssl_key_file = '{}'", k.display()));
+        self.sql("ALTER SYSTEM SET ssl = on");
+        self.sql("SELECT pg_reload_conf()");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
     pub fn url(&self, password: Option<&str>) -> String {
         match password {
             Some(p) => format!("postgres://postgres:{p}@127.0.0.1:{}/postgres", self.port),

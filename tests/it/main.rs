@@ -12,6 +12,7 @@ mod import;
 mod kms;
 mod moto_launcher;
 mod notify;
+mod pg_tls;
 mod s3;
 mod s3_documents;
 mod schema;

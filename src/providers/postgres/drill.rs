@@ -168,13 +168,7 @@ async fn local_cluster(scratch: &mut Scratch) -> Result<String, String> {
 }
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
-    let cfg = tokio_postgres::Config::from_str(url).map_err(|e| scrub(&format!("invalid URL: {e}"), url))?;
-    let (client, conn) =
-        cfg.connect(tokio_postgres::NoTls).await.map_err(|e| scrub(&format!("cannot connect: {e}"), url))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+    super::tls::connect(url, std::time::Duration::from_secs(10)).await
 }
 
 /// The newest dump under the entry's prefix (sidecars and drill records

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod drill;
 mod import;
+pub mod tls;
 pub mod tools;
 
 use std::collections::BTreeMap;
@@ -62,17 +63,9 @@ pub fn address(name: &str) -> Address {
 
 const NAMES: &[&str] = &["wal_level", "archive_mode", "archive_timeout", "archive_command", "archive_library"];
 
+/// Connect as libpq would: sslmode and sslrootcert from the URL (`tls`).
 async fn connect(spec: &PostgresSpec) -> Result<tokio_postgres::Client, String> {
-    let url = spec.url.expose();
-    let mut cfg =
-        tokio_postgres::Config::from_str(url).map_err(|e| scrub(&format!("invalid PostgreSQL URL: {e}"), url))?;
-    cfg.connect_timeout(Duration::from_secs(spec.timeout_secs));
-    let (client, connection) =
-        cfg.connect(tokio_postgres::NoTls).await.map_err(|e| scrub(&format!("cannot connect: {e}"), url))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+    tls::connect(spec.url.expose(), Duration::from_secs(spec.timeout_secs)).await
 }
 
 /// The server's major version (`server_version_num` / 10000).
