@@ -8,7 +8,6 @@
 //! too. The record is written beside the backups, where `audit` reads it.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};

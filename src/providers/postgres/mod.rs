@@ -10,7 +10,6 @@ pub mod tls;
 pub mod tools;
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::{json, Value};
