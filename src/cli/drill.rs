@@ -63,9 +63,9 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         let new = !path.exists();
         let r = std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| {
             if new {
-                f.write_all(drill::LOG_HEADER.as_bytes())?;
+                f.write_all(crate::providers::jobs::LOG_HEADER.as_bytes())?;
             }
-            f.write_all(drill::log_row(&rec).as_bytes())
+            f.write_all(crate::providers::jobs::log_row(&rec).as_bytes())
         });
         if let Err(e) = r {
             error(g, format!("cannot append to {}: {e}", path.display()));

@@ -10,6 +10,7 @@
 
 pub mod iam;
 pub mod instances;
+pub mod jobs;
 pub mod kms;
 pub mod ops;
 pub mod permissions;

@@ -6,51 +6,15 @@
 //! behind (the multipart upload is aborted) and the result is one line.
 
 use std::io::Write;
-use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
 use super::tools;
 use crate::aws::Aws;
-use crate::model::time::{format_time, now};
-use crate::policy::{scrub, BackupRef, DumpFormat, PgBackup, PostgresSpec};
-use crate::providers::s3::upload::{self, Chunks, Pending, Sse, Target};
-
-/// The result line's content.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Done {
-    pub instance: String,
-    pub bucket: String,
-    pub key: String,
-    pub bytes: u64,
-    pub sha256: String,
-    pub parts: usize,
-    pub seconds: f64,
-}
-
-/// The key a backup taken at `secs` gets: the entry's prefix, the time
-/// (the entry's `key_format`, else `%Y%m%dT%H%M%SZ`, so keys sort by time
-/// as the freshness check expects) and the format's extension.
-pub fn key(to: &BackupRef, format: DumpFormat, secs: u64) -> String {
-    let when = format_time(to.key_format.as_deref().unwrap_or("%Y%m%dT%H%M%SZ"), secs);
-    let ext = match format {
-        DumpFormat::Custom => ".dump",
-        DumpFormat::Plain => ".sql.gz",
-    };
-    format!("{}{when}{ext}", to.prefix)
-}
-
-/// The encryption the policy's bucket declares, a declared key resolved to
-/// its key ARN (as apply writes it).
-pub async fn sse(aws: &Aws, to: &BackupRef, region: &str) -> Result<Sse, String> {
-    let enc = to.encryption.as_ref();
-    let arn = match enc.and_then(|e| e.declared_key.as_ref().and(e.kms_key.as_deref())) {
-        Some(alias) => Some(crate::providers::s3::apply::key_arn(aws, region, alias, false).await?),
-        None => None,
-    };
-    Ok(Sse::from_policy(enc, arn))
-}
+use crate::policy::{scrub, DumpFormat, PgBackup, PostgresSpec};
+use crate::providers::jobs::{self, Done};
+use crate::providers::s3::upload::{Chunks, Pending};
 
 /// pg_dump's stdout (gzip-compressed in-process for `plain`).
 struct Dump {
@@ -120,9 +84,6 @@ pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, pending: 
         ));
     }
     let region = job.to.region.clone().unwrap_or_else(|| default_region.to_string());
-    let sse = sse(aws, &job.to, &region).await?;
-    let started = Instant::now();
-    let key = key(&job.to, job.format, now());
     let mut cmd = tokio::process::Command::new(&pg_dump);
     cmd.arg(match job.format {
         DumpFormat::Custom => "--format=custom",
@@ -151,23 +112,17 @@ pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, pending: 
     let gzip = (job.format == DumpFormat::Plain)
         .then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6)));
     let mut src = Dump { child, out, stderr, gzip, ended: false, url: url.to_string() };
-    let target = Target { aws, region, bucket: job.to.bucket.clone(), key, sse };
-    let up = upload::stream(&target, &mut src, pending).await?;
-    upload::sidecar(&target, &up).await?;
-    Ok(Done {
-        instance: format!("postgres.{}", spec.name),
-        bucket: up.bucket,
-        key: up.key,
-        bytes: up.bytes,
-        sha256: up.sha256,
-        parts: up.parts,
-        seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-    })
+    let ext = match job.format {
+        DumpFormat::Custom => ".dump",
+        DumpFormat::Plain => ".sql.gz",
+    };
+    jobs::upload_to(aws, &format!("postgres.{}", spec.name), &job.to, &region, ext, &mut src, pending).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::BackupRef;
 
     #[test]
     fn keys_sort_by_time_under_the_prefix() {
@@ -180,8 +135,8 @@ mod tests {
             encryption: None,
         };
         // 2026-11-30 02:00:00 UTC
-        assert_eq!(key(&to, DumpFormat::Custom, 1_796_004_000), "postgres/20261130T020000Z.dump");
+        assert_eq!(jobs::key(&to, ".dump", 1_796_004_000), "postgres/20261130T020000Z.dump");
         let dated = BackupRef { key_format: Some("%Y%m%d-%H%M%S".into()), ..to };
-        assert_eq!(key(&dated, DumpFormat::Plain, 1_796_004_000), "postgres/20261130-020000.sql.gz");
+        assert_eq!(jobs::key(&dated, ".sql.gz", 1_796_004_000), "postgres/20261130-020000.sql.gz");
     }
 }

@@ -363,9 +363,8 @@ pub const CONTROLS: &[ControlDef] = &[FRESHNESS, INTEGRITY, RETENTION, REPLICA, 
 /// record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DrillSeen {
-    pub instance: String,
-    pub drill: crate::policy::PgDrill,
-    pub last: Observed<crate::providers::postgres::drill::Record>,
+    pub drill: crate::providers::jobs::DrillDecl,
+    pub last: Observed<crate::providers::jobs::Record>,
 }
 
 /// The newest record of each drill whose dumps are in `bucket`.
@@ -373,20 +372,20 @@ pub async fn drills(
     aws: &Aws,
     bucket: &str,
     region: &str,
-    declared: &[(String, crate::policy::PgDrill)],
+    declared: &[crate::providers::jobs::DrillDecl],
 ) -> Result<Vec<DrillSeen>, Fatal> {
     let client = aws.s3(region);
     let mut out = Vec::new();
-    for (instance, d) in declared.iter().filter(|(_, d)| d.from.bucket == bucket) {
-        let prefix = d.from.drills_prefix(instance);
-        let last = match crate::providers::postgres::drill::last(aws, &client, bucket, &prefix).await {
+    for d in declared.iter().filter(|d| d.from.bucket == bucket) {
+        let prefix = d.from.drills_prefix(&d.instance);
+        let last = match crate::providers::jobs::last(aws, &client, bucket, &prefix).await {
             Ok(Some(r)) => Observed::Present(r),
             Ok(None) => Observed::Absent,
             Err(ApiError::Fatal(m)) => return Err(Fatal::api(m)),
             Err(ApiError::NotFound(_)) => Observed::Absent,
             Err(other) => Observed::Unknown { reason: other.reason() },
         };
-        out.push(DrillSeen { instance: instance.clone(), drill: d.clone(), last });
+        out.push(DrillSeen { drill: d.clone(), last });
     }
     Ok(out)
 }
@@ -396,7 +395,7 @@ pub async fn drills(
 pub fn drill_controls(seen: &[DrillSeen]) -> Vec<ControlResult> {
     seen.iter()
         .map(|s| {
-            let addr = Address::parse(&s.instance);
+            let addr = Address::parse(&s.drill.instance);
             let expected =
                 json!({"result": "passed", "within_seconds": s.drill.every_secs, "rto_seconds": s.drill.rto_secs});
             let (status, observed, detail) = match &s.last {
@@ -407,7 +406,7 @@ pub fn drill_controls(seen: &[DrillSeen]) -> Vec<ControlResult> {
                     Some(format!(
                         "no drill record under s3://{}/{}",
                         s.drill.from.bucket,
-                        s.drill.from.drills_prefix(&s.instance)
+                        s.drill.from.drills_prefix(&s.drill.instance)
                     )),
                 ),
                 Observed::Present(r) => {
@@ -442,7 +441,7 @@ pub fn drill_controls(seen: &[DrillSeen]) -> Vec<ControlResult> {
                 expected,
                 observed,
                 detail,
-                format!("suoops-policy restore-drill {} (monthly, from a scheduler)", s.instance),
+                format!("suoops-policy restore-drill {} (monthly, from a scheduler)", s.drill.instance),
                 s.drill.line,
             )
         })

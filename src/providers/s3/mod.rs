@@ -130,11 +130,7 @@ impl Provider for Buckets {
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
             let declared: Vec<String> = policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect();
-            let drills: Vec<(String, crate::policy::PgDrill)> = policy
-                .postgres
-                .iter()
-                .filter_map(|p| p.restore_drill.clone().map(|d| (format!("postgres.{}", p.name), d)))
-                .collect();
+            let drills = crate::providers::jobs::declared(policy);
             let buckets = observe_buckets(ctx, &policy.buckets, ctx.evidence, &declared, &drills).await?;
             Ok(Box::new(BucketsSeen { buckets, declared }) as Box<dyn Observation>)
         }
@@ -171,7 +167,7 @@ async fn observe_buckets(
     specs: &[BucketSpec],
     evidence: bool,
     declared_roles: &[String],
-    drills: &[(String, crate::policy::PgDrill)],
+    drills: &[crate::providers::jobs::DrillDecl],
 ) -> Result<Vec<BucketSeen>, Fatal> {
     let aws = ctx.aws;
     let default = aws.default_region();
