@@ -14,7 +14,7 @@ pub struct BackupArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
-    /// Take one backup now: postgres.NAME (pg_dump into its `backup.to` entry).
+    /// Take one backup now: postgres.NAME (pg_dump) or redis.NAME (an RDB snapshot) into its `backup.to` entry.
     Run(RunArgs),
 }
 
@@ -22,7 +22,7 @@ pub enum BackupCommand {
 pub struct RunArgs {
     #[command(flatten)]
     pub policy: PolicyArg,
-    /// What to back up, e.g. postgres.primary.
+    /// What to back up, e.g. postgres.primary or redis.queues.
     #[arg(value_name = "ADDR")]
     pub address: String,
     /// Output format of the result line.
@@ -33,20 +33,31 @@ pub struct RunArgs {
 pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
     let BackupCommand::Run(a) = &a.command;
     let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
-    let Some(name) = a.address.strip_prefix("postgres.") else {
+    let pg = a.address.strip_prefix("postgres.").and_then(|n| policy.postgres.iter().find(|p| p.name == n));
+    let redis = a.address.strip_prefix("redis.").and_then(|n| policy.redis.iter().find(|r| r.name == n));
+    if pg.is_none() && redis.is_none() {
+        let known: Vec<String> = policy
+            .postgres
+            .iter()
+            .filter(|p| p.backup.is_some())
+            .map(|p| format!("postgres.{}", p.name))
+            .chain(policy.redis.iter().filter(|r| r.backup.is_some()).map(|r| format!("redis.{}", r.name)))
+            .collect();
         return error(
             g,
-            format!("backup run {}: give postgres.NAME (Redis snapshots are not supported yet)", a.address),
+            format!("{} is not a PostgreSQL or Redis instance of {} (with a backup: {})", a.address, policy.file, known.join(", ")),
         );
-    };
-    let Some(spec) = policy.postgres.iter().find(|p| p.name == name) else {
-        let known: Vec<String> = policy.postgres.iter().map(|p| format!("postgres.{}", p.name)).collect();
-        return error(g, format!("{} is not in {} (it has: {})", a.address, policy.file, known.join(", ")));
-    };
+    }
     let aws = connect(g, policy.default_region.as_deref()).await;
     let default_region = aws.default_region().unwrap_or("us-east-1").to_string();
     let pending: Pending = Default::default();
-    let job = crate::providers::postgres::backup::run(&aws, spec, &default_region, &pending);
+    let job = async {
+        match (pg, redis) {
+            (Some(spec), _) => crate::providers::postgres::backup::run(&aws, spec, &default_region, &pending).await,
+            (_, Some(spec)) => crate::providers::redis::backup::run(&aws, spec, &default_region, &pending).await,
+            _ => Err("nothing to back up".into()),
+        }
+    };
     // Ctrl-C: stop pg_dump (dropping the job kills it) and abort the
     // multipart upload, so nothing is left behind.
     let r = tokio::select! {

@@ -14,7 +14,7 @@ use crate::providers::postgres::drill;
 pub struct DrillArgs {
     #[command(flatten)]
     pub policy: PolicyArg,
-    /// What to drill, e.g. postgres.primary.
+    /// What to drill, e.g. postgres.primary or redis.queues.
     #[arg(value_name = "ADDR")]
     pub address: String,
     /// Who ran it, for the record (default: $SUOOPS_OPERATOR, $GITHUB_ACTOR, $USER).
@@ -39,16 +39,21 @@ fn operator(a: &DrillArgs) -> String {
 
 pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
     let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
-    let Some(name) = a.address.strip_prefix("postgres.") else {
-        return error(g, format!("restore-drill {}: give postgres.NAME", a.address));
-    };
-    let Some(spec) = policy.postgres.iter().find(|p| p.name == name) else {
-        return error(g, format!("{} is not in {}", a.address, policy.file));
-    };
+    let pg = a.address.strip_prefix("postgres.").and_then(|n| policy.postgres.iter().find(|p| p.name == n));
+    let redis = a.address.strip_prefix("redis.").and_then(|n| policy.redis.iter().find(|r| r.name == n));
+    if pg.is_none() && redis.is_none() {
+        return error(g, format!("{} is not a PostgreSQL or Redis instance of {}", a.address, policy.file));
+    }
     let aws = connect(g, policy.default_region.as_deref()).await;
     let region = aws.default_region().unwrap_or("us-east-1").to_string();
     let who = operator(a);
-    let job = drill::run(&aws, spec, &region, &who);
+    let job = async {
+        match (pg, redis) {
+            (Some(spec), _) => drill::run(&aws, spec, &region, &who).await,
+            (_, Some(spec)) => crate::providers::redis::drill::run(&aws, spec, &region, &who).await,
+            _ => Err("nothing to drill".into()),
+        }
+    };
     // Ctrl-C drops the drill: its cluster is stopped and its files removed
     // as it unwinds.
     let rec = tokio::select! {

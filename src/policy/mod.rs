@@ -106,6 +106,20 @@ pub struct RedisSpec {
     pub url: Secret,
     pub persistence: Persistence,
     pub timeout_secs: u64,
+    /// `backup: {to}`: where `backup run redis.NAME` writes snapshots.
+    pub backup: Option<BackupRef>,
+    pub restore_drill: Option<RedisDrill>,
+    pub line: u64,
+}
+
+/// `restore_drill:` of a Redis instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisDrill {
+    pub from: BackupRef,
+    pub min_keys: Option<i64>,
+    pub max_keys: Option<i64>,
+    pub rto_secs: u64,
+    pub every_secs: u64,
     pub line: u64,
 }
 

@@ -19,6 +19,39 @@ pub struct RawRedis {
     /// Connect and command timeout, e.g. 5s (default 5s).
     #[serde(default)]
     pub timeout: Option<Sp<String>>,
+    /// The snapshot job, run by `backup run redis.NAME`: an RDB fetched
+    /// over the network (as a replica gets it) into a `backups:` entry.
+    #[serde(default)]
+    pub backup: Option<Sp<RawRedisBackup>>,
+    /// The restore test, run by `restore-drill redis.NAME`: the newest RDB
+    /// loaded into a throw-away redis-server, its key count checked.
+    #[serde(default)]
+    pub restore_drill: Option<Sp<RawRedisDrill>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedisBackup {
+    /// `s3.BUCKET.backups.ENTRY`.
+    pub to: Sp<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedisDrill {
+    /// `s3.BUCKET.backups.ENTRY`: its newest snapshot is loaded.
+    pub from: Sp<String>,
+    /// Fewest keys the restored snapshot must hold (DBSIZE).
+    #[serde(default)]
+    pub min_keys: Option<Sp<i64>>,
+    #[serde(default)]
+    pub max_keys: Option<Sp<i64>>,
+    /// Longest acceptable time to restore, e.g. 60m (the default).
+    #[serde(default)]
+    pub rto: Option<Sp<String>>,
+    /// How recent a passing drill must be for the audit, e.g. 30d (default).
+    #[serde(default)]
+    pub every: Option<Sp<String>>,
 }
 
 /// `none` (a cache), or the durable mechanisms to turn on.

@@ -9,7 +9,7 @@ use super::store_raw::{
 use super::validate::Validator;
 use super::{
     parse_duration, BackupRef, BucketSpec, DrillCheck, DumpFormat, Persistence, PgBackup, PgDrill, PostgresSpec,
-    RedisSpec, Secret,
+    RedisDrill, RedisSpec, Secret,
 };
 
 impl Validator<'_> {
@@ -51,7 +51,7 @@ impl Validator<'_> {
         Some(Secret::new(url))
     }
 
-    pub(super) fn redis(&mut self, map: &Sp<RawRedisMap>) -> Vec<RedisSpec> {
+    pub(super) fn redis(&mut self, map: &Sp<RawRedisMap>, buckets: &[BucketSpec]) -> Vec<RedisSpec> {
         let mut out = Vec::new();
         for (name, r) in &map.value().0 {
             let rv = r.value();
@@ -99,12 +99,38 @@ impl Validator<'_> {
                     ok.then_some(Persistence::Durable { aof, rdb })
                 }
             };
+            let backup = rv.backup.as_ref().and_then(|b| self.backup_ref(&b.value().to, buckets));
+            let restore_drill = rv.restore_drill.as_ref().and_then(|d| {
+                let raw = d.value();
+                let from = self.backup_ref(&raw.from, buckets);
+                let (min_keys, max_keys) = (raw.min_keys.as_ref().map(|v| *v.value()), raw.max_keys.as_ref().map(|v| *v.value()));
+                if let (Some(lo), Some(hi)) = (min_keys, max_keys) {
+                    if lo > hi {
+                        self.diags.push(
+                            Diagnostic::new(Code::ValueOutOfRange, format!("min_keys {lo} is above max_keys {hi}"), Some(d.pos()))
+                                .help("write min_keys ≤ max_keys"),
+                        );
+                    }
+                }
+                let rto = raw.rto.as_ref().map_or(Some(3600), |r| self.duration(r, "rto"));
+                let every = raw.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
+                Some(RedisDrill {
+                    from: from?,
+                    min_keys,
+                    max_keys,
+                    rto_secs: rto?,
+                    every_secs: every?,
+                    line: d.pos().line,
+                })
+            });
             if let (Some(url), Some(persistence), Some(timeout_secs)) = (url, persistence, timeout) {
                 out.push(RedisSpec {
                     name: name.value().clone(),
                     url,
                     persistence,
                     timeout_secs,
+                    backup,
+                    restore_drill,
                     line: name.pos().line,
                 });
             }

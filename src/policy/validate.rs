@@ -306,7 +306,7 @@ impl Validator<'_> {
             }
         }
         let iam = raw.iam.as_ref().map(|i| self.iam(i, &buckets, default_region.as_deref())).unwrap_or_default();
-        let redis = raw.redis.as_ref().map(|r| self.redis(r)).unwrap_or_default();
+        let redis = raw.redis.as_ref().map(|r| self.redis(r, &buckets)).unwrap_or_default();
         let postgres = raw.postgres.as_ref().map(|p| self.postgres(p, &buckets)).unwrap_or_default();
         let waivers = raw.waivers.iter().filter_map(|w| self.waiver(w)).collect();
         Policy {

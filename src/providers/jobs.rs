@@ -140,20 +140,27 @@ pub struct DrillDecl {
 
 /// Every drill the policy declares.
 pub fn declared(policy: &crate::policy::Policy) -> Vec<DrillDecl> {
-    policy
-        .postgres
-        .iter()
-        .filter_map(|p| {
-            let d = p.restore_drill.as_ref()?;
-            Some(DrillDecl {
-                instance: format!("postgres.{}", p.name),
-                from: d.from.clone(),
-                rto_secs: d.rto_secs,
-                every_secs: d.every_secs,
-                line: d.line,
-            })
+    let pg = policy.postgres.iter().filter_map(|p| {
+        let d = p.restore_drill.as_ref()?;
+        Some(DrillDecl {
+            instance: format!("postgres.{}", p.name),
+            from: d.from.clone(),
+            rto_secs: d.rto_secs,
+            every_secs: d.every_secs,
+            line: d.line,
         })
-        .collect()
+    });
+    let redis = policy.redis.iter().filter_map(|r| {
+        let d = r.restore_drill.as_ref()?;
+        Some(DrillDecl {
+            instance: format!("redis.{}", r.name),
+            from: d.from.clone(),
+            rto_secs: d.rto_secs,
+            every_secs: d.every_secs,
+            line: d.line,
+        })
+    });
+    pg.chain(redis).collect()
 }
 
 /// Seconds since `t`, to the hundredth.

@@ -40,15 +40,25 @@ fn jobs(cmd: For, policy: Option<&Policy>) -> Value {
             kms = true;
         }
         Some(p) => {
-            for pg in &p.postgres {
+            let pg = p.postgres.iter().map(|pg| {
                 let to = match cmd {
                     For::Backup => pg.backup.as_ref().map(|b| &b.to),
                     _ => pg.restore_drill.as_ref().map(|d| &d.from),
                 };
+                (format!("postgres.{}", pg.name), to)
+            });
+            let redis = p.redis.iter().map(|r| {
+                let to = match cmd {
+                    For::Backup => r.backup.as_ref(),
+                    _ => r.restore_drill.as_ref().map(|d| &d.from),
+                };
+                (format!("redis.{}", r.name), to)
+            });
+            for (instance, to) in pg.chain(redis) {
                 let Some(to) = to else { continue };
                 objects.push(format!("arn:aws:s3:::{}/{}*", to.bucket, to.prefix));
                 buckets.push(format!("arn:aws:s3:::{}", to.bucket));
-                records.push(format!("arn:aws:s3:::{}/drills/postgres.{}/*", to.bucket, pg.name));
+                records.push(format!("arn:aws:s3:::{}/drills/{instance}/*", to.bucket));
                 kms |= to.encryption.as_ref().is_some_and(|e| e.kms_key.is_some());
             }
         }

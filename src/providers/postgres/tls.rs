@@ -133,7 +133,7 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect()
 }
 
-fn client_config(mode: SslMode, rootcert: Option<String>) -> Result<rustls::ClientConfig, String> {
+pub fn client_config(mode: SslMode, rootcert: Option<String>) -> Result<rustls::ClientConfig, String> {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
         SslMode::VerifyCa | SslMode::VerifyFull => {

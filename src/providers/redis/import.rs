@@ -16,7 +16,15 @@ pub(crate) async fn import(req: &ImportRequest) -> Result<Imported, Fatal> {
     for (name, var) in &req.redis {
         let url = url_from_env(&req.env, name, var, "Redis")?;
         specs.push((
-            RedisSpec { name: name.clone(), url, persistence: Persistence::None, timeout_secs: 5, line: 0 },
+            RedisSpec {
+                name: name.clone(),
+                url,
+                persistence: Persistence::None,
+                timeout_secs: 5,
+                backup: None,
+                restore_drill: None,
+                line: 0,
+            },
             var,
         ));
     }

@@ -3,7 +3,10 @@
 //! REWRITE so the change survives a restart. The URL holds a password: it
 //! is never printed, and error texts are scrubbed of it.
 
+pub mod backup;
+pub mod drill;
 mod import;
+pub mod rdb;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

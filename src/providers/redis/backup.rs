@@ -1,0 +1,55 @@
+//! `backup run redis.NAME`: an RDB snapshot fetched over the network (the
+//! replication protocol, as `redis-cli --rdb` does; `rdb.rs`) and stored
+//! as the PostgreSQL dumps are: streamed into the entry with its SHA-256
+//! sidecar, the multipart upload aborted on any failure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+
+use super::rdb::{self, Endpoint, Io};
+use crate::aws::Aws;
+use crate::policy::{scrub, RedisSpec};
+use crate::providers::jobs::{self, Done};
+use crate::providers::postgres::tls::{client_config, SslMode};
+use crate::providers::s3::upload::Pending;
+
+/// A connection to the server: TCP, or TLS for `rediss://` (the system's
+/// roots, or no check with `#insecure`).
+pub async fn open(ep: &Endpoint, timeout: Duration) -> Result<Box<dyn Io>, String> {
+    let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((ep.host.as_str(), ep.port)))
+        .await
+        .map_err(|_| format!("connecting to {}:{} timed out", ep.host, ep.port))?
+        .map_err(|e| format!("cannot connect to {}:{}: {e}", ep.host, ep.port))?;
+    if !ep.tls {
+        return Ok(Box::new(tcp));
+    }
+    let config = if ep.insecure {
+        client_config(SslMode::Require, None)?
+    } else {
+        client_config(SslMode::VerifyFull, Some("system".into()))?
+    };
+    let name = ServerName::try_from(ep.host.clone()).map_err(|e| format!("{}: {e}", ep.host))?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS with {}:{}: {e}", ep.host, ep.port))?;
+    Ok(Box::new(tls))
+}
+
+/// Take one snapshot of `spec` into its `backup.to` entry.
+pub async fn run(aws: &Aws, spec: &RedisSpec, default_region: &str, pending: &Pending) -> Result<Done, String> {
+    let to = spec
+        .backup
+        .as_ref()
+        .ok_or_else(|| format!("redis.{} has no `backup:` in the policy (backup: {{to: s3.BUCKET.backups.ENTRY}})", spec.name))?;
+    let url = spec.url.expose();
+    let ep = rdb::endpoint(url).map_err(|e| scrub(&e, url))?;
+    let io = open(&ep, Duration::from_secs(spec.timeout_secs)).await.map_err(|e| scrub(&e, url))?;
+    let mut src = rdb::Rdb::start(io, &ep).await.map_err(|e| scrub(&e, url))?;
+    let region = to.region.clone().unwrap_or_else(|| default_region.to_string());
+    jobs::upload_to(aws, &format!("redis.{}", spec.name), to, &region, ".rdb", &mut src, pending)
+        .await
+        .map_err(|e| scrub(&e, url))
+}
