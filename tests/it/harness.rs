@@ -450,7 +450,7 @@ pub struct RedisServer {
     args: Vec<String>,
 }
 
-fn need(binary: &str, package: &str) -> PathBuf {
+pub fn need(binary: &str, package: &str) -> PathBuf {
     let found = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())

@@ -152,3 +152,78 @@ postgres:
     r.code(1);
     assert!(r.stdout.contains("root certificate file \"/nonexistent/root.crt\" cannot be read"), "{}", r.stdout);
 }
+
+/// A redis-server that speaks TLS only, killed when dropped.
+struct TlsRedis(std::process::Child, u16);
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `rediss://` against a TLS-only redis-server: observed and snapshotted
+/// with `#insecure` (no certificate check, as the redis crate reads it);
+/// without it, a certificate no system root signs is one clear line.
+#[test]
+fn rediss_reaches_a_tls_only_redis_and_an_unknown_certificate_is_refused() {
+    let w = World::with_moto();
+    let c = certs(w.dir.path());
+    let dir = w.dir.path();
+    std::fs::write(dir.join("redis.crt"), &c.cert).expect("crt");
+    std::fs::write(dir.join("redis.key"), &c.key).expect("key");
+    let port = crate::harness::free_port();
+    let server = Command::new(crate::harness::need("redis-server", "redis-server"))
+        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--tls-auth-clients", "no"])
+        .args(["--tls-cert-file", "redis.crt", "--tls-key-file", "redis.key", "--tls-ca-cert-file", &c.ca])
+        .args(["--requirepass", "tls-secret", "--save", "", "--appendonly", "no", "--dir", "."])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let _server = TlsRedis(server, port);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let b = unique("tls-rdb");
+    let p = w.write(
+        "p.yaml",
+        &format!(
+            r#"version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {b}:
+      versioning: enabled
+      backups: [{{name: rdb, prefix: redis/, max_age: 7h, sha256_sidecar: true}}]
+redis:
+  cache:
+    url: ${{REDIS_URL}}
+    persistence: none
+    backup: {{to: s3.{b}.backups.rdb}}
+"#
+        ),
+    );
+    let p = p.to_string_lossy().into_owned();
+    let insecure = format!("rediss://:tls-secret@127.0.0.1:{port}/0#insecure");
+    w.cli_with(&["apply", "-f", &p, "--target", &format!("s3.{b}"), "--auto-approve"], &[("REDIS_URL", &insecure)]).code(0);
+    let r = w.cli_with(&["plan", "-f", &p, "--target", "redis", "--detailed-exitcode"], &[("REDIS_URL", &insecure)]);
+    r.code(0);
+    let r = w.cli_with(&["backup", "run", "-f", &p, "redis.cache", "--format", "json"], &[("REDIS_URL", &insecure)]);
+    r.code(0);
+    assert!(r.json()["bytes"].as_u64().unwrap_or(0) > 0, "{}", r.stdout);
+
+    // Checked against the system's roots, this certificate is unknown.
+    let checked = format!("rediss://:tls-secret@127.0.0.1:{port}/0");
+    let r = w.cli_with(&["backup", "run", "-f", &p, "redis.cache"], &[("REDIS_URL", &checked)]);
+    r.code(1);
+    assert!(r.stderr.contains("UnknownIssuer") || r.stderr.contains("invalid peer certificate"), "{}", r.stderr);
+    assert!(!r.stderr.contains("tls-secret"), "{}", r.stderr);
+    let r = w.cli_with(&["plan", "-f", &p, "--target", "redis"], &[("REDIS_URL", &checked)]);
+    r.code(1);
+    assert!(!r.stdout.contains("tls-secret") && !r.stderr.contains("tls-secret"));
+}
