@@ -45,7 +45,12 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
             .collect();
         return error(
             g,
-            format!("{} is not a PostgreSQL or Redis instance of {} (with a backup: {})", a.address, policy.file, known.join(", ")),
+            format!(
+                "{} is not a PostgreSQL or Redis instance of {} (with a backup: {})",
+                a.address,
+                policy.file,
+                known.join(", ")
+            ),
         );
     }
     let aws = connect(g, policy.default_region.as_deref()).await;

@@ -103,12 +103,17 @@ impl Validator<'_> {
             let restore_drill = rv.restore_drill.as_ref().and_then(|d| {
                 let raw = d.value();
                 let from = self.backup_ref(&raw.from, buckets);
-                let (min_keys, max_keys) = (raw.min_keys.as_ref().map(|v| *v.value()), raw.max_keys.as_ref().map(|v| *v.value()));
+                let (min_keys, max_keys) =
+                    (raw.min_keys.as_ref().map(|v| *v.value()), raw.max_keys.as_ref().map(|v| *v.value()));
                 if let (Some(lo), Some(hi)) = (min_keys, max_keys) {
                     if lo > hi {
                         self.diags.push(
-                            Diagnostic::new(Code::ValueOutOfRange, format!("min_keys {lo} is above max_keys {hi}"), Some(d.pos()))
-                                .help("write min_keys ≤ max_keys"),
+                            Diagnostic::new(
+                                Code::ValueOutOfRange,
+                                format!("min_keys {lo} is above max_keys {hi}"),
+                                Some(d.pos()),
+                            )
+                            .help("write min_keys ≤ max_keys"),
                         );
                     }
                 }

@@ -217,7 +217,13 @@ pub fn scratch_dir() -> Result<std::path::PathBuf, String> {
 /// The newest dump of `from`, downloaded into `path` and checked against
 /// its sidecar as it arrives; the download is timed into `rec`. A
 /// mismatch is an error: nothing may be restored from it.
-pub async fn fetch_verified(aws: &Aws, from: &BackupRef, region: &str, path: &Path, rec: &mut Record) -> Result<String, String> {
+pub async fn fetch_verified(
+    aws: &Aws,
+    from: &BackupRef,
+    region: &str,
+    path: &Path,
+    rec: &mut Record,
+) -> Result<String, String> {
     let client = aws.s3(region);
     let bucket = from.bucket.as_str();
     let (key, _) = newest(aws, &client, bucket, &from.prefix).await?;
@@ -230,7 +236,9 @@ pub async fn fetch_verified(aws: &Aws, from: &BackupRef, region: &str, path: &Pa
     rec.phases.download = secs(t);
     rec.dump = Some(DumpRef { bucket: bucket.to_string(), key: key.clone(), bytes, sha256: got.clone() });
     if got != want {
-        return Err(format!("{key} does not match its sidecar (SHA-256 {got}, the sidecar says {want}): nothing was restored"));
+        return Err(format!(
+            "{key} does not match its sidecar (SHA-256 {got}, the sidecar says {want}): nothing was restored"
+        ));
     }
     Ok(key)
 }

@@ -339,7 +339,12 @@ redis:
         let child = w.spawn_with(&["restore-drill", "-f", &p, "redis.queues", "--format", "json"], &env);
         let pid = child.id();
         let o = child.wait_with_output().expect("drill");
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned(), pid)
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            pid,
+        )
     };
     assert_eq!(code, 0, "{out}\n{err}");
     nothing_left(pid);

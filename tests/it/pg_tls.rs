@@ -154,7 +154,7 @@ postgres:
 }
 
 /// A redis-server that speaks TLS only, killed when dropped.
-struct TlsRedis(std::process::Child, u16);
+struct TlsRedis(std::process::Child);
 
 impl Drop for TlsRedis {
     fn drop(&mut self) {
@@ -182,7 +182,7 @@ fn rediss_reaches_a_tls_only_redis_and_an_unknown_certificate_is_refused() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server");
-    let _server = TlsRedis(server, port);
+    let _server = TlsRedis(server);
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
@@ -210,7 +210,8 @@ redis:
     );
     let p = p.to_string_lossy().into_owned();
     let insecure = format!("rediss://:tls-secret@127.0.0.1:{port}/0#insecure");
-    w.cli_with(&["apply", "-f", &p, "--target", &format!("s3.{b}"), "--auto-approve"], &[("REDIS_URL", &insecure)]).code(0);
+    w.cli_with(&["apply", "-f", &p, "--target", &format!("s3.{b}"), "--auto-approve"], &[("REDIS_URL", &insecure)])
+        .code(0);
     let r = w.cli_with(&["plan", "-f", &p, "--target", "redis", "--detailed-exitcode"], &[("REDIS_URL", &insecure)]);
     r.code(0);
     let r = w.cli_with(&["backup", "run", "-f", &p, "redis.cache", "--format", "json"], &[("REDIS_URL", &insecure)]);

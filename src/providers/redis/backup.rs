@@ -40,10 +40,9 @@ pub async fn open(ep: &Endpoint, timeout: Duration) -> Result<Box<dyn Io>, Strin
 
 /// Take one snapshot of `spec` into its `backup.to` entry.
 pub async fn run(aws: &Aws, spec: &RedisSpec, default_region: &str, pending: &Pending) -> Result<Done, String> {
-    let to = spec
-        .backup
-        .as_ref()
-        .ok_or_else(|| format!("redis.{} has no `backup:` in the policy (backup: {{to: s3.BUCKET.backups.ENTRY}})", spec.name))?;
+    let to = spec.backup.as_ref().ok_or_else(|| {
+        format!("redis.{} has no `backup:` in the policy (backup: {{to: s3.BUCKET.backups.ENTRY}})", spec.name)
+    })?;
     let url = spec.url.expose();
     let ep = rdb::endpoint(url).map_err(|e| scrub(&e, url))?;
     let io = open(&ep, Duration::from_secs(spec.timeout_secs)).await.map_err(|e| scrub(&e, url))?;

@@ -68,9 +68,10 @@ pub fn endpoint(url: &str) -> Result<Endpoint, String> {
         },
     };
     let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
-            (h.trim_start_matches('[').trim_end_matches(']').to_string(), p.parse().map_err(|_| "the port is not a number".to_string())?)
-        }
+        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
+            h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            p.parse().map_err(|_| "the port is not a number".to_string())?,
+        ),
         _ => (hostport.to_string(), 6379),
     };
     if host.is_empty() {
