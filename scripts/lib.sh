@@ -96,6 +96,8 @@ need_servers() {
     command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
     command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || pkgs+=(postgresql)
+    # The TLS tests make their CA and certificates with openssl.
+    command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
     [ ${#pkgs[@]} -eq 0 ] || apt_install "${pkgs[@]}"
     # Debian starts the packaged services; the tests start their own.
     if command -v systemctl >/dev/null 2>&1; then

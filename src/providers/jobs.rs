@@ -75,12 +75,13 @@ pub async fn upload_to(
     })
 }
 
-/// What a drill found, as stored in `drills/postgres.NAME/*.json`.
+/// What a drill found, as stored in `drills/INSTANCE/*.json` beside the
+/// backups (`postgres.NAME`, `redis.NAME`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
     pub version: u32,
     pub instance: String,
-    /// Unix seconds and RFC 3339 (UTC).
+    /// When it started: Unix seconds, and `date` in RFC 3339 (UTC).
     pub started: u64,
     pub date: String,
     pub operator: String,
