@@ -411,9 +411,11 @@ pub fn drill_controls(seen: &[DrillSeen]) -> Vec<ControlResult> {
                 ),
                 Observed::Present(r) => {
                     let age = now().saturating_sub(r.started);
+                    // The timings first: reports that shorten the observed
+                    // value still show them.
                     let observed = json!({
-                        "date": r.date, "operator": r.operator, "result": r.result,
-                        "total_seconds": r.total_seconds, "phases": r.phases,
+                        "result": r.result, "total_seconds": r.total_seconds, "phases": r.phases,
+                        "date": r.date, "operator": r.operator,
                         "dump": r.dump.as_ref().map(|d| &d.key), "checks": r.checks,
                     });
                     let why = if !r.passed() {
