@@ -3,7 +3,10 @@
 //! policy, each owned by its Sid (every other statement is kept, as for the
 //! TLS statement), that exempt the named principals through
 //! `aws:PrincipalArn` (AWS IAM user guide, "AWS global condition context
-//! keys": aws:PrincipalArn is the role's ARN for an assumed-role session).
+//! keys": aws:PrincipalArn is the role's ARN for an assumed-role session;
+//! "AWS JSON policy elements: NotPrincipal" recommends exactly this —
+//! Principal "*" with an ARN condition on aws:PrincipalArn — over
+//! NotPrincipal for resource policies).
 //! Object actions only: no statement touches the bucket's configuration,
 //! so the role that applies the policy cannot lock itself out. The audit
 //! judges the live policy by meaning: an equivalent statement of another
