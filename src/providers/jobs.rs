@@ -208,10 +208,14 @@ pub fn conclude(rec: &mut Record, outcome: Result<(), String>) {
     rec.result = if rec.reason.is_none() { "passed" } else { "failed" }.into();
 }
 
-/// A scratch directory for one drill (under the temporary directory).
+/// A scratch directory for one drill (under the temporary directory),
+/// readable by its owner only: the dump in it holds the database's data.
 pub fn scratch_dir() -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("suoops-drill-{}-{}", std::process::id(), now()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(dir)
 }
 
