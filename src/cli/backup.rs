@@ -28,6 +28,10 @@ pub struct RunArgs {
     /// Output format of the result line.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also write the result as OpenMetrics gauges to FILE (atomically, for
+    /// node_exporter's textfile collector), on failure too.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<std::path::PathBuf>,
 }
 
 pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
@@ -69,6 +73,21 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
         r = job => r,
         _ = tokio::signal::ctrl_c() => Err("interrupted".to_string()),
     };
+    if let Some(path) = &a.metrics {
+        let entry = pg
+            .and_then(|p| p.backup.as_ref().map(|b| b.to.address()))
+            .or_else(|| redis.and_then(|r| r.backup.as_ref().map(|b| b.address())))
+            .unwrap_or_default();
+        let text = crate::render::openmetrics::backup_run(
+            &a.address,
+            &entry,
+            crate::model::time::now(),
+            r.as_ref().ok().map(|d| (d.bytes, d.seconds)),
+        );
+        if let Err(e) = super::write_atomically(path, &text) {
+            error(g, format!("cannot write {}: {e}", path.display()));
+        }
+    }
     match r {
         Ok(done) => {
             match a.format {

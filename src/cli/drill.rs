@@ -27,6 +27,9 @@ pub struct DrillArgs {
     /// Output format of the result.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also write the result as OpenMetrics gauges to FILE (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<std::path::PathBuf>,
 }
 
 fn operator(a: &DrillArgs) -> String {
@@ -64,6 +67,11 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return error(g, format!("restore-drill {} could not complete: {e}", a.address)),
     };
+    if let Some(path) = &a.metrics {
+        if let Err(e) = super::write_atomically(path, &crate::render::openmetrics::restore_drill(&rec)) {
+            error(g, format!("cannot write {}: {e}", path.display()));
+        }
+    }
     if let Some(path) = &a.log {
         let new = !path.exists();
         let r = std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| {

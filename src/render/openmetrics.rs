@@ -134,6 +134,51 @@ pub fn report(report: &Report) -> String {
     out
 }
 
+/// The result of one `backup run`, for node_exporter's textfile collector:
+/// success, when, and (on success) the size and duration. Written on
+/// failure too, so an alert sees the job fail, not only go quiet.
+pub fn backup_run(instance: &str, entry: &str, now: u64, done: Option<(u64, f64)>) -> String {
+    let mut out = String::new();
+    let labels = format!("instance=\"{}\",entry=\"{}\"", label(instance), label(entry));
+    let mut gauge = |name: &str, help: &str, value: String| {
+        let _ = writeln!(out, "# TYPE {name} gauge\n# HELP {name} {help}\n{name}{{{labels}}} {value}");
+    };
+    gauge(
+        "suoops_backup_run_success",
+        "1 when the last backup run stored its backup, 0 when it failed.",
+        u8::from(done.is_some()).to_string(),
+    );
+    gauge("suoops_backup_run_timestamp_seconds", "When the last backup run ended (Unix seconds).", now.to_string());
+    if let Some((bytes, secs)) = done {
+        gauge("suoops_backup_run_bytes", "Size of the backup the last run stored.", bytes.to_string());
+        gauge("suoops_backup_run_duration_seconds", "How long the last run took.", format!("{secs}"));
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// The result of one `restore-drill`: passed, when, the time to restore
+/// and each phase's seconds.
+pub fn restore_drill(rec: &crate::providers::jobs::Record) -> String {
+    let mut out = String::new();
+    let labels = format!("instance=\"{}\"", label(&rec.instance));
+    let _ = writeln!(out, "# TYPE suoops_restore_drill_success gauge\n# HELP suoops_restore_drill_success 1 when the last restore drill passed, else 0.");
+    let _ = writeln!(out, "suoops_restore_drill_success{{{labels}}} {}", u8::from(rec.passed()));
+    let _ = writeln!(out, "# TYPE suoops_restore_drill_timestamp_seconds gauge\n# HELP suoops_restore_drill_timestamp_seconds When the last restore drill started (Unix seconds).");
+    let _ = writeln!(out, "suoops_restore_drill_timestamp_seconds{{{labels}}} {}", rec.started);
+    let _ = writeln!(out, "# TYPE suoops_restore_drill_duration_seconds gauge\n# HELP suoops_restore_drill_duration_seconds The last drill's time to restore (download, restore, migrate, checks).");
+    let _ = writeln!(out, "suoops_restore_drill_duration_seconds{{{labels}}} {}", rec.total_seconds);
+    let _ = writeln!(out, "# TYPE suoops_restore_drill_rto_seconds gauge\n# HELP suoops_restore_drill_rto_seconds The RTO the drill is held to.");
+    let _ = writeln!(out, "suoops_restore_drill_rto_seconds{{{labels}}} {}", rec.rto_seconds);
+    let _ = writeln!(out, "# TYPE suoops_restore_drill_phase_seconds gauge\n# HELP suoops_restore_drill_phase_seconds Each phase of the last drill.");
+    let p = &rec.phases;
+    for (phase, v) in [("download", p.download), ("restore", p.restore), ("migrate", p.migrate), ("checks", p.checks)] {
+        let _ = writeln!(out, "suoops_restore_drill_phase_seconds{{{labels},phase=\"{phase}\"}} {v}");
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,10 +90,16 @@ fn backup_run_streams_the_dump_with_its_sidecar_and_leaves_nothing_open() {
         assert_eq!(c["status"], "pass", "{c}");
     }
 
-    // A text result line for schedulers.
-    let r = w.cli_with(&["backup", "run", "-f", &p, "postgres.primary"], &env);
+    // A text result line for schedulers, and gauges for node_exporter.
+    let prom = w.dir.path().join("backup.prom").to_string_lossy().into_owned();
+    let r = w.cli_with(&["backup", "run", "-f", &p, "postgres.primary", "--metrics", &prom], &env);
     r.code(0);
     assert!(r.stdout.starts_with("backup postgres.primary: s3://"), "{}", r.stdout);
+    let m = std::fs::read_to_string(&prom).expect("metrics");
+    let labels = format!("instance=\"postgres.primary\",entry=\"s3.{b}.backups.dump\"");
+    assert!(m.contains(&format!("suoops_backup_run_success{{{labels}}} 1\n")), "{m}");
+    assert!(m.contains(&format!("suoops_backup_run_bytes{{{labels}}} ")), "{m}");
+    assert!(m.ends_with("# EOF\n"), "{m}");
 }
 
 #[test]
@@ -142,7 +148,8 @@ fn a_pg_dump_killed_mid_stream_leaves_no_object_and_no_open_upload() {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("NO_COLOR", "1")
             .env("PG_URL", &url)
-            .args(["backup", "run", "-f", &p, "postgres.primary"])
+            .args(["backup", "run", "-f", &p, "postgres.primary", "--metrics", "killed.prom"])
+            .current_dir(w.dir.path())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         c.spawn().expect("start backup")
@@ -162,6 +169,9 @@ fn a_pg_dump_killed_mid_stream_leaves_no_object_and_no_open_upload() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("failed: pg_dump exited with 1"), "{stderr}");
     assert!(stderr.contains("nothing was stored"), "{stderr}");
+    let m = std::fs::read_to_string(w.dir.path().join("killed.prom")).expect("metrics written on failure too");
+    assert!(m.contains("suoops_backup_run_success{instance=\"postgres.primary\""), "{m}");
+    assert!(m.contains("} 0\n") && !m.contains("suoops_backup_run_bytes"), "{m}");
     let s = bucket_state(&w, &b, None);
     assert_eq!(s["uploads"], serde_json::json!([]), "the upload was aborted: {s}");
     assert_eq!(s["objects"], serde_json::json!({}), "{s}");
@@ -236,7 +246,8 @@ fn restore_drill_restores_the_newest_dump_checks_it_and_refuses_a_tampered_one()
     done.code(0);
     let done = done.json();
     let log = w.dir.path().join("restore-log.md").to_string_lossy().into_owned();
-    let (code, out, err, pid) = drill(&w, &p, &env, &["--format", "json", "--log", &log]);
+    let prom = w.dir.path().join("drill.prom").to_string_lossy().into_owned();
+    let (code, out, err, pid) = drill(&w, &p, &env, &["--format", "json", "--log", &log, "--metrics", &prom]);
     assert_eq!(code, 0, "{out}\n{err}");
     nothing_left(pid);
     let rec: Value = serde_json::from_str(&out).expect("record");
@@ -247,6 +258,9 @@ fn restore_drill_restores_the_newest_dump_checks_it_and_refuses_a_tampered_one()
     assert_eq!(rec["checks"][0]["value"], 250.0, "the seeded rows were restored: {rec}");
     assert_eq!(rec["checks"][1]["value"], 250.0, "migrate ran on the restored database: {rec}");
     assert!(rec["phases"]["restore"].as_f64().unwrap_or(0.0) > 0.0, "{rec}");
+    let m = std::fs::read_to_string(&prom).expect("metrics");
+    assert!(m.contains("suoops_restore_drill_success{instance=\"postgres.primary\"} 1\n"), "{m}");
+    assert!(m.contains("suoops_restore_drill_phase_seconds{instance=\"postgres.primary\",phase=\"restore\"} "), "{m}");
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(text.starts_with("# Backup restore test log\n\n| Date | Operator |"), "{text}");
     assert!(text.contains("| ci-test | postgres.primary | success |"), "{text}");
