@@ -80,20 +80,43 @@ pub struct Uploaded {
 /// The multipart upload under way, for an interrupt handler to abort.
 pub type Pending = Arc<Mutex<Option<(String, String, String, String)>>>;
 
+/// Fill `buf` up to one part from `carry`, then from `src`. What goes
+/// beyond the part waits in `carry`, so a part's buffer is allocated once
+/// at its size and never grown (memory stays at the parts in flight).
+/// True when `src` is exhausted.
+async fn fill(buf: &mut BytesMut, carry: &mut Option<Bytes>, src: &mut impl Chunks) -> Result<bool, String> {
+    if buf.capacity() < PART_SIZE {
+        buf.reserve(PART_SIZE - buf.len());
+    }
+    while buf.len() < PART_SIZE {
+        let b = match carry.take() {
+            Some(b) => b,
+            None => match src.next().await? {
+                Some(b) => b,
+                None => return Ok(true),
+            },
+        };
+        let room = PART_SIZE - buf.len();
+        if b.len() > room {
+            buf.extend_from_slice(&b[..room]);
+            *carry = Some(b.slice(room..));
+        } else {
+            buf.extend_from_slice(&b);
+        }
+    }
+    Ok(false)
+}
+
 /// Upload everything `src` yields to `t`; `pending` holds the multipart
 /// upload while it is open (region, bucket, key, upload id).
 pub async fn stream(t: &Target<'_>, src: &mut impl Chunks, pending: &Pending) -> Result<Uploaded, String> {
     let mut whole = Sha256::new();
-    let mut buf = BytesMut::with_capacity(PART_SIZE);
+    let mut buf = BytesMut::new();
+    let mut carry: Option<Bytes> = None;
     let mut total: u64 = 0;
     // Fill the first part: a short stream is one PutObject.
-    while buf.len() < PART_SIZE {
-        match src.next().await? {
-            Some(b) => buf.extend_from_slice(&b),
-            None => break,
-        }
-    }
-    if buf.len() < PART_SIZE {
+    let ended = fill(&mut buf, &mut carry, src).await?;
+    if ended && buf.len() < PART_SIZE {
         src.finish().await?;
         let body = buf.freeze();
         whole.update(&body);
@@ -126,7 +149,7 @@ pub async fn stream(t: &Target<'_>, src: &mut impl Chunks, pending: &Pending) ->
     let id = created.upload_id().unwrap_or_default().to_string();
     *pending.lock().unwrap_or_else(|p| p.into_inner()) =
         Some((t.region.clone(), t.bucket.clone(), t.key.clone(), id.clone()));
-    let r = parts(t, &client, &id, src, &mut whole, &mut buf, &mut total).await;
+    let r = parts(t, &client, &id, src, &mut whole, &mut buf, &mut carry, ended, &mut total).await;
     let r = match r {
         Ok((done, digests)) => complete(t, &client, &id, done, digests, whole, total).await,
         Err(e) => Err(e),
@@ -142,6 +165,7 @@ type PartResult = Result<(i32, String, String, [u8; 32]), String>;
 
 /// Upload the parts as they fill; returns the completed parts and each
 /// part's raw SHA-256.
+#[allow(clippy::too_many_arguments)]
 async fn parts(
     t: &Target<'_>,
     client: &aws_sdk_s3::Client,
@@ -149,13 +173,15 @@ async fn parts(
     src: &mut impl Chunks,
     whole: &mut Sha256,
     buf: &mut BytesMut,
+    carry: &mut Option<Bytes>,
+    ended: bool,
     total: &mut u64,
 ) -> Result<(Vec<CompletedPart>, Vec<[u8; 32]>), String> {
     let mut flying: FuturesOrdered<futures::future::LocalBoxFuture<'_, PartResult>> = FuturesOrdered::new();
     let mut done: Vec<CompletedPart> = Vec::new();
     let mut digests: Vec<[u8; 32]> = Vec::new();
     let mut number: i32 = 0;
-    let (mut ended, mut finished) = (false, false);
+    let (mut ended, mut finished) = (ended, false);
     let mut collect = |r: PartResult, done: &mut Vec<CompletedPart>| -> Result<(), String> {
         let (n, etag, sum, digest) = r?;
         done.push(CompletedPart::builder().part_number(n).e_tag(etag).checksum_sha256(sum).build());
@@ -163,11 +189,8 @@ async fn parts(
         Ok(())
     };
     loop {
-        while !ended && buf.len() < PART_SIZE {
-            match src.next().await? {
-                Some(b) => buf.extend_from_slice(&b),
-                None => ended = true,
-            }
+        if !ended && buf.len() < PART_SIZE {
+            ended = fill(buf, carry, src).await?;
         }
         if ended && !finished {
             // Nothing is completed unless the producer succeeded.
