@@ -261,7 +261,9 @@ async fn newest(aws: &Aws, client: &aws_sdk_s3::Client, bucket: &str, prefix: &s
             .map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", classify(&e, &[]).reason()))?;
         for o in page.contents() {
             let (Some(k), Some(t)) = (o.key(), o.last_modified()) else { continue };
-            if k.ends_with(".sha256") || k.ends_with('/') {
+            // Sidecars and drill records are not dumps (an entry whose
+            // prefix is the whole bucket lists them too).
+            if k.ends_with(".sha256") || k.ends_with('/') || k.starts_with(crate::providers::s3::access::RECORDS) {
                 continue;
             }
             if best.as_ref().is_none_or(|(bt, bk, _)| (t.secs(), k) > (*bt, bk.as_str())) {

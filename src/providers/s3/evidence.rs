@@ -87,7 +87,7 @@ async fn newest(
         for o in page.contents() {
             listed += 1;
             let (Some(key), Some(t)) = (o.key(), o.last_modified()) else { continue };
-            if key.ends_with(".sha256") || key.ends_with('/') {
+            if key.ends_with(".sha256") || key.ends_with('/') || key.starts_with(super::access::RECORDS) {
                 continue;
             }
             if best.as_ref().is_none_or(|(bt, bk, _)| (t.secs(), key) > (*bt, bk.as_str())) {
