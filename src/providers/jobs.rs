@@ -141,25 +141,20 @@ pub struct DrillDecl {
 
 /// Every drill the policy declares.
 pub fn declared(policy: &crate::policy::Policy) -> Vec<DrillDecl> {
+    let decl = |instance: String, from: &BackupRef, rto_secs, every_secs, line| DrillDecl {
+        instance,
+        from: from.clone(),
+        rto_secs,
+        every_secs,
+        line,
+    };
     let pg = policy.postgres.iter().filter_map(|p| {
         let d = p.restore_drill.as_ref()?;
-        Some(DrillDecl {
-            instance: format!("postgres.{}", p.name),
-            from: d.from.clone(),
-            rto_secs: d.rto_secs,
-            every_secs: d.every_secs,
-            line: d.line,
-        })
+        Some(decl(format!("postgres.{}", p.name), &d.from, d.rto_secs, d.every_secs, d.line))
     });
     let redis = policy.redis.iter().filter_map(|r| {
         let d = r.restore_drill.as_ref()?;
-        Some(DrillDecl {
-            instance: format!("redis.{}", r.name),
-            from: d.from.clone(),
-            rto_secs: d.rto_secs,
-            every_secs: d.every_secs,
-            line: d.line,
-        })
+        Some(decl(format!("redis.{}", r.name), &d.from, d.rto_secs, d.every_secs, d.line))
     });
     pg.chain(redis).collect()
 }
@@ -208,6 +203,14 @@ pub fn conclude(rec: &mut Record, outcome: Result<(), String>) {
     rec.result = if rec.reason.is_none() { "passed" } else { "failed" }.into();
 }
 
+/// A free loopback port for a drill's throw-away server.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
 /// A scratch directory for one drill (under the temporary directory),
 /// readable by its owner only: the dump in it holds the database's data.
 pub fn scratch_dir() -> Result<std::path::PathBuf, String> {
@@ -231,7 +234,12 @@ pub async fn fetch_verified(
 ) -> Result<String, String> {
     let client = aws.s3(region);
     let bucket = from.bucket.as_str();
-    let (key, _) = newest(aws, &client, bucket, &from.prefix).await?;
+    let key = crate::providers::s3::evidence::newest_object(aws, &client, bucket, &from.prefix, None)
+        .await
+        .map_err(|e| format!("listing s3://{bucket}/{}: {}", from.prefix, e.reason()))?
+        .0
+        .map(|o| o.key)
+        .ok_or_else(|| format!("no dump under s3://{bucket}/{}", from.prefix))?;
     let side = get_text(aws, &client, bucket, &format!("{key}.sha256")).await.map_err(|e| {
         format!("the dump {key} has no readable sidecar ({e}): it cannot be verified, so it is not restored")
     })?;
@@ -246,36 +254,6 @@ pub async fn fetch_verified(
         ));
     }
     Ok(key)
-}
-
-/// The newest dump under the entry's prefix (sidecars and drill records
-/// left out): key and size.
-async fn newest(aws: &Aws, client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<(String, u64), String> {
-    let mut token: Option<String> = None;
-    let mut best: Option<(i64, String, u64)> = None;
-    loop {
-        let req = client.list_objects_v2().bucket(bucket).prefix(prefix).set_continuation_token(token.clone());
-        let page = aws
-            .call(&ops::LIST_OBJECTS_V2, req.send())
-            .await
-            .map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", classify(&e, &[]).reason()))?;
-        for o in page.contents() {
-            let (Some(k), Some(t)) = (o.key(), o.last_modified()) else { continue };
-            // Sidecars and drill records are not dumps (an entry whose
-            // prefix is the whole bucket lists them too).
-            if k.ends_with(".sha256") || k.ends_with('/') || k.starts_with(crate::providers::s3::access::RECORDS) {
-                continue;
-            }
-            if best.as_ref().is_none_or(|(bt, bk, _)| (t.secs(), k) > (*bt, bk.as_str())) {
-                best = Some((t.secs(), k.to_string(), o.size().unwrap_or(0).max(0) as u64));
-            }
-        }
-        token = page.next_continuation_token().map(str::to_string);
-        if !page.is_truncated().unwrap_or(false) || token.is_none() {
-            break;
-        }
-    }
-    best.map(|(_, k, s)| (k, s)).ok_or_else(|| format!("no dump under s3://{bucket}/{prefix}"))
 }
 
 async fn get_text(aws: &Aws, client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<String, String> {

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{squash, unique, Server, World};
+use crate::harness::{control, squash, unique, Server, World};
 use crate::moto_launcher::AS_PRINCIPALS;
 
 fn policy(fresh: &str, old: &str, writer: &str, restore: &str, admin: &str, mode: &str) -> String {
@@ -48,13 +48,31 @@ iam:
     )
 }
 
-fn control<'a>(j: &'a Value, id: &str, address: &str) -> &'a Value {
-    j["controls"]
-        .as_array()
-        .expect("controls")
-        .iter()
-        .find(|c| c["id"] == id && c["address"] == address)
-        .unwrap_or_else(|| panic!("no {id} on {address}: {j}"))
+/// The policy applied (governance mode) to a new bucket and an existing
+/// empty, versioned one, with roles of their own and `admin` as break glass.
+struct Applied {
+    fresh: String,
+    old: String,
+    writer: String,
+    restore: String,
+    p: String,
+}
+
+fn applied(w: &World, admin: &str) -> Applied {
+    let (fresh, old) = (unique("locked"), unique("adopted"));
+    let (writer, restore) = (unique("writer"), unique("restore"));
+    w.python(&format!(
+        r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+s3.create_bucket(Bucket="{old}")
+s3.put_bucket_versioning(Bucket="{old}", VersioningConfiguration={{"Status": "Enabled"}})
+"#
+    ));
+    let text = policy(&fresh, &old, &writer, &restore, admin, "governance");
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    Applied { fresh, old, writer, restore, p }
 }
 
 fn objective<'a>(j: &'a Value, id: &str) -> &'a Value {
@@ -163,20 +181,8 @@ s3.put_bucket_policy(Bucket="{old}", Policy=json.dumps({{"Version": "2012-10-17"
 #[test]
 fn restriction_removed_behind_the_tools_back_fails_and_compliance_needs_allow_irreversible() {
     let w = World::with_moto();
-    let (fresh, old) = (unique("locked"), unique("adopted"));
-    let (writer, restore) = (unique("writer"), unique("restore"));
     let admin = format!("arn:aws:iam::{}:role/platform-admin", w.account());
-    w.python(&format!(
-        r#"
-import sys, boto3
-s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
-s3.create_bucket(Bucket="{old}")
-s3.put_bucket_versioning(Bucket="{old}", VersioningConfiguration={{"Status": "Enabled"}})
-"#
-    ));
-    let text = policy(&fresh, &old, &writer, &restore, &admin, "governance");
-    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
-    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let Applied { fresh, old, writer, restore, p } = applied(&w, &admin);
 
     // Someone deletes the bucket policy: S3-ACCESS fails with what is open,
     // IMMUTABILITY and LEAST-PRIVILEGE are no longer met.
@@ -221,21 +227,9 @@ boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access
 #[test]
 fn deny_delete_refuses_delete_object_version_outside_break_glass() {
     let w = World::with_moto();
-    let (fresh, old) = (unique("locked"), unique("adopted"));
-    let (writer, restore) = (unique("writer"), unique("restore"));
     let admin_name = unique("admin");
     let admin = format!("arn:aws:iam::{}:role/{admin_name}", w.account());
-    w.python(&format!(
-        r#"
-import sys, boto3
-s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
-s3.create_bucket(Bucket="{old}")
-s3.put_bucket_versioning(Bucket="{old}", VersioningConfiguration={{"Status": "Enabled"}})
-"#
-    ));
-    let text = policy(&fresh, &old, &writer, &restore, &admin, "governance");
-    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
-    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let Applied { fresh, writer, restore, .. } = applied(&w, &admin);
     let out = w.python(&format!(
         r#"{AS_PRINCIPALS}
 role("{admin_name}")

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{unique, Postgres, World};
+use crate::harness::{control, unique, Postgres, World};
 
 fn policy(bucket: &str, extra: &str) -> String {
     format!(
@@ -50,6 +50,14 @@ print(json.dumps(out))
         key = key.unwrap_or("")
     ));
     serde_json::from_str(&out).expect("json")
+}
+
+/// About `rows` × 2 KB of incompressible rows (`blobs`): several 8 MiB parts.
+fn seed_blobs(pg: &Postgres, rows: u32) {
+    pg.sql(&format!(
+        "CREATE TABLE blobs AS SELECT i, decode(string_agg(md5(i::text || j::text), ''), 'hex') AS b \
+         FROM generate_series(1, {rows}) i, generate_series(1, 128) j GROUP BY i;"
+    ));
 }
 
 fn seed(pg: &Postgres) {
@@ -106,11 +114,8 @@ fn backup_run_streams_the_dump_with_its_sidecar_and_leaves_nothing_open() {
 fn a_dump_of_several_parts_is_stored_whole_and_verified() {
     let w = World::with_moto();
     let pg = Postgres::start();
-    // Some 20 MB of incompressible rows: three 8 MiB parts.
-    pg.sql(
-        "CREATE TABLE blobs AS SELECT i, decode(string_agg(md5(i::text || j::text), ''), 'hex') AS b \
-         FROM generate_series(1, 10000) i, generate_series(1, 128) j GROUP BY i;",
-    );
+    // Some 20 MB: three parts.
+    seed_blobs(&pg, 10_000);
     let b = unique("dumps");
     let p = w.write("p.yaml", &policy(&b, "")).to_string_lossy().into_owned();
     let url = pg.url(None);
@@ -130,30 +135,16 @@ fn a_dump_of_several_parts_is_stored_whole_and_verified() {
 fn a_pg_dump_killed_mid_stream_leaves_no_object_and_no_open_upload() {
     let w = World::with_moto();
     let pg = Postgres::start();
-    // Some 40 MB of incompressible rows: several 8 MiB parts.
-    pg.sql(
-        "CREATE TABLE blobs AS SELECT i, decode(string_agg(md5(i::text || j::text), ''), 'hex') AS b \
-         FROM generate_series(1, 20000) i, generate_series(1, 128) j GROUP BY i;",
-    );
+    // Some 40 MB: the upload is under way long enough to be cut.
+    seed_blobs(&pg, 20_000);
     let b = unique("dumps");
     let p = w.write("p.yaml", &policy(&b, "")).to_string_lossy().into_owned();
     let url = pg.url(None);
     w.cli_with(&["apply", "-f", &p, "--auto-approve"], &[("PG_URL", &url)]).code(0);
-    let child = {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_suoops-policy"));
-        c.current_dir(crate::harness::root())
-            .env("AWS_ENDPOINT_URL", w.moto().url())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1")
-            .env("PG_URL", &url)
-            .args(["backup", "run", "-f", &p, "postgres.primary", "--metrics", "killed.prom"])
-            .current_dir(w.dir.path())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        c.spawn().expect("start backup")
-    };
+    let prom = w.dir.path().join("killed.prom");
+    let prom_arg = prom.to_string_lossy().into_owned();
+    let child =
+        w.spawn_with(&["backup", "run", "-f", &p, "postgres.primary", "--metrics", &prom_arg], &[("PG_URL", &url)]);
     // Once a multipart upload is open, end pg_dump's session.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
@@ -169,7 +160,7 @@ fn a_pg_dump_killed_mid_stream_leaves_no_object_and_no_open_upload() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("failed: pg_dump exited with 1"), "{stderr}");
     assert!(stderr.contains("nothing was stored"), "{stderr}");
-    let m = std::fs::read_to_string(w.dir.path().join("killed.prom")).expect("metrics written on failure too");
+    let m = std::fs::read_to_string(&prom).expect("metrics written on failure too");
     assert!(m.contains("suoops_backup_run_success{instance=\"postgres.primary\""), "{m}");
     assert!(m.contains("} 0\n") && !m.contains("suoops_backup_run_bytes"), "{m}");
     let s = bucket_state(&w, &b, None);
@@ -215,10 +206,6 @@ fn nothing_left(pid: u32) {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-fn control<'a>(j: &'a Value, id: &str) -> &'a Value {
-    j["controls"].as_array().expect("controls").iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("no {id}: {j}"))
-}
-
 #[test]
 fn restore_drill_restores_the_newest_dump_checks_it_and_refuses_a_tampered_one() {
     let w = World::with_moto();
@@ -231,7 +218,7 @@ fn restore_drill_restores_the_newest_dump_checks_it_and_refuses_a_tampered_one()
     w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
     // No drill yet: RESTORE-DRILL fails and says where it looked.
     let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
-    let c = control(&j, "RESTORE-DRILL");
+    let c = control(&j, "RESTORE-DRILL", "postgres.primary");
     assert_eq!(c["status"], "fail", "{c}");
     assert_eq!(c["address"], "postgres.primary", "{c}");
     assert!(
@@ -268,7 +255,7 @@ fn restore_drill_restores_the_newest_dump_checks_it_and_refuses_a_tampered_one()
     assert_eq!(pg.sql("select count(*) from information_schema.columns where column_name = 'migrated'"), "0");
 
     let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
-    assert_eq!(control(&j, "RESTORE-DRILL")["status"], "pass", "{j}");
+    assert_eq!(control(&j, "RESTORE-DRILL", "postgres.primary")["status"], "pass", "{j}");
     let o = j["objectives"].as_array().expect("o").iter().find(|o| o["id"] == "RTO-60MIN-READINESS").expect("rto");
     assert_eq!(o["verdict"], "met", "{o}");
 
@@ -290,7 +277,7 @@ s3.put_object(Bucket="{b}", Key="{key}", Body=b"PGDMP tampered")
     assert!(out.contains("nothing was restored"), "{out}");
     assert!(out.contains("restore 0.0 s"), "{out}");
     let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
-    let c = control(&j, "RESTORE-DRILL");
+    let c = control(&j, "RESTORE-DRILL", "postgres.primary");
     assert_eq!(c["status"], "fail", "{c}");
     assert!(c["detail"].as_str().unwrap_or("").contains("does not match its sidecar"), "{c}");
 }
@@ -366,8 +353,8 @@ redis:
     assert_eq!(rec["result"], "passed", "{rec}");
     assert_eq!(rec["checks"][0]["value"], 300.0, "the snapshot holds the seeded keys: {rec}");
     let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
-    let c = j["controls"].as_array().expect("c").iter().find(|c| c["id"] == "RESTORE-DRILL").expect("RESTORE-DRILL");
-    assert_eq!((c["status"].as_str(), c["address"].as_str()), (Some("pass"), Some("redis.queues")), "{c}");
+    let c = control(&j, "RESTORE-DRILL", "redis.queues");
+    assert_eq!(c["status"], "pass", "{c}");
 
     // A wrong password: one line, no password in it.
     let bad = redis.url(Some("wrong-pass"));

@@ -423,6 +423,16 @@ impl Run {
     }
 }
 
+/// The control `id` on `address` in an audit's JSON report.
+pub fn control<'a>(j: &'a serde_json::Value, id: &str, address: &str) -> &'a serde_json::Value {
+    j["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == id && c["address"] == address)
+        .unwrap_or_else(|| panic!("no {id} on {address}: {j}"))
+}
+
 /// Text with runs of spaces collapsed, so assertions do not depend on
 /// column alignment.
 pub fn squash(s: &str) -> String {

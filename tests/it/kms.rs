@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{squash, unique, Server, World};
+use crate::harness::{control, squash, unique, Server, World};
 
 fn policy(k: &str, kdr: &str, src: &str, dst: &str, writer: &str, repl: &str) -> String {
     format!(
@@ -95,15 +95,6 @@ print(json.dumps(out))
         buckets = buckets.join(", "),
     ));
     serde_json::from_str(&out).expect("json")
-}
-
-fn control<'a>(j: &'a Value, id: &str, address: &str) -> &'a Value {
-    j["controls"]
-        .as_array()
-        .expect("controls")
-        .iter()
-        .find(|c| c["id"] == id && c["address"] == address)
-        .unwrap_or_else(|| panic!("no {id} on {address}: {j}"))
 }
 
 crate::both!(

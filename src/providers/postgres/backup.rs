@@ -12,7 +12,7 @@ use tokio::io::AsyncReadExt;
 
 use super::tools;
 use crate::aws::Aws;
-use crate::policy::{scrub, DumpFormat, PgBackup, PostgresSpec};
+use crate::policy::{DumpFormat, PgBackup, PostgresSpec};
 use crate::providers::jobs::{self, Done};
 use crate::providers::s3::upload::{Chunks, Pending};
 
@@ -60,9 +60,7 @@ impl Chunks for Dump {
             return Ok(());
         }
         let err = (&mut self.stderr).await.unwrap_or_default();
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-        let how = status.code().map_or("was killed".to_string(), |c| format!("exited with {c}"));
-        Err(scrub(&format!("pg_dump {how}: {last}"), &self.url))
+        Err(tools::failure("pg_dump", status, &err, &self.url))
     }
 }
 

@@ -66,10 +66,7 @@ async fn run_tool(mut cmd: tokio::process::Command, what: &str, secret: &str) ->
     if out.status.success() {
         return Ok(());
     }
-    let err = String::from_utf8_lossy(&out.stderr);
-    let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    let how = out.status.code().map_or("was killed".to_string(), |c| format!("exited with {c}"));
-    Err(scrub(&format!("{what} {how}: {last}"), secret))
+    Err(tools::failure(what, out.status, &String::from_utf8_lossy(&out.stderr), secret))
 }
 
 /// A throw-away cluster: initdb in `scratch`, started on a free loopback
@@ -87,10 +84,7 @@ async fn local_cluster(scratch: &mut Scratch) -> Result<String, String> {
     let mut c = tools::as_postgres_if_root(&initdb);
     c.args(["-D", &data.display().to_string(), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
     run_tool(c, "initdb", "").await?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))?;
+    let port = jobs::free_port()?;
     let opts = format!(
         "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c full_page_writes=off",
         scratch.dir.display()
@@ -139,8 +133,7 @@ async fn restore(file: &Path, key: &str, url: &str) -> Result<(), String> {
         drop(stdin);
         let out = child.wait_with_output().await.map_err(|e| format!("psql: {e}"))?;
         if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            return Err(scrub(&format!("psql failed: {}", err.lines().last().unwrap_or("").trim()), url));
+            return Err(tools::failure("psql", out.status, &String::from_utf8_lossy(&out.stderr), url));
         }
         return Ok(());
     }

@@ -115,6 +115,15 @@ pub fn env(url: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
+/// The one line a failed client program gets: how it ended and the last
+/// line it wrote to stderr (where libpq and the tools put the reason),
+/// scrubbed of the URL's secrets.
+pub fn failure(what: &str, status: std::process::ExitStatus, stderr: &str, secret: &str) -> String {
+    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let how = status.code().map_or("was killed".to_string(), |c| format!("exited with {c}"));
+    scrub(&format!("{what} {how}: {last}"), secret)
+}
+
 /// Run as the `postgres` user when this process is root (initdb and the
 /// server refuse to run as root; Debian's packages make that user).
 pub fn as_postgres_if_root(tool: &Path) -> tokio::process::Command {

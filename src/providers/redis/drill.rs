@@ -52,10 +52,7 @@ async fn phases(aws: &Aws, drill: &RedisDrill, region: &str, rec: &mut Record) -
     jobs::fetch_verified(aws, &drill.from, region, &file, rec).await?;
     let t = Instant::now();
     let server = redis_server()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))?;
+    let port = jobs::free_port()?;
     let mut child = tokio::process::Command::new(server)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
         .arg(&scratch.0)

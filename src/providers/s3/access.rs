@@ -68,11 +68,16 @@ pub struct Resolved {
     pub readers: Option<Vec<String>>,
     pub deny_delete: bool,
     pub break_glass: Vec<String>,
+}
+
+impl Resolved {
     /// `drills/` is reserved for restore-drill records, written by the
-    /// readers (who run the drills) and nobody else: with restricted
-    /// readers, always (so the statements do not depend on which drills
-    /// the policy declares, and an imported bucket plans clean).
-    pub records: bool,
+    /// readers (who run the drills) and nobody else: whenever readers are
+    /// restricted (so the statements do not depend on which drills the
+    /// policy declares, and an imported bucket plans clean).
+    fn records(&self) -> bool {
+        self.readers.is_some()
+    }
 }
 
 /// Why the restriction cannot be rendered yet.
@@ -116,7 +121,6 @@ pub fn resolve(want: &Access, principals: &BTreeMap<String, Principal>) -> Resul
         readers: list(&want.readers),
         deny_delete: want.deny_delete,
         break_glass: list(&Some(want.break_glass.clone())).unwrap_or_default(),
-        records: want.readers.is_some(),
     };
     if let Some(reason) = unknown {
         return Err(Unresolved::Unknown(reason));
@@ -160,7 +164,7 @@ pub fn desired_statements(bucket: &str, r: &Resolved) -> Vec<Value> {
         let mut st = deny(SID_WRITE, WRITE, bucket, with_glass(w));
         // Drill records are not backups: the writers statement covers every
         // object but them, and the next one says who records drills.
-        if r.records {
+        if r.records() {
             if let Value::Object(m) = &mut st {
                 m.remove("Resource");
                 m.insert("NotResource".into(), json!(format!("arn:aws:s3:::{bucket}/{RECORDS}*")));
@@ -168,7 +172,7 @@ pub fn desired_statements(bucket: &str, r: &Resolved) -> Vec<Value> {
         }
         out.push(st);
     }
-    if let (true, Some(rd)) = (r.records, &r.readers) {
+    if let Some(rd) = &r.readers {
         let mut exempt = with_glass(rd);
         exempt.extend(r.writers.iter().flatten().cloned());
         let mut st = deny(SID_RECORDS, &["s3:PutObject"], bucket, exempt);
@@ -200,7 +204,7 @@ pub fn explain(r: &Resolved) -> String {
     if let Some(rd) = &r.readers {
         parts.push(format!("{SID_READ}: only {} may get objects{glass}", or_nobody(&names(rd))));
     }
-    if let (true, Some(rd)) = (r.records, &r.readers) {
+    if let Some(rd) = &r.readers {
         parts.push(format!(
             "{SID_RECORDS}: restore drills ({}) record their results under {RECORDS}, the only place they may write",
             or_nobody(&names(rd))
@@ -284,14 +288,7 @@ pub fn diff(
     seen: &Observed<PolicyDoc>,
 ) -> Change {
     let mut c = Change::new(address(bucket), Action::NoOp);
-    let doc = match seen {
-        Observed::Unknown { reason } => {
-            c.unknown.push(UnknownSetting { attribute: "bucket policy".into(), reason: reason.clone() });
-            return c;
-        }
-        Observed::Absent => None,
-        Observed::Present(d) => Some(d),
-    };
+    let Some(doc) = super::tls::readable(seen, &mut c) else { return c };
     let mine: BTreeMap<&str, &Value> =
         ours(doc).into_iter().filter_map(|s| Some((s.get("Sid")?.as_str()?, s))).collect();
     let resolved = match resolve(want, principals) {
@@ -350,15 +347,7 @@ pub fn diff(
     }
     c.action = if mine.is_empty() { Action::Create } else { Action::Update };
     c.reason = Some(explain(&resolved));
-    if let Some(d) = doc {
-        let bad = crate::iamdoc::statements_with_deleted_principals(&d.json, &SIDS);
-        if !bad.is_empty() {
-            c.conflicts.push(format!(
-                "the bucket policy has statements naming deleted principals: {}; S3 refuses the whole policy while they are there (remove or fix them, then run apply)",
-                bad.join("; ")
-            ));
-        }
-    }
+    super::tls::refuse_deleted_principals(doc, &SIDS, &mut c);
     c
 }
 
@@ -405,7 +394,6 @@ mod tests {
             readers: Some(vec![RESTORE.into(), REPL.into()]),
             deny_delete: true,
             break_glass: vec![ADMIN.into()],
-            records: true,
         }
     }
 
@@ -464,13 +452,7 @@ mod tests {
 
     #[test]
     fn an_equivalent_foreign_statement_counts_and_a_weaker_one_does_not() {
-        let r = Resolved {
-            writers: None,
-            readers: None,
-            deny_delete: true,
-            break_glass: vec![ADMIN.into()],
-            records: false,
-        };
+        let r = Resolved { writers: None, readers: None, deny_delete: true, break_glass: vec![ADMIN.into()] };
         let theirs = doc(vec![json!({
             "Sid": "TheirWorm", "Effect": "Deny", "Principal": {"AWS": "*"},
             "Action": ["s3:DeleteObject*"], "Resource": "arn:aws:s3:::b/*",

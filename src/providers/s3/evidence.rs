@@ -70,28 +70,62 @@ async fn newest(
         .key_format
         .as_ref()
         .map(|f| format!("{}{}", b.prefix, format_time(f, now.saturating_sub(2 * b.max_age_secs))));
+    let (best, listed) = match newest_object(aws, client, bucket, &b.prefix, start_after).await {
+        Ok(found) => found,
+        Err(e) => return e.observed(),
+    };
+    Ok(match best {
+        Some(o) => Observed::Present(Newest {
+            key: o.key,
+            age_seconds: now.saturating_sub(o.modified.max(0) as u64),
+            size_bytes: o.size,
+            listed,
+        }),
+        None => Observed::Absent,
+    })
+}
+
+/// An object as ListObjectsV2 shows it.
+pub struct Listed {
+    pub key: String,
+    /// Last modified, Unix seconds.
+    pub modified: i64,
+    pub size: u64,
+}
+
+/// The newest object under `prefix` — sidecars, folders and drill records
+/// left out, so an entry whose prefix is the whole bucket lists them
+/// harmlessly — and how many objects were listed to find it.
+pub async fn newest_object(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<String>,
+) -> Result<(Option<Listed>, usize), ApiError> {
     let mut token: Option<String> = None;
-    let mut best: Option<(i64, String, u64)> = None;
+    let mut best: Option<Listed> = None;
     let mut listed = 0;
     loop {
         let req = client
             .list_objects_v2()
             .bucket(bucket)
-            .prefix(&b.prefix)
+            .prefix(prefix)
             .set_start_after(start_after.clone())
             .set_continuation_token(token.clone());
-        let page = match aws.call(&ops::LIST_OBJECTS_V2, req.send()).await {
-            Ok(p) => p,
-            Err(e) => return classify(&e, &["NoSuchBucket"]).observed(),
-        };
+        let page = aws.call(&ops::LIST_OBJECTS_V2, req.send()).await.map_err(|e| classify(&e, &["NoSuchBucket"]))?;
         for o in page.contents() {
             listed += 1;
             let (Some(key), Some(t)) = (o.key(), o.last_modified()) else { continue };
             if key.ends_with(".sha256") || key.ends_with('/') || key.starts_with(super::access::RECORDS) {
                 continue;
             }
-            if best.as_ref().is_none_or(|(bt, bk, _)| (t.secs(), key) > (*bt, bk.as_str())) {
-                best = Some((t.secs(), key.to_string(), o.size().unwrap_or(0).max(0) as u64));
+            if best.as_ref().is_none_or(|b| (t.secs(), key) > (b.modified, b.key.as_str())) {
+                best = Some(Listed {
+                    key: key.to_string(),
+                    modified: t.secs(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                });
             }
         }
         token = page.next_continuation_token().map(str::to_string);
@@ -99,12 +133,7 @@ async fn newest(
             break;
         }
     }
-    Ok(match best {
-        Some((t, key, size_bytes)) => {
-            Observed::Present(Newest { key, age_seconds: now.saturating_sub(t.max(0) as u64), size_bytes, listed })
-        }
-        None => Observed::Absent,
-    })
+    Ok((best, listed))
 }
 
 /// The sidecar KEY.sha256: present, 64 hex digits, and equal to the

@@ -103,16 +103,34 @@ fn own(doc: Option<&PolicyDoc>) -> Option<&Value> {
     doc.and_then(|d| statements(&d.json).into_iter().find(|s| s.get("Sid").and_then(Value::as_str) == Some(SID)))
 }
 
-pub fn diff(bucket: &str, want: bool, seen: &Observed<PolicyDoc>) -> Change {
-    let mut c = Change::new(address(bucket), Action::NoOp);
-    let doc = match seen {
+/// The bucket policy as a change of its statements sees it: the document,
+/// or none; an unreadable policy is recorded on `c` (None: stop there).
+pub fn readable<'a>(seen: &'a Observed<PolicyDoc>, c: &mut Change) -> Option<Option<&'a PolicyDoc>> {
+    match seen {
         Observed::Unknown { reason } => {
             c.unknown.push(UnknownSetting { attribute: "bucket policy".into(), reason: reason.clone() });
-            return c;
+            None
         }
-        Observed::Absent => None,
-        Observed::Present(d) => Some(d),
-    };
+        Observed::Absent => Some(None),
+        Observed::Present(d) => Some(Some(d)),
+    }
+}
+
+/// Writing the policy back with a foreign statement that names a deleted
+/// principal fails as a whole: a conflict on `c` instead of a write.
+pub fn refuse_deleted_principals(doc: Option<&PolicyDoc>, ours: &[&str], c: &mut Change) {
+    let bad = doc.map(|d| crate::iamdoc::statements_with_deleted_principals(&d.json, ours)).unwrap_or_default();
+    if !bad.is_empty() {
+        c.conflicts.push(format!(
+            "the bucket policy has statements naming deleted principals: {}; S3 refuses the whole policy while they are there (remove or fix them, then run apply)",
+            bad.join("; ")
+        ));
+    }
+}
+
+pub fn diff(bucket: &str, want: bool, seen: &Observed<PolicyDoc>) -> Change {
+    let mut c = Change::new(address(bucket), Action::NoOp);
+    let Some(doc) = readable(seen, &mut c) else { return c };
     let mine = own(doc);
     let desired = desired_statement(bucket);
     match (want, mine) {
@@ -134,16 +152,8 @@ pub fn diff(bucket: &str, want: bool, seen: &Observed<PolicyDoc>) -> Change {
         }
         (false, None) => {}
     }
-    // Writing the policy back with a statement that names a deleted
-    // principal fails as a whole: say so instead of sending it.
     if c.action != Action::NoOp {
-        let bad = doc.map(|d| crate::iamdoc::statements_with_deleted_principals(&d.json, &[SID])).unwrap_or_default();
-        if !bad.is_empty() {
-            c.conflicts.push(format!(
-                "the bucket policy has statements naming deleted principals: {}; S3 refuses the whole policy while they are there (remove or fix them, then run apply)",
-                bad.join("; ")
-            ));
-        }
+        refuse_deleted_principals(doc, &[SID], &mut c);
     }
     c
 }

@@ -57,6 +57,17 @@ impl Sse {
     }
 }
 
+impl Sse {
+    /// The request's encryption headers: algorithm, key, bucket key.
+    fn headers(&self) -> (Option<ServerSideEncryption>, Option<String>, Option<bool>) {
+        match self {
+            Sse::BucketDefault => (None, None, None),
+            Sse::Aes256 => (Some(ServerSideEncryption::Aes256), None, None),
+            Sse::Kms { key, bucket_key } => (Some(ServerSideEncryption::AwsKms), key.clone(), *bucket_key),
+        }
+    }
+}
+
 /// A source of bytes: the dump's stdout, gzip of it, a Redis RDB stream.
 #[allow(async_fn_in_trait)]
 pub trait Chunks {
@@ -133,16 +144,15 @@ pub async fn stream(t: &Target<'_>, src: &mut impl Chunks, pending: &Pending) ->
         return Ok(up);
     }
     let client = t.aws.s3(&t.region);
-    let mut req =
-        client.create_multipart_upload().bucket(&t.bucket).key(&t.key).checksum_algorithm(ChecksumAlgorithm::Sha256);
-    req = match &t.sse {
-        Sse::BucketDefault => req,
-        Sse::Aes256 => req.server_side_encryption(ServerSideEncryption::Aes256),
-        Sse::Kms { key, bucket_key } => req
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .set_ssekms_key_id(key.clone())
-            .set_bucket_key_enabled(*bucket_key),
-    };
+    let (sse, kms_key, bucket_key) = t.sse.headers();
+    let req = client
+        .create_multipart_upload()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .set_server_side_encryption(sse)
+        .set_ssekms_key_id(kms_key)
+        .set_bucket_key_enabled(bucket_key);
     let created = t.aws.call(&ops::CREATE_MULTIPART_UPLOAD, req.send()).await.map_err(|e| {
         format!("cannot start the upload to s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason())
     })?;
@@ -301,21 +311,17 @@ pub async fn put(t: &Target<'_>, body: Bytes) -> Result<(), String> {
 /// match it); returns the checksum S3 reports it stored.
 async fn put_single(t: &Target<'_>, body: Bytes, sha: &[u8]) -> Result<Option<String>, String> {
     let client = t.aws.s3(&t.region);
-    let mut req = client
+    let (sse, kms_key, bucket_key) = t.sse.headers();
+    let req = client
         .put_object()
         .bucket(&t.bucket)
         .key(&t.key)
         .checksum_algorithm(ChecksumAlgorithm::Sha256)
         .checksum_sha256(aws_smithy_types::base64::encode(sha))
+        .set_server_side_encryption(sse)
+        .set_ssekms_key_id(kms_key)
+        .set_bucket_key_enabled(bucket_key)
         .body(ByteStream::from(body));
-    req = match &t.sse {
-        Sse::BucketDefault => req,
-        Sse::Aes256 => req.server_side_encryption(ServerSideEncryption::Aes256),
-        Sse::Kms { key, bucket_key } => req
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .set_ssekms_key_id(key.clone())
-            .set_bucket_key_enabled(*bucket_key),
-    };
     t.aws
         .call(&ops::PUT_OBJECT, req.send())
         .await
