@@ -50,39 +50,23 @@ PY
     export SUOOPS_TEST_PYTHON="$VENV/bin/python"
 }
 
-find_python313() {
-    # A Python >= 3.13 for LocalStack: $SUOOPS_LOCALSTACK_BASE_PYTHON, then
-    # python3.13+ on PATH, pyenv's versions, /usr/local and /usr.
-    local c
-    for c in "${SUOOPS_LOCALSTACK_BASE_PYTHON:-}" \
-        $(command -v python3.14 python3.13 2>/dev/null) \
-        $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[3-9]*/bin/python3 2>/dev/null | sort -rV) \
-        /usr/local/bin/python3.1[3-9] /usr/bin/python3.1[3-9]; do
-        [ -n "$c" ] && [ -x "$c" ] || continue
-        if "$c" -c 'import sys, venv; sys.exit(0 if sys.version_info >= (3, 13) else 1)' >/dev/null 2>&1; then
-            echo "$c"
-            return 0
-        fi
-    done
-    return 1
-}
-
 need_localstack() {
-    # LocalStack (pinned) in .venv-localstack, made with a Python >= 3.13.
+    # LocalStack (pinned) in .venv-localstack, made with the system's
+    # python3 (>= 3.11: Debian 12's own works; no hand-installed interpreter).
     local LS_VENV="$ROOT/.venv-localstack"
     if ! "$LS_VENV/bin/python" - "$ROOT/scripts/requirements-localstack.txt" <<'PY' >/dev/null 2>&1
 import sys, importlib.metadata as m
-assert sys.version_info >= (3, 13)
 want = [l.split('==') for l in open(sys.argv[1]) if '==' in l and not l.startswith('#')]
 sys.exit(0 if all(m.version(n.split('[')[0]) == v.strip() for n, v in want) else 1)
 PY
     then
-        local py
-        if ! py="$(find_python313)"; then
-            echo "error: LocalStack needs Python >= 3.13 and none was found: install one (pyenv install 3.13, or a python3.13 package) or set SUOOPS_LOCALSTACK_BASE_PYTHON to its path" >&2
+        local py="${SUOOPS_LOCALSTACK_BASE_PYTHON:-python3}"
+        if ! "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' >/dev/null 2>&1; then
+            echo "error: LocalStack needs Python >= 3.11 ($py is older or missing): install Debian's python3, or set SUOOPS_LOCALSTACK_BASE_PYTHON to one" >&2
             exit 1
         fi
-        say "installing LocalStack into $LS_VENV with $py (scripts/requirements-localstack.txt)"
+        "$py" -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_install python3-venv
+        say "installing LocalStack into $LS_VENV with $("$py" --version 2>&1) (scripts/requirements-localstack.txt)"
         rm -rf "$LS_VENV"
         "$py" -m venv "$LS_VENV"
         "$LS_VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/scripts/requirements-localstack.txt"

@@ -283,6 +283,15 @@ impl Aws {
         }
     }
 
+    /// The account the credentials belong to (STS GetCallerIdentity, which
+    /// needs no IAM permission: AWS STS API reference, GetCallerIdentity).
+    /// None when it cannot be read.
+    pub async fn account(&self) -> Option<String> {
+        let sts = aws_sdk_sts::Client::new(&self.config);
+        let out = sts.get_caller_identity().send().await.ok()?;
+        out.account().map(str::to_string)
+    }
+
     /// API calls made so far (for `-v` and the benchmark).
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::Relaxed)

@@ -69,6 +69,32 @@ pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize, evidence: b
     Ok(Snapshot { parts })
 }
 
+/// Observe for the audit: a kind that cannot be observed at all (the
+/// endpoint unreachable, no credentials) does not stop the run; its
+/// resources are reported with every control unknown, and the reason is
+/// returned once per distinct failure, so a scheduled audit still writes
+/// its report and alerts exactly when something is badly wrong.
+pub async fn observe_all(aws: &Aws, policy: &Policy, concurrency: usize, evidence: bool) -> (Snapshot, Vec<String>) {
+    let ctx = Ctx { aws, concurrency, evidence };
+    let results = futures::future::join_all(providers::REGISTRY.iter().map(|p| p.observe(&ctx, policy))).await;
+    let mut errors: Vec<String> = Vec::new();
+    let parts = providers::REGISTRY
+        .iter()
+        .zip(results)
+        .map(|(p, r)| {
+            r.unwrap_or_else(|f| {
+                let RunError::Fatal(reason) = fatal(aws)(f);
+                let part = p.unobserved(&ctx, policy, &reason);
+                if !errors.contains(&reason) {
+                    errors.push(reason);
+                }
+                part
+            })
+        })
+        .collect();
+    (Snapshot { parts }, errors)
+}
+
 /// Changes grouped by resource, resources in the order they first appear
 /// (registry order, then each kind's own order): a resource's parts that
 /// another kind owns (a bucket's replication) follow the resource.

@@ -131,7 +131,7 @@ impl Change {
 /// The message for `change`, in `format`. `report` gives each failing
 /// control's evidence and fix.
 pub fn message(format: NotifyFormat, report: &Report, change: &Change, policy_file: &str) -> Value {
-    let compliant = report.summary().failed == 0 && report.summary().unknown == 0;
+    let compliant = report.compliant();
     let find = |key: &str| report.controls.iter().find(|c| format!("{} {}", c.id, c.address) == key);
     let failing: Vec<Value> = change
         .started
@@ -160,12 +160,18 @@ pub fn message(format: NotifyFormat, report: &Report, change: &Change, policy_fi
             "source": "suoops-policy audit",
             "policy": policy_file,
             "compliant": compliant,
+            "unreached": report.unreached,
             "started_failing": failing,
             "recovered": recovered,
             "objectives_changed": objectives,
         }),
         NotifyFormat::Slack => {
-            let head = if compliant {
+            let head = if !report.unreached.is_empty() {
+                format!(
+                    "suoops-policy: the audit could not read the live state, {} control(s) unknown ({policy_file})",
+                    report.summary().unknown
+                )
+            } else if compliant {
                 format!("suoops-policy: the backup estate is compliant again ({policy_file})")
             } else {
                 format!(
@@ -176,6 +182,10 @@ pub fn message(format: NotifyFormat, report: &Report, change: &Change, policy_fi
             };
             let mut blocks =
                 vec![json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&head, 150)}})];
+            if !report.unreached.is_empty() {
+                let text = format!("*Could not read*\n{}", report.unreached.join("\n"));
+                blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&text, 2900)}}));
+            }
             for f in &failing {
                 let detail = f["detail"].as_str().unwrap_or("");
                 let text = format!(

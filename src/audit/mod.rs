@@ -13,6 +13,30 @@ pub struct Report {
     pub controls: Vec<ControlResult>,
     /// The strategy's objectives, computed from the controls.
     pub objectives: Vec<objectives::Objective>,
+    /// Why parts of the live state could not be read at all (an endpoint
+    /// unreachable, no credentials): their controls are unknown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreached: Vec<String>,
+    /// When, by which version and against what the audit ran: what an
+    /// auditor reads first. None in golden tests' fixed estates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunContext>,
+}
+
+/// The facts of one audit run that make a report attributable.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct RunContext {
+    /// When the live state was read, RFC 3339 in UTC.
+    pub generated_at: String,
+    /// suoops-policy's version.
+    pub tool_version: String,
+    /// The AWS account of the credentials (STS GetCallerIdentity); None
+    /// when it could not be read.
+    pub account: Option<String>,
+    /// The regions the policy's buckets and keys are in.
+    pub regions: Vec<String>,
+    /// The policy file, as given.
+    pub policy: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -26,7 +50,19 @@ pub struct ReportSummary {
 impl Report {
     pub fn new(mut controls: Vec<ControlResult>) -> Self {
         controls.sort_by(|a, b| (&a.address, a.id).cmp(&(&b.address, b.id)));
-        Report { controls, objectives: Vec::new() }
+        Report { controls, objectives: Vec::new(), unreached: Vec::new(), run: None }
+    }
+
+    /// The one verdict every format and the exit code give: every control
+    /// passes (or is waived), the live state could be read, and no
+    /// objective the policy asks for is not met (one it does not ask for is
+    /// "not evaluated", with the reason, and does not count).
+    pub fn compliant(&self) -> bool {
+        let s = self.summary();
+        s.failed == 0
+            && s.unknown == 0
+            && self.unreached.is_empty()
+            && !self.objectives.iter().any(|o| o.verdict == objectives::Verdict::NotMet)
     }
 
     pub fn summary(&self) -> ReportSummary {
@@ -40,6 +76,32 @@ impl Report {
             }
         }
         s
+    }
+}
+
+impl Report {
+    /// Mask every occurrence of `secrets` in what the report shows
+    /// (expected, observed, detail, remediation), whatever put it there.
+    pub fn redact(&mut self, secrets: &[String]) {
+        if secrets.is_empty() {
+            return;
+        }
+        fn walk(v: &mut serde_json::Value, secrets: &[String]) {
+            match v {
+                serde_json::Value::String(s) => *s = crate::policy::mask(s, secrets),
+                serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, secrets)),
+                serde_json::Value::Object(m) => m.values_mut().for_each(|x| walk(x, secrets)),
+                _ => {}
+            }
+        }
+        for c in &mut self.controls {
+            walk(&mut c.expected, secrets);
+            walk(&mut c.observed, secrets);
+            if let Some(d) = &mut c.detail {
+                *d = crate::policy::mask(d, secrets);
+            }
+            c.remediation = crate::policy::mask(&c.remediation, secrets);
+        }
     }
 }
 

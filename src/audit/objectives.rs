@@ -143,6 +143,15 @@ fn immutability(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
     }
     scope.sort_by(|a, b| a.0.name.cmp(&b.0.name).then(b.1.cmp(&a.1)));
     scope.dedup_by(|a, b| a.0.name == b.0.name);
+    // The strategy asks for versioning, not for immutability: a policy that
+    // asks for neither Object Lock nor bucket-side delete denial anywhere
+    // has not chosen this objective, and it is not held against it.
+    if !scope.iter().any(|(b, _)| b.object_lock.is_some() || b.access.as_ref().is_some_and(|a| a.deny_delete)) {
+        return (
+            Verdict::NotEvaluated,
+            vec!["the policy asks for no `object_lock:` or `access.deny_delete` on the buckets holding backups; declare them to evaluate it".into()],
+        );
+    }
     let mut reasons = Vec::new();
     for (b, keep) in scope {
         match &b.object_lock {
@@ -457,11 +466,36 @@ s3:
             &|_| None,
         )
         .expect("policy");
-        let o = evaluate(&Report::new(all), &bare);
+        // Asked for nowhere: not evaluated, and said why (the strategy asks
+        // for versioning, not for Object Lock).
+        let o = evaluate(&Report::new(all.clone()), &bare);
+        let imm = o.iter().find(|x| x.id == "IMMUTABILITY").expect("IMMUTABILITY");
+        assert_eq!(imm.verdict, Verdict::NotEvaluated);
+        assert!(imm.reasons[0].contains("asks for no `object_lock:` or `access.deny_delete`"), "{:?}", imm.reasons);
+        // Asked for on one bucket: every bucket holding backups is judged.
+        let half = crate::policy::parse(
+            "p.yaml",
+            b"version: 1
+aws: {region: us-east-1}
+s3:
+  buckets:
+    bkt:
+      versioning: enabled
+      backups: [{name: dump, prefix: postgres/, max_age: 26h}]
+    other:
+      versioning: enabled
+      object_lock: {mode: governance, days: 30}
+      backups: [{name: dump, prefix: redis/, max_age: 26h}]
+"
+            .to_vec(),
+            &|_| None,
+        )
+        .expect("policy");
+        let o = evaluate(&Report::new(all), &half);
         let imm = o.iter().find(|x| x.id == "IMMUTABILITY").expect("IMMUTABILITY");
         assert_eq!(imm.verdict, Verdict::NotMet);
-        assert!(imm.reasons[0].contains("bkt has no object_lock"), "{:?}", imm.reasons);
-        assert!(imm.reasons[1].contains("does not deny deletes"), "{:?}", imm.reasons);
+        assert!(imm.reasons.iter().any(|r| r.contains("bkt has no object_lock")), "{:?}", imm.reasons);
+        assert!(imm.reasons.iter().any(|r| r.contains("bkt does not deny deletes")), "{:?}", imm.reasons);
         // No backups at all: nothing to judge.
         let none = crate::policy::parse(
             "p.yaml",

@@ -240,7 +240,7 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         Err(e) => return error(g, format!("{e}; a re-run of apply continues from the live state")),
     };
     match a.format {
-        Format::Text => out(&render::text::applied(&results, paint)),
+        Format::Text => out(&render::text::applied(&results, &plan.changes, paint)),
         Format::Json => out(&format!("{:#}\n", render::json::applied(&results))),
     }
     if !manual.is_empty() {

@@ -58,13 +58,32 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         Ok(h) => h,
         Err(e) => return error(g, e),
     };
-    let super::Prepared { targets, policy, snapshot: observations, aws, .. } =
-        match super::prepare(g, &a.policy.file, &a.targets, true).await {
-            Ok(p) => p,
-            Err(code) => return code,
-        };
+    let Some(policy) = super::load_policy(g, &a.policy.file) else { return 1 };
+    let Some((targets, policy)) = a.targets.apply(g, policy) else { return 1 };
+    // A system that cannot be reached does not stop the audit: its controls
+    // are unknown with the reason, and the report, the metrics and the
+    // notification still go out (a silent nightly audit is the failure).
+    let aws = super::connect(g, policy.default_region.as_deref()).await;
+    let progress = super::Progress::start(g, &aws, "reading the live state");
+    let (observations, unreached) = engine::observe_all(&aws, &policy, g.concurrency as usize, true).await;
+    progress.finish();
+    for e in &unreached {
+        let _ = error(g, format!("{e}; the controls it would judge are reported unknown"));
+    }
     let mut report = engine::audit(&observations);
+    let uses_aws = !(policy.buckets.is_empty() && policy.kms.is_empty() && policy.iam == Default::default());
+    let account = if uses_aws && unreached.is_empty() { aws.account().await } else { None };
+    report.run = Some(crate::audit::RunContext {
+        generated_at: crate::model::time::format_time("%Y-%m-%dT%H:%M:%SZ", crate::model::time::now()),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        account,
+        regions: regions(&policy, aws.default_region()),
+        policy: policy.file.clone(),
+    });
+    report.unreached = unreached;
     report.controls.retain(|c| targets.touches(c.address.as_str()));
+    // The controls mask what they know to be secret; this is the last sweep.
+    report.redact(&policy.sensitive_values());
     let today = crate::model::time::format_time("%Y-%m-%d", crate::model::time::now());
     crate::audit::apply_waivers(&mut report, &policy.waivers, &today);
     report.objectives = crate::audit::objectives::evaluate(&report, &policy);
@@ -91,13 +110,16 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         notify(g, a, &hooks, state, &aws, &report, &policy.file).await;
     }
     let s = report.summary();
+    if !report.unreached.is_empty() {
+        return error(g, "the audit could not read everything it judges (see above); the report says which controls are unknown");
+    }
     if s.unknown > 0 {
         return error(g, format!("{} control(s) could not be evaluated (see the report)", s.unknown));
     }
-    if s.failed > 0 {
-        2
-    } else {
+    if report.compliant() {
         0
+    } else {
+        2
     }
 }
 
@@ -123,8 +145,15 @@ async fn notify(
         },
         None => Outcome::load(std::path::Path::new(state)),
     };
-    let before = match before {
-        Ok(b) => b,
+    // The state lives in S3 and S3 cannot be reached: post the whole
+    // outcome (as on a first run) rather than stay silent, and keep the
+    // state as it was, so the run after the outage compares with it.
+    let (before, keep_state) = match before {
+        Ok(b) => (b, true),
+        Err(e) if !report.unreached.is_empty() => {
+            let _ = error(g, format!("notify: {e}; posting the whole outcome"));
+            (None, false)
+        }
         Err(e) => {
             let _ = error(g, format!("notify: {e}; nothing posted"));
             return;
@@ -145,7 +174,7 @@ async fn notify(
             }
         }
     }
-    if delivered {
+    if delivered && keep_state {
         let saved = match s3state::parse(state) {
             Some((bucket, key)) => s3state::write(aws, &bucket, &key, now.to_text()).await,
             None => super::write_atomically(std::path::Path::new(state), &now.to_text())
@@ -155,4 +184,21 @@ async fn notify(
             let _ = error(g, format!("notify: {e}"));
         }
     }
+}
+
+/// The regions the policy's buckets and keys are in, sorted.
+fn regions(policy: &crate::policy::Policy, default: Option<&str>) -> Vec<String> {
+    let default = default.or(policy.default_region.as_deref()).unwrap_or("us-east-1");
+    let mut out: Vec<String> = policy
+        .buckets
+        .iter()
+        .map(|b| b.region_or(default).to_string())
+        .chain(policy.kms.iter().map(|k| k.region_or(default).to_string()))
+        .collect();
+    if out.is_empty() {
+        out.push(default.to_string());
+    }
+    out.sort();
+    out.dedup();
+    out
 }

@@ -7,9 +7,15 @@ use super::{connect, error, load_policy, out, Format, Global, PolicyArg};
 use crate::providers::s3::upload::{self, Pending};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BackupArgs {
     #[command(subcommand)]
-    pub command: BackupCommand,
+    pub command: Option<BackupCommand>,
+    /// (`backup -f POLICY ADDR` without `run`: caught to say so.)
+    #[arg(short = 'f', long = "file", hide = true)]
+    pub file: Option<std::path::PathBuf>,
+    #[arg(hide = true)]
+    pub rest: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,27 +41,24 @@ pub struct RunArgs {
 }
 
 pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
-    let BackupCommand::Run(a) = &a.command;
+    let Some(BackupCommand::Run(a)) = &a.command else {
+        let file = a.file.as_ref().map_or("POLICY".to_string(), |f| f.display().to_string());
+        let addr = a.rest.first().cloned().unwrap_or_else(|| "ADDR".into());
+        return error(g, format!("`backup` takes a subcommand: suoops-policy backup run -f {file} {addr}"));
+    };
     let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
     let pg = a.address.strip_prefix("postgres.").and_then(|n| policy.postgres.iter().find(|p| p.name == n));
     let redis = a.address.strip_prefix("redis.").and_then(|n| policy.redis.iter().find(|r| r.name == n));
-    if pg.is_none() && redis.is_none() {
-        let known: Vec<String> = policy
-            .postgres
-            .iter()
-            .filter(|p| p.backup.is_some())
-            .map(|p| format!("postgres.{}", p.name))
-            .chain(policy.redis.iter().filter(|r| r.backup.is_some()).map(|r| format!("redis.{}", r.name)))
-            .collect();
-        return error(
-            g,
-            format!(
-                "{} is not a PostgreSQL or Redis instance of {} (with a backup: {})",
-                a.address,
-                policy.file,
-                known.join(", ")
-            ),
-        );
+    let known: Vec<String> = policy
+        .postgres
+        .iter()
+        .filter(|p| p.backup.is_some())
+        .map(|p| format!("postgres.{}", p.name))
+        .chain(policy.redis.iter().filter(|r| r.backup.is_some()).map(|r| format!("redis.{}", r.name)))
+        .collect();
+    let declared = pg.map(|p| p.backup.is_some()).or(redis.map(|r| r.backup.is_some()));
+    if declared != Some(true) {
+        return error(g, super::no_job(&policy.file, &a.address, declared.is_some(), "backup", "backup: {to: s3.BUCKET.backups.ENTRY}", &known));
     }
     let aws = connect(g, policy.default_region.as_deref()).await;
     let default_region = aws.default_region().unwrap_or("us-east-1").to_string();

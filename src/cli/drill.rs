@@ -44,8 +44,19 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
     let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
     let pg = a.address.strip_prefix("postgres.").and_then(|n| policy.postgres.iter().find(|p| p.name == n));
     let redis = a.address.strip_prefix("redis.").and_then(|n| policy.redis.iter().find(|r| r.name == n));
-    if pg.is_none() && redis.is_none() {
-        return error(g, format!("{} is not a PostgreSQL or Redis instance of {}", a.address, policy.file));
+    let known: Vec<String> = policy
+        .postgres
+        .iter()
+        .filter(|p| p.restore_drill.is_some())
+        .map(|p| format!("postgres.{}", p.name))
+        .chain(policy.redis.iter().filter(|r| r.restore_drill.is_some()).map(|r| format!("redis.{}", r.name)))
+        .collect();
+    let declared = pg.map(|p| p.restore_drill.is_some()).or(redis.map(|r| r.restore_drill.is_some()));
+    if declared != Some(true) {
+        return error(
+            g,
+            super::no_job(&policy.file, &a.address, declared.is_some(), "restore_drill", "restore_drill: {from: s3.BUCKET.backups.ENTRY}", &known),
+        );
     }
     let aws = connect(g, policy.default_region.as_deref()).await;
     let region = aws.default_region().unwrap_or("us-east-1").to_string();

@@ -166,7 +166,11 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
         (None, Some(p)) => p.display().to_string(),
         _ => "(imported policy)".to_string(),
     };
-    let env = |name: &str| req.env.get(name).cloned();
+    // A variable the import introduced for a value it does not write is
+    // checked as set: the user sets it before the first plan (said below).
+    let env = |name: &str| {
+        req.env.get(name).cloned().or_else(|| entries.variables.iter().any(|(v, _)| v == name).then(|| "(to be set)".to_string()))
+    };
     if let Err(LoadError::Invalid(d)) = policy::parse(&label, text.clone().into_bytes(), &env) {
         eprint!("{}", d.render(g.color.enabled_for_stderr()));
         let why = if a.merge.is_some() {
@@ -184,6 +188,10 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
             note(g, format!("imported {} into {}", entries.summary(), path.display()));
         }
         None => out(&text),
+    }
+    for (var, what) in &entries.variables {
+        let set = if req.env.contains_key(var) { " (it is set in this shell)" } else { "" };
+        note(g, format!("set {var} to {what} before plan or apply{set}: import writes ${{{var}}}, never the value, which may hold a secret"));
     }
     if !entries.unreadable.is_empty() {
         return error(

@@ -23,8 +23,10 @@ use crate::render::ColorChoice;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  ok: nothing differs / compliant
-  1  error: bad input, unreadable state, API or apply failure
-  2  the live state differs from the policy (plan --detailed-exitcode; audit with failed controls)";
+  1  error: bad input, unreadable state, API or apply failure; audit: could not run in full
+     (a system unreachable or a control unknown — the report, metrics and --notify still go out)
+  2  the live state differs from the policy (plan --detailed-exitcode; audit: a control failed
+     or an objective the policy asks for is not met)";
 
 /// Keeps backup infrastructure (S3, IAM, Redis, PostgreSQL) in the state one
 /// YAML policy describes.
@@ -39,7 +41,7 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// S3/IAM endpoint (e.g. a local moto server); turns on path-style addressing.
+    /// The AWS endpoint for S3, IAM, KMS and STS (e.g. a local moto server); turns on path-style addressing.
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
     /// Region for clients; wins over the policy's `aws.region` (buckets with their own region keep it).
@@ -82,7 +84,7 @@ pub enum Command {
     Permissions(permissions::PermissionsArgs),
     /// Write a policy from the live state (buckets, roles, Redis, PostgreSQL); reads only.
     Import(import::ImportArgs),
-    /// The strategy's backup jobs: `backup run postgres.NAME`.
+    /// The strategy's backup jobs: `backup run postgres.NAME` (pg_dump) or `backup run redis.NAME` (an RDB snapshot), into S3.
     Backup(backup::BackupArgs),
     /// Restore the newest dump into a throw-away database, run the checks, measure the time to restore.
     RestoreDrill(drill::DrillArgs),
@@ -172,15 +174,34 @@ fn load_policy(g: &Global, path: &Path) -> Option<Policy> {
     match policy::load(path) {
         Ok(p) => {
             if !g.quiet && !p.warnings.items.is_empty() {
-                eprint!("{}", p.warnings.render(g.color.enabled_for_stderr()));
+                eprint!("{}", p.warnings.summary());
             }
             Some(p)
         }
         Err(LoadError::Invalid(d)) => {
-            eprint!("{}", d.render(g.color.enabled_for_stderr()));
+            eprint!("{}", d.render_for(g.color.enabled_for_stderr(), stderr_is_terminal()));
             None
         }
     }
+}
+
+/// Why `address` has no `key` job in `file` — an instance without the
+/// declaration (a configuration error, said as one), or no such instance
+/// (with the nearest address that has one) — and which addresses have one.
+fn no_job(file: &str, address: &str, instance: bool, key: &str, example: &str, known: &[String]) -> String {
+    let list = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+    if instance {
+        return format!("{address} declares no `{key}:` in {file}: add `{example}` under it (addresses with one: {list})");
+    }
+    let hint = crate::policy::validate::closest(address, known.iter().map(String::as_str))
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default();
+    format!("{address} is not a PostgreSQL or Redis instance of {file} (addresses with a `{key}:`: {list}){hint}")
+}
+
+fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
 }
 
 /// The run's AWS connection; `default_region` is the policy's `aws.region`.
@@ -196,22 +217,21 @@ async fn connect(g: &Global, default_region: Option<&str>) -> Aws {
     Aws::load(&opts, default_region).await
 }
 
-/// What plan and audit start from: the (targeted) policy and what was
-/// observed.
+/// What plan starts from: the targets and what was observed.
 pub(crate) struct Prepared {
     pub targets: crate::model::Targets,
-    pub policy: Policy,
     pub snapshot: crate::engine::Snapshot,
-    pub aws: Aws,
 }
 
 /// The one preamble: load the policy → apply `--target` → connect →
-/// observe. `Err` is the exit code, the error already said.
+/// observe. `Err` is the exit code, the error already said. (The audit
+/// observes with `engine::observe_all`: an unreachable system does not
+/// stop it.)
 pub(crate) async fn prepare(g: &Global, file: &Path, targets: &TargetArg, evidence: bool) -> Result<Prepared, u8> {
     let policy = load_policy(g, file).ok_or(1u8)?;
     let (targets, policy) = targets.apply(g, policy).ok_or(1u8)?;
-    let (aws, snapshot) = connect_and_observe(g, &policy, evidence).await?;
-    Ok(Prepared { targets, policy, snapshot, aws })
+    let (_, snapshot) = connect_and_observe(g, &policy, evidence).await?;
+    Ok(Prepared { targets, snapshot })
 }
 
 /// Connect for the policy's default region and observe what it names.

@@ -19,7 +19,7 @@ pub fn run(g: &Global, a: &ValidateArgs) -> u8 {
         (Ok(p), Format::Text) => {
             // Warnings are shown even with -q: they are about the input.
             if !p.warnings.items.is_empty() {
-                eprint!("{}", p.warnings.render(g.color.enabled_for_stderr()));
+                eprint!("{}", p.warnings.render_for(g.color.enabled_for_stderr(), super::stderr_is_terminal()));
             }
             if !g.quiet {
                 let n = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -45,7 +45,7 @@ pub fn run(g: &Global, a: &ValidateArgs) -> u8 {
             0
         }
         (Err(LoadError::Invalid(d)), Format::Text) => {
-            eprint!("{}", d.render(g.color.enabled_for_stderr()));
+            eprint!("{}", d.render_for(g.color.enabled_for_stderr(), super::stderr_is_terminal()));
             1
         }
         (Err(LoadError::Invalid(d)), Format::Json) => {

@@ -21,6 +21,9 @@ pub struct Entries {
     pub sections: Vec<Imported>,
     /// `ADDRESS SETTING: reason` for each setting that could not be read.
     pub unreadable: Vec<String>,
+    /// Variables the written policy refers to for values not written
+    /// (they may hold a secret): (variable, what to set it to).
+    pub variables: Vec<(String, String)>,
 }
 
 impl Entries {
@@ -67,6 +70,7 @@ pub async fn entries(
     let mut e = Entries::default();
     for mut part in parts {
         e.unreadable.append(&mut part.unreadable);
+        e.variables.append(&mut part.variables);
         e.sections.push(part);
     }
     e.sections.sort_by_key(|s| rank(s));

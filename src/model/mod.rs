@@ -171,6 +171,11 @@ impl<T> Observed<T> {
         }
     }
 
+    /// Not read, for `reason`.
+    pub fn unknown(reason: &str) -> Self {
+        Observed::Unknown { reason: reason.to_string() }
+    }
+
     pub fn present(&self) -> Option<&T> {
         match self {
             Observed::Present(v) => Some(v),

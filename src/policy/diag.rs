@@ -249,6 +249,13 @@ impl Diagnostics {
     /// Render with miette's graphical handler (colour if `color`), each
     /// diagnostic headed by `file:line:col` so editors and CI logs can jump to it.
     pub fn render(&self, color: bool) -> String {
+        self.render_for(color, false)
+    }
+
+    /// As `render`; on a terminal (`tty`) each diagnostic is said once, in
+    /// its box (which names file:line:col and the code), without the
+    /// one-line head that logs and editors read.
+    pub fn render_for(&self, color: bool, tty: bool) -> String {
         const MAX_SNIPPET_LINE: usize = 400;
         let theme = if color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
         let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
@@ -259,11 +266,13 @@ impl Diagnostics {
                 Some(p) => format!("{}:{}:{}", self.file, p.line, p.column),
                 None => self.file.clone(),
             };
-            out.push_str(&format!("{head}: {}[{}]: {}\n", d.level(), d.code, d.message));
             // A snippet of a huge line would bury the message: show the
             // message and help alone.
             let line_len =
                 d.pos.and_then(|p| source.lines().nth(p.line.saturating_sub(1) as usize)).map_or(0, str::len);
+            if !tty || line_len > MAX_SNIPPET_LINE || d.pos.is_none() {
+                out.push_str(&format!("{head}: {}[{}]: {}\n", d.level(), d.code, d.message));
+            }
             if line_len > MAX_SNIPPET_LINE {
                 out.push_str(&format!(
                     "  × {}\n  (line {} is {line_len} characters long: not shown)\n",
@@ -288,6 +297,47 @@ impl Diagnostics {
             (e, w) => format!("{} found, and {}", count(e, "error"), count(w, "warning")),
         };
         out.push_str(&format!("{}: {summary}\n", self.file));
+        out
+    }
+
+    /// The warnings as `plan`, `audit` and `apply` show them, so a policy
+    /// of a thousand buckets does not bury the run: each code once, with
+    /// its first message, how many times it occurs and the first few
+    /// places; `validate` shows every one.
+    pub fn summary(&self) -> String {
+        const PLACES: usize = 3;
+        let place = |d: &Diagnostic| match d.pos {
+            Some(p) => format!("{}:{}:{}", self.file, p.line, p.column),
+            None => self.file.clone(),
+        };
+        let mut codes: Vec<Code> = Vec::new();
+        for d in &self.items {
+            if !codes.contains(&d.code) {
+                codes.push(d.code);
+            }
+        }
+        let mut out = String::new();
+        for code in codes {
+            let all: Vec<&Diagnostic> = self.items.iter().filter(|d| d.code == code).collect();
+            let first = all[0];
+            out.push_str(&format!("{}: {}[{code}]: {}\n", place(first), first.level(), first.message));
+            if all.len() > 1 {
+                let more: Vec<String> = all.iter().skip(1).take(PLACES).map(|d| place(d)).collect();
+                let rest = all.len() - 1 - more.len();
+                let rest = if rest > 0 { format!(" and {rest} more") } else { String::new() };
+                out.push_str(&format!("  … {} more like it: {}{rest}\n", all.len() - 1, more.join(", ")));
+            }
+            if let Some(h) = &first.help {
+                out.push_str(&format!("  help: {h}\n"));
+            }
+        }
+        let n = self.items.len();
+        out.push_str(&format!(
+            "{}: {n} warning{} (`suoops-policy validate -f {}` shows each)\n",
+            self.file,
+            if n == 1 { "" } else { "s" },
+            self.file
+        ));
         out
     }
 
@@ -427,5 +477,20 @@ mod tests {
         assert!(!masked.contains("hunter2") && !masked.contains("p%40ss"), "{masked}");
         assert!(masked.contains("redis://default:*******@host:6379/0"), "{masked}");
         assert!(masked.contains("plain: http://host/x"));
+    }
+
+    #[test]
+    fn on_a_terminal_each_diagnostic_is_said_once() {
+        use super::{Code, Diagnostic, Diagnostics, Pos};
+        let d = Diagnostics {
+            file: "p.yaml".into(),
+            source: std::sync::Arc::new("version: 1\nbogus: 2\n".into()),
+            items: vec![Diagnostic::new(Code::UnknownField, "unknown field `bogus`", Some(Pos { line: 2, column: 1, offset: 11, len: 5 }))],
+        };
+        let tty = d.render_for(false, true);
+        assert_eq!(tty.matches("unknown field `bogus`").count(), 1, "{tty}");
+        assert!(tty.contains("p.yaml:2:1"), "the box names the place: {tty}");
+        let log = d.render_for(false, false);
+        assert!(log.starts_with("p.yaml:2:1: error[unknown-field]: unknown field `bogus`"), "{log}");
     }
 }

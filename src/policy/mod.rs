@@ -63,6 +63,54 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Every secret value the policy resolved (connection URLs and their
+    /// passwords, commands written with `${VAR}`), for the last sweep over
+    /// what the tool writes: whatever path a value takes into a report, it
+    /// leaves as `(sensitive value)`.
+    pub fn sensitive_values(&self) -> Vec<String> {
+        let mut urls: Vec<&str> = self.redis.iter().map(|r| r.url.expose()).collect();
+        for p in &self.postgres {
+            urls.push(p.url.expose());
+            if let Some(u) = p.restore_drill.as_ref().and_then(|d| d.url.as_ref()) {
+                urls.push(u.expose());
+            }
+        }
+        let mut out: Vec<String> = Vec::new();
+        for u in urls {
+            out.push(u.to_string());
+            if let Some(password) = url_password(u) {
+                out.push(password.to_string());
+            }
+        }
+        out.extend(self.postgres.iter().filter(|p| p.archive_command_sensitive).filter_map(|p| p.archive_command.clone()));
+        // A short value would mask ordinary words; a real secret is longer.
+        out.retain(|v| v.len() >= 4);
+        out.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        out.dedup();
+        out
+    }
+}
+
+/// The password of a `scheme://user:password@host` URL, if it has one.
+fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.split_once('@')?.0;
+    let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
+    (!password.is_empty()).then_some(password)
+}
+
+/// Replace every occurrence of each of `secrets` in `text`.
+pub fn mask(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), crate::model::SENSITIVE);
+        }
+    }
+    out
+}
+
 /// A value that must never be shown: Debug prints a placeholder and there
 /// is no Display.
 #[derive(Clone, PartialEq, Eq)]
@@ -82,13 +130,8 @@ impl Secret {
 /// client library put in it (Redis and PostgreSQL error texts).
 pub fn scrub(msg: &str, url: &str) -> String {
     let mut out = msg.replace(url, "(redacted URL)");
-    if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
-        if let Some((userinfo, _)) = rest.split_once('@') {
-            let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
-            if !password.is_empty() {
-                out = out.replace(password, "(redacted)");
-            }
-        }
+    if let Some(password) = url_password(url) {
+        out = out.replace(password, "(redacted)");
     }
     out
 }

@@ -143,14 +143,20 @@ fn suggestion(message: &str, fallback: &str) -> String {
     let expected = message.split("expected ").nth(1).unwrap_or("");
     let candidates =
         expected.trim_start_matches("one of ").split(',').map(|w| w.trim().trim_matches('`')).filter(|w| !w.is_empty());
-    let best = candidates
-        .map(|c| (edit_distance(got, c), c))
-        .min_by_key(|(d, _)| *d)
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3));
+    let best = closest(got, candidates);
     match best {
-        Some((_, c)) => format!("did you mean `{c}`?"),
+        Some(c) => format!("did you mean `{c}`?"),
         None => fallback.to_string(),
     }
+}
+
+/// The candidate nearest to `got`, when one is near enough to be a typo.
+pub fn closest<'a>(got: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (edit_distance(got, c), c))
+        .min_by_key(|(d, _)| *d)
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .map(|(_, c)| c)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -28,6 +28,8 @@ pub trait Instance: 'static {
     fn address(spec: &Self::Spec) -> Address;
     /// Never fails the run: an unreachable instance is Unknown.
     fn observe(spec: &Self::Spec) -> impl Future<Output = Self::State>;
+    /// The state of an instance that could not be read, for `reason`.
+    fn unknown(spec: &Self::Spec, reason: &str) -> Self::State;
     fn diff(spec: &Self::Spec, state: &Self::State) -> Change;
     fn controls(spec: &Self::Spec, state: &Self::State, change: &Change) -> Vec<ControlResult>;
     fn apply(spec: &Self::Spec, change: &Change) -> impl Future<Output = Vec<StepOutcome>>;
@@ -71,6 +73,9 @@ impl<I: Instance> Provider for Kind<I> {
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move { Ok(Box::new(Instances::<I>::observe(I::specs(policy).iter()).await) as Box<dyn Observation>) }
             .boxed_local()
+    }
+    fn unobserved(&self, _ctx: &Ctx<'_>, policy: &Policy, reason: &str) -> Box<dyn Observation> {
+        Box::new(Instances::<I>(I::specs(policy).iter().map(|s| (s.clone(), I::unknown(s, reason))).collect()))
     }
     fn import<'a>(
         &'a self,

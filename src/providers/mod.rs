@@ -102,11 +102,14 @@ pub struct Imported {
     pub entries: Vec<(String, String)>,
     /// `ADDRESS SETTING: reason` for each setting that could not be read.
     pub unreadable: Vec<String>,
+    /// Environment variables the entries refer to for values import does
+    /// not write (they may hold a secret): (variable, what to set it to).
+    pub variables: Vec<(String, String)>,
 }
 
 impl Imported {
     pub fn new(section: &'static [&'static str], noun: &'static str) -> Self {
-        Imported { section, noun, entries: Vec::new(), unreadable: Vec::new() }
+        Imported { section, noun, entries: Vec::new(), unreadable: Vec::new(), variables: Vec::new() }
     }
 }
 
@@ -147,6 +150,11 @@ pub trait Provider: Sync {
         ctx: &'a Ctx<'a>,
         policy: &'a Policy,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>>;
+    /// What the audit reports when this kind could not be observed at all
+    /// (`reason`: the endpoint is unreachable, no credentials…): every
+    /// resource the policy names, every setting Unknown with the reason, so
+    /// each control it would judge is reported unknown rather than missing.
+    fn unobserved(&self, ctx: &Ctx<'_>, policy: &Policy, reason: &str) -> Box<dyn Observation>;
     /// Its part of `import`: read what the request names as if the policy
     /// mentioned every setting, and write its section's entries. None: the
     /// kind has no section of its own (replication is part of a bucket).

@@ -4,21 +4,11 @@
 
 use std::fmt::Write;
 
-use serde_json::Value;
-
 use crate::audit::objectives::Verdict;
 use crate::audit::{Report, Status};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-fn compact(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "—".into(),
-        other => other.to_string(),
-    }
 }
 
 const PASS: &str = "#2e7d32";
@@ -60,7 +50,7 @@ fn bar(out: &mut String, y: u32, label: &str, parts: &[(usize, &str, &str)]) {
 
 pub fn report(report: &Report, policy_file: &str) -> String {
     let s = report.summary();
-    let compliant = s.failed == 0 && s.unknown == 0;
+    let compliant = report.compliant();
     let mut out = String::new();
     let _ = write!(
         out,
@@ -86,6 +76,25 @@ code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }
         if compliant { PASS } else { FAIL },
         if compliant { "compliant" } else { "not compliant" }
     );
+    if let Some(r) = &report.run {
+        let _ = write!(
+            out,
+            r#"<p class="sub">made <b>{}</b> · suoops-policy <b>{}</b> · AWS account <b>{}</b> · regions <b>{}</b></p>
+"#,
+            esc(&r.generated_at),
+            esc(&r.tool_version),
+            esc(r.account.as_deref().unwrap_or("unknown")),
+            esc(&r.regions.join(", "))
+        );
+    }
+    for u in &report.unreached {
+        let _ = write!(
+            out,
+            r#"<p class="verdict" style="background:{FAIL}">Could not read the live state: {}</p>
+"#,
+            esc(u)
+        );
+    }
     if !report.objectives.is_empty() {
         out.push_str("<h2>Objectives</h2><div class=\"tiles\">");
         for o in &report.objectives {
@@ -164,7 +173,7 @@ code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }
             color(c.status),
             esc(c.id),
             esc(c.title),
-            esc(&compact(&c.observed)),
+            super::pairs(&c.observed).iter().map(|p| esc(p)).collect::<Vec<_>>().join("</code><br><code>"),
             esc(detail.trim())
         );
     }

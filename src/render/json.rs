@@ -42,9 +42,18 @@ pub fn plan(plan: &Plan) -> Value {
 #[schemars(title = "suoops-policy audit report")]
 pub struct AuditDocument<'a> {
     pub format_version: &'static str,
-    /// No control failed and none could not be evaluated.
+    /// When, by which version and against which account and regions the
+    /// audit ran (absent only in fixed test estates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<&'a crate::audit::RunContext>,
+    /// Every control passed (or is waived), everything could be read, and
+    /// no objective the policy asks for is not met.
     pub compliant: bool,
     pub summary: ReportSummary,
+    /// Why parts of the live state could not be read at all (their
+    /// controls are unknown); absent when everything was read.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub unreached: &'a [String],
     pub objectives: &'a [Objective],
     pub controls: &'a [ControlResult],
 }
@@ -53,8 +62,10 @@ pub fn audit(report: &Report) -> Value {
     let s = report.summary();
     serde_json::to_value(AuditDocument {
         format_version: FORMAT_VERSION,
-        compliant: s.failed == 0 && s.unknown == 0,
+        run: report.run.as_ref(),
+        compliant: report.compliant(),
         summary: s,
+        unreached: &report.unreached,
         objectives: &report.objectives,
         controls: &report.controls,
     })

@@ -13,8 +13,14 @@ fn md(s: &str) -> String {
 /// Markdown: a summary table, then one table per resource.
 pub fn report(report: &Report) -> String {
     let s = report.summary();
-    let verdict = if s.failed == 0 && s.unknown == 0 { "compliant" } else { "**not compliant**" };
+    let verdict = if report.compliant() { "compliant" } else { "**not compliant**" };
     let mut out = String::from("## suoops-policy audit\n\n");
+    if let Some(line) = super::run_line(report) {
+        let _ = writeln!(out, "{}\n", md(&line));
+    }
+    for u in &report.unreached {
+        let _ = writeln!(out, "> **Could not read the live state:** {}\n", md(u));
+    }
     let _ = writeln!(out, "| passed | failed | unknown | waived | verdict |\n|---:|---:|---:|---:|---|");
     let _ = writeln!(out, "| {} | {} | {} | {} | {verdict} |\n", s.passed, s.failed, s.unknown, s.waived);
     if !report.objectives.is_empty() {
@@ -52,13 +58,14 @@ pub fn report(report: &Report) -> String {
             (None, Some(d)) => d.clone(),
             (None, None) => String::new(),
         };
-        let observed = compact(&c.observed);
-        let observed = if observed.chars().count() > 120 {
-            format!("{}…", observed.chars().take(120).collect::<String>())
-        } else {
-            observed
-        };
-        let _ = writeln!(out, "| {mark} | {} {} | `{}` | {} |", c.id, md(c.title), md(&observed), md(&detail));
+        let observed: Vec<String> = super::pairs(&c.observed)
+            .iter()
+            .map(|p| {
+                let p = if p.chars().count() > 120 { format!("{}…", p.chars().take(120).collect::<String>()) } else { p.clone() };
+                format!("`{}`", md(&p).replace('`', "'"))
+            })
+            .collect();
+        let _ = writeln!(out, "| {mark} | {} {} | {} | {} |", c.id, md(c.title), observed.join("<br>"), md(&detail));
     }
     out
 }

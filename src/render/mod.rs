@@ -75,6 +75,54 @@ pub(crate) fn compact(v: &serde_json::Value) -> String {
     }
 }
 
+/// An observed or expected value as short `key: value` pairs for people
+/// (nested keys joined with `.`, lists of scalars with `, `); JSON stays
+/// in the JSON format.
+pub(crate) fn pairs(v: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    fn scalar(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => Some("(none)".into()),
+            Value::Bool(_) | Value::Number(_) => Some(v.to_string()),
+            Value::Array(a) if a.is_empty() => Some("(none)".into()),
+            Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
+                Some(a.iter().filter_map(scalar).collect::<Vec<_>>().join(", "))
+            }
+            Value::Object(m) if m.is_empty() => Some("(none)".into()),
+            _ => None,
+        }
+    }
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
+        let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+        match (scalar(v), v) {
+            (Some(s), _) if prefix.is_empty() => out.push(s),
+            (Some(s), _) => out.push(format!("{prefix}: {s}")),
+            (None, Value::Object(m)) => m.iter().for_each(|(k, x)| walk(&key(k), x, out)),
+            (None, Value::Array(a)) => a.iter().enumerate().for_each(|(i, x)| walk(&format!("{prefix}[{i}]"), x, out)),
+            (None, _) => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", v, &mut out);
+    out
+}
+
+/// The report's run facts on one line ("2026-12-02T06:00:00Z · suoops-policy
+/// 0.1.0 · AWS account 123456789012 · regions eu-west-1, us-east-1"); None
+/// without them (golden tests).
+pub(crate) fn run_line(report: &crate::audit::Report) -> Option<String> {
+    let r = report.run.as_ref()?;
+    let account = r.account.as_deref().map_or("AWS account unknown".to_string(), |a| format!("AWS account {a}"));
+    Some(format!(
+        "{} · suoops-policy {} · {account} · regions {} · policy {}",
+        r.generated_at,
+        r.tool_version,
+        r.regions.join(", "),
+        r.policy
+    ))
+}
+
 /// Golden tests of the audit report formats for one fixed estate: a
 /// passing, a failing (with a waiver that expired), an unknown and a
 /// waived control, and the objectives they give.
@@ -139,7 +187,42 @@ mod golden {
         apply_waivers(&mut r, &[waiver("S3-MFA-DELETE", "2030-01-01"), waiver("S3-TLS", "2026-01-01")], "2026-11-30");
         let policy = crate::policy::parse("p.yaml", b"version: 1\n".to_vec(), &|_| None).expect("policy");
         r.objectives = objectives::evaluate(&r, &policy);
+        // Fixed run facts: the header every report starts with.
+        r.run = Some(crate::audit::RunContext {
+            generated_at: "2026-12-02T03:15:00Z".into(),
+            tool_version: "0.0.0-golden".into(),
+            account: Some("123456789012".into()),
+            regions: vec!["eu-west-1".into(), "us-east-1".into()],
+            policy: "policies/suoops.yaml".into(),
+        });
         r
+    }
+
+    #[test]
+    fn audit_markdown_and_html_start_with_the_run_facts_and_show_pairs() {
+        let md = super::markdown::report(&estate());
+        assert!(md.contains("2026-12-02T03:15:00Z · suoops-policy 0.0.0-golden · AWS account 123456789012 · regions eu-west-1, us-east-1"), "{md}");
+        assert!(md.contains("`algorithm: aws:kms`"), "{md}");
+        let html = super::html::report(&estate(), "policies/suoops.yaml");
+        assert!(html.contains("AWS account <b>123456789012</b>") && html.contains("<code>algorithm: aws:kms</code>"), "{html}");
+        let mut unreached = estate();
+        unreached.unreached = vec!["cannot reach the endpoint: connection refused".into()];
+        for text in [super::markdown::report(&unreached), super::html::report(&unreached, "p"), super::text::audit(&unreached, super::Paint { on: false })] {
+            assert!(text.contains("Could not read the live state") || text.contains("could not read the live state"), "{text}");
+            assert!(text.contains("connection refused"), "{text}");
+        }
+        assert!(super::openmetrics::report(&unreached).contains("\nsuoops_audit_up 0\n"));
+        assert!(super::openmetrics::report(&estate()).contains("\nsuoops_audit_up 1\n"));
+    }
+
+    #[test]
+    fn pairs_read_as_short_key_value_lines() {
+        let v = json!({"status": "Enabled", "rules": [{"id": "a", "days": 3}], "tags": ["x", "y"], "none": null, "deep": {"k": {"j": 1}}});
+        assert_eq!(
+            super::pairs(&v),
+            ["status: Enabled", "rules[0].id: a", "rules[0].days: 3", "tags: x, y", "none: (none)", "deep.k.j: 1"]
+        );
+        assert_eq!(super::pairs(&json!("disabled")), ["disabled"]);
     }
 
     #[test]

@@ -26,10 +26,19 @@ pub fn report(report: &Report) -> String {
         Status::Unknown => "unknown",
         Status::Waived => "waived",
     };
+    let _ = writeln!(out, "# TYPE suoops_audit_up gauge");
+    let _ = writeln!(
+        out,
+        "# HELP suoops_audit_up 1 when the audit could read every system it judges, 0 when one could not be reached (its controls are unknown)."
+    );
+    let _ = writeln!(out, "suoops_audit_up {}", u8::from(report.unreached.is_empty()));
     let _ = writeln!(out, "# TYPE suoops_audit_compliant gauge");
-    let _ = writeln!(out, "# HELP suoops_audit_compliant 1 when every control passes (or is waived), else 0.");
+    let _ = writeln!(
+        out,
+        "# HELP suoops_audit_compliant 1 when every control passes (or is waived) and no objective is not met, else 0."
+    );
     let s = report.summary();
-    let _ = writeln!(out, "suoops_audit_compliant {}", u8::from(s.failed == 0 && s.unknown == 0));
+    let _ = writeln!(out, "suoops_audit_compliant {}", u8::from(report.compliant()));
     let _ = writeln!(out, "# TYPE suoops_audit_controls gauge");
     let _ = writeln!(out, "# HELP suoops_audit_controls Controls by status.");
     for (st, n) in [("pass", s.passed), ("fail", s.failed), ("unknown", s.unknown), ("waived", s.waived)] {

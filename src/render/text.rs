@@ -128,6 +128,12 @@ pub fn plan(plan: &Plan, p: Paint) -> String {
 
 pub fn audit(report: &Report, p: Paint) -> String {
     let mut out = String::new();
+    if let Some(line) = super::run_line(report) {
+        let _ = writeln!(out, "{}\n", p.dim(&format!("Audit of {line}")));
+    }
+    for u in &report.unreached {
+        let _ = writeln!(out, "{} could not read the live state: {u}\n", p.red("!"));
+    }
     let mut last = None;
     for c in &report.controls {
         if last != Some(&c.address) {
@@ -141,9 +147,9 @@ pub fn audit(report: &Report, p: Paint) -> String {
             Status::Waived => p.yellow("WAIVED"),
         };
         let _ = writeln!(out, "  {mark:<4} {:<18} {}", c.id, c.title);
-        let _ = writeln!(out, "       {} {}", p.dim("observed:"), value(&c.observed));
+        let _ = writeln!(out, "       {} {}", p.dim("observed:"), super::pairs(&c.observed).join(", "));
         if c.status != Status::Pass {
-            let _ = writeln!(out, "       {} {}", p.dim("expected:"), value(&c.expected));
+            let _ = writeln!(out, "       {} {}", p.dim("expected:"), super::pairs(&c.expected).join(", "));
             if let Some(d) = &c.detail {
                 let _ = writeln!(out, "       {} {d}", p.dim("detail:  "));
             }
@@ -169,17 +175,34 @@ pub fn audit(report: &Report, p: Paint) -> String {
         }
     }
     let s = report.summary();
-    let verdict = if s.failed == 0 && s.unknown == 0 { p.green("compliant") } else { p.red("NOT compliant") };
+    let verdict = if report.compliant() { p.green("compliant") } else { p.red("NOT compliant") };
     let waived = if s.waived > 0 { format!(", {} waived", s.waived) } else { String::new() };
-    let _ =
-        writeln!(out, "\nAudit: {} passed, {} failed, {} unknown{waived}: {verdict}.", s.passed, s.failed, s.unknown);
+    let unmet = report.objectives.iter().filter(|o| o.verdict == crate::audit::objectives::Verdict::NotMet).count();
+    let unmet = if unmet > 0 { format!(", {unmet} objective(s) not met") } else { String::new() };
+    let _ = writeln!(
+        out,
+        "\nAudit: {} passed, {} failed, {} unknown{waived}{unmet}: {verdict}.",
+        s.passed, s.failed, s.unknown
+    );
     out
 }
 
-pub fn applied(results: &[Applied], p: Paint) -> String {
+/// The apply result; `planned` (the plan's changes) lets the summary count
+/// what the plan's summary counts: changes by address, as well as the
+/// resources they were made on (a bucket's rules change with the bucket).
+pub fn applied(results: &[Applied], planned: &[Change], p: Paint) -> String {
     let mut out = String::new();
     let mut ok = 0;
     let mut failed = 0;
+    let covered = |a: &Applied| {
+        let prefix = format!("{}.", a.address);
+        planned
+            .iter()
+            .filter(|c| c.is_actionable())
+            .filter(|c| c.address == a.address || c.address.as_str().starts_with(&prefix))
+            .count()
+    };
+    let (mut made, mut not_made) = (0, 0);
     for a in results {
         let mark = if a.failed() { p.red("failed") } else { p.green("done") };
         let _ = writeln!(out, "{}: {mark}", p.bold(a.address.as_str()));
@@ -198,10 +221,15 @@ pub fn applied(results: &[Applied], p: Paint) -> String {
         }
         if a.failed() {
             failed += 1;
+            not_made += covered(a);
         } else {
             ok += 1;
+            made += covered(a);
         }
     }
-    let _ = writeln!(out, "\nApply: {ok} resource(s) changed, {failed} failed.");
+    let _ = writeln!(
+        out,
+        "\nApply: {made} planned change(s) made on {ok} resource(s); {not_made} change(s) on {failed} resource(s) failed."
+    );
     out
 }

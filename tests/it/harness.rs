@@ -35,9 +35,9 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// The Python that has LocalStack installed (≥ 3.13: LocalStack 4.14
-/// imports `warnings.deprecated`): $SUOOPS_LOCALSTACK_PYTHON, else the
-/// project's .venv-localstack made by scripts/test.
+/// The Python that has LocalStack installed: $SUOOPS_LOCALSTACK_PYTHON,
+/// else the project's .venv-localstack made by scripts/test (with the
+/// system's python3, ≥ 3.11).
 pub fn localstack_python() -> PathBuf {
     if let Some(p) = std::env::var_os("SUOOPS_LOCALSTACK_PYTHON") {
         return PathBuf::from(p);
@@ -45,9 +45,9 @@ pub fn localstack_python() -> PathBuf {
     let venv = root().join(".venv-localstack/bin/python");
     if !venv.exists() {
         panic!(
-            "LocalStack is not installed for the tests: run `scripts/test` (it finds Python ≥ 3.13 and creates \
-             .venv-localstack with scripts/requirements-localstack.txt), or point SUOOPS_LOCALSTACK_PYTHON at a \
-             Python ≥ 3.13 that has localstack-core[runtime]==4.14.0"
+            "LocalStack is not installed for the tests: run `scripts/test` (it creates .venv-localstack with the \
+             system's python3 and scripts/requirements-localstack.txt), or point SUOOPS_LOCALSTACK_PYTHON at a \
+             Python ≥ 3.11 that has localstack-core[runtime]==4.13.1"
         );
     }
     venv

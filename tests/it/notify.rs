@@ -13,13 +13,13 @@ use crate::harness::{block_on, unique, Server, World};
 
 /// A webhook receiver: records each request's path and JSON body, and
 /// answers with the next status of `script` (then 200).
-struct Receiver {
+pub(crate) struct Receiver {
     port: u16,
     got: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
 }
 
 impl Receiver {
-    fn start(script: Vec<u16>) -> Receiver {
+    pub(crate) fn start(script: Vec<u16>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
         let port = listener.local_addr().expect("addr").port();
         let got: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
@@ -73,11 +73,11 @@ impl Receiver {
     }
 
     /// A webhook URL with a token in its path, as Slack's are.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/services/T000/B000/SECRETTOKEN", self.port)
     }
 
-    fn posts(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn posts(&self) -> Vec<serde_json::Value> {
         self.got.lock().expect("got").iter().map(|(_, b)| b.clone()).collect()
     }
 }
@@ -244,4 +244,68 @@ fn the_state_can_live_in_s3_for_jobs_on_fresh_runners_on(server: Server) {
     let doc: serde_json::Value = serde_json::from_str(&kept).expect("json");
     assert_eq!(doc["format_version"], "1");
     assert!(doc["failing"].as_object().is_some_and(|m| m.keys().any(|k| k.starts_with("BACKUP-FRESHNESS"))), "{doc}");
+}
+
+/// The nightly audit when AWS (and PostgreSQL) cannot be reached: it still
+/// writes its report with every control it would judge unknown and the
+/// reason, sets `suoops_audit_up 0`, posts once through --notify, and exits
+/// 1 ("could not run in full"); the next run of the same outage posts
+/// nothing new.
+#[test]
+fn an_audit_that_cannot_reach_aws_still_reports_alerts_and_exits_1() {
+    let w = World::new();
+    let dead = format!("http://127.0.0.1:{}", crate::harness::free_port());
+    let pg_dead = format!("postgres://postgres@127.0.0.1:{}/postgres", crate::harness::free_port());
+    let b = unique("unreached");
+    let text = format!(
+        "{}iam:\n  roles:\n    {b}-writer:\n      trust: {{Version: \"2012-10-17\", Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: \"sts:AssumeRole\"}}]}}\npostgres:\n  primary:\n    url: ${{T_PG_DEAD}}\n    wal_archiving: {{archive_timeout: 5min}}\n",
+        policy(&b)
+    );
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    let rx = Receiver::start(vec![]);
+    let hook = rx.url();
+    let state = w.dir.path().join("state.json").to_string_lossy().into_owned();
+    let report = w.dir.path().join("report.json").to_string_lossy().into_owned();
+    let env = [("SUOOPS_TEST_WEBHOOK", hook.as_str()), ("T_PG_DEAD", pg_dead.as_str())];
+    let audit = |format: &str, out: &str| {
+        w.cli_with(
+            &[
+                "--endpoint-url", &dead, "audit", "-f", &p, "--format", format, "--output", out,
+                "--notify", "env:SUOOPS_TEST_WEBHOOK", "--state", &state,
+            ],
+            &env,
+        )
+    };
+    let r = audit("json", &report);
+    r.code(1);
+    assert!(r.stderr.contains("cannot reach the endpoint"), "{}", r.stderr);
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("the report was written")).expect("json");
+    assert_eq!(j["compliant"], false);
+    assert!(j["unreached"][0].as_str().unwrap_or("").contains("cannot reach the endpoint"), "{j:#}");
+    let ids: Vec<&str> = j["controls"].as_array().expect("controls").iter().filter_map(|c| c["id"].as_str()).collect();
+    for id in ["S3-VERSIONING", "BACKUP-FRESHNESS", "IAM-ROLE", "PG-WAL-ARCHIVING"] {
+        assert!(ids.contains(&id), "{id} is reported: {ids:?}");
+    }
+    for c in j["controls"].as_array().expect("controls") {
+        assert_eq!(c["status"], "unknown", "{c}");
+        assert!(c["detail"].as_str().is_some_and(|d| !d.is_empty()), "each says why: {c}");
+    }
+    let s3 = crate::harness::control(&j, "S3-VERSIONING", &format!("s3.{b}"));
+    assert!(s3["detail"].as_str().unwrap_or("").contains("cannot reach the endpoint"), "{s3}");
+    let posts = rx.posts();
+    assert_eq!(posts.len(), 1, "one post: {posts:?}\n{}", r.stderr);
+    let head = posts[0]["text"].as_str().unwrap_or("");
+    assert!(head.contains("could not read the live state"), "{head}");
+    assert!(posts[0].to_string().contains("cannot reach the endpoint"), "{}", posts[0]);
+    assert!(!r.stderr.contains("SECRETTOKEN") && !r.stdout.contains("SECRETTOKEN"));
+
+    // The same outage an hour later: the metrics say the audit is down;
+    // nothing new is posted.
+    let prom = w.dir.path().join("audit.prom").to_string_lossy().into_owned();
+    audit("openmetrics", &prom).code(1);
+    let metrics = std::fs::read_to_string(&prom).expect("metrics written");
+    assert!(metrics.contains("\nsuoops_audit_up 0\n"), "{metrics}");
+    assert!(metrics.contains("\nsuoops_audit_compliant 0\n"), "{metrics}");
+    assert_eq!(rx.posts().len(), 1, "no second post for the same outage");
 }

@@ -706,3 +706,85 @@ fn s3_sse_checks_the_key_not_just_its_name_on(server: Server) {
     let doc = w.cli(&["permissions", "--for", "audit", "-f", &p]);
     assert!(doc.stdout.contains("\"kms:DescribeKey\""), "{}", doc.stdout);
 }
+
+/// One verdict in every format and in the exit code: an objective the
+/// policy does not ask for (IMMUTABILITY without Object Lock or
+/// deny_delete) is "not evaluated" and the report is compliant; one it
+/// asks for and misses (LEAST-PRIVILEGE: the writer can read) makes it not
+/// compliant, exit 2, though every control passes. The report names its
+/// time, version, account and regions first, and shows observed values as
+/// key: value lines (looked at in headless Chromium).
+#[test]
+fn the_verdict_is_one_thing_in_every_format_and_the_report_says_when_and_where() {
+    let w = World::with_moto();
+    let b = unique("verdict");
+    let bucket = format!(
+        "version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {b}:\n      versioning: enabled\n      encryption: {{algorithm: AES256}}\n      backups:\n        - {{name: dumps, prefix: postgres/, max_age: 26h}}\n"
+    );
+    let p = w.write("p.yaml", &bucket).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    block_on(async {
+        w.moto()
+            .s3("us-east-1")
+            .put_object()
+            .bucket(&b)
+            .key("postgres/20261202T020000Z.dump")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"dump"))
+            .send()
+            .await
+            .expect("put a dump")
+    });
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    r.code(0);
+    let j = r.json();
+    assert_eq!(j["compliant"], true, "{j:#}");
+    assert_eq!(j["run"]["account"], "123456789012", "{j:#}");
+    assert_eq!(j["run"]["regions"], serde_json::json!(["us-east-1"]));
+    assert_eq!(j["run"]["tool_version"], env!("CARGO_PKG_VERSION"));
+    assert!(j["run"]["generated_at"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 20), "{j:#}");
+    let objectives = j["objectives"].as_array().expect("objectives");
+    assert!(objectives.iter().all(|o| o["verdict"] != "not_met"), "{objectives:#?}");
+    let immutability = objectives.iter().find(|o| o["id"] == "IMMUTABILITY").expect("IMMUTABILITY");
+    assert_eq!(immutability["verdict"], "not_evaluated");
+    assert!(immutability["reasons"][0].as_str().unwrap_or("").contains("object_lock"), "{immutability}");
+    let text = w.cli(&["audit", "-f", &p]);
+    text.code(0);
+    assert!(text.stdout.starts_with("Audit of "), "{}", text.stdout);
+    assert!(text.stdout.contains("AWS account 123456789012 · regions us-east-1"), "{}", text.stdout);
+    assert!(text.stdout.contains(": compliant."), "{}", text.stdout);
+    assert!(text.stdout.contains("observed: status: Enabled"), "key: value, not JSON: {}", text.stdout);
+    let md = w.cli(&["audit", "-f", &p, "--format", "markdown"]);
+    assert!(md.stdout.contains("| compliant |") && md.stdout.contains("AWS account 123456789012"), "{}", md.stdout);
+
+    // The writer can also read its dumps: every control passes, the
+    // objective does not, and every format says not compliant.
+    let role = format!(
+        "iam:\n  roles:\n    {b}-writer:\n      trust: {{Version: \"2012-10-17\", Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: \"sts:AssumeRole\"}}]}}\n      inline_policies:\n        dumps: {{Version: \"2012-10-17\", Statement: [{{Effect: Allow, Action: [\"s3:PutObject\", \"s3:GetObject\"], Resource: \"arn:aws:s3:::{b}/postgres/*\"}}]}}\n"
+    );
+    let p2 = w.write("p2.yaml", &format!("{bucket}{role}")).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p2, "--auto-approve"]).code(0);
+    let r = w.cli(&["audit", "-f", &p2, "--format", "json"]);
+    r.code(2);
+    let j = r.json();
+    assert_eq!(j["compliant"], false);
+    assert_eq!(j["summary"]["failed"], 0, "every control passes: {j:#}");
+    let least = j["objectives"].as_array().expect("o").iter().find(|o| o["id"] == "LEAST-PRIVILEGE").expect("lp");
+    assert_eq!(least["verdict"], "not_met", "{least}");
+    let text = w.cli(&["audit", "-f", &p2]);
+    text.code(2);
+    assert!(text.stdout.contains("objective(s) not met: NOT compliant."), "{}", text.stdout);
+    let prom = w.cli(&["audit", "-f", &p2, "--format", "openmetrics"]);
+    assert!(prom.stdout.contains("\nsuoops_audit_compliant 0\n") && prom.stdout.contains("suoops_audit_up 1\n"));
+
+    let html = w.dir.path().join("verdict.html");
+    w.cli(&["audit", "-f", &p, "--format", "html", "--output", &html.to_string_lossy()]).code(0);
+    let url = format!("file://{}", html.display());
+    let dom = chromium(&["--dump-dom", &url], &w.dir.path().join("chrome-dom"));
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains(">compliant<") && !dom.contains("not compliant"), "rendered DOM: {dom}");
+    assert!(dom.contains("AWS account <b>123456789012</b>") && dom.contains("regions <b>us-east-1</b>"), "{dom}");
+    assert!(dom.contains(&format!("suoops-policy <b>{}</b>", env!("CARGO_PKG_VERSION"))), "{dom}");
+    let tiles = dom.split("<h2>Objectives</h2>").nth(1).and_then(|t| t.split("</div><h2>").next()).unwrap_or("");
+    assert!(!tiles.is_empty() && !tiles.contains("#c62828"), "no objective tile in red: {tiles}");
+    assert!(dom.contains("<code>status: Enabled</code>"), "observed values as key: value lines: {dom}");
+}

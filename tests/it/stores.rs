@@ -132,7 +132,7 @@ fn postgres_wal_archiving_is_applied_marked_restart_required_and_audited() {
     out.code(2);
     assert!(out.stdout.contains("~ postgres.primary will be updated in place"), "{}", out.stdout);
     assert!(
-        out.stdout.contains("# restart required: archive_mode take effect only after a server restart"),
+        out.stdout.contains("# restart required: archive_mode takes effect only after a server restart"),
         "{}",
         out.stdout
     );
@@ -189,26 +189,50 @@ fn a_failing_archive_command_shows_in_audit() {
 #[test]
 fn a_planted_password_never_appears_in_any_output_or_file() {
     const SECRET: &str = "Pl4nted-S3cret-9f2c";
+    // An archive_command written with ${VAR} may hold a key: masked too.
+    const COMMAND_SECRET: &str = "Arch1ve-T0ken-77ab";
     let w = World::new();
     let r = RedisServer::start(w.dir.path(), &format!("requirepass {SECRET}"), true);
     let pg = Postgres::start();
     let p = w
         .write(
             "p.yaml",
-            "version: 1\nredis:\n  queues:\n    url: ${T_REDIS_URL}\n    persistence: {aof: {fsync: everysec}}\n  down:\n    url: ${T_REDIS_DOWN}\n    persistence: none\npostgres:\n  primary:\n    url: ${T_PG_URL}\n    wal_archiving: {archive_timeout: 5min}\n",
+            "version: 1\nredis:\n  queues:\n    url: ${T_REDIS_URL}\n    persistence: {aof: {fsync: everysec}}\n  down:\n    url: ${T_REDIS_DOWN}\n    persistence: none\npostgres:\n  primary:\n    url: ${T_PG_URL}\n    wal_archiving: {archive_mode: \"on\", archive_timeout: 5min, archive_command: \"${T_ARCHIVE_CMD}\"}\n",
         )
         .to_string_lossy()
         .into_owned();
     let down = format!("redis://default:{SECRET}@127.0.0.1:{}/0", crate::harness::free_port());
-    let env = [("T_REDIS_URL", r.url(Some(SECRET))), ("T_REDIS_DOWN", down), ("T_PG_URL", pg.url(Some(SECRET)))];
+    let command = format!("/bin/true --token={COMMAND_SECRET} %p");
+    let rx = crate::notify::Receiver::start(vec![]);
+    let hook = rx.url();
+    let env = [
+        ("T_REDIS_URL", r.url(Some(SECRET))),
+        ("T_REDIS_DOWN", down),
+        ("T_PG_URL", pg.url(Some(SECRET))),
+        ("T_ARCHIVE_CMD", command),
+        ("T_HOOK", hook.clone()),
+    ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let file = |name: &str| w.dir.path().join(name).to_string_lossy().into_owned();
     let (report, saved, journal, md, imported) =
         (file("report.json"), file("plan.json"), file("journal.jsonl"), file("plan.md"), file("imported.yaml"));
+    let state = file("state.json");
     let merged = w.write("merged.yaml", "version: 1\n").to_string_lossy().into_owned();
     let mut outputs = String::new();
-    let mut written =
-        vec![report.clone(), saved.clone(), journal.clone(), md.clone(), imported.clone(), merged.clone()];
+    let mut written = vec![
+        report.clone(),
+        saved.clone(),
+        journal.clone(),
+        md.clone(),
+        imported.clone(),
+        merged.clone(),
+        state.clone(),
+    ];
+    let run = |args: &[&str], outputs: &mut String| {
+        let out = w.cli_env(args, &env, &["AWS_ENDPOINT_URL"]);
+        outputs.push_str(&out.stdout);
+        outputs.push_str(&out.stderr);
+    };
     for args in [
         vec!["validate", "-f", &p],
         vec!["validate", "-f", &p, "--format", "json"],
@@ -218,22 +242,28 @@ fn a_planted_password_never_appears_in_any_output_or_file() {
         vec!["-v", "apply", "-f", &p, "--auto-approve", "--journal", &journal],
         vec!["apply", &saved, "--auto-approve"],
         vec!["apply", "-f", &p, "--auto-approve", "--format", "json"],
+    ] {
+        run(&args, &mut outputs);
+    }
+    // archive_mode needs a restart; after it the server shows the command.
+    pg.restart();
+    assert!(pg.sql("SHOW archive_command").contains(COMMAND_SECRET), "the command is live");
+    for args in [
+        vec!["plan", "-f", &p],
         vec!["audit", "-f", &p],
         vec!["audit", "-f", &p, "--format", "json", "--output", &report],
+        vec!["audit", "-f", &p, "--notify", "env:T_HOOK", "--state", &state],
+        vec!["audit", "-f", &p, "--notify", "env:T_HOOK", "--notify-format", "json", "--state", &file("state2.json")],
         vec!["permissions", "--for", "apply", "-f", &p],
         vec!["import", "--redis", "queues=T_REDIS_URL", "--postgres", "primary=T_PG_URL", "-o", &imported],
         vec!["import", "--redis", "queues=T_REDIS_URL", "--postgres", "primary=T_PG_URL", "--merge", &merged],
         vec!["import", "--redis", "down=T_REDIS_DOWN"],
     ] {
-        let out = w.cli_env(&args, &env, &["AWS_ENDPOINT_URL"]);
-        outputs.push_str(&out.stdout);
-        outputs.push_str(&out.stderr);
+        run(&args, &mut outputs);
     }
-    for format in ["text", "markdown", "junit", "sarif", "html"] {
+    for format in ["text", "markdown", "junit", "sarif", "html", "openmetrics"] {
         let path = file(&format!("report.{format}"));
-        let out = w.cli_env(&["audit", "-f", &p, "--format", format, "--output", &path], &env, &["AWS_ENDPOINT_URL"]);
-        outputs.push_str(&out.stdout);
-        outputs.push_str(&out.stderr);
+        run(&["audit", "-f", &p, "--format", format, "--output", &path], &mut outputs);
         written.push(path);
     }
     for path in &written {
@@ -241,10 +271,23 @@ fn a_planted_password_never_appears_in_any_output_or_file() {
         assert!(!text.trim().is_empty(), "{path} is empty");
         outputs.push_str(&text);
     }
+    let posts = rx.posts();
+    assert_eq!(posts.len(), 2, "each state file posted once: {posts:?}");
+    for post in &posts {
+        outputs.push_str(&post.to_string());
+    }
     assert!(outputs.contains("url: ${T_REDIS_URL}"), "import wrote the variable: {outputs}");
+    assert!(
+        outputs.contains("archive_command: ${PRIMARY_ARCHIVE_COMMAND}"),
+        "import wrote a variable for the archive command: {outputs}"
+    );
+    assert!(outputs.contains("set PRIMARY_ARCHIVE_COMMAND to"), "import said which variable to set: {outputs}");
     assert!(outputs.contains("redis.queues") && outputs.contains("postgres.primary"), "the commands ran: {outputs}");
+    assert!(outputs.contains("PG-WAL-ARCHIVING") && outputs.contains("(sensitive value)"), "{outputs}");
     assert!(outputs.contains("cannot connect"), "the unreachable instance was reported: {outputs}");
     assert!(!outputs.contains(SECRET), "the password leaked:\n{outputs}");
+    assert!(!outputs.contains(COMMAND_SECRET), "the archive command leaked:\n{outputs}");
+    assert!(!outputs.contains("SECRETTOKEN"), "the webhook's token leaked:\n{outputs}");
 }
 
 #[test]

@@ -181,3 +181,61 @@ fn env_vars_are_resolved_and_missing_ones_named_with_their_line() {
     r.code(1);
     assert!(r.stderr.contains("error[region-invalid]: `moon` is not an AWS region name"), "{}", r.stderr);
 }
+
+/// What a new user types wrong gets a message that says what to do.
+#[test]
+fn job_commands_say_what_to_type_instead() {
+    let w = World::new();
+    let p = "policies/suoops.yaml";
+    let r = w.cli(&["backup", "-f", p, "postgres.primary"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains("`backup` takes a subcommand: suoops-policy backup run -f policies/suoops.yaml postgres.primary"),
+        "{}",
+        r.stderr
+    );
+    let r = w.cli(&["backup", "run", "-f", p, "postgres.primry"]);
+    r.code(1);
+    assert!(r.stderr.contains("did you mean `postgres.primary`?"), "{}", r.stderr);
+    assert!(r.stderr.contains("addresses with a `backup:`: postgres.primary, redis.queues"), "{}", r.stderr);
+    let r = w.cli(&["backup", "run", "-f", p, "redis.cache"]);
+    r.code(1);
+    assert!(r.stderr.contains("redis.cache declares no `backup:` in policies/suoops.yaml"), "{}", r.stderr);
+    assert!(!r.stderr.contains("failed"), "a configuration error, not a failed backup: {}", r.stderr);
+    let r = w.cli(&["restore-drill", "-f", p, "redis.cache"]);
+    r.code(1);
+    assert!(r.stderr.contains("redis.cache declares no `restore_drill:`"), "{}", r.stderr);
+    let r = w.cli(&["restore-drill", "-f", p, "postgres.primay"]);
+    assert!(r.stderr.contains("did you mean `postgres.primary`?"), "{}", r.stderr);
+    let help = w.cli(&["--help"]);
+    assert!(help.stdout.contains("S3, IAM, KMS and STS"), "{}", help.stdout);
+    assert!(help.stdout.contains("backup run redis.NAME"), "{}", help.stdout);
+}
+
+/// A policy of 200 buckets with the same warning: plan and audit show the
+/// code once with its count and first places (validate shows every one;
+/// -q none), so CI logs stay readable.
+#[test]
+fn many_warnings_of_one_kind_are_summarised_outside_validate() {
+    let w = World::new();
+    let mut text = String::from("version: 1\naws: {region: us-east-1}\ns3:\n  buckets:\n");
+    for i in 0..200 {
+        text.push_str(&format!(
+            "    warn-{i:03}:\n      versioning: enabled\n      lifecycle:\n        rules:\n          - {{id: dumps, prefix: postgres/, expire_after_days: 14}}\n"
+        ));
+    }
+    let p = w.write("many.yaml", &text).to_string_lossy().into_owned();
+    let v = w.cli(&["validate", "-f", &p]);
+    v.code(0);
+    assert_eq!(v.stderr.matches("warning[noncurrent-versions-kept]").count(), 200, "validate shows each");
+    // plan fails to connect (no server) after loading: the warnings are
+    // said before that.
+    let r = w.cli(&["--endpoint-url", "http://127.0.0.1:1", "plan", "-f", &p]);
+    assert_eq!(r.stderr.matches("warning[noncurrent-versions-kept]").count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("… 199 more like it: "), "{}", r.stderr);
+    assert!(r.stderr.contains(" and 196 more"), "{}", r.stderr);
+    assert!(r.stderr.contains("200 warnings (`suoops-policy validate -f "), "{}", r.stderr);
+    assert!(r.stderr.lines().count() < 12, "a few lines, not thousands: {}", r.stderr);
+    let q = w.cli(&["-q", "--endpoint-url", "http://127.0.0.1:1", "plan", "-f", &p]);
+    assert!(!q.stderr.contains("warning["), "{}", q.stderr);
+}

@@ -87,6 +87,24 @@ pub async fn observe(aws: &Aws, iam: &IamSpec) -> Result<IamState, Fatal> {
     Ok(IamState { roles, policies })
 }
 
+/// What the policy names, none of it read (`reason`).
+fn unobserved(iam: &IamSpec, reason: &str) -> IamState {
+    let roles = iam
+        .roles
+        .iter()
+        .map(|r| {
+            let everything = r.exclusive || r.absent;
+            let state = RoleState {
+                role: Observed::unknown(reason),
+                inline: (r.inline_policies.is_some() || everything).then(|| Observed::unknown(reason)),
+                attached: (r.managed_policies.is_some() || everything).then(|| Observed::unknown(reason)),
+            };
+            (r.clone(), state)
+        })
+        .collect();
+    IamState { roles, policies: iam.policies.iter().map(|p| (p.clone(), Observed::unknown(reason))).collect() }
+}
+
 async fn observe_role(aws: &Aws, spec: &RoleSpec) -> Result<RoleState, Fatal> {
     let c = aws.iam();
     let role = match aws.call(&ops::GET_ROLE, c.get_role().role_name(&spec.name).send()).await {
@@ -795,6 +813,22 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
             out.push(def.result(&addr, status, expected, observed, detail, "suoops-policy apply", spec.line))
         };
         let facts = seen.role.present();
+        // What differs, by setting (the trust document has its own control).
+        let differing: Vec<String> = head
+            .attributes
+            .iter()
+            .filter(|a| a.name != "trust")
+            .map(|a| match (&a.before, &a.after) {
+                (Some(b), after) => format!("{} is {} (want {})", a.name, crate::render::compact(b), crate::render::compact(after)),
+                (None, after) => format!("{} is not set (want {})", a.name, crate::render::compact(after)),
+            })
+            .collect();
+        let role_detail = match head.action {
+            Action::Create => "the role does not exist".to_string(),
+            Action::Delete => "the role exists and the policy says `absent: true`".to_string(),
+            _ if differing.is_empty() => "the role differs from the policy".to_string(),
+            _ => differing.join("; "),
+        };
         let role_status = match (&unknown, head.action) {
             (Some(_), _) => Status::Unknown,
             (None, Action::NoOp) => Status::Pass,
@@ -805,11 +839,21 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
             &mut out,
             &ROLE,
             role_status,
-            json!({"exists": !spec.absent}),
-            json!({"exists": facts.is_some(), "arn": facts.map(|f| f.arn.clone())}),
-            unknown
-                .clone()
-                .or_else(|| (role_status == Status::Fail).then(|| format!("{:?}", head.action).to_lowercase())),
+            {
+                let mut e = json!({"exists": !spec.absent});
+                for a in head.attributes.iter().filter(|a| a.name != "trust") {
+                    e[a.name.as_str()] = a.after.clone();
+                }
+                e
+            },
+            {
+                let mut o = json!({"exists": facts.is_some(), "arn": facts.map(|f| f.arn.clone())});
+                for a in head.attributes.iter().filter(|a| a.name != "trust") {
+                    o[a.name.as_str()] = a.before.clone().unwrap_or(Value::Null);
+                }
+                o
+            },
+            unknown.clone().or_else(|| (role_status == Status::Fail).then_some(role_detail)),
         );
         if spec.absent {
             continue;
@@ -905,6 +949,9 @@ impl Provider for Iam {
         _default_region: Option<&'a str>,
     ) -> Option<LocalBoxFuture<'a, Result<Imported, Fatal>>> {
         Some(import::import(ctx, req).boxed_local())
+    }
+    fn unobserved(&self, _ctx: &Ctx<'_>, policy: &Policy, reason: &str) -> Box<dyn Observation> {
+        Box::new(unobserved(&policy.iam, reason))
     }
     fn observe<'a>(
         &'a self,

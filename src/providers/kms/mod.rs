@@ -171,6 +171,24 @@ async fn read_all(ctx: &Ctx<'_>, specs: &[(KmsKeySpec, bool)]) -> Result<KmsSeen
     Ok(KmsSeen { keys })
 }
 
+/// Every declared key, none of it read (`reason`).
+fn unobserved(ctx: &Ctx<'_>, specs: &[KmsKeySpec], reason: &str) -> KmsSeen {
+    let default = ctx.aws.default_region().unwrap_or("us-east-1");
+    let keys = specs
+        .iter()
+        .map(|spec| Key {
+            region: spec.region_or(default).to_string(),
+            state: KeyState {
+                key: Observed::unknown(reason),
+                rotation: spec.rotation.map(|_| Observed::unknown(reason)),
+                policy: spec.policy.as_ref().map(|_| Observed::unknown(reason)),
+            },
+            spec: spec.clone(),
+        })
+        .collect();
+    KmsSeen { keys }
+}
+
 fn sid(st: &Value) -> Option<&str> {
     st.get("Sid").and_then(Value::as_str)
 }
@@ -688,6 +706,9 @@ impl Provider for Kms {
     }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         policy.kms.iter().map(|k| address(&k.name)).collect()
+    }
+    fn unobserved(&self, ctx: &Ctx<'_>, policy: &Policy, reason: &str) -> Box<dyn Observation> {
+        Box::new(unobserved(ctx, &policy.kms, reason))
     }
     fn observe<'a>(
         &'a self,

@@ -4,7 +4,7 @@
 
 use super::{observe, PostgresState};
 use crate::model::{Fatal, Observed};
-use crate::policy::writer::{duration, literal_env, scalar, Writer};
+use crate::policy::writer::{duration, scalar, Writer};
 use crate::policy::PostgresSpec;
 use crate::providers::{url_from_env, ImportRequest, Imported};
 
@@ -40,13 +40,20 @@ pub(crate) async fn import(req: &ImportRequest) -> Result<Imported, Fatal> {
     }
     seen.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, var, state) in seen {
-        let text = postgres_entry(&name, &var, &state);
+        let text = postgres_entry(&name, &var, &state, &mut out.variables);
         out.entries.push((name, text));
     }
     Ok(out)
 }
 
-fn postgres_entry(name: &str, var: &str, st: &PostgresState) -> String {
+/// The variable an imported `archive_command` is written as: the command
+/// may hold a secret (a key, a password), so its value is never written.
+pub(crate) fn archive_command_var(name: &str) -> String {
+    let upper: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("{upper}_ARCHIVE_COMMAND")
+}
+
+fn postgres_entry(name: &str, var: &str, st: &PostgresState, variables: &mut Vec<(String, String)>) -> String {
     let mut w = Writer::new();
     w.open(0, name);
     w.raw(2, "url", &format!("${{{var}}}"), None);
@@ -79,9 +86,14 @@ fn postgres_entry(name: &str, var: &str, st: &PostgresState) -> String {
     }
     match get("archive_command").as_deref() {
         Some("(disabled)") => w.comment(4, "archive_command is hidden while archive_mode is off; left unmanaged"),
-        Some(c) => {
-            let note = c.is_empty().then_some("nothing is archived");
-            w.raw(4, "archive_command", &scalar(&literal_env(c)), note)
+        Some("") => w.raw(4, "archive_command", &scalar(""), Some("nothing is archived")),
+        Some(_) => {
+            let cmd_var = archive_command_var(name);
+            w.raw(4, "archive_command", &format!("${{{cmd_var}}}"), Some("not written: it may hold a secret"));
+            variables.push((
+                cmd_var,
+                format!("the archive_command of postgres.{name} (`SHOW archive_command` on the server prints it)"),
+            ));
         }
         None => {}
     }

@@ -85,13 +85,17 @@ fn pg_error(e: &tokio_postgres::Error, url: &str) -> String {
     scrub(&text, url)
 }
 
-pub async fn observe(spec: &PostgresSpec) -> PostgresState {
-    let url = spec.url.expose();
-    let unknown = |reason: String| PostgresState {
+/// Nothing could be read, for `reason`.
+fn unknown(reason: String) -> PostgresState {
+    PostgresState {
         settings: Observed::Unknown { reason: reason.clone() },
         archiver: Observed::Unknown { reason },
         configured_archive_command: None,
-    };
+    }
+}
+
+pub async fn observe(spec: &PostgresSpec) -> PostgresState {
+    let url = spec.url.expose();
     let client = match connect(spec).await {
         Ok(c) => c,
         Err(e) => return unknown(e),
@@ -249,10 +253,21 @@ pub fn diff(spec: &PostgresSpec, state: &PostgresState) -> Change {
         c.action = Action::Update;
     }
     let pending: Vec<&str> = settings.iter().filter(|(_, s)| s.pending_restart).map(|(n, _)| n.as_str()).collect();
+    // "archive_mode takes effect", "wal_level, archive_mode take effect".
+    let verb = |names: &[&str], one: &'static str, many: &'static str| if names.len() == 1 { one } else { many };
     if !restart.is_empty() {
-        c.reason = Some(format!("restart required: {} take effect only after a server restart", restart.join(", ")));
+        c.reason = Some(format!(
+            "restart required: {} {} effect only after a server restart",
+            restart.join(", "),
+            verb(&restart, "takes", "take")
+        ));
     } else if !pending.is_empty() {
-        c.reason = Some(format!("restart required: {} changed and wait for a server restart", pending.join(", ")));
+        c.reason = Some(format!(
+            "restart required: {} {} changed and {} for a server restart",
+            pending.join(", "),
+            verb(&pending, "has", "have"),
+            verb(&pending, "waits", "wait")
+        ));
     }
     c
 }
@@ -322,13 +337,23 @@ pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> 
         let fix = "suoops-policy apply (ALTER SYSTEM + reload; restart where marked)";
         out.push(def.result(&change.address, status, expected, observed, detail, fix, spec.line))
     };
-    let expected = Value::Object(wanted(spec).into_iter().map(|(k, v)| (k.into(), json!(v))).collect());
+    // A command written with `${VAR}` may hold a secret: neither the wanted
+    // nor the live value is shown, as the plan shows neither.
+    let shown = |name: &str, value: &str| {
+        if name == "archive_command" && spec.archive_command_sensitive {
+            json!(crate::model::SENSITIVE)
+        } else {
+            json!(value)
+        }
+    };
+    let expected = Value::Object(wanted(spec).into_iter().map(|(k, v)| (k.into(), shown(k, &v))).collect());
     match &state.settings {
         Observed::Present(s) => {
             let observed: serde_json::Map<String, Value> = s
                 .iter()
                 .map(|(k, v)| {
-                    (k.clone(), json!({"value": v.value, "unit": v.unit, "pending_restart": v.pending_restart}))
+                    let value = shown(k, &v.value);
+                    (k.clone(), json!({"value": value, "unit": v.unit, "pending_restart": v.pending_restart}))
                 })
                 .collect();
             let pending: Vec<&str> = s.iter().filter(|(_, v)| v.pending_restart).map(|(k, _)| k.as_str()).collect();
@@ -337,7 +362,10 @@ pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> 
                 d.extend(change.conflicts.iter().cloned());
                 (Status::Fail, Some(d.join("; ")))
             } else if !pending.is_empty() {
-                (Status::Fail, Some(format!("pending_restart: {} wait for a server restart", pending.join(", "))))
+                {
+                let verb = if pending.len() == 1 { "waits" } else { "wait" };
+                (Status::Fail, Some(format!("pending_restart: {} {verb} for a server restart", pending.join(", "))))
+            }
             } else {
                 (Status::Pass, None)
             };
@@ -407,6 +435,9 @@ impl Instance for One {
     }
     fn observe(spec: &PostgresSpec) -> impl std::future::Future<Output = PostgresState> {
         observe(spec)
+    }
+    fn unknown(_spec: &PostgresSpec, reason: &str) -> PostgresState {
+        unknown(reason.to_string())
     }
     fn diff(spec: &PostgresSpec, state: &PostgresState) -> Change {
         diff(spec, state)

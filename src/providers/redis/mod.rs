@@ -318,6 +318,12 @@ impl Instance for One {
     fn observe(spec: &RedisSpec) -> impl std::future::Future<Output = RedisState> {
         observe(spec)
     }
+    fn unknown(_spec: &RedisSpec, reason: &str) -> RedisState {
+        RedisState {
+            info: Observed::Unknown { reason: reason.to_string() },
+            config: Observed::Unknown { reason: reason.to_string() },
+        }
+    }
     fn diff(spec: &RedisSpec, state: &RedisState) -> Change {
         diff(spec, state)
     }

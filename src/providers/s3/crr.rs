@@ -44,6 +44,20 @@ impl Provider for Replication {
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         policy.buckets.iter().filter(|b| b.replication.is_some()).map(|b| replication::address(&b.name)).collect()
     }
+    fn unobserved(&self, ctx: &Ctx<'_>, policy: &Policy, reason: &str) -> Box<dyn Observation> {
+        let default = ctx.aws.default_region();
+        let buckets = policy
+            .buckets
+            .iter()
+            .filter(|b| b.replication.is_some())
+            .map(|b| Replicating {
+                spec: b.clone(),
+                region: region_of(b, default).unwrap_or_default(),
+                doc: crate::model::Observed::Unknown { reason: reason.to_string() },
+            })
+            .collect();
+        Box::new(ReplicationSeen { buckets, pre: from_policy(policy, default) })
+    }
     fn observe<'a>(
         &'a self,
         ctx: &'a Ctx<'a>,
@@ -90,12 +104,10 @@ async fn read_all(ctx: &Ctx<'_>, specs: &[&BucketSpec]) -> Result<ReplicationSee
     Ok(ReplicationSeen { buckets, pre: Prerequisites::default() })
 }
 
-/// What replication needs from outside each bucket, read once per run:
-/// each role's ARN and each destination the policy does not declare.
-async fn prerequisites(ctx: &Ctx<'_>, policy: &Policy, seen: &ReplicationSeen) -> Result<Prerequisites, Fatal> {
-    let aws = ctx.aws;
-    let default_region = aws.default_region().unwrap_or("us-east-1");
-    let mut pre = Prerequisites {
+/// The prerequisites the policy itself answers: its roles, its versioned
+/// buckets and their regions.
+fn from_policy(policy: &Policy, default_region: Option<&str>) -> Prerequisites {
+    Prerequisites {
         in_policy_roles: policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect(),
         in_policy_versioned: policy
             .buckets
@@ -106,10 +118,18 @@ async fn prerequisites(ctx: &Ctx<'_>, policy: &Policy, seen: &ReplicationSeen) -
         regions: policy
             .buckets
             .iter()
-            .filter_map(|b| region_of(b, aws.default_region()).ok().map(|r| (b.name.clone(), r)))
+            .filter_map(|b| region_of(b, default_region).ok().map(|r| (b.name.clone(), r)))
             .collect(),
         ..Default::default()
-    };
+    }
+}
+
+/// What replication needs from outside each bucket, read once per run:
+/// each role's ARN and each destination the policy does not declare.
+async fn prerequisites(ctx: &Ctx<'_>, policy: &Policy, seen: &ReplicationSeen) -> Result<Prerequisites, Fatal> {
+    let aws = ctx.aws;
+    let default_region = aws.default_region().unwrap_or("us-east-1");
+    let mut pre = from_policy(policy, aws.default_region());
     let readable: Vec<&Replicating> = seen.buckets.iter().filter(|o| o.doc.unknown_reason().is_none()).collect();
     let mut roles: Vec<&str> =
         readable.iter().filter_map(|o| o.spec.replication.as_ref()).map(|r| r.role.as_str()).collect();

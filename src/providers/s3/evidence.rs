@@ -396,6 +396,16 @@ pub struct DrillSeen {
     pub last: Observed<crate::providers::jobs::Record>,
 }
 
+/// The drills whose dumps are in `bucket`, when the bucket could not be
+/// read (`reason`): each is reported unknown, never left out.
+pub fn drills_unread(bucket: &str, declared: &[crate::providers::jobs::DrillDecl], reason: &str) -> Vec<DrillSeen> {
+    declared
+        .iter()
+        .filter(|d| d.from.bucket == bucket)
+        .map(|d| DrillSeen { drill: d.clone(), last: Observed::Unknown { reason: reason.to_string() } })
+        .collect()
+}
+
 /// The newest record of each drill whose dumps are in `bucket`.
 pub async fn drills(
     aws: &Aws,

@@ -123,6 +123,31 @@ impl Provider for Buckets {
     ) -> Option<LocalBoxFuture<'a, Result<Imported, Fatal>>> {
         Some(import::import(ctx, req, default_region).boxed_local())
     }
+    fn unobserved(&self, ctx: &Ctx<'_>, policy: &Policy, reason: &str) -> Box<dyn Observation> {
+        let declared: Vec<String> = policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect();
+        let declared_drills = crate::providers::jobs::declared(policy);
+        let unknown = crate::model::Observed::Unknown { reason: reason.to_string() };
+        let buckets = policy
+            .buckets
+            .iter()
+            .map(|full| {
+                let spec = without_replication(full);
+                let (evidence, drills) = if ctx.evidence {
+                    (evidence::without_bucket(full, &unknown), evidence::drills_unread(&full.name, &declared_drills, reason))
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                BucketSeen {
+                    region: region_of(full, ctx.aws.default_region()).unwrap_or_default(),
+                    state: observe::missing(&spec, ctx.evidence, unknown.clone()),
+                    spec,
+                    evidence,
+                    drills,
+                }
+            })
+            .collect();
+        Box::new(BucketsSeen { buckets, declared })
+    }
     fn observe<'a>(
         &'a self,
         ctx: &'a Ctx<'a>,
@@ -187,7 +212,13 @@ async fn observe_buckets(
                     evidence::observe(aws, full, actual, dest_region).await?,
                     evidence::drills(aws, &full.name, actual, drills).await?,
                 ),
-                _ if evidence => (evidence::without_bucket(full, &state.bucket), Vec::new()),
+                _ if evidence => {
+                    let drills = match state.bucket.unknown_reason() {
+                        Some(reason) => evidence::drills_unread(&full.name, drills, reason),
+                        None => Vec::new(),
+                    };
+                    (evidence::without_bucket(full, &state.bucket), drills)
+                }
                 _ => (Vec::new(), Vec::new()),
             };
             Ok::<_, Fatal>(BucketSeen { spec, region, state, evidence, drills })

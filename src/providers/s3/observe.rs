@@ -178,7 +178,7 @@ impl Gone {
 
 /// The state of a bucket that is absent or unreadable: every setting the
 /// policy mentions takes the bucket's reason.
-fn missing(spec: &BucketSpec, evidence: bool, bucket: Observed<String>) -> BucketState {
+pub(crate) fn missing(spec: &BucketSpec, evidence: bool, bucket: Observed<String>) -> BucketState {
     BucketState {
         versioning: spec.versioning.map(|_| like(&bucket)),
         encryption: spec.encryption.as_ref().map(|_| like(&bucket)),
