@@ -58,7 +58,17 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
         .collect();
     let declared = pg.map(|p| p.backup.is_some()).or(redis.map(|r| r.backup.is_some()));
     if declared != Some(true) {
-        return error(g, super::no_job(&policy.file, &a.address, declared.is_some(), "backup", "backup: {to: s3.BUCKET.backups.ENTRY}", &known));
+        return error(
+            g,
+            super::no_job(
+                &policy.file,
+                &a.address,
+                declared.is_some(),
+                "backup",
+                "backup: {to: s3.BUCKET.backups.ENTRY}",
+                &known,
+            ),
+        );
     }
     let aws = connect(g, policy.default_region.as_deref()).await;
     let default_region = aws.default_region().unwrap_or("us-east-1").to_string();

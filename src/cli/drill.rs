@@ -55,7 +55,14 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
     if declared != Some(true) {
         return error(
             g,
-            super::no_job(&policy.file, &a.address, declared.is_some(), "restore_drill", "restore_drill: {from: s3.BUCKET.backups.ENTRY}", &known),
+            super::no_job(
+                &policy.file,
+                &a.address,
+                declared.is_some(),
+                "restore_drill",
+                "restore_drill: {from: s3.BUCKET.backups.ENTRY}",
+                &known,
+            ),
         );
     }
     let aws = connect(g, policy.default_region.as_deref()).await;

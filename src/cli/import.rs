@@ -169,7 +169,10 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
     // A variable the import introduced for a value it does not write is
     // checked as set: the user sets it before the first plan (said below).
     let env = |name: &str| {
-        req.env.get(name).cloned().or_else(|| entries.variables.iter().any(|(v, _)| v == name).then(|| "(to be set)".to_string()))
+        req.env
+            .get(name)
+            .cloned()
+            .or_else(|| entries.variables.iter().any(|(v, _)| v == name).then(|| "(to be set)".to_string()))
     };
     if let Err(LoadError::Invalid(d)) = policy::parse(&label, text.clone().into_bytes(), &env) {
         eprint!("{}", d.render(g.color.enabled_for_stderr()));

@@ -191,7 +191,9 @@ fn load_policy(g: &Global, path: &Path) -> Option<Policy> {
 fn no_job(file: &str, address: &str, instance: bool, key: &str, example: &str, known: &[String]) -> String {
     let list = if known.is_empty() { "none".to_string() } else { known.join(", ") };
     if instance {
-        return format!("{address} declares no `{key}:` in {file}: add `{example}` under it (addresses with one: {list})");
+        return format!(
+            "{address} declares no `{key}:` in {file}: add `{example}` under it (addresses with one: {list})"
+        );
     }
     let hint = crate::policy::validate::closest(address, known.iter().map(String::as_str))
         .map(|c| format!("; did you mean `{c}`?"))

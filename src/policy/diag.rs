@@ -485,7 +485,11 @@ mod tests {
         let d = Diagnostics {
             file: "p.yaml".into(),
             source: std::sync::Arc::new("version: 1\nbogus: 2\n".into()),
-            items: vec![Diagnostic::new(Code::UnknownField, "unknown field `bogus`", Some(Pos { line: 2, column: 1, offset: 11, len: 5 }))],
+            items: vec![Diagnostic::new(
+                Code::UnknownField,
+                "unknown field `bogus`",
+                Some(Pos { line: 2, column: 1, offset: 11, len: 5 }),
+            )],
         };
         let tty = d.render_for(false, true);
         assert_eq!(tty.matches("unknown field `bogus`").count(), 1, "{tty}");

@@ -83,7 +83,9 @@ impl Policy {
                 out.push(password.to_string());
             }
         }
-        out.extend(self.postgres.iter().filter(|p| p.archive_command_sensitive).filter_map(|p| p.archive_command.clone()));
+        out.extend(
+            self.postgres.iter().filter(|p| p.archive_command_sensitive).filter_map(|p| p.archive_command.clone()),
+        );
         // A short value would mask ordinary words; a real secret is longer.
         out.retain(|v| v.len() >= 4);
         out.sort_by_key(|v| std::cmp::Reverse(v.len()));
@@ -92,11 +94,12 @@ impl Policy {
     }
 }
 
-/// The password of a `scheme://user:password@host` URL, if it has one.
+/// The password of a `scheme://user:password@host` URL, if it has one (a
+/// user name alone is not a secret).
 fn url_password(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let userinfo = rest.split_once('@')?.0;
-    let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
+    let password = userinfo.split_once(':')?.1;
     (!password.is_empty()).then_some(password)
 }
 
@@ -130,8 +133,11 @@ impl Secret {
 /// client library put in it (Redis and PostgreSQL error texts).
 pub fn scrub(msg: &str, url: &str) -> String {
     let mut out = msg.replace(url, "(redacted URL)");
-    if let Some(password) = url_password(url) {
-        out = out.replace(password, "(redacted)");
+    // `redis://TOKEN@host` may carry a password without a user: in an
+    // error text, the whole user part is redacted.
+    let userinfo = url.split_once("://").and_then(|(_, r)| r.split_once('@')).map(|(u, _)| u);
+    if let Some(secret) = url_password(url).or(userinfo).filter(|s| !s.is_empty()) {
+        out = out.replace(secret, "(redacted)");
     }
     out
 }

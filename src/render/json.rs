@@ -52,7 +52,7 @@ pub struct AuditDocument<'a> {
     pub summary: ReportSummary,
     /// Why parts of the live state could not be read at all (their
     /// controls are unknown); absent when everything was read.
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
     pub unreached: &'a [String],
     pub objectives: &'a [Objective],
     pub controls: &'a [ControlResult],

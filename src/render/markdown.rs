@@ -61,7 +61,11 @@ pub fn report(report: &Report) -> String {
         let observed: Vec<String> = super::pairs(&c.observed)
             .iter()
             .map(|p| {
-                let p = if p.chars().count() > 120 { format!("{}…", p.chars().take(120).collect::<String>()) } else { p.clone() };
+                let p = if p.chars().count() > 120 {
+                    format!("{}…", p.chars().take(120).collect::<String>())
+                } else {
+                    p.clone()
+                };
                 format!("`{}`", md(&p).replace('`', "'"))
             })
             .collect();

@@ -204,11 +204,21 @@ mod golden {
         assert!(md.contains("2026-12-02T03:15:00Z · suoops-policy 0.0.0-golden · AWS account 123456789012 · regions eu-west-1, us-east-1"), "{md}");
         assert!(md.contains("`algorithm: aws:kms`"), "{md}");
         let html = super::html::report(&estate(), "policies/suoops.yaml");
-        assert!(html.contains("AWS account <b>123456789012</b>") && html.contains("<code>algorithm: aws:kms</code>"), "{html}");
+        assert!(
+            html.contains("AWS account <b>123456789012</b>") && html.contains("<code>algorithm: aws:kms</code>"),
+            "{html}"
+        );
         let mut unreached = estate();
         unreached.unreached = vec!["cannot reach the endpoint: connection refused".into()];
-        for text in [super::markdown::report(&unreached), super::html::report(&unreached, "p"), super::text::audit(&unreached, super::Paint { on: false })] {
-            assert!(text.contains("Could not read the live state") || text.contains("could not read the live state"), "{text}");
+        for text in [
+            super::markdown::report(&unreached),
+            super::html::report(&unreached, "p"),
+            super::text::audit(&unreached, super::Paint { on: false }),
+        ] {
+            assert!(
+                text.contains("Could not read the live state") || text.contains("could not read the live state"),
+                "{text}"
+            );
             assert!(text.contains("connection refused"), "{text}");
         }
         assert!(super::openmetrics::report(&unreached).contains("\nsuoops_audit_up 0\n"));

@@ -227,9 +227,11 @@ pub fn applied(results: &[Applied], planned: &[Change], p: Paint) -> String {
             made += covered(a);
         }
     }
-    let _ = writeln!(
-        out,
-        "\nApply: {made} planned change(s) made on {ok} resource(s); {not_made} change(s) on {failed} resource(s) failed."
-    );
+    let failed = if failed == 0 {
+        "0 failed".to_string()
+    } else {
+        format!("{not_made} change(s) on {failed} resource(s) failed")
+    };
+    let _ = writeln!(out, "\nApply: {made} planned change(s) made on {ok} resource(s), {failed}.");
     out
 }

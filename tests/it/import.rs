@@ -323,8 +323,16 @@ fn redis_and_postgres_round_trip_with_urls_from_the_environment() {
         "{text}"
     );
     assert!(text.contains("archive_timeout: 5min"), "{text}");
-    assert!(text.contains("archive_command: \"cp %p /archive/$${HOST}/%f\""), "a literal ${{ is escaped: {text}");
+    // The archive command may hold a secret: written as a variable, and
+    // import says which one to set.
+    assert!(text.contains("archive_command: ${TUNED_ARCHIVE_COMMAND}"), "{text}");
+    assert!(!text.contains("/archive/"), "the live command is not written: {text}");
+    assert!(r.stderr.contains("set TUNED_ARCHIVE_COMMAND to the archive_command of postgres.tuned"), "{}", r.stderr);
     assert!(text.contains("# archive_timeout: 0 (off, the PostgreSQL default)"), "{text}");
+    // Set as the user would: the value is taken as is (its `${HOST}` is
+    // the command's own, not a policy variable).
+    let mut env = env.to_vec();
+    env.push(("TUNED_ARCHIVE_COMMAND", "cp %p /archive/${HOST}/%f"));
     w.cli_env(&["validate", "-f", &p], &env, &[]).code(0);
     let plan = w.cli_env(&["plan", "-f", &p, "--detailed-exitcode"], &env, &["AWS_ENDPOINT_URL"]);
     plan.code(0);

@@ -270,8 +270,19 @@ fn an_audit_that_cannot_reach_aws_still_reports_alerts_and_exits_1() {
     let audit = |format: &str, out: &str| {
         w.cli_with(
             &[
-                "--endpoint-url", &dead, "audit", "-f", &p, "--format", format, "--output", out,
-                "--notify", "env:SUOOPS_TEST_WEBHOOK", "--state", &state,
+                "--endpoint-url",
+                &dead,
+                "audit",
+                "-f",
+                &p,
+                "--format",
+                format,
+                "--output",
+                out,
+                "--notify",
+                "env:SUOOPS_TEST_WEBHOOK",
+                "--state",
+                &state,
             ],
             &env,
         )

@@ -51,7 +51,7 @@ fn empty_estate_plans_creates_applies_and_converges_on(server: Server) {
 
     let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
     r.code(0);
-    assert!(r.stdout.contains("Apply: 2 resource(s) changed, 0 failed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Apply: 2 planned change(s) made on 2 resource(s), 0 failed."), "{}", r.stdout);
 
     // What the tool did, read back with a client of our own.
     let m = w.moto();
@@ -184,7 +184,11 @@ fn drift_behind_the_tools_back_shows_in_plan_and_fails_audit_on(server: Server) 
     let r = w.cli(&["audit", "-f", &p]);
     r.code(2);
     assert!(r.stdout.contains("FAIL S3-SSE"), "{}", r.stdout);
-    assert!(r.stdout.contains("Audit: 5 passed, 3 failed, 0 unknown: NOT compliant."), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("Audit: 5 passed, 3 failed, 0 unknown, 1 objective(s) not met: NOT compliant."),
+        "{}",
+        r.stdout
+    );
 
     // Re-enabling versioning is not destructive: apply fixes all of it.
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
@@ -596,7 +600,7 @@ fn a_saved_plan_is_applied_exactly_and_refused_when_stale_on(server: Server) {
     assert_eq!(doc["fingerprints"].as_object().map(|m| m.len()), Some(2));
     let r = w.cli(&["apply", &saved_s, "--auto-approve"]);
     r.code(0);
-    assert!(r.stdout.contains("Apply: 2 resource(s) changed, 0 failed."), "{}", r.stdout);
+    assert!(r.stdout.contains("Apply: 2 planned change(s) made on 2 resource(s), 0 failed."), "{}", r.stdout);
     w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
 
     // Plan a fix, then someone else changes the bucket: the plan is stale.
@@ -752,7 +756,11 @@ fn the_verdict_is_one_thing_in_every_format_and_the_report_says_when_and_where()
     assert!(text.stdout.starts_with("Audit of "), "{}", text.stdout);
     assert!(text.stdout.contains("AWS account 123456789012 · regions us-east-1"), "{}", text.stdout);
     assert!(text.stdout.contains(": compliant."), "{}", text.stdout);
-    assert!(text.stdout.contains("observed: status: Enabled"), "key: value, not JSON: {}", text.stdout);
+    assert!(
+        text.stdout.contains("observed: algorithm: AES256, kms_key: (none)"),
+        "key: value, not JSON: {}",
+        text.stdout
+    );
     let md = w.cli(&["audit", "-f", &p, "--format", "markdown"]);
     assert!(md.stdout.contains("| compliant |") && md.stdout.contains("AWS account 123456789012"), "{}", md.stdout);
 
@@ -786,5 +794,8 @@ fn the_verdict_is_one_thing_in_every_format_and_the_report_says_when_and_where()
     assert!(dom.contains(&format!("suoops-policy <b>{}</b>", env!("CARGO_PKG_VERSION"))), "{dom}");
     let tiles = dom.split("<h2>Objectives</h2>").nth(1).and_then(|t| t.split("</div><h2>").next()).unwrap_or("");
     assert!(!tiles.is_empty() && !tiles.contains("#c62828"), "no objective tile in red: {tiles}");
-    assert!(dom.contains("<code>status: Enabled</code>"), "observed values as key: value lines: {dom}");
+    assert!(
+        dom.contains("<code>algorithm: AES256</code><br><code>kms_key: (none)</code>"),
+        "observed values as key: value lines: {dom}"
+    );
 }

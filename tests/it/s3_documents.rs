@@ -594,7 +594,14 @@ fn sse_kms_replication_opts_in_names_the_replica_key_and_keeps_what_the_policy_d
     assert_eq!(d.metrics().map(|m| m.status().as_str()), Some("Enabled"));
     w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
     let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
-    r.code(0);
+    // Every control passes, but the replication role is outside the policy:
+    // its KMS permissions cannot be verified, so DR-COPY is not met, and
+    // one verdict says so (exit 2).
+    r.code(2);
+    let j = r.json();
+    assert_eq!(j["summary"]["failed"], 0, "{j:#}");
+    let dr = j["objectives"].as_array().expect("objectives").iter().find(|o| o["id"] == "DR-COPY").expect("DR-COPY");
+    assert!(dr["reasons"][0].as_str().unwrap_or("").contains("is not in the policy"), "{dr}");
 
     // The opt-in removed behind the tool's back: the DR copy would miss
     // every SSE-KMS object. Plan shows it, S3-CRR and DR-COPY fail.

@@ -819,7 +819,9 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
             .iter()
             .filter(|a| a.name != "trust")
             .map(|a| match (&a.before, &a.after) {
-                (Some(b), after) => format!("{} is {} (want {})", a.name, crate::render::compact(b), crate::render::compact(after)),
+                (Some(b), after) => {
+                    format!("{} is {} (want {})", a.name, crate::render::compact(b), crate::render::compact(after))
+                }
                 (None, after) => format!("{} is not set (want {})", a.name, crate::render::compact(after)),
             })
             .collect();
@@ -872,7 +874,7 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
                 status,
                 doc::canonical(want),
                 facts.map(|f| doc::canonical(&f.trust)).unwrap_or(Value::Null),
-                None,
+                if status == Status::Unknown { unknown.clone() } else { None },
             );
         }
         if spec.inline_policies.is_some() || spec.managed_policies.is_some() || spec.exclusive {
@@ -894,7 +896,11 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
                     "inline": seen.inline.as_ref().and_then(|o| o.present()).map(|m| m.keys().cloned().collect::<Vec<_>>()),
                     "managed": seen.attached.as_ref().and_then(|o| o.present()),
                 }),
-                (!bad.is_empty()).then(|| format!("differs: {}", bad.join(", "))),
+                if status == Status::Unknown {
+                    unknown.clone()
+                } else {
+                    (!bad.is_empty()).then(|| format!("differs: {}", bad.join(", ")))
+                },
             );
         }
     }

@@ -49,7 +49,8 @@ pub(crate) async fn import(req: &ImportRequest) -> Result<Imported, Fatal> {
 /// The variable an imported `archive_command` is written as: the command
 /// may hold a secret (a key, a password), so its value is never written.
 pub(crate) fn archive_command_var(name: &str) -> String {
-    let upper: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let upper: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
     format!("{upper}_ARCHIVE_COMMAND")
 }
 

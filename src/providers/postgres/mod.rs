@@ -363,9 +363,9 @@ pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> 
                 (Status::Fail, Some(d.join("; ")))
             } else if !pending.is_empty() {
                 {
-                let verb = if pending.len() == 1 { "waits" } else { "wait" };
-                (Status::Fail, Some(format!("pending_restart: {} {verb} for a server restart", pending.join(", "))))
-            }
+                    let verb = if pending.len() == 1 { "waits" } else { "wait" };
+                    (Status::Fail, Some(format!("pending_restart: {} {verb} for a server restart", pending.join(", "))))
+                }
             } else {
                 (Status::Pass, None)
             };

@@ -323,13 +323,19 @@ pub fn without_bucket(spec: &BucketSpec, bucket: &Observed<String>) -> Vec<Evide
                 Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
                 _ => Observed::Absent,
             },
-            sidecar: b.sha256_sidecar.then(|| Observed::Present(Err("the bucket does not exist".into()))),
-            replica: replicated_to(spec, &b.prefix).map(|d| {
-                Observed::Present(Replica {
+            // An unreadable bucket says nothing of its objects: unknown,
+            // never "does not exist".
+            sidecar: b.sha256_sidecar.then(|| match bucket {
+                Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
+                _ => Observed::Present(Err("the bucket does not exist".into())),
+            }),
+            replica: replicated_to(spec, &b.prefix).map(|d| match bucket {
+                Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
+                _ => Observed::Present(Replica {
                     bucket: d.to_string(),
                     key: String::new(),
                     verdict: Err("the source bucket does not exist".into()),
-                })
+                }),
             }),
         })
         .collect()

@@ -133,7 +133,10 @@ impl Provider for Buckets {
             .map(|full| {
                 let spec = without_replication(full);
                 let (evidence, drills) = if ctx.evidence {
-                    (evidence::without_bucket(full, &unknown), evidence::drills_unread(&full.name, &declared_drills, reason))
+                    (
+                        evidence::without_bucket(full, &unknown),
+                        evidence::drills_unread(&full.name, &declared_drills, reason),
+                    )
                 } else {
                     (Vec::new(), Vec::new())
                 };
