@@ -47,7 +47,7 @@ impl Snapshot {
             }
         }
         by.into_iter()
-            .map(|(a, m)| (a, crate::saved_plan::sha256_hex(serde_json::Value::Object(m).to_string().as_bytes())))
+            .map(|(a, m)| (a, crate::model::sha256_hex(serde_json::Value::Object(m).to_string().as_bytes())))
             .collect()
     }
 }

@@ -337,6 +337,37 @@ fn conditions_hold(cond: Option<&Value>, principal: &str) -> Option<bool> {
     Some(all)
 }
 
+/// An IAM document with its keys in the order people write them.
+pub fn in_writing_order(doc: &Value) -> Value {
+    const DOC: &[&str] = &["Version", "Id", "Statement"];
+    const STATEMENT: &[&str] =
+        &["Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"];
+    fn ordered(v: &Value, order: &[&str]) -> Value {
+        let Value::Object(m) = v else { return v.clone() };
+        let mut out = serde_json::Map::new();
+        for k in order {
+            if let Some(x) = m.get(*k) {
+                out.insert((*k).to_string(), x.clone());
+            }
+        }
+        for (k, x) in m {
+            if !order.contains(&k.as_str()) {
+                out.insert(k.clone(), x.clone());
+            }
+        }
+        Value::Object(out)
+    }
+    let mut d = ordered(doc, DOC);
+    if let Some(st) = d.get_mut("Statement") {
+        let sts = match &*st {
+            Value::Array(a) => a.iter().map(|s| ordered(s, STATEMENT)).collect(),
+            one => vec![ordered(one, STATEMENT)],
+        };
+        *st = Value::Array(sts);
+    }
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

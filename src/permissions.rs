@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::aws::{Access, On};
+use crate::jobs::JobKind;
 use crate::policy::Policy;
 use crate::providers::operations;
 
@@ -40,21 +41,11 @@ fn jobs(cmd: For, policy: Option<&Policy>) -> Value {
             kms = true;
         }
         Some(p) => {
-            let pg = p.postgres.iter().map(|pg| {
-                let to = match cmd {
-                    For::Backup => pg.backup.as_ref().map(|b| &b.to),
-                    _ => pg.restore_drill.as_ref().map(|d| &d.from),
-                };
-                (format!("postgres.{}", pg.name), to)
-            });
-            let redis = p.redis.iter().map(|r| {
-                let to = match cmd {
-                    For::Backup => r.backup.as_ref(),
-                    _ => r.restore_drill.as_ref().map(|d| &d.from),
-                };
-                (format!("redis.{}", r.name), to)
-            });
-            for (instance, to) in pg.chain(redis) {
+            let kind = if cmd == For::Backup { JobKind::Backup } else { JobKind::Drill };
+            let declared = crate::providers::jobs()
+                .filter(|j| j.kind() == kind)
+                .flat_map(|j| j.instances(p).into_iter().filter(|(_, d)| *d).map(move |(a, _)| (j.entry(p, &a), a)));
+            for (to, instance) in declared {
                 let Some(to) = to else { continue };
                 objects.push(format!("arn:aws:s3:::{}/{}*", to.bucket, to.prefix));
                 buckets.push(format!("arn:aws:s3:::{}", to.bucket));
@@ -140,7 +131,7 @@ pub fn document(cmd: For, policy: Option<&Policy>, state: Option<&(String, Strin
                         p.buckets
                             .iter()
                             .filter_map(|b| b.replication.as_ref())
-                            .map(|r| crate::providers::s3::replication::role_name(&r.role).to_string()),
+                            .map(|r| crate::policy::role_name(&r.role).to_string()),
                     );
                     roles.sort();
                     roles.dedup();
@@ -249,7 +240,7 @@ pub fn document(cmd: For, policy: Option<&Policy>, state: Option<&(String, Strin
                 p.buckets
                     .iter()
                     .filter_map(|b| b.replication.as_ref())
-                    .map(|r| format!("arn:aws:iam::*:role/{}", crate::providers::s3::replication::role_name(&r.role)))
+                    .map(|r| format!("arn:aws:iam::*:role/{}", crate::policy::role_name(&r.role)))
                     .collect()
             },
         );
@@ -272,12 +263,15 @@ mod tests {
     /// X must be in its provider's `ops()`, and every declared op is called.
     #[test]
     fn every_api_call_names_its_declared_operation() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/providers");
+        // Providers, the jobs' data plane, the shared look-ups and notify's
+        // state object: every module that calls AWS.
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let roots = ["providers", "jobs", "aws", "notify"].map(|d| src.join(d));
         let mut named = Vec::new();
         let mut raw_calls = 0;
-        let mut stack = vec![root];
+        let mut stack = roots.to_vec();
         while let Some(dir) = stack.pop() {
-            for e in std::fs::read_dir(&dir).expect("read src/providers") {
+            for e in std::fs::read_dir(&dir).expect("read src") {
                 let p = e.expect("entry").path();
                 if p.is_dir() {
                     stack.push(p);

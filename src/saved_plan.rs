@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::engine::Snapshot;
 use crate::model::{Change, Targets};
@@ -30,9 +29,7 @@ pub struct SavedPlan {
     pub changes: Vec<Change>,
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::model::sha256_hex;
 
 /// A fingerprint of what was observed of each resource: only stable
 /// settings (not counters such as Redis' uptime or the archiver's stats),

@@ -69,7 +69,7 @@ fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
         if kms_rules.is_empty() {
             continue;
         }
-        let name = crate::providers::s3::replication::role_name(&r.role);
+        let name = crate::policy::role_name(&r.role);
         let Some(role) = policy.iam.roles.iter().find(|x| x.name == name && !x.absent) else {
             out.push(format!(
                 "replication role `{name}` of {} is not in the policy: its KMS permissions are not verified (declare it under iam.roles)",

@@ -18,6 +18,9 @@ use tokio::sync::Semaphore;
 
 use crate::model::{Fatal, Observed};
 
+pub mod lookup;
+pub mod ops;
+
 /// Whether an operation only reads (plan, audit, import) or writes (apply).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {

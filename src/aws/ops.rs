@@ -4,7 +4,7 @@
 //! the declared-operations test all come from this list; each provider
 //! lists the ones it uses in `Provider::ops`.
 
-use crate::aws::{On, Op};
+use super::{On, Op};
 
 pub const ATTACH_ROLE_POLICY: Op = Op::write("attach_role_policy", "iam:AttachRolePolicy", On::Role);
 pub const ABORT_MULTIPART_UPLOAD: Op = Op::write("abort_multipart_upload", "s3:AbortMultipartUpload", On::Backups);

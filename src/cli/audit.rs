@@ -137,8 +137,8 @@ async fn notify(
     report: &crate::audit::Report,
     policy_file: &str,
 ) {
+    use crate::notify::state as s3state;
     use crate::notify::{Change, Outcome};
-    use crate::providers::s3::state as s3state;
     let before = match s3state::parse(state) {
         Some((bucket, key)) => match s3state::read(aws, &bucket, &key).await {
             Ok(text) => text.map(|t| Outcome::parse(&t, state)).transpose(),

@@ -1,10 +1,12 @@
-//! `backup run ADDR`: the strategy's dump job (PostgreSQL: pg_dump into S3
-//! with its SHA-256 sidecar). One result line for schedulers, or JSON.
+//! `backup run ADDR`: take one backup now, through the job its system
+//! declares (PostgreSQL: pg_dump; Redis: an RDB snapshot) into S3 with its
+//! SHA-256 sidecar. One result line for schedulers, or JSON; `--metrics`
+//! and `--notify` say it to monitoring, on failure too.
 
 use clap::{Args, Subcommand};
 
 use super::{connect, error, load_policy, out, Format, Global, PolicyArg};
-use crate::providers::s3::upload::{self, Pending};
+use crate::jobs::{JobCtx, JobKind, Outcome};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -38,6 +40,8 @@ pub struct RunArgs {
     /// node_exporter's textfile collector), on failure too.
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub notify: super::JobNotify,
 }
 
 pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
@@ -46,51 +50,39 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
         let addr = a.rest.first().cloned().unwrap_or_else(|| "ADDR".into());
         return error(g, format!("`backup` takes a subcommand: suoops-policy backup run -f {file} {addr}"));
     };
-    let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
-    let pg = a.address.strip_prefix("postgres.").and_then(|n| policy.postgres.iter().find(|p| p.name == n));
-    let redis = a.address.strip_prefix("redis.").and_then(|n| policy.redis.iter().find(|r| r.name == n));
-    let known: Vec<String> = policy
-        .postgres
-        .iter()
-        .filter(|p| p.backup.is_some())
-        .map(|p| format!("postgres.{}", p.name))
-        .chain(policy.redis.iter().filter(|r| r.backup.is_some()).map(|r| format!("redis.{}", r.name)))
-        .collect();
-    let declared = pg.map(|p| p.backup.is_some()).or(redis.map(|r| r.backup.is_some()));
-    if declared != Some(true) {
-        return error(
-            g,
-            super::no_job(
-                &policy.file,
-                &a.address,
-                declared.is_some(),
-                "backup",
-                "backup: {to: s3.BUCKET.backups.ENTRY}",
-                &known,
-            ),
-        );
-    }
-    let aws = connect(g, policy.default_region.as_deref()).await;
-    let default_region = aws.default_region().unwrap_or("us-east-1").to_string();
-    let pending: Pending = Default::default();
-    let job = async {
-        match (pg, redis) {
-            (Some(spec), _) => crate::providers::postgres::backup::run(&aws, spec, &default_region, &pending).await,
-            (_, Some(spec)) => crate::providers::redis::backup::run(&aws, spec, &default_region, &pending).await,
-            _ => Err("nothing to back up".into()),
-        }
+    // Webhooks are checked before anything runs.
+    let hooks = match a.notify.hooks() {
+        Ok(h) => h,
+        Err(e) => return error(g, e),
     };
-    // Ctrl-C: stop pg_dump (dropping the job kills it) and abort the
+    let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
+    let job = match crate::jobs::resolve(crate::providers::jobs(), JobKind::Backup, &policy, &a.address) {
+        Ok(j) => j,
+        Err(e) => return error(g, e),
+    };
+    let aws = connect(g, policy.default_region.as_deref()).await;
+    let ctx = JobCtx {
+        aws: &aws,
+        default_region: aws.default_region().unwrap_or("us-east-1").to_string(),
+        operator: super::operator(None),
+        pending: Default::default(),
+    };
+    // Ctrl-C: stop the dump (dropping the job kills it) and abort the
     // multipart upload, so nothing is left behind.
     let r = tokio::select! {
-        r = job => r,
+        r = job.run(&ctx, &policy, &a.address) => r,
         _ = tokio::signal::ctrl_c() => Err("interrupted".to_string()),
     };
+    let r = match r {
+        Ok(Outcome::Backup(done)) => Ok(done),
+        Ok(Outcome::Drill(_)) => Err("the job is not a backup".to_string()),
+        Err(e) => {
+            crate::jobs::upload::abort_pending(&aws, &ctx.pending).await;
+            Err(e)
+        }
+    };
     if let Some(path) = &a.metrics {
-        let entry = pg
-            .and_then(|p| p.backup.as_ref().map(|b| b.to.address()))
-            .or_else(|| redis.and_then(|r| r.backup.as_ref().map(|b| b.address())))
-            .unwrap_or_default();
+        let entry = job.entry(&policy, &a.address).map(|b| b.address()).unwrap_or_default();
         let text = crate::render::openmetrics::backup_run(
             &a.address,
             &entry,
@@ -101,6 +93,16 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
             error(g, format!("cannot write {}: {e}", path.display()));
         }
     }
+    let report = crate::notify::JobRun {
+        command: JobKind::Backup.command(),
+        address: a.address.clone(),
+        ok: r.is_ok(),
+        object: r.as_ref().ok().map(|d| format!("s3://{}/{}", d.bucket, d.key)),
+        bytes: r.as_ref().ok().map(|d| d.bytes),
+        seconds: r.as_ref().ok().map(|d| d.seconds),
+        reason: r.as_ref().err().map(|e| format!("{e}; nothing was stored")),
+    };
+    super::notify_job(g, &hooks, a.notify.notify_format, &report).await;
     match r {
         Ok(done) => {
             match a.format {
@@ -112,12 +114,6 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
             }
             0
         }
-        Err(e) => {
-            let open = pending.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some((region, bucket, key, id)) = open {
-                upload::abort(&aws, &region, &bucket, &key, &id).await;
-            }
-            error(g, format!("backup {} failed: {e}; nothing was stored", a.address))
-        }
+        Err(e) => error(g, format!("backup {} failed: {e}; nothing was stored", a.address)),
     }
 }

@@ -8,7 +8,7 @@ use std::io::Write;
 use clap::Args;
 
 use super::{connect, error, load_policy, out, Format, Global, PolicyArg};
-use crate::providers::postgres::drill;
+use crate::jobs::{JobCtx, JobKind, Outcome};
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
@@ -30,61 +30,60 @@ pub struct DrillArgs {
     /// Also write the result as OpenMetrics gauges to FILE (atomically).
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<std::path::PathBuf>,
-}
-
-fn operator(a: &DrillArgs) -> String {
-    a.operator
-        .clone()
-        .or_else(|| ["SUOOPS_OPERATOR", "GITHUB_ACTOR", "USER"].iter().find_map(|v| std::env::var(v).ok()))
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "unknown".into())
+    #[command(flatten)]
+    pub notify: super::JobNotify,
 }
 
 pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
+    let hooks = match a.notify.hooks() {
+        Ok(h) => h,
+        Err(e) => return error(g, e),
+    };
     let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
-    let pg = a.address.strip_prefix("postgres.").and_then(|n| policy.postgres.iter().find(|p| p.name == n));
-    let redis = a.address.strip_prefix("redis.").and_then(|n| policy.redis.iter().find(|r| r.name == n));
-    let known: Vec<String> = policy
-        .postgres
-        .iter()
-        .filter(|p| p.restore_drill.is_some())
-        .map(|p| format!("postgres.{}", p.name))
-        .chain(policy.redis.iter().filter(|r| r.restore_drill.is_some()).map(|r| format!("redis.{}", r.name)))
-        .collect();
-    let declared = pg.map(|p| p.restore_drill.is_some()).or(redis.map(|r| r.restore_drill.is_some()));
-    if declared != Some(true) {
-        return error(
-            g,
-            super::no_job(
-                &policy.file,
-                &a.address,
-                declared.is_some(),
-                "restore_drill",
-                "restore_drill: {from: s3.BUCKET.backups.ENTRY}",
-                &known,
-            ),
-        );
-    }
+    let job = match crate::jobs::resolve(crate::providers::jobs(), JobKind::Drill, &policy, &a.address) {
+        Ok(j) => j,
+        Err(e) => return error(g, e),
+    };
     let aws = connect(g, policy.default_region.as_deref()).await;
-    let region = aws.default_region().unwrap_or("us-east-1").to_string();
-    let who = operator(a);
-    let job = async {
-        match (pg, redis) {
-            (Some(spec), _) => drill::run(&aws, spec, &region, &who).await,
-            (_, Some(spec)) => crate::providers::redis::drill::run(&aws, spec, &region, &who).await,
-            _ => Err("nothing to drill".into()),
-        }
+    let ctx = JobCtx {
+        aws: &aws,
+        default_region: aws.default_region().unwrap_or("us-east-1").to_string(),
+        operator: super::operator(a.operator.as_deref()),
+        pending: Default::default(),
     };
     // Ctrl-C drops the drill: its cluster is stopped and its files removed
     // as it unwinds.
     let rec = tokio::select! {
-        r = job => r,
-        _ = tokio::signal::ctrl_c() => return error(g, "restore-drill interrupted; what it made was removed, no record written"),
+        r = job.run(&ctx, &policy, &a.address) => r,
+        _ = tokio::signal::ctrl_c() => Err("interrupted; what it made was removed, no record written".to_string()),
     };
     let rec = match rec {
-        Ok(r) => r,
-        Err(e) => return error(g, format!("restore-drill {} could not complete: {e}", a.address)),
+        Ok(Outcome::Drill(r)) => r,
+        Ok(Outcome::Backup(_)) => return error(g, "the job is not a drill"),
+        Err(e) => {
+            let report = crate::notify::JobRun {
+                command: JobKind::Drill.command(),
+                address: a.address.clone(),
+                ok: false,
+                object: None,
+                bytes: None,
+                seconds: None,
+                reason: Some(format!("could not complete: {e}")),
+            };
+            super::notify_job(g, &hooks, a.notify.notify_format, &report).await;
+            return error(g, format!("restore-drill {} could not complete: {e}", a.address));
+        }
     };
+    let report = crate::notify::JobRun {
+        command: JobKind::Drill.command(),
+        address: a.address.clone(),
+        ok: rec.passed(),
+        object: rec.dump.as_ref().map(|d| format!("s3://{}/{}", d.bucket, d.key)),
+        bytes: rec.dump.as_ref().map(|d| d.bytes),
+        seconds: Some(rec.total_seconds),
+        reason: rec.reason.clone(),
+    };
+    super::notify_job(g, &hooks, a.notify.notify_format, &report).await;
     if let Some(path) = &a.metrics {
         if let Err(e) = super::write_atomically(path, &crate::render::openmetrics::restore_drill(&rec)) {
             error(g, format!("cannot write {}: {e}", path.display()));
@@ -94,9 +93,9 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         let new = !path.exists();
         let r = std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| {
             if new {
-                f.write_all(crate::providers::jobs::LOG_HEADER.as_bytes())?;
+                f.write_all(crate::jobs::LOG_HEADER.as_bytes())?;
             }
-            f.write_all(crate::providers::jobs::log_row(&rec).as_bytes())
+            f.write_all(crate::jobs::log_row(&rec).as_bytes())
         });
         if let Err(e) = r {
             error(g, format!("cannot append to {}: {e}", path.display()));

@@ -174,7 +174,9 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
             .cloned()
             .or_else(|| entries.variables.iter().any(|(v, _)| v == name).then(|| "(to be set)".to_string()))
     };
-    if let Err(LoadError::Invalid(d)) = policy::parse(&label, text.clone().into_bytes(), &env) {
+    if let Err(LoadError::Invalid(d)) =
+        policy::parse_checked(&label, text.clone().into_bytes(), &env, Some(&crate::providers::control_ids()))
+    {
         eprint!("{}", d.render(g.color.enabled_for_stderr()));
         let why = if a.merge.is_some() {
             "the merged policy does not validate (see above: a layout the merge cannot follow, or a live setting the policy format rejects)"

@@ -171,7 +171,7 @@ where
 
 /// Load the policy or print its diagnostics; `None` means exit 1.
 fn load_policy(g: &Global, path: &Path) -> Option<Policy> {
-    match policy::load(path) {
+    match policy::load(path, &crate::providers::control_ids()) {
         Ok(p) => {
             if !g.quiet && !p.warnings.items.is_empty() {
                 eprint!("{}", p.warnings.summary());
@@ -185,20 +185,53 @@ fn load_policy(g: &Global, path: &Path) -> Option<Policy> {
     }
 }
 
-/// Why `address` has no `key` job in `file` — an instance without the
-/// declaration (a configuration error, said as one), or no such instance
-/// (with the nearest address that has one) — and which addresses have one.
-fn no_job(file: &str, address: &str, instance: bool, key: &str, example: &str, known: &[String]) -> String {
-    let list = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-    if instance {
-        return format!(
-            "{address} declares no `{key}:` in {file}: add `{example}` under it (addresses with one: {list})"
-        );
+/// `--notify` of the jobs: one message per run, success or failure.
+#[derive(Debug, Args)]
+pub struct JobNotify {
+    /// Post the run's outcome (success or failure: the address, the object,
+    /// its size and duration, or the reason) to this webhook (repeatable);
+    /// `env:NAME` reads the URL from the environment variable NAME (only
+    /// its host is ever printed).
+    #[arg(long, value_name = "URL|env:NAME")]
+    pub notify: Vec<String>,
+    /// The message format for --notify.
+    #[arg(long, value_enum, default_value_t = crate::notify::NotifyFormat::Slack)]
+    pub notify_format: crate::notify::NotifyFormat,
+}
+
+impl JobNotify {
+    /// The webhooks' URLs, checked before the job runs.
+    fn hooks(&self) -> Result<Vec<String>, String> {
+        let env = |k: &str| std::env::var(k).ok();
+        self.notify.iter().map(|n| crate::notify::resolve(n, &env)).collect()
     }
-    let hint = crate::policy::validate::closest(address, known.iter().map(String::as_str))
-        .map(|c| format!("; did you mean `{c}`?"))
-        .unwrap_or_default();
-    format!("{address} is not a PostgreSQL or Redis instance of {file} (addresses with a `{key}:`: {list}){hint}")
+}
+
+/// Post a job's outcome to every webhook; a delivery that fails is one
+/// line on stderr and never changes the job's exit code.
+async fn notify_job(g: &Global, hooks: &[String], format: crate::notify::NotifyFormat, run: &crate::notify::JobRun) {
+    if hooks.is_empty() {
+        return;
+    }
+    let body = crate::notify::job_message(format, run);
+    for hook in hooks {
+        match crate::notify::deliver(hook, &body, crate::notify::DELIVERY_BUDGET).await {
+            Ok(()) => note(g, format!("notify: posted to {}", crate::notify::shown(hook))),
+            Err(e) => {
+                let _ = error(g, format!("notify: {e}"));
+            }
+        }
+    }
+}
+
+/// Who runs a job, for its record: as given, else $SUOOPS_OPERATOR,
+/// $GITHUB_ACTOR, $USER.
+fn operator(given: Option<&str>) -> String {
+    given
+        .map(str::to_string)
+        .or_else(|| ["SUOOPS_OPERATOR", "GITHUB_ACTOR", "USER"].iter().find_map(|v| std::env::var(v).ok()))
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn stderr_is_terminal() -> bool {

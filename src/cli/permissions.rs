@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{load_policy, out, Global};
-use crate::providers::permissions::{document, For};
+use crate::permissions::{document, For};
 
 #[derive(Debug, Args)]
 pub struct PermissionsArgs {
@@ -30,7 +30,7 @@ pub fn run(g: &Global, a: &PermissionsArgs) -> u8 {
         },
         None => None,
     };
-    let state = match a.state.as_deref().map(|s| (s, crate::providers::s3::state::parse(s))) {
+    let state = match a.state.as_deref().map(|s| (s, crate::notify::state::parse(s))) {
         None => None,
         Some((_, Some(loc))) => Some(loc),
         Some((s, None)) => return super::error(g, format!("--state {s}: write s3://BUCKET/KEY")),

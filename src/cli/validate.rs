@@ -15,7 +15,7 @@ pub struct ValidateArgs {
 }
 
 pub fn run(g: &Global, a: &ValidateArgs) -> u8 {
-    match (policy::load(&a.policy.file), a.format) {
+    match (policy::load(&a.policy.file, &crate::providers::control_ids()), a.format) {
         (Ok(p), Format::Text) => {
             // Warnings are shown even with -q: they are about the input.
             if !p.warnings.items.is_empty() {

@@ -17,9 +17,22 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesOrdered, StreamExt};
 use sha2::{Digest, Sha256};
 
-use crate::aws::{classify, Aws};
+use crate::aws::ops;
+use crate::aws::{classify, Aws, Op};
 use crate::policy::{Algorithm, Encryption};
-use crate::providers::ops;
+
+/// What a backup job calls: the bucket's key resolved, the streamed
+/// upload (multipart, aborted on failure), the check of what S3 holds, and
+/// the sidecar.
+pub const OPS: &[Op] = &[
+    ops::DESCRIBE_KEY,
+    ops::CREATE_MULTIPART_UPLOAD,
+    ops::UPLOAD_PART,
+    ops::COMPLETE_MULTIPART_UPLOAD,
+    ops::ABORT_MULTIPART_UPLOAD,
+    ops::HEAD_OBJECT,
+    ops::PUT_OBJECT,
+];
 
 /// 8 MiB: above S3's 5 MiB minimum part; 10,000 parts hold 80 GiB.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -390,6 +403,16 @@ pub async fn abort(aws: &Aws, region: &str, bucket: &str, key: &str, id: &str) {
             client.abort_multipart_upload().bucket(bucket).key(key).upload_id(id).send(),
         )
         .await;
+}
+
+/// Abort the multipart upload a failed or interrupted job left open, if
+/// any (the job's own error paths abort theirs; this is for a job dropped
+/// mid-part by Ctrl-C).
+pub async fn abort_pending(aws: &Aws, pending: &Pending) {
+    let open = pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some((region, bucket, key, id)) = open {
+        abort(aws, &region, &bucket, &key, &id).await;
+    }
 }
 
 pub fn hex(b: &[u8]) -> String {

@@ -224,6 +224,20 @@ pub struct AttrChange {
     pub diff: Option<String>,
 }
 
+/// A JSON value on one line; strings without quotes.
+pub fn compact(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The SHA-256 of `bytes` in lower-case hex (fingerprints, saved plans).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What every renderer prints instead of a sensitive value.
 pub const SENSITIVE: &str = "(sensitive value)";
 

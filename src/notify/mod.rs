@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 use crate::audit::objectives::Verdict;
 use crate::audit::{Report, Status};
 
+pub mod state;
+
 /// How long one webhook may take in all, retries included.
 pub const DELIVERY_BUDGET: Duration = Duration::from_secs(30);
 /// One attempt's timeout.
@@ -224,6 +226,62 @@ pub fn message(format: NotifyFormat, report: &Report, change: &Change, policy_fi
     }
 }
 
+/// One run of a job (`backup run`, `restore-drill`), as its message says it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRun {
+    pub command: &'static str,
+    pub address: String,
+    /// The backup was stored (and verified), or the drill passed.
+    pub ok: bool,
+    /// The object written or restored, `s3://BUCKET/KEY`.
+    pub object: Option<String>,
+    pub bytes: Option<u64>,
+    pub seconds: Option<f64>,
+    /// Why it failed, in one line.
+    pub reason: Option<String>,
+}
+
+/// The one message of a job run, success or failure (the strategy: "emit
+/// metric/Slack webhook on backup success/failure").
+pub fn job_message(format: NotifyFormat, run: &JobRun) -> Value {
+    match format {
+        NotifyFormat::Json => json!({
+            "format_version": "1",
+            "source": format!("suoops-policy {}", run.command),
+            "address": run.address,
+            "ok": run.ok,
+            "object": run.object,
+            "bytes": run.bytes,
+            "seconds": run.seconds,
+            "reason": run.reason,
+        }),
+        NotifyFormat::Slack => {
+            let what = if run.ok { "succeeded" } else { "FAILED" };
+            let head = format!("suoops-policy {} {}: {what}", run.command, run.address);
+            let mut lines = Vec::new();
+            if let Some(o) = &run.object {
+                lines.push(format!("`{o}`"));
+            }
+            match (run.bytes, run.seconds) {
+                (Some(b), Some(s)) => lines.push(format!("{b} bytes in {s:.1} s")),
+                (None, Some(s)) => lines.push(format!("{s:.1} s")),
+                _ => {}
+            }
+            if let Some(r) = &run.reason {
+                lines.push(format!("_Reason:_ {r}"));
+            }
+            let mut blocks =
+                vec![json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&head, 150)}})];
+            if !lines.is_empty() {
+                blocks.push(
+                    json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&lines.join("\n"), 2900)}}),
+                );
+            }
+            json!({"text": head, "blocks": blocks})
+        }
+    }
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
@@ -264,13 +322,10 @@ pub fn shown(url: &str) -> String {
 pub async fn deliver(url: &str, body: &Value, budget: Duration) -> Result<(), String> {
     use http_body_util::{BodyExt, Full};
     let uri: hyper::Uri = url.parse().map_err(|_| format!("{}: not a valid URL", shown(url)))?;
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(provider)
-        .map_err(|e| format!("no TLS roots: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .build();
+    // The system's roots, the host name checked: as any HTTPS client.
+    let tls = crate::tls::client_config(crate::tls::Verify::Full, Some("system".into()))
+        .map_err(|e| format!("no TLS roots: {e}"))?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
     let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
     let payload = bytes::Bytes::from(body.to_string());

@@ -5,10 +5,10 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::observe;
+use crate::aws::lookup::bucket_region;
+use crate::aws::ops;
 use crate::aws::{classify, ApiError, Aws};
 use crate::model::Observed;
-use crate::providers::ops;
 
 /// `s3://BUCKET/KEY` → (bucket, key).
 pub fn parse(location: &str) -> Option<(String, String)> {
@@ -19,7 +19,7 @@ pub fn parse(location: &str) -> Option<(String, String)> {
 
 async fn region_of(aws: &Aws, bucket: &str) -> Result<String, String> {
     let default = aws.default_region().unwrap_or("us-east-1").to_string();
-    match observe::bucket_region(aws, &default, bucket).await.map_err(|f| f.message)? {
+    match bucket_region(aws, &default, bucket).await.map_err(|f| f.message)? {
         Observed::Present(r) => Ok(r),
         Observed::Absent => Err(format!("the state bucket `{bucket}` does not exist")),
         Observed::Unknown { reason } => Err(format!("the state bucket `{bucket}`: {reason}")),

@@ -280,6 +280,11 @@ pub struct PostgresSpec {
     pub line: u64,
 }
 
+/// The role name of a role reference (a name or an ARN).
+pub fn role_name(r: &str) -> &str {
+    r.rsplit('/').next().unwrap_or(r)
+}
+
 /// `6h`, `15m`, `5min`, `30s`, `1d`, or a number of seconds.
 pub fn parse_duration(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -630,13 +635,22 @@ pub enum LoadError {
 }
 
 /// Read, parse and validate a policy file, resolving `${VAR}` from the
-/// process environment.
-pub fn load(path: &Path) -> Result<Policy, LoadError> {
-    load_with_env(path, &|name| std::env::var(name).ok())
+/// process environment; waivers may name only `controls` (the registry's
+/// control ids, which the caller knows and policy does not).
+pub fn load(path: &Path, controls: &[&str]) -> Result<Policy, LoadError> {
+    load_with(path, &|name| std::env::var(name).ok(), Some(controls))
 }
 
-/// As [`load`], with the environment given (tests).
+/// As [`load`], with the environment given and waiver ids unchecked (tests).
 pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, LoadError> {
+    load_with(path, env, None)
+}
+
+fn load_with(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    controls: Option<&[&str]>,
+) -> Result<Policy, LoadError> {
     let file = path.display().to_string();
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -649,10 +663,21 @@ pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
             })))
         }
     };
-    parse(&file, bytes, env)
+    parse_checked(&file, bytes, env, controls)
 }
 
-/// Parse and validate policy text that came from `file`.
+/// Parse and validate policy text that came from `file` (waiver ids
+/// unchecked).
 pub fn parse(file: &str, bytes: Vec<u8>, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, LoadError> {
-    validate::parse_and_validate(file, bytes, env).map_err(|d| LoadError::Invalid(Box::new(d)))
+    parse_checked(file, bytes, env, None)
+}
+
+/// As [`parse`]; waivers may name only `controls` when given.
+pub fn parse_checked(
+    file: &str,
+    bytes: Vec<u8>,
+    env: &dyn Fn(&str) -> Option<String>,
+    controls: Option<&[&str]>,
+) -> Result<Policy, LoadError> {
+    validate::parse_and_validate(file, bytes, env, controls).map_err(|d| LoadError::Invalid(Box::new(d)))
 }

@@ -19,6 +19,8 @@ use crate::policy::Policy;
 pub trait Instance: 'static {
     const KIND: &'static str;
     const CONTROLS: &'static [ControlDef];
+    /// Its jobs (`backup run`, `restore-drill`).
+    const JOBS: &'static [&'static dyn crate::jobs::Job] = &[];
     type Spec: Clone;
     type State;
     /// The instances the policy names.
@@ -62,6 +64,9 @@ impl<I: Instance> Provider for Kind<I> {
     }
     fn controls(&self) -> &'static [ControlDef] {
         I::CONTROLS
+    }
+    fn jobs(&self) -> &'static [&'static dyn crate::jobs::Job] {
+        I::JOBS
     }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         I::specs(policy).iter().map(I::address).collect()

@@ -10,10 +10,7 @@
 
 pub mod iam;
 pub mod instances;
-pub mod jobs;
 pub mod kms;
-pub mod ops;
-pub mod permissions;
 pub mod postgres;
 pub mod redis;
 pub mod s3;
@@ -24,6 +21,7 @@ use futures::future::LocalBoxFuture;
 use serde_json::Value;
 
 use crate::aws::{Aws, Op};
+use crate::jobs::{DrillDecl, Job};
 use crate::model::control::{ControlDef, ControlResult};
 use crate::model::{Address, Applied, AttrChange, Change, Fatal};
 use crate::policy::Policy;
@@ -141,6 +139,10 @@ pub trait Provider: Sync {
     fn ops(&self) -> &'static [Op] {
         &[]
     }
+    /// Its jobs (`backup run`, `restore-drill`), declared like its controls.
+    fn jobs(&self) -> &'static [&'static dyn Job] {
+        &[]
+    }
     /// The top-level addresses of this kind the policy names (`s3.B`,
     /// `iam.role.N`…), for `--target` and messages.
     fn addresses(&self, policy: &Policy) -> Vec<Address>;
@@ -234,9 +236,19 @@ pub fn control_ids() -> Vec<&'static str> {
     ids
 }
 
-/// Every declared API operation of every provider.
+/// Every declared API operation of every provider and of its jobs.
 pub fn operations() -> impl Iterator<Item = &'static Op> {
-    REGISTRY.iter().flat_map(|p| p.ops().iter())
+    REGISTRY.iter().flat_map(|p| p.ops().iter().chain(p.jobs().iter().flat_map(|j| j.ops().iter())))
+}
+
+/// Every job of every provider.
+pub fn jobs() -> impl Iterator<Item = &'static dyn Job> {
+    REGISTRY.iter().flat_map(|p| p.jobs().iter().copied())
+}
+
+/// Every restore drill the policy declares, whichever system's.
+pub fn drills(policy: &Policy) -> Vec<DrillDecl> {
+    jobs().flat_map(|j| j.drills(policy)).collect()
 }
 
 /// Does the policy name anything at or under `target`?

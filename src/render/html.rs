@@ -77,10 +77,9 @@ code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }
         if compliant { "compliant" } else { "not compliant" }
     );
     if let Some(r) = &report.run {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            r#"<p class="sub">made <b>{}</b> · suoops-policy <b>{}</b> · AWS account <b>{}</b> · regions <b>{}</b></p>
-"#,
+            r#"<p class="sub">made <b>{}</b> · suoops-policy <b>{}</b> · AWS account <b>{}</b> · regions <b>{}</b></p>"#,
             esc(&r.generated_at),
             esc(&r.tool_version),
             esc(r.account.as_deref().unwrap_or("unknown")),
@@ -88,10 +87,9 @@ code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }
         );
     }
     for u in &report.unreached {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            r#"<p class="verdict" style="background:{FAIL}">Could not read the live state: {}</p>
-"#,
+            r#"<p class="verdict" style="background:{FAIL}">Could not read the live state: {}</p>"#,
             esc(u)
         );
     }

@@ -67,13 +67,7 @@ impl Paint {
     }
 }
 
-/// A JSON value on one line; strings without quotes.
-pub(crate) fn compact(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
+pub(crate) use crate::model::compact;
 
 /// An observed or expected value as short `key: value` pairs for people
 /// (nested keys joined with `.`, lists of scalars with `, `); JSON stays

@@ -168,7 +168,7 @@ pub fn backup_run(instance: &str, entry: &str, now: u64, done: Option<(u64, f64)
 
 /// The result of one `restore-drill`: passed, when, the time to restore
 /// and each phase's seconds.
-pub fn restore_drill(rec: &crate::providers::jobs::Record) -> String {
+pub fn restore_drill(rec: &crate::jobs::Record) -> String {
     let mut out = String::new();
     let labels = format!("instance=\"{}\"", label(&rec.instance));
     let _ = writeln!(out, "# TYPE suoops_restore_drill_success gauge\n# HELP suoops_restore_drill_success 1 when the last restore drill passed, else 0.");

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::{observe, IamState, RoleState};
 use crate::model::{Fatal, Observed};
@@ -57,37 +57,6 @@ fn full_role(name: &str) -> RoleSpec {
     }
 }
 
-/// An IAM document with its keys in the order people write them.
-pub(crate) fn iam_document(doc: &Value) -> Value {
-    const DOC: &[&str] = &["Version", "Id", "Statement"];
-    const STATEMENT: &[&str] =
-        &["Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"];
-    fn ordered(v: &Value, order: &[&str]) -> Value {
-        let Value::Object(m) = v else { return v.clone() };
-        let mut out = Map::new();
-        for k in order {
-            if let Some(x) = m.get(*k) {
-                out.insert((*k).to_string(), x.clone());
-            }
-        }
-        for (k, x) in m {
-            if !order.contains(&k.as_str()) {
-                out.insert(k.clone(), x.clone());
-            }
-        }
-        Value::Object(out)
-    }
-    let mut d = ordered(doc, DOC);
-    if let Some(st) = d.get_mut("Statement") {
-        let sts = match &*st {
-            Value::Array(a) => a.iter().map(|s| ordered(s, STATEMENT)).collect(),
-            one => vec![ordered(one, STATEMENT)],
-        };
-        *st = Value::Array(sts);
-    }
-    d
-}
-
 fn role(name: &str, st: &RoleState, gaps: &mut Vec<String>) -> String {
     let addr = format!("iam.role.{name}");
     let mut w = Writer::new();
@@ -110,13 +79,13 @@ fn role(name: &str, st: &RoleState, gaps: &mut Vec<String>) -> String {
         w.value(2, "tags", &json!(f.tags), None);
     }
     if !f.trust.is_null() {
-        w.value(2, "trust", &iam_document(&f.trust), None);
+        w.value(2, "trust", &crate::iamdoc::in_writing_order(&f.trust), None);
     }
     match &st.inline {
         Some(Observed::Present(docs)) if !docs.is_empty() => {
             w.open(2, "inline_policies");
             for (n, d) in docs {
-                w.value(4, n, &iam_document(d), None);
+                w.value(4, n, &crate::iamdoc::in_writing_order(d), None);
             }
         }
         Some(Observed::Unknown { reason }) => w.unreadable(2, gaps, &addr, "inline_policies", reason),
@@ -141,7 +110,7 @@ mod tests {
 
     #[test]
     fn iam_documents_are_written_in_the_order_people_write_them() {
-        let d = iam_document(
+        let d = crate::iamdoc::in_writing_order(
             &json!({"Statement": {"Resource": "*", "Action": "s3:*", "Effect": "Allow"}, "Version": "2012-10-17"}),
         );
         assert_eq!(

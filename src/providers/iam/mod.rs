@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
+use crate::aws::ops;
 use crate::iamdoc as doc;
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
-use crate::providers::ops;
 use futures::future::{FutureExt, LocalBoxFuture};
 
 use crate::aws::{classify, ApiError, Aws, Op};
@@ -820,9 +820,9 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
             .filter(|a| a.name != "trust")
             .map(|a| match (&a.before, &a.after) {
                 (Some(b), after) => {
-                    format!("{} is {} (want {})", a.name, crate::render::compact(b), crate::render::compact(after))
+                    format!("{} is {} (want {})", a.name, crate::model::compact(b), crate::model::compact(after))
                 }
-                (None, after) => format!("{} is not set (want {})", a.name, crate::render::compact(after)),
+                (None, after) => format!("{} is not set (want {})", a.name, crate::model::compact(after)),
             })
             .collect();
         let role_detail = match head.action {

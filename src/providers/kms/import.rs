@@ -9,7 +9,6 @@ use crate::iamdoc::statements;
 use crate::model::{Fatal, Observed};
 use crate::policy::writer::{scalar, Writer};
 use crate::policy::KmsKeySpec;
-use crate::providers::iam::import::iam_document;
 use crate::providers::{Ctx, ImportRequest, Imported};
 
 /// `alias/NAME[@REGION]` → (alias, region).
@@ -114,7 +113,7 @@ fn entry(spec: &KmsKeySpec, region: Option<&str>, st: &KeyState, gaps: &mut Vec<
                 if let Some(id) = doc.get("Id") {
                     d["Id"] = id.clone();
                 }
-                w.value(2, "policy", &iam_document(&d), None);
+                w.value(2, "policy", &crate::iamdoc::in_writing_order(&d), None);
             }
         }
         Some(Observed::Unknown { reason }) => w.unreadable(2, gaps, &addr, "policy", reason),

@@ -15,12 +15,12 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
+use crate::aws::ops;
 use crate::aws::{classify, Aws, Op};
 use crate::iamdoc::{self, statements};
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::{Action, Address, Applied, AttrChange, Change, Fatal, Observed, StepOutcome, UnknownSetting};
 use crate::policy::{KmsKeySpec, Policy};
-use crate::providers::ops;
 use crate::providers::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
 
 /// The tag a key this tool creates carries (its name in the policy): a key

@@ -12,10 +12,12 @@ use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 
+use futures::future::{FutureExt, LocalBoxFuture};
+
 use super::tools;
-use crate::aws::Aws;
-use crate::policy::{scrub, PgDrill, PostgresSpec};
-use crate::providers::jobs::{self, secs, CheckResult, Record};
+use crate::aws::{Aws, Op};
+use crate::jobs::{self, secs, CheckResult, DrillDecl, Job, JobCtx, JobKind, Outcome, Record};
+use crate::policy::{scrub, BackupRef, PgDrill, Policy, PostgresSpec};
 
 /// A directory removed on drop, with the cluster in it stopped first —
 /// also when the drill's future is dropped (Ctrl-C).
@@ -168,6 +170,53 @@ async fn checks(url: &str, drill: &PgDrill) -> Result<Vec<CheckResult>, String> 
         out.push(CheckResult { name: c.name.clone(), value, min: c.min, max: c.max, passed });
     }
     Ok(out)
+}
+
+/// `restore-drill postgres.NAME` (a registered job).
+pub struct DrillJob;
+
+impl Job for DrillJob {
+    fn kind(&self) -> JobKind {
+        JobKind::Drill
+    }
+    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
+        policy.postgres.iter().map(|p| (format!("postgres.{}", p.name), p.restore_drill.is_some())).collect()
+    }
+    fn entry<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p BackupRef> {
+        super::backup::instance(policy, address)?.restore_drill.as_ref().map(|d| &d.from)
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a JobCtx<'a>,
+        policy: &'a Policy,
+        address: &'a str,
+    ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
+        async move {
+            let spec =
+                super::backup::instance(policy, address).ok_or_else(|| format!("{address} is not in the policy"))?;
+            run(ctx.aws, spec, &ctx.default_region, &ctx.operator).await.map(Outcome::Drill)
+        }
+        .boxed_local()
+    }
+    fn ops(&self) -> &'static [Op] {
+        jobs::fetch::OPS
+    }
+    fn drills(&self, policy: &Policy) -> Vec<DrillDecl> {
+        policy
+            .postgres
+            .iter()
+            .filter_map(|p| {
+                let d = p.restore_drill.as_ref()?;
+                Some(DrillDecl {
+                    instance: format!("postgres.{}", p.name),
+                    from: d.from.clone(),
+                    rto_secs: d.rto_secs,
+                    every_secs: d.every_secs,
+                    line: d.line,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Run the drill of `spec`; the record is returned (and stored) whether

@@ -8,12 +8,50 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 
+use futures::future::{FutureExt, LocalBoxFuture};
+
 use super::rdb::{self, Endpoint, Io};
-use crate::aws::Aws;
-use crate::policy::{scrub, RedisSpec};
-use crate::providers::jobs::{self, Done};
-use crate::providers::postgres::tls::{client_config, SslMode};
-use crate::providers::s3::upload::Pending;
+use crate::aws::{Aws, Op};
+use crate::jobs::upload::Pending;
+use crate::jobs::{self, Done, Job, JobCtx, JobKind, Outcome};
+use crate::policy::{scrub, BackupRef, Policy, RedisSpec};
+use crate::tls::{client_config, Verify};
+
+/// `backup run redis.NAME`: an RDB snapshot (a registered job).
+pub struct SnapshotJob;
+
+/// The instance `address` names, `redis.NAME`.
+pub(crate) fn instance<'p>(policy: &'p Policy, address: &str) -> Option<&'p RedisSpec> {
+    let name = address.strip_prefix("redis.")?;
+    policy.redis.iter().find(|r| r.name == name)
+}
+
+impl Job for SnapshotJob {
+    fn kind(&self) -> JobKind {
+        JobKind::Backup
+    }
+    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
+        policy.redis.iter().map(|r| (format!("redis.{}", r.name), r.backup.is_some())).collect()
+    }
+    fn entry<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p BackupRef> {
+        instance(policy, address)?.backup.as_ref()
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a JobCtx<'a>,
+        policy: &'a Policy,
+        address: &'a str,
+    ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
+        async move {
+            let spec = instance(policy, address).ok_or_else(|| format!("{address} is not in the policy"))?;
+            run(ctx.aws, spec, &ctx.default_region, &ctx.pending).await.map(Outcome::Backup)
+        }
+        .boxed_local()
+    }
+    fn ops(&self) -> &'static [Op] {
+        jobs::upload::OPS
+    }
+}
 
 /// A connection to the server: TCP, or TLS for `rediss://` (the system's
 /// roots, or no check with `#insecure`).
@@ -26,9 +64,9 @@ pub async fn open(ep: &Endpoint, timeout: Duration) -> Result<Box<dyn Io>, Strin
         return Ok(Box::new(tcp));
     }
     let config = if ep.insecure {
-        client_config(SslMode::Require, None)?
+        client_config(Verify::Nothing, None)?
     } else {
-        client_config(SslMode::VerifyFull, Some("system".into()))?
+        client_config(Verify::Full, Some("system".into()))?
     };
     let name = ServerName::try_from(ep.host.clone()).map_err(|e| format!("{}: {e}", ep.host))?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))

@@ -8,9 +8,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::aws::Aws;
-use crate::policy::{RedisDrill, RedisSpec};
-use crate::providers::jobs::{self, secs, CheckResult, Record};
+use futures::future::{FutureExt, LocalBoxFuture};
+
+use crate::aws::{Aws, Op};
+use crate::jobs::{self, secs, CheckResult, DrillDecl, Job, JobCtx, JobKind, Outcome, Record};
+use crate::policy::{BackupRef, Policy, RedisDrill, RedisSpec};
 
 /// The drill's directory, removed on drop.
 struct Scratch(PathBuf);
@@ -29,6 +31,53 @@ fn redis_server() -> Result<PathBuf, String> {
         .map(|d| d.join("redis-server"))
         .find(|p| p.is_file())
         .ok_or_else(|| "redis-server is not installed: the drill loads the snapshot into one (Debian: apt-get install redis-server)".into())
+}
+
+/// `restore-drill redis.NAME` (a registered job).
+pub struct DrillJob;
+
+impl Job for DrillJob {
+    fn kind(&self) -> JobKind {
+        JobKind::Drill
+    }
+    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
+        policy.redis.iter().map(|p| (format!("redis.{}", p.name), p.restore_drill.is_some())).collect()
+    }
+    fn entry<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p BackupRef> {
+        super::backup::instance(policy, address)?.restore_drill.as_ref().map(|d| &d.from)
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a JobCtx<'a>,
+        policy: &'a Policy,
+        address: &'a str,
+    ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
+        async move {
+            let spec =
+                super::backup::instance(policy, address).ok_or_else(|| format!("{address} is not in the policy"))?;
+            run(ctx.aws, spec, &ctx.default_region, &ctx.operator).await.map(Outcome::Drill)
+        }
+        .boxed_local()
+    }
+    fn ops(&self) -> &'static [Op] {
+        jobs::fetch::OPS
+    }
+    fn drills(&self, policy: &Policy) -> Vec<DrillDecl> {
+        policy
+            .redis
+            .iter()
+            .filter_map(|p| {
+                let d = p.restore_drill.as_ref()?;
+                Some(DrillDecl {
+                    instance: format!("redis.{}", p.name),
+                    from: d.from.clone(),
+                    rto_secs: d.rto_secs,
+                    every_secs: d.every_secs,
+                    line: d.line,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Run the drill of `spec`; the record is returned (and stored) whether

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::providers::s3::upload::Chunks;
+use crate::jobs::upload::Chunks;
 
 /// Where and how to connect, from a `redis://` / `rediss://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,8 +27,7 @@ pub const SID_DELETE: &str = "SuoopsPolicyNoDelete";
 pub const SID_RECORDS: &str = "SuoopsPolicyOnlyReadersRecordDrills";
 /// The Sids this tool owns in a bucket with `access:`.
 pub const SIDS: [&str; 4] = [SID_WRITE, SID_READ, SID_DELETE, SID_RECORDS];
-/// Where restore drills record their results (`restore_drill:`).
-pub const RECORDS: &str = "drills/";
+pub use crate::jobs::RECORDS;
 
 /// Writing an object: PutObject covers PutObject, CopyObject and every
 /// step of a multipart upload (AWS S3 API permissions reference);

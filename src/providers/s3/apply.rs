@@ -22,10 +22,10 @@ use super::replication::{self, Prerequisites, ReplicationDoc};
 use super::tls::{self, PolicyDoc};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 
+use crate::aws::ops;
 use crate::aws::{classify, Aws};
 use crate::model::{Action, Change, Observed, StepOutcome};
 use crate::policy::{BucketSpec, Encryption, Lifecycle, Versioning};
-use crate::providers::ops;
 
 /// Apply `change` (computed from `state`) to the bucket. Returns each step's
 /// outcome in order; steps after a failure are not attempted.
@@ -130,7 +130,9 @@ pub async fn apply(
             (None, _) => Ok(enc.kms_key.clone()),
             (Some(_), Some(f)) => Ok(Some(f.arn.clone())),
             (Some(_), None) => {
-                key_arn(aws, region, enc.kms_key.as_deref().unwrap_or_default(), keys_made).await.map(Some)
+                crate::aws::lookup::key_arn(aws, region, enc.kms_key.as_deref().unwrap_or_default(), keys_made)
+                    .await
+                    .map(Some)
             }
         };
         let conf = key.and_then(|k| {
@@ -208,29 +210,6 @@ pub async fn apply(
         }
     }
     out
-}
-
-/// The ARN of the key `alias` names in `region`; with `wait` (this run
-/// made a key), waiting (bounded by `--wait`) for it to be visible.
-pub async fn key_arn(aws: &Aws, region: &str, alias: &str, wait: bool) -> Result<String, String> {
-    let kms = aws.kms(region);
-    let r = aws
-        .call_until_visible(
-            &ops::DESCRIBE_KEY,
-            &format!("key {alias} in {region}"),
-            || kms.describe_key().key_id(alias).send(),
-            |e| wait && e.code() == Some("NotFoundException"),
-        )
-        .await;
-    match r {
-        Ok(o) => {
-            o.key_metadata().and_then(|m| m.arn()).map(str::to_string).ok_or_else(|| format!("no key ARN for {alias}"))
-        }
-        Err(e) => Err(match classify(&e, &["NotFoundException"]) {
-            crate::aws::ApiError::NotFound(_) => format!("the key {alias} does not exist in {region}"),
-            other => other.reason(),
-        }),
-    }
 }
 
 /// The Object Lock configuration to write: enabled, with the default
@@ -432,7 +411,7 @@ pub async fn apply_replication(
             Some(Observed::Present(a)) => a.clone(),
             _ => {
                 let in_region = pre.key_regions.get(alias).map_or(region, String::as_str);
-                match key_arn(aws, in_region, alias, keys_made).await {
+                match crate::aws::lookup::key_arn(aws, in_region, alias, keys_made).await {
                     Ok(a) => a,
                     Err(e) => return Some(StepOutcome { step: "replication", result: Err(e) }),
                 }

@@ -13,11 +13,11 @@ use serde_json::{json, Value};
 use super::controls::{observed_json, result, CRR};
 use super::replication::{self, Prerequisites, ReplicationDoc};
 use super::{observe, region_of};
+use crate::aws::ops;
 use crate::aws::Op;
 use crate::model::control::{ControlDef, ControlResult, Status};
 use crate::model::{Address, Applied, Change, Fatal, Observed};
 use crate::policy::{BucketSpec, Policy, Versioning};
-use crate::providers::ops;
 use crate::providers::{Ctx, Observation, Prior, Provider};
 
 /// The replication provider.

@@ -8,12 +8,12 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::lifecycle::LifecycleDoc;
+use crate::aws::ops;
 use crate::aws::{classify, ApiError, Aws};
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::time::{format_time, now};
 use crate::model::{Address, Fatal, Observed};
 use crate::policy::{BackupSpec, BucketSpec};
-use crate::providers::ops;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Newest {
@@ -70,7 +70,7 @@ async fn newest(
         .key_format
         .as_ref()
         .map(|f| format!("{}{}", b.prefix, format_time(f, now.saturating_sub(2 * b.max_age_secs))));
-    let (best, listed) = match newest_object(aws, client, bucket, &b.prefix, start_after).await {
+    let (best, listed) = match crate::jobs::newest_object(aws, client, bucket, &b.prefix, start_after).await {
         Ok(found) => found,
         Err(e) => return e.observed(),
     };
@@ -83,57 +83,6 @@ async fn newest(
         }),
         None => Observed::Absent,
     })
-}
-
-/// An object as ListObjectsV2 shows it.
-pub struct Listed {
-    pub key: String,
-    /// Last modified, Unix seconds.
-    pub modified: i64,
-    pub size: u64,
-}
-
-/// The newest object under `prefix` — sidecars, folders and drill records
-/// left out, so an entry whose prefix is the whole bucket lists them
-/// harmlessly — and how many objects were listed to find it.
-pub async fn newest_object(
-    aws: &Aws,
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-    start_after: Option<String>,
-) -> Result<(Option<Listed>, usize), ApiError> {
-    let mut token: Option<String> = None;
-    let mut best: Option<Listed> = None;
-    let mut listed = 0;
-    loop {
-        let req = client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_start_after(start_after.clone())
-            .set_continuation_token(token.clone());
-        let page = aws.call(&ops::LIST_OBJECTS_V2, req.send()).await.map_err(|e| classify(&e, &["NoSuchBucket"]))?;
-        for o in page.contents() {
-            listed += 1;
-            let (Some(key), Some(t)) = (o.key(), o.last_modified()) else { continue };
-            if key.ends_with(".sha256") || key.ends_with('/') || key.starts_with(super::access::RECORDS) {
-                continue;
-            }
-            if best.as_ref().is_none_or(|b| (t.secs(), key) > (b.modified, b.key.as_str())) {
-                best = Some(Listed {
-                    key: key.to_string(),
-                    modified: t.secs(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                });
-            }
-        }
-        token = page.next_continuation_token().map(str::to_string);
-        if !page.is_truncated().unwrap_or(false) || token.is_none() {
-            break;
-        }
-    }
-    Ok((best, listed))
 }
 
 /// The sidecar KEY.sha256: present, 64 hex digits, and equal to the
@@ -398,13 +347,13 @@ pub const CONTROLS: &[ControlDef] = &[FRESHNESS, INTEGRITY, RETENTION, REPLICA, 
 /// record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DrillSeen {
-    pub drill: crate::providers::jobs::DrillDecl,
-    pub last: Observed<crate::providers::jobs::Record>,
+    pub drill: crate::jobs::DrillDecl,
+    pub last: Observed<crate::jobs::Record>,
 }
 
 /// The drills whose dumps are in `bucket`, when the bucket could not be
 /// read (`reason`): each is reported unknown, never left out.
-pub fn drills_unread(bucket: &str, declared: &[crate::providers::jobs::DrillDecl], reason: &str) -> Vec<DrillSeen> {
+pub fn drills_unread(bucket: &str, declared: &[crate::jobs::DrillDecl], reason: &str) -> Vec<DrillSeen> {
     declared
         .iter()
         .filter(|d| d.from.bucket == bucket)
@@ -417,13 +366,13 @@ pub async fn drills(
     aws: &Aws,
     bucket: &str,
     region: &str,
-    declared: &[crate::providers::jobs::DrillDecl],
+    declared: &[crate::jobs::DrillDecl],
 ) -> Result<Vec<DrillSeen>, Fatal> {
     let client = aws.s3(region);
     let mut out = Vec::new();
     for d in declared.iter().filter(|d| d.from.bucket == bucket) {
         let prefix = d.from.drills_prefix(&d.instance);
-        let last = match crate::providers::jobs::last(aws, &client, bucket, &prefix).await {
+        let last = match crate::jobs::last(aws, &client, bucket, &prefix).await {
             Ok(Some(r)) => Observed::Present(r),
             Ok(None) => Observed::Absent,
             Err(ApiError::Fatal(m)) => return Err(Fatal::api(m)),

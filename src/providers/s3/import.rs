@@ -43,7 +43,7 @@ pub(crate) async fn import(
             // else GetBucketLocation.
             let home = match listed {
                 Some(r) => r.clone(),
-                None => match observe::bucket_region(aws, region, name).await? {
+                None => match crate::aws::lookup::bucket_region(aws, region, name).await? {
                     Observed::Present(r) => r,
                     _ => region.to_string(),
                 },

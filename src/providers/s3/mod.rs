@@ -13,9 +13,7 @@ pub mod import;
 pub mod lifecycle;
 pub mod observe;
 pub mod replication;
-pub mod state;
 pub mod tls;
-pub mod upload;
 
 use std::collections::BTreeSet;
 
@@ -26,11 +24,11 @@ use serde_json::{json, Value};
 pub use observe::{BucketState, EncryptionState, PabState};
 
 use super::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
+use crate::aws::ops;
 use crate::aws::Op;
 use crate::model::control::{ControlDef, ControlResult};
 use crate::model::{Address, Applied, Change, Fatal};
 use crate::policy::{BucketSpec, Policy};
-use crate::providers::ops;
 
 /// The S3 bucket provider.
 pub struct Buckets;
@@ -61,11 +59,6 @@ const OPS: &[Op] = &[
     ops::DELETE_BUCKET_POLICY,
     ops::PUT_OBJECT_LOCK_CONFIGURATION,
     ops::PUT_OBJECT,
-    // The backup job's upload (`backup run`), not apply's.
-    ops::CREATE_MULTIPART_UPLOAD,
-    ops::UPLOAD_PART,
-    ops::COMPLETE_MULTIPART_UPLOAD,
-    ops::ABORT_MULTIPART_UPLOAD,
 ];
 
 const CONTROLS: &[ControlDef] = &{
@@ -125,7 +118,7 @@ impl Provider for Buckets {
     }
     fn unobserved(&self, ctx: &Ctx<'_>, policy: &Policy, reason: &str) -> Box<dyn Observation> {
         let declared: Vec<String> = policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect();
-        let declared_drills = crate::providers::jobs::declared(policy);
+        let declared_drills = crate::providers::drills(policy);
         let unknown = crate::model::Observed::Unknown { reason: reason.to_string() };
         let buckets = policy
             .buckets
@@ -158,7 +151,7 @@ impl Provider for Buckets {
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
             let declared: Vec<String> = policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect();
-            let drills = crate::providers::jobs::declared(policy);
+            let drills = crate::providers::drills(policy);
             let buckets = observe_buckets(ctx, &policy.buckets, ctx.evidence, &declared, &drills).await?;
             Ok(Box::new(BucketsSeen { buckets, declared }) as Box<dyn Observation>)
         }
@@ -195,7 +188,7 @@ async fn observe_buckets(
     specs: &[BucketSpec],
     evidence: bool,
     declared_roles: &[String],
-    drills: &[crate::providers::jobs::DrillDecl],
+    drills: &[crate::jobs::DrillDecl],
 ) -> Result<Vec<BucketSeen>, Fatal> {
     let aws = ctx.aws;
     let default = aws.default_region();

@@ -3,10 +3,10 @@
 
 use aws_sdk_s3::types::BucketVersioningStatus;
 
+use crate::aws::ops;
 use crate::aws::{classify, ApiError, Aws};
 use crate::model::{Fatal, Observed};
 use crate::policy::BucketSpec;
-use crate::providers::ops;
 
 use super::lifecycle::LifecycleDoc;
 use super::replication::{Prerequisites, ReplicationDoc};
@@ -635,19 +635,4 @@ pub async fn list_buckets(aws: &Aws, region: &str) -> Result<Vec<(String, Option
         }
     }
     Ok(names)
-}
-
-/// The region a bucket lives in (GetBucketLocation, which any regional
-/// endpoint answers), so `import` reads each bucket from its own region.
-/// Absent: no such bucket; None-like answers mean us-east-1.
-pub async fn bucket_region(aws: &Aws, region: &str, name: &str) -> Result<Observed<String>, Fatal> {
-    let client = aws.s3(region);
-    match aws.call(&ops::GET_BUCKET_LOCATION, client.get_bucket_location().bucket(name).send()).await {
-        Ok(out) => Ok(Observed::Present(match out.location_constraint().map(|c| c.as_str()) {
-            None | Some("") => "us-east-1".to_string(),
-            Some("EU") => "eu-west-1".to_string(),
-            Some(r) => r.to_string(),
-        })),
-        Err(e) => classify(&e, &["NoSuchBucket"]).observed(),
-    }
 }

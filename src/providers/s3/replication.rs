@@ -65,10 +65,7 @@ pub struct Prerequisites {
     pub regions: BTreeMap<String, String>,
 }
 
-/// The role name of a role reference (a name or an ARN).
-pub fn role_name(r: &str) -> &str {
-    r.rsplit('/').next().unwrap_or(r)
-}
+pub use crate::policy::role_name;
 
 pub fn bucket_of(arn_or_name: &str) -> &str {
     arn_or_name.strip_prefix("arn:aws:s3:::").unwrap_or(arn_or_name)

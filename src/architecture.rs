@@ -1,0 +1,150 @@
+//! The layering ARCHITECTURE.md promises, checked on every test run so it
+//! cannot silently break: no file outside `src/providers/` names one
+//! system's provider module (systems are reached through the registry),
+//! and the top-level modules depend on each other only as the code map's
+//! "may depend on" column says, which has no cycle.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Each top-level module and the top-level modules it may use (test code
+/// aside). Keep in step with ARCHITECTURE.md's code map.
+const MAY_DEPEND_ON: &[(&str, &[&str])] = &[
+    ("model", &[]),
+    ("iamdoc", &[]),
+    ("tls", &[]),
+    ("aws", &["model"]),
+    ("policy", &["model"]),
+    ("jobs", &["aws", "model", "policy"]),
+    ("providers", &["aws", "iamdoc", "jobs", "model", "policy", "tls"]),
+    ("audit", &["iamdoc", "model", "policy", "providers"]),
+    ("render", &["audit", "jobs", "model"]),
+    ("notify", &["audit", "aws", "model", "tls"]),
+    ("engine", &["audit", "aws", "model", "policy", "providers"]),
+    ("saved_plan", &["engine", "model"]),
+    ("import", &["aws", "engine", "policy", "providers"]),
+    ("permissions", &["aws", "jobs", "policy", "providers"]),
+    (
+        "cli",
+        &[
+            "audit",
+            "aws",
+            "engine",
+            "import",
+            "jobs",
+            "model",
+            "notify",
+            "permissions",
+            "policy",
+            "providers",
+            "render",
+            "saved_plan",
+        ],
+    ),
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read src") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The file's text without its test module (tests may reach anywhere).
+fn code(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("read");
+    text.split("#[cfg(test)]").next().unwrap_or_default().to_string()
+}
+
+/// The top-level modules `text` names as `crate::X` or `crate::{X, …}`.
+fn named(text: &str, modules: &BTreeSet<&str>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, _) in text.match_indices("crate::") {
+        let rest = &text[i + "crate::".len()..];
+        let words: Vec<&str> = match rest.strip_prefix('{') {
+            Some(group) => group.split('}').next().unwrap_or("").split(',').collect(),
+            None => vec![rest],
+        };
+        for w in words {
+            let w: String = w.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if modules.contains(w.as_str()) {
+                out.insert(w);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_file_outside_providers_names_a_system() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let systems = ["s3", "iam", "redis", "postgres", "kms"];
+    let mut naming = Vec::new();
+    for f in files.iter().filter(|f| !f.starts_with(src().join("providers"))) {
+        let text = std::fs::read_to_string(f).expect("read");
+        for (i, _) in text.match_indices("providers::") {
+            let rest = &text[i + "providers::".len()..];
+            let first: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let grouped = rest.strip_prefix('{').map(|g| g.split('}').next().unwrap_or("")).unwrap_or("");
+            if systems.contains(&first.as_str()) || systems.iter().any(|s| grouped.split(',').any(|w| w.trim() == *s)) {
+                naming.push(f.strip_prefix(src()).unwrap_or(f).display().to_string());
+            }
+        }
+    }
+    assert!(naming.is_empty(), "outside src/providers/, reach systems through the registry: {naming:?}");
+}
+
+#[test]
+fn top_level_modules_depend_only_as_the_code_map_says_without_cycles() {
+    let allowed: BTreeMap<&str, &[&str]> = MAY_DEPEND_ON.iter().copied().collect();
+    let modules: BTreeSet<&str> = allowed.keys().copied().collect();
+    let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for e in std::fs::read_dir(src()).expect("read src") {
+        let p = e.expect("entry").path();
+        let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        if name == "lib" || name == "main" || name == "architecture" {
+            continue;
+        }
+        assert!(modules.contains(name.as_str()), "src/{name} is not in MAY_DEPEND_ON (and ARCHITECTURE.md's code map)");
+        let mut files = Vec::new();
+        if p.is_dir() {
+            rust_files(&p, &mut files);
+        } else {
+            files.push(p.clone());
+        }
+        let uses = found.entry(name.clone()).or_default();
+        for f in files {
+            uses.extend(named(&code(&f), &modules).into_iter().filter(|m| *m != name));
+        }
+    }
+    let mut wrong = Vec::new();
+    for (m, uses) in &found {
+        for u in uses {
+            if !allowed[m.as_str()].contains(&u.as_str()) {
+                wrong.push(format!("{m} uses {u}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "not in the code map's \"may depend on\": {wrong:?}");
+    // The allowed graph itself has no cycle: every module can be placed
+    // after everything it may use.
+    let mut placed: Vec<&str> = Vec::new();
+    while placed.len() < modules.len() {
+        let next = modules
+            .iter()
+            .find(|m| !placed.contains(m) && allowed[*m].iter().all(|d| placed.contains(d)))
+            .unwrap_or_else(|| {
+                panic!("a cycle among {:?}", modules.iter().filter(|m| !placed.contains(m)).collect::<Vec<_>>())
+            });
+        placed.push(next);
+    }
+}
