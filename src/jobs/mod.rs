@@ -127,14 +127,14 @@ pub fn resolve<'a>(
     let (key, example) = kind.declaration();
     if undeclared {
         return Err(format!(
-            "{address} declares no `{key}:` in {}: add `{example}` under it (addresses with one: {list})",
+            "{address} declares no `{key}:` in {}: add `{example}` under it (addresses with a `{key}:`: {list})",
             policy.file
         ));
     }
     let hint = crate::policy::validate::closest(address, known.iter().map(String::as_str))
         .map(|c| format!("; did you mean `{c}`?"))
         .unwrap_or_default();
-    Err(format!("{address} has no `{key}:` job in {} (addresses with one: {list}){hint}", policy.file))
+    Err(format!("{address} names no instance of {} (addresses with a `{key}:`: {list}){hint}", policy.file))
 }
 
 /// A drill declared in the policy, as the audit judges it.

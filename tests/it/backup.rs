@@ -143,8 +143,13 @@ fn a_pg_dump_killed_mid_stream_leaves_no_object_and_no_open_upload() {
     w.cli_with(&["apply", "-f", &p, "--auto-approve"], &[("PG_URL", &url)]).code(0);
     let prom = w.dir.path().join("killed.prom");
     let prom_arg = prom.to_string_lossy().into_owned();
-    let child =
-        w.spawn_with(&["backup", "run", "-f", &p, "postgres.primary", "--metrics", &prom_arg], &[("PG_URL", &url)]);
+    // The job says its failure to a webhook too (one post, naming pg_dump).
+    let rx = crate::notify::Receiver::start(vec![]);
+    let hook = rx.url();
+    let child = w.spawn_with(
+        &["backup", "run", "-f", &p, "postgres.primary", "--metrics", &prom_arg, "--notify", "env:T_HOOK"],
+        &[("PG_URL", &url), ("T_HOOK", &hook)],
+    );
     // Once a multipart upload is open, end pg_dump's session.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
@@ -166,6 +171,62 @@ fn a_pg_dump_killed_mid_stream_leaves_no_object_and_no_open_upload() {
     let s = bucket_state(&w, &b, None);
     assert_eq!(s["uploads"], serde_json::json!([]), "the upload was aborted: {s}");
     assert_eq!(s["objects"], serde_json::json!({}), "{s}");
+    let posts = rx.posts();
+    assert_eq!(posts.len(), 1, "one post per run: {posts:?}");
+    assert_eq!(posts[0]["text"], "suoops-policy backup run postgres.primary: FAILED", "{}", posts[0]);
+    let text = posts[0].to_string();
+    assert!(text.contains("pg_dump exited with 1") && text.contains("nothing was stored"), "{text}");
+    assert!(!stderr.contains("SECRETTOKEN"), "{stderr}");
+}
+
+/// Every job run says its outcome to --notify, success as well as failure;
+/// an unreachable webhook is one stderr line and the exit code stays the
+/// job's.
+#[test]
+fn jobs_post_their_outcome_and_a_dead_webhook_never_changes_the_exit_code() {
+    let w = World::with_moto();
+    let pg = Postgres::start();
+    seed(&pg);
+    let b = unique("dumps");
+    let p = w.write("p.yaml", &policy(&b, &DRILL.replace("BUCKET", &b))).to_string_lossy().into_owned();
+    let url = pg.url(None);
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &[("PG_URL", &url)]).code(0);
+    let rx = crate::notify::Receiver::start(vec![]);
+    let hook = rx.url();
+    let dead = format!("http://127.0.0.1:{}/hooks/SECRETTOKEN", crate::harness::free_port());
+    let env = [("PG_URL", url.as_str()), ("T_HOOK", hook.as_str()), ("T_DEAD", dead.as_str())];
+    let r = w.cli_with(
+        &["backup", "run", "-f", &p, "postgres.primary", "--notify", "env:T_HOOK", "--notify-format", "json"],
+        &env,
+    );
+    r.code(0);
+    let posts = rx.posts();
+    assert_eq!(posts.len(), 1, "{posts:?}\n{}", r.stderr);
+    let m = &posts[0];
+    assert_eq!(m["source"], "suoops-policy backup run");
+    assert_eq!(m["address"], "postgres.primary");
+    assert_eq!(m["ok"], true);
+    assert!(
+        m["object"].as_str().is_some_and(|o| o.starts_with(&format!("s3://{b}/postgres/")) && o.ends_with(".dump")),
+        "{m}"
+    );
+    assert!(m["bytes"].as_u64().is_some_and(|n| n > 0) && m["seconds"].is_number(), "{m}");
+    assert!(m["reason"].is_null(), "{m}");
+
+    // The drill posts its outcome too (Slack form by default).
+    let (code, _, stderr, _) = drill(&w, &p, &env, &["--notify", "env:T_HOOK"]);
+    assert_eq!(code, 0, "{stderr}");
+    let posts = rx.posts();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert_eq!(posts[1]["text"], "suoops-policy restore-drill postgres.primary: succeeded", "{}", posts[1]);
+
+    // A webhook nobody answers: one line, the job's exit code unchanged.
+    let r = w.cli_with(&["backup", "run", "-f", &p, "postgres.primary", "--notify", "env:T_DEAD"], &env);
+    r.code(0);
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| l.contains("notify")).collect();
+    assert_eq!(lines.len(), 1, "{}", r.stderr);
+    assert!(lines[0].starts_with("error: notify: http://127.0.0.1:"), "{}", r.stderr);
+    assert!(!r.stderr.contains("SECRETTOKEN") && !r.stdout.contains("SECRETTOKEN"), "{}", r.stderr);
 }
 
 const DRILL: &str = r#"    restore_drill:
