@@ -7,6 +7,7 @@ pub mod iam;
 pub mod iam_raw;
 pub mod kms;
 pub mod raw;
+mod s3;
 pub mod store_raw;
 pub mod stores;
 pub mod validate;
