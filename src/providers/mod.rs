@@ -13,6 +13,7 @@ pub mod instances;
 pub mod kms;
 pub mod postgres;
 pub mod redis;
+pub mod resources;
 pub mod s3;
 
 use std::collections::{BTreeMap, BTreeSet};

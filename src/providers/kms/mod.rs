@@ -21,6 +21,7 @@ use crate::iamdoc::{self, statements};
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::{Action, Address, Applied, AttrChange, Change, Fatal, Observed, StepOutcome, UnknownSetting};
 use crate::policy::{KmsKeySpec, Policy};
+use crate::providers::resources::{Resources, Seen};
 use crate::providers::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
 
 /// The tag a key this tool creates carries (its name in the policy): a key
@@ -708,7 +709,7 @@ impl Provider for Kms {
         policy.kms.iter().map(|k| address(&k.name)).collect()
     }
     fn unobserved(&self, ctx: &Ctx<'_>, policy: &Policy, reason: &str) -> Box<dyn Observation> {
-        Box::new(unobserved(ctx, &policy.kms, reason))
+        Box::new(Seen(unobserved(ctx, &policy.kms, reason)))
     }
     fn observe<'a>(
         &'a self,
@@ -717,7 +718,7 @@ impl Provider for Kms {
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
             let specs: Vec<(KmsKeySpec, bool)> = policy.kms.iter().map(|k| (k.clone(), false)).collect();
-            Ok(Box::new(read_all(ctx, &specs).await?) as Box<dyn Observation>)
+            Ok(Box::new(Seen(read_all(ctx, &specs).await?)) as Box<dyn Observation>)
         }
         .boxed_local()
     }
@@ -731,12 +732,14 @@ impl Provider for Kms {
     }
 }
 
-impl Observation for KmsSeen {
-    fn kind(&self) -> &'static str {
-        "kms"
+impl Resources for KmsSeen {
+    const KIND: &'static str = "kms";
+    type Item = Key;
+    fn items(&self) -> &[Key] {
+        &self.keys
     }
-    fn len(&self) -> usize {
-        self.keys.len()
+    fn address(k: &Key) -> Address {
+        address(&k.spec.name)
     }
     fn diff(&self) -> Vec<Change> {
         self.keys.iter().map(Key::change).collect()
@@ -744,44 +747,30 @@ impl Observation for KmsSeen {
     fn controls(&self, changes: &[Change]) -> Vec<ControlResult> {
         self.controls_of(changes)
     }
-    fn fingerprints(&self) -> Vec<(Address, Value)> {
-        self.keys.iter().map(|k| (address(&k.spec.name), json!(k.state))).collect()
+    fn fingerprint(&self, k: &Key) -> Value {
+        json!(k.state)
     }
-    fn apply<'a>(
+    fn apply_one<'a>(
         &'a self,
         ctx: &'a Ctx<'a>,
+        k: &'a Key,
         changes: &'a [Change],
-        _prior: Prior<'a>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Applied>, Fatal>> {
+        _prior: &'a Prior<'a>,
+    ) -> LocalBoxFuture<'a, Result<Option<Applied>, Fatal>> {
         async move {
-            let out: Vec<Option<Applied>> = stream::iter(self.keys.iter())
-                .map(|k| async move {
-                    let addr = address(&k.spec.name);
-                    let change = changes.iter().find(|c| c.address == addr && c.is_actionable())?;
-                    let steps = apply_key(ctx.aws, k, change).await;
-                    Some(Applied { address: addr, steps, did_not_take: Vec::new() })
-                })
-                .buffer_unordered(ctx.concurrency.max(1))
-                .collect()
-                .await;
-            Ok(out.into_iter().flatten().collect())
+            let addr = address(&k.spec.name);
+            let Some(change) = changes.iter().find(|c| c.address == addr && c.is_actionable()) else { return Ok(None) };
+            let steps = apply_key(ctx.aws, k, change).await;
+            Ok(Some(Applied { address: addr, steps, did_not_take: Vec::new() }))
         }
         .boxed_local()
     }
-    fn reobserve<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        addresses: &'a BTreeSet<Address>,
-    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+    fn reread<'a>(&'a self, ctx: &'a Ctx<'a>, keys: Vec<&'a Key>) -> LocalBoxFuture<'a, Result<Self, Fatal>> {
         async move {
             // A key this run created: its alias may take a moment to show.
-            let specs: Vec<(KmsKeySpec, bool)> = self
-                .keys
-                .iter()
-                .filter(|k| addresses.contains(&address(&k.spec.name)))
-                .map(|k| (k.spec.clone(), k.state.key == Observed::Absent))
-                .collect();
-            Ok(Box::new(read_all(ctx, &specs).await?) as Box<dyn Observation>)
+            let specs: Vec<(KmsKeySpec, bool)> =
+                keys.iter().map(|k| (k.spec.clone(), k.state.key == Observed::Absent)).collect();
+            read_all(ctx, &specs).await
         }
         .boxed_local()
     }

@@ -4,7 +4,6 @@
 //! replication needs from outside each bucket (each role's ARN, each
 //! destination the policy does not declare).
 
-use std::collections::BTreeSet;
 
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -18,6 +17,7 @@ use crate::aws::Op;
 use crate::model::control::{ControlDef, ControlResult, Status};
 use crate::model::{Address, Applied, Change, Fatal, Observed};
 use crate::policy::{BucketSpec, Policy, Versioning};
+use crate::providers::resources::{Resources, Seen};
 use crate::providers::{Ctx, Observation, Prior, Provider};
 
 /// The replication provider.
@@ -56,7 +56,7 @@ impl Provider for Replication {
                 doc: crate::model::Observed::Unknown { reason: reason.to_string() },
             })
             .collect();
-        Box::new(ReplicationSeen { buckets, pre: from_policy(policy, default) })
+        Box::new(Seen(ReplicationSeen { buckets, pre: from_policy(policy, default) }))
     }
     fn observe<'a>(
         &'a self,
@@ -68,7 +68,7 @@ impl Provider for Replication {
             let mut seen = read_all(ctx, &specs).await?;
             let pre = prerequisites(ctx, policy, &seen).await?;
             seen.pre = pre;
-            Ok(Box::new(seen) as Box<dyn Observation>)
+            Ok(Box::new(Seen(seen)) as Box<dyn Observation>)
         }
         .boxed_local()
     }
@@ -195,12 +195,14 @@ impl Replicating {
     }
 }
 
-impl Observation for ReplicationSeen {
-    fn kind(&self) -> &'static str {
-        "s3.replication"
+impl Resources for ReplicationSeen {
+    const KIND: &'static str = "s3.replication";
+    type Item = Replicating;
+    fn items(&self) -> &[Replicating] {
+        &self.buckets
     }
-    fn len(&self) -> usize {
-        self.buckets.len()
+    fn address(b: &Replicating) -> Address {
+        Address::s3_bucket(&b.spec.name)
     }
     fn diff(&self) -> Vec<Change> {
         self.buckets.iter().flat_map(|b| b.changes(&self.pre)).collect()
@@ -247,85 +249,68 @@ impl Observation for ReplicationSeen {
         }
         out
     }
-    fn fingerprints(&self) -> Vec<(Address, Value)> {
-        self.buckets
-            .iter()
-            .map(|b| (Address::s3_bucket(&b.spec.name), json!({"replication": b.doc, "prerequisites": self.pre})))
-            .collect()
+    fn fingerprint(&self, b: &Replicating) -> Value {
+        json!({"replication": b.doc, "prerequisites": self.pre})
     }
-    fn apply<'a>(
+    fn apply_one<'a>(
         &'a self,
         ctx: &'a Ctx<'a>,
+        b: &'a Replicating,
         changes: &'a [Change],
-        prior: Prior<'a>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Applied>, Fatal>> {
+        prior: &'a Prior<'a>,
+    ) -> LocalBoxFuture<'a, Result<Option<Applied>, Fatal>> {
         async move {
-            let prior = &prior;
-            let out: Vec<Option<Applied>> = stream::iter(self.buckets.iter())
-                .map(|b| async move {
-                    let bucket = Address::s3_bucket(&b.spec.name);
-                    let mine = crate::model::changes_under(changes, &replication::address(&b.spec.name));
-                    if prior.conflicted(&bucket) || !mine.iter().any(Change::is_actionable) {
-                        return None;
-                    }
-                    let want = b.spec.replication.as_ref()?;
-                    // Blocked at plan time (role missing, destination not
-                    // versioned…): said as skipped, with the reason, not
-                    // written and then reported as "still differs".
-                    let head = mine.iter().find(|c| c.address == replication::address(&b.spec.name));
-                    if let Some(conflict) = head.and_then(|h| h.conflicts.first()) {
-                        let step = crate::model::StepOutcome {
-                            step: "replication",
-                            result: Err(format!("skipped: {conflict}")),
-                        };
-                        return Some(Applied { address: bucket, steps: vec![step], did_not_take: Vec::new() });
-                    }
-                    // A failed step skips exactly its dependents: replication
-                    // needs the source and every destination created and
-                    // versioned (S3 refuses it otherwise), nothing else.
-                    let needs = ["create bucket", "versioning"];
-                    let blocked = std::iter::once(b.spec.name.as_str())
-                        .chain(want.rules.iter().map(|x| replication::bucket_of(&x.destination)))
-                        .find(|n| prior.step_failed(&Address::s3_bucket(n), &needs));
-                    let step = match blocked {
-                        Some(n) => crate::model::StepOutcome {
-                            step: "replication",
-                            result: Err(format!("skipped: bucket `{n}` did not apply")),
-                        },
-                        None => {
-                            super::apply::apply_replication(
-                                ctx.aws,
-                                &b.spec,
-                                &b.region,
-                                Some(&b.doc),
-                                &self.pre,
-                                &mine,
-                                prior.made("kms", "alias"),
-                            )
-                            .await?
-                        }
-                    };
-                    Some(Applied { address: bucket, steps: vec![step], did_not_take: Vec::new() })
-                })
-                .buffer_unordered(ctx.concurrency.max(1))
-                .collect()
-                .await;
-            Ok(out.into_iter().flatten().collect())
+            let bucket = Address::s3_bucket(&b.spec.name);
+            let mine = crate::model::changes_under(changes, &replication::address(&b.spec.name));
+            if prior.conflicted(&bucket) || !mine.iter().any(Change::is_actionable) {
+                return Ok(None);
+            }
+            let Some(want) = b.spec.replication.as_ref() else { return Ok(None) };
+            // Blocked at plan time (role missing, destination not
+            // versioned…): said as skipped, with the reason, not
+            // written and then reported as "still differs".
+            let head = mine.iter().find(|c| c.address == replication::address(&b.spec.name));
+            if let Some(conflict) = head.and_then(|h| h.conflicts.first()) {
+                let step = crate::model::StepOutcome {
+                    step: "replication",
+                    result: Err(format!("skipped: {conflict}")),
+                };
+                return Ok(Some(Applied { address: bucket, steps: vec![step], did_not_take: Vec::new() }));
+            }
+            // A failed step skips exactly its dependents: replication
+            // needs the source and every destination created and
+            // versioned (S3 refuses it otherwise), nothing else.
+            let needs = ["create bucket", "versioning"];
+            let blocked = std::iter::once(b.spec.name.as_str())
+                .chain(want.rules.iter().map(|x| replication::bucket_of(&x.destination)))
+                .find(|n| prior.step_failed(&Address::s3_bucket(n), &needs));
+            let step = match blocked {
+                Some(n) => crate::model::StepOutcome {
+                    step: "replication",
+                    result: Err(format!("skipped: bucket `{n}` did not apply")),
+                },
+                None => {
+                    let step = super::apply::apply_replication(
+                        ctx.aws,
+                        &b.spec,
+                        &b.region,
+                        Some(&b.doc),
+                        &self.pre,
+                        &mine,
+                        prior.made("kms", "alias"),
+                    )
+                    .await;
+                    let Some(step) = step else { return Ok(None) };
+                    step
+                }
+            };
+            Ok(Some(Applied { address: bucket, steps: vec![step], did_not_take: Vec::new() }))
         }
         .boxed_local()
     }
-    fn reobserve<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        addresses: &'a BTreeSet<Address>,
-    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+    fn reread<'a>(&'a self, ctx: &'a Ctx<'a>, items: Vec<&'a Replicating>) -> LocalBoxFuture<'a, Result<Self, Fatal>> {
         async move {
-            let specs: Vec<&BucketSpec> = self
-                .buckets
-                .iter()
-                .filter(|b| addresses.contains(&Address::s3_bucket(&b.spec.name)))
-                .map(|b| &b.spec)
-                .collect();
+            let specs: Vec<&BucketSpec> = items.iter().map(|b| &b.spec).collect();
             let mut seen = read_all(ctx, &specs).await?;
             // Roles this apply created have an ARN now: read them once.
             let mut pre = self.pre.clone();
@@ -341,7 +326,7 @@ impl Observation for ReplicationSeen {
                 }
             }
             seen.pre = pre;
-            Ok(Box::new(seen) as Box<dyn Observation>)
+            Ok(seen)
         }
         .boxed_local()
     }

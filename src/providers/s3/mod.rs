@@ -15,7 +15,6 @@ pub mod observe;
 pub mod replication;
 pub mod tls;
 
-use std::collections::BTreeSet;
 
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -23,6 +22,7 @@ use serde_json::{json, Value};
 
 pub use observe::{BucketState, EncryptionState, PabState};
 
+use super::resources::{Resources, Seen};
 use super::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
 use crate::aws::ops;
 use crate::aws::Op;
@@ -142,7 +142,7 @@ impl Provider for Buckets {
                 }
             })
             .collect();
-        Box::new(BucketsSeen { buckets, declared })
+        Box::new(Seen(BucketsSeen { buckets, declared }))
     }
     fn observe<'a>(
         &'a self,
@@ -153,7 +153,7 @@ impl Provider for Buckets {
             let declared: Vec<String> = policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect();
             let drills = crate::providers::drills(policy);
             let buckets = observe_buckets(ctx, &policy.buckets, ctx.evidence, &declared, &drills).await?;
-            Ok(Box::new(BucketsSeen { buckets, declared }) as Box<dyn Observation>)
+            Ok(Box::new(Seen(BucketsSeen { buckets, declared })) as Box<dyn Observation>)
         }
         .boxed_local()
     }
@@ -272,12 +272,14 @@ pub struct BucketsSeen {
     pub declared: Vec<String>,
 }
 
-impl Observation for BucketsSeen {
-    fn kind(&self) -> &'static str {
-        "s3"
+impl Resources for BucketsSeen {
+    const KIND: &'static str = "s3";
+    type Item = BucketSeen;
+    fn items(&self) -> &[BucketSeen] {
+        &self.buckets
     }
-    fn len(&self) -> usize {
-        self.buckets.len()
+    fn address(o: &BucketSeen) -> Address {
+        Address::s3_bucket(&o.spec.name)
     }
     fn diff(&self) -> Vec<Change> {
         self.buckets.iter().flat_map(BucketSeen::changes).collect()
@@ -293,53 +295,33 @@ impl Observation for BucketsSeen {
         }
         out
     }
-    fn fingerprints(&self) -> Vec<(Address, Value)> {
-        self.buckets.iter().map(|o| (Address::s3_bucket(&o.spec.name), json!(o.state))).collect()
+    fn fingerprint(&self, o: &BucketSeen) -> Value {
+        json!(o.state)
     }
-    fn apply<'a>(
+    fn apply_one<'a>(
         &'a self,
         ctx: &'a Ctx<'a>,
+        o: &'a BucketSeen,
         changes: &'a [Change],
-        prior: Prior<'a>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Applied>, Fatal>> {
+        prior: &'a Prior<'a>,
+    ) -> LocalBoxFuture<'a, Result<Option<Applied>, Fatal>> {
         async move {
-            // Keys made moments ago are waited for; others are not.
-            let keys_made = prior.made("kms", "alias");
-            let roles_made = prior.made("iam", "create role");
-            let todo: Vec<(&BucketSeen, Vec<Change>)> = self
-                .buckets
-                .iter()
-                .map(|o| (o, crate::model::changes_under(changes, &Address::s3_bucket(&o.spec.name))))
-                .filter(|(_, c)| {
-                    c.first().is_some_and(|h| h.conflicts.is_empty()) && c.iter().any(Change::is_actionable)
-                })
-                .collect();
-            let out: Vec<Applied> = stream::iter(todo.iter())
-                .map(|(o, c)| async move {
-                    let steps = apply::apply(ctx.aws, &o.spec, &o.region, &o.state, c, keys_made, roles_made).await;
-                    Applied { address: c[0].address.clone(), steps, did_not_take: Vec::new() }
-                })
-                .buffer_unordered(ctx.concurrency.max(1))
-                .collect()
-                .await;
-            Ok(out)
+            let c = crate::model::changes_under(changes, &Address::s3_bucket(&o.spec.name));
+            if !c.first().is_some_and(|h| h.conflicts.is_empty()) || !c.iter().any(Change::is_actionable) {
+                return Ok(None);
+            }
+            // Keys and roles made moments ago are waited for; others are not.
+            let (keys_made, roles_made) = (prior.made("kms", "alias"), prior.made("iam", "create role"));
+            let steps = apply::apply(ctx.aws, &o.spec, &o.region, &o.state, &c, keys_made, roles_made).await;
+            Ok(Some(Applied { address: c[0].address.clone(), steps, did_not_take: Vec::new() }))
         }
         .boxed_local()
     }
-    fn reobserve<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        addresses: &'a BTreeSet<Address>,
-    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
+    fn reread<'a>(&'a self, ctx: &'a Ctx<'a>, items: Vec<&'a BucketSeen>) -> LocalBoxFuture<'a, Result<Self, Fatal>> {
         async move {
-            let specs: Vec<BucketSpec> = self
-                .buckets
-                .iter()
-                .filter(|o| addresses.contains(&Address::s3_bucket(&o.spec.name)))
-                .map(|o| o.spec.clone())
-                .collect();
+            let specs: Vec<BucketSpec> = items.iter().map(|o| o.spec.clone()).collect();
             let buckets = observe_buckets(ctx, &specs, false, &self.declared, &[]).await?;
-            Ok(Box::new(BucketsSeen { buckets, declared: self.declared.clone() }) as Box<dyn Observation>)
+            Ok(BucketsSeen { buckets, declared: self.declared.clone() })
         }
         .boxed_local()
     }
