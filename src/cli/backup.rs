@@ -5,8 +5,8 @@
 
 use clap::{Args, Subcommand};
 
-use super::{connect, error, load_policy, out, Format, Global, PolicyArg};
-use crate::jobs::{JobCtx, JobKind, Outcome};
+use super::{error, out, Format, Global, PolicyArg};
+use crate::jobs::{JobKind, Outcome};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -50,39 +50,28 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
         let addr = a.rest.first().cloned().unwrap_or_else(|| "ADDR".into());
         return error(g, format!("`backup` takes a subcommand: suoops-policy backup run -f {file} {addr}"));
     };
-    // Webhooks are checked before anything runs.
-    let hooks = match a.notify.hooks() {
-        Ok(h) => h,
-        Err(e) => return error(g, e),
+    let start = match super::JobStart::new(g, JobKind::Backup, &a.policy.file, &a.address, &a.notify).await {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
-    let job = match crate::jobs::resolve(crate::providers::jobs(), JobKind::Backup, &policy, &a.address) {
-        Ok(j) => j,
-        Err(e) => return error(g, e),
-    };
-    let aws = connect(g, policy.default_region.as_deref()).await;
-    let ctx = JobCtx {
-        aws: &aws,
-        default_region: aws.default_region().unwrap_or("us-east-1").to_string(),
-        operator: super::operator(None),
-        pending: Default::default(),
-    };
+    let (hooks, policy, job, aws) = (&start.hooks, &start.policy, start.job, &start.aws);
+    let ctx = start.ctx(None);
     // Ctrl-C: stop the dump (dropping the job kills it) and abort the
     // multipart upload, so nothing is left behind.
     let r = tokio::select! {
-        r = job.run(&ctx, &policy, &a.address) => r,
+        r = job.run(&ctx, policy, &a.address) => r,
         _ = tokio::signal::ctrl_c() => Err("interrupted".to_string()),
     };
     let r = match r {
         Ok(Outcome::Backup(done)) => Ok(done),
         Ok(Outcome::Drill(_)) => Err("the job is not a backup".to_string()),
         Err(e) => {
-            crate::jobs::upload::abort_pending(&aws, &ctx.pending).await;
+            crate::jobs::upload::abort_pending(aws, &ctx.pending).await;
             Err(e)
         }
     };
     if let Some(path) = &a.metrics {
-        let entry = job.entry(&policy, &a.address).map(|b| b.address()).unwrap_or_default();
+        let entry = job.entry(policy, &a.address).map(|b| b.address()).unwrap_or_default();
         let text = crate::render::openmetrics::backup_run(
             &a.address,
             &entry,
@@ -102,7 +91,7 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
         seconds: r.as_ref().ok().map(|d| d.seconds),
         reason: r.as_ref().err().map(|e| format!("{e}; nothing was stored")),
     };
-    super::notify_job(g, &hooks, a.notify.notify_format, &report).await;
+    super::notify_job(g, hooks, a.notify.notify_format, &report).await;
     match r {
         Ok(done) => {
             match a.format {

@@ -7,8 +7,8 @@ use std::io::Write;
 
 use clap::Args;
 
-use super::{connect, error, load_policy, out, Format, Global, PolicyArg};
-use crate::jobs::{JobCtx, JobKind, Outcome};
+use super::{error, out, Format, Global, PolicyArg};
+use crate::jobs::{JobKind, Outcome};
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
@@ -35,26 +35,16 @@ pub struct DrillArgs {
 }
 
 pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
-    let hooks = match a.notify.hooks() {
-        Ok(h) => h,
-        Err(e) => return error(g, e),
+    let start = match super::JobStart::new(g, JobKind::Drill, &a.policy.file, &a.address, &a.notify).await {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let Some(policy) = load_policy(g, &a.policy.file) else { return 1 };
-    let job = match crate::jobs::resolve(crate::providers::jobs(), JobKind::Drill, &policy, &a.address) {
-        Ok(j) => j,
-        Err(e) => return error(g, e),
-    };
-    let aws = connect(g, policy.default_region.as_deref()).await;
-    let ctx = JobCtx {
-        aws: &aws,
-        default_region: aws.default_region().unwrap_or("us-east-1").to_string(),
-        operator: super::operator(a.operator.as_deref()),
-        pending: Default::default(),
-    };
+    let (hooks, policy, job) = (&start.hooks, &start.policy, start.job);
+    let ctx = start.ctx(a.operator.as_deref());
     // Ctrl-C drops the drill: its cluster is stopped and its files removed
     // as it unwinds.
     let rec = tokio::select! {
-        r = job.run(&ctx, &policy, &a.address) => r,
+        r = job.run(&ctx, policy, &a.address) => r,
         _ = tokio::signal::ctrl_c() => Err("interrupted; what it made was removed, no record written".to_string()),
     };
     let rec = match rec {
@@ -70,7 +60,7 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
                 seconds: None,
                 reason: Some(format!("could not complete: {e}")),
             };
-            super::notify_job(g, &hooks, a.notify.notify_format, &report).await;
+            super::notify_job(g, hooks, a.notify.notify_format, &report).await;
             return error(g, format!("restore-drill {} could not complete: {e}", a.address));
         }
     };
@@ -83,7 +73,7 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         seconds: Some(rec.total_seconds),
         reason: rec.reason.clone(),
     };
-    super::notify_job(g, &hooks, a.notify.notify_format, &report).await;
+    super::notify_job(g, hooks, a.notify.notify_format, &report).await;
     if let Some(path) = &a.metrics {
         if let Err(e) = super::write_atomically(path, &crate::render::openmetrics::restore_drill(&rec)) {
             error(g, format!("cannot write {}: {e}", path.display()));

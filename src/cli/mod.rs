@@ -207,6 +207,42 @@ impl JobNotify {
     }
 }
 
+/// What a job command starts from: its webhooks (checked first), the
+/// policy, the job the address resolves to, and the connection.
+struct JobStart {
+    hooks: Vec<String>,
+    policy: Policy,
+    job: &'static dyn crate::jobs::Job,
+    aws: Aws,
+}
+
+impl JobStart {
+    /// Webhooks → policy → the job for `address` (or why there is none) →
+    /// connect. `Err` is the exit code, the error already said.
+    async fn new(
+        g: &Global,
+        kind: crate::jobs::JobKind,
+        file: &Path,
+        address: &str,
+        notify: &JobNotify,
+    ) -> Result<JobStart, u8> {
+        let hooks = notify.hooks().map_err(|e| error(g, e))?;
+        let policy = load_policy(g, file).ok_or(1u8)?;
+        let job = crate::jobs::resolve(crate::providers::jobs(), kind, &policy, address).map_err(|e| error(g, e))?;
+        let aws = connect(g, policy.default_region.as_deref()).await;
+        Ok(JobStart { hooks, policy, job, aws })
+    }
+
+    fn ctx(&self, operator: Option<&str>) -> crate::jobs::JobCtx<'_> {
+        crate::jobs::JobCtx {
+            aws: &self.aws,
+            default_region: self.aws.default_region().unwrap_or("us-east-1").to_string(),
+            operator: self::operator(operator),
+            pending: Default::default(),
+        }
+    }
+}
+
 /// Post a job's outcome to every webhook; a delivery that fails is one
 /// line on stderr and never changes the job's exit code.
 async fn notify_job(g: &Global, hooks: &[String], format: crate::notify::NotifyFormat, run: &crate::notify::JobRun) {

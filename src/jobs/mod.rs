@@ -22,7 +22,7 @@ use upload::{Chunks, Pending, Sse, Target};
 
 pub use fetch::{fetch_verified, free_port, newest_object, scratch_dir, Listed};
 pub use record::{
-    conclude, last, log_row, record, secs, store, CheckResult, DumpRef, Phases, Record, LOG_HEADER, RECORDS,
+    conclude, drill, last, log_row, record, secs, store, CheckResult, DumpRef, Phases, Record, LOG_HEADER, RECORDS,
 };
 
 /// What a job does.

@@ -113,6 +113,28 @@ pub fn conclude(rec: &mut Record, outcome: Result<(), String>) {
     rec.result = if rec.reason.is_none() { "passed" } else { "failed" }.into();
 }
 
+/// One drill from its new record (`record`) to the stored one: its
+/// `phases` run against the entry `from` (in its region, else
+/// `default_region`), the conclusion, and the record stored beside the
+/// backups. The record is returned whether the drill passed or not; Err
+/// only when it could not be stored.
+pub async fn drill<F>(
+    aws: &Aws,
+    from: &BackupRef,
+    default_region: &str,
+    mut rec: Record,
+    phases: F,
+) -> Result<Record, String>
+where
+    F: AsyncFnOnce(&str, &mut Record) -> Result<(), String>,
+{
+    let region = from.region.clone().unwrap_or_else(|| default_region.to_string());
+    let outcome = phases(&region, &mut rec).await;
+    conclude(&mut rec, outcome);
+    store(aws, from, &region, &rec).await?;
+    Ok(rec)
+}
+
 /// Put the record under `drills/INSTANCE/` of the entry's bucket.
 pub async fn store(aws: &Aws, from: &BackupRef, region: &str, rec: &Record) -> Result<(), String> {
     let key = format!("{}{}.json", from.drills_prefix(&rec.instance), format_time("%Y%m%dT%H%M%SZ", rec.started));

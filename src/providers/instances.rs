@@ -161,3 +161,75 @@ impl<I: Instance> Observation for Instances<I> {
         self.find(&change.address).is_some_and(|(_, state)| I::pending(state, attr))
     }
 }
+
+/// A job of an instance system (`backup run redis.NAME`, `restore-drill
+/// postgres.NAME`), declared as data: which instances declare it, the entry
+/// it writes or reads, how one instance's run starts, what it calls. The
+/// address is `SYSTEM.NAME`.
+pub struct InstanceJob<S: 'static> {
+    pub kind: crate::jobs::JobKind,
+    pub system: &'static str,
+    pub specs: fn(&Policy) -> &[S],
+    pub name: fn(&S) -> &str,
+    /// The entry it writes (a backup) or reads (a drill); None: the
+    /// instance does not declare the job.
+    pub entry: fn(&S) -> Option<&crate::policy::BackupRef>,
+    /// For a drill the audit judges: its timing, from the declaration.
+    pub drill: Option<fn(&S) -> Option<DrillTiming>>,
+    pub run: for<'a> fn(&'a crate::jobs::JobCtx<'a>, &'a S) -> LocalBoxFuture<'a, Result<crate::jobs::Outcome, String>>,
+    pub ops: &'static [crate::aws::Op],
+}
+
+/// A declared drill's RTO and interval (seconds) and its policy line.
+#[derive(Debug, Clone, Copy)]
+pub struct DrillTiming {
+    pub rto_secs: u64,
+    pub every_secs: u64,
+    pub line: u64,
+}
+
+impl<S: 'static> InstanceJob<S> {
+    fn address(&self, spec: &S) -> String {
+        format!("{}.{}", self.system, (self.name)(spec))
+    }
+    fn find<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p S> {
+        (self.specs)(policy).iter().find(|s| self.address(s) == address)
+    }
+}
+
+impl<S: 'static> crate::jobs::Job for InstanceJob<S> {
+    fn kind(&self) -> crate::jobs::JobKind {
+        self.kind
+    }
+    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
+        (self.specs)(policy).iter().map(|s| (self.address(s), (self.entry)(s).is_some())).collect()
+    }
+    fn entry<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p crate::policy::BackupRef> {
+        self.find(policy, address).and_then(self.entry)
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a crate::jobs::JobCtx<'a>,
+        policy: &'a Policy,
+        address: &'a str,
+    ) -> LocalBoxFuture<'a, Result<crate::jobs::Outcome, String>> {
+        match self.find(policy, address) {
+            Some(spec) => (self.run)(ctx, spec),
+            None => async move { Err(format!("{address} is not in the policy")) }.boxed_local(),
+        }
+    }
+    fn ops(&self) -> &'static [crate::aws::Op] {
+        self.ops
+    }
+    fn drills(&self, policy: &Policy) -> Vec<crate::jobs::DrillDecl> {
+        let Some(drill) = self.drill else { return Vec::new() };
+        (self.specs)(policy)
+            .iter()
+            .filter_map(|s| {
+                let DrillTiming { rto_secs, every_secs, line } = drill(s)?;
+                let from = (self.entry)(s)?.clone();
+                Some(crate::jobs::DrillDecl { instance: self.address(s), from, rto_secs, every_secs, line })
+            })
+            .collect()
+    }
+}

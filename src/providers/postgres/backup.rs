@@ -10,49 +10,28 @@ use std::io::Write;
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
-use futures::future::{FutureExt, LocalBoxFuture};
+use futures::future::FutureExt;
 
 use super::tools;
-use crate::aws::{Aws, Op};
+use crate::aws::Aws;
 use crate::jobs::upload::{Chunks, Pending};
-use crate::jobs::{self, Done, Job, JobCtx, JobKind, Outcome};
-use crate::policy::{BackupRef, DumpFormat, PgBackup, Policy, PostgresSpec};
+use crate::jobs::{self, Done, JobKind, Outcome};
+use crate::policy::{DumpFormat, PgBackup, PostgresSpec};
+use crate::providers::instances::InstanceJob;
 
 /// `backup run postgres.NAME`: the daily dump (a registered job).
-pub struct DumpJob;
-
-/// The instance `address` names, `postgres.NAME`.
-pub(crate) fn instance<'p>(policy: &'p Policy, address: &str) -> Option<&'p PostgresSpec> {
-    let name = address.strip_prefix("postgres.")?;
-    policy.postgres.iter().find(|p| p.name == name)
-}
-
-impl Job for DumpJob {
-    fn kind(&self) -> JobKind {
-        JobKind::Backup
-    }
-    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
-        policy.postgres.iter().map(|p| (format!("postgres.{}", p.name), p.backup.is_some())).collect()
-    }
-    fn entry<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p BackupRef> {
-        instance(policy, address)?.backup.as_ref().map(|b| &b.to)
-    }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a JobCtx<'a>,
-        policy: &'a Policy,
-        address: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
-        async move {
-            let spec = instance(policy, address).ok_or_else(|| format!("{address} is not in the policy"))?;
-            run(ctx.aws, spec, &ctx.default_region, &ctx.pending).await.map(Outcome::Backup)
-        }
-        .boxed_local()
-    }
-    fn ops(&self) -> &'static [Op] {
-        jobs::upload::OPS
-    }
-}
+pub const DUMP: InstanceJob<PostgresSpec> = InstanceJob {
+    kind: JobKind::Backup,
+    system: "postgres",
+    specs: |p| p.postgres.as_slice(),
+    name: |s| s.name.as_str(),
+    entry: |s| s.backup.as_ref().map(|b| &b.to),
+    drill: None,
+    run: |ctx, spec| {
+        run(ctx.aws, spec, &ctx.default_region, &ctx.pending).map(|r| r.map(Outcome::Backup)).boxed_local()
+    },
+    ops: jobs::upload::OPS,
+};
 
 /// pg_dump's stdout (gzip-compressed in-process for `plain`).
 struct Dump {

@@ -12,12 +12,13 @@ use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 
-use futures::future::{FutureExt, LocalBoxFuture};
+use futures::future::FutureExt;
 
 use super::tools;
-use crate::aws::{Aws, Op};
-use crate::jobs::{self, secs, CheckResult, DrillDecl, Job, JobCtx, JobKind, Outcome, Record};
-use crate::policy::{scrub, BackupRef, PgDrill, Policy, PostgresSpec};
+use crate::aws::Aws;
+use crate::jobs::{self, secs, CheckResult, JobKind, Outcome, Record};
+use crate::policy::{scrub, PgDrill, PostgresSpec};
+use crate::providers::instances::{DrillTiming, InstanceJob};
 
 /// A directory removed on drop, with the cluster in it stopped first —
 /// also when the drill's future is dropped (Ctrl-C).
@@ -173,51 +174,20 @@ async fn checks(url: &str, drill: &PgDrill) -> Result<Vec<CheckResult>, String> 
 }
 
 /// `restore-drill postgres.NAME` (a registered job).
-pub struct DrillJob;
-
-impl Job for DrillJob {
-    fn kind(&self) -> JobKind {
-        JobKind::Drill
-    }
-    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
-        policy.postgres.iter().map(|p| (format!("postgres.{}", p.name), p.restore_drill.is_some())).collect()
-    }
-    fn entry<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p BackupRef> {
-        super::backup::instance(policy, address)?.restore_drill.as_ref().map(|d| &d.from)
-    }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a JobCtx<'a>,
-        policy: &'a Policy,
-        address: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
-        async move {
-            let spec =
-                super::backup::instance(policy, address).ok_or_else(|| format!("{address} is not in the policy"))?;
-            run(ctx.aws, spec, &ctx.default_region, &ctx.operator).await.map(Outcome::Drill)
-        }
-        .boxed_local()
-    }
-    fn ops(&self) -> &'static [Op] {
-        jobs::fetch::OPS
-    }
-    fn drills(&self, policy: &Policy) -> Vec<DrillDecl> {
-        policy
-            .postgres
-            .iter()
-            .filter_map(|p| {
-                let d = p.restore_drill.as_ref()?;
-                Some(DrillDecl {
-                    instance: format!("postgres.{}", p.name),
-                    from: d.from.clone(),
-                    rto_secs: d.rto_secs,
-                    every_secs: d.every_secs,
-                    line: d.line,
-                })
-            })
-            .collect()
-    }
-}
+pub const DRILL: InstanceJob<PostgresSpec> = InstanceJob {
+    kind: JobKind::Drill,
+    system: "postgres",
+    specs: |p| p.postgres.as_slice(),
+    name: |s| s.name.as_str(),
+    entry: |s| s.restore_drill.as_ref().map(|d| &d.from),
+    drill: Some(|s| {
+        s.restore_drill.as_ref().map(|d| DrillTiming { rto_secs: d.rto_secs, every_secs: d.every_secs, line: d.line })
+    }),
+    run: |ctx, spec| {
+        run(ctx.aws, spec, &ctx.default_region, &ctx.operator).map(|r| r.map(Outcome::Drill)).boxed_local()
+    },
+    ops: jobs::fetch::OPS,
+};
 
 /// Run the drill of `spec`; the record is returned (and stored) whether
 /// it passed or not; Err only when it could not be stored.
@@ -227,12 +197,8 @@ pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, operator:
         .as_ref()
         .ok_or_else(|| format!("postgres.{} has no `restore_drill:` in the policy", spec.name))?;
     let target = if drill.url.is_some() { "url" } else { "local" };
-    let mut rec = jobs::record(&format!("postgres.{}", spec.name), operator, target, drill.rto_secs);
-    let region = drill.from.region.clone().unwrap_or_else(|| default_region.to_string());
-    let outcome = phases(aws, drill, &region, &mut rec).await;
-    jobs::conclude(&mut rec, outcome);
-    jobs::store(aws, &drill.from, &region, &rec).await?;
-    Ok(rec)
+    let rec = jobs::record(&format!("postgres.{}", spec.name), operator, target, drill.rto_secs);
+    jobs::drill(aws, &drill.from, default_region, rec, async |region, rec| phases(aws, drill, region, rec).await).await
 }
 
 async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> Result<(), String> {

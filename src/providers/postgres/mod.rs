@@ -422,7 +422,7 @@ pub struct One;
 impl Instance for One {
     const KIND: &'static str = "postgres";
     const CONTROLS: &'static [ControlDef] = &[WAL_ARCHIVING, ARCHIVER];
-    const JOBS: &'static [&'static dyn crate::jobs::Job] = &[&backup::DumpJob, &drill::DrillJob];
+    const JOBS: &'static [&'static dyn crate::jobs::Job] = &[&backup::DUMP, &drill::DRILL];
     type Spec = PostgresSpec;
     type State = PostgresState;
     fn specs(policy: &Policy) -> &[PostgresSpec] {

@@ -8,50 +8,29 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 
-use futures::future::{FutureExt, LocalBoxFuture};
+use futures::future::FutureExt;
 
 use super::rdb::{self, Endpoint, Io};
-use crate::aws::{Aws, Op};
+use crate::aws::Aws;
 use crate::jobs::upload::Pending;
-use crate::jobs::{self, Done, Job, JobCtx, JobKind, Outcome};
-use crate::policy::{scrub, BackupRef, Policy, RedisSpec};
+use crate::jobs::{self, Done, JobKind, Outcome};
+use crate::policy::{scrub, RedisSpec};
+use crate::providers::instances::InstanceJob;
 use crate::tls::{client_config, Verify};
 
 /// `backup run redis.NAME`: an RDB snapshot (a registered job).
-pub struct SnapshotJob;
-
-/// The instance `address` names, `redis.NAME`.
-pub(crate) fn instance<'p>(policy: &'p Policy, address: &str) -> Option<&'p RedisSpec> {
-    let name = address.strip_prefix("redis.")?;
-    policy.redis.iter().find(|r| r.name == name)
-}
-
-impl Job for SnapshotJob {
-    fn kind(&self) -> JobKind {
-        JobKind::Backup
-    }
-    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
-        policy.redis.iter().map(|r| (format!("redis.{}", r.name), r.backup.is_some())).collect()
-    }
-    fn entry<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p BackupRef> {
-        instance(policy, address)?.backup.as_ref()
-    }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a JobCtx<'a>,
-        policy: &'a Policy,
-        address: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
-        async move {
-            let spec = instance(policy, address).ok_or_else(|| format!("{address} is not in the policy"))?;
-            run(ctx.aws, spec, &ctx.default_region, &ctx.pending).await.map(Outcome::Backup)
-        }
-        .boxed_local()
-    }
-    fn ops(&self) -> &'static [Op] {
-        jobs::upload::OPS
-    }
-}
+pub const SNAPSHOT: InstanceJob<RedisSpec> = InstanceJob {
+    kind: JobKind::Backup,
+    system: "redis",
+    specs: |p| p.redis.as_slice(),
+    name: |s| s.name.as_str(),
+    entry: |s| s.backup.as_ref(),
+    drill: None,
+    run: |ctx, spec| {
+        run(ctx.aws, spec, &ctx.default_region, &ctx.pending).map(|r| r.map(Outcome::Backup)).boxed_local()
+    },
+    ops: jobs::upload::OPS,
+};
 
 /// A connection to the server: TCP, or TLS for `rediss://` (the system's
 /// roots, or no check with `#insecure`).

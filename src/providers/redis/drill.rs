@@ -8,11 +8,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures::future::{FutureExt, LocalBoxFuture};
+use futures::future::FutureExt;
 
-use crate::aws::{Aws, Op};
-use crate::jobs::{self, secs, CheckResult, DrillDecl, Job, JobCtx, JobKind, Outcome, Record};
-use crate::policy::{BackupRef, Policy, RedisDrill, RedisSpec};
+use crate::aws::Aws;
+use crate::jobs::{self, secs, CheckResult, JobKind, Outcome, Record};
+use crate::policy::{RedisDrill, RedisSpec};
+use crate::providers::instances::{DrillTiming, InstanceJob};
 
 /// The drill's directory, removed on drop.
 struct Scratch(PathBuf);
@@ -34,51 +35,20 @@ fn redis_server() -> Result<PathBuf, String> {
 }
 
 /// `restore-drill redis.NAME` (a registered job).
-pub struct DrillJob;
-
-impl Job for DrillJob {
-    fn kind(&self) -> JobKind {
-        JobKind::Drill
-    }
-    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
-        policy.redis.iter().map(|p| (format!("redis.{}", p.name), p.restore_drill.is_some())).collect()
-    }
-    fn entry<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p BackupRef> {
-        super::backup::instance(policy, address)?.restore_drill.as_ref().map(|d| &d.from)
-    }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a JobCtx<'a>,
-        policy: &'a Policy,
-        address: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
-        async move {
-            let spec =
-                super::backup::instance(policy, address).ok_or_else(|| format!("{address} is not in the policy"))?;
-            run(ctx.aws, spec, &ctx.default_region, &ctx.operator).await.map(Outcome::Drill)
-        }
-        .boxed_local()
-    }
-    fn ops(&self) -> &'static [Op] {
-        jobs::fetch::OPS
-    }
-    fn drills(&self, policy: &Policy) -> Vec<DrillDecl> {
-        policy
-            .redis
-            .iter()
-            .filter_map(|p| {
-                let d = p.restore_drill.as_ref()?;
-                Some(DrillDecl {
-                    instance: format!("redis.{}", p.name),
-                    from: d.from.clone(),
-                    rto_secs: d.rto_secs,
-                    every_secs: d.every_secs,
-                    line: d.line,
-                })
-            })
-            .collect()
-    }
-}
+pub const DRILL: InstanceJob<RedisSpec> = InstanceJob {
+    kind: JobKind::Drill,
+    system: "redis",
+    specs: |p| p.redis.as_slice(),
+    name: |s| s.name.as_str(),
+    entry: |s| s.restore_drill.as_ref().map(|d| &d.from),
+    drill: Some(|s| {
+        s.restore_drill.as_ref().map(|d| DrillTiming { rto_secs: d.rto_secs, every_secs: d.every_secs, line: d.line })
+    }),
+    run: |ctx, spec| {
+        run(ctx.aws, spec, &ctx.default_region, &ctx.operator).map(|r| r.map(Outcome::Drill)).boxed_local()
+    },
+    ops: jobs::fetch::OPS,
+};
 
 /// Run the drill of `spec`; the record is returned (and stored) whether
 /// it passed or not.
@@ -87,12 +57,8 @@ pub async fn run(aws: &Aws, spec: &RedisSpec, default_region: &str, operator: &s
         .restore_drill
         .as_ref()
         .ok_or_else(|| format!("redis.{} has no `restore_drill:` in the policy", spec.name))?;
-    let mut rec = jobs::record(&format!("redis.{}", spec.name), operator, "local", drill.rto_secs);
-    let region = drill.from.region.clone().unwrap_or_else(|| default_region.to_string());
-    let outcome = phases(aws, drill, &region, &mut rec).await;
-    jobs::conclude(&mut rec, outcome);
-    jobs::store(aws, &drill.from, &region, &rec).await?;
-    Ok(rec)
+    let rec = jobs::record(&format!("redis.{}", spec.name), operator, "local", drill.rto_secs);
+    jobs::drill(aws, &drill.from, default_region, rec, async |region, rec| phases(aws, drill, region, rec).await).await
 }
 
 async fn phases(aws: &Aws, drill: &RedisDrill, region: &str, rec: &mut Record) -> Result<(), String> {

@@ -304,7 +304,7 @@ pub struct One;
 impl Instance for One {
     const KIND: &'static str = "redis";
     const CONTROLS: &'static [ControlDef] = &[PERSISTENCE, AOF, RDB, LAST_SAVE];
-    const JOBS: &'static [&'static dyn crate::jobs::Job] = &[&backup::SnapshotJob, &drill::DrillJob];
+    const JOBS: &'static [&'static dyn crate::jobs::Job] = &[&backup::SNAPSHOT, &drill::DRILL];
     type Spec = RedisSpec;
     type State = RedisState;
     fn specs(policy: &Policy) -> &[RedisSpec] {

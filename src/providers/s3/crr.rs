@@ -4,7 +4,6 @@
 //! replication needs from outside each bucket (each role's ARN, each
 //! destination the policy does not declare).
 
-
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
@@ -271,10 +270,8 @@ impl Resources for ReplicationSeen {
             // written and then reported as "still differs".
             let head = mine.iter().find(|c| c.address == replication::address(&b.spec.name));
             if let Some(conflict) = head.and_then(|h| h.conflicts.first()) {
-                let step = crate::model::StepOutcome {
-                    step: "replication",
-                    result: Err(format!("skipped: {conflict}")),
-                };
+                let step =
+                    crate::model::StepOutcome { step: "replication", result: Err(format!("skipped: {conflict}")) };
                 return Ok(Some(Applied { address: bucket, steps: vec![step], did_not_take: Vec::new() }));
             }
             // A failed step skips exactly its dependents: replication

@@ -15,7 +15,6 @@ pub mod observe;
 pub mod replication;
 pub mod tls;
 
-
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
