@@ -363,6 +363,31 @@ pub struct StepOutcome {
     pub result: Result<(), String>,
 }
 
+/// A step of apply that another kind depends on, named once: the provider
+/// that makes it writes `name` as its step, the kinds that wait on it ask
+/// `Prior` with the same constant ([`steps`]), so no step name is compared
+/// as a bare string across providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepId {
+    /// The kind whose resources make it.
+    pub kind: &'static str,
+    pub name: &'static str,
+}
+
+/// The steps other kinds depend on.
+pub mod steps {
+    use super::StepId;
+    /// A key's alias made: what it names may take a moment to be visible
+    /// (S3 waits for it before writing the key's ARN).
+    pub const KMS_ALIAS: StepId = StepId { kind: "kms", name: "alias" };
+    /// A role made: bucket and key policies naming it may be refused for a
+    /// moment ("invalid principal").
+    pub const IAM_CREATE_ROLE: StepId = StepId { kind: "iam", name: "create role" };
+    /// Replication needs its buckets created and versioned.
+    pub const S3_CREATE_BUCKET: StepId = StepId { kind: "s3", name: "create bucket" };
+    pub const S3_VERSIONING: StepId = StepId { kind: "s3", name: "versioning" };
+}
+
 /// What apply did to one resource and its sub-resources.
 #[derive(Debug, Clone)]
 pub struct Applied {

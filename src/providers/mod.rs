@@ -24,7 +24,7 @@ use serde_json::Value;
 use crate::aws::{Aws, Op};
 use crate::jobs::{DrillDecl, Job};
 use crate::model::control::{ControlDef, ControlResult};
-use crate::model::{Address, Applied, AttrChange, Change, Fatal};
+use crate::model::{Address, Applied, AttrChange, Change, Fatal, StepId};
 use crate::policy::Policy;
 
 /// What a provider is given to talk to the live systems.
@@ -48,23 +48,23 @@ pub struct Prior<'a> {
 impl Prior<'_> {
     /// Did one of `steps` of the resource at `addr` fail earlier in this
     /// run (a dependent needs exactly those)?
-    pub fn step_failed(&self, addr: &Address, steps: &[&str]) -> bool {
+    pub fn step_failed(&self, addr: &Address, steps: &[StepId]) -> bool {
         self.applied
             .iter()
             .filter(|a| a.address == *addr)
             .flat_map(|a| a.steps.iter())
-            .any(|s| s.result.is_err() && steps.contains(&s.step))
+            .any(|s| s.result.is_err() && steps.iter().any(|id| id.name == s.step))
     }
 
-    /// Did a resource of `kind` complete `step` in this run (e.g. a KMS
-    /// alias made: what it names may take a moment to be visible)?
-    pub fn made(&self, kind: &str, step: &str) -> bool {
-        let prefix = format!("{kind}.");
+    /// Did a resource of the step's kind complete it in this run (e.g. a
+    /// KMS alias made: what it names may take a moment to be visible)?
+    pub fn made(&self, step: StepId) -> bool {
+        let prefix = format!("{}.", step.kind);
         self.applied
             .iter()
             .filter(|a| a.address.as_str().starts_with(&prefix))
             .flat_map(|a| a.steps.iter())
-            .any(|s| s.step == step && s.result.is_ok())
+            .any(|s| s.step == step.name && s.result.is_ok())
     }
 
     /// Is the resource at `addr` blocked by a plan-time conflict?

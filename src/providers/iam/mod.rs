@@ -657,7 +657,7 @@ async fn apply_role(
     if head.action == Action::Create {
         step!(
             &ops::CREATE_ROLE,
-            "create role",
+            crate::model::steps::IAM_CREATE_ROLE.name,
             c.create_role()
                 .role_name(name)
                 .assume_role_policy_document(&trust)

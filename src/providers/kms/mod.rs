@@ -598,7 +598,7 @@ async fn apply_key(aws: &Aws, key: &Key, change: &Change) -> Vec<StepOutcome> {
                 .map(|_| ())
                 .map_err(|e| classify(&e, &[]).reason());
             let failed = r.is_err();
-            out.push(StepOutcome { step: "alias", result: r });
+            out.push(StepOutcome { step: crate::model::steps::KMS_ALIAS.name, result: r });
             if failed {
                 return out;
             }

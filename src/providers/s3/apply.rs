@@ -24,7 +24,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 
 use crate::aws::ops;
 use crate::aws::{classify, Aws};
-use crate::model::{Action, Change, Observed, StepOutcome};
+use crate::model::{steps, Action, Change, Observed, StepOutcome};
 use crate::policy::{BucketSpec, Encryption, Lifecycle, Versioning};
 
 /// Apply `change` (computed from `state`) to the bucket. Returns each step's
@@ -83,7 +83,7 @@ pub async fn apply(
             req = req.object_lock_enabled_for_bucket(true);
         }
         let r = aws.call(&ops::CREATE_BUCKET, req.send()).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
-        out.push(StepOutcome { step: "create bucket", result: r });
+        out.push(StepOutcome { step: steps::S3_CREATE_BUCKET.name, result: r });
         if out.iter().any(|s| s.result.is_err()) {
             return out;
         }
@@ -95,7 +95,7 @@ pub async fn apply(
         };
         step!(
             &ops::PUT_BUCKET_VERSIONING,
-            "versioning",
+            steps::S3_VERSIONING.name,
             client
                 .put_bucket_versioning()
                 .bucket(name)
@@ -107,7 +107,7 @@ pub async fn apply(
     // "Configuring S3 Object Lock"), and comes before anything writes
     // objects so that every backup gets the default retention.
     if let (Some(lock), true) = (&spec.object_lock, touches("object_lock")) {
-        if out.iter().any(|s| s.step == "versioning" && s.result.is_err()) {
+        if out.iter().any(|s| s.step == steps::S3_VERSIONING.name && s.result.is_err()) {
             out.push(StepOutcome { step: "object lock", result: Err("not tried: versioning is not enabled".into()) });
         } else {
             let conf = lock_config(lock);

@@ -135,10 +135,18 @@ pub(super) const CRR: Def = Def {
 
 /// The controls for one bucket. `change` is `diff(spec, region, state)`.
 pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &[Change]) -> Vec<ControlResult> {
-    let mut out = Vec::new();
     let Some(change) = changes.first() else {
-        return out;
+        return Vec::new();
     };
+    let each: [fn(&BucketSpec, &BucketState, &Change, &[Change]) -> Option<ControlResult>; 8] =
+        [versioning, encryption, public_access_block, require_tls, access, object_lock, mfa_delete, lifecycle];
+    std::iter::once(bucket(spec, region, state, change))
+        .chain(each.iter().filter_map(|control| control(spec, state, change, changes)))
+        .collect()
+}
+
+/// S3-BUCKET: the bucket exists in its region.
+fn bucket(spec: &BucketSpec, region: &str, state: &BucketState, change: &Change) -> ControlResult {
     let exists_expected = json!({ "exists": true, "region": region });
     let (exists_observed, exists_status, exists_detail) = match &state.bucket {
         Observed::Present(r) if r == region => (json!({"exists": true, "region": r}), Status::Pass, None),
@@ -146,7 +154,7 @@ pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &
         Observed::Absent => (json!({"exists": false}), Status::Fail, None),
         Observed::Unknown { reason } => (Value::Null, Status::Unknown, Some(reason.clone())),
     };
-    out.push(result(
+    result(
         &BUCKET,
         spec,
         change,
@@ -155,214 +163,232 @@ pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &
         exists_status,
         exists_detail,
         "create the bucket (suoops-policy apply)",
-    ));
+    )
+}
 
-    if let (Some(want), Some(seen)) = (spec.versioning, &state.versioning) {
-        let observed = observed_json(seen, |v| json!(v));
-        let (status, detail) = judge(&VERSIONING, state, seen, change);
-        out.push(result(
-            &VERSIONING,
-            spec,
-            change,
-            json!(want.as_str()),
-            observed,
-            status,
-            detail,
-            &format!("set versioning to {} (suoops-policy apply)", want.as_str()),
-        ));
-    }
-    if let (Some(want), Some(seen)) = (&spec.encryption, &state.encryption) {
-        let mut observed = observed_json(seen, |e| json!(e));
-        let (mut status, mut detail) = judge(&SSE, state, seen, change);
-        let mut fix = format!("set default encryption to {} (suoops-policy apply)", want.algorithm.as_str());
-        // The setting alone proves nothing: S3 accepts a key that does not
-        // exist, is disabled or lives in another region, and every write
-        // then fails (AWS S3 user guide, "Specifying server-side encryption
-        // with AWS KMS (SSE-KMS)": the key must be in the bucket's region).
-        if let (Status::Pass, Some(key), Some(region)) = (status, &state.key, state.bucket.present()) {
-            let named = want.kms_key.as_deref().unwrap_or_default();
-            let verdict = match key {
-                Observed::Present(k) if k.state != "Enabled" => {
-                    Some((Status::Fail, format!("the key {} is {}: writes to the bucket fail", k.arn, k.state)))
-                }
-                Observed::Present(k) if &k.region != region => Some((
-                    Status::Fail,
-                    format!(
-                        "the key {} is in {}, the bucket in {region}: S3 needs the key in the bucket's region",
-                        k.arn, k.region
-                    ),
-                )),
-                Observed::Present(_) => None,
-                Observed::Absent => {
-                    Some((Status::Fail, format!("the key `{named}` does not exist: writes to the bucket fail")))
-                }
-                Observed::Unknown { reason } => Some((Status::Unknown, format!("the key `{named}`: {reason}"))),
-            };
-            if let Some(k) = key.present() {
-                observed["key"] = json!(k);
+/// S3-VERSIONING.
+fn versioning(spec: &BucketSpec, state: &BucketState, change: &Change, _changes: &[Change]) -> Option<ControlResult> {
+    let (Some(want), Some(seen)) = (spec.versioning, &state.versioning) else { return None };
+    let observed = observed_json(seen, |v| json!(v));
+    let (status, detail) = judge(&VERSIONING, state, seen, change);
+    Some(result(
+        &VERSIONING,
+        spec,
+        change,
+        json!(want.as_str()),
+        observed,
+        status,
+        detail,
+        &format!("set versioning to {} (suoops-policy apply)", want.as_str()),
+    ))
+}
+
+/// S3-SSE: the default encryption, and the key it names usable.
+fn encryption(spec: &BucketSpec, state: &BucketState, change: &Change, _changes: &[Change]) -> Option<ControlResult> {
+    let (Some(want), Some(seen)) = (&spec.encryption, &state.encryption) else { return None };
+    let mut observed = observed_json(seen, |e| json!(e));
+    let (mut status, mut detail) = judge(&SSE, state, seen, change);
+    let mut fix = format!("set default encryption to {} (suoops-policy apply)", want.algorithm.as_str());
+    // The setting alone proves nothing: S3 accepts a key that does not
+    // exist, is disabled or lives in another region, and every write
+    // then fails (AWS S3 user guide, "Specifying server-side encryption
+    // with AWS KMS (SSE-KMS)": the key must be in the bucket's region).
+    if let (Status::Pass, Some(key), Some(region)) = (status, &state.key, state.bucket.present()) {
+        let named = want.kms_key.as_deref().unwrap_or_default();
+        let verdict = match key {
+            Observed::Present(k) if k.state != "Enabled" => {
+                Some((Status::Fail, format!("the key {} is {}: writes to the bucket fail", k.arn, k.state)))
             }
-            if let Some((s, d)) = verdict {
-                (status, detail) = (s, Some(d));
-                fix = "enable the key, or name an enabled key in the bucket's region".into();
+            Observed::Present(k) if &k.region != region => Some((
+                Status::Fail,
+                format!(
+                    "the key {} is in {}, the bucket in {region}: S3 needs the key in the bucket's region",
+                    k.arn, k.region
+                ),
+            )),
+            Observed::Present(_) => None,
+            Observed::Absent => {
+                Some((Status::Fail, format!("the key `{named}` does not exist: writes to the bucket fail")))
+            }
+            Observed::Unknown { reason } => Some((Status::Unknown, format!("the key `{named}`: {reason}"))),
+        };
+        if let Some(k) = key.present() {
+            observed["key"] = json!(k);
+        }
+        if let Some((s, d)) = verdict {
+            (status, detail) = (s, Some(d));
+            fix = "enable the key, or name an enabled key in the bucket's region".into();
+        }
+    }
+    Some(result(&SSE, spec, change, json!(want), observed, status, detail, &fix))
+}
+
+/// S3-PUBLIC-ACCESS.
+fn public_access_block(
+    spec: &BucketSpec,
+    state: &BucketState,
+    change: &Change,
+    _changes: &[Change],
+) -> Option<ControlResult> {
+    let (Some(want), Some(seen)) = (&spec.public_access_block, &state.public_access_block) else { return None };
+    let observed = observed_json(seen, |p| json!(p));
+    let (status, detail) = judge(&PUBLIC, state, seen, change);
+    let expected = json!({
+        "block_public_acls": want.block_public_acls,
+        "ignore_public_acls": want.ignore_public_acls,
+        "block_public_policy": want.block_public_policy,
+        "restrict_public_buckets": want.restrict_public_buckets,
+    });
+    Some(result(
+        &PUBLIC,
+        spec,
+        change,
+        expected,
+        observed,
+        status,
+        detail,
+        "set the public access block (suoops-policy apply)",
+    ))
+}
+
+/// S3-TLS: the TLS-only statement.
+fn require_tls(spec: &BucketSpec, state: &BucketState, change: &Change, _changes: &[Change]) -> Option<ControlResult> {
+    let (Some(true), Some(seen)) = (spec.require_tls, &state.policy) else { return None };
+    let (status, detail, observed) = match seen {
+        Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone()), Value::Null),
+        other => {
+            let doc = other.present();
+            let observed = doc.map(|d| d.json.clone()).unwrap_or(Value::Null);
+            match tls::enforced(doc, &spec.name) {
+                Ok(()) => (Status::Pass, None, observed),
+                Err(why) => (Status::Fail, Some(why), observed),
             }
         }
-        out.push(result(&SSE, spec, change, json!(want), observed, status, detail, &fix));
-    }
-    if let (Some(want), Some(seen)) = (&spec.public_access_block, &state.public_access_block) {
-        let observed = observed_json(seen, |p| json!(p));
-        let (status, detail) = judge(&PUBLIC, state, seen, change);
-        let expected = json!({
-            "block_public_acls": want.block_public_acls,
-            "ignore_public_acls": want.ignore_public_acls,
-            "block_public_policy": want.block_public_policy,
-            "restrict_public_buckets": want.restrict_public_buckets,
-        });
-        out.push(result(
-            &PUBLIC,
-            spec,
-            change,
-            expected,
-            observed,
-            status,
-            detail,
-            "set the public access block (suoops-policy apply)",
-        ));
-    }
-    if let (Some(true), Some(seen)) = (spec.require_tls, &state.policy) {
-        let (status, detail, observed) = match seen {
-            Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone()), Value::Null),
-            other => {
-                let doc = other.present();
-                let observed = doc.map(|d| d.json.clone()).unwrap_or(Value::Null);
-                match tls::enforced(doc, &spec.name) {
-                    Ok(()) => (Status::Pass, None, observed),
-                    Err(why) => (Status::Fail, Some(why), observed),
-                }
+    };
+    Some(result(
+        &TLS,
+        spec,
+        change,
+        tls::desired_statement(&spec.name),
+        observed,
+        status,
+        detail,
+        "add the TLS-only statement (suoops-policy apply)",
+    ))
+}
+
+/// S3-ACCESS: the access statements, judged by meaning.
+fn access(spec: &BucketSpec, state: &BucketState, change: &Change, _changes: &[Change]) -> Option<ControlResult> {
+    let (Some(want), Some(seen)) = (&spec.access, &state.policy) else { return None };
+    let (status, detail, observed) = match (seen, &access::resolve(want, &state.principals)) {
+        (Observed::Unknown { reason }, _) | (_, Err(access::Unresolved::Unknown(reason))) => {
+            (Status::Unknown, Some(reason.clone()), Value::Null)
+        }
+        (_, Err(e)) => (Status::Fail, Some(e.to_string()), Value::Null),
+        (_, Ok(_)) if state.bucket.present().is_none() => {
+            (Status::Fail, Some("the bucket does not exist".into()), Value::Null)
+        }
+        (other, Ok(r)) => {
+            let doc = other.present();
+            let observed = doc.map(|d| d.json.clone()).unwrap_or(Value::Null);
+            match access::enforced(doc, &spec.name, r) {
+                Ok(()) => (Status::Pass, None, observed),
+                Err(gaps) => (Status::Fail, Some(gaps.join("; ")), observed),
             }
-        };
-        out.push(result(
-            &TLS,
-            spec,
-            change,
-            tls::desired_statement(&spec.name),
-            observed,
-            status,
-            detail,
-            "add the TLS-only statement (suoops-policy apply)",
-        ));
-    }
-    if let (Some(want), Some(seen)) = (&spec.access, &state.policy) {
-        let (status, detail, observed) = match (seen, &access::resolve(want, &state.principals)) {
-            (Observed::Unknown { reason }, _) | (_, Err(access::Unresolved::Unknown(reason))) => {
-                (Status::Unknown, Some(reason.clone()), Value::Null)
-            }
-            (_, Err(e)) => (Status::Fail, Some(e.to_string()), Value::Null),
-            (_, Ok(_)) if state.bucket.present().is_none() => {
-                (Status::Fail, Some("the bucket does not exist".into()), Value::Null)
-            }
-            (other, Ok(r)) => {
-                let doc = other.present();
-                let observed = doc.map(|d| d.json.clone()).unwrap_or(Value::Null);
-                match access::enforced(doc, &spec.name, r) {
-                    Ok(()) => (Status::Pass, None, observed),
-                    Err(gaps) => (Status::Fail, Some(gaps.join("; ")), observed),
-                }
-            }
-        };
-        let expected = json!({
-            "writers": want.writers,
-            "readers": want.readers,
-            "deny_delete": want.deny_delete,
-            "break_glass": want.break_glass,
-        });
-        out.push(result(
-            &ACCESS,
-            spec,
-            change,
-            expected,
-            observed,
-            status,
-            detail,
-            "add the access statements to the bucket policy (suoops-policy apply)",
-        ));
-    }
-    if let (Some(want), Some(seen)) = (&spec.object_lock, &state.object_lock) {
-        let (status, detail) = match seen {
-            Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone())),
-            _ if state.bucket.present().is_none() => (Status::Fail, Some("the bucket does not exist".into())),
-            Observed::Absent => (Status::Fail, Some("Object Lock is not enabled on the bucket".into())),
-            Observed::Present(l) => lock_verdict(want, l),
-        };
-        out.push(result(
-            &LOCK,
-            spec,
-            change,
-            json!({"mode": want.mode.as_str(), "days": want.days}),
-            observed_json(seen, |l| json!(l)),
-            status,
-            detail,
-            "enable Object Lock with the default retention (suoops-policy apply)",
-        ));
-    }
-    if let (Some(want), Some(seen)) = (spec.mfa_delete, &state.mfa_delete) {
-        let word = |b: bool| if b { "enabled" } else { "disabled" };
-        let (status, detail) = match seen {
-            Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone())),
-            Observed::Present(v) if *v == want => (Status::Pass, None),
-            _ => (Status::Fail, None),
-        };
-        let fix = changes.iter().find_map(|c| c.manual.clone()).unwrap_or_else(|| "none".into());
-        out.push(result(
-            &MFA,
-            spec,
-            change,
-            json!(word(want)),
-            observed_json(seen, |v| json!(word(*v))),
-            status,
-            detail,
-            &fix,
-        ));
-    }
-    if let (Some(want), Some(seen)) = (&spec.lifecycle, &state.lifecycle) {
-        let prefix = format!("s3.{}.lifecycle", spec.name);
-        let rule_changes: Vec<&Change> = changes.iter().filter(|c| c.address.as_str().starts_with(&prefix)).collect();
-        let (status, detail) = if let Some(r) = rule_changes.iter().find_map(|c| c.unknown.first()) {
-            (Status::Unknown, Some(r.reason.clone()))
+        }
+    };
+    let expected = json!({
+        "writers": want.writers,
+        "readers": want.readers,
+        "deny_delete": want.deny_delete,
+        "break_glass": want.break_glass,
+    });
+    Some(result(
+        &ACCESS,
+        spec,
+        change,
+        expected,
+        observed,
+        status,
+        detail,
+        "add the access statements to the bucket policy (suoops-policy apply)",
+    ))
+}
+
+/// S3-OBJECT-LOCK.
+fn object_lock(spec: &BucketSpec, state: &BucketState, change: &Change, _changes: &[Change]) -> Option<ControlResult> {
+    let (Some(want), Some(seen)) = (&spec.object_lock, &state.object_lock) else { return None };
+    let (status, detail) = match seen {
+        Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone())),
+        _ if state.bucket.present().is_none() => (Status::Fail, Some("the bucket does not exist".into())),
+        Observed::Absent => (Status::Fail, Some("Object Lock is not enabled on the bucket".into())),
+        Observed::Present(l) => lock_verdict(want, l),
+    };
+    Some(result(
+        &LOCK,
+        spec,
+        change,
+        json!({"mode": want.mode.as_str(), "days": want.days}),
+        observed_json(seen, |l| json!(l)),
+        status,
+        detail,
+        "enable Object Lock with the default retention (suoops-policy apply)",
+    ))
+}
+
+/// S3-MFA-DELETE (audit only: a root step).
+fn mfa_delete(spec: &BucketSpec, state: &BucketState, change: &Change, changes: &[Change]) -> Option<ControlResult> {
+    let (Some(want), Some(seen)) = (spec.mfa_delete, &state.mfa_delete) else { return None };
+    let word = |b: bool| if b { "enabled" } else { "disabled" };
+    let (status, detail) = match seen {
+        Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone())),
+        Observed::Present(v) if *v == want => (Status::Pass, None),
+        _ => (Status::Fail, None),
+    };
+    let fix = changes.iter().find_map(|c| c.manual.clone()).unwrap_or_else(|| "none".into());
+    Some(result(&MFA, spec, change, json!(word(want)), observed_json(seen, |v| json!(word(*v))), status, detail, &fix))
+}
+
+/// S3-LIFECYCLE: every rule the policy names, as written.
+fn lifecycle(spec: &BucketSpec, state: &BucketState, change: &Change, changes: &[Change]) -> Option<ControlResult> {
+    let (Some(want), Some(seen)) = (&spec.lifecycle, &state.lifecycle) else { return None };
+    let prefix = format!("s3.{}.lifecycle", spec.name);
+    let rule_changes: Vec<&Change> = changes.iter().filter(|c| c.address.as_str().starts_with(&prefix)).collect();
+    let (status, detail) = if let Some(r) = rule_changes.iter().find_map(|c| c.unknown.first()) {
+        (Status::Unknown, Some(r.reason.clone()))
+    } else {
+        let bad: Vec<String> = rule_changes
+            .iter()
+            .filter(|c| !c.is_noop())
+            .map(|c| {
+                format!(
+                    "{} ({})",
+                    c.address.as_str().trim_start_matches(&format!("{prefix}.")),
+                    match c.action {
+                        crate::model::Action::Create => "missing",
+                        crate::model::Action::Delete => "not in the policy (exclusive)",
+                        _ => "differs",
+                    }
+                )
+            })
+            .collect();
+        if bad.is_empty() {
+            (Status::Pass, None)
         } else {
-            let bad: Vec<String> = rule_changes
-                .iter()
-                .filter(|c| !c.is_noop())
-                .map(|c| {
-                    format!(
-                        "{} ({})",
-                        c.address.as_str().trim_start_matches(&format!("{prefix}.")),
-                        match c.action {
-                            crate::model::Action::Create => "missing",
-                            crate::model::Action::Delete => "not in the policy (exclusive)",
-                            _ => "differs",
-                        }
-                    )
-                })
-                .collect();
-            if bad.is_empty() {
-                (Status::Pass, None)
-            } else {
-                (Status::Fail, Some(format!("rules: {}", bad.join(", "))))
-            }
-        };
-        let observed = observed_json(seen, |d| json!(d.rules));
-        out.push(result(
-            &LIFECYCLE,
-            spec,
-            change,
-            json!(want.rules),
-            observed,
-            status,
-            detail,
-            "write the lifecycle rules (suoops-policy apply)",
-        ));
-    }
-    out
+            (Status::Fail, Some(format!("rules: {}", bad.join(", "))))
+        }
+    };
+    let observed = observed_json(seen, |d| json!(d.rules));
+    Some(result(
+        &LIFECYCLE,
+        spec,
+        change,
+        json!(want.rules),
+        observed,
+        status,
+        detail,
+        "write the lifecycle rules (suoops-policy apply)",
+    ))
 }
 
 /// At least as strong as the policy asks: the mode (COMPLIANCE is

@@ -14,7 +14,7 @@ use super::{observe, region_of};
 use crate::aws::ops;
 use crate::aws::Op;
 use crate::model::control::{ControlDef, ControlResult, Status};
-use crate::model::{Address, Applied, Change, Fatal, Observed};
+use crate::model::{steps, Address, Applied, Change, Fatal, Observed};
 use crate::policy::{BucketSpec, Policy, Versioning};
 use crate::providers::resources::{Resources, Seen};
 use crate::providers::{Ctx, Observation, Prior, Provider};
@@ -277,7 +277,7 @@ impl Resources for ReplicationSeen {
             // A failed step skips exactly its dependents: replication
             // needs the source and every destination created and
             // versioned (S3 refuses it otherwise), nothing else.
-            let needs = ["create bucket", "versioning"];
+            let needs = [steps::S3_CREATE_BUCKET, steps::S3_VERSIONING];
             let blocked = std::iter::once(b.spec.name.as_str())
                 .chain(want.rules.iter().map(|x| replication::bucket_of(&x.destination)))
                 .find(|n| prior.step_failed(&Address::s3_bucket(n), &needs));
@@ -294,7 +294,7 @@ impl Resources for ReplicationSeen {
                         Some(&b.doc),
                         &self.pre,
                         &mine,
-                        prior.made("kms", "alias"),
+                        prior.made(steps::KMS_ALIAS),
                     )
                     .await;
                     let Some(step) = step else { return Ok(None) };

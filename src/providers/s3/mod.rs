@@ -26,7 +26,7 @@ use super::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
 use crate::aws::ops;
 use crate::aws::Op;
 use crate::model::control::{ControlDef, ControlResult};
-use crate::model::{Address, Applied, Change, Fatal};
+use crate::model::{steps, Address, Applied, Change, Fatal};
 use crate::policy::{BucketSpec, Policy};
 
 /// The S3 bucket provider.
@@ -310,7 +310,7 @@ impl Resources for BucketsSeen {
                 return Ok(None);
             }
             // Keys and roles made moments ago are waited for; others are not.
-            let (keys_made, roles_made) = (prior.made("kms", "alias"), prior.made("iam", "create role"));
+            let (keys_made, roles_made) = (prior.made(steps::KMS_ALIAS), prior.made(steps::IAM_CREATE_ROLE));
             let steps = apply::apply(ctx.aws, &o.spec, &o.region, &o.state, &c, keys_made, roles_made).await;
             Ok(Some(Applied { address: c[0].address.clone(), steps, did_not_take: Vec::new() }))
         }
