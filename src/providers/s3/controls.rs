@@ -134,11 +134,14 @@ pub(super) const CRR: Def = Def {
 };
 
 /// The controls for one bucket. `change` is `diff(spec, region, state)`.
+/// One bucket control: None when the policy does not ask for it.
+type Control = fn(&BucketSpec, &BucketState, &Change, &[Change]) -> Option<ControlResult>;
+
 pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &[Change]) -> Vec<ControlResult> {
     let Some(change) = changes.first() else {
         return Vec::new();
     };
-    let each: [fn(&BucketSpec, &BucketState, &Change, &[Change]) -> Option<ControlResult>; 8] =
+    let each: [Control; 8] =
         [versioning, encryption, public_access_block, require_tls, access, object_lock, mfa_delete, lifecycle];
     std::iter::once(bucket(spec, region, state, change))
         .chain(each.iter().filter_map(|control| control(spec, state, change, changes)))
