@@ -12,6 +12,21 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+/// Why a TLS client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("sslrootcert=system: no system root certificates were found")]
+    NoSystemRoots,
+    #[error("root certificate file \"{}\" cannot be read ({source}): give sslrootcert=PATH (or sslrootcert=system), or use sslmode=require", path.display())]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("{}: {reason}", path.display())]
+    BadCertificate { path: PathBuf, reason: String },
+    #[error("{} holds no PEM certificate", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("TLS set-up: {0}")]
+    SetUp(String),
+}
+
 /// How much of the server's certificate is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verify {
@@ -30,7 +45,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// The root certificates to check against: a PEM file, `system` (the
 /// system's roots), or by default ~/.postgresql/root.crt (libpq's
 /// `sslrootcert` conventions, which the other clients share).
-fn roots(rootcert: Option<String>) -> Result<RootCertStore, String> {
+fn roots(rootcert: Option<String>) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
     if rootcert.as_deref() == Some("system") {
         let found = rustls_native_certs::load_native_certs();
@@ -38,7 +53,7 @@ fn roots(rootcert: Option<String>) -> Result<RootCertStore, String> {
             let _ = store.add(c);
         }
         if store.is_empty() {
-            return Err("sslrootcert=system: no system root certificates were found".into());
+            return Err(TlsError::NoSystemRoots);
         }
         return Ok(store);
     }
@@ -46,19 +61,17 @@ fn roots(rootcert: Option<String>) -> Result<RootCertStore, String> {
         Some(p) => PathBuf::from(p),
         None => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".postgresql/root.crt"),
     };
-    let text = std::fs::read(&path).map_err(|e| {
-        format!(
-            "root certificate file \"{}\" cannot be read ({e}): give sslrootcert=PATH (or sslrootcert=system), or use sslmode=require",
-            path.display()
-        )
-    })?;
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(source) => return Err(TlsError::Unreadable { path, source }),
+    };
     let mut n = 0;
     for c in rustls_pemfile_certs(&text) {
-        store.add(c).map_err(|e| format!("{}: {e}", path.display()))?;
+        store.add(c).map_err(|e| TlsError::BadCertificate { path: path.clone(), reason: e.to_string() })?;
         n += 1;
     }
     if n == 0 {
-        return Err(format!("{} holds no PEM certificate", path.display()));
+        return Err(TlsError::NoCertificate { path });
     }
     Ok(store)
 }
@@ -71,20 +84,20 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
 
 /// A client configuration that checks the server as `verify` says, against
 /// `rootcert`'s roots.
-pub fn client_config(verify: Verify, rootcert: Option<String>) -> Result<rustls::ClientConfig, String> {
+pub fn client_config(verify: Verify, rootcert: Option<String>) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = match verify {
         Verify::Chain | Verify::Full => {
             let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots(rootcert)?), provider.clone())
                 .build()
-                .map_err(|e| format!("TLS set-up: {e}"))?;
+                .map_err(|e| TlsError::SetUp(e.to_string()))?;
             Arc::new(Checked { inner, names: verify == Verify::Full })
         }
         Verify::Nothing => Arc::new(Unchecked(provider.clone())),
     };
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS set-up: {e}"))?
+        .map_err(|e| TlsError::SetUp(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth())

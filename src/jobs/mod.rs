@@ -100,15 +100,37 @@ pub trait Job: Sync {
     }
 }
 
-/// The job of `kind` for `address` among `jobs`, or the message saying why
-/// there is none: an instance without the declaration (a configuration
-/// error, said as one), or no such address (with the nearest one).
+/// Why an address has no job of the kind asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The instance exists but declares no `backup:` / `restore_drill:`
+    /// (a configuration error, said as one).
+    #[error("{address} declares no `{key}:` in {file}: add `{example}` under it (addresses with a `{key}:`: {})", list(.known))]
+    Undeclared { address: String, key: &'static str, example: &'static str, file: String, known: Vec<String> },
+    /// No such address, with the nearest one that has the job.
+    #[error("{address} names no instance of {file} (addresses with a `{key}:`: {}){}", list(.known), hint(.nearest))]
+    Unknown { address: String, key: &'static str, file: String, known: Vec<String>, nearest: Option<String> },
+}
+
+fn list(known: &[String]) -> String {
+    if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    }
+}
+
+fn hint(nearest: &Option<String>) -> String {
+    nearest.as_ref().map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
+}
+
+/// The job of `kind` for `address` among `jobs`, or why there is none.
 pub fn resolve<'a>(
     jobs: impl Iterator<Item = &'a dyn Job>,
     kind: JobKind,
     policy: &Policy,
     address: &str,
-) -> Result<&'a dyn Job, String> {
+) -> Result<&'a dyn Job, ResolveError> {
     let mut known = Vec::new();
     let mut undeclared = false;
     for job in jobs.filter(|j| j.kind() == kind) {
@@ -123,18 +145,13 @@ pub fn resolve<'a>(
         }
     }
     known.sort();
-    let list = if known.is_empty() { "none".to_string() } else { known.join(", ") };
     let (key, example) = kind.declaration();
+    let (address, file) = (address.to_string(), policy.file.to_string());
     if undeclared {
-        return Err(format!(
-            "{address} declares no `{key}:` in {}: add `{example}` under it (addresses with a `{key}:`: {list})",
-            policy.file
-        ));
+        return Err(ResolveError::Undeclared { address, key, example, file, known });
     }
-    let hint = crate::policy::validate::closest(address, known.iter().map(String::as_str))
-        .map(|c| format!("; did you mean `{c}`?"))
-        .unwrap_or_default();
-    Err(format!("{address} names no instance of {} (addresses with a `{key}:`: {list}){hint}", policy.file))
+    let nearest = crate::policy::validate::closest(&address, known.iter().map(String::as_str)).map(str::to_string);
+    Err(ResolveError::Unknown { address, key, file, known, nearest })
 }
 
 /// A drill declared in the policy, as the audit judges it.

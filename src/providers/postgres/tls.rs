@@ -82,7 +82,7 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<tokio_postgres::Cli
         SslMode::VerifyCa => Verify::Chain,
         _ => Verify::Nothing,
     };
-    let tls = MakeRustls { config: Arc::new(client_config(verify, get("sslrootcert"))?) };
+    let tls = MakeRustls { config: Arc::new(client_config(verify, get("sslrootcert")).map_err(|e| e.to_string())?) };
     let (client, conn) = cfg.connect(tls).await.map_err(fail)?;
     tokio::spawn(async move {
         let _ = conn.await;

@@ -43,9 +43,9 @@ pub async fn open(ep: &Endpoint, timeout: Duration) -> Result<Box<dyn Io>, Strin
         return Ok(Box::new(tcp));
     }
     let config = if ep.insecure {
-        client_config(Verify::Nothing, None)?
+        client_config(Verify::Nothing, None).map_err(|e| e.to_string())?
     } else {
-        client_config(Verify::Full, Some("system".into()))?
+        client_config(Verify::Full, Some("system".into())).map_err(|e| e.to_string())?
     };
     let name = ServerName::try_from(ep.host.clone()).map_err(|e| format!("{}: {e}", ep.host))?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
