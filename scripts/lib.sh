@@ -82,6 +82,8 @@ need_servers() {
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || pkgs+=(postgresql)
     # The TLS tests make their CA and certificates with openssl.
     command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+    # Point-in-time recovery runs pgBackRest (physical backups, WAL archive).
+    command -v pgbackrest >/dev/null 2>&1 || pkgs+=(pgbackrest)
     [ ${#pkgs[@]} -eq 0 ] || apt_install "${pkgs[@]}"
     # Debian starts the packaged services; the tests start their own.
     if command -v systemctl >/dev/null 2>&1; then

@@ -24,6 +24,13 @@ either rejects the reply or sees a difference that never goes away:
 
 Both handlers are replaced on moto's S3Response class before
 moto.server.main runs. Usage: python moto_launcher.py [moto_server args...]
+
+With MOTO_TLS_PORT, MOTO_TLS_CERT and MOTO_TLS_KEY set, the same state is
+also served over HTTPS on 127.0.0.1:MOTO_TLS_PORT (pgBackRest 2.45 speaks
+only HTTPS to S3). werkzeug closes a connection without a TLS close_notify
+and pgBackRest, which reads a reply to the end of the connection, then fails
+with "unexpected eof while reading": the TLS listener unwraps each socket
+(sending close_notify) before closing it.
 """
 
 import json
@@ -236,7 +243,36 @@ S3Response._key_response = _key_response
 S3Response.get_bucket_replication = get_bucket_replication
 
 
+def _serve_tls(port, cert, key):
+    import ssl
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server = make_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app), threaded=True, ssl_context=ctx)
+    plain_shutdown = server.shutdown_request
+
+    def shutdown_request(request):
+        try:
+            request = request.unwrap()
+        except (OSError, ValueError, AttributeError):
+            pass
+        plain_shutdown(request)
+
+    server.shutdown_request = shutdown_request
+    server.serve_forever()
+
+
 if __name__ == "__main__":
     from moto.server import main
 
+    tls_port = os.environ.get("MOTO_TLS_PORT")
+    if tls_port:
+        threading.Thread(
+            target=_serve_tls,
+            args=(int(tls_port), os.environ["MOTO_TLS_CERT"], os.environ["MOTO_TLS_KEY"]),
+            daemon=True,
+        ).start()
     main(sys.argv[1:])

@@ -218,12 +218,33 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
                 .map(move |e| crate::model::Address::s3_bucket(&b.name).child("backups").child(&e.name))
         })
         .collect();
-    push(
-        "RPO-15MIN",
-        "Data loss under 15 minutes (WAL archived and fresh)",
-        // Backup freshness feeds the RPO only for entries of 15 minutes or less.
-        judge(&by(&|c| feeds(c, "RPO-15MIN") && (c.id != "BACKUP-FRESHNESS" || fast.contains(&c.address)))),
-    );
+    // Backup freshness feeds the RPO only for entries of 15 minutes or less.
+    let mut rpo = judge(&by(&|c| feeds(c, "RPO-15MIN") && (c.id != "BACKUP-FRESHNESS" || fast.contains(&c.address))));
+    // Met only from evidence that a point in time can be recovered: WAL in
+    // a repository that holds a base backup (PITR-WAL) and a point-in-time
+    // drill that reached the RPO (PITR-DRILL). WAL alone cannot be replayed
+    // onto a logical dump.
+    for pg in &policy.postgres {
+        let addr = crate::model::Address::parse(&format!("postgres.{}.pitr", pg.name));
+        let has = |id: &str| report.controls.iter().any(|c| c.id == id && c.address == addr);
+        let lacks = if pg.pitr.is_none() {
+            Some(format!(
+                "postgres.{} declares no `pitr:`: WAL cannot be replayed onto a logical dump, so no point in time is recoverable",
+                pg.name
+            ))
+        } else if !has("PITR-WAL") || !has("PITR-DRILL") {
+            Some(format!("postgres.{}.pitr: PITR-WAL and PITR-DRILL were not evaluated (audit reads them)", pg.name))
+        } else {
+            None
+        };
+        if let Some(why) = lacks {
+            if rpo.0 == Verdict::Met || rpo.0 == Verdict::NotEvaluated {
+                rpo = (Verdict::NotMet, Vec::new());
+            }
+            rpo.1.push(why);
+        }
+    }
+    push("RPO-15MIN", "Data loss under 15 minutes (WAL archived and fresh)", rpo);
     for (id, title) in [
         ("RETENTION-14D", "Backups kept as long as the strategy says"),
         ("ENCRYPTION-AT-REST", "Backups encrypted at rest"),

@@ -301,6 +301,15 @@ impl Aws {
     }
 
     /// Where requests go, for messages.
+    /// The credentials the tool runs with, for a program that signs its own
+    /// requests (pgBackRest): access key id, secret and session token.
+    /// None when the chain finds none. Never printed.
+    pub async fn credentials(&self) -> Option<(String, String, Option<String>)> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let c = self.config.credentials_provider()?.provide_credentials().await.ok()?;
+        Some((c.access_key_id().to_string(), c.secret_access_key().to_string(), c.session_token().map(str::to_string)))
+    }
+
     pub fn endpoint_for_humans(&self) -> String {
         self.endpoint.clone().unwrap_or_else(|| "AWS".to_string())
     }

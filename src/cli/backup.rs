@@ -24,6 +24,36 @@ pub struct BackupArgs {
 pub enum BackupCommand {
     /// Take one backup now: postgres.NAME (pg_dump) or redis.NAME (an RDB snapshot) into its `backup.to` entry.
     Run(RunArgs),
+    /// Print the configuration file of the engine a backup job drives, for the host that runs it: `backup config postgres.NAME.pitr` prints pgBackRest's (from the policy; no secret in it).
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    /// The job, e.g. postgres.primary.pitr.
+    #[arg(value_name = "ADDR")]
+    pub address: String,
+}
+
+/// `backup config ADDR`: the job's engine configuration on stdout.
+async fn config(g: &Global, a: &ConfigArgs) -> u8 {
+    let start = match super::JobStart::new(g, JobKind::Backup, &a.policy.file, &a.address, &super::JobNotify { notify: Vec::new(), notify_format: crate::notify::NotifyFormat::Slack }).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let ctx = start.ctx(None);
+    match start.job.config(&ctx, &start.policy, &a.address) {
+        None => error(g, format!("the backup job of {} drives no engine that needs a configuration file", a.address)),
+        Some(f) => match f.await {
+            Ok(text) => {
+                out(&text);
+                0
+            }
+            Err(e) => error(g, format!("backup config {}: {e}", a.address)),
+        },
+    }
 }
 
 #[derive(Debug, Args)]
@@ -45,6 +75,9 @@ pub struct RunArgs {
 }
 
 pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
+    if let Some(BackupCommand::Config(c)) = &a.command {
+        return config(g, c).await;
+    }
     let Some(BackupCommand::Run(a)) = &a.command else {
         let file = a.file.as_ref().map_or("POLICY".to_string(), |f| f.display().to_string());
         let addr = a.rest.first().cloned().unwrap_or_else(|| "ADDR".into());
@@ -96,10 +129,16 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
         Ok(done) => {
             match a.format {
                 Format::Json => out(&format!("{}\n", serde_json::to_string(&done).unwrap_or_default())),
-                Format::Text => out(&format!(
-                    "backup {}: s3://{}/{} {} bytes sha256 {} in {:.1} s\n",
-                    done.instance, done.bucket, done.key, done.bytes, done.sha256, done.seconds
-                )),
+                Format::Text => out(&match &done.detail {
+                    Some(d) => format!(
+                        "backup {}: s3://{}/{} {} bytes stored, {d}, in {:.1} s\n",
+                        done.instance, done.bucket, done.key, done.bytes, done.seconds
+                    ),
+                    None => format!(
+                        "backup {}: s3://{}/{} {} bytes sha256 {} in {:.1} s\n",
+                        done.instance, done.bucket, done.key, done.bytes, done.sha256, done.seconds
+                    ),
+                }),
             }
             0
         }

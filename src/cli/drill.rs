@@ -32,6 +32,12 @@ pub struct DrillArgs {
     pub metrics: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub notify: super::JobNotify,
+    /// Point-in-time drills (postgres.NAME.pitr): recover to this RFC 3339 time, e.g. 2026-12-02T04:22:20.340Z; rows committed before it are there, later ones are not.
+    #[arg(long, value_name = "TIME", conflicts_with = "target")]
+    pub target_time: Option<String>,
+    /// Point-in-time drills: `latest` recovers to the end of the WAL archive (the default).
+    #[arg(long, value_name = "latest", value_parser = ["latest"])]
+    pub target: Option<String>,
 }
 
 pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
@@ -40,7 +46,13 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         Err(code) => return code,
     };
     let (hooks, policy, job) = (&start.hooks, &start.policy, start.job);
-    let ctx = start.ctx(a.operator.as_deref());
+    let mut ctx = start.ctx(a.operator.as_deref());
+    if a.target_time.is_some() || a.target.is_some() {
+        if !a.address.ends_with(".pitr") {
+            return error(g, format!("--target-time and --target are for point-in-time drills (postgres.NAME.pitr), not {}", a.address));
+        }
+        ctx.target_time = a.target_time.clone();
+    }
     // Ctrl-C drops the drill: its cluster is stopped and its files removed
     // as it unwinds.
     let rec = tokio::select! {
@@ -95,17 +107,34 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&rec).unwrap_or_default())),
         Format::Text => {
             let p = &rec.phases;
-            let mut text = format!(
-                "restore-drill {}: {} in {:.1} s (RTO {} s): download {:.1} s, restore {:.1} s, migrate {:.1} s, checks {:.1} s\n",
-                rec.instance,
-                if rec.passed() { "PASSED" } else { "FAILED" },
-                rec.total_seconds,
-                rec.rto_seconds,
-                p.download,
-                p.restore,
-                p.migrate,
-                p.checks
-            );
+            let mut text = match &rec.pitr {
+                None => format!(
+                    "restore-drill {}: {} in {:.1} s (RTO {} s): download {:.1} s, restore {:.1} s, migrate {:.1} s, checks {:.1} s\n",
+                    rec.instance,
+                    if rec.passed() { "PASSED" } else { "FAILED" },
+                    rec.total_seconds,
+                    rec.rto_seconds,
+                    p.download,
+                    p.restore,
+                    p.migrate,
+                    p.checks
+                ),
+                Some(pit) => format!(
+                    "restore-drill {}: {} in {:.1} s (RTO {} s): restore {:.1} s, WAL replay {:.1} s, checks {:.1} s\n  target {}, backup {}, last replayed commit {}, achieved RPO {} (RPO {} s)\n",
+                    rec.instance,
+                    if rec.passed() { "PASSED" } else { "FAILED" },
+                    rec.total_seconds,
+                    rec.rto_seconds,
+                    p.restore,
+                    p.replay,
+                    p.checks,
+                    pit.target,
+                    if pit.backup.is_empty() { "-" } else { pit.backup.as_str() },
+                    pit.last_replayed.as_deref().unwrap_or("none"),
+                    pit.achieved_rpo_seconds.map_or("not measured".to_string(), |s| format!("{s:.1} s")),
+                    pit.rpo_seconds
+                ),
+            };
             if let Some(d) = &rec.dump {
                 text.push_str(&format!(
                     "  dump s3://{}/{} ({} bytes, sha256 {})\n",

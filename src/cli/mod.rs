@@ -239,6 +239,7 @@ impl JobStart {
             default_region: self.aws.default_region().unwrap_or("us-east-1").to_string(),
             operator: self::operator(operator),
             pending: Default::default(),
+            target_time: None,
         }
     }
 }

@@ -22,7 +22,8 @@ use upload::{Chunks, Pending, Sse, Target};
 
 pub use fetch::{fetch_verified, free_port, newest_object, scratch_dir, Listed};
 pub use record::{
-    conclude, drill, last, log_row, record, secs, store, CheckResult, DumpRef, Phases, Record, LOG_HEADER, RECORDS,
+    conclude, drill, last, log_row, record, secs, store, CheckResult, DumpRef, Phases, PointInTime, Record, LOG_HEADER,
+    RECORDS,
 };
 
 /// What a job does.
@@ -62,6 +63,9 @@ pub struct JobCtx<'a> {
     /// The multipart upload in flight, aborted when the job fails or is
     /// dropped (Ctrl-C): nothing is left behind.
     pub pending: Pending,
+    /// A point-in-time drill's target: an RFC 3339 time, or None for the
+    /// end of the archive (`--target latest`).
+    pub target_time: Option<String>,
 }
 
 /// What a job produced.
@@ -97,6 +101,17 @@ pub trait Job: Sync {
     /// The drills whose records the audit judges (RESTORE-DRILL).
     fn drills(&self, _policy: &Policy) -> Vec<DrillDecl> {
         Vec::new()
+    }
+    /// The configuration file of the engine the job drives, for the host
+    /// that runs it (`backup config ADDRESS`: pgBackRest's); None: the job
+    /// needs none.
+    fn config<'a>(
+        &'a self,
+        _ctx: &'a JobCtx<'a>,
+        _policy: &'a Policy,
+        _address: &'a str,
+    ) -> Option<LocalBoxFuture<'a, Result<String, String>>> {
+        None
     }
 }
 
@@ -175,6 +190,10 @@ pub struct Done {
     pub sha256: String,
     pub parts: usize,
     pub seconds: f64,
+    /// What the result line says instead of the SHA-256 when the job is
+    /// not a streamed dump (`full backup 20261202-101010F by pgBackRest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// The key a backup taken at `secs` gets: the entry's prefix, the time
@@ -220,5 +239,6 @@ pub async fn upload_to(
         sha256: up.sha256,
         parts: up.parts,
         seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        detail: None,
     })
 }

@@ -36,6 +36,29 @@ pub struct Record {
     pub result: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A point-in-time drill's target and what it reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitr: Option<PointInTime>,
+}
+
+/// What a point-in-time drill asked for and reached.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PointInTime {
+    /// The target time asked for (RFC 3339), or `latest`: the end of the
+    /// archive.
+    pub target: String,
+    /// The pgBackRest backup restored (its label).
+    pub backup: String,
+    /// Commit time of the last transaction the restored cluster replayed
+    /// (`pg_last_xact_replay_timestamp()`), RFC 3339; None: none replayed.
+    pub last_replayed: Option<String>,
+    /// The achieved RPO, in seconds: for `latest`, the drill's start minus
+    /// the last replayed commit (how much a loss at that moment would have
+    /// cost; an upper bound on an idle database, which commits nothing to
+    /// lose); for a target time, the target minus the last replayed commit.
+    pub achieved_rpo_seconds: Option<f64>,
+    /// The RPO the policy asks for.
+    pub rpo_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -50,6 +73,9 @@ pub struct DumpRef {
 pub struct Phases {
     pub download: f64,
     pub restore: f64,
+    /// WAL replay up to the target and promotion (point-in-time drills).
+    #[serde(default)]
+    pub replay: f64,
     pub migrate: f64,
     pub checks: f64,
 }
@@ -91,6 +117,7 @@ pub fn record(instance: &str, operator: &str, target: &str, rto_secs: u64) -> Re
         checks: Vec::new(),
         result: "failed".into(),
         reason: None,
+        pitr: None,
     }
 }
 
@@ -98,7 +125,7 @@ pub fn record(instance: &str, operator: &str, target: &str, rto_secs: u64) -> Re
 /// a time to restore over the RTO; else passed.
 pub fn conclude(rec: &mut Record, outcome: Result<(), String>) {
     let p = &rec.phases;
-    rec.total_seconds = ((p.download + p.restore + p.migrate + p.checks) * 100.0).round() / 100.0;
+    rec.total_seconds = ((p.download + p.restore + p.replay + p.migrate + p.checks) * 100.0).round() / 100.0;
     rec.reason = match outcome {
         Err(e) => Some(e),
         Ok(()) if rec.checks.iter().any(|c| !c.passed) => Some(format!(

@@ -278,6 +278,37 @@ pub struct PostgresSpec {
     pub timeout_secs: u64,
     pub backup: Option<PgBackup>,
     pub restore_drill: Option<PgDrill>,
+    /// Point-in-time recovery through pgBackRest.
+    pub pitr: Option<Pitr>,
+    pub line: u64,
+}
+
+/// `pitr:` of a PostgreSQL instance: a pgBackRest repository on S3.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pitr {
+    /// The repository's bucket and prefix (`pgbackrest/`), as a backups
+    /// reference: its region and encryption, and where drill records go.
+    pub repo: BackupRef,
+    /// `https://HOST[:PORT]` of an S3-compatible store; None: AWS.
+    pub endpoint: Option<String>,
+    pub ca_file: Option<String>,
+    pub stanza: String,
+    pub data_directory: String,
+    pub window_secs: u64,
+    pub full_every_secs: u64,
+    pub rpo_secs: u64,
+    pub cipher_pass: Option<Secret>,
+    pub process_max: u32,
+    pub drill: Option<PitrDrill>,
+    pub line: u64,
+}
+
+/// `pitr.drill:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PitrDrill {
+    pub checks: Vec<DrillCheck>,
+    pub rto_secs: u64,
+    pub every_secs: u64,
     pub line: u64,
 }
 

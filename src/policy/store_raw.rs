@@ -147,6 +147,75 @@ pub struct RawPostgres {
     /// as RESTORE-DRILL.
     #[serde(default)]
     pub restore_drill: Option<Sp<RawRestoreDrill>>,
+    /// Point-in-time recovery: physical backups and the WAL archive in a
+    /// pgBackRest repository on S3 (`backup run postgres.NAME.pitr`,
+    /// `restore-drill postgres.NAME.pitr`). Sets archiving to pgBackRest's
+    /// archive-push; excludes `wal_archiving.archive_command`.
+    #[serde(default)]
+    pub pitr: Option<Sp<RawPitr>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPitr {
+    /// The repository: a bucket of this policy and a prefix in it.
+    pub repo: Sp<RawPitrRepo>,
+    /// pgBackRest's stanza name for this cluster.
+    pub stanza: Sp<String>,
+    /// The cluster's data directory on the database host, where the backup
+    /// job runs (pgBackRest reads the cluster's files and control file).
+    pub data_directory: Sp<String>,
+    /// The point-in-time window kept (WAL and the backups it needs), e.g.
+    /// 24h (the default).
+    #[serde(default)]
+    pub window: Option<Sp<String>>,
+    /// A full backup at least this often, differential ones in between,
+    /// e.g. 7d (the default).
+    #[serde(default)]
+    pub full_every: Option<Sp<String>>,
+    /// Most data a loss may cost, e.g. 15m (the default): archive_timeout
+    /// is set to a third of it and PITR-WAL checks it.
+    #[serde(default)]
+    pub rpo: Option<Sp<String>>,
+    /// Encrypt the repository (aes-256-cbc) with this passphrase; use
+    /// ${VAR}. Never printed.
+    #[serde(default)]
+    pub cipher_pass: Option<Sp<String>>,
+    /// pgBackRest's process-max for backups and restores (default 4).
+    #[serde(default)]
+    pub process_max: Option<Sp<u32>>,
+    /// The point-in-time restore test.
+    #[serde(default)]
+    pub drill: Option<Sp<RawPitrDrill>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPitrRepo {
+    /// A bucket under s3.buckets.
+    pub bucket: Sp<String>,
+    /// Key prefix of the repository, e.g. pgbackrest/.
+    pub prefix: Sp<String>,
+    /// An S3-compatible endpoint (https://HOST[:PORT]) instead of AWS's.
+    #[serde(default)]
+    pub endpoint: Option<Sp<String>>,
+    /// CA bundle (PEM) that signs the endpoint's certificate.
+    #[serde(default)]
+    pub ca_file: Option<Sp<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPitrDrill {
+    /// How recent a passing drill must be for the audit, e.g. 30d (default).
+    #[serde(default)]
+    pub every: Option<Sp<String>>,
+    /// Longest acceptable restore + replay + checks, e.g. 60m (default).
+    #[serde(default)]
+    pub rto: Option<Sp<String>>,
+    /// Smoke checks on the restored cluster.
+    #[serde(default)]
+    pub checks: Option<Sp<Vec<Sp<RawDrillCheck>>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

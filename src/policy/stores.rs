@@ -3,13 +3,15 @@
 
 use super::diag::{Code, Diagnostic};
 use super::raw::Sp;
+use super::raw::{RawS3, StorageClassRaw};
 use super::store_raw::{
-    DumpFormatRaw, FsyncRaw, RawBackupJob, RawPersistence, RawPostgresMap, RawRedisMap, RawRestoreDrill, WalLevelRaw,
+    DumpFormatRaw, FsyncRaw, RawBackupJob, RawDrillCheck, RawPersistence, RawPitr, RawPostgresMap, RawRedisMap,
+    RawRestoreDrill, WalLevelRaw,
 };
 use super::validate::Validator;
 use super::{
-    parse_duration, BackupRef, BucketSpec, DrillCheck, DumpFormat, Persistence, PgBackup, PgDrill, PostgresSpec,
-    RedisDrill, RedisSpec, Secret,
+    parse_duration, BackupRef, BucketSpec, DrillCheck, DumpFormat, Persistence, PgBackup, PgDrill, Pitr, PitrDrill,
+    PostgresSpec, RedisDrill, RedisSpec, Secret,
 };
 
 impl Validator<'_> {
@@ -136,6 +138,7 @@ impl Validator<'_> {
                     timeout_secs,
                     backup,
                     restore_drill,
+                    pitr,
                     line: name.pos().line,
                 });
             }
@@ -206,8 +209,14 @@ impl Validator<'_> {
         let migrate = raw.migrate.as_ref().and_then(|m| self.expand(m));
         let rto = raw.rto.as_ref().map_or(Some(3600), |r| self.duration(r, "rto"));
         let every = raw.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
+        let checks = self.checks(raw.checks.as_ref());
+        Some(PgDrill { from: from?, url, migrate, checks, rto_secs: rto?, every_secs: every?, line: d.pos().line })
+    }
+
+    /// A drill's smoke checks: each bounded (min or max) and with SQL.
+    fn checks(&mut self, raw: Option<&Sp<Vec<Sp<RawDrillCheck>>>>) -> Vec<DrillCheck> {
         let mut checks = Vec::new();
-        for c in raw.checks.iter().flat_map(|c| c.value().iter()) {
+        for c in raw.iter().flat_map(|c| c.value().iter()) {
             let cv = c.value();
             let (min, max) = (cv.min.as_ref().map(|m| *m.value()), cv.max.as_ref().map(|m| *m.value()));
             if let (Some(lo), Some(hi)) = (min, max) {
@@ -244,10 +253,185 @@ impl Validator<'_> {
             }
             checks.push(DrillCheck { name: cv.name.value().clone(), sql: cv.sql.value().clone(), min, max });
         }
-        Some(PgDrill { from: from?, url, migrate, checks, rto_secs: rto?, every_secs: every?, line: d.pos().line })
+        checks
     }
 
-    pub(super) fn postgres(&mut self, map: &Sp<RawPostgresMap>, buckets: &[BucketSpec]) -> Vec<PostgresSpec> {
+    /// `pitr:`: the repository in a bucket of this policy, whose lifecycle
+    /// must leave pgBackRest's files alone, and windows that fit.
+    fn pitr(&mut self, p: &Sp<RawPitr>, buckets: &[BucketSpec], s3: Option<&Sp<RawS3>>) -> Option<Pitr> {
+        let raw = p.value();
+        let repo = raw.repo.value();
+        let prefix = repo.prefix.value().trim_start_matches('/').to_string();
+        if prefix.is_empty() || !prefix.ends_with('/') || prefix.contains("//") {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("repository prefix `{}` must be a folder ending in /", repo.prefix.value()),
+                    Some(repo.prefix.pos()),
+                )
+                .help("write e.g. prefix: pgbackrest/ (pgBackRest keeps archive/ and backup/ under it)"),
+            );
+        }
+        let bucket = buckets.iter().find(|b| b.name == *repo.bucket.value());
+        if bucket.is_none() {
+            let known: Vec<&str> = buckets.iter().map(|b| b.name.as_str()).collect();
+            self.diags.push(
+                Diagnostic::new(
+                    Code::BackupRefInvalid,
+                    format!("repository bucket `{}` is not a bucket of this policy", repo.bucket.value()),
+                    Some(repo.bucket.pos()),
+                )
+                .help(if known.is_empty() {
+                    "declare it under s3.buckets: the policy then keeps it versioned, encrypted and private".to_string()
+                } else {
+                    format!("one of: {}", known.join(", "))
+                }),
+            );
+        }
+        // pgBackRest expires its own files and rewrites few of them:
+        // archive.info and backup.info are touched rarely, so an age-based
+        // expiry of current versions removes them and the repository cannot
+        // be read (pgbackrest/pgbackrest#1853, #2258); a GLACIER or
+        // DEEP_ARCHIVE object cannot be read back by a restore without a
+        // RestoreObject first (S3 user guide, "Restoring an archived
+        // object"). Noncurrent-version expiration is right here: pgBackRest's
+        // deletes leave noncurrent versions on a versioned bucket.
+        let raw_bucket = s3.and_then(|s| s.value().buckets.0.iter().find(|(n, _)| n.value() == repo.bucket.value()));
+        let rules = raw_bucket.and_then(|(_, b)| b.value().lifecycle.as_ref()).map(|l| &l.value().rules);
+        for rule in rules.into_iter().flatten() {
+            let r = rule.value();
+            let rp = r.prefix.as_ref().map(|p| p.value().as_str()).unwrap_or("");
+            if !(prefix.starts_with(rp) || rp.starts_with(&prefix)) {
+                continue;
+            }
+            let cold = r.transitions.iter().find(|t| {
+                matches!(t.value().storage_class.value(), StorageClassRaw::Glacier | StorageClassRaw::DeepArchive)
+            });
+            if let Some(days) = &r.expire_after_days {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::RepositoryUnsafe,
+                        format!(
+                            "lifecycle rule `{}` expires current objects under `{prefix}`, the pgBackRest repository of this policy",
+                            r.id.value()
+                        ),
+                        Some(days.pos()),
+                    )
+                    .help("pgBackRest expires its own files (retention from `window`/`full_every`) and rewrites archive.info rarely: an age-based expiry removes it and the repository cannot be restored from; give the rule a prefix that leaves the repository out, and expire only noncurrent versions there"),
+                );
+            }
+            if let Some(t) = cold {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::RepositoryUnsafe,
+                        format!(
+                            "lifecycle rule `{}` moves objects under `{prefix}`, the pgBackRest repository, to an archive storage class",
+                            r.id.value()
+                        ),
+                        Some(t.pos()),
+                    )
+                    .help("a restore cannot read GLACIER or DEEP_ARCHIVE objects; leave the repository in STANDARD or STANDARD_IA"),
+                );
+            }
+        }
+        let endpoint = repo.endpoint.as_ref().and_then(|e| {
+            let v = self.expand(e)?;
+            let host = v.strip_prefix("https://").map(|h| h.trim_end_matches('/'));
+            match host {
+                Some(h) if !h.is_empty() && !h.contains('/') => Some(v.trim_end_matches('/').to_string()),
+                _ => {
+                    self.diags.push(
+                        Diagnostic::new(Code::UrlInvalid, "the repository endpoint must be https://HOST[:PORT]", Some(e.pos()))
+                            .help("pgBackRest speaks HTTPS to S3; leave `endpoint` out to use AWS"),
+                    );
+                    None
+                }
+            }
+        });
+        let ca_file = repo.ca_file.as_ref().and_then(|c| self.expand(c));
+        let window = raw.window.as_ref().map_or(Some(86400), |w| self.duration(w, "window"));
+        let full_every = raw.full_every.as_ref().map_or(Some(7 * 86400), |f| self.duration(f, "full_every"));
+        let rpo = raw.rpo.as_ref().map_or(Some(900), |r| self.duration(r, "rpo"));
+        if let (Some(w), Some(f)) = (window, full_every) {
+            if w < f {
+                let pos = raw.window.as_ref().map(|w| w.pos()).unwrap_or(p.pos());
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::ValueOutOfRange,
+                        format!("window ({w} s) is shorter than full_every ({f} s)"),
+                        Some(pos),
+                    )
+                    .help("pgBackRest keeps WAL from the oldest full backup kept: the window must cover at least one full-backup cycle (window ≥ full_every)"),
+                );
+            }
+        }
+        if let Some(r) = rpo.filter(|r| *r < 3) {
+            self.diags.push(
+                Diagnostic::new(Code::ValueOutOfRange, format!("rpo of {r} s is too short"), raw.rpo.as_ref().map(|r| r.pos()))
+                    .help("archive_timeout is a third of the RPO and PostgreSQL's least is 1 s"),
+            );
+        }
+        let stanza = raw.stanza.value().clone();
+        if stanza.is_empty() || !stanza.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            self.diags.push(
+                Diagnostic::new(Code::InvalidValue, format!("stanza `{stanza}` is not a name"), Some(raw.stanza.pos()))
+                    .help("letters, digits, - and _ (it becomes a folder in the repository)"),
+            );
+        }
+        let data_directory = raw.data_directory.value().clone();
+        if !data_directory.starts_with('/') {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("data_directory `{data_directory}` is not an absolute path"),
+                    Some(raw.data_directory.pos()),
+                )
+                .help("write the cluster's data directory on the database host, e.g. /var/lib/postgresql/15/main"),
+            );
+        }
+        let cipher_pass = match &raw.cipher_pass {
+            Some(c) => Some(Secret::new(self.expand(c)?)),
+            None => None,
+        };
+        let drill = raw.drill.as_ref().and_then(|d| {
+            let dv = d.value();
+            let rto = dv.rto.as_ref().map_or(Some(3600), |r| self.duration(r, "rto"));
+            let every = dv.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
+            let checks = self.checks(dv.checks.as_ref());
+            Some(PitrDrill { checks, rto_secs: rto?, every_secs: every?, line: d.pos().line })
+        });
+        let bucket = bucket?;
+        Some(Pitr {
+            repo: BackupRef {
+                bucket: bucket.name.clone(),
+                entry: "pitr".into(),
+                prefix,
+                key_format: None,
+                // Written out: the archive_command carries it, and the
+                // server has no other way to learn it.
+                region: bucket.region.clone().or_else(|| self.default_region.clone()),
+                encryption: bucket.encryption.clone(),
+            },
+            endpoint,
+            ca_file,
+            stanza,
+            data_directory,
+            window_secs: window?,
+            full_every_secs: full_every?,
+            rpo_secs: rpo?,
+            cipher_pass,
+            process_max: raw.process_max.as_ref().map_or(4, |n| (*n.value()).clamp(1, 64)),
+            drill,
+            line: p.pos().line,
+        })
+    }
+
+    pub(super) fn postgres(
+        &mut self,
+        map: &Sp<RawPostgresMap>,
+        buckets: &[BucketSpec],
+        s3: Option<&Sp<RawS3>>,
+    ) -> Vec<PostgresSpec> {
         let mut out = Vec::new();
         for (name, p) in &map.value().0 {
             let pv = p.value();
@@ -286,6 +470,17 @@ impl Validator<'_> {
             };
             let backup = pv.backup.as_ref().and_then(|b| self.pg_backup(b, buckets));
             let restore_drill = pv.restore_drill.as_ref().and_then(|d| self.pg_drill(d, buckets));
+            let pitr = pv.pitr.as_ref().and_then(|x| self.pitr(x, buckets, s3));
+            if let (Some(x), Some(c)) = (&pv.pitr, w.and_then(|w| w.archive_command.as_ref())) {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        "`wal_archiving.archive_command` and `pitr:` exclude each other",
+                        Some(c.pos()),
+                    )
+                    .help(format!("`pitr:` (line {}) sets archive_command to pgBackRest's archive-push; remove this one", x.pos().line)),
+                );
+            }
             if let (Some(url), Some(timeout_secs), Some(rpo_secs)) = (url, timeout, rpo) {
                 out.push(PostgresSpec {
                     name: name.value().clone(),
@@ -309,6 +504,7 @@ impl Validator<'_> {
                     timeout_secs,
                     backup,
                     restore_drill,
+                    pitr,
                     line: name.pos().line,
                 });
             }

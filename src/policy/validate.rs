@@ -216,7 +216,7 @@ impl Validator<'_> {
         let buckets = self.buckets(raw.s3.as_ref(), default_region.as_deref());
         let iam = raw.iam.as_ref().map(|i| self.iam(i, &buckets, default_region.as_deref())).unwrap_or_default();
         let redis = raw.redis.as_ref().map(|r| self.redis(r, &buckets)).unwrap_or_default();
-        let postgres = raw.postgres.as_ref().map(|p| self.postgres(p, &buckets)).unwrap_or_default();
+        let postgres = raw.postgres.as_ref().map(|p| self.postgres(p, &buckets, raw.s3.as_ref())).unwrap_or_default();
         let waivers = raw.waivers.iter().filter_map(|w| self.waiver(w)).collect();
         Policy {
             file: file.to_string(),

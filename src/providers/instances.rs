@@ -28,8 +28,9 @@ pub trait Instance: 'static {
     /// Its part of `import`.
     fn import(req: &ImportRequest) -> impl Future<Output = Result<Imported, Fatal>>;
     fn address(spec: &Self::Spec) -> Address;
-    /// Never fails the run: an unreachable instance is Unknown.
-    fn observe(spec: &Self::Spec) -> impl Future<Output = Self::State>;
+    /// Never fails the run: an unreachable instance is Unknown. `ctx`
+    /// says whether the audit also wants evidence, and gives AWS.
+    fn observe<'a>(ctx: &'a Ctx<'a>, spec: &'a Self::Spec) -> impl Future<Output = Self::State> + 'a;
     /// The state of an instance that could not be read, for `reason`.
     fn unknown(spec: &Self::Spec, reason: &str) -> Self::State;
     fn diff(spec: &Self::Spec, state: &Self::State) -> Change;
@@ -73,10 +74,10 @@ impl<I: Instance> Provider for Kind<I> {
     }
     fn observe<'a>(
         &'a self,
-        _ctx: &'a Ctx<'a>,
+        ctx: &'a Ctx<'a>,
         policy: &'a Policy,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
-        async move { Ok(Box::new(Instances::<I>::observe(I::specs(policy).iter()).await) as Box<dyn Observation>) }
+        async move { Ok(Box::new(Instances::<I>::observe(ctx, I::specs(policy).iter()).await) as Box<dyn Observation>) }
             .boxed_local()
     }
     fn unobserved(&self, _ctx: &Ctx<'_>, policy: &Policy, reason: &str) -> Box<dyn Observation> {
@@ -97,8 +98,8 @@ pub struct Instances<I: Instance>(pub Vec<(I::Spec, I::State)>);
 
 impl<I: Instance> Instances<I> {
     /// Observe every instance, concurrently.
-    pub async fn observe<'a>(specs: impl Iterator<Item = &'a I::Spec>) -> Self {
-        Instances(futures::future::join_all(specs.map(|s| async move { (s.clone(), I::observe(s).await) })).await)
+    pub async fn observe<'a>(ctx: &'a Ctx<'a>, specs: impl Iterator<Item = &'a I::Spec>) -> Self {
+        Instances(futures::future::join_all(specs.map(|s| async move { (s.clone(), I::observe(ctx, s).await) })).await)
     }
 
     fn find(&self, addr: &Address) -> Option<&(I::Spec, I::State)> {
@@ -148,12 +149,12 @@ impl<I: Instance> Observation for Instances<I> {
     }
     fn reobserve<'a>(
         &'a self,
-        _ctx: &'a Ctx<'a>,
+        ctx: &'a Ctx<'a>,
         addresses: &'a BTreeSet<Address>,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
         async move {
             let specs = self.0.iter().map(|(s, _)| s).filter(|s| addresses.contains(&I::address(s)));
-            Ok(Box::new(Self::observe(specs).await) as Box<dyn Observation>)
+            Ok(Box::new(Self::observe(ctx, specs).await) as Box<dyn Observation>)
         }
         .boxed_local()
     }

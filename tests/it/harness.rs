@@ -79,6 +79,44 @@ impl Moto {
 
     /// Start moto with extra environment (e.g. INITIAL_NO_AUTH_ACTION_COUNT,
     /// which makes moto enforce IAM after that many requests).
+    /// moto serving HTTPS too, on `https://localhost:PORT` with a
+    /// certificate for `DNS:localhost` from a test CA (pgBackRest speaks
+    /// only HTTPS to S3 and checks DNS names only): (moto, the HTTPS port,
+    /// the CA's PEM file). The two listeners share one state.
+    pub fn start_tls(dir: &Path) -> (Moto, u16, PathBuf) {
+        let ssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl (Debian: openssl)");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        ssl(&[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "s3-ca.key", "-out", "s3-ca.pem", "-days", "2",
+            "-subj", "/CN=suoops test S3 CA",
+        ]);
+        ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "s3.key", "-out", "s3.csr", "-subj", "/CN=localhost"]);
+        std::fs::write(dir.join("s3.ext"), "subjectAltName = DNS:localhost\n").expect("write ext");
+        ssl(&[
+            "x509", "-req", "-in", "s3.csr", "-CA", "s3-ca.pem", "-CAkey", "s3-ca.key", "-CAcreateserial", "-out", "s3.pem",
+            "-days", "2", "-extfile", "s3.ext",
+        ]);
+        let tls_port = free_port();
+        let (port, cert, key) =
+            (tls_port.to_string(), dir.join("s3.pem").display().to_string(), dir.join("s3.key").display().to_string());
+        let moto = Moto::start_with_env(
+            dir,
+            &[("MOTO_TLS_PORT", port.as_str()), ("MOTO_TLS_CERT", cert.as_str()), ("MOTO_TLS_KEY", key.as_str())],
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+            assert!(Instant::now() < deadline, "moto's HTTPS listener did not start: {}", std::fs::read_to_string(&moto.log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Readable by the postgres user (archive_command runs as it).
+        let ca = dir.join("s3-ca.pem");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).expect("chmod ca");
+        (moto, tls_port, ca)
+    }
+
     pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Moto {
         let python = python();
         let log = dir.join("moto.log");
@@ -571,6 +609,8 @@ pub struct Postgres {
     root: tempfile::TempDir,
     bin: PathBuf,
     as_postgres: bool,
+    /// Environment the server runs with (archive_command sees it).
+    env: Vec<(String, String)>,
 }
 
 fn pg_bin() -> PathBuf {
@@ -583,6 +623,12 @@ fn pg_bin() -> PathBuf {
 
 impl Postgres {
     pub fn start() -> Postgres {
+        Postgres::start_with_env(&[])
+    }
+
+    /// Start with `env` in the server's environment (what archive_command
+    /// runs with: pgBackRest's PGBACKREST_REPO1_S3_* keys in the tests).
+    pub fn start_with_env(env: &[(String, String)]) -> Postgres {
         let bin = pg_bin();
         assert!(
             bin.join("initdb").exists(),
@@ -602,7 +648,7 @@ impl Postgres {
                 assert!(st.success(), "chown postgres failed");
             }
         }
-        let pg = Postgres { port: free_port(), data, root, bin, as_postgres };
+        let pg = Postgres { port: free_port(), data, root, bin, as_postgres, env: env.to_vec() };
         pg.run("initdb", &["-D", &pg.data.display().to_string(), "-A", "trust", "-U", "postgres", "--no-sync"]);
         pg.ctl(&["start"]);
         pg
@@ -612,10 +658,13 @@ impl Postgres {
         let exe = self.bin.join(tool);
         let mut cmd = if self.as_postgres {
             let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c.args(["-u", "postgres", "--", "env"]);
+            c.args(self.env.iter().map(|(k, v)| format!("{k}={v}"))).arg(&exe);
             c
         } else {
-            Command::new(&exe)
+            let mut c = Command::new(&exe);
+            c.envs(self.env.iter().map(|(k, v)| (k, v)));
+            c
         };
         let out =
             cmd.args(args).current_dir(self.root.path()).stdin(Stdio::null()).output().expect("run a postgres tool");
@@ -680,6 +729,11 @@ impl Postgres {
             Some(p) => format!("postgres://postgres:{p}@127.0.0.1:{}/postgres", self.port),
             None => format!("postgres://postgres@127.0.0.1:{}/postgres", self.port),
         }
+    }
+
+    /// The cluster's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
     }
 
     pub fn archive_dir(&self) -> PathBuf {

@@ -13,6 +13,7 @@ mod kms;
 mod moto_launcher;
 mod notify;
 mod pg_tls;
+mod pitr;
 mod s3;
 mod s3_documents;
 mod schema;

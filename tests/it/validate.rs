@@ -141,6 +141,7 @@ fn diagnostic_codes_are_stable() {
             "region-invalid",
             "replica-kms-key-required",
             "replication-needs-versioning",
+            "repository-unsafe",
             "replication-role-unused",
             "role-invalid",
             "rule-does-nothing",

@@ -17,14 +17,14 @@ use futures::future::FutureExt;
 use super::tools;
 use crate::aws::Aws;
 use crate::jobs::{self, secs, CheckResult, JobKind, Outcome, Record};
-use crate::policy::{scrub, PgDrill, PostgresSpec};
+use crate::policy::{scrub, DrillCheck, PgDrill, PostgresSpec};
 use crate::providers::instances::{DrillTiming, InstanceJob};
 
 /// A directory removed on drop, with the cluster in it stopped first —
 /// also when the drill's future is dropped (Ctrl-C).
-struct Scratch {
-    dir: PathBuf,
-    pg_ctl: Option<PathBuf>,
+pub(super) struct Scratch {
+    pub(super) dir: PathBuf,
+    pub(super) pg_ctl: Option<PathBuf>,
 }
 
 impl Drop for Scratch {
@@ -50,7 +50,7 @@ impl Drop for Scratch {
 
 /// The uid and gid of `user` (for a root run handing the cluster's
 /// directory to `postgres`).
-fn ids(user: &str) -> Option<(u32, u32)> {
+pub(super) fn ids(user: &str) -> Option<(u32, u32)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
@@ -59,7 +59,7 @@ fn ids(user: &str) -> Option<(u32, u32)> {
 }
 
 /// Run a program; Err with its last stderr line (scrubbed of `secret`).
-async fn run_tool(mut cmd: tokio::process::Command, what: &str, secret: &str) -> Result<(), String> {
+pub(super) async fn run_tool(mut cmd: tokio::process::Command, what: &str, secret: &str) -> Result<(), String> {
     let out = cmd
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -103,7 +103,7 @@ async fn local_cluster(scratch: &mut Scratch) -> Result<String, String> {
     Ok(format!("postgres://postgres@127.0.0.1:{port}/drill"))
 }
 
-async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
+pub(super) async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
     super::tls::connect(url, std::time::Duration::from_secs(10)).await
 }
 
@@ -156,10 +156,10 @@ async fn migrate(cmd: &str, url: &str) -> Result<(), String> {
     run_tool(c, "migrate", url).await
 }
 
-async fn checks(url: &str, drill: &PgDrill) -> Result<Vec<CheckResult>, String> {
+pub(super) async fn checks(url: &str, wanted: &[DrillCheck]) -> Result<Vec<CheckResult>, String> {
     let client = connect(url).await?;
     let mut out = Vec::new();
-    for c in &drill.checks {
+    for c in wanted {
         let value = match client.simple_query(&c.sql).await {
             Ok(msgs) => msgs.iter().find_map(|m| match m {
                 tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.trim().parse::<f64>().ok()),
@@ -238,7 +238,7 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
         rec.phases.migrate = secs(t);
     }
     let t = Instant::now();
-    rec.checks = checks(&url, drill).await?;
+    rec.checks = checks(&url, &drill.checks).await?;
     rec.phases.checks = secs(t);
     drop(scratch);
     Ok(())

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod drill;
 mod import;
+pub mod pitr;
 pub mod tls;
 pub mod tools;
 
@@ -22,7 +23,7 @@ use crate::policy::{scrub, PostgresSpec};
 use crate::model::Fatal;
 use crate::policy::Policy;
 use crate::providers::instances::{Instance, Kind};
-use crate::providers::{ImportRequest, Imported};
+use crate::providers::{Ctx, ImportRequest, Imported};
 
 /// One row of pg_settings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -54,6 +55,9 @@ pub struct PostgresState {
     /// configured. Absent: none is set.
     #[serde(skip)]
     pub configured_archive_command: Option<Observed<String>>,
+    /// The pgBackRest repository as the audit read it (`pitr:`, audit only).
+    #[serde(skip)]
+    pub pitr: Option<pitr::controls::PitrSeen>,
 }
 
 pub fn address(name: &str) -> Address {
@@ -91,10 +95,24 @@ fn unknown(reason: String) -> PostgresState {
         settings: Observed::Unknown { reason: reason.clone() },
         archiver: Observed::Unknown { reason },
         configured_archive_command: None,
+        pitr: None,
     }
 }
 
-pub async fn observe(spec: &PostgresSpec) -> PostgresState {
+/// The server, and with `evidence` (audit) its pgBackRest repository.
+pub async fn observe(ctx: &Ctx<'_>, spec: &PostgresSpec) -> PostgresState {
+    let repo = async {
+        match (&spec.pitr, ctx.evidence) {
+            (Some(p), true) => Some(pitr::controls::observe(ctx.aws, spec, p).await),
+            _ => None,
+        }
+    };
+    let (mut state, seen) = futures::join!(observe_server(spec), repo);
+    state.pitr = seen;
+    state
+}
+
+async fn observe_server(spec: &PostgresSpec) -> PostgresState {
     let url = spec.url.expose();
     let client = match connect(spec).await {
         Ok(c) => c,
@@ -158,7 +176,7 @@ pub async fn observe(spec: &PostgresSpec) -> PostgresState {
     } else {
         None
     };
-    PostgresState { settings, archiver, configured_archive_command }
+    PostgresState { settings, archiver, configured_archive_command, pitr: None }
 }
 
 /// A setting's value in seconds (archive_timeout is stored in seconds).
@@ -172,8 +190,22 @@ pub fn seconds(s: &Setting) -> Option<u64> {
     })
 }
 
-/// The settings the policy wants, as ALTER SYSTEM values.
+/// The settings the policy wants, as ALTER SYSTEM values. With `pitr:`,
+/// archiving goes to pgBackRest's archive-push with the policy's
+/// repository, archive_mode is on and archive_timeout at most a third of
+/// the RPO (a segment then leaves well within it, the push included).
 fn wanted(spec: &PostgresSpec) -> Vec<(&'static str, String)> {
+    if let Some(p) = &spec.pitr {
+        let timeout = (p.rpo_secs / 3).max(1);
+        let timeout = spec.archive_timeout_secs.map_or(timeout, |t| t.min(timeout));
+        let mode = spec.archive_mode.clone().filter(|m| m == "always").unwrap_or_else(|| "on".to_string());
+        return vec![
+            ("wal_level", spec.wal_level.clone().filter(|l| l != "minimal").unwrap_or_else(|| "replica".to_string())),
+            ("archive_mode", mode),
+            ("archive_timeout", timeout.to_string()),
+            ("archive_command", pitr::config::archive_command(p, "us-east-1")),
+        ];
+    }
     let mut v = Vec::new();
     if let Some(l) = &spec.wal_level {
         v.push(("wal_level", l.clone()));
@@ -225,7 +257,7 @@ pub fn diff(spec: &PostgresSpec, state: &PostgresState) -> Change {
         }
     }
     let archiving_on = spec.archive_mode.as_deref().is_none_or(|m| m != "off");
-    if spec.wal_archiving && archiving_on && spec.archive_command.is_none() {
+    if spec.wal_archiving && archiving_on && spec.archive_command.is_none() && spec.pitr.is_none() {
         let mut cmd = settings.get("archive_command").map(|s| s.value.trim().to_string()).unwrap_or_default();
         // While archive_mode is off pg_settings hides the command: turning
         // archiving on without one would keep every WAL segment in pg_wal
@@ -287,7 +319,9 @@ pub async fn apply(spec: &PostgresSpec, change: &Change) -> Vec<StepOutcome> {
     let mut steps = Vec::new();
     for a in &change.attributes {
         let value = match a.name.as_str() {
-            "archive_timeout" => spec.archive_timeout_secs.map(|s| s.to_string()).unwrap_or_default(),
+            "archive_timeout" => {
+                wanted(spec).into_iter().find(|(n, _)| *n == "archive_timeout").map(|(_, v)| v).unwrap_or_default()
+            }
             _ => a.after.as_str().unwrap_or_default().to_string(),
         };
         // ALTER SYSTEM takes no bind parameters; the name comes from a fixed
@@ -330,7 +364,10 @@ const ARCHIVER: ControlDef = ControlDef {
 
 pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> Vec<ControlResult> {
     let mut out = Vec::new();
-    if !spec.wal_archiving {
+    if let (Some(p), Some(seen)) = (&spec.pitr, &state.pitr) {
+        out.extend(pitr::controls::controls(spec, p, seen));
+    }
+    if !spec.wal_archiving && spec.pitr.is_none() {
         return out;
     }
     let mut push = |def: &ControlDef, status: Status, expected: Value, observed: Value, detail: Option<String>| {
@@ -375,7 +412,7 @@ pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> 
             push(&WAL_ARCHIVING, Status::Unknown, expected, Value::Null, other.unknown_reason().map(str::to_string))
         }
     }
-    let rpo = spec.rpo_secs;
+    let rpo = spec.pitr.as_ref().map_or(spec.rpo_secs, |p| p.rpo_secs);
     match &state.archiver {
         Observed::Present(a) => {
             let observed = json!({
@@ -421,8 +458,16 @@ pub struct One;
 
 impl Instance for One {
     const KIND: &'static str = "postgres";
-    const CONTROLS: &'static [ControlDef] = &[WAL_ARCHIVING, ARCHIVER];
-    const JOBS: &'static [&'static dyn crate::jobs::Job] = &[&backup::DUMP, &drill::DRILL];
+    const CONTROLS: &'static [ControlDef] = &[
+        WAL_ARCHIVING,
+        ARCHIVER,
+        pitr::controls::BACKUP,
+        pitr::controls::WAL,
+        pitr::controls::WINDOW,
+        pitr::controls::DRILL,
+    ];
+    const JOBS: &'static [&'static dyn crate::jobs::Job] =
+        &[&backup::DUMP, &drill::DRILL, &pitr::backup::PITR_BACKUP, &pitr::drill::PITR_DRILL];
     type Spec = PostgresSpec;
     type State = PostgresState;
     fn specs(policy: &Policy) -> &[PostgresSpec] {
@@ -434,8 +479,8 @@ impl Instance for One {
     fn address(spec: &PostgresSpec) -> Address {
         address(&spec.name)
     }
-    fn observe(spec: &PostgresSpec) -> impl std::future::Future<Output = PostgresState> {
-        observe(spec)
+    fn observe<'a>(ctx: &'a Ctx<'a>, spec: &'a PostgresSpec) -> impl std::future::Future<Output = PostgresState> + 'a {
+        observe(ctx, spec)
     }
     fn unknown(_spec: &PostgresSpec, reason: &str) -> PostgresState {
         unknown(reason.to_string())

@@ -316,7 +316,10 @@ impl Instance for One {
     fn address(spec: &RedisSpec) -> Address {
         address(&spec.name)
     }
-    fn observe(spec: &RedisSpec) -> impl std::future::Future<Output = RedisState> {
+    fn observe<'a>(
+        _ctx: &'a crate::providers::Ctx<'a>,
+        spec: &'a RedisSpec,
+    ) -> impl std::future::Future<Output = RedisState> + 'a {
         observe(spec)
     }
     fn unknown(_spec: &RedisSpec, reason: &str) -> RedisState {

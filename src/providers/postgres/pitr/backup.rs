@@ -1,0 +1,129 @@
+//! `backup run postgres.NAME.pitr`: a pgBackRest backup into the policy's
+//! repository — full when the newest full is older than `full_every` (or
+//! there is none), differential otherwise — run where the data directory
+//! is (pgBackRest reads the cluster's files and its control file). The
+//! stanza is created first (idempotent); pgBackRest expires what the
+//! retention no longer needs at the end of every successful backup
+//! (command reference, "Backup Command": "expire is run automatically").
+
+use std::path::Path;
+use std::time::Instant;
+
+use futures::future::{FutureExt, LocalBoxFuture};
+
+use super::{Runner, address};
+use crate::jobs::{Done, Job, JobCtx, JobKind, Outcome};
+use crate::model::time::now;
+use crate::policy::{BackupRef, Policy, PostgresSpec};
+
+/// The point-in-time backup job (a registered job).
+pub struct PitrBackup;
+
+pub const PITR_BACKUP: PitrBackup = PitrBackup;
+
+fn find<'p>(policy: &'p Policy, addr: &str) -> Option<&'p PostgresSpec> {
+    policy.postgres.iter().find(|s| address(s) == addr)
+}
+
+impl Job for PitrBackup {
+    fn kind(&self) -> JobKind {
+        JobKind::Backup
+    }
+    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
+        policy.postgres.iter().map(|s| (address(s), s.pitr.is_some())).collect()
+    }
+    fn entry<'p>(&self, policy: &'p Policy, addr: &str) -> Option<&'p BackupRef> {
+        find(policy, addr).and_then(|s| s.pitr.as_ref()).map(|p| &p.repo)
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a JobCtx<'a>,
+        policy: &'a Policy,
+        addr: &'a str,
+    ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
+        async move {
+            let spec = find(policy, addr).ok_or_else(|| format!("{addr} is not in the policy"))?;
+            run(ctx, spec).await.map(Outcome::Backup)
+        }
+        .boxed_local()
+    }
+    fn config<'a>(
+        &'a self,
+        ctx: &'a JobCtx<'a>,
+        policy: &'a Policy,
+        addr: &'a str,
+    ) -> Option<LocalBoxFuture<'a, Result<String, String>>> {
+        Some(
+            async move {
+                let spec = find(policy, addr).ok_or_else(|| format!("{addr} is not in the policy"))?;
+                let pitr = spec.pitr.as_ref().ok_or_else(|| format!("{addr} has no `pitr:`"))?;
+                let runner = Runner::new(ctx.aws, pitr, &ctx.default_region).await?;
+                Ok(super::config::file(pitr, &runner.region, runner.kms_key_arn(), &policy.file))
+            }
+            .boxed_local(),
+        )
+    }
+}
+
+/// Where the cluster's files are, or the one line saying where the job
+/// must run.
+pub fn local_data(spec: &PostgresSpec, dir: &str) -> Result<(), String> {
+    if Path::new(dir).join("PG_VERSION").is_file() {
+        return Ok(());
+    }
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    Err(format!(
+        "{} runs on the database host: {dir} (pitr.data_directory) is not a PostgreSQL data directory on this machine ({}); run it there, as the cluster's owner or root",
+        address(spec),
+        host.trim()
+    ))
+}
+
+/// The server's port and its first Unix socket directory (pgBackRest
+/// connects over the socket, as the cluster's owner).
+pub async fn socket(spec: &PostgresSpec) -> Result<(String, String), String> {
+    let client = super::super::connect(spec).await?;
+    let row = client
+        .query_one("SELECT current_setting('port'), current_setting('unix_socket_directories')", &[])
+        .await
+        .map_err(|e| super::super::pg_error(&e, spec.url.expose()))?;
+    let (port, dirs): (String, String) = (row.get(0), row.get(1));
+    let dir = dirs.split(',').map(str::trim).find(|d| d.starts_with('/')).unwrap_or("/var/run/postgresql").to_string();
+    Ok((port, dir))
+}
+
+async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Done, String> {
+    let started = Instant::now();
+    let pitr = spec.pitr.as_ref().ok_or_else(|| format!("postgres.{} has no `pitr:` in the policy", spec.name))?;
+    super::binary()?;
+    local_data(spec, &pitr.data_directory)?;
+    let (port, socket) = socket(spec).await?;
+    let mut runner = Runner::new(ctx.aws, pitr, &ctx.default_region).await?;
+    runner.user = super::owner(Path::new(&pitr.data_directory));
+    let pg = [format!("--pg1-port={port}"), format!("--pg1-socket-path={socket}")];
+    // Idempotent: on an existing stanza that matches the cluster it
+    // changes nothing; on one of another cluster it fails, saying so.
+    runner.run("stanza-create", &pg).await?;
+    let before = runner.info().await?;
+    let full_due = before.newest_full().is_none_or(|b| now().saturating_sub(b.timestamp.stop) >= pitr.full_every_secs);
+    let kind = if full_due { "full" } else { "diff" };
+    let mut args = pg.to_vec();
+    args.extend([format!("--type={kind}"), "--start-fast=y".to_string()]);
+    runner.run("backup", &args).await?;
+    let after = runner.info().await?;
+    let new = after
+        .newest()
+        .filter(|b| before.newest().is_none_or(|o| o.label != b.label))
+        .ok_or("pgbackrest backup succeeded but info shows no new backup")?;
+    let bytes = new.info.as_ref().and_then(|i| i.repository.as_ref()).map_or(0, |r| r.delta);
+    Ok(Done {
+        instance: address(spec),
+        bucket: pitr.repo.bucket.clone(),
+        key: format!("{}backup/{}/{}", pitr.repo.prefix, pitr.stanza, new.label),
+        bytes,
+        sha256: String::new(),
+        parts: 0,
+        seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        detail: Some(format!("{} backup {} by pgBackRest", new.kind, new.label)),
+    })
+}

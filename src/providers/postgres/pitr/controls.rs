@@ -1,0 +1,291 @@
+//! The point-in-time audit, read from the repository itself — never from
+//! configuration: `pgbackrest info` (backups, their times and errors, the
+//! archive's range), the archive's listing in S3 (each segment's time, and
+//! every segment from the oldest backup's start to the newest present),
+//! and the newest point-in-time drill record (its achieved RPO).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::info::{segment, segment_name, Stanza};
+use super::{address, Runner};
+use crate::aws::{classify, ops, Aws};
+use crate::jobs::Record;
+use crate::model::control::{ControlDef, ControlResult, Severity, Status};
+use crate::model::time::now;
+use crate::model::{Address, Observed};
+use crate::policy::{Pitr, PostgresSpec};
+
+const WHY: &str = "WAL cannot be replayed onto a logical dump: the 15-minute RPO rests on physical backups and a continuous WAL archive (strategy: PostgreSQL backups, DR procedure).";
+
+pub const BACKUP: ControlDef = ControlDef {
+    id: "PITR-BACKUP",
+    title: "A recent physical backup in the pgBackRest repository",
+    rationale: WHY,
+    severity: Severity::High,
+    objectives: &["RPO-15MIN"],
+};
+pub const WAL: ControlDef = ControlDef {
+    id: "PITR-WAL",
+    title: "WAL archived within the RPO, without gaps",
+    rationale: WHY,
+    severity: Severity::High,
+    objectives: &["RPO-15MIN"],
+};
+pub const WINDOW: ControlDef = ControlDef {
+    id: "PITR-WINDOW",
+    title: "The point-in-time window is kept",
+    rationale: "WAL kept 24 hours: every point of the window is recoverable (strategy: PostgreSQL backups).",
+    severity: Severity::Medium,
+    objectives: &["RETENTION-14D"],
+};
+pub const DRILL: ControlDef = ControlDef {
+    id: "PITR-DRILL",
+    title: "A point-in-time restore achieved the RPO",
+    rationale: "An RPO is met when a restore reached it: the newest point-in-time drill passed and the last transaction it replayed was within the RPO of its start (strategy: RPO 15 minutes, DR procedure).",
+    severity: Severity::High,
+    objectives: &["RPO-15MIN"],
+};
+
+pub const CONTROLS: &[ControlDef] = &[BACKUP, WAL, WINDOW, DRILL];
+
+/// The archive's segments as listed: the newest, its age, and the gaps.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WalSeen {
+    pub newest: String,
+    pub age_seconds: u64,
+    /// Segments missing between the oldest backup's start and the newest.
+    pub missing: Vec<String>,
+    pub listed: usize,
+}
+
+/// What the audit read of one instance's repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PitrSeen {
+    pub info: Observed<Stanza>,
+    pub wal: Observed<WalSeen>,
+    pub drill: Observed<Record>,
+}
+
+/// Most listing pages read (1,000 keys each): a 24-hour window at one
+/// segment a minute is 1,440 keys.
+const PAGES: usize = 50;
+
+/// Read the repository of `pitr`.
+pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
+    let default_region = aws.default_region().unwrap_or("us-east-1").to_string();
+    let region = pitr.repo.region.clone().unwrap_or_else(|| default_region.clone());
+    let client = aws.s3(&region);
+    let drill = match crate::jobs::last(aws, &client, &pitr.repo.bucket, &pitr.repo.drills_prefix(&address(spec))).await {
+        Ok(Some(r)) => Observed::Present(r),
+        Ok(None) => Observed::Absent,
+        Err(crate::aws::ApiError::NotFound(_)) => Observed::Absent,
+        Err(e) => Observed::Unknown { reason: e.reason() },
+    };
+    let info = match Runner::new(aws, pitr, &default_region).await {
+        Ok(r) => r.info().await,
+        Err(e) => Err(e),
+    };
+    let (info, wal) = match info {
+        Ok(s) => {
+            let wal = wal(aws, &client, pitr, &s).await;
+            (Observed::Present(s), wal)
+        }
+        Err(e) => (Observed::Unknown { reason: e.clone() }, Observed::Unknown { reason: e }),
+    };
+    PitrSeen { info, wal, drill }
+}
+
+async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza) -> Observed<WalSeen> {
+    let Some(archive) = s.current_archive() else { return Observed::Absent };
+    let prefix = format!("{}archive/{}/{}/", pitr.repo.prefix, pitr.stanza, archive.id);
+    // name → LastModified (Unix seconds)
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    let mut token: Option<String> = None;
+    for _ in 0..PAGES {
+        let req = client.list_objects_v2().bucket(&pitr.repo.bucket).prefix(&prefix).set_continuation_token(token.clone());
+        let page = match aws.call(&ops::LIST_OBJECTS_V2, req.send()).await {
+            Ok(p) => p,
+            Err(e) => return Observed::Unknown { reason: classify(&e, &["NoSuchBucket"]).reason() },
+        };
+        for o in page.contents() {
+            let key = o.key().unwrap_or_default();
+            let file = key.rsplit('/').next().unwrap_or_default();
+            // SEGMENT-SHA1.EXT; .history, .backup and .partial files aside.
+            let name = file.get(..24).unwrap_or_default();
+            if segment(name).is_some() && file.as_bytes().get(24) == Some(&b'-') {
+                let when = o.last_modified().map_or(0, |t| t.secs().max(0) as u64);
+                seen.insert(name.to_string(), when);
+            }
+        }
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    let Some((newest, when)) = seen.iter().max_by_key(|(n, _)| segment(n)).map(|(n, w)| (n.clone(), *w)) else {
+        return Observed::Absent;
+    };
+    // Continuity on the newest segment's timeline, from the oldest
+    // backup's first segment (a restore of it needs every one after).
+    let mut missing = Vec::new();
+    if let (Some((tli, last)), Some(start)) =
+        (segment(&newest), s.oldest().and_then(|b| b.archive.as_ref()).and_then(|a| a.start.as_deref()).and_then(segment))
+    {
+        if start.0 == tli {
+            for n in start.1..=last {
+                let name = segment_name(tli, n);
+                if !seen.contains_key(&name) {
+                    missing.push(name);
+                }
+            }
+        }
+    }
+    Observed::Present(WalSeen { newest, age_seconds: now().saturating_sub(when), missing, listed: seen.len() })
+}
+
+fn ago(secs: u64) -> String {
+    if secs >= 86400 {
+        format!("{:.1} d", secs as f64 / 86400.0)
+    } else if secs >= 3600 {
+        format!("{:.1} h", secs as f64 / 3600.0)
+    } else {
+        format!("{secs} s")
+    }
+}
+
+/// PITR-BACKUP, PITR-WAL, PITR-WINDOW and PITR-DRILL of one instance.
+pub fn controls(spec: &PostgresSpec, pitr: &Pitr, seen: &PitrSeen) -> Vec<ControlResult> {
+    let addr = Address::parse(&address(spec));
+    let mut out = Vec::new();
+    let line = pitr.line;
+    let backup_fix = format!("suoops-policy backup run {} (on the database host, from a scheduler)", address(spec));
+    let mut push = |def: &ControlDef, status: Status, expected: Value, observed: Value, detail: Option<String>, fix: &str| {
+        out.push(def.result(&addr, status, expected, observed, detail, fix.to_string(), line))
+    };
+    let t = now();
+    match &seen.info {
+        Observed::Present(s) => {
+            let full = s.newest_full();
+            let failed: Vec<&str> = s.backup.iter().filter(|b| b.error == Some(true)).map(|b| b.label.as_str()).collect();
+            let observed = json!({
+                "status": s.status.message, "backups": s.backup.len(),
+                "newest_full": full.map(|b| json!({"label": b.label, "stopped": b.timestamp.stop})),
+                "newest": s.newest().map(|b| json!({"label": b.label, "type": b.kind, "stopped": b.timestamp.stop})),
+                "in_error": failed,
+            });
+            let why = match full {
+                None => Some(format!("the repository holds no full backup of stanza {}", pitr.stanza)),
+                Some(b) if t.saturating_sub(b.timestamp.stop) > pitr.full_every_secs => Some(format!(
+                    "the newest full backup ({}) is {} old, over full_every ({})",
+                    b.label,
+                    ago(t.saturating_sub(b.timestamp.stop)),
+                    ago(pitr.full_every_secs)
+                )),
+                Some(_) if !failed.is_empty() => Some(format!("backups in error: {}", failed.join(", "))),
+                Some(_) if s.status.code != 0 => Some(format!("pgBackRest reports the stanza as: {}", s.status.message)),
+                Some(_) => None,
+            };
+            let status = if why.is_some() { Status::Fail } else { Status::Pass };
+            push(&BACKUP, status, json!({"full_within_seconds": pitr.full_every_secs, "in_error": []}), observed, why, &backup_fix);
+            // The window: the oldest backup's start is the earliest point a
+            // restore can reach (WAL from it on is kept with it).
+            let oldest = s.oldest().map(|b| b.timestamp.start);
+            let (status, why) = match oldest {
+                None => (Status::Fail, Some("no backup: no point in time is recoverable".to_string())),
+                Some(o) if t.saturating_sub(o) >= pitr.window_secs => (Status::Pass, None),
+                Some(o) => (
+                    Status::Pass,
+                    Some(format!(
+                        "every point since the first backup kept ({} ago) is recoverable; the window of {} fills as it ages",
+                        ago(t.saturating_sub(o)),
+                        ago(pitr.window_secs)
+                    )),
+                ),
+            };
+            push(
+                &WINDOW,
+                status,
+                json!({"window_seconds": pitr.window_secs}),
+                json!({"oldest_recoverable": oldest, "seconds_covered": oldest.map(|o| t.saturating_sub(o))}),
+                why,
+                &backup_fix,
+            );
+        }
+        other => {
+            let reason = other.unknown_reason().map(str::to_string);
+            push(&BACKUP, Status::Unknown, json!({"full_within_seconds": pitr.full_every_secs}), Value::Null, reason.clone(), &backup_fix);
+            push(&WINDOW, Status::Unknown, json!({"window_seconds": pitr.window_secs}), Value::Null, reason, &backup_fix);
+        }
+    }
+    let wal_fix = "check archive_command (suoops-policy apply sets it) and pg_stat_archiver on the server";
+    let expected = json!({"max_age_seconds": pitr.rpo_secs, "missing": []});
+    match &seen.wal {
+        Observed::Present(w) => {
+            let why = if !w.missing.is_empty() {
+                let shown: Vec<&str> = w.missing.iter().take(5).map(String::as_str).collect();
+                Some(format!(
+                    "{} WAL segment(s) missing from the archive after the oldest backup: {}{}; no point after the first gap is recoverable",
+                    w.missing.len(),
+                    shown.join(", "),
+                    if w.missing.len() > 5 { ", …" } else { "" }
+                ))
+            } else if w.age_seconds > pitr.rpo_secs {
+                Some(format!(
+                    "the newest archived segment ({}) is {} old, over the RPO of {}: archiving lags by {}",
+                    w.newest,
+                    ago(w.age_seconds),
+                    ago(pitr.rpo_secs),
+                    ago(w.age_seconds - pitr.rpo_secs)
+                ))
+            } else {
+                None
+            };
+            let status = if why.is_some() { Status::Fail } else { Status::Pass };
+            push(&WAL, status, expected, json!(w), why, wal_fix);
+        }
+        Observed::Absent => push(&WAL, Status::Fail, expected, Value::Null, Some("no WAL segment in the repository's archive".into()), wal_fix),
+        Observed::Unknown { reason } => push(&WAL, Status::Unknown, expected, Value::Null, Some(reason.clone()), wal_fix),
+    }
+    let drill_fix = format!("suoops-policy restore-drill {} --target latest (monthly, from a scheduler)", address(spec));
+    let every = pitr.drill.as_ref().map_or(30 * 86400, |d| d.every_secs);
+    let expected = json!({"result": "passed", "achieved_rpo_max_seconds": pitr.rpo_secs, "within_seconds": every});
+    match &seen.drill {
+        Observed::Present(r) => {
+            let p = r.pitr.as_ref();
+            let rpo = p.and_then(|p| p.achieved_rpo_seconds);
+            let observed = json!({
+                "date": r.date, "result": r.result, "target": p.map(|p| &p.target),
+                "backup": p.map(|p| &p.backup), "last_replayed": p.and_then(|p| p.last_replayed.as_ref()),
+                "achieved_rpo_seconds": rpo, "phases": r.phases,
+            });
+            let why = if !r.passed() {
+                Some(format!("the last point-in-time drill ({}) failed: {}", r.date, r.reason.clone().unwrap_or_default()))
+            } else if t.saturating_sub(r.started) > every {
+                Some(format!("the last point-in-time drill was {} ago, more than every {}", ago(t.saturating_sub(r.started)), ago(every)))
+            } else {
+                match rpo {
+                    None => Some("the last drill replayed no transaction: its RPO was not measured".into()),
+                    Some(x) if x > pitr.rpo_secs as f64 => Some(format!(
+                        "the last drill's achieved RPO was {x:.0} s, over the RPO of {} s",
+                        pitr.rpo_secs
+                    )),
+                    Some(_) => None,
+                }
+            };
+            let status = if why.is_some() { Status::Fail } else { Status::Pass };
+            push(&DRILL, status, expected, observed, why, &drill_fix);
+        }
+        Observed::Absent => push(
+            &DRILL,
+            Status::Fail,
+            expected,
+            Value::Null,
+            Some(format!("no point-in-time drill record under s3://{}/{}", pitr.repo.bucket, pitr.repo.drills_prefix(&address(spec)))),
+            &drill_fix,
+        ),
+        Observed::Unknown { reason } => push(&DRILL, Status::Unknown, expected, Value::Null, Some(reason.clone()), &drill_fix),
+    }
+    out
+}

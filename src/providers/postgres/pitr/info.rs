@@ -1,0 +1,152 @@
+//! `pgbackrest info --output=json`, read into what the audit and the jobs
+//! need. `db[].system-id` exceeds 2^53: serde_json reads an integer
+//! literal as u64 exactly (never through f64).
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Stanza {
+    pub name: String,
+    #[serde(default)]
+    pub backup: Vec<Backup>,
+    #[serde(default)]
+    pub archive: Vec<Archive>,
+    #[serde(default)]
+    pub db: Vec<Db>,
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Status {
+    pub code: i64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Backup {
+    pub label: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub timestamp: Span,
+    #[serde(default)]
+    pub archive: Option<WalRange>,
+    #[serde(default)]
+    pub error: Option<bool>,
+    #[serde(default)]
+    pub info: Option<BackupInfo>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Span {
+    pub start: u64,
+    pub stop: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct WalRange {
+    pub start: Option<String>,
+    pub stop: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct BackupInfo {
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub repository: Option<RepoSize>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct RepoSize {
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub delta: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Archive {
+    pub id: String,
+    pub min: Option<String>,
+    pub max: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Db {
+    pub id: u64,
+    #[serde(rename = "system-id")]
+    pub system_id: u64,
+    pub version: String,
+}
+
+impl Stanza {
+    /// The newest backup of any type.
+    pub fn newest(&self) -> Option<&Backup> {
+        self.backup.iter().max_by_key(|b| b.timestamp.stop)
+    }
+    /// The newest full backup.
+    pub fn newest_full(&self) -> Option<&Backup> {
+        self.backup.iter().filter(|b| b.kind == "full").max_by_key(|b| b.timestamp.stop)
+    }
+    pub fn oldest(&self) -> Option<&Backup> {
+        self.backup.iter().min_by_key(|b| b.timestamp.start)
+    }
+    /// The archive of the current database (the last one listed).
+    pub fn current_archive(&self) -> Option<&Archive> {
+        self.archive.last()
+    }
+}
+
+/// The stanza `name` in `info --output=json`'s array.
+pub fn parse(json: &str, name: &str) -> Result<Stanza, String> {
+    let all: Vec<Stanza> =
+        serde_json::from_str(json).map_err(|e| format!("pgbackrest info printed JSON this tool cannot read: {e}"))?;
+    all.into_iter().find(|s| s.name == name).ok_or_else(|| format!("pgbackrest info shows no stanza {name}"))
+}
+
+/// A WAL segment name's (timeline, segment number) for 16 MiB segments:
+/// TTTTTTTTXXXXXXXXYYYYYYYY, number = XX × 0x100 + YY.
+pub fn segment(name: &str) -> Option<(u32, u64)> {
+    if name.len() != 24 || !name.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let tli = u32::from_str_radix(&name[..8], 16).ok()?;
+    let log = u64::from_str_radix(&name[8..16], 16).ok()?;
+    let seg = u64::from_str_radix(&name[16..], 16).ok()?;
+    Some((tli, log * 0x100 + seg))
+}
+
+/// The segment name of (timeline, number).
+pub fn segment_name(tli: u32, n: u64) -> String {
+    format!("{tli:08X}{:08X}{:08X}", n / 0x100, n % 0x100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_keeps_a_system_id_beyond_f64() {
+        let json = r#"[{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000005","min":"000000010000000000000001"}],
+          "backup":[{"archive":{"start":"000000010000000000000003","stop":"000000010000000000000003"},"error":false,
+            "info":{"delta":29000000,"repository":{"delta":3500000,"size":3500000},"size":29000000},
+            "label":"20261202-101010F","prior":null,"reference":null,"timestamp":{"start":1796205010,"stop":1796205017},"type":"full"}],
+          "cipher":"none","db":[{"id":1,"repo-key":1,"system-id":7443305720190566747,"version":"15"}],
+          "name":"suoops-primary","repo":[{"cipher":"none","key":1,"status":{"code":0,"message":"ok"}}],
+          "status":{"code":0,"lock":{"backup":{"held":false}},"message":"ok"}}]"#;
+        let s = parse(json, "suoops-primary").expect("parses");
+        assert_eq!(s.db[0].system_id, 7_443_305_720_190_566_747);
+        assert_eq!(s.newest_full().map(|b| b.label.as_str()), Some("20261202-101010F"));
+        assert_eq!(s.current_archive().and_then(|a| a.max.as_deref()), Some("000000010000000000000005"));
+        assert!(parse(json, "other").unwrap_err().contains("no stanza other"));
+    }
+
+    #[test]
+    fn segment_numbers_roll_over_at_ff() {
+        assert_eq!(segment("0000000100000000000000FF"), Some((1, 0xFF)));
+        assert_eq!(segment("000000010000000100000000"), Some((1, 0x100)));
+        assert_eq!(segment_name(1, 0x100), "000000010000000100000000");
+        assert_eq!(segment("00000001000000000000000"), None);
+        assert_eq!(segment("000000010000000000000003.00000028.backup"), None);
+    }
+}

@@ -1,0 +1,163 @@
+//! Point-in-time recovery through pgBackRest, the field's standard engine
+//! (not a home-made WAL shipper): its configuration derived from the
+//! policy (`config`), its backup job (`backup`), its point-in-time drill
+//! (`drill`), and the audit read from the repository itself
+//! (`pgbackrest info` and the archive's listing, `controls`).
+
+pub mod backup;
+pub mod config;
+pub mod controls;
+pub mod drill;
+pub mod info;
+
+use std::path::PathBuf;
+
+use crate::aws::Aws;
+use crate::policy::{Pitr, PostgresSpec};
+use config::Keys;
+
+/// The address of an instance's point-in-time jobs and controls.
+pub fn address(spec: &PostgresSpec) -> String {
+    format!("postgres.{}.pitr", spec.name)
+}
+
+/// The pgbackrest program, or how to install it.
+pub fn binary() -> Result<PathBuf, String> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join("pgbackrest"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| "pgbackrest is not installed: install it (Debian: apt-get install pgbackrest)".to_string())
+}
+
+/// One pgBackRest invocation's setting: the policy's options, the region,
+/// the tool's own S3 keys and the bucket's key ARN, and who runs it.
+pub struct Runner<'a> {
+    pub pitr: &'a Pitr,
+    pub region: String,
+    keys: Option<Keys>,
+    kms_key_arn: Option<String>,
+    /// Run as this user (the data directory's owner) when root.
+    pub user: Option<String>,
+}
+
+impl<'a> Runner<'a> {
+    /// The settings for `pitr` with the credentials `aws` runs with (an
+    /// endpoint needs them; on AWS the tool's own credentials serve when
+    /// it has some, else pgBackRest's instance role), and the bucket's
+    /// declared key resolved to its ARN for `repo1-s3-kms-key-id`.
+    pub async fn new(aws: &Aws, pitr: &'a Pitr, default_region: &str) -> Result<Runner<'a>, String> {
+        let region = pitr.repo.region.clone().unwrap_or_else(|| default_region.to_string());
+        let keys = aws.credentials().await.map(|(id, secret, token)| Keys { id, secret, token });
+        if keys.is_none() && pitr.endpoint.is_some() {
+            return Err(format!(
+                "no AWS credentials to hand pgBackRest for {}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                pitr.endpoint.as_deref().unwrap_or_default()
+            ));
+        }
+        let kms_key_arn = match pitr.repo.encryption.as_ref() {
+            Some(e) if e.declared_key.is_some() => match e.kms_key.as_deref() {
+                Some(alias) => Some(crate::aws::lookup::key_arn(aws, &region, alias, false).await?),
+                None => None,
+            },
+            Some(e) => e.kms_key.clone().filter(|k| k.starts_with("arn:")),
+            None => None,
+        };
+        Ok(Runner { pitr, region, keys, kms_key_arn, user: None })
+    }
+
+    /// The S3 keys handed to pgBackRest (never printed).
+    pub fn keys(&self) -> Option<&Keys> {
+        self.keys.as_ref()
+    }
+
+    /// The KMS key ARN the tool's runs encrypt with (for pgbackrest-config).
+    pub fn kms_key_arn(&self) -> Option<&str> {
+        self.kms_key_arn.as_deref()
+    }
+
+    /// `pgbackrest --stanza=S OPTIONS… EXTRA… COMMAND`, ready to run.
+    pub fn command(&self, command: &str, extra: &[String]) -> Result<tokio::process::Command, String> {
+        let exe = binary()?;
+        let mut c = match (&self.user, super::tools::is_root()) {
+            // runuser keeps the environment (HOME, SHELL, USER and LOGNAME
+            // aside), so the keys reach pgBackRest without a command line.
+            (Some(u), true) => {
+                let mut c = tokio::process::Command::new("runuser");
+                c.args(["-u", u, "--"]).arg(&exe);
+                c
+            }
+            _ => tokio::process::Command::new(&exe),
+        };
+        c.arg(format!("--stanza={}", self.pitr.stanza));
+        for (k, v) in config::options(self.pitr, &self.region) {
+            c.arg(format!("--{k}={v}"));
+        }
+        if let Some(arn) = &self.kms_key_arn {
+            c.arg(format!("--repo1-s3-kms-key-id={arn}"));
+        }
+        c.arg(format!("--process-max={}", self.pitr.process_max));
+        c.args(extra).arg(command);
+        c.envs(config::env(self.pitr, self.keys.as_ref()))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        Ok(c)
+    }
+
+    /// Run `command`; its stdout, or one line saying why it failed (its
+    /// last error line: pgBackRest prints `ERROR: [NNN]: …`).
+    pub async fn run(&self, command: &str, extra: &[String]) -> Result<String, String> {
+        let out = self
+            .command(command, extra)?
+            .output()
+            .await
+            .map_err(|e| format!("cannot run pgbackrest {command}: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            return Ok(stdout);
+        }
+        let text = format!("{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("ERROR:"))
+            .or_else(|| text.lines().rev().find(|l| !l.trim().is_empty()))
+            .unwrap_or("")
+            .trim();
+        let line = line.split_once("ERROR:").map_or(line, |(_, r)| r.trim());
+        let how = out.status.code().map_or("was killed".to_string(), |c| format!("exited with {c}"));
+        let mut msg = format!("pgbackrest {command} {how}: {line}");
+        for secret in self.secrets() {
+            msg = msg.replace(&secret, "(redacted)");
+        }
+        Err(msg)
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.keys.iter().flat_map(|k| [Some(k.secret.clone()), k.token.clone()]).flatten().collect();
+        s.extend(self.pitr.cipher_pass.as_ref().map(|c| c.expose().to_string()));
+        s.retain(|x| !x.is_empty());
+        s
+    }
+
+    /// `info --output=json` of the stanza.
+    pub async fn info(&self) -> Result<info::Stanza, String> {
+        let out = self.run("info", &["--output=json".to_string()]).await?;
+        info::parse(&out, &self.pitr.stanza)
+    }
+}
+
+/// The owner of `dir` (the data directory), by name.
+pub fn owner(dir: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata(dir).ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid)).then(|| f[0].to_string())
+    })
+}
