@@ -39,20 +39,29 @@ pub struct ConfigArgs {
 
 /// `backup config ADDR`: the job's engine configuration on stdout.
 async fn config(g: &Global, a: &ConfigArgs) -> u8 {
-    let start = match super::JobStart::new(g, JobKind::Backup, &a.policy.file, &a.address, &super::JobNotify { notify: Vec::new(), notify_format: crate::notify::NotifyFormat::Slack }).await {
+    let start = match super::JobStart::new(
+        g,
+        JobKind::Backup,
+        &a.policy.file,
+        &a.address,
+        &super::JobNotify { notify: Vec::new(), notify_format: crate::notify::NotifyFormat::Slack },
+    )
+    .await
+    {
         Ok(s) => s,
         Err(code) => return code,
     };
     let ctx = start.ctx(None);
-    match start.job.config(&ctx, &start.policy, &a.address) {
-        None => error(g, format!("the backup job of {} drives no engine that needs a configuration file", a.address)),
-        Some(f) => match f.await {
-            Ok(text) => {
-                out(&text);
-                0
-            }
-            Err(e) => error(g, format!("backup config {}: {e}", a.address)),
-        },
+    let Some(fut) = start.job.config(&ctx, &start.policy, &a.address) else {
+        return error(g, format!("the backup job of {} drives no engine that needs a configuration file", a.address));
+    };
+    let r = fut.await;
+    match r {
+        Ok(text) => {
+            out(&text);
+            0
+        }
+        Err(e) => error(g, format!("backup config {}: {e}", a.address)),
     }
 }
 

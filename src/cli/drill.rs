@@ -49,7 +49,13 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
     let mut ctx = start.ctx(a.operator.as_deref());
     if a.target_time.is_some() || a.target.is_some() {
         if !a.address.ends_with(".pitr") {
-            return error(g, format!("--target-time and --target are for point-in-time drills (postgres.NAME.pitr), not {}", a.address));
+            return error(
+                g,
+                format!(
+                    "--target-time and --target are for point-in-time drills (postgres.NAME.pitr), not {}",
+                    a.address
+                ),
+            );
         }
         ctx.target_time = a.target_time.clone();
     }

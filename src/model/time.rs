@@ -37,7 +37,13 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 pub fn parse_rfc3339(s: &str) -> Option<f64> {
     let s = s.trim();
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
@@ -59,7 +65,11 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
         "Z" | "z" => 0,
         o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
             let v = i64::from(o[1..3].parse::<u32>().ok()?) * 3600 + i64::from(o[4..6].parse::<u32>().ok()?) * 60;
-            if o.starts_with('-') { -v } else { v }
+            if o.starts_with('-') {
+                -v
+            } else {
+                v
+            }
         }
         _ => return None,
     };

@@ -133,6 +133,9 @@ impl Secret {
 /// Remove a secret URL and its password from a message, whatever a
 /// client library put in it (Redis and PostgreSQL error texts).
 pub fn scrub(msg: &str, url: &str) -> String {
+    if url.is_empty() {
+        return msg.to_string();
+    }
     let mut out = msg.replace(url, "(redacted URL)");
     // `redis://TOKEN@host` may carry a password without a user: in an
     // error text, the whole user part is redacted.

@@ -138,7 +138,6 @@ impl Validator<'_> {
                     timeout_secs,
                     backup,
                     restore_drill,
-                    pitr,
                     line: name.pos().line,
                 });
             }
@@ -341,8 +340,12 @@ impl Validator<'_> {
                 Some(h) if !h.is_empty() && !h.contains('/') => Some(v.trim_end_matches('/').to_string()),
                 _ => {
                     self.diags.push(
-                        Diagnostic::new(Code::UrlInvalid, "the repository endpoint must be https://HOST[:PORT]", Some(e.pos()))
-                            .help("pgBackRest speaks HTTPS to S3; leave `endpoint` out to use AWS"),
+                        Diagnostic::new(
+                            Code::UrlInvalid,
+                            "the repository endpoint must be https://HOST[:PORT]",
+                            Some(e.pos()),
+                        )
+                        .help("pgBackRest speaks HTTPS to S3; leave `endpoint` out to use AWS"),
                     );
                     None
                 }
@@ -352,23 +355,34 @@ impl Validator<'_> {
         let window = raw.window.as_ref().map_or(Some(86400), |w| self.duration(w, "window"));
         let full_every = raw.full_every.as_ref().map_or(Some(7 * 86400), |f| self.duration(f, "full_every"));
         let rpo = raw.rpo.as_ref().map_or(Some(900), |r| self.duration(r, "rpo"));
+        // Time-based retention keeps the full backup the window reaches
+        // back to, with everything after it: with full backups less often
+        // than the window, the repository holds up to full_every + window
+        // (what a deleted row survives in), not the window.
         if let (Some(w), Some(f)) = (window, full_every) {
             if w < f {
-                let pos = raw.window.as_ref().map(|w| w.pos()).unwrap_or(p.pos());
-                self.diags.push(
-                    Diagnostic::new(
+                let pos = raw.full_every.as_ref().map(|f| f.pos()).unwrap_or(p.pos());
+                self.warnings.push(
+                    Diagnostic::warning(
                         Code::ValueOutOfRange,
-                        format!("window ({w} s) is shorter than full_every ({f} s)"),
+                        format!(
+                            "full_every ({f} s) is longer than the window ({w} s): the repository keeps up to {} s of backups and WAL",
+                            f + w
+                        ),
                         Some(pos),
                     )
-                    .help("pgBackRest keeps WAL from the oldest full backup kept: the window must cover at least one full-backup cycle (window ≥ full_every)"),
+                    .help("pgBackRest keeps the full backup the window reaches back to and all WAL after it; a full backup at least once per window keeps the repository near the window"),
                 );
             }
         }
         if let Some(r) = rpo.filter(|r| *r < 3) {
             self.diags.push(
-                Diagnostic::new(Code::ValueOutOfRange, format!("rpo of {r} s is too short"), raw.rpo.as_ref().map(|r| r.pos()))
-                    .help("archive_timeout is a third of the RPO and PostgreSQL's least is 1 s"),
+                Diagnostic::new(
+                    Code::ValueOutOfRange,
+                    format!("rpo of {r} s is too short"),
+                    raw.rpo.as_ref().map(|r| r.pos()),
+                )
+                .help("archive_timeout is a third of the RPO and PostgreSQL's least is 1 s"),
             );
         }
         let stanza = raw.stanza.value().clone();
@@ -478,7 +492,10 @@ impl Validator<'_> {
                         "`wal_archiving.archive_command` and `pitr:` exclude each other",
                         Some(c.pos()),
                     )
-                    .help(format!("`pitr:` (line {}) sets archive_command to pgBackRest's archive-push; remove this one", x.pos().line)),
+                    .help(format!(
+                        "`pitr:` (line {}) sets archive_command to pgBackRest's archive-push; remove this one",
+                        x.pos().line
+                    )),
                 );
             }
             if let (Some(url), Some(timeout_secs), Some(rpo_secs)) = (url, timeout, rpo) {

@@ -85,18 +85,43 @@ impl Moto {
     /// the CA's PEM file). The two listeners share one state.
     pub fn start_tls(dir: &Path) -> (Moto, u16, PathBuf) {
         let ssl = |args: &[&str]| {
-            let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl (Debian: openssl)");
+            let out =
+                Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl (Debian: openssl)");
             assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         };
         ssl(&[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "s3-ca.key", "-out", "s3-ca.pem", "-days", "2",
-            "-subj", "/CN=suoops test S3 CA",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "s3-ca.key",
+            "-out",
+            "s3-ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=suoops test S3 CA",
         ]);
         ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "s3.key", "-out", "s3.csr", "-subj", "/CN=localhost"]);
         std::fs::write(dir.join("s3.ext"), "subjectAltName = DNS:localhost\n").expect("write ext");
         ssl(&[
-            "x509", "-req", "-in", "s3.csr", "-CA", "s3-ca.pem", "-CAkey", "s3-ca.key", "-CAcreateserial", "-out", "s3.pem",
-            "-days", "2", "-extfile", "s3.ext",
+            "x509",
+            "-req",
+            "-in",
+            "s3.csr",
+            "-CA",
+            "s3-ca.pem",
+            "-CAkey",
+            "s3-ca.key",
+            "-CAcreateserial",
+            "-out",
+            "s3.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "s3.ext",
         ]);
         let tls_port = free_port();
         let (port, cert, key) =
@@ -107,7 +132,11 @@ impl Moto {
         );
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
-            assert!(Instant::now() < deadline, "moto's HTTPS listener did not start: {}", std::fs::read_to_string(&moto.log).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "moto's HTTPS listener did not start: {}",
+                std::fs::read_to_string(&moto.log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         // Readable by the postgres user (archive_command runs as it).

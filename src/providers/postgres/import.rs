@@ -2,7 +2,7 @@
 //! by its environment variable, and write its WAL archiving; the URL is
 //! written as `${VAR}`, never as a URL.
 
-use super::{observe, PostgresState};
+use super::{observe_server, PostgresState};
 use crate::model::{Fatal, Observed};
 use crate::policy::writer::{duration, scalar, Writer};
 use crate::policy::PostgresSpec;
@@ -26,11 +26,12 @@ pub(crate) async fn import(req: &ImportRequest) -> Result<Imported, Fatal> {
             timeout_secs: 5,
             backup: None,
             restore_drill: None,
+            pitr: None,
             line: 0,
         };
         specs.push((spec, var));
     }
-    let states = futures::future::join_all(specs.iter().map(|(s, _)| observe(s))).await;
+    let states = futures::future::join_all(specs.iter().map(|(s, _)| observe_server(s))).await;
     let mut seen = Vec::new();
     for ((spec, var), state) in specs.iter().zip(states) {
         if let Observed::Unknown { reason } = &state.settings {

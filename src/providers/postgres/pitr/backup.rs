@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use futures::future::{FutureExt, LocalBoxFuture};
 
-use super::{Runner, address};
+use super::{address, Runner};
 use crate::jobs::{Done, Job, JobCtx, JobKind, Outcome};
 use crate::model::time::now;
 use crate::policy::{BackupRef, Policy, PostgresSpec};

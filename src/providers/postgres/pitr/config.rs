@@ -81,7 +81,12 @@ fn word(s: &str) -> String {
 /// carries no key id that would have to be resolved offline.
 pub fn archive_command(p: &Pitr, default_region: &str) -> String {
     let mut cmd = format!("pgbackrest --stanza={}", word(&p.stanza));
-    for (k, v) in options(p, default_region) {
+    // pgBackRest refuses a command-line option its command does not take
+    // (error 031): retention and bundling are the backup's, not archive-push's.
+    let push = options(p, default_region)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("repo1-retention") && *k != "repo1-bundle");
+    for (k, v) in push {
         cmd.push_str(&format!(" --{k}={}", word(&v)));
     }
     cmd.push_str(" archive-push %p");
@@ -176,8 +181,7 @@ mod tests {
             cmd,
             "pgbackrest --stanza=suoops-primary --repo1-type=s3 --repo1-s3-bucket=suoops-backups \
              --repo1-s3-region=us-east-1 --repo1-path=/pgbackrest --repo1-s3-endpoint=s3.us-east-1.amazonaws.com \
-             --repo1-s3-key-type=auto --repo1-cipher-type=aes-256-cbc --repo1-retention-full-type=time \
-             --repo1-retention-full=1 --repo1-bundle=y --compress-type=zst --log-level-file=off \
+             --repo1-s3-key-type=auto --repo1-cipher-type=aes-256-cbc --compress-type=zst --log-level-file=off \
              --pg1-path=/var/lib/postgresql/15/main archive-push %p"
         );
         assert!(!cmd.contains("correct horse"), "the passphrase is never an option");

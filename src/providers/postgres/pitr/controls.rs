@@ -77,7 +77,8 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
     let default_region = aws.default_region().unwrap_or("us-east-1").to_string();
     let region = pitr.repo.region.clone().unwrap_or_else(|| default_region.clone());
     let client = aws.s3(&region);
-    let drill = match crate::jobs::last(aws, &client, &pitr.repo.bucket, &pitr.repo.drills_prefix(&address(spec))).await {
+    let drill = match crate::jobs::last(aws, &client, &pitr.repo.bucket, &pitr.repo.drills_prefix(&address(spec))).await
+    {
         Ok(Some(r)) => Observed::Present(r),
         Ok(None) => Observed::Absent,
         Err(crate::aws::ApiError::NotFound(_)) => Observed::Absent,
@@ -104,7 +105,8 @@ async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza) ->
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     let mut token: Option<String> = None;
     for _ in 0..PAGES {
-        let req = client.list_objects_v2().bucket(&pitr.repo.bucket).prefix(&prefix).set_continuation_token(token.clone());
+        let req =
+            client.list_objects_v2().bucket(&pitr.repo.bucket).prefix(&prefix).set_continuation_token(token.clone());
         let page = match aws.call(&ops::LIST_OBJECTS_V2, req.send()).await {
             Ok(p) => p,
             Err(e) => return Observed::Unknown { reason: classify(&e, &["NoSuchBucket"]).reason() },
@@ -130,9 +132,10 @@ async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza) ->
     // Continuity on the newest segment's timeline, from the oldest
     // backup's first segment (a restore of it needs every one after).
     let mut missing = Vec::new();
-    if let (Some((tli, last)), Some(start)) =
-        (segment(&newest), s.oldest().and_then(|b| b.archive.as_ref()).and_then(|a| a.start.as_deref()).and_then(segment))
-    {
+    if let (Some((tli, last)), Some(start)) = (
+        segment(&newest),
+        s.oldest().and_then(|b| b.archive.as_ref()).and_then(|a| a.start.as_deref()).and_then(segment),
+    ) {
         if start.0 == tli {
             for n in start.1..=last {
                 let name = segment_name(tli, n);
@@ -161,14 +164,16 @@ pub fn controls(spec: &PostgresSpec, pitr: &Pitr, seen: &PitrSeen) -> Vec<Contro
     let mut out = Vec::new();
     let line = pitr.line;
     let backup_fix = format!("suoops-policy backup run {} (on the database host, from a scheduler)", address(spec));
-    let mut push = |def: &ControlDef, status: Status, expected: Value, observed: Value, detail: Option<String>, fix: &str| {
-        out.push(def.result(&addr, status, expected, observed, detail, fix.to_string(), line))
-    };
+    let mut push =
+        |def: &ControlDef, status: Status, expected: Value, observed: Value, detail: Option<String>, fix: &str| {
+            out.push(def.result(&addr, status, expected, observed, detail, fix.to_string(), line))
+        };
     let t = now();
     match &seen.info {
         Observed::Present(s) => {
             let full = s.newest_full();
-            let failed: Vec<&str> = s.backup.iter().filter(|b| b.error == Some(true)).map(|b| b.label.as_str()).collect();
+            let failed: Vec<&str> =
+                s.backup.iter().filter(|b| b.error == Some(true)).map(|b| b.label.as_str()).collect();
             let observed = json!({
                 "status": s.status.message, "backups": s.backup.len(),
                 "newest_full": full.map(|b| json!({"label": b.label, "stopped": b.timestamp.stop})),
@@ -184,11 +189,20 @@ pub fn controls(spec: &PostgresSpec, pitr: &Pitr, seen: &PitrSeen) -> Vec<Contro
                     ago(pitr.full_every_secs)
                 )),
                 Some(_) if !failed.is_empty() => Some(format!("backups in error: {}", failed.join(", "))),
-                Some(_) if s.status.code != 0 => Some(format!("pgBackRest reports the stanza as: {}", s.status.message)),
+                Some(_) if s.status.code != 0 => {
+                    Some(format!("pgBackRest reports the stanza as: {}", s.status.message))
+                }
                 Some(_) => None,
             };
             let status = if why.is_some() { Status::Fail } else { Status::Pass };
-            push(&BACKUP, status, json!({"full_within_seconds": pitr.full_every_secs, "in_error": []}), observed, why, &backup_fix);
+            push(
+                &BACKUP,
+                status,
+                json!({"full_within_seconds": pitr.full_every_secs, "in_error": []}),
+                observed,
+                why,
+                &backup_fix,
+            );
             // The window: the oldest backup's start is the earliest point a
             // restore can reach (WAL from it on is kept with it).
             let oldest = s.oldest().map(|b| b.timestamp.start);
@@ -215,8 +229,22 @@ pub fn controls(spec: &PostgresSpec, pitr: &Pitr, seen: &PitrSeen) -> Vec<Contro
         }
         other => {
             let reason = other.unknown_reason().map(str::to_string);
-            push(&BACKUP, Status::Unknown, json!({"full_within_seconds": pitr.full_every_secs}), Value::Null, reason.clone(), &backup_fix);
-            push(&WINDOW, Status::Unknown, json!({"window_seconds": pitr.window_secs}), Value::Null, reason, &backup_fix);
+            push(
+                &BACKUP,
+                Status::Unknown,
+                json!({"full_within_seconds": pitr.full_every_secs}),
+                Value::Null,
+                reason.clone(),
+                &backup_fix,
+            );
+            push(
+                &WINDOW,
+                Status::Unknown,
+                json!({"window_seconds": pitr.window_secs}),
+                Value::Null,
+                reason,
+                &backup_fix,
+            );
         }
     }
     let wal_fix = "check archive_command (suoops-policy apply sets it) and pg_stat_archiver on the server";
@@ -245,10 +273,20 @@ pub fn controls(spec: &PostgresSpec, pitr: &Pitr, seen: &PitrSeen) -> Vec<Contro
             let status = if why.is_some() { Status::Fail } else { Status::Pass };
             push(&WAL, status, expected, json!(w), why, wal_fix);
         }
-        Observed::Absent => push(&WAL, Status::Fail, expected, Value::Null, Some("no WAL segment in the repository's archive".into()), wal_fix),
-        Observed::Unknown { reason } => push(&WAL, Status::Unknown, expected, Value::Null, Some(reason.clone()), wal_fix),
+        Observed::Absent => push(
+            &WAL,
+            Status::Fail,
+            expected,
+            Value::Null,
+            Some("no WAL segment in the repository's archive".into()),
+            wal_fix,
+        ),
+        Observed::Unknown { reason } => {
+            push(&WAL, Status::Unknown, expected, Value::Null, Some(reason.clone()), wal_fix)
+        }
     }
-    let drill_fix = format!("suoops-policy restore-drill {} --target latest (monthly, from a scheduler)", address(spec));
+    let drill_fix =
+        format!("suoops-policy restore-drill {} --target latest (monthly, from a scheduler)", address(spec));
     let every = pitr.drill.as_ref().map_or(30 * 86400, |d| d.every_secs);
     let expected = json!({"result": "passed", "achieved_rpo_max_seconds": pitr.rpo_secs, "within_seconds": every});
     match &seen.drill {
@@ -261,16 +299,23 @@ pub fn controls(spec: &PostgresSpec, pitr: &Pitr, seen: &PitrSeen) -> Vec<Contro
                 "achieved_rpo_seconds": rpo, "phases": r.phases,
             });
             let why = if !r.passed() {
-                Some(format!("the last point-in-time drill ({}) failed: {}", r.date, r.reason.clone().unwrap_or_default()))
+                Some(format!(
+                    "the last point-in-time drill ({}) failed: {}",
+                    r.date,
+                    r.reason.clone().unwrap_or_default()
+                ))
             } else if t.saturating_sub(r.started) > every {
-                Some(format!("the last point-in-time drill was {} ago, more than every {}", ago(t.saturating_sub(r.started)), ago(every)))
+                Some(format!(
+                    "the last point-in-time drill was {} ago, more than every {}",
+                    ago(t.saturating_sub(r.started)),
+                    ago(every)
+                ))
             } else {
                 match rpo {
                     None => Some("the last drill replayed no transaction: its RPO was not measured".into()),
-                    Some(x) if x > pitr.rpo_secs as f64 => Some(format!(
-                        "the last drill's achieved RPO was {x:.0} s, over the RPO of {} s",
-                        pitr.rpo_secs
-                    )),
+                    Some(x) if x > pitr.rpo_secs as f64 => {
+                        Some(format!("the last drill's achieved RPO was {x:.0} s, over the RPO of {} s", pitr.rpo_secs))
+                    }
                     Some(_) => None,
                 }
             };
@@ -282,10 +327,16 @@ pub fn controls(spec: &PostgresSpec, pitr: &Pitr, seen: &PitrSeen) -> Vec<Contro
             Status::Fail,
             expected,
             Value::Null,
-            Some(format!("no point-in-time drill record under s3://{}/{}", pitr.repo.bucket, pitr.repo.drills_prefix(&address(spec)))),
+            Some(format!(
+                "no point-in-time drill record under s3://{}/{}",
+                pitr.repo.bucket,
+                pitr.repo.drills_prefix(&address(spec))
+            )),
             &drill_fix,
         ),
-        Observed::Unknown { reason } => push(&DRILL, Status::Unknown, expected, Value::Null, Some(reason.clone()), &drill_fix),
+        Observed::Unknown { reason } => {
+            push(&DRILL, Status::Unknown, expected, Value::Null, Some(reason.clone()), &drill_fix)
+        }
     }
     out
 }

@@ -69,6 +69,7 @@ impl Job for PitrDrill {
 
 /// The drill's target: a time (its text and Unix seconds) or the end of
 /// the archive.
+#[derive(Debug)]
 enum Target {
     Time(String, f64),
     Latest,
@@ -113,11 +114,20 @@ async fn phases(ctx: &JobCtx<'_>, spec: &PostgresSpec, target: &Target, rec: &mu
     // forward only.
     let set = match target {
         Target::Latest => stanza.newest(),
-        Target::Time(_, t) => stanza.backup.iter().filter(|b| (b.timestamp.stop as f64) < *t).max_by_key(|b| b.timestamp.stop),
+        Target::Time(_, t) => {
+            stanza.backup.iter().filter(|b| (b.timestamp.stop as f64) < *t).max_by_key(|b| b.timestamp.stop)
+        }
     }
     .ok_or_else(|| match target {
-        Target::Latest => format!("the repository holds no backup of stanza {}: run `backup run {}` first", pitr.stanza, address(spec)),
-        Target::Time(t, _) => format!("no backup of stanza {} ended before {t}: the target is outside the recoverable window", pitr.stanza),
+        Target::Latest => format!(
+            "the repository holds no backup of stanza {}: run `backup run {}` first",
+            pitr.stanza,
+            address(spec)
+        ),
+        Target::Time(t, _) => format!(
+            "no backup of stanza {} ended before {t}: the target is outside the recoverable window",
+            pitr.stanza
+        ),
     })?;
     let label = set.label.clone();
     if let Some(p) = rec.pitr.as_mut() {
@@ -139,9 +149,9 @@ async fn phases(ctx: &JobCtx<'_>, spec: &PostgresSpec, target: &Target, rec: &mu
         "--archive-mode=off".to_string(),
     ];
     match target {
-        Target::Time(t, _) => {
+        Target::Time(_, secs) => {
             args.push("--type=time".into());
-            args.push(format!("--target={t}"));
+            args.push(format!("--target={}", pg_time(*secs)));
             args.push("--target-action=promote".into());
         }
         Target::Latest => args.push("--type=default".into()),
@@ -152,7 +162,8 @@ async fn phases(ctx: &JobCtx<'_>, spec: &PostgresSpec, target: &Target, rec: &mu
     // directory (0700), whatever the primary's pg_hba.conf said; the
     // configuration files live outside the data directory on Debian.
     let hba = data.join("pg_hba.conf");
-    std::fs::write(&hba, "local all all trust\nhost all all 127.0.0.1/32 trust\n").map_err(|e| format!("{}: {e}", hba.display()))?;
+    std::fs::write(&hba, "local all all trust\nhost all all 127.0.0.1/32 trust\n")
+        .map_err(|e| format!("{}: {e}", hba.display()))?;
     for f in ["postgresql.conf", "pg_ident.conf"] {
         let p = data.join(f);
         if !p.exists() {
@@ -176,8 +187,14 @@ async fn phases(ctx: &JobCtx<'_>, spec: &PostgresSpec, target: &Target, rec: &mu
     scratch.pg_ctl = Some(pg_ctl.clone());
     let t = Instant::now();
     let mut c = runner_pg_ctl(&runner, &pg_ctl);
-    c.args(["-D", &data.display().to_string(), "-l", &scratch.dir.join("pg.log").display().to_string()])
-        .args(["-w", "-t", &rec.rto_seconds.to_string(), "-o", &opts, "start"]);
+    c.args(["-D", &data.display().to_string(), "-l", &scratch.dir.join("pg.log").display().to_string()]).args([
+        "-w",
+        "-t",
+        &rec.rto_seconds.to_string(),
+        "-o",
+        &opts,
+        "start",
+    ]);
     if let Err(e) = run_tool(c, "pg_ctl start", "").await {
         return Err(format!("{e}; the restored cluster's log says: {}", last_log_line(&scratch.dir.join("pg.log"))));
     }
@@ -235,6 +252,14 @@ fn runner_pg_ctl(runner: &Runner<'_>, pg_ctl: &Path) -> tokio::process::Command 
     c
 }
 
+/// A time as recovery_target_time takes it (`2026-12-02 04:22:20.340000+00`:
+/// the server refuses RFC 3339's `T`), in UTC to the microsecond.
+fn pg_time(secs: f64) -> String {
+    let whole = secs.floor();
+    let micros = ((secs - whole) * 1e6).round().min(999_999.0) as u64;
+    format!("{}.{micros:06}+00", crate::model::time::format_time("%Y-%m-%d %H:%M:%S", whole as u64))
+}
+
 /// The user and database of the primary's URL (the restored cluster has
 /// the same roles and databases).
 fn user_db(url: &str) -> Result<(String, String), String> {
@@ -245,15 +270,20 @@ fn user_db(url: &str) -> Result<(String, String), String> {
     Ok((user, db))
 }
 
+/// The log's last lines that say why (a FATAL is often preceded by the
+/// LOG line that names the setting).
 fn last_log_line(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .rev()
-        .find(|l| l.contains("FATAL") || l.contains("ERROR"))
-        .or_else(|| text.lines().rev().find(|l| !l.trim().is_empty()))
-        .unwrap_or("(empty)")
-        .trim()
-        .to_string()
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let fatal =
+        lines.iter().rposition(|l| l.contains("FATAL") || l.contains("ERROR")).unwrap_or(lines.len().saturating_sub(1));
+    let from = fatal.saturating_sub(2);
+    let shown: Vec<&str> = lines.get(from..=fatal).unwrap_or_default().iter().map(|l| l.trim()).collect();
+    if shown.is_empty() {
+        "(empty)".to_string()
+    } else {
+        shown.join(" / ")
+    }
 }
 
 #[cfg(test)]
@@ -264,7 +294,10 @@ mod tests {
     fn targets() {
         assert!(matches!(target(None), Ok(Target::Latest)));
         assert!(matches!(target(Some("latest")), Ok(Target::Latest)));
-        assert!(matches!(target(Some("2026-12-02T04:22:20.340Z")), Ok(Target::Time(_, t)) if (t - 1_796_185_340.34).abs() < 1e-3));
+        assert!(
+            matches!(target(Some("2026-12-02T04:22:20.340Z")), Ok(Target::Time(_, t)) if (t - 1_796_185_340.34).abs() < 1e-3)
+        );
         assert!(target(Some("04:22")).unwrap_err().contains("RFC 3339"));
+        assert_eq!(pg_time(1_796_185_340.34), "2026-12-02 04:22:20.340000+00");
     }
 }

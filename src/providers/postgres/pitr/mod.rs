@@ -41,6 +41,25 @@ pub struct Runner<'a> {
     kms_key_arn: Option<String>,
     /// Run as this user (the data directory's owner) when root.
     pub user: Option<String>,
+    /// The configuration file the runs read (`--config`): pgBackRest
+    /// ignores a file's options its command does not take, where it
+    /// refuses them on the command line. No secret is in it.
+    conf: ConfFile,
+}
+
+/// The configuration files, removed on drop: for runs as the cluster's
+/// owner, and for runs as root (its own lock directory, which would
+/// otherwise shut out the owner's archive-push and backups).
+struct ConfFile {
+    owner: PathBuf,
+    root: PathBuf,
+}
+
+impl Drop for ConfFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.owner);
+        let _ = std::fs::remove_file(&self.root);
+    }
 }
 
 impl<'a> Runner<'a> {
@@ -65,7 +84,18 @@ impl<'a> Runner<'a> {
             Some(e) => e.kms_key.clone().filter(|k| k.starts_with("arn:")),
             None => None,
         };
-        Ok(Runner { pitr, region, keys, kms_key_arn, user: None })
+        let text = config::file(pitr, &region, kms_key_arn.as_deref(), "the policy");
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = std::env::temp_dir().join(format!("suoops-pgbackrest-{}-{n}", std::process::id()));
+        let conf = ConfFile { owner: base.with_extension("conf"), root: base.with_extension("root.conf") };
+        let root = text.replacen("[global]\n", "[global]\nlock-path=/tmp/pgbackrest-root\n", 1);
+        for (path, text) in [(&conf.owner, &text), (&conf.root, &root)] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
+        }
+        Ok(Runner { pitr, region, keys, kms_key_arn, user: None, conf })
     }
 
     /// The S3 keys handed to pgBackRest (never printed).
@@ -81,24 +111,19 @@ impl<'a> Runner<'a> {
     /// `pgbackrest --stanza=S OPTIONS… EXTRA… COMMAND`, ready to run.
     pub fn command(&self, command: &str, extra: &[String]) -> Result<tokio::process::Command, String> {
         let exe = binary()?;
-        let mut c = match (&self.user, super::tools::is_root()) {
+        let root = super::tools::is_root();
+        let (mut c, conf) = match (&self.user, root) {
             // runuser keeps the environment (HOME, SHELL, USER and LOGNAME
             // aside), so the keys reach pgBackRest without a command line.
-            (Some(u), true) => {
+            (Some(u), true) if u != "root" => {
                 let mut c = tokio::process::Command::new("runuser");
                 c.args(["-u", u, "--"]).arg(&exe);
-                c
+                (c, &self.conf.owner)
             }
-            _ => tokio::process::Command::new(&exe),
+            _ => (tokio::process::Command::new(&exe), if root { &self.conf.root } else { &self.conf.owner }),
         };
+        c.arg(format!("--config={}", conf.display()));
         c.arg(format!("--stanza={}", self.pitr.stanza));
-        for (k, v) in config::options(self.pitr, &self.region) {
-            c.arg(format!("--{k}={v}"));
-        }
-        if let Some(arn) = &self.kms_key_arn {
-            c.arg(format!("--repo1-s3-kms-key-id={arn}"));
-        }
-        c.arg(format!("--process-max={}", self.pitr.process_max));
         c.args(extra).arg(command);
         c.envs(config::env(self.pitr, self.keys.as_ref()))
             .stdin(std::process::Stdio::null())
@@ -138,7 +163,8 @@ impl<'a> Runner<'a> {
     }
 
     fn secrets(&self) -> Vec<String> {
-        let mut s: Vec<String> = self.keys.iter().flat_map(|k| [Some(k.secret.clone()), k.token.clone()]).flatten().collect();
+        let mut s: Vec<String> =
+            self.keys.iter().flat_map(|k| [Some(k.secret.clone()), k.token.clone()]).flatten().collect();
         s.extend(self.pitr.cipher_pass.as_ref().map(|c| c.expose().to_string()));
         s.retain(|x| !x.is_empty());
         s
