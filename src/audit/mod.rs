@@ -213,7 +213,7 @@ mod tests {
                 } else if p.extension().is_some_and(|x| x == "rs") {
                     let text = std::fs::read_to_string(&p).expect("read");
                     for part in text.split('"').skip(1).step_by(2) {
-                        let prefixed = ["S3-", "IAM-", "KMS-", "REDIS-", "PG-", "BACKUP-", "RESTORE-"]
+                        let prefixed = ["S3-", "IAM-", "KMS-", "REDIS-", "PG-", "PITR-", "BACKUP-", "RESTORE-"]
                             .iter()
                             .any(|x| part.starts_with(x));
                         if prefixed && part.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-') {
@@ -234,6 +234,6 @@ mod tests {
         let listed: std::collections::BTreeSet<String> =
             crate::providers::control_ids().iter().map(|s| s.to_string()).collect();
         assert_eq!(found, listed);
-        assert_eq!(listed.len(), 27, "{listed:?}");
+        assert_eq!(listed.len(), 31, "{listed:?}");
     }
 }

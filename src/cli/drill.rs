@@ -66,7 +66,7 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         _ = tokio::signal::ctrl_c() => Err("interrupted; what it made was removed, no record written".to_string()),
     };
     let rec = match rec {
-        Ok(Outcome::Drill(r)) => r,
+        Ok(Outcome::Drill(r)) => *r,
         Ok(Outcome::Backup(_)) => return error(g, "the job is not a drill"),
         Err(e) => {
             let report = crate::notify::JobRun {

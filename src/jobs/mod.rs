@@ -72,7 +72,7 @@ pub struct JobCtx<'a> {
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Backup(Done),
-    Drill(Record),
+    Drill(Box<Record>),
 }
 
 /// One kind of job of one system. A system lists its jobs beside its

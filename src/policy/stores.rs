@@ -359,9 +359,9 @@ impl Validator<'_> {
         // back to, with everything after it: with full backups less often
         // than the window, the repository holds up to full_every + window
         // (what a deleted row survives in), not the window.
-        if let (Some(w), Some(f)) = (window, full_every) {
+        if let (Some(w), Some(f), Some(written)) = (window, full_every, raw.full_every.as_ref()) {
             if w < f {
-                let pos = raw.full_every.as_ref().map(|f| f.pos()).unwrap_or(p.pos());
+                let pos = written.pos();
                 self.warnings.push(
                     Diagnostic::warning(
                         Code::ValueOutOfRange,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{squash, Postgres, RedisServer, Run, World};
+use crate::harness::{control, squash, Postgres, RedisServer, Run, World};
 
 const QUEUE: &str = "version: 1\nredis:\n  queues:\n    url: ${T_REDIS_URL}\n    persistence:\n      aof: {fsync: everysec}\n      rdb: [{after: 6h, changes: 1}]\n";
 
@@ -158,7 +158,16 @@ fn postgres_wal_archiving_is_applied_marked_restart_required_and_audited() {
     pg.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS x");
     pg.sql("SELECT pg_switch_wal()");
     wait_for("a WAL segment archived", || pg.sql("SELECT archived_count FROM pg_stat_archiver") != "0");
-    with(&w, &["audit", "-f", &p], &url).code(0);
+    let j = with(&w, &["audit", "-f", &p, "--format", "json"], &url).json();
+    for id in ["PG-WAL-ARCHIVING", "PG-ARCHIVER"] {
+        assert_eq!(control(&j, id, "postgres.primary")["status"], "pass", "{id}");
+    }
+    // Archiving alone is no point-in-time recovery: WAL needs a physical
+    // base backup to be replayed onto (tests/it/pitr.rs has the whole).
+    let rpo =
+        j["objectives"].as_array().expect("objectives").iter().find(|o| o["id"] == "RPO-15MIN").expect("rpo").clone();
+    assert_eq!(rpo["verdict"], "not_met", "{rpo}");
+    assert!(rpo["reasons"].to_string().contains("postgres.primary declares no `pitr:`"), "{rpo}");
 }
 
 #[test]

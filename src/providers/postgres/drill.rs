@@ -184,7 +184,9 @@ pub const DRILL: InstanceJob<PostgresSpec> = InstanceJob {
         s.restore_drill.as_ref().map(|d| DrillTiming { rto_secs: d.rto_secs, every_secs: d.every_secs, line: d.line })
     }),
     run: |ctx, spec| {
-        run(ctx.aws, spec, &ctx.default_region, &ctx.operator).map(|r| r.map(Outcome::Drill)).boxed_local()
+        run(ctx.aws, spec, &ctx.default_region, &ctx.operator)
+            .map(|r| r.map(|r| Outcome::Drill(Box::new(r))))
+            .boxed_local()
     },
     ops: jobs::fetch::OPS,
 };

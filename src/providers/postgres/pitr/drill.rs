@@ -47,7 +47,7 @@ impl Job for PitrDrill {
     ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
         async move {
             let spec = find(policy, addr).ok_or_else(|| format!("{addr} is not in the policy"))?;
-            run(ctx, spec).await.map(Outcome::Drill)
+            run(ctx, spec).await.map(|r| Outcome::Drill(Box::new(r)))
         }
         .boxed_local()
     }
