@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{control, need, unique, Moto, Postgres, World};
+use crate::harness::{control, need, unique, Moto, Postgres, TcpGate, World};
 
 fn policy(bucket: &str, port: u16, ca: &str, data: &str, stanza: &str) -> String {
     format!(
@@ -251,4 +251,72 @@ fn validate_refuses_what_would_break_a_pgbackrest_repository() {
 
     let ok = w.cli_with(&["validate", "-f", &w.write("ok.yaml", &base).to_string_lossy()], &env);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
+}
+
+#[test]
+fn wal_written_while_the_store_is_down_is_kept_archived_later_and_recoverable() {
+    need("pgbackrest", "pgbackrest");
+    let mut w = World::new();
+    let (moto, tls_port, ca) = Moto::start_tls(w.dir.path());
+    w.moto = Some(moto);
+    // pgBackRest reaches the store through a gate the test can close.
+    let gate = TcpGate::start(tls_port);
+    let shared = tempfile::Builder::new().prefix("suoops-ca-").tempdir_in("/tmp").expect("ca dir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let ca_copy = shared.path().join("ca.pem");
+    std::fs::copy(&ca, &ca_copy).expect("copy ca");
+    let keys = vec![
+        ("PGBACKREST_REPO1_S3_KEY".to_string(), "test".to_string()),
+        ("PGBACKREST_REPO1_S3_KEY_SECRET".to_string(), "test".to_string()),
+    ];
+    let pg = Postgres::start_with_env(&keys);
+    let (bucket, stanza) = (unique("pitr-out"), unique("out"));
+    let data = pg.data_dir().display().to_string();
+    // An RPO of 30 s: archive_timeout 10 s, so the outage outlasts it.
+    let text =
+        policy(&bucket, gate.port, &ca_copy.display().to_string(), &data, &stanza).replace("rpo: 15m", "rpo: 30s");
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    let env = [("PG_URL", pg.url(None))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    pg.restart();
+    assert_eq!(pg.sql("SHOW archive_timeout"), "10s");
+    pg.sql("CREATE TABLE t (i int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())");
+    w.cli_with(&["backup", "run", "-f", &p, "postgres.primary.pitr"], &env).code(0);
+    archive_now(&pg);
+
+    gate.down();
+    let mut target = String::new();
+    for i in 1..=35 {
+        pg.sql(&format!("INSERT INTO t (i) VALUES ({i})"));
+        std::thread::sleep(Duration::from_millis(1000));
+        if i == 15 {
+            target =
+                pg.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // Nothing left the server meanwhile (archive-push retries, then fails).
+    let age: f64 =
+        pg.sql("SELECT extract(epoch FROM now() - last_archived_time) FROM pg_stat_archiver").parse().expect("age");
+    assert!(age > 30.0, "no segment archived while the store was down: {age}");
+    let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
+    let c = control(&j, "PITR-WAL", "postgres.primary.pitr");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(c["detail"].as_str().unwrap_or_default().contains("archiving lags by"), "the lag is said: {c}");
+
+    gate.up();
+    // The archiver waits a minute after three failures; a reload wakes it.
+    pg.sql("SELECT pg_reload_conf()");
+    archive_now(&pg);
+    let d = w.cli_with(
+        &["restore-drill", "-f", &p, "postgres.primary.pitr", "--target-time", &target, "--format", "json"],
+        &env,
+    );
+    assert_eq!(d.code, 0, "{}{}", d.stdout, d.stderr);
+    assert_eq!(rows(&d.json()), 15.0, "a point inside the outage, from WAL archived after it: {}", d.stdout);
+    let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
+    assert_eq!(control(&j, "PITR-WAL", "postgres.primary.pitr")["status"], "pass");
+    drop(shared);
 }

@@ -365,7 +365,7 @@ const ARCHIVER: ControlDef = ControlDef {
 pub fn controls(spec: &PostgresSpec, state: &PostgresState, change: &Change) -> Vec<ControlResult> {
     let mut out = Vec::new();
     if let (Some(p), Some(seen)) = (&spec.pitr, &state.pitr) {
-        out.extend(pitr::controls::controls(spec, p, seen));
+        out.extend(pitr::controls::controls(spec, p, seen, &state.archiver));
     }
     if !spec.wal_archiving && spec.pitr.is_none() {
         return out;

@@ -159,7 +159,15 @@ fn ago(secs: u64) -> String {
 }
 
 /// PITR-BACKUP, PITR-WAL, PITR-WINDOW and PITR-DRILL of one instance.
-pub fn controls(spec: &PostgresSpec, pitr: &Pitr, seen: &PitrSeen) -> Vec<ControlResult> {
+/// `archiver` is the server's pg_stat_archiver: when the repository cannot
+/// be read (the store is down), the server's own record of its last
+/// archived segment still shows the lag.
+pub fn controls(
+    spec: &PostgresSpec,
+    pitr: &Pitr,
+    seen: &PitrSeen,
+    archiver: &Observed<crate::providers::postgres::Archiver>,
+) -> Vec<ControlResult> {
     let addr = Address::parse(&address(spec));
     let mut out = Vec::new();
     let line = pitr.line;
@@ -281,9 +289,31 @@ pub fn controls(spec: &PostgresSpec, pitr: &Pitr, seen: &PitrSeen) -> Vec<Contro
             Some("no WAL segment in the repository's archive".into()),
             wal_fix,
         ),
-        Observed::Unknown { reason } => {
-            push(&WAL, Status::Unknown, expected, Value::Null, Some(reason.clone()), wal_fix)
-        }
+        Observed::Unknown { reason } => match archiver {
+            Observed::Present(a) if a.failing || a.last_archived_age.is_none_or(|x| x > pitr.rpo_secs as f64) => {
+                let age = a.last_archived_age.map(|x| x.round() as u64);
+                let lag = match age {
+                    Some(x) if x > pitr.rpo_secs => format!(
+                        "the server's last archived segment is {} old, over the RPO of {}: archiving lags by {}",
+                        ago(x),
+                        ago(pitr.rpo_secs),
+                        ago(x - pitr.rpo_secs)
+                    ),
+                    Some(x) => format!("the server's last archived segment is {} old", ago(x)),
+                    None => "the server has archived no segment".to_string(),
+                };
+                let failing = a
+                    .last_failed_wal
+                    .as_deref()
+                    .filter(|_| a.failing)
+                    .map(|w| format!("; archiving {w} is failing"))
+                    .unwrap_or_default();
+                let observed = json!({"server_last_archived_age_seconds": age, "server_failing": a.failing, "last_failed_wal": a.last_failed_wal});
+                let detail = format!("{lag}{failing} (pg_stat_archiver; the repository cannot be read: {reason})");
+                push(&WAL, Status::Fail, expected, observed, Some(detail), wal_fix)
+            }
+            _ => push(&WAL, Status::Unknown, expected, Value::Null, Some(reason.clone()), wal_fix),
+        },
     }
     let drill_fix =
         format!("suoops-policy restore-drill {} --target latest (monthly, from a scheduler)", address(spec));

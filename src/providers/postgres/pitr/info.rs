@@ -14,6 +14,13 @@ pub struct Stanza {
     #[serde(default)]
     pub db: Vec<Db>,
     pub status: Status,
+    #[serde(default)]
+    pub repo: Vec<Repo>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Repo {
+    pub status: Status,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -101,7 +108,15 @@ impl Stanza {
 pub fn parse(json: &str, name: &str) -> Result<Stanza, String> {
     let all: Vec<Stanza> =
         serde_json::from_str(json).map_err(|e| format!("pgbackrest info printed JSON this tool cannot read: {e}"))?;
-    all.into_iter().find(|s| s.name == name).ok_or_else(|| format!("pgbackrest info shows no stanza {name}"))
+    let s =
+        all.into_iter().find(|s| s.name == name).ok_or_else(|| format!("pgbackrest info shows no stanza {name}"))?;
+    // `info` exits 0 when it cannot reach the repository and says so in
+    // the status: code 99, "other" (command reference, "Info Command").
+    if s.status.code == 99 {
+        let why = s.repo.iter().map(|r| r.status.message.trim()).find(|m| !m.is_empty()).unwrap_or(&s.status.message);
+        return Err(format!("pgBackRest could not read the repository: {}", why.lines().next().unwrap_or("").trim()));
+    }
+    Ok(s)
 }
 
 /// A WAL segment name's (timeline, segment number) for 16 MiB segments:
@@ -139,6 +154,13 @@ mod tests {
         assert_eq!(s.newest_full().map(|b| b.label.as_str()), Some("20261202-101010F"));
         assert_eq!(s.current_archive().and_then(|a| a.max.as_deref()), Some("000000010000000000000005"));
         assert!(parse(json, "other").unwrap_err().contains("no stanza other"));
+        let down = r#"[{"archive":[],"backup":[],"cipher":"none","db":[],"name":"s",
+          "repo":[{"cipher":"none","key":1,"status":{"code":99,"message":"[HostConnectError] unable to connect to 'localhost:9443'"}}],
+          "status":{"code":99,"lock":{"backup":{"held":false}},"message":"other"}}]"#;
+        assert_eq!(
+            parse(down, "s").unwrap_err(),
+            "pgBackRest could not read the repository: [HostConnectError] unable to connect to 'localhost:9443'"
+        );
     }
 
     #[test]

@@ -172,7 +172,9 @@ impl<'a> Runner<'a> {
 
     /// `info --output=json` of the stanza.
     pub async fn info(&self) -> Result<info::Stanza, String> {
-        let out = self.run("info", &["--output=json".to_string()]).await?;
+        // A store that does not answer is said within seconds, not after
+        // the minute a backup would wait.
+        let out = self.run("info", &["--output=json".to_string(), "--io-timeout=10".to_string()]).await?;
         info::parse(&out, &self.pitr.stanza)
     }
 }
