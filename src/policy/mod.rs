@@ -140,7 +140,9 @@ pub fn scrub(msg: &str, url: &str) -> String {
     // `redis://TOKEN@host` may carry a password without a user: in an
     // error text, the whole user part is redacted.
     let userinfo = url.split_once("://").and_then(|(_, r)| r.split_once('@')).map(|(u, _)| u);
-    if let Some(secret) = url_password(url).or(userinfo).filter(|s| !s.is_empty()) {
+    // (A user part of a few letters is a user name, not a token: masking
+    // it would garble the message, "look(redacted)p".)
+    if let Some(secret) = url_password(url).or(userinfo.filter(|u| u.len() >= 4)).filter(|s| !s.is_empty()) {
         out = out.replace(secret, "(redacted)");
     }
     out

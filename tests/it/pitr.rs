@@ -249,8 +249,32 @@ fn validate_refuses_what_would_break_a_pgbackrest_repository() {
     r.code(1);
     assert!(r.stderr.contains("repository bucket `elsewhere` is not a bucket of this policy"), "{}", r.stderr);
 
-    let ok = w.cli_with(&["validate", "-f", &w.write("ok.yaml", &base).to_string_lossy()], &env);
+    let ok_path = w
+        .write("ok.yaml", &base.replace("/var/lib/postgresql/15/main", "/srv/nowhere/15/main"))
+        .to_string_lossy()
+        .into_owned();
+    let ok = w.cli_with(&["validate", "-f", &ok_path], &env);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
+
+    // Off the database host the backup job says where it must run, in one
+    // line, before touching anything.
+    let r = w.cli_with(&["backup", "run", "-f", &ok_path, "postgres.primary.pitr"], &env);
+    r.code(1);
+    assert!(
+        r.stderr.contains("postgres.primary.pitr runs on the database host: /srv/nowhere/15/main (pitr.data_directory) is not a PostgreSQL data directory on this machine"),
+        "{}",
+        r.stderr
+    );
+    let r = w.cli_with(&["restore-drill", "-f", &ok_path, "postgres.primary.pitr", "--target-time", "yesterday"], &env);
+    r.code(1);
+    assert!(r.stderr.contains("--target-time `yesterday` is not an RFC 3339 time"), "{}", r.stderr);
+    let r = w.cli_with(&["restore-drill", "-f", &ok_path, "postgres.primary", "--target", "latest"], &env);
+    r.code(1);
+    assert!(
+        r.stderr.contains("declares no `restore_drill:`") || r.stderr.contains("point-in-time drills"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
