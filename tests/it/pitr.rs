@@ -122,6 +122,7 @@ fn point_in_time_restore_honours_the_target_and_the_audit_measures_the_rpo() {
     let done = b.json();
     assert_eq!(done["instance"], "postgres.primary.pitr");
     assert!(done["detail"].as_str().unwrap_or_default().starts_with("full backup "), "{done}");
+    assert!(done["detail"].as_str().unwrap_or_default().contains("repository verified in"), "{done}");
     assert!(done["key"].as_str().unwrap_or_default().starts_with(&format!("pgbackrest/backup/{stanza}/")), "{done}");
 
     // 20 rows 0.2 s apart; the target lies between the 10th and the 11th.
@@ -167,7 +168,7 @@ fn point_in_time_restore_honours_the_target_and_the_audit_measures_the_rpo() {
 
     let a = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env);
     let j = a.json();
-    for id in ["PITR-BACKUP", "PITR-WAL", "PITR-WINDOW", "PITR-DRILL"] {
+    for id in ["PITR-BACKUP", "PITR-WAL", "PITR-WINDOW", "PITR-VERIFY", "PITR-DRILL"] {
         assert_eq!(
             control(&j, id, "postgres.primary.pitr")["status"],
             "pass",

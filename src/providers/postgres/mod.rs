@@ -464,6 +464,7 @@ impl Instance for One {
         pitr::controls::BACKUP,
         pitr::controls::WAL,
         pitr::controls::WINDOW,
+        pitr::controls::VERIFY,
         pitr::controls::DRILL,
     ];
     const JOBS: &'static [&'static dyn crate::jobs::Job] =

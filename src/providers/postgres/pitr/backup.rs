@@ -116,6 +116,19 @@ async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Done, String> {
         .filter(|b| before.newest().is_none_or(|o| o.label != b.label))
         .ok_or("pgbackrest backup succeeded but info shows no new backup")?;
     let bytes = new.info.as_ref().and_then(|i| i.repository.as_ref()).map_or(0, |r| r.delta);
+    // Every file of the repository read back and checked; the record is
+    // what PITR-VERIFY judges. A repository problem is not a failed
+    // backup: the backup is stored and the result line says what verify
+    // found.
+    let (t, started_at) = (Instant::now(), now());
+    let text = runner.run("verify", &["--output=text".to_string(), "--verbose".to_string()]).await?;
+    let v = super::verify::verdict(started_at, (t.elapsed().as_secs_f64() * 10.0).round() / 10.0, &text)?;
+    super::verify::store(ctx.aws, pitr, &runner.region, &v).await?;
+    let checked = if v.passed {
+        format!("verified in {:.1} s", v.seconds)
+    } else {
+        format!("VERIFY FOUND PROBLEMS: {}", v.problems.join("; "))
+    };
     Ok(Done {
         instance: address(spec),
         bucket: pitr.repo.bucket.clone(),
@@ -124,6 +137,6 @@ async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Done, String> {
         sha256: String::new(),
         parts: 0,
         seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-        detail: Some(format!("{} backup {} by pgBackRest", new.kind, new.label)),
+        detail: Some(format!("{} backup {} by pgBackRest, repository {checked}", new.kind, new.label)),
     })
 }

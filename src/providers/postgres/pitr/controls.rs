@@ -48,7 +48,15 @@ pub const DRILL: ControlDef = ControlDef {
     objectives: &["RPO-15MIN"],
 };
 
-pub const CONTROLS: &[ControlDef] = &[BACKUP, WAL, WINDOW, DRILL];
+pub const VERIFY: ControlDef = ControlDef {
+    id: "PITR-VERIFY",
+    title: "pgBackRest verify passed after the newest backup",
+    rationale: "A repository is only as good as its files: pgbackrest verify read every backup file and WAL segment back and found none missing or corrupt (strategy: integrity hash, restore readiness).",
+    severity: Severity::High,
+    objectives: &["RPO-15MIN"],
+};
+
+pub const CONTROLS: &[ControlDef] = &[BACKUP, WAL, WINDOW, VERIFY, DRILL];
 
 /// The archive's segments as listed: the newest, its age, and the gaps.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -66,6 +74,7 @@ pub struct PitrSeen {
     pub info: Observed<Stanza>,
     pub wal: Observed<WalSeen>,
     pub drill: Observed<Record>,
+    pub verify: Observed<super::verify::Verified>,
 }
 
 /// Most listing pages read (1,000 keys each): a 24-hour window at one
@@ -84,6 +93,11 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
         Err(crate::aws::ApiError::NotFound(_)) => Observed::Absent,
         Err(e) => Observed::Unknown { reason: e.reason() },
     };
+    let verify = match super::verify::last(aws, &client, pitr).await {
+        Ok(Some(v)) => Observed::Present(v),
+        Ok(None) | Err(crate::aws::ApiError::NotFound(_)) => Observed::Absent,
+        Err(e) => Observed::Unknown { reason: e.reason() },
+    };
     let info = match Runner::new(aws, pitr, &default_region).await {
         Ok(r) => r.info().await,
         Err(e) => Err(e),
@@ -95,7 +109,7 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
         }
         Err(e) => (Observed::Unknown { reason: e.clone() }, Observed::Unknown { reason: e }),
     };
-    PitrSeen { info, wal, drill }
+    PitrSeen { info, wal, drill, verify }
 }
 
 async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza) -> Observed<WalSeen> {
@@ -314,6 +328,33 @@ pub fn controls(
             }
             _ => push(&WAL, Status::Unknown, expected, Value::Null, Some(reason.clone()), wal_fix),
         },
+    }
+    let newest_stop = seen.info.present().and_then(|s| s.newest()).map(|b| b.timestamp.stop);
+    let expected = json!({"passed": true, "after_newest_backup": true});
+    let verify_fix = format!("suoops-policy backup run {} (it runs pgbackrest verify after the backup)", address(spec));
+    match &seen.verify {
+        Observed::Present(v) => {
+            let why = if !v.passed {
+                Some(format!("pgbackrest verify ({}) found: {}", v.date, v.problems.join("; ")))
+            } else if newest_stop.is_some_and(|stop| v.started < stop) {
+                Some(format!("the last verify ({}) ran before the newest backup: that backup is not verified", v.date))
+            } else {
+                None
+            };
+            let status = if why.is_some() { Status::Fail } else { Status::Pass };
+            push(&VERIFY, status, expected, json!(v), why, &verify_fix);
+        }
+        Observed::Absent => push(
+            &VERIFY,
+            Status::Fail,
+            expected,
+            Value::Null,
+            Some(format!("no verify result under s3://{}/{}suoops/", pitr.repo.bucket, pitr.repo.prefix)),
+            &verify_fix,
+        ),
+        Observed::Unknown { reason } => {
+            push(&VERIFY, Status::Unknown, expected, Value::Null, Some(reason.clone()), &verify_fix)
+        }
     }
     let drill_fix =
         format!("suoops-policy restore-drill {} --target latest (monthly, from a scheduler)", address(spec));

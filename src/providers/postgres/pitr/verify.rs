@@ -1,0 +1,116 @@
+//! `pgbackrest verify` after each point-in-time backup, and its record.
+//! verify reads every file of the repository and checks it; it **exits 0
+//! even when it finds errors** (its output is the only verdict), so its
+//! `--verbose` text is parsed: a `status:` other than `ok`, or a count of
+//! missing, checksum-invalid, size-invalid or other files above zero, is a
+//! problem. The result is stored in the repository beside pgBackRest's own
+//! folders (`PREFIX/suoops/verify.json`), where the audit's PITR-VERIFY
+//! reads it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::aws::{classify, ops, Aws};
+use crate::jobs::upload::{self, Target};
+use crate::model::time::format_time;
+use crate::policy::Pitr;
+
+/// The newest verify's result, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verified {
+    pub started: u64,
+    pub date: String,
+    pub seconds: f64,
+    pub passed: bool,
+    /// What verify reported wrong, a line each (`archiveId: 15-1 … missing: 1`).
+    pub problems: Vec<String>,
+}
+
+/// The problems in verify's `--verbose` text; Err when it says nothing a
+/// verdict can be read from.
+pub fn problems(text: &str) -> Result<Vec<String>, String> {
+    if !text.contains("status:") {
+        return Err(format!(
+            "pgbackrest verify printed nothing to judge: `{}`",
+            text.lines().next().unwrap_or("").trim()
+        ));
+    }
+    let mut out = Vec::new();
+    let mut context = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("archiveId:") || line.starts_with("backup:") {
+            context = line.split(',').next().unwrap_or(line).to_string();
+        }
+        if let Some(status) = line.strip_prefix("status:").map(str::trim) {
+            if status != "ok" {
+                out.push(format!("status: {status}"));
+            }
+        }
+        for counter in ["missing", "checksum invalid", "size invalid", "other"] {
+            for part in line.split(',').map(str::trim) {
+                let bad = part
+                    .strip_prefix(counter)
+                    .and_then(|r| r.strip_prefix(':'))
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .filter(|n| *n > 0);
+                if bad.is_some() {
+                    out.push(if context.is_empty() { part.to_string() } else { format!("{context}: {part}") });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn key(pitr: &Pitr) -> String {
+    format!("{}suoops/verify.json", pitr.repo.prefix)
+}
+
+/// Store `v` in the repository.
+pub async fn store(aws: &Aws, pitr: &Pitr, region: &str, v: &Verified) -> Result<(), String> {
+    let sse = crate::jobs::sse(aws, &pitr.repo, region).await?;
+    let t = Target { aws, region: region.to_string(), bucket: pitr.repo.bucket.clone(), key: key(pitr), sse };
+    let body = serde_json::to_vec_pretty(v).map_err(|e| e.to_string())?;
+    upload::put(&t, bytes::Bytes::from(body)).await
+}
+
+/// The newest result, for the audit.
+pub async fn last(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    pitr: &Pitr,
+) -> Result<Option<Verified>, crate::aws::ApiError> {
+    let out = aws.call(&ops::GET_OBJECT, client.get_object().bucket(&pitr.repo.bucket).key(key(pitr)).send()).await;
+    let out = match out.map_err(|e| classify(&e, &["NoSuchKey"])) {
+        Ok(o) => o,
+        Err(crate::aws::ApiError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let body = out.body.collect().await.map_err(|e| crate::aws::ApiError::Other(e.to_string()))?;
+    Ok(serde_json::from_slice(&body.into_bytes()).ok())
+}
+
+/// A new result from verify's text and its duration.
+pub fn verdict(started: u64, seconds: f64, text: &str) -> Result<Verified, String> {
+    let problems = problems(text)?;
+    Ok(Verified {
+        started,
+        date: format_time("%Y-%m-%dT%H:%M:%SZ", started),
+        seconds,
+        passed: problems.is_empty(),
+        problems,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_text_is_the_verdict() {
+        let ok = "stanza: s\nstatus: ok\n  archiveId: 15-1, total WAL checked: 5, total valid WAL: 5\n    missing: 0, checksum invalid: 0, size invalid: 0, other: 0\n  backup: 20261202-101010F, status: valid, total files checked: 980, total valid files: 980\n    missing: 0, checksum invalid: 0, size invalid: 0, other: 0\n";
+        assert_eq!(problems(ok), Ok(vec![]));
+        let bad = "stanza: s\nstatus: error\n  archiveId: 15-1, total WAL checked: 5, total valid WAL: 4\n    missing: 1, checksum invalid: 0, size invalid: 0, other: 0\n";
+        assert_eq!(problems(bad), Ok(vec!["status: error".to_string(), "archiveId: 15-1: missing: 1".to_string()]));
+        assert!(problems("").is_err());
+    }
+}
