@@ -119,6 +119,7 @@ fn verify_waits_out_stale_configuration_reads() {
 
 #[test]
 fn a_throttled_import_of_200_buckets_slows_down_and_completes() {
+    let _heavy = crate::harness::heavy();
     let w = World::with_moto();
     let prefix = unique("thr");
     w.python(&format!(
@@ -147,6 +148,7 @@ for i in range(200):
 fn the_shipped_policy_converges_in_one_apply_through_aws_behaviour() {
     // Its AWS part (Redis and PostgreSQL are tested against their own
     // servers): keys, roles, three buckets in two regions, replication.
+    let _heavy = crate::harness::heavy();
     let w = World::with_moto();
     let p = crate::harness::root().join("policies/suoops.yaml").to_string_lossy().into_owned();
     let proxy = FaultProxy::with(

@@ -30,6 +30,14 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// Held by the tests that load the machine most (pgBackRest backups,
+/// verifies and restores) and by the ones whose AWS timing a loaded
+/// machine upsets (the proxy's consistency delays): they never overlap.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
     l.local_addr().expect("local addr").port()

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{control, need, unique, Moto, Postgres, TcpGate, World};
+use crate::harness::{control, heavy, need, unique, Moto, Postgres, TcpGate, World};
 
 fn policy(bucket: &str, port: u16, ca: &str, data: &str, stanza: &str) -> String {
     format!(
@@ -67,30 +67,39 @@ fn rows(rec: &serde_json::Value) -> f64 {
     rec["checks"][0]["value"].as_f64().unwrap_or_else(|| panic!("no row count in the record: {rec}"))
 }
 
-#[test]
-fn point_in_time_restore_honours_the_target_and_the_audit_measures_the_rpo() {
+/// moto over TLS (and HTTP for the tool), its CA where the postgres user
+/// can read it (archive_command runs as it: outside the test's private
+/// directory), and PostgreSQL started with the emulator's static keys in
+/// its environment, as a server's environment would hold them
+/// (production uses the instance role: repo1-s3-key-type=auto). Returns
+/// the world, the server, the CA's directory (kept alive) and path, and
+/// the HTTPS port.
+fn rig() -> (World, Postgres, tempfile::TempDir, String, u16) {
     need("pgbackrest", "pgbackrest");
     let mut w = World::new();
-    let (moto, port, ca) = Moto::start_tls(w.dir.path());
+    let (moto, tls_port, ca) = Moto::start_tls(w.dir.path());
     w.moto = Some(moto);
-    // The CA must be readable by the postgres user (archive_command runs
-    // as it): outside the test's private directory.
     let shared = tempfile::Builder::new().prefix("suoops-ca-").tempdir_in("/tmp").expect("ca dir");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let ca_copy = shared.path().join("ca.pem");
     std::fs::copy(&ca, &ca_copy).expect("copy ca");
-    // Static keys for the emulator, as the server's environment holds them
-    // (production uses the instance role: repo1-s3-key-type=auto).
     let keys = vec![
         ("PGBACKREST_REPO1_S3_KEY".to_string(), "test".to_string()),
         ("PGBACKREST_REPO1_S3_KEY_SECRET".to_string(), "test".to_string()),
     ];
     let pg = Postgres::start_with_env(&keys);
+    (w, pg, shared, ca_copy.display().to_string(), tls_port)
+}
+
+#[test]
+fn point_in_time_restore_honours_the_target_and_the_audit_measures_the_rpo() {
+    let _heavy = heavy();
+    let (w, pg, shared, ca, port) = rig();
     let bucket = unique("pitr");
     let stanza = unique("it");
     let data = pg.data_dir().display().to_string();
-    let p = w.write("p.yaml", &policy(&bucket, port, &ca_copy.display().to_string(), &data, &stanza));
+    let p = w.write("p.yaml", &policy(&bucket, port, &ca, &data, &stanza));
     let p = p.to_string_lossy().into_owned();
     let env = [("PG_URL", pg.url(Some("not-the-password")))];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -280,27 +289,14 @@ fn validate_refuses_what_would_break_a_pgbackrest_repository() {
 
 #[test]
 fn wal_written_while_the_store_is_down_is_kept_archived_later_and_recoverable() {
-    need("pgbackrest", "pgbackrest");
-    let mut w = World::new();
-    let (moto, tls_port, ca) = Moto::start_tls(w.dir.path());
-    w.moto = Some(moto);
+    let _heavy = heavy();
+    let (w, pg, shared, ca, tls_port) = rig();
     // pgBackRest reaches the store through a gate the test can close.
     let gate = TcpGate::start(tls_port);
-    let shared = tempfile::Builder::new().prefix("suoops-ca-").tempdir_in("/tmp").expect("ca dir");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let ca_copy = shared.path().join("ca.pem");
-    std::fs::copy(&ca, &ca_copy).expect("copy ca");
-    let keys = vec![
-        ("PGBACKREST_REPO1_S3_KEY".to_string(), "test".to_string()),
-        ("PGBACKREST_REPO1_S3_KEY_SECRET".to_string(), "test".to_string()),
-    ];
-    let pg = Postgres::start_with_env(&keys);
     let (bucket, stanza) = (unique("pitr-out"), unique("out"));
     let data = pg.data_dir().display().to_string();
     // An RPO of 30 s: archive_timeout 10 s, so the outage outlasts it.
-    let text =
-        policy(&bucket, gate.port, &ca_copy.display().to_string(), &data, &stanza).replace("rpo: 15m", "rpo: 30s");
+    let text = policy(&bucket, gate.port, &ca, &data, &stanza).replace("rpo: 15m", "rpo: 30s");
     let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
     let env = [("PG_URL", pg.url(None))];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

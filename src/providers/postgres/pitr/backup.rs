@@ -21,19 +21,15 @@ pub struct PitrBackup;
 
 pub const PITR_BACKUP: PitrBackup = PitrBackup;
 
-fn find<'p>(policy: &'p Policy, addr: &str) -> Option<&'p PostgresSpec> {
-    policy.postgres.iter().find(|s| address(s) == addr)
-}
-
 impl Job for PitrBackup {
     fn kind(&self) -> JobKind {
         JobKind::Backup
     }
     fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
-        policy.postgres.iter().map(|s| (address(s), s.pitr.is_some())).collect()
+        super::instances(policy)
     }
     fn entry<'p>(&self, policy: &'p Policy, addr: &str) -> Option<&'p BackupRef> {
-        find(policy, addr).and_then(|s| s.pitr.as_ref()).map(|p| &p.repo)
+        super::entry(policy, addr)
     }
     fn run<'a>(
         &'a self,
@@ -42,7 +38,7 @@ impl Job for PitrBackup {
         addr: &'a str,
     ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
         async move {
-            let spec = find(policy, addr).ok_or_else(|| format!("{addr} is not in the policy"))?;
+            let spec = super::find(policy, addr)?;
             run(ctx, spec).await.map(Outcome::Backup)
         }
         .boxed_local()
@@ -55,7 +51,7 @@ impl Job for PitrBackup {
     ) -> Option<LocalBoxFuture<'a, Result<String, String>>> {
         Some(
             async move {
-                let spec = find(policy, addr).ok_or_else(|| format!("{addr} is not in the policy"))?;
+                let spec = super::find(policy, addr)?;
                 let pitr = spec.pitr.as_ref().ok_or_else(|| format!("{addr} has no `pitr:`"))?;
                 let runner = Runner::new(ctx.aws, pitr, &ctx.default_region).await?;
                 Ok(super::config::file(pitr, &runner.region, runner.kms_key_arn(), &policy.file))

@@ -25,19 +25,15 @@ pub struct PitrDrill;
 
 pub const PITR_DRILL: PitrDrill = PitrDrill;
 
-fn find<'p>(policy: &'p Policy, addr: &str) -> Option<&'p PostgresSpec> {
-    policy.postgres.iter().find(|s| address(s) == addr)
-}
-
 impl Job for PitrDrill {
     fn kind(&self) -> JobKind {
         JobKind::Drill
     }
     fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
-        policy.postgres.iter().map(|s| (address(s), s.pitr.is_some())).collect()
+        super::instances(policy)
     }
     fn entry<'p>(&self, policy: &'p Policy, addr: &str) -> Option<&'p BackupRef> {
-        find(policy, addr).and_then(|s| s.pitr.as_ref()).map(|p| &p.repo)
+        super::entry(policy, addr)
     }
     fn run<'a>(
         &'a self,
@@ -46,7 +42,7 @@ impl Job for PitrDrill {
         addr: &'a str,
     ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
         async move {
-            let spec = find(policy, addr).ok_or_else(|| format!("{addr} is not in the policy"))?;
+            let spec = super::find(policy, addr)?;
             run(ctx, spec).await.map(|r| Outcome::Drill(Box::new(r)))
         }
         .boxed_local()

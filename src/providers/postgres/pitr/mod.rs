@@ -22,6 +22,22 @@ pub fn address(spec: &PostgresSpec) -> String {
     format!("postgres.{}.pitr", spec.name)
 }
 
+/// The instance whose point-in-time address is `addr`.
+fn find<'p>(policy: &'p crate::policy::Policy, addr: &str) -> Result<&'p PostgresSpec, String> {
+    policy.postgres.iter().find(|s| address(s) == addr).ok_or_else(|| format!("{addr} is not in the policy"))
+}
+
+/// What both point-in-time jobs say of the policy: each instance's
+/// `.pitr` address with whether it declares `pitr:` (`Job::instances`),
+/// and the repository as the entry they write and read (`Job::entry`).
+fn instances(policy: &crate::policy::Policy) -> Vec<(String, bool)> {
+    policy.postgres.iter().map(|s| (address(s), s.pitr.is_some())).collect()
+}
+
+fn entry<'p>(policy: &'p crate::policy::Policy, addr: &str) -> Option<&'p crate::policy::BackupRef> {
+    find(policy, addr).ok().and_then(|s| s.pitr.as_ref()).map(|p| &p.repo)
+}
+
 /// The pgbackrest program, or how to install it.
 pub fn binary() -> Result<PathBuf, String> {
     std::env::var_os("PATH")
