@@ -38,6 +38,12 @@ pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// `openssl ARGS` in `dir` (test CAs and certificates), which must succeed.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl (Debian: openssl)");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
     l.local_addr().expect("local addr").port()
@@ -92,11 +98,7 @@ impl Moto {
     /// only HTTPS to S3 and checks DNS names only): (moto, the HTTPS port,
     /// the CA's PEM file). The two listeners share one state.
     pub fn start_tls(dir: &Path) -> (Moto, u16, PathBuf) {
-        let ssl = |args: &[&str]| {
-            let out =
-                Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl (Debian: openssl)");
-            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
+        let ssl = |args: &[&str]| openssl(dir, args);
         ssl(&[
             "req",
             "-x509",

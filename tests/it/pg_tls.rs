@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{unique, Postgres, World};
+use crate::harness::{openssl, unique, Postgres, World};
 
 /// A CA, a server certificate it signs for 127.0.0.1, and another CA.
 struct Certs {
@@ -14,11 +14,6 @@ struct Certs {
     other_ca: String,
     cert: String,
     key: String,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl (Debian: openssl)");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn certs(dir: &Path) -> Certs {
