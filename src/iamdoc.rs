@@ -288,53 +288,78 @@ pub fn denial(doc: &Value, principal: &str, action: &str, resource: &str) -> Den
         if !(principal_ok && action_ok && resource_ok) {
             continue;
         }
-        match conditions_hold(c.get("Condition"), principal) {
-            Some(true) => return Denial::Denied,
-            Some(false) => {}
-            None => out = Denial::Maybe,
+        // Requests from this tool and from the SDKs use TLS.
+        let req = [("aws:PrincipalArn", vec![principal.to_string()]), ("aws:SecureTransport", vec!["true".to_string()])];
+        match conditions_hold(c.get("Condition"), &req) {
+            Ok(true) => return Denial::Denied,
+            Ok(false) => {}
+            Err(_) => out = Denial::Maybe,
         }
     }
     out
 }
 
-/// Some(whether every condition holds), or None when one cannot be
-/// evaluated here.
-fn conditions_hold(cond: Option<&Value>, principal: &str) -> Option<bool> {
-    let Some(Value::Object(ops)) = cond else { return Some(true) };
+/// The request an evaluation imagines: each condition key it knows, with
+/// the request's values for it; an empty list is a key known to be absent.
+pub type Request<'a> = [(&'a str, Vec<String>)];
+
+/// Whether every condition of a statement holds for `req`, or Err naming
+/// what cannot be evaluated here (an operator, or a key `req` does not
+/// know). Operators as IAM defines them (AWS IAM user guide, "IAM JSON
+/// policy elements: Condition operators" and "Single-valued vs.
+/// multivalued context keys"): the `ForAnyValue:`/`ForAllValues:` set
+/// prefixes, `…IfExists`, negated operators true when the key is absent,
+/// `ArnEquals` matching wildcards like `ArnLike`.
+pub fn conditions_hold(cond: Option<&Value>, req: &Request) -> Result<bool, String> {
+    let Some(Value::Object(ops)) = cond else { return Ok(true) };
     let mut all = true;
     for (op, kv) in ops {
-        let Value::Object(kv) = kv else { return None };
-        let base = op.strip_suffix("IfExists").unwrap_or(op);
+        let Value::Object(kv) = kv else { return Err(format!("the condition operator `{op}`")) };
+        let (set, rest) = match op.split_once(':') {
+            Some((s @ ("ForAnyValue" | "ForAllValues"), r)) => (Some(s), r),
+            _ => (None, op.as_str()),
+        };
+        let (base, if_exists) = match rest.strip_suffix("IfExists") {
+            Some(b) => (b, true),
+            None => (rest, false),
+        };
+        let negated = base.contains("Not") && base != "Null";
+        let matcher: fn(&str, &str) -> bool = match base.replacen("Not", "", 1).as_str() {
+            "StringEquals" => |p, v| p == v,
+            "StringEqualsIgnoreCase" | "Bool" => |p, v| p.eq_ignore_ascii_case(v),
+            "StringLike" | "ArnEquals" | "ArnLike" => glob,
+            "Null" => |_, _| false,
+            _ => return Err(format!("the condition operator `{op}`")),
+        };
         for (key, values) in kv {
             let values: Vec<String> = match values {
                 Value::Array(a) => a.iter().map(scalar).collect(),
                 other => vec![scalar(other)],
             };
-            let holds = match key.as_str() {
-                // Requests from this tool and from the SDKs use TLS.
-                "aws:securetransport" => match base {
-                    "Bool" => values.iter().any(|v| v == "true"),
-                    _ => return None,
-                },
-                "aws:principalarn" => {
-                    let like = |p: &String| glob(p, principal);
-                    let equal = |p: &String| p == principal;
-                    match base {
-                        "ArnLike" | "ArnEquals" | "StringLike" => values.iter().any(like),
-                        "ArnNotLike" | "ArnNotEquals" | "StringNotLike" => !values.iter().any(like),
-                        "StringEquals" => values.iter().any(equal),
-                        "StringNotEquals" => !values.iter().any(equal),
-                        "StringEqualsIgnoreCase" => values.iter().any(|p| p.eq_ignore_ascii_case(principal)),
-                        "StringNotEqualsIgnoreCase" => !values.iter().any(|p| p.eq_ignore_ascii_case(principal)),
-                        _ => return None,
-                    }
+            let Some((_, have)) = req.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) else {
+                return Err(format!("the condition key `{key}`"));
+            };
+            let matches = |h: &String| values.iter().any(|p| matcher(p, h));
+            let holds = if base == "Null" {
+                values.iter().all(|v| v.eq_ignore_ascii_case("true") == have.is_empty())
+            } else if have.is_empty() {
+                match set {
+                    Some("ForAllValues") => true,
+                    Some(_) => false,
+                    None => negated || if_exists,
                 }
-                _ => return None,
+            } else {
+                match (set, negated) {
+                    (Some("ForAllValues"), false) => have.iter().all(matches),
+                    (Some("ForAnyValue"), true) => have.iter().any(|h| !matches(h)),
+                    (_, false) => have.iter().any(matches),
+                    (_, true) => !have.iter().any(matches),
+                }
             };
             all &= holds;
         }
     }
-    Some(all)
+    Ok(all)
 }
 
 /// An IAM document with its keys in the order people write them.

@@ -54,6 +54,15 @@ fn key_probe(key: &str, region: Option<&str>) -> String {
     }
 }
 
+/// The alias a key is known by, when the policy says: `alias/NAME`
+/// written out, or a key of this policy (created under its alias).
+fn key_alias(key: &str, policy: &Policy) -> Option<String> {
+    if let Some(rest) = key.split(':').nth(5).and_then(|r| r.strip_prefix("alias/")).or(key.strip_prefix("alias/")) {
+        return Some(format!("alias/{rest}"));
+    }
+    policy.kms.iter().find(|k| k.name == key || k.alias == key).map(|k| k.alias.clone())
+}
+
 /// DR-COPY needs the replication role able to decrypt the source objects
 /// and encrypt the replicas (AWS S3 user guide, "Replicating encrypted
 /// objects"): judged from the role's documents the IAM controls found
@@ -92,20 +101,46 @@ fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
             let n = n.rsplit('/').next().unwrap_or(n);
             policy.iam.policies.iter().find(|m| m.name == n).map(|m| &m.document)
         }));
-        let source_key = b.encryption.as_ref().and_then(|e| e.kms_key.as_deref());
-        if let Some(k) = source_key {
-            if !allows(&docs, "kms:Decrypt", &key_probe(k, region_of(&b.name).as_deref())) {
-                out.push(format!("replication role `{name}` cannot kms:Decrypt with {k}, the key of {}", b.name));
+        // The request S3 makes to KMS for the role: through S3 in the
+        // key's region, with the object's ARN as encryption context, or
+        // the bucket's with an S3 Bucket Key (AWS S3 user guide,
+        // "Replicating encrypted objects": S3 Bucket Keys and replication).
+        let check = |action: &str, key: &str, bucket: &str, what: &str| -> Option<String> {
+            let region = region_of(bucket);
+            let bucket_key = policy
+                .buckets
+                .iter()
+                .find(|x| x.name == bucket)
+                .and_then(|x| x.encryption.as_ref())
+                .and_then(|e| e.bucket_key)
+                .unwrap_or(false);
+            let context =
+                if bucket_key { format!("arn:aws:s3:::{bucket}") } else { format!("arn:aws:s3:::{bucket}/backup") };
+            let mut req = vec![
+                ("kms:ViaService", vec![format!("s3.{}.amazonaws.com", region.as_deref().unwrap_or("us-east-1"))]),
+                ("kms:EncryptionContext:aws:s3:arn", vec![context.clone()]),
+            ];
+            if let Some(alias) = key_alias(key, policy) {
+                req.push(("kms:ResourceAliases", vec![alias]));
             }
+            match grants(&docs, action, &key_probe(key, region.as_deref()), Some(&req)) {
+                Ok(true) => None,
+                Ok(false) => Some(format!(
+                    "replication role `{name}` cannot {action} with {key}, {what}, for encryption context {context}"
+                )),
+                Err(e) => Some(format!(
+                    "replication role `{name}`: whether it may {action} with {key}, {what}, is not known here ({e} is not evaluated)"
+                )),
+            }
+        };
+        if let Some(k) = b.encryption.as_ref().and_then(|e| e.kms_key.as_deref()) {
+            out.extend(check("kms:Decrypt", k, &b.name, &format!("the key of {}", b.name)));
         }
         for rule in kms_rules {
             let Some(k) = rule.replica_kms_key.as_deref() else { continue };
-            if !allows(&docs, "kms:Encrypt", &key_probe(k, region_of(&rule.destination).as_deref())) {
-                out.push(format!(
-                    "replication role `{name}` cannot kms:Encrypt with {k}, the replica key of rule {}",
-                    rule.id
-                ));
-            }
+            let what = format!("the replica key of rule {}", rule.id);
+            out.extend(check("kms:Encrypt", k, &rule.destination, &what));
+            out.extend(check("kms:Decrypt", k, &rule.destination, &what));
         }
     }
     out
@@ -168,6 +203,14 @@ fn immutability(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
         }
         reasons.extend(not_passing(report, &b.name, "S3-VERSIONING"));
     }
+    // The backups themselves, not only the buckets' defaults: a default
+    // retention does not lock what was there before it.
+    for c in report.controls.iter().filter(|c| c.id == "BACKUP-LOCKED") {
+        if !matches!(c.status, Status::Pass | Status::Waived) {
+            let status = format!("{:?}", c.status).to_lowercase();
+            reasons.push(format!("{} BACKUP-LOCKED is {status}: {}", c.address, c.detail.clone().unwrap_or_default()));
+        }
+    }
     if reasons.is_empty() {
         (Verdict::Met, reasons)
     } else {
@@ -175,22 +218,42 @@ fn immutability(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
     }
 }
 
-/// Statements of a role's documents that Allow `action` on `resource`.
+/// Statements of a role's documents that Allow `action` on `resource`,
+/// their conditions not looked at.
 fn allows(docs: &[&Value], action: &str, resource: &str) -> bool {
-    docs.iter().any(|d| {
+    grants(docs, action, resource, None).unwrap_or(true)
+}
+
+/// Whether a statement of a role's documents Allows `action` on `resource`
+/// for the request `req` (its conditions evaluated; None: not looked at),
+/// or Err saying which condition cannot be evaluated when no statement
+/// certainly allows it.
+fn grants(docs: &[&Value], action: &str, resource: &str, req: Option<&doc::Request>) -> Result<bool, String> {
+    let mut unknown = None;
+    for d in docs {
         let c = doc::canonical(d);
-        c["Statement"].as_array().into_iter().flatten().any(|st| {
+        for st in c["Statement"].as_array().into_iter().flatten() {
             let list = |k: &str| {
                 st[k]
                     .as_array()
                     .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>())
                     .unwrap_or_default()
             };
-            st["Effect"] == "Allow"
+            let applies = st["Effect"] == "Allow"
                 && list("Action").iter().any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
-                && list("Resource").iter().any(|r| glob(r, resource))
-        })
-    })
+                && list("Resource").iter().any(|r| glob(r, resource));
+            if !applies {
+                continue;
+            }
+            let Some(req) = req else { return Ok(true) };
+            match doc::conditions_hold(st.get("Condition"), req) {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(e) => unknown = Some(e),
+            }
+        }
+    }
+    unknown.map_or(Ok(false), Err)
 }
 
 pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
@@ -406,6 +469,11 @@ iam:
     }
 
     fn replicating(role: &str) -> Policy {
+        replicating_with("", role)
+    }
+
+    /// `extra` goes into the source bucket's encryption (`, bucket_key: true`).
+    fn replicating_with(extra: &str, role: &str) -> Policy {
         let text = format!(
             r#"version: 1
 aws: {{region: us-east-1}}
@@ -417,7 +485,7 @@ s3:
   buckets:
     src:
       versioning: enabled
-      encryption: {{algorithm: aws:kms, kms_key: k}}
+      encryption: {{algorithm: aws:kms, kms_key: k{extra}}}
       replication:
         role: repl
         rules: [{{id: dr, destination: dst, replica_kms_key: k-dr}}]
@@ -457,6 +525,37 @@ iam:
             c
         }]);
         assert_eq!(verdict(&evaluate(&drifted, &derived), "DR-COPY"), Verdict::NotMet);
+    }
+
+    #[test]
+    fn dr_copy_evaluates_the_role_conditions_against_the_bucket_key_encryption_context() {
+        let on_role =
+            |id: &'static str| ControlResult { address: Address::parse("iam.role.repl"), ..control(id, Status::Pass) };
+        let r = Report::new(vec![control("S3-CRR", Status::Pass), on_role("IAM-ROLE"), on_role("IAM-POLICY")]);
+        // The derived document follows the source's Bucket Key.
+        assert_eq!(verdict(&evaluate(&r, &replicating_with(", bucket_key: true", "      s3_replication: true")), "DR-COPY"), Verdict::Met);
+        // A hand-written role conditioned on the object ARN only: with a
+        // Bucket Key S3 passes the bucket ARN, so AWS would deny it.
+        let statement = |ctx: &str| {
+            format!(
+                "      trust: {{Statement: [{{Effect: Allow, Principal: {{Service: s3.amazonaws.com}}, Action: sts:AssumeRole}}]}}\n      inline_policies:\n        p: {{Statement: [{{Effect: Allow, Action: [kms:Decrypt, kms:Encrypt], Resource: \"*\", Condition: {{{ctx}}}}}]}}"
+            )
+        };
+        let object_arn = statement("StringLike: {kms:ViaService: \"s3.*.amazonaws.com\", \"kms:EncryptionContext:aws:s3:arn\": [\"arn:aws:s3:::src/*\", \"arn:aws:s3:::dst/*\"]}");
+        assert_eq!(verdict(&evaluate(&r, &replicating_with("", &object_arn)), "DR-COPY"), Verdict::Met);
+        let o = evaluate(&r, &replicating_with(", bucket_key: true", &object_arn));
+        let dr = o.iter().find(|x| x.id == "DR-COPY").expect("DR-COPY");
+        assert_eq!(dr.verdict, Verdict::NotMet);
+        assert_eq!(
+            dr.reasons,
+            ["replication role `repl` cannot kms:Decrypt with alias/k, the key of src, for encryption context arn:aws:s3:::src"]
+        );
+        // A condition the audit cannot evaluate is said, never taken as allowed.
+        let ip = statement("IpAddress: {aws:SourceIp: 10.0.0.0/8}");
+        let o = evaluate(&r, &replicating_with("", &ip));
+        let dr = o.iter().find(|x| x.id == "DR-COPY").expect("DR-COPY");
+        assert_eq!(dr.verdict, Verdict::NotMet);
+        assert!(dr.reasons.iter().all(|x| x.contains("is not known here (the condition operator `IpAddress` is not evaluated)")), "{:?}", dr.reasons);
     }
 
     #[test]

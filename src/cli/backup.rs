@@ -131,7 +131,7 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
         object: r.as_ref().ok().map(|d| format!("s3://{}/{}", d.bucket, d.key)),
         bytes: r.as_ref().ok().map(|d| d.bytes),
         seconds: r.as_ref().ok().map(|d| d.seconds),
-        reason: r.as_ref().err().map(|e| format!("{e}; nothing was stored")),
+        reason: r.as_ref().err().map(|e| failed(e)),
     };
     super::notify_job(g, hooks, a.notify.notify_format, &report).await;
     match r {
@@ -151,6 +151,15 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
             }
             0
         }
-        Err(e) => error(g, format!("backup {} failed: {e}; nothing was stored", a.address)),
+        Err(e) => error(g, format!("backup {} failed: {}", a.address, failed(&e))),
+    }
+}
+
+/// A failed job's error, with "nothing was stored" unless it may have been.
+fn failed(e: &str) -> String {
+    if e.contains(crate::jobs::upload::UNSURE) {
+        e.to_string()
+    } else {
+        format!("{e}; nothing was stored")
     }
 }

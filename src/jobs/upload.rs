@@ -99,7 +99,20 @@ pub struct Uploaded {
     pub bytes: u64,
     pub sha256: String,
     pub parts: usize,
+    /// A multipart object's composite checksum as S3 reports it (the
+    /// SHA-256 of the parts' SHA-256s, base64, "-N"), recorded with the
+    /// sidecar: the audit compares it without downloading the object.
+    pub composite: Option<String>,
 }
+
+/// What an error says when the object may be stored after all.
+pub const UNSURE: &str = "whether S3 stored it is not known";
+
+/// The sidecar's user metadata holding [`Uploaded::composite`], and the
+/// object's SHA-256 beside it (so a sidecar whose text was changed no
+/// longer agrees with what the upload recorded).
+pub const COMPOSITE_META: &str = "suoops-composite-sha256";
+pub const SHA256_META: &str = "suoops-sha256";
 
 /// The multipart upload under way, for an interrupt handler to abort.
 pub type Pending = Arc<Mutex<Option<(String, String, String, String)>>>;
@@ -152,6 +165,7 @@ pub async fn stream(t: &Target<'_>, src: &mut impl Chunks, pending: &Pending) ->
             bytes: body.len() as u64,
             sha256: hex(&sha),
             parts: 1,
+            composite: None,
         };
         verify(t, &up, echoed, None).await?;
         return Ok(up);
@@ -280,7 +294,7 @@ async fn complete(
     total: u64,
 ) -> Result<Uploaded, String> {
     let n = done.len();
-    let completed = t
+    let completed: Result<_, _> = t
         .aws
         .call(
             &ops::COMPLETE_MULTIPART_UPLOAD,
@@ -293,8 +307,7 @@ async fn complete(
                 .send(),
         )
         .await
-        .map_err(|e| format!("completing s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason()))?;
-    let echoed = completed.checksum_sha256().map(str::to_string);
+        ;
     // S3's checksum of a multipart object is the SHA-256 of the parts'
     // SHA-256s, "-N" (AWS S3 user guide, "Checking object integrity":
     // checksums of multipart uploads).
@@ -309,6 +322,25 @@ async fn complete(
         bytes: total,
         sha256: hex(&whole.finalize()),
         parts: n,
+        composite: Some(composite.clone()),
+    };
+    let echoed = match completed {
+        Ok(c) => c.checksum_sha256().map(str::to_string),
+        // CompleteMultipartUpload can fail after S3 completed it (a 200
+        // with an error in its body, a connection dropped before the
+        // answer: AWS S3 API reference, CompleteMultipartUpload): whether
+        // the object is there decides what to say.
+        Err(e) => {
+            let why = classify(&e, &[]).reason();
+            return match verify(t, &up, None, Some(composite)).await {
+                Ok(Verified::Checked | Verified::SizeOnly) => Ok(up),
+                Ok(Verified::Unread) => Err(format!(
+                    "completing s3://{}/{}: {why}; {UNSURE} (the writer may not read it back): check the bucket",
+                    t.bucket, t.key
+                )),
+                Err(_) => Err(format!("completing s3://{}/{}: {why}", t.bucket, t.key)),
+            };
+        }
     };
     verify(t, &up, echoed, Some(composite)).await?;
     Ok(up)
@@ -317,12 +349,21 @@ async fn complete(
 /// One small object (a sidecar, a drill record), with its SHA-256.
 pub async fn put(t: &Target<'_>, body: Bytes) -> Result<(), String> {
     let sha: [u8; 32] = Sha256::digest(&body).into();
-    put_single(t, body, &sha).await.map(|_| ())
+    put_single_with(t, body, &sha, None).await.map(|_| ())
 }
 
 /// PutObject with the body's SHA-256 (S3 refuses a body that does not
 /// match it); returns the checksum S3 reports it stored.
 async fn put_single(t: &Target<'_>, body: Bytes, sha: &[u8]) -> Result<Option<String>, String> {
+    put_single_with(t, body, sha, None).await
+}
+
+async fn put_single_with(
+    t: &Target<'_>,
+    body: Bytes,
+    sha: &[u8],
+    meta: Option<std::collections::HashMap<String, String>>,
+) -> Result<Option<String>, String> {
     let client = t.aws.s3(&t.region);
     let (sse, kms_key, bucket_key) = t.sse.headers();
     let req = client
@@ -334,6 +375,7 @@ async fn put_single(t: &Target<'_>, body: Bytes, sha: &[u8]) -> Result<Option<St
         .set_server_side_encryption(sse)
         .set_ssekms_key_id(kms_key)
         .set_bucket_key_enabled(bucket_key)
+        .set_metadata(meta)
         .body(ByteStream::from(body));
     t.aws
         .call(&ops::PUT_OBJECT, req.send())
@@ -354,16 +396,11 @@ async fn verify(
     up: &Uploaded,
     echoed: Option<String>,
     composite: Option<String>,
-) -> Result<(), String> {
-    // A multipart object's checksum is the composite (S3 appends "-N";
-    // moto answers it bare), or the full object's when S3 computed that.
-    let same = |sum: &str| {
-        let base = sum.split('-').next().unwrap_or(sum);
-        base == sha_b64(&up.sha256) || composite.as_deref().and_then(|c| c.split('-').next()) == Some(base)
-    };
+) -> Result<Verified, String> {
+    let same = |sum: &str| checksum_matches(sum, &sha_b64(&up.sha256), composite.as_deref());
     if let Some(sum) = echoed {
         return if same(&sum) {
-            Ok(())
+            Ok(Verified::Checked)
         } else {
             Err(format!("s3://{}/{}: S3's SHA-256 checksum {sum} is not the one sent", t.bucket, t.key))
         };
@@ -378,8 +415,9 @@ async fn verify(
         .await;
     let head = match head {
         Ok(h) => h,
-        // HEAD has no error body: a refusal is its 403.
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => return Ok(()),
+        // HEAD has no error body: a refusal is its 403. Not verified:
+        // said as such, never taken for a check.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => return Ok(Verified::Unread),
         Err(e) => return Err(format!("verifying s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason())),
     };
     let size = head.content_length().unwrap_or(-1);
@@ -390,8 +428,39 @@ async fn verify(
         Some(sum) if !same(sum) => {
             Err(format!("s3://{}/{}: S3's SHA-256 checksum {sum} is not the one sent", t.bucket, t.key))
         }
-        _ => Ok(()),
+        Some(_) => Ok(Verified::Checked),
+        None => Ok(Verified::SizeOnly),
     }
+}
+
+/// How far the stored object was checked after the upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// S3's checksum of the object is the one computed here.
+    Checked,
+    /// The size is right; S3 reported no checksum to compare.
+    SizeOnly,
+    /// The writer may not read the object back (HeadObject refused): only
+    /// S3's checks of each part on arrival stand.
+    Unread,
+}
+
+/// Is S3's checksum `sum` of an object the one of these bytes? `whole` is
+/// the full object's SHA-256 (base64), `composite` the composite checksum
+/// of its parts ("B64-N"). S3 reports the composite for a multipart
+/// upload with its "-N" (AWS S3 user guide, "Checking object integrity":
+/// using part-level checksums for multipart uploads); moto reports it
+/// without. A composite matches only with the same part count.
+pub fn checksum_matches(sum: &str, whole: &str, composite: Option<&str>) -> bool {
+    let (base, parts) = match sum.split_once('-') {
+        Some((b, n)) => (b, Some(n)),
+        None => (sum, None),
+    };
+    if parts.is_none() && base == whole {
+        return true;
+    }
+    let Some((c_base, c_parts)) = composite.and_then(|c| c.split_once('-')) else { return false };
+    base == c_base && parts.is_none_or(|n| n == c_parts)
 }
 
 /// Abort a multipart upload (best effort: what failed is already said).
@@ -429,7 +498,7 @@ fn sha_b64(hex: &str) -> String {
 /// name, as `sha256sum` prints it (the evidence check reads the first word).
 pub async fn sidecar(t: &Target<'_>, up: &Uploaded) -> Result<(), String> {
     let name = up.key.rsplit('/').next().unwrap_or(&up.key);
-    let body = format!("{}  {name}\n", up.sha256);
+    let body = Bytes::from(format!("{}  {name}\n", up.sha256));
     let side = Target {
         aws: t.aws,
         region: t.region.clone(),
@@ -437,5 +506,9 @@ pub async fn sidecar(t: &Target<'_>, up: &Uploaded) -> Result<(), String> {
         key: format!("{}.sha256", up.key),
         sse: t.sse.clone(),
     };
-    put(&side, Bytes::from(body)).await
+    let sha: [u8; 32] = Sha256::digest(&body).into();
+    let meta = up.composite.as_ref().map(|c| {
+        [(COMPOSITE_META.to_string(), c.clone()), (SHA256_META.to_string(), up.sha256.clone())].into()
+    });
+    put_single_with(&side, body, &sha, meta).await.map(|_| ())
 }

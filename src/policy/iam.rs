@@ -584,6 +584,12 @@ pub fn replication_permissions(role: &str, buckets: &[BucketSpec], default_regio
     let region_of = |name: &str| {
         buckets.iter().find(|b| b.name == name).and_then(|b| b.region.clone().or(default_region.map(str::to_string)))
     };
+    // A destination outside the policy may use a Bucket Key: not known,
+    // so both encryption contexts are allowed for it.
+    let bucket_key_of = |name: &str| match buckets.iter().find(|b| b.name == name) {
+        Some(b) => b.encryption.as_ref().and_then(|e| e.bucket_key).unwrap_or(false),
+        None => true,
+    };
     for b in buckets {
         let Some(r) = &b.replication else { continue };
         let names_role =
@@ -605,11 +611,30 @@ pub fn replication_permissions(role: &str, buckets: &[BucketSpec], default_regio
             // objects (SSE-S3, SSE-KMS, DSSE-KMS, SSE-C)").
             if let Some(key) = b.encryption.as_ref().and_then(|e| e.kms_key.as_deref()) {
                 let region = region_of(&b.name);
-                kms.push(kms_statement("DecryptSourceObjects", "kms:Decrypt", key, region.as_deref(), &b.name));
+                let statement = kms_statement(
+                    "DecryptSourceObjects",
+                    &["kms:Decrypt"],
+                    key,
+                    region.as_deref(),
+                    &b.name,
+                    bucket_key_of(&b.name),
+                );
+                kms.push(statement);
             }
             if let Some(key) = &rule.replica_kms_key {
                 let region = region_of(&rule.destination).or_else(|| kms_region(key));
-                kms.push(kms_statement("EncryptReplicas", "kms:Encrypt", key, region.as_deref(), &rule.destination));
+                // Encrypt for the replicas, and Decrypt as well: S3 reads
+                // back what it wrote with that key (the replica of a
+                // multipart object, the destination's Bucket Key).
+                let statement = kms_statement(
+                    "EncryptReplicas",
+                    &["kms:Encrypt", "kms:Decrypt"],
+                    key,
+                    region.as_deref(),
+                    &rule.destination,
+                    bucket_key_of(&rule.destination),
+                );
+                kms.push(statement);
             }
         }
     }
@@ -676,7 +701,18 @@ fn kms_region(key: &str) -> Option<String> {
 /// not to the key behind it, so an alias is matched with the
 /// `kms:ResourceAliases` condition instead (AWS KMS developer guide, "Using
 /// aliases to control access to KMS keys").
-fn kms_statement(sid: &str, action: &str, key: &str, region: Option<&str>, bucket: &str) -> Value {
+/// One KMS permission of the replication role: `actions` with `key`, only
+/// through S3 in the key's region and only for objects of `bucket`.
+///
+/// S3 passes the object's ARN as the encryption context `aws:s3:arn`; with
+/// an S3 Bucket Key on the bucket it passes the *bucket's* ARN instead, and
+/// a policy conditioned on `arn:aws:s3:::BUCKET/*` then denies every
+/// replication (AWS S3 user guide, "Replicating encrypted objects": S3
+/// Bucket Keys and replication; "Reducing the cost of SSE-KMS with Amazon
+/// S3 Bucket Keys": Changes to note before enabling an S3 Bucket Key).
+/// Objects written before the Bucket Key was turned on keep the object ARN,
+/// so a bucket with one allows both.
+fn kms_statement(sid: &str, actions: &[&str], key: &str, region: Option<&str>, bucket: &str, bucket_key: bool) -> Value {
     let region_part = region.unwrap_or("*");
     let arn_parts: Vec<&str> = key.splitn(6, ':').collect();
     let (resource, alias) = match arn_parts.as_slice() {
@@ -692,12 +728,20 @@ fn kms_statement(sid: &str, action: &str, key: &str, region: Option<&str>, bucke
     let mut condition = json!({
         "StringLike": {
             "kms:ViaService": format!("s3.{region_part}.amazonaws.com"),
-            "kms:EncryptionContext:aws:s3:arn": format!("arn:aws:s3:::{bucket}/*"),
+            "kms:EncryptionContext:aws:s3:arn": if bucket_key {
+                json!([format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")])
+            } else {
+                json!(format!("arn:aws:s3:::{bucket}/*"))
+            },
         }
     });
     if let Some(a) = alias {
         condition["ForAnyValue:StringEquals"] = json!({"kms:ResourceAliases": a});
     }
+    let action = match actions {
+        [one] => json!(one),
+        many => json!(many),
+    };
     json!({"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource, "Condition": condition})
 }
 
@@ -722,6 +766,33 @@ mod tests {
         assert_eq!(encrypt["Condition"]["StringLike"]["kms:ViaService"], "s3.eu-west-1.amazonaws.com");
         assert_eq!(encrypt["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"], "alias/backups-dr");
         assert!(!doc.to_string().contains(":alias/"), "no alias ARN in the document: {doc}");
+    }
+
+    #[test]
+    fn the_replication_role_allows_the_bucket_arn_context_where_a_bucket_key_is_on() {
+        let doc = |src: &str, dst: &str| {
+            let text = format!(
+                "version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    src:\n      versioning: enabled\n      encryption: {{algorithm: aws:kms, kms_key: alias/backups{src}}}\n      replication:\n        role: repl\n        rules:\n          - id: dr\n            destination: dst\n            replica_kms_key: arn:aws:kms:eu-west-1:123456789012:alias/backups-dr\n    dst:\n      region: eu-west-1\n      versioning: enabled\n      encryption: {{algorithm: aws:kms, kms_key: arn:aws:kms:eu-west-1:123456789012:alias/backups-dr{dst}}}\niam:\n  roles:\n    repl:\n      s3_replication: true\n"
+            );
+            let p = crate::policy::parse("p.yaml", text.into_bytes(), &|_| None).expect("valid");
+            p.iam.roles[0].inline_policies.as_ref().expect("inline")["s3-replication"].clone()
+        };
+        let context = |d: &Value, sid: &str| {
+            let st = d["Statement"].as_array().expect("statements").iter().find(|s| s["Sid"] == sid).expect(sid).clone();
+            st["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"].clone()
+        };
+        let plain = doc("", "");
+        assert_eq!(context(&plain, "DecryptSourceObjects"), "arn:aws:s3:::src/*");
+        assert_eq!(context(&plain, "EncryptReplicas"), "arn:aws:s3:::dst/*");
+        let keyed = doc(", bucket_key: true", ", bucket_key: true");
+        assert_eq!(context(&keyed, "DecryptSourceObjects"), json!(["arn:aws:s3:::src", "arn:aws:s3:::src/*"]));
+        assert_eq!(context(&keyed, "EncryptReplicas"), json!(["arn:aws:s3:::dst", "arn:aws:s3:::dst/*"]));
+        let source_only = doc(", bucket_key: true", "");
+        assert_eq!(context(&source_only, "DecryptSourceObjects"), json!(["arn:aws:s3:::src", "arn:aws:s3:::src/*"]));
+        assert_eq!(context(&source_only, "EncryptReplicas"), "arn:aws:s3:::dst/*");
+        // The replica key also decrypts (S3 reads back what it wrote).
+        let encrypt = keyed["Statement"].as_array().expect("statements").iter().find(|s| s["Sid"] == "EncryptReplicas").cloned();
+        assert_eq!(encrypt.expect("encrypt")["Action"], json!(["kms:Encrypt", "kms:Decrypt"]));
     }
 
     #[test]

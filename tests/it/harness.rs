@@ -910,8 +910,21 @@ pub enum Faults {
         per_sec: usize,
         state: std::sync::Arc<std::sync::Mutex<HashMap<&'static str, (std::time::Instant, usize)>>>,
     },
+    /// S3's composite checksums: an object completed by
+    /// CompleteMultipartUpload is answered with its SHA-256 as S3 gives
+    /// it, "BASE64-N" (N its part count) — in the CompleteMultipartUpload
+    /// answer and the `x-amz-checksum-sha256` of HeadObject and GetObject
+    /// (AWS S3 user guide, "Checking object integrity": using part-level
+    /// checksums for multipart uploads). moto answers it without "-N".
+    CompositeChecksums { parts: std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>> },
     /// Several behaviours at once, in order: the first that answers wins.
     All(Vec<Faults>),
+}
+
+impl Faults {
+    pub fn composite_checksums() -> Faults {
+        Faults::CompositeChecksums { parts: Default::default() }
+    }
 }
 
 /// What `Faults::StaleReads` remembers.
@@ -1061,12 +1074,67 @@ fn proxy_one(
     let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else { return };
     counts.forwarded.fetch_add(1, Ordering::Relaxed);
     let _ = up.write_all(&buf);
-    let mut resp = Vec::new();
+    let mut resp: Vec<u8> = Vec::new();
     let _ = up.read_to_end(&mut resp);
     if armed.load(Ordering::Relaxed) {
         forwarded(faults, &head, &resp);
+        resp = rewritten(faults, &head, &buf[head_end..], resp);
     }
     let _ = client.write_all(&resp);
+}
+
+/// The answer as the behaviour `faults` plays it (most leave it as is).
+fn rewritten(faults: &Faults, head: &str, body: &[u8], resp: Vec<u8>) -> Vec<u8> {
+    match faults {
+        Faults::All(list) => list.iter().fold(resp, |r, f| rewritten(f, head, body, r)),
+        Faults::CompositeChecksums { parts } => {
+            let line = head.lines().next().unwrap_or("");
+            let mut words = line.split_whitespace();
+            let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let (path, query) = target.split_once('?').unwrap_or((target, ""));
+            let Ok(mut known) = parts.lock() else { return resp };
+            let Some(end) = resp.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else { return resp };
+            let (resp_head, resp_body) = (String::from_utf8_lossy(&resp[..end]).into_owned(), resp[end..].to_vec());
+            let suffix = |sum: &str, n: usize| if sum.contains('-') { sum.to_string() } else { format!("{sum}-{n}") };
+            if method == "POST" && query.contains("uploadId=") && resp_head.starts_with("HTTP/1.1 200") {
+                let n = String::from_utf8_lossy(body).matches("<Part>").count();
+                known.insert(path.to_string(), n);
+                let text = String::from_utf8_lossy(&resp_body).into_owned();
+                let Some((a, rest)) = text.split_once("<ChecksumSHA256>") else { return resp };
+                let Some((sum, b)) = rest.split_once("</ChecksumSHA256>") else { return resp };
+                let new_body = format!("{a}<ChecksumSHA256>{}</ChecksumSHA256>{b}", suffix(sum, n));
+                let new_head: String = resp_head
+                    .split("\r\n")
+                    .map(|l| {
+                        if l.to_ascii_lowercase().starts_with("content-length:") {
+                            format!("Content-Length: {}", new_body.len())
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\r\n");
+                return [new_head.into_bytes(), new_body.into_bytes()].concat();
+            }
+            if method == "PUT" && !query.contains("uploadId=") {
+                // Overwritten by a single PutObject: a full checksum again.
+                known.remove(path);
+            }
+            let Some(&n) = known.get(path).filter(|_| method == "HEAD" || method == "GET") else { return resp };
+            let new_head: String = resp_head
+                .split("\r\n")
+                .map(|l| match l.split_once(':') {
+                    Some((k, v)) if k.eq_ignore_ascii_case("x-amz-checksum-sha256") => {
+                        format!("{k}: {}", suffix(v.trim(), n))
+                    }
+                    _ => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\r\n");
+            [new_head.into_bytes(), resp_body].concat()
+        }
+        _ => resp,
+    }
 }
 
 /// One fault's turn at a request: true when it answered it itself.
@@ -1310,7 +1378,7 @@ fn intercept(
                 return true;
             }
         }
-        Faults::Deny(_) | Faults::Bare(_) => {}
+        Faults::Deny(_) | Faults::Bare(_) | Faults::CompositeChecksums { .. } => {}
     }
     false
 }

@@ -82,7 +82,8 @@ fn bucket(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
         versioning(want, seen, &mut change);
     }
     if let (Some(want), Some(seen)) = (&spec.object_lock, &state.object_lock) {
-        object_lock(want, seen, &mut change);
+        let existing = matches!(state.bucket, Observed::Present(_));
+        object_lock(want, seen, existing, &mut change);
     }
     if let (Some(want), Some(seen)) = (&spec.encryption, &state.encryption) {
         encryption(want, seen, state.key.as_ref().and_then(|k| k.present()), &mut change);
@@ -102,13 +103,19 @@ fn bucket(spec: &BucketSpec, region: &str, state: &BucketState) -> Change {
 /// "Configuring S3 Object Lock"); a COMPLIANCE retention cannot be
 /// shortened or removed by anyone, the root user included, until each
 /// version's retention ends ("Object Lock retention modes"), so making or
-/// lengthening one is irreversible.
-fn object_lock(want: &ObjectLock, seen: &Observed<super::observe::LockState>, change: &mut Change) {
+/// lengthening one is irreversible. Turning it on for an `existing`
+/// bucket is irreversible too ("After you enable Object Lock on a bucket,
+/// you can't disable Object Lock or suspend versioning for that bucket":
+/// AWS S3 user guide, "Object Lock considerations"); a bucket created
+/// with it can still be emptied and deleted.
+fn object_lock(want: &ObjectLock, seen: &Observed<super::observe::LockState>, existing: bool, change: &mut Change) {
     let Some(seen) = known(seen, "object_lock", change) else {
         return;
     };
     if seen.is_none() {
-        change.attributes.push(AttrChange::new("object_lock.enabled", Some(json!(false)), json!(true)));
+        let mut a = AttrChange::new("object_lock.enabled", Some(json!(false)), json!(true));
+        a.irreversible = existing;
+        change.attributes.push(a);
     }
     let mode = seen.and_then(|s| s.mode.as_deref());
     let days = seen.and_then(|s| s.days);
@@ -319,13 +326,19 @@ mod tests {
         let lock = |mode: LockMode, days| ObjectLock { mode, days };
         let run = |want: ObjectLock, seen: Observed<LockState>| {
             let mut c = Change::new(Address::s3_bucket("b"), Action::NoOp);
-            object_lock(&want, &seen, &mut c);
+            object_lock(&want, &seen, false, &mut c);
             c
         };
         let c = run(lock(LockMode::Governance, 14), Observed::Absent);
         let names: Vec<_> = c.attributes.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["object_lock.enabled", "object_lock.mode", "object_lock.days"]);
         assert!(c.attributes.iter().all(|a| !a.irreversible));
+        // On a bucket that exists, turning it on cannot be undone.
+        let mut c = Change::new(Address::s3_bucket("b"), Action::NoOp);
+        object_lock(&lock(LockMode::Governance, 14), &Observed::Absent, true, &mut c);
+        let on = c.attributes.iter().find(|a| a.name == "object_lock.enabled").expect("enabled");
+        assert!(on.irreversible);
+        assert!(c.attributes.iter().filter(|a| a.name != "object_lock.enabled").all(|a| !a.irreversible));
         assert_eq!(c.reason.as_deref(), Some("Object Lock cannot be turned off once enabled"));
         let c = run(lock(LockMode::Compliance, 14), Observed::Absent);
         assert!(c.attributes.iter().any(|a| a.name == "object_lock.mode" && a.irreversible));

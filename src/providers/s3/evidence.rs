@@ -34,6 +34,10 @@ pub struct Evidence {
     /// The newest backup's copy in the DR bucket; None when no enabled
     /// replication rule of the bucket covers the entry's prefix.
     pub replica: Option<Observed<Replica>>,
+    /// The newest backup's own Object Lock (and its DR copy's): Ok with
+    /// what was found, or why it is not locked long enough; None when the
+    /// bucket asks for no `object_lock:`.
+    pub lock: Option<Observed<Result<String, String>>>,
 }
 
 /// The newest backup as found in the replication destination.
@@ -85,8 +89,12 @@ async fn newest(
     })
 }
 
-/// The sidecar KEY.sha256: present, 64 hex digits, and equal to the
-/// SHA-256 S3 holds for the object when it holds one.
+/// The sidecar KEY.sha256: present, 64 hex digits, and describing this
+/// object — compared, without downloading it, with the checksum S3 holds:
+/// the full object's SHA-256, or for a multipart object the composite of
+/// its parts ("…-N", AWS S3 user guide, "Checking object integrity"),
+/// which `backup run` records on the sidecar. A composite the sidecar
+/// does not record cannot be compared: unknown, never a pass.
 async fn sidecar(
     aws: &Aws,
     client: &aws_sdk_s3::Client,
@@ -94,11 +102,16 @@ async fn sidecar(
     key: &str,
 ) -> Result<Observed<Result<(), String>>, Fatal> {
     let side = format!("{key}.sha256");
-    let body = match aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(&side).send()).await {
-        Ok(out) => match out.body.collect().await {
-            Ok(b) => String::from_utf8_lossy(&b.into_bytes()).into_owned(),
-            Err(e) => return Ok(Observed::Unknown { reason: format!("reading {side}: {e}") }),
-        },
+    let (body, recorded) = match aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(&side).send()).await {
+        Ok(out) => {
+            let meta = |k: &str| out.metadata().and_then(|m| m.get(k)).cloned();
+            let recorded = meta(crate::jobs::upload::COMPOSITE_META)
+                .map(|c| (c, meta(crate::jobs::upload::SHA256_META).unwrap_or_default()));
+            match out.body.collect().await {
+                Ok(b) => (String::from_utf8_lossy(&b.into_bytes()).into_owned(), recorded),
+                Err(e) => return Ok(Observed::Unknown { reason: format!("reading {side}: {e}") }),
+            }
+        }
         Err(e) => {
             return match classify(&e, &["NoSuchKey", "NotFound"]) {
                 ApiError::NotFound(_) => Ok(Observed::Present(Err(format!("{side} is missing")))),
@@ -116,17 +129,30 @@ async fn sidecar(
             client.head_object().bucket(bucket).key(key).checksum_mode(ChecksumMode::Enabled).send(),
         )
         .await;
-    if let Ok(h) = head {
-        if let Some(s3_sum) = h.checksum_sha256().filter(|c| !c.contains('-')) {
-            let bytes: Vec<u8> = (0..32).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
-            if aws_smithy_types::base64::encode(&bytes) != s3_sum {
-                return Ok(Observed::Present(Err(format!(
-                    "{side} does not match the SHA-256 checksum S3 holds for {key}"
-                ))));
-            }
+    let Ok(h) = head else { return Ok(Observed::Present(Ok(()))) };
+    let Some(s3_sum) = h.checksum_sha256() else { return Ok(Observed::Present(Ok(()))) };
+    let bytes: Vec<u8> = (0..32).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
+    let whole = aws_smithy_types::base64::encode(&bytes);
+    // What the upload recorded holds only with the sidecar's own text.
+    let recorded = match recorded {
+        Some((_, sha)) if !sha.eq_ignore_ascii_case(&hex) => {
+            return Ok(Observed::Present(Err(format!(
+                "{side} says {hex} but the upload recorded {sha} with it: the sidecar was changed"
+            ))))
         }
+        other => other.map(|(c, _)| c),
+    };
+    if crate::jobs::upload::checksum_matches(s3_sum, &whole, recorded.as_deref()) {
+        return Ok(Observed::Present(Ok(())));
     }
-    Ok(Observed::Present(Ok(())))
+    if s3_sum.contains('-') && recorded.is_none() {
+        return Ok(Observed::Unknown {
+            reason: format!(
+                "S3 holds a composite checksum of {key}'s parts ({s3_sum}) and {side} records none to compare: not verifiable without downloading it"
+            ),
+        });
+    }
+    Ok(Observed::Present(Err(format!("{side} does not match the SHA-256 checksum S3 holds for {key} ({s3_sum})"))))
 }
 
 /// The destination bucket of the enabled replication rule that covers
@@ -257,9 +283,83 @@ pub async fn observe(
             })),
             (Some(_), Observed::Unknown { reason }) => Some(Observed::Unknown { reason: reason.clone() }),
         };
-        out.push(Evidence { spec: b.clone(), newest, sidecar, replica });
+        let lock = match (&spec.object_lock, &newest) {
+            (None, _) => None,
+            (Some(l), Observed::Present(n)) => {
+                let need = lock_need(b, l);
+                let mut verdict = locked(aws, &client, &spec.name, &n.key, need).await?;
+                // The DR copy keeps the lock S3 replicated with it.
+                if let (Observed::Present(Ok(here)), Some(Observed::Present(r))) = (&verdict, &replica) {
+                    if r.verdict.is_ok() && !r.bucket.is_empty() {
+                        let dest = aws.s3(&dest_region(&r.bucket));
+                        verdict = match locked(aws, &dest, &r.bucket, &n.key, need).await? {
+                            Observed::Present(Ok(there)) => Observed::Present(Ok(format!("{here}; {there}"))),
+                            other => other,
+                        };
+                    }
+                }
+                Some(verdict)
+            }
+            (Some(_), Observed::Absent) => Some(Observed::Present(Err("there is no backup to check".into()))),
+            (Some(_), Observed::Unknown { reason }) => Some(Observed::Unknown { reason: reason.clone() }),
+        };
+        out.push(Evidence { spec: b.clone(), newest, sidecar, replica, lock });
     }
     Ok(out)
+}
+
+/// How long a backup must be locked: its retention, or the bucket's
+/// default retention when the entry declares none.
+fn lock_need(b: &BackupSpec, l: &crate::policy::ObjectLock) -> u64 {
+    b.retention_days.unwrap_or(l.days.max(0) as u64) * 86_400
+}
+
+/// Is this object itself locked for at least `need` seconds from its
+/// creation? A bucket's default retention applies only to versions put
+/// after it was set ("Object Lock considerations": default retention
+/// settings don't apply to existing objects), so the bucket's
+/// configuration proves nothing of the backups already there: HeadObject
+/// reads the version's own mode and retain-until date.
+async fn locked(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    need: u64,
+) -> Result<Observed<Result<String, String>>, Fatal> {
+    let h = match aws.call(&ops::HEAD_OBJECT, client.head_object().bucket(bucket).key(key).send()).await {
+        Ok(h) => h,
+        Err(e) => return classify(&e, &["NoSuchKey", "NotFound"]).observed(),
+    };
+    let created = h.last_modified().map(|t| t.secs());
+    let until = h.object_lock_retain_until_date().map(|t| t.secs());
+    let mode = h.object_lock_mode().map(|m| m.as_str().to_string());
+    Ok(Observed::Present(judge_lock(bucket, key, mode.as_deref(), created, until, need)))
+}
+
+/// The verdict on one object's lock (pure): a mode and a retain-until date
+/// at least `need` seconds after its creation (a minute's slack: S3 counts
+/// from the second it stored the version).
+pub fn judge_lock(
+    bucket: &str,
+    key: &str,
+    mode: Option<&str>,
+    created: Option<i64>,
+    until: Option<i64>,
+    need: u64,
+) -> Result<String, String> {
+    let (Some(mode), Some(until)) = (mode, until) else {
+        return Err(format!("s3://{bucket}/{key} is not locked (no Object Lock retention on the object itself)"));
+    };
+    let held = until.saturating_sub(created.unwrap_or(until)).max(0) as u64;
+    if held + 60 < need {
+        return Err(format!(
+            "s3://{bucket}/{key} is locked ({mode}) {} from its creation, less than its {} retention",
+            human(held),
+            human(need)
+        ));
+    }
+    Ok(format!("s3://{bucket}/{key} locked {mode} for {}", human(held)))
 }
 
 /// Evidence for a bucket that is missing or unreadable: every entry says so.
@@ -275,6 +375,10 @@ pub fn without_bucket(spec: &BucketSpec, bucket: &Observed<String>) -> Vec<Evide
             // An unreadable bucket says nothing of its objects: unknown,
             // never "does not exist".
             sidecar: b.sha256_sidecar.then(|| match bucket {
+                Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
+                _ => Observed::Present(Err("the bucket does not exist".into())),
+            }),
+            lock: spec.object_lock.as_ref().map(|_| match bucket {
                 Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
                 _ => Observed::Present(Err("the bucket does not exist".into())),
             }),
@@ -340,8 +444,16 @@ const DRILL: ControlDef = ControlDef {
     objectives: &["RTO-60MIN-READINESS"],
 };
 
+const LOCKED: ControlDef = ControlDef {
+    id: "BACKUP-LOCKED",
+    title: "Newest backup is locked itself",
+    rationale: "Object Lock protects the versions that carry a retention: the newest backup (and its DR copy) holds one for its retention, whatever the bucket's default says (strategy: immutable backups).",
+    severity: Severity::High,
+    objectives: &["IMMUTABILITY"],
+};
+
 /// The backup-evidence controls (audit only).
-pub const CONTROLS: &[ControlDef] = &[FRESHNESS, INTEGRITY, RETENTION, REPLICA, DRILL];
+pub const CONTROLS: &[ControlDef] = &[FRESHNESS, INTEGRITY, RETENTION, REPLICA, DRILL, LOCKED];
 
 /// A drill declared against one of the bucket's entries, and its newest
 /// record.
@@ -513,6 +625,22 @@ pub fn controls(
                 observed,
                 detail,
                 "check the replication rule (SSE-KMS opt-in and replica key), the role's KMS permissions and the destination",
+            );
+        }
+        if let Some(lock) = &e.lock {
+            let (status, observed, detail) = match lock {
+                Observed::Present(Ok(what)) => (Status::Pass, json!(what), None),
+                Observed::Present(Err(why)) => (Status::Fail, Value::Null, Some(why.clone())),
+                Observed::Absent => (Status::Fail, Value::Null, None),
+                Observed::Unknown { reason } => (Status::Unknown, Value::Null, Some(reason.clone())),
+            };
+            push(
+                &LOCKED,
+                status,
+                json!({"locked_for_seconds_at_least": bucket.object_lock.as_ref().map(|l| lock_need(b, l))}),
+                observed,
+                detail,
+                "a default retention covers new versions only: put a retention on the existing backups (PutObjectRetention) or wait for the next backup",
             );
         }
         if let Some(days) = b.retention_days {
