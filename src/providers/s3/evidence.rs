@@ -300,7 +300,8 @@ pub async fn observe(
                 }
                 Some(verdict)
             }
-            (Some(_), Observed::Absent) => Some(Observed::Present(Err("there is no backup to check".into()))),
+            // Nothing to protect: BACKUP-FRESHNESS says there is no backup.
+            (Some(_), Observed::Absent) => None,
             (Some(_), Observed::Unknown { reason }) => Some(Observed::Unknown { reason: reason.clone() }),
         };
         out.push(Evidence { spec: b.clone(), newest, sidecar, replica, lock });
@@ -378,10 +379,12 @@ pub fn without_bucket(spec: &BucketSpec, bucket: &Observed<String>) -> Vec<Evide
                 Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
                 _ => Observed::Present(Err("the bucket does not exist".into())),
             }),
-            lock: spec.object_lock.as_ref().map(|_| match bucket {
-                Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
-                _ => Observed::Present(Err("the bucket does not exist".into())),
-            }),
+            lock: match bucket {
+                Observed::Unknown { reason } if spec.object_lock.is_some() => {
+                    Some(Observed::Unknown { reason: reason.clone() })
+                }
+                _ => None,
+            },
             replica: replicated_to(spec, &b.prefix).map(|d| match bucket {
                 Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
                 _ => Observed::Present(Replica {
