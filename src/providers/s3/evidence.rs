@@ -701,6 +701,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_backup_is_locked_by_its_own_retention() {
+        let day = 86_400;
+        assert_eq!(
+            judge_lock("b", "postgres/1.dump", None, Some(0), None, 14 * day),
+            Err("s3://b/postgres/1.dump is not locked (no Object Lock retention on the object itself)".into())
+        );
+        assert_eq!(
+            judge_lock("b", "k", Some("GOVERNANCE"), Some(1_000), Some(1_000 + 7 * day as i64), 14 * day),
+            Err("s3://b/k is locked (GOVERNANCE) 168h00m from its creation, less than its 336h00m retention".into())
+        );
+        // S3 counts from the second it stored the version: a minute's slack.
+        let ok = judge_lock("b", "k", Some("COMPLIANCE"), Some(1_000), Some(1_000 + 14 * day as i64 - 30), 14 * day);
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn a_composite_checksum_matches_only_the_same_parts() {
+        use crate::jobs::upload::checksum_matches;
+        let (whole, comp) = ("V0hPTEU=", "Q09NUA==-3");
+        assert!(checksum_matches(whole, whole, None));
+        // S3's form, and moto's without "-N".
+        assert!(checksum_matches("Q09NUA==-3", whole, Some(comp)));
+        assert!(checksum_matches("Q09NUA==", whole, Some(comp)));
+        // Another part count, another value, or nothing recorded: no match.
+        assert!(!checksum_matches("Q09NUA==-4", whole, Some(comp)));
+        assert!(!checksum_matches("T1RIRVI=-3", whole, Some(comp)));
+        assert!(!checksum_matches("Q09NUA==-3", whole, None));
+        // A composite that happens to carry the whole object's base is not
+        // the whole object's checksum.
+        assert!(!checksum_matches("V0hPTEU=-3", whole, None));
+    }
+
+    #[test]
     fn a_copy_is_judged_by_presence_size_checksum_and_age() {
         let src = Copy { len: Some(10), sha256: Some("abc".into()), age: None };
         let same = Copy { age: Some(60), ..src.clone() };
