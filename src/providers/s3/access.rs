@@ -240,6 +240,28 @@ fn ours(doc: Option<&PolicyDoc>) -> Vec<&Value> {
 /// A principal no exemption names, to probe what the policy denies.
 const OUTSIDER: &str = "arn:aws:iam::000000000000:role/suoops-policy-probe-outsider";
 
+/// The probes: an outsider of another account, and one of each account the
+/// restriction's principals belong to (the bucket's own, in practice). A
+/// statement that denies only other accounts (`ArnNotLike aws:PrincipalArn
+/// arn:aws:iam::ACCOUNT:*`) denies the first and not the others, and
+/// enforces nothing against the account's own principals.
+fn outsiders(r: &Resolved) -> Vec<String> {
+    let mut accounts: Vec<&str> = r
+        .writers
+        .iter()
+        .flatten()
+        .chain(r.readers.iter().flatten())
+        .chain(r.break_glass.iter())
+        .filter_map(|arn| arn.split(':').nth(4))
+        .filter(|a| !a.is_empty())
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    std::iter::once(OUTSIDER.to_string())
+        .chain(accounts.into_iter().map(|a| format!("arn:aws:iam::{a}:role/suoops-policy-probe-outsider")))
+        .collect()
+}
+
 /// Whether the live policy, by meaning, enforces `r`: everyone else is
 /// denied each restricted action, and the named principals are not.
 /// Returns each gap as a sentence.
@@ -248,9 +270,13 @@ pub fn enforced(doc: Option<&PolicyDoc>, bucket: &str, r: &Resolved) -> Result<(
     let json = doc.map_or(&empty, |d| &d.json);
     let object = format!("arn:aws:s3:::{bucket}/any/object");
     let mut gaps = Vec::new();
+    let probes = outsiders(r);
     let mut check = |what: &str, actions: &[&str], allowed: &[String]| {
-        let open: Vec<&str> =
-            actions.iter().copied().filter(|a| denial(json, OUTSIDER, a, &object) != Denial::Denied).collect();
+        let open: Vec<&str> = actions
+            .iter()
+            .copied()
+            .filter(|a| probes.iter().any(|p| denial(json, p, a, &object) != Denial::Denied))
+            .collect();
         if !open.is_empty() {
             gaps.push(format!("principals other than the {what} are not denied {}", open.join(", ")));
         }
@@ -477,6 +503,33 @@ mod tests {
         let gaps = enforced(Some(&all), "b", &r).unwrap_err();
         assert!(gaps.iter().any(|g| g.contains("platform-admin is denied")), "{gaps:?}");
         assert!(enforced(None, "b", &r).is_err());
+    }
+
+    #[test]
+    fn a_foreign_statement_that_denies_only_other_accounts_enforces_nothing() {
+        // Denies everyone outside account 123456789012: a probe from
+        // another account is denied, the account's own principals are not.
+        let others_only = doc(vec![json!({
+            "Sid": "OnlyOurAccount", "Effect": "Deny", "Principal": "*",
+            "Action": ["s3:PutObject", "s3:GetObject*", "s3:DeleteObject*", "s3:BypassGovernanceRetention"],
+            "Resource": "arn:aws:s3:::b/*",
+            "Condition": {"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:*"}}
+        })]);
+        assert_eq!(denial(&others_only.json, OUTSIDER, "s3:PutObject", "arn:aws:s3:::b/x"), Denial::Denied);
+        let gaps = enforced(Some(&others_only), "b", &resolved()).unwrap_err();
+        assert!(gaps.iter().any(|g| g == "principals other than the writers are not denied s3:PutObject"), "{gaps:?}");
+        assert!(gaps.iter().any(|g| g.starts_with("principals other than the readers are not denied")), "{gaps:?}");
+        assert!(gaps.iter().any(|g| g.starts_with("principals other than the break-glass principals")), "{gaps:?}");
+        // The plan does not take it for ours: the statements are written.
+        let want = Access {
+            writers: Some(vec![WRITER.into()]),
+            readers: Some(vec![RESTORE.into()]),
+            deny_delete: true,
+            break_glass: vec![ADMIN.into()],
+        };
+        let c = diff("b", &want, &BTreeMap::new(), &Observed::Present(others_only));
+        assert_eq!(c.action, Action::Create, "{c:?}");
+        assert_eq!(c.attributes.len(), 4, "{c:?}");
     }
 
     #[test]
