@@ -186,6 +186,10 @@ impl Validator<'_> {
                             json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
                         });
                     }
+                    // Its bucket's replication had errors, reported there.
+                    (None, _) if self.broken_replication_roles.contains(&n) => {
+                        trust.get_or_insert_with(|| json!({"Version": "2012-10-17", "Statement": []}));
+                    }
                     (None, Some(pos)) => self.diags.push(
                         Diagnostic::new(
                             Code::ReplicationRoleUnused,

@@ -183,6 +183,11 @@ impl Validator<'_> {
             .replication
             .as_ref()
             .and_then(|r| self.replication(r, name.as_deref(), b.versioning.as_ref(), kms_source));
+        if let (None, Some(r)) = (&replication, &b.replication) {
+            if let Some(role) = self.expand(&r.value().role) {
+                self.broken_replication_roles.push(crate::policy::role_name(&role).to_string());
+            }
+        }
         let access = b
             .access
             .as_ref()
@@ -467,8 +472,11 @@ impl Validator<'_> {
             let mut replica_kms_key = rr.replica_kms_key.as_ref().and_then(|k| self.expand(k));
             // A declared key: its alias, resolved to the key's ARN in the
             // key's region at plan and apply time.
+            // Named by its key name, or by its alias (`alias/NAME`).
             if let (Some(d), Some(pos)) = (
-                replica_kms_key.as_deref().and_then(|k| self.keys.iter().find(|d| d.name == k).cloned()),
+                replica_kms_key
+                    .as_deref()
+                    .and_then(|k| self.keys.iter().find(|d| d.name == k || d.alias == k).cloned()),
                 &rr.replica_kms_key,
             ) {
                 if let Some(dest) = &dest_name {
@@ -476,7 +484,20 @@ impl Validator<'_> {
                 }
                 replica_kms_key = Some(d.alias.clone());
             } else if let (Some(k), Some(pos)) = (&replica_kms_key, &rr.replica_kms_key) {
-                if !is_kms_arn(k) {
+                if let Some(name) = k.strip_prefix("alias/") {
+                    // S3 resolves a bare alias in the requester's account,
+                    // not the bucket owner's (S3 API reference,
+                    // EncryptionConfiguration: "we recommend using a fully
+                    // qualified KMS key ARN").
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            format!("`{k}` is not a key of this policy, and a replica key needs its full ARN"),
+                            Some(pos.pos()),
+                        )
+                        .help(format!("write arn:aws:kms:DEST-REGION:ACCOUNT:alias/{name} (or its key ARN), or declare the key under kms.keys as `{name}` in the destination bucket's region")),
+                    );
+                } else if !is_kms_arn(k) {
                     self.diags.push(
                         Diagnostic::new(
                             Code::InvalidValue,

@@ -64,6 +64,7 @@ pub fn parse_and_validate(
         keys: Vec::new(),
         default_region: None,
         replica_keys: Vec::new(),
+        broken_replication_roles: Vec::new(),
         at: HashMap::new(),
     };
     let mut policy = v.policy(file, &raw);
@@ -192,6 +193,9 @@ pub(super) struct Validator<'a> {
     /// (key name, destination bucket, position) of each `replica_kms_key`
     /// naming a declared key, checked against the destination's region.
     pub(super) replica_keys: Vec<(String, String, Pos)>,
+    /// The roles of replication configurations that had errors (and were
+    /// left out): what follows from their absence is not reported again.
+    pub(super) broken_replication_roles: Vec<String>,
     /// Where a bucket's `access.writers` and `object_lock` are written,
     /// for checks across buckets.
     pub(super) at: HashMap<(String, &'static str), Pos>,
