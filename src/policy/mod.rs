@@ -436,6 +436,10 @@ pub struct Access {
     pub readers: Option<Vec<String>>,
     pub deny_delete: bool,
     pub break_glass: Vec<String>,
+    /// Prefixes of pgBackRest repositories in the bucket (`postgres.*.pitr.
+    /// repo`), filled from the policy's PostgreSQL entries: pgBackRest runs
+    /// as the writers and reads its own files and expires them there.
+    pub repos: Vec<String>,
 }
 
 impl Access {

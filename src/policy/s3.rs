@@ -286,7 +286,13 @@ impl Validator<'_> {
                 list.push(r.to_string());
             }
         }
-        Access { writers, readers, deny_delete: raw.deny_delete.as_ref().is_some_and(|d| *d.value()), break_glass }
+        Access {
+            writers,
+            readers,
+            deny_delete: raw.deny_delete.as_ref().is_some_and(|d| *d.value()),
+            break_glass,
+            repos: Vec::new(),
+        }
     }
 
     /// `object_lock:` — mode and days, versioning, and lifecycle rules that

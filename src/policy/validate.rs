@@ -221,6 +221,17 @@ impl Validator<'_> {
         let iam = raw.iam.as_ref().map(|i| self.iam(i, &buckets, default_region.as_deref())).unwrap_or_default();
         let redis = raw.redis.as_ref().map(|r| self.redis(r, &buckets)).unwrap_or_default();
         let postgres = raw.postgres.as_ref().map(|p| self.postgres(p, &buckets, raw.s3.as_ref())).unwrap_or_default();
+        // A pgBackRest repository under a bucket's `access:`: its
+        // statements leave pgBackRest (the writers) its reads and expiry.
+        let mut buckets = buckets;
+        for repo in postgres.iter().filter_map(|p| p.pitr.as_ref()).map(|p| &p.repo) {
+            if let Some(a) = buckets.iter_mut().find(|b| b.name == repo.bucket).and_then(|b| b.access.as_mut()) {
+                if !a.repos.contains(&repo.prefix) {
+                    a.repos.push(repo.prefix.clone());
+                    a.repos.sort();
+                }
+            }
+        }
         let waivers = raw.waivers.iter().filter_map(|w| self.waiver(w)).collect();
         Policy {
             file: file.to_string(),

@@ -25,8 +25,18 @@ pub const SID_WRITE: &str = "SuoopsPolicyOnlyWritersPut";
 pub const SID_READ: &str = "SuoopsPolicyOnlyReadersGet";
 pub const SID_DELETE: &str = "SuoopsPolicyNoDelete";
 pub const SID_RECORDS: &str = "SuoopsPolicyOnlyReadersRecordDrills";
+/// In a pgBackRest repository (`pitr.repo` in this bucket): pgBackRest,
+/// run as the writers, reads its own files (archive.info, backup.info,
+/// the WAL it checks) and expires them with DeleteObject, which on a
+/// versioned bucket only adds delete markers; the versions stay locked
+/// and no one but break glass deletes a version (pgBackRest aborts a
+/// backup it cannot clean up after: pgbackrest/pgbackrest#2686).
+pub const SID_REPO_READ: &str = "SuoopsPolicyRepoReadersAndWritersGet";
+pub const SID_REPO_EXPIRE: &str = "SuoopsPolicyRepoOnlyWritersExpire";
+pub const SID_REPO_VERSIONS: &str = "SuoopsPolicyRepoNoVersionDelete";
 /// The Sids this tool owns in a bucket with `access:`.
-pub const SIDS: [&str; 4] = [SID_WRITE, SID_READ, SID_DELETE, SID_RECORDS];
+pub const SIDS: [&str; 7] =
+    [SID_WRITE, SID_READ, SID_DELETE, SID_RECORDS, SID_REPO_READ, SID_REPO_EXPIRE, SID_REPO_VERSIONS];
 pub use crate::jobs::RECORDS;
 
 /// Writing an object: PutObject covers PutObject, CopyObject and every
@@ -67,6 +77,8 @@ pub struct Resolved {
     pub readers: Option<Vec<String>>,
     pub deny_delete: bool,
     pub break_glass: Vec<String>,
+    /// pgBackRest repository prefixes in the bucket.
+    pub repos: Vec<String>,
 }
 
 impl Resolved {
@@ -120,6 +132,7 @@ pub fn resolve(want: &Access, principals: &BTreeMap<String, Principal>) -> Resul
         readers: list(&want.readers),
         deny_delete: want.deny_delete,
         break_glass: list(&Some(want.break_glass.clone())).unwrap_or_default(),
+        repos: want.repos.clone(),
     };
     if let Some(reason) = unknown {
         return Err(Unresolved::Unknown(reason));
@@ -178,11 +191,40 @@ pub fn desired_statements(bucket: &str, r: &Resolved) -> Vec<Value> {
         st["Resource"] = json!(format!("arn:aws:s3:::{bucket}/{RECORDS}*"));
         out.push(st);
     }
+    let repos: Vec<String> = r.repos.iter().map(|p| format!("arn:aws:s3:::{bucket}/{p}*")).collect();
+    // Outside the repositories, when there are any.
+    let outside = |mut st: Value| {
+        if !repos.is_empty() {
+            if let Value::Object(m) = &mut st {
+                m.remove("Resource");
+                m.insert("NotResource".into(), json!(repos));
+            }
+        }
+        st
+    };
+    let inside = |mut st: Value| {
+        st["Resource"] = json!(repos);
+        st
+    };
+    let writers = r.writers.clone().unwrap_or_default();
     if let Some(rd) = &r.readers {
-        out.push(deny(SID_READ, READ, bucket, with_glass(rd)));
+        out.push(outside(deny(SID_READ, READ, bucket, with_glass(rd))));
+        if !repos.is_empty() {
+            let exempt = [with_glass(rd), writers.clone()].concat();
+            out.push(inside(deny(SID_REPO_READ, READ, bucket, exempt)));
+        }
     }
     if r.deny_delete {
-        out.push(deny(SID_DELETE, DELETE, bucket, r.break_glass.clone()));
+        out.push(outside(deny(SID_DELETE, DELETE, bucket, r.break_glass.clone())));
+        if !repos.is_empty() {
+            out.push(inside(deny(SID_REPO_EXPIRE, &["s3:DeleteObject"], bucket, with_glass(&writers))));
+            out.push(inside(deny(
+                SID_REPO_VERSIONS,
+                &["s3:BypassGovernanceRetention", "s3:DeleteObjectVersion"],
+                bucket,
+                r.break_glass.clone(),
+            )));
+        }
     }
     out
 }
@@ -213,6 +255,15 @@ pub fn explain(r: &Resolved) -> String {
         parts.push(format!(
             "{SID_DELETE}: nobody{} deletes objects or versions (lifecycle expiration still runs)",
             if r.break_glass.is_empty() { String::new() } else { format!(" but {}", names(&r.break_glass)) }
+        ));
+    }
+    if !r.repos.is_empty() {
+        let writers = names(r.writers.as_deref().unwrap_or_default());
+        parts.push(format!(
+            "in the pgBackRest repository ({}) {} also read{} and expire (delete markers only; no version is deleted)",
+            r.repos.join(", "),
+            or_nobody(&writers),
+            if r.writers.as_ref().is_some_and(|w| w.len() == 1) { "s" } else { "" }
         ));
     }
     parts.push("other statements of the bucket policy are kept".into());
@@ -297,6 +348,30 @@ pub fn enforced(doc: Option<&PolicyDoc>, bucket: &str, r: &Resolved) -> Result<(
     }
     if r.deny_delete {
         check("break-glass principals", &["s3:DeleteObject", "s3:DeleteObjectVersion"], &r.break_glass);
+    }
+    // In each pgBackRest repository: the writers read and expire, and
+    // still delete no version.
+    let writers = r.writers.clone().unwrap_or_default();
+    for prefix in &r.repos {
+        let object = format!("arn:aws:s3:::{bucket}/{prefix}archive/any");
+        let mut at = |what: &str, action: &str, allowed: &[String], denied: &[String]| {
+            if probes.iter().any(|p| denial(json, p, action, &object) != Denial::Denied) {
+                gaps.push(format!("in {prefix}, principals other than the {what} are not denied {action}"));
+            }
+            for p in allowed.iter().filter(|p| denial(json, p, action, &object) == Denial::Denied) {
+                gaps.push(format!("in {prefix}, {p} is denied {action}"));
+            }
+            for p in denied.iter().filter(|p| denial(json, p, action, &object) != Denial::Denied) {
+                gaps.push(format!("in {prefix}, {p} is not denied {action}"));
+            }
+        };
+        if let Some(rd) = &r.readers {
+            at("readers and writers", "s3:GetObject", &[with_glass(rd), writers.clone()].concat(), &[]);
+        }
+        if r.deny_delete {
+            at("writers", "s3:DeleteObject", &with_glass(&writers), &[]);
+            at("break-glass principals", "s3:DeleteObjectVersion", &r.break_glass, &writers);
+        }
     }
     if gaps.is_empty() {
         Ok(())
@@ -401,6 +476,8 @@ pub fn read_back(doc: &PolicyDoc) -> Option<Access> {
         readers: exempt(SID_READ).map(without),
         deny_delete: exempt(SID_DELETE).is_some(),
         break_glass: break_glass.clone(),
+        // From the policy's `pitr:` entries, not from the statements.
+        repos: Vec::new(),
     })
 }
 
@@ -419,6 +496,7 @@ mod tests {
             readers: Some(vec![RESTORE.into(), REPL.into()]),
             deny_delete: true,
             break_glass: vec![ADMIN.into()],
+            repos: vec![],
         }
     }
 
@@ -461,6 +539,40 @@ mod tests {
     }
 
     #[test]
+    fn pgbackrest_reads_and_expires_its_repository_and_deletes_no_version() {
+        let r = Resolved { repos: vec!["pgbackrest/".into()], ..resolved() };
+        let d = doc(desired_statements("b", &r));
+        let j = &d.json;
+        let (repo, dump) = ("arn:aws:s3:::b/pgbackrest/archive/s/15-1/0000000100000000/x.zst", "arn:aws:s3:::b/postgres/1.dump");
+        let outsider = "arn:aws:iam::123456789012:role/ci-admin";
+        // The writer (pgBackRest) reads and expires its own files…
+        assert_eq!(denial(j, WRITER, "s3:GetObject", repo), Denial::NotDenied);
+        assert_eq!(denial(j, WRITER, "s3:PutObject", repo), Denial::NotDenied);
+        assert_eq!(denial(j, WRITER, "s3:DeleteObject", repo), Denial::NotDenied);
+        // …never deletes a version or lifts the lock, there or elsewhere…
+        for a in ["s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"] {
+            assert_eq!(denial(j, WRITER, a, repo), Denial::Denied, "{a}");
+            assert_eq!(denial(j, ADMIN, a, repo), Denial::NotDenied, "{a}");
+        }
+        // …and stays write-only on the dumps.
+        assert_eq!(denial(j, WRITER, "s3:GetObject", dump), Denial::Denied);
+        assert_eq!(denial(j, WRITER, "s3:DeleteObject", dump), Denial::Denied);
+        // The restore role reads the repository (restore, the drill, audit).
+        assert_eq!(denial(j, RESTORE, "s3:GetObject", repo), Denial::NotDenied);
+        assert_eq!(denial(j, RESTORE, "s3:DeleteObject", repo), Denial::Denied);
+        for a in ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] {
+            assert_eq!(denial(j, outsider, a, repo), Denial::Denied, "{a}");
+        }
+        assert_eq!(enforced(Some(&d), "b", &r), Ok(()));
+        // The statements without the carve-out leave pgBackRest unable to
+        // clean up: a gap, named.
+        let plain = doc(desired_statements("b", &resolved()));
+        let gaps = enforced(Some(&plain), "b", &r).unwrap_err();
+        assert!(gaps.iter().any(|g| g == &format!("in pgbackrest/, {WRITER} is denied s3:DeleteObject")), "{gaps:?}");
+        assert!(gaps.iter().any(|g| g == &format!("in pgbackrest/, {WRITER} is denied s3:GetObject")), "{gaps:?}");
+    }
+
+    #[test]
     fn drill_records_are_written_by_readers_under_drills_only() {
         let r = resolved();
         let d = doc(desired_statements("b", &r));
@@ -477,7 +589,7 @@ mod tests {
 
     #[test]
     fn an_equivalent_foreign_statement_counts_and_a_weaker_one_does_not() {
-        let r = Resolved { writers: None, readers: None, deny_delete: true, break_glass: vec![ADMIN.into()] };
+        let r = Resolved { writers: None, readers: None, deny_delete: true, break_glass: vec![ADMIN.into()], repos: vec![] };
         let theirs = doc(vec![json!({
             "Sid": "TheirWorm", "Effect": "Deny", "Principal": {"AWS": "*"},
             "Action": ["s3:DeleteObject*"], "Resource": "arn:aws:s3:::b/*",
@@ -526,6 +638,7 @@ mod tests {
             readers: Some(vec![RESTORE.into()]),
             deny_delete: true,
             break_glass: vec![ADMIN.into()],
+            repos: vec![],
         };
         let c = diff("b", &want, &BTreeMap::new(), &Observed::Present(others_only));
         assert_eq!(c.action, Action::Create, "{c:?}");
@@ -540,6 +653,7 @@ mod tests {
             readers: Some(vec!["suoops-backup-restore".into()]),
             deny_delete: true,
             break_glass: vec![ADMIN.into()],
+            repos: vec![],
         };
         let principals: BTreeMap<String, Principal> = [
             ("suoops-backup-writer".to_string(), Principal::Arn(WRITER.into())),
