@@ -32,6 +32,8 @@ fn jobs(cmd: For, policy: Option<&Policy>) -> Value {
     let mut objects: Vec<String> = Vec::new();
     let mut buckets: Vec<String> = Vec::new();
     let mut records: Vec<String> = Vec::new();
+    // What a job's engine does besides (pgBackRest's reads and expiry).
+    let mut engine: Vec<(String, String, &'static [&'static str])> = Vec::new();
     let mut kms = false;
     match policy {
         None => {
@@ -42,11 +44,14 @@ fn jobs(cmd: For, policy: Option<&Policy>) -> Value {
         }
         Some(p) => {
             let kind = if cmd == For::Backup { JobKind::Backup } else { JobKind::Drill };
-            let declared = crate::providers::jobs()
-                .filter(|j| j.kind() == kind)
-                .flat_map(|j| j.instances(p).into_iter().filter(|(_, d)| *d).map(move |(a, _)| (j.entry(p, &a), a)));
-            for (to, instance) in declared {
+            let declared = crate::providers::jobs().filter(|j| j.kind() == kind).flat_map(|j| {
+                j.instances(p).into_iter().filter(|(_, d)| *d).map(move |(a, _)| (j.entry(p, &a), a, j.engine_actions()))
+            });
+            for (to, instance, extra) in declared {
                 let Some(to) = to else { continue };
+                if !extra.is_empty() {
+                    engine.push((to.bucket.clone(), to.prefix.clone(), extra));
+                }
                 objects.push(format!("arn:aws:s3:::{}/{}*", to.bucket, to.prefix));
                 buckets.push(format!("arn:aws:s3:::{}", to.bucket));
                 records.push(format!("arn:aws:s3:::{}/drills/{instance}/*", to.bucket));
@@ -65,6 +70,16 @@ fn jobs(cmd: For, policy: Option<&Policy>) -> Value {
     if cmd == For::Backup {
         statements.push(json!({"Sid": "WriteDumps", "Effect": "Allow",
             "Action": ["s3:AbortMultipartUpload", "s3:PutObject"], "Resource": objects}));
+        engine.sort();
+        engine.dedup();
+        for (i, (bucket, prefix, actions)) in engine.iter().enumerate() {
+            let n = if i == 0 { String::new() } else { (i + 1).to_string() };
+            statements.push(json!({"Sid": format!("EngineRepository{n}"), "Effect": "Allow",
+                "Action": actions, "Resource": [format!("arn:aws:s3:::{bucket}/{prefix}*")]}));
+            statements.push(json!({"Sid": format!("EngineListsRepository{n}"), "Effect": "Allow",
+                "Action": ["s3:ListBucket"], "Resource": [format!("arn:aws:s3:::{bucket}")],
+                "Condition": {"StringLike": {"s3:prefix": [format!("{prefix}*")]}}}));
+        }
     } else {
         statements
             .push(json!({"Sid": "FindDumps", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": buckets}));
@@ -104,11 +119,19 @@ pub fn document(cmd: For, policy: Option<&Policy>, state: Option<&(String, Strin
             policy.map_or_else(
                 || vec!["*".to_string()],
                 |p| {
-                    p.buckets
+                    // Buckets with backups entries, and those holding a
+                    // pgBackRest repository (the audit reads its info).
+                    let mut v: Vec<String> = p
+                        .buckets
                         .iter()
-                        .filter(|b| !b.backups.is_empty())
+                        .filter(|b| {
+                            !b.backups.is_empty()
+                                || p.postgres.iter().filter_map(|x| x.pitr.as_ref()).any(|x| x.repo.bucket == b.name)
+                        })
                         .map(|b| format!("arn:aws:s3:::{}/*", b.name))
-                        .collect()
+                        .collect();
+                    v.dedup();
+                    v
                 },
             ),
         ),

@@ -98,6 +98,12 @@ pub trait Job: Sync {
     fn ops(&self) -> &'static [Op] {
         &[]
     }
+    /// S3 object actions the engine the job drives (pgBackRest) makes
+    /// under its entry's prefix besides the tool's own writes or reads,
+    /// for `permissions` (listing the prefix comes with them).
+    fn engine_actions(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// The drills whose records the audit judges (RESTORE-DRILL).
     fn drills(&self, _policy: &Policy) -> Vec<DrillDecl> {
         Vec::new()

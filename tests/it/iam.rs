@@ -268,6 +268,21 @@ fn permissions_output_is_a_valid_iam_document_covering_every_declared_action() {
         !text.contains("s3:Put") && !text.contains("iam:Create") && !text.contains("iam:PassRole"),
         "plan is read-only: {text}"
     );
+
+    // backup: pgBackRest (postgres.primary.pitr) also reads and expires
+    // its own repository, and only there; the dumps stay write-only.
+    let r = w.cli(&["permissions", "--for", "backup", "-f", "policies/suoops.yaml"]);
+    r.code(0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    let sts = doc["Statement"].as_array().expect("statements");
+    let engine = sts.iter().find(|s| s["Sid"] == "EngineRepository").expect("EngineRepository");
+    assert_eq!(engine["Action"], serde_json::json!(["s3:DeleteObject", "s3:GetObject"]));
+    assert_eq!(engine["Resource"], serde_json::json!(["arn:aws:s3:::suoops-backups/pgbackrest/*"]));
+    let list = sts.iter().find(|s| s["Sid"] == "EngineListsRepository").expect("EngineListsRepository");
+    assert_eq!(list["Condition"]["StringLike"]["s3:prefix"], serde_json::json!(["pgbackrest/*"]));
+    let reads: Vec<&serde_json::Value> =
+        sts.iter().filter(|s| s["Action"].to_string().contains("s3:GetObject")).collect();
+    assert_eq!(reads.len(), 1, "only the repository is read: {doc}");
 }
 
 /// Right after CreateRole, IAM may answer NoSuchEntity for the new role:

@@ -25,6 +25,12 @@ impl Job for PitrBackup {
     fn kind(&self) -> JobKind {
         JobKind::Backup
     }
+    /// pgBackRest reads its info files and the WAL it checks, and expires
+    /// old backups and WAL (DeleteObject: a delete marker on a versioned
+    /// bucket), besides its puts (pgBackRest user guide, "S3 Support").
+    fn engine_actions(&self) -> &'static [&'static str] {
+        &["s3:DeleteObject", "s3:GetObject"]
+    }
     fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
         super::instances(policy)
     }
