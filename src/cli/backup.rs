@@ -106,7 +106,7 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
     };
     let r = match r {
         Ok(Outcome::Backup(done)) => Ok(done),
-        Ok(Outcome::Drill(_)) => Err("the job is not a backup".to_string()),
+        Ok(Outcome::Drill(_) | Outcome::Restored(_)) => Err("the job is not a backup".to_string()),
         Err(e) => {
             crate::jobs::upload::abort_pending(aws, &ctx.pending).await;
             Err(e)

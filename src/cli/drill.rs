@@ -67,7 +67,7 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
     };
     let rec = match rec {
         Ok(Outcome::Drill(r)) => *r,
-        Ok(Outcome::Backup(_)) => return error(g, "the job is not a drill"),
+        Ok(Outcome::Backup(_) | Outcome::Restored(_)) => return error(g, "the job is not a drill"),
         Err(e) => {
             let report = crate::notify::JobRun {
                 command: JobKind::Drill.command(),

@@ -8,6 +8,7 @@ mod generate;
 mod import;
 mod permissions;
 mod plan;
+mod restore;
 mod schema;
 mod validate;
 
@@ -88,6 +89,8 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Restore the newest dump into a throw-away database, run the checks, measure the time to restore.
     RestoreDrill(drill::DrillArgs),
+    /// Disaster recovery: restore postgres.NAME from its pgBackRest repository into an empty directory, replay WAL to a point in time, promote.
+    Restore(restore::RestoreArgs),
     /// Print shell completions (bash, zsh, fish, powershell, elvish).
     Completions(generate::CompletionsArgs),
     /// Print the man page (roff), generated from the same definitions as --help.
@@ -148,6 +151,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Import(a) => with_runtime(|| import::run(&cli.global, a)),
         Command::Backup(a) => with_runtime(|| backup::run(&cli.global, a)),
         Command::RestoreDrill(a) => with_runtime(|| drill::run(&cli.global, a)),
+        Command::Restore(a) => with_runtime(|| restore::run(&cli.global, a)),
     };
     ExitCode::from(code)
 }
@@ -240,6 +244,7 @@ impl JobStart {
             operator: self::operator(operator),
             pending: Default::default(),
             target_time: None,
+            into: None,
         }
     }
 }

@@ -34,6 +34,9 @@ pub enum JobKind {
     /// `restore-drill ADDRESS`: restore the newest backup somewhere
     /// throw-away, check it, time it, record it.
     Drill,
+    /// `restore ADDRESS --into DIR`: the disaster-recovery restore itself,
+    /// into a directory the operator then starts.
+    Restore,
 }
 
 impl JobKind {
@@ -42,6 +45,7 @@ impl JobKind {
         match self {
             JobKind::Backup => "backup run",
             JobKind::Drill => "restore-drill",
+            JobKind::Restore => "restore",
         }
     }
     /// The policy key that declares it, and how.
@@ -49,6 +53,7 @@ impl JobKind {
         match self {
             JobKind::Backup => ("backup", "backup: {to: s3.BUCKET.backups.ENTRY}"),
             JobKind::Drill => ("restore_drill", "restore_drill: {from: s3.BUCKET.backups.ENTRY}"),
+            JobKind::Restore => ("pitr", "pitr: {repo: {bucket: BUCKET, prefix: pgbackrest/}, stanza: NAME, data_directory: DIR}"),
         }
     }
 }
@@ -66,6 +71,8 @@ pub struct JobCtx<'a> {
     /// A point-in-time drill's target: an RFC 3339 time, or None for the
     /// end of the archive (`--target latest`).
     pub target_time: Option<String>,
+    /// A restore's destination directory (`restore --into DIR`).
+    pub into: Option<std::path::PathBuf>,
 }
 
 /// What a job produced.
@@ -73,6 +80,21 @@ pub struct JobCtx<'a> {
 pub enum Outcome {
     Backup(Done),
     Drill(Box<Record>),
+    Restored(Restored),
+}
+
+/// A disaster-recovery restore done: where, from what, to when, how long.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Restored {
+    pub instance: String,
+    pub into: String,
+    pub backup: String,
+    /// The target asked for: an RFC 3339 time or `latest`.
+    pub target: String,
+    /// The commit time of the last transaction replayed.
+    pub last_replayed: Option<String>,
+    pub restore_seconds: f64,
+    pub replay_seconds: f64,
 }
 
 /// One kind of job of one system. A system lists its jobs beside its

@@ -780,6 +780,20 @@ impl Postgres {
     }
 
     /// psql -At -c SQL.
+    /// Start the cluster in `data` (one `restore --into` made) on a free
+    /// loopback port without archiving, run `sql`, stop it.
+    pub fn sql_in(&self, data: &Path, sql: &str) -> String {
+        let port = free_port().to_string();
+        let sock = data.display().to_string();
+        let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={sock} -c archive_mode=off");
+        let d = data.display().to_string();
+        let log = data.join("restored.log").display().to_string();
+        self.run("pg_ctl", &["-D", &d, "-l", &log, "-w", "-o", &opts, "start"]);
+        let out = self.run("psql", &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-At", "-c", sql]);
+        self.run("pg_ctl", &["-D", &d, "-m", "fast", "-w", "stop"]);
+        out.trim().to_string()
+    }
+
     pub fn sql(&self, sql: &str) -> String {
         self.run("psql", &["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-At", "-c", sql])
             .trim()

@@ -175,6 +175,35 @@ fn point_in_time_restore_honours_the_target_and_the_audit_measures_the_rpo() {
         .collect();
     assert!(left.is_empty(), "drill scratch left behind: {left:?}");
 
+    // The DR procedure as a command: a non-empty directory is refused and
+    // left as it was; an empty one receives the cluster recovered to T,
+    // promoted and shut down, with the remaining steps printed.
+    let busy = shared.path().join("busy");
+    std::fs::create_dir(&busy).expect("mkdir");
+    std::fs::write(busy.join("keep.txt"), "mine\n").expect("write");
+    let r = w.cli_with(&["restore", "-f", &p, "postgres.primary", "--into", &busy.display().to_string()], &env);
+    r.code(1);
+    assert!(r.stderr.contains("is not empty: nothing was changed"), "{}", r.stderr);
+    let names: Vec<_> = std::fs::read_dir(&busy).expect("ls").flatten().map(|e| e.file_name()).collect();
+    assert_eq!(names, ["keep.txt"], "nothing added");
+    assert_eq!(std::fs::read_to_string(busy.join("keep.txt")).expect("kept"), "mine\n");
+    let into = shared.path().join("restored");
+    let r = w.cli_with(
+        &["restore", "-f", &p, "postgres.primary", "--into", &into.display().to_string(), "--target-time", &target],
+        &env,
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!("holds the cluster recovered to {target} from backup ")),
+        "{}",
+        r.stdout
+    );
+    for step in ["run the application's migrations", "point DATABASE_URL at it", "lift the write freeze"] {
+        assert!(r.stdout.contains(step), "{step}: {}", r.stdout);
+    }
+    assert!(!into.join("recovery.signal").exists(), "promoted: no recovery pending");
+    assert_eq!(pg.sql_in(&into, "SELECT count(*) FROM t"), "10", "the rows committed before {target}");
+
     let a = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env);
     let j = a.json();
     for id in ["PITR-BACKUP", "PITR-WAL", "PITR-WINDOW", "PITR-VERIFY", "PITR-DRILL"] {

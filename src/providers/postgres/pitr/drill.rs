@@ -66,12 +66,12 @@ impl Job for PitrDrill {
 /// The drill's target: a time (its text and Unix seconds) or the end of
 /// the archive.
 #[derive(Debug)]
-enum Target {
+pub(super) enum Target {
     Time(String, f64),
     Latest,
 }
 
-fn target(t: Option<&str>) -> Result<Target, String> {
+pub(super) fn target(t: Option<&str>) -> Result<Target, String> {
     match t {
         None | Some("latest") => Ok(Target::Latest),
         Some(t) => parse_rfc3339(t).map(|secs| Target::Time(t.to_string(), secs)).ok_or_else(|| {
@@ -105,45 +105,155 @@ async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Record, String> {
 async fn phases(ctx: &JobCtx<'_>, spec: &PostgresSpec, target: &Target, rec: &mut Record) -> Result<(), String> {
     let pitr = spec.pitr.as_ref().ok_or("no pitr")?;
     let mut runner = Runner::new(ctx.aws, pitr, &ctx.default_region).await?;
-    let stanza = runner.info().await?;
-    // The newest backup that ended before the target: pgBackRest replays
-    // forward only.
+    let scratch = Scratch { dir: jobs::scratch_dir()?, pg_ctl: None };
+    let data = scratch.dir.join("data");
+    let how = How { data: &data, scratch: &scratch.dir, drill: true, rto_secs: rec.rto_seconds };
+    let r = recover(&mut runner, spec, target, &how).await;
+    let got = match r {
+        Ok(got) => got,
+        Err(e) => {
+            if let (Some(p), Some(label)) = (rec.pitr.as_mut(), e.1) {
+                p.backup = label;
+            }
+            return Err(e.0);
+        }
+    };
+    rec.phases.restore = got.restore_secs;
+    rec.phases.replay = got.replay_secs;
+    if let Some(p) = rec.pitr.as_mut() {
+        p.backup = got.label.clone();
+        let reference = match target {
+            Target::Time(_, t) => *t,
+            Target::Latest => rec.started as f64,
+        };
+        p.last_replayed = got.last_replayed.clone();
+        p.achieved_rpo_seconds = got.replayed_at.map(|r| ((reference - r).max(0.0) * 100.0).round() / 100.0);
+    }
+    let wanted = pitr.drill.as_ref().map(|d| d.checks.as_slice()).unwrap_or_default();
+    let t = Instant::now();
+    rec.checks = checks(&got.url, wanted).await?;
+    rec.phases.checks = secs(t);
+    drop(got);
+    drop(scratch);
+    Ok(())
+}
+
+/// Where and how to recover: the data directory, a private scratch
+/// directory (sockets, the throw-away pg_hba.conf, the log), and whether
+/// it is a drill (its new timeline never archived, its tablespaces mapped
+/// into the scratch directory) or the real thing (`restore --into`).
+pub(super) struct How<'a> {
+    pub data: &'a Path,
+    pub scratch: &'a Path,
+    pub drill: bool,
+    pub rto_secs: u64,
+}
+
+/// A recovered, promoted cluster, running on loopback until dropped.
+pub(super) struct Recovered {
+    pub label: String,
+    pub restore_secs: f64,
+    pub replay_secs: f64,
+    /// The last transaction replayed (commit time, text and Unix seconds).
+    pub last_replayed: Option<String>,
+    pub replayed_at: Option<f64>,
+    pub url: String,
+    pub cluster: Cluster,
+}
+
+/// A cluster this process started: stopped when dropped (immediately;
+/// `stop` shuts it down cleanly first).
+pub(super) struct Cluster {
+    data: std::path::PathBuf,
+    pg_ctl: std::path::PathBuf,
+    stopped: bool,
+}
+
+impl Cluster {
+    /// A clean shutdown (a checkpoint: the directory starts without
+    /// recovery next time).
+    pub async fn stop(mut self) -> Result<(), String> {
+        let mut c = tools::as_postgres_if_root(&self.pg_ctl);
+        c.args(["-D", &self.data.display().to_string(), "-m", "fast", "-w", "stop"]);
+        let r = run_tool(c, "pg_ctl stop", "").await;
+        self.stopped = r.is_ok();
+        r
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        let mut c = if tools::is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&self.pg_ctl);
+            c
+        } else {
+            std::process::Command::new(&self.pg_ctl)
+        };
+        let _ = c
+            .args(["-D", &self.data.display().to_string(), "-m", "immediate", "-w", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The backup to restore for `target` (the newest that ended before it:
+/// pgBackRest replays forward only), restored into `how.data` and
+/// recovered to the target, promoted, running. Err: why, with the backup
+/// label when one was chosen.
+pub(super) async fn recover(
+    runner: &mut Runner<'_>,
+    spec: &PostgresSpec,
+    target: &Target,
+    how: &How<'_>,
+) -> Result<Recovered, (String, Option<String>)> {
+    let pitr = spec.pitr.as_ref().ok_or(("no pitr".to_string(), None))?;
+    let stanza = runner.info().await.map_err(|e| (e, None))?;
     let set = match target {
         Target::Latest => stanza.newest(),
         Target::Time(_, t) => {
             stanza.backup.iter().filter(|b| (b.timestamp.stop as f64) < *t).max_by_key(|b| b.timestamp.stop)
         }
     }
-    .ok_or_else(|| match target {
-        Target::Latest => format!(
-            "the repository holds no backup of stanza {}: run `backup run {}` first",
-            pitr.stanza,
-            address(spec)
-        ),
-        Target::Time(t, _) => format!(
-            "no backup of stanza {} ended before {t}: the target is outside the recoverable window",
-            pitr.stanza
-        ),
+    .ok_or_else(|| {
+        let why = match target {
+            Target::Latest => format!(
+                "the repository holds no backup of stanza {}: run `backup run {}` first",
+                pitr.stanza,
+                address(spec)
+            ),
+            Target::Time(t, _) => format!(
+                "no backup of stanza {} ended before {t}: the target is outside the recoverable window",
+                pitr.stanza
+            ),
+        };
+        (why, None)
     })?;
     let label = set.label.clone();
-    if let Some(p) = rec.pitr.as_mut() {
-        p.backup = label.clone();
-    }
-    let mut scratch = Scratch { dir: jobs::scratch_dir()?, pg_ctl: None };
+    let fail = |e: String| (e, Some(label.clone()));
     if tools::is_root() {
-        let (uid, gid) = ids("postgres")
-            .ok_or("pgBackRest and the restored cluster cannot run as root and there is no `postgres` user")?;
-        std::os::unix::fs::chown(&scratch.dir, Some(uid), Some(gid)).map_err(|e| format!("chown: {e}"))?;
+        let (uid, gid) = ids("postgres").ok_or_else(|| {
+            fail("pgBackRest and the restored cluster cannot run as root and there is no `postgres` user".into())
+        })?;
+        for d in [how.scratch, how.data] {
+            if d.exists() {
+                std::os::unix::fs::chown(d, Some(uid), Some(gid)).map_err(|e| fail(format!("chown: {e}")))?;
+            }
+        }
         runner.user = Some("postgres".into());
     }
-    let data = scratch.dir.join("data");
     let t = Instant::now();
-    let mut args = vec![
-        format!("--pg1-path={}", data.display()),
-        format!("--set={label}"),
-        format!("--tablespace-map-all={}", scratch.dir.join("tablespaces").display()),
-        "--archive-mode=off".to_string(),
-    ];
+    let mut args = vec![format!("--pg1-path={}", how.data.display()), format!("--set={label}")];
+    if how.drill {
+        // The drill's cluster never archives (its new timeline would go
+        // into the repository) and keeps its tablespaces in its scratch.
+        args.push(format!("--tablespace-map-all={}", how.scratch.join("tablespaces").display()));
+        args.push("--archive-mode=off".to_string());
+    }
     match target {
         Target::Time(_, secs) => {
             args.push("--type=time".into());
@@ -152,65 +262,73 @@ async fn phases(ctx: &JobCtx<'_>, spec: &PostgresSpec, target: &Target, rec: &mu
         }
         Target::Latest => args.push("--type=default".into()),
     }
-    runner.run("restore", &args).await?;
-    rec.phases.restore = secs(t);
-    // A throw-away cluster: trust on loopback and on its own socket
-    // directory (0700), whatever the primary's pg_hba.conf said; the
-    // configuration files live outside the data directory on Debian.
-    let hba = data.join("pg_hba.conf");
+    runner.run("restore", &args).await.map_err(fail)?;
+    let restore_secs = secs(t);
+    // Replayed on loopback with trust, whatever the primary's pg_hba.conf
+    // says: the authentication files are the scratch directory's (the
+    // restored ones are left as they are), and the configuration files
+    // Debian keeps outside the data directory are made empty if absent.
+    let hba = how.scratch.join("pg_hba.conf");
+    let ident = how.scratch.join("pg_ident.conf");
     std::fs::write(&hba, "local all all trust\nhost all all 127.0.0.1/32 trust\n")
-        .map_err(|e| format!("{}: {e}", hba.display()))?;
-    for f in ["postgresql.conf", "pg_ident.conf"] {
-        let p = data.join(f);
-        if !p.exists() {
-            std::fs::write(&p, "").map_err(|e| format!("{}: {e}", p.display()))?;
-        }
+        .map_err(|e| fail(format!("{}: {e}", hba.display())))?;
+    std::fs::write(&ident, "").map_err(|e| fail(format!("{}: {e}", ident.display())))?;
+    let conf = how.data.join("postgresql.conf");
+    if !conf.exists() {
+        std::fs::write(&conf, "").map_err(|e| fail(format!("{}: {e}", conf.display())))?;
     }
     if tools::is_root() {
-        let (uid, gid) = ids("postgres").ok_or("no postgres user")?;
-        for f in ["pg_hba.conf", "postgresql.conf", "pg_ident.conf"] {
-            let _ = std::os::unix::fs::chown(data.join(f), Some(uid), Some(gid));
+        let (uid, gid) = ids("postgres").ok_or_else(|| fail("no postgres user".into()))?;
+        for f in [&hba, &ident, &conf] {
+            let _ = std::os::unix::fs::chown(f, Some(uid), Some(gid));
         }
     }
-    let pg_ctl = tools::find("pg_ctl")?;
-    let port = jobs::free_port()?;
+    let pg_ctl = tools::find("pg_ctl").map_err(fail)?;
+    let port = jobs::free_port().map_err(fail)?;
+    // archive_mode=off for this run only: a drill's timeline is never
+    // archived; a real restore archives once its operator starts it.
     let opts = format!(
         "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={dir} -c archive_mode=off -c ssl=off \
-         -c hba_file={data}/pg_hba.conf -c ident_file={data}/pg_ident.conf -c hot_standby=on",
-        dir = scratch.dir.display(),
-        data = data.display()
+         -c hba_file={hba} -c ident_file={ident} -c hot_standby=on",
+        dir = how.scratch.display(),
+        hba = hba.display(),
+        ident = ident.display()
     );
-    scratch.pg_ctl = Some(pg_ctl.clone());
     let t = Instant::now();
-    let mut c = runner_pg_ctl(&runner, &pg_ctl);
-    c.args(["-D", &data.display().to_string(), "-l", &scratch.dir.join("pg.log").display().to_string()]).args([
+    let log = how.scratch.join("pg.log");
+    let mut c = runner_pg_ctl(runner, &pg_ctl);
+    c.args(["-D", &how.data.display().to_string(), "-l", &log.display().to_string()]).args([
         "-w",
         "-t",
-        &rec.rto_seconds.to_string(),
+        &how.rto_secs.to_string(),
         "-o",
         &opts,
         "start",
     ]);
     if let Err(e) = run_tool(c, "pg_ctl start", "").await {
-        return Err(format!("{e}; the restored cluster's log says: {}", last_log_line(&scratch.dir.join("pg.log"))));
+        return Err(fail(format!("{e}; the restored cluster's log says: {}", last_log_line(&log))));
     }
-    let (user, db) = user_db(spec.url.expose())?;
+    let cluster = Cluster { data: how.data.to_path_buf(), pg_ctl, stopped: false };
+    let (user, db) = user_db(spec.url.expose()).map_err(fail)?;
     let url = format!("postgres://{user}@127.0.0.1:{port}/{db}");
-    let client = connect(&url).await?;
+    let client = connect(&url).await.map_err(fail)?;
     // Recovery replays to the target, then promotes (target-action
     // promote; end of archive for latest).
-    let deadline = Instant::now() + Duration::from_secs(rec.rto_seconds);
+    let deadline = Instant::now() + Duration::from_secs(how.rto_secs);
     loop {
-        let r = client.query_one("SELECT pg_is_in_recovery()", &[]).await.map_err(|e| e.to_string())?;
+        let r = client.query_one("SELECT pg_is_in_recovery()", &[]).await.map_err(|e| fail(e.to_string()))?;
         if !r.get::<_, bool>(0) {
             break;
         }
         if Instant::now() > deadline {
-            return Err(format!("the restored cluster was still replaying WAL after the RTO of {} s", rec.rto_seconds));
+            return Err(fail(format!(
+                "the restored cluster was still replaying WAL after the RTO of {} s",
+                how.rto_secs
+            )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    rec.phases.replay = secs(t);
+    let replay_secs = secs(t);
     // Static once recovery is over: the commit time of the last
     // transaction it applied (PostgreSQL manual, "Recovery Information
     // Functions").
@@ -221,23 +339,9 @@ async fn phases(ctx: &JobCtx<'_>, spec: &PostgresSpec, target: &Target, rec: &mu
             &[],
         )
         .await
-        .map_err(|e| e.to_string())?;
-    let (replayed, text): (Option<f64>, Option<String>) = (row.get(0), row.get(1));
-    if let Some(p) = rec.pitr.as_mut() {
-        let reference = match target {
-            Target::Time(_, t) => *t,
-            Target::Latest => rec.started as f64,
-        };
-        p.last_replayed = text;
-        p.achieved_rpo_seconds = replayed.map(|r| ((reference - r).max(0.0) * 100.0).round() / 100.0);
-    }
-    let wanted = pitr.drill.as_ref().map(|d| d.checks.as_slice()).unwrap_or_default();
-    let t = Instant::now();
-    rec.checks = checks(&url, wanted).await?;
-    rec.phases.checks = secs(t);
-    drop(client);
-    drop(scratch);
-    Ok(())
+        .map_err(|e| fail(e.to_string()))?;
+    let (replayed_at, last_replayed): (Option<f64>, Option<String>) = (row.get(0), row.get(1));
+    Ok(Recovered { label, restore_secs, replay_secs, last_replayed, replayed_at, url, cluster })
 }
 
 /// pg_ctl with the runner's environment (archive-get, the restore_command

@@ -9,6 +9,7 @@ pub mod config;
 pub mod controls;
 pub mod drill;
 pub mod info;
+pub mod restore;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -1,0 +1,165 @@
+//! `restore postgres.NAME --into DIR [--target-time T | --target latest]`:
+//! the strategy's disaster-recovery procedure, done — "restore last
+//! backup, replay WAL to point-in-time, promote" — into an empty
+//! directory, by pgBackRest, with the same recovery as the point-in-time
+//! drill. The cluster is started once on loopback (archive_mode off for
+//! that run only), replays to the target, promotes, and is shut down
+//! cleanly; the operator then starts it where it will serve (it archives
+//! into the same repository as the new primary) and does what the tool
+//! cannot: migrations, DATABASE_URL, smoke tests, lifting the write
+//! freeze. A directory that is not empty is refused before anything is
+//! read or written; on failure what was restored into DIR is removed.
+
+use std::path::{Path, PathBuf};
+
+use futures::future::{FutureExt, LocalBoxFuture};
+
+use super::drill::{recover, target, How, Recovered, Target};
+use super::Runner;
+use crate::jobs::{self, Job, JobCtx, JobKind, Outcome, Restored};
+use crate::policy::{BackupRef, Policy, PostgresSpec};
+use crate::providers::postgres::drill::Scratch;
+
+/// The disaster-recovery restore (a registered job).
+pub struct PitrRestore;
+
+pub const PITR_RESTORE: PitrRestore = PitrRestore;
+
+fn instance(spec: &PostgresSpec) -> String {
+    format!("postgres.{}", spec.name)
+}
+
+impl Job for PitrRestore {
+    fn kind(&self) -> JobKind {
+        JobKind::Restore
+    }
+    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
+        policy.postgres.iter().map(|s| (instance(s), s.pitr.is_some())).collect()
+    }
+    fn entry<'p>(&self, policy: &'p Policy, addr: &str) -> Option<&'p BackupRef> {
+        policy.postgres.iter().find(|s| instance(s) == addr).and_then(|s| s.pitr.as_ref()).map(|p| &p.repo)
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a JobCtx<'a>,
+        policy: &'a Policy,
+        addr: &'a str,
+    ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
+        async move {
+            let spec = policy
+                .postgres
+                .iter()
+                .find(|s| instance(s) == addr)
+                .ok_or_else(|| format!("{addr} is not in the policy"))?;
+            run(ctx, spec).await.map(Outcome::Restored)
+        }
+        .boxed_local()
+    }
+}
+
+/// DIR as given, made absolute, checked empty (or absent, then created
+/// 0700): the only state in which anything is written.
+fn destination(into: &Path) -> Result<(PathBuf, bool), String> {
+    let abs = if into.is_absolute() {
+        into.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(|e| e.to_string())?.join(into)
+    };
+    match std::fs::read_dir(&abs) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(format!("{} is not empty: nothing was changed (restore into an empty directory)", abs.display()));
+            }
+            Ok((abs, false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !abs.parent().is_some_and(Path::is_dir) {
+                return Err(format!("{}: its parent directory does not exist: nothing was changed", abs.display()));
+            }
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().mode(0o700).create(&abs).map_err(|e| format!("{}: {e}", abs.display()))?;
+            Ok((abs, true))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            Err(format!("{} is not a directory: nothing was changed", abs.display()))
+        }
+        Err(e) => Err(format!("{}: {e}: nothing was changed", abs.display())),
+    }
+}
+
+/// What this run put into DIR, removed unless the restore succeeded.
+struct Undo {
+    dir: PathBuf,
+    created: bool,
+    done: bool,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if self.created {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() && !p.is_symlink() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            }
+        }
+    }
+}
+
+async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Restored, String> {
+    let pitr = spec.pitr.as_ref().ok_or_else(|| format!("postgres.{} has no `pitr:` in the policy", spec.name))?;
+    let into = ctx.into.as_deref().ok_or("restore needs --into DIR (an empty directory)")?;
+    let target_arg = target(ctx.target_time.as_deref())?;
+    super::binary()?;
+    // Everything that can be refused is refused before DIR is touched.
+    let mut runner = Runner::new(ctx.aws, pitr, &ctx.default_region).await?;
+    let (dir, created) = destination(into)?;
+    let mut undo = Undo { dir: dir.clone(), created, done: false };
+    let scratch = Scratch { dir: jobs::scratch_dir()?, pg_ctl: None };
+    let rto_secs = pitr.drill.as_ref().map_or(3600, |d| d.rto_secs);
+    let how = How { data: &dir, scratch: &scratch.dir, drill: false, rto_secs };
+    let Recovered { label, restore_secs, replay_secs, last_replayed, cluster, .. } =
+        recover(&mut runner, spec, &target_arg, &how).await.map_err(|(e, _)| e)?;
+    cluster.stop().await?;
+    undo.done = true;
+    drop(scratch);
+    Ok(Restored {
+        instance: instance(spec),
+        into: dir.display().to_string(),
+        backup: label,
+        target: match target_arg {
+            Target::Time(t, _) => t,
+            Target::Latest => "latest".into(),
+        },
+        last_replayed,
+        restore_seconds: restore_secs,
+        replay_seconds: replay_secs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_empty_or_absent_directory_is_taken() {
+        let base = tempfile::tempdir().expect("tempdir");
+        let full = base.path().join("full");
+        std::fs::create_dir(&full).expect("mkdir");
+        std::fs::write(full.join("PG_VERSION"), "15\n").expect("write");
+        let e = destination(&full).unwrap_err();
+        assert!(e.ends_with("is not empty: nothing was changed (restore into an empty directory)"), "{e}");
+        assert_eq!(std::fs::read_to_string(full.join("PG_VERSION")).expect("kept"), "15\n");
+        let new = base.path().join("new");
+        assert_eq!(destination(&new), Ok((new.clone(), true)));
+        assert!(new.is_dir());
+        assert_eq!(destination(&new), Ok((new.clone(), false)), "empty: taken");
+        let orphan = base.path().join("no/such/dir");
+        assert!(destination(&orphan).unwrap_err().contains("its parent directory does not exist"));
+        assert!(!base.path().join("no").exists());
+    }
+}
