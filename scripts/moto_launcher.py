@@ -165,12 +165,21 @@ def _caller_arn():
 
 
 def _principal_conditions_hold(cond, caller):
-    """True/False when every condition is on aws:PrincipalArn, else None."""
+    """True/False when every condition is on aws:PrincipalArn (or
+    aws:PrincipalServiceName, absent for a caller with credentials), else
+    None."""
     for op, kv in cond.items():
         if not isinstance(kv, dict):
             return None
         base = op[: -len("IfExists")] if op.endswith("IfExists") else op
         for key, values in kv.items():
+            if key.lower() == "aws:principalservicename":
+                # Requests signed with credentials come from IAM
+                # principals: the key is absent, so a negated operator or
+                # …IfExists holds, any other does not.
+                if not ("Not" in base or op.endswith("IfExists")):
+                    return False
+                continue
             if key.lower() != "aws:principalarn":
                 return None
             values = values if isinstance(values, list) else [values]

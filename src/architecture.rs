@@ -14,7 +14,7 @@ const MAY_DEPEND_ON: &[(&str, &[&str])] = &[
     ("iamdoc", &[]),
     ("tls", &[]),
     ("aws", &["model"]),
-    ("policy", &["model"]),
+    ("policy", &["iamdoc", "model"]),
     ("jobs", &["aws", "model", "policy"]),
     ("providers", &["aws", "iamdoc", "jobs", "model", "policy", "tls"]),
     ("audit", &["iamdoc", "model", "policy", "providers"]),

@@ -204,6 +204,17 @@ pub fn statements_with_deleted_principals(doc: &Value, ours: &[&str]) -> Vec<Str
         .collect()
 }
 
+/// A service principal as IAM writes one (`logging.s3.amazonaws.com`):
+/// in `access:` lists, an entry ending in `.amazonaws.com` is one (a role
+/// whose name ends so is written as its ARN).
+pub fn is_service_principal(s: &str) -> bool {
+    s.strip_suffix(".amazonaws.com").is_some_and(|name| {
+        !name.is_empty()
+            && !name.starts_with('.')
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+    })
+}
+
 /// `*` and `?` wildcards, as IAM matches resources.
 pub fn glob(pattern: &str, s: &str) -> bool {
     let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
@@ -263,8 +274,12 @@ pub fn denial(doc: &Value, principal: &str, action: &str, resource: &str) -> Den
         let any = |pats: &[String], s: &str, fold: bool| {
             pats.iter().any(|p| if fold { glob(&p.to_ascii_lowercase(), &s.to_ascii_lowercase()) } else { glob(p, s) })
         };
+        let service = is_service_principal(principal);
         let who = |v: &Value| match v {
             Value::String(s) => s == "*",
+            Value::Object(m) if service => {
+                m.get("Service").is_some_and(|a| strings(a).iter().any(|p| p.as_str() == Some(principal)))
+            }
             Value::Object(m) => m
                 .get("AWS")
                 .is_some_and(|a| strings(a).iter().any(|p| p == "*" || p.as_str().is_some_and(|p| p == principal))),
@@ -288,8 +303,15 @@ pub fn denial(doc: &Value, principal: &str, action: &str, resource: &str) -> Den
         if !(principal_ok && action_ok && resource_ok) {
             continue;
         }
-        // Requests from this tool and from the SDKs use TLS.
-        let req = [("aws:PrincipalArn", vec![principal.to_string()]), ("aws:SecureTransport", vec!["true".to_string()])];
+        // Requests from this tool and from the SDKs use TLS. A service
+        // principal's request has aws:PrincipalServiceName and no
+        // aws:PrincipalArn; an IAM principal's the reverse.
+        let (arn, svc) = if service { (vec![], vec![principal.to_string()]) } else { (vec![principal.to_string()], vec![]) };
+        let req = [
+            ("aws:PrincipalArn", arn),
+            ("aws:PrincipalServiceName", svc),
+            ("aws:SecureTransport", vec!["true".to_string()]),
+        ];
         match conditions_hold(c.get("Condition"), &req) {
             Ok(true) => return Denial::Denied,
             Ok(false) => {}

@@ -1,6 +1,6 @@
 //! Small reads that providers, jobs and notify all need and that belong
-//! to no one system's configuration: the region a bucket lives in, and the
-//! key ARN a KMS alias names.
+//! to no one system's configuration: the region a bucket lives in, the
+//! key ARN a KMS alias names, and an object's own Object Lock.
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 
@@ -43,5 +43,63 @@ pub async fn key_arn(aws: &Aws, region: &str, alias: &str, wait: bool) -> Result
             crate::aws::ApiError::NotFound(_) => format!("the key {alias} does not exist in {region}"),
             other => other.reason(),
         }),
+    }
+}
+
+/// Is this object itself locked for at least `need` seconds from its
+/// creation? A bucket's default retention applies only to versions put
+/// after it was set ("Object Lock considerations": default retention
+/// settings don't apply to existing objects), so the bucket's
+/// configuration proves nothing of the backups already there: HeadObject
+/// reads the version's own mode and retain-until date.
+pub async fn locked(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    need: u64,
+) -> Result<Observed<Result<String, String>>, Fatal> {
+    let h = match aws.call(&ops::HEAD_OBJECT, client.head_object().bucket(bucket).key(key).send()).await {
+        Ok(h) => h,
+        Err(e) => return classify(&e, &["NoSuchKey", "NotFound"]).observed(),
+    };
+    let created = h.last_modified().map(|t| t.secs());
+    let until = h.object_lock_retain_until_date().map(|t| t.secs());
+    let mode = h.object_lock_mode().map(|m| m.as_str().to_string());
+    Ok(Observed::Present(judge_lock(bucket, key, mode.as_deref(), created, until, need)))
+}
+
+/// The verdict on one object's lock (pure): a mode and a retain-until date
+/// at least `need` seconds after its creation (a minute's slack: S3 counts
+/// from the second it stored the version).
+pub fn judge_lock(
+    bucket: &str,
+    key: &str,
+    mode: Option<&str>,
+    created: Option<i64>,
+    until: Option<i64>,
+    need: u64,
+) -> Result<String, String> {
+    let (Some(mode), Some(until)) = (mode, until) else {
+        return Err(format!("s3://{bucket}/{key} is not locked (no Object Lock retention on the object itself)"));
+    };
+    let held = until.saturating_sub(created.unwrap_or(until)).max(0) as u64;
+    if held + 60 < need {
+        return Err(format!(
+            "s3://{bucket}/{key} is locked ({mode}) {} from its creation, less than its {} retention",
+            human(held),
+            human(need)
+        ));
+    }
+    Ok(format!("s3://{bucket}/{key} locked {mode} for {}", human(held)))
+}
+
+fn human(secs: u64) -> String {
+    if secs >= 3600 {
+        format!("{}h{:02}m", secs / 3600, secs % 3600 / 60)
+    } else if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
     }
 }

@@ -217,6 +217,8 @@ pub struct BackupRef {
     /// The bucket's declared default encryption (the job sets it on each
     /// object explicitly).
     pub encryption: Option<Encryption>,
+    /// The bucket's declared Object Lock default retention, in days.
+    pub object_lock_days: Option<i64>,
 }
 
 impl BackupRef {
@@ -426,6 +428,8 @@ impl BucketSpec {
         self.region.as_deref().unwrap_or(default)
     }
 }
+
+pub use crate::iamdoc::is_service_principal;
 
 /// Bucket-side access restriction (`access:`). Principals are role names
 /// or IAM ARNs as written; `None`: that kind of access is not restricted.

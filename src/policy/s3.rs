@@ -247,10 +247,10 @@ impl Validator<'_> {
                     self.diags.push(
                         Diagnostic::new(
                             Code::RoleInvalid,
-                            format!("`{s}` is neither an IAM role name nor an IAM role, user or root ARN"),
+                            format!("`{s}` is neither an IAM role name, an IAM role, user or root ARN, nor a service principal"),
                             Some(p.pos()),
                         )
-                        .help("write a role name, or arn:aws:iam::ACCOUNT:role/NAME (`*` allowed in the name), arn:aws:iam::ACCOUNT:user/NAME or arn:aws:iam::ACCOUNT:root; aws:PrincipalArn of an assumed-role session is its role's ARN"),
+                        .help("write a role name, or arn:aws:iam::ACCOUNT:role/NAME (`*` allowed in the name), arn:aws:iam::ACCOUNT:user/NAME, arn:aws:iam::ACCOUNT:root, or a service principal NAME.amazonaws.com (e.g. logging.s3.amazonaws.com); aws:PrincipalArn of an assumed-role session is its role's ARN"),
                     );
                     continue;
                 }
@@ -1002,6 +1002,9 @@ impl Validator<'_> {
 /// A principal of `access:`: a role name, or an IAM role, user or root
 /// ARN as aws:PrincipalArn reports it (wildcards allowed in the name).
 fn is_principal_ref(r: &str) -> bool {
+    if crate::policy::is_service_principal(r) {
+        return true;
+    }
     let Some(rest) = r.strip_prefix("arn:") else { return is_role_ref(r) };
     let parts: Vec<&str> = rest.splitn(5, ':').collect();
     let name_ok = |n: &str| {

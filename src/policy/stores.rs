@@ -159,6 +159,7 @@ impl Validator<'_> {
                 key_format: entry.key_format.clone(),
                 region: bucket.region.clone(),
                 encryption: bucket.encryption.clone(),
+                object_lock_days: bucket.object_lock.as_ref().map(|l| l.days),
             })
         });
         if found.is_none() {
@@ -425,6 +426,7 @@ impl Validator<'_> {
                 // server has no other way to learn it.
                 region: bucket.region.clone().or_else(|| self.default_region.clone()),
                 encryption: bucket.encryption.clone(),
+                object_lock_days: bucket.object_lock.as_ref().map(|l| l.days),
             },
             endpoint,
             ca_file,

@@ -19,6 +19,7 @@ s3:
     {bucket}:
       versioning: enabled
       encryption: {{algorithm: AES256}}
+      object_lock: {{mode: governance, days: 1}}
       lifecycle:
         rules:
           - id: repo-noncurrent
@@ -215,6 +216,13 @@ fn point_in_time_restore_honours_the_target_and_the_audit_measures_the_rpo() {
         );
     }
     assert_eq!(control(&j, "RESTORE-DRILL", "postgres.primary.pitr")["status"], "pass");
+    // The repository's versions are locked: read from the newest backup's
+    // manifest, not from the bucket's default.
+    let locked = control(&j, "PITR-BACKUP", "postgres.primary.pitr")["observed"]["locked"].clone();
+    assert!(
+        locked.as_str().is_some_and(|l| l.contains("/backup.manifest locked GOVERNANCE for 24h00m")),
+        "{locked}"
+    );
     let rpo = j["objectives"]
         .as_array()
         .expect("objectives")

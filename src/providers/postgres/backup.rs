@@ -148,6 +148,7 @@ mod tests {
             key_format: None,
             region: None,
             encryption: None,
+            object_lock_days: None,
         };
         // 2026-11-30 02:00:00 UTC
         assert_eq!(jobs::key(&to, ".dump", 1_796_004_000), "postgres/20261130T020000Z.dump");

@@ -107,7 +107,7 @@ pub enum Unresolved {
 pub fn resolve(want: &Access, principals: &BTreeMap<String, Principal>) -> Result<Resolved, Unresolved> {
     let (mut pending, mut missing, mut unknown) = (Vec::new(), Vec::new(), None);
     let mut one = |p: &String| -> Option<String> {
-        if p.starts_with("arn:") {
+        if p.starts_with("arn:") || crate::policy::is_service_principal(p) {
             return Some(p.clone());
         }
         match principals.get(p) {
@@ -161,9 +161,26 @@ fn deny(sid: &str, actions: &[&str], bucket: &str, exempt: Vec<String>) -> Value
         "Action": actions,
         "Resource": format!("arn:aws:s3:::{bucket}/*"),
     });
-    // No one exempt: the statement denies everyone.
-    if !exempt.is_empty() {
-        st["Condition"] = json!({"ArnNotLike": {"aws:PrincipalArn": exempt}});
+    // No one exempt: the statement denies everyone. Services are exempt
+    // by name: a service principal's request has aws:PrincipalServiceName
+    // and no aws:PrincipalArn (so ArnNotLike holds for it), an IAM
+    // principal's the reverse (so …IfExists holds for it): each condition
+    // lets its own kind through (AWS IAM user guide, "AWS global condition
+    // context keys": aws:PrincipalServiceName).
+    let (services, arns): (Vec<String>, Vec<String>) =
+        exempt.into_iter().partition(|p| crate::policy::is_service_principal(p));
+    let mut cond = serde_json::Map::new();
+    if !arns.is_empty() || services.is_empty() {
+        cond.insert("ArnNotLike".into(), json!({"aws:PrincipalArn": arns}));
+    }
+    if !services.is_empty() {
+        cond.insert("StringNotEqualsIfExists".into(), json!({"aws:PrincipalServiceName": services}));
+    }
+    if cond.get("ArnNotLike").is_some_and(|c| c["aws:PrincipalArn"].as_array().is_some_and(|a| a.is_empty())) {
+        cond.remove("ArnNotLike");
+    }
+    if !cond.is_empty() {
+        st["Condition"] = Value::Object(cond);
     }
     st
 }
@@ -462,12 +479,13 @@ pub fn read_back(doc: &PolicyDoc) -> Option<Access> {
     let exempt = |sid: &str| -> Option<Vec<String>> {
         let st = mine.iter().find(|s| s["Sid"] == sid)?;
         let c = crate::iamdoc::statement(st);
-        Some(
-            c.pointer("/Condition/ArnNotLike/aws:principalarn")
+        let at = |path: &str| -> Vec<String> {
+            c.pointer(path)
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-                .unwrap_or_default(),
-        )
+                .unwrap_or_default()
+        };
+        Some([at("/Condition/ArnNotLike/aws:principalarn"), at("/Condition/StringNotEqualsIfExists/aws:principalservicename")].concat())
     };
     let break_glass = exempt(SID_DELETE).unwrap_or_default();
     let without = |l: Vec<String>| l.into_iter().filter(|p| !break_glass.contains(p)).collect::<Vec<_>>();
@@ -570,6 +588,35 @@ mod tests {
         let gaps = enforced(Some(&plain), "b", &r).unwrap_err();
         assert!(gaps.iter().any(|g| g == &format!("in pgbackrest/, {WRITER} is denied s3:DeleteObject")), "{gaps:?}");
         assert!(gaps.iter().any(|g| g == &format!("in pgbackrest/, {WRITER} is denied s3:GetObject")), "{gaps:?}");
+    }
+
+    #[test]
+    fn a_named_service_may_write_and_no_other_service_may() {
+        // S3 server access logging writes as a service principal: no
+        // aws:PrincipalArn in its requests, so an ArnNotLike exemption
+        // alone denies it (a negated operator holds when the key is absent).
+        let logs = "logging.s3.amazonaws.com";
+        let r = Resolved { writers: Some(vec![WRITER.into(), logs.into()]), ..resolved() };
+        let d = doc(desired_statements("b", &r));
+        let j = &d.json;
+        let obj = "arn:aws:s3:::b/logs/2026-12-03-00-00-00";
+        assert_eq!(denial(j, logs, "s3:PutObject", obj), Denial::NotDenied);
+        assert_eq!(denial(j, WRITER, "s3:PutObject", obj), Denial::NotDenied);
+        assert_eq!(denial(j, "inventory.s3.amazonaws.com", "s3:PutObject", obj), Denial::Denied);
+        assert_eq!(denial(j, "arn:aws:iam::123456789012:role/ci-admin", "s3:PutObject", obj), Denial::Denied);
+        // Not a reader, and no delete for it either.
+        assert_eq!(denial(j, logs, "s3:GetObject", obj), Denial::Denied);
+        assert_eq!(denial(j, logs, "s3:DeleteObject", obj), Denial::Denied);
+        let st = j["Statement"].as_array().expect("sts").iter().find(|s| s["Sid"] == SID_WRITE).expect("write").clone();
+        assert_eq!(st["Condition"]["StringNotEqualsIfExists"]["aws:PrincipalServiceName"], json!([logs]));
+        assert_eq!(enforced(Some(&d), "b", &r), Ok(()));
+        // Without the service in the list, its writes are a gap only for it.
+        let plain = doc(desired_statements("b", &resolved()));
+        let gaps = enforced(Some(&plain), "b", &r).unwrap_err();
+        assert_eq!(gaps, [format!("{logs} is denied s3:PutObject")]);
+        // Read back by import with the service.
+        let back = read_back(&d).expect("ours");
+        assert!(back.writers.as_ref().is_some_and(|w| w.contains(&logs.to_string())), "{back:?}");
     }
 
     #[test]

@@ -287,12 +287,12 @@ pub async fn observe(
             (None, _) => None,
             (Some(l), Observed::Present(n)) => {
                 let need = lock_need(b, l);
-                let mut verdict = locked(aws, &client, &spec.name, &n.key, need).await?;
+                let mut verdict = crate::aws::lookup::locked(aws, &client, &spec.name, &n.key, need).await?;
                 // The DR copy keeps the lock S3 replicated with it.
                 if let (Observed::Present(Ok(here)), Some(Observed::Present(r))) = (&verdict, &replica) {
                     if r.verdict.is_ok() && !r.bucket.is_empty() {
                         let dest = aws.s3(&dest_region(&r.bucket));
-                        verdict = match locked(aws, &dest, &r.bucket, &n.key, need).await? {
+                        verdict = match crate::aws::lookup::locked(aws, &dest, &r.bucket, &n.key, need).await? {
                             Observed::Present(Ok(there)) => Observed::Present(Ok(format!("{here}; {there}"))),
                             other => other,
                         };
@@ -315,53 +315,6 @@ fn lock_need(b: &BackupSpec, l: &crate::policy::ObjectLock) -> u64 {
     b.retention_days.unwrap_or(l.days.max(0) as u64) * 86_400
 }
 
-/// Is this object itself locked for at least `need` seconds from its
-/// creation? A bucket's default retention applies only to versions put
-/// after it was set ("Object Lock considerations": default retention
-/// settings don't apply to existing objects), so the bucket's
-/// configuration proves nothing of the backups already there: HeadObject
-/// reads the version's own mode and retain-until date.
-async fn locked(
-    aws: &Aws,
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    need: u64,
-) -> Result<Observed<Result<String, String>>, Fatal> {
-    let h = match aws.call(&ops::HEAD_OBJECT, client.head_object().bucket(bucket).key(key).send()).await {
-        Ok(h) => h,
-        Err(e) => return classify(&e, &["NoSuchKey", "NotFound"]).observed(),
-    };
-    let created = h.last_modified().map(|t| t.secs());
-    let until = h.object_lock_retain_until_date().map(|t| t.secs());
-    let mode = h.object_lock_mode().map(|m| m.as_str().to_string());
-    Ok(Observed::Present(judge_lock(bucket, key, mode.as_deref(), created, until, need)))
-}
-
-/// The verdict on one object's lock (pure): a mode and a retain-until date
-/// at least `need` seconds after its creation (a minute's slack: S3 counts
-/// from the second it stored the version).
-pub fn judge_lock(
-    bucket: &str,
-    key: &str,
-    mode: Option<&str>,
-    created: Option<i64>,
-    until: Option<i64>,
-    need: u64,
-) -> Result<String, String> {
-    let (Some(mode), Some(until)) = (mode, until) else {
-        return Err(format!("s3://{bucket}/{key} is not locked (no Object Lock retention on the object itself)"));
-    };
-    let held = until.saturating_sub(created.unwrap_or(until)).max(0) as u64;
-    if held + 60 < need {
-        return Err(format!(
-            "s3://{bucket}/{key} is locked ({mode}) {} from its creation, less than its {} retention",
-            human(held),
-            human(need)
-        ));
-    }
-    Ok(format!("s3://{bucket}/{key} locked {mode} for {}", human(held)))
-}
 
 /// Evidence for a bucket that is missing or unreadable: every entry says so.
 pub fn without_bucket(spec: &BucketSpec, bucket: &Observed<String>) -> Vec<Evidence> {
@@ -704,15 +657,15 @@ mod tests {
     fn a_backup_is_locked_by_its_own_retention() {
         let day = 86_400;
         assert_eq!(
-            judge_lock("b", "postgres/1.dump", None, Some(0), None, 14 * day),
+            crate::aws::lookup::judge_lock("b", "postgres/1.dump", None, Some(0), None, 14 * day),
             Err("s3://b/postgres/1.dump is not locked (no Object Lock retention on the object itself)".into())
         );
         assert_eq!(
-            judge_lock("b", "k", Some("GOVERNANCE"), Some(1_000), Some(1_000 + 7 * day as i64), 14 * day),
+            crate::aws::lookup::judge_lock("b", "k", Some("GOVERNANCE"), Some(1_000), Some(1_000 + 7 * day as i64), 14 * day),
             Err("s3://b/k is locked (GOVERNANCE) 168h00m from its creation, less than its 336h00m retention".into())
         );
         // S3 counts from the second it stored the version: a minute's slack.
-        let ok = judge_lock("b", "k", Some("COMPLIANCE"), Some(1_000), Some(1_000 + 14 * day as i64 - 30), 14 * day);
+        let ok = crate::aws::lookup::judge_lock("b", "k", Some("COMPLIANCE"), Some(1_000), Some(1_000 + 14 * day as i64 - 30), 14 * day);
         assert!(ok.is_ok(), "{ok:?}");
     }
 

@@ -159,6 +159,7 @@ mod tests {
                 key_format: None,
                 region: None,
                 encryption: None,
+                object_lock_days: None,
             },
             endpoint: endpoint.map(str::to_string),
             ca_file: endpoint.map(|_| "/etc/ssl/test ca.pem".to_string()),

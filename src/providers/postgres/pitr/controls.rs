@@ -75,6 +75,9 @@ pub struct PitrSeen {
     pub wal: Observed<WalSeen>,
     pub drill: Observed<Record>,
     pub verify: Observed<super::verify::Verified>,
+    /// The newest backup's manifest under its own Object Lock, when the
+    /// repository's bucket declares `object_lock:` (Ok: what was found).
+    pub locked: Option<Observed<Result<String, String>>>,
 }
 
 /// Most listing pages read (1,000 keys each): a 24-hour window at one
@@ -109,7 +112,23 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
         }
         Err(e) => (Observed::Unknown { reason: e.clone() }, Observed::Unknown { reason: e }),
     };
-    PitrSeen { info, wal, drill, verify }
+    // The repository's versions are locked, read from the newest backup's
+    // manifest itself (a default retention locks only what came after it).
+    let locked = match (pitr.repo.object_lock_days, &info) {
+        (Some(days), Observed::Present(s)) => match s.newest() {
+            Some(b) => {
+                let key = format!("{}backup/{}/{}/backup.manifest", pitr.repo.prefix, pitr.stanza, b.label);
+                match crate::aws::lookup::locked(aws, &client, &pitr.repo.bucket, &key, days.max(0) as u64 * 86_400).await {
+                    Ok(v) => Some(v),
+                    Err(e) => Some(Observed::Unknown { reason: e.to_string() }),
+                }
+            }
+            None => None,
+        },
+        (Some(_), Observed::Unknown { reason }) => Some(Observed::Unknown { reason: reason.clone() }),
+        _ => None,
+    };
+    PitrSeen { info, wal, drill, verify, locked }
 }
 
 async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza) -> Observed<WalSeen> {
@@ -196,11 +215,18 @@ pub fn controls(
             let full = s.newest_full();
             let failed: Vec<&str> =
                 s.backup.iter().filter(|b| b.error == Some(true)).map(|b| b.label.as_str()).collect();
+            let lock = match &seen.locked {
+                Some(Observed::Present(Ok(what))) => json!(what),
+                Some(Observed::Present(Err(why))) => json!(why),
+                Some(Observed::Unknown { reason }) => json!(format!("not known: {reason}")),
+                _ => Value::Null,
+            };
             let observed = json!({
                 "status": s.status.message, "backups": s.backup.len(),
                 "newest_full": full.map(|b| json!({"label": b.label, "stopped": b.timestamp.stop})),
                 "newest": s.newest().map(|b| json!({"label": b.label, "type": b.kind, "stopped": b.timestamp.stop})),
                 "in_error": failed,
+                "locked": lock,
             });
             let why = match full {
                 None => Some(format!("the repository holds no full backup of stanza {}", pitr.stanza)),
@@ -214,9 +240,18 @@ pub fn controls(
                 Some(_) if s.status.code != 0 => {
                     Some(format!("pgBackRest reports the stanza as: {}", s.status.message))
                 }
-                Some(_) => None,
+                Some(_) => match &seen.locked {
+                    Some(Observed::Present(Err(why))) => Some(format!("the repository's versions are not locked: {why}")),
+                    _ => None,
+                },
             };
-            let status = if why.is_some() { Status::Fail } else { Status::Pass };
+            let (status, why) = match (why, &seen.locked) {
+                (Some(w), _) => (Status::Fail, Some(w)),
+                (None, Some(Observed::Unknown { reason })) => {
+                    (Status::Unknown, Some(format!("whether the repository's versions are locked is not known: {reason}")))
+                }
+                (None, _) => (Status::Pass, None),
+            };
             push(
                 &BACKUP,
                 status,
