@@ -243,12 +243,17 @@ pub enum DumpFormat {
 pub struct PgBackup {
     pub to: BackupRef,
     pub format: DumpFormat,
+    /// pg_dump `--exclude-table-data` patterns.
+    pub exclude_table_data: Vec<String>,
 }
 
 /// `restore_drill:` of a PostgreSQL instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PgDrill {
     pub from: BackupRef,
+    /// The backup job's `exclude_table_data`, when it writes the entry the
+    /// drill reads: those tables must come back empty.
+    pub excluded: Vec<String>,
     /// None: a throw-away local cluster.
     pub url: Option<Secret>,
     pub migrate: Option<String>,

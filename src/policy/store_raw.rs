@@ -226,6 +226,13 @@ pub struct RawBackupJob {
     /// `custom` (pg_dump -Fc, the default) or `plain` (SQL, gzip).
     #[serde(default)]
     pub format: Option<Sp<DumpFormatRaw>>,
+    /// Tables whose rows never go into the dump (confidential data: API
+    /// keys, OAuth tokens): pg_dump's `--exclude-table-data`, patterns as
+    /// pg_dump takes them (`oauth_tokens`, `auth.*`, `public.api_key?`).
+    /// Their definitions stay; the restore drill checks they exist and are
+    /// empty.
+    #[serde(default)]
+    pub exclude_table_data: Option<Sp<Vec<Sp<String>>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -190,7 +190,23 @@ impl Validator<'_> {
             Some(DumpFormatRaw::Plain) => DumpFormat::Plain,
             _ => DumpFormat::Custom,
         };
-        Some(PgBackup { to, format })
+        let mut exclude_table_data = Vec::new();
+        for p in raw.exclude_table_data.iter().flat_map(|l| l.value().iter()) {
+            let Some(v) = self.expand(p) else { continue };
+            let ok = !v.trim().is_empty()
+                && !v.starts_with('-')
+                && !v.chars().any(|c| c.is_control())
+                && v.matches('"').count() % 2 == 0;
+            if !ok {
+                self.diags.push(
+                    Diagnostic::new(Code::InvalidValue, format!("`{v}` is not a table pattern"), Some(p.pos()))
+                        .help("write a table name or a pg_dump pattern: oauth_tokens, auth.*, \"CamelCase\""),
+                );
+            } else if !exclude_table_data.contains(&v) {
+                exclude_table_data.push(v);
+            }
+        }
+        Some(PgBackup { to, format, exclude_table_data })
     }
 
     fn pg_drill(&mut self, d: &Sp<RawRestoreDrill>, buckets: &[BucketSpec]) -> Option<PgDrill> {
@@ -210,7 +226,16 @@ impl Validator<'_> {
         let rto = raw.rto.as_ref().map_or(Some(3600), |r| self.duration(r, "rto"));
         let every = raw.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
         let checks = self.checks(raw.checks.as_ref());
-        Some(PgDrill { from: from?, url, migrate, checks, rto_secs: rto?, every_secs: every?, line: d.pos().line })
+        Some(PgDrill {
+            from: from?,
+            excluded: Vec::new(),
+            url,
+            migrate,
+            checks,
+            rto_secs: rto?,
+            every_secs: every?,
+            line: d.pos().line,
+        })
     }
 
     /// A drill's smoke checks: each bounded (min or max) and with SQL.
@@ -485,7 +510,14 @@ impl Validator<'_> {
                 None => None,
             };
             let backup = pv.backup.as_ref().and_then(|b| self.pg_backup(b, buckets));
-            let restore_drill = pv.restore_drill.as_ref().and_then(|d| self.pg_drill(d, buckets));
+            let mut restore_drill = pv.restore_drill.as_ref().and_then(|d| self.pg_drill(d, buckets));
+            // The drill of the entry the dump job writes checks what it
+            // left out.
+            if let (Some(d), Some(b)) = (restore_drill.as_mut(), &backup) {
+                if d.from.bucket == b.to.bucket && d.from.prefix == b.to.prefix {
+                    d.excluded = b.exclude_table_data.clone();
+                }
+            }
             let pitr = pv.pitr.as_ref().and_then(|x| self.pitr(x, buckets, s3));
             if let (Some(x), Some(c)) = (&pv.pitr, w.and_then(|w| w.archive_command.as_ref())) {
                 self.diags.push(

@@ -484,3 +484,81 @@ boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access
     r.code(2);
     assert!(r.stdout.contains("does not match its sidecar"), "{}", r.stdout);
 }
+
+/// Confidential tables out of the dump (`exclude_table_data`, pg_dump's
+/// --exclude-table-data): their definitions are in the stored dump, their
+/// rows are not; the drill finds each table and checks it came back
+/// empty, the row counts in its record; a pattern that matches no table
+/// fails the drill.
+#[test]
+fn confidential_tables_are_left_out_of_the_dump_and_the_drill_checks_them_empty() {
+    let w = World::with_moto();
+    let pg = Postgres::start();
+    seed(&pg);
+    pg.sql(
+        "CREATE TABLE oauth_tokens (id int, token text); \
+         INSERT INTO oauth_tokens SELECT i, 'tok-SECRET-' || i FROM generate_series(1, 3) i; \
+         CREATE SCHEMA vault; CREATE TABLE vault.api_keys (k text); INSERT INTO vault.api_keys VALUES ('key-SECRET-a'), ('key-SECRET-b');",
+    );
+    let b = unique("dumps");
+    let with = |patterns: &str| {
+        format!(
+            "      exclude_table_data: [{patterns}]\n    restore_drill:\n      from: s3.{b}.backups.dump\n      checks:\n        - {{name: users present, sql: \"select count(*) from users\", min: 250}}\n"
+        )
+    };
+    let p = w.write("p.yaml", &policy(&b, &with("oauth_tokens, \"vault.*\""))).to_string_lossy().into_owned();
+    let url = pg.url(None);
+    let env = [("PG_URL", url.as_str())];
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    let done = w.cli_with(&["backup", "run", "-f", &p, "postgres.primary", "--format", "json"], &env);
+    done.code(0);
+    let key = done.json()["key"].as_str().expect("key").to_string();
+    // The stored dump, read back with stock pg_restore.
+    let shared = tempfile::Builder::new().prefix("suoops-dump-").tempdir_in("/tmp").expect("dir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let file = shared.path().join("stored.dump");
+    w.python(&format!(
+        r#"
+import sys, os, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+s3.download_file("{b}", "{key}", "{f}")
+os.chmod("{f}", 0o644)
+"#,
+        f = file.display()
+    ));
+    let sql = pg.run("pg_restore", &["-f", "-", &file.display().to_string()]);
+    assert!(sql.contains("CREATE TABLE public.oauth_tokens"), "the definition is kept");
+    assert!(sql.contains("CREATE TABLE vault.api_keys"), "the definition is kept");
+    assert!(sql.contains("user1@example.com"), "other data is there");
+    assert!(!sql.contains("SECRET"), "no confidential row in the dump");
+
+    let (code, out, err, _) = drill(&w, &p, &env, &["--format", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let rec: Value = serde_json::from_str(&out).expect("record");
+    let checks = rec["checks"].as_array().expect("checks");
+    for t in ["public.oauth_tokens", "vault.api_keys"] {
+        let c = checks
+            .iter()
+            .find(|c| c["name"] == format!("{t} has no rows (exclude_table_data)"))
+            .unwrap_or_else(|| panic!("{t} checked: {rec}"));
+        assert_eq!(c["value"], 0.0, "{c}");
+        assert_eq!(c["passed"], true, "{c}");
+    }
+    assert_eq!(rec["result"], "passed", "{rec}");
+
+    // A pattern that matches no table fails the drill, named.
+    let p = w.write("p2.yaml", &policy(&b, &with("oauth_tokens, api_tokenz"))).to_string_lossy().into_owned();
+    let (code, out, _, _) = drill(&w, &p, &env, &["--format", "json"]);
+    let rec: Value = serde_json::from_str(&out).expect("record");
+    assert_eq!(rec["result"], "failed", "{rec}");
+    let miss = rec["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "a table matches exclude_table_data `api_tokenz`")
+        .cloned()
+        .unwrap_or_else(|| panic!("{rec}"));
+    assert_eq!(miss["passed"], false);
+    assert_ne!(code, 0);
+}

@@ -693,7 +693,7 @@ impl Postgres {
         pg
     }
 
-    fn run(&self, tool: &str, args: &[&str]) -> String {
+    pub fn run(&self, tool: &str, args: &[&str]) -> String {
         let exe = self.bin.join(tool);
         let mut cmd = if self.as_postgres {
             let mut c = Command::new("runuser");

@@ -105,6 +105,8 @@ pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, pending: 
         DumpFormat::Plain => "--format=plain",
     })
     .arg("--no-password")
+    // Confidential tables: their rows never leave the server.
+    .args(job.exclude_table_data.iter().map(|p| format!("--exclude-table-data={p}")))
     .env_clear()
     .env("PATH", std::env::var_os("PATH").unwrap_or_default())
     .envs(tools::env(url)?)

@@ -241,7 +241,109 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
     }
     let t = Instant::now();
     rec.checks = checks(&url, &drill.checks).await?;
+    rec.checks.extend(excluded(&url, &drill.excluded).await?);
     rec.phases.checks = secs(t);
     drop(scratch);
     Ok(())
+}
+
+/// The tables the dump job left the data of out (`exclude_table_data`):
+/// each pattern matches a table of the restored database, and each such
+/// table came back empty — checks in the record, with the row counts.
+async fn excluded(url: &str, patterns: &[String]) -> Result<Vec<CheckResult>, String> {
+    if patterns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = connect(url).await?;
+    let mut out = Vec::new();
+    for p in patterns {
+        let (schema, name) = pattern_regex(p);
+        // As pg_dump matches: an unqualified pattern names the tables
+        // visible in the search path (psql's processSQLNamePattern).
+        let rows = client
+            .query(
+                "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p') AND c.relname ~ $1 \
+                 AND (CASE WHEN $2::text IS NULL THEN pg_table_is_visible(c.oid) ELSE n.nspname ~ $2::text END) \
+                 ORDER BY 1",
+                &[&name, &schema],
+            )
+            .await
+            .map_err(|e| format!("exclude_table_data `{p}`: {}", scrub(&e.to_string(), url)))?;
+        let tables: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        if tables.is_empty() {
+            out.push(CheckResult {
+                name: format!("a table matches exclude_table_data `{p}`"),
+                value: Some(0.0),
+                min: Some(1.0),
+                max: None,
+                passed: false,
+            });
+        }
+        for t in tables {
+            let n: i64 = client
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .await
+                .map_err(|e| format!("counting {t}: {}", scrub(&e.to_string(), url)))?
+                .get(0);
+            out.push(CheckResult {
+                name: format!("{t} has no rows (exclude_table_data)"),
+                value: Some(n as f64),
+                min: None,
+                max: Some(0.0),
+                passed: n == 0,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A pg_dump table pattern as anchored POSIX regular expressions (schema,
+/// name): unquoted letters fold to lower case, `*` and `?` are wildcards,
+/// `"…"` is literal (`""` a quote), an unquoted `.` separates the schema
+/// (PostgreSQL manual, psql "Patterns", which pg_dump follows).
+fn pattern_regex(p: &str) -> (Option<String>, String) {
+    let mut parts = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = p.chars().peekable();
+    while let Some(c) = chars.next() {
+        let cur = parts.last_mut().expect("a part");
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(String::new()),
+            '*' if !quoted => cur.push_str(".*"),
+            '?' if !quoted => cur.push('.'),
+            c => {
+                let c = if quoted { c } else { c.to_ascii_lowercase() };
+                if "\\^$.|+()[]{}*?".contains(c) {
+                    cur.push('\\');
+                }
+                cur.push(c);
+            }
+        }
+    }
+    let anchored = |s: &str| format!("^({s})$");
+    match parts.as_slice() {
+        [name] => (None, anchored(name)),
+        [.., schema, name] => (Some(anchored(schema)), anchored(name)),
+        [] => (None, anchored("")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_patterns_are_matched_as_pg_dump_matches_them() {
+        assert_eq!(pattern_regex("oauth_tokens"), (None, "^(oauth_tokens)$".to_string()));
+        assert_eq!(pattern_regex("Auth.API_*"), (Some("^(auth)$".to_string()), "^(api_.*)$".to_string()));
+        assert_eq!(pattern_regex("\"Key.s\"?"), (None, "^(Key\\.s.)$".to_string()));
+        assert_eq!(pattern_regex("\"we\"\"ird\""), (None, "^(we\"ird)$".to_string()));
+    }
 }
