@@ -306,7 +306,8 @@ pub fn denial(doc: &Value, principal: &str, action: &str, resource: &str) -> Den
         // Requests from this tool and from the SDKs use TLS. A service
         // principal's request has aws:PrincipalServiceName and no
         // aws:PrincipalArn; an IAM principal's the reverse.
-        let (arn, svc) = if service { (vec![], vec![principal.to_string()]) } else { (vec![principal.to_string()], vec![]) };
+        let (arn, svc) =
+            if service { (vec![], vec![principal.to_string()]) } else { (vec![principal.to_string()], vec![]) };
         let req = [
             ("aws:PrincipalArn", arn),
             ("aws:PrincipalServiceName", svc),

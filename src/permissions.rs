@@ -45,7 +45,10 @@ fn jobs(cmd: For, policy: Option<&Policy>) -> Value {
         Some(p) => {
             let kind = if cmd == For::Backup { JobKind::Backup } else { JobKind::Drill };
             let declared = crate::providers::jobs().filter(|j| j.kind() == kind).flat_map(|j| {
-                j.instances(p).into_iter().filter(|(_, d)| *d).map(move |(a, _)| (j.entry(p, &a), a, j.engine_actions()))
+                j.instances(p)
+                    .into_iter()
+                    .filter(|(_, d)| *d)
+                    .map(move |(a, _)| (j.entry(p, &a), a, j.engine_actions()))
             });
             for (to, instance, extra) in declared {
                 let Some(to) = to else { continue };

@@ -533,7 +533,10 @@ iam:
             |id: &'static str| ControlResult { address: Address::parse("iam.role.repl"), ..control(id, Status::Pass) };
         let r = Report::new(vec![control("S3-CRR", Status::Pass), on_role("IAM-ROLE"), on_role("IAM-POLICY")]);
         // The derived document follows the source's Bucket Key.
-        assert_eq!(verdict(&evaluate(&r, &replicating_with(", bucket_key: true", "      s3_replication: true")), "DR-COPY"), Verdict::Met);
+        assert_eq!(
+            verdict(&evaluate(&r, &replicating_with(", bucket_key: true", "      s3_replication: true")), "DR-COPY"),
+            Verdict::Met
+        );
         // A hand-written role conditioned on the object ARN only: with a
         // Bucket Key S3 passes the bucket ARN, so AWS would deny it.
         let statement = |ctx: &str| {
@@ -555,7 +558,13 @@ iam:
         let o = evaluate(&r, &replicating_with("", &ip));
         let dr = o.iter().find(|x| x.id == "DR-COPY").expect("DR-COPY");
         assert_eq!(dr.verdict, Verdict::NotMet);
-        assert!(dr.reasons.iter().all(|x| x.contains("is not known here (the condition operator `IpAddress` is not evaluated)")), "{:?}", dr.reasons);
+        assert!(
+            dr.reasons
+                .iter()
+                .all(|x| x.contains("is not known here (the condition operator `IpAddress` is not evaluated)")),
+            "{:?}",
+            dr.reasons
+        );
     }
 
     #[test]

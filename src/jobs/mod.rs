@@ -53,7 +53,9 @@ impl JobKind {
         match self {
             JobKind::Backup => ("backup", "backup: {to: s3.BUCKET.backups.ENTRY}"),
             JobKind::Drill => ("restore_drill", "restore_drill: {from: s3.BUCKET.backups.ENTRY}"),
-            JobKind::Restore => ("pitr", "pitr: {repo: {bucket: BUCKET, prefix: pgbackrest/}, stanza: NAME, data_directory: DIR}"),
+            JobKind::Restore => {
+                ("pitr", "pitr: {repo: {bucket: BUCKET, prefix: pgbackrest/}, stanza: NAME, data_directory: DIR}")
+            }
         }
     }
 }

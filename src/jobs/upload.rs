@@ -306,8 +306,7 @@ async fn complete(
                 .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
                 .send(),
         )
-        .await
-        ;
+        .await;
     // S3's checksum of a multipart object is the SHA-256 of the parts'
     // SHA-256s, "-N" (AWS S3 user guide, "Checking object integrity":
     // checksums of multipart uploads).
@@ -507,8 +506,9 @@ pub async fn sidecar(t: &Target<'_>, up: &Uploaded) -> Result<(), String> {
         sse: t.sse.clone(),
     };
     let sha: [u8; 32] = Sha256::digest(&body).into();
-    let meta = up.composite.as_ref().map(|c| {
-        [(COMPOSITE_META.to_string(), c.clone()), (SHA256_META.to_string(), up.sha256.clone())].into()
-    });
+    let meta = up
+        .composite
+        .as_ref()
+        .map(|c| [(COMPOSITE_META.to_string(), c.clone()), (SHA256_META.to_string(), up.sha256.clone())].into());
     put_single_with(&side, body, &sha, meta).await.map(|_| ())
 }

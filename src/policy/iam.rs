@@ -716,7 +716,14 @@ fn kms_region(key: &str) -> Option<String> {
 /// S3 Bucket Keys": Changes to note before enabling an S3 Bucket Key).
 /// Objects written before the Bucket Key was turned on keep the object ARN,
 /// so a bucket with one allows both.
-fn kms_statement(sid: &str, actions: &[&str], key: &str, region: Option<&str>, bucket: &str, bucket_key: bool) -> Value {
+fn kms_statement(
+    sid: &str,
+    actions: &[&str],
+    key: &str,
+    region: Option<&str>,
+    bucket: &str,
+    bucket_key: bool,
+) -> Value {
     let region_part = region.unwrap_or("*");
     let arn_parts: Vec<&str> = key.splitn(6, ':').collect();
     let (resource, alias) = match arn_parts.as_slice() {
@@ -782,7 +789,8 @@ mod tests {
             p.iam.roles[0].inline_policies.as_ref().expect("inline")["s3-replication"].clone()
         };
         let context = |d: &Value, sid: &str| {
-            let st = d["Statement"].as_array().expect("statements").iter().find(|s| s["Sid"] == sid).expect(sid).clone();
+            let st =
+                d["Statement"].as_array().expect("statements").iter().find(|s| s["Sid"] == sid).expect(sid).clone();
             st["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"].clone()
         };
         let plain = doc("", "");
@@ -795,7 +803,8 @@ mod tests {
         assert_eq!(context(&source_only, "DecryptSourceObjects"), json!(["arn:aws:s3:::src", "arn:aws:s3:::src/*"]));
         assert_eq!(context(&source_only, "EncryptReplicas"), "arn:aws:s3:::dst/*");
         // The replica key also decrypts (S3 reads back what it wrote).
-        let encrypt = keyed["Statement"].as_array().expect("statements").iter().find(|s| s["Sid"] == "EncryptReplicas").cloned();
+        let encrypt =
+            keyed["Statement"].as_array().expect("statements").iter().find(|s| s["Sid"] == "EncryptReplicas").cloned();
         assert_eq!(encrypt.expect("encrypt")["Action"], json!(["kms:Encrypt", "kms:Decrypt"]));
     }
 

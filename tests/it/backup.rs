@@ -137,7 +137,13 @@ fn a_dump_of_several_parts_is_stored_whole_and_verified() {
         let mut args = extra.to_vec();
         args.extend(["audit", "-f", p.as_str(), "--format", "json", "--target", target.as_str()]);
         let j = w.cli_with(&args, &env).json();
-        j["controls"].as_array().expect("controls").iter().find(|c| c["id"] == "BACKUP-INTEGRITY").expect("BACKUP-INTEGRITY").clone()
+        j["controls"]
+            .as_array()
+            .expect("controls")
+            .iter()
+            .find(|c| c["id"] == "BACKUP-INTEGRITY")
+            .expect("BACKUP-INTEGRITY")
+            .clone()
     };
     let c = integrity(&[]);
     assert_eq!(c["status"], "pass", "moto's form: {c}");
@@ -145,7 +151,8 @@ fn a_dump_of_several_parts_is_stored_whole_and_verified() {
     // audited through it.
     let proxy = FaultProxy::with(w.moto().port, Faults::composite_checksums(), None);
     let url = proxy.url();
-    let r = w.cli_with(&["--endpoint-url", &url, "backup", "run", "-f", &p, "postgres.primary", "--format", "json"], &env);
+    let r =
+        w.cli_with(&["--endpoint-url", &url, "backup", "run", "-f", &p, "postgres.primary", "--format", "json"], &env);
     r.code(0);
     let key = r.json()["key"].as_str().expect("key").to_string();
     let c = integrity(&["--endpoint-url", &url]);

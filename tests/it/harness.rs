@@ -785,7 +785,8 @@ impl Postgres {
     pub fn sql_in(&self, data: &Path, sql: &str) -> String {
         let port = free_port().to_string();
         let sock = data.display().to_string();
-        let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={sock} -c archive_mode=off");
+        let opts =
+            format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={sock} -c archive_mode=off");
         let d = data.display().to_string();
         let log = data.join("restored.log").display().to_string();
         self.run("pg_ctl", &["-D", &d, "-l", &log, "-w", "-o", &opts, "start"]);

@@ -194,11 +194,7 @@ fn point_in_time_restore_honours_the_target_and_the_audit_measures_the_rpo() {
         &env,
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.stdout.contains(&format!("holds the cluster recovered to {target} from backup ")),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(&format!("holds the cluster recovered to {target} from backup ")), "{}", r.stdout);
     for step in ["run the application's migrations", "point DATABASE_URL at it", "lift the write freeze"] {
         assert!(r.stdout.contains(step), "{step}: {}", r.stdout);
     }
@@ -219,10 +215,7 @@ fn point_in_time_restore_honours_the_target_and_the_audit_measures_the_rpo() {
     // The repository's versions are locked: read from the newest backup's
     // manifest, not from the bucket's default.
     let locked = control(&j, "PITR-BACKUP", "postgres.primary.pitr")["observed"]["locked"].clone();
-    assert!(
-        locked.as_str().is_some_and(|l| l.contains("/backup.manifest locked GOVERNANCE for 24h00m")),
-        "{locked}"
-    );
+    assert!(locked.as_str().is_some_and(|l| l.contains("/backup.manifest locked GOVERNANCE for 24h00m")), "{locked}");
     let rpo = j["objectives"]
         .as_array()
         .expect("objectives")

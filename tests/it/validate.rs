@@ -199,7 +199,11 @@ fn job_commands_say_what_to_type_instead() {
     let r = w.cli(&["backup", "run", "-f", p, "postgres.primry"]);
     r.code(1);
     assert!(r.stderr.contains("did you mean `postgres.primary`?"), "{}", r.stderr);
-    assert!(r.stderr.contains("addresses with a `backup:`: postgres.primary, postgres.primary.pitr, redis.queues"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("addresses with a `backup:`: postgres.primary, postgres.primary.pitr, redis.queues"),
+        "{}",
+        r.stderr
+    );
     let r = w.cli(&["backup", "run", "-f", p, "redis.cache"]);
     r.code(1);
     assert!(r.stderr.contains("redis.cache declares no `backup:` in policies/suoops.yaml"), "{}", r.stderr);

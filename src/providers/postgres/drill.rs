@@ -206,30 +206,35 @@ pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, operator:
 async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> Result<(), String> {
     let mut scratch = Scratch { dir: jobs::scratch_dir()?, pg_ctl: None };
     let file = scratch.dir.join("dump");
-    let key = jobs::fetch_verified(aws, &drill.from, region, &file, rec).await?;
-    let t = Instant::now();
-    let url = match &drill.url {
-        Some(u) => {
-            let u = u.expose().to_string();
-            let c = connect(&u).await?;
-            let n: i64 = c
-                .query_one(
-                    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+    // The throw-away cluster is made (or the drill database checked empty)
+    // while the dump downloads: nothing is restored before the dump is
+    // verified against its sidecar, but the drill does not wait twice.
+    let prepare = async {
+        match &drill.url {
+            Some(u) => {
+                let u = u.expose().to_string();
+                let c = connect(&u).await?;
+                let n: i64 = c
+                    .query_one(
+                        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
-                    &[],
-                )
-                .await
-                .map_err(|e| scrub(&e.to_string(), &u))?
-                .get(0);
-            if n > 0 {
-                return Err(
-                    "the drill database at `url` is not empty: the drill restores only into an empty one".into()
-                );
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| scrub(&e.to_string(), &u))?
+                    .get(0);
+                if n > 0 {
+                    return Err(
+                        "the drill database at `url` is not empty: the drill restores only into an empty one".into()
+                    );
+                }
+                Ok(u)
             }
-            u
+            None => local_cluster(&mut scratch).await,
         }
-        None => local_cluster(&mut scratch).await?,
     };
+    let (key, url) = tokio::try_join!(jobs::fetch_verified(aws, &drill.from, region, &file, rec), prepare)?;
+    let t = Instant::now();
     restore(&file, &key, &url).await?;
     // The dump is not needed any more: free the space before migrating.
     let _ = std::fs::remove_file(&file);

@@ -113,7 +113,9 @@ fn postgres_entry(name: &str, var: &str, st: &PostgresState, variables: &mut Vec
         let mut repo = vec![format!("bucket: {}", scalar(&bucket))];
         repo.push(format!("prefix: {}", scalar(&format!("{}/", path.trim_matches('/')))));
         // The regional AWS endpoint is the default; another is written.
-        if let Some(host) = opt("repo1-s3-endpoint").filter(|h| !(h.starts_with("s3.") && h.ends_with(".amazonaws.com"))) {
+        if let Some(host) =
+            opt("repo1-s3-endpoint").filter(|h| !(h.starts_with("s3.") && h.ends_with(".amazonaws.com")))
+        {
             let port = opt("repo1-storage-port").map(|p| format!(":{p}")).unwrap_or_default();
             repo.push(format!("endpoint: {}", scalar(&format!("https://{host}{port}"))));
         }
@@ -124,14 +126,12 @@ fn postgres_entry(name: &str, var: &str, st: &PostgresState, variables: &mut Vec
         w.raw(4, "stanza", &scalar(&opt("stanza").unwrap_or_default()), None);
         w.raw(4, "data_directory", &scalar(&opt("pg1-path").unwrap_or_default()), None);
         if opt("repo1-cipher-type").is_some() {
-            let var = format!("{}_PGBACKREST_CIPHER_PASS", archive_command_var(name).trim_end_matches("_ARCHIVE_COMMAND"));
+            let var =
+                format!("{}_PGBACKREST_CIPHER_PASS", archive_command_var(name).trim_end_matches("_ARCHIVE_COMMAND"));
             w.raw(4, "cipher_pass", &format!("${{{var}}}"), Some("the repository's passphrase: never written"));
             variables.push((var, format!("the pgBackRest repository passphrase of postgres.{name}")));
         }
-        w.comment(
-            4,
-            "window, full_every, rpo and drill: not in archive_command (the defaults apply); write yours",
-        );
+        w.comment(4, "window, full_every, rpo and drill: not in archive_command (the defaults apply); write yours");
     }
     w.finish()
 }
@@ -210,7 +210,12 @@ mod tests {
         assert_eq!(get("stanza"), Some("main"));
         assert_eq!(get("repo1-storage-ca-file"), Some("/tmp/my ca.pem"));
         assert_eq!(get("pg1-path"), Some("/var/lib/postgresql/15/main"));
-        for other in ["cp %p /archive/%f", "pgbackrest --stanza=main archive-push %p", "pgbackrest --stanza=x --repo1-type=posix archive-get %f %p", "pgbackrest $(cat /etc/x) archive-push %p"] {
+        for other in [
+            "cp %p /archive/%f",
+            "pgbackrest --stanza=main archive-push %p",
+            "pgbackrest --stanza=x --repo1-type=posix archive-get %f %p",
+            "pgbackrest $(cat /etc/x) archive-push %p",
+        ] {
             assert!(pgbackrest_push(other).is_none(), "{other}");
         }
     }

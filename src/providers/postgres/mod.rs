@@ -467,8 +467,13 @@ impl Instance for One {
         pitr::controls::VERIFY,
         pitr::controls::DRILL,
     ];
-    const JOBS: &'static [&'static dyn crate::jobs::Job] =
-        &[&backup::DUMP, &drill::DRILL, &pitr::backup::PITR_BACKUP, &pitr::drill::PITR_DRILL, &pitr::restore::PITR_RESTORE];
+    const JOBS: &'static [&'static dyn crate::jobs::Job] = &[
+        &backup::DUMP,
+        &drill::DRILL,
+        &pitr::backup::PITR_BACKUP,
+        &pitr::drill::PITR_DRILL,
+        &pitr::restore::PITR_RESTORE,
+    ];
     type Spec = PostgresSpec;
     type State = PostgresState;
     fn specs(policy: &Policy) -> &[PostgresSpec] {

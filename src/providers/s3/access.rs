@@ -485,7 +485,13 @@ pub fn read_back(doc: &PolicyDoc) -> Option<Access> {
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default()
         };
-        Some([at("/Condition/ArnNotLike/aws:principalarn"), at("/Condition/StringNotEqualsIfExists/aws:principalservicename")].concat())
+        Some(
+            [
+                at("/Condition/ArnNotLike/aws:principalarn"),
+                at("/Condition/StringNotEqualsIfExists/aws:principalservicename"),
+            ]
+            .concat(),
+        )
     };
     let break_glass = exempt(SID_DELETE).unwrap_or_default();
     let without = |l: Vec<String>| l.into_iter().filter(|p| !break_glass.contains(p)).collect::<Vec<_>>();
@@ -561,7 +567,8 @@ mod tests {
         let r = Resolved { repos: vec!["pgbackrest/".into()], ..resolved() };
         let d = doc(desired_statements("b", &r));
         let j = &d.json;
-        let (repo, dump) = ("arn:aws:s3:::b/pgbackrest/archive/s/15-1/0000000100000000/x.zst", "arn:aws:s3:::b/postgres/1.dump");
+        let (repo, dump) =
+            ("arn:aws:s3:::b/pgbackrest/archive/s/15-1/0000000100000000/x.zst", "arn:aws:s3:::b/postgres/1.dump");
         let outsider = "arn:aws:iam::123456789012:role/ci-admin";
         // The writer (pgBackRest) reads and expires its own files…
         assert_eq!(denial(j, WRITER, "s3:GetObject", repo), Denial::NotDenied);
@@ -636,7 +643,13 @@ mod tests {
 
     #[test]
     fn an_equivalent_foreign_statement_counts_and_a_weaker_one_does_not() {
-        let r = Resolved { writers: None, readers: None, deny_delete: true, break_glass: vec![ADMIN.into()], repos: vec![] };
+        let r = Resolved {
+            writers: None,
+            readers: None,
+            deny_delete: true,
+            break_glass: vec![ADMIN.into()],
+            repos: vec![],
+        };
         let theirs = doc(vec![json!({
             "Sid": "TheirWorm", "Effect": "Deny", "Principal": {"AWS": "*"},
             "Action": ["s3:DeleteObject*"], "Resource": "arn:aws:s3:::b/*",

@@ -102,7 +102,8 @@ async fn sidecar(
     key: &str,
 ) -> Result<Observed<Result<(), String>>, Fatal> {
     let side = format!("{key}.sha256");
-    let (body, recorded) = match aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(&side).send()).await {
+    let (body, recorded) = match aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(&side).send()).await
+    {
         Ok(out) => {
             let meta = |k: &str| out.metadata().and_then(|m| m.get(k)).cloned();
             let recorded = meta(crate::jobs::upload::COMPOSITE_META)
@@ -314,7 +315,6 @@ pub async fn observe(
 fn lock_need(b: &BackupSpec, l: &crate::policy::ObjectLock) -> u64 {
     b.retention_days.unwrap_or(l.days.max(0) as u64) * 86_400
 }
-
 
 /// Evidence for a bucket that is missing or unreadable: every entry says so.
 pub fn without_bucket(spec: &BucketSpec, bucket: &Observed<String>) -> Vec<Evidence> {
@@ -661,11 +661,25 @@ mod tests {
             Err("s3://b/postgres/1.dump is not locked (no Object Lock retention on the object itself)".into())
         );
         assert_eq!(
-            crate::aws::lookup::judge_lock("b", "k", Some("GOVERNANCE"), Some(1_000), Some(1_000 + 7 * day as i64), 14 * day),
+            crate::aws::lookup::judge_lock(
+                "b",
+                "k",
+                Some("GOVERNANCE"),
+                Some(1_000),
+                Some(1_000 + 7 * day as i64),
+                14 * day
+            ),
             Err("s3://b/k is locked (GOVERNANCE) 168h00m from its creation, less than its 336h00m retention".into())
         );
         // S3 counts from the second it stored the version: a minute's slack.
-        let ok = crate::aws::lookup::judge_lock("b", "k", Some("COMPLIANCE"), Some(1_000), Some(1_000 + 14 * day as i64 - 30), 14 * day);
+        let ok = crate::aws::lookup::judge_lock(
+            "b",
+            "k",
+            Some("COMPLIANCE"),
+            Some(1_000),
+            Some(1_000 + 14 * day as i64 - 30),
+            14 * day,
+        );
         assert!(ok.is_ok(), "{ok:?}");
     }
 

@@ -118,7 +118,9 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
         (Some(days), Observed::Present(s)) => match s.newest() {
             Some(b) => {
                 let key = format!("{}backup/{}/{}/backup.manifest", pitr.repo.prefix, pitr.stanza, b.label);
-                match crate::aws::lookup::locked(aws, &client, &pitr.repo.bucket, &key, days.max(0) as u64 * 86_400).await {
+                match crate::aws::lookup::locked(aws, &client, &pitr.repo.bucket, &key, days.max(0) as u64 * 86_400)
+                    .await
+                {
                     Ok(v) => Some(v),
                     Err(e) => Some(Observed::Unknown { reason: e.to_string() }),
                 }
@@ -241,15 +243,18 @@ pub fn controls(
                     Some(format!("pgBackRest reports the stanza as: {}", s.status.message))
                 }
                 Some(_) => match &seen.locked {
-                    Some(Observed::Present(Err(why))) => Some(format!("the repository's versions are not locked: {why}")),
+                    Some(Observed::Present(Err(why))) => {
+                        Some(format!("the repository's versions are not locked: {why}"))
+                    }
                     _ => None,
                 },
             };
             let (status, why) = match (why, &seen.locked) {
                 (Some(w), _) => (Status::Fail, Some(w)),
-                (None, Some(Observed::Unknown { reason })) => {
-                    (Status::Unknown, Some(format!("whether the repository's versions are locked is not known: {reason}")))
-                }
+                (None, Some(Observed::Unknown { reason })) => (
+                    Status::Unknown,
+                    Some(format!("whether the repository's versions are locked is not known: {reason}")),
+                ),
                 (None, _) => (Status::Pass, None),
             };
             push(

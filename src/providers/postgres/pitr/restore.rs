@@ -68,7 +68,10 @@ fn destination(into: &Path) -> Result<(PathBuf, bool), String> {
     match std::fs::read_dir(&abs) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                return Err(format!("{} is not empty: nothing was changed (restore into an empty directory)", abs.display()));
+                return Err(format!(
+                    "{} is not empty: nothing was changed (restore into an empty directory)",
+                    abs.display()
+                ));
             }
             Ok((abs, false))
         }
@@ -104,7 +107,8 @@ impl Drop for Undo {
         } else if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for e in entries.flatten() {
                 let p = e.path();
-                let _ = if p.is_dir() && !p.is_symlink() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                let _ =
+                    if p.is_dir() && !p.is_symlink() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
             }
         }
     }
