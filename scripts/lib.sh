@@ -84,6 +84,8 @@ need_servers() {
     command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
     # Point-in-time recovery runs pgBackRest (physical backups, WAL archive).
     command -v pgbackrest >/dev/null 2>&1 || pkgs+=(pgbackrest)
+    # Client-side encryption: the tests decrypt with the stock age tool.
+    command -v age >/dev/null 2>&1 || pkgs+=(age)
     [ ${#pkgs[@]} -eq 0 ] || apt_install "${pkgs[@]}"
     # Debian starts the packaged services; the tests start their own.
     if command -v systemctl >/dev/null 2>&1; then

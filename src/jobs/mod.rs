@@ -7,6 +7,7 @@
 //! resolve the address through that list. This module uses nothing above
 //! it (no provider, no CLI).
 
+pub mod encrypt;
 pub mod fetch;
 pub mod record;
 pub mod upload;

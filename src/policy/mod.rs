@@ -245,6 +245,8 @@ pub struct PgBackup {
     pub format: DumpFormat,
     /// pg_dump `--exclude-table-data` patterns.
     pub exclude_table_data: Vec<String>,
+    /// age recipients the dump is encrypted to (none: not encrypted).
+    pub encrypt_to: Vec<String>,
 }
 
 /// `restore_drill:` of a PostgreSQL instance.
@@ -254,6 +256,8 @@ pub struct PgDrill {
     /// The backup job's `exclude_table_data`, when it writes the entry the
     /// drill reads: those tables must come back empty.
     pub excluded: Vec<String>,
+    /// The age identity file's path (`decrypt_with`).
+    pub decrypt_with: Option<String>,
     /// None: a throw-away local cluster.
     pub url: Option<Secret>,
     pub migrate: Option<String>,
@@ -582,6 +586,9 @@ pub struct BackupSpec {
     pub retention_days: Option<u64>,
     pub key_format: Option<String>,
     pub line: u64,
+    /// A backup job encrypts what it writes here client-side (age): the
+    /// audit checks the newest backup is an age file.
+    pub client_encrypted: bool,
 }
 
 /// Who owns the rules of a whole-document setting (lifecycle, replication).

@@ -647,6 +647,7 @@ impl Validator<'_> {
                     retention_days: retention,
                     key_format: bv.key_format.as_ref().map(|f| f.value().clone()),
                     line: bv.name.pos().line,
+                    client_encrypted: false,
                 });
             }
         }

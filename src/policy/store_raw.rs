@@ -233,6 +233,13 @@ pub struct RawBackupJob {
     /// empty.
     #[serde(default)]
     pub exclude_table_data: Option<Sp<Vec<Sp<String>>>>,
+    /// Encrypt each dump client-side with age before it leaves the
+    /// process, to these recipients: `age1…` (age-keygen) or SSH public
+    /// keys (`ssh-ed25519 …`). Whoever can read the object through S3 and
+    /// KMS then still needs one of their identities. The object is
+    /// `….dump.age`; `age -d -i KEY` decrypts it.
+    #[serde(default)]
+    pub encrypt_to: Option<Sp<Vec<Sp<String>>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -258,6 +265,11 @@ pub struct RawRestoreDrill {
     /// restored database (e.g. the application's migrations).
     #[serde(default)]
     pub migrate: Option<Sp<String>>,
+    /// The age identity file that decrypts the dumps (`${AGE_IDENTITY_FILE}`:
+    /// a path; its contents are never printed). Needed when the dumps are
+    /// encrypted (`backup.encrypt_to`).
+    #[serde(default)]
+    pub decrypt_with: Option<Sp<String>>,
     /// Smoke checks: SQL whose single value must lie within bounds.
     #[serde(default)]
     pub checks: Option<Sp<Vec<Sp<RawDrillCheck>>>>,

@@ -206,7 +206,28 @@ impl Validator<'_> {
                 exclude_table_data.push(v);
             }
         }
-        Some(PgBackup { to, format, exclude_table_data })
+        let mut encrypt_to = Vec::new();
+        for r in raw.encrypt_to.iter().flat_map(|l| l.value().iter()) {
+            let Some(v) = self.expand(r) else { continue };
+            let v = v.trim().to_string();
+            use std::str::FromStr;
+            let ok = age::x25519::Recipient::from_str(&v).is_ok() || age::ssh::Recipient::from_str(&v).is_ok();
+            if !ok {
+                self.diags.push(
+                    Diagnostic::new(Code::InvalidValue, format!("`{v}` is not an age recipient"), Some(r.pos()))
+                        .help("write an age recipient (age1…, as age-keygen prints it) or an SSH public key (ssh-ed25519 AAAA…)"),
+                );
+            } else if !encrypt_to.contains(&v) {
+                encrypt_to.push(v);
+            }
+        }
+        if let Some(l) = raw.encrypt_to.as_ref().filter(|l| l.value().is_empty()) {
+            self.diags.push(
+                Diagnostic::new(Code::InvalidValue, "`encrypt_to` names no recipient", Some(l.pos()))
+                    .help("name at least one recipient, or leave `encrypt_to` out"),
+            );
+        }
+        Some(PgBackup { to, format, exclude_table_data, encrypt_to })
     }
 
     fn pg_drill(&mut self, d: &Sp<RawRestoreDrill>, buckets: &[BucketSpec]) -> Option<PgDrill> {
@@ -226,9 +247,11 @@ impl Validator<'_> {
         let rto = raw.rto.as_ref().map_or(Some(3600), |r| self.duration(r, "rto"));
         let every = raw.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
         let checks = self.checks(raw.checks.as_ref());
+        let decrypt_with = raw.decrypt_with.as_ref().and_then(|p| self.expand(p));
         Some(PgDrill {
             from: from?,
             excluded: Vec::new(),
+            decrypt_with,
             url,
             migrate,
             checks,
@@ -516,6 +539,19 @@ impl Validator<'_> {
             if let (Some(d), Some(b)) = (restore_drill.as_mut(), &backup) {
                 if d.from.bucket == b.to.bucket && d.from.prefix == b.to.prefix {
                     d.excluded = b.exclude_table_data.clone();
+                    // Encrypted dumps: the drill needs the identity.
+                    if !b.encrypt_to.is_empty() && d.decrypt_with.is_none() {
+                        if let Some(rd) = &pv.restore_drill {
+                            self.diags.push(
+                                Diagnostic::new(
+                                    Code::MissingField,
+                                    "the dumps are encrypted (`backup.encrypt_to`) but the drill names no identity to decrypt them",
+                                    Some(rd.pos()),
+                                )
+                                .help("add `decrypt_with: ${AGE_IDENTITY_FILE}` (the path of an age identity file of one of the recipients)"),
+                            );
+                        }
+                    }
                 }
             }
             let pitr = pv.pitr.as_ref().and_then(|x| self.pitr(x, buckets, s3));

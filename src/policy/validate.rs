@@ -221,9 +221,19 @@ impl Validator<'_> {
         let iam = raw.iam.as_ref().map(|i| self.iam(i, &buckets, default_region.as_deref())).unwrap_or_default();
         let redis = raw.redis.as_ref().map(|r| self.redis(r, &buckets)).unwrap_or_default();
         let postgres = raw.postgres.as_ref().map(|p| self.postgres(p, &buckets, raw.s3.as_ref())).unwrap_or_default();
+        let mut buckets = buckets;
+        // Entries a dump job encrypts client-side: the audit checks them.
+        for b in postgres.iter().filter_map(|p| p.backup.as_ref()).filter(|b| !b.encrypt_to.is_empty()) {
+            if let Some(e) = buckets
+                .iter_mut()
+                .find(|x| x.name == b.to.bucket)
+                .and_then(|x| x.backups.iter_mut().find(|e| e.name == b.to.entry))
+            {
+                e.client_encrypted = true;
+            }
+        }
         // A pgBackRest repository under a bucket's `access:`: its
         // statements leave pgBackRest (the writers) its reads and expiry.
-        let mut buckets = buckets;
         for repo in postgres.iter().filter_map(|p| p.pitr.as_ref()).map(|p| &p.repo) {
             if let Some(a) = buckets.iter_mut().find(|b| b.name == repo.bucket).and_then(|b| b.access.as_mut()) {
                 if !a.repos.contains(&repo.prefix) {

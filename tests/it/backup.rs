@@ -569,3 +569,130 @@ os.chmod("{f}", 0o644)
     assert_eq!(miss["passed"], false);
     assert_ne!(code, 0);
 }
+
+/// Client-side encryption with age (`backup.encrypt_to`): the stored dump
+/// is an age file that stock `age -d -i KEY` decrypts and stock
+/// `pg_restore` restores; the drill decrypts with `decrypt_with`, and a
+/// wrong or missing identity fails it before anything is restored; the
+/// audit's BACKUP-CLIENT-ENCRYPTED reads the first bytes only, and fails a
+/// plaintext dump. The identity's contents appear in no output.
+#[test]
+fn an_encrypted_dump_decrypts_with_stock_age_and_the_drill_needs_the_identity() {
+    let age = crate::harness::need("age", "age");
+    let keygen = crate::harness::need("age-keygen", "age");
+    let w = World::with_moto();
+    let pg = Postgres::start();
+    seed(&pg);
+    let shared = tempfile::Builder::new().prefix("suoops-age-").tempdir_in("/tmp").expect("dir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let key = |name: &str| -> (String, String) {
+        let path = shared.path().join(name);
+        let out = std::process::Command::new(&keygen).arg("-o").arg(&path).output().expect("age-keygen");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(&path).expect("key");
+        let public = text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("public key").to_string();
+        (path.display().to_string(), public)
+    };
+    let (id, recipient) = key("key.txt");
+    let (other, _) = key("other.txt");
+    let secret = std::fs::read_to_string(&id).expect("key");
+    let secret = secret.lines().find(|l| l.starts_with("AGE-SECRET-KEY-")).expect("secret").to_string();
+    let b = unique("dumps");
+    let extra = format!(
+        "      encrypt_to: [{recipient}]\n    restore_drill:\n      from: s3.{b}.backups.dump\n      decrypt_with: ${{AGE_ID}}\n      checks:\n        - {{name: users present, sql: \"select count(*) from users\", min: 250, max: 250}}\n"
+    );
+    let p = w.write("p.yaml", &policy(&b, &extra)).to_string_lossy().into_owned();
+    let url = pg.url(None);
+    let env = [("PG_URL", url.as_str()), ("AGE_ID", id.as_str())];
+    let mut outputs = String::new();
+    let r = w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env);
+    r.code(0);
+    outputs += &(r.stdout.clone() + &r.stderr);
+    let r = w.cli_with(&["backup", "run", "-f", &p, "postgres.primary", "--format", "json"], &env);
+    r.code(0);
+    outputs += &(r.stdout.clone() + &r.stderr);
+    let done = r.json();
+    let object = done["key"].as_str().expect("key").to_string();
+    assert!(object.ends_with(".dump.age"), "{done}");
+
+    // Stock age, then stock pg_restore.
+    let stored = shared.path().join("stored.dump.age");
+    w.python(&format!(
+        r#"
+import sys, boto3
+boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t").download_file("{b}", "{object}", "{f}")
+"#,
+        f = stored.display()
+    ));
+    let bytes = std::fs::read(&stored).expect("stored");
+    assert!(bytes.starts_with(b"age-encryption.org/v1\n"), "an age file");
+    assert!(!bytes.windows(9).any(|x| x == b"@example."), "no plaintext row in the object");
+    let plain = shared.path().join("plain.dump");
+    let out = std::process::Command::new(&age)
+        .args(["-d", "-i", &id, "-o", &plain.display().to_string(), &stored.display().to_string()])
+        .output()
+        .expect("age -d");
+    assert!(out.status.success(), "age -d: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let sql = pg.run("pg_restore", &["-f", "-", &plain.display().to_string()]);
+    assert!(sql.contains("user250@example.com"), "the rows are in the decrypted dump");
+
+    let j = w.cli_with(&["audit", "-f", &p, "--format", "json", "--target", &format!("s3.{b}")], &env).json();
+    let addr = format!("s3.{b}.backups.dump");
+    assert_eq!(control(&j, "BACKUP-CLIENT-ENCRYPTED", &addr)["status"], "pass", "{j}");
+    assert_eq!(control(&j, "BACKUP-INTEGRITY", &addr)["status"], "pass", "the sidecar is of the stored object");
+
+    // The drill decrypts with the identity and restores.
+    let (code, out, err, pid) = drill(&w, &p, &env, &["--format", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    nothing_left(pid);
+    outputs += &(out.clone() + &err);
+    let rec: Value = serde_json::from_str(&out).expect("record");
+    assert_eq!(rec["result"], "passed", "{rec}");
+    assert_eq!(rec["checks"][0]["value"], 250.0, "{rec}");
+
+    // A wrong identity: one line, before anything is restored.
+    let wrong = [("PG_URL", url.as_str()), ("AGE_ID", other.as_str())];
+    let (code, out, err, pid) = drill(&w, &p, &wrong, &["--format", "json"]);
+    nothing_left(pid);
+    outputs += &(out.clone() + &err);
+    assert_ne!(code, 0);
+    let rec: Value = serde_json::from_str(&out).expect("record");
+    assert_eq!(rec["result"], "failed", "{rec}");
+    let reason = rec["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("is not a recipient of this backup (no matching key): nothing was restored"), "{rec}");
+    assert_eq!(rec["phases"]["restore"], 0.0, "nothing restored: {rec}");
+    // A missing one: before anything is downloaded.
+    let missing = [("PG_URL", url.as_str()), ("AGE_ID", "/nonexistent/age.key")];
+    let (code, out, err, _) = drill(&w, &p, &missing, &["--format", "json"]);
+    outputs += &(out.clone() + &err);
+    assert_ne!(code, 0);
+    assert!(out.contains("the identity file /nonexistent/age.key cannot be read"), "{out}{err}");
+
+    // A plaintext dump where encrypt_to is set fails the control, named.
+    w.python(&format!(
+        r#"
+import sys, hashlib, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+body = b"PGDMP plaintext dump"
+s3.put_object(Bucket="{b}", Key="postgres/29991231T235959Z.dump", Body=body)
+s3.put_object(Bucket="{b}", Key="postgres/29991231T235959Z.dump.sha256", Body=(hashlib.sha256(body).hexdigest() + "  x\n").encode())
+"#
+    ));
+    let j = w.cli_with(&["audit", "-f", &p, "--format", "json", "--target", &format!("s3.{b}")], &env).json();
+    let c = control(&j, "BACKUP-CLIENT-ENCRYPTED", &addr);
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("postgres/29991231T235959Z.dump is not encrypted client-side: it begins with `PGDMP plaint`"),
+        "{c}"
+    );
+    let enc = j["objectives"].as_array().expect("objectives").iter().find(|o| o["id"] == "ENCRYPTION-AT-REST").cloned();
+    assert_eq!(enc.expect("objective")["verdict"], "not_met");
+    outputs += &j.to_string();
+    assert!(!outputs.contains(&secret), "the identity's contents were shown");
+    assert!(!outputs.contains("AGE-SECRET-KEY"), "the identity's contents were shown");
+}

@@ -133,7 +133,15 @@ pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, pending: 
         DumpFormat::Custom => ".dump",
         DumpFormat::Plain => ".sql.gz",
     };
-    jobs::upload_to(aws, &format!("postgres.{}", spec.name), &job.to, &region, ext, &mut src, pending).await
+    let instance = format!("postgres.{}", spec.name);
+    if job.encrypt_to.is_empty() {
+        return jobs::upload_to(aws, &instance, &job.to, &region, ext, &mut src, pending).await;
+    }
+    // Client-side encryption: age's stream over pg_dump's, nothing
+    // plaintext leaves the process; the sidecar is of the stored object.
+    let mut enc = jobs::encrypt::Encrypting::new(src, &job.encrypt_to)?;
+    let ext = format!("{ext}{}", jobs::encrypt::EXT);
+    jobs::upload_to(aws, &instance, &job.to, &region, &ext, &mut enc, pending).await
 }
 
 #[cfg(test)]

@@ -204,6 +204,11 @@ pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, operator:
 }
 
 async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> Result<(), String> {
+    // A missing or unreadable identity fails here, before anything is
+    // downloaded (the file's contents are never shown).
+    if let Some(path) = &drill.decrypt_with {
+        jobs::encrypt::identities(Path::new(path))?;
+    }
     let mut scratch = Scratch { dir: jobs::scratch_dir()?, pg_ctl: None };
     let file = scratch.dir.join("dump");
     // The throw-away cluster is made (or the drill database checked empty)
@@ -235,6 +240,32 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
     };
     let (key, url) = tokio::try_join!(jobs::fetch_verified(aws, &drill.from, region, &file, rec), prepare)?;
     let t = Instant::now();
+    // An encrypted dump (verified as stored) is decrypted before restore;
+    // an identity that is not a recipient stops the drill here.
+    let (file, key) = match key.strip_suffix(jobs::encrypt::EXT) {
+        Some(plain) => {
+            let path = drill.decrypt_with.clone().ok_or_else(|| {
+                format!(
+                    "{key} is encrypted (age) and restore_drill names no `decrypt_with` identity: nothing was restored"
+                )
+            })?;
+            let (from, to) = (file.clone(), scratch.dir.join("dump.plain"));
+            let out = to.clone();
+            tokio::task::spawn_blocking(move || -> Result<(), String> {
+                let ids = jobs::encrypt::identities(Path::new(&path))?;
+                let r = jobs::encrypt::decrypt_file(&from, &to, &ids);
+                let _ = std::fs::remove_file(&from);
+                if r.is_err() {
+                    let _ = std::fs::remove_file(&to);
+                }
+                r
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            (out, plain.to_string())
+        }
+        None => (file, key),
+    };
     restore(&file, &key, &url).await?;
     // The dump is not needed any more: free the space before migrating.
     let _ = std::fs::remove_file(&file);

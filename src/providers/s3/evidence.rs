@@ -38,6 +38,9 @@ pub struct Evidence {
     /// what was found, or why it is not locked long enough; None when the
     /// bucket asks for no `object_lock:`.
     pub lock: Option<Observed<Result<String, String>>>,
+    /// Whether the newest backup is an age file, for an entry a job
+    /// encrypts client-side; None otherwise.
+    pub encrypted: Option<Observed<Result<(), String>>>,
 }
 
 /// The newest backup as found in the replication destination.
@@ -305,9 +308,44 @@ pub async fn observe(
             (Some(_), Observed::Absent) => None,
             (Some(_), Observed::Unknown { reason }) => Some(Observed::Unknown { reason: reason.clone() }),
         };
-        out.push(Evidence { spec: b.clone(), newest, sidecar, replica, lock });
+        let encrypted = match (&newest, b.client_encrypted) {
+            (_, false) | (Observed::Absent, true) => None,
+            (Observed::Present(n), true) => Some(age_header(aws, &client, &spec.name, &n.key).await?),
+            (Observed::Unknown { reason }, true) => Some(Observed::Unknown { reason: reason.clone() }),
+        };
+        out.push(Evidence { spec: b.clone(), newest, sidecar, replica, lock, encrypted });
     }
     Ok(out)
+}
+
+/// Does the object begin with the age header? A ranged GET of its first
+/// bytes (RFC 9110 Range; S3 GetObject `Range`): nothing is downloaded.
+async fn age_header(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Observed<Result<(), String>>, Fatal> {
+    let want = crate::jobs::encrypt::HEADER;
+    let range = format!("bytes=0-{}", want.len() - 1);
+    let out = match aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(key).range(range).send()).await {
+        Ok(o) => o,
+        Err(e) => return classify(&e, &["NoSuchKey", "NotFound"]).observed(),
+    };
+    let head = match out.body.collect().await {
+        Ok(b) => b.into_bytes(),
+        Err(e) => return Ok(Observed::Unknown { reason: format!("reading {key}: {e}") }),
+    };
+    if head.starts_with(want) {
+        return Ok(Observed::Present(Ok(())));
+    }
+    let shown: String = String::from_utf8_lossy(&head[..head.len().min(12)])
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '.' })
+        .collect();
+    Ok(Observed::Present(Err(format!(
+        "{key} is not encrypted client-side: it begins with `{shown}`, not the age header (age-encryption.org/v1)"
+    ))))
 }
 
 /// How long a backup must be locked: its retention, or the bucket's
@@ -332,6 +370,12 @@ pub fn without_bucket(spec: &BucketSpec, bucket: &Observed<String>) -> Vec<Evide
                 Observed::Unknown { reason } => Observed::Unknown { reason: reason.clone() },
                 _ => Observed::Present(Err("the bucket does not exist".into())),
             }),
+            encrypted: match bucket {
+                Observed::Unknown { reason } if b.client_encrypted => {
+                    Some(Observed::Unknown { reason: reason.clone() })
+                }
+                _ => None,
+            },
             lock: match bucket {
                 Observed::Unknown { reason } if spec.object_lock.is_some() => {
                     Some(Observed::Unknown { reason: reason.clone() })
@@ -408,8 +452,16 @@ const LOCKED: ControlDef = ControlDef {
     objectives: &["IMMUTABILITY"],
 };
 
+const ENCRYPTED: ControlDef = ControlDef {
+    id: "BACKUP-CLIENT-ENCRYPTED",
+    title: "Newest backup is encrypted client-side (age)",
+    rationale: "Where the policy asks a backup job to encrypt with age, the newest backup is an age file: reading it through S3 and KMS is not enough to read its data (strategy: optionally layer client-side encryption with age before upload).",
+    severity: Severity::High,
+    objectives: &["ENCRYPTION-AT-REST"],
+};
+
 /// The backup-evidence controls (audit only).
-pub const CONTROLS: &[ControlDef] = &[FRESHNESS, INTEGRITY, RETENTION, REPLICA, DRILL, LOCKED];
+pub const CONTROLS: &[ControlDef] = &[FRESHNESS, INTEGRITY, RETENTION, REPLICA, DRILL, LOCKED, ENCRYPTED];
 
 /// A drill declared against one of the bucket's entries, and its newest
 /// record.
@@ -581,6 +633,22 @@ pub fn controls(
                 observed,
                 detail,
                 "check the replication rule (SSE-KMS opt-in and replica key), the role's KMS permissions and the destination",
+            );
+        }
+        if let Some(enc) = &e.encrypted {
+            let (status, detail) = match enc {
+                Observed::Present(Ok(())) => (Status::Pass, None),
+                Observed::Present(Err(why)) => (Status::Fail, Some(why.clone())),
+                Observed::Absent => (Status::Fail, None),
+                Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone())),
+            };
+            push(
+                &ENCRYPTED,
+                status,
+                json!({"begins_with": "age-encryption.org/v1"}),
+                e.newest.present().map_or(Value::Null, |n| json!({"key": n.key})),
+                detail,
+                "run the backup job with `encrypt_to:` (suoops-policy backup run); a dump written without it stays plaintext",
             );
         }
         if let Some(lock) = &e.lock {
