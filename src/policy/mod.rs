@@ -163,6 +163,8 @@ pub struct RedisSpec {
     pub timeout_secs: u64,
     /// `backup: {to}`: where `backup run redis.NAME` writes snapshots.
     pub backup: Option<BackupRef>,
+    /// `backup.encrypt_to`: age recipients of each snapshot (none: plain).
+    pub encrypt_to: Vec<String>,
     pub restore_drill: Option<RedisDrill>,
     pub line: u64,
 }
@@ -171,6 +173,8 @@ pub struct RedisSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisDrill {
     pub from: BackupRef,
+    /// The age identity file's path (`decrypt_with`).
+    pub decrypt_with: Option<String>,
     pub min_keys: Option<i64>,
     pub max_keys: Option<i64>,
     pub rto_secs: u64,

@@ -34,6 +34,10 @@ pub struct RawRedis {
 pub struct RawRedisBackup {
     /// `s3.BUCKET.backups.ENTRY`.
     pub to: Sp<String>,
+    /// Encrypt each snapshot client-side with age, to these recipients
+    /// (`age1…` or SSH public keys); the object is `….rdb.age`.
+    #[serde(default)]
+    pub encrypt_to: Option<Sp<Vec<Sp<String>>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -41,6 +45,10 @@ pub struct RawRedisBackup {
 pub struct RawRedisDrill {
     /// `s3.BUCKET.backups.ENTRY`: its newest snapshot is loaded.
     pub from: Sp<String>,
+    /// The age identity file that decrypts encrypted snapshots (a path,
+    /// e.g. `${AGE_IDENTITY_FILE}`; its contents are never printed).
+    #[serde(default)]
+    pub decrypt_with: Option<Sp<String>>,
     /// Fewest keys the restored snapshot must hold (DBSIZE).
     #[serde(default)]
     pub min_keys: Option<Sp<i64>>,

@@ -102,9 +102,12 @@ impl Validator<'_> {
                 }
             };
             let backup = rv.backup.as_ref().and_then(|b| self.backup_ref(&b.value().to, buckets));
+            let encrypt_to =
+                rv.backup.as_ref().map(|b| self.recipients(b.value().encrypt_to.as_ref())).unwrap_or_default();
             let restore_drill = rv.restore_drill.as_ref().and_then(|d| {
                 let raw = d.value();
                 let from = self.backup_ref(&raw.from, buckets);
+                let decrypt_with = raw.decrypt_with.as_ref().and_then(|p| self.expand(p));
                 let (min_keys, max_keys) =
                     (raw.min_keys.as_ref().map(|v| *v.value()), raw.max_keys.as_ref().map(|v| *v.value()));
                 if let (Some(lo), Some(hi)) = (min_keys, max_keys) {
@@ -123,6 +126,7 @@ impl Validator<'_> {
                 let every = raw.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
                 Some(RedisDrill {
                     from: from?,
+                    decrypt_with,
                     min_keys,
                     max_keys,
                     rto_secs: rto?,
@@ -137,6 +141,7 @@ impl Validator<'_> {
                     persistence,
                     timeout_secs,
                     backup,
+                    encrypt_to,
                     restore_drill,
                     line: name.pos().line,
                 });
@@ -206,8 +211,15 @@ impl Validator<'_> {
                 exclude_table_data.push(v);
             }
         }
-        let mut encrypt_to = Vec::new();
-        for r in raw.encrypt_to.iter().flat_map(|l| l.value().iter()) {
+        let encrypt_to = self.recipients(raw.encrypt_to.as_ref());
+        Some(PgBackup { to, format, exclude_table_data, encrypt_to })
+    }
+
+    /// `encrypt_to:`: age recipients (X25519 `age1…` or SSH public keys),
+    /// each parsed as the `age` crate parses it.
+    fn recipients(&mut self, list: Option<&Sp<Vec<Sp<String>>>>) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in list.iter().flat_map(|l| l.value().iter()) {
             let Some(v) = self.expand(r) else { continue };
             let v = v.trim().to_string();
             use std::str::FromStr;
@@ -217,17 +229,17 @@ impl Validator<'_> {
                     Diagnostic::new(Code::InvalidValue, format!("`{v}` is not an age recipient"), Some(r.pos()))
                         .help("write an age recipient (age1…, as age-keygen prints it) or an SSH public key (ssh-ed25519 AAAA…)"),
                 );
-            } else if !encrypt_to.contains(&v) {
-                encrypt_to.push(v);
+            } else if !out.contains(&v) {
+                out.push(v);
             }
         }
-        if let Some(l) = raw.encrypt_to.as_ref().filter(|l| l.value().is_empty()) {
+        if let Some(l) = list.filter(|l| l.value().is_empty()) {
             self.diags.push(
                 Diagnostic::new(Code::InvalidValue, "`encrypt_to` names no recipient", Some(l.pos()))
                     .help("name at least one recipient, or leave `encrypt_to` out"),
             );
         }
-        Some(PgBackup { to, format, exclude_table_data, encrypt_to })
+        out
     }
 
     fn pg_drill(&mut self, d: &Sp<RawRestoreDrill>, buckets: &[BucketSpec]) -> Option<PgDrill> {

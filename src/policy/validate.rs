@@ -223,11 +223,17 @@ impl Validator<'_> {
         let postgres = raw.postgres.as_ref().map(|p| self.postgres(p, &buckets, raw.s3.as_ref())).unwrap_or_default();
         let mut buckets = buckets;
         // Entries a dump job encrypts client-side: the audit checks them.
-        for b in postgres.iter().filter_map(|p| p.backup.as_ref()).filter(|b| !b.encrypt_to.is_empty()) {
+        let encrypted = postgres
+            .iter()
+            .filter_map(|p| p.backup.as_ref())
+            .filter(|b| !b.encrypt_to.is_empty())
+            .map(|b| &b.to)
+            .chain(redis.iter().filter(|r| !r.encrypt_to.is_empty()).filter_map(|r| r.backup.as_ref()));
+        for to in encrypted {
             if let Some(e) = buckets
                 .iter_mut()
-                .find(|x| x.name == b.to.bucket)
-                .and_then(|x| x.backups.iter_mut().find(|e| e.name == b.to.entry))
+                .find(|x| x.name == to.bucket)
+                .and_then(|x| x.backups.iter_mut().find(|e| e.name == to.entry))
             {
                 e.client_encrypted = true;
             }

@@ -696,3 +696,63 @@ s3.put_object(Bucket="{b}", Key="postgres/29991231T235959Z.dump.sha256", Body=(h
     assert!(!outputs.contains(&secret), "the identity's contents were shown");
     assert!(!outputs.contains("AGE-SECRET-KEY"), "the identity's contents were shown");
 }
+
+/// A Redis snapshot encrypted with age (`backup.encrypt_to` of a Redis
+/// entry): stored as an age file, loaded by the drill after decryption
+/// with `decrypt_with`, judged by BACKUP-CLIENT-ENCRYPTED.
+#[test]
+fn an_encrypted_redis_snapshot_is_drilled_with_its_identity() {
+    use crate::harness::RedisServer;
+    let keygen = crate::harness::need("age-keygen", "age");
+    let w = World::with_moto();
+    let redis = RedisServer::start(w.dir.path(), "", true);
+    let mut mset = vec!["MSET"];
+    let pairs: Vec<String> = (0..50).flat_map(|i| [format!("job:{i}"), format!("payload {i}")]).collect();
+    mset.extend(pairs.iter().map(String::as_str));
+    redis.cli(None, &mset);
+    let id = w.dir.path().join("age.key");
+    let out = std::process::Command::new(&keygen).arg("-o").arg(&id).output().expect("age-keygen");
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&id).expect("key");
+    let recipient = text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("public").to_string();
+    let b = unique("rdb");
+    let p = w.write(
+        "p.yaml",
+        &format!(
+            r#"version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {b}:
+      versioning: enabled
+      backups: [{{name: redis-rdb, prefix: redis/, max_age: 7h, sha256_sidecar: true}}]
+redis:
+  queues:
+    url: ${{REDIS_URL}}
+    persistence: {{aof: {{fsync: everysec}}}}
+    backup: {{to: s3.{b}.backups.redis-rdb, encrypt_to: [{recipient}]}}
+    restore_drill:
+      from: s3.{b}.backups.redis-rdb
+      decrypt_with: ${{AGE_ID}}
+      min_keys: 50
+      max_keys: 50
+"#
+        ),
+    );
+    let p = p.to_string_lossy().into_owned();
+    let url = redis.url(None);
+    let idp = id.display().to_string();
+    let env = [("REDIS_URL", url.as_str()), ("AGE_ID", idp.as_str())];
+    w.cli_with(&["apply", "-f", &p, "--target", &format!("s3.{b}"), "--auto-approve"], &env).code(0);
+    let r = w.cli_with(&["backup", "run", "-f", &p, "redis.queues", "--format", "json"], &env);
+    r.code(0);
+    let key = r.json()["key"].as_str().expect("key").to_string();
+    assert!(key.ends_with(".rdb.age"), "{key}");
+    let r = w.cli_with(&["restore-drill", "-f", &p, "redis.queues", "--format", "json"], &env);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let rec = r.json();
+    assert_eq!(rec["checks"][0]["value"], 50.0, "{rec}");
+    let j = w.cli_with(&["audit", "-f", &p, "--format", "json", "--target", &format!("s3.{b}")], &env).json();
+    assert_eq!(control(&j, "BACKUP-CLIENT-ENCRYPTED", &format!("s3.{b}.backups.redis-rdb"))["status"], "pass");
+    assert!(!j.to_string().contains("AGE-SECRET-KEY") && !r.stdout.contains("AGE-SECRET-KEY"));
+}

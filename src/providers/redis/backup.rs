@@ -65,7 +65,14 @@ pub async fn run(aws: &Aws, spec: &RedisSpec, default_region: &str, pending: &Pe
     let io = open(&ep, Duration::from_secs(spec.timeout_secs)).await.map_err(|e| scrub(&e, url))?;
     let mut src = rdb::Rdb::start(io, &ep).await.map_err(|e| scrub(&e, url))?;
     let region = to.region.clone().unwrap_or_else(|| default_region.to_string());
-    jobs::upload_to(aws, &format!("redis.{}", spec.name), to, &region, ".rdb", &mut src, pending)
-        .await
-        .map_err(|e| scrub(&e, url))
+    let instance = format!("redis.{}", spec.name);
+    if spec.encrypt_to.is_empty() {
+        return jobs::upload_to(aws, &instance, to, &region, ".rdb", &mut src, pending)
+            .await
+            .map_err(|e| scrub(&e, url));
+    }
+    // Client-side encryption (age) of the snapshot stream.
+    let mut enc = jobs::encrypt::Encrypting::new(src, &spec.encrypt_to)?;
+    let ext = format!(".rdb{}", jobs::encrypt::EXT);
+    jobs::upload_to(aws, &instance, to, &region, &ext, &mut enc, pending).await.map_err(|e| scrub(&e, url))
 }

@@ -64,9 +64,29 @@ pub async fn run(aws: &Aws, spec: &RedisSpec, default_region: &str, operator: &s
 }
 
 async fn phases(aws: &Aws, drill: &RedisDrill, region: &str, rec: &mut Record) -> Result<(), String> {
+    if let Some(path) = &drill.decrypt_with {
+        jobs::encrypt::identities(std::path::Path::new(path))?;
+    }
     let scratch = Scratch(jobs::scratch_dir()?);
     let file = scratch.0.join("dump.rdb");
-    jobs::fetch_verified(aws, &drill.from, region, &file, rec).await?;
+    let key = jobs::fetch_verified(aws, &drill.from, region, &file, rec).await?;
+    // An encrypted snapshot is decrypted in place before redis-server
+    // loads it; an identity that is not a recipient stops here.
+    if key.ends_with(jobs::encrypt::EXT) {
+        let path = drill.decrypt_with.clone().ok_or_else(|| {
+            format!("{key} is encrypted (age) and restore_drill names no `decrypt_with` identity: nothing was restored")
+        })?;
+        let (from, to) = (scratch.0.join("dump.rdb.age"), file.clone());
+        std::fs::rename(&file, &from).map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let ids = jobs::encrypt::identities(std::path::Path::new(&path))?;
+            let r = jobs::encrypt::decrypt_file(&from, &to, &ids);
+            let _ = std::fs::remove_file(&from);
+            r
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+    }
     let t = Instant::now();
     let server = redis_server()?;
     let port = jobs::free_port()?;
