@@ -143,6 +143,12 @@ impl JsonSchema for RawPersistence {
 pub struct RawPostgres {
     /// postgres:// URL of a superuser or a role granted ALTER SYSTEM; use ${VAR}.
     pub url: Sp<String>,
+    /// What the database holds, as the strategy classifies it: `pii`,
+    /// `confidential`. A `backup:` of a database holding confidential data
+    /// should encrypt client-side (`encrypt_to`) or leave those tables'
+    /// rows out (`exclude_table_data`); `validate` warns otherwise.
+    #[serde(default)]
+    pub classification: Option<Sp<Vec<Sp<ClassificationRaw>>>>,
     #[serde(default)]
     pub wal_archiving: Option<Sp<RawWalArchiving>>,
     /// Connect timeout, e.g. 5s (default 5s).
@@ -248,6 +254,13 @@ pub struct RawBackupJob {
     /// `….dump.age`; `age -d -i KEY` decrypts it.
     #[serde(default)]
     pub encrypt_to: Option<Sp<Vec<Sp<String>>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassificationRaw {
+    Pii,
+    Confidential,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

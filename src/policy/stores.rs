@@ -545,6 +545,23 @@ impl Validator<'_> {
                 None => None,
             };
             let backup = pv.backup.as_ref().and_then(|b| self.pg_backup(b, buckets));
+            let confidential = pv
+                .classification
+                .iter()
+                .flat_map(|c| c.value().iter())
+                .any(|c| *c.value() == crate::policy::store_raw::ClassificationRaw::Confidential);
+            if let (true, Some(b), Some(raw)) = (confidential, &backup, &pv.backup) {
+                if b.encrypt_to.is_empty() && b.exclude_table_data.is_empty() {
+                    self.warnings.push(
+                        Diagnostic::warning(
+                            Code::ConfidentialUnprotected,
+                            format!("postgres.{} holds confidential data, but its dumps are neither encrypted client-side nor leave any table's rows out", name.value()),
+                            Some(raw.pos()),
+                        )
+                        .help("add `encrypt_to: [age1…]` (client-side encryption with age) or `exclude_table_data: [TABLE, …]` (the confidential tables' rows stay on the server)"),
+                    );
+                }
+            }
             let mut restore_drill = pv.restore_drill.as_ref().and_then(|d| self.pg_drill(d, buckets));
             // The drill of the entry the dump job writes checks what it
             // left out.

@@ -112,6 +112,7 @@ fn diagnostic_codes_are_stable() {
             "backup-ref-invalid",
             "bucket-key-not-allowed",
             "bucket-name-invalid",
+            "confidential-unprotected",
             "destination-invalid",
             "document-too-large",
             "duration-invalid",
