@@ -6,6 +6,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 
 use crate::aws::ops;
 use crate::aws::{classify, Aws};
+use crate::model::time::human;
 use crate::model::{Fatal, Observed};
 
 /// The region a bucket lives in (GetBucketLocation, which any regional
@@ -94,12 +95,3 @@ pub fn judge_lock(
     Ok(format!("s3://{bucket}/{key} locked {mode} for {}", human(held)))
 }
 
-fn human(secs: u64) -> String {
-    if secs >= 3600 {
-        format!("{}h{:02}m", secs / 3600, secs % 3600 / 60)
-    } else if secs >= 60 {
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    } else {
-        format!("{secs}s")
-    }
-}

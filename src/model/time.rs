@@ -78,6 +78,17 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
     Some(secs as f64 + frac)
 }
 
+/// A duration as the audit's messages say it: `36h00m`, `4m05s`, `9s`.
+pub fn human(secs: u64) -> String {
+    if secs >= 3600 {
+        format!("{}h{:02}m", secs / 3600, secs % 3600 / 60)
+    } else if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
 /// `%Y %m %d %H %M %S` of a UTC time.
 pub fn format_time(fmt: &str, secs: u64) -> String {
     let days = (secs / 86400) as i64;

@@ -11,7 +11,7 @@ use super::lifecycle::LifecycleDoc;
 use crate::aws::ops;
 use crate::aws::{classify, ApiError, Aws};
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
-use crate::model::time::{format_time, now};
+use crate::model::time::{format_time, human, now};
 use crate::model::{Address, Fatal, Observed};
 use crate::policy::{BackupSpec, BucketSpec};
 
@@ -394,15 +394,6 @@ pub fn without_bucket(spec: &BucketSpec, bucket: &Observed<String>) -> Vec<Evide
         .collect()
 }
 
-fn human(secs: u64) -> String {
-    if secs >= 3600 {
-        format!("{}h{:02}m", secs / 3600, secs % 3600 / 60)
-    } else if secs >= 60 {
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    } else {
-        format!("{secs}s")
-    }
-}
 
 const FRESHNESS: ControlDef = ControlDef {
     id: "BACKUP-FRESHNESS",
