@@ -94,4 +94,3 @@ pub fn judge_lock(
     }
     Ok(format!("s3://{bucket}/{key} locked {mode} for {}", human(held)))
 }
-

@@ -356,6 +356,21 @@ impl Validator<'_> {
         // RestoreObject first (S3 user guide, "Restoring an archived
         // object"). Noncurrent-version expiration is right here: pgBackRest's
         // deletes leave noncurrent versions on a versioned bucket.
+        // pgBackRest expires its own files: under a bucket that denies
+        // deletes, the role that runs it (the writers) must be named.
+        if bucket.and_then(|b| b.access.as_ref()).is_some_and(|a| a.deny_delete && a.writers.is_none()) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::AccessLocksOut,
+                    format!(
+                        "bucket `{}` denies deletes but names no `access.writers`: pgBackRest, which expires its repository there, would be denied",
+                        repo.bucket.value()
+                    ),
+                    Some(repo.bucket.pos()),
+                )
+                .help("name the role that runs pgBackRest (and the other backup jobs) in the bucket's `access.writers`"),
+            );
+        }
         let raw_bucket = s3.and_then(|s| s.value().buckets.0.iter().find(|(n, _)| n.value() == repo.bucket.value()));
         let rules = raw_bucket.and_then(|(_, b)| b.value().lifecycle.as_ref()).map(|l| &l.value().rules);
         for rule in rules.into_iter().flatten() {

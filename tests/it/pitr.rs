@@ -289,6 +289,20 @@ fn validate_refuses_what_would_break_a_pgbackrest_repository() {
     r.code(1);
     assert!(r.stderr.contains("repository bucket `elsewhere` is not a bucket of this policy"), "{}", r.stderr);
 
+    // Deletes denied on the bucket, and nobody named to run pgBackRest.
+    let locked = base.replace(
+        "      object_lock: {mode: governance, days: 1}\n",
+        "      object_lock: {mode: governance, days: 1}\n      access: {deny_delete: true}\n",
+    );
+    assert_ne!(locked, base);
+    let r = w.cli_with(&["validate", "-f", &w.write("nowriters.yaml", &locked).to_string_lossy()], &env);
+    r.code(1);
+    assert!(
+        r.stderr.contains("error[access-locks-out]: bucket `repo-bucket` denies deletes but names no `access.writers`"),
+        "{}",
+        r.stderr
+    );
+
     let ok_path = w
         .write("ok.yaml", &base.replace("/var/lib/postgresql/15/main", "/srv/nowhere/15/main"))
         .to_string_lossy()

@@ -394,7 +394,6 @@ pub fn without_bucket(spec: &BucketSpec, bucket: &Observed<String>) -> Vec<Evide
         .collect()
 }
 
-
 const FRESHNESS: ControlDef = ControlDef {
     id: "BACKUP-FRESHNESS",
     title: "Newest backup is fresh",
