@@ -348,7 +348,7 @@ async fn complete(
 /// One small object (a sidecar, a drill record), with its SHA-256.
 pub async fn put(t: &Target<'_>, body: Bytes) -> Result<(), String> {
     let sha: [u8; 32] = Sha256::digest(&body).into();
-    put_single_with(t, body, &sha, None).await.map(|_| ())
+    put_single(t, body, &sha).await.map(|_| ())
 }
 
 /// PutObject with the body's SHA-256 (S3 refuses a body that does not

@@ -29,6 +29,10 @@ fn instance(spec: &PostgresSpec) -> String {
     format!("postgres.{}", spec.name)
 }
 
+fn find<'p>(policy: &'p Policy, addr: &str) -> Option<&'p PostgresSpec> {
+    policy.postgres.iter().find(|s| instance(s) == addr)
+}
+
 impl Job for PitrRestore {
     fn kind(&self) -> JobKind {
         JobKind::Restore
@@ -37,7 +41,7 @@ impl Job for PitrRestore {
         policy.postgres.iter().map(|s| (instance(s), s.pitr.is_some())).collect()
     }
     fn entry<'p>(&self, policy: &'p Policy, addr: &str) -> Option<&'p BackupRef> {
-        policy.postgres.iter().find(|s| instance(s) == addr).and_then(|s| s.pitr.as_ref()).map(|p| &p.repo)
+        find(policy, addr).and_then(|s| s.pitr.as_ref()).map(|p| &p.repo)
     }
     fn run<'a>(
         &'a self,
@@ -46,11 +50,7 @@ impl Job for PitrRestore {
         addr: &'a str,
     ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
         async move {
-            let spec = policy
-                .postgres
-                .iter()
-                .find(|s| instance(s) == addr)
-                .ok_or_else(|| format!("{addr} is not in the policy"))?;
+            let spec = find(policy, addr).ok_or_else(|| format!("{addr} is not in the policy"))?;
             run(ctx, spec).await.map(Outcome::Restored)
         }
         .boxed_local()
