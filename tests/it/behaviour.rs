@@ -181,3 +181,66 @@ fn the_shipped_policy_converges_in_one_apply_through_aws_behaviour() {
     args.extend(targets);
     w.cli(&args).code(0);
 }
+
+/// With an S3 Bucket Key on the destination, S3 asks KMS for the replica
+/// with the *bucket's* ARN as encryption context (AWS S3 user guide,
+/// "Replicating encrypted objects": S3 Bucket Keys and replication), as
+/// the proxy plays it: a replication role conditioned on the object ARN
+/// only (the document this tool derived before) is refused, the derived
+/// one is not.
+#[test]
+fn a_replica_into_a_bucket_key_destination_needs_the_bucket_arn_context() {
+    let w = World::with_moto();
+    let (src, dst) = (unique("bk-src"), unique("bk-dst"));
+    let text = format!(
+        "version: 1\naws: {{region: us-east-1}}\nkms:\n  keys:\n    k: {{rotation: enabled}}\n    k-dr: {{region: eu-west-1}}\ns3:\n  buckets:\n    {src}:\n      versioning: enabled\n      encryption: {{algorithm: aws:kms, kms_key: k, bucket_key: true}}\n      replication:\n        role: repl\n        rules: [{{id: dr, destination: {dst}, replica_kms_key: k-dr}}]\n    {dst}:\n      region: eu-west-1\n      versioning: enabled\n      encryption: {{algorithm: aws:kms, kms_key: k-dr, bucket_key: true}}\niam:\n  roles:\n    repl:\n      s3_replication: true\n"
+    );
+    let p = suoops_policy::policy::parse("p.yaml", text.into_bytes(), &|_| None).expect("valid policy");
+    let derived =
+        p.iam.roles.iter().find(|r| r.name == "repl").and_then(|r| r.inline_policies.as_ref()).expect("inline")
+            ["s3-replication"]
+            .clone();
+    let both = format!("[\"arn:aws:s3:::{dst}\",\"arn:aws:s3:::{dst}/*\"]");
+    assert!(derived.to_string().contains(&both), "{derived}");
+    let object_only: serde_json::Value =
+        serde_json::from_str(&derived.to_string().replace(&both, &format!("\"arn:aws:s3:::{dst}/*\""))).expect("json");
+    w.python(&format!(
+        r#"
+import sys, boto3
+boto3.client("s3", endpoint_url=sys.argv[1], region_name="eu-west-1", aws_access_key_id="t", aws_secret_access_key="t").create_bucket(
+    Bucket="{dst}", CreateBucketConfiguration={{"LocationConstraint": "eu-west-1"}})
+"#
+    ));
+    let replicate = |role: serde_json::Value| -> String {
+        let proxy = FaultProxy::with(
+            w.moto().port,
+            Faults::BucketKeyContext {
+                buckets: vec![(dst.clone(), "eu-west-1".into(), "alias/k-dr".into())],
+                role: vec![role],
+            },
+            None,
+        );
+        let out = std::process::Command::new(crate::harness::python())
+            .args([
+                "-c",
+                &format!(
+                    r#"
+import sys, boto3
+from botocore.exceptions import ClientError
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="eu-west-1", aws_access_key_id="t", aws_secret_access_key="t")
+try:
+    s3.put_object(Bucket="{dst}", Key="postgres/1.dump", Body=b"replica", ServerSideEncryption="aws:kms", BucketKeyEnabled=True)
+    print("replicated")
+except ClientError as e:
+    print(e.response["Error"]["Code"])
+"#
+                ),
+                &proxy.url(),
+            ])
+            .output()
+            .expect("python");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(replicate(object_only), "AccessDenied", "the object-ARN-only role fails as on AWS");
+    assert_eq!(replicate(derived), "replicated", "the derived role allows the bucket ARN context");
+}

@@ -932,6 +932,16 @@ pub enum Faults {
     /// (AWS S3 user guide, "Checking object integrity": using part-level
     /// checksums for multipart uploads). moto answers it without "-N".
     CompositeChecksums { parts: std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>> },
+    /// SSE-KMS writes into buckets with an S3 Bucket Key, as S3 makes
+    /// them for the replication role: KMS is asked with the *bucket's* ARN
+    /// as encryption context `aws:s3:arn` (AWS S3 user guide, "Replicating
+    /// encrypted objects": S3 Bucket Keys and replication), through S3 in
+    /// the bucket's region, for its key (known by its alias); a PutObject
+    /// into one of `buckets` (name, region, key alias) is refused with 403
+    /// AccessDenied unless a statement of `role` (the replication role's
+    /// documents) allows kms:Encrypt for that request, its conditions
+    /// evaluated.
+    BucketKeyContext { buckets: Vec<(String, String, String)>, role: Vec<serde_json::Value> },
     /// Several behaviours at once, in order: the first that answers wins.
     All(Vec<Faults>),
 }
@@ -1207,6 +1217,36 @@ fn intercept(
                         body.len()
                     );
                 return true;
+            }
+        }
+        Faults::BucketKeyContext { buckets, role } => {
+            let mut words = request_line.split_whitespace();
+            let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let path = target.split('?').next().unwrap_or("");
+            let (bucket, key) = path.trim_start_matches('/').split_once('/').unwrap_or(("", ""));
+            let plain_put = method == "PUT" && !target.contains('?') && !key.is_empty();
+            if let Some((b, region, alias)) = buckets.iter().find(|(b, _, _)| plain_put && b == bucket) {
+                let req = [
+                    ("kms:ViaService", vec![format!("s3.{region}.amazonaws.com")]),
+                    ("kms:EncryptionContext:aws:s3:arn", vec![format!("arn:aws:s3:::{b}")]),
+                    ("kms:ResourceAliases", vec![alias.clone()]),
+                ];
+                let allowed = role.iter().any(|d| {
+                    let c = suoops_policy::iamdoc::canonical(d);
+                    c["Statement"].as_array().into_iter().flatten().any(|st| {
+                        let acts = st["Action"].as_array().cloned().unwrap_or_default();
+                        st["Effect"] == "Allow"
+                            && acts
+                                .iter()
+                                .any(|a| a.as_str().is_some_and(|a| suoops_policy::iamdoc::glob(a, "kms:Encrypt")))
+                            && suoops_policy::iamdoc::conditions_hold(st.get("Condition"), &req).unwrap_or(false)
+                    })
+                });
+                if !allowed {
+                    counts.denied.fetch_add(1, Ordering::Relaxed);
+                    answer(&mut client, "403 Forbidden", "AccessDenied");
+                    return true;
+                }
             }
         }
         Faults::Bare(needle) if request_line.contains(needle.as_str()) => {
