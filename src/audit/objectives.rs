@@ -218,6 +218,143 @@ fn immutability(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
     }
 }
 
+/// How many days a row deleted today stays recoverable from the copy of
+/// `prefix` in `b`, from the lifecycle and lock the policy declares (the
+/// live configuration is checked equal by S3-LIFECYCLE and
+/// S3-OBJECT-LOCK): today's backup lives `E` days as the current object
+/// (the rule that expires the prefix), then `N` days as a noncurrent
+/// version in a versioned bucket, and no version goes before its Object
+/// Lock retention (S3 user guide, "Object Lock considerations"; "Lifecycle
+/// configuration elements": NoncurrentVersionExpiration). `kept_days` is
+/// how long the job itself keeps it current (pgBackRest's window and
+/// cycle), when it expires its own files. Err: why it is unbounded.
+fn copy_horizon(b: &crate::policy::BucketSpec, prefix: &str, kept_days: Option<u64>) -> Result<u64, String> {
+    let rules: Vec<&crate::policy::LifecycleRule> = b
+        .lifecycle
+        .iter()
+        .flat_map(|l| l.rules.iter())
+        .filter(|r| r.enabled && r.tags.is_empty() && prefix.starts_with(&r.prefix))
+        .collect();
+    let current = match kept_days {
+        Some(d) => d,
+        None => rules
+            .iter()
+            .filter_map(|r| r.expire_after_days)
+            .min()
+            .map(|d| d.max(0) as u64)
+            .ok_or_else(|| format!("no lifecycle rule of {} expires current objects under {prefix}", b.name))?,
+    };
+    let versioned = matches!(b.versioning, Some(crate::policy::Versioning::Enabled)) || b.object_lock.is_some();
+    let noncurrent = if versioned {
+        rules.iter().filter_map(|r| r.noncurrent_expire_after_days).min().map(|d| d.max(0) as u64).ok_or_else(|| {
+            format!("{} is versioned and no lifecycle rule expires noncurrent versions under {prefix}", b.name)
+        })?
+    } else {
+        0
+    };
+    let lock = b.object_lock.as_ref().map_or(0, |l| l.days.max(0) as u64);
+    Ok((current + noncurrent).max(lock))
+}
+
+/// ERASURE-HORIZON: every copy of every backup — each entry's objects and
+/// versions, its DR replicas, the pgBackRest repository — is gone within
+/// `privacy.erasure_within` of a deletion, by the lifecycle and Object
+/// Lock the policy declares and the controls found live as declared.
+fn erasure_horizon(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
+    let Some(within) = policy.erasure_within_secs else {
+        return (Verdict::NotEvaluated, vec!["declare `privacy: {erasure_within: 30d}` to evaluate it".into()]);
+    };
+    let within_days = within.div_ceil(86_400);
+    let bucket = |n: &str| policy.buckets.iter().find(|b| b.name == n);
+    // (the copy, the bucket holding it, its prefix, what the job keeps)
+    let mut copies: Vec<(String, &crate::policy::BucketSpec, String, Option<u64>)> = Vec::new();
+    for b in &policy.buckets {
+        for e in &b.backups {
+            copies.push((format!("s3://{}/{} ({})", b.name, e.prefix, e.name), b, e.prefix.clone(), None));
+            for rule in b
+                .replication
+                .iter()
+                .flat_map(|r| r.rules.iter())
+                .filter(|r| r.enabled && e.prefix.starts_with(&r.prefix))
+            {
+                if let Some(d) = bucket(&rule.destination) {
+                    copies.push((
+                        format!("s3://{}/{} (DR copy of {})", d.name, e.prefix, e.name),
+                        d,
+                        e.prefix.clone(),
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+    for p in policy.postgres.iter().filter_map(|s| s.pitr.as_ref()) {
+        // pgBackRest keeps the full backup the window reaches back to, and
+        // the WAL after it: up to window + full_every.
+        let kept = (p.window_secs + p.full_every_secs).div_ceil(86_400);
+        if let Some(b) = bucket(&p.repo.bucket) {
+            copies.push((
+                format!("s3://{}/{} (pgBackRest repository)", b.name, p.repo.prefix),
+                b,
+                p.repo.prefix.clone(),
+                Some(kept),
+            ));
+            for rule in b
+                .replication
+                .iter()
+                .flat_map(|r| r.rules.iter())
+                .filter(|r| r.enabled && p.repo.prefix.starts_with(&r.prefix))
+            {
+                if let Some(d) = bucket(&rule.destination) {
+                    // A replica is expired by the destination's lifecycle,
+                    // not by pgBackRest.
+                    copies.push((
+                        format!("s3://{}/{} (DR copy of the pgBackRest repository)", d.name, p.repo.prefix),
+                        d,
+                        p.repo.prefix.clone(),
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+    if copies.is_empty() {
+        return (Verdict::NotEvaluated, vec!["needs backups: entries or pitr: in the policy".into()]);
+    }
+    let mut reasons = Vec::new();
+    let mut seen_buckets = Vec::new();
+    for (what, b, prefix, kept) in &copies {
+        match copy_horizon(b, prefix, *kept) {
+            Ok(d) if d <= within_days => {}
+            Ok(d) => reasons.push(format!(
+                "{what} keeps a deleted row recoverable up to {d} days, {} over erasure_within ({within_days} days)",
+                d - within_days
+            )),
+            Err(why) => reasons.push(format!("{what} keeps a deleted row recoverable indefinitely: {why}")),
+        }
+        if !seen_buckets.contains(&b.name) {
+            seen_buckets.push(b.name.clone());
+        }
+    }
+    // The declared configuration is what is live.
+    for name in seen_buckets {
+        for id in ["S3-LIFECYCLE", "S3-OBJECT-LOCK"] {
+            let declared = policy.buckets.iter().find(|b| b.name == name).is_some_and(|b| match id {
+                "S3-LIFECYCLE" => b.lifecycle.is_some(),
+                _ => b.object_lock.is_some(),
+            });
+            if declared {
+                reasons.extend(not_passing(report, &name, id));
+            }
+        }
+    }
+    if reasons.is_empty() {
+        (Verdict::Met, reasons)
+    } else {
+        (Verdict::NotMet, reasons)
+    }
+}
+
 /// Statements of a role's documents that Allow `action` on `resource`,
 /// their conditions not looked at.
 fn allows(docs: &[&Value], action: &str, resource: &str) -> bool {
@@ -325,6 +462,11 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
         push(id, title, verdict);
     }
 
+    push(
+        "ERASURE-HORIZON",
+        "A deleted row is gone from every copy of the backups within privacy.erasure_within",
+        erasure_horizon(report, policy),
+    );
     push(
         "IMMUTABILITY",
         "Backups cannot be deleted or overwritten within their retention",
@@ -565,6 +707,48 @@ iam:
             "{:?}",
             dr.reasons
         );
+    }
+
+    #[test]
+    fn the_erasure_horizon_is_the_longest_copy_and_names_the_one_that_outlives_it() {
+        let text = |dr_noncurrent: u32, within: &str| {
+            format!(
+                "version: 1\naws: {{region: us-east-1}}\nprivacy: {{erasure_within: {within}}}\ns3:\n  buckets:\n    src:\n      versioning: enabled\n      object_lock: {{mode: governance, days: 14}}\n      lifecycle:\n        rules:\n          - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}\n      backups:\n        - {{name: dump, prefix: postgres/, max_age: 26h, retention: 14d}}\n      replication:\n        role: repl\n        rules: [{{id: dr, destination: dst}}]\n    dst:\n      region: eu-west-1\n      versioning: enabled\n      object_lock: {{mode: governance, days: 14}}\n      lifecycle:\n        rules:\n          - {{id: replicas, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: {dr_noncurrent}}}\niam:\n  roles:\n    repl:\n      s3_replication: true\n"
+            )
+        };
+        let parse = |t: String| crate::policy::parse("p.yaml", t.into_bytes(), &|_| None).expect("valid");
+        let live = |b: &str, id: &'static str| ControlResult {
+            address: Address::parse(&format!("s3.{b}")),
+            ..control(id, Status::Pass)
+        };
+        let r = Report::new(vec![
+            live("src", "S3-LIFECYCLE"),
+            live("src", "S3-OBJECT-LOCK"),
+            live("dst", "S3-LIFECYCLE"),
+            live("dst", "S3-OBJECT-LOCK"),
+        ]);
+        let o = evaluate(&r, &parse(text(1, "30d")));
+        let e = o.iter().find(|x| x.id == "ERASURE-HORIZON").expect("objective");
+        assert_eq!(e.verdict, Verdict::Met, "{:?}", e.reasons);
+        // The DR copy keeps noncurrent versions 90 days: 14 + 90.
+        let o = evaluate(&r, &parse(text(90, "30d")));
+        let e = o.iter().find(|x| x.id == "ERASURE-HORIZON").expect("objective");
+        assert_eq!(e.verdict, Verdict::NotMet);
+        assert_eq!(
+            e.reasons,
+            ["s3://dst/postgres/ (DR copy of dump) keeps a deleted row recoverable up to 104 days, 74 over erasure_within (30 days)"]
+        );
+        // The source alone: 14 + 1 days, or its 14-day lock.
+        let o = evaluate(&r, &parse(text(1, "7d")));
+        let e = o.iter().find(|x| x.id == "ERASURE-HORIZON").expect("objective");
+        assert!(
+            e.reasons[0].starts_with("s3://src/postgres/ (dump) keeps a deleted row recoverable up to 15 days, 8 over"),
+            "{:?}",
+            e.reasons
+        );
+        // Not declared: not evaluated.
+        let o = evaluate(&r, &parse(text(1, "30d").replace("privacy: {erasure_within: 30d}\n", "")));
+        assert_eq!(verdict(&o, "ERASURE-HORIZON"), Verdict::NotEvaluated);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Policy {
     pub redis: Vec<RedisSpec>,
     pub postgres: Vec<PostgresSpec>,
     pub waivers: Vec<Waiver>,
+    /// `privacy.erasure_within`, in seconds.
+    pub erasure_within_secs: Option<u64>,
     /// What `validate` warns about (a statement that grants nothing…);
     /// shown by every command that loads the policy, exit codes unchanged.
     pub warnings: Diagnostics,

@@ -114,6 +114,11 @@ pub struct RawPolicy {
     /// Accepted exceptions to controls, each with an owner and an expiry.
     #[serde(default)]
     pub waivers: Vec<Sp<RawWaiver>>,
+    /// What the backups may hold how long: `erasure_within`, the longest a
+    /// row deleted today may stay recoverable from any copy of any backup
+    /// (objective ERASURE-HORIZON).
+    #[serde(default)]
+    pub privacy: Option<Sp<RawPrivacy>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -534,6 +539,15 @@ pub struct RawBackup {
     /// listing then starts near the end instead of reading everything.
     #[serde(default)]
     pub key_format: Option<Sp<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    /// e.g. 30d: every copy of every backup (current objects, noncurrent
+    /// versions, DR replicas, Object Lock retention, the pgBackRest window
+    /// and full-backup cycle) is gone within it.
+    pub erasure_within: Sp<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

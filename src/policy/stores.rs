@@ -15,7 +15,7 @@ use super::{
 };
 
 impl Validator<'_> {
-    fn duration(&mut self, d: &Sp<String>, what: &str) -> Option<u64> {
+    pub(super) fn duration(&mut self, d: &Sp<String>, what: &str) -> Option<u64> {
         match parse_duration(d.value()) {
             Some(0) | None => {
                 self.diags.push(

@@ -249,6 +249,8 @@ impl Validator<'_> {
             }
         }
         let waivers = raw.waivers.iter().filter_map(|w| self.waiver(w)).collect();
+        let erasure_within_secs =
+            raw.privacy.as_ref().and_then(|p| self.duration(&p.value().erasure_within, "erasure_within"));
         Policy {
             file: file.to_string(),
             default_region,
@@ -258,6 +260,7 @@ impl Validator<'_> {
             redis,
             postgres,
             waivers,
+            erasure_within_secs,
             warnings: Diagnostics { file: file.to_string(), source: Default::default(), items: Vec::new() },
         }
     }

@@ -231,7 +231,7 @@ mod golden {
 
     #[test]
     fn audit_json() {
-        assert_eq!(estate().objectives.len(), 9);
+        assert_eq!(estate().objectives.len(), 10);
         insta::assert_snapshot!(format!("{:#}", super::json::audit(&estate())));
     }
 
