@@ -579,7 +579,6 @@ os.chmod("{f}", 0o644)
 #[test]
 fn an_encrypted_dump_decrypts_with_stock_age_and_the_drill_needs_the_identity() {
     let age = crate::harness::need("age", "age");
-    let keygen = crate::harness::need("age-keygen", "age");
     let w = World::with_moto();
     let pg = Postgres::start();
     seed(&pg);
@@ -588,10 +587,7 @@ fn an_encrypted_dump_decrypts_with_stock_age_and_the_drill_needs_the_identity() 
     std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let key = |name: &str| -> (String, String) {
         let path = shared.path().join(name);
-        let out = std::process::Command::new(&keygen).arg("-o").arg(&path).output().expect("age-keygen");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let text = std::fs::read_to_string(&path).expect("key");
-        let public = text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("public key").to_string();
+        let public = crate::harness::age_keygen(&path);
         (path.display().to_string(), public)
     };
     let (id, recipient) = key("key.txt");
@@ -703,7 +699,6 @@ s3.put_object(Bucket="{b}", Key="postgres/29991231T235959Z.dump.sha256", Body=(h
 #[test]
 fn an_encrypted_redis_snapshot_is_drilled_with_its_identity() {
     use crate::harness::RedisServer;
-    let keygen = crate::harness::need("age-keygen", "age");
     let w = World::with_moto();
     let redis = RedisServer::start(w.dir.path(), "", true);
     let mut mset = vec!["MSET"];
@@ -711,10 +706,7 @@ fn an_encrypted_redis_snapshot_is_drilled_with_its_identity() {
     mset.extend(pairs.iter().map(String::as_str));
     redis.cli(None, &mset);
     let id = w.dir.path().join("age.key");
-    let out = std::process::Command::new(&keygen).arg("-o").arg(&id).output().expect("age-keygen");
-    assert!(out.status.success());
-    let text = std::fs::read_to_string(&id).expect("key");
-    let recipient = text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("public").to_string();
+    let recipient = crate::harness::age_keygen(&id);
     let b = unique("rdb");
     let p = w.write(
         "p.yaml",

@@ -44,6 +44,16 @@ pub fn openssl(dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A new age identity at `path` (stock `age-keygen`); returns its
+/// recipient (`age1…`).
+pub fn age_keygen(path: &Path) -> String {
+    let keygen = need("age-keygen", "age");
+    let out = Command::new(keygen).arg("-o").arg(path).output().expect("run age-keygen");
+    assert!(out.status.success(), "age-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(path).expect("read the age identity");
+    text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("its public key").to_string()
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
     l.local_addr().expect("local addr").port()
