@@ -249,15 +249,18 @@ pub enum Denial {
     /// No Deny statement applies.
     NotDenied,
     /// A Deny statement may apply: it has a condition this evaluation does
-    /// not know (only aws:PrincipalArn is evaluated, and TLS is assumed).
+    /// not know (aws:PrincipalArn, aws:PrincipalServiceName and TLS are
+    /// known; anything else is not).
     Maybe,
 }
 
 /// Does a Deny statement of the resource policy `doc` apply to a request
 /// by `principal` (its aws:PrincipalArn) for `action` on `resource`, made
 /// over TLS? Principal, NotPrincipal, Action, NotAction, Resource and
-/// NotResource are matched as IAM does; conditions only on
-/// aws:PrincipalArn (Arn*/String* operators) and aws:SecureTransport.
+/// NotResource are matched as IAM does; conditions (see
+/// [`conditions_hold`]) only on aws:PrincipalArn, aws:PrincipalServiceName
+/// (a `principal` ending in `.amazonaws.com` is a service) and
+/// aws:SecureTransport.
 pub fn denial(doc: &Value, principal: &str, action: &str, resource: &str) -> Denial {
     let mut out = Denial::NotDenied;
     for st in statements(doc) {
@@ -346,7 +349,7 @@ pub fn conditions_hold(cond: Option<&Value>, req: &Request) -> Result<bool, Stri
             Some(b) => (b, true),
             None => (rest, false),
         };
-        let negated = base.contains("Not") && base != "Null";
+        let negated = base.contains("Not");
         let matcher: fn(&str, &str) -> bool = match base.replacen("Not", "", 1).as_str() {
             "StringEquals" => |p, v| p == v,
             "StringEqualsIgnoreCase" | "Bool" => |p, v| p.eq_ignore_ascii_case(v),
