@@ -261,16 +261,19 @@ fn copy_horizon(b: &crate::policy::BucketSpec, prefix: &str, kept_days: Option<u
 /// `privacy.erasure_within` of a deletion, by the lifecycle and Object
 /// Lock the policy declares and the controls found live as declared.
 fn erasure_horizon(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
-    let Some(within) = policy.erasure_within_secs else {
+    let overridden = policy.buckets.iter().flat_map(|b| &b.backups).any(|e| e.erasure_within_secs.is_some());
+    if policy.erasure_within_secs.is_none() && !overridden {
         return (Verdict::NotEvaluated, vec!["declare `privacy: {erasure_within: 30d}` to evaluate it".into()]);
-    };
-    let within_days = within.div_ceil(86_400);
+    }
     let bucket = |n: &str| policy.buckets.iter().find(|b| b.name == n);
-    // (the copy, the bucket holding it, its prefix, what the job keeps)
-    let mut copies: Vec<(String, &crate::policy::BucketSpec, String, Option<u64>)> = Vec::new();
+    // (the copy, the bucket holding it, its prefix, what the job keeps,
+    // the erasure_within it answers to: the entry's own, else the policy's)
+    type Copy<'a> = (String, &'a crate::policy::BucketSpec, String, Option<u64>, Option<u64>);
+    let mut copies: Vec<Copy> = Vec::new();
     for b in &policy.buckets {
         for e in &b.backups {
-            copies.push((format!("s3://{}/{} ({})", b.name, e.prefix, e.name), b, e.prefix.clone(), None));
+            let within = e.erasure_within_secs.or(policy.erasure_within_secs);
+            copies.push((format!("s3://{}/{} ({})", b.name, e.prefix, e.name), b, e.prefix.clone(), None, within));
             for rule in b
                 .replication
                 .iter()
@@ -283,6 +286,7 @@ fn erasure_horizon(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
                         d,
                         e.prefix.clone(),
                         None,
+                        within,
                     ));
                 }
             }
@@ -298,6 +302,7 @@ fn erasure_horizon(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
                 b,
                 p.repo.prefix.clone(),
                 Some(kept),
+                policy.erasure_within_secs,
             ));
             for rule in b
                 .replication
@@ -313,6 +318,7 @@ fn erasure_horizon(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
                         d,
                         p.repo.prefix.clone(),
                         None,
+                        policy.erasure_within_secs,
                     ));
                 }
             }
@@ -323,7 +329,11 @@ fn erasure_horizon(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
     }
     let mut reasons = Vec::new();
     let mut seen_buckets = Vec::new();
-    for (what, b, prefix, kept) in &copies {
+    for (what, b, prefix, kept, within) in &copies {
+        // A copy no erasure_within applies to (the policy has none and its
+        // entry sets none) is not judged.
+        let Some(within) = within else { continue };
+        let within_days = within.div_ceil(86_400);
         match copy_horizon(b, prefix, *kept) {
             Ok(d) if d <= within_days => {}
             Ok(d) => reasons.push(format!(
@@ -749,6 +759,25 @@ iam:
         // Not declared: not evaluated.
         let o = evaluate(&r, &parse(text(1, "30d").replace("privacy: {erasure_within: 30d}\n", "")));
         assert_eq!(verdict(&o, "ERASURE-HORIZON"), Verdict::NotEvaluated);
+        // The entry's own erasure_within is what its copies answer to, the
+        // DR replica included, over the policy's (which alone would be met).
+        let own = |t: String| t.replace("retention: 14d}", "retention: 14d, erasure_within: 10d}");
+        let o = evaluate(&r, &parse(own(text(1, "30d"))));
+        let e = o.iter().find(|x| x.id == "ERASURE-HORIZON").expect("objective");
+        assert_eq!(e.verdict, Verdict::NotMet);
+        assert_eq!(
+            e.reasons,
+            [
+                "s3://src/postgres/ (dump) keeps a deleted row recoverable up to 15 days, 5 over erasure_within (10 days)",
+                "s3://dst/postgres/ (DR copy of dump) keeps a deleted row recoverable up to 15 days, 5 over erasure_within (10 days)",
+            ]
+        );
+        // ... and it is evaluated without a policy-wide one.
+        let o = evaluate(&r, &parse(own(text(1, "30d")).replace("privacy: {erasure_within: 30d}\n", "")));
+        assert_eq!(verdict(&o, "ERASURE-HORIZON"), Verdict::NotMet);
+        let loose = |t: String| t.replace("retention: 14d}", "retention: 14d, erasure_within: 20d}");
+        let o = evaluate(&r, &parse(loose(text(1, "30d")).replace("privacy: {erasure_within: 30d}\n", "")));
+        assert_eq!(verdict(&o, "ERASURE-HORIZON"), Verdict::Met);
     }
 
     #[test]

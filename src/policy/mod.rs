@@ -595,6 +595,8 @@ pub struct BackupSpec {
     /// A backup job encrypts what it writes here client-side (age): the
     /// audit checks the newest backup is an age file.
     pub client_encrypted: bool,
+    /// This entry's own `erasure_within`, in seconds, over the policy's.
+    pub erasure_within_secs: Option<u64>,
 }
 
 /// Who owns the rules of a whole-document setting (lifecycle, replication).

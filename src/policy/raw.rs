@@ -539,6 +539,10 @@ pub struct RawBackup {
     /// listing then starts near the end instead of reading everything.
     #[serde(default)]
     pub key_format: Option<Sp<String>>,
+    /// e.g. 7d: this entry's copies (its objects, versions and DR replicas)
+    /// must be gone within it, instead of `privacy.erasure_within`.
+    #[serde(default)]
+    pub erasure_within: Option<Sp<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
