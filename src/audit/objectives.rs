@@ -311,13 +311,17 @@ fn erasure_horizon(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
                 .filter(|r| r.enabled && p.repo.prefix.starts_with(&r.prefix))
             {
                 if let Some(d) = bucket(&rule.destination) {
-                    // A replica is expired by the destination's lifecycle,
-                    // not by pgBackRest.
+                    // pgBackRest's expiry is a DeleteObject without a
+                    // version: a rule that replicates delete markers carries
+                    // it to the replica, which then goes as a noncurrent
+                    // version. Without it the replica stays current until
+                    // the destination's lifecycle expires it (S3 user
+                    // guide, "Replicating delete markers between buckets").
                     copies.push((
                         format!("s3://{}/{} (DR copy of the pgBackRest repository)", d.name, p.repo.prefix),
                         d,
                         p.repo.prefix.clone(),
-                        None,
+                        rule.delete_marker_replication.then_some(kept),
                         policy.erasure_within_secs,
                     ));
                 }
@@ -778,6 +782,36 @@ iam:
         let loose = |t: String| t.replace("retention: 14d}", "retention: 14d, erasure_within: 20d}");
         let o = evaluate(&r, &parse(loose(text(1, "30d")).replace("privacy: {erasure_within: 30d}\n", "")));
         assert_eq!(verdict(&o, "ERASURE-HORIZON"), Verdict::Met);
+    }
+
+    #[test]
+    fn the_repository_s_dr_copy_is_expired_by_pgbackrest_only_when_delete_markers_replicate() {
+        let text = |markers: bool| {
+            format!(
+                "version: 1\naws: {{region: us-east-1}}\nprivacy: {{erasure_within: 30d}}\ns3:\n  buckets:\n    src:\n      versioning: enabled\n      object_lock: {{mode: governance, days: 14}}\n      lifecycle:\n        rules:\n          - {{id: pgbackrest, prefix: pgbackrest/, noncurrent_expire_after_days: 14}}\n      replication:\n        role: repl\n        rules: [{{id: dr, destination: dst, delete_marker_replication: {markers}}}]\n    dst:\n      region: eu-west-1\n      versioning: enabled\n      object_lock: {{mode: governance, days: 14}}\n      lifecycle:\n        rules:\n          - {{id: pgbackrest, prefix: pgbackrest/, noncurrent_expire_after_days: 14}}\niam:\n  roles:\n    repl:\n      s3_replication: true\npostgres:\n  primary:\n    url: postgresql://localhost/app\n    pitr:\n      repo: {{bucket: src, prefix: pgbackrest/}}\n      stanza: app\n      data_directory: /var/lib/postgresql/15/main\n      window: 24h\n      full_every: 24h\n"
+            )
+        };
+        let parse = |t: String| crate::policy::parse("p.yaml", t.into_bytes(), &|_| None).expect("valid");
+        let live = |b: &str, id: &'static str| ControlResult {
+            address: Address::parse(&format!("s3.{b}")),
+            ..control(id, Status::Pass)
+        };
+        let r = Report::new(vec![
+            live("src", "S3-LIFECYCLE"),
+            live("src", "S3-OBJECT-LOCK"),
+            live("dst", "S3-LIFECYCLE"),
+            live("dst", "S3-OBJECT-LOCK"),
+        ]);
+        // The window and one cycle (2 days), then 14 days noncurrent.
+        let o = evaluate(&r, &parse(text(true)));
+        let e = o.iter().find(|x| x.id == "ERASURE-HORIZON").expect("objective");
+        assert_eq!(e.verdict, Verdict::Met, "{:?}", e.reasons);
+        let o = evaluate(&r, &parse(text(false)));
+        let e = o.iter().find(|x| x.id == "ERASURE-HORIZON").expect("objective");
+        assert_eq!(
+            e.reasons,
+            ["s3://dst/pgbackrest/ (DR copy of the pgBackRest repository) keeps a deleted row recoverable indefinitely: no lifecycle rule of dst expires current objects under pgbackrest/"]
+        );
     }
 
     #[test]
