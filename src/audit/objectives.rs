@@ -723,6 +723,15 @@ iam:
         );
     }
 
+    /// S3-LIFECYCLE and S3-OBJECT-LOCK found as declared on these buckets.
+    fn lifecycle_and_lock_live(buckets: &[&str]) -> Report {
+        let live = |b: &str, id: &'static str| ControlResult {
+            address: Address::parse(&format!("s3.{b}")),
+            ..control(id, Status::Pass)
+        };
+        Report::new(buckets.iter().flat_map(|b| [live(b, "S3-LIFECYCLE"), live(b, "S3-OBJECT-LOCK")]).collect())
+    }
+
     #[test]
     fn the_erasure_horizon_is_the_longest_copy_and_names_the_one_that_outlives_it() {
         let text = |dr_noncurrent: u32, within: &str| {
@@ -731,16 +740,7 @@ iam:
             )
         };
         let parse = |t: String| crate::policy::parse("p.yaml", t.into_bytes(), &|_| None).expect("valid");
-        let live = |b: &str, id: &'static str| ControlResult {
-            address: Address::parse(&format!("s3.{b}")),
-            ..control(id, Status::Pass)
-        };
-        let r = Report::new(vec![
-            live("src", "S3-LIFECYCLE"),
-            live("src", "S3-OBJECT-LOCK"),
-            live("dst", "S3-LIFECYCLE"),
-            live("dst", "S3-OBJECT-LOCK"),
-        ]);
+        let r = lifecycle_and_lock_live(&["src", "dst"]);
         let o = evaluate(&r, &parse(text(1, "30d")));
         let e = o.iter().find(|x| x.id == "ERASURE-HORIZON").expect("objective");
         assert_eq!(e.verdict, Verdict::Met, "{:?}", e.reasons);
@@ -792,16 +792,7 @@ iam:
             )
         };
         let parse = |t: String| crate::policy::parse("p.yaml", t.into_bytes(), &|_| None).expect("valid");
-        let live = |b: &str, id: &'static str| ControlResult {
-            address: Address::parse(&format!("s3.{b}")),
-            ..control(id, Status::Pass)
-        };
-        let r = Report::new(vec![
-            live("src", "S3-LIFECYCLE"),
-            live("src", "S3-OBJECT-LOCK"),
-            live("dst", "S3-LIFECYCLE"),
-            live("dst", "S3-OBJECT-LOCK"),
-        ]);
+        let r = lifecycle_and_lock_live(&["src", "dst"]);
         // The window and one cycle (2 days), then 14 days noncurrent.
         let o = evaluate(&r, &parse(text(true)));
         let e = o.iter().find(|x| x.id == "ERASURE-HORIZON").expect("objective");
