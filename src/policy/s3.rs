@@ -637,20 +637,7 @@ impl Validator<'_> {
                     );
                 }
             }
-            let erasure_within_secs = bv.erasure_within.as_ref().and_then(|w| match super::parse_duration(w.value()) {
-                Some(s) if s > 0 => Some(s),
-                _ => {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::DurationInvalid,
-                            format!("`{}` is not a duration for erasure_within", w.value()),
-                            Some(w.pos()),
-                        )
-                        .help("write a positive number with a unit, e.g. 7d or 30d"),
-                    );
-                    None
-                }
-            });
+            let erasure_within_secs = bv.erasure_within.as_ref().and_then(|w| self.duration(w, "erasure_within"));
             let prefix = self.expand(&bv.prefix);
             if let (Some(max_age_secs), Some(prefix)) = (max_age, prefix) {
                 out.push(BackupSpec {
