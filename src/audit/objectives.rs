@@ -24,6 +24,27 @@ pub struct Objective {
     pub title: &'static str,
     pub verdict: Verdict,
     pub reasons: Vec<String>,
+    /// ERASURE-HORIZON only: every copy of the backups and how long a row
+    /// deleted today stays recoverable from it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyHorizon>,
+}
+
+/// One copy of the backups, its horizon and the evidence read for it.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct CopyHorizon {
+    /// `s3://bucket/prefix/ (what)`.
+    pub copy: String,
+    /// Days a deleted row stays recoverable; None: nothing bounds it.
+    pub horizon_days: Option<u64>,
+    /// Why nothing bounds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unbounded: Option<String>,
+    /// The erasure_within it answers to, in days; None: not judged.
+    pub erasure_within_days: Option<u64>,
+    /// Age in days of the oldest version under the prefix
+    /// (S3-OLDEST-VERSION); None when not read or none there.
+    pub oldest_version_days: Option<f64>,
 }
 
 fn judge(controls: &[&ControlResult]) -> (Verdict, Vec<String>) {
@@ -218,144 +239,46 @@ fn immutability(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
     }
 }
 
-/// How many days a row deleted today stays recoverable from the copy of
-/// `prefix` in `b`, from the lifecycle and lock the policy declares (the
-/// live configuration is checked equal by S3-LIFECYCLE and
-/// S3-OBJECT-LOCK): today's backup lives `E` days as the current object
-/// (the rule that expires the prefix), then `N` days as a noncurrent
-/// version in a versioned bucket, and no version goes before its Object
-/// Lock retention (S3 user guide, "Object Lock considerations"; "Lifecycle
-/// configuration elements": NoncurrentVersionExpiration). `kept_days` is
-/// how long the job itself keeps it current (pgBackRest's window and
-/// cycle), when it expires its own files. Err: why it is unbounded.
-fn copy_horizon(b: &crate::policy::BucketSpec, prefix: &str, kept_days: Option<u64>) -> Result<u64, String> {
-    let rules: Vec<&crate::policy::LifecycleRule> = b
-        .lifecycle
-        .iter()
-        .flat_map(|l| l.rules.iter())
-        .filter(|r| r.enabled && r.tags.is_empty() && prefix.starts_with(&r.prefix))
-        .collect();
-    let current = match kept_days {
-        Some(d) => d,
-        None => rules
-            .iter()
-            .filter_map(|r| r.expire_after_days)
-            .min()
-            .map(|d| d.max(0) as u64)
-            .ok_or_else(|| format!("no lifecycle rule of {} expires current objects under {prefix}", b.name))?,
-    };
-    let versioned = matches!(b.versioning, Some(crate::policy::Versioning::Enabled)) || b.object_lock.is_some();
-    let noncurrent = if versioned {
-        rules.iter().filter_map(|r| r.noncurrent_expire_after_days).min().map(|d| d.max(0) as u64).ok_or_else(|| {
-            format!("{} is versioned and no lifecycle rule expires noncurrent versions under {prefix}", b.name)
-        })?
-    } else {
-        0
-    };
-    let lock = b.object_lock.as_ref().map_or(0, |l| l.days.max(0) as u64);
-    Ok((current + noncurrent).max(lock))
-}
-
 /// ERASURE-HORIZON: every copy of every backup — each entry's objects and
 /// versions, its DR replicas, the pgBackRest repository — is gone within
 /// `privacy.erasure_within` of a deletion, by the lifecycle and Object
 /// Lock the policy declares and the controls found live as declared.
 fn erasure_horizon(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
-    let overridden = policy.buckets.iter().flat_map(|b| &b.backups).any(|e| e.erasure_within_secs.is_some());
-    if policy.erasure_within_secs.is_none() && !overridden {
+    if !crate::policy::erasure::evaluated(policy) {
         return (Verdict::NotEvaluated, vec!["declare `privacy: {erasure_within: 30d}` to evaluate it".into()]);
     }
-    let bucket = |n: &str| policy.buckets.iter().find(|b| b.name == n);
-    // (the copy, the bucket holding it, its prefix, what the job keeps,
-    // the erasure_within it answers to: the entry's own, else the policy's)
-    type Copy<'a> = (String, &'a crate::policy::BucketSpec, String, Option<u64>, Option<u64>);
-    let mut copies: Vec<Copy> = Vec::new();
-    for b in &policy.buckets {
-        for e in &b.backups {
-            let within = e.erasure_within_secs.or(policy.erasure_within_secs);
-            copies.push((format!("s3://{}/{} ({})", b.name, e.prefix, e.name), b, e.prefix.clone(), None, within));
-            for rule in b
-                .replication
-                .iter()
-                .flat_map(|r| r.rules.iter())
-                .filter(|r| r.enabled && e.prefix.starts_with(&r.prefix))
-            {
-                if let Some(d) = bucket(&rule.destination) {
-                    copies.push((
-                        format!("s3://{}/{} (DR copy of {})", d.name, e.prefix, e.name),
-                        d,
-                        e.prefix.clone(),
-                        None,
-                        within,
-                    ));
-                }
-            }
-        }
-    }
-    for p in policy.postgres.iter().filter_map(|s| s.pitr.as_ref()) {
-        // pgBackRest keeps the full backup the window reaches back to, and
-        // the WAL after it: up to window + full_every.
-        let kept = (p.window_secs + p.full_every_secs).div_ceil(86_400);
-        if let Some(b) = bucket(&p.repo.bucket) {
-            copies.push((
-                format!("s3://{}/{} (pgBackRest repository)", b.name, p.repo.prefix),
-                b,
-                p.repo.prefix.clone(),
-                Some(kept),
-                policy.erasure_within_secs,
-            ));
-            for rule in b
-                .replication
-                .iter()
-                .flat_map(|r| r.rules.iter())
-                .filter(|r| r.enabled && p.repo.prefix.starts_with(&r.prefix))
-            {
-                if let Some(d) = bucket(&rule.destination) {
-                    // pgBackRest's expiry is a DeleteObject without a
-                    // version: a rule that replicates delete markers carries
-                    // it to the replica, which then goes as a noncurrent
-                    // version. Without it the replica stays current until
-                    // the destination's lifecycle expires it (S3 user
-                    // guide, "Replicating delete markers between buckets").
-                    copies.push((
-                        format!("s3://{}/{} (DR copy of the pgBackRest repository)", d.name, p.repo.prefix),
-                        d,
-                        p.repo.prefix.clone(),
-                        rule.delete_marker_replication.then_some(kept),
-                        policy.erasure_within_secs,
-                    ));
-                }
-            }
-        }
-    }
+    let copies = crate::policy::erasure::copies(policy);
     if copies.is_empty() {
         return (Verdict::NotEvaluated, vec!["needs backups: entries or pitr: in the policy".into()]);
     }
     let mut reasons = Vec::new();
     let mut seen_buckets = Vec::new();
-    for (what, b, prefix, kept, within) in &copies {
+    for c in &copies {
         // A copy no erasure_within applies to (the policy has none and its
         // entry sets none) is not judged.
-        let Some(within) = within else { continue };
+        let Some(within) = c.within_secs else { continue };
         let within_days = within.div_ceil(86_400);
-        match copy_horizon(b, prefix, *kept) {
-            Ok(d) if d <= within_days => {}
+        let what = &c.what;
+        match &c.horizon {
+            Ok(d) if *d <= within_days => {}
             Ok(d) => reasons.push(format!(
                 "{what} keeps a deleted row recoverable up to {d} days, {} over erasure_within ({within_days} days)",
                 d - within_days
             )),
             Err(why) => reasons.push(format!("{what} keeps a deleted row recoverable indefinitely: {why}")),
         }
-        if !seen_buckets.contains(&b.name) {
-            seen_buckets.push(b.name.clone());
+        if !seen_buckets.contains(&c.bucket) {
+            seen_buckets.push(c.bucket.clone());
         }
     }
-    // The declared configuration is what is live.
+    // The declared configuration is what is live, and the oldest version
+    // each copy holds is within its horizon (evidence, not configuration).
     for name in seen_buckets {
-        for id in ["S3-LIFECYCLE", "S3-OBJECT-LOCK"] {
+        for id in ["S3-LIFECYCLE", "S3-OBJECT-LOCK", "S3-OLDEST-VERSION"] {
             let declared = policy.buckets.iter().find(|b| b.name == name).is_some_and(|b| match id {
                 "S3-LIFECYCLE" => b.lifecycle.is_some(),
-                _ => b.object_lock.is_some(),
+                "S3-OBJECT-LOCK" => b.object_lock.is_some(),
+                _ => true,
             });
             if declared {
                 reasons.extend(not_passing(report, &name, id));
@@ -419,8 +342,9 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
             .any(|d| d.id == c.id && d.objectives.contains(&objective))
     };
     let mut out = Vec::new();
-    let mut push =
-        |id, title, (verdict, reasons): (Verdict, Vec<String>)| out.push(Objective { id, title, verdict, reasons });
+    let mut push = |id, title, (verdict, reasons): (Verdict, Vec<String>)| {
+        out.push(Objective { id, title, verdict, reasons, copies: Vec::new() })
+    };
 
     let fast: Vec<crate::model::Address> = policy
         .buckets
@@ -572,7 +496,34 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
     };
     push("RTO-60MIN-READINESS", "A restore role can read the latest dump, and a restore drill proved it", readiness);
     push("LEAST-PRIVILEGE", "The writer cannot read or delete; the restore role cannot write", least);
+    if let Some(o) = out.iter_mut().find(|o| o.id == "ERASURE-HORIZON" && o.verdict != Verdict::NotEvaluated) {
+        o.copies = copy_table(report, policy);
+    }
     out
+}
+
+/// The copies ERASURE-HORIZON judged, with the oldest version
+/// S3-OLDEST-VERSION read under each (from its observed value).
+fn copy_table(report: &Report, policy: &Policy) -> Vec<CopyHorizon> {
+    crate::policy::erasure::copies(policy)
+        .into_iter()
+        .map(|c| {
+            let addr = format!("s3.{}", c.bucket);
+            let oldest = report
+                .controls
+                .iter()
+                .find(|r| r.id == "S3-OLDEST-VERSION" && r.address.as_str() == addr)
+                .and_then(|r| r.observed[c.prefix.as_str()]["age_seconds"].as_u64())
+                .map(|s| (s as f64 / 8_640.0).round() / 10.0);
+            CopyHorizon {
+                copy: c.what,
+                horizon_days: c.horizon.as_ref().ok().copied(),
+                unbounded: c.horizon.err(),
+                erasure_within_days: c.within_secs.map(|w| w.div_ceil(86_400)),
+                oldest_version_days: oldest,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -729,7 +680,12 @@ iam:
             address: Address::parse(&format!("s3.{b}")),
             ..control(id, Status::Pass)
         };
-        Report::new(buckets.iter().flat_map(|b| [live(b, "S3-LIFECYCLE"), live(b, "S3-OBJECT-LOCK")]).collect())
+        Report::new(
+            buckets
+                .iter()
+                .flat_map(|b| [live(b, "S3-LIFECYCLE"), live(b, "S3-OBJECT-LOCK"), live(b, "S3-OLDEST-VERSION")])
+                .collect(),
+        )
     }
 
     #[test]
@@ -750,13 +706,15 @@ iam:
         assert_eq!(e.verdict, Verdict::NotMet);
         assert_eq!(
             e.reasons,
-            ["s3://dst/postgres/ (DR copy of dump) keeps a deleted row recoverable up to 104 days, 74 over erasure_within (30 days)"]
+            ["s3://dst/postgres/ (DR copy of dump) keeps a deleted row recoverable up to 106 days, 76 over erasure_within (30 days)"]
         );
-        // The source alone: 14 + 1 days, or its 14-day lock.
+        // The source alone: 14 + 1 days, each rounded up to the next
+        // midnight, or its 14-day lock and a lifecycle run.
         let o = evaluate(&r, &parse(text(1, "7d")));
         let e = o.iter().find(|x| x.id == "ERASURE-HORIZON").expect("objective");
         assert!(
-            e.reasons[0].starts_with("s3://src/postgres/ (dump) keeps a deleted row recoverable up to 15 days, 8 over"),
+            e.reasons[0]
+                .starts_with("s3://src/postgres/ (dump) keeps a deleted row recoverable up to 17 days, 10 over"),
             "{:?}",
             e.reasons
         );
@@ -772,8 +730,8 @@ iam:
         assert_eq!(
             e.reasons,
             [
-                "s3://src/postgres/ (dump) keeps a deleted row recoverable up to 15 days, 5 over erasure_within (10 days)",
-                "s3://dst/postgres/ (DR copy of dump) keeps a deleted row recoverable up to 15 days, 5 over erasure_within (10 days)",
+                "s3://src/postgres/ (dump) keeps a deleted row recoverable up to 17 days, 7 over erasure_within (10 days)",
+                "s3://dst/postgres/ (DR copy of dump) keeps a deleted row recoverable up to 17 days, 7 over erasure_within (10 days)",
             ]
         );
         // ... and it is evaluated without a policy-wide one.
@@ -786,23 +744,30 @@ iam:
 
     #[test]
     fn the_repository_s_dr_copy_is_expired_by_pgbackrest_only_when_delete_markers_replicate() {
-        let text = |markers: bool| {
+        let rules = |markers: bool| format!("[{{id: dr, destination: dst, delete_marker_replication: {markers}}}]");
+        let text = |rules: String| {
             format!(
-                "version: 1\naws: {{region: us-east-1}}\nprivacy: {{erasure_within: 30d}}\ns3:\n  buckets:\n    src:\n      versioning: enabled\n      object_lock: {{mode: governance, days: 14}}\n      lifecycle:\n        rules:\n          - {{id: pgbackrest, prefix: pgbackrest/, noncurrent_expire_after_days: 14}}\n      replication:\n        role: repl\n        rules: [{{id: dr, destination: dst, delete_marker_replication: {markers}}}]\n    dst:\n      region: eu-west-1\n      versioning: enabled\n      object_lock: {{mode: governance, days: 14}}\n      lifecycle:\n        rules:\n          - {{id: pgbackrest, prefix: pgbackrest/, noncurrent_expire_after_days: 14}}\niam:\n  roles:\n    repl:\n      s3_replication: true\npostgres:\n  primary:\n    url: postgresql://localhost/app\n    pitr:\n      repo: {{bucket: src, prefix: pgbackrest/}}\n      stanza: app\n      data_directory: /var/lib/postgresql/15/main\n      window: 24h\n      full_every: 24h\n"
+                "version: 1\naws: {{region: us-east-1}}\nprivacy: {{erasure_within: 30d}}\ns3:\n  buckets:\n    src:\n      versioning: enabled\n      object_lock: {{mode: governance, days: 14}}\n      lifecycle:\n        rules:\n          - {{id: pgbackrest, prefix: pgbackrest/, noncurrent_expire_after_days: 14}}\n      replication:\n        role: repl\n        rules: {rules}\n    dst:\n      region: eu-west-1\n      versioning: enabled\n      object_lock: {{mode: governance, days: 14}}\n      lifecycle:\n        rules:\n          - {{id: pgbackrest, prefix: pgbackrest/, noncurrent_expire_after_days: 14}}\niam:\n  roles:\n    repl:\n      s3_replication: true\npostgres:\n  primary:\n    url: postgresql://localhost/app\n    pitr:\n      repo: {{bucket: src, prefix: pgbackrest/}}\n      stanza: app\n      data_directory: /var/lib/postgresql/15/main\n      window: 24h\n      full_every: 24h\n"
             )
         };
         let parse = |t: String| crate::policy::parse("p.yaml", t.into_bytes(), &|_| None).expect("valid");
         let r = lifecycle_and_lock_live(&["src", "dst"]);
         // The window and one cycle (2 days), then 14 days noncurrent.
-        let o = evaluate(&r, &parse(text(true)));
-        let e = o.iter().find(|x| x.id == "ERASURE-HORIZON").expect("objective");
-        assert_eq!(e.verdict, Verdict::Met, "{:?}", e.reasons);
-        let o = evaluate(&r, &parse(text(false)));
-        let e = o.iter().find(|x| x.id == "ERASURE-HORIZON").expect("objective");
-        assert_eq!(
-            e.reasons,
-            ["s3://dst/pgbackrest/ (DR copy of the pgBackRest repository) keeps a deleted row recoverable indefinitely: no lifecycle rule of dst expires current objects under pgbackrest/"]
-        );
+        let horizon = |rules: String| {
+            let o = evaluate(&r, &parse(text(rules)));
+            let e = o.iter().find(|x| x.id == "ERASURE-HORIZON").expect("objective").clone();
+            (e.verdict, e.reasons)
+        };
+        assert_eq!(horizon(rules(true)).0, Verdict::Met, "{:?}", horizon(rules(true)).1);
+        let unbounded = ["s3://dst/pgbackrest/ (DR copy of the pgBackRest repository) keeps a deleted row recoverable indefinitely: no lifecycle rule of dst expires current objects under pgbackrest/"];
+        assert_eq!(horizon(rules(false)).1, unbounded);
+        // Two rules to the same destination: the one of higher priority
+        // copies the repository (the shipped policy's pattern).
+        let two = |repo_priority: u8| {
+            format!("[{{id: dr, priority: 2, destination: dst, delete_marker_replication: false}}, {{id: repo, priority: {repo_priority}, prefix: pgbackrest/, destination: dst, delete_marker_replication: true}}]")
+        };
+        assert_eq!(horizon(two(3)).0, Verdict::Met, "{:?}", horizon(two(3)).1);
+        assert_eq!(horizon(two(1)).1, unbounded);
     }
 
     #[test]

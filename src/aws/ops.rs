@@ -45,6 +45,7 @@ pub const HEAD_OBJECT: Op = Op::read("head_object", "s3:GetObject", On::Objects)
 pub const LIST_ATTACHED_ROLE_POLICIES: Op =
     Op::read("list_attached_role_policies", "iam:ListAttachedRolePolicies", On::Role);
 pub const LIST_BUCKETS: Op = Op::read("list_buckets", "s3:ListAllMyBuckets", On::Account);
+pub const LIST_OBJECT_VERSIONS: Op = Op::read("list_object_versions", "s3:ListBucketVersions", On::Bucket);
 pub const LIST_OBJECTS_V2: Op = Op::read("list_objects_v2", "s3:ListBucket", On::Bucket);
 pub const LIST_POLICIES: Op = Op::read("list_policies", "iam:ListPolicies", On::Any);
 pub const LIST_POLICY_VERSIONS: Op = Op::write("list_policy_versions", "iam:ListPolicyVersions", On::ManagedPolicy);

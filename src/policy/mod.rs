@@ -3,6 +3,7 @@
 //! run reports every problem in the file, not just the first.
 
 pub mod diag;
+pub mod erasure;
 pub mod iam;
 pub mod iam_raw;
 pub mod kms;

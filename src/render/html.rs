@@ -110,6 +110,21 @@ code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }
             );
         }
         out.push_str("</div>");
+        for o in report.objectives.iter().filter(|o| !o.copies.is_empty()) {
+            let _ = write!(out, "<h3>{}: every copy of the backups</h3><table><tr>", esc(o.id));
+            for h in super::HORIZON_HEADER {
+                let _ = write!(out, "<th>{h}</th>");
+            }
+            out.push_str("</tr>");
+            for c in &o.copies {
+                out.push_str("<tr>");
+                for cell in super::horizon_row(c) {
+                    let _ = write!(out, "<td>{}</td>", esc(&cell));
+                }
+                out.push_str("</tr>");
+            }
+            out.push_str("</table>");
+        }
     }
     // Chart: all controls, then one bar per area.
     // One bar for all controls, then one per area that has controls.

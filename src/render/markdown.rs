@@ -33,6 +33,18 @@ pub fn report(report: &Report) -> String {
             };
             let _ = writeln!(out, "| {} — {} | {v} | {} |", o.id, md(o.title), md(&o.reasons.join("; ")));
         }
+        for o in report.objectives.iter().filter(|o| !o.copies.is_empty()) {
+            let _ = writeln!(
+                out,
+                "\n#### {}: every copy of the backups\n\n| {} |\n|---|---|---|---|",
+                o.id,
+                super::HORIZON_HEADER.join(" | ")
+            );
+            for c in &o.copies {
+                let row = super::horizon_row(c).map(|s| md(&s));
+                let _ = writeln!(out, "| {} |", row.join(" | "));
+            }
+        }
     }
     let mut last = None;
     for c in &report.controls {

@@ -105,6 +105,25 @@ pub(crate) fn pairs(v: &serde_json::Value) -> Vec<String> {
 /// The report's run facts on one line ("2026-12-02T06:00:00Z · suoops-policy
 /// 0.1.0 · AWS account 123456789012 · regions eu-west-1, us-east-1"); None
 /// without them (golden tests).
+/// ERASURE-HORIZON's table, one row per copy: the copy, how long a deleted
+/// row stays recoverable from it, the erasure_within it answers to, and the
+/// oldest version found there.
+pub(crate) const HORIZON_HEADER: [&str; 4] = ["copy", "recoverable up to", "erasure_within", "oldest version held"];
+
+pub(crate) fn horizon_row(c: &crate::audit::objectives::CopyHorizon) -> [String; 4] {
+    let days = |d: u64| if d == 1 { "1 day".to_string() } else { format!("{d} days") };
+    [
+        c.copy.clone(),
+        match (&c.horizon_days, &c.unbounded) {
+            (Some(d), _) => days(*d),
+            (None, Some(why)) => format!("indefinitely ({why})"),
+            (None, None) => "indefinitely".into(),
+        },
+        c.erasure_within_days.map_or_else(|| "not judged".into(), days),
+        c.oldest_version_days.map_or_else(|| "not read".into(), |d| format!("{d:.1} days old")),
+    ]
+}
+
 pub(crate) fn run_line(report: &crate::audit::Report) -> Option<String> {
     let r = report.run.as_ref()?;
     let account = r.account.as_deref().map_or("AWS account unknown".to_string(), |a| format!("AWS account {a}"));
@@ -190,6 +209,41 @@ mod golden {
             policy: "policies/suoops.yaml".into(),
         });
         r
+    }
+
+    #[test]
+    fn every_format_for_people_shows_the_copies_and_their_horizons() {
+        let mut r = estate();
+        let o = r.objectives.iter_mut().find(|o| o.id == "ERASURE-HORIZON").expect("objective");
+        o.copies = vec![
+            objectives::CopyHorizon {
+                copy: "s3://suoops-backups/postgres/ (postgres-daily-dump)".into(),
+                horizon_days: Some(17),
+                unbounded: None,
+                erasure_within_days: Some(30),
+                oldest_version_days: Some(16.4),
+            },
+            objectives::CopyHorizon {
+                copy: "s3://suoops-backups-dr/pgbackrest/ (DR copy of the pgBackRest repository)".into(),
+                horizon_days: None,
+                unbounded: Some(
+                    "no lifecycle rule of suoops-backups-dr expires current objects under pgbackrest/".into(),
+                ),
+                erasure_within_days: Some(30),
+                oldest_version_days: None,
+            },
+        ];
+        let md = super::markdown::report(&r);
+        assert!(md.contains("| copy | recoverable up to | erasure_within | oldest version held |"), "{md}");
+        assert!(
+            md.contains("| s3://suoops-backups/postgres/ (postgres-daily-dump) | 17 days | 30 days | 16.4 days old |"),
+            "{md}"
+        );
+        assert!(md.contains("| indefinitely (no lifecycle rule of suoops-backups-dr expires current objects under pgbackrest/) | 30 days | not read |"), "{md}");
+        let html = super::html::report(&r, "p");
+        assert!(html.contains("<tr><td>s3://suoops-backups/postgres/ (postgres-daily-dump)</td><td>17 days</td><td>30 days</td><td>16.4 days old</td></tr>"), "{html}");
+        let text = super::text::audit(&r, super::Paint { on: false });
+        assert!(text.contains("s3://suoops-backups/postgres/ (postgres-daily-dump): up to 17 days (erasure_within 30 days; oldest version 16.4 days old)"), "{text}");
     }
 
     #[test]

@@ -172,6 +172,13 @@ pub fn audit(report: &Report, p: Paint) -> String {
             for r in &o.reasons {
                 let _ = writeln!(out, "          {}", p.dim(&format!("- {r}")));
             }
+            for c in &o.copies {
+                let [copy, horizon, within, oldest] = super::horizon_row(c);
+                let _ = writeln!(
+                    out,
+                    "          {copy}: up to {horizon} (erasure_within {within}; oldest version {oldest})"
+                );
+            }
         }
     }
     let s = report.summary();

@@ -451,7 +451,8 @@ const ENCRYPTED: ControlDef = ControlDef {
 };
 
 /// The backup-evidence controls (audit only).
-pub const CONTROLS: &[ControlDef] = &[FRESHNESS, INTEGRITY, RETENTION, REPLICA, DRILL, LOCKED, ENCRYPTED];
+pub const CONTROLS: &[ControlDef] =
+    &[FRESHNESS, INTEGRITY, RETENTION, REPLICA, DRILL, LOCKED, ENCRYPTED, super::oldest::OLDEST];
 
 /// A drill declared against one of the bucket's entries, and its newest
 /// record.

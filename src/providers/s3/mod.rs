@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod import;
 pub mod lifecycle;
 pub mod observe;
+pub mod oldest;
 pub mod replication;
 pub mod tls;
 
@@ -46,6 +47,7 @@ const OPS: &[Op] = &[
     ops::LIST_BUCKETS,
     ops::DESCRIBE_KEY,
     ops::LIST_OBJECTS_V2,
+    ops::LIST_OBJECT_VERSIONS,
     ops::GET_OBJECT,
     ops::HEAD_OBJECT,
     ops::CREATE_BUCKET,
@@ -118,19 +120,21 @@ impl Provider for Buckets {
     fn unobserved(&self, ctx: &Ctx<'_>, policy: &Policy, reason: &str) -> Box<dyn Observation> {
         let declared: Vec<String> = policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect();
         let declared_drills = crate::providers::drills(policy);
+        let copies = erasure_copies(ctx, policy);
         let unknown = crate::model::Observed::Unknown { reason: reason.to_string() };
         let buckets = policy
             .buckets
             .iter()
             .map(|full| {
                 let spec = without_replication(full);
-                let (evidence, drills) = if ctx.evidence {
+                let (evidence, drills, oldest) = if ctx.evidence {
                     (
                         evidence::without_bucket(full, &unknown),
                         evidence::drills_unread(&full.name, &declared_drills, reason),
+                        oldest::unread(&full.name, &copies, reason),
                     )
                 } else {
-                    (Vec::new(), Vec::new())
+                    (Vec::new(), Vec::new(), Vec::new())
                 };
                 BucketSeen {
                     region: region_of(full, ctx.aws.default_region()).unwrap_or_default(),
@@ -138,6 +142,7 @@ impl Provider for Buckets {
                     spec,
                     evidence,
                     drills,
+                    oldest,
                 }
             })
             .collect();
@@ -151,10 +156,21 @@ impl Provider for Buckets {
         async move {
             let declared: Vec<String> = policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect();
             let drills = crate::providers::drills(policy);
-            let buckets = observe_buckets(ctx, &policy.buckets, ctx.evidence, &declared, &drills).await?;
+            let copies = erasure_copies(ctx, policy);
+            let buckets = observe_buckets(ctx, &policy.buckets, ctx.evidence, &declared, &drills, &copies).await?;
             Ok(Box::new(Seen(BucketsSeen { buckets, declared })) as Box<dyn Observation>)
         }
         .boxed_local()
+    }
+}
+
+/// The copies whose oldest versions the audit reads: when it reads
+/// evidence and the policy asks for ERASURE-HORIZON.
+fn erasure_copies(ctx: &Ctx<'_>, policy: &Policy) -> Vec<crate::policy::erasure::Copy> {
+    if ctx.evidence && crate::policy::erasure::evaluated(policy) {
+        crate::policy::erasure::copies(policy)
+    } else {
+        Vec::new()
     }
 }
 
@@ -169,6 +185,9 @@ pub struct BucketSeen {
     /// The restore drills of this bucket's entries, with their last record
     /// (audit only).
     pub drills: Vec<evidence::DrillSeen>,
+    /// The oldest version under each prefix holding a copy of a backup
+    /// (audit only, when the policy asks for ERASURE-HORIZON).
+    pub oldest: Vec<oldest::Seen>,
 }
 
 impl BucketSeen {
@@ -188,6 +207,7 @@ async fn observe_buckets(
     evidence: bool,
     declared_roles: &[String],
     drills: &[crate::jobs::DrillDecl],
+    copies: &[crate::policy::erasure::Copy],
 ) -> Result<Vec<BucketSeen>, Fatal> {
     let aws = ctx.aws;
     let default = aws.default_region();
@@ -202,21 +222,23 @@ async fn observe_buckets(
         .map(|(full, region)| async move {
             let spec = without_replication(full);
             let state = observe::observe(aws, &spec, &region, evidence).await?;
-            let (evidence, drills) = match state.bucket.present() {
+            let (evidence, drills, oldest) = match state.bucket.present() {
                 Some(actual) if evidence => (
                     evidence::observe(aws, full, actual, dest_region).await?,
                     evidence::drills(aws, &full.name, actual, drills).await?,
+                    oldest::observe(aws, &aws.s3(actual), &full.name, copies).await?,
                 ),
                 _ if evidence => {
+                    let reason = state.bucket.unknown_reason().unwrap_or("the bucket does not exist");
                     let drills = match state.bucket.unknown_reason() {
                         Some(reason) => evidence::drills_unread(&full.name, drills, reason),
                         None => Vec::new(),
                     };
-                    (evidence::without_bucket(full, &state.bucket), drills)
+                    (evidence::without_bucket(full, &state.bucket), drills, oldest::unread(&full.name, copies, reason))
                 }
-                _ => (Vec::new(), Vec::new()),
+                _ => (Vec::new(), Vec::new(), Vec::new()),
             };
-            Ok::<_, Fatal>(BucketSeen { spec, region, state, evidence, drills })
+            Ok::<_, Fatal>(BucketSeen { spec, region, state, evidence, drills, oldest })
         })
         .buffer_unordered(ctx.concurrency.max(1))
         .try_collect()
@@ -291,6 +313,7 @@ impl Resources for BucketsSeen {
             out.extend(controls::controls(&o.spec, &o.region, &o.state, &mine));
             out.extend(evidence::controls(&o.spec, &o.evidence, o.state.lifecycle.as_ref()));
             out.extend(evidence::drill_controls(&o.drills));
+            out.extend(oldest::control(&o.spec.name, o.spec.line, &o.oldest));
         }
         out
     }
@@ -319,7 +342,7 @@ impl Resources for BucketsSeen {
     fn reread<'a>(&'a self, ctx: &'a Ctx<'a>, items: Vec<&'a BucketSeen>) -> LocalBoxFuture<'a, Result<Self, Fatal>> {
         async move {
             let specs: Vec<BucketSpec> = items.iter().map(|o| o.spec.clone()).collect();
-            let buckets = observe_buckets(ctx, &specs, false, &self.declared, &[]).await?;
+            let buckets = observe_buckets(ctx, &specs, false, &self.declared, &[], &[]).await?;
             Ok(BucketsSeen { buckets, declared: self.declared.clone() })
         }
         .boxed_local()
