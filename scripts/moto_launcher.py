@@ -22,6 +22,13 @@ either rejects the reply or sees a difference that never goes away:
   a denial answers AccessDenied as S3 does (moto: a bare 403); NotResource
   is matched (moto takes a statement without Resource for a trust policy).
 
+With MOTO_CLOCK_FILE set, S3's clock (object LastModified, delete
+markers, Object Lock retention dates) runs that file's number of seconds
+ahead (negative: behind) of the system clock, read at every use: a test
+writes -3456000 into it, puts an object, and S3 holds a version made 40
+days ago, as it would have had the object been put then. The pinned moto
+has no time-travel API, and no other way to have an old version.
+
 Both handlers are replaced on moto's S3Response class before
 moto.server.main runs. Usage: python moto_launcher.py [moto_server args...]
 
@@ -247,6 +254,27 @@ def get_permission(self, action, resource):
 
 
 S3Response.get_bucket_versioning = get_bucket_versioning
+def _shifted_clock(path):
+    import datetime
+
+    import moto.s3.models as s3_models
+
+    plain = s3_models.utcnow
+
+    def utcnow():
+        try:
+            with open(path) as f:
+                offset = float(f.read().strip() or 0)
+        except (OSError, ValueError):
+            offset = 0
+        return plain() + datetime.timedelta(seconds=offset)
+
+    s3_models.utcnow = utcnow
+
+
+if os.environ.get("MOTO_CLOCK_FILE"):
+    _shifted_clock(os.environ["MOTO_CLOCK_FILE"])
+
 FakeBucket.get_permission = get_permission
 S3Response._key_response = _key_response
 S3Response.get_bucket_replication = get_bucket_replication

@@ -280,9 +280,19 @@ fn erasure_horizon(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
                 "S3-OBJECT-LOCK" => b.object_lock.is_some(),
                 _ => true,
             });
-            if declared {
-                reasons.extend(not_passing(report, &name, id));
+            if !declared {
+                continue;
             }
+            // The evidence says which version outlives its horizon.
+            let detail = report
+                .controls
+                .iter()
+                .find(|c| c.id == id && id == "S3-OLDEST-VERSION" && c.address.as_str() == format!("s3.{name}"))
+                .and_then(|c| c.detail.clone());
+            reasons.extend(not_passing(report, &name, id).map(|r| match &detail {
+                Some(d) => format!("{r}: {d}"),
+                None => r,
+            }));
         }
     }
     if reasons.is_empty() {

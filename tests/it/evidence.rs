@@ -290,3 +290,90 @@ s3:
     assert_eq!(c["status"], "pass", "{c}");
     assert_eq!(c["observed"]["bucket"], dst.as_str());
 }
+
+/// ERASURE-HORIZON from evidence: a version S3 made 40 days ago (moto's
+/// clock moved back through the launcher's MOTO_CLOCK_FILE while it was
+/// put) under a prefix whose copies promise 17 days fails
+/// S3-OLDEST-VERSION, named with its version; once it is deleted the copy
+/// is within its horizon and the table shows the oldest version held.
+#[test]
+fn an_old_version_under_a_prefix_fails_the_erasure_evidence() {
+    let clock = tempfile::NamedTempFile::new().expect("clock file");
+    let clock_path = clock.path().to_string_lossy().into_owned();
+    let w = World::with_moto_env(&[("MOTO_CLOCK_FILE", clock_path.as_str())]);
+    let b = unique("erase");
+    let p = w.write(
+        "p.yaml",
+        &format!(
+            "version: 1
+aws: {{region: us-east-1}}
+privacy: {{erasure_within: 30d}}
+s3:
+  buckets:
+    {b}:
+      versioning: enabled
+      lifecycle:
+        rules:
+          - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}
+      backups:
+        - {{name: dump, prefix: postgres/, max_age: 26h, retention: 14d}}
+"
+        ),
+    );
+    let p = p.to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    std::fs::write(clock.path(), "-3456000").expect("clock back 40 days");
+    put(&w, &b, "postgres/20261023-020000.dump", b"old rows", false);
+    std::fs::write(clock.path(), "0").expect("clock now");
+    put(&w, &b, "postgres/20261202-020000.dump", b"new rows", false);
+    let audit = || {
+        let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+        let j = r.json();
+        let control = j["controls"]
+            .as_array()
+            .expect("controls")
+            .iter()
+            .find(|c| c["id"] == "S3-OLDEST-VERSION")
+            .cloned()
+            .expect("S3-OLDEST-VERSION");
+        let objective = j["objectives"]
+            .as_array()
+            .expect("objectives")
+            .iter()
+            .find(|o| o["id"] == "ERASURE-HORIZON")
+            .cloned()
+            .expect("ERASURE-HORIZON");
+        (control, objective)
+    };
+    let (c, o) = audit();
+    assert_eq!(c["status"], "fail", "{c}");
+    let version = c["observed"]["postgres/"]["version_id"].as_str().expect("version").to_string();
+    let detail = c["detail"].as_str().expect("detail");
+    assert!(
+        detail.starts_with(&format!("s3://{b}/postgres/20261023-020000.dump (version {version}) is 40.0 days old, over the 17-day horizon of s3://{b}/postgres/ (dump)")),
+        "{detail}"
+    );
+    assert_eq!(c["observed"]["postgres/"]["versions"], 2);
+    assert_eq!(o["verdict"], "not_met", "{o}");
+    assert!(o["reasons"][0].as_str().expect("reason").contains("S3-OLDEST-VERSION is fail: s3://"), "{o}");
+    assert_eq!(o["copies"][0]["copy"], format!("s3://{b}/postgres/ (dump)"));
+    assert_eq!(o["copies"][0]["horizon_days"], 17);
+    assert_eq!(o["copies"][0]["oldest_version_days"], 40.0);
+    // The old version removed: within the horizon, the objective met.
+    block_on(async {
+        w.moto()
+            .s3("us-east-1")
+            .delete_object()
+            .bucket(&b)
+            .key("postgres/20261023-020000.dump")
+            .version_id(&version)
+            .send()
+            .await
+            .expect("delete the old version");
+    });
+    let (c, o) = audit();
+    assert_eq!(c["status"], "pass", "{c}");
+    assert_eq!(c["detail"], "postgres/: oldest version 0.0 days old, horizon 17 days");
+    assert_eq!(o["verdict"], "met", "{o}");
+    assert_eq!(o["copies"][0]["oldest_version_days"], 0.0);
+}

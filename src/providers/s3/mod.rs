@@ -229,12 +229,17 @@ async fn observe_buckets(
                     oldest::observe(aws, &aws.s3(actual), &full.name, copies).await?,
                 ),
                 _ if evidence => {
-                    let reason = state.bucket.unknown_reason().unwrap_or("the bucket does not exist");
-                    let drills = match state.bucket.unknown_reason() {
-                        Some(reason) => evidence::drills_unread(&full.name, drills, reason),
-                        None => Vec::new(),
+                    // A missing bucket holds no version: S3-BUCKET says it
+                    // is missing, and ERASURE-HORIZON that its copies were
+                    // not measured.
+                    let (drills, oldest) = match state.bucket.unknown_reason() {
+                        Some(reason) => (
+                            evidence::drills_unread(&full.name, drills, reason),
+                            oldest::unread(&full.name, copies, reason),
+                        ),
+                        None => (Vec::new(), Vec::new()),
                     };
-                    (evidence::without_bucket(full, &state.bucket), drills, oldest::unread(&full.name, copies, reason))
+                    (evidence::without_bucket(full, &state.bucket), drills, oldest)
                 }
                 _ => (Vec::new(), Vec::new(), Vec::new()),
             };
