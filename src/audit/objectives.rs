@@ -26,7 +26,7 @@ pub struct Objective {
     pub reasons: Vec<String>,
     /// ERASURE-HORIZON only: every copy of the backups and how long a row
     /// deleted today stays recoverable from it.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<CopyHorizon>,
 }
 
