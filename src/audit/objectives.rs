@@ -45,6 +45,9 @@ pub struct CopyHorizon {
     /// Age in days of the oldest version under the prefix
     /// (S3-OLDEST-VERSION); None when not read or none there.
     pub oldest_version_days: Option<f64>,
+    /// Versions (and delete markers) listed under the prefix; None: not
+    /// read.
+    pub versions: Option<u64>,
 }
 
 fn judge(controls: &[&ControlResult]) -> (Verdict, Vec<String>) {
@@ -519,18 +522,19 @@ fn copy_table(report: &Report, policy: &Policy) -> Vec<CopyHorizon> {
         .into_iter()
         .map(|c| {
             let addr = format!("s3.{}", c.bucket);
-            let oldest = report
+            let seen = report
                 .controls
                 .iter()
                 .find(|r| r.id == "S3-OLDEST-VERSION" && r.address.as_str() == addr)
-                .and_then(|r| r.observed[c.prefix.as_str()]["age_seconds"].as_u64())
-                .map(|s| (s as f64 / 8_640.0).round() / 10.0);
+                .map(|r| &r.observed[c.prefix.as_str()]);
+            let oldest = seen.and_then(|s| s["age_seconds"].as_u64()).map(|s| (s as f64 / 8_640.0).round() / 10.0);
             CopyHorizon {
                 copy: c.what,
                 horizon_days: c.horizon.as_ref().ok().copied(),
                 unbounded: c.horizon.err(),
                 erasure_within_days: c.within_secs.map(|w| w.div_ceil(86_400)),
                 oldest_version_days: oldest,
+                versions: seen.and_then(|s| s["versions"].as_u64()),
             }
         })
         .collect()

@@ -120,7 +120,11 @@ pub(crate) fn horizon_row(c: &crate::audit::objectives::CopyHorizon) -> [String;
             (None, None) => "indefinitely".into(),
         },
         c.erasure_within_days.map_or_else(|| "not judged".into(), days),
-        c.oldest_version_days.map_or_else(|| "not read".into(), |d| format!("{d:.1} days old")),
+        match (c.oldest_version_days, c.versions) {
+            (Some(d), _) => format!("{d:.1} days old"),
+            (None, Some(_)) => "none held".into(),
+            (None, None) => "not read".into(),
+        },
     ]
 }
 
@@ -222,6 +226,7 @@ mod golden {
                 unbounded: None,
                 erasure_within_days: Some(30),
                 oldest_version_days: Some(16.4),
+                versions: Some(12),
             },
             objectives::CopyHorizon {
                 copy: "s3://suoops-backups-dr/pgbackrest/ (DR copy of the pgBackRest repository)".into(),
@@ -231,6 +236,7 @@ mod golden {
                 ),
                 erasure_within_days: Some(30),
                 oldest_version_days: None,
+                versions: None,
             },
         ];
         let md = super::markdown::report(&r);

@@ -377,3 +377,61 @@ s3:
     assert_eq!(o["verdict"], "met", "{o}");
     assert_eq!(o["copies"][0]["oldest_version_days"], 0.0);
 }
+
+/// A DR bucket that keeps noncurrent versions 90 days outlives a 30-day
+/// erasure_within: ERASURE-HORIZON names the DR copy and by how much, the
+/// source's copy is within it, and the Markdown report's table shows both.
+#[test]
+fn a_dr_copy_keeping_noncurrent_versions_90_days_fails_the_erasure_horizon() {
+    let w = World::with_moto();
+    w.replication_role("repl");
+    let (src, dst) = (unique("er-src"), unique("er-dr"));
+    let text = format!(
+        "version: 1
+aws: {{region: us-east-1}}
+privacy: {{erasure_within: 30d}}
+s3:
+  buckets:
+    {src}:
+      versioning: enabled
+      lifecycle:
+        rules:
+          - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}
+      replication:
+        role: repl
+        rules:
+          - {{id: dumps, prefix: postgres/, destination: {dst}}}
+      backups:
+        - {{name: dump, prefix: postgres/, max_age: 26h}}
+    {dst}:
+      region: eu-west-1
+      versioning: enabled
+      lifecycle:
+        rules:
+          - {{id: replicas, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 90}}
+"
+    );
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    put(&w, &src, "postgres/20261202-020000.dump", b"the dump", false);
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    let o = r.json()["objectives"]
+        .as_array()
+        .expect("objectives")
+        .iter()
+        .find(|o| o["id"] == "ERASURE-HORIZON")
+        .cloned()
+        .expect("ERASURE-HORIZON");
+    assert_eq!(o["verdict"], "not_met", "{o}");
+    assert_eq!(
+        o["reasons"][0],
+        format!("s3://{dst}/postgres/ (DR copy of dump) keeps a deleted row recoverable up to 106 days, 76 over erasure_within (30 days)")
+    );
+    assert_eq!(o["reasons"].as_array().map(Vec::len), Some(1), "{o}");
+    let md = w.cli(&["audit", "-f", &p, "--format", "markdown"]).stdout;
+    assert!(md.contains(&format!("| s3://{src}/postgres/ (dump) | 17 days | 30 days | 0.0 days old |")), "{md}");
+    assert!(
+        md.contains(&format!("| s3://{dst}/postgres/ (DR copy of dump) | 106 days | 30 days | none held |")),
+        "{md}"
+    );
+}
