@@ -287,10 +287,10 @@ fn erasure_horizon(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
                 continue;
             }
             // The evidence says which version outlives its horizon.
-            let detail = report
-                .controls
-                .iter()
-                .find(|c| c.id == id && id == "S3-OLDEST-VERSION" && c.address.as_str() == format!("s3.{name}"))
+            let addr = format!("s3.{name}");
+            let detail = (id == "S3-OLDEST-VERSION")
+                .then(|| report.controls.iter().find(|c| c.id == id && c.address.as_str() == addr))
+                .flatten()
                 .and_then(|c| c.detail.clone());
             reasons.extend(not_passing(report, &name, id).map(|r| match &detail {
                 Some(d) => format!("{r}: {d}"),
