@@ -254,6 +254,8 @@ def get_permission(self, action, resource):
 
 
 S3Response.get_bucket_versioning = get_bucket_versioning
+
+
 def _shifted_clock(path):
     import datetime
 

@@ -102,9 +102,6 @@ pub(crate) fn pairs(v: &serde_json::Value) -> Vec<String> {
     out
 }
 
-/// The report's run facts on one line ("2026-12-02T06:00:00Z · suoops-policy
-/// 0.1.0 · AWS account 123456789012 · regions eu-west-1, us-east-1"); None
-/// without them (golden tests).
 /// ERASURE-HORIZON's table, one row per copy: the copy, how long a deleted
 /// row stays recoverable from it, the erasure_within it answers to, and the
 /// oldest version found there.
@@ -128,6 +125,9 @@ pub(crate) fn horizon_row(c: &crate::audit::objectives::CopyHorizon) -> [String;
     ]
 }
 
+/// The report's run facts on one line ("2026-12-02T06:00:00Z · suoops-policy
+/// 0.1.0 · AWS account 123456789012 · regions eu-west-1, us-east-1"); None
+/// without them (golden tests).
 pub(crate) fn run_line(report: &crate::audit::Report) -> Option<String> {
     let r = report.run.as_ref()?;
     let account = r.account.as_deref().map_or("AWS account unknown".to_string(), |a| format!("AWS account {a}"));
@@ -249,7 +249,7 @@ mod golden {
         let html = super::html::report(&r, "p");
         assert!(html.contains("<tr><td>s3://suoops-backups/postgres/ (postgres-daily-dump)</td><td>17 days</td><td>30 days</td><td>16.4 days old</td></tr>"), "{html}");
         let text = super::text::audit(&r, super::Paint { on: false });
-        assert!(text.contains("s3://suoops-backups/postgres/ (postgres-daily-dump): up to 17 days (erasure_within 30 days; oldest version 16.4 days old)"), "{text}");
+        assert!(text.contains("s3://suoops-backups/postgres/ (postgres-daily-dump): up to 17 days (erasure_within 30 days; oldest version held: 16.4 days old)"), "{text}");
     }
 
     #[test]

@@ -176,7 +176,7 @@ pub fn audit(report: &Report, p: Paint) -> String {
                 let [copy, horizon, within, oldest] = super::horizon_row(c);
                 let _ = writeln!(
                     out,
-                    "          {copy}: up to {horizon} (erasure_within {within}; oldest version {oldest})"
+                    "          {copy}: up to {horizon} (erasure_within {within}; oldest version held: {oldest})"
                 );
             }
         }
