@@ -116,17 +116,28 @@ impl<C: Chunks> Chunks for Encrypting<C> {
     }
 }
 
-/// Decrypt the age file `from` into `to` with `ids`; a file none of them
-/// opens is an error that says so (nothing is written then).
-pub fn decrypt_file(from: &Path, to: &Path, ids: &[Box<dyn age::Identity>]) -> Result<(), String> {
-    let input = std::io::BufReader::new(std::fs::File::open(from).map_err(|e| format!("{}: {e}", from.display()))?);
-    let d = age::Decryptor::new_buffered(input).map_err(|e| format!("the backup is not an age file: {e}"))?;
-    let mut reader = d.decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity)).map_err(|e| match e {
+/// The plaintext of the age stream `input`, opened with `ids`: the header
+/// is read and a key found before this returns, so an identity that is not
+/// a recipient fails here, before anything is restored.
+pub fn decrypting<R: std::io::Read>(
+    input: R,
+    ids: &[Box<dyn age::Identity>],
+) -> Result<age::stream::StreamReader<std::io::BufReader<R>>, String> {
+    let d = age::Decryptor::new_buffered(std::io::BufReader::new(input))
+        .map_err(|e| format!("the backup is not an age file: {e}"))?;
+    d.decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity)).map_err(|e| match e {
         age::DecryptError::NoMatchingKeys => {
             "the identity given with `decrypt_with` is not a recipient of this backup (no matching key): nothing was restored".to_string()
         }
         other => format!("decrypting the backup: {other}"),
-    })?;
+    })
+}
+
+/// Decrypt the age file `from` into `to` with `ids`; a file none of them
+/// opens is an error that says so (nothing is written then).
+pub fn decrypt_file(from: &Path, to: &Path, ids: &[Box<dyn age::Identity>]) -> Result<(), String> {
+    let input = std::fs::File::open(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    let mut reader = decrypting(input, ids)?;
     let mut out = std::fs::File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
     std::io::copy(&mut reader, &mut out).map_err(|e| format!("decrypting the backup: {e}"))?;
     Ok(())

@@ -2,11 +2,12 @@
 //! audit's freshness check and for the drills), and the drill's verified
 //! download into a scratch directory only its owner can read.
 
+use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use super::record::{secs, DumpRef, Record, RECORDS};
 use super::upload;
@@ -89,16 +90,9 @@ pub fn scratch_dir() -> Result<std::path::PathBuf, String> {
     Ok(dir)
 }
 
-/// The newest dump of `from`, downloaded into `path` and checked against
-/// its sidecar as it arrives; the download is timed into `rec`. A
-/// mismatch is an error: nothing may be restored from it.
-pub async fn fetch_verified(
-    aws: &Aws,
-    from: &BackupRef,
-    region: &str,
-    path: &Path,
-    rec: &mut Record,
-) -> Result<String, String> {
+/// The newest dump of `from` and the SHA-256 its sidecar gives (an entry
+/// without a readable sidecar is not restored at all).
+pub async fn locate(aws: &Aws, from: &BackupRef, region: &str) -> Result<(String, String), String> {
     let client = aws.s3(region);
     let bucket = from.bucket.as_str();
     let key = newest_object(aws, &client, bucket, &from.prefix, None)
@@ -110,17 +104,101 @@ pub async fn fetch_verified(
     let side = get_text(aws, &client, bucket, &format!("{key}.sha256")).await.map_err(|e| {
         format!("the dump {key} has no readable sidecar ({e}): it cannot be verified, so it is not restored")
     })?;
-    let want = side.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+    Ok((key, side.split_whitespace().next().unwrap_or("").to_ascii_lowercase()))
+}
+
+/// The newest dump of `from`, downloaded into `path` and checked against
+/// its sidecar as it arrives; the download is timed into `rec`. A
+/// mismatch is an error: nothing may be restored from it.
+pub async fn fetch_verified(
+    aws: &Aws,
+    from: &BackupRef,
+    region: &str,
+    path: &Path,
+    rec: &mut Record,
+) -> Result<String, String> {
+    let (key, want) = locate(aws, from, region).await?;
     let t = Instant::now();
-    let (bytes, got) = download(aws, &client, bucket, &key, path).await?;
+    let got = download(aws, region, &from.bucket, &key, path, None).await;
     rec.phases.download = secs(t);
-    rec.dump = Some(DumpRef { bucket: bucket.to_string(), key: key.clone(), bytes, sha256: got.clone() });
+    verified(rec, &from.bucket, &key, got, &want, "nothing was restored")?;
+    Ok(key)
+}
+
+/// Record what was downloaded and compare its SHA-256 with the sidecar's;
+/// `consequence` ends the error (what became of the restore).
+pub fn verified(
+    rec: &mut Record,
+    bucket: &str,
+    key: &str,
+    got: Result<(u64, String), String>,
+    want: &str,
+    consequence: &str,
+) -> Result<(), String> {
+    let (bytes, got) = got?;
+    rec.dump = Some(DumpRef { bucket: bucket.to_string(), key: key.to_string(), bytes, sha256: got.clone() });
     if got != want {
         return Err(format!(
-            "{key} does not match its sidecar (SHA-256 {got}, the sidecar says {want}): nothing was restored"
+            "{key} does not match its sidecar (SHA-256 {got}, the sidecar says {want}): {consequence}"
         ));
     }
-    Ok(key)
+    Ok(())
+}
+
+/// How far a download has written its file, for a reader of it as it
+/// grows ([`Growing`]): bytes written, and whether it ended (Some(true):
+/// complete, Some(false): failed).
+#[derive(Debug, Default)]
+pub struct Growth {
+    state: Mutex<(u64, Option<bool>)>,
+    changed: Condvar,
+}
+
+impl Growth {
+    fn update(&self, f: impl FnOnce(&mut (u64, Option<bool>))) {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        self.changed.notify_all();
+    }
+}
+
+/// The file a download is writing, read as it grows: a read at its end
+/// waits for more, the end of the file is the end of a complete download,
+/// and a failed download is an error. Blocking: for a blocking thread.
+pub struct Growing {
+    file: std::fs::File,
+    pos: u64,
+    growth: Arc<Growth>,
+}
+
+impl Growing {
+    pub fn open(path: &Path, growth: Arc<Growth>) -> Result<Growing, String> {
+        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Growing { file, pos: 0, growth })
+    }
+}
+
+impl Read for Growing {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let (written, ended) = {
+            let g = self.growth.state.lock().unwrap_or_else(|p| p.into_inner());
+            let g = self
+                .growth
+                .changed
+                .wait_while(g, |(written, ended)| *written <= self.pos && ended.is_none())
+                .unwrap_or_else(|p| p.into_inner());
+            *g
+        };
+        if written > self.pos {
+            let room = usize::try_from(written - self.pos).unwrap_or(usize::MAX).min(buf.len());
+            let n = self.file.read(&mut buf[..room])?;
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        match ended {
+            Some(true) => Ok(0),
+            _ => Err(std::io::Error::other("the download of the dump failed")),
+        }
+    }
 }
 
 async fn get_text(aws: &Aws, client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<String, String> {
@@ -132,27 +210,59 @@ async fn get_text(aws: &Aws, client: &aws_sdk_s3::Client, bucket: &str, key: &st
     Ok(String::from_utf8_lossy(&body.into_bytes()).into_owned())
 }
 
-/// Download `key` into `path`, hashing as it arrives.
-async fn download(
+/// Download `key` into `path`, hashing as it arrives; with `growth`, a
+/// reader of the file ([`Growing`]) is told of every chunk and of the end.
+pub async fn download(
     aws: &Aws,
-    client: &aws_sdk_s3::Client,
+    region: &str,
     bucket: &str,
     key: &str,
     path: &Path,
+    growth: Option<&Growth>,
 ) -> Result<(u64, String), String> {
+    // A download dropped half-way (Ctrl-C) ends too, as failed: its reader
+    // must never wait for bytes that will not come.
+    struct Ends<'a>(Option<&'a Growth>, bool);
+    impl Drop for Ends<'_> {
+        fn drop(&mut self) {
+            if let Some(g) = self.0 {
+                let ok = self.1;
+                g.update(|s| s.1 = Some(ok));
+            }
+        }
+    }
+    let mut ends = Ends(growth, false);
+    let r = download_into(aws, region, bucket, key, path, growth).await;
+    ends.1 = r.is_ok();
+    r
+}
+
+async fn download_into(
+    aws: &Aws,
+    region: &str,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+    growth: Option<&Growth>,
+) -> Result<(u64, String), String> {
+    let client = aws.s3(region);
     let out = aws
         .call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(key).send())
         .await
         .map_err(|e| format!("downloading s3://{bucket}/{key}: {}", classify(&e, &[]).reason()))?;
     let mut body = out.body;
-    let mut file = tokio::fs::File::create(path).await.map_err(|e| format!("{}: {e}", path.display()))?;
+    // Written with plain writes (into the page cache), so that a reader
+    // of the file sees each chunk as soon as it is counted.
+    let mut file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut h = Sha256::new();
     let mut n: u64 = 0;
     while let Some(chunk) = body.try_next().await.map_err(|e| format!("downloading s3://{bucket}/{key}: {e}"))? {
         h.update(&chunk);
         n += chunk.len() as u64;
-        file.write_all(&chunk).await.map_err(|e| format!("{}: {e}", path.display()))?;
+        file.write_all(&chunk).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some(g) = growth {
+            g.update(|s| s.0 = n);
+        }
     }
-    file.flush().await.map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((n, upload::hex(&h.finalize())))
 }

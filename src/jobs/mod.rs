@@ -21,7 +21,9 @@ use crate::model::time::{format_time, now};
 use crate::policy::{BackupRef, Policy};
 use upload::{Chunks, Pending, Sse, Target};
 
-pub use fetch::{fetch_verified, free_port, newest_object, scratch_dir, Listed};
+pub use fetch::{
+    download, fetch_verified, free_port, locate, newest_object, scratch_dir, verified, Growing, Growth, Listed,
+};
 pub use record::{
     conclude, drill, last, log_row, record, secs, store, CheckResult, DumpRef, Phases, PointInTime, Record, LOG_HEADER,
     RECORDS,

@@ -1,10 +1,13 @@
 //! `restore-drill postgres.NAME`: the strategy's monthly restore test,
 //! automated. The newest dump of the entry is downloaded and its SHA-256
-//! checked against the sidecar while it arrives (a mismatch stops before
-//! anything is restored); it is restored into a throw-away cluster (initdb
-//! in a temporary directory) or an empty database; `migrate` runs; the
-//! smoke checks run; each phase is timed and the total compared with the
-//! RTO. Everything the drill made is removed, on failure and on Ctrl-C
+//! checked against the sidecar while it arrives. Into a throw-away cluster
+//! (initdb in a temporary directory, made during the download) a custom
+//! dump is restored as it arrives — decrypted on the way when it is an age
+//! file — and a mismatch fails the drill and discards what was restored
+//! with the cluster; into an empty database (`url:`), and for a plain SQL
+//! dump, nothing is restored before the dump is verified. `migrate` runs;
+//! the smoke checks run; each phase is timed and the total compared with
+//! the RTO. Everything the drill made is removed, on failure and on Ctrl-C
 //! too. The record is written beside the backups, where `audit` reads it.
 
 use std::path::{Path, PathBuf};
@@ -59,13 +62,18 @@ pub(super) fn ids(user: &str) -> Option<(u32, u32)> {
 }
 
 /// Run a program; Err with its last stderr line (scrubbed of `secret`).
-pub(super) async fn run_tool(mut cmd: tokio::process::Command, what: &str, secret: &str) -> Result<(), String> {
-    let out = cmd
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| format!("cannot run {what}: {e}"))?;
+pub(super) async fn run_tool(cmd: tokio::process::Command, what: &str, secret: &str) -> Result<(), String> {
+    run_fed(cmd, what, secret, std::process::Stdio::null()).await
+}
+
+/// `run_tool` with `stdin` as the program's standard input.
+async fn run_fed(
+    mut cmd: tokio::process::Command,
+    what: &str,
+    secret: &str,
+    stdin: std::process::Stdio,
+) -> Result<(), String> {
+    let out = cmd.stdin(stdin).kill_on_drop(true).output().await.map_err(|e| format!("cannot run {what}: {e}"))?;
     if out.status.success() {
         return Ok(());
     }
@@ -140,13 +148,78 @@ async fn restore(file: &Path, key: &str, url: &str) -> Result<(), String> {
         }
         return Ok(());
     }
-    let pg_restore = tools::find("pg_restore")?;
-    let mut c = tokio::process::Command::new(&pg_restore);
+    let mut c = pg_restore(url)?;
+    c.arg(file);
+    run_tool(c, "pg_restore", url).await
+}
+
+/// pg_restore of a custom dump into `url`, the input to be added.
+fn pg_restore(url: &str) -> Result<tokio::process::Command, String> {
+    let mut c = tokio::process::Command::new(tools::find("pg_restore")?);
     c.args(["--no-owner", "--no-privileges", "--exit-on-error", "--dbname"])
         .arg(tools::env(url)?.iter().find(|(k, _)| k == "PGDATABASE").map_or("postgres", |(_, v)| v.as_str()))
-        .arg(file)
         .envs(tools::env(url)?);
-    run_tool(c, "pg_restore", url).await
+    Ok(c)
+}
+
+/// Make the throw-away cluster in `scratch` and restore the custom dump
+/// `file` into it while it downloads: a blocking thread reads the file as
+/// it grows (`growth`), decrypts it with the identities in `decrypt_with`
+/// when it is an age file, and feeds pg_restore's standard input through a
+/// pipe, so memory stays bounded whatever the dump's size. The age header
+/// is opened first: an identity that is not a recipient fails before the
+/// cluster is made or anything restored. pg_restore reads a dump from a
+/// pipe in its order, as pg_dump wrote it to one (pg_restore manual: a
+/// custom archive read from standard input; the job's dumps are written to
+/// a pipe too). Returns the restored database's URL, and whether
+/// pg_restore ran at all.
+async fn restore_streamed(
+    file: &Path,
+    growth: std::sync::Arc<jobs::Growth>,
+    decrypt_with: Option<String>,
+    scratch: &mut Scratch,
+) -> (Result<String, String>, bool) {
+    let (reader, mut writer) = match std::io::pipe() {
+        Ok(p) => p,
+        Err(e) => return (Err(format!("a pipe to pg_restore: {e}")), false),
+    };
+    let (opened, is_open) = tokio::sync::oneshot::channel::<()>();
+    let path = file.to_path_buf();
+    let feed = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let src = jobs::Growing::open(&path, growth)?;
+        let mut src: Box<dyn std::io::Read> = match decrypt_with {
+            Some(p) => Box::new(jobs::encrypt::decrypting(src, &jobs::encrypt::identities(Path::new(&p))?)?),
+            None => Box::new(src),
+        };
+        let _ = opened.send(());
+        std::io::copy(&mut src, &mut writer).map_err(|e| format!("feeding pg_restore: {e}"))?;
+        Ok(())
+    });
+    if is_open.await.is_err() {
+        // The feeder ended before opening the dump: its error says why.
+        return (
+            Err(match feed.await {
+                Ok(Err(e)) => e,
+                Ok(Ok(())) => "the dump could not be opened".into(),
+                Err(e) => e.to_string(),
+            }),
+            false,
+        );
+    }
+    // The feeder waits on the pipe (its buffer full) until pg_restore
+    // reads; if the cluster cannot be made, dropping the reader ends it.
+    let url = match local_cluster(scratch).await {
+        Ok(u) => u,
+        Err(e) => return (Err(e), false),
+    };
+    let restored = match pg_restore(&url) {
+        Ok(c) => run_fed(c, "pg_restore", &url, reader.into()).await,
+        Err(e) => Err(e),
+    };
+    let fed = feed.await.map_err(|e| e.to_string()).and_then(|r| r);
+    // pg_restore's own error first: a feeder that stopped because
+    // pg_restore did ("broken pipe") says less.
+    (restored.and(fed).map(|()| url), true)
 }
 
 /// Run `cmd` with DATABASE_URL pointing at the restored database.
@@ -211,6 +284,12 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
     }
     let mut scratch = Scratch { dir: jobs::scratch_dir()?, pg_ctl: None };
     let file = scratch.dir.join("dump");
+    if drill.url.is_none() {
+        let (key, want) = jobs::locate(aws, &drill.from, region).await?;
+        if !key.ends_with(".sql.gz") {
+            return streamed(aws, drill, region, rec, scratch, key, want).await;
+        }
+    }
     // The throw-away cluster is made (or the drill database checked empty)
     // while the dump downloads: nothing is restored before the dump is
     // verified against its sidecar, but the drill does not wait twice.
@@ -270,6 +349,71 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
     // The dump is not needed any more: free the space before migrating.
     let _ = std::fs::remove_file(&file);
     rec.phases.restore = secs(t);
+    if let Some(m) = &drill.migrate {
+        let t = Instant::now();
+        migrate(m, &url).await?;
+        rec.phases.migrate = secs(t);
+    }
+    let t = Instant::now();
+    rec.checks = checks(&url, &drill.checks).await?;
+    rec.checks.extend(excluded(&url, &drill.excluded).await?);
+    rec.phases.checks = secs(t);
+    drop(scratch);
+    Ok(())
+}
+
+/// The drill into a throw-away cluster of the custom dump `key` (SHA-256
+/// `want` by its sidecar): the cluster is made while the dump downloads,
+/// and the dump restored as it arrives. The record's `download` is the
+/// download's time, `restore` what the restore took after the download
+/// ended, so their sum is the time to a restored database.
+async fn streamed(
+    aws: &Aws,
+    drill: &PgDrill,
+    region: &str,
+    rec: &mut Record,
+    mut scratch: Scratch,
+    key: String,
+    want: String,
+) -> Result<(), String> {
+    let file = scratch.dir.join("dump");
+    let encrypted = key.ends_with(jobs::encrypt::EXT);
+    if encrypted && drill.decrypt_with.is_none() {
+        return Err(format!(
+            "{key} is encrypted (age) and restore_drill names no `decrypt_with` identity: nothing was restored"
+        ));
+    }
+    let growth = std::sync::Arc::new(jobs::Growth::default());
+    let bucket = drill.from.bucket.as_str();
+    // There before its reader opens it (the download writes into it).
+    std::fs::File::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let t = Instant::now();
+    let download = async {
+        let r = jobs::download(aws, region, bucket, &key, &file, Some(&growth)).await;
+        (r, Instant::now())
+    };
+    let restore = async {
+        let decrypt_with = drill.decrypt_with.clone().filter(|_| encrypted);
+        let (r, ran) = restore_streamed(&file, growth.clone(), decrypt_with, &mut scratch).await;
+        (r, ran, Instant::now())
+    };
+    let ((got, downloaded), (restored, ran, ended)) = tokio::join!(download, restore);
+    let round = |d: std::time::Duration| (d.as_secs_f64() * 100.0).round() / 100.0;
+    rec.phases.download = round(downloaded.duration_since(t));
+    // Zero when nothing was restored (no pg_restore), or it ended first.
+    rec.phases.restore = if ran { round(ended.saturating_duration_since(downloaded)) } else { 0.0 };
+    // A dump that is not what was stored fails the drill whatever
+    // pg_restore made of it; the cluster goes with the scratch directory.
+    jobs::verified(
+        rec,
+        bucket,
+        &key,
+        got,
+        &want,
+        "the drill fails; what it restored goes with its throw-away cluster",
+    )?;
+    let url = restored?;
+    let _ = std::fs::remove_file(&file);
     if let Some(m) = &drill.migrate {
         let t = Instant::now();
         migrate(m, &url).await?;
