@@ -72,6 +72,9 @@ pub struct DumpRef {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Phases {
     pub download: f64,
+    /// The restore's time; where it runs while the dump downloads (a
+    /// custom dump into a throw-away cluster), what it took after the
+    /// download ended, so that the phases add up to the time to restore.
     pub restore: f64,
     /// WAL replay up to the target and promotion (point-in-time drills).
     #[serde(default)]
