@@ -349,16 +349,23 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
     // The dump is not needed any more: free the space before migrating.
     let _ = std::fs::remove_file(&file);
     rec.phases.restore = secs(t);
+    migrated_and_checked(drill, &url, rec).await?;
+    drop(scratch);
+    Ok(())
+}
+
+/// After the restore: `migrate`, then the checks and the tables left out
+/// of the dump, each timed into `rec`.
+async fn migrated_and_checked(drill: &PgDrill, url: &str, rec: &mut Record) -> Result<(), String> {
     if let Some(m) = &drill.migrate {
         let t = Instant::now();
-        migrate(m, &url).await?;
+        migrate(m, url).await?;
         rec.phases.migrate = secs(t);
     }
     let t = Instant::now();
-    rec.checks = checks(&url, &drill.checks).await?;
-    rec.checks.extend(excluded(&url, &drill.excluded).await?);
+    rec.checks = checks(url, &drill.checks).await?;
+    rec.checks.extend(excluded(url, &drill.excluded).await?);
     rec.phases.checks = secs(t);
-    drop(scratch);
     Ok(())
 }
 
@@ -414,15 +421,7 @@ async fn streamed(
     )?;
     let url = restored?;
     let _ = std::fs::remove_file(&file);
-    if let Some(m) = &drill.migrate {
-        let t = Instant::now();
-        migrate(m, &url).await?;
-        rec.phases.migrate = secs(t);
-    }
-    let t = Instant::now();
-    rec.checks = checks(&url, &drill.checks).await?;
-    rec.checks.extend(excluded(&url, &drill.excluded).await?);
-    rec.phases.checks = secs(t);
+    migrated_and_checked(drill, &url, rec).await?;
     drop(scratch);
     Ok(())
 }
