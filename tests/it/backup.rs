@@ -399,6 +399,48 @@ s3.put_object(Bucket="{b}", Key="{key}", Body=b"PGDMP tampered")
     assert!(c["detail"].as_str().unwrap_or("").contains("does not match its sidecar"), "{c}");
 }
 
+/// The connection drops half-way through the dump's download while the
+/// drill restores it as it arrives: the drill fails in one line naming the
+/// download, pg_restore is not left waiting for bytes that never come, and
+/// nothing it made is left behind.
+#[test]
+fn a_download_cut_mid_dump_fails_the_streamed_drill_and_leaves_nothing() {
+    let w = World::with_moto();
+    let pg = Postgres::start();
+    seed(&pg);
+    let b = unique("dumps");
+    let p = w.write("p.yaml", &policy(&b, &DRILL.replace("BUCKET", &b))).to_string_lossy().into_owned();
+    let url = pg.url(None);
+    let env = [("PG_URL", url.as_str())];
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    let done = w.cli_with(&["backup", "run", "-f", &p, "postgres.primary", "--format", "json"], &env);
+    done.code(0);
+    let bytes = done.json()["bytes"].as_u64().expect("bytes");
+    assert!(bytes > 3000, "a dump worth cutting: {bytes} bytes");
+    let proxy = crate::harness::FaultProxy::with(
+        w.moto().port,
+        crate::harness::Faults::CutBody { on: ".dump?x-id=GetObject".into(), keep: 2048 },
+        None,
+    );
+    let endpoint = proxy.url();
+    let started = std::time::Instant::now();
+    let child = w.spawn_with(
+        &["--endpoint-url", &endpoint, "restore-drill", "-f", &p, "postgres.primary", "--format", "json"],
+        &env,
+    );
+    let pid = child.id();
+    let out = child.wait_with_output().expect("restore-drill");
+    let secs = started.elapsed().as_secs();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(secs < 60, "the drill ended ({secs} s), nothing waited for the rest of the dump");
+    nothing_left(pid);
+    let rec: Value = serde_json::from_str(&stdout).expect("record");
+    assert_eq!(rec["result"], "failed", "{rec}");
+    let reason = rec["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with(&format!("downloading s3://{b}/postgres/")), "{rec}");
+}
+
 /// A Redis instance whose queues need durability: its RDB snapshot is
 /// fetched over the network (AUTH, the replication protocol; no access to
 /// its files), stored with its sidecar, loaded by the drill into a

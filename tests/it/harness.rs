@@ -923,6 +923,10 @@ pub enum Faults {
     Chaos { seed: u64, percent: u64 },
     /// Every request waits this long before it is forwarded.
     Delay(Duration),
+    /// The answer to a request whose request line contains `on` is cut
+    /// after `keep` bytes of its body, its Content-Length unchanged: the
+    /// connection drops mid-download, as a network or S3 node may.
+    CutBody { on: String, keep: usize },
     /// Stale configuration reads: for `window` after a bucket setting was
     /// written (lifecycle, policy, replication, encryption, versioning,
     /// public access block), a read of it answers what it answered before
@@ -1168,6 +1172,10 @@ fn rewritten(faults: &Faults, head: &str, body: &[u8], resp: Vec<u8>) -> Vec<u8>
                 .join("\r\n");
             [new_head.into_bytes(), resp_body].concat()
         }
+        Faults::CutBody { on, keep } if head.lines().next().unwrap_or("").contains(on.as_str()) => {
+            let Some(end) = resp.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else { return resp };
+            resp[..(end + keep).min(resp.len())].to_vec()
+        }
         _ => resp,
     }
 }
@@ -1299,6 +1307,8 @@ fn intercept(
             counts.delay.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(*d);
         }
+        // Forwarded, then cut (`rewritten`).
+        Faults::CutBody { .. } => {}
         Faults::Consistency { window, created } => {
             let path = request_line.split_whitespace().nth(1).unwrap_or("");
             let bucket = path.trim_start_matches('/').split(['/', '?']).next().unwrap_or("").to_string();
