@@ -323,16 +323,24 @@ fn nothing_left(pid: u32) {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-#[test]
-fn restore_drill_restores_the_newest_dump_checks_it_and_refuses_a_tampered_one() {
+/// moto, a seeded PostgreSQL and an applied policy whose primary has a
+/// backup and a drill: the world, the server, the bucket, the policy file
+/// and the server's URL (the policy's `PG_URL`).
+fn drilled_estate() -> (World, Postgres, String, String, String) {
     let w = World::with_moto();
     let pg = Postgres::start();
     seed(&pg);
     let b = unique("dumps");
     let p = w.write("p.yaml", &policy(&b, &DRILL.replace("BUCKET", &b))).to_string_lossy().into_owned();
     let url = pg.url(None);
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &[("PG_URL", url.as_str())]).code(0);
+    (w, pg, b, p, url)
+}
+
+#[test]
+fn restore_drill_restores_the_newest_dump_checks_it_and_refuses_a_tampered_one() {
+    let (w, pg, b, p, url) = drilled_estate();
     let env = [("PG_URL", url.as_str())];
-    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
     // No drill yet: RESTORE-DRILL fails and says where it looked.
     let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
     let c = control(&j, "RESTORE-DRILL", "postgres.primary");
@@ -405,14 +413,8 @@ s3.put_object(Bucket="{b}", Key="{key}", Body=b"PGDMP tampered")
 /// nothing it made is left behind.
 #[test]
 fn a_download_cut_mid_dump_fails_the_streamed_drill_and_leaves_nothing() {
-    let w = World::with_moto();
-    let pg = Postgres::start();
-    seed(&pg);
-    let b = unique("dumps");
-    let p = w.write("p.yaml", &policy(&b, &DRILL.replace("BUCKET", &b))).to_string_lossy().into_owned();
-    let url = pg.url(None);
+    let (w, _pg, b, p, url) = drilled_estate(); // the server lives to the end
     let env = [("PG_URL", url.as_str())];
-    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
     let done = w.cli_with(&["backup", "run", "-f", &p, "postgres.primary", "--format", "json"], &env);
     done.code(0);
     let bytes = done.json()["bytes"].as_u64().expect("bytes");
