@@ -31,6 +31,17 @@ pub struct Copy {
     pub within_secs: Option<u64>,
 }
 
+/// What keeps a copy's current objects, and for how long.
+enum Kept {
+    /// The bucket's lifecycle expires them.
+    ByLifecycle,
+    /// The job deletes them itself after these days (pgBackRest's expiry).
+    ByJob(u64),
+    /// Nothing: neither a job's deletes reach them nor may a lifecycle
+    /// rule expire them (a repository's replicas without delete markers).
+    Forever,
+}
+
 /// Whether the policy asks for ERASURE-HORIZON at all.
 pub fn evaluated(policy: &Policy) -> bool {
     policy.erasure_within_secs.is_some()
@@ -42,12 +53,11 @@ pub fn evaluated(policy: &Policy) -> bool {
 pub fn copies(policy: &Policy) -> Vec<Copy> {
     let bucket = |n: &str| policy.buckets.iter().find(|b| b.name == n);
     let mut out = Vec::new();
-    let mut push = |what: String, b: &BucketSpec, prefix: &str, repository: bool, kept: Option<Option<u64>>, within| {
-        // kept: None = expired by lifecycle; Some(None) = nothing expires it.
+    let mut push = |what: String, b: &BucketSpec, prefix: &str, repository: bool, kept: Kept, within| {
         let horizon = match kept {
-            Some(None) => Err(format!("no lifecycle rule of {} expires current objects under {prefix}", b.name)),
-            Some(Some(d)) => horizon(b, prefix, Some(d)),
-            None => horizon(b, prefix, None),
+            Kept::ByLifecycle => horizon(b, prefix, None),
+            Kept::ByJob(days) => horizon(b, prefix, Some(days)),
+            Kept::Forever => Err(format!("no lifecycle rule of {} expires current objects under {prefix}", b.name)),
         };
         out.push(Copy {
             what,
@@ -61,11 +71,11 @@ pub fn copies(policy: &Policy) -> Vec<Copy> {
     for b in &policy.buckets {
         for e in &b.backups {
             let within = e.erasure_within_secs.or(policy.erasure_within_secs);
-            push(format!("s3://{}/{} ({})", b.name, e.prefix, e.name), b, &e.prefix, false, None, within);
+            push(format!("s3://{}/{} ({})", b.name, e.prefix, e.name), b, &e.prefix, false, Kept::ByLifecycle, within);
             for rule in replicating(b, &e.prefix) {
                 if let Some(d) = bucket(&rule.destination) {
                     let what = format!("s3://{}/{} (DR copy of {})", d.name, e.prefix, e.name);
-                    push(what, d, &e.prefix, false, None, within);
+                    push(what, d, &e.prefix, false, Kept::ByLifecycle, within);
                 }
             }
         }
@@ -77,7 +87,7 @@ pub fn copies(policy: &Policy) -> Vec<Copy> {
         let Some(b) = bucket(&p.repo.bucket) else { continue };
         let within = policy.erasure_within_secs;
         let what = format!("s3://{}/{} (pgBackRest repository)", b.name, p.repo.prefix);
-        push(what, b, &p.repo.prefix, true, Some(Some(kept)), within);
+        push(what, b, &p.repo.prefix, true, Kept::ByJob(kept), within);
         for rule in replicating(b, &p.repo.prefix) {
             if let Some(d) = bucket(&rule.destination) {
                 // pgBackRest's expiry is a DeleteObject without a version: a
@@ -87,7 +97,7 @@ pub fn copies(policy: &Policy) -> Vec<Copy> {
                 // lifecycle expires it — and no rule may expire current
                 // objects of a repository (S3 user guide, "Replicating
                 // delete markers between buckets").
-                let kept = if rule.delete_marker_replication { Some(Some(kept)) } else { Some(None) };
+                let kept = if rule.delete_marker_replication { Kept::ByJob(kept) } else { Kept::Forever };
                 let what = format!("s3://{}/{} (DR copy of the pgBackRest repository)", d.name, p.repo.prefix);
                 push(what, d, &p.repo.prefix, true, kept, within);
             }
