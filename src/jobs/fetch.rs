@@ -118,11 +118,25 @@ pub async fn fetch_verified(
     rec: &mut Record,
 ) -> Result<String, String> {
     let (key, want) = locate(aws, from, region).await?;
-    let t = Instant::now();
-    let got = download(aws, region, &from.bucket, &key, path, None).await;
-    rec.phases.download = secs(t);
-    verified(rec, &from.bucket, &key, got, &want, "nothing was restored")?;
+    fetch_located(aws, from, region, &key, &want, path, rec).await?;
     Ok(key)
+}
+
+/// `fetch_verified` of a dump already located (`locate`: its key and the
+/// SHA-256 its sidecar gives).
+pub async fn fetch_located(
+    aws: &Aws,
+    from: &BackupRef,
+    region: &str,
+    key: &str,
+    want: &str,
+    path: &Path,
+    rec: &mut Record,
+) -> Result<(), String> {
+    let t = Instant::now();
+    let got = download(aws, region, &from.bucket, key, path, None).await;
+    rec.phases.download = secs(t);
+    verified(rec, &from.bucket, key, got, want, "nothing was restored")
 }
 
 /// Record what was downloaded and compare its SHA-256 with the sidecar's;
@@ -220,8 +234,9 @@ pub async fn download(
     path: &Path,
     growth: Option<&Growth>,
 ) -> Result<(u64, String), String> {
-    // A download dropped half-way (Ctrl-C) ends too, as failed: its reader
-    // must never wait for bytes that will not come.
+    // The end is told however the download ends — done, failed, or dropped
+    // half-way (Ctrl-C): its reader must never wait for bytes that will not
+    // come. Failed unless marked done below.
     struct Ends<'a>(Option<&'a Growth>, bool);
     impl Drop for Ends<'_> {
         fn drop(&mut self) {
@@ -232,19 +247,6 @@ pub async fn download(
         }
     }
     let mut ends = Ends(growth, false);
-    let r = download_into(aws, region, bucket, key, path, growth).await;
-    ends.1 = r.is_ok();
-    r
-}
-
-async fn download_into(
-    aws: &Aws,
-    region: &str,
-    bucket: &str,
-    key: &str,
-    path: &Path,
-    growth: Option<&Growth>,
-) -> Result<(u64, String), String> {
     let client = aws.s3(region);
     let out = aws
         .call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(key).send())
@@ -264,5 +266,6 @@ async fn download_into(
             g.update(|s| s.0 = n);
         }
     }
+    ends.1 = true;
     Ok((n, upload::hex(&h.finalize())))
 }

@@ -22,7 +22,8 @@ use crate::policy::{BackupRef, Policy};
 use upload::{Chunks, Pending, Sse, Target};
 
 pub use fetch::{
-    download, fetch_verified, free_port, locate, newest_object, scratch_dir, verified, Growing, Growth, Listed,
+    download, fetch_located, fetch_verified, free_port, locate, newest_object, scratch_dir, verified, Growing, Growth,
+    Listed,
 };
 pub use record::{
     conclude, drill, last, log_row, record, secs, store, CheckResult, DumpRef, Phases, PointInTime, Record, LOG_HEADER,

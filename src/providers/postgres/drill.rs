@@ -284,11 +284,9 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
     }
     let mut scratch = Scratch { dir: jobs::scratch_dir()?, pg_ctl: None };
     let file = scratch.dir.join("dump");
-    if drill.url.is_none() {
-        let (key, want) = jobs::locate(aws, &drill.from, region).await?;
-        if !key.ends_with(".sql.gz") {
-            return streamed(aws, drill, region, rec, scratch, key, want).await;
-        }
+    let (key, want) = jobs::locate(aws, &drill.from, region).await?;
+    if drill.url.is_none() && !key.ends_with(".sql.gz") {
+        return streamed(aws, drill, region, rec, scratch, key, want).await;
     }
     // The throw-away cluster is made (or the drill database checked empty)
     // while the dump downloads: nothing is restored before the dump is
@@ -317,7 +315,7 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
             None => local_cluster(&mut scratch).await,
         }
     };
-    let (key, url) = tokio::try_join!(jobs::fetch_verified(aws, &drill.from, region, &file, rec), prepare)?;
+    let ((), url) = tokio::try_join!(jobs::fetch_located(aws, &drill.from, region, &key, &want, &file, rec), prepare)?;
     let t = Instant::now();
     // An encrypted dump (verified as stored) is decrypted before restore;
     // an identity that is not a recipient stops the drill here.
