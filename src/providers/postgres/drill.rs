@@ -80,6 +80,10 @@ async fn run_fed(
     Err(tools::failure(what, out.status, &String::from_utf8_lossy(&out.stderr), secret))
 }
 
+/// The throw-away cluster's settings for a restore nobody keeps.
+const BULK_LOAD: &str = "-c fsync=off -c full_page_writes=off -c synchronous_commit=off -c wal_level=minimal \
+     -c max_wal_senders=0 -c archive_mode=off -c autovacuum=off -c maintenance_work_mem=256MB -c max_wal_size=8GB";
+
 /// A throw-away cluster: initdb in `scratch`, started on a free loopback
 /// port. Returns the URL of its empty `drill` database.
 async fn local_cluster(scratch: &mut Scratch) -> Result<String, String> {
@@ -96,8 +100,13 @@ async fn local_cluster(scratch: &mut Scratch) -> Result<String, String> {
     c.args(["-D", &data.display().to_string(), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
     run_tool(c, "initdb", "").await?;
     let port = jobs::free_port()?;
+    // A throw-away cluster loaded once: PostgreSQL manual, "Populating a
+    // Database" (no WAL archival or senders and wal_level minimal, so index
+    // builds write no WAL; a larger maintenance_work_mem and max_wal_size)
+    // and "Non-Durable Settings" (fsync, full_page_writes). Autovacuum
+    // would analyze the tables as they fill, on the cores pg_restore uses.
     let opts = format!(
-        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c full_page_writes=off",
+        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} {BULK_LOAD}",
         scratch.dir.display()
     );
     scratch.pg_ctl = Some(pg_ctl.clone());

@@ -289,10 +289,14 @@ pub(super) async fn recover(
     // archived; a real restore archives once its operator starts it.
     let opts = format!(
         "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={dir} -c archive_mode=off -c ssl=off \
-         -c hba_file={hba} -c ident_file={ident} -c hot_standby=on",
+         -c hba_file={hba} -c ident_file={ident} -c hot_standby=on{durability}",
         dir = how.scratch.display(),
         hba = hba.display(),
-        ident = ident.display()
+        ident = ident.display(),
+        // A drill's cluster is thrown away: replayed without flushing to
+        // disk (PostgreSQL manual, "Non-Durable Settings"). A real
+        // restore is replayed durably.
+        durability = if how.drill { " -c fsync=off -c full_page_writes=off -c synchronous_commit=off" } else { "" }
     );
     let t = Instant::now();
     let log = how.scratch.join("pg.log");
