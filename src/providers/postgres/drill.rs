@@ -80,9 +80,13 @@ async fn run_fed(
     Err(tools::failure(what, out.status, &String::from_utf8_lossy(&out.stderr), secret))
 }
 
-/// The throw-away cluster's settings for a restore nobody keeps.
-const BULK_LOAD: &str = "-c fsync=off -c full_page_writes=off -c synchronous_commit=off -c wal_level=minimal \
-     -c max_wal_senders=0 -c archive_mode=off -c autovacuum=off -c maintenance_work_mem=256MB -c max_wal_size=8GB";
+/// A throw-away cluster's writes are never flushed to disk (PostgreSQL
+/// manual, "Non-Durable Settings"): both drills' clusters.
+pub(super) const NON_DURABLE: &str = "-c fsync=off -c full_page_writes=off -c synchronous_commit=off";
+
+/// The logical drill's cluster, loaded once by pg_restore.
+const BULK_LOAD: &str = "-c wal_level=minimal -c max_wal_senders=0 -c archive_mode=off -c autovacuum=off \
+     -c maintenance_work_mem=256MB -c max_wal_size=8GB";
 
 /// A throw-away cluster: initdb in `scratch`, started on a free loopback
 /// port. Returns the URL of its empty `drill` database.
@@ -106,7 +110,7 @@ async fn local_cluster(scratch: &mut Scratch) -> Result<String, String> {
     // and "Non-Durable Settings" (fsync, full_page_writes). Autovacuum
     // would analyze the tables as they fill, on the cores pg_restore uses.
     let opts = format!(
-        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} {BULK_LOAD}",
+        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} {NON_DURABLE} {BULK_LOAD}",
         scratch.dir.display()
     );
     scratch.pg_ctl = Some(pg_ctl.clone());

@@ -17,7 +17,7 @@ use super::{address, Runner};
 use crate::jobs::{self, secs, DrillDecl, Job, JobCtx, JobKind, Outcome, PointInTime, Record};
 use crate::model::time::parse_rfc3339;
 use crate::policy::{BackupRef, Policy, PostgresSpec};
-use crate::providers::postgres::drill::{checks, connect, ids, run_tool, Scratch};
+use crate::providers::postgres::drill::{checks, connect, ids, run_tool, Scratch, NON_DURABLE};
 use crate::providers::postgres::tools;
 
 /// The point-in-time drill (a registered job).
@@ -294,9 +294,8 @@ pub(super) async fn recover(
         hba = hba.display(),
         ident = ident.display(),
         // A drill's cluster is thrown away: replayed without flushing to
-        // disk (PostgreSQL manual, "Non-Durable Settings"). A real
-        // restore is replayed durably.
-        durability = if how.drill { " -c fsync=off -c full_page_writes=off -c synchronous_commit=off" } else { "" }
+        // disk. A real restore is replayed durably.
+        durability = if how.drill { format!(" {NON_DURABLE}") } else { String::new() }
     );
     let t = Instant::now();
     let log = how.scratch.join("pg.log");
