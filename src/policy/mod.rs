@@ -267,6 +267,8 @@ pub struct PgDrill {
     pub decrypt_with: Option<String>,
     /// None: a throw-away local cluster.
     pub url: Option<Secret>,
+    /// `jobs`: pg_restore's parallel jobs, when the policy gives them.
+    pub jobs: Option<u32>,
     pub migrate: Option<String>,
     pub checks: Vec<DrillCheck>,
     pub rto_secs: u64,

@@ -291,6 +291,12 @@ pub struct RawRestoreDrill {
     /// encrypted (`backup.encrypt_to`).
     #[serde(default)]
     pub decrypt_with: Option<Sp<String>>,
+    /// pg_restore's parallel jobs (`--jobs`), 1 to 64. Default: the cores
+    /// of this machine (at most 8) for the local cluster, 1 for `url:`.
+    /// Above 1 the dump is downloaded and verified against its sidecar
+    /// before the restore; with 1 it is restored as it downloads.
+    #[serde(default)]
+    pub jobs: Option<Sp<u32>>,
     /// Smoke checks: SQL whose single value must lie within bounds.
     #[serde(default)]
     pub checks: Option<Sp<Vec<Sp<RawDrillCheck>>>>,

@@ -260,11 +260,26 @@ impl Validator<'_> {
         let every = raw.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
         let checks = self.checks(raw.checks.as_ref());
         let decrypt_with = raw.decrypt_with.as_ref().and_then(|p| self.expand(p));
+        let jobs = match &raw.jobs {
+            Some(j) if !(1..=64).contains(j.value()) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::ValueOutOfRange,
+                        format!("jobs {} is not between 1 and 64", j.value()),
+                        Some(j.pos()),
+                    )
+                    .help("give pg_restore's parallel jobs, e.g. the restoring host's cores; or leave `jobs` out"),
+                );
+                return None;
+            }
+            j => j.as_ref().map(|j| *j.value()),
+        };
         Some(PgDrill {
             from: from?,
             excluded: Vec::new(),
             decrypt_with,
             url,
+            jobs,
             migrate,
             checks,
             rto_secs: rto?,

@@ -287,6 +287,7 @@ fn jobs_post_their_outcome_and_a_dead_webhook_never_changes_the_exit_code() {
 
 const DRILL: &str = r#"    restore_drill:
       from: s3.BUCKET.backups.dump
+      jobs: 2
       migrate: psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c 'ALTER TABLE users ADD COLUMN migrated boolean DEFAULT true'
       checks:
         - {name: users present, sql: "select count(*) from users", min: 250, max: 250}
@@ -384,9 +385,10 @@ fn restore_drill_restores_the_newest_dump_checks_it_and_refuses_a_tampered_one()
     let o = j["objectives"].as_array().expect("o").iter().find(|o| o["id"] == "RTO-60MIN-READINESS").expect("rto");
     assert_eq!(o["verdict"], "met", "{o}");
 
-    // The dump is tampered with in S3: the drill fails on the checksum
-    // (pg_restore, fed as it downloads, fails too), leaves nothing behind,
-    // and audit fails RESTORE-DRILL.
+    // The dump is tampered with in S3: the drill (two pg_restore jobs,
+    // which restore from the verified file) fails on the checksum before
+    // restoring anything, leaves nothing behind, and audit fails
+    // RESTORE-DRILL.
     w.python(&format!(
         r#"
 import sys, boto3
@@ -400,20 +402,23 @@ s3.put_object(Bucket="{b}", Key="{key}", Body=b"PGDMP tampered")
     nothing_left(pid);
     assert!(out.contains("FAILED"), "{out}");
     assert!(out.contains("does not match its sidecar"), "{out}");
-    assert!(out.contains("the drill fails; what it restored goes with its throw-away cluster"), "{out}");
+    assert!(out.contains("does not match its sidecar") && out.contains(": nothing was restored"), "{out}");
     let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
     let c = control(&j, "RESTORE-DRILL", "postgres.primary");
     assert_eq!(c["status"], "fail", "{c}");
     assert!(c["detail"].as_str().unwrap_or("").contains("does not match its sidecar"), "{c}");
 }
 
-/// The connection drops half-way through the dump's download while the
-/// drill restores it as it arrives: the drill fails in one line naming the
-/// download, pg_restore is not left waiting for bytes that never come, and
-/// nothing it made is left behind.
+/// With one pg_restore job the drill restores the dump as it arrives. The
+/// connection drops half-way through the download: the drill fails in one
+/// line naming the download, pg_restore is not left waiting for bytes that
+/// never come, and nothing it made is left behind. A tampered dump fails
+/// the drill on its checksum whatever pg_restore made of it.
 #[test]
 fn a_download_cut_mid_dump_fails_the_streamed_drill_and_leaves_nothing() {
     let (w, _pg, b, p, url) = drilled_estate(); // the server lives to the end
+    let one = std::fs::read_to_string(&p).expect("policy").replace("jobs: 2", "jobs: 1");
+    w.write("p.yaml", &one);
     let env = [("PG_URL", url.as_str())];
     let done = w.cli_with(&["backup", "run", "-f", &p, "postgres.primary", "--format", "json"], &env);
     done.code(0);
@@ -441,6 +446,20 @@ fn a_download_cut_mid_dump_fails_the_streamed_drill_and_leaves_nothing() {
     assert_eq!(rec["result"], "failed", "{rec}");
     let reason = rec["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with(&format!("downloading s3://{b}/postgres/")), "{rec}");
+    // The whole body, other bytes.
+    w.python(&format!(
+        r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+s3.put_object(Bucket="{b}", Key="{key}", Body=b"PGDMP tampered")
+"#,
+        key = done.json()["key"].as_str().expect("key")
+    ));
+    let (code, out, err, pid) = drill(&w, &p, &env, &[]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    nothing_left(pid);
+    assert!(out.contains("does not match its sidecar"), "{out}");
+    assert!(out.contains("the drill fails; what it restored goes with its throw-away cluster"), "{out}");
 }
 
 /// A Redis instance whose queues need durability: its RDB snapshot is

@@ -184,6 +184,29 @@ fn env_vars_are_resolved_and_missing_ones_named_with_their_line() {
     assert!(r.stderr.contains("error[region-invalid]: `moon` is not an AWS region name"), "{}", r.stderr);
 }
 
+/// pg_restore's parallel jobs for a drill: 1 to 64, located when not.
+#[test]
+fn drill_jobs_out_of_range_are_located() {
+    let w = World::new();
+    let body = |jobs: &str| {
+        format!(
+            "version: 1\ns3:\n  buckets:\n    dumps-t:\n      versioning: enabled\n      backups:\n        - {{name: dump, prefix: pg/, max_age: 26h}}\npostgres:\n  primary:\n    url: postgres://u@127.0.0.1:5432/app\n    restore_drill:\n      from: s3.dumps-t.backups.dump\n      jobs: {jobs}\n      checks: [{{name: rows, sql: select 1, min: 1}}]\n"
+        )
+    };
+    for bad in ["0", "65"] {
+        let p = w.write("p.yaml", &body(bad)).to_string_lossy().into_owned();
+        let r = w.cli(&["validate", "-f", &p]);
+        r.code(1);
+        assert!(
+            r.stderr.contains(&format!("{p}:13:13: error[value-out-of-range]: jobs {bad} is not between 1 and 64")),
+            "{}",
+            r.stderr
+        );
+    }
+    let p = w.write("p.yaml", &body("4")).to_string_lossy().into_owned();
+    w.cli(&["validate", "-f", &p]).code(0);
+}
+
 /// What a new user types wrong gets a message that says what to do.
 #[test]
 fn job_commands_say_what_to_type_instead() {
