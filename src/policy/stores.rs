@@ -505,6 +505,20 @@ impl Validator<'_> {
             let checks = self.checks(dv.checks.as_ref());
             Some(PitrDrill { checks, rto_secs: rto?, every_secs: every?, line: d.pos().line })
         });
+        let process_max = match &raw.process_max {
+            Some(n) if !(1..=64).contains(n.value()) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::ValueOutOfRange,
+                        format!("process_max {} is not between 1 and 64", n.value()),
+                        Some(n.pos()),
+                    )
+                    .help("give pgBackRest's parallel processes (4 by default; its guide: a quarter of the cores for backup); or leave `process_max` out"),
+                );
+                None
+            }
+            n => Some(n.as_ref().map_or(4, |n| *n.value())),
+        };
         let bucket = bucket?;
         Some(Pitr {
             repo: BackupRef {
@@ -526,7 +540,7 @@ impl Validator<'_> {
             full_every_secs: full_every?,
             rpo_secs: rpo?,
             cipher_pass,
-            process_max: raw.process_max.as_ref().map_or(4, |n| (*n.value()).clamp(1, 64)),
+            process_max: process_max?,
             drill,
             line: p.pos().line,
         })

@@ -284,6 +284,18 @@ fn validate_refuses_what_would_break_a_pgbackrest_repository() {
         r.stderr
     );
 
+    // pgBackRest's parallel processes: out of range is said, not clamped.
+    let many = base.replace("      process_max: 2\n", "      process_max: 0\n");
+    assert_ne!(many, base);
+    let r = w.cli_with(&["validate", "-f", &w.write("procs.yaml", &many).to_string_lossy()], &env);
+    r.code(1);
+    let line = many.lines().position(|l| l.contains("process_max: 0")).expect("line") + 1;
+    assert!(
+        r.stderr.contains(&format!("procs.yaml:{line}:20: error[value-out-of-range]: process_max 0 is not between 1 and 64")),
+        "{}",
+        r.stderr
+    );
+
     let other = base.replace("repo: {bucket: repo-bucket", "repo: {bucket: elsewhere");
     let r = w.cli_with(&["validate", "-f", &w.write("other.yaml", &other).to_string_lossy()], &env);
     r.code(1);

@@ -488,8 +488,11 @@ impl Instance for One {
     fn observe<'a>(ctx: &'a Ctx<'a>, spec: &'a PostgresSpec) -> impl std::future::Future<Output = PostgresState> + 'a {
         observe(ctx, spec)
     }
-    fn unknown(_spec: &PostgresSpec, reason: &str) -> PostgresState {
-        unknown(reason.to_string())
+    /// With `pitr:`, its controls are reported unknown too, not left out.
+    fn unknown(spec: &PostgresSpec, reason: &str) -> PostgresState {
+        let mut state = unknown(reason.to_string());
+        state.pitr = spec.pitr.as_ref().map(|_| pitr::controls::PitrSeen::unknown(reason));
+        state
     }
     fn diff(spec: &PostgresSpec, state: &PostgresState) -> Change {
         diff(spec, state)
@@ -510,5 +513,27 @@ impl Instance for One {
     fn pending(state: &PostgresState, attr: &AttrChange) -> bool {
         let setting = state.settings.present().and_then(|s| s.get(&attr.name));
         setting.is_some_and(|s| s.pending_restart || s.value == "(disabled)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An instance the audit could not observe at all still reports its
+    /// point-in-time controls, unknown with the reason, not left out.
+    #[test]
+    fn unobserved_pitr_controls_are_unknown_not_missing() {
+        let text = "version: 1\naws: {region: us-east-1}\ns3:\n  buckets:\n    repo-b:\n      versioning: enabled\npostgres:\n  primary:\n    url: postgres://u@db.internal/app\n    pitr:\n      repo: {bucket: repo-b, prefix: pgbackrest/}\n      stanza: s\n      data_directory: /var/lib/postgresql/15/main\n      window: 24h\n      full_every: 1d\n      rpo: 15m\n";
+        let policy = crate::policy::parse("p.yaml", text.as_bytes().to_vec(), &|_| None).expect("valid");
+        let spec = &policy.postgres[0];
+        let state = <One as Instance>::unknown(spec, "the endpoint did not answer");
+        let change = diff(spec, &state);
+        let out = controls(spec, &state, &change);
+        for id in ["PITR-BACKUP", "PITR-WAL", "PITR-WINDOW", "PITR-VERIFY", "PITR-DRILL", "PG-ARCHIVER"] {
+            let c = out.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("{id} missing"));
+            assert_eq!(c.status, Status::Unknown, "{id}");
+            assert!(c.detail.as_deref().unwrap_or_default().contains("did not answer"), "{id}: {:?}", c.detail);
+        }
     }
 }

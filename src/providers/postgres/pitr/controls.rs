@@ -80,6 +80,20 @@ pub struct PitrSeen {
     pub locked: Option<Observed<Result<String, String>>>,
 }
 
+impl PitrSeen {
+    /// Nothing of the repository could be read, for `reason`.
+    pub fn unknown(reason: &str) -> PitrSeen {
+        let u = || reason.to_string();
+        PitrSeen {
+            info: Observed::Unknown { reason: u() },
+            wal: Observed::Unknown { reason: u() },
+            drill: Observed::Unknown { reason: u() },
+            verify: Observed::Unknown { reason: u() },
+            locked: None,
+        }
+    }
+}
+
 /// Most listing pages read (1,000 keys each): a 24-hour window at one
 /// segment a minute is 1,440 keys.
 const PAGES: usize = 50;
