@@ -291,7 +291,9 @@ fn validate_refuses_what_would_break_a_pgbackrest_repository() {
     r.code(1);
     let line = many.lines().position(|l| l.contains("process_max: 0")).expect("line") + 1;
     assert!(
-        r.stderr.contains(&format!("procs.yaml:{line}:20: error[value-out-of-range]: process_max 0 is not between 1 and 64")),
+        r.stderr.contains(&format!(
+            "procs.yaml:{line}:20: error[value-out-of-range]: process_max 0 is not between 1 and 64"
+        )),
         "{}",
         r.stderr
     );
