@@ -32,6 +32,25 @@ impl Validator<'_> {
         }
     }
 
+    /// A count of parallel workers, 1 to 64: None (with a diagnostic at
+    /// its position) outside, Some(None) when not given.
+    fn parallel(&mut self, n: Option<&Sp<u32>>, name: &str, help: &str) -> Option<Option<u32>> {
+        match n {
+            Some(n) if !(1..=64).contains(n.value()) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::ValueOutOfRange,
+                        format!("{name} {} is not between 1 and 64", n.value()),
+                        Some(n.pos()),
+                    )
+                    .help(help.to_string()),
+                );
+                None
+            }
+            n => Some(n.map(|n| *n.value())),
+        }
+    }
+
     fn url(&mut self, u: &Sp<String>, schemes: &[&str]) -> Option<Secret> {
         let url = self.expand(u)?;
         let ok = schemes.iter().any(|s| url.starts_with(&format!("{s}://")));
@@ -260,20 +279,11 @@ impl Validator<'_> {
         let every = raw.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
         let checks = self.checks(raw.checks.as_ref());
         let decrypt_with = raw.decrypt_with.as_ref().and_then(|p| self.expand(p));
-        let jobs = match &raw.jobs {
-            Some(j) if !(1..=64).contains(j.value()) => {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::ValueOutOfRange,
-                        format!("jobs {} is not between 1 and 64", j.value()),
-                        Some(j.pos()),
-                    )
-                    .help("give pg_restore's parallel jobs, e.g. the restoring host's cores; or leave `jobs` out"),
-                );
-                return None;
-            }
-            j => j.as_ref().map(|j| *j.value()),
-        };
+        let jobs = self.parallel(
+            raw.jobs.as_ref(),
+            "jobs",
+            "give pg_restore's parallel jobs, e.g. the restoring host's cores; or leave `jobs` out",
+        )?;
         Some(PgDrill {
             from: from?,
             excluded: Vec::new(),
@@ -505,20 +515,13 @@ impl Validator<'_> {
             let checks = self.checks(dv.checks.as_ref());
             Some(PitrDrill { checks, rto_secs: rto?, every_secs: every?, line: d.pos().line })
         });
-        let process_max = match &raw.process_max {
-            Some(n) if !(1..=64).contains(n.value()) => {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::ValueOutOfRange,
-                        format!("process_max {} is not between 1 and 64", n.value()),
-                        Some(n.pos()),
-                    )
-                    .help("give pgBackRest's parallel processes (4 by default; its guide: a quarter of the cores for backup); or leave `process_max` out"),
-                );
-                None
-            }
-            n => Some(n.as_ref().map_or(4, |n| *n.value())),
-        };
+        let process_max = self
+            .parallel(
+                raw.process_max.as_ref(),
+                "process_max",
+                "give pgBackRest's parallel processes (4 by default; its guide: a quarter of the cores for backup); or leave `process_max` out",
+            )
+            .map(|n| n.unwrap_or(4));
         let bucket = bucket?;
         Some(Pitr {
             repo: BackupRef {
