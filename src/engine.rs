@@ -62,7 +62,7 @@ pub(crate) fn fatal(aws: &Aws) -> impl Fn(Fatal) -> RunError + '_ {
 
 /// Observe every resource the policy names: all kinds concurrently.
 pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize, evidence: bool) -> Result<Snapshot, RunError> {
-    let ctx = Ctx { aws, concurrency, evidence };
+    let ctx = Ctx { aws, concurrency, evidence, verify_download: false };
     let parts = futures::future::try_join_all(providers::REGISTRY.iter().map(|p| p.observe(&ctx, policy)))
         .await
         .map_err(fatal(aws))?;
@@ -73,9 +73,16 @@ pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize, evidence: b
 /// endpoint unreachable, no credentials) does not stop the run; its
 /// resources are reported with every control unknown, and the reason is
 /// returned once per distinct failure, so a scheduled audit still writes
-/// its report and alerts exactly when something is badly wrong.
-pub async fn observe_all(aws: &Aws, policy: &Policy, concurrency: usize, evidence: bool) -> (Snapshot, Vec<String>) {
-    let ctx = Ctx { aws, concurrency, evidence };
+/// its report and alerts exactly when something is badly wrong. Evidence
+/// is read; with `verify_download`, a backup S3 holds no comparable
+/// checksum of is downloaded and hashed.
+pub async fn observe_all(
+    aws: &Aws,
+    policy: &Policy,
+    concurrency: usize,
+    verify_download: bool,
+) -> (Snapshot, Vec<String>) {
+    let ctx = Ctx { aws, concurrency, evidence: true, verify_download };
     let results = futures::future::join_all(providers::REGISTRY.iter().map(|p| p.observe(&ctx, policy))).await;
     let mut errors: Vec<String> = Vec::new();
     let parts = providers::REGISTRY
@@ -116,7 +123,9 @@ pub fn plan(snap: &Snapshot) -> Plan {
 
 pub fn audit(snap: &Snapshot) -> Report {
     let controls: Vec<ControlResult> = snap.parts.iter().flat_map(|p| p.controls(&p.diff())).collect();
-    Report::new(controls)
+    let mut report = Report::new(controls);
+    report.identities = snap.parts.iter().flat_map(|p| p.identities()).collect();
+    report
 }
 
 /// Told about each resource as soon as its steps are done and verified
@@ -137,7 +146,7 @@ pub async fn apply(
     targets: &Targets,
     on_done: OnApplied<'_>,
 ) -> Result<Vec<Applied>, RunError> {
-    let ctx = &Ctx { aws, concurrency, evidence: false };
+    let ctx = &Ctx { aws, concurrency, evidence: false, verify_download: false };
     let mut plan = plan(snap).changes;
     targets.restrict(&mut plan);
     let plan = &plan;

@@ -268,42 +268,13 @@ pub fn denial(doc: &Value, principal: &str, action: &str, resource: &str) -> Den
         if c.get("Effect").and_then(Value::as_str) != Some("Deny") {
             continue;
         }
-        let list = |k: &str| -> Option<Vec<String>> {
-            c.get(k).map(|v| match v {
-                Value::Array(a) => a.iter().map(scalar).collect(),
-                other => vec![scalar(other)],
-            })
-        };
-        let any = |pats: &[String], s: &str, fold: bool| {
-            pats.iter().any(|p| if fold { glob(&p.to_ascii_lowercase(), &s.to_ascii_lowercase()) } else { glob(p, s) })
-        };
         let service = is_service_principal(principal);
-        let who = |v: &Value| match v {
-            Value::String(s) => s == "*",
-            Value::Object(m) if service => {
-                m.get("Service").is_some_and(|a| strings(a).iter().any(|p| p.as_str() == Some(principal)))
-            }
-            Value::Object(m) => m
-                .get("AWS")
-                .is_some_and(|a| strings(a).iter().any(|p| p == "*" || p.as_str().is_some_and(|p| p == principal))),
-            _ => false,
-        };
         let principal_ok = match (c.get("Principal"), c.get("NotPrincipal")) {
-            (Some(p), _) => who(p),
-            (None, Some(np)) => !who(np),
+            (Some(p), _) => named(p, principal, service),
+            (None, Some(np)) => !exempted(np, principal, service),
             (None, None) => false,
         };
-        let action_ok = match (list("Action"), list("NotAction")) {
-            (Some(a), _) => any(&a, action, true),
-            (None, Some(na)) => !any(&na, action, true),
-            _ => false,
-        };
-        let resource_ok = match (list("Resource"), list("NotResource")) {
-            (Some(r), _) => any(&r, resource, false),
-            (None, Some(nr)) => !any(&nr, resource, false),
-            _ => false,
-        };
-        if !(principal_ok && action_ok && resource_ok) {
+        if !(principal_ok && covers(&c, action, resource)) {
             continue;
         }
         // Requests from this tool and from the SDKs use TLS. A service
@@ -323,6 +294,214 @@ pub fn denial(doc: &Value, principal: &str, action: &str, resource: &str) -> Den
         }
     }
     out
+}
+
+/// The `AWS` (or, for a service, `Service`) entries of a Principal or
+/// NotPrincipal element.
+fn principal_entries(v: &Value, service: bool) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Object(m) => m
+            .get(if service { "Service" } else { "AWS" })
+            .map(|a| strings(a).iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
+        _ => vec![],
+    }
+}
+
+/// The account of an IAM ARN (`arn:aws:iam::ACCOUNT:role/NAME`).
+fn account_of(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// Does a statement's Principal name `principal` (a role's or user's ARN,
+/// or a service)? `*`, the ARN itself, or its account — as an id or as
+/// `arn:aws:iam::ACCOUNT:root` — which stands for every principal of that
+/// account (AWS IAM user guide, "AWS JSON policy elements: Principal":
+/// AWS account principals).
+fn named(v: &Value, principal: &str, service: bool) -> bool {
+    let account = account_of(principal);
+    principal_entries(v, service).iter().any(|p| {
+        p == "*"
+            || p == principal
+            || account.is_some_and(|a| !service && (p == a || *p == format!("arn:aws:iam::{a}:root")))
+    })
+}
+
+/// Does a Deny's NotPrincipal exempt `principal`? Requests are matched on
+/// every principal they carry: the account, the role and the assumed-role
+/// session (AWS IAM user guide, "AWS JSON policy elements: NotPrincipal":
+/// with Deny, name the account and, for a role, the assumed-role session
+/// ARN too — naming only the role's ARN still denies its sessions). A
+/// role is exempted only when the element names its account, the role and
+/// a session of it; a user, its account and itself; a service, itself.
+fn exempted(v: &Value, principal: &str, service: bool) -> bool {
+    let entries = principal_entries(v, service);
+    if entries.iter().any(|p| p == "*") {
+        return true;
+    }
+    if service {
+        return entries.iter().any(|p| p == principal);
+    }
+    let Some(account) = account_of(principal) else { return entries.iter().any(|p| p == principal) };
+    let has_account = entries.iter().any(|p| p == account || *p == format!("arn:aws:iam::{account}:root"));
+    let has_self = entries.iter().any(|p| p == principal);
+    let role = principal.split(":role/").nth(1).map(|path| path.rsplit('/').next().unwrap_or(path));
+    let has_session = match role {
+        Some(name) => {
+            let session = format!("arn:aws:sts::{account}:assumed-role/{name}/");
+            entries.iter().any(|p| p.starts_with(&session))
+        }
+        None => true,
+    };
+    has_account && has_self && has_session
+}
+
+/// Does the (canonical) statement `c` name `action` on `resource`?
+/// Action / NotAction (case-insensitive) and Resource / NotResource
+/// (wildcards), as IAM matches them (AWS IAM user guide, "IAM JSON policy
+/// elements: NotAction" and "NotResource": the statement applies to every
+/// action or resource except those listed).
+fn covers(c: &Value, action: &str, resource: &str) -> bool {
+    let list = |k: &str| -> Option<Vec<String>> {
+        c.get(k).map(|v| match v {
+            Value::Array(a) => a.iter().map(scalar).collect(),
+            other => vec![scalar(other)],
+        })
+    };
+    let any = |pats: &[String], s: &str, fold: bool| {
+        pats.iter().any(|p| if fold { glob(&p.to_ascii_lowercase(), &s.to_ascii_lowercase()) } else { glob(p, s) })
+    };
+    let action_ok = match (list("Action"), list("NotAction")) {
+        (Some(a), _) => any(&a, action, true),
+        (None, Some(na)) => !any(&na, action, true),
+        _ => false,
+    };
+    let resource_ok = match (list("Resource"), list("NotResource")) {
+        (Some(r), _) => any(&r, resource, false),
+        (None, Some(nr)) => !any(&nr, resource, false),
+        _ => false,
+    };
+    action_ok && resource_ok
+}
+
+/// One role's identity-based policies as read: every inline policy (the
+/// policy's and any other kept beside them) and every attached managed
+/// policy (AWS-managed ones too, by their default version), and its
+/// permissions boundary. What a role can do is what these allow together
+/// (AWS IAM user guide, "Policy evaluation logic"); SCPs and session
+/// policies limit it further and cannot be read from a member account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub role: String,
+    /// (name, document): `inline NAME`, or a managed policy's ARN; Err:
+    /// why they could not all be read.
+    pub policies: Result<Vec<(String, Value)>, String>,
+    /// The permissions boundary's ARN and document.
+    pub boundary: Option<(String, Value)>,
+}
+
+/// Why a request no policy allows is refused.
+pub const NO_ALLOW: &str = "no policy of the role allows it";
+
+/// Whether an identity may make one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// Allowed, by the policy named.
+    Allowed(String),
+    /// Not allowed: why (no Allow, a Deny, outside the boundary).
+    Refused(String),
+    /// Not known here: what this evaluation cannot evaluate.
+    Unknown(String),
+}
+
+impl Identity {
+    /// May this role make `action` on `resource`? As IAM evaluates it
+    /// within one account (AWS IAM user guide, "Policy evaluation logic"):
+    /// an explicit Deny in any identity policy or the boundary wins; else
+    /// an identity policy must Allow it, and, with a permissions boundary,
+    /// the boundary too. With `req`, conditions are evaluated against it;
+    /// without, a conditional Allow is taken as allowing (the worst case
+    /// for "can it do more than it should") and a conditional Deny as not
+    /// applying. A condition `req` cannot evaluate makes a Deny uncertain
+    /// and an Allow unknown, never silently absent.
+    pub fn may(&self, action: &str, resource: &str, req: Option<&Request>) -> Grant {
+        let policies = match &self.policies {
+            Ok(p) => p,
+            Err(why) => return Grant::Unknown(format!("its policies could not be read: {why}")),
+        };
+        let docs: Vec<(&str, &Value)> = policies.iter().map(|(n, d)| (n.as_str(), d)).collect();
+        let boundary: Vec<(&str, &Value)> = self.boundary.iter().map(|(n, d)| (n.as_str(), d)).collect();
+        let mut unknown = None;
+        for (name, doc) in docs.iter().chain(boundary.iter()) {
+            match effect(doc, "Deny", action, resource, req, false) {
+                Ok(true) => return Grant::Refused(format!("{name} denies it")),
+                Ok(false) => {}
+                Err(e) => unknown = Some(format!("whether {name} denies it ({e} is not evaluated)")),
+            }
+        }
+        let allowed_by = |set: &[(&str, &Value)]| -> Result<Option<String>, String> {
+            let mut unsure = None;
+            for (name, doc) in set {
+                match effect(doc, "Allow", action, resource, req, true) {
+                    Ok(true) => return Ok(Some(name.to_string())),
+                    Ok(false) => {}
+                    Err(e) => unsure = Some(format!("whether {name} allows it ({e} is not evaluated)")),
+                }
+            }
+            unsure.map_or(Ok(None), Err)
+        };
+        let by = match allowed_by(&docs) {
+            Ok(Some(by)) => by,
+            Ok(None) => return Grant::Refused(NO_ALLOW.into()),
+            Err(e) => return Grant::Unknown(e),
+        };
+        if let Some((arn, _)) = &self.boundary {
+            match allowed_by(&boundary) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Grant::Refused(format!("{by} allows it, but the permissions boundary {arn} does not"))
+                }
+                Err(e) => return Grant::Unknown(e),
+            }
+        }
+        match unknown {
+            Some(u) => Grant::Unknown(u),
+            None => Grant::Allowed(by),
+        }
+    }
+}
+
+/// Does a statement of `doc` with `want` effect apply to `action` on
+/// `resource`? Conditions as [`Identity::may`] says (`lenient`: without a
+/// request, a condition is taken as holding).
+fn effect(
+    doc: &Value,
+    want: &str,
+    action: &str,
+    resource: &str,
+    req: Option<&Request>,
+    lenient: bool,
+) -> Result<bool, String> {
+    let mut unknown = None;
+    for st in statements(doc) {
+        let c = statement(st);
+        if c.get("Effect").and_then(Value::as_str) != Some(want) || !covers(&c, action, resource) {
+            continue;
+        }
+        let cond = c.get("Condition").filter(|v| v.as_object().is_some_and(|m| !m.is_empty()));
+        let holds = match (cond, req) {
+            (None, _) => Ok(true),
+            (Some(_), None) => Ok(lenient),
+            (Some(cond), Some(req)) => conditions_hold(Some(cond), req),
+        };
+        match holds {
+            Ok(true) => return Ok(true),
+            Ok(false) => {}
+            Err(e) => unknown = Some(e),
+        }
+    }
+    unknown.map_or(Ok(false), Err)
 }
 
 /// The request an evaluation imagines: each condition key it knows, with
@@ -423,6 +602,79 @@ pub fn in_writing_order(doc: &Value) -> Value {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn identity(policies: Vec<(&str, Value)>, boundary: Option<Value>) -> Identity {
+        Identity {
+            role: "writer".into(),
+            policies: Ok(policies.into_iter().map(|(n, d)| (n.to_string(), d)).collect()),
+            boundary: boundary.map(|d| ("arn:aws:iam::1:policy/boundary".to_string(), d)),
+        }
+    }
+
+    #[test]
+    fn a_role_may_what_its_identity_policies_allow_together() {
+        let obj = "arn:aws:s3:::b/postgres/1.dump";
+        let put = json!({"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/*"}]});
+        let full = json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]});
+        let id = identity(vec![("inline policy write", put.clone())], None);
+        assert_eq!(id.may("s3:PutObject", obj, None), Grant::Allowed("inline policy write".into()));
+        assert!(matches!(id.may("s3:GetObject", obj, None), Grant::Refused(_)));
+        // An attached managed policy counts, and says so.
+        let arn = "arn:aws:iam::aws:policy/AmazonS3FullAccess";
+        let id = identity(vec![("inline policy write", put.clone()), (arn, full.clone())], None);
+        assert_eq!(id.may("s3:DeleteBucketPolicy", "arn:aws:s3:::b", None), Grant::Allowed(arn.into()));
+        // NotAction allows everything but what it lists.
+        let not = json!({"Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]});
+        let id = identity(vec![("not-iam", not)], None);
+        assert_eq!(id.may("s3:GetObject", obj, None), Grant::Allowed("not-iam".into()));
+        assert!(matches!(id.may("iam:PassRole", "*", None), Grant::Refused(_)));
+        // NotResource: everything but the bucket.
+        let nr = json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "NotResource": "arn:aws:s3:::b/*"}]});
+        assert!(matches!(identity(vec![("nr", nr)], None).may("s3:GetObject", obj, None), Grant::Refused(_)));
+        // An explicit Deny anywhere wins.
+        let deny = json!({"Statement": [{"Effect": "Deny", "Action": "s3:Get*", "Resource": "*"}]});
+        let id = identity(vec![(arn, full.clone()), ("inline policy deny", deny)], None);
+        assert_eq!(id.may("s3:GetObject", obj, None), Grant::Refused("inline policy deny denies it".into()));
+        // The boundary limits what the policies allow.
+        let id = identity(vec![(arn, full.clone())], Some(put));
+        assert_eq!(id.may("s3:PutObject", obj, None), Grant::Allowed(arn.into()));
+        assert_eq!(
+            id.may("s3:GetObject", obj, None),
+            Grant::Refused(format!(
+                "{arn} allows it, but the permissions boundary arn:aws:iam::1:policy/boundary does not"
+            ))
+        );
+        // A condition the request cannot evaluate is unknown, not absent.
+        let cond = json!({"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*",
+            "Condition": {"StringEquals": {"aws:RequestTag/team": "db"}}}]});
+        let req = [("kms:ViaService", vec!["s3.us-east-1.amazonaws.com".to_string()])];
+        assert!(matches!(identity(vec![("c", cond)], None).may("kms:Decrypt", "k", Some(&req)), Grant::Unknown(_)));
+        // Policies that could not be read are unknown.
+        let unread = Identity { role: "r".into(), policies: Err("AccessDenied".into()), boundary: None };
+        assert!(matches!(unread.may("s3:GetObject", obj, None), Grant::Unknown(_)));
+    }
+
+    #[test]
+    fn not_principal_and_account_principals_match_as_aws_does() {
+        let role = "arn:aws:iam::111122223333:role/admin";
+        let obj = "arn:aws:s3:::b/k";
+        let deny = |who: Value| json!({"Statement": [{"Effect": "Deny", "NotPrincipal": {"AWS": who}, "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::b/*"}]});
+        // The role's ARN alone does not exempt its sessions.
+        assert_eq!(denial(&deny(json!(role)), role, "s3:DeleteObject", obj), Denial::Denied);
+        assert_eq!(
+            denial(&deny(json!([role, "arn:aws:iam::111122223333:root"])), role, "s3:DeleteObject", obj),
+            Denial::Denied
+        );
+        // The account, the role and its session: exempted.
+        let all = json!([role, "111122223333", "arn:aws:sts::111122223333:assumed-role/admin/ci"]);
+        assert_eq!(denial(&deny(all), role, "s3:DeleteObject", obj), Denial::NotDenied);
+        // A Deny naming the account covers every principal in it.
+        for acct in ["111122223333", "arn:aws:iam::111122223333:root"] {
+            let d = json!({"Statement": [{"Effect": "Deny", "Principal": {"AWS": acct}, "Action": "s3:*", "Resource": "*"}]});
+            assert_eq!(denial(&d, role, "s3:DeleteObject", obj), Denial::Denied, "{acct}");
+            assert_eq!(denial(&d, "arn:aws:iam::999999999999:role/x", "s3:DeleteObject", obj), Denial::NotDenied);
+        }
+    }
 
     #[test]
     fn url_encoded_documents_parse() {

@@ -115,7 +115,7 @@ pub fn document(cmd: For, policy: Option<&Policy>, state: Option<&(String, Strin
     let uses_keys = |p: &Policy| {
         !p.kms.is_empty() || p.buckets.iter().any(|b| b.encryption.as_ref().is_some_and(|e| e.kms_key.is_some()))
     };
-    let scopes: [(On, &str, Vec<String>); 9] = [
+    let scopes: [(On, &str, Vec<String>); 10] = [
         (
             On::Objects,
             "S3BackupEvidence",
@@ -181,6 +181,17 @@ pub fn document(cmd: For, policy: Option<&Policy>, state: Option<&(String, Strin
                 |p| if p.iam.policies.is_empty() { vec![] } else { vec!["*".to_string()] },
             ),
         ),
+        // The policies attached to a role may be any, the AWS-managed ones
+        // included; the audit reads them (and boundaries) by ARN.
+        (
+            On::AttachedPolicy,
+            "IamAttachedPolicies",
+            if cmd == For::Audit && policy.is_none_or(|p| !p.iam.roles.is_empty()) {
+                vec!["arn:aws:iam::*:policy/*".to_string()]
+            } else {
+                vec![]
+            },
+        ),
         (On::Account, "S3ListAllBuckets", if cmd == For::Import { vec!["*".to_string()] } else { vec![] }),
         // DescribeKey resolves an alias to its key, so no narrower resource
         // than the keys of the account can be named before the read.
@@ -222,6 +233,11 @@ pub fn document(cmd: For, policy: Option<&Policy>, state: Option<&(String, Strin
         }
         let mut actions: Vec<&str> =
             operations().filter(|o| o.on == on && wanted(o.access)).map(|o| o.action).collect();
+        // An attached policy's document is read with the GetPolicyVersion
+        // declared for the policy's own managed policies.
+        if on == On::AttachedPolicy {
+            actions.push(crate::aws::ops::GET_POLICY_VERSION.action);
+        }
         // CreateKey with tags needs kms:TagResource too (AWS KMS API
         // reference, "CreateKey": Tags); the key is tagged as it is made.
         if actions.contains(&"kms:CreateKey") {

@@ -21,6 +21,11 @@ pub struct Report {
     /// auditor reads first. None in golden tests' fixed estates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<RunContext>,
+    /// The identity policies of the declared roles as read (audit only):
+    /// the objectives judge what a role can really do from them.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub identities: Vec<crate::iamdoc::Identity>,
 }
 
 /// The facts of one audit run that make a report attributable.
@@ -50,7 +55,7 @@ pub struct ReportSummary {
 impl Report {
     pub fn new(mut controls: Vec<ControlResult>) -> Self {
         controls.sort_by(|a, b| (&a.address, a.id).cmp(&(&b.address, b.id)));
-        Report { controls, objectives: Vec::new(), unreached: Vec::new(), run: None }
+        Report { controls, objectives: Vec::new(), unreached: Vec::new(), run: None, identities: Vec::new() }
     }
 
     /// The one verdict every format and the exit code give: every control

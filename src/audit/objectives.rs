@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{ControlResult, Report, Status};
-use crate::iamdoc::{self as doc, glob};
+use crate::iamdoc as doc;
 use crate::policy::Policy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -28,6 +28,10 @@ pub struct Objective {
     /// deleted today stays recoverable from it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<CopyHorizon>,
+    /// What the verdict could not take into account (SCPs, session
+    /// policies), said once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One copy of the backups, its horizon and the evidence read for it.
@@ -51,13 +55,25 @@ pub struct CopyHorizon {
 }
 
 fn judge(controls: &[&ControlResult]) -> (Verdict, Vec<String>) {
+    judge_saying(controls, false)
+}
+
+/// As `judge`; with `why`, each reason ends with the control's detail
+/// (the rule that cuts retention short, not only that it does).
+fn judge_saying(controls: &[&ControlResult], why: bool) -> (Verdict, Vec<String>) {
     if controls.is_empty() {
         return (Verdict::NotEvaluated, vec!["no control in the policy covers it".into()]);
     }
     let bad: Vec<String> = controls
         .iter()
         .filter(|c| !matches!(c.status, Status::Pass | Status::Waived))
-        .map(|c| format!("{} {} is {}", c.address, c.id, format!("{:?}", c.status).to_lowercase()))
+        .map(|c| {
+            let status = format!("{} {} is {}", c.address, c.id, format!("{:?}", c.status).to_lowercase());
+            match c.detail.as_deref() {
+                Some(d) if why => format!("{status}: {d}"),
+                _ => status,
+            }
+        })
         .collect();
     if bad.is_empty() {
         (Verdict::Met, vec![])
@@ -98,6 +114,22 @@ fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
     };
     for b in &policy.buckets {
         let Some(r) = &b.replication else { continue };
+        // S3 does not replicate SSE-KMS objects unless the rule opts in
+        // (AWS S3 user guide, "Replicating encrypted objects": SSE-KMS
+        // objects need SourceSelectionCriteria.SseKmsEncryptedObjects): on
+        // a bucket that encrypts with KMS such a rule copies nothing.
+        let kms_bucket = b
+            .encryption
+            .as_ref()
+            .is_some_and(|e| e.kms_key.is_some() || e.algorithm != crate::policy::Algorithm::Aes256);
+        if kms_bucket {
+            for rule in r.rules.iter().filter(|x| x.enabled && x.replicate_kms_encrypted == Some(false)) {
+                out.push(format!(
+                    "replication rule {} of {} leaves SSE-KMS objects out (replicate_kms_encrypted: false) and {} encrypts with KMS: nothing under `{}` reaches {}",
+                    rule.id, b.name, b.name, rule.prefix, rule.destination
+                ));
+            }
+        }
         let kms_rules: Vec<_> = r.rules.iter().filter(|x| x.replicate_kms_encrypted == Some(true)).collect();
         if kms_rules.is_empty() {
             continue;
@@ -120,11 +152,7 @@ fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
             out.push(format!("replication role `{name}` is not as the policy declares it (IAM controls)"));
             continue;
         }
-        let mut docs: Vec<&Value> = role.inline_policies.iter().flat_map(|m| m.values()).collect();
-        docs.extend(role.managed_policies.iter().flatten().filter_map(|n| {
-            let n = n.rsplit('/').next().unwrap_or(n);
-            policy.iam.policies.iter().find(|m| m.name == n).map(|m| &m.document)
-        }));
+        let identity = identity(report, policy, &role.name);
         // The request S3 makes to KMS for the role: through S3 in the
         // key's region, with the object's ARN as encryption context, or
         // the bucket's with an S3 Bucket Key (AWS S3 user guide,
@@ -147,13 +175,17 @@ fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
             if let Some(alias) = key_alias(key, policy) {
                 req.push(("kms:ResourceAliases", vec![alias]));
             }
-            match grants(&docs, action, &key_probe(key, region.as_deref()), Some(&req)) {
-                Ok(true) => None,
-                Ok(false) => Some(format!(
-                    "replication role `{name}` cannot {action} with {key}, {what}, for encryption context {context}"
-                )),
-                Err(e) => Some(format!(
-                    "replication role `{name}`: whether it may {action} with {key}, {what}, is not known here ({e} is not evaluated)"
+            match identity.may(action, &key_probe(key, region.as_deref()), Some(&req)) {
+                doc::Grant::Allowed(_) => None,
+                doc::Grant::Refused(why) => {
+                    // Why, when it is more than the absence of an Allow.
+                    let why = if why == doc::NO_ALLOW { String::new() } else { format!(": {why}") };
+                    Some(format!(
+                        "replication role `{name}` cannot {action} with {key}, {what}, for encryption context {context}{why}"
+                    ))
+                }
+                doc::Grant::Unknown(e) => Some(format!(
+                    "replication role `{name}`: whether it may {action} with {key}, {what}, is not known here: {e}"
                 )),
             }
         };
@@ -305,42 +337,30 @@ fn erasure_horizon(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
     }
 }
 
-/// Statements of a role's documents that Allow `action` on `resource`,
-/// their conditions not looked at.
-fn allows(docs: &[&Value], action: &str, resource: &str) -> bool {
-    grants(docs, action, resource, None).unwrap_or(true)
-}
+/// The bucket actions that remove a backup bucket's protections.
+const PROTECTIONS: [&str; 3] = ["s3:DeleteBucketPolicy", "s3:PutBucketPolicy", "s3:PutLifecycleConfiguration"];
 
-/// Whether a statement of a role's documents Allows `action` on `resource`
-/// for the request `req` (its conditions evaluated; None: not looked at),
-/// or Err saying which condition cannot be evaluated when no statement
-/// certainly allows it.
-fn grants(docs: &[&Value], action: &str, resource: &str, req: Option<&doc::Request>) -> Result<bool, String> {
-    let mut unknown = None;
-    for d in docs {
-        let c = doc::canonical(d);
-        for st in c["Statement"].as_array().into_iter().flatten() {
-            let list = |k: &str| {
-                st[k]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>())
-                    .unwrap_or_default()
-            };
-            let applies = st["Effect"] == "Allow"
-                && list("Action").iter().any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
-                && list("Resource").iter().any(|r| glob(r, resource));
-            if !applies {
-                continue;
-            }
-            let Some(req) = req else { return Ok(true) };
-            match doc::conditions_hold(st.get("Condition"), req) {
-                Ok(true) => return Ok(true),
-                Ok(false) => {}
-                Err(e) => unknown = Some(e),
-            }
-        }
+/// What the audit cannot see of a role's permissions.
+const SCP_NOTE: &str = "judged from every identity policy and permissions boundary of the roles; service control policies and session policies also limit them and cannot be read from a member account";
+
+/// The role's identity as the audit read it (every inline and attached
+/// policy, its boundary); without a live read (a report built from
+/// controls alone), as the policy declares it: its inline policies and
+/// the customer-managed policies of the policy it attaches.
+fn identity(report: &Report, policy: &Policy, name: &str) -> doc::Identity {
+    if let Some(live) = report.identities.iter().find(|i| i.role == name) {
+        return live.clone();
     }
-    unknown.map_or(Ok(false), Err)
+    let Some(role) = policy.iam.roles.iter().find(|r| r.name == name) else {
+        return doc::Identity { role: name.to_string(), policies: Ok(Vec::new()), boundary: None };
+    };
+    let mut docs: Vec<(String, Value)> =
+        role.inline_policies.iter().flatten().map(|(n, d)| (format!("inline policy {n}"), d.clone())).collect();
+    docs.extend(role.managed_policies.iter().flatten().filter_map(|arn| {
+        let n = arn.rsplit('/').next().unwrap_or(arn);
+        policy.iam.policies.iter().find(|m| m.name == n).map(|m| (arn.clone(), m.document.clone()))
+    }));
+    doc::Identity { role: name.to_string(), policies: Ok(docs), boundary: None }
 }
 
 pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
@@ -356,7 +376,7 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
     };
     let mut out = Vec::new();
     let mut push = |id, title, (verdict, reasons): (Verdict, Vec<String>)| {
-        out.push(Objective { id, title, verdict, reasons, copies: Vec::new() })
+        out.push(Objective { id, title, verdict, reasons, copies: Vec::new(), notes: Vec::new() })
     };
 
     let fast: Vec<crate::model::Address> = policy
@@ -403,7 +423,7 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
         ("DR-COPY", "A disaster-recovery copy in another region"),
         ("REDIS-DURABILITY", "Redis durable where queues need it"),
     ] {
-        let mut verdict = judge(&by(&|c| feeds(c, id)));
+        let mut verdict = judge_saying(&by(&|c| feeds(c, id)), id == "RETENTION-14D");
         if id == "DR-COPY" {
             let lacks = replication_key_access(report, policy);
             if !lacks.is_empty() {
@@ -435,13 +455,8 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
             b.backups.iter().filter(|e| e.max_age_secs > 900).map(move |e| (b.name.clone(), e.prefix.clone()))
         })
         .collect();
-    let roles: Vec<(&str, Vec<&Value>)> = policy
-        .iam
-        .roles
-        .iter()
-        .filter(|r| !r.absent)
-        .map(|r| (r.name.as_str(), r.inline_policies.iter().flat_map(|m| m.values()).collect()))
-        .collect();
+    let roles: Vec<doc::Identity> =
+        policy.iam.roles.iter().filter(|r| !r.absent).map(|r| identity(report, policy, &r.name)).collect();
     let (readiness, least) = if dumps.is_empty() || roles.is_empty() {
         let why = (Verdict::NotEvaluated, vec!["needs backups: entries and iam.roles in the policy".to_string()]);
         (why.clone(), why)
@@ -453,27 +468,50 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
         let mut excess = Vec::new();
         for (bucket, prefix) in &dumps {
             let key = format!("arn:aws:s3:::{bucket}/{prefix}latest-dump");
-            let readers: Vec<&str> =
-                roles.iter().filter(|(_, d)| allows(d, "s3:GetObject", &key)).map(|(n, _)| *n).collect();
-            if readers.is_empty() {
-                ready.push(format!("no declared role can read {bucket}/{prefix}"));
+            let mut readers = 0;
+            for role in &roles {
+                let name = role.role.as_str();
+                let unsure = std::cell::RefCell::new(Vec::new());
+                let can = |action: &str, resource: &str| match role.may(action, resource, None) {
+                    doc::Grant::Allowed(by) => Some(by),
+                    doc::Grant::Refused(_) => None,
+                    doc::Grant::Unknown(why) => {
+                        unsure
+                            .borrow_mut()
+                            .push(format!("whether {name} can {action} on {resource} is not known: {why}"));
+                        None
+                    }
+                };
+                let writes = can("s3:PutObject", &key);
+                let reads = can("s3:GetObject", &key);
+                let deletes = can("s3:DeleteObject", &key);
+                readers += usize::from(reads.is_some());
+                let granted = |by: &Option<String>| by.as_ref().map_or(String::new(), |b| format!(" ({b})"));
+                if writes.is_some() && (reads.is_some() || deletes.is_some()) {
+                    let (what, by) = if deletes.is_some() { ("delete", &deletes) } else { ("read", &reads) };
+                    excess.push(format!("{name} writes {bucket}/{prefix} and can also {what}{}", granted(by)));
+                }
+                if reads.is_some() && (writes.is_some() || deletes.is_some()) {
+                    let (what, by) = if deletes.is_some() { ("delete", &deletes) } else { ("write", &writes) };
+                    excess.push(format!("{name} restores from {bucket}/{prefix} and can also {what}{}", granted(by)));
+                }
+                // A role that reaches the backups and can rewrite the
+                // bucket's policy or lifecycle can remove the protections
+                // (`s3:*` includes s3:DeleteBucketPolicy: AWS S3 user guide,
+                // "Amazon S3 actions"), then delete.
+                if writes.is_some() || reads.is_some() {
+                    for action in PROTECTIONS {
+                        if let Some(by) = can(action, &format!("arn:aws:s3:::{bucket}")) {
+                            excess.push(format!(
+                                "{name} can {action} on {bucket} ({by}): it can remove the bucket's protections"
+                            ));
+                        }
+                    }
+                }
+                excess.extend(unsure.into_inner());
             }
-            for (name, docs) in &roles {
-                let writes = allows(docs, "s3:PutObject", &key);
-                let reads = allows(docs, "s3:GetObject", &key);
-                let deletes = allows(docs, "s3:DeleteObject", &key);
-                if writes && (reads || deletes) {
-                    excess.push(format!(
-                        "{name} writes {bucket}/{prefix} and can also {}",
-                        if deletes { "delete" } else { "read" }
-                    ));
-                }
-                if reads && (writes || deletes) {
-                    excess.push(format!(
-                        "{name} restores from {bucket}/{prefix} and can also {}",
-                        if deletes { "delete" } else { "write" }
-                    ));
-                }
+            if readers == 0 {
+                ready.push(format!("no declared role can read {bucket}/{prefix}"));
             }
         }
         // The roles' own policies are half of it: on the bucket side,
@@ -509,6 +547,11 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
     };
     push("RTO-60MIN-READINESS", "A restore role can read the latest dump, and a restore drill proved it", readiness);
     push("LEAST-PRIVILEGE", "The writer cannot read or delete; the restore role cannot write", least);
+    if !report.identities.is_empty() {
+        for o in out.iter_mut().filter(|o| matches!(o.id, "LEAST-PRIVILEGE" | "RTO-60MIN-READINESS" | "DR-COPY")) {
+            o.notes.push(SCP_NOTE.into());
+        }
+    }
     if let Some(o) = out.iter_mut().find(|o| o.id == "ERASURE-HORIZON" && o.verdict != Verdict::NotEvaluated) {
         o.copies = copy_table(report, policy);
     }
@@ -682,7 +725,7 @@ iam:
         assert!(
             dr.reasons
                 .iter()
-                .all(|x| x.contains("is not known here (the condition operator `IpAddress` is not evaluated)")),
+                .all(|x| x.contains("is not known here: whether inline policy p allows it (the condition operator `IpAddress` is not evaluated)")),
             "{:?}",
             dr.reasons
         );
@@ -882,7 +925,7 @@ s3:
         let o = evaluate(&r, &p);
         assert_eq!(verdict(&o, "LEAST-PRIVILEGE"), Verdict::NotMet);
         let reasons = &o.iter().find(|x| x.id == "LEAST-PRIVILEGE").expect("o").reasons;
-        assert_eq!(reasons, &["writer writes bkt/postgres/ and can also delete"]);
+        assert_eq!(reasons, &["writer writes bkt/postgres/ and can also delete (inline policy p)"]);
         // The bucket-side restriction failing: least privilege is not met,
         // readiness (the restore role can read) still is.
         let p = policy("s3:PutObject");

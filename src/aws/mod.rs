@@ -38,6 +38,10 @@ pub enum On {
     ManagedPolicy,
     /// IAM gives no narrower resource (ListPolicies).
     Any,
+    /// Any managed policy attached to the policy's roles, or set as their
+    /// permissions boundary, AWS-managed ones included: the audit reads
+    /// them to judge what a role can really do.
+    AttachedPolicy,
     /// KMS keys (the keys the policy's buckets encrypt with).
     Key,
     /// KMS aliases of the policy's keys (CreateAlias also needs the key).

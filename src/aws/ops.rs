@@ -34,6 +34,9 @@ pub const GET_BUCKET_REPLICATION: Op = Op::read("get_bucket_replication", "s3:Ge
 pub const GET_BUCKET_VERSIONING: Op = Op::read("get_bucket_versioning", "s3:GetBucketVersioning", On::Bucket);
 pub const GET_OBJECT: Op = Op::read("get_object", "s3:GetObject", On::Objects);
 pub const GET_POLICY_VERSION: Op = Op::read("get_policy_version", "iam:GetPolicyVersion", On::ManagedPolicy);
+/// An attached or boundary policy's default version (its document is
+/// then read with GET_POLICY_VERSION).
+pub const GET_POLICY: Op = Op::read("get_policy", "iam:GetPolicy", On::AttachedPolicy);
 pub const GET_OBJECT_LOCK_CONFIGURATION: Op =
     Op::read("get_object_lock_configuration", "s3:GetBucketObjectLockConfiguration", On::Bucket);
 pub const GET_PUBLIC_ACCESS_BLOCK: Op =

@@ -36,6 +36,12 @@ pub struct AuditArgs {
     /// (created when absent; updated once every webhook took the message).
     #[arg(long, value_name = "FILE|s3://BUCKET/KEY")]
     pub state: Option<String>,
+    /// Download and hash the newest backup of each entry whose checksum S3
+    /// cannot compare with its SHA-256 sidecar (an upload that sent a CRC
+    /// or none): streamed, one chunk in memory. Without it such a backup's
+    /// BACKUP-INTEGRITY is unknown.
+    #[arg(long)]
+    pub verify_download: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,7 +71,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     // notification still go out (a silent nightly audit is the failure).
     let aws = super::connect(g, policy.default_region.as_deref()).await;
     let progress = super::Progress::start(g, &aws, "reading the live state");
-    let (observations, unreached) = engine::observe_all(&aws, &policy, g.concurrency as usize, true).await;
+    let (observations, unreached) = engine::observe_all(&aws, &policy, g.concurrency as usize, a.verify_download).await;
     progress.finish();
     for e in &unreached {
         let _ = error(g, format!("{e}; the controls it would judge are reported unknown"));

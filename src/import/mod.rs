@@ -59,7 +59,7 @@ pub async fn entries(
     default_region: Option<&str>,
     concurrency: usize,
 ) -> Result<Entries, RunError> {
-    let ctx = Ctx { aws, concurrency, evidence: false };
+    let ctx = Ctx { aws, concurrency, evidence: false, verify_download: false };
     let parts =
         futures::future::try_join_all(providers::REGISTRY.iter().filter_map(|p| p.import(&ctx, req, default_region)))
             .await

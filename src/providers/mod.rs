@@ -34,6 +34,9 @@ pub struct Ctx<'a> {
     pub concurrency: usize,
     /// Read backup evidence too (audit only).
     pub evidence: bool,
+    /// `audit --verify-download`: a backup whose checksum S3 cannot
+    /// compare with its sidecar is downloaded and hashed.
+    pub verify_download: bool,
 }
 
 /// What apply tells a provider about the rest of the run.
@@ -186,6 +189,11 @@ pub trait Observation {
     /// Per resource address, a canonical serialisation of the stable
     /// observed state (no counters): what a saved plan compares.
     fn fingerprints(&self) -> Vec<(Address, Value)>;
+    /// The identity policies of the roles this kind read (IAM, audit
+    /// only): what the objectives judge a role's real permissions by.
+    fn identities(&self) -> Vec<crate::iamdoc::Identity> {
+        Vec::new()
+    }
     /// Make the actionable `changes` (the only writes); one outcome per
     /// resource touched, `did_not_take` left empty for verify.
     fn apply<'a>(

@@ -31,7 +31,9 @@ pub fn report(report: &Report) -> String {
                 crate::audit::objectives::Verdict::NotMet => "❌ not met",
                 crate::audit::objectives::Verdict::NotEvaluated => "➖ not evaluated",
             };
-            let _ = writeln!(out, "| {} — {} | {v} | {} |", o.id, md(o.title), md(&o.reasons.join("; ")));
+            let notes = o.notes.iter().map(|n| format!("note: {n}"));
+            let said: Vec<String> = o.reasons.iter().cloned().chain(notes).collect();
+            let _ = writeln!(out, "| {} — {} | {v} | {} |", o.id, md(o.title), md(&said.join("; ")));
         }
         for o in report.objectives.iter().filter(|o| !o.copies.is_empty()) {
             let _ = writeln!(

@@ -172,6 +172,9 @@ pub fn audit(report: &Report, p: Paint) -> String {
             for r in &o.reasons {
                 let _ = writeln!(out, "          {}", p.dim(&format!("- {r}")));
             }
+            for n in &o.notes {
+                let _ = writeln!(out, "          {}", p.dim(&format!("note: {n}")));
+            }
             for c in &o.copies {
                 let [copy, horizon, within, oldest] = super::horizon_row(c);
                 let _ = writeln!(

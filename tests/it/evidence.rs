@@ -259,9 +259,16 @@ s3:
     };
     put(&w, &src, "postgres/20261130-020000.dump", b"the dump", true);
     put(&w, &src, "wal/000000010000000000000001", b"wal", false);
-    // Written just now and not copied yet: within the replication window.
+    // Written just now, not copied, and no replication status (the
+    // emulators set none): no rule covered it, a failure at once.
     let c = replica(&w);
-    assert_eq!(c["status"], "pass", "{c}");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        c["detail"].as_str().is_some_and(
+            |d| d.ends_with("carries no replication status: no replication rule covered it when it was written")
+        ),
+        "{c}"
+    );
     // A copy of another size is not the backup.
     block_on(async {
         let s3 = w.moto().s3("eu-west-1");
@@ -434,4 +441,96 @@ s3:
         md.contains(&format!("| s3://{dst}/postgres/ (DR copy of dump) | 106 days | 30 days | none held |")),
         "{md}"
     );
+}
+
+fn control(w: &World, args: &[&str], id: &str, address_end: &str) -> serde_json::Value {
+    let r = w.cli(args);
+    r.json()["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == id && c["address"].as_str().unwrap_or("").ends_with(address_end))
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} of {address_end}: {}", r.stdout))
+}
+
+fn objective(w: &World, p: &str, id: &str) -> serde_json::Value {
+    let r = w.cli(&["audit", "-f", p, "--format", "json"]);
+    r.json()["objectives"].as_array().expect("objectives").iter().find(|o| o["id"] == id).cloned().expect(id)
+}
+
+// S3 honours the shortest of overlapping expirations: another team's
+// whole-bucket rule of 3 days, kept beside the policy's 14-day rule for
+// postgres/ (shared ownership), expires the dumps after 3 days.
+crate::both!(a_shorter_foreign_expiration_fails_retention, super::a_shorter_foreign_expiration_fails_retention_on);
+fn a_shorter_foreign_expiration_fails_retention_on(server: Server) {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+    };
+    let w = World::on(server);
+    let b = unique("bk");
+    block_on(async {
+        let s3 = w.moto().s3("us-east-1");
+        s3.create_bucket().bucket(&b).send().await.expect("create bucket");
+        let other = LifecycleRule::builder()
+            .id("other-team")
+            .status(ExpirationStatus::Enabled)
+            .filter(LifecycleRuleFilter::builder().prefix("").build())
+            .expiration(LifecycleExpiration::builder().days(3).build())
+            .build()
+            .expect("rule");
+        let doc = BucketLifecycleConfiguration::builder().rules(other).build().expect("doc");
+        s3.put_bucket_lifecycle_configuration().bucket(&b).lifecycle_configuration(doc).send().await.expect("put");
+    });
+    let p = w.write("p.yaml", &policy(&b, "26h")).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let args = ["audit", "-f", p.as_str(), "--format", "json"];
+    let c = control(&w, &args, "BACKUP-RETENTION", "postgres-daily-dump");
+    assert_eq!(c["status"], "fail", "{c}");
+    let why = "rule other-team (the whole bucket) expires the backups under postgres/ after 3 days, before their 14-day retention: S3 honours the shortest expiration";
+    assert_eq!(c["detail"], why, "{c}");
+    assert_eq!(c["observed"]["rule"], "other-team");
+    let o = objective(&w, &p, "RETENTION-14D");
+    assert_eq!(o["verdict"], "not_met", "{o}");
+    assert!(
+        o["reasons"].as_array().expect("reasons").iter().any(|r| r.as_str().is_some_and(|r| r.ends_with(why))),
+        "{o}"
+    );
+}
+
+// A dump uploaded the way `aws s3 cp` and current SDKs do (a CRC checksum,
+// or none) beside a sidecar of 64 zeros: nothing S3 holds can be compared
+// with a SHA-256, so BACKUP-INTEGRITY is unknown, never a pass; with
+// --verify-download the dump is hashed and the sidecar found wrong.
+crate::both!(
+    a_sidecar_with_nothing_to_compare_is_not_a_pass,
+    super::a_sidecar_with_nothing_to_compare_is_not_a_pass_on
+);
+fn a_sidecar_with_nothing_to_compare_is_not_a_pass_on(server: Server) {
+    let w = World::on(server);
+    let b = unique("bk");
+    let p = w.write("p.yaml", &policy(&b, "26h")).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let key = format!(
+        "postgres/{}.dump",
+        suoops_policy::model::time::format_time("%Y%m%d-%H%M%S", suoops_policy::model::time::now())
+    );
+    put(&w, &b, &key, b"-- a dump uploaded with a CRC\n", false);
+    put(&w, &b, &format!("{key}.sha256"), format!("{}\n", "0".repeat(64)).as_bytes(), false);
+    let audit = ["audit", "-f", p.as_str(), "--format", "json"];
+    let c = control(&w, &audit, "BACKUP-INTEGRITY", "postgres-daily-dump");
+    assert_eq!(c["status"], "unknown", "{c}");
+    let detail = c["detail"].as_str().unwrap_or("");
+    assert!(detail.starts_with(&format!("S3 holds no SHA-256 checksum of {key} (")), "{detail}");
+    assert!(detail.ends_with("not verifiable without downloading it (audit --verify-download)"), "{detail}");
+    let verify = ["audit", "-f", p.as_str(), "--format", "json", "--verify-download"];
+    let c = control(&w, &verify, "BACKUP-INTEGRITY", "postgres-daily-dump");
+    assert_eq!(c["status"], "fail", "{c}");
+    let got = c["detail"].as_str().unwrap_or("").rsplit(' ').next().unwrap_or("").to_string();
+    let real = w.python("import hashlib;print(hashlib.sha256(b'-- a dump uploaded with a CRC\\n').hexdigest())");
+    assert_eq!(got, real.trim(), "{c}");
+    // The sidecar written from the dump itself: the download matches it.
+    put(&w, &b, &format!("{key}.sha256"), format!("{}  dump\n", real.trim()).as_bytes(), false);
+    let c = control(&w, &verify, "BACKUP-INTEGRITY", "postgres-daily-dump");
+    assert_eq!(c["status"], "pass", "{c}");
 }

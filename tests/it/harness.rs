@@ -956,6 +956,12 @@ pub enum Faults {
     /// documents) allows kms:Encrypt for that request, its conditions
     /// evaluated.
     BucketKeyContext { buckets: Vec<(String, String, String)>, role: Vec<serde_json::Value> },
+    /// S3's replication status: HEAD and GET of an object whose path
+    /// contains `on` (`/bucket/key`) answer `x-amz-replication-status:
+    /// status` (PENDING, COMPLETED, FAILED, REPLICA), as S3 does for an
+    /// object in a replication rule's scope (AWS S3 user guide, "Getting
+    /// replication status information"). moto sets none.
+    ReplicationStatus { on: String, status: String },
     /// Several behaviours at once, in order: the first that answers wins.
     All(Vec<Faults>),
 }
@@ -1171,6 +1177,17 @@ fn rewritten(faults: &Faults, head: &str, body: &[u8], resp: Vec<u8>) -> Vec<u8>
                 .collect::<Vec<_>>()
                 .join("\r\n");
             [new_head.into_bytes(), resp_body].concat()
+        }
+        Faults::ReplicationStatus { on, status } => {
+            let line = head.lines().next().unwrap_or("");
+            let target = line.split_whitespace().nth(1).unwrap_or("");
+            let path = target.split('?').next().unwrap_or("");
+            let object = (line.starts_with("HEAD ") || line.starts_with("GET ")) && path.ends_with(on.as_str());
+            let Some(end) = resp.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 2) else { return resp };
+            if !object || !resp.starts_with(b"HTTP/1.1 200") {
+                return resp;
+            }
+            [&resp[..end], format!("x-amz-replication-status: {status}\r\n").as_bytes(), &resp[end..]].concat()
         }
         Faults::CutBody { on, keep } if head.lines().next().unwrap_or("").contains(on.as_str()) => {
             let Some(end) = resp.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else { return resp };
@@ -1453,7 +1470,7 @@ fn intercept(
                 return true;
             }
         }
-        Faults::Deny(_) | Faults::Bare(_) | Faults::CompositeChecksums { .. } => {}
+        Faults::Deny(_) | Faults::Bare(_) | Faults::CompositeChecksums { .. } | Faults::ReplicationStatus { .. } => {}
     }
     false
 }

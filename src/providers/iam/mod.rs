@@ -40,6 +40,7 @@ const OPS: &[Op] = &[
     ops::LIST_ATTACHED_ROLE_POLICIES,
     ops::LIST_POLICIES,
     ops::GET_POLICY_VERSION,
+    ops::GET_POLICY,
     ops::CREATE_ROLE,
     ops::UPDATE_ROLE,
     ops::UPDATE_ASSUME_ROLE_POLICY,
@@ -87,7 +88,14 @@ impl Provider for Iam {
         ctx: &'a Ctx<'a>,
         policy: &'a Policy,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, Fatal>> {
-        async move { Ok(Box::new(observe(ctx.aws, &policy.iam).await?) as Box<dyn Observation>) }.boxed_local()
+        async move {
+            let mut state = observe(ctx.aws, &policy.iam).await?;
+            if ctx.evidence {
+                state.identities = identities(ctx.aws, &state.roles).await?;
+            }
+            Ok(Box::new(state) as Box<dyn Observation>)
+        }
+        .boxed_local()
     }
 }
 
@@ -103,6 +111,9 @@ impl Observation for IamState {
     }
     fn controls(&self, changes: &[Change]) -> Vec<ControlResult> {
         controls(self, changes)
+    }
+    fn identities(&self) -> Vec<doc::Identity> {
+        self.identities.clone()
     }
     fn fingerprints(&self) -> Vec<(Address, Value)> {
         let roles = self.roles.iter().map(|(spec, state)| (role_address(&spec.name), json!(state)));

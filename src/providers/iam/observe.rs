@@ -12,6 +12,9 @@ pub struct RoleFacts {
     pub max_session_duration: Option<i64>,
     pub tags: BTreeMap<String, String>,
     pub trust: Value,
+    /// The permissions boundary's ARN, when the role has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -36,6 +39,8 @@ pub struct PolicyFacts {
 pub struct IamState {
     pub roles: Vec<(RoleSpec, RoleState)>,
     pub policies: Vec<(ManagedPolicySpec, Observed<PolicyFacts>)>,
+    /// Every identity policy of each declared role (audit only).
+    pub identities: Vec<doc::Identity>,
 }
 
 /// Observe every role and managed policy the policy names.
@@ -51,7 +56,7 @@ pub async fn observe(aws: &Aws, iam: &IamSpec) -> Result<IamState, Fatal> {
             other => {
                 let reason = other.unknown_reason().unwrap_or("unreadable").to_string();
                 let unknown = iam.policies.iter().map(|p| (p.clone(), Observed::Unknown { reason: reason.clone() }));
-                return Ok(IamState { roles, policies: unknown.collect() });
+                return Ok(IamState { roles, policies: unknown.collect(), identities: Vec::new() });
             }
         };
         policies = futures::future::try_join_all(iam.policies.iter().map(|p| {
@@ -66,7 +71,7 @@ pub async fn observe(aws: &Aws, iam: &IamSpec) -> Result<IamState, Fatal> {
         }))
         .await?;
     }
-    Ok(IamState { roles, policies })
+    Ok(IamState { roles, policies, identities: Vec::new() })
 }
 
 /// What the policy names, none of it read (`reason`).
@@ -84,7 +89,98 @@ pub(super) fn unobserved(iam: &IamSpec, reason: &str) -> IamState {
             (r.clone(), state)
         })
         .collect();
-    IamState { roles, policies: iam.policies.iter().map(|p| (p.clone(), Observed::unknown(reason))).collect() }
+    let identities = iam
+        .roles
+        .iter()
+        .filter(|r| !r.absent)
+        .map(|r| doc::Identity { role: r.name.clone(), policies: Err(reason.to_string()), boundary: None })
+        .collect();
+    IamState {
+        roles,
+        policies: iam.policies.iter().map(|p| (p.clone(), Observed::unknown(reason))).collect(),
+        identities,
+    }
+}
+
+/// What each declared role can really do, for the audit: every inline
+/// policy, every attached managed policy (AWS-managed ones included, by
+/// their default version) and the permissions boundary, reusing what the
+/// observation already read. A part that cannot be read makes the role's
+/// identity unknown with the reason, never "no permission".
+pub async fn identities(aws: &Aws, roles: &[(RoleSpec, RoleState)]) -> Result<Vec<doc::Identity>, Fatal> {
+    futures::future::try_join_all(roles.iter().filter(|(spec, _)| !spec.absent).map(|(spec, state)| async move {
+        let policies = match &state.role {
+            Observed::Present(_) => role_policies(aws, &spec.name, state).await?,
+            Observed::Absent => Ok(Vec::new()),
+            Observed::Unknown { reason } => Err(reason.clone()),
+        };
+        let boundary = match state.role.present().and_then(|r| r.boundary.clone()) {
+            None => None,
+            Some(arn) => match managed_document(aws, &arn).await? {
+                Ok(d) => Some((arn, d)),
+                Err(why) => {
+                    let policies = Err(format!("permissions boundary {arn}: {why}"));
+                    return Ok(doc::Identity { role: spec.name.clone(), policies, boundary: None });
+                }
+            },
+        };
+        Ok(doc::Identity { role: spec.name.clone(), policies, boundary })
+    }))
+    .await
+}
+
+/// A role's inline and attached policies with their documents, or why not.
+async fn role_policies(
+    aws: &Aws,
+    role: &str,
+    state: &RoleState,
+) -> Result<Result<Vec<(String, Value)>, String>, Fatal> {
+    let inline = match &state.inline {
+        Some(Observed::Present(m)) => Observed::Present(m.clone()),
+        _ => inline_policies(aws, role).await?,
+    };
+    let attached = match &state.attached {
+        Some(Observed::Present(a)) => Observed::Present(a.clone()),
+        _ => attached_policies(aws, role).await?,
+    };
+    let (inline, attached) = match (inline, attached) {
+        (Observed::Present(i), Observed::Present(a)) => (i, a),
+        (i, a) => {
+            let why = i.unknown_reason().or(a.unknown_reason()).unwrap_or("the role is gone").to_string();
+            return Ok(Err(why));
+        }
+    };
+    let mut out: Vec<(String, Value)> = inline.into_iter().map(|(n, d)| (format!("inline policy {n}"), d)).collect();
+    for arn in attached {
+        match managed_document(aws, &arn).await? {
+            Ok(d) => out.push((arn, d)),
+            Err(why) => return Ok(Err(format!("{arn}: {why}"))),
+        }
+    }
+    Ok(Ok(out))
+}
+
+/// A managed policy's document by ARN: GetPolicy for its default version
+/// (AWS-managed policies change versions over time), then that version.
+async fn managed_document(aws: &Aws, arn: &str) -> Result<Result<Value, String>, Fatal> {
+    let c = aws.iam();
+    let version = match aws.call(&ops::GET_POLICY, c.get_policy().policy_arn(arn).send()).await {
+        Ok(out) => out.policy().and_then(|p| p.default_version_id()).unwrap_or("v1").to_string(),
+        Err(e) => {
+            return match classify(&e, &["NoSuchEntity"]) {
+                ApiError::Fatal(m) => Err(Fatal::api(m)),
+                other => Ok(Err(other.reason())),
+            }
+        }
+    };
+    let req = c.get_policy_version().policy_arn(arn).version_id(&version);
+    match aws.call(&ops::GET_POLICY_VERSION, req.send()).await {
+        Ok(out) => Ok(doc::parse(out.policy_version().and_then(|v| v.document()).unwrap_or("{}"))),
+        Err(e) => match classify(&e, &["NoSuchEntity"]) {
+            ApiError::Fatal(m) => Err(Fatal::api(m)),
+            other => Ok(Err(other.reason())),
+        },
+    }
 }
 
 pub(super) async fn observe_role(aws: &Aws, spec: &RoleSpec) -> Result<RoleState, Fatal> {
@@ -110,6 +206,7 @@ pub(super) async fn observe_role(aws: &Aws, spec: &RoleSpec) -> Result<RoleState
                     max_session_duration: r.max_session_duration().map(i64::from),
                     tags: r.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
                     trust,
+                    boundary: r.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_string),
                 })
             }
             None => Observed::Absent,

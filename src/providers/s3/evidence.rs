@@ -51,6 +51,8 @@ pub struct Replica {
     /// Ok, or why the copy is not the backup (missing, other size or
     /// checksum, too old).
     pub verdict: Result<(), String>,
+    /// The source object's `x-amz-replication-status`, when S3 gave one.
+    pub status: Option<String>,
 }
 
 /// How long S3 may take to copy an object: Replication Time Control's
@@ -103,6 +105,7 @@ async fn sidecar(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
+    verify_download: bool,
 ) -> Result<Observed<Result<(), String>>, Fatal> {
     let side = format!("{key}.sha256");
     let (body, recorded) = match aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(&side).send()).await
@@ -133,8 +136,32 @@ async fn sidecar(
             client.head_object().bucket(bucket).key(key).checksum_mode(ChecksumMode::Enabled).send(),
         )
         .await;
-    let Ok(h) = head else { return Ok(Observed::Present(Ok(()))) };
-    let Some(s3_sum) = h.checksum_sha256() else { return Ok(Observed::Present(Ok(()))) };
+    // A HeadObject that fails (403, 5xx after the SDK's retries, the
+    // object gone since it was listed) says nothing of the backup.
+    let h = match head {
+        Ok(h) => h,
+        Err(e) => {
+            return match classify(&e, &["NoSuchKey", "NotFound"]) {
+                ApiError::Fatal(m) => Err(Fatal::api(m)),
+                other => Ok(Observed::Unknown { reason: format!("reading {key}'s checksum: {}", other.reason()) }),
+            }
+        }
+    };
+    // Only a SHA-256 can be compared with a SHA-256: since 2025 the SDKs
+    // and the CLI send CRC checksums by default and S3 stores CRC64NVME
+    // for an upload that sends none (AWS S3 user guide, "Checking object
+    // integrity in Amazon S3"). Nothing to compare is not a pass.
+    let Some(s3_sum) = h.checksum_sha256() else {
+        if verify_download {
+            return Ok(downloaded_matches(aws, client, bucket, key, &hex).await);
+        }
+        return Ok(Observed::Unknown {
+            reason: format!(
+                "S3 holds no SHA-256 checksum of {key} ({}): {side} has nothing to be compared with; not verifiable without downloading it (audit --verify-download)",
+                held_checksum(&h)
+            ),
+        });
+    };
     let bytes: Vec<u8> = (0..32).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
     let whole = aws_smithy_types::base64::encode(&bytes);
     // What the upload recorded holds only with the sidecar's own text.
@@ -150,22 +177,73 @@ async fn sidecar(
         return Ok(Observed::Present(Ok(())));
     }
     if s3_sum.contains('-') && recorded.is_none() {
+        if verify_download {
+            return Ok(downloaded_matches(aws, client, bucket, key, &hex).await);
+        }
         return Ok(Observed::Unknown {
             reason: format!(
-                "S3 holds a composite checksum of {key}'s parts ({s3_sum}) and {side} records none to compare: not verifiable without downloading it"
+                "S3 holds a composite checksum of {key}'s parts ({s3_sum}) and {side} records none to compare: not verifiable without downloading it (audit --verify-download)"
             ),
         });
     }
     Ok(Observed::Present(Err(format!("{side} does not match the SHA-256 checksum S3 holds for {key} ({s3_sum})"))))
 }
 
+/// The checksum S3 holds of an object, when it holds no SHA-256, as a
+/// reason names it.
+fn held_checksum(h: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> String {
+    [
+        ("CRC64NVME", h.checksum_crc64_nvme()),
+        ("CRC32", h.checksum_crc32()),
+        ("CRC32C", h.checksum_crc32_c()),
+        ("SHA-1", h.checksum_sha1()),
+    ]
+    .iter()
+    .find_map(|(name, v)| v.map(|v| format!("it holds {name} {v}")))
+    .unwrap_or_else(|| "it holds no checksum".into())
+}
+
+/// `audit --verify-download`: the object read through once, hashed as it
+/// arrives (memory stays one chunk whatever its size), and compared with
+/// the sidecar's `hex`. A read that fails is unknown, never a pass.
+async fn downloaded_matches(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    hex: &str,
+) -> Observed<Result<(), String>> {
+    use sha2::{Digest, Sha256};
+    let out = match aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(key).send()).await {
+        Ok(o) => o,
+        Err(e) => return Observed::Unknown { reason: format!("downloading {key}: {}", classify(&e, &[]).reason()) },
+    };
+    let mut body = out.body;
+    let mut h = Sha256::new();
+    loop {
+        match body.try_next().await {
+            Ok(Some(chunk)) => h.update(&chunk),
+            Ok(None) => break,
+            Err(e) => return Observed::Unknown { reason: format!("downloading {key}: {e}") },
+        }
+    }
+    let got = crate::jobs::upload::hex(&h.finalize());
+    if got == hex {
+        Observed::Present(Ok(()))
+    } else {
+        Observed::Present(Err(format!("{key}.sha256 says {hex} but {key} as downloaded hashes to {got}")))
+    }
+}
+
 /// The destination bucket of the enabled replication rule that covers
 /// `prefix` (the highest priority one), if any.
 fn replicated_to<'a>(spec: &'a BucketSpec, prefix: &str) -> Option<&'a str> {
+    // A rule that leaves SSE-KMS objects out still covers the prefix: the
+    // copy is looked for and found missing (evidence), never skipped.
     let r = spec.replication.as_ref()?;
     r.rules
         .iter()
-        .filter(|x| x.enabled && prefix.starts_with(&x.prefix) && x.replicate_kms_encrypted != Some(false))
+        .filter(|x| x.enabled && prefix.starts_with(&x.prefix))
         .max_by_key(|x| x.priority)
         .map(|x| x.destination.as_str())
 }
@@ -197,12 +275,18 @@ async fn replica(
         Ok(h) => h,
         Err(e) => return classify(&e, &["NoSuchKey", "NotFound"]).observed(),
     };
-    let source = Copy { len: src.content_length(), sha256: src.checksum_sha256().map(str::to_string), age: None };
+    let source = Copy {
+        len: src.content_length(),
+        sha256: src.checksum_sha256().map(str::to_string),
+        age: None,
+        status: src.replication_status().map(|s| s.as_str().to_string()),
+    };
     let copy = match head(aws.s3(dest_region), dest.to_string()).await {
         Ok(d) => Some(Copy {
             len: d.content_length(),
             sha256: d.checksum_sha256().map(str::to_string),
             age: d.last_modified().map(|t| now().saturating_sub(t.secs().max(0) as u64)),
+            status: d.replication_status().map(|s| s.as_str().to_string()),
         }),
         Err(e) => match classify(&e, &["NoSuchKey", "NotFound", "NoSuchBucket"]) {
             ApiError::NotFound(_) => None,
@@ -210,22 +294,32 @@ async fn replica(
         },
     };
     let verdict = judge_replica(&n.key, dest, &source, copy.as_ref(), n.age_seconds, b.max_age_secs);
-    Ok(Observed::Present(Replica { bucket: dest.to_string(), key: n.key.clone(), verdict }))
+    Ok(Observed::Present(Replica { bucket: dest.to_string(), key: n.key.clone(), verdict, status: source.status }))
 }
 
 /// What HeadObject says of an object, for comparing a backup and its copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Copy {
     pub len: Option<i64>,
     pub sha256: Option<String>,
     /// Seconds since it was written.
     pub age: Option<u64>,
+    /// `x-amz-replication-status`: PENDING, COMPLETED, FAILED on a source
+    /// object in a rule's scope, REPLICA on a copy; None outside any rule.
+    pub status: Option<String>,
 }
 
-/// The verdict on a backup's copy (pure): missing after the replication
-/// window, another size or checksum, or older than `max_age` plus the
-/// window fails; a copy not there yet within the window is pending, not a
-/// failure. ETags are not compared: they differ under SSE-KMS.
+/// The verdict on a backup's copy (pure), from what S3 says of the source
+/// object's replication and what the destination holds. HeadObject on an
+/// object in a replication rule's scope returns `x-amz-replication-status`
+/// (AWS S3 user guide, "Getting replication status information"):
+/// FAILED fails (S3 never retries it; S3 Batch Replication re-copies);
+/// no status means no rule covered the object when it was written (S3
+/// does not replicate what was there before the rule), so a missing copy
+/// fails at once; PENDING passes while younger than the replication window
+/// (Replication Time Control's 15 minutes). A copy that is there is
+/// compared by size and SHA-256 (ETags differ under SSE-KMS) and must be
+/// younger than `max_age` plus the window.
 pub fn judge_replica(
     key: &str,
     dest: &str,
@@ -234,11 +328,24 @@ pub fn judge_replica(
     source_age: u64,
     max_age: u64,
 ) -> Result<(), String> {
+    let status = source.status.as_deref().map(str::to_ascii_uppercase);
+    if status.as_deref() == Some("FAILED") {
+        return Err(format!(
+            "S3 reports the replication of {key} to {dest} FAILED (x-amz-replication-status), which it never retries: re-copy it (S3 Batch Replication) and fix the cause (the role's permissions, the keys, the destination)"
+        ));
+    }
     let Some(c) = copy else {
-        return if source_age <= REPLICATION_WINDOW_SECS {
-            Ok(())
-        } else {
-            Err(format!("{key} is not in {dest} {} after it was written", human(source_age)))
+        return match status.as_deref() {
+            Some("PENDING") if source_age <= REPLICATION_WINDOW_SECS => Ok(()),
+            Some("PENDING") => Err(format!(
+                "{key} is still PENDING replication to {dest} {} after it was written, past the {}-minute replication window",
+                human(source_age),
+                REPLICATION_WINDOW_SECS / 60
+            )),
+            Some(s) => Err(format!("S3 reports {key} replicated ({s}) but it is not in {dest}")),
+            None => Err(format!(
+                "{key} is not in {dest} and carries no replication status: no replication rule covered it when it was written"
+            )),
         };
     };
     if c.len != source.len {
@@ -266,6 +373,7 @@ pub async fn observe(
     spec: &BucketSpec,
     region: &str,
     dest_region: &dyn Fn(&str) -> String,
+    verify_download: bool,
 ) -> Result<Vec<Evidence>, Fatal> {
     let client = aws.s3(region);
     let mut out = Vec::new();
@@ -273,7 +381,7 @@ pub async fn observe(
         let newest = newest(aws, &client, &spec.name, b).await?;
         let sidecar = match (&newest, b.sha256_sidecar) {
             (_, false) => None,
-            (Observed::Present(n), true) => Some(sidecar(aws, &client, &spec.name, &n.key).await?),
+            (Observed::Present(n), true) => Some(sidecar(aws, &client, &spec.name, &n.key, verify_download).await?),
             (Observed::Absent, true) => Some(Observed::Present(Err("there is no backup to check".into()))),
             (Observed::Unknown { reason }, true) => Some(Observed::Unknown { reason: reason.clone() }),
         };
@@ -284,6 +392,7 @@ pub async fn observe(
                 bucket: String::new(),
                 key: String::new(),
                 verdict: Err("there is no backup to look for".into()),
+                status: None,
             })),
             (Some(_), Observed::Unknown { reason }) => Some(Observed::Unknown { reason: reason.clone() }),
         };
@@ -388,6 +497,7 @@ pub fn without_bucket(spec: &BucketSpec, bucket: &Observed<String>) -> Vec<Evide
                     bucket: d.to_string(),
                     key: String::new(),
                     verdict: Err("the source bucket does not exist".into()),
+                    status: None,
                 }),
             }),
         })
@@ -555,6 +665,106 @@ pub fn drill_controls(seen: &[DrillSeen]) -> Vec<ControlResult> {
         .collect()
 }
 
+/// A lifecycle rule that may expire backups under a prefix.
+struct Cut<'a> {
+    rule: &'a crate::policy::LifecycleRule,
+    days: Option<i64>,
+    /// `Expiration.Date`, in seconds since the epoch.
+    date: Option<u64>,
+    /// It matches every object under the prefix (its prefix contains the
+    /// backups' and it has no tag or size filter); otherwise it may match
+    /// some of them.
+    whole: bool,
+}
+
+impl Cut<'_> {
+    /// How the rule reaches the backups under `prefix`, for a reason.
+    fn scope(&self, prefix: &str) -> String {
+        let r = self.rule;
+        let mut filters = Vec::new();
+        if r.prefix != prefix {
+            filters.push(if r.prefix.is_empty() {
+                "the whole bucket".to_string()
+            } else {
+                format!("prefix {}", r.prefix)
+            });
+        }
+        filters.extend(r.tags.iter().map(|(k, v)| format!("tag {k}={v}")));
+        filters.extend(r.object_size_greater_than.map(|n| format!("objects over {n} bytes")));
+        filters.extend(r.object_size_less_than.map(|n| format!("objects under {n} bytes")));
+        let what = if filters.is_empty() { String::new() } else { format!(" ({})", filters.join(", ")) };
+        let how = if self.whole { "expires" } else { "may expire" };
+        format!("rule {}{what} {how} the backups under {prefix}", r.id)
+    }
+}
+
+/// BACKUP-RETENTION's verdict (pure): are the backups under `prefix` kept
+/// `days` days, no less, no more? When expiration rules overlap, S3
+/// honours the shortest (AWS S3 user guide, "How Amazon S3 handles
+/// conflicts in lifecycle actions"), so every enabled rule whose filter
+/// can match the backups takes part — the policy's and the rules of others
+/// it keeps alike: a prefix containing the backups' or inside it, and a
+/// rule with a tag or size filter taken at its worst, as if it matched.
+/// An `Expiration.Date` expires every object the rule matches on and after
+/// that date, whatever its age (S3 user guide, "Lifecycle configuration
+/// elements": Date), so from then on no backup is kept its retention.
+pub fn judge_retention(doc: &LifecycleDoc, prefix: &str, days: u64, now: u64) -> (Status, Value, Option<String>) {
+    let cuts: Vec<Cut> = doc
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.enabled && (prefix.starts_with(&r.prefix) || r.prefix.starts_with(prefix)))
+        .filter_map(|(i, r)| {
+            let date = doc.expiration_date(i);
+            (r.expire_after_days.is_some() || date.is_some()).then(|| Cut {
+                rule: r,
+                days: r.expire_after_days,
+                date,
+                whole: prefix.starts_with(&r.prefix)
+                    && r.tags.is_empty()
+                    && r.object_size_greater_than.is_none()
+                    && r.object_size_less_than.is_none(),
+            })
+        })
+        .collect();
+    let seen = |c: &Cut| json!({"rule": c.rule.id, "expire_after_days": c.days});
+    if let Some(c) = cuts.iter().find(|c| c.date.is_some()) {
+        let date = c.date.unwrap_or(0);
+        let when = if date <= now { "since" } else { "from" };
+        return (
+            Status::Fail,
+            json!({"rule": c.rule.id, "expiration_date": format_time("%Y-%m-%d", date)}),
+            Some(format!(
+                "{} {when} {} whatever their age (Expiration.Date): none is kept its {days} days",
+                c.scope(prefix),
+                format_time("%Y-%m-%d", date)
+            )),
+        );
+    }
+    // The shortest wins; at a tie, a rule that surely matches names it.
+    let shortest = cuts.iter().filter(|c| c.days.is_some()).min_by_key(|c| (c.days, !c.whole));
+    if let Some(c) = shortest.filter(|c| c.days.unwrap_or(0) < days as i64) {
+        return (
+            Status::Fail,
+            seen(c),
+            Some(format!(
+                "{} after {} days, before their {days}-day retention: S3 honours the shortest expiration",
+                c.scope(prefix),
+                c.days.unwrap_or(0)
+            )),
+        );
+    }
+    match cuts.iter().filter(|c| c.whole && c.days.is_some()).min_by_key(|c| c.days) {
+        Some(c) if c.days == Some(days as i64) => (Status::Pass, seen(c), None),
+        Some(c) => (
+            Status::Fail,
+            seen(c),
+            Some(format!("rule {} expires {prefix} after {} days, not {days}", c.rule.id, c.days.unwrap_or(0))),
+        ),
+        None => (Status::Fail, Value::Null, Some(format!("no enabled lifecycle rule expires {prefix}"))),
+    }
+}
+
 /// BACKUP-FRESHNESS, BACKUP-INTEGRITY and BACKUP-RETENTION for each entry.
 pub fn controls(
     bucket: &BucketSpec,
@@ -610,10 +820,23 @@ pub fn controls(
         }
         if let Some(rep) = &e.replica {
             let (status, observed, detail) = match rep {
-                Observed::Present(r) => match &r.verdict {
-                    Ok(()) => (Status::Pass, json!({"bucket": r.bucket, "key": r.key}), None),
-                    Err(why) => (Status::Fail, json!({"bucket": r.bucket, "key": r.key}), Some(why.clone())),
-                },
+                Observed::Present(r) => {
+                    let mut seen = json!({"bucket": r.bucket, "key": r.key});
+                    if let Some(s) = &r.status {
+                        seen["replication_status"] = json!(s);
+                    }
+                    match &r.verdict {
+                        // Not copied yet, within the window: a pass that
+                        // says so, with the backup's age.
+                        Ok(()) if r.status.as_deref() == Some("PENDING") => {
+                            let age = e.newest.present().map_or(0, |n| n.age_seconds);
+                            let why = format!("{} is PENDING replication, {} after it was written", r.key, human(age));
+                            (Status::Pass, seen, Some(why))
+                        }
+                        Ok(()) => (Status::Pass, seen, None),
+                        Err(why) => (Status::Fail, seen, Some(why.clone())),
+                    }
+                }
                 Observed::Absent => (Status::Fail, Value::Null, None),
                 Observed::Unknown { reason } => (Status::Unknown, Value::Null, Some(reason.clone())),
             };
@@ -660,36 +883,7 @@ pub fn controls(
         }
         if let Some(days) = b.retention_days {
             let (status, observed, detail) = match lifecycle {
-                Some(Observed::Present(doc)) => {
-                    let rule = doc
-                        .rules
-                        .iter()
-                        .filter(|r| {
-                            r.enabled
-                                && r.tags.is_empty()
-                                && b.prefix.starts_with(&r.prefix)
-                                && r.expire_after_days.is_some()
-                        })
-                        .max_by_key(|r| r.prefix.len());
-                    match rule {
-                        Some(r) if r.expire_after_days == Some(days as i64) => {
-                            (Status::Pass, json!({"rule": r.id, "expire_after_days": r.expire_after_days}), None)
-                        }
-                        Some(r) => (
-                            Status::Fail,
-                            json!({"rule": r.id, "expire_after_days": r.expire_after_days}),
-                            Some(format!(
-                                "rule {} expires {} after {} days, not {days}",
-                                r.id,
-                                b.prefix,
-                                r.expire_after_days.unwrap_or(0)
-                            )),
-                        ),
-                        None => {
-                            (Status::Fail, Value::Null, Some(format!("no enabled lifecycle rule expires {}", b.prefix)))
-                        }
-                    }
-                }
+                Some(Observed::Present(doc)) => judge_retention(doc, &b.prefix, days, now()),
                 Some(Observed::Absent) | None => {
                     (Status::Fail, Value::Null, Some("the bucket has no lifecycle configuration".into()))
                 }
@@ -742,6 +936,87 @@ mod tests {
         assert!(ok.is_ok(), "{ok:?}");
     }
 
+    fn rule(
+        id: &str,
+        filter: aws_sdk_s3::types::LifecycleRuleFilter,
+        days: Option<i32>,
+        date: Option<i64>,
+    ) -> aws_sdk_s3::types::LifecycleRule {
+        use aws_sdk_s3::types::{ExpirationStatus, LifecycleExpiration, LifecycleRule};
+        let exp = LifecycleExpiration::builder()
+            .set_days(days)
+            .set_date(date.map(aws_smithy_types::DateTime::from_secs))
+            .build();
+        LifecycleRule::builder()
+            .id(id)
+            .status(ExpirationStatus::Enabled)
+            .filter(filter)
+            .expiration(exp)
+            .build()
+            .expect("rule")
+    }
+
+    fn prefix(p: &str) -> aws_sdk_s3::types::LifecycleRuleFilter {
+        aws_sdk_s3::types::LifecycleRuleFilter::builder().prefix(p).build()
+    }
+
+    fn retention(rules: Vec<aws_sdk_s3::types::LifecycleRule>) -> (Status, Option<String>) {
+        let (status, _, detail) = judge_retention(&LifecycleDoc::from_sdk(rules, None), "postgres/", 14, 1_800_000_000);
+        (status, detail)
+    }
+
+    #[test]
+    fn the_shortest_overlapping_expiration_decides_retention() {
+        let ours = || rule("postgres-dumps", prefix("postgres/"), Some(14), None);
+        assert_eq!(retention(vec![ours()]), (Status::Pass, None));
+        // Another team's whole-bucket rule of 3 days wins over ours.
+        assert_eq!(
+            retention(vec![ours(), rule("other-team", prefix(""), Some(3), None)]),
+            (
+                Status::Fail,
+                Some("rule other-team (the whole bucket) expires the backups under postgres/ after 3 days, before their 14-day retention: S3 honours the shortest expiration".into())
+            )
+        );
+        // A longer one does not lengthen it.
+        assert_eq!(retention(vec![ours(), rule("other-team", prefix(""), Some(30), None)]), (Status::Pass, None));
+        // A rule inside the prefix, or one with a tag or size filter, may
+        // match some backups: judged at its worst.
+        assert_eq!(
+            retention(vec![ours(), rule("tmp", prefix("postgres/tmp/"), Some(2), None)]).1,
+            Some("rule tmp (prefix postgres/tmp/) may expire the backups under postgres/ after 2 days, before their 14-day retention: S3 honours the shortest expiration".into())
+        );
+        let tagged = aws_sdk_s3::types::LifecycleRuleFilter::builder()
+            .tag(aws_sdk_s3::types::Tag::builder().key("class").value("scratch").build().expect("tag"))
+            .build();
+        assert_eq!(
+            retention(vec![ours(), rule("scratch", tagged, Some(7), None)]).1,
+            Some("rule scratch (the whole bucket, tag class=scratch) may expire the backups under postgres/ after 7 days, before their 14-day retention: S3 honours the shortest expiration".into())
+        );
+        let small = aws_sdk_s3::types::LifecycleRuleFilter::builder().object_size_less_than(1024).build();
+        assert_eq!(retention(vec![ours(), rule("small", small, Some(1), None)]).0, Status::Fail);
+        // A date expires everything it matches from that day on.
+        let (status, detail) = retention(vec![ours(), rule("cleanup", prefix(""), None, Some(1_700_000_000))]);
+        assert_eq!(status, Status::Fail);
+        assert_eq!(
+            detail.as_deref(),
+            Some("rule cleanup (the whole bucket) expires the backups under postgres/ since 2023-11-14 whatever their age (Expiration.Date): none is kept its 14 days")
+        );
+        // A narrower rule alone leaves most backups unexpired; a disabled
+        // or unrelated rule takes no part.
+        assert_eq!(
+            retention(vec![rule("y2026", prefix("postgres/2026"), Some(14), None)]).1,
+            Some("no enabled lifecycle rule expires postgres/".into())
+        );
+        let mut off = rule("off", prefix(""), Some(1), None);
+        off.status = aws_sdk_s3::types::ExpirationStatus::Disabled;
+        assert_eq!(retention(vec![ours(), off, rule("wal", prefix("wal/"), Some(1), None)]), (Status::Pass, None));
+        // A covering rule longer than the retention is not it.
+        assert_eq!(
+            retention(vec![rule("long", prefix("postgres/"), Some(30), None)]).1,
+            Some("rule long expires postgres/ after 30 days, not 14".into())
+        );
+    }
+
     #[test]
     fn a_composite_checksum_matches_only_the_same_parts() {
         use crate::jobs::upload::checksum_matches;
@@ -760,16 +1035,31 @@ mod tests {
     }
 
     #[test]
-    fn a_copy_is_judged_by_presence_size_checksum_and_age() {
-        let src = Copy { len: Some(10), sha256: Some("abc".into()), age: None };
-        let same = Copy { age: Some(60), ..src.clone() };
+    fn a_copy_is_judged_by_replication_status_size_checksum_and_age() {
+        let src = Copy { len: Some(10), sha256: Some("abc".into()), age: None, status: None };
+        let same = Copy { age: Some(60), status: Some("REPLICA".into()), ..src.clone() };
         assert_eq!(judge_replica("k", "dr", &src, Some(&same), 120, 3600), Ok(()));
-        // Missing: pending within the replication window, a failure after.
-        assert_eq!(judge_replica("k", "dr", &src, None, 600, 3600), Ok(()));
+        // Missing: pending within the replication window, a failure after;
+        // without a status (no rule covered it) a failure at once.
+        let pending = Copy { status: Some("PENDING".into()), ..src.clone() };
+        assert_eq!(judge_replica("k", "dr", &pending, None, 600, 3600), Ok(()));
         assert_eq!(
-            judge_replica("k", "dr", &src, None, 3 * 3600, 3600),
-            Err("k is not in dr 3h00m after it was written".into())
+            judge_replica("k", "dr", &pending, None, 3 * 3600, 3600),
+            Err("k is still PENDING replication to dr 3h00m after it was written, past the 15-minute replication window".into())
         );
+        assert_eq!(
+            judge_replica("k", "dr", &src, None, 60, 3600),
+            Err("k is not in dr and carries no replication status: no replication rule covered it when it was written"
+                .into())
+        );
+        let done = Copy { status: Some("COMPLETED".into()), ..src.clone() };
+        assert_eq!(
+            judge_replica("k", "dr", &done, None, 60, 3600),
+            Err("S3 reports k replicated (COMPLETED) but it is not in dr".into())
+        );
+        // FAILED is never retried: it fails even a minute old.
+        let failed = Copy { status: Some("FAILED".into()), ..src.clone() };
+        assert!(judge_replica("k", "dr", &failed, None, 60, 3600).is_err_and(|e| e.contains("FAILED")));
         let short = Copy { len: Some(9), ..same.clone() };
         assert_eq!(
             judge_replica("k", "dr", &src, Some(&short), 120, 3600),

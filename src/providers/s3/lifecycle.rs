@@ -33,6 +33,12 @@ impl LifecycleDoc {
     pub fn from_sdk(raw: Vec<SdkRule>, min_object_size: Option<TransitionDefaultMinimumObjectSize>) -> Self {
         LifecycleDoc { rules: raw.iter().map(canonical).collect(), raw, min_object_size }
     }
+
+    /// Rule `i`'s `Expiration.Date` as read, in seconds since the epoch
+    /// (the canonical rule notes only that it has one).
+    pub fn expiration_date(&self, i: usize) -> Option<u64> {
+        self.raw.get(i)?.expiration()?.date().map(|d| d.secs().max(0) as u64)
+    }
 }
 
 fn i64_of(v: Option<i32>) -> Option<i64> {

@@ -224,7 +224,7 @@ async fn observe_buckets(
             let state = observe::observe(aws, &spec, &region, evidence).await?;
             let (evidence, drills, oldest) = match state.bucket.present() {
                 Some(actual) if evidence => (
-                    evidence::observe(aws, full, actual, dest_region).await?,
+                    evidence::observe(aws, full, actual, dest_region, ctx.verify_download).await?,
                     evidence::drills(aws, &full.name, actual, drills).await?,
                     oldest::observe(aws, &aws.s3(actual), &full.name, copies).await?,
                 ),
