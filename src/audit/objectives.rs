@@ -124,9 +124,10 @@ fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
             .is_some_and(|e| e.kms_key.is_some() || e.algorithm != crate::policy::Algorithm::Aes256);
         if kms_bucket {
             for rule in r.rules.iter().filter(|x| x.enabled && x.replicate_kms_encrypted == Some(false)) {
+                let scope = if rule.prefix.is_empty() { String::new() } else { format!(" under {}", rule.prefix) };
                 out.push(format!(
-                    "replication rule {} of {} leaves SSE-KMS objects out (replicate_kms_encrypted: false) and {} encrypts with KMS: nothing under `{}` reaches {}",
-                    rule.id, b.name, b.name, rule.prefix, rule.destination
+                    "replication rule {} of {} leaves SSE-KMS objects out (replicate_kms_encrypted: false) and {} encrypts with KMS: nothing{scope} reaches {}",
+                    rule.id, b.name, b.name, rule.destination
                 ));
             }
         }
@@ -661,6 +662,37 @@ iam:
 "#
         );
         crate::policy::parse("p.yaml", text.into_bytes(), &|_| None).expect("valid policy")
+    }
+
+    #[test]
+    fn a_rule_leaving_sse_kms_objects_out_of_a_kms_bucket_copies_nothing() {
+        let on_role =
+            |id: &'static str| ControlResult { address: Address::parse("iam.role.repl"), ..control(id, Status::Pass) };
+        let r = Report::new(vec![control("S3-CRR", Status::Pass), on_role("IAM-ROLE"), on_role("IAM-POLICY")]);
+        let text = r#"version: 1
+aws: {region: us-east-1}
+s3:
+  buckets:
+    src:
+      versioning: enabled
+      encryption: {algorithm: aws:kms, kms_key: alias/k}
+      replication:
+        role: repl
+        rules: [{id: dr, destination: dst, replicate_kms_encrypted: false}]
+    dst: {region: eu-west-1, versioning: enabled}
+iam:
+  roles:
+    repl:
+      s3_replication: true
+"#;
+        let p = crate::policy::parse("p.yaml", text.as_bytes().to_vec(), &|_| None).expect("valid policy");
+        let o = evaluate(&r, &p);
+        let dr = o.iter().find(|x| x.id == "DR-COPY").expect("DR-COPY");
+        assert_eq!(dr.verdict, Verdict::NotMet, "{dr:?}");
+        assert_eq!(
+            dr.reasons,
+            ["replication rule dr of src leaves SSE-KMS objects out (replicate_kms_encrypted: false) and src encrypts with KMS: nothing reaches dst"]
+        );
     }
 
     #[test]

@@ -73,6 +73,8 @@ impl KmsSeen {
                     (Status::Fail, Some("the key does not exist".to_string()))
                 } else if !differs.is_empty() {
                     (Status::Fail, Some(format!("differs: {}", differs.join(", "))))
+                } else if let Some(why) = change.conflicts.iter().find(|c| c.starts_with(super::diff::NO_ROTATION)) {
+                    (Status::Fail, Some(why.clone()))
                 } else {
                     (Status::Pass, None)
                 };

@@ -69,6 +69,33 @@ pub(super) fn unusable(k: &KeySeen) -> Option<String> {
     None
 }
 
+/// The start of the conflict a key AWS cannot rotate gets.
+pub(super) const NO_ROTATION: &str = "rotation cannot be changed here:";
+
+/// Why KMS would refuse to change this key's automatic rotation: keys
+/// with imported key material and keys in a custom key store do not
+/// rotate automatically, and a multi-Region replica's rotation is set on
+/// its primary key and shared (AWS KMS developer guide, "Rotate AWS KMS
+/// keys": automatic key rotation is not supported on keys with imported
+/// key material, in custom key stores, …; "Rotating multi-Region keys").
+pub(super) fn cannot_rotate(k: &KeySeen) -> Option<String> {
+    match k.origin.as_deref() {
+        Some("EXTERNAL") => Some(format!(
+            "{NO_ROTATION} {} holds imported key material, which KMS does not rotate automatically; rotate it by hand (a new key, its material imported, the alias moved) or drop `rotation:`",
+            k.arn
+        )),
+        Some(store @ ("AWS_CLOUDHSM" | "EXTERNAL_KEY_STORE")) => Some(format!(
+            "{NO_ROTATION} {} is in a custom key store ({store}), where KMS does not rotate keys automatically; drop `rotation:` for it",
+            k.arn
+        )),
+        _ if k.replica => Some(format!(
+            "{NO_ROTATION} {} is a multi-Region replica key: its rotation is set on the primary key and shared by its replicas",
+            k.arn
+        )),
+        _ => None,
+    }
+}
+
 impl Key {
     /// The key's change; pure.
     pub(super) fn change(&self) -> Change {
@@ -136,6 +163,11 @@ impl Key {
                 }
             }
             _ => {}
+        }
+        // A rotation AWS would refuse is not planned: the plan says why.
+        if let Some(why) = cannot_rotate(k).filter(|_| c.attributes.iter().any(|a| a.name.starts_with("rotation"))) {
+            c.attributes.retain(|a| !a.name.starts_with("rotation"));
+            c.conflicts.push(why);
         }
         match (&spec.policy, &self.state.policy) {
             (Some(_), Some(Observed::Unknown { reason })) => {

@@ -168,6 +168,8 @@ mod tests {
             usage: "ENCRYPT_DECRYPT".into(),
             description: "dumps".into(),
             deletion_date: None,
+            origin: None,
+            replica: false,
         }
     }
 
@@ -227,6 +229,35 @@ mod tests {
         let results = KmsSeen { keys: vec![k] }.controls_of(&[c]);
         assert_eq!(results[0].id, "KMS-KEY");
         assert_eq!(results[0].status, Status::Fail);
+    }
+
+    #[test]
+    fn no_rotation_is_planned_for_keys_aws_cannot_rotate() {
+        let policy = json!({"Statement": [spec().policy.expect("p")["Statement"][0].clone()]});
+        for (origin, replica, says) in [
+            (Some("EXTERNAL"), false, "imported key material"),
+            (Some("AWS_CLOUDHSM"), false, "custom key store (AWS_CLOUDHSM)"),
+            (None, true, "multi-Region replica key"),
+        ] {
+            let mut k = key("Enabled", policy.clone(), false);
+            if let Observed::Present(s) = &mut k.state.key {
+                s.origin = origin.map(str::to_string);
+                s.replica = replica;
+            }
+            let c = k.change();
+            assert!(c.attributes.iter().all(|a| !a.name.starts_with("rotation")), "{:?}", c.attributes);
+            assert!(c.conflicts.iter().any(|x| x.contains(says)), "{:?}", c.conflicts);
+            let results = KmsSeen { keys: vec![k] }.controls_of(&[c]);
+            let rot = results.iter().find(|r| r.id == "KMS-ROTATION").expect("rotation control");
+            assert_eq!(rot.status, Status::Fail);
+            assert!(rot.detail.as_deref().is_some_and(|d| d.contains(says)), "{rot:?}");
+        }
+        // Rotation already as wanted: nothing to say.
+        let mut k = key("Enabled", policy, true);
+        if let Observed::Present(s) = &mut k.state.key {
+            s.origin = Some("EXTERNAL".into());
+        }
+        assert!(k.change().conflicts.is_empty());
     }
 
     #[test]

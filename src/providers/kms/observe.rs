@@ -22,6 +22,14 @@ pub struct KeySeen {
     pub description: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_date: Option<String>,
+    /// Where the key material comes from when not from KMS itself
+    /// (EXTERNAL: imported; AWS_CLOUDHSM, EXTERNAL_KEY_STORE: a custom key
+    /// store); None for AWS_KMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// A multi-Region replica key (its rotation is its primary's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replica: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -81,6 +89,9 @@ pub(super) async fn read_key(aws: &Aws, spec: &KmsKeySpec, region: &str, wait: b
                 usage: m.key_usage().map_or("", |s| s.as_str()).to_string(),
                 description: m.description().unwrap_or_default().to_string(),
                 deletion_date: m.deletion_date().map(|d| d.to_string()),
+                origin: m.origin().map(|o| o.as_str().to_string()).filter(|o| o != "AWS_KMS"),
+                replica: m.multi_region_configuration().and_then(|c| c.multi_region_key_type()).map(|t| t.as_str())
+                    == Some("REPLICA"),
             }),
             None => Observed::Absent,
         },

@@ -45,7 +45,7 @@ impl Job for PitrBackup {
     ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
         async move {
             let spec = super::find(policy, addr)?;
-            run(ctx, spec).await.map(Outcome::Backup)
+            run(ctx, policy, spec).await.map(Outcome::Backup)
         }
         .boxed_local()
     }
@@ -94,10 +94,12 @@ pub async fn socket(spec: &PostgresSpec) -> Result<(String, String), String> {
     Ok((port, dir))
 }
 
-async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Done, String> {
+async fn run(ctx: &JobCtx<'_>, policy: &Policy, spec: &PostgresSpec) -> Result<Done, String> {
     let started = Instant::now();
     let pitr = spec.pitr.as_ref().ok_or_else(|| format!("postgres.{} has no `pitr:` in the policy", spec.name))?;
-    super::binary()?;
+    let version = super::version().await?;
+    let locked = policy.buckets.iter().any(|b| b.name == pitr.repo.bucket && b.object_lock.is_some());
+    super::usable_on(&version, &pitr.repo.bucket, locked)?;
     local_data(spec, &pitr.data_directory)?;
     let (port, socket) = socket(spec).await?;
     let mut runner = Runner::new(ctx.aws, pitr, &ctx.default_region).await?;
@@ -139,6 +141,6 @@ async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Done, String> {
         sha256: String::new(),
         parts: 0,
         seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-        detail: Some(format!("{} backup {} by pgBackRest, repository {checked}", new.kind, new.label)),
+        detail: Some(format!("{} backup {} by pgBackRest {version}, repository {checked}", new.kind, new.label)),
     })
 }

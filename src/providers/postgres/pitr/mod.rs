@@ -50,6 +50,36 @@ pub fn binary() -> Result<PathBuf, String> {
         .ok_or_else(|| "pgbackrest is not installed: install it (Debian: apt-get install pgbackrest)".to_string())
 }
 
+/// pgBackRest's version, as `pgbackrest version` prints it
+/// ("pgBackRest 2.45" → "2.45").
+pub async fn version() -> Result<String, String> {
+    let out = tokio::process::Command::new(binary()?)
+        .arg("version")
+        .output()
+        .await
+        .map_err(|e| format!("running pgbackrest version: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .nth(1)
+        .map(str::to_string)
+        .ok_or_else(|| format!("pgbackrest version printed `{}`", text.trim()))
+}
+
+/// Whether this pgBackRest can write to the repository: 2.55.0 stopped
+/// sending Content-MD5 with its uploads, and S3 refuses a PutObject
+/// without a content checksum into a bucket with Object Lock, so every
+/// archive-push and backup there fails (pgbackrest/pgbackrest#2613; the
+/// change was reverted in 2.55.1; AWS S3 user guide, "Configuring S3
+/// Object Lock": Content-MD5 or x-amz-sdk-checksum-algorithm required).
+pub fn usable_on(version: &str, bucket: &str, locked: bool) -> Result<(), String> {
+    if locked && version == "2.55.0" {
+        return Err(format!(
+            "pgBackRest 2.55.0 cannot write to s3://{bucket}: it sends no Content-MD5, which S3 requires on every upload to a bucket with Object Lock (pgbackrest/pgbackrest#2613): install 2.55.1 or later, or an earlier release"
+        ));
+    }
+    Ok(())
+}
+
 /// One pgBackRest invocation's setting: the policy's options, the region,
 /// the tool's own S3 keys and the bucket's key ARN, and who runs it.
 pub struct Runner<'a> {
@@ -206,4 +236,15 @@ pub fn owner(dir: &std::path::Path) -> Option<String> {
         let f: Vec<&str> = l.split(':').collect();
         (f.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid)).then(|| f[0].to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pgbackrest_2_55_0_is_refused_on_a_locked_repository() {
+        assert!(super::usable_on("2.55.0", "b", true).is_err_and(|e| e.contains("2.55.1")));
+        assert!(super::usable_on("2.55.0", "b", false).is_ok());
+        assert!(super::usable_on("2.55.1", "b", true).is_ok());
+        assert!(super::usable_on("2.45", "b", true).is_ok());
+    }
 }
