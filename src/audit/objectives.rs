@@ -122,8 +122,26 @@ fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
             .encryption
             .as_ref()
             .is_some_and(|e| e.kms_key.is_some() || e.algorithm != crate::policy::Algorithm::Aes256);
+        // The backups this bucket holds: its entries and pgBackRest
+        // repositories; a rule over other objects is not the DR copy.
+        let held: Vec<&str> = b
+            .backups
+            .iter()
+            .map(|e| e.prefix.as_str())
+            .chain(
+                policy
+                    .postgres
+                    .iter()
+                    .filter_map(|pg| pg.pitr.as_ref())
+                    .filter(|p| p.repo.bucket == b.name)
+                    .map(|p| p.repo.prefix.as_str()),
+            )
+            .collect();
+        let covers = |rule: &crate::policy::ReplicationRule| {
+            held.iter().any(|p| p.starts_with(&rule.prefix) || rule.prefix.starts_with(p))
+        };
         if kms_bucket {
-            for rule in r.rules.iter().filter(|x| x.enabled && x.replicate_kms_encrypted == Some(false)) {
+            for rule in r.rules.iter().filter(|x| x.enabled && x.replicate_kms_encrypted == Some(false) && covers(x)) {
                 let scope = if rule.prefix.is_empty() { String::new() } else { format!(" under {}", rule.prefix) };
                 out.push(format!(
                     "replication rule {} of {} leaves SSE-KMS objects out (replicate_kms_encrypted: false) and {} encrypts with KMS: nothing{scope} reaches {}",
@@ -679,6 +697,7 @@ s3:
       replication:
         role: repl
         rules: [{id: dr, destination: dst, replicate_kms_encrypted: false}]
+      backups: [{name: dump, prefix: postgres/, max_age: 26h}]
     dst: {region: eu-west-1, versioning: enabled}
 iam:
   roles:

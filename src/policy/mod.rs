@@ -690,6 +690,11 @@ pub struct ReplicationRule {
     /// is 15. None: not named (policy) / off (live).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication_time_minutes: Option<u32>,
+    /// A live rule's tag filter (`key=value`, sorted). The policy's rules
+    /// have none: a tag filter added to a rule the policy owns narrows
+    /// what is copied, and is a difference, never a setting kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filter_tags: Vec<String>,
     /// Parts of a live rule this tool does not model.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unmodelled: Vec<String>,

@@ -564,6 +564,7 @@ impl Validator<'_> {
                     replica_kms_key,
                     replicate_kms_encrypted,
                     replication_time_minutes,
+                    filter_tags: Vec::new(),
                     unmodelled: Vec::new(),
                 });
             }

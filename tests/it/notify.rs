@@ -144,7 +144,11 @@ fn a_change_posts_once_an_unchanged_run_nothing_and_a_fix_one_recovery_on(server
     );
     block_on(async {
         let s3 = w.moto().s3("us-east-1");
-        s3.put_object().bucket(&b).key(&key).body(ByteStream::from_static(b"dump")).send().await.expect("dump");
+        // With its SHA-256, as `backup run` uploads: the sidecar has
+        // something to be compared with.
+        let body = ByteStream::from_static(b"dump");
+        let req = s3.put_object().bucket(&b).key(&key).body(body);
+        req.checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256).send().await.expect("dump");
     });
     let sum = w.python("import hashlib; print(hashlib.sha256(b'dump').hexdigest())");
     block_on(async {

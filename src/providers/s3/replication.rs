@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_s3::types::{
     DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, EncryptionConfiguration, Metrics,
-    MetricsStatus, ReplicationConfiguration, ReplicationRule as SdkRule, ReplicationRuleAndOperator,
-    ReplicationRuleFilter, ReplicationRuleStatus, ReplicationTime, ReplicationTimeStatus, ReplicationTimeValue,
-    SourceSelectionCriteria, SseKmsEncryptedObjects, SseKmsEncryptedObjectsStatus, StorageClass, Tag,
+    MetricsStatus, ReplicationConfiguration, ReplicationRule as SdkRule, ReplicationRuleFilter, ReplicationRuleStatus,
+    ReplicationTime, ReplicationTimeStatus, ReplicationTimeValue, SourceSelectionCriteria, SseKmsEncryptedObjects,
+    SseKmsEncryptedObjectsStatus, StorageClass,
 };
 use serde_json::json;
 
@@ -88,18 +88,15 @@ pub fn canonical(r: &SdkRule) -> ReplicationRule {
         if let Some(p) = f.prefix() {
             prefix = Some(p.to_string());
         }
-        if f.tag().is_some() {
-            out.unmodelled.push("tag filter".into());
-        }
+        out.filter_tags.extend(f.tag().map(|t| format!("{}={}", t.key(), t.value())));
         if let Some(and) = f.and() {
             if let Some(p) = and.prefix() {
                 prefix = Some(p.to_string());
             }
-            if !and.tags().is_empty() {
-                out.unmodelled.push("tag filter".into());
-            }
+            out.filter_tags.extend(and.tags().iter().map(|t| format!("{}={}", t.key(), t.value())));
         }
     }
+    out.filter_tags.sort();
     out.prefix = prefix.unwrap_or_default();
     if let Some(d) = r.destination() {
         out.destination = bucket_of(d.bucket()).to_string();
@@ -186,18 +183,12 @@ pub fn to_sdk(r: &ReplicationRule, live: Option<&SdkRule>) -> Result<SdkRule, aw
                 .build(),
         );
     }
-    // A tag filter the policy cannot express is kept beside its prefix.
-    let live_tags: Vec<Tag> = live
-        .and_then(|l| l.filter())
-        .map(|f| f.tag().into_iter().cloned().chain(f.and().map(|a| a.tags().to_vec()).unwrap_or_default()).collect())
-        .unwrap_or_default();
-    let filter = match live_tags.as_slice() {
-        [] => ReplicationRuleFilter::builder().prefix(&r.prefix).build(),
-        [tag] if r.prefix.is_empty() => ReplicationRuleFilter::builder().tag(tag.clone()).build(),
-        tags => ReplicationRuleFilter::builder()
-            .and(ReplicationRuleAndOperator::builder().prefix(&r.prefix).set_tags(Some(tags.to_vec())).build())
-            .build(),
-    };
+    // The rule's scope is its prefix alone: a tag filter someone added
+    // narrows what reaches the DR copy, and the policy does not ask for it
+    // (S3 also refuses delete-marker replication on a rule with a tag
+    // filter: AWS S3 user guide, "Replicating delete markers between
+    // buckets").
+    let filter = ReplicationRuleFilter::builder().prefix(&r.prefix).build();
     SdkRule::builder()
         .id(&r.id)
         .priority(i32::try_from(r.priority).unwrap_or(i32::MAX))
@@ -400,6 +391,7 @@ pub fn merged(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_s3::types::Tag;
 
     fn rule(id: &str, dest: &str) -> ReplicationRule {
         ReplicationRule {
@@ -413,6 +405,7 @@ mod tests {
             replica_kms_key: None,
             replicate_kms_encrypted: Some(false),
             replication_time_minutes: None,
+            filter_tags: vec![],
             unmodelled: vec![],
         }
     }
@@ -483,14 +476,17 @@ mod tests {
         let unnamed = want(vec![ReplicationRule { replicate_kms_encrypted: None, ..rule("dr", "dest") }]);
         let changes = diff("src", &unnamed, &Observed::Present(doc.clone()), &pre());
         let r = changes.iter().find(|c| c.address.as_str() == "s3.src.replication.dr").expect("rule change");
-        assert_eq!(r.action, Action::NoOp, "{r:?}");
-        assert_eq!(r.reason.as_deref(), Some("also has: tag filter, destination account, kept"));
+        // …but a tag filter narrows what is copied: a difference.
+        assert_eq!(r.action, Action::Update, "{r:?}");
+        let names: Vec<&str> = r.attributes.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["filter_tags"]);
+        assert_eq!(r.attributes[0].before, Some(json!(["k=v"])));
         // Naming the opt-in as false is a difference, on that field only.
         let off = want(vec![ReplicationRule { replicate_kms_encrypted: Some(false), ..rule("dr", "dest") }]);
         let changes = diff("src", &off, &Observed::Present(doc), &pre());
         let r = changes.iter().find(|c| c.address.as_str() == "s3.src.replication.dr").expect("rule change");
         let names: Vec<&str> = r.attributes.iter().map(|a| a.name.as_str()).collect();
-        assert_eq!(names, ["replicate_kms_encrypted"]);
+        assert_eq!(names, ["filter_tags", "replicate_kms_encrypted"]);
     }
 
     #[test]
@@ -513,7 +509,10 @@ mod tests {
         assert_eq!(d.replication_time(), live.destination().and_then(|d| d.replication_time()));
         assert_eq!(d.metrics(), live.destination().and_then(|d| d.metrics()));
         assert_eq!(written.source_selection_criteria(), live.source_selection_criteria());
-        assert_eq!(written.filter().and_then(|f| f.tag()).map(|t| t.key()), Some("k"));
+        // The tag filter someone added is not the policy's: the rule is
+        // written back to its prefix alone.
+        assert_eq!(written.filter().and_then(|f| f.tag()), None);
+        assert_eq!(written.filter().and_then(|f| f.prefix()), Some(""));
         let back = canonical(&written);
         assert_eq!(back.replication_time_minutes, Some(15));
         assert_eq!(back.replicate_kms_encrypted, Some(true));
