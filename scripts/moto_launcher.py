@@ -1,4 +1,4 @@
-"""Start moto's standalone server with three behaviours corrected.
+"""Start moto's standalone server with the behaviours below corrected.
 
 moto (5.2.x) answers two S3 calls in ways real S3 never does, and aws-sdk-s3
 either rejects the reply or sees a difference that never goes away:
@@ -6,7 +6,10 @@ either rejects the reply or sees a difference that never goes away:
 * GetBucketVersioning: the root element is <GetBucketVersioningResponse>
   instead of <VersioningConfiguration>; aws-sdk-s3 fails to decode it.
 * GetBucketReplication: every rule comes back with Filter {Prefix: ""} and
-  DeleteMarkerReplication Disabled, whatever was stored.
+  DeleteMarkerReplication Disabled, whatever was stored; and the tags of a
+  Filter.And are dropped (stored under the XML element's name, Tag, where
+  the reply's serializer reads Tags). S3 returns them (S3 API reference,
+  "ReplicationRuleAndOperator": Prefix and Tags).
 * Bucket policies: moto applies Deny statements to object calls and ignores
   their Conditions, so a TLS-only statement (Deny when aws:SecureTransport
   is false) denies every object call. The launcher treats requests as made
@@ -21,6 +24,13 @@ either rejects the reply or sees a difference that never goes away:
   s3:GetObjectVersion / s3:DeleteObjectVersion, as in S3's action list;
   a denial answers AccessDenied as S3 does (moto: a bare 403); NotResource
   is matched (moto takes a statement without Resource for a trust policy).
+
+* PutObjectLockConfiguration on a versioned bucket that already holds
+  objects: moto refuses it ("Bucket needs to be empty"); S3 has allowed
+  turning Object Lock on for an existing versioned bucket since November
+  2023 (S3 user guide, "Enabling S3 Object Lock": "you can enable Object
+  Lock for new or existing buckets"). The launcher allows it; the default
+  retention then applies only to versions put after it, as on S3.
 
 With MOTO_CLOCK_FILE set, S3's clock (object LastModified, delete
 markers, Object Lock retention dates) runs that file's number of seconds
@@ -50,7 +60,7 @@ from fnmatch import fnmatchcase
 from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
 
-from moto.s3.models import FakeBucket
+from moto.s3.models import FakeBucket, S3Backend
 from moto.s3.responses import S3Response
 from moto.core.common_types import TYPE_RESPONSE  # noqa: F401  (import check)
 
@@ -74,6 +84,17 @@ def get_bucket_versioning(self):
 _original_replication = S3Response.get_bucket_replication
 
 
+def _and_tags(filt):
+    """A stored Filter with And's tags under Tags, as a list."""
+    and_ = filt.get("And") if isinstance(filt, dict) else None
+    if not isinstance(and_, dict) or "Tag" not in and_:
+        return filt
+    tags = and_["Tag"]
+    rest = {k: v for k, v in and_.items() if k != "Tag"}
+    rest["Tags"] = tags if isinstance(tags, list) else [tags]
+    return {**filt, "And": rest}
+
+
 def get_bucket_replication(self):
     from moto.core.responses import ActionResult
     from moto.s3.exceptions import ReplicationConfigurationNotFoundError
@@ -93,7 +114,7 @@ def get_bucket_replication(self):
         # Keep what the client stored: the V2 Filter (Prefix, Tag or And) or
         # the legacy top-level Prefix, and the delete-marker setting.
         if "Filter" in rule:
-            out["Filter"] = rule["Filter"] if rule["Filter"] is not None else {}
+            out["Filter"] = _and_tags(rule["Filter"]) if rule["Filter"] is not None else {}
         elif "Prefix" in rule:
             out["Prefix"] = rule["Prefix"] or ""
         if "DeleteMarkerReplication" in rule:
@@ -278,6 +299,24 @@ def _shifted_clock(path):
 if os.environ.get("MOTO_CLOCK_FILE"):
     _shifted_clock(os.environ["MOTO_CLOCK_FILE"])
 
+def put_object_lock_configuration(self, bucket_name, lock_enabled, mode=None, days=None, years=None):
+    """moto's, without its check that the bucket holds no object."""
+    from moto.s3.exceptions import InvalidBucketState
+
+    bucket = self.get_bucket(bucket_name)
+    if not bucket.is_versioned:
+        raise InvalidBucketState(
+            "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
+        )
+    if lock_enabled:
+        bucket.object_lock_enabled = True
+        bucket.versioning_status = "Enabled"
+    bucket.default_lock_mode = mode
+    bucket.default_lock_days = days
+    bucket.default_lock_years = years
+
+
+S3Backend.put_object_lock_configuration = put_object_lock_configuration
 FakeBucket.get_permission = get_permission
 S3Response._key_response = _key_response
 S3Response.get_bucket_replication = get_bucket_replication

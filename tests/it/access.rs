@@ -325,3 +325,76 @@ s3.put_object(Bucket="{b}", Key="postgres/{key}.dump", Body=b"dump", **extra)
     assert_eq!(c["status"], "pass", "{c}");
     assert!(c["observed"].as_str().unwrap_or("").contains("second.dump locked GOVERNANCE for 336h"), "{c}");
 }
+
+/// Object Lock turned on for a versioned bucket that already holds a
+/// backup (S3 allows it since 2023; the launcher plays it, moto refuses):
+/// the default retention locks only what is put after, so the backup
+/// written before stays deletable — BACKUP-LOCKED fails on it and
+/// IMMUTABILITY is not met — until a backup put under the lock is the
+/// newest.
+#[test]
+fn a_backup_written_before_the_lock_is_not_immutable() {
+    let w = World::with_moto();
+    let b = unique("prelock");
+    w.python(&format!(
+        r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+s3.create_bucket(Bucket="{b}")
+s3.put_bucket_versioning(Bucket="{b}", VersioningConfiguration={{"Status": "Enabled"}})
+s3.put_object(Bucket="{b}", Key="postgres/20261205-020000.dump", Body=b"before the lock")
+"#
+    ));
+    let text = format!(
+        r#"version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {b}:
+      versioning: enabled
+      object_lock: {{mode: governance, days: 14}}
+      access: {{deny_delete: true}}
+      lifecycle:
+        rules:
+          - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}
+      backups:
+        - {{name: dump, prefix: postgres/, max_age: 26h, retention: 14d}}
+"#
+    );
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    let r = w.cli(&["apply", "-f", &p, "--auto-approve", "--allow-irreversible"]);
+    r.code(0);
+    assert!(r.stdout.contains("✓ object lock"), "{}", r.stdout);
+    let audit = || w.cli(&["audit", "-f", &p, "--format", "json"]).json();
+    let j = audit();
+    let locked = control(&j, "BACKUP-LOCKED", &format!("s3.{b}.backups.dump"));
+    assert_eq!(locked["status"], "fail", "{locked}");
+    assert_eq!(
+        locked["detail"],
+        format!("s3://{b}/postgres/20261205-020000.dump is not locked (no Object Lock retention on the object itself)")
+    );
+    assert_eq!(control(&j, "S3-OBJECT-LOCK", &format!("s3.{b}"))["status"], "pass", "{j}");
+    let imm = objective(&j, "IMMUTABILITY");
+    assert_eq!(imm["verdict"], "not_met", "{imm}");
+    assert!(
+        imm["reasons"]
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .any(|r| r.as_str().is_some_and(|r| r.contains("BACKUP-LOCKED is fail"))),
+        "{imm}"
+    );
+    // The next backup is put under the lock: locked by the default
+    // retention, and the newest.
+    w.python(&format!(
+        r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+s3.put_object(Bucket="{b}", Key="postgres/20261206-020000.dump", Body=b"after the lock", ChecksumAlgorithm="SHA256")
+"#
+    ));
+    let j = audit();
+    let locked = control(&j, "BACKUP-LOCKED", &format!("s3.{b}.backups.dump"));
+    assert_eq!(locked["status"], "pass", "{locked}");
+    assert_eq!(objective(&j, "IMMUTABILITY")["verdict"], "met", "{j}");
+}

@@ -72,6 +72,38 @@ fn get_bucket_replication_returns_what_was_stored() {
             Some(&DeleteMarkerReplicationStatus::Enabled)
         );
         assert_eq!(r.priority(), Some(3));
+        // A Filter.And keeps its tags (moto drops them).
+        let tagged = ReplicationRule::builder()
+            .id("tagged")
+            .priority(1)
+            .status(ReplicationRuleStatus::Enabled)
+            .filter(
+                ReplicationRuleFilter::builder()
+                    .and(
+                        aws_sdk_s3::types::ReplicationRuleAndOperator::builder()
+                            .prefix("postgres/")
+                            .tags(aws_sdk_s3::types::Tag::builder().key("class").value("keep").build().expect("tag"))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .delete_marker_replication(
+                DeleteMarkerReplication::builder().status(DeleteMarkerReplicationStatus::Disabled).build(),
+            )
+            .destination(Destination::builder().bucket(format!("arn:aws:s3:::{dst}")).build().expect("destination"))
+            .build()
+            .expect("rule");
+        let conf = ReplicationConfiguration::builder()
+            .role("arn:aws:iam::123456789012:role/suoops-s3-replication")
+            .rules(tagged)
+            .build()
+            .expect("conf");
+        s3.put_bucket_replication().bucket(&src).replication_configuration(conf).send().await.expect("put replication");
+        let got = s3.get_bucket_replication().bucket(&src).send().await.expect("get replication");
+        let and = got.replication_configuration().expect("conf").rules()[0].filter().and_then(|f| f.and()).cloned();
+        let and = and.expect("And");
+        assert_eq!(and.prefix(), Some("postgres/"));
+        assert_eq!(and.tags().iter().map(|t| (t.key(), t.value())).collect::<Vec<_>>(), [("class", "keep")]);
     });
 }
 

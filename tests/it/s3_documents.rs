@@ -650,6 +650,31 @@ fn sse_kms_replication_opts_in_names_the_replica_key_and_keeps_what_the_policy_d
     assert_eq!(d.replication_time().and_then(|t| t.time()).and_then(|t| t.minutes()), Some(15), "{plain:?}");
     assert_eq!(d.account(), Some(w.account()));
     w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+
+    // A tag filter added to a rule the policy owns narrows what reaches
+    // the DR copy: a difference (not a setting kept), S3-CRR fails, and
+    // apply writes the rule back to its prefix.
+    edit_rule(
+        &w,
+        &src,
+        "dr-copy",
+        "        r['Filter'] = {'And': {'Prefix': r['Filter'].get('Prefix', ''), 'Tags': [{'Key': 'class', 'Value': 'keep'}]}}\n        r['DeleteMarkerReplication'] = {'Status': 'Disabled'}",
+    );
+    let r = w.cli(&["plan", "-f", &p, "--detailed-exitcode"]);
+    r.code(2);
+    assert!(squash(&r.stdout).contains("filter_tags"), "{}", r.stdout);
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    let j = r.json();
+    let crr = j["controls"].as_array().expect("controls").iter().find(|c| c["id"] == "S3-CRR").expect("S3-CRR").clone();
+    assert_eq!(crr["status"], "fail", "{crr}");
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let conf = block_on(async {
+        let out = w.moto().s3("us-east-1").get_bucket_replication().bucket(&src).send().await.expect("replication");
+        out.replication_configuration().cloned().expect("conf")
+    });
+    let dr = conf.rules().iter().find(|r| r.id() == Some("dr-copy")).expect("dr-copy");
+    assert!(dr.filter().is_some_and(|f| f.and().is_none() && f.tag().is_none()), "{dr:?}");
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
 
 /// One failed setting does not stop the bucket's other settings, and an
