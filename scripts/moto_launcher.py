@@ -32,6 +32,14 @@ either rejects the reply or sees a difference that never goes away:
   Lock for new or existing buckets"). The launcher allows it; the default
   retention then applies only to versions put after it, as on S3.
 
+* GetCallerIdentity for credentials moto did not issue: moto answers a
+  made-up `arn:aws:sts::ACCOUNT:user/moto`; the launcher answers the
+  account root, `arn:aws:iam::ACCOUNT:root`, as AWS does for root
+  credentials (AWS STS API reference, GetCallerIdentity) — and as the
+  bucket-policy evaluation above takes such a caller — so that the tool's
+  "would this statement shut out who runs it" sees the same principal
+  S3 evaluates.
+
 With MOTO_CLOCK_FILE set, S3's clock (object LastModified, delete
 markers, Object Lock retention dates) runs that file's number of seconds
 ahead (negative: behind) of the system clock, read at every use: a test
@@ -317,6 +325,26 @@ def put_object_lock_configuration(self, bucket_name, lock_enabled, mode=None, da
 
 
 S3Backend.put_object_lock_configuration = put_object_lock_configuration
+
+
+def _caller_identity():
+    from moto.sts.models import STSBackend
+    from moto.iam.models import iam_backends
+
+    plain = STSBackend.get_caller_identity
+
+    def get_caller_identity(self, access_key_id, region):
+        issued = self.get_assumed_role_from_access_key(access_key_id) or iam_backends[self.account_id][
+            self.partition
+        ].get_user_from_access_key_id(access_key_id)
+        if issued:
+            return plain(self, access_key_id, region)
+        return self.account_id, f"arn:aws:iam::{self.account_id}:root", self.account_id
+
+    STSBackend.get_caller_identity = get_caller_identity
+
+
+_caller_identity()
 FakeBucket.get_permission = get_permission
 S3Response._key_response = _key_response
 S3Response.get_bucket_replication = get_bucket_replication

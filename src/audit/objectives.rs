@@ -269,7 +269,21 @@ fn immutability(report: &Report, policy: &Policy) -> (Verdict, Vec<String>) {
             Some(l) if (l.days as u64) < keep => {
                 reasons.push(format!("{} locks versions {} days, but its backups are kept {keep} days", b.name, l.days))
             }
-            Some(_) => reasons.extend(not_passing(report, &b.name, "S3-OBJECT-LOCK")),
+            Some(l) => {
+                reasons.extend(not_passing(report, &b.name, "S3-OBJECT-LOCK"));
+                // Governance-mode retention is lifted by whoever may
+                // s3:BypassGovernanceRetention, or may rewrite the bucket
+                // policy that denies it (AWS S3 user guide, "Object Lock":
+                // governance mode): held only with the configuration
+                // restricted to the administrators, or in compliance mode.
+                let admins = b.access.as_ref().is_some_and(|a| a.administrators.is_some());
+                if l.mode == crate::policy::LockMode::Governance && !admins {
+                    reasons.push(format!(
+                        "{} locks in GOVERNANCE mode and does not restrict who may change its policy, lifecycle and lock (`access.administrators`): anyone who can rewrite the bucket policy can lift the retention; declare the administrators or use mode: compliance",
+                        b.name
+                    ));
+                }
+            }
         }
         if b.access.as_ref().is_some_and(|a| a.deny_delete) {
             reasons.extend(not_passing(report, &b.name, "S3-ACCESS"));
@@ -518,7 +532,16 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
                 // bucket's policy or lifecycle can remove the protections
                 // (`s3:*` includes s3:DeleteBucketPolicy: AWS S3 user guide,
                 // "Amazon S3 actions"), then delete.
-                if writes.is_some() || reads.is_some() {
+                // The bucket policy's configuration statement, found live
+                // (S3-ACCESS), denies them to all but the administrators.
+                let spec = policy.buckets.iter().find(|x| &x.name == bucket);
+                let shielded = spec.and_then(|x| x.access.as_ref()).is_some_and(|a| {
+                    let exempt = a.administrators.iter().flatten().chain(a.break_glass.iter());
+                    a.administrators.is_some()
+                        && !exempt.map(|p| crate::policy::role_name(p)).any(|p| p == name)
+                        && not_passing(report, bucket, "S3-ACCESS").is_none()
+                });
+                if (writes.is_some() || reads.is_some()) && !shielded {
                     for action in PROTECTIONS {
                         if let Some(by) = can(action, &format!("arn:aws:s3:::{bucket}")) {
                             excess.push(format!(
@@ -617,7 +640,7 @@ s3:
     bkt:
       versioning: enabled
       object_lock: {{mode: governance, days: 14}}
-      access: {{writers: [writer], readers: [restore], deny_delete: true}}
+      access: {{writers: [writer], readers: [restore], deny_delete: true, administrators: ["arn:aws:iam::123456789012:role/ci-apply"]}}
       backups: [{{name: dump, prefix: postgres/, max_age: 26h, retention: 14d}}]
 iam:
   roles:
@@ -891,6 +914,17 @@ iam:
         let imm = o.iter().find(|x| x.id == "IMMUTABILITY").expect("IMMUTABILITY");
         assert_eq!(imm.verdict, Verdict::NotMet);
         assert_eq!(imm.reasons, ["s3.bkt S3-OBJECT-LOCK is fail"]);
+        // Governance mode without the configuration restricted: anyone who
+        // can rewrite the bucket policy can lift it.
+        let mut open = p.clone();
+        open.buckets[0].access.as_mut().expect("access").administrators = None;
+        let o = evaluate(&Report::new(all.clone()), &open);
+        let imm = o.iter().find(|x| x.id == "IMMUTABILITY").expect("IMMUTABILITY");
+        assert_eq!(imm.verdict, Verdict::NotMet);
+        assert!(imm.reasons[0].starts_with("bkt locks in GOVERNANCE mode and does not restrict"), "{:?}", imm.reasons);
+        // Compliance mode needs no administrators.
+        open.buckets[0].object_lock.as_mut().expect("lock").mode = crate::policy::LockMode::Compliance;
+        assert_eq!(verdict(&evaluate(&Report::new(all.clone()), &open), "IMMUTABILITY"), Verdict::Met);
         // Not declared at all: said, whatever the controls.
         let bare = crate::policy::parse(
             "p.yaml",

@@ -59,6 +59,7 @@ pub async fn locked(
     bucket: &str,
     key: &str,
     need: u64,
+    compliance: bool,
 ) -> Result<Observed<Result<String, String>>, Fatal> {
     let h = match aws.call(&ops::HEAD_OBJECT, client.head_object().bucket(bucket).key(key).send()).await {
         Ok(h) => h,
@@ -67,12 +68,15 @@ pub async fn locked(
     let created = h.last_modified().map(|t| t.secs());
     let until = h.object_lock_retain_until_date().map(|t| t.secs());
     let mode = h.object_lock_mode().map(|m| m.as_str().to_string());
-    Ok(Observed::Present(judge_lock(bucket, key, mode.as_deref(), created, until, need)))
+    Ok(Observed::Present(judge_lock(bucket, key, mode.as_deref(), created, until, need, compliance)))
 }
 
 /// The verdict on one object's lock (pure): a mode and a retain-until date
 /// at least `need` seconds after its creation (a minute's slack: S3 counts
-/// from the second it stored the version).
+/// from the second it stored the version); with `compliance`, the mode
+/// COMPLIANCE — GOVERNANCE-mode retention can be shortened or removed by
+/// any principal with s3:BypassGovernanceRetention (AWS S3 user guide,
+/// "Object Lock": retention modes).
 pub fn judge_lock(
     bucket: &str,
     key: &str,
@@ -80,10 +84,16 @@ pub fn judge_lock(
     created: Option<i64>,
     until: Option<i64>,
     need: u64,
+    compliance: bool,
 ) -> Result<String, String> {
     let (Some(mode), Some(until)) = (mode, until) else {
         return Err(format!("s3://{bucket}/{key} is not locked (no Object Lock retention on the object itself)"));
     };
+    if compliance && !mode.eq_ignore_ascii_case("COMPLIANCE") {
+        return Err(format!(
+            "s3://{bucket}/{key} is locked in {mode} mode, which a principal with s3:BypassGovernanceRetention can lift; the policy asks for COMPLIANCE"
+        ));
+    }
     let held = until.saturating_sub(created.unwrap_or(until)).max(0) as u64;
     if held + 60 < need {
         return Err(format!(

@@ -299,6 +299,15 @@ impl Aws {
         out.account().map(str::to_string)
     }
 
+    /// The caller's ARN (STS GetCallerIdentity): an assumed-role session
+    /// `arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`, a user or the
+    /// root. None when it cannot be read.
+    pub async fn caller(&self) -> Option<String> {
+        let sts = aws_sdk_sts::Client::new(&self.config);
+        let out = sts.get_caller_identity().send().await.ok()?;
+        out.arn().map(str::to_string)
+    }
+
     /// API calls made so far (for `-v` and the benchmark).
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::Relaxed)

@@ -458,6 +458,10 @@ pub struct Access {
     pub readers: Option<Vec<String>>,
     pub deny_delete: bool,
     pub break_glass: Vec<String>,
+    /// The only principals, besides break glass, that may change the
+    /// bucket's policy, lifecycle and Object Lock configuration; None: not
+    /// restricted.
+    pub administrators: Option<Vec<String>>,
     /// Prefixes of pgBackRest repositories in the bucket (`postgres.*.pitr.
     /// repo`), filled from the policy's PostgreSQL entries: pgBackRest runs
     /// as the writers and reads its own files and expires them there.
@@ -473,6 +477,7 @@ impl Access {
             .flatten()
             .chain(self.readers.iter().flatten())
             .chain(self.break_glass.iter())
+            .chain(self.administrators.iter().flatten())
             .map(String::as_str)
             .collect();
         all.sort();

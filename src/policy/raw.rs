@@ -238,6 +238,12 @@ pub struct RawAccess {
     /// Principals exempt from every restriction, for incidents.
     #[serde(default)]
     pub break_glass: Option<Sp<Vec<Sp<String>>>>,
+    /// The only principals (besides break glass) that may change the
+    /// bucket's policy, lifecycle and Object Lock configuration: the role
+    /// that runs `apply` (so that the tool still converges). With it,
+    /// governance-mode retention cannot be lifted by rewriting the policy.
+    #[serde(default)]
+    pub administrators: Option<Sp<Vec<Sp<String>>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

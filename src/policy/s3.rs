@@ -263,6 +263,17 @@ impl Validator<'_> {
         let writers = list(&raw.writers);
         let mut readers = list(&raw.readers);
         let break_glass = list(&raw.break_glass).unwrap_or_default();
+        let administrators = list(&raw.administrators);
+        if let Some(v) = raw.administrators.as_ref().filter(|v| v.value().is_empty() && break_glass.is_empty()) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::AccessLocksOut,
+                    "nobody could change this bucket's policy, lifecycle or Object Lock configuration: `administrators` is empty and there is no break glass".to_string(),
+                    Some(v.pos()),
+                )
+                .help("name the role that runs `suoops-policy apply`, or leave the field out to not restrict it"),
+            );
+        }
         if holds_backups {
             for (what, v) in [("write", &raw.writers), ("read (restore)", &raw.readers)] {
                 if let Some(v) = v {
@@ -291,6 +302,7 @@ impl Validator<'_> {
             readers,
             deny_delete: raw.deny_delete.as_ref().is_some_and(|d| *d.value()),
             break_glass,
+            administrators,
             repos: Vec::new(),
         }
     }

@@ -7,8 +7,11 @@
 //! "AWS JSON policy elements: NotPrincipal" recommends exactly this —
 //! Principal "*" with an ARN condition on aws:PrincipalArn — over
 //! NotPrincipal for resource policies).
-//! Object actions only: no statement touches the bucket's configuration,
-//! so the role that applies the policy cannot lock itself out. The audit
+//! Object actions, and — only where the policy names `administrators` —
+//! the bucket's configuration: its policy, lifecycle and Object Lock, which
+//! a principal could otherwise rewrite to lift the rest (governance-mode
+//! retention included); the plan says when that would shut out the
+//! caller, and apply refuses to. The audit
 //! judges the live policy by meaning: an equivalent statement of another
 //! team's counts.
 
@@ -34,9 +37,12 @@ pub const SID_RECORDS: &str = "SuoopsPolicyOnlyReadersRecordDrills";
 pub const SID_REPO_READ: &str = "SuoopsPolicyRepoReadersAndWritersGet";
 pub const SID_REPO_EXPIRE: &str = "SuoopsPolicyRepoOnlyWritersExpire";
 pub const SID_REPO_VERSIONS: &str = "SuoopsPolicyRepoNoVersionDelete";
+/// Only the administrators (and break glass) change the bucket's policy,
+/// lifecycle and Object Lock configuration.
+pub const SID_CONFIG: &str = "SuoopsPolicyOnlyAdministratorsReconfigure";
 /// The Sids this tool owns in a bucket with `access:`.
-pub const SIDS: [&str; 7] =
-    [SID_WRITE, SID_READ, SID_DELETE, SID_RECORDS, SID_REPO_READ, SID_REPO_EXPIRE, SID_REPO_VERSIONS];
+pub const SIDS: [&str; 8] =
+    [SID_WRITE, SID_READ, SID_DELETE, SID_RECORDS, SID_REPO_READ, SID_REPO_EXPIRE, SID_REPO_VERSIONS, SID_CONFIG];
 pub use crate::jobs::RECORDS;
 
 /// Writing an object: PutObject covers PutObject, CopyObject and every
@@ -48,6 +54,17 @@ pub const READ: &[&str] = &["s3:GetObject", "s3:GetObjectVersion", "s3:GetObject
 /// Removing data: a delete (marker), a version, or lifting governance
 /// retention. Lifecycle expiration is done by S3 and not subject to it.
 pub const DELETE: &[&str] = &["s3:BypassGovernanceRetention", "s3:DeleteObject", "s3:DeleteObjectVersion"];
+/// Rewriting what protects the objects: whoever may delete the bucket
+/// policy removes its Deny statements (`s3:*` includes it), and a
+/// lifecycle rule or a new lock configuration can cut retention short
+/// (AWS S3 user guide, "Object Lock considerations": governance mode can
+/// be bypassed by principals who may remove the policy that denies it).
+pub const CONFIG: &[&str] = &[
+    "s3:DeleteBucketPolicy",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:PutBucketPolicy",
+    "s3:PutLifecycleConfiguration",
+];
 
 /// What the multipart writer and the replication role must keep (checked
 /// against the rendered statements in the tests).
@@ -77,6 +94,8 @@ pub struct Resolved {
     pub readers: Option<Vec<String>>,
     pub deny_delete: bool,
     pub break_glass: Vec<String>,
+    /// Who may change the bucket's configuration; None: not restricted.
+    pub administrators: Option<Vec<String>>,
     /// pgBackRest repository prefixes in the bucket.
     pub repos: Vec<String>,
 }
@@ -132,6 +151,7 @@ pub fn resolve(want: &Access, principals: &BTreeMap<String, Principal>) -> Resul
         readers: list(&want.readers),
         deny_delete: want.deny_delete,
         break_glass: list(&Some(want.break_glass.clone())).unwrap_or_default(),
+        administrators: list(&want.administrators),
         repos: want.repos.clone(),
     };
     if let Some(reason) = unknown {
@@ -231,6 +251,11 @@ pub fn desired_statements(bucket: &str, r: &Resolved) -> Vec<Value> {
             out.push(inside(deny(SID_REPO_READ, READ, bucket, exempt)));
         }
     }
+    if let Some(admins) = &r.administrators {
+        let mut st = deny(SID_CONFIG, CONFIG, bucket, with_glass(admins));
+        st["Resource"] = json!(format!("arn:aws:s3:::{bucket}"));
+        out.push(st);
+    }
     if r.deny_delete {
         out.push(outside(deny(SID_DELETE, DELETE, bucket, r.break_glass.clone())));
         if !repos.is_empty() {
@@ -272,6 +297,12 @@ pub fn explain(r: &Resolved) -> String {
         parts.push(format!(
             "{SID_DELETE}: nobody{} deletes objects or versions (lifecycle expiration still runs)",
             if r.break_glass.is_empty() { String::new() } else { format!(" but {}", names(&r.break_glass)) }
+        ));
+    }
+    if let Some(admins) = &r.administrators {
+        parts.push(format!(
+            "{SID_CONFIG}: only {}{glass} may change the bucket's policy, lifecycle or Object Lock configuration",
+            or_nobody(&names(admins))
         ));
     }
     if !r.repos.is_empty() {
@@ -320,6 +351,7 @@ fn outsiders(r: &Resolved) -> Vec<String> {
         .flatten()
         .chain(r.readers.iter().flatten())
         .chain(r.break_glass.iter())
+        .chain(r.administrators.iter().flatten())
         .filter_map(|arn| arn.split(':').nth(4))
         .filter(|a| !a.is_empty())
         .collect();
@@ -366,6 +398,24 @@ pub fn enforced(doc: Option<&PolicyDoc>, bucket: &str, r: &Resolved) -> Result<(
     if r.deny_delete {
         check("break-glass principals", &["s3:DeleteObject", "s3:DeleteObjectVersion"], &r.break_glass);
     }
+    if let Some(admins) = &r.administrators {
+        let on = format!("arn:aws:s3:::{bucket}");
+        let open: Vec<&str> = CONFIG
+            .iter()
+            .copied()
+            .filter(|a| probes.iter().any(|p| denial(json, p, a, &on) != Denial::Denied))
+            .collect();
+        if !open.is_empty() {
+            gaps.push(format!("principals other than the administrators are not denied {}", open.join(", ")));
+        }
+        for p in with_glass(admins) {
+            let shut: Vec<&str> =
+                CONFIG.iter().copied().filter(|a| denial(json, &p, a, &on) == Denial::Denied).collect();
+            if !shut.is_empty() {
+                gaps.push(format!("{p} is denied {}", shut.join(", ")));
+            }
+        }
+    }
     // In each pgBackRest repository: the writers read and expire, and
     // still delete no version.
     let writers = r.writers.clone().unwrap_or_default();
@@ -397,12 +447,48 @@ pub fn enforced(doc: Option<&PolicyDoc>, bucket: &str, r: &Resolved) -> Result<(
     }
 }
 
+/// Whether the caller (GetCallerIdentity's ARN) is among `exempt` as
+/// `ArnNotLike aws:PrincipalArn` matches it: an assumed-role session is
+/// its role (`arn:aws:sts::A:assumed-role/NAME/S` is role NAME of account
+/// A: AWS IAM user guide, "AWS global condition context keys":
+/// aws:PrincipalArn; the session ARN carries no path, so the name
+/// decides), a user or the root is itself.
+pub fn caller_exempt(caller: &str, exempt: &[String]) -> bool {
+    let session = caller.strip_prefix("arn:aws:sts::").and_then(|rest| {
+        let (account, role) = rest.split_once(":assumed-role/")?;
+        Some((account, role.split('/').next()?))
+    });
+    exempt.iter().any(|e| {
+        crate::iamdoc::glob(e, caller)
+            || session.is_some_and(|(account, name)| {
+                crate::iamdoc::glob(e, &format!("arn:aws:iam::{account}:role/{name}"))
+                    || (e.split(':').nth(4) == Some(account)
+                        && e.contains(":role/")
+                        && crate::iamdoc::glob(e.rsplit('/').next().unwrap_or(e), name))
+            })
+    })
+}
+
+/// Why writing `r` would shut `caller` out of the bucket's configuration,
+/// if it would.
+pub fn locks_out(r: &Resolved, caller: Option<&str>) -> Option<String> {
+    let admins = r.administrators.as_ref()?;
+    let caller = caller?;
+    let exempt = [admins.clone(), r.break_glass.clone()].concat();
+    (!caller_exempt(caller, &exempt)).then(|| {
+        format!(
+            "{caller} (who runs this) is neither among access.administrators nor break glass: {SID_CONFIG} would deny it the bucket's policy, lifecycle and Object Lock configuration; apply refuses to write it unless run as one of them"
+        )
+    })
+}
+
 /// The plan for the bucket's access statements.
 pub fn diff(
     bucket: &str,
     want: &Access,
     principals: &BTreeMap<String, Principal>,
     seen: &Observed<PolicyDoc>,
+    caller: Option<&str>,
 ) -> Change {
     let mut c = Change::new(address(bucket), Action::NoOp);
     let Some(doc) = super::tls::readable(seen, &mut c) else { return c };
@@ -464,6 +550,9 @@ pub fn diff(
     }
     c.action = if mine.is_empty() { Action::Create } else { Action::Update };
     c.reason = Some(explain(&resolved));
+    if let Some(why) = locks_out(&resolved, caller) {
+        c.reason = c.reason.map(|r| format!("{r}; WARNING: {why}"));
+    }
     super::tls::refuse_deleted_principals(doc, &SIDS, &mut c);
     c
 }
@@ -499,6 +588,7 @@ pub fn read_back(doc: &PolicyDoc) -> Option<Access> {
         writers: exempt(SID_WRITE).map(without),
         readers: exempt(SID_READ).map(without),
         deny_delete: exempt(SID_DELETE).is_some(),
+        administrators: exempt(SID_CONFIG).map(without),
         break_glass: break_glass.clone(),
         // From the policy's `pitr:` entries, not from the statements.
         repos: Vec::new(),
@@ -520,6 +610,7 @@ mod tests {
             readers: Some(vec![RESTORE.into(), REPL.into()]),
             deny_delete: true,
             break_glass: vec![ADMIN.into()],
+            administrators: None,
             repos: vec![],
         }
     }
@@ -642,12 +733,44 @@ mod tests {
     }
 
     #[test]
+    fn administrators_alone_may_reconfigure_and_the_caller_is_never_shut_out() {
+        const CI: &str = "arn:aws:iam::123456789012:role/ci/suoops-apply";
+        let r = Resolved { administrators: Some(vec![CI.into()]), ..resolved() };
+        let sts = desired_statements("b", &r);
+        let cfg = sts.iter().find(|s| s["Sid"] == SID_CONFIG).expect("config statement");
+        assert_eq!(cfg["Resource"], "arn:aws:s3:::b");
+        assert_eq!(cfg["Action"], json!(CONFIG));
+        assert_eq!(cfg["Condition"]["ArnNotLike"]["aws:PrincipalArn"], json!([CI, ADMIN]));
+        assert_eq!(enforced(Some(&doc(sts.clone())), "b", &r), Ok(()));
+        // Without it: everyone else may still rewrite the policy.
+        let without: Vec<Value> = sts.into_iter().filter(|s| s["Sid"] != SID_CONFIG).collect();
+        let gaps = enforced(Some(&doc(without)), "b", &r).expect_err("gaps");
+        assert!(
+            gaps[0].starts_with("principals other than the administrators are not denied s3:DeleteBucketPolicy"),
+            "{gaps:?}"
+        );
+        // The caller as GetCallerIdentity names it: a session of the
+        // administrators' role (no path in the session ARN), break glass,
+        // or someone else.
+        assert!(caller_exempt("arn:aws:sts::123456789012:assumed-role/suoops-apply/gha-42", &[CI.into()]));
+        assert!(caller_exempt("arn:aws:sts::123456789012:assumed-role/platform-admin/me", &[ADMIN.into()]));
+        assert!(!caller_exempt("arn:aws:sts::123456789012:assumed-role/suoops-backup-writer/x", &[CI.into()]));
+        assert!(!caller_exempt("arn:aws:sts::999999999999:assumed-role/suoops-apply/x", &[CI.into()]));
+        assert!(caller_exempt("arn:aws:iam::123456789012:root", &["arn:aws:iam::123456789012:root".into()]));
+        assert_eq!(locks_out(&r, Some("arn:aws:sts::123456789012:assumed-role/suoops-apply/gha")), None);
+        let why = locks_out(&r, Some("arn:aws:iam::123456789012:user/alice")).expect("locked out");
+        assert!(why.starts_with("arn:aws:iam::123456789012:user/alice (who runs this) is neither"), "{why}");
+        assert_eq!(locks_out(&resolved(), Some("arn:aws:iam::123456789012:user/alice")), None);
+    }
+
+    #[test]
     fn an_equivalent_foreign_statement_counts_and_a_weaker_one_does_not() {
         let r = Resolved {
             writers: None,
             readers: None,
             deny_delete: true,
             break_glass: vec![ADMIN.into()],
+            administrators: None,
             repos: vec![],
         };
         let theirs = doc(vec![json!({
@@ -661,6 +784,7 @@ mod tests {
             &Access { deny_delete: true, break_glass: vec![ADMIN.into()], ..Default::default() },
             &BTreeMap::new(),
             &Observed::Present(theirs),
+            None,
         );
         assert_eq!(c.action, Action::NoOp, "{c:?}");
         // Conditioned on something else: not known to deny.
@@ -698,9 +822,10 @@ mod tests {
             readers: Some(vec![RESTORE.into()]),
             deny_delete: true,
             break_glass: vec![ADMIN.into()],
+            administrators: None,
             repos: vec![],
         };
-        let c = diff("b", &want, &BTreeMap::new(), &Observed::Present(others_only));
+        let c = diff("b", &want, &BTreeMap::new(), &Observed::Present(others_only), None);
         assert_eq!(c.action, Action::Create, "{c:?}");
         assert_eq!(c.attributes.len(), 4, "{c:?}");
     }
@@ -713,6 +838,7 @@ mod tests {
             readers: Some(vec!["suoops-backup-restore".into()]),
             deny_delete: true,
             break_glass: vec![ADMIN.into()],
+            administrators: None,
             repos: vec![],
         };
         let principals: BTreeMap<String, Principal> = [
@@ -721,7 +847,7 @@ mod tests {
         ]
         .into();
         let d = doc(vec![foreign.clone()]);
-        let c = diff("b", &want, &principals, &Observed::Present(d.clone()));
+        let c = diff("b", &want, &principals, &Observed::Present(d.clone()), None);
         assert_eq!(c.action, Action::Create);
         assert_eq!(c.attributes.len(), 4);
         assert!(c.reason.as_deref().unwrap().contains("SuoopsPolicyOnlyWritersPut: only suoops-backup-writer may put objects (and break glass: platform-admin)"), "{:?}", c.reason);
@@ -729,7 +855,7 @@ mod tests {
         let merged = super::super::tls::merged_statements(Some(&d), &SIDS, desired_statements("b", &r)).unwrap();
         assert_eq!(merged["Statement"][0], foreign);
         let written = PolicyDoc { json: merged };
-        assert_eq!(diff("b", &want, &principals, &Observed::Present(written.clone())).action, Action::NoOp);
+        assert_eq!(diff("b", &want, &principals, &Observed::Present(written.clone()), None).action, Action::NoOp);
         let back = read_back(&written).unwrap();
         assert_eq!(back.writers, Some(vec![WRITER.to_string()]));
         assert_eq!(back.readers, Some(vec![RESTORE.to_string()]));
@@ -738,11 +864,11 @@ mod tests {
         // A role declared but not created yet: known after apply.
         let mut later = principals.clone();
         later.insert("suoops-backup-writer".into(), Principal::AfterApply);
-        let c = diff("b", &want, &later, &Observed::Absent);
+        let c = diff("b", &want, &later, &Observed::Absent, None);
         assert_eq!(c.action, Action::Create);
         assert!(c.attributes[0].after.as_str().unwrap().contains("known after apply"));
         // A role nobody declares: a conflict, nothing written.
-        let c = diff("b", &want, &BTreeMap::new(), &Observed::Absent);
+        let c = diff("b", &want, &BTreeMap::new(), &Observed::Absent, None);
         assert!(c.conflicts[0].contains("suoops-backup-restore, suoops-backup-writer"), "{:?}", c.conflicts);
     }
 }

@@ -185,7 +185,14 @@ pub async fn apply(
         if let (true, Some(want)) = (access_on, &spec.access) {
             owned.extend(access::SIDS);
             match access_now(aws, want, &state.principals, roles_made).await {
-                Ok(r) => desired.extend(access::desired_statements(name, &r)),
+                // Never shut the tool out of the bucket it manages.
+                Ok(r) if r.administrators.is_some() && state.caller.is_none() => {
+                    resolved = Err("access.administrators: who runs this could not be read (STS GetCallerIdentity), so whether the configuration statement would shut it out is not known; nothing written".into())
+                }
+                Ok(r) => match access::locks_out(&r, state.caller.as_deref()) {
+                    Some(why) => resolved = Err(format!("{why}; nothing written")),
+                    None => desired.extend(access::desired_statements(name, &r)),
+                },
                 Err(e) => resolved = Err(e),
             }
         }

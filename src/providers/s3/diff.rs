@@ -23,7 +23,7 @@ pub fn diff(spec: &BucketSpec, region: &str, state: &BucketState) -> Vec<Change>
         out.push(tls::diff(&spec.name, want, seen));
     }
     if let (Some(want), Some(seen)) = (&spec.access, &state.policy) {
-        out.push(access::diff(&spec.name, want, &state.principals, seen));
+        out.push(access::diff(&spec.name, want, &state.principals, seen, state.caller.as_deref()));
     }
     if let (Some(want), Some(seen)) = (&spec.lifecycle, &state.lifecycle) {
         out.extend(lifecycle::diff(&spec.name, want, seen));
@@ -310,6 +310,7 @@ mod tests {
             key: None,
             object_lock: None,
             principals: Default::default(),
+            caller: None,
         }
     }
 
@@ -375,6 +376,7 @@ mod tests {
             key: None,
             object_lock: None,
             principals: Default::default(),
+            caller: None,
         };
         let c = bucket(&spec(), "eu-west-1", &state);
         assert_eq!(c.action, Action::Create);

@@ -400,12 +400,13 @@ pub async fn observe(
             (None, _) => None,
             (Some(l), Observed::Present(n)) => {
                 let need = lock_need(b, l);
-                let mut verdict = crate::aws::lookup::locked(aws, &client, &spec.name, &n.key, need).await?;
+                let strict = l.mode == crate::policy::LockMode::Compliance;
+                let mut verdict = crate::aws::lookup::locked(aws, &client, &spec.name, &n.key, need, strict).await?;
                 // The DR copy keeps the lock S3 replicated with it.
                 if let (Observed::Present(Ok(here)), Some(Observed::Present(r))) = (&verdict, &replica) {
                     if r.verdict.is_ok() && !r.bucket.is_empty() {
                         let dest = aws.s3(&dest_region(&r.bucket));
-                        verdict = match crate::aws::lookup::locked(aws, &dest, &r.bucket, &n.key, need).await? {
+                        verdict = match crate::aws::lookup::locked(aws, &dest, &r.bucket, &n.key, need, strict).await? {
                             Observed::Present(Ok(there)) => Observed::Present(Ok(format!("{here}; {there}"))),
                             other => other,
                         };
@@ -910,7 +911,7 @@ mod tests {
     fn a_backup_is_locked_by_its_own_retention() {
         let day = 86_400;
         assert_eq!(
-            crate::aws::lookup::judge_lock("b", "postgres/1.dump", None, Some(0), None, 14 * day),
+            crate::aws::lookup::judge_lock("b", "postgres/1.dump", None, Some(0), None, 14 * day, false),
             Err("s3://b/postgres/1.dump is not locked (no Object Lock retention on the object itself)".into())
         );
         assert_eq!(
@@ -920,7 +921,8 @@ mod tests {
                 Some("GOVERNANCE"),
                 Some(1_000),
                 Some(1_000 + 7 * day as i64),
-                14 * day
+                14 * day,
+                false
             ),
             Err("s3://b/k is locked (GOVERNANCE) 168h00m from its creation, less than its 336h00m retention".into())
         );
@@ -932,8 +934,24 @@ mod tests {
             Some(1_000),
             Some(1_000 + 14 * day as i64 - 30),
             14 * day,
+            false,
         );
         assert!(ok.is_ok(), "{ok:?}");
+        // GOVERNANCE where the policy asks for COMPLIANCE is not the lock
+        // it asks for.
+        let gov = crate::aws::lookup::judge_lock(
+            "b",
+            "k",
+            Some("GOVERNANCE"),
+            Some(1_000),
+            Some(1_000 + 14 * day as i64),
+            14 * day,
+            true,
+        );
+        assert_eq!(
+            gov,
+            Err("s3://b/k is locked in GOVERNANCE mode, which a principal with s3:BypassGovernanceRetention can lift; the policy asks for COMPLIANCE".into())
+        );
     }
 
     fn rule(

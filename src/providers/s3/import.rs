@@ -162,6 +162,9 @@ pub(crate) fn bucket(
                 if !a.break_glass.is_empty() {
                     w.value(4, "break_glass", &list(&a.break_glass), None);
                 }
+                if let Some(admins) = &a.administrators {
+                    w.value(4, "administrators", &list(admins), None);
+                }
             }
             let others: Vec<String> = crate::iamdoc::statements(&doc.json)
                 .into_iter()
@@ -435,6 +438,7 @@ mod tests {
             key: None,
             object_lock: None,
             principals: Default::default(),
+            caller: None,
         };
         let mut gaps = Vec::new();
         let text = bucket("b", "eu-west-1", Some("us-east-1"), &st, &mut gaps);

@@ -255,6 +255,13 @@ async fn observe_buckets(
             o.state.principals = principals.clone();
         }
     }
+    let administered = |o: &BucketSeen| o.spec.access.as_ref().is_some_and(|a| a.administrators.is_some());
+    if out.iter().any(administered) {
+        let caller = ctx.aws.caller().await;
+        for o in out.iter_mut().filter(|o| administered(o)) {
+            o.state.caller = caller.clone();
+        }
+    }
     Ok(out)
 }
 

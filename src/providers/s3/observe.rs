@@ -38,6 +38,12 @@ pub struct BucketState {
     pub principals: std::collections::BTreeMap<String, super::access::Principal>,
     /// Filled by the engine from run-level reads (roles, destinations).
     pub prerequisites: Prerequisites,
+    /// Who runs this (GetCallerIdentity), read when `access` names
+    /// administrators: a statement that would shut the caller out of the
+    /// bucket's configuration is said in the plan and refused by apply.
+    /// Not part of the fingerprint (plan and apply run as different roles).
+    #[serde(skip)]
+    pub caller: Option<String>,
 }
 
 /// GetObjectLockConfiguration of a bucket with Object Lock enabled.
@@ -191,6 +197,7 @@ pub(crate) fn missing(spec: &BucketSpec, evidence: bool, bucket: Observed<String
         key: None,
         object_lock: spec.object_lock.map(|_| like(&bucket)),
         principals: Default::default(),
+        caller: None,
         bucket,
     }
 }
@@ -275,6 +282,7 @@ async fn read_settings(
         key: key.transpose()?,
         object_lock: object_lock.transpose()?,
         principals: Default::default(),
+        caller: None,
     })
 }
 

@@ -132,8 +132,15 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
         (Some(days), Observed::Present(s)) => match s.newest() {
             Some(b) => {
                 let key = format!("{}backup/{}/{}/backup.manifest", pitr.repo.prefix, pitr.stanza, b.label);
-                match crate::aws::lookup::locked(aws, &client, &pitr.repo.bucket, &key, days.max(0) as u64 * 86_400)
-                    .await
+                match crate::aws::lookup::locked(
+                    aws,
+                    &client,
+                    &pitr.repo.bucket,
+                    &key,
+                    days.max(0) as u64 * 86_400,
+                    false,
+                )
+                .await
                 {
                     Ok(v) => Some(v),
                     Err(e) => Some(Observed::Unknown { reason: e.to_string() }),
