@@ -398,3 +398,86 @@ s3.put_object(Bucket="{b}", Key="postgres/20261206-020000.dump", Body=b"after th
     assert_eq!(locked["status"], "pass", "{locked}");
     assert_eq!(objective(&j, "IMMUTABILITY")["verdict"], "met", "{j}");
 }
+
+/// Governance mode needs the configuration restricted: with
+/// `access.administrators` naming who runs apply, only they (and break
+/// glass) may change the bucket's policy, lifecycle and lock, and
+/// IMMUTABILITY is met; naming someone else, the plan says the statement
+/// would shut out its caller and apply refuses to write it.
+#[test]
+fn administrators_alone_reconfigure_and_apply_never_shuts_itself_out() {
+    let w = World::with_moto();
+    let b = unique("admins");
+    let acct = w.account();
+    let text = |admins: &str| {
+        format!(
+            r#"version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {b}:
+      versioning: enabled
+      object_lock: {{mode: governance, days: 14}}
+      access: {{deny_delete: true, break_glass: ["arn:aws:iam::{acct}:role/platform-admin"]{admins}}}
+      lifecycle:
+        rules:
+          - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}
+      backups:
+        - {{name: dump, prefix: postgres/, max_age: 26h, retention: 14d}}
+"#
+        )
+    };
+    // Without administrators: governance retention that any principal who
+    // can rewrite the bucket policy can lift.
+    let p = w.write("p.yaml", &text("")).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve", "--allow-irreversible"]).code(0);
+    let j = w.cli(&["audit", "-f", &p, "--format", "json"]).json();
+    let imm = objective(&j, "IMMUTABILITY");
+    assert_eq!(imm["verdict"], "not_met", "{imm}");
+    assert!(
+        imm["reasons"][0].as_str().is_some_and(|r| r.contains("locks in GOVERNANCE mode and does not restrict")),
+        "{imm}"
+    );
+
+    // Someone else as the administrators: the tool's own caller (moto's
+    // root here) would be shut out — said by plan, refused by apply.
+    let other = format!(", administrators: [\"arn:aws:iam::{acct}:role/suoops-policy-apply\"]");
+    std::fs::write(&p, text(&other)).expect("policy");
+    let r = w.cli(&["plan", "-f", &p]);
+    assert!(
+        squash(&r.stdout).contains(&format!(
+            "WARNING: arn:aws:iam::{acct}:root (who runs this) is neither among access.administrators nor break glass"
+        )),
+        "{}",
+        r.stdout
+    );
+    let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(squash(&r.stdout).contains("nothing written"), "{}", r.stdout);
+    let l = live(&w, &b);
+    assert!(
+        l["statements"].as_array().expect("st").iter().all(|s| s["Sid"] != "SuoopsPolicyOnlyAdministratorsReconfigure"),
+        "{l}"
+    );
+
+    // The caller among them: written, enforced (S3-ACCESS), IMMUTABILITY met.
+    let me =
+        format!(", administrators: [\"arn:aws:iam::{acct}:role/suoops-policy-apply\", \"arn:aws:iam::{acct}:root\"]");
+    std::fs::write(&p, text(&me)).expect("policy");
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    let l = live(&w, &b);
+    let cfg = l["statements"]
+        .as_array()
+        .expect("st")
+        .iter()
+        .find(|s| s["Sid"] == "SuoopsPolicyOnlyAdministratorsReconfigure")
+        .cloned()
+        .expect("config statement");
+    assert_eq!(cfg["Resource"], format!("arn:aws:s3:::{b}"));
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+    let j = w.cli(&["audit", "-f", &p, "--format", "json"]).json();
+    assert_eq!(control(&j, "S3-ACCESS", &format!("s3.{b}"))["status"], "pass", "{j}");
+    assert_eq!(objective(&j, "IMMUTABILITY")["verdict"], "met", "{j}");
+    // (moto applies bucket policies to object calls only, so the denial
+    // itself is judged by meaning, through S3-ACCESS, not by a request.)
+}
