@@ -125,6 +125,7 @@ pub fn audit(snap: &Snapshot) -> Report {
     let controls: Vec<ControlResult> = snap.parts.iter().flat_map(|p| p.controls(&p.diff())).collect();
     let mut report = Report::new(controls);
     report.identities = snap.parts.iter().flat_map(|p| p.identities()).collect();
+    report.key_policies = snap.parts.iter().flat_map(|p| p.key_policies()).collect();
     report
 }
 

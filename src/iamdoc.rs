@@ -394,6 +394,9 @@ fn covers(c: &Value, action: &str, resource: &str) -> bool {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
     pub role: String,
+    /// The role's ARN as read (None when the role was not read): what a
+    /// KMS key policy names.
+    pub arn: Option<String>,
     /// (name, document): `inline NAME`, or a managed policy's ARN; Err:
     /// why they could not all be read.
     pub policies: Result<Vec<(String, Value)>, String>,
@@ -468,6 +471,72 @@ impl Identity {
         match unknown {
             Some(u) => Grant::Unknown(u),
             None => Grant::Allowed(by),
+        }
+    }
+}
+
+/// A KMS key's policy as read, under each name the policy may give the
+/// key (its name under `kms.keys`, its alias, its ARN).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyPolicy {
+    pub names: Vec<String>,
+    /// The document, or why it could not be read.
+    pub policy: Result<Value, String>,
+}
+
+impl KeyPolicy {
+    /// Does the key policy let `principal` (a role's ARN) use the key for
+    /// `action`? No IAM policy grants access to a KMS key unless its key
+    /// policy allows the principal — directly, or through a statement for
+    /// the account (its root), which lets the account's IAM policies grant
+    /// it; an explicit Deny wins (AWS KMS developer guide, "Key policies in
+    /// AWS KMS" and "Default key policy": allows access to the AWS account
+    /// and enables IAM policies). Conditions as in [`Identity::may`].
+    pub fn allows(&self, principal: &str, action: &str, req: Option<&Request>) -> Grant {
+        let doc = match &self.policy {
+            Ok(d) => d,
+            Err(why) => return Grant::Unknown(format!("the key policy could not be read: {why}")),
+        };
+        let key = self.names.iter().find(|n| n.starts_with("arn:") && n.contains(":key/")).map_or("*", String::as_str);
+        let account = account_of(principal);
+        let mut unknown = None;
+        let mut allowed = None;
+        for st in statements(doc) {
+            let c = statement(st);
+            let Some(p) = c.get("Principal") else { continue };
+            let entries = principal_entries(p, false);
+            let direct = entries.iter().any(|e| e == "*" || e == principal);
+            let through_iam =
+                account.is_some_and(|a| entries.iter().any(|e| e == a || *e == format!("arn:aws:iam::{a}:root")));
+            if !(direct || through_iam) || !(covers(&c, action, key) || covers(&c, action, "*")) {
+                continue;
+            }
+            let effect = c.get("Effect").and_then(Value::as_str).unwrap_or("");
+            let cond = c.get("Condition").filter(|v| v.as_object().is_some_and(|m| !m.is_empty()));
+            let holds = match (cond, req) {
+                (None, _) => Ok(true),
+                (Some(_), None) => Ok(effect == "Allow"),
+                (Some(cond), Some(req)) => conditions_hold(Some(cond), req),
+            };
+            match (effect, holds) {
+                ("Deny", Ok(true)) => return Grant::Refused("the key policy denies it".into()),
+                ("Deny", Err(e)) => unknown = Some(format!("whether the key policy denies it ({e} is not evaluated)")),
+                ("Allow", Ok(true)) => {
+                    let how = if direct { "the key policy allows it" } else { "the key policy lets IAM grant it" };
+                    allowed = allowed.or(Some(how.to_string()));
+                }
+                ("Allow", Err(e)) => {
+                    unknown = unknown.or(Some(format!("whether the key policy allows it ({e} is not evaluated)")))
+                }
+                _ => {}
+            }
+        }
+        match (allowed, unknown) {
+            (_, Some(u)) => Grant::Unknown(u),
+            (Some(by), None) => Grant::Allowed(by),
+            (None, None) => Grant::Refused(
+                "the key policy neither allows the role nor lets the account's IAM policies grant it (no statement for the account root)".into(),
+            ),
         }
     }
 }
@@ -606,6 +675,7 @@ mod tests {
     fn identity(policies: Vec<(&str, Value)>, boundary: Option<Value>) -> Identity {
         Identity {
             role: "writer".into(),
+            arn: None,
             policies: Ok(policies.into_iter().map(|(n, d)| (n.to_string(), d)).collect()),
             boundary: boundary.map(|d| ("arn:aws:iam::1:policy/boundary".to_string(), d)),
         }
@@ -650,8 +720,44 @@ mod tests {
         let req = [("kms:ViaService", vec!["s3.us-east-1.amazonaws.com".to_string()])];
         assert!(matches!(identity(vec![("c", cond)], None).may("kms:Decrypt", "k", Some(&req)), Grant::Unknown(_)));
         // Policies that could not be read are unknown.
-        let unread = Identity { role: "r".into(), policies: Err("AccessDenied".into()), boundary: None };
+        let unread = Identity { role: "r".into(), arn: None, policies: Err("AccessDenied".into()), boundary: None };
         assert!(matches!(unread.may("s3:GetObject", obj, None), Grant::Unknown(_)));
+    }
+
+    #[test]
+    fn a_key_policy_must_allow_the_role_or_delegate_to_iam() {
+        let role = "arn:aws:iam::111122223333:role/repl";
+        let kp =
+            |doc: Value| KeyPolicy { names: vec!["arn:aws:kms:us-east-1:111122223333:key/k".into()], policy: Ok(doc) };
+        let root = json!({"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"});
+        let direct = json!({"Effect": "Allow", "Principal": {"AWS": role}, "Action": "kms:Decrypt", "Resource": "*",
+            "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}});
+        let req = [("kms:ViaService", vec!["s3.us-east-1.amazonaws.com".to_string()])];
+        assert_eq!(
+            kp(json!({"Statement": [root.clone()]})).allows(role, "kms:Decrypt", Some(&req)),
+            Grant::Allowed("the key policy lets IAM grant it".into())
+        );
+        assert_eq!(
+            kp(json!({"Statement": [direct.clone()]})).allows(role, "kms:Decrypt", Some(&req)),
+            Grant::Allowed("the key policy allows it".into())
+        );
+        // Neither: IAM policies alone do not count.
+        let other = json!({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:role/other"}, "Action": "kms:*", "Resource": "*"});
+        assert!(matches!(kp(json!({"Statement": [other]})).allows(role, "kms:Decrypt", Some(&req)), Grant::Refused(_)));
+        // Through S3 in another region: the condition does not hold.
+        let west = [("kms:ViaService", vec!["s3.eu-west-1.amazonaws.com".to_string()])];
+        assert!(matches!(
+            kp(json!({"Statement": [direct]})).allows(role, "kms:Decrypt", Some(&west)),
+            Grant::Refused(_)
+        ));
+        // A Deny wins over the account's statement.
+        let deny = json!({"Effect": "Deny", "Principal": {"AWS": role}, "Action": "kms:Decrypt", "Resource": "*"});
+        assert_eq!(
+            kp(json!({"Statement": [root, deny]})).allows(role, "kms:Decrypt", Some(&req)),
+            Grant::Refused("the key policy denies it".into())
+        );
+        let unread = KeyPolicy { names: vec![], policy: Err("AccessDeniedException".into()) };
+        assert!(matches!(unread.allows(role, "kms:Decrypt", None), Grant::Unknown(_)));
     }
 
     #[test]

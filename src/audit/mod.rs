@@ -26,6 +26,10 @@ pub struct Report {
     #[serde(skip)]
     #[schemars(skip)]
     pub identities: Vec<crate::iamdoc::Identity>,
+    /// The KMS key policies as read (audit only).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub key_policies: Vec<crate::iamdoc::KeyPolicy>,
 }
 
 /// The facts of one audit run that make a report attributable.
@@ -55,7 +59,14 @@ pub struct ReportSummary {
 impl Report {
     pub fn new(mut controls: Vec<ControlResult>) -> Self {
         controls.sort_by(|a, b| (&a.address, a.id).cmp(&(&b.address, b.id)));
-        Report { controls, objectives: Vec::new(), unreached: Vec::new(), run: None, identities: Vec::new() }
+        Report {
+            controls,
+            objectives: Vec::new(),
+            unreached: Vec::new(),
+            run: None,
+            identities: Vec::new(),
+            key_policies: Vec::new(),
+        }
     }
 
     /// The one verdict every format and the exit code give: every control

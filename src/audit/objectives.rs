@@ -103,6 +103,72 @@ fn key_alias(key: &str, policy: &Policy) -> Option<String> {
     policy.kms.iter().find(|k| k.name == key || k.alias == key).map(|k| k.alias.clone())
 }
 
+/// The request S3 makes to KMS for a role reading or writing `bucket`'s
+/// objects under `key`: through S3 in the bucket's region, with the
+/// object's ARN as encryption context, or the bucket's with an S3 Bucket
+/// Key (AWS S3 user guide, "Replicating encrypted objects": S3 Bucket Keys
+/// and replication; "Reducing the cost of SSE-KMS with Amazon S3 Bucket
+/// Keys"), and the key's alias. Returns it with the context, for reasons.
+fn through_s3(
+    policy: &Policy,
+    key: &str,
+    bucket: &str,
+    region: Option<&str>,
+) -> (Vec<(&'static str, Vec<String>)>, String) {
+    let bucket_key = policy
+        .buckets
+        .iter()
+        .find(|x| x.name == bucket)
+        .and_then(|x| x.encryption.as_ref())
+        .and_then(|e| e.bucket_key)
+        .unwrap_or(false);
+    let context = if bucket_key { format!("arn:aws:s3:::{bucket}") } else { format!("arn:aws:s3:::{bucket}/backup") };
+    let mut req = vec![
+        ("kms:ViaService", vec![format!("s3.{}.amazonaws.com", region.unwrap_or("us-east-1"))]),
+        ("kms:EncryptionContext:aws:s3:arn", vec![context.clone()]),
+    ];
+    if let Some(alias) = key_alias(key, policy) {
+        req.push(("kms:ResourceAliases", vec![alias]));
+    }
+    (req, context)
+}
+
+/// Whether `identity` can use `key` for `action` through S3 on `bucket`:
+/// its IAM policies and, when the audit read it, the key's policy.
+fn can_use_key(
+    report: &Report,
+    policy: &Policy,
+    identity: &doc::Identity,
+    action: &str,
+    key: &str,
+    bucket: &str,
+) -> doc::Grant {
+    let region = policy
+        .buckets
+        .iter()
+        .find(|x| x.name == bucket)
+        .and_then(|x| x.region.clone())
+        .or(policy.default_region.clone());
+    let (req, _) = through_s3(policy, key, bucket, region.as_deref());
+    match identity.may(action, &key_probe(key, region.as_deref()), Some(&req)) {
+        doc::Grant::Allowed(by) => match (identity.arn.as_deref(), key_policy_of(report, policy, key)) {
+            (Some(arn), Some(kp)) => match kp.allows(arn, action, Some(&req)) {
+                doc::Grant::Allowed(_) => doc::Grant::Allowed(by),
+                other => other,
+            },
+            _ => doc::Grant::Allowed(by),
+        },
+        other => other,
+    }
+}
+
+/// The policy of the key `key` names (a key of `kms.keys` by its name,
+/// alias or ARN), when the audit read it.
+fn key_policy_of<'r>(report: &'r Report, policy: &Policy, key: &str) -> Option<&'r doc::KeyPolicy> {
+    let alias = key_alias(key, policy);
+    report.key_policies.iter().find(|kp| kp.names.iter().any(|n| n == key || Some(n) == alias.as_ref()))
+}
+
 /// DR-COPY needs the replication role able to decrypt the source objects
 /// and encrypt the replicas (AWS S3 user guide, "Replicating encrypted
 /// objects"): judged from the role's documents the IAM controls found
@@ -178,24 +244,21 @@ fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
         // "Replicating encrypted objects": S3 Bucket Keys and replication).
         let check = |action: &str, key: &str, bucket: &str, what: &str| -> Option<String> {
             let region = region_of(bucket);
-            let bucket_key = policy
-                .buckets
-                .iter()
-                .find(|x| x.name == bucket)
-                .and_then(|x| x.encryption.as_ref())
-                .and_then(|e| e.bucket_key)
-                .unwrap_or(false);
-            let context =
-                if bucket_key { format!("arn:aws:s3:::{bucket}") } else { format!("arn:aws:s3:::{bucket}/backup") };
-            let mut req = vec![
-                ("kms:ViaService", vec![format!("s3.{}.amazonaws.com", region.as_deref().unwrap_or("us-east-1"))]),
-                ("kms:EncryptionContext:aws:s3:arn", vec![context.clone()]),
-            ];
-            if let Some(alias) = key_alias(key, policy) {
-                req.push(("kms:ResourceAliases", vec![alias]));
-            }
+            let (req, context) = through_s3(policy, key, bucket, region.as_deref());
             match identity.may(action, &key_probe(key, region.as_deref()), Some(&req)) {
-                doc::Grant::Allowed(_) => None,
+                // IAM allows it: the key policy must too.
+                doc::Grant::Allowed(_) => {
+                    let (arn, kp) = (identity.arn.as_deref()?, key_policy_of(report, policy, key)?);
+                    match kp.allows(arn, action, Some(&req)) {
+                        doc::Grant::Allowed(_) => None,
+                        doc::Grant::Refused(why) => {
+                            Some(format!("replication role `{name}` cannot {action} with {key}, {what}: {why}"))
+                        }
+                        doc::Grant::Unknown(e) => Some(format!(
+                            "replication role `{name}`: whether it may {action} with {key}, {what}, is not known here: {e}"
+                        )),
+                    }
+                }
                 doc::Grant::Refused(why) => {
                     // Why, when it is more than the absence of an Allow.
                     let why = if why == doc::NO_ALLOW { String::new() } else { format!(": {why}") };
@@ -385,7 +448,7 @@ fn identity(report: &Report, policy: &Policy, name: &str) -> doc::Identity {
         return live.clone();
     }
     let Some(role) = policy.iam.roles.iter().find(|r| r.name == name) else {
-        return doc::Identity { role: name.to_string(), policies: Ok(Vec::new()), boundary: None };
+        return doc::Identity { role: name.to_string(), arn: None, policies: Ok(Vec::new()), boundary: None };
     };
     let mut docs: Vec<(String, Value)> =
         role.inline_policies.iter().flatten().map(|(n, d)| (format!("inline policy {n}"), d.clone())).collect();
@@ -393,7 +456,7 @@ fn identity(report: &Report, policy: &Policy, name: &str) -> doc::Identity {
         let n = arn.rsplit('/').next().unwrap_or(arn);
         policy.iam.policies.iter().find(|m| m.name == n).map(|m| (arn.clone(), m.document.clone()))
     }));
-    doc::Identity { role: name.to_string(), policies: Ok(docs), boundary: None }
+    doc::Identity { role: name.to_string(), arn: None, policies: Ok(docs), boundary: None }
 }
 
 pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
@@ -501,7 +564,7 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
         let mut excess = Vec::new();
         for (bucket, prefix) in &dumps {
             let key = format!("arn:aws:s3:::{bucket}/{prefix}latest-dump");
-            let mut readers = 0;
+            let mut readers: Vec<&doc::Identity> = Vec::new();
             for role in &roles {
                 let name = role.role.as_str();
                 let unsure = std::cell::RefCell::new(Vec::new());
@@ -518,7 +581,9 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
                 let writes = can("s3:PutObject", &key);
                 let reads = can("s3:GetObject", &key);
                 let deletes = can("s3:DeleteObject", &key);
-                readers += usize::from(reads.is_some());
+                if reads.is_some() {
+                    readers.push(role);
+                }
                 let granted = |by: &Option<String>| by.as_ref().map_or(String::new(), |b| format!(" ({b})"));
                 if writes.is_some() && (reads.is_some() || deletes.is_some()) {
                     let (what, by) = if deletes.is_some() { ("delete", &deletes) } else { ("read", &reads) };
@@ -552,8 +617,30 @@ pub fn evaluate(report: &Report, policy: &Policy) -> Vec<Objective> {
                 }
                 excess.extend(unsure.into_inner());
             }
-            if readers == 0 {
+            let key_of = policy.buckets.iter().find(|x| &x.name == bucket).and_then(|x| x.encryption.as_ref());
+            if readers.is_empty() {
                 ready.push(format!("no declared role can read {bucket}/{prefix}"));
+            } else if let Some(k) = key_of.and_then(|e| e.kms_key.as_deref()) {
+                // Reading an SSE-KMS object is kms:Decrypt too (AWS S3 user
+                // guide, "Using server-side encryption with AWS KMS keys").
+                let grants: Vec<(&str, doc::Grant)> = readers
+                    .iter()
+                    .map(|r| (r.role.as_str(), can_use_key(report, policy, r, "kms:Decrypt", k, bucket)))
+                    .collect();
+                if !grants.iter().any(|(_, g)| matches!(g, doc::Grant::Allowed(_))) {
+                    let why: Vec<String> = grants
+                        .into_iter()
+                        .map(|(n, g)| match g {
+                            doc::Grant::Refused(w) | doc::Grant::Unknown(w) | doc::Grant::Allowed(w) => {
+                                format!("{n}: {w}")
+                            }
+                        })
+                        .collect();
+                    ready.push(format!(
+                        "no declared role that reads {bucket}/{prefix} can decrypt it with {k}: {}",
+                        why.join("; ")
+                    ));
+                }
             }
         }
         // The roles' own policies are half of it: on the bucket side,

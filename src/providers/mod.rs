@@ -194,6 +194,11 @@ pub trait Observation {
     fn identities(&self) -> Vec<crate::iamdoc::Identity> {
         Vec::new()
     }
+    /// The KMS key policies this kind read (audit only): a key policy
+    /// must allow a role before its IAM policies count.
+    fn key_policies(&self) -> Vec<crate::iamdoc::KeyPolicy> {
+        Vec::new()
+    }
     /// Make the actionable `changes` (the only writes); one outcome per
     /// resource touched, `did_not_take` left empty for verify.
     fn apply<'a>(

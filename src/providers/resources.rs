@@ -38,6 +38,10 @@ pub trait Resources: Sized + 'static {
     ) -> LocalBoxFuture<'a, Result<Option<Applied>, Fatal>>;
     /// Read `items` again, for verify.
     fn reread<'a>(&'a self, ctx: &'a Ctx<'a>, items: Vec<&'a Self::Item>) -> LocalBoxFuture<'a, Result<Self, Fatal>>;
+    /// The KMS key policies read (KMS, audit only).
+    fn key_policies(&self) -> Vec<crate::iamdoc::KeyPolicy> {
+        Vec::new()
+    }
 }
 
 /// The observation of a [`Resources`] kind.
@@ -58,6 +62,9 @@ impl<R: Resources> Observation for Seen<R> {
     }
     fn fingerprints(&self) -> Vec<(Address, Value)> {
         self.0.items().iter().map(|i| (R::address(i), self.0.fingerprint(i))).collect()
+    }
+    fn key_policies(&self) -> Vec<crate::iamdoc::KeyPolicy> {
+        self.0.key_policies()
     }
     fn apply<'a>(
         &'a self,

@@ -11,6 +11,8 @@ use crate::harness::{control, squash, unique, Server, World};
 use crate::moto_launcher::AS_PRINCIPALS;
 
 fn policy(fresh: &str, old: &str, writer: &str, restore: &str, admin: &str, mode: &str) -> String {
+    // Whoever runs apply here (the emulator's root) administers the bucket.
+    let root = admin.split(":role/").next().map(|a| format!("{a}:root")).unwrap_or_default();
     format!(
         r#"version: 1
 aws: {{region: us-east-1}}
@@ -24,6 +26,7 @@ s3:
         readers: [{restore}]
         deny_delete: true
         break_glass: ["{admin}"]
+        administrators: ["{root}"]
       lifecycle:
         rules:
           - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}
@@ -353,7 +356,7 @@ s3:
     {b}:
       versioning: enabled
       object_lock: {{mode: governance, days: 14}}
-      access: {{deny_delete: true}}
+      access: {{deny_delete: true, administrators: ["arn:aws:iam::123456789012:root"]}}
       lifecycle:
         rules:
           - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}

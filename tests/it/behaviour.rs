@@ -150,7 +150,16 @@ fn the_shipped_policy_converges_in_one_apply_through_aws_behaviour() {
     // servers): keys, roles, three buckets in two regions, replication.
     let _heavy = crate::harness::heavy();
     let w = World::with_moto();
-    let p = crate::harness::root().join("policies/suoops.yaml").to_string_lossy().into_owned();
+    // Apply runs with moto's root credentials here: the root joins the
+    // administrators, as in the sandbox (apply never shuts out its caller).
+    let shipped = std::fs::read_to_string(crate::harness::root().join("policies/suoops.yaml")).expect("shipped policy");
+    let admins = "administrators: [arn:aws:iam::123456789012:role/suoops-policy-apply]";
+    assert!(shipped.contains(admins), "the shipped policy names its administrators");
+    let text = shipped.replace(
+        admins,
+        "administrators: [arn:aws:iam::123456789012:role/suoops-policy-apply, \"arn:aws:iam::123456789012:root\"]",
+    );
+    let p = w.write("suoops.yaml", &text).to_string_lossy().into_owned();
     let proxy = FaultProxy::with(
         w.moto().port,
         Faults::aws(

@@ -93,7 +93,7 @@ pub(super) fn unobserved(iam: &IamSpec, reason: &str) -> IamState {
         .roles
         .iter()
         .filter(|r| !r.absent)
-        .map(|r| doc::Identity { role: r.name.clone(), policies: Err(reason.to_string()), boundary: None })
+        .map(|r| doc::Identity { role: r.name.clone(), arn: None, policies: Err(reason.to_string()), boundary: None })
         .collect();
     IamState {
         roles,
@@ -120,11 +120,22 @@ pub async fn identities(aws: &Aws, roles: &[(RoleSpec, RoleState)]) -> Result<Ve
                 Ok(d) => Some((arn, d)),
                 Err(why) => {
                     let policies = Err(format!("permissions boundary {arn}: {why}"));
-                    return Ok(doc::Identity { role: spec.name.clone(), policies, boundary: None });
+                    let role = spec.name.clone();
+                    return Ok(doc::Identity {
+                        role,
+                        arn: state.role.present().map(|r| r.arn.clone()),
+                        policies,
+                        boundary: None,
+                    });
                 }
             },
         };
-        Ok(doc::Identity { role: spec.name.clone(), policies, boundary })
+        Ok(doc::Identity {
+            role: spec.name.clone(),
+            arn: state.role.present().map(|r| r.arn.clone()),
+            policies,
+            boundary,
+        })
     }))
     .await
 }

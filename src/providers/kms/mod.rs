@@ -97,6 +97,21 @@ impl Provider for Kms {
 impl Resources for KmsSeen {
     const KIND: &'static str = "kms";
     type Item = Key;
+    fn key_policies(&self) -> Vec<crate::iamdoc::KeyPolicy> {
+        self.keys
+            .iter()
+            .filter_map(|k| {
+                let policy = match k.state.policy.as_ref()? {
+                    Observed::Present(v) => Ok(v.clone()),
+                    Observed::Unknown { reason } => Err(reason.clone()),
+                    Observed::Absent => return None,
+                };
+                let mut names = vec![k.spec.name.clone(), k.spec.alias.clone()];
+                names.extend(k.state.key.present().map(|s| s.arn.clone()));
+                Some(crate::iamdoc::KeyPolicy { names, policy })
+            })
+            .collect()
+    }
     fn items(&self) -> &[Key] {
         &self.keys
     }

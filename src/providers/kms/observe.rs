@@ -151,7 +151,12 @@ pub(super) async fn read_all(ctx: &Ctx<'_>, specs: &[(KmsKeySpec, bool)]) -> Res
         .map(|(spec, wait)| {
             let region = spec.region_or(&default).to_string();
             async move {
-                let state = read_key(aws, &spec, &region, wait).await?;
+                let mut state = read_key(aws, &spec, &region, wait).await?;
+                // The audit judges who can use the key by its policy, whether
+                // the policy declares statements of it or not.
+                if let (true, None, Some(k)) = (ctx.evidence, &state.policy, state.key.present()) {
+                    state.policy = Some(read_policy(aws, &aws.kms(&region), &k.id).await?);
+                }
                 Ok::<_, Fatal>(Key { spec, region, state })
             }
         })

@@ -293,16 +293,16 @@ pub fn explain(r: &Resolved) -> String {
             or_nobody(&names(rd))
         ));
     }
-    if r.deny_delete {
-        parts.push(format!(
-            "{SID_DELETE}: nobody{} deletes objects or versions (lifecycle expiration still runs)",
-            if r.break_glass.is_empty() { String::new() } else { format!(" but {}", names(&r.break_glass)) }
-        ));
-    }
     if let Some(admins) = &r.administrators {
         parts.push(format!(
             "{SID_CONFIG}: only {}{glass} may change the bucket's policy, lifecycle or Object Lock configuration",
             or_nobody(&names(admins))
+        ));
+    }
+    if r.deny_delete {
+        parts.push(format!(
+            "{SID_DELETE}: nobody{} deletes objects or versions (lifecycle expiration still runs)",
+            if r.break_glass.is_empty() { String::new() } else { format!(" but {}", names(&r.break_glass)) }
         ));
     }
     if !r.repos.is_empty() {
