@@ -825,6 +825,41 @@ iam:
     }
 
     #[test]
+    fn dr_copy_needs_the_key_policy_to_allow_the_replication_role() {
+        let on_role =
+            |id: &'static str| ControlResult { address: Address::parse("iam.role.repl"), ..control(id, Status::Pass) };
+        let mut r = Report::new(vec![control("S3-CRR", Status::Pass), on_role("IAM-ROLE"), on_role("IAM-POLICY")]);
+        let p = replicating("      s3_replication: true");
+        let role = p.iam.roles.iter().find(|x| x.name == "repl").expect("repl");
+        let derived: Vec<(String, Value)> =
+            role.inline_policies.iter().flatten().map(|(n, d)| (format!("inline policy {n}"), d.clone())).collect();
+        r.identities = vec![doc::Identity {
+            role: "repl".into(),
+            arn: Some("arn:aws:iam::123456789012:role/repl".into()),
+            policies: Ok(derived),
+            boundary: None,
+        }];
+        let root = serde_json::json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:*", "Resource": "*"}]});
+        let only_writer = serde_json::json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/writer"}, "Action": "kms:*", "Resource": "*"}]});
+        let kp = |name: &str, d: &Value| doc::KeyPolicy {
+            names: vec![name.into(), format!("alias/{name}")],
+            policy: Ok(d.clone()),
+        };
+        // The account's statement delegates to IAM: met.
+        r.key_policies = vec![kp("k", &root), kp("k-dr", &root)];
+        assert_eq!(verdict(&evaluate(&r, &p), "DR-COPY"), Verdict::Met);
+        // The source key's policy names only the writer: IAM cannot grant it.
+        r.key_policies = vec![kp("k", &only_writer), kp("k-dr", &root)];
+        let o = evaluate(&r, &p);
+        let dr = o.iter().find(|x| x.id == "DR-COPY").expect("DR-COPY");
+        assert_eq!(dr.verdict, Verdict::NotMet);
+        assert_eq!(
+            dr.reasons,
+            ["replication role `repl` cannot kms:Decrypt with alias/k, the key of src: the key policy neither allows the role nor lets the account's IAM policies grant it (no statement for the account root)"]
+        );
+    }
+
+    #[test]
     fn dr_copy_needs_the_replication_role_able_to_use_both_keys() {
         let on_role =
             |id: &'static str| ControlResult { address: Address::parse("iam.role.repl"), ..control(id, Status::Pass) };

@@ -311,6 +311,7 @@ mod tests {
             object_lock: None,
             principals: Default::default(),
             caller: None,
+            key_policy: None,
         }
     }
 
@@ -377,6 +378,7 @@ mod tests {
             object_lock: None,
             principals: Default::default(),
             caller: None,
+            key_policy: None,
         };
         let c = bucket(&spec(), "eu-west-1", &state);
         assert_eq!(c.action, Action::Create);

@@ -439,6 +439,7 @@ mod tests {
             object_lock: None,
             principals: Default::default(),
             caller: None,
+            key_policy: None,
         };
         let mut gaps = Vec::new();
         let text = bucket("b", "eu-west-1", Some("us-east-1"), &st, &mut gaps);

@@ -46,6 +46,7 @@ const OPS: &[Op] = &[
     ops::GET_ROLE,
     ops::LIST_BUCKETS,
     ops::DESCRIBE_KEY,
+    ops::GET_KEY_POLICY,
     ops::LIST_OBJECTS_V2,
     ops::LIST_OBJECT_VERSIONS,
     ops::GET_OBJECT,
@@ -331,6 +332,21 @@ impl Resources for BucketsSeen {
     }
     fn fingerprint(&self, o: &BucketSeen) -> Value {
         json!(o.state)
+    }
+    fn key_policies(&self) -> Vec<crate::iamdoc::KeyPolicy> {
+        self.buckets
+            .iter()
+            .filter_map(|o| {
+                let policy = match o.state.key_policy.as_ref()? {
+                    crate::model::Observed::Present(v) => Ok(v.clone()),
+                    crate::model::Observed::Unknown { reason } => Err(reason.clone()),
+                    crate::model::Observed::Absent => return None,
+                };
+                let mut names: Vec<String> = o.spec.encryption.iter().filter_map(|e| e.kms_key.clone()).collect();
+                names.extend(o.state.key.as_ref().and_then(|k| k.present()).map(|k| k.arn.clone()));
+                Some(crate::iamdoc::KeyPolicy { names, policy })
+            })
+            .collect()
     }
     fn apply_one<'a>(
         &'a self,

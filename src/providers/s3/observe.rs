@@ -44,6 +44,11 @@ pub struct BucketState {
     /// Not part of the fingerprint (plan and apply run as different roles).
     #[serde(skip)]
     pub caller: Option<String>,
+    /// The policy of the bucket's KMS key when the policy does not declare
+    /// the key under `kms.keys` (audit only; a declared key's is read by
+    /// its own kind): who may use the key is the key policy's to say too.
+    #[serde(skip)]
+    pub key_policy: Option<Observed<serde_json::Value>>,
 }
 
 /// GetObjectLockConfiguration of a bucket with Object Lock enabled.
@@ -198,6 +203,7 @@ pub(crate) fn missing(spec: &BucketSpec, evidence: bool, bucket: Observed<String
         object_lock: spec.object_lock.map(|_| like(&bucket)),
         principals: Default::default(),
         caller: None,
+        key_policy: None,
         bucket,
     }
 }
@@ -269,6 +275,12 @@ async fn read_settings(
         Some((v, m)) => (spec.versioning.map(|_| v), spec.mfa_delete.map(|_| m)),
         None => (None, None),
     };
+    let key = key.transpose()?;
+    let undeclared = spec.encryption.as_ref().is_some_and(|e| e.declared_key.is_none());
+    let key_policy = match key.as_ref().and_then(|k| k.present()) {
+        Some(facts) if evidence && undeclared => Some(key_policy(aws, facts).await?),
+        _ => None,
+    };
     Ok(BucketState {
         bucket: Observed::Present(region.to_string()),
         versioning,
@@ -279,10 +291,11 @@ async fn read_settings(
         policy: policy.transpose()?,
         replication: replication.transpose()?,
         prerequisites: Prerequisites::default(),
-        key: key.transpose()?,
+        key,
         object_lock: object_lock.transpose()?,
         principals: Default::default(),
         caller: None,
+        key_policy,
     })
 }
 
@@ -332,6 +345,20 @@ pub async fn describe_key(aws: &Aws, bucket_region: &str, key: &str) -> Result<O
                 let state = m.key_state().map_or("Unknown", |s| s.as_str()).to_string();
                 Observed::Present(KeyFacts { arn, state, region })
             }
+            None => Observed::Absent,
+        }),
+        Err(e) => classify(&e, &["NotFoundException"]).observed(),
+    }
+}
+
+/// A key's policy (GetKeyPolicy, the only policy name KMS has: default).
+async fn key_policy(aws: &Aws, facts: &KeyFacts) -> Result<Observed<serde_json::Value>, Fatal> {
+    let client = aws.kms(&facts.region);
+    let req = client.get_key_policy().key_id(&facts.arn).policy_name("default");
+    match aws.call(&ops::GET_KEY_POLICY, req.send()).await {
+        Ok(o) => Ok(match o.policy().map(crate::iamdoc::parse) {
+            Some(Ok(v)) => Observed::Present(v),
+            Some(Err(e)) => Observed::Unknown { reason: format!("key policy of {}: {e}", facts.arn) },
             None => Observed::Absent,
         }),
         Err(e) => classify(&e, &["NotFoundException"]).observed(),
