@@ -150,7 +150,7 @@ fn can_use_key(
         .and_then(|x| x.region.clone())
         .or(policy.default_region.clone());
     let (req, _) = through_s3(policy, key, bucket, region.as_deref());
-    match identity.may(action, &key_probe(key, region.as_deref()), Some(&req)) {
+    match identity.may(action, &key_resource(report, policy, identity, key, region.as_deref()), Some(&req)) {
         doc::Grant::Allowed(by) => match (identity.arn.as_deref(), key_policy_of(report, policy, key)) {
             (Some(arn), Some(kp)) => match kp.allows(arn, action, Some(&req)) {
                 doc::Grant::Allowed(_) => doc::Grant::Allowed(by),
@@ -160,6 +160,21 @@ fn can_use_key(
         },
         other => other,
     }
+}
+
+/// The resource IAM matches for `key`: its ARN when the audit read it
+/// (a key of the policy, or a bucket's key), else a stand-in in the
+/// role's account.
+fn key_resource(report: &Report, policy: &Policy, identity: &doc::Identity, key: &str, region: Option<&str>) -> String {
+    let known = key_policy_of(report, policy, key)
+        .and_then(|kp| kp.names.iter().find(|n| n.starts_with("arn:") && n.contains(":key/")).cloned());
+    let account = identity.arn.as_deref().and_then(|a| a.split(':').nth(4)).filter(|a| !a.is_empty());
+    known.unwrap_or_else(|| match (key_probe(key, region), account) {
+        (probe, Some(acct)) if probe.contains(":000000000000:key/probe") => {
+            probe.replace(":000000000000:", &format!(":{acct}:"))
+        }
+        (probe, _) => probe,
+    })
 }
 
 /// The policy of the key `key` names (a key of `kms.keys` by its name,
@@ -245,7 +260,7 @@ fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
         let check = |action: &str, key: &str, bucket: &str, what: &str| -> Option<String> {
             let region = region_of(bucket);
             let (req, context) = through_s3(policy, key, bucket, region.as_deref());
-            match identity.may(action, &key_probe(key, region.as_deref()), Some(&req)) {
+            match identity.may(action, &key_resource(report, policy, &identity, key, region.as_deref()), Some(&req)) {
                 // IAM allows it: the key policy must too.
                 doc::Grant::Allowed(_) => {
                     let (arn, kp) = (identity.arn.as_deref()?, key_policy_of(report, policy, key)?);
