@@ -325,6 +325,10 @@ pub struct Pitr {
     pub cipher_pass: Option<Secret>,
     pub process_max: u32,
     pub drill: Option<PitrDrill>,
+    /// The buckets (and their regions) the repository bucket's replication
+    /// rules copy the repository into: its DR copies, which the audit
+    /// measures.
+    pub dr_copies: Vec<(String, Option<String>)>,
     pub line: u64,
 }
 

@@ -523,6 +523,13 @@ impl Validator<'_> {
             )
             .map(|n| n.unwrap_or(4));
         let bucket = bucket?;
+        let dr_copies = crate::policy::erasure::replicating(bucket, &prefix)
+            .into_iter()
+            .map(|r| {
+                let region = buckets.iter().find(|b| b.name == r.destination).and_then(|b| b.region.clone());
+                (r.destination.clone(), region.or_else(|| self.default_region.clone()))
+            })
+            .collect();
         Some(Pitr {
             repo: BackupRef {
                 bucket: bucket.name.clone(),
@@ -545,6 +552,7 @@ impl Validator<'_> {
             cipher_pass,
             process_max: process_max?,
             drill,
+            dr_copies,
             line: p.pos().line,
         })
     }

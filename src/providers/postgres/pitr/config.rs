@@ -171,6 +171,7 @@ mod tests {
             cipher_pass: Some(Secret::new("correct horse".into())),
             process_max: 4,
             drill: None,
+            dr_copies: Vec::new(),
             line: 1,
         }
     }

@@ -56,12 +56,23 @@ pub const VERIFY: ControlDef = ControlDef {
     objectives: &["RPO-15MIN"],
 };
 
-pub const CONTROLS: &[ControlDef] = &[BACKUP, WAL, WINDOW, VERIFY, DRILL];
+pub const REPLICA: ControlDef = ControlDef {
+    id: "PITR-REPLICA",
+    title: "The repository's DR copy holds the newest backup and WAL",
+    rationale: "A disaster-recovery copy of the repository is one a restore can use: the newest backup's manifest and the newest archived WAL segment are in each replication destination, the same objects, as S3 replication reports them (strategy: cross-region replication for disaster recovery).",
+    severity: Severity::High,
+    objectives: &["DR-COPY"],
+};
+
+pub const CONTROLS: &[ControlDef] = &[BACKUP, WAL, WINDOW, VERIFY, DRILL, REPLICA];
 
 /// The archive's segments as listed: the newest, its age, and the gaps.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WalSeen {
     pub newest: String,
+    /// The newest segment's object key (`…/SEGMENT-SHA1.gz`).
+    #[serde(skip)]
+    pub newest_key: String,
     pub age_seconds: u64,
     /// Segments missing between the oldest backup's start and the newest.
     pub missing: Vec<String>,
@@ -78,6 +89,10 @@ pub struct PitrSeen {
     /// The newest backup's manifest under its own Object Lock, when the
     /// repository's bucket declares `object_lock:` (Ok: what was found).
     pub locked: Option<Observed<Result<String, String>>>,
+    /// The repository's DR copies (`pitr.dr_copies`): Ok with what was
+    /// found, or why a copy is not the repository's; None when no
+    /// replication rule copies it.
+    pub replica: Option<Observed<Result<String, String>>>,
 }
 
 impl PitrSeen {
@@ -90,6 +105,7 @@ impl PitrSeen {
             drill: Observed::Unknown { reason: u() },
             verify: Observed::Unknown { reason: u() },
             locked: None,
+            replica: None,
         }
     }
 }
@@ -151,7 +167,78 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
         (Some(_), Observed::Unknown { reason }) => Some(Observed::Unknown { reason: reason.clone() }),
         _ => None,
     };
-    PitrSeen { info, wal, drill, verify, locked }
+    let replica = replica(aws, pitr, &info, &wal).await;
+    PitrSeen { info, wal, drill, verify, locked, replica }
+}
+
+/// Each DR copy of the repository holds what a restore from it needs
+/// first: the newest backup's manifest and the newest archived segment,
+/// judged as BACKUP-REPLICA judges a dump's copy (the source's
+/// `x-amz-replication-status`, then size and SHA-256 in the destination).
+async fn replica(
+    aws: &Aws,
+    pitr: &Pitr,
+    info: &Observed<Stanza>,
+    wal: &Observed<WalSeen>,
+) -> Option<Observed<Result<String, String>>> {
+    use crate::providers::s3::evidence::{judge_replica, Copy};
+    if pitr.dr_copies.is_empty() {
+        return None;
+    }
+    let (s, w) = match (info, wal) {
+        (Observed::Present(s), Observed::Present(w)) => (s, w),
+        (Observed::Unknown { reason }, _) | (_, Observed::Unknown { reason }) => {
+            return Some(Observed::Unknown { reason: reason.clone() })
+        }
+        _ => return Some(Observed::Present(Err("the repository holds no backup or WAL to look for".into()))),
+    };
+    let Some(b) = s.newest() else {
+        return Some(Observed::Present(Err("the repository holds no backup to look for".into())));
+    };
+    let manifest = format!("{}backup/{}/{}/backup.manifest", pitr.repo.prefix, pitr.stanza, b.label);
+    let region = pitr.repo.region.clone().unwrap_or_else(|| aws.default_region().unwrap_or("us-east-1").to_string());
+    let head = |bucket: String, region: String, key: String| async move {
+        let req = aws
+            .s3(&region)
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled);
+        match aws.call(&ops::HEAD_OBJECT, req.send()).await {
+            Ok(h) => Ok(Some(Copy {
+                len: h.content_length(),
+                sha256: h.checksum_sha256().map(str::to_string),
+                age: h.last_modified().map(|t| now().saturating_sub(t.secs().max(0) as u64)),
+                status: h.replication_status().map(|s| s.as_str().to_string()),
+            })),
+            Err(e) => match classify(&e, &["NoSuchKey", "NotFound", "NoSuchBucket"]) {
+                crate::aws::ApiError::NotFound(_) => Ok(None),
+                other => Err(other.reason()),
+            },
+        }
+    };
+    let mut found = Vec::new();
+    for key in [manifest, w.newest_key.clone()] {
+        let source = match head(pitr.repo.bucket.clone(), region.clone(), key.clone()).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Some(Observed::Present(Err(format!("{key} is gone from s3://{}", pitr.repo.bucket)))),
+            Err(reason) => return Some(Observed::Unknown { reason }),
+        };
+        let age = source.age.unwrap_or(0);
+        for (dest, dest_region) in &pitr.dr_copies {
+            let dest_region = dest_region.clone().unwrap_or_else(|| region.clone());
+            let copy = match head(dest.clone(), dest_region, key.clone()).await {
+                Ok(c) => c,
+                Err(reason) => return Some(Observed::Unknown { reason }),
+            };
+            // The copy is no older than its source plus the window.
+            if let Err(why) = judge_replica(&key, dest, &source, copy.as_ref(), age, age) {
+                return Some(Observed::Present(Err(why)));
+            }
+            found.push(format!("s3://{dest}/{key}"));
+        }
+    }
+    Some(Observed::Present(Ok(found.join(", "))))
 }
 
 async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza) -> Observed<WalSeen> {
@@ -159,6 +246,8 @@ async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza) ->
     let prefix = format!("{}archive/{}/{}/", pitr.repo.prefix, pitr.stanza, archive.id);
     // name → LastModified (Unix seconds)
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    // name → object key
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
     let mut token: Option<String> = None;
     for _ in 0..PAGES {
         let req =
@@ -175,6 +264,7 @@ async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza) ->
             if segment(name).is_some() && file.as_bytes().get(24) == Some(&b'-') {
                 let when = o.last_modified().map_or(0, |t| t.secs().max(0) as u64);
                 seen.insert(name.to_string(), when);
+                keys.insert(name.to_string(), key.to_string());
             }
         }
         token = page.next_continuation_token().map(str::to_string);
@@ -201,7 +291,14 @@ async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza) ->
             }
         }
     }
-    Observed::Present(WalSeen { newest, age_seconds: now().saturating_sub(when), missing, listed: seen.len() })
+    let newest_key = keys.get(&newest).cloned().unwrap_or_default();
+    Observed::Present(WalSeen {
+        newest,
+        newest_key,
+        age_seconds: now().saturating_sub(when),
+        missing,
+        listed: seen.len(),
+    })
 }
 
 fn ago(secs: u64) -> String {
@@ -214,7 +311,8 @@ fn ago(secs: u64) -> String {
     }
 }
 
-/// PITR-BACKUP, PITR-WAL, PITR-WINDOW and PITR-DRILL of one instance.
+/// PITR-BACKUP, PITR-WAL, PITR-WINDOW, PITR-VERIFY, PITR-DRILL and
+/// PITR-REPLICA of one instance.
 /// `archiver` is the server's pg_stat_archiver: when the repository cannot
 /// be read (the store is down), the server's own record of its last
 /// archived segment still shows the lag.
@@ -469,6 +567,23 @@ pub fn controls(
         Observed::Unknown { reason } => {
             push(&DRILL, Status::Unknown, expected, Value::Null, Some(reason.clone()), &drill_fix)
         }
+    }
+    if let Some(rep) = &seen.replica {
+        let (status, observed, detail) = match rep {
+            Observed::Present(Ok(found)) => (Status::Pass, json!(found), None),
+            Observed::Present(Err(why)) => (Status::Fail, Value::Null, Some(why.clone())),
+            Observed::Absent => (Status::Fail, Value::Null, None),
+            Observed::Unknown { reason } => (Status::Unknown, Value::Null, Some(reason.clone())),
+        };
+        let dests: Vec<&str> = pitr.dr_copies.iter().map(|(b, _)| b.as_str()).collect();
+        push(
+            &REPLICA,
+            status,
+            json!({"in": dests, "newest_manifest_and_segment": true}),
+            observed,
+            detail,
+            "check the replication rule that covers the repository's prefix (status FAILED: re-copy with S3 Batch Replication)",
+        );
     }
     out
 }
