@@ -59,6 +59,9 @@ pub struct PointInTime {
     pub achieved_rpo_seconds: Option<f64>,
     /// The RPO the policy asks for.
     pub rpo_seconds: u64,
+    /// The pgBackRest release that restored it (`pgbackrest version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgbackrest: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

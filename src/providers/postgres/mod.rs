@@ -466,6 +466,7 @@ impl Instance for One {
         pitr::controls::WINDOW,
         pitr::controls::VERIFY,
         pitr::controls::DRILL,
+        pitr::controls::REPLICA,
     ];
     const JOBS: &'static [&'static dyn crate::jobs::Job] = &[
         &backup::DUMP,

@@ -64,8 +64,6 @@ pub const REPLICA: ControlDef = ControlDef {
     objectives: &["DR-COPY"],
 };
 
-pub const CONTROLS: &[ControlDef] = &[BACKUP, WAL, WINDOW, VERIFY, DRILL, REPLICA];
-
 /// The archive's segments as listed: the newest, its age, and the gaps.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WalSeen {

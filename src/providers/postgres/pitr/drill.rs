@@ -84,6 +84,7 @@ async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Record, String> {
     let pitr = spec.pitr.as_ref().ok_or_else(|| format!("postgres.{} has no `pitr:` in the policy", spec.name))?;
     let target = target(ctx.target_time.as_deref())?;
     super::binary()?;
+    let version = super::version().await?;
     let rto = pitr.drill.as_ref().map_or(3600, |d| d.rto_secs);
     let mut rec = jobs::record(&address(spec), &ctx.operator, "local", rto);
     rec.pitr = Some(PointInTime {
@@ -95,6 +96,7 @@ async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Record, String> {
         last_replayed: None,
         achieved_rpo_seconds: None,
         rpo_seconds: pitr.rpo_secs,
+        pgbackrest: Some(version),
     });
     jobs::drill(ctx.aws, &pitr.repo, &ctx.default_region, rec, async |_region, rec| {
         phases(ctx, spec, &target, rec).await
