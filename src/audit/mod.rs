@@ -56,6 +56,12 @@ pub struct ReportSummary {
     pub waived: usize,
 }
 
+/// The reports' areas: each registered kind, in registry order, with the
+/// ids of the controls it declares.
+pub fn areas() -> Vec<(&'static str, Vec<&'static str>)> {
+    crate::providers::REGISTRY.iter().map(|p| (p.kind(), p.controls().iter().map(|d| d.id).collect())).collect()
+}
+
 impl Report {
     pub fn new(mut controls: Vec<ControlResult>) -> Self {
         controls.sort_by(|a, b| (&a.address, a.id).cmp(&(&b.address, b.id)));

@@ -126,14 +126,16 @@ code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }
             out.push_str("</table>");
         }
     }
-    // Chart: all controls, then one bar per area.
-    // One bar for all controls, then one per area that has controls.
-    let matches = |area: Option<&str>, id: &str| area.is_none_or(|a| id.starts_with(&format!("{a}-")));
+    // One bar for all controls, then one per registered kind that has
+    // controls in the report (a kind's are the ones it declares).
+    let areas = crate::audit::areas();
+    let kind_of = |id: &str| areas.iter().find(|(_, ids)| ids.contains(&id)).map(|(k, _)| *k);
+    let matches = |area: Option<&str>, id: &str| area.is_none_or(|a| kind_of(id) == Some(a));
     let count = |area: Option<&str>, st: Status| {
         report.controls.iter().filter(|c| matches(area, c.id) && c.status == st).count()
     };
     let rows: Vec<Option<&str>> = std::iter::once(None)
-        .chain(["S3", "IAM", "REDIS", "PG", "BACKUP"].into_iter().map(Some))
+        .chain(areas.iter().map(|(k, _)| Some(*k)))
         .filter(|area| report.controls.iter().any(|c| matches(*area, c.id)))
         .collect();
     let mut svg = String::new();
@@ -195,4 +197,53 @@ code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }
     }
     out.push_str("</body></html>\n");
     out
+}
+
+#[cfg(test)]
+mod chart {
+    use crate::audit::{Report, Severity, Status};
+    use crate::model::control::ControlDef;
+    use crate::model::Address;
+
+    /// One bar per registered kind that has controls: KMS keys and
+    /// PostgreSQL's point-in-time controls get theirs (they had none).
+    #[test]
+    fn the_chart_has_a_bar_for_every_kind_with_controls() {
+        let def =
+            |id: &'static str| ControlDef { id, title: "t", rationale: "r", severity: Severity::High, objectives: &[] };
+        let r = Report::new(vec![
+            def("KMS-ROTATION").result(
+                &Address::parse("kms.k"),
+                Status::Fail,
+                serde_json::json!(true),
+                serde_json::json!(false),
+                None,
+                "-",
+                1,
+            ),
+            def("PITR-WAL").result(
+                &Address::parse("postgres.p.pitr"),
+                Status::Pass,
+                serde_json::json!(1),
+                serde_json::json!(1),
+                None,
+                "-",
+                2,
+            ),
+            def("RESTORE-DRILL").result(
+                &Address::parse("postgres.p"),
+                Status::Pass,
+                serde_json::json!(1),
+                serde_json::json!(1),
+                None,
+                "-",
+                3,
+            ),
+        ]);
+        let html = super::report(&r, "p.yaml");
+        for label in ["all controls", "kms", "postgres", "s3"] {
+            assert!(html.contains(&format!(r#"font-size="13">{label}</text>"#)), "{label}: {html}");
+        }
+        assert!(!html.contains(r#"font-size="13">redis</text>"#), "no redis controls, no redis bar");
+    }
 }
