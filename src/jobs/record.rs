@@ -203,7 +203,13 @@ pub async fn last(
 /// One row of the strategy's restore-test log (docs/backup-restore-test-log.md):
 /// date, operator, success/failure, time to restore, and what was restored.
 pub fn log_row(rec: &Record) -> String {
-    let dump = rec.dump.as_ref().map_or("-".to_string(), |d| format!("`{}` ({} bytes)", d.key, d.bytes));
+    // What was restored: the dump, or a point-in-time drill's backup and
+    // the target it replayed to.
+    let dump = match (&rec.dump, &rec.pitr) {
+        (Some(d), _) => format!("`{}` ({} bytes)", d.key, d.bytes),
+        (None, Some(p)) if !p.backup.is_empty() => format!("pgBackRest backup `{}` to {}", p.backup, p.target),
+        _ => "-".to_string(),
+    };
     let checks: Vec<String> = rec
         .checks
         .iter()
@@ -223,3 +229,24 @@ pub fn log_row(rec: &Record) -> String {
 }
 
 pub const LOG_HEADER: &str = "# Backup restore test log\n\n| Date | Operator | Instance | Result | Time to restore | Dump | Notes |\n|---|---|---|---|---|---|---|\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_point_in_time_drill_s_log_row_names_its_backup_and_target() {
+        let mut rec = record("postgres.primary.pitr", "ops", "local", 3600);
+        rec.result = "passed".into();
+        rec.pitr = Some(PointInTime {
+            target: "2026-12-06T17:00:00Z".into(),
+            backup: "20261206-165900F".into(),
+            last_replayed: None,
+            achieved_rpo_seconds: Some(1.0),
+            rpo_seconds: 900,
+            pgbackrest: Some("2.45".into()),
+        });
+        let row = log_row(&rec);
+        assert!(row.contains("| pgBackRest backup `20261206-165900F` to 2026-12-06T17:00:00Z |"), "{row}");
+    }
+}

@@ -493,8 +493,9 @@ impl Validator<'_> {
                     .help("letters, digits, - and _ (it becomes a folder in the repository)"),
             );
         }
-        let data_directory = raw.data_directory.value().clone();
-        if !data_directory.starts_with('/') {
+        // `${VAR}` as anywhere else in the policy (PGDATA, say), then checked.
+        let data_directory = self.expand(&raw.data_directory);
+        if let Some(data_directory) = data_directory.as_ref().filter(|d| !d.starts_with('/')) {
             self.diags.push(
                 Diagnostic::new(
                     Code::InvalidValue,
@@ -545,7 +546,7 @@ impl Validator<'_> {
             endpoint,
             ca_file,
             stanza,
-            data_directory,
+            data_directory: data_directory?,
             window_secs: window?,
             full_every_secs: full_every?,
             rpo_secs: rpo?,
@@ -681,5 +682,35 @@ impl Validator<'_> {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `pitr.data_directory` takes `${VAR}` like every other value, and is
+    /// checked once resolved.
+    #[test]
+    fn the_data_directory_may_come_from_the_environment() {
+        let text = |dir: &str| {
+            format!(
+                "version: 1
+s3: {{buckets: {{repo-bucket: {{versioning: enabled}}}}}}
+postgres:
+  primary:
+    url: postgres://localhost/x
+    pitr: {{repo: {{bucket: repo-bucket, prefix: pgbackrest/}}, stanza: main, data_directory: \"{dir}\"}}
+"
+            )
+            .into_bytes()
+        };
+        let env = |k: &str| (k == "PGDATA").then(|| "/var/lib/postgresql/15/main".to_string());
+        let p = crate::policy::parse("p.yaml", text("${PGDATA}"), &env).expect("valid");
+        let pitr = p.postgres[0].pitr.as_ref().expect("pitr");
+        assert_eq!(pitr.data_directory, "/var/lib/postgresql/15/main");
+        let relative = |k: &str| (k == "PGDATA").then(|| "data".to_string());
+        let err = crate::policy::parse("p.yaml", text("${PGDATA}"), &relative).expect_err("relative");
+        assert!(format!("{err:?}").contains("data_directory `data` is not an absolute path"), "{err:?}");
+        let err = crate::policy::parse("p.yaml", text("${NOPE}"), &env).expect_err("missing");
+        assert!(format!("{err:?}").contains("NOPE"), "{err:?}");
     }
 }

@@ -399,3 +399,63 @@ fn wal_written_while_the_store_is_down_is_kept_archived_later_and_recoverable() 
     assert_eq!(control(&j, "PITR-WAL", "postgres.primary.pitr")["status"], "pass");
     drop(shared);
 }
+
+/// The newest backup's manifest and its copy deleted from the bucket:
+/// backup.info still lists the backup and the stored verify result still
+/// says passed, but a restore of it would fail — PITR-BACKUP fails naming
+/// the backup and PITR-VERIFY no longer passes (issue 38, case 3).
+#[test]
+fn a_backup_whose_manifest_is_gone_fails_pitr_backup_and_verify() {
+    let _heavy = heavy();
+    let (w, pg, shared, ca, tls_port) = rig();
+    let (bucket, stanza) = (unique("pitr-man"), unique("man"));
+    let data = pg.data_dir().display().to_string();
+    let p = w.write("p.yaml", &policy(&bucket, tls_port, &ca, &data, &stanza)).to_string_lossy().into_owned();
+    let env = [("PG_URL", pg.url(None))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    pg.restart();
+    pg.sql("CREATE TABLE t (i int PRIMARY KEY)");
+    w.cli_with(&["backup", "run", "-f", &p, "postgres.primary.pitr"], &env).code(0);
+    archive_now(&pg);
+    let status = |j: &serde_json::Value, id: &str| control(j, id, "postgres.primary.pitr")["status"].clone();
+    let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
+    assert_eq!(status(&j, "PITR-BACKUP"), "pass", "{j}");
+    assert_eq!(status(&j, "PITR-VERIFY"), "pass", "{j}");
+    let s3 = w.moto().s3("us-east-1");
+    let manifests: Vec<String> = crate::harness::block_on(async {
+        let out = s3
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(format!("pgbackrest/backup/{stanza}/"))
+            .send()
+            .await
+            .expect("list");
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .filter(|k| k.ends_with("/backup.manifest") || k.ends_with("/backup.manifest.copy"))
+            .filter(|k| !k.contains("backup.history"))
+            .map(str::to_string)
+            .collect()
+    });
+    assert_eq!(manifests.len(), 2, "{manifests:?}");
+    let label = manifests[0].split('/').nth(3).expect("label").to_string();
+    crate::harness::block_on(async {
+        for k in &manifests {
+            s3.delete_object().bucket(&bucket).key(k).send().await.expect("delete");
+        }
+    });
+    let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
+    let b = control(&j, "PITR-BACKUP", "postgres.primary.pitr");
+    assert_eq!(b["status"], "fail", "{b}");
+    let detail = b["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with(&format!("the newest backup {label} cannot be read from the repository: pgbackrest info")),
+        "{b}"
+    );
+    let v = control(&j, "PITR-VERIFY", "postgres.primary.pitr");
+    assert_eq!(v["status"], "fail", "{v}");
+    assert!(v["detail"].as_str().unwrap_or_default().contains("the stored verify result"), "{v}");
+    drop(shared);
+}

@@ -91,6 +91,10 @@ pub struct PitrSeen {
     /// found, or why a copy is not the repository's; None when no
     /// replication rule copies it.
     pub replica: Option<Observed<Result<String, String>>>,
+    /// The newest backup read back from the repository now (`pgbackrest
+    /// info --set=LABEL` loads its manifest, or the copy): Err with why
+    /// it cannot be; None when there is no backup to read.
+    pub manifest: Option<Result<String, String>>,
 }
 
 impl PitrSeen {
@@ -104,6 +108,7 @@ impl PitrSeen {
             verify: Observed::Unknown { reason: u() },
             locked: None,
             replica: None,
+            manifest: None,
         }
     }
 }
@@ -129,9 +134,21 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
         Ok(None) | Err(crate::aws::ApiError::NotFound(_)) => Observed::Absent,
         Err(e) => Observed::Unknown { reason: e.reason() },
     };
-    let info = match Runner::new(aws, pitr, &default_region).await {
-        Ok(r) => r.info().await,
-        Err(e) => Err(e),
+    // The newest backup is checked where it lives on every audit, cheaply:
+    // its manifest (or the copy) loads, without reading a data file —
+    // backup.info alone still lists a backup whose directory is gone.
+    let (info, manifest) = match Runner::new(aws, pitr, &default_region).await {
+        Ok(r) => match r.info().await {
+            Ok(s) => {
+                let manifest = match s.newest() {
+                    Some(b) => Some(r.manifest_loads(&b.label).await.map(|()| b.label.clone())),
+                    None => None,
+                };
+                (Ok(s), manifest)
+            }
+            Err(e) => (Err(e), None),
+        },
+        Err(e) => (Err(e), None),
     };
     let (info, wal) = match info {
         Ok(s) => {
@@ -166,7 +183,7 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
         _ => None,
     };
     let replica = replica(aws, pitr, &info, &wal).await;
-    PitrSeen { info, wal, drill, verify, locked, replica }
+    PitrSeen { info, wal, drill, verify, locked, replica, manifest }
 }
 
 /// Each DR copy of the repository holds what a restore from it needs
@@ -359,6 +376,11 @@ pub fn controls(
                 Some(_) if s.status.code != 0 => {
                     Some(format!("pgBackRest reports the stanza as: {}", s.status.message))
                 }
+                Some(_) if matches!(seen.manifest, Some(Err(_))) => {
+                    let why = seen.manifest.clone().and_then(Result::err).unwrap_or_default();
+                    let label = s.newest().map_or("", |b| b.label.as_str());
+                    Some(format!("the newest backup {label} cannot be read from the repository: {why}"))
+                }
                 Some(_) => match &seen.locked {
                     Some(Observed::Present(Err(why))) => {
                         Some(format!("the repository's versions are not locked: {why}"))
@@ -491,7 +513,10 @@ pub fn controls(
     let verify_fix = format!("suoops-policy backup run {} (it runs pgbackrest verify after the backup)", address(spec));
     match &seen.verify {
         Observed::Present(v) => {
-            let why = if !v.passed {
+            let why = if let Some(Err(e)) = &seen.manifest {
+                // A verdict stored before the damage proves nothing now.
+                Some(format!("the newest backup cannot be read from the repository now ({e}): the stored verify result ({}) no longer holds", v.date))
+            } else if !v.passed {
                 Some(format!("pgbackrest verify ({}) found: {}", v.date, v.problems.join("; ")))
             } else if newest_stop.is_some_and(|stop| v.started < stop) {
                 Some(format!("the last verify ({}) ran before the newest backup: that backup is not verified", v.date))

@@ -40,9 +40,20 @@ pub fn problems(text: &str) -> Result<Vec<String>, String> {
         if line.starts_with("archiveId:") || line.starts_with("backup:") {
             context = line.split(',').next().unwrap_or(line).to_string();
         }
-        if let Some(status) = line.strip_prefix("status:").map(str::trim) {
-            if status != "ok" {
-                out.push(format!("status: {status}"));
+        // The stanza's own line, and each archive's and backup's
+        // (`backup: LABEL, status: manifest missing, …`): a backup's status
+        // is the only word of a manifest gone or invalid, whatever the
+        // stanza's line says.
+        for part in line.split(',').map(str::trim) {
+            if let Some(status) = part.strip_prefix("status:").map(str::trim) {
+                if status != "ok" && status != "valid" {
+                    let at = if line.starts_with("status:") || context.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{context}: ")
+                    };
+                    out.push(format!("{at}status: {status}"));
+                }
             }
         }
         for counter in ["missing", "checksum invalid", "size invalid", "other"] {
@@ -112,5 +123,8 @@ mod tests {
         let bad = "stanza: s\nstatus: error\n  archiveId: 15-1, total WAL checked: 5, total valid WAL: 4\n    missing: 1, checksum invalid: 0, size invalid: 0, other: 0\n";
         assert_eq!(problems(bad), Ok(vec!["status: error".to_string(), "archiveId: 15-1: missing: 1".to_string()]));
         assert!(problems("").is_err());
+        // A backup whose manifest is gone, under a stanza that says ok.
+        let gone = "stanza: s\nstatus: ok\n  archiveId: 15-1, total WAL checked: 5, total valid WAL: 5\n    missing: 0, checksum invalid: 0, size invalid: 0, other: 0\n  backup: 20261202-101010F, status: manifest missing, total files checked: 0, total valid files: 0\n    missing: 0, checksum invalid: 0, size invalid: 0, other: 0\n";
+        assert_eq!(problems(gone), Ok(vec!["backup: 20261202-101010F: status: manifest missing".to_string()]));
     }
 }
