@@ -451,7 +451,9 @@ fn a_backup_whose_manifest_is_gone_fails_pitr_backup_and_verify() {
     assert_eq!(b["status"], "fail", "{b}");
     let detail = b["detail"].as_str().unwrap_or_default();
     assert!(
-        detail.starts_with(&format!("the newest backup {label} cannot be read from the repository: pgbackrest info")),
+        detail.starts_with(&format!(
+            "the newest backup {label} cannot be read from the repository: s3://{bucket}/pgbackrest/backup/{stanza}/{label}/: backup.manifest: not found"
+        )),
         "{b}"
     );
     let v = control(&j, "PITR-VERIFY", "postgres.primary.pitr");

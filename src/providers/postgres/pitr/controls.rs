@@ -137,18 +137,13 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
     // The newest backup is checked where it lives on every audit, cheaply:
     // its manifest (or the copy) loads, without reading a data file —
     // backup.info alone still lists a backup whose directory is gone.
-    let (info, manifest) = match Runner::new(aws, pitr, &default_region).await {
-        Ok(r) => match r.info().await {
-            Ok(s) => {
-                let manifest = match s.newest() {
-                    Some(b) => Some(r.manifest_loads(&b.label).await.map(|()| b.label.clone())),
-                    None => None,
-                };
-                (Ok(s), manifest)
-            }
-            Err(e) => (Err(e), None),
-        },
-        Err(e) => (Err(e), None),
+    let info = match Runner::new(aws, pitr, &default_region).await {
+        Ok(r) => r.info().await,
+        Err(e) => Err(e),
+    };
+    let manifest = match info.as_ref().ok().and_then(|s| s.newest()) {
+        Some(b) => Some(manifest(aws, &client, pitr, &b.label).await.map(|()| b.label.clone())),
+        None => None,
     };
     let (info, wal) = match info {
         Ok(s) => {
@@ -184,6 +179,52 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
     };
     let replica = replica(aws, pitr, &info, &wal).await;
     PitrSeen { info, wal, drill, verify, locked, replica, manifest }
+}
+
+/// The largest manifest read back whole (a manifest lists every file of
+/// the cluster: a few hundred bytes each).
+const MANIFEST_MAX: i64 = 64 * 1024 * 1024;
+
+/// Backup `label`'s manifest loads: `backup.manifest`, else its
+/// `backup.manifest.copy` (pgBackRest keeps both and reads the copy when
+/// the first is gone or damaged), is in the repository and holds what a
+/// restore needs — its `[backup]` and `[target:file]` sections and
+/// pgBackRest's checksum line. backup.info alone still lists a backup
+/// whose directory was deleted. Unencrypted repositories only: with a
+/// `cipher_pass` the files are ciphertext, and presence is what is read.
+async fn manifest(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, label: &str) -> Result<(), String> {
+    let dir = format!("{}backup/{}/{label}/", pitr.repo.prefix, pitr.stanza);
+    let mut why = Vec::new();
+    for name in ["backup.manifest", "backup.manifest.copy"] {
+        let key = format!("{dir}{name}");
+        let out = match aws.call(&ops::GET_OBJECT, client.get_object().bucket(&pitr.repo.bucket).key(&key).send()).await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                why.push(format!("{name}: {}", classify(&e, &["NoSuchKey"]).reason()));
+                continue;
+            }
+        };
+        if pitr.cipher_pass.is_some() {
+            return Ok(());
+        }
+        if out.content_length().unwrap_or(0) > MANIFEST_MAX {
+            return Ok(());
+        }
+        let text = match out.body.collect().await {
+            Ok(b) => String::from_utf8_lossy(&b.into_bytes()).into_owned(),
+            Err(e) => {
+                why.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let complete = ["[backup]", "[target:file]", "backrest-checksum="].iter().all(|s| text.contains(s));
+        if complete {
+            return Ok(());
+        }
+        why.push(format!("{name} is not a complete pgBackRest manifest"));
+    }
+    Err(format!("s3://{}/{dir}: {}", pitr.repo.bucket, why.join("; ")))
 }
 
 /// Each DR copy of the repository holds what a restore from it needs

@@ -219,14 +219,6 @@ impl<'a> Runner<'a> {
     }
 
     /// `info --output=json` of the stanza.
-    /// Whether backup `label`'s manifest (or its copy) loads: `pgbackrest
-    /// info --set` reads it and nothing else (pgBackRest command reference,
-    /// "info": --set shows the backup's details from its manifest).
-    pub async fn manifest_loads(&self, label: &str) -> Result<(), String> {
-        let args = [format!("--set={label}"), "--io-timeout=10".to_string()];
-        self.run("info", &args).await.map(|_| ())
-    }
-
     pub async fn info(&self) -> Result<info::Stanza, String> {
         // A store that does not answer is said within seconds, not after
         // the minute a backup would wait.
