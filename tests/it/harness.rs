@@ -107,7 +107,8 @@ impl Moto {
     /// certificate for `DNS:localhost` from a test CA (pgBackRest speaks
     /// only HTTPS to S3 and checks DNS names only): (moto, the HTTPS port,
     /// the CA's PEM file). The two listeners share one state.
-    pub fn start_tls(dir: &Path) -> (Moto, u16, PathBuf) {
+    /// With `extra` environment (MOTO_CLOCK_FILE), or none.
+    pub fn start_tls_with_env(dir: &Path, extra: &[(&str, &str)]) -> (Moto, u16, PathBuf) {
         let ssl = |args: &[&str]| openssl(dir, args);
         ssl(&[
             "req",
@@ -146,10 +147,10 @@ impl Moto {
         let tls_port = free_port();
         let (port, cert, key) =
             (tls_port.to_string(), dir.join("s3.pem").display().to_string(), dir.join("s3.key").display().to_string());
-        let moto = Moto::start_with_env(
-            dir,
-            &[("MOTO_TLS_PORT", port.as_str()), ("MOTO_TLS_CERT", cert.as_str()), ("MOTO_TLS_KEY", key.as_str())],
-        );
+        let mut env =
+            vec![("MOTO_TLS_PORT", port.as_str()), ("MOTO_TLS_CERT", cert.as_str()), ("MOTO_TLS_KEY", key.as_str())];
+        env.extend_from_slice(extra);
+        let moto = Moto::start_with_env(dir, &env);
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
             assert!(

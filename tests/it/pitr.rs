@@ -76,9 +76,14 @@ fn rows(rec: &serde_json::Value) -> f64 {
 /// the world, the server, the CA's directory (kept alive) and path, and
 /// the HTTPS port.
 fn rig() -> (World, Postgres, tempfile::TempDir, String, u16) {
+    rig_with(&[])
+}
+
+/// As `rig`, moto started with `env` (MOTO_CLOCK_FILE).
+fn rig_with(env: &[(&str, &str)]) -> (World, Postgres, tempfile::TempDir, String, u16) {
     need("pgbackrest", "pgbackrest");
     let mut w = World::new();
-    let (moto, tls_port, ca) = Moto::start_tls(w.dir.path());
+    let (moto, tls_port, ca) = Moto::start_tls_with_env(w.dir.path(), env);
     w.moto = Some(moto);
     let shared = tempfile::Builder::new().prefix("suoops-ca-").tempdir_in("/tmp").expect("ca dir");
     use std::os::unix::fs::PermissionsExt;
@@ -459,5 +464,53 @@ fn a_backup_whose_manifest_is_gone_fails_pitr_backup_and_verify() {
     let v = control(&j, "PITR-VERIFY", "postgres.primary.pitr");
     assert_eq!(v["status"], "fail", "{v}");
     assert!(v["detail"].as_str().unwrap_or_default().contains("the stored verify result"), "{v}");
+    drop(shared);
+}
+
+/// A repository that lost its older backups looks like a new one to
+/// `pgbackrest info`: its oldest backup is minutes old. backup.history
+/// remembers a backup made 40 days ago (moto's clock moved back while it
+/// was written), so the 24-hour window is not kept: PITR-WINDOW fails,
+/// where before it passed with "fills as it ages" (issue 38, case 7).
+#[test]
+fn a_repository_that_lost_its_older_backups_fails_the_window() {
+    let _heavy = heavy();
+    let clock = tempfile::NamedTempFile::new().expect("clock file");
+    let clock_path = clock.path().to_string_lossy().into_owned();
+    let (w, pg, shared, ca, tls_port) = rig_with(&[("MOTO_CLOCK_FILE", clock_path.as_str())]);
+    let (bucket, stanza) = (unique("pitr-win"), unique("win"));
+    let data = pg.data_dir().display().to_string();
+    let p = w.write("p.yaml", &policy(&bucket, tls_port, &ca, &data, &stanza)).to_string_lossy().into_owned();
+    let env = [("PG_URL", pg.url(None))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    pg.restart();
+    pg.sql("CREATE TABLE t (i int PRIMARY KEY)");
+    w.cli_with(&["backup", "run", "-f", &p, "postgres.primary.pitr"], &env).code(0);
+    let window = |w: &World| {
+        let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
+        control(&j, "PITR-WINDOW", "postgres.primary.pitr").clone()
+    };
+    let c = window(&w);
+    assert_eq!(c["status"], "pass", "{c}");
+    assert!(c["detail"].as_str().unwrap_or_default().contains("fills as it ages"), "{c}");
+    // The history of a backup made 40 days ago, long since expired.
+    std::fs::write(clock.path(), "-3456000").expect("clock back 40 days");
+    crate::harness::block_on(async {
+        let body = aws_sdk_s3::primitives::ByteStream::from(b"[backup]\n".to_vec());
+        let key = format!("pgbackrest/backup/{stanza}/backup.history/2026/20261027-020000F.manifest.gz");
+        w.moto().s3("us-east-1").put_object().bucket(&bucket).key(key).body(body).send().await.expect("put history");
+    });
+    std::fs::write(clock.path(), "0").expect("clock now");
+    let c = window(&w);
+    assert_eq!(c["status"], "fail", "{c}");
+    let detail = c["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with(
+            "the repository has held backups for 40.0 d (backup.history), but the oldest it still holds starts"
+        ),
+        "{c}"
+    );
+    assert!(detail.contains("the window of 1.0 d is not kept"), "{c}");
     drop(shared);
 }

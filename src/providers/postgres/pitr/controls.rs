@@ -91,10 +91,14 @@ pub struct PitrSeen {
     /// found, or why a copy is not the repository's; None when no
     /// replication rule copies it.
     pub replica: Option<Observed<Result<String, String>>>,
-    /// The newest backup read back from the repository now (`pgbackrest
-    /// info --set=LABEL` loads its manifest, or the copy): Err with why
-    /// it cannot be; None when there is no backup to read.
+    /// The newest backup read back from the repository now (its manifest,
+    /// or the copy): Err with why it cannot be; None when there is no
+    /// backup to read.
     pub manifest: Option<Result<String, String>>,
+    /// When the repository's first backup was made: the oldest entry of
+    /// pgBackRest's `backup.history` (kept for the life of the stanza),
+    /// Unix seconds; None when it holds none.
+    pub first_backup: Observed<Option<u64>>,
 }
 
 impl PitrSeen {
@@ -109,6 +113,7 @@ impl PitrSeen {
             locked: None,
             replica: None,
             manifest: None,
+            first_backup: Observed::Unknown { reason: u() },
         }
     }
 }
@@ -178,7 +183,34 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
         _ => None,
     };
     let replica = replica(aws, pitr, &info, &wal).await;
-    PitrSeen { info, wal, drill, verify, locked, replica, manifest }
+    let first_backup = first_backup(aws, &client, pitr).await;
+    PitrSeen { info, wal, drill, verify, locked, replica, manifest, first_backup }
+}
+
+/// When the repository's first backup was made: the oldest object under
+/// `backup.history/`, where pgBackRest keeps a copy of every backup's
+/// manifest for the life of the stanza (expire does not remove them).
+async fn first_backup(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr) -> Observed<Option<u64>> {
+    let prefix = format!("{}backup/{}/backup.history/", pitr.repo.prefix, pitr.stanza);
+    let mut first: Option<u64> = None;
+    let mut token: Option<String> = None;
+    for _ in 0..PAGES {
+        let req =
+            client.list_objects_v2().bucket(&pitr.repo.bucket).prefix(&prefix).set_continuation_token(token.clone());
+        let page = match aws.call(&ops::LIST_OBJECTS_V2, req.send()).await {
+            Ok(p) => p,
+            Err(e) => return Observed::Unknown { reason: classify(&e, &["NoSuchBucket"]).reason() },
+        };
+        for o in page.contents() {
+            let when = o.last_modified().map_or(0, |t| t.secs().max(0) as u64);
+            first = Some(first.map_or(when, |f| f.min(when)));
+        }
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Observed::Present(first)
 }
 
 /// The largest manifest read back whole (a manifest lists every file of
@@ -448,9 +480,22 @@ pub fn controls(
             // The window: the oldest backup's start is the earliest point a
             // restore can reach (WAL from it on is kept with it).
             let oldest = s.oldest().map(|b| b.timestamp.start);
+            // A repository older than the window must reach back the whole
+            // window; only a young one may still be filling it.
+            let since = seen.first_backup.present().copied().flatten();
             let (status, why) = match oldest {
                 None => (Status::Fail, Some("no backup: no point in time is recoverable".to_string())),
                 Some(o) if t.saturating_sub(o) >= pitr.window_secs => (Status::Pass, None),
+                Some(o) if since.is_some_and(|f| t.saturating_sub(f) >= pitr.window_secs && f < o) => (
+                    Status::Fail,
+                    Some(format!(
+                        "the repository has held backups for {} (backup.history), but the oldest it still holds starts {} ago: the window of {} is not kept — the backups before {} are gone",
+                        ago(t.saturating_sub(since.unwrap_or(o))),
+                        ago(t.saturating_sub(o)),
+                        ago(pitr.window_secs),
+                        s.oldest().map_or("", |b| b.label.as_str())
+                    )),
+                ),
                 Some(o) => (
                     Status::Pass,
                     Some(format!(
