@@ -40,6 +40,13 @@ either rejects the reply or sees a difference that never goes away:
   "would this statement shut out who runs it" sees the same principal
   S3 evaluates.
 
+* ListObjects(V2) with a delimiter on a versioned bucket: a "directory"
+  whose objects were all deleted (only delete markers left) is still
+  listed among CommonPrefixes; S3 lists a prefix only while a current
+  object is under it (S3 user guide, "Organizing objects using
+  prefixes"; a delete marker is not a current object). pgBackRest lists
+  its backup directories this way, so a deleted backup looked present.
+
 With MOTO_CLOCK_FILE set, S3's clock (object LastModified, delete
 markers, Object Lock retention dates) runs that file's number of seconds
 ahead (negative: behind) of the system clock, read at every use: a test
@@ -345,6 +352,25 @@ def _caller_identity():
 
 
 _caller_identity()
+
+
+def _no_deleted_folders():
+    from moto.s3.models import FakeDeleteMarker
+
+    plain = S3Backend.list_objects
+
+    def list_objects(self, bucket, prefix, delimiter, marker, max_keys):
+        keys, folders, truncated, next_marker = plain(self, bucket, prefix, delimiter, marker, max_keys)
+        if delimiter and folders:
+            live = [name for name, key in bucket.keys.items() if not isinstance(key, FakeDeleteMarker)]
+            folders = [f for f in folders if any(name.startswith(f) for name in live)]
+        return keys, folders, truncated, next_marker
+
+    S3Backend.list_objects = list_objects
+
+
+_no_deleted_folders()
+
 FakeBucket.get_permission = get_permission
 S3Response._key_response = _key_response
 S3Response.get_bucket_replication = get_bucket_replication

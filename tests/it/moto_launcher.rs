@@ -212,3 +212,36 @@ attempt("admin-delete-version", lambda: a.delete_object(Bucket="{b}", Key="k", V
         "{out}"
     );
 }
+
+/// A "directory" whose objects were all deleted in a versioned bucket is
+/// no longer a CommonPrefix, as on S3 (moto kept listing it).
+#[test]
+fn a_prefix_holding_only_delete_markers_is_not_listed() {
+    let w = World::with_moto();
+    let b = unique("dirs");
+    let s3 = w.moto().s3("us-east-1");
+    block_on(async {
+        s3.create_bucket().bucket(&b).send().await.expect("create");
+        s3.put_bucket_versioning()
+            .bucket(&b)
+            .versioning_configuration(
+                VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
+            )
+            .send()
+            .await
+            .expect("versioning");
+        for k in ["backup/20261201-010101F/backup.manifest", "backup/20261202-010101F/backup.manifest"] {
+            s3.put_object()
+                .bucket(&b)
+                .key(k)
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"m"))
+                .send()
+                .await
+                .expect("put");
+        }
+        s3.delete_object().bucket(&b).key("backup/20261201-010101F/backup.manifest").send().await.expect("delete");
+        let out = s3.list_objects_v2().bucket(&b).prefix("backup/").delimiter("/").send().await.expect("list");
+        let dirs: Vec<&str> = out.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+        assert_eq!(dirs, ["backup/20261202-010101F/"]);
+    });
+}
