@@ -514,3 +514,53 @@ fn a_repository_that_lost_its_older_backups_fails_the_window() {
     assert!(detail.contains("the window of 1.0 d is not kept"), "{c}");
     drop(shared);
 }
+
+/// A segment missing in the middle of the archive: recovery to `latest`
+/// stops quietly at the gap and promotes what it has. The drill used to
+/// pass with the rows before the gap and an RPO measured from them; it now
+/// fails, naming the segment it could not restore (issue 38, case 5).
+#[test]
+fn a_drill_to_latest_that_stops_at_a_gap_fails_naming_the_segment() {
+    let _heavy = heavy();
+    let (w, pg, shared, ca, tls_port) = rig();
+    let (bucket, stanza) = (unique("pitr-gap"), unique("gap"));
+    let data = pg.data_dir().display().to_string();
+    let p = w.write("p.yaml", &policy(&bucket, tls_port, &ca, &data, &stanza)).to_string_lossy().into_owned();
+    let env = [("PG_URL", pg.url(None))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    pg.restart();
+    pg.sql("CREATE TABLE t (i int PRIMARY KEY)");
+    w.cli_with(&["backup", "run", "-f", &p, "postgres.primary.pitr"], &env).code(0);
+    let mut segments = Vec::new();
+    for batch in 0..3 {
+        pg.sql(&format!("INSERT INTO t SELECT g FROM generate_series({}, {}) g", batch * 100 + 1, batch * 100 + 100));
+        segments.push(pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())"));
+        archive_now(&pg);
+    }
+    // The middle one of the three segments written after the backup.
+    let gap = segments[1].clone();
+    let s3 = w.moto().s3("us-east-1");
+    crate::harness::block_on(async {
+        let out = s3
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(format!("pgbackrest/archive/{stanza}/"))
+            .send()
+            .await
+            .expect("list");
+        let keys: Vec<String> =
+            out.contents().iter().filter_map(|o| o.key()).filter(|k| k.contains(&gap)).map(str::to_string).collect();
+        assert_eq!(keys.len(), 1, "{gap}: {keys:?}");
+        s3.delete_object().bucket(&bucket).key(&keys[0]).send().await.expect("delete");
+    });
+    let d = w.cli_with(
+        &["restore-drill", "-f", &p, "postgres.primary.pitr", "--target", "latest", "--format", "json"],
+        &env,
+    );
+    assert_ne!(d.code, 0, "{}{}", d.stdout, d.stderr);
+    let said = format!("{}{}", d.stdout, d.stderr);
+    assert!(said.contains("short of the newest archived segment"), "{said}");
+    assert!(said.contains(&format!("segment {gap} could not be restored")), "{said}");
+    drop(shared);
+}

@@ -346,7 +346,53 @@ pub(super) async fn recover(
         .await
         .map_err(|e| fail(e.to_string()))?;
     let (replayed_at, last_replayed): (Option<f64>, Option<String>) = (row.get(0), row.get(1));
+    // A drill to the end of the archive must have replayed all of it:
+    // recovery stops quietly at the first segment restore_command cannot
+    // fetch, and promotes what it has.
+    if how.drill && matches!(target, Target::Latest) {
+        let max = stanza.current_archive().and_then(|a| a.max.clone());
+        let row = client
+            .query_one(
+                "SELECT pg_last_wal_replay_lsn()::text, (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')",
+                &[],
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let (lsn, seg_size): (Option<String>, i64) = (row.get(0), row.get(1));
+        if let (Some(lsn), Some(max)) = (lsn, max) {
+            replay_reached(&lsn, seg_size.max(1) as u64, &max).map_err(fail)?;
+        }
+    }
     Ok(Recovered { label, restore_secs, replay_secs, last_replayed, replayed_at, url, cluster })
+}
+
+/// Did replay reach the archive's newest segment `max`? `lsn` is the last
+/// WAL location replayed (`pg_last_wal_replay_lsn()`, `X/Y`), `seg_size`
+/// the cluster's `wal_segment_size` in bytes: a segment is named by
+/// timeline, then the LSN's segment number split at 2^32 bytes
+/// (PostgreSQL's XLogFileName). Err names the first segment replay did not
+/// reach.
+pub fn replay_reached(lsn: &str, seg_size: u64, max: &str) -> Result<(), String> {
+    let (hi, lo) = lsn.split_once('/').ok_or_else(|| format!("`{lsn}` is not an LSN"))?;
+    let parse = |h: &str| u64::from_str_radix(h, 16).map_err(|_| format!("`{lsn}` is not an LSN"));
+    let at = (parse(hi)? << 32) | parse(lo)?;
+    let per_log = (1u64 << 32) / seg_size.max(1);
+    let field = |r: std::ops::Range<usize>| {
+        max.get(r).and_then(|h| u64::from_str_radix(h, 16).ok()).ok_or_else(|| format!("`{max}` is not a segment name"))
+    };
+    let (tli, log, seg) = (field(0..8)?, field(8..16)?, field(16..24)?);
+    // The LSN is the end of the last record replayed: that record lies
+    // before it (a WAL switch ends exactly at the next segment's start).
+    let (reached, newest) = (at.saturating_sub(1) / seg_size.max(1), log * per_log + seg);
+    if reached >= newest {
+        return Ok(());
+    }
+    let next = reached + 1;
+    Err(format!(
+        "replay stopped at {lsn}, short of the newest archived segment {max}: segment {tli:08X}{:08X}{:08X} could not be restored (missing or unreadable), so a restore to the end of the archive loses everything after it",
+        next / per_log,
+        next % per_log
+    ))
 }
 
 /// pg_ctl with the runner's environment (archive-get, the restore_command
@@ -398,6 +444,16 @@ mod tests {
     #[test]
     fn targets() {
         assert!(matches!(target(None), Ok(Target::Latest)));
+        // 16 MiB segments: 0/5000028 is in segment 5; 0/6000000, the end
+        // of a WAL switch in segment 5, too.
+        assert_eq!(replay_reached("0/5000028", 16 << 20, "000000010000000000000005"), Ok(()));
+        assert_eq!(replay_reached("0/6000000", 16 << 20, "000000010000000000000005"), Ok(()));
+        let short = replay_reached("0/3000100", 16 << 20, "000000010000000000000005").expect_err("short");
+        assert!(short.contains("segment 000000010000000000000004 could not be restored"), "{short}");
+        // 1 MiB segments: 4096 a log file; 1/00200000 is segment 2 of log 1.
+        assert_eq!(replay_reached("1/200010", 1 << 20, "000000010000000100000002"), Ok(()));
+        let short = replay_reached("0/FFF00010", 1 << 20, "000000010000000100000002").expect_err("short");
+        assert!(short.contains("segment 000000010000000100000000 could not be restored"), "{short}");
         assert!(matches!(target(Some("latest")), Ok(Target::Latest)));
         assert!(
             matches!(target(Some("2026-12-02T04:22:20.340Z")), Ok(Target::Time(_, t)) if (t - 1_796_185_340.34).abs() < 1e-3)
