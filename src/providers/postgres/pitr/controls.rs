@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::info::{segment, segment_name, Stanza};
+use super::info::{missing_between, segment_in, Stanza};
 use super::{address, Runner};
 use crate::aws::{classify, ops, Aws};
 use crate::jobs::Record;
@@ -152,7 +152,7 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
     };
     let (info, wal) = match info {
         Ok(s) => {
-            let wal = wal(aws, &client, pitr, &s).await;
+            let wal = wal(aws, &client, pitr, &s, segment_size(spec).await).await;
             (Observed::Present(s), wal)
         }
         Err(e) => (Observed::Unknown { reason: e.clone() }, Observed::Unknown { reason: e }),
@@ -329,7 +329,16 @@ async fn replica(
     Some(Observed::Present(Ok(found.join(", "))))
 }
 
-async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza) -> Observed<WalSeen> {
+/// The cluster's WAL segment size in bytes (`wal_segment_size`, set by
+/// `initdb --wal-segsize`), read from the server; PostgreSQL's default 16
+/// MiB when it cannot be reached.
+async fn segment_size(spec: &PostgresSpec) -> u64 {
+    let Ok(client) = super::super::connect(spec).await else { return 16 << 20 };
+    let row = client.query_one("SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'", &[]).await;
+    row.ok().and_then(|r| r.try_get::<_, i64>(0).ok()).map_or(16 << 20, |n| n.max(1) as u64)
+}
+
+async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza, seg_size: u64) -> Observed<WalSeen> {
     let Some(archive) = s.current_archive() else { return Observed::Absent };
     let prefix = format!("{}archive/{}/{}/", pitr.repo.prefix, pitr.stanza, archive.id);
     // name → LastModified (Unix seconds)
@@ -349,7 +358,7 @@ async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza) ->
             let file = key.rsplit('/').next().unwrap_or_default();
             // SEGMENT-SHA1.EXT; .history, .backup and .partial files aside.
             let name = file.get(..24).unwrap_or_default();
-            if segment(name).is_some() && file.as_bytes().get(24) == Some(&b'-') {
+            if segment_in(name, seg_size).is_some() && file.as_bytes().get(24) == Some(&b'-') {
                 let when = o.last_modified().map_or(0, |t| t.secs().max(0) as u64);
                 seen.insert(name.to_string(), when);
                 keys.insert(name.to_string(), key.to_string());
@@ -360,25 +369,15 @@ async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza) ->
             break;
         }
     }
-    let Some((newest, when)) = seen.iter().max_by_key(|(n, _)| segment(n)).map(|(n, w)| (n.clone(), *w)) else {
+    let Some((newest, when)) = seen.iter().max_by_key(|(n, _)| segment_in(n, seg_size)).map(|(n, w)| (n.clone(), *w))
+    else {
         return Observed::Absent;
     };
     // Continuity on the newest segment's timeline, from the oldest
-    // backup's first segment (a restore of it needs every one after).
-    let mut missing = Vec::new();
-    if let (Some((tli, last)), Some(start)) = (
-        segment(&newest),
-        s.oldest().and_then(|b| b.archive.as_ref()).and_then(|a| a.start.as_deref()).and_then(segment),
-    ) {
-        if start.0 == tli {
-            for n in start.1..=last {
-                let name = segment_name(tli, n);
-                if !seen.contains_key(&name) {
-                    missing.push(name);
-                }
-            }
-        }
-    }
+    // backup's first segment (a restore of it needs every one after),
+    // numbered with the cluster's own segment size.
+    let start = s.oldest().and_then(|b| b.archive.as_ref()).and_then(|a| a.start.as_deref());
+    let missing = start.map(|start| missing_between(&seen, start, &newest, seg_size)).unwrap_or_default();
     let newest_key = keys.get(&newest).cloned().unwrap_or_default();
     Observed::Present(WalSeen {
         newest,

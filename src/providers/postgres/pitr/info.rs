@@ -122,18 +122,57 @@ pub fn parse(json: &str, name: &str) -> Result<Stanza, String> {
 /// A WAL segment name's (timeline, segment number) for 16 MiB segments:
 /// TTTTTTTTXXXXXXXXYYYYYYYY, number = XX × 0x100 + YY.
 pub fn segment(name: &str) -> Option<(u32, u64)> {
+    segment_in(name, 16 << 20)
+}
+
+/// The segment name of (timeline, number), 16 MiB segments.
+pub fn segment_name(tli: u32, n: u64) -> String {
+    segment_name_in(tli, n, 16 << 20)
+}
+
+/// Segments in one 4 GiB "log file" for `seg_size`-byte segments: a
+/// segment's name is its timeline, then its number split at 2^32 bytes
+/// (PostgreSQL's XLogFileName: 256 for 16 MiB, 4096 for 1 MiB, 64 for
+/// 64 MiB; `initdb --wal-segsize`).
+fn per_log(seg_size: u64) -> u64 {
+    (1u64 << 32) / seg_size.clamp(1 << 20, 1 << 30)
+}
+
+/// (timeline, segment number) of a segment name, for `seg_size`-byte
+/// segments.
+pub fn segment_in(name: &str, seg_size: u64) -> Option<(u32, u64)> {
     if name.len() != 24 || !name.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
     let tli = u32::from_str_radix(&name[..8], 16).ok()?;
     let log = u64::from_str_radix(&name[8..16], 16).ok()?;
     let seg = u64::from_str_radix(&name[16..], 16).ok()?;
-    Some((tli, log * 0x100 + seg))
+    let per = per_log(seg_size);
+    (seg < per).then_some((tli, log * per + seg))
 }
 
-/// The segment name of (timeline, number).
-pub fn segment_name(tli: u32, n: u64) -> String {
-    format!("{tli:08X}{:08X}{:08X}", n / 0x100, n % 0x100)
+/// The segment name of (timeline, number), for `seg_size`-byte segments.
+pub fn segment_name_in(tli: u32, n: u64, seg_size: u64) -> String {
+    let per = per_log(seg_size);
+    format!("{tli:08X}{:08X}{:08X}", n / per, n % per)
+}
+
+/// The segments missing between `start` and `newest` (names) on
+/// `newest`'s timeline, among `seen`, for `seg_size`-byte segments.
+pub fn missing_between(
+    seen: &std::collections::BTreeMap<String, u64>,
+    start: &str,
+    newest: &str,
+    seg_size: u64,
+) -> Vec<String> {
+    let (Some((tli, last)), Some((start_tli, first))) = (segment_in(newest, seg_size), segment_in(start, seg_size))
+    else {
+        return Vec::new();
+    };
+    if start_tli != tli {
+        return Vec::new();
+    }
+    (first..=last).map(|n| segment_name_in(tli, n, seg_size)).filter(|name| !seen.contains_key(name)).collect()
 }
 
 #[cfg(test)]
@@ -170,5 +209,19 @@ mod tests {
         assert_eq!(segment_name(1, 0x100), "000000010000000100000000");
         assert_eq!(segment("00000001000000000000000"), None);
         assert_eq!(segment("000000010000000000000003.00000028.backup"), None);
+        // 1 MiB segments run to 0xFFF in a log file, 64 MiB to 0x3F; a
+        // continuous archive has no gap either way.
+        let names = |v: &[&str]| v.iter().map(|n| (n.to_string(), 0u64)).collect::<std::collections::BTreeMap<_, _>>();
+        let one = names(&["0000000100000000000000FF", "000000010000000000000100", "000000010000000000000101"]);
+        assert!(missing_between(&one, "0000000100000000000000FF", "000000010000000000000101", 1 << 20).is_empty());
+        // As 16 MiB segments, 0x101 is no segment number at all.
+        assert_eq!(segment_in("000000010000000000000101", 16 << 20), None);
+        let big = names(&["00000001000000000000003F", "000000010000000100000000"]);
+        assert!(missing_between(&big, "00000001000000000000003F", "000000010000000100000000", 64 << 20).is_empty());
+        let gap = names(&["000000010000000000000001", "000000010000000000000003"]);
+        assert_eq!(
+            missing_between(&gap, "000000010000000000000001", "000000010000000000000003", 16 << 20),
+            ["000000010000000000000002"]
+        );
     }
 }
