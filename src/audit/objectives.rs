@@ -103,6 +103,11 @@ fn key_alias(key: &str, policy: &Policy) -> Option<String> {
     policy.kms.iter().find(|k| k.name == key || k.alias == key).map(|k| k.alias.clone())
 }
 
+/// A bucket's region: as the policy declares it, else the default.
+fn region_of(policy: &Policy, bucket: &str) -> Option<String> {
+    policy.buckets.iter().find(|x| x.name == bucket).and_then(|x| x.region.clone()).or(policy.default_region.clone())
+}
+
 /// The request S3 makes to KMS for a role reading or writing `bucket`'s
 /// objects under `key`: through S3 in the bucket's region, with the
 /// object's ARN as encryption context, or the bucket's with an S3 Bucket
@@ -143,12 +148,7 @@ fn can_use_key(
     key: &str,
     bucket: &str,
 ) -> doc::Grant {
-    let region = policy
-        .buckets
-        .iter()
-        .find(|x| x.name == bucket)
-        .and_then(|x| x.region.clone())
-        .or(policy.default_region.clone());
+    let region = region_of(policy, bucket);
     let (req, _) = through_s3(policy, key, bucket, region.as_deref());
     match identity.may(action, &key_resource(report, policy, identity, key, region.as_deref()), Some(&req)) {
         doc::Grant::Allowed(by) => match (identity.arn.as_deref(), key_policy_of(report, policy, key)) {
@@ -190,9 +190,6 @@ fn key_policy_of<'r>(report: &'r Report, policy: &Policy, key: &str) -> Option<&
 /// live as declared; a role outside the policy cannot be checked.
 fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
     let mut out = Vec::new();
-    let region_of = |b: &str| {
-        policy.buckets.iter().find(|x| x.name == b).and_then(|x| x.region.clone()).or(policy.default_region.clone())
-    };
     for b in &policy.buckets {
         let Some(r) = &b.replication else { continue };
         // S3 does not replicate SSE-KMS objects unless the rule opts in
@@ -258,7 +255,7 @@ fn replication_key_access(report: &Report, policy: &Policy) -> Vec<String> {
         // the bucket's with an S3 Bucket Key (AWS S3 user guide,
         // "Replicating encrypted objects": S3 Bucket Keys and replication).
         let check = |action: &str, key: &str, bucket: &str, what: &str| -> Option<String> {
-            let region = region_of(bucket);
+            let region = region_of(policy, bucket);
             let (req, context) = through_s3(policy, key, bucket, region.as_deref());
             match identity.may(action, &key_resource(report, policy, &identity, key, region.as_deref()), Some(&req)) {
                 // IAM allows it: the key policy must too.

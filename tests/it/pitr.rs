@@ -405,6 +405,23 @@ fn wal_written_while_the_store_is_down_is_kept_archived_later_and_recoverable() 
     drop(shared);
 }
 
+/// The policy (repository in a new bucket, stanza `NAME-…`) applied to the
+/// rig's cluster, which is restarted to archive, with table `t` made and
+/// one full backup taken: (policy path, bucket, stanza, the cluster's URL
+/// for PG_URL).
+fn backed_up(w: &World, pg: &Postgres, ca: &str, tls_port: u16, name: &str) -> (String, String, String, String) {
+    let (bucket, stanza) = (unique(&format!("pitr-{name}")), unique(name));
+    let data = pg.data_dir().display().to_string();
+    let p = w.write("p.yaml", &policy(&bucket, tls_port, ca, &data, &stanza)).to_string_lossy().into_owned();
+    let url = pg.url(None);
+    let env = [("PG_URL", url.as_str())];
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    pg.restart();
+    pg.sql("CREATE TABLE t (i int PRIMARY KEY)");
+    w.cli_with(&["backup", "run", "-f", &p, "postgres.primary.pitr"], &env).code(0);
+    (p, bucket, stanza, url)
+}
+
 /// The newest backup's manifest and its copy deleted from the bucket:
 /// backup.info still lists the backup and the stored verify result still
 /// says passed, but a restore of it would fail — PITR-BACKUP fails naming
@@ -413,15 +430,8 @@ fn wal_written_while_the_store_is_down_is_kept_archived_later_and_recoverable() 
 fn a_backup_whose_manifest_is_gone_fails_pitr_backup_and_verify() {
     let _heavy = heavy();
     let (w, pg, shared, ca, tls_port) = rig();
-    let (bucket, stanza) = (unique("pitr-man"), unique("man"));
-    let data = pg.data_dir().display().to_string();
-    let p = w.write("p.yaml", &policy(&bucket, tls_port, &ca, &data, &stanza)).to_string_lossy().into_owned();
-    let env = [("PG_URL", pg.url(None))];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
-    pg.restart();
-    pg.sql("CREATE TABLE t (i int PRIMARY KEY)");
-    w.cli_with(&["backup", "run", "-f", &p, "postgres.primary.pitr"], &env).code(0);
+    let (p, bucket, stanza, url) = backed_up(&w, &pg, &ca, tls_port, "man");
+    let env = [("PG_URL", url.as_str())];
     archive_now(&pg);
     let status = |j: &serde_json::Value, id: &str| control(j, id, "postgres.primary.pitr")["status"].clone();
     let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
@@ -478,15 +488,8 @@ fn a_repository_that_lost_its_older_backups_fails_the_window() {
     let clock = tempfile::NamedTempFile::new().expect("clock file");
     let clock_path = clock.path().to_string_lossy().into_owned();
     let (w, pg, shared, ca, tls_port) = rig_with(&[("MOTO_CLOCK_FILE", clock_path.as_str())]);
-    let (bucket, stanza) = (unique("pitr-win"), unique("win"));
-    let data = pg.data_dir().display().to_string();
-    let p = w.write("p.yaml", &policy(&bucket, tls_port, &ca, &data, &stanza)).to_string_lossy().into_owned();
-    let env = [("PG_URL", pg.url(None))];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
-    pg.restart();
-    pg.sql("CREATE TABLE t (i int PRIMARY KEY)");
-    w.cli_with(&["backup", "run", "-f", &p, "postgres.primary.pitr"], &env).code(0);
+    let (p, bucket, stanza, url) = backed_up(&w, &pg, &ca, tls_port, "win");
+    let env = [("PG_URL", url.as_str())];
     let window = |w: &World| {
         let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
         control(&j, "PITR-WINDOW", "postgres.primary.pitr").clone()
@@ -523,15 +526,8 @@ fn a_repository_that_lost_its_older_backups_fails_the_window() {
 fn a_drill_to_latest_that_stops_at_a_gap_fails_naming_the_segment() {
     let _heavy = heavy();
     let (w, pg, shared, ca, tls_port) = rig();
-    let (bucket, stanza) = (unique("pitr-gap"), unique("gap"));
-    let data = pg.data_dir().display().to_string();
-    let p = w.write("p.yaml", &policy(&bucket, tls_port, &ca, &data, &stanza)).to_string_lossy().into_owned();
-    let env = [("PG_URL", pg.url(None))];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
-    pg.restart();
-    pg.sql("CREATE TABLE t (i int PRIMARY KEY)");
-    w.cli_with(&["backup", "run", "-f", &p, "postgres.primary.pitr"], &env).code(0);
+    let (p, bucket, stanza, url) = backed_up(&w, &pg, &ca, tls_port, "gap");
+    let env = [("PG_URL", url.as_str())];
     let mut segments = Vec::new();
     for batch in 0..3 {
         pg.sql(&format!("INSERT INTO t SELECT g FROM generate_series({}, {}) g", batch * 100 + 1, batch * 100 + 100));

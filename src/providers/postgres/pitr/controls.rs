@@ -192,25 +192,36 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
 /// manifest for the life of the stanza (expire does not remove them).
 async fn first_backup(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr) -> Observed<Option<u64>> {
     let prefix = format!("{}backup/{}/backup.history/", pitr.repo.prefix, pitr.stanza);
-    let mut first: Option<u64> = None;
+    match listed(aws, client, &pitr.repo.bucket, &prefix).await {
+        Ok(objects) => Observed::Present(objects.iter().map(|(_, when)| *when).min()),
+        Err(reason) => Observed::Unknown { reason },
+    }
+}
+
+/// Every object under `prefix` with its LastModified (Unix seconds), at
+/// most `PAGES` listing pages.
+async fn listed(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, u64)>, String> {
+    let mut out = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..PAGES {
-        let req =
-            client.list_objects_v2().bucket(&pitr.repo.bucket).prefix(&prefix).set_continuation_token(token.clone());
-        let page = match aws.call(&ops::LIST_OBJECTS_V2, req.send()).await {
-            Ok(p) => p,
-            Err(e) => return Observed::Unknown { reason: classify(&e, &["NoSuchBucket"]).reason() },
-        };
+        let req = client.list_objects_v2().bucket(bucket).prefix(prefix).set_continuation_token(token.clone());
+        let page =
+            aws.call(&ops::LIST_OBJECTS_V2, req.send()).await.map_err(|e| classify(&e, &["NoSuchBucket"]).reason())?;
         for o in page.contents() {
             let when = o.last_modified().map_or(0, |t| t.secs().max(0) as u64);
-            first = Some(first.map_or(when, |f| f.min(when)));
+            out.push((o.key().unwrap_or_default().to_string(), when));
         }
         token = page.next_continuation_token().map(str::to_string);
         if token.is_none() {
             break;
         }
     }
-    Observed::Present(first)
+    Ok(out)
 }
 
 /// The largest manifest read back whole (a manifest lists every file of
@@ -345,28 +356,17 @@ async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza, se
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     // name → object key
     let mut keys: BTreeMap<String, String> = BTreeMap::new();
-    let mut token: Option<String> = None;
-    for _ in 0..PAGES {
-        let req =
-            client.list_objects_v2().bucket(&pitr.repo.bucket).prefix(&prefix).set_continuation_token(token.clone());
-        let page = match aws.call(&ops::LIST_OBJECTS_V2, req.send()).await {
-            Ok(p) => p,
-            Err(e) => return Observed::Unknown { reason: classify(&e, &["NoSuchBucket"]).reason() },
-        };
-        for o in page.contents() {
-            let key = o.key().unwrap_or_default();
-            let file = key.rsplit('/').next().unwrap_or_default();
-            // SEGMENT-SHA1.EXT; .history, .backup and .partial files aside.
-            let name = file.get(..24).unwrap_or_default();
-            if segment_in(name, seg_size).is_some() && file.as_bytes().get(24) == Some(&b'-') {
-                let when = o.last_modified().map_or(0, |t| t.secs().max(0) as u64);
-                seen.insert(name.to_string(), when);
-                keys.insert(name.to_string(), key.to_string());
-            }
-        }
-        token = page.next_continuation_token().map(str::to_string);
-        if token.is_none() {
-            break;
+    let objects = match listed(aws, client, &pitr.repo.bucket, &prefix).await {
+        Ok(o) => o,
+        Err(reason) => return Observed::Unknown { reason },
+    };
+    for (key, when) in objects {
+        let file = key.rsplit('/').next().unwrap_or_default();
+        // SEGMENT-SHA1.EXT; .history, .backup and .partial files aside.
+        let name = file.get(..24).unwrap_or_default();
+        if segment_in(name, seg_size).is_some() && file.as_bytes().get(24) == Some(&b'-') {
+            seen.insert(name.to_string(), when);
+            keys.insert(name.to_string(), key.clone());
         }
     }
     let Some((newest, when)) = seen.iter().max_by_key(|(n, _)| segment_in(n, seg_size)).map(|(n, w)| (n.clone(), *w))
