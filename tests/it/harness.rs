@@ -742,6 +742,30 @@ impl Postgres {
         self.ctl(&["restart", "-m", "fast"]);
     }
 
+    /// The server stopped and its data directory moved aside (returned),
+    /// an empty one in its place, owned and private as initdb leaves it:
+    /// where a restore of the cluster goes.
+    pub fn stop_and_empty(&self) -> PathBuf {
+        self.ctl(&["stop", "-m", "fast"]);
+        let aside = self.root.path().join("data.old");
+        std::fs::rename(&self.data, &aside).expect("move the data directory aside");
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().mode(0o700).create(&self.data).expect("empty data directory");
+        if self.as_postgres {
+            let st = Command::new("chown")
+                .args(["postgres:postgres", &self.data.display().to_string()])
+                .status()
+                .expect("chown");
+            assert!(st.success(), "chown postgres failed");
+        }
+        aside
+    }
+
+    /// Start the server again on its data directory (after a restore).
+    pub fn start_again(&self) {
+        self.ctl(&["start"]);
+    }
+
     /// TLS on with this certificate and key (PEM), and TCP connections
     /// without TLS refused, as managed services do (RDS: rds.force_ssl).
     pub fn force_ssl(&self, cert: &str, key: &str) {

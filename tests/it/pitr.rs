@@ -560,3 +560,68 @@ fn a_drill_to_latest_that_stops_at_a_gap_fails_naming_the_segment() {
     assert!(said.contains(&format!("segment {gap} could not be restored")), "{said}");
     drop(shared);
 }
+
+/// The DR procedure run for real: the live cluster restored to a point
+/// in time by the tool's own `restore --into` its (emptied) data
+/// directory, started as the new primary, written to on timeline 2. The
+/// archive then holds timeline 1 up to the switch point and timeline 2
+/// after it, with 00000002.history between: PITR-WAL follows that path
+/// (it checked nothing when the oldest backup's timeline was not the
+/// newest segment's), and a timeline-1 segment deleted before the switch
+/// is named with its timeline (issue 38, case 1).
+#[test]
+fn a_gap_before_a_timeline_switch_is_named_with_its_timeline() {
+    let _heavy = heavy();
+    let (w, pg, shared, ca, tls_port) = rig();
+    let (p, bucket, stanza, url) = backed_up(&w, &pg, &ca, tls_port, "tli");
+    let env = [("PG_URL", url.as_str())];
+    pg.sql("INSERT INTO t SELECT g FROM generate_series(1, 100) g");
+    let before = pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    archive_now(&pg);
+    let target = pg.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+    std::thread::sleep(Duration::from_millis(200));
+    pg.sql("INSERT INTO t SELECT g FROM generate_series(101, 200) g");
+    archive_now(&pg);
+
+    let data = pg.data_dir().display().to_string();
+    pg.stop_and_empty();
+    let r = w.cli_with(&["restore", "-f", &p, "postgres.primary", "--into", &data, "--target-time", &target], &env);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    pg.start_again();
+    assert_eq!(pg.sql("SELECT count(*) FROM t"), "100", "the rows committed before {target}");
+    assert_eq!(pg.sql("SELECT timeline_id FROM pg_control_checkpoint()"), "2");
+    pg.sql("INSERT INTO t SELECT g FROM generate_series(1001, 1100) g");
+    archive_now(&pg);
+
+    let wal = |w: &World| {
+        let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
+        control(&j, "PITR-WAL", "postgres.primary.pitr").clone()
+    };
+    let c = wal(&w);
+    assert_eq!(c["status"], "pass", "{c}");
+    assert_eq!(c["observed"]["timelines"], serde_json::json!([1, 2]), "{c}");
+    assert!(c["observed"]["newest"].as_str().is_some_and(|n| n.starts_with("00000002")), "{c}");
+
+    // The timeline-1 segment that held the first 100 rows: before the
+    // switch, so on the path.
+    let s3 = w.moto().s3("us-east-1");
+    crate::harness::block_on(async {
+        let out = s3
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(format!("pgbackrest/archive/{stanza}/"))
+            .send()
+            .await
+            .expect("list");
+        let all: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+        assert!(all.iter().any(|k| k.ends_with("/00000002.history")), "the history file is archived: {all:?}");
+        let keys: Vec<&str> = all.iter().copied().filter(|k| k.contains(&format!("/{before}-"))).collect();
+        assert_eq!(keys.len(), 1, "{before}: {all:?}");
+        s3.delete_object().bucket(&bucket).key(keys[0]).send().await.expect("delete");
+    });
+    let c = wal(&w);
+    assert_eq!(c["status"], "fail", "{c}");
+    let detail = c["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(&format!("{before} (timeline 1)")), "the gap names its segment and timeline: {c}");
+    drop(shared);
+}

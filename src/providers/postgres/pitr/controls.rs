@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::info::{missing_between, segment_in, Stanza};
+use super::info::{missing_along, parse_history, segment_in, Stanza};
 use super::{address, Runner};
 use crate::aws::{classify, ops, Aws};
 use crate::jobs::Record;
@@ -72,8 +72,17 @@ pub struct WalSeen {
     #[serde(skip)]
     pub newest_key: String,
     pub age_seconds: u64,
-    /// Segments missing between the oldest backup's start and the newest.
+    /// Segments missing between the oldest backup's start and the newest,
+    /// along the timeline path.
     pub missing: Vec<String>,
+    /// The timelines recovery from the oldest backup to the newest
+    /// segment goes through (from the newest timeline's history file).
+    pub timelines: Vec<u32>,
+    /// Why that path cannot be followed at all: the newest timeline's
+    /// history file is not in the archive, or the oldest backup is off
+    /// the path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
     pub listed: usize,
 }
 
@@ -142,9 +151,10 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
     // The newest backup is checked where it lives on every audit, cheaply:
     // its manifest (or the copy) loads, without reading a data file —
     // backup.info alone still lists a backup whose directory is gone.
-    let info = match Runner::new(aws, pitr, &default_region).await {
+    let runner = Runner::new(aws, pitr, &default_region).await;
+    let info = match &runner {
         Ok(r) => r.info().await,
-        Err(e) => Err(e),
+        Err(e) => Err(e.clone()),
     };
     let manifest = match info.as_ref().ok().and_then(|s| s.newest()) {
         Some(b) => Some(manifest(aws, &client, pitr, &b.label).await.map(|()| b.label.clone())),
@@ -152,7 +162,10 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
     };
     let (info, wal) = match info {
         Ok(s) => {
-            let wal = wal(aws, &client, pitr, &s, segment_size(spec).await).await;
+            let wal = match &runner {
+                Ok(r) => wal(aws, &client, r, &s, segment_size(spec).await).await,
+                Err(e) => Observed::Unknown { reason: e.clone() },
+            };
             (Observed::Present(s), wal)
         }
         Err(e) => (Observed::Unknown { reason: e.clone() }, Observed::Unknown { reason: e }),
@@ -349,43 +362,115 @@ async fn segment_size(spec: &PostgresSpec) -> u64 {
     row.ok().and_then(|r| r.try_get::<_, i64>(0).ok()).map_or(16 << 20, |n| n.max(1) as u64)
 }
 
-async fn wal(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, s: &Stanza, seg_size: u64) -> Observed<WalSeen> {
+async fn wal(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    runner: &Runner<'_>,
+    s: &Stanza,
+    seg_size: u64,
+) -> Observed<WalSeen> {
+    let pitr = runner.pitr;
     let Some(archive) = s.current_archive() else { return Observed::Absent };
     let prefix = format!("{}archive/{}/{}/", pitr.repo.prefix, pitr.stanza, archive.id);
     // name → LastModified (Unix seconds)
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     // name → object key
     let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    // timeline → its history file's key
+    let mut histories: BTreeMap<u32, String> = BTreeMap::new();
     let objects = match listed(aws, client, &pitr.repo.bucket, &prefix).await {
         Ok(o) => o,
         Err(reason) => return Observed::Unknown { reason },
     };
     for (key, when) in objects {
         let file = key.rsplit('/').next().unwrap_or_default();
-        // SEGMENT-SHA1.EXT; .history, .backup and .partial files aside.
+        // SEGMENT-SHA1.EXT; TIMELINE.history[.EXT]; .backup and .partial
+        // files aside.
         let name = file.get(..24).unwrap_or_default();
         if segment_in(name, seg_size).is_some() && file.as_bytes().get(24) == Some(&b'-') {
             seen.insert(name.to_string(), when);
             keys.insert(name.to_string(), key.clone());
+        } else if let Some(tli) = file.strip_suffix(".history").or_else(|| file.split_once(".history.").map(|(t, _)| t))
+        {
+            if let Ok(t) = u32::from_str_radix(tli, 16) {
+                histories.insert(t, key.clone());
+            }
         }
     }
     let Some((newest, when)) = seen.iter().max_by_key(|(n, _)| segment_in(n, seg_size)).map(|(n, w)| (n.clone(), *w))
     else {
         return Observed::Absent;
     };
-    // Continuity on the newest segment's timeline, from the oldest
-    // backup's first segment (a restore of it needs every one after),
-    // numbered with the cluster's own segment size.
-    let start = s.oldest().and_then(|b| b.archive.as_ref()).and_then(|a| a.start.as_deref());
-    let missing = start.map(|start| missing_between(&seen, start, &newest, seg_size)).unwrap_or_default();
     let newest_key = keys.get(&newest).cloned().unwrap_or_default();
-    Observed::Present(WalSeen {
+    let mut w = WalSeen {
         newest,
         newest_key,
         age_seconds: now().saturating_sub(when),
-        missing,
+        missing: Vec::new(),
+        timelines: Vec::new(),
+        broken: None,
         listed: seen.len(),
-    })
+    };
+    // Continuity from the oldest backup's first segment (a restore of it
+    // needs every one after) to the newest, along the timelines between
+    // them, numbered with the cluster's own segment size.
+    let Some(start) = s.oldest().and_then(|b| b.archive.as_ref()).and_then(|a| a.start.clone()) else {
+        return Observed::Present(w);
+    };
+    let (Some((start_tli, _)), Some((tli, _))) = (segment_in(&start, seg_size), segment_in(&w.newest, seg_size)) else {
+        return Observed::Present(w);
+    };
+    let history = if start_tli == tli {
+        Vec::new()
+    } else {
+        let Some(key) = histories.get(&tli) else {
+            w.broken = Some(format!(
+                "timeline {tli}'s history file ({tli:08X}.history) is not in the archive: a restore from the oldest backup (timeline {start_tli}) cannot follow to the newest segment {} — was the new primary promoted with archiving off?",
+                w.newest
+            ));
+            return Observed::Present(w);
+        };
+        match history(runner, key).await {
+            Ok(h) => h,
+            Err(reason) => return Observed::Unknown { reason },
+        }
+    };
+    w.timelines = history.iter().map(|s| s.tli).filter(|t| *t >= start_tli && *t < tli).chain([tli]).collect();
+    match missing_along(&seen, &start, &w.newest, &history, seg_size) {
+        Ok(missing) => w.missing = missing,
+        Err(why) => w.broken = Some(why),
+    }
+    Observed::Present(w)
+}
+
+/// A timeline history file read back through `pgbackrest repo-get` (which
+/// decrypts an encrypted repository), decompressed by its extension.
+async fn history(runner: &Runner<'_>, key: &str) -> Result<Vec<super::info::Switch>, String> {
+    let pitr = runner.pitr;
+    let rel = key.strip_prefix(&pitr.repo.prefix).unwrap_or(key).to_string();
+    let file = key.rsplit('/').next().unwrap_or_default();
+    let raw = runner.run_bytes("repo-get", &[], &[rel]).await?;
+    let text = if file.ends_with(".gz") {
+        use std::io::Read;
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_string(&mut out)
+            .map_err(|e| format!("s3://{}/{key}: {e}", pitr.repo.bucket))?;
+        out
+    } else if file.ends_with(".history") {
+        String::from_utf8_lossy(&raw).into_owned()
+    } else {
+        return Err(format!("s3://{}/{key}: a compression this tool cannot read", pitr.repo.bucket));
+    };
+    parse_history(&text).map_err(|e| format!("s3://{}/{key}: {e}", pitr.repo.bucket))
+}
+
+/// A segment's name with its timeline, where a path crosses several.
+fn named(segment: &str) -> String {
+    match segment.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok()) {
+        Some(tli) => format!("{segment} (timeline {tli})"),
+        None => segment.to_string(),
+    }
 }
 
 fn ago(secs: u64) -> String {
@@ -537,8 +622,10 @@ pub fn controls(
     let expected = json!({"max_age_seconds": pitr.rpo_secs, "missing": []});
     match &seen.wal {
         Observed::Present(w) => {
-            let why = if !w.missing.is_empty() {
-                let shown: Vec<&str> = w.missing.iter().take(5).map(String::as_str).collect();
+            let why = if let Some(broken) = &w.broken {
+                Some(broken.clone())
+            } else if !w.missing.is_empty() {
+                let shown: Vec<String> = w.missing.iter().take(5).map(|n| named(n)).collect();
                 Some(format!(
                     "{} WAL segment(s) missing from the archive after the oldest backup: {}{}; no point after the first gap is recoverable",
                     w.missing.len(),

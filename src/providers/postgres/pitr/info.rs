@@ -157,22 +157,89 @@ pub fn segment_name_in(tli: u32, n: u64, seg_size: u64) -> String {
     format!("{tli:08X}{:08X}{:08X}", n / per, n % per)
 }
 
-/// The segments missing between `start` and `newest` (names) on
-/// `newest`'s timeline, among `seen`, for `seg_size`-byte segments.
-pub fn missing_between(
+/// One line of a timeline history file (`0000000N.history`, written at
+/// each promotion and archived with the WAL): timeline `tli` ended at LSN
+/// `end`, where its child branched off. PostgreSQL's format: "parentTLI
+/// <tab> switchpoint <tab> reason", `#` comments (timeline.c,
+/// readTimeLineHistory).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Switch {
+    pub tli: u32,
+    pub end: u64,
+}
+
+/// An LSN as PostgreSQL prints it, `X/Y` in hexadecimal.
+pub fn lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.trim().split_once('/')?;
+    Some(u64::from_str_radix(hi, 16).ok()? << 32 | u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// The ancestors of a timeline, oldest first, from its history file.
+pub fn parse_history(text: &str) -> Result<Vec<Switch>, String> {
+    let mut out: Vec<Switch> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut f = line.split_whitespace();
+        let (Some(tli), Some(end)) = (f.next().and_then(|t| t.parse::<u32>().ok()), f.next().and_then(lsn)) else {
+            return Err(format!("line {} is not \"timeline<TAB>switch point<TAB>reason\": {line}", n + 1));
+        };
+        if out.last().is_some_and(|prev| prev.tli >= tli || prev.end > end) {
+            return Err(format!("line {}: timelines and switch points must increase: {line}", n + 1));
+        }
+        out.push(Switch { tli, end });
+    }
+    Ok(out)
+}
+
+/// The segments recovery needs, from `start` (the oldest backup's first
+/// segment) to `newest`, that are not among `seen`, for `seg_size`-byte
+/// segments. `history` is `newest`'s timeline's history (empty on the
+/// first timeline): each ancestor is read up to the segment before its
+/// switch point, and the child from the segment that holds the switch
+/// point on (PostgreSQL copies that segment onto the new timeline at
+/// promotion, and recovery reads a segment from the newest timeline that
+/// had begun by then: xlogrecovery.c, XLogFileReadAnyTLI). Err when
+/// `start` is on a timeline off that path, or on it after the branch.
+pub fn missing_along(
     seen: &std::collections::BTreeMap<String, u64>,
     start: &str,
     newest: &str,
+    history: &[Switch],
     seg_size: u64,
-) -> Vec<String> {
+) -> Result<Vec<String>, String> {
     let (Some((tli, last)), Some((start_tli, first))) = (segment_in(newest, seg_size), segment_in(start, seg_size))
     else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    if start_tli != tli {
-        return Vec::new();
+    let seg = |lsn: u64| lsn / seg_size.clamp(1 << 20, 1 << 30);
+    // (timeline, first segment it serves, last segment it serves)
+    let mut path = Vec::new();
+    let mut begin = 0;
+    for s in history.iter().filter(|s| s.tli < tli) {
+        path.push((s.tli, begin, seg(s.end).saturating_sub(1)));
+        begin = seg(s.end);
     }
-    (first..=last).map(|n| segment_name_in(tli, n, seg_size)).filter(|name| !seen.contains_key(name)).collect()
+    path.push((tli, begin, last));
+    let Some(from) = path.iter().position(|(t, _, _)| *t == start_tli) else {
+        return Err(format!(
+            "the oldest backup starts on timeline {start_tli}, which is not an ancestor of timeline {tli} (the newest archived segment's): it cannot be recovered to the newest point"
+        ));
+    };
+    if first > path[from].2 && from + 1 < path.len() {
+        return Err(format!(
+            "the oldest backup starts on timeline {start_tli} at {start}, after timeline {} branched off from it: it cannot be recovered to the newest point",
+            path[from + 1].0
+        ));
+    }
+    let mut out = Vec::new();
+    for &(t, lo, hi) in &path[from..] {
+        let lo = if t == start_tli { first.max(lo) } else { lo };
+        out.extend((lo..=hi).map(|n| segment_name_in(t, n, seg_size)).filter(|name| !seen.contains_key(name)));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -213,15 +280,72 @@ mod tests {
         // continuous archive has no gap either way.
         let names = |v: &[&str]| v.iter().map(|n| (n.to_string(), 0u64)).collect::<std::collections::BTreeMap<_, _>>();
         let one = names(&["0000000100000000000000FF", "000000010000000000000100", "000000010000000000000101"]);
-        assert!(missing_between(&one, "0000000100000000000000FF", "000000010000000000000101", 1 << 20).is_empty());
+        assert!(
+            missing_along(&one, "0000000100000000000000FF", "000000010000000000000101", &[], 1 << 20) == Ok(vec![])
+        );
         // As 16 MiB segments, 0x101 is no segment number at all.
         assert_eq!(segment_in("000000010000000000000101", 16 << 20), None);
         let big = names(&["00000001000000000000003F", "000000010000000100000000"]);
-        assert!(missing_between(&big, "00000001000000000000003F", "000000010000000100000000", 64 << 20).is_empty());
+        assert!(
+            missing_along(&big, "00000001000000000000003F", "000000010000000100000000", &[], 64 << 20) == Ok(vec![])
+        );
         let gap = names(&["000000010000000000000001", "000000010000000000000003"]);
         assert_eq!(
-            missing_between(&gap, "000000010000000000000001", "000000010000000000000003", 16 << 20),
-            ["000000010000000000000002"]
+            missing_along(&gap, "000000010000000000000001", "000000010000000000000003", &[], 16 << 20),
+            Ok(vec!["000000010000000000000002".to_string()])
+        );
+    }
+
+    #[test]
+    fn recovery_follows_the_timeline_path_of_the_history_file() {
+        let h = parse_history(
+            "1\t0/5000028\tbefore 2026-12-06 10:00:00+00\n\n# comment\n2\t0/8000000\tno recovery target specified\n",
+        )
+        .expect("parses");
+        assert_eq!(h, [Switch { tli: 1, end: 0x500_0028 }, Switch { tli: 2, end: 0x800_0000 }]);
+        assert!(parse_history("1\tnonsense\n").unwrap_err().starts_with("line 1 is not"));
+        assert!(parse_history("2\t0/5000000\tx\n1\t0/6000000\tx\n").unwrap_err().contains("must increase"));
+        let names = |v: &[&str]| v.iter().map(|n| (n.to_string(), 0u64)).collect::<std::collections::BTreeMap<_, _>>();
+        // Timeline 1 from the backup's segment 3 to 4 (the switch point is
+        // inside 5), timeline 2 from 5 to 7 (its switch point is 8's first
+        // byte), timeline 3 from 8 to the newest, 9.
+        let all = [
+            "000000010000000000000003",
+            "000000010000000000000004",
+            "000000020000000000000005",
+            "000000020000000000000006",
+            "000000020000000000000007",
+            "000000030000000000000008",
+            "000000030000000000000009",
+        ];
+        let seen = names(&all);
+        let start = "000000010000000000000003";
+        assert_eq!(missing_along(&seen, start, "000000030000000000000009", &h, 16 << 20), Ok(vec![]));
+        // Timeline 1's own 5..9 (left when the old primary went on) and
+        // timeline 2's 8 are not on the path: absent, they are not missed.
+        let gap = names(&[all[0], all[2], all[3], all[4], all[5], all[6]]);
+        assert_eq!(
+            missing_along(&gap, start, "000000030000000000000009", &h, 16 << 20),
+            Ok(vec!["000000010000000000000004".to_string()])
+        );
+        let gap = names(&[all[0], all[1], all[2], all[4], all[5], all[6]]);
+        assert_eq!(
+            missing_along(&gap, start, "000000030000000000000009", &h, 16 << 20),
+            Ok(vec!["000000020000000000000006".to_string()])
+        );
+        // A backup on timeline 1 taken after timeline 2 branched off.
+        let late = "000000010000000000000006";
+        assert!(missing_along(&seen, late, "000000030000000000000009", &h, 16 << 20)
+            .unwrap_err()
+            .contains("after timeline 2 branched off"));
+        // A backup on a timeline off the path.
+        assert!(missing_along(&seen, "000000040000000000000003", "000000030000000000000009", &h, 16 << 20)
+            .unwrap_err()
+            .contains("not an ancestor of timeline 3"));
+        // A backup on timeline 2 needs nothing of timeline 1.
+        assert_eq!(
+            missing_along(&seen, "000000020000000000000006", "000000030000000000000009", &h, 16 << 20),
+            Ok(vec![])
         );
     }
 }

@@ -184,16 +184,22 @@ impl<'a> Runner<'a> {
     /// Run `command`; its stdout, or one line saying why it failed (its
     /// last error line: pgBackRest prints `ERROR: [NNN]: …`).
     pub async fn run(&self, command: &str, extra: &[String]) -> Result<String, String> {
+        self.run_bytes(command, extra, &[]).await.map(|out| String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// As `run` with `args` after the command (`repo-get FILE`), stdout as
+    /// bytes (a compressed file).
+    pub async fn run_bytes(&self, command: &str, extra: &[String], args: &[String]) -> Result<Vec<u8>, String> {
         let out = self
             .command(command, extra)?
+            .args(args)
             .output()
             .await
             .map_err(|e| format!("cannot run pgbackrest {command}: {e}"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
-            return Ok(stdout);
+            return Ok(out.stdout);
         }
-        let text = format!("{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+        let text = format!("{}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
         let line = text
             .lines()
             .rev()

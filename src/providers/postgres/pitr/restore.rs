@@ -114,6 +114,35 @@ impl Drop for Undo {
     }
 }
 
+/// The new timeline's history file marked for archiving. The promotion
+/// ran with archive_mode off, so PostgreSQL did not mark it (it does so
+/// only while archiving: timeline.c, writeTimeLineHistory); without it
+/// in the archive, no later recovery from a backup taken before the
+/// switch can follow onto this timeline. The archiver sends every
+/// `archive_status/*.ready` once the cluster starts with archiving on
+/// (pgarch.c), as the new primary does.
+fn ready_history(data: &Path) -> Result<(), String> {
+    let wal = data.join("pg_wal");
+    let newest = std::fs::read_dir(&wal)
+        .map_err(|e| format!("{}: {e}", wal.display()))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| n.len() == 16 && n.ends_with(".history") && n[..8].chars().all(|c| c.is_ascii_hexdigit()))
+        .max();
+    let Some(name) = newest else { return Ok(()) };
+    let status = wal.join("archive_status");
+    if status.join(format!("{name}.done")).exists() {
+        return Ok(());
+    }
+    let ready = status.join(format!("{name}.ready"));
+    std::fs::write(&ready, b"").map_err(|e| format!("{}: {e}", ready.display()))?;
+    // Owned as the directory is: the server's user renames it to .done.
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&status).map_err(|e| format!("{}: {e}", status.display()))?;
+    std::os::unix::fs::chown(&ready, Some(meta.uid()), Some(meta.gid()))
+        .map_err(|e| format!("{}: {e}", ready.display()))
+}
+
 async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Restored, String> {
     let pitr = spec.pitr.as_ref().ok_or_else(|| format!("postgres.{} has no `pitr:` in the policy", spec.name))?;
     let into = ctx.into.as_deref().ok_or("restore needs --into DIR (an empty directory)")?;
@@ -129,6 +158,7 @@ async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Restored, String> 
     let Recovered { label, restore_secs, replay_secs, last_replayed, cluster, .. } =
         recover(&mut runner, spec, &target_arg, &how).await.map_err(|(e, _)| e)?;
     cluster.stop().await?;
+    ready_history(&dir)?;
     undo.done = true;
     drop(scratch);
     Ok(Restored {
