@@ -321,6 +321,8 @@ pub struct Pitr {
     pub data_directory: String,
     pub window_secs: u64,
     pub full_every_secs: u64,
+    /// How long a stored `pgbackrest verify` result counts.
+    pub verify_every_secs: u64,
     pub rpo_secs: u64,
     pub cipher_pass: Option<Secret>,
     pub process_max: u32,

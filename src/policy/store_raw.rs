@@ -187,6 +187,10 @@ pub struct RawPitr {
     /// e.g. 7d (the default).
     #[serde(default)]
     pub full_every: Option<Sp<String>>,
+    /// The stored `pgbackrest verify` result counts this long, e.g. 7d
+    /// (the default): PITR-VERIFY fails on an older one.
+    #[serde(default)]
+    pub verify_every: Option<Sp<String>>,
     /// Most data a loss may cost, e.g. 15m (the default): archive_timeout
     /// is set to a third of it and PITR-WAL checks it.
     #[serde(default)]

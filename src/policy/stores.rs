@@ -456,6 +456,7 @@ impl Validator<'_> {
         let window = raw.window.as_ref().map_or(Some(86400), |w| self.duration(w, "window"));
         let full_every = raw.full_every.as_ref().map_or(Some(7 * 86400), |f| self.duration(f, "full_every"));
         let rpo = raw.rpo.as_ref().map_or(Some(900), |r| self.duration(r, "rpo"));
+        let verify_every = raw.verify_every.as_ref().map_or(Some(7 * 86400), |v| self.duration(v, "verify_every"));
         // Time-based retention keeps the full backup the window reaches
         // back to, with everything after it: with full backups less often
         // than the window, the repository holds up to full_every + window
@@ -549,6 +550,7 @@ impl Validator<'_> {
             data_directory: data_directory?,
             window_secs: window?,
             full_every_secs: full_every?,
+            verify_every_secs: verify_every?,
             rpo_secs: rpo?,
             cipher_pass,
             process_max: process_max?,

@@ -625,3 +625,69 @@ fn a_gap_before_a_timeline_switch_is_named_with_its_timeline() {
     assert!(detail.contains(&format!("{before} (timeline 1)")), "the gap names its segment and timeline: {c}");
     drop(shared);
 }
+
+/// Evidence that went stale or cannot be read is not a pass: a verify
+/// result older than `verify_every` fails PITR-VERIFY; a `backup run`
+/// that failed after the newest backup fails PITR-BACKUP with its reason
+/// (pgBackRest stopped for the stanza), though the newest full backup is
+/// minutes old; and with `archive.info` and its copy gone, PITR-VERIFY is
+/// unknown, not passed from the stored result (issue 38, cases 4 and 7b,
+/// item 3).
+#[test]
+fn stale_or_unreadable_evidence_is_not_a_pass() {
+    let _heavy = heavy();
+    let (w, pg, shared, ca, tls_port) = rig();
+    let (p, bucket, stanza, url) = backed_up(&w, &pg, &ca, tls_port, "stale");
+    let env = [("PG_URL", url.as_str())];
+    archive_now(&pg);
+    let audit = |w: &World| w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
+    let j = audit(&w);
+    for id in ["PITR-BACKUP", "PITR-VERIFY"] {
+        assert_eq!(control(&j, id, "postgres.primary.pitr")["status"], "pass", "{id}: {j}");
+    }
+
+    // The stored verify result, eight days older than it is.
+    let s3 = w.moto().s3("us-east-1");
+    let key = "pgbackrest/suoops/verify.json".to_string();
+    crate::harness::block_on(async {
+        let body = s3.get_object().bucket(&bucket).key(&key).send().await.expect("get").body.collect().await;
+        let mut v: serde_json::Value = serde_json::from_slice(&body.expect("body").into_bytes()).expect("json");
+        v["started"] = serde_json::json!(v["started"].as_u64().expect("started") - 8 * 86400);
+        let body = aws_sdk_s3::primitives::ByteStream::from(serde_json::to_vec(&v).expect("json"));
+        s3.put_object().bucket(&bucket).key(&key).body(body).send().await.expect("put");
+    });
+    let c = control(&audit(&w), "PITR-VERIFY", "postgres.primary.pitr").clone();
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(c["detail"].as_str().unwrap_or_default().contains("old, over verify_every (7.0 d)"), "{c}");
+
+    // pgBackRest stopped for the stanza: the next run fails, and says so.
+    let stop = std::path::Path::new("/tmp/pgbackrest").join(format!("{stanza}.stop"));
+    assert!(stop.parent().is_some_and(|d| d.is_dir()), "pgBackRest's lock path exists after a backup");
+    std::fs::write(&stop, "").expect("stop file");
+    let b = w.cli_with(&["backup", "run", "-f", &p, "postgres.primary.pitr"], &env);
+    let _ = std::fs::remove_file(&stop);
+    assert_ne!(b.code, 0, "{}{}", b.stdout, b.stderr);
+    let c = control(&audit(&w), "PITR-BACKUP", "postgres.primary.pitr").clone();
+    assert_eq!(c["status"], "fail", "{c}");
+    let detail = c["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("the last backup run ("), "{c}");
+    assert!(detail.contains("stop file exists"), "the run's own reason: {c}");
+    // A run that succeeds again clears it.
+    w.cli_with(&["backup", "run", "-f", &p, "postgres.primary.pitr"], &env).code(0);
+    let j = audit(&w);
+    for id in ["PITR-BACKUP", "PITR-VERIFY"] {
+        assert_eq!(control(&j, id, "postgres.primary.pitr")["status"], "pass", "{id}: {j}");
+    }
+
+    // archive.info and its copy deleted: nothing of the repository reads.
+    crate::harness::block_on(async {
+        for name in ["archive.info", "archive.info.copy"] {
+            let key = format!("pgbackrest/archive/{stanza}/{name}");
+            s3.delete_object().bucket(&bucket).key(key).send().await.expect("delete");
+        }
+    });
+    let c = control(&audit(&w), "PITR-VERIFY", "postgres.primary.pitr").clone();
+    assert_eq!(c["status"], "unknown", "{c}");
+    assert!(c["detail"].as_str().unwrap_or_default().starts_with("the repository cannot be read now"), "{c}");
+    drop(shared);
+}

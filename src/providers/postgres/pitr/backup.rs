@@ -45,7 +45,10 @@ impl Job for PitrBackup {
     ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
         async move {
             let spec = super::find(policy, addr)?;
-            run(ctx, policy, spec).await.map(Outcome::Backup)
+            let started = now();
+            let done = run(ctx, policy, spec).await;
+            record(ctx, spec, started, done.as_ref().map(|_| ()).map_err(String::as_str)).await;
+            done.map(Outcome::Backup)
         }
         .boxed_local()
     }
@@ -65,6 +68,16 @@ impl Job for PitrBackup {
             .boxed_local(),
         )
     }
+}
+
+/// The run's outcome stored in the repository, for PITR-BACKUP. A store
+/// that cannot take it is the store the backup failed on: the audit sees
+/// that by itself, so a failure here is not a second error.
+async fn record(ctx: &JobCtx<'_>, spec: &PostgresSpec, started: u64, outcome: Result<(), &str>) {
+    let Some(pitr) = spec.pitr.as_ref() else { return };
+    let region = pitr.repo.region.clone().unwrap_or_else(|| ctx.default_region.clone());
+    let run = super::verify::LastRun::new(started, outcome);
+    let _ = super::verify::store(ctx.aws, pitr, &region, super::verify::RUN, &run).await;
 }
 
 /// Where the cluster's files are, or the one line saying where the job
@@ -127,7 +140,7 @@ async fn run(ctx: &JobCtx<'_>, policy: &Policy, spec: &PostgresSpec) -> Result<D
     let (t, started_at) = (Instant::now(), now());
     let text = runner.run("verify", &["--output=text".to_string(), "--verbose".to_string()]).await?;
     let v = super::verify::verdict(started_at, (t.elapsed().as_secs_f64() * 10.0).round() / 10.0, &text)?;
-    super::verify::store(ctx.aws, pitr, &runner.region, &v).await?;
+    super::verify::store(ctx.aws, pitr, &runner.region, super::verify::VERIFY, &v).await?;
     let checked = if v.passed {
         format!("verified in {:.1} s", v.seconds)
     } else {

@@ -167,6 +167,7 @@ mod tests {
             data_directory: "/var/lib/postgresql/15/main".into(),
             window_secs: 86400,
             full_every_secs: 7 * 86400,
+            verify_every_secs: 7 * 86400,
             rpo_secs: 900,
             cipher_pass: Some(Secret::new("correct horse".into())),
             process_max: 4,

@@ -108,6 +108,8 @@ pub struct PitrSeen {
     /// pgBackRest's `backup.history` (kept for the life of the stanza),
     /// Unix seconds; None when it holds none.
     pub first_backup: Observed<Option<u64>>,
+    /// The last `backup run …pitr` as it stored itself.
+    pub last_run: Observed<super::verify::LastRun>,
 }
 
 impl PitrSeen {
@@ -123,6 +125,7 @@ impl PitrSeen {
             replica: None,
             manifest: None,
             first_backup: Observed::Unknown { reason: u() },
+            last_run: Observed::Unknown { reason: u() },
         }
     }
 }
@@ -143,11 +146,8 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
         Err(crate::aws::ApiError::NotFound(_)) => Observed::Absent,
         Err(e) => Observed::Unknown { reason: e.reason() },
     };
-    let verify = match super::verify::last(aws, &client, pitr).await {
-        Ok(Some(v)) => Observed::Present(v),
-        Ok(None) | Err(crate::aws::ApiError::NotFound(_)) => Observed::Absent,
-        Err(e) => Observed::Unknown { reason: e.reason() },
-    };
+    let verify = stored(aws, &client, pitr, super::verify::VERIFY).await;
+    let last_run = stored(aws, &client, pitr, super::verify::RUN).await;
     // The newest backup is checked where it lives on every audit, cheaply:
     // its manifest (or the copy) loads, without reading a data file —
     // backup.info alone still lists a backup whose directory is gone.
@@ -197,7 +197,21 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
     };
     let replica = replica(aws, pitr, &info, &wal).await;
     let first_backup = first_backup(aws, &client, pitr).await;
-    PitrSeen { info, wal, drill, verify, locked, replica, manifest, first_backup }
+    PitrSeen { info, wal, drill, verify, locked, replica, manifest, first_backup, last_run }
+}
+
+/// A record the jobs keep in the repository's `suoops/` folder.
+async fn stored<T: serde::de::DeserializeOwned>(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    pitr: &Pitr,
+    name: &str,
+) -> Observed<T> {
+    match super::verify::last(aws, client, pitr, name).await {
+        Ok(Some(v)) => Observed::Present(v),
+        Ok(None) | Err(crate::aws::ApiError::NotFound(_)) => Observed::Absent,
+        Err(e) => Observed::Unknown { reason: e.reason() },
+    }
 }
 
 /// When the repository's first backup was made: the oldest object under
@@ -465,6 +479,59 @@ async fn history(runner: &Runner<'_>, key: &str) -> Result<Vec<super::info::Swit
     parse_history(&text).map_err(|e| format!("s3://{}/{key}: {e}", pitr.repo.bucket))
 }
 
+/// PITR-VERIFY: the stored verdict counts only while it is younger than
+/// `verify_every`, after the newest backup, and the repository reads now
+/// (its newest backup's manifest loads); never when the repository
+/// cannot be read.
+fn verify(
+    pitr: &Pitr,
+    seen: &PitrSeen,
+    addr: &str,
+    t: u64,
+    push: &mut impl FnMut(&ControlDef, Status, Value, Value, Option<String>, &str),
+) {
+    let newest_stop = seen.info.present().and_then(|s| s.newest()).map(|b| b.timestamp.stop);
+    let expected = json!({"passed": true, "after_newest_backup": true, "within_seconds": pitr.verify_every_secs});
+    let fix = format!("suoops-policy backup run {addr} (it runs pgbackrest verify after the backup)");
+    if let Observed::Unknown { reason } = &seen.info {
+        let why = format!("the repository cannot be read now, so no stored verify result is relied on: {reason}");
+        return push(&VERIFY, Status::Unknown, expected, Value::Null, Some(why), &fix);
+    }
+    match &seen.verify {
+        Observed::Present(v) => {
+            let age = t.saturating_sub(v.started);
+            let why = if let Some(Err(e)) = &seen.manifest {
+                // A verdict stored before the damage proves nothing now.
+                Some(format!("the newest backup cannot be read from the repository now ({e}): the stored verify result ({}) no longer holds", v.date))
+            } else if !v.passed {
+                Some(format!("pgbackrest verify ({}) found: {}", v.date, v.problems.join("; ")))
+            } else if age > pitr.verify_every_secs {
+                Some(format!(
+                    "the last verify ({}) is {} old, over verify_every ({}): what it read may have changed since",
+                    v.date,
+                    ago(age),
+                    ago(pitr.verify_every_secs)
+                ))
+            } else if newest_stop.is_some_and(|stop| v.started < stop) {
+                Some(format!("the last verify ({}) ran before the newest backup: that backup is not verified", v.date))
+            } else {
+                None
+            };
+            let status = if why.is_some() { Status::Fail } else { Status::Pass };
+            push(&VERIFY, status, expected, json!(v), why, &fix);
+        }
+        Observed::Absent => push(
+            &VERIFY,
+            Status::Fail,
+            expected,
+            Value::Null,
+            Some(format!("no verify result under s3://{}/{}suoops/", pitr.repo.bucket, pitr.repo.prefix)),
+            &fix,
+        ),
+        Observed::Unknown { reason } => push(&VERIFY, Status::Unknown, expected, Value::Null, Some(reason.clone()), &fix),
+    }
+}
+
 /// A segment's name with its timeline, where a path crosses several.
 fn named(segment: &str) -> String {
     match segment.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok()) {
@@ -520,9 +587,22 @@ pub fn controls(
                 "newest": s.newest().map(|b| json!({"label": b.label, "type": b.kind, "stopped": b.timestamp.stop})),
                 "in_error": failed,
                 "locked": lock,
+                "last_run": seen.last_run.present(),
             });
+            let newest_stop = s.newest().map_or(0, |b| b.timestamp.stop);
+            let run_failed = seen.last_run.present().filter(|r| !r.passed && r.started >= newest_stop);
             let why = match full {
                 None => Some(format!("the repository holds no full backup of stanza {}", pitr.stanza)),
+                // The last attempt counts: a backup that can no longer be
+                // taken is not compliant, however recent the last good one.
+                Some(_) if run_failed.is_some() => run_failed.map(|r| {
+                    format!(
+                        "the last backup run ({}) failed: {}; the newest backup ({}) is older than it",
+                        r.date,
+                        r.reason.as_deref().unwrap_or("no reason recorded"),
+                        s.newest().map_or("", |b| b.label.as_str())
+                    )
+                }),
                 Some(b) if t.saturating_sub(b.timestamp.stop) > pitr.full_every_secs => Some(format!(
                     "the newest full backup ({}) is {} old, over full_every ({})",
                     b.label,
@@ -680,36 +760,7 @@ pub fn controls(
             _ => push(&WAL, Status::Unknown, expected, Value::Null, Some(reason.clone()), wal_fix),
         },
     }
-    let newest_stop = seen.info.present().and_then(|s| s.newest()).map(|b| b.timestamp.stop);
-    let expected = json!({"passed": true, "after_newest_backup": true});
-    let verify_fix = format!("suoops-policy backup run {} (it runs pgbackrest verify after the backup)", address(spec));
-    match &seen.verify {
-        Observed::Present(v) => {
-            let why = if let Some(Err(e)) = &seen.manifest {
-                // A verdict stored before the damage proves nothing now.
-                Some(format!("the newest backup cannot be read from the repository now ({e}): the stored verify result ({}) no longer holds", v.date))
-            } else if !v.passed {
-                Some(format!("pgbackrest verify ({}) found: {}", v.date, v.problems.join("; ")))
-            } else if newest_stop.is_some_and(|stop| v.started < stop) {
-                Some(format!("the last verify ({}) ran before the newest backup: that backup is not verified", v.date))
-            } else {
-                None
-            };
-            let status = if why.is_some() { Status::Fail } else { Status::Pass };
-            push(&VERIFY, status, expected, json!(v), why, &verify_fix);
-        }
-        Observed::Absent => push(
-            &VERIFY,
-            Status::Fail,
-            expected,
-            Value::Null,
-            Some(format!("no verify result under s3://{}/{}suoops/", pitr.repo.bucket, pitr.repo.prefix)),
-            &verify_fix,
-        ),
-        Observed::Unknown { reason } => {
-            push(&VERIFY, Status::Unknown, expected, Value::Null, Some(reason.clone()), &verify_fix)
-        }
-    }
+    verify(pitr, seen, &address(spec), t, &mut push);
     let drill_fix =
         format!("suoops-policy restore-drill {} --target latest (monthly, from a scheduler)", address(spec));
     let every = pitr.drill.as_ref().map_or(30 * 86400, |d| d.every_secs);

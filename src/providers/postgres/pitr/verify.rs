@@ -72,26 +72,55 @@ pub fn problems(text: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn key(pitr: &Pitr) -> String {
-    format!("{}suoops/verify.json", pitr.repo.prefix)
+/// The last `backup run …pitr`, as stored beside the verify result
+/// (`PREFIX/suoops/backup-run.json`): when it started and, when it
+/// failed, why. PITR-BACKUP fails on a failed run newer than the newest
+/// backup: a backup that can no longer be taken is not compliant.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LastRun {
+    pub started: u64,
+    pub date: String,
+    pub passed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
-/// Store `v` in the repository.
-pub async fn store(aws: &Aws, pitr: &Pitr, region: &str, v: &Verified) -> Result<(), String> {
+impl LastRun {
+    pub fn new(started: u64, outcome: Result<(), &str>) -> LastRun {
+        LastRun {
+            started,
+            date: format_time("%Y-%m-%dT%H:%M:%SZ", started),
+            passed: outcome.is_ok(),
+            reason: outcome.err().map(str::to_string),
+        }
+    }
+}
+
+pub const VERIFY: &str = "verify.json";
+pub const RUN: &str = "backup-run.json";
+
+fn key(pitr: &Pitr, name: &str) -> String {
+    format!("{}suoops/{name}", pitr.repo.prefix)
+}
+
+/// Store `v` in the repository as `suoops/NAME`.
+pub async fn store<T: Serialize>(aws: &Aws, pitr: &Pitr, region: &str, name: &str, v: &T) -> Result<(), String> {
     let sse = crate::jobs::sse(aws, &pitr.repo, region).await?;
-    let t = Target { aws, region: region.to_string(), bucket: pitr.repo.bucket.clone(), key: key(pitr), sse };
+    let t = Target { aws, region: region.to_string(), bucket: pitr.repo.bucket.clone(), key: key(pitr, name), sse };
     let body = serde_json::to_vec_pretty(v).map_err(|e| e.to_string())?;
     upload::put(&t, bytes::Bytes::from(body)).await
 }
 
-/// The newest result, for the audit.
-pub async fn last(
+/// The stored `suoops/NAME`, for the audit (None: none, or not one this
+/// tool wrote).
+pub async fn last<T: serde::de::DeserializeOwned>(
     aws: &Aws,
     client: &aws_sdk_s3::Client,
     pitr: &Pitr,
-) -> Result<Option<Verified>, crate::aws::ApiError> {
-    let out = aws.call(&ops::GET_OBJECT, client.get_object().bucket(&pitr.repo.bucket).key(key(pitr)).send()).await;
-    let out = match out.map_err(|e| classify(&e, &["NoSuchKey"])) {
+    name: &str,
+) -> Result<Option<T>, crate::aws::ApiError> {
+    let req = client.get_object().bucket(&pitr.repo.bucket).key(key(pitr, name));
+    let out = match aws.call(&ops::GET_OBJECT, req.send()).await.map_err(|e| classify(&e, &["NoSuchKey"])) {
         Ok(o) => o,
         Err(crate::aws::ApiError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
