@@ -679,6 +679,12 @@ impl Postgres {
     /// Start with `env` in the server's environment (what archive_command
     /// runs with: pgBackRest's PGBACKREST_REPO1_S3_* keys in the tests).
     pub fn start_with_env(env: &[(String, String)]) -> Postgres {
+        Postgres::start_with_wal(env, None)
+    }
+
+    /// As `start_with_env`, the cluster made with `initdb --wal-segsize=MB`
+    /// and its WAL begun at segment `first` (pg_resetwal -l), when given.
+    pub fn start_with_wal(env: &[(String, String)], wal: Option<(u32, &str)>) -> Postgres {
         let bin = pg_bin();
         assert!(
             bin.join("initdb").exists(),
@@ -699,9 +705,20 @@ impl Postgres {
             }
         }
         let pg = Postgres { port: free_port(), data, root, bin, as_postgres, env: env.to_vec() };
-        pg.run("initdb", &["-D", &pg.data.display().to_string(), "-A", "trust", "-U", "postgres", "--no-sync"]);
+        let data = pg.data.display().to_string();
+        let mut initdb = vec!["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"];
+        let size = wal.map(|(mb, _)| format!("--wal-segsize={mb}"));
+        initdb.extend(size.as_deref());
+        pg.run("initdb", &initdb);
+        if let Some((_, first)) = wal {
+            pg.run("pg_resetwal", &["-l", first, "-D", &data]);
+        }
         pg.ctl(&["start"]);
         pg
+    }
+
+    pub fn stop(&self) {
+        self.ctl(&["stop", "-m", "fast"]);
     }
 
     pub fn run(&self, tool: &str, args: &[&str]) -> String {

@@ -81,6 +81,12 @@ fn rig() -> (World, Postgres, tempfile::TempDir, String, u16) {
 
 /// As `rig`, moto started with `env` (MOTO_CLOCK_FILE).
 fn rig_with(env: &[(&str, &str)]) -> (World, Postgres, tempfile::TempDir, String, u16) {
+    rig_wal(env, None)
+}
+
+/// As `rig_with`, the cluster made with `wal` (segment size in MiB, first
+/// segment): see `Postgres::start_with_wal`.
+fn rig_wal(env: &[(&str, &str)], wal: Option<(u32, &str)>) -> (World, Postgres, tempfile::TempDir, String, u16) {
     need("pgbackrest", "pgbackrest");
     let mut w = World::new();
     let (moto, tls_port, ca) = Moto::start_tls_with_env(w.dir.path(), env);
@@ -94,7 +100,7 @@ fn rig_with(env: &[(&str, &str)]) -> (World, Postgres, tempfile::TempDir, String
         ("PGBACKREST_REPO1_S3_KEY".to_string(), "test".to_string()),
         ("PGBACKREST_REPO1_S3_KEY_SECRET".to_string(), "test".to_string()),
     ];
-    let pg = Postgres::start_with_env(&keys);
+    let pg = Postgres::start_with_wal(&keys, wal);
     (w, pg, shared, ca_copy.display().to_string(), tls_port)
 }
 
@@ -689,5 +695,42 @@ fn stale_or_unreadable_evidence_is_not_a_pass() {
     let c = control(&audit(&w), "PITR-VERIFY", "postgres.primary.pitr").clone();
     assert_eq!(c["status"], "unknown", "{c}");
     assert!(c["detail"].as_str().unwrap_or_default().starts_with("the repository cannot be read now"), "{c}");
+    drop(shared);
+}
+
+/// A cluster made with 1 MiB WAL segments (`initdb --wal-segsize=1`),
+/// its WAL begun near the end of the first 4 GiB "log file", archived
+/// across into the next: segment numbers run to 0xFFF in a log file, not
+/// 0xFF. PITR-WAL reads the archive with the cluster's segment size —
+/// from the server, and from the backups' LSNs in the repository when the
+/// server is down — and finds it continuous; it used to read only the
+/// names a 16 MiB cluster would have, saw no segment at all and failed
+/// (issue 38, case 6).
+#[test]
+fn an_archive_of_1_mib_segments_is_continuous() {
+    let _heavy = heavy();
+    let (w, pg, shared, ca, tls_port) = rig_wal(&[], Some((1, "000000010000000000000FF8")));
+    let (p, _bucket, _stanza, url) = backed_up(&w, &pg, &ca, tls_port, "seg1");
+    let env = [("PG_URL", url.as_str())];
+    assert_eq!(pg.sql("SHOW wal_segment_size"), "1MB");
+    for i in 0..12 {
+        pg.sql(&format!("INSERT INTO t VALUES ({i})"));
+        pg.sql("SELECT pg_switch_wal()");
+    }
+    archive_now(&pg);
+    let wal = |w: &World| {
+        let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
+        control(&j, "PITR-WAL", "postgres.primary.pitr").clone()
+    };
+    let c = wal(&w);
+    assert_eq!(c["status"], "pass", "{c}");
+    let newest = c["observed"]["newest"].as_str().unwrap_or_default().to_string();
+    assert!(newest.starts_with("0000000100000001"), "the archive crossed into the next log file: {c}");
+    assert!(c["observed"]["listed"].as_u64().is_some_and(|n| n >= 12), "{c}");
+    // The server down: the segment size comes from the repository.
+    pg.stop();
+    let c = wal(&w);
+    assert_eq!(c["status"], "pass", "{c}");
+    assert_eq!(c["observed"]["newest"], newest.as_str(), "{c}");
     drop(shared);
 }

@@ -163,7 +163,7 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
     let (info, wal) = match info {
         Ok(s) => {
             let wal = match &runner {
-                Ok(r) => wal(aws, &client, r, &s, segment_size(spec).await).await,
+                Ok(r) => wal(aws, &client, r, &s, segment_size(spec, &s).await).await,
                 Err(e) => Observed::Unknown { reason: e.clone() },
             };
             (Observed::Present(s), wal)
@@ -368,12 +368,18 @@ async fn replica(
 }
 
 /// The cluster's WAL segment size in bytes (`wal_segment_size`, set by
-/// `initdb --wal-segsize`), read from the server; PostgreSQL's default 16
-/// MiB when it cannot be reached.
-async fn segment_size(spec: &PostgresSpec) -> u64 {
-    let Ok(client) = super::super::connect(spec).await else { return 16 << 20 };
-    let row = client.query_one("SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'", &[]).await;
-    row.ok().and_then(|r| r.try_get::<_, i64>(0).ok()).map_or(16 << 20, |n| n.max(1) as u64)
+/// `initdb --wal-segsize`), read from the server; when it cannot be
+/// reached, from the backups' LSNs in the repository; PostgreSQL's
+/// default 16 MiB when neither says.
+async fn segment_size(spec: &PostgresSpec, s: &Stanza) -> u64 {
+    let server = match super::super::connect(spec).await {
+        Ok(client) => {
+            let sql = "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'";
+            client.query_one(sql, &[]).await.ok().and_then(|r| r.try_get::<_, i64>(0).ok()).map(|n| n.max(1) as u64)
+        }
+        Err(_) => None,
+    };
+    server.or_else(|| s.segment_size()).unwrap_or(16 << 20)
 }
 
 async fn wal(
@@ -528,7 +534,9 @@ fn verify(
             Some(format!("no verify result under s3://{}/{}suoops/", pitr.repo.bucket, pitr.repo.prefix)),
             &fix,
         ),
-        Observed::Unknown { reason } => push(&VERIFY, Status::Unknown, expected, Value::Null, Some(reason.clone()), &fix),
+        Observed::Unknown { reason } => {
+            push(&VERIFY, Status::Unknown, expected, Value::Null, Some(reason.clone()), &fix)
+        }
     }
 }
 

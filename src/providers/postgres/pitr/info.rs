@@ -37,6 +37,9 @@ pub struct Backup {
     pub timestamp: Span,
     #[serde(default)]
     pub archive: Option<WalRange>,
+    /// The backup's start and stop LSNs (`X/Y`).
+    #[serde(default)]
+    pub lsn: Option<WalRange>,
     #[serde(default)]
     pub error: Option<bool>,
     #[serde(default)]
@@ -97,6 +100,28 @@ impl Stanza {
     }
     pub fn oldest(&self) -> Option<&Backup> {
         self.backup.iter().min_by_key(|b| b.timestamp.start)
+    }
+    /// The cluster's WAL segment size, from what `info` says of its
+    /// backups: the one power of two (1 MiB to 1 GiB, initdb's range) for
+    /// which each backup's start LSN falls in the segment its archive
+    /// start names. For an audit that cannot reach the server.
+    pub fn segment_size(&self) -> Option<u64> {
+        let mut sizes: Vec<u64> = (20..=30).map(|b| 1u64 << b).collect();
+        for b in &self.backup {
+            let (Some(lsn), Some(name)) = (
+                b.lsn.as_ref().and_then(|l| l.start.as_deref()).and_then(lsn),
+                b.archive.as_ref().and_then(|a| a.start.as_deref()),
+            ) else {
+                continue;
+            };
+            sizes.retain(|&size| segment_in(name, size).is_some_and(|(_, n)| n == lsn / size));
+        }
+        match sizes.as_slice() {
+            [] => None,
+            [one] => Some(*one),
+            // A backup in the cluster's first segments fits several sizes.
+            many => many.contains(&(16 << 20)).then_some(16 << 20),
+        }
     }
     /// The archive of the current database (the last one listed).
     pub fn current_archive(&self) -> Option<&Archive> {
@@ -294,6 +319,32 @@ mod tests {
             missing_along(&gap, "000000010000000000000001", "000000010000000000000003", &[], 16 << 20),
             Ok(vec!["000000010000000000000002".to_string()])
         );
+    }
+
+    #[test]
+    fn the_segment_size_is_read_from_the_backups_lsns() {
+        let stanza = |lsn: &str, start: &str| Stanza {
+            name: "s".into(),
+            backup: vec![Backup {
+                label: "20261206-101010F".into(),
+                kind: "full".into(),
+                timestamp: Span { start: 1, stop: 2 },
+                archive: Some(WalRange { start: Some(start.into()), stop: None }),
+                lsn: Some(WalRange { start: Some(lsn.into()), stop: None }),
+                error: None,
+                info: None,
+            }],
+            archive: vec![],
+            db: vec![],
+            status: Status { code: 0, message: "ok".into() },
+            repo: vec![],
+        };
+        // 1 MiB: segment 0xFF3 of log 0; 64 MiB: log 1's first; 16 MiB.
+        assert_eq!(stanza("0/FF300028", "000000010000000000000FF3").segment_size(), Some(1 << 20));
+        assert_eq!(stanza("1/0000028", "000000010000000100000000").segment_size(), Some(16 << 20));
+        assert_eq!(stanza("0/F8000028", "00000001000000000000003E").segment_size(), Some(64 << 20));
+        assert_eq!(stanza("0/5000028", "000000010000000000000005").segment_size(), Some(16 << 20));
+        assert_eq!(stanza("0/5000028", "000000010000000000000009").segment_size(), None);
     }
 
     #[test]
