@@ -57,6 +57,9 @@ pub struct PointInTime {
     /// cost; an upper bound on an idle database, which commits nothing to
     /// lose); for a target time, the target minus the last replayed commit.
     pub achieved_rpo_seconds: Option<f64>,
+    /// How the achieved RPO was measured, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_measured: Option<String>,
     /// The RPO the policy asks for.
     pub rpo_seconds: u64,
     /// The pgBackRest release that restored it (`pgbackrest version`).
@@ -243,6 +246,7 @@ mod tests {
             backup: "20261206-165900F".into(),
             last_replayed: None,
             achieved_rpo_seconds: Some(1.0),
+            rpo_measured: None,
             rpo_seconds: 900,
             pgbackrest: Some("2.45".into()),
         });

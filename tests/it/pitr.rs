@@ -178,6 +178,8 @@ fn point_in_time_restore_honours_the_target_and_the_audit_measures_the_rpo() {
     let rec = d.json();
     assert_eq!(rows(&rec), 20.0, "every committed row, after pg_switch_wal: {rec}");
     assert_eq!(rec["pitr"]["target"], "latest");
+    let how = rec["pitr"]["rpo_measured"].as_str().unwrap_or_default();
+    assert!(how.contains("replay having reached the archive's newest segment"), "the record says how: {rec}");
     // Nothing of the drills is left: no data directory, no server.
     let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .expect("tmp")
@@ -564,6 +566,16 @@ fn a_drill_to_latest_that_stops_at_a_gap_fails_naming_the_segment() {
     let said = format!("{}{}", d.stdout, d.stderr);
     assert!(said.contains("short of the newest archived segment"), "{said}");
     assert!(said.contains(&format!("segment {gap} could not be restored")), "{said}");
+    // To a time after the gap: PostgreSQL stops short of the target
+    // rather than promote, and the drill says why.
+    let after = pg.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+    let d = w.cli_with(
+        &["restore-drill", "-f", &p, "postgres.primary.pitr", "--target-time", &after, "--format", "json"],
+        &env,
+    );
+    assert_ne!(d.code, 0, "{}{}", d.stdout, d.stderr);
+    let said = format!("{}{}", d.stdout, d.stderr);
+    assert!(said.contains(&format!("recovery ended before the target {after} was reached")), "{said}");
     drop(shared);
 }
 

@@ -780,7 +780,7 @@ pub fn controls(
             let observed = json!({
                 "date": r.date, "result": r.result, "target": p.map(|p| &p.target),
                 "backup": p.map(|p| &p.backup), "last_replayed": p.and_then(|p| p.last_replayed.as_ref()),
-                "achieved_rpo_seconds": rpo, "phases": r.phases,
+                "achieved_rpo_seconds": rpo, "rpo_measured": p.and_then(|p| p.rpo_measured.as_ref()), "phases": r.phases,
             });
             let why = if !r.passed() {
                 Some(format!(

@@ -95,6 +95,7 @@ async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Record, String> {
         backup: String::new(),
         last_replayed: None,
         achieved_rpo_seconds: None,
+        rpo_measured: None,
         rpo_seconds: pitr.rpo_secs,
         pgbackrest: Some(version),
     });
@@ -124,10 +125,17 @@ async fn phases(ctx: &JobCtx<'_>, spec: &PostgresSpec, target: &Target, rec: &mu
     rec.phases.replay = got.replay_secs;
     if let Some(p) = rec.pitr.as_mut() {
         p.backup = got.label.clone();
-        let reference = match target {
-            Target::Time(_, t) => *t,
-            Target::Latest => rec.started as f64,
+        let (reference, how) = match target {
+            Target::Time(_, t) => (*t, "the target time minus the commit time of the last transaction replayed before it"),
+            // Replay reached the archive's newest segment (checked above),
+            // so the last commit replayed is the newest the archive holds:
+            // what a loss at the drill's start would have kept.
+            Target::Latest => (
+                rec.started as f64,
+                "the drill's start minus the commit time of the last transaction replayed, replay having reached the archive's newest segment (the newest commit the archive holds)",
+            ),
         };
+        p.rpo_measured = Some(how.to_string());
         p.last_replayed = got.last_replayed.clone();
         p.achieved_rpo_seconds = got.replayed_at.map(|r| ((reference - r).max(0.0) * 100.0).round() / 100.0);
     }
@@ -311,7 +319,7 @@ pub(super) async fn recover(
         "start",
     ]);
     if let Err(e) = run_tool(c, "pg_ctl start", "").await {
-        return Err(fail(format!("{e}; the restored cluster's log says: {}", last_log_line(&log))));
+        return Err(fail(stopped(&e, &log, target)));
     }
     let cluster = Cluster { data: how.data.to_path_buf(), pg_ctl, stopped: false };
     let (user, db) = user_db(spec.url.expose()).map_err(fail)?;
@@ -321,7 +329,14 @@ pub(super) async fn recover(
     // promote; end of archive for latest).
     let deadline = Instant::now() + Duration::from_secs(how.rto_secs);
     loop {
-        let r = client.query_one("SELECT pg_is_in_recovery()", &[]).await.map_err(|e| fail(e.to_string()))?;
+        // PostgreSQL 13 on stops with FATAL "recovery ended before
+        // configured recovery target was reached" when the archive runs out
+        // (a gap, or a target after its end) rather than promote short of
+        // the target (release notes 13, "Recovery"): the server goes away.
+        let r = match client.query_one("SELECT pg_is_in_recovery()", &[]).await {
+            Ok(r) => r,
+            Err(e) => return Err(fail(stopped(&e.to_string(), &log, target))),
+        };
         if !r.get::<_, bool>(0) {
             break;
         }
@@ -419,6 +434,18 @@ fn user_db(url: &str) -> Result<(String, String), String> {
     let user = get("PGUSER").unwrap_or_else(|| "postgres".into());
     let db = get("PGDATABASE").unwrap_or_else(|| user.clone());
     Ok((user, db))
+}
+
+/// Why the restored cluster did not start or went away during recovery,
+/// from its log.
+fn stopped(error: &str, log: &Path, target: &Target) -> String {
+    let said = last_log_line(log);
+    match target {
+        Target::Time(t, _) if said.contains("recovery ended before configured recovery target was reached") => format!(
+            "recovery ended before the target {t} was reached: the archive holds no continuous WAL up to it (a missing segment, or a target after the newest archived commit); the restored cluster's log says: {said}"
+        ),
+        _ => format!("{error}; the restored cluster's log says: {said}"),
+    }
 }
 
 /// The log's last lines that say why (a FATAL is often preceded by the
