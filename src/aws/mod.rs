@@ -49,7 +49,7 @@ pub enum On {
     /// KMS calls with no resource of their own (CreateKey, ListKeys).
     AnyKey,
     /// The object `audit --state s3://BUCKET/KEY` names: not in the policy,
-    /// so `permissions` cannot scope it (the README says what to grant).
+    /// so `permissions` cannot scope it (docs/commands.md says what to grant).
     StateObject,
     /// The account's bucket list (`import --all-buckets` only).
     Account,
