@@ -77,7 +77,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         let _ = error(g, format!("{e}; the controls it would judge are reported unknown"));
     }
     let mut report = engine::audit(&observations);
-    let uses_aws = !(policy.buckets.is_empty() && policy.kms.is_empty() && policy.iam == Default::default());
+    let uses_aws = crate::providers::uses_aws(&policy);
     let account = if uses_aws && unreached.is_empty() { aws.account().await } else { None };
     report.run = Some(crate::audit::RunContext {
         generated_at: crate::model::time::format_time("%Y-%m-%dT%H:%M:%SZ", crate::model::time::now()),
@@ -193,19 +193,7 @@ async fn notify(
     }
 }
 
-/// The regions the policy's buckets and keys are in, sorted.
+/// The regions the policy's resources are in, sorted.
 fn regions(policy: &crate::policy::Policy, default: Option<&str>) -> Vec<String> {
-    let default = default.or(policy.default_region.as_deref()).unwrap_or("us-east-1");
-    let mut out: Vec<String> = policy
-        .buckets
-        .iter()
-        .map(|b| b.region_or(default).to_string())
-        .chain(policy.kms.iter().map(|k| k.region_or(default).to_string()))
-        .collect();
-    if out.is_empty() {
-        out.push(default.to_string());
-    }
-    out.sort();
-    out.dedup();
-    out
+    crate::providers::regions(policy, default.or(policy.default_region.as_deref()).unwrap_or("us-east-1"))
 }

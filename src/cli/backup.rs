@@ -22,7 +22,10 @@ pub struct BackupArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
-    /// Take one backup now: postgres.NAME (pg_dump) or redis.NAME (an RDB snapshot) into its `backup.to` entry.
+    #[command(
+        about = "Take one backup now",
+        long_about = format!("Take one backup now, one of:\n{}", crate::providers::job_lines(JobKind::Backup))
+    )]
     Run(RunArgs),
     /// Print the configuration file of the engine a backup job drives, for the host that runs it: `backup config postgres.NAME.pitr` prints pgBackRest's (from the policy; no secret in it).
     Config(ConfigArgs),

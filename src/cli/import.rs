@@ -89,25 +89,8 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
         env: std::env::vars().collect(),
     };
     if let Some(p) = &existing {
-        req.skip_buckets = p.buckets.iter().map(|b| b.name.clone()).collect();
         // What the file already has is kept as written, and not read again.
-        let mut kept = Vec::new();
-        let mut keep = |has: bool, address: String| {
-            if has {
-                kept.push(address);
-            }
-            !has
-        };
-        let skip = &req.skip_buckets;
-        req.buckets.retain(|b| keep(skip.contains(b), format!("s3.{b}")));
-        req.roles.retain(|r| keep(p.iam.roles.iter().any(|x| &x.name == r), format!("iam.role.{r}")));
-        req.kms_keys.retain(|k| {
-            let alias = k.rsplit_once('@').map_or(k.as_str(), |(a, _)| a);
-            let alias = if alias.starts_with("alias/") { alias.to_string() } else { format!("alias/{alias}") };
-            keep(p.kms.iter().any(|x| x.alias == alias), format!("kms ({alias})"))
-        });
-        req.redis.retain(|(n, _)| keep(p.redis.iter().any(|x| &x.name == n), format!("redis.{n}")));
-        req.postgres.retain(|(n, _)| keep(p.postgres.iter().any(|x| &x.name == n), format!("postgres.{n}")));
+        let kept: Vec<String> = crate::providers::REGISTRY.iter().flat_map(|k| k.keep_existing(p, &mut req)).collect();
         if !kept.is_empty() {
             note(g, format!("already in {}, kept as written: {}", p.file, kept.join(", ")));
         }

@@ -29,10 +29,9 @@ Exit codes:
   2  the live state differs from the policy (plan --detailed-exitcode; audit: a control failed
      or an objective the policy asks for is not met)";
 
-/// Keeps backup infrastructure (S3, IAM, Redis, PostgreSQL) in the state one
-/// YAML policy describes.
+// Its `--help` line names the registry's systems (providers::about).
 #[derive(Debug, Parser)]
-#[command(name = "suoops-policy", version, about, after_help = EXIT_CODES)]
+#[command(name = "suoops-policy", version, about = crate::providers::about(), after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -83,13 +82,23 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Print the least-privilege IAM policy this tool needs for a command.
     Permissions(permissions::PermissionsArgs),
-    /// Write a policy from the live state (buckets, roles, Redis, PostgreSQL); reads only.
+    // The job commands' help lists the registry's jobs of their kind.
+    #[command(about = format!("Write a policy from the live state ({}); reads only", crate::providers::systems()))]
     Import(import::ImportArgs),
-    /// The strategy's backup jobs: `backup run postgres.NAME` (pg_dump) or `backup run redis.NAME` (an RDB snapshot), into S3.
+    #[command(
+        about = "The strategy's backup jobs: `backup run ADDR` takes one backup now",
+        long_about = format!("The strategy's backup jobs: `backup run ADDR` takes one backup now, one of:\n{}", crate::providers::job_lines(crate::jobs::JobKind::Backup))
+    )]
     Backup(backup::BackupArgs),
-    /// Restore the newest dump into a throw-away database, run the checks, measure the time to restore.
+    #[command(
+        about = "Restore the newest backup into a throw-away copy, run the checks, measure the time to restore",
+        long_about = format!("Restore the newest backup into a throw-away copy, run the checks, measure the time to restore; one of:\n{}", crate::providers::job_lines(crate::jobs::JobKind::Drill))
+    )]
     RestoreDrill(drill::DrillArgs),
-    /// Disaster recovery: restore postgres.NAME from its pgBackRest repository into an empty directory, replay WAL to a point in time, promote.
+    #[command(
+        about = "Disaster recovery: restore into an empty directory, replay to a point in time, promote",
+        long_about = format!("Disaster recovery, one of:\n{}", crate::providers::job_lines(crate::jobs::JobKind::Restore))
+    )]
     Restore(restore::RestoreArgs),
     /// Print shell completions (bash, zsh, fish, powershell, elvish).
     Completions(generate::CompletionsArgs),

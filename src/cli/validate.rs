@@ -27,21 +27,18 @@ pub fn run(g: &Global, a: &ValidateArgs) -> u8 {
                     0 => String::new(),
                     w => format!("; {}", n(w, "warning", "warnings")),
                 };
-                out(&format!(
-                    "{}: valid ({}, {}, {}{warnings})\n",
-                    p.file,
-                    n(p.buckets.len(), "bucket", "buckets"),
-                    n(p.iam.roles.len(), "role", "roles"),
-                    n(p.iam.policies.len(), "managed policy", "managed policies")
-                ));
+                let counts: Vec<String> = crate::providers::counts(&p).iter().map(|c| n(c.n, c.one, c.many)).collect();
+                out(&format!("{}: valid ({}{warnings})\n", p.file, counts.join(", ")));
             }
             0
         }
         (Ok(p), Format::Json) => {
-            out(&format!(
-                "{}\n",
-                serde_json::json!({"format_version": "1", "valid": true, "file": p.file, "buckets": p.buckets.len(), "roles": p.iam.roles.len(), "managed_policies": p.iam.policies.len(), "warnings": p.warnings.to_json()["diagnostics"]})
-            ));
+            let mut doc = serde_json::json!({"format_version": "1", "valid": true, "file": p.file});
+            for c in crate::providers::counts(&p) {
+                doc[c.key] = c.n.into();
+            }
+            doc["warnings"] = p.warnings.to_json()["diagnostics"].clone();
+            out(&format!("{doc}\n"));
             0
         }
         (Err(LoadError::Invalid(d)), Format::Text) => {

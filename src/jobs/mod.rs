@@ -108,6 +108,9 @@ pub struct Restored {
 /// and one line in that list.
 pub trait Job: Sync {
     fn kind(&self) -> JobKind;
+    /// What it does, for `--help`: `postgres.NAME: a pg_dump (custom
+    /// format)`.
+    fn synopsis(&self) -> &'static str;
     /// The instances of its system the policy names, each with whether it
     /// declares this job: `("postgres.primary", true)`.
     fn instances(&self, policy: &Policy) -> Vec<(String, bool)>;

@@ -21,6 +21,12 @@ pub trait Instance: 'static {
     const CONTROLS: &'static [ControlDef];
     /// Its jobs (`backup run`, `restore-drill`).
     const JOBS: &'static [&'static dyn crate::jobs::Job] = &[];
+    /// What the system is called in `--help`.
+    const TITLE: &'static str;
+    /// What one and many instances are called (`validate`), and the key.
+    const NOUNS: (&'static str, &'static str, &'static str);
+    /// The instances `import` was asked for: (name, environment variable).
+    fn requested(req: &mut ImportRequest) -> &mut Vec<(String, String)>;
     type Spec: Clone;
     type State;
     /// The instances the policy names.
@@ -63,6 +69,9 @@ impl<I: Instance> Provider for Kind<I> {
     fn kind(&self) -> &'static str {
         I::KIND
     }
+    fn title(&self) -> &'static str {
+        I::TITLE
+    }
     fn controls(&self) -> &'static [ControlDef] {
         I::CONTROLS
     }
@@ -71,6 +80,23 @@ impl<I: Instance> Provider for Kind<I> {
     }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         I::specs(policy).iter().map(I::address).collect()
+    }
+    fn counts(&self, policy: &Policy) -> Vec<super::Count> {
+        let (one, many, key) = I::NOUNS;
+        vec![super::Count { n: I::specs(policy).len(), one, many, key }]
+    }
+    fn keep_existing(&self, policy: &Policy, req: &mut ImportRequest) -> Vec<String> {
+        let have: BTreeSet<String> = self.addresses(policy).iter().map(|a| a.as_str().to_string()).collect();
+        let mut kept = Vec::new();
+        I::requested(req).retain(|(name, _)| {
+            let addr = format!("{}.{name}", I::KIND);
+            let has = have.contains(&addr);
+            if has {
+                kept.push(addr);
+            }
+            !has
+        });
+        kept
     }
     fn observe<'a>(
         &'a self,
@@ -169,6 +195,8 @@ impl<I: Instance> Observation for Instances<I> {
 /// address is `SYSTEM.NAME`.
 pub struct InstanceJob<S: 'static> {
     pub kind: crate::jobs::JobKind,
+    /// What it does, for `--help`.
+    pub synopsis: &'static str,
     pub system: &'static str,
     pub specs: fn(&Policy) -> &[S],
     pub name: fn(&S) -> &str,
@@ -201,6 +229,9 @@ impl<S: 'static> InstanceJob<S> {
 impl<S: 'static> crate::jobs::Job for InstanceJob<S> {
     fn kind(&self) -> crate::jobs::JobKind {
         self.kind
+    }
+    fn synopsis(&self) -> &'static str {
+        self.synopsis
     }
     fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
         (self.specs)(policy).iter().map(|s| (self.address(s), (self.entry)(s).is_some())).collect()

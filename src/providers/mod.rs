@@ -129,6 +129,17 @@ pub(crate) fn url_from_env(
     })
 }
 
+/// What `validate` counts of one kind: how many the policy declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Count {
+    pub n: usize,
+    /// The noun for one and for many (`bucket`, `buckets`).
+    pub one: &'static str,
+    pub many: &'static str,
+    /// Its key in `validate --format json`.
+    pub key: &'static str,
+}
+
 /// A managed system, declared as data plus one entry point (`observe`).
 pub trait Provider: Sync {
     /// Its kind: `iam`, `kms`, `s3`, `s3.replication`, `redis`, `postgres`.
@@ -137,6 +148,9 @@ pub trait Provider: Sync {
     fn after(&self) -> &'static [&'static str] {
         &[]
     }
+    /// What it is called in `--help` (`S3`, `PostgreSQL (pgBackRest)`);
+    /// empty for a kind that is part of another's (replication).
+    fn title(&self) -> &'static str;
     /// Its audit controls.
     fn controls(&self) -> &'static [ControlDef];
     /// The API operations it may call, with their IAM actions.
@@ -150,6 +164,26 @@ pub trait Provider: Sync {
     /// The top-level addresses of this kind the policy names (`s3.B`,
     /// `iam.role.N`…), for `--target` and messages.
     fn addresses(&self, policy: &Policy) -> Vec<Address>;
+    /// Is it reached through AWS (its resources need credentials and an
+    /// account)?
+    fn on_aws(&self) -> bool {
+        false
+    }
+    /// The AWS regions its resources in the policy live in (`default`
+    /// where the policy names none), for the report's header.
+    fn regions(&self, _policy: &Policy, _default: &str) -> Vec<String> {
+        Vec::new()
+    }
+    /// What `validate` says the policy declares of it.
+    fn counts(&self, _policy: &Policy) -> Vec<Count> {
+        Vec::new()
+    }
+    /// `import --merge`: drop from `req` what the policy already declares
+    /// of this kind (kept as written, not read again); the addresses
+    /// dropped.
+    fn keep_existing(&self, _policy: &Policy, _req: &mut ImportRequest) -> Vec<String> {
+        Vec::new()
+    }
     /// Read what the policy mentions (the only reads).
     fn observe<'a>(
         &'a self,
@@ -263,6 +297,44 @@ pub fn jobs() -> impl Iterator<Item = &'static dyn Job> {
 /// Every restore drill the policy declares, whichever system's.
 pub fn drills(policy: &Policy) -> Vec<DrillDecl> {
     jobs().flat_map(|j| j.drills(policy)).collect()
+}
+
+/// The systems the tool manages, for `--help`.
+pub fn systems() -> String {
+    REGISTRY.iter().map(|p| p.title()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(", ")
+}
+
+/// The top-level `--help` line.
+pub fn about() -> String {
+    format!("Keeps backup infrastructure ({}) in the state one YAML policy describes", systems())
+}
+
+/// The jobs of `kind`, one line each, for `--help`.
+pub fn job_lines(kind: crate::jobs::JobKind) -> String {
+    let lines: Vec<String> = jobs().filter(|j| j.kind() == kind).map(|j| format!("  {}", j.synopsis())).collect();
+    lines.join("\n")
+}
+
+/// Does the policy name anything reached through AWS?
+pub fn uses_aws(policy: &Policy) -> bool {
+    REGISTRY.iter().any(|p| p.on_aws() && !p.addresses(policy).is_empty())
+}
+
+/// The AWS regions of the policy's resources, sorted; `default` when it
+/// names none.
+pub fn regions(policy: &Policy, default: &str) -> Vec<String> {
+    let mut out: Vec<String> = REGISTRY.iter().flat_map(|p| p.regions(policy, default)).collect();
+    if out.is_empty() {
+        out.push(default.to_string());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What the policy declares, kind by kind, for `validate`.
+pub fn counts(policy: &Policy) -> Vec<Count> {
+    REGISTRY.iter().flat_map(|p| p.counts(policy)).collect()
 }
 
 /// Does the policy name anything at or under `target`?

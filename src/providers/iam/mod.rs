@@ -62,6 +62,9 @@ impl Provider for Iam {
     fn kind(&self) -> &'static str {
         "iam"
     }
+    fn title(&self) -> &'static str {
+        "IAM"
+    }
     fn controls(&self) -> &'static [ControlDef] {
         CONTROLS
     }
@@ -71,6 +74,32 @@ impl Provider for Iam {
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         let roles = policy.iam.roles.iter().map(|r| role_address(&r.name));
         roles.chain(policy.iam.policies.iter().map(|p| policy_address(&p.name))).collect()
+    }
+    fn on_aws(&self) -> bool {
+        true
+    }
+    fn counts(&self, policy: &Policy) -> Vec<crate::providers::Count> {
+        use crate::providers::Count;
+        vec![
+            Count { n: policy.iam.roles.len(), one: "role", many: "roles", key: "roles" },
+            Count {
+                n: policy.iam.policies.len(),
+                one: "managed policy",
+                many: "managed policies",
+                key: "managed_policies",
+            },
+        ]
+    }
+    fn keep_existing(&self, policy: &Policy, req: &mut ImportRequest) -> Vec<String> {
+        let mut kept = Vec::new();
+        req.roles.retain(|r| {
+            let has = policy.iam.roles.iter().any(|x| &x.name == r);
+            if has {
+                kept.push(format!("iam.role.{r}"));
+            }
+            !has
+        });
+        kept
     }
     fn import<'a>(
         &'a self,

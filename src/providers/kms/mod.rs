@@ -58,6 +58,9 @@ impl Provider for Kms {
     fn kind(&self) -> &'static str {
         "kms"
     }
+    fn title(&self) -> &'static str {
+        "KMS"
+    }
     fn after(&self) -> &'static [&'static str] {
         &["iam"]
     }
@@ -69,6 +72,28 @@ impl Provider for Kms {
     }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         policy.kms.iter().map(|k| address(&k.name)).collect()
+    }
+    fn on_aws(&self) -> bool {
+        true
+    }
+    fn regions(&self, policy: &Policy, default: &str) -> Vec<String> {
+        policy.kms.iter().map(|k| k.region_or(default).to_string()).collect()
+    }
+    fn counts(&self, policy: &Policy) -> Vec<crate::providers::Count> {
+        vec![crate::providers::Count { n: policy.kms.len(), one: "KMS key", many: "KMS keys", key: "kms_keys" }]
+    }
+    fn keep_existing(&self, policy: &Policy, req: &mut ImportRequest) -> Vec<String> {
+        let mut kept = Vec::new();
+        req.kms_keys.retain(|k| {
+            let alias = k.rsplit_once('@').map_or(k.as_str(), |(a, _)| a);
+            let alias = if alias.starts_with("alias/") { alias.to_string() } else { format!("alias/{alias}") };
+            let has = policy.kms.iter().any(|x| x.alias == alias);
+            if has {
+                kept.push(format!("kms ({alias})"));
+            }
+            !has
+        });
+        kept
     }
     fn unobserved(&self, ctx: &Ctx<'_>, policy: &Policy, reason: &str) -> Box<dyn Observation> {
         Box::new(Seen(unobserved(ctx, &policy.kms, reason)))

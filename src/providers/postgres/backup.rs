@@ -22,6 +22,7 @@ use crate::providers::instances::InstanceJob;
 /// `backup run postgres.NAME`: the daily dump (a registered job).
 pub const DUMP: InstanceJob<PostgresSpec> = InstanceJob {
     kind: JobKind::Backup,
+    synopsis: "postgres.NAME: a pg_dump streamed to its `backup.to` entry with its SHA-256",
     system: "postgres",
     specs: |p| p.postgres.as_slice(),
     name: |s| s.name.as_str(),

@@ -270,6 +270,7 @@ pub(super) async fn checks(url: &str, wanted: &[DrillCheck]) -> Result<Vec<Check
 /// `restore-drill postgres.NAME` (a registered job).
 pub const DRILL: InstanceJob<PostgresSpec> = InstanceJob {
     kind: JobKind::Drill,
+    synopsis: "postgres.NAME: the newest dump restored into a throw-away database, the checks run",
     system: "postgres",
     specs: |p| p.postgres.as_slice(),
     name: |s| s.name.as_str(),

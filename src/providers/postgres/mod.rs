@@ -458,6 +458,12 @@ pub struct One;
 
 impl Instance for One {
     const KIND: &'static str = "postgres";
+    const TITLE: &'static str = "PostgreSQL with pg_dump and pgBackRest";
+    const NOUNS: (&'static str, &'static str, &'static str) =
+        ("PostgreSQL instance", "PostgreSQL instances", "postgres");
+    fn requested(req: &mut ImportRequest) -> &mut Vec<(String, String)> {
+        &mut req.postgres
+    }
     const CONTROLS: &'static [ControlDef] = &[
         WAL_ARCHIVING,
         ARCHIVER,

@@ -21,6 +21,7 @@ use crate::tls::{client_config, Verify};
 /// `backup run redis.NAME`: an RDB snapshot (a registered job).
 pub const SNAPSHOT: InstanceJob<RedisSpec> = InstanceJob {
     kind: JobKind::Backup,
+    synopsis: "redis.NAME: an RDB snapshot (BGSAVE), streamed to its `backup.to` entry",
     system: "redis",
     specs: |p| p.redis.as_slice(),
     name: |s| s.name.as_str(),

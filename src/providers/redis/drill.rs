@@ -37,6 +37,7 @@ fn redis_server() -> Result<PathBuf, String> {
 /// `restore-drill redis.NAME` (a registered job).
 pub const DRILL: InstanceJob<RedisSpec> = InstanceJob {
     kind: JobKind::Drill,
+    synopsis: "redis.NAME: the newest snapshot loaded into a throw-away redis-server, keys counted",
     system: "redis",
     specs: |p| p.redis.as_slice(),
     name: |s| s.name.as_str(),

@@ -303,6 +303,11 @@ pub struct One;
 
 impl Instance for One {
     const KIND: &'static str = "redis";
+    const TITLE: &'static str = "Redis";
+    const NOUNS: (&'static str, &'static str, &'static str) = ("Redis instance", "Redis instances", "redis");
+    fn requested(req: &mut ImportRequest) -> &mut Vec<(String, String)> {
+        &mut req.redis
+    }
     const CONTROLS: &'static [ControlDef] = &[PERSISTENCE, AOF, RDB, LAST_SAVE];
     const JOBS: &'static [&'static dyn crate::jobs::Job] = &[&backup::SNAPSHOT, &drill::DRILL];
     type Spec = RedisSpec;

@@ -31,6 +31,9 @@ impl Provider for Replication {
     fn kind(&self) -> &'static str {
         "s3.replication"
     }
+    fn title(&self) -> &'static str {
+        ""
+    }
     fn after(&self) -> &'static [&'static str] {
         &["iam", "kms", "s3"]
     }
@@ -39,6 +42,9 @@ impl Provider for Replication {
     }
     fn ops(&self) -> &'static [Op] {
         OPS
+    }
+    fn on_aws(&self) -> bool {
+        true
     }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         policy.buckets.iter().filter(|b| b.replication.is_some()).map(|b| replication::address(&b.name)).collect()

@@ -97,6 +97,9 @@ impl Provider for Buckets {
     fn kind(&self) -> &'static str {
         "s3"
     }
+    fn title(&self) -> &'static str {
+        "S3"
+    }
     fn after(&self) -> &'static [&'static str] {
         // Keys before the buckets that encrypt with them.
         &["iam", "kms"]
@@ -109,6 +112,28 @@ impl Provider for Buckets {
     }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         policy.buckets.iter().map(|b| Address::s3_bucket(&b.name)).collect()
+    }
+    fn on_aws(&self) -> bool {
+        true
+    }
+    fn regions(&self, policy: &Policy, default: &str) -> Vec<String> {
+        policy.buckets.iter().map(|b| b.region_or(default).to_string()).collect()
+    }
+    fn counts(&self, policy: &Policy) -> Vec<super::Count> {
+        vec![super::Count { n: policy.buckets.len(), one: "bucket", many: "buckets", key: "buckets" }]
+    }
+    fn keep_existing(&self, policy: &Policy, req: &mut ImportRequest) -> Vec<String> {
+        req.skip_buckets = policy.buckets.iter().map(|b| b.name.clone()).collect();
+        let mut kept = Vec::new();
+        let skip = &req.skip_buckets;
+        req.buckets.retain(|b| {
+            let has = skip.contains(b);
+            if has {
+                kept.push(format!("s3.{b}"));
+            }
+            !has
+        });
+        kept
     }
     fn import<'a>(
         &'a self,

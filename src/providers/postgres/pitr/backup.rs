@@ -25,6 +25,9 @@ impl Job for PitrBackup {
     fn kind(&self) -> JobKind {
         JobKind::Backup
     }
+    fn synopsis(&self) -> &'static str {
+        "postgres.NAME.pitr: a pgBackRest backup (full or differential) into its repository, then verify"
+    }
     /// pgBackRest reads its info files and the WAL it checks, and expires
     /// old backups and WAL (DeleteObject: a delete marker on a versioned
     /// bucket), besides its puts (pgBackRest user guide, "S3 Support").

@@ -29,6 +29,9 @@ impl Job for PitrDrill {
     fn kind(&self) -> JobKind {
         JobKind::Drill
     }
+    fn synopsis(&self) -> &'static str {
+        "postgres.NAME.pitr: a point-in-time restore from the pgBackRest repository to a target, the checks run, the RPO measured"
+    }
     fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
         super::instances(policy)
     }

@@ -37,6 +37,9 @@ impl Job for PitrRestore {
     fn kind(&self) -> JobKind {
         JobKind::Restore
     }
+    fn synopsis(&self) -> &'static str {
+        "postgres.NAME: the cluster from its pgBackRest repository into an empty directory, WAL replayed to a point in time, promoted"
+    }
     fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
         policy.postgres.iter().map(|s| (instance(s), s.pitr.is_some())).collect()
     }
