@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::aws::{Access, On};
 use crate::jobs::JobKind;
 use crate::policy::Policy;
-use crate::providers::operations;
+use crate::providers::{operations, REGISTRY};
 
 /// Which command the permissions are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -112,115 +112,34 @@ pub fn document(cmd: For, policy: Option<&Policy>, state: Option<&(String, Strin
     }
     let wanted = |a: Access| a == Access::Read || cmd == For::Apply;
     let mut statements = Vec::new();
-    let uses_keys = |p: &Policy| {
-        !p.kms.is_empty() || p.buckets.iter().any(|b| b.encryption.as_ref().is_some_and(|e| e.kms_key.is_some()))
+    // Each kind of resource, scoped to what the registered systems' parts
+    // of the policy name; without a policy, as broad as any could need.
+    let scoped = |on: On, any: &[&str]| -> Vec<String> {
+        match policy {
+            None => any.iter().map(|s| s.to_string()).collect(),
+            Some(p) => {
+                let mut v: Vec<String> = REGISTRY.iter().flat_map(|k| k.scope(p, on)).collect();
+                v.sort();
+                v.dedup();
+                v
+            }
+        }
     };
     let scopes: [(On, &str, Vec<String>); 10] = [
-        (
-            On::Objects,
-            "S3BackupEvidence",
-            policy.map_or_else(
-                || vec!["*".to_string()],
-                |p| {
-                    // Buckets with backups entries, and those holding a
-                    // pgBackRest repository (the audit reads its info).
-                    let mut v: Vec<String> = p
-                        .buckets
-                        .iter()
-                        .filter(|b| {
-                            !b.backups.is_empty()
-                                || p.postgres.iter().filter_map(|x| x.pitr.as_ref()).any(|x| x.repo.bucket == b.name)
-                        })
-                        .map(|b| format!("arn:aws:s3:::{}/*", b.name))
-                        .collect();
-                    v.dedup();
-                    v
-                },
-            ),
-        ),
-        (
-            On::Bucket,
-            "S3Buckets",
-            policy.map_or_else(
-                || vec!["*".to_string()],
-                |p| p.buckets.iter().map(|b| format!("arn:aws:s3:::{}", b.name)).collect(),
-            ),
-        ),
-        (
-            On::Role,
-            "IamRoles",
-            policy.map_or_else(
-                || vec!["*".to_string()],
-                |p| {
-                    let mut roles: Vec<String> = p.iam.roles.iter().map(|r| r.name.clone()).collect();
-                    roles.extend(
-                        p.buckets
-                            .iter()
-                            .filter_map(|b| b.replication.as_ref())
-                            .map(|r| crate::policy::role_name(&r.role).to_string()),
-                    );
-                    roles.sort();
-                    roles.dedup();
-                    roles.into_iter().map(|r| format!("arn:aws:iam::*:role/{r}")).collect()
-                },
-            ),
-        ),
-        (
-            On::ManagedPolicy,
-            "IamManagedPolicies",
-            policy.map_or_else(
-                || vec!["*".to_string()],
-                |p| p.iam.policies.iter().map(|m| format!("arn:aws:iam::*:policy{}{}", m.path, m.name)).collect(),
-            ),
-        ),
-        (
-            On::Any,
-            "IamList",
-            policy.map_or_else(
-                || vec!["*".to_string()],
-                |p| if p.iam.policies.is_empty() { vec![] } else { vec!["*".to_string()] },
-            ),
-        ),
-        // The policies attached to a role may be any, the AWS-managed ones
-        // included; the audit reads them (and boundaries) by ARN.
+        (On::Objects, "S3BackupEvidence", scoped(On::Objects, &["*"])),
+        (On::Bucket, "S3Buckets", scoped(On::Bucket, &["*"])),
+        (On::Role, "IamRoles", scoped(On::Role, &["*"])),
+        (On::ManagedPolicy, "IamManagedPolicies", scoped(On::ManagedPolicy, &["*"])),
+        (On::Any, "IamList", scoped(On::Any, &["*"])),
         (
             On::AttachedPolicy,
             "IamAttachedPolicies",
-            if cmd == For::Audit && policy.is_none_or(|p| !p.iam.roles.is_empty()) {
-                vec!["arn:aws:iam::*:policy/*".to_string()]
-            } else {
-                vec![]
-            },
+            if cmd == For::Audit { scoped(On::AttachedPolicy, &["arn:aws:iam::*:policy/*"]) } else { vec![] },
         ),
         (On::Account, "S3ListAllBuckets", if cmd == For::Import { vec!["*".to_string()] } else { vec![] }),
-        // DescribeKey resolves an alias to its key, so no narrower resource
-        // than the keys of the account can be named before the read.
-        (
-            On::Key,
-            "KmsKeys",
-            if policy.is_none_or(uses_keys) { vec!["arn:aws:kms:*:*:key/*".to_string()] } else { vec![] },
-        ),
-        // CreateAlias needs the permission on the alias and on its key
-        // (AWS KMS API reference, "CreateAlias": required permissions).
-        (
-            On::Alias,
-            "KmsAliases",
-            policy.map_or_else(
-                || vec!["arn:aws:kms:*:*:alias/*".to_string(), "arn:aws:kms:*:*:key/*".to_string()],
-                |p| {
-                    let mut v: Vec<String> = p.kms.iter().map(|k| format!("arn:aws:kms:*:*:{}", k.alias)).collect();
-                    if !v.is_empty() {
-                        v.push("arn:aws:kms:*:*:key/*".to_string());
-                    }
-                    v
-                },
-            ),
-        ),
-        (
-            On::AnyKey,
-            "KmsCreateKeys",
-            if policy.is_none_or(|p| !p.kms.is_empty()) { vec!["*".to_string()] } else { vec![] },
-        ),
+        (On::Key, "KmsKeys", scoped(On::Key, &["arn:aws:kms:*:*:key/*"])),
+        (On::Alias, "KmsAliases", scoped(On::Alias, &["arn:aws:kms:*:*:alias/*", "arn:aws:kms:*:*:key/*"])),
+        (On::AnyKey, "KmsCreateKeys", scoped(On::AnyKey, &["*"])),
     ];
     for (on, sid, resources) in scopes {
         // Backup evidence is read by audit only.
@@ -250,19 +169,14 @@ pub fn document(cmd: For, policy: Option<&Policy>, state: Option<&(String, Strin
         }
         statements.push(json!({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}));
     }
-    // Reading a sidecar from an SSE-KMS bucket decrypts it: GetObject alone
-    // is denied (AWS S3 user guide, "Specifying server-side encryption with
-    // AWS KMS (SSE-KMS)"); only through S3.
-    let kms_evidence = policy.is_none_or(|p| {
-        p.buckets.iter().any(|b| !b.backups.is_empty() && b.encryption.as_ref().is_some_and(|e| e.kms_key.is_some()))
-    });
-    if cmd == For::Audit && kms_evidence {
-        statements.push(json!({
-            "Sid": "DecryptBackupEvidence", "Effect": "Allow", "Action": ["kms:Decrypt"],
-            "Resource": ["arn:aws:kms:*:*:key/*"],
-            "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
-        }));
-    }
+    // What the systems add for this command beyond their operations.
+    let name = match cmd {
+        For::Audit => "audit",
+        For::Apply => "apply",
+        _ => "",
+    };
+    statements
+        .extend(REGISTRY.iter().flat_map(|k| k.grants(policy)).filter(|g| g.command == name).map(|g| g.statement));
     // `audit --notify --state s3://BUCKET/KEY`: that one object, read and
     // replaced (and the bucket's region looked up).
     if let (For::Audit, Some((bucket, key))) = (cmd, state) {
@@ -274,24 +188,6 @@ pub fn document(cmd: For, policy: Option<&Policy>, state: Option<&(String, Strin
             "Resource": [format!("arn:aws:s3:::{bucket}/{key}")]}));
         statements.push(json!({"Sid": "NotifyStateBucketRegion", "Effect": "Allow",
             "Action": ["s3:GetBucketLocation"], "Resource": [format!("arn:aws:s3:::{bucket}")]}));
-    }
-    if cmd == For::Apply {
-        let roles: Vec<String> = policy.map_or_else(
-            || vec!["*".to_string()],
-            |p| {
-                p.buckets
-                    .iter()
-                    .filter_map(|b| b.replication.as_ref())
-                    .map(|r| format!("arn:aws:iam::*:role/{}", crate::policy::role_name(&r.role)))
-                    .collect()
-            },
-        );
-        if !roles.is_empty() {
-            statements.push(json!({
-                "Sid": "PassReplicationRole", "Effect": "Allow", "Action": ["iam:PassRole"], "Resource": roles,
-                "Condition": {"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}
-            }));
-        }
     }
     json!({"Version": "2012-10-17", "Statement": statements})
 }

@@ -58,6 +58,15 @@ pub enum On {
     Backups,
 }
 
+/// A statement a provider adds to `permissions --for COMMAND` beyond its
+/// operations (iam:PassRole of a replication role, kms:Decrypt of
+/// evidence): the command it is for (`audit`, `apply`) and the statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub command: &'static str,
+    pub statement: serde_json::Value,
+}
+
 /// One API operation a provider may call: the SDK method, its IAM action,
 /// read or write, and what it acts on. Providers declare theirs as data;
 /// `permissions` and the "every SDK call is declared" test read them.

@@ -25,6 +25,11 @@ pub trait Instance: 'static {
     const TITLE: &'static str;
     /// What one and many instances are called (`validate`), and the key.
     const NOUNS: (&'static str, &'static str, &'static str);
+    /// The resources of `on` its instances give the tool (see
+    /// `Provider::scope`).
+    fn scope(_specs: &[Self::Spec], _on: crate::aws::On) -> Vec<String> {
+        Vec::new()
+    }
     /// The instances `import` was asked for: (name, environment variable).
     fn requested(req: &mut ImportRequest) -> &mut Vec<(String, String)>;
     type Spec: Clone;
@@ -80,6 +85,9 @@ impl<I: Instance> Provider for Kind<I> {
     }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         I::specs(policy).iter().map(I::address).collect()
+    }
+    fn scope(&self, policy: &Policy, on: crate::aws::On) -> Vec<String> {
+        I::scope(I::specs(policy), on)
     }
     fn counts(&self, policy: &Policy) -> Vec<super::Count> {
         let (one, many, key) = I::NOUNS;

@@ -164,6 +164,16 @@ pub trait Provider: Sync {
     /// The top-level addresses of this kind the policy names (`s3.B`,
     /// `iam.role.N`…), for `--target` and messages.
     fn addresses(&self, policy: &Policy) -> Vec<Address>;
+    /// The resources its part of the policy gives the tool's operations on
+    /// `on` (`permissions -f POLICY`): `arn:aws:s3:::B` for each bucket…
+    fn scope(&self, _policy: &Policy, _on: crate::aws::On) -> Vec<String> {
+        Vec::new()
+    }
+    /// Statements beyond its operations, for a command (`permissions`);
+    /// `None`: no policy, as broad as any policy could need.
+    fn grants(&self, _policy: Option<&Policy>) -> Vec<crate::aws::Grant> {
+        Vec::new()
+    }
     /// Is it reached through AWS (its resources need credentials and an
     /// account)?
     fn on_aws(&self) -> bool {

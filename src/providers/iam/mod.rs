@@ -78,6 +78,21 @@ impl Provider for Iam {
     fn on_aws(&self) -> bool {
         true
     }
+    fn scope(&self, policy: &Policy, on: crate::aws::On) -> Vec<String> {
+        use crate::aws::On;
+        match on {
+            On::Role => policy.iam.roles.iter().map(|r| format!("arn:aws:iam::*:role/{}", r.name)).collect(),
+            On::ManagedPolicy => {
+                policy.iam.policies.iter().map(|m| format!("arn:aws:iam::*:policy{}{}", m.path, m.name)).collect()
+            }
+            // ListPolicies has no narrower resource.
+            On::Any if !policy.iam.policies.is_empty() => vec!["*".to_string()],
+            // The policies attached to a role may be any, the AWS-managed
+            // ones included; the audit reads them (and boundaries) by ARN.
+            On::AttachedPolicy if !policy.iam.roles.is_empty() => vec!["arn:aws:iam::*:policy/*".to_string()],
+            _ => Vec::new(),
+        }
+    }
     fn counts(&self, policy: &Policy) -> Vec<crate::providers::Count> {
         use crate::providers::Count;
         vec![

@@ -79,6 +79,25 @@ impl Provider for Kms {
     fn regions(&self, policy: &Policy, default: &str) -> Vec<String> {
         policy.kms.iter().map(|k| k.region_or(default).to_string()).collect()
     }
+    fn scope(&self, policy: &Policy, on: crate::aws::On) -> Vec<String> {
+        use crate::aws::On;
+        if policy.kms.is_empty() {
+            return Vec::new();
+        }
+        match on {
+            On::Key => vec!["arn:aws:kms:*:*:key/*".to_string()],
+            // CreateAlias needs the permission on the alias and on its key
+            // (AWS KMS API reference, "CreateAlias": required permissions).
+            On::Alias => policy
+                .kms
+                .iter()
+                .map(|k| format!("arn:aws:kms:*:*:{}", k.alias))
+                .chain(["arn:aws:kms:*:*:key/*".to_string()])
+                .collect(),
+            On::AnyKey => vec!["*".to_string()],
+            _ => Vec::new(),
+        }
+    }
     fn counts(&self, policy: &Policy) -> Vec<crate::providers::Count> {
         vec![crate::providers::Count { n: policy.kms.len(), one: "KMS key", many: "KMS keys", key: "kms_keys" }]
     }

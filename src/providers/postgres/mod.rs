@@ -464,6 +464,17 @@ impl Instance for One {
     fn requested(req: &mut ImportRequest) -> &mut Vec<(String, String)> {
         &mut req.postgres
     }
+    /// The audit reads a pgBackRest repository's info and archive.
+    fn scope(specs: &[PostgresSpec], on: crate::aws::On) -> Vec<String> {
+        match on {
+            crate::aws::On::Objects => specs
+                .iter()
+                .filter_map(|s| s.pitr.as_ref())
+                .map(|p| format!("arn:aws:s3:::{}/*", p.repo.bucket))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
     const CONTROLS: &'static [ControlDef] = &[
         WAL_ARCHIVING,
         ARCHIVER,

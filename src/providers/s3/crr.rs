@@ -46,6 +46,28 @@ impl Provider for Replication {
     fn on_aws(&self) -> bool {
         true
     }
+    fn scope(&self, policy: &Policy, on: crate::aws::On) -> Vec<String> {
+        match on {
+            crate::aws::On::Role => roles(policy).map(|r| format!("arn:aws:iam::*:role/{r}")).collect(),
+            _ => Vec::new(),
+        }
+    }
+    fn grants(&self, policy: Option<&Policy>) -> Vec<crate::aws::Grant> {
+        let roles: Vec<String> = match policy {
+            None => vec!["*".to_string()],
+            Some(p) => roles(p).map(|r| format!("arn:aws:iam::*:role/{r}")).collect(),
+        };
+        if roles.is_empty() {
+            return Vec::new();
+        }
+        vec![crate::aws::Grant {
+            command: "apply",
+            statement: serde_json::json!({
+                "Sid": "PassReplicationRole", "Effect": "Allow", "Action": ["iam:PassRole"], "Resource": roles,
+                "Condition": {"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}
+            }),
+        }]
+    }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         policy.buckets.iter().filter(|b| b.replication.is_some()).map(|b| replication::address(&b.name)).collect()
     }
@@ -333,4 +355,9 @@ impl Resources for ReplicationSeen {
         }
         .boxed_local()
     }
+}
+
+/// The replication roles the policy's buckets name (by role name).
+fn roles(policy: &Policy) -> impl Iterator<Item = &str> {
+    policy.buckets.iter().filter_map(|b| b.replication.as_ref()).map(|r| crate::policy::role_name(&r.role))
 }

@@ -119,6 +119,46 @@ impl Provider for Buckets {
     fn regions(&self, policy: &Policy, default: &str) -> Vec<String> {
         policy.buckets.iter().map(|b| b.region_or(default).to_string()).collect()
     }
+    fn scope(&self, policy: &Policy, on: crate::aws::On) -> Vec<String> {
+        use crate::aws::On;
+        let kms = |b: &&BucketSpec| b.encryption.as_ref().is_some_and(|e| e.kms_key.is_some());
+        match on {
+            On::Bucket => policy.buckets.iter().map(|b| format!("arn:aws:s3:::{}", b.name)).collect(),
+            // The audit reads the backups entries' evidence.
+            On::Objects => policy
+                .buckets
+                .iter()
+                .filter(|b| !b.backups.is_empty())
+                .map(|b| format!("arn:aws:s3:::{}/*", b.name))
+                .collect(),
+            // DescribeKey resolves an alias to its key, so no narrower
+            // resource than the keys of the account can be named before
+            // the read.
+            On::Key if policy.buckets.iter().any(|b| kms(&b)) => vec!["arn:aws:kms:*:*:key/*".to_string()],
+            _ => Vec::new(),
+        }
+    }
+    fn grants(&self, policy: Option<&Policy>) -> Vec<crate::aws::Grant> {
+        // Reading a sidecar from an SSE-KMS bucket decrypts it: GetObject
+        // alone is denied (AWS S3 user guide, "Specifying server-side
+        // encryption with AWS KMS (SSE-KMS)"); only through S3.
+        let evidence = policy.is_none_or(|p| {
+            p.buckets
+                .iter()
+                .any(|b| !b.backups.is_empty() && b.encryption.as_ref().is_some_and(|e| e.kms_key.is_some()))
+        });
+        if !evidence {
+            return Vec::new();
+        }
+        vec![crate::aws::Grant {
+            command: "audit",
+            statement: json!({
+                "Sid": "DecryptBackupEvidence", "Effect": "Allow", "Action": ["kms:Decrypt"],
+                "Resource": ["arn:aws:kms:*:*:key/*"],
+                "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
+            }),
+        }]
+    }
     fn counts(&self, policy: &Policy) -> Vec<super::Count> {
         vec![super::Count { n: policy.buckets.len(), one: "bucket", many: "buckets", key: "buckets" }]
     }
