@@ -1,8 +1,10 @@
 //! The layering ARCHITECTURE.md promises, checked on every test run so it
 //! cannot silently break: no file outside `src/providers/` names one
-//! system's provider module (systems are reached through the registry),
-//! and the top-level modules depend on each other only as the code map's
-//! "may depend on" column says, which has no cycle.
+//! system's provider module, reads a system's section of the policy
+//! (`policy.buckets`, `.postgres`…; `src/policy/` loads them) or names one
+//! of their control ids (systems are reached through the registry), and
+//! the top-level modules depend on each other only as the code map's "may
+//! depend on" column says, which has no cycle.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -101,6 +103,66 @@ fn no_file_outside_providers_names_a_system() {
         }
     }
     assert!(naming.is_empty(), "outside src/providers/, reach systems through the registry: {naming:?}");
+}
+
+/// The policy's per-system sections: only `src/providers/` (and the
+/// loader, `src/policy/`) read them.
+const SECTIONS: &[&str] = &["buckets", "postgres", "redis", "kms", "iam"];
+
+/// `RECEIVER.SECTION` reads of a policy in `text` (a receiver named
+/// `policy`, `…_policy`, `p`, `pol` or `existing`; not a method call).
+fn section_reads(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for section in SECTIONS {
+        let needle = format!(".{section}");
+        for (i, _) in text.match_indices(&needle) {
+            let after = &text[i + needle.len()..];
+            if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '(') {
+                continue;
+            }
+            let receiver: String = text[..i]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            if ["policy", "p", "pol", "existing"].contains(&receiver.as_str()) || receiver.ends_with("_policy") {
+                out.push(format!("{receiver}.{section}"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_file_outside_providers_reads_a_system_s_policy_section_or_control_id() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let ids = crate::providers::control_ids();
+    let mut found = Vec::new();
+    for f in files.iter().filter(|f| !f.starts_with(src().join("providers")) && !f.starts_with(src().join("policy"))) {
+        let name = f.strip_prefix(src()).unwrap_or(f).display().to_string();
+        if name == "architecture.rs" {
+            continue;
+        }
+        let text = code(f);
+        for read in section_reads(&text) {
+            found.push(format!("{name}: {read}"));
+        }
+        for id in &ids {
+            if text.contains(&format!("\"{id}\"")) {
+                found.push(format!("{name}: \"{id}\""));
+            }
+        }
+    }
+    assert!(found.is_empty(), "outside src/providers/, ask the registry: {found:?}");
+    // The scan finds what it looks for.
+    assert_eq!(
+        section_reads("let n = policy.buckets.len(); aws.kms(r); a.redis; p.iam.roles"),
+        ["policy.buckets", "p.iam"]
+    );
 }
 
 #[test]

@@ -63,6 +63,12 @@ pub fn areas() -> Vec<(&'static str, Vec<&'static str>)> {
 }
 
 impl Report {
+    /// The gauges the registered systems publish from this report's
+    /// controls (OpenMetrics).
+    pub fn gauges(&self) -> Vec<crate::model::control::Gauge> {
+        crate::providers::REGISTRY.iter().flat_map(|p| p.gauges(&self.controls)).collect()
+    }
+
     pub fn new(mut controls: Vec<ControlResult>) -> Self {
         controls.sort_by(|a, b| (&a.address, a.id).cmp(&(&b.address, b.id)));
         Report {

@@ -48,11 +48,16 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
     let (hooks, policy, job) = (&start.hooks, &start.policy, start.job);
     let mut ctx = start.ctx(a.operator.as_deref());
     if a.target_time.is_some() || a.target.is_some() {
-        if !a.address.ends_with(".pitr") {
+        if !job.takes_target() {
+            let which: Vec<&str> = crate::providers::jobs()
+                .filter(|j| j.kind() == JobKind::Drill && j.takes_target())
+                .map(|j| j.synopsis().split(':').next().unwrap_or_default())
+                .collect();
             return error(
                 g,
                 format!(
-                    "--target-time and --target are for point-in-time drills (postgres.NAME.pitr), not {}",
+                    "--target-time and --target are for point-in-time drills ({}), not {}",
+                    which.join(", "),
                     a.address
                 ),
             );
@@ -65,8 +70,8 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         r = job.run(&ctx, policy, &a.address) => r,
         _ = tokio::signal::ctrl_c() => Err("interrupted; what it made was removed, no record written".to_string()),
     };
-    let rec = match rec {
-        Ok(Outcome::Drill(r)) => *r,
+    let outcome = match rec {
+        Ok(o @ Outcome::Drill(_)) => o,
         Ok(Outcome::Backup(_) | Outcome::Restored(_)) => return error(g, "the job is not a drill"),
         Err(e) => {
             let report = crate::notify::JobRun {
@@ -82,6 +87,7 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
             return error(g, format!("restore-drill {} could not complete: {e}", a.address));
         }
     };
+    let Outcome::Drill(rec) = &outcome else { return error(g, "the job is not a drill") };
     let report = crate::notify::JobRun {
         command: JobKind::Drill.command(),
         address: a.address.clone(),
@@ -113,8 +119,9 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&rec).unwrap_or_default())),
         Format::Text => {
             let p = &rec.phases;
-            let mut text = match &rec.pitr {
-                None => format!(
+            let mut text = job.render(&outcome).unwrap_or_default();
+            if text.is_empty() {
+                text = format!(
                     "restore-drill {}: {} in {:.1} s (RTO {} s): download {:.1} s, restore {:.1} s, migrate {:.1} s, checks {:.1} s\n",
                     rec.instance,
                     if rec.passed() { "PASSED" } else { "FAILED" },
@@ -124,23 +131,8 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
                     p.restore,
                     p.migrate,
                     p.checks
-                ),
-                Some(pit) => format!(
-                    "restore-drill {}: {} in {:.1} s (RTO {} s): restore {:.1} s, WAL replay {:.1} s, checks {:.1} s\n  target {}, backup {}, last replayed commit {}, achieved RPO {} (RPO {} s)\n",
-                    rec.instance,
-                    if rec.passed() { "PASSED" } else { "FAILED" },
-                    rec.total_seconds,
-                    rec.rto_seconds,
-                    p.restore,
-                    p.replay,
-                    p.checks,
-                    pit.target,
-                    if pit.backup.is_empty() { "-" } else { pit.backup.as_str() },
-                    pit.last_replayed.as_deref().unwrap_or("none"),
-                    pit.achieved_rpo_seconds.map_or("not measured".to_string(), |s| format!("{s:.1} s")),
-                    pit.rpo_seconds
-                ),
-            };
+                );
+            }
             if let Some(d) = &rec.dump {
                 text.push_str(&format!(
                     "  dump s3://{}/{} ({} bytes, sha256 {})\n",

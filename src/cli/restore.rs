@@ -67,28 +67,10 @@ pub async fn run(g: &Global, a: &RestoreArgs) -> u8 {
     };
     match a.format {
         Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&done).unwrap_or_default())),
-        Format::Text => out(&format!(
-            "restore {}: {} holds the cluster recovered to {} from backup {} and promoted \
-             (last transaction replayed: {}): restore {:.1} s, WAL replay {:.1} s; it is shut down.\n\
-             \n\
-             What remains (the strategy's DR procedure), by hand:\n\
-             \x20 1. start it where it will serve, as its owner: pg_ctl -D {} start\n\
-             \x20    (its configuration is the primary's: it archives its new timeline into the same repository)\n\
-             \x20 2. run the application's migrations against it\n\
-             \x20 3. point DATABASE_URL at it\n\
-             \x20 4. run the smoke tests\n\
-             \x20 5. lift the write freeze\n\
-             \x20 6. take a full backup of the new timeline: suoops-policy backup run {}.pitr\n",
-            done.instance,
-            done.into,
-            done.target,
-            done.backup,
-            done.last_replayed.as_deref().unwrap_or("none"),
-            done.restore_seconds,
-            done.replay_seconds,
-            done.into,
-            done.instance,
-        )),
+        Format::Text => {
+            let fallback = format!("restore {}: restored into {}\n", done.instance, done.into);
+            out(&job.render(&Outcome::Restored(done)).unwrap_or(fallback))
+        }
     }
     0
 }

@@ -135,6 +135,16 @@ pub trait Job: Sync {
     fn engine_actions(&self) -> &'static [&'static str] {
         &[]
     }
+    /// Does it recover to a point in time (`--target-time`, `--target`)?
+    fn takes_target(&self) -> bool {
+        false
+    }
+    /// Its own text for an outcome, where the command's generic one does
+    /// not say it (a point-in-time drill's phases and RPO; a restore's
+    /// remaining steps); None: the generic text.
+    fn render(&self, _outcome: &Outcome) -> Option<String> {
+        None
+    }
     /// The drills whose records the audit judges (RESTORE-DRILL).
     fn drills(&self, _policy: &Policy) -> Vec<DrillDecl> {
         Vec::new()

@@ -97,3 +97,14 @@ pub struct ControlResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiver: Option<AppliedWaiver>,
 }
+
+/// One gauge family a system publishes from its controls (OpenMetrics):
+/// its name, help, unit, and a value per resource address.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gauge {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub unit: Option<&'static str>,
+    /// (address, value as OpenMetrics writes it: `42`, `NaN`).
+    pub values: Vec<(String, String)>,
+}

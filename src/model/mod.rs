@@ -3,6 +3,7 @@
 //! Nothing here does I/O.
 
 pub mod control;
+pub mod objective;
 pub mod time;
 
 use std::fmt;

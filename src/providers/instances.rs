@@ -30,6 +30,10 @@ pub trait Instance: 'static {
     fn scope(_specs: &[Self::Spec], _on: crate::aws::On) -> Vec<String> {
         Vec::new()
     }
+    /// What it alone can judge of an objective (see `Provider::judge`).
+    fn judge(_objective: &str, _ev: &super::Evidence<'_>, _policy: &Policy) -> Option<super::Judged> {
+        None
+    }
     /// The instances `import` was asked for: (name, environment variable).
     fn requested(req: &mut ImportRequest) -> &mut Vec<(String, String)>;
     type Spec: Clone;
@@ -88,6 +92,9 @@ impl<I: Instance> Provider for Kind<I> {
     }
     fn scope(&self, policy: &Policy, on: crate::aws::On) -> Vec<String> {
         I::scope(I::specs(policy), on)
+    }
+    fn judge(&self, objective: &str, ev: &super::Evidence<'_>, policy: &Policy) -> Option<super::Judged> {
+        I::judge(objective, ev, policy)
     }
     fn counts(&self, policy: &Policy) -> Vec<super::Count> {
         let (one, many, key) = I::NOUNS;

@@ -11,6 +11,7 @@
 pub mod iam;
 pub mod instances;
 pub mod kms;
+pub mod objectives;
 pub mod postgres;
 pub mod redis;
 pub mod resources;
@@ -140,6 +141,40 @@ pub struct Count {
     pub key: &'static str,
 }
 
+/// What one audit read, for judging the objectives: every control, and
+/// the roles' identity policies and the keys' policies as read.
+pub struct Evidence<'a> {
+    pub controls: &'a [ControlResult],
+    pub identities: &'a [crate::iamdoc::Identity],
+    pub key_policies: &'a [crate::iamdoc::KeyPolicy],
+}
+
+/// What a system judges of one objective: a verdict with its reasons
+/// (None: it has no say on the verdict), the copies ERASURE-HORIZON
+/// lists, and notes on what the verdict could not see.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Judged {
+    pub verdict: Option<crate::model::objective::Verdict>,
+    pub reasons: Vec<String>,
+    pub copies: Vec<crate::model::objective::CopyHorizon>,
+    pub notes: Vec<String>,
+}
+
+impl Judged {
+    /// Not met for `reasons`; no say when there are none.
+    pub fn unless_empty(reasons: Vec<String>) -> Option<Judged> {
+        (!reasons.is_empty()).then(|| Judged {
+            verdict: Some(crate::model::objective::Verdict::NotMet),
+            reasons,
+            ..Judged::default()
+        })
+    }
+
+    pub fn of((verdict, reasons): (crate::model::objective::Verdict, Vec<String>)) -> Judged {
+        Judged { verdict: Some(verdict), reasons, ..Judged::default() }
+    }
+}
+
 /// A managed system, declared as data plus one entry point (`observe`).
 pub trait Provider: Sync {
     /// Its kind: `iam`, `kms`, `s3`, `s3.replication`, `redis`, `postgres`.
@@ -172,6 +207,20 @@ pub trait Provider: Sync {
     /// Statements beyond its operations, for a command (`permissions`);
     /// `None`: no policy, as broad as any policy could need.
     fn grants(&self, _policy: Option<&Policy>) -> Vec<crate::aws::Grant> {
+        Vec::new()
+    }
+    /// Does control result `c` (one of its own) feed `objective`? As its
+    /// definition says, unless the system knows better of this policy.
+    fn feeds(&self, c: &ControlResult, objective: &str, _policy: &Policy) -> bool {
+        self.controls().iter().any(|d| d.id == c.id && d.objectives.contains(&objective))
+    }
+    /// What it alone can judge of `objective` (see [`Judged`]).
+    fn judge(&self, _objective: &str, _ev: &Evidence<'_>, _policy: &Policy) -> Option<Judged> {
+        None
+    }
+    /// The gauges it publishes from its controls' results (`audit
+    /// --format openmetrics`), e.g. each backups entry's newest age.
+    fn gauges(&self, _controls: &[ControlResult]) -> Vec<crate::model::control::Gauge> {
         Vec::new()
     }
     /// Is it reached through AWS (its resources need credentials and an

@@ -8,8 +8,6 @@
 
 use std::fmt::Write;
 
-use serde_json::Value;
-
 use crate::audit::objectives::Verdict;
 use crate::audit::{Report, Status};
 
@@ -77,68 +75,18 @@ pub fn report(report: &Report) -> String {
         let _ = writeln!(out, "suoops_objective_met{{objective=\"{}\"}} {v}", label(o.id));
     }
 
-    // The newest backup of each entry, from its evidence controls.
-    let fresh: Vec<_> = report.controls.iter().filter(|c| c.id == "BACKUP-FRESHNESS").collect();
-    let gauge = |out: &mut String, name: &str, help: &str, unit: Option<&str>, values: Vec<(String, String)>| {
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        if let Some(u) = unit {
-            let _ = writeln!(out, "# UNIT {name} {u}");
+    // What the systems publish of their controls (each backups entry's
+    // newest backup: age, size, sidecar).
+    for g in report.gauges() {
+        let _ = writeln!(out, "# TYPE {} gauge", g.name);
+        if let Some(u) = g.unit {
+            let _ = writeln!(out, "# UNIT {} {u}", g.name);
         }
-        let _ = writeln!(out, "# HELP {name} {help}");
-        for (addr, v) in values {
-            let _ = writeln!(out, "{name}{{address=\"{}\"}} {v}", label(&addr));
+        let _ = writeln!(out, "# HELP {} {}", g.name, g.help);
+        for (addr, v) in g.values {
+            let _ = writeln!(out, "{}{{address=\"{}\"}} {v}", g.name, label(&addr));
         }
-    };
-    let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64);
-    gauge(
-        &mut out,
-        "suoops_backup_age_seconds",
-        "Age of the newest backup of the entry (absent: none found).",
-        Some("seconds"),
-        fresh
-            .iter()
-            .filter_map(|c| num(&c.observed, "age_seconds").map(|a| (c.address.to_string(), a.to_string())))
-            .collect(),
-    );
-    gauge(
-        &mut out,
-        "suoops_backup_size_bytes",
-        "Size of the newest backup of the entry.",
-        Some("bytes"),
-        fresh
-            .iter()
-            .filter_map(|c| num(&c.observed, "size_bytes").map(|a| (c.address.to_string(), a.to_string())))
-            .collect(),
-    );
-    gauge(
-        &mut out,
-        "suoops_backup_max_age_seconds",
-        "The entry's max_age: older means the backup job failed.",
-        Some("seconds"),
-        fresh
-            .iter()
-            .filter_map(|c| num(&c.expected, "max_age_seconds").map(|a| (c.address.to_string(), a.to_string())))
-            .collect(),
-    );
-    gauge(
-        &mut out,
-        "suoops_backup_sidecar_match",
-        "1 when the newest backup's KEY.sha256 matches it, 0 when not, NaN when it could not be read.",
-        None,
-        report
-            .controls
-            .iter()
-            .filter(|c| c.id == "BACKUP-INTEGRITY")
-            .map(|c| {
-                let v = match c.status {
-                    Status::Pass => "1",
-                    Status::Fail => "0",
-                    Status::Unknown | Status::Waived => "NaN",
-                };
-                (c.address.to_string(), v.to_string())
-            })
-            .collect(),
-    );
+    }
     out.push_str("# EOF\n");
     out
 }

@@ -78,6 +78,24 @@ impl Provider for Iam {
     fn on_aws(&self) -> bool {
         true
     }
+    fn judge(
+        &self,
+        objective: &str,
+        ev: &crate::providers::Evidence<'_>,
+        policy: &Policy,
+    ) -> Option<crate::providers::Judged> {
+        use crate::providers::{objectives as o, Judged};
+        // What the audit cannot see of a role's permissions, said once.
+        let notes = if ev.identities.is_empty() { Vec::new() } else { vec![o::SCP_NOTE.to_string()] };
+        let mut j = match objective {
+            "RTO-60MIN-READINESS" => Judged::of(o::access(ev, policy).0),
+            "LEAST-PRIVILEGE" => Judged::of(o::access(ev, policy).1),
+            "DR-COPY" => Judged::default(),
+            _ => return None,
+        };
+        j.notes = notes;
+        Some(j)
+    }
     fn scope(&self, policy: &Policy, on: crate::aws::On) -> Vec<String> {
         use crate::aws::On;
         match on {

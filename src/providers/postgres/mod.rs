@@ -464,6 +464,16 @@ impl Instance for One {
     fn requested(req: &mut ImportRequest) -> &mut Vec<(String, String)> {
         &mut req.postgres
     }
+    /// RPO-15MIN needs each instance's point-in-time evidence.
+    fn judge(
+        objective: &str,
+        ev: &crate::providers::Evidence<'_>,
+        policy: &Policy,
+    ) -> Option<crate::providers::Judged> {
+        (objective == "RPO-15MIN")
+            .then(|| crate::providers::Judged::unless_empty(crate::providers::objectives::rpo_gaps(ev, policy)))
+            .flatten()
+    }
     /// The audit reads a pgBackRest repository's info and archive.
     fn scope(specs: &[PostgresSpec], on: crate::aws::On) -> Vec<String> {
         match on {

@@ -505,7 +505,7 @@ pub fn without_bucket(spec: &BucketSpec, bucket: &Observed<String>) -> Vec<Evide
         .collect()
 }
 
-const FRESHNESS: ControlDef = ControlDef {
+pub const FRESHNESS: ControlDef = ControlDef {
     id: "BACKUP-FRESHNESS",
     title: "Newest backup is fresh",
     rationale:
@@ -901,6 +901,55 @@ pub fn controls(
         }
     }
     out
+}
+
+/// The newest backup of each `backups:` entry, from its evidence
+/// controls, as gauges: its age and size, its `max_age`, and whether its
+/// sidecar matched.
+pub fn gauges(controls: &[ControlResult]) -> Vec<crate::model::control::Gauge> {
+    use crate::model::control::Gauge;
+    let fresh: Vec<&ControlResult> = controls.iter().filter(|c| c.id == FRESHNESS.id).collect();
+    let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64);
+    let of = |side: fn(&ControlResult) -> &Value, key: &str| -> Vec<(String, String)> {
+        fresh.iter().filter_map(|c| num(side(c), key).map(|a| (c.address.to_string(), a.to_string()))).collect()
+    };
+    vec![
+        Gauge {
+            name: "suoops_backup_age_seconds",
+            help: "Age of the newest backup of the entry (absent: none found).",
+            unit: Some("seconds"),
+            values: of(|c| &c.observed, "age_seconds"),
+        },
+        Gauge {
+            name: "suoops_backup_size_bytes",
+            help: "Size of the newest backup of the entry.",
+            unit: Some("bytes"),
+            values: of(|c| &c.observed, "size_bytes"),
+        },
+        Gauge {
+            name: "suoops_backup_max_age_seconds",
+            help: "The entry's max_age: older means the backup job failed.",
+            unit: Some("seconds"),
+            values: of(|c| &c.expected, "max_age_seconds"),
+        },
+        Gauge {
+            name: "suoops_backup_sidecar_match",
+            help: "1 when the newest backup's KEY.sha256 matches it, 0 when not, NaN when it could not be read.",
+            unit: None,
+            values: controls
+                .iter()
+                .filter(|c| c.id == INTEGRITY.id)
+                .map(|c| {
+                    let v = match c.status {
+                        Status::Pass => "1",
+                        Status::Fail => "0",
+                        Status::Unknown | Status::Waived => "NaN",
+                    };
+                    (c.address.to_string(), v.to_string())
+                })
+                .collect(),
+        },
+    ]
 }
 
 #[cfg(test)]

@@ -138,6 +138,33 @@ impl Provider for Buckets {
             _ => Vec::new(),
         }
     }
+    fn feeds(&self, c: &ControlResult, objective: &str, policy: &Policy) -> bool {
+        let declared = CONTROLS.iter().any(|d| d.id == c.id && d.objectives.contains(&objective));
+        // Backup freshness feeds the RPO only for entries of 15 minutes or
+        // less: a daily dump says nothing of a 15-minute loss.
+        declared
+            && (c.id != evidence::FRESHNESS.id
+                || objective != "RPO-15MIN"
+                || super::objectives::fast_entries(policy).contains(&c.address))
+    }
+    fn judge(&self, objective: &str, ev: &super::Evidence<'_>, policy: &Policy) -> Option<super::Judged> {
+        use super::{objectives as o, Judged};
+        match objective {
+            "DR-COPY" => Judged::unless_empty(o::replication_key_access(ev, policy)),
+            "IMMUTABILITY" => Some(Judged::of(o::immutability(ev, policy))),
+            "ERASURE-HORIZON" => {
+                let mut j = Judged::of(o::erasure_horizon(ev, policy));
+                if j.verdict != Some(crate::model::objective::Verdict::NotEvaluated) {
+                    j.copies = o::copy_table(ev, policy);
+                }
+                Some(j)
+            }
+            _ => None,
+        }
+    }
+    fn gauges(&self, controls: &[ControlResult]) -> Vec<crate::model::control::Gauge> {
+        evidence::gauges(controls)
+    }
     fn grants(&self, policy: Option<&Policy>) -> Vec<crate::aws::Grant> {
         // Reading a sidecar from an SSE-KMS bucket decrypts it: GetObject
         // alone is denied (AWS S3 user guide, "Specifying server-side

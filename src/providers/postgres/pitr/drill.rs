@@ -29,6 +29,28 @@ impl Job for PitrDrill {
     fn kind(&self) -> JobKind {
         JobKind::Drill
     }
+    fn takes_target(&self) -> bool {
+        true
+    }
+    fn render(&self, outcome: &Outcome) -> Option<String> {
+        let Outcome::Drill(rec) = outcome else { return None };
+        let (p, pit) = (&rec.phases, rec.pitr.as_ref()?);
+        Some(format!(
+            "restore-drill {}: {} in {:.1} s (RTO {} s): restore {:.1} s, WAL replay {:.1} s, checks {:.1} s\n  target {}, backup {}, last replayed commit {}, achieved RPO {} (RPO {} s)\n",
+            rec.instance,
+            if rec.passed() { "PASSED" } else { "FAILED" },
+            rec.total_seconds,
+            rec.rto_seconds,
+            p.restore,
+            p.replay,
+            p.checks,
+            pit.target,
+            if pit.backup.is_empty() { "-" } else { pit.backup.as_str() },
+            pit.last_replayed.as_deref().unwrap_or("none"),
+            pit.achieved_rpo_seconds.map_or("not measured".to_string(), |s| format!("{s:.1} s")),
+            pit.rpo_seconds
+        ))
+    }
     fn synopsis(&self) -> &'static str {
         "postgres.NAME.pitr: a point-in-time restore from the pgBackRest repository to a target, the checks run, the RPO measured"
     }

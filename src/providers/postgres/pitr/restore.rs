@@ -37,6 +37,35 @@ impl Job for PitrRestore {
     fn kind(&self) -> JobKind {
         JobKind::Restore
     }
+    fn takes_target(&self) -> bool {
+        true
+    }
+    /// What was restored, and the strategy's DR steps that remain.
+    fn render(&self, outcome: &Outcome) -> Option<String> {
+        let Outcome::Restored(done) = outcome else { return None };
+        Some(format!(
+            "restore {}: {} holds the cluster recovered to {} from backup {} and promoted \
+             (last transaction replayed: {}): restore {:.1} s, WAL replay {:.1} s; it is shut down.\n\
+             \n\
+             What remains (the strategy's DR procedure), by hand:\n\
+             \x20 1. start it where it will serve, as its owner: pg_ctl -D {} start\n\
+             \x20    (its configuration is the primary's: it archives its new timeline into the same repository)\n\
+             \x20 2. run the application's migrations against it\n\
+             \x20 3. point DATABASE_URL at it\n\
+             \x20 4. run the smoke tests\n\
+             \x20 5. lift the write freeze\n\
+             \x20 6. take a full backup of the new timeline: suoops-policy backup run {}.pitr\n",
+            done.instance,
+            done.into,
+            done.target,
+            done.backup,
+            done.last_replayed.as_deref().unwrap_or("none"),
+            done.restore_seconds,
+            done.replay_seconds,
+            done.into,
+            done.instance,
+        ))
+    }
     fn synopsis(&self) -> &'static str {
         "postgres.NAME: the cluster from its pgBackRest repository into an empty directory, WAL replayed to a point in time, promoted"
     }
