@@ -105,6 +105,40 @@ fn no_file_outside_providers_names_a_system() {
     assert!(naming.is_empty(), "outside src/providers/, reach systems through the registry: {naming:?}");
 }
 
+/// ARCHITECTURE.md's code map: each row's module (`cli/`, `engine.rs`)
+/// and the modules its last column lists.
+fn code_map() -> BTreeMap<String, BTreeSet<String>> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md")).expect("read");
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|w| w.trim_end_matches('/').trim_end_matches(".rs").to_string())
+            .collect()
+    };
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').collect();
+        if let (Some(first), Some(last)) = (cells.first(), cells.last()) {
+            if let Some(module) = ticked(first).first() {
+                out.insert(module.clone(), ticked(last).into_iter().collect());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn architecture_md_s_code_map_says_what_this_file_checks() {
+    let map = code_map();
+    for (module, deps) in MAY_DEPEND_ON {
+        let listed = map.get(*module).unwrap_or_else(|| panic!("ARCHITECTURE.md's code map has no row for {module}"));
+        let want: BTreeSet<String> = deps.iter().map(|d| d.to_string()).collect();
+        assert_eq!(listed, &want, "ARCHITECTURE.md's \"may depend on\" for {module}");
+    }
+    assert_eq!(map.len(), MAY_DEPEND_ON.len(), "rows: {:?}", map.keys().collect::<Vec<_>>());
+}
+
 /// The policy's per-system sections: only `src/providers/` (and the
 /// loader, `src/policy/`) read them.
 const SECTIONS: &[&str] = &["buckets", "postgres", "redis", "kms", "iam"];

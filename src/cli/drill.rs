@@ -99,7 +99,7 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
     };
     super::notify_job(g, hooks, a.notify.notify_format, &report).await;
     if let Some(path) = &a.metrics {
-        if let Err(e) = super::write_atomically(path, &crate::render::openmetrics::restore_drill(&rec)) {
+        if let Err(e) = super::write_atomically(path, &crate::render::openmetrics::restore_drill(rec)) {
             error(g, format!("cannot write {}: {e}", path.display()));
         }
     }
@@ -109,7 +109,7 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
             if new {
                 f.write_all(crate::jobs::LOG_HEADER.as_bytes())?;
             }
-            f.write_all(crate::jobs::log_row(&rec).as_bytes())
+            f.write_all(crate::jobs::log_row(rec).as_bytes())
         });
         if let Err(e) = r {
             error(g, format!("cannot append to {}: {e}", path.display()));

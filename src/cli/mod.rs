@@ -86,17 +86,17 @@ pub enum Command {
     #[command(about = format!("Write a policy from the live state ({}); reads only", crate::providers::systems()))]
     Import(import::ImportArgs),
     #[command(
-        about = "The strategy's backup jobs: `backup run ADDR` takes one backup now",
+        about = format!("The strategy's backup jobs: `backup run ADDR` takes one backup now ({})", crate::providers::job_addresses(crate::jobs::JobKind::Backup)),
         long_about = format!("The strategy's backup jobs: `backup run ADDR` takes one backup now, one of:\n{}", crate::providers::job_lines(crate::jobs::JobKind::Backup))
     )]
     Backup(backup::BackupArgs),
     #[command(
-        about = "Restore the newest backup into a throw-away copy, run the checks, measure the time to restore",
+        about = format!("Restore the newest backup into a throw-away copy, run the checks, measure the time to restore ({})", crate::providers::job_addresses(crate::jobs::JobKind::Drill)),
         long_about = format!("Restore the newest backup into a throw-away copy, run the checks, measure the time to restore; one of:\n{}", crate::providers::job_lines(crate::jobs::JobKind::Drill))
     )]
     RestoreDrill(drill::DrillArgs),
     #[command(
-        about = "Disaster recovery: restore into an empty directory, replay to a point in time, promote",
+        about = format!("Disaster recovery: restore into an empty directory, replay to a point in time, promote ({})", crate::providers::job_addresses(crate::jobs::JobKind::Restore)),
         long_about = format!("Disaster recovery, one of:\n{}", crate::providers::job_lines(crate::jobs::JobKind::Restore))
     )]
     Restore(restore::RestoreArgs),

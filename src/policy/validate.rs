@@ -53,7 +53,7 @@ pub fn parse_and_validate(
     }
     let raw: RawPolicy = match serde_saphyr::from_str(&source) {
         Ok(r) => r,
-        Err(e) => return Err(fail(vec![from_parse_error(&e, &source)])),
+        Err(e) => return Err(fail(parse_errors(&source, &e))),
     };
     let mut v = Validator {
         env,
@@ -82,6 +82,70 @@ pub fn parse_and_validate(
 
 /// Turn a serde-saphyr error into a diagnostic with a stable code, and help
 /// that says what would be right.
+/// Every error the file's reading meets, not only the first (STYLE,
+/// two-phase configuration): an error that belongs to one line — an
+/// unknown field, a value that is not allowed, a wrong type, a duplicate
+/// key — has that line, and the lines nested under it, blanked (same
+/// length, so every position stays true), and the text is read again, up
+/// to 20 errors. Only such one-line errors after the blanked line are
+/// gathered (the file is read in order, so what came before was read
+/// already): a field now missing, or a parent left empty, is the
+/// blanking's doing rather than the file's, and a syntax error makes what
+/// follows unreliable; they end the search.
+fn parse_errors(source: &str, first: &serde_saphyr::Error) -> Vec<Diagnostic> {
+    let local = |d: &Diagnostic| {
+        matches!(d.code, Code::UnknownField | Code::InvalidValue | Code::InvalidType | Code::DuplicateKey)
+    };
+    let mut out = vec![from_parse_error(first, source)];
+    let mut text = source.to_string();
+    while out.len() < 20 {
+        let last = &out[out.len() - 1];
+        let Some(line) = last.pos.map(|p| p.line as usize).filter(|_| local(last)) else { break };
+        let Some(blanked) = blank_block(&text, line) else { break };
+        text = blanked;
+        match serde_saphyr::from_str::<RawPolicy>(&text) {
+            Ok(_) => break,
+            Err(e) => {
+                let d = from_parse_error(&e, source);
+                // Only errors that belong to a line of their own, after the
+                // line blanked (everything before it was read before): a
+                // missing field, or a parent left empty above it, is the
+                // blanking's doing.
+                let after = d.pos.is_some_and(|p| p.line as usize > line);
+                if !local(&d) || !after {
+                    break;
+                }
+                out.push(d);
+            }
+        }
+    }
+    out
+}
+
+/// `text` with line `line` (1-based) and the more-indented lines under it
+/// replaced by spaces; None when there is nothing left to blank there.
+fn blank_block(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let first = lines.get(line.checked_sub(1)?)?;
+    if first.trim().is_empty() {
+        return None;
+    }
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    // A sequence item's key (`- id: x`) owns the lines indented past its dash.
+    let own = indent(first);
+    let mut end = line;
+    while end < lines.len() && (lines[end].trim().is_empty() || indent(lines[end]) > own) {
+        end += 1;
+    }
+    let blank = |l: &str| " ".repeat(l.len());
+    let out: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| if i + 1 >= line && i < end { blank(l) } else { l.to_string() })
+        .collect();
+    Some(out.join("\n"))
+}
+
 fn from_parse_error(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
     let full = e.without_snippet().to_string();
     let message = match full.rfind(" at line ") {
@@ -407,6 +471,24 @@ mod tests {
         {
             assert!(check_bucket_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_error_of_a_file_is_reported_not_only_the_first() {
+        let text = "version: 1\ns3:\n  buckets:\n    b1:\n      versoning: enabled\n      encryption:\n        algorithm: AES257\n    b2:\n      versioning: sometimes\n";
+        let d = parse_and_validate("p.yaml", text.as_bytes().to_vec(), &|_| None, None).expect_err("invalid");
+        let got: Vec<(Code, u64)> = d.items.iter().map(|i| (i.code, i.pos.map_or(0, |p| p.line))).collect();
+        assert_eq!(got, [(Code::UnknownField, 5), (Code::InvalidValue, 7), (Code::InvalidValue, 9)], "{:?}", d.items);
+        assert!(d.items[0].message.contains("versoning"), "{:?}", d.items[0]);
+        assert!(d.items[1].message.contains("AES257"), "{:?}", d.items[1]);
+        // A syntax error ends the search; a field missing only because its
+        // line was blanked is not reported.
+        let broken = "version: 1\ns3:\n  buckets:\n    b1: [\n";
+        let d = parse_and_validate("p.yaml", broken.as_bytes().to_vec(), &|_| None, None).expect_err("invalid");
+        assert_eq!(d.items.len(), 1, "{:?}", d.items);
+        let required = "version: 1\nbogus: 1\n";
+        let d = parse_and_validate("p.yaml", required.as_bytes().to_vec(), &|_| None, None).expect_err("invalid");
+        assert_eq!(d.items.len(), 1, "{:?}", d.items);
     }
 
     #[test]

@@ -374,6 +374,14 @@ pub fn job_lines(kind: crate::jobs::JobKind) -> String {
     lines.join("\n")
 }
 
+/// The addresses the jobs of `kind` take (`redis.NAME, postgres.NAME`),
+/// for a one-line `--help`.
+pub fn job_addresses(kind: crate::jobs::JobKind) -> String {
+    let all: Vec<&str> =
+        jobs().filter(|j| j.kind() == kind).map(|j| j.synopsis().split(':').next().unwrap_or_default()).collect();
+    all.join(", ")
+}
+
 /// Does the policy name anything reached through AWS?
 pub fn uses_aws(policy: &Policy) -> bool {
     REGISTRY.iter().any(|p| p.on_aws() && !p.addresses(policy).is_empty())

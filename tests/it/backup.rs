@@ -430,17 +430,15 @@ fn a_download_cut_mid_dump_fails_the_streamed_drill_and_leaves_nothing() {
         None,
     );
     let endpoint = proxy.url();
-    let started = std::time::Instant::now();
     let child = w.spawn_with(
         &["--endpoint-url", &endpoint, "restore-drill", "-f", &p, "postgres.primary", "--format", "json"],
         &env,
     );
     let pid = child.id();
-    let out = child.wait_with_output().expect("restore-drill");
-    let secs = started.elapsed().as_secs();
+    // Nothing waits for the rest of the dump: the drill ends.
+    let out = World::wait_within(child, 120, "the drill with its download cut");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(secs < 60, "the drill ended ({secs} s), nothing waited for the rest of the dump");
     nothing_left(pid);
     let rec: Value = serde_json::from_str(&stdout).expect("record");
     assert_eq!(rec["result"], "failed", "{rec}");

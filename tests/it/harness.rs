@@ -431,6 +431,36 @@ kms.disable_key(KeyId="{key}".split("/")[-1])
             .expect("start suoops-policy")
     }
 
+    /// A started command's output, once it exits — within `secs`, or the
+    /// test fails saying `what` did not end (and the command is killed).
+    pub fn wait_within(mut child: Child, secs: u64, what: &str) -> std::process::Output {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+        let read = |p: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = p {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let stdout = read(out.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+        let stderr = read(err.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} did not end within {secs} s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::process::Output { status, stdout: stdout.join().expect("stdout"), stderr: stderr.join().expect("stderr") }
+    }
+
     /// As `cli`, but started in the background, its output piped.
     pub fn spawn(&self, args: &[&str]) -> Child {
         self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start suoops-policy")
@@ -812,7 +842,12 @@ impl Postgres {
         self.sql(&format!("ALTER SYSTEM SET ssl_key_file = '{}'", k.display()));
         self.sql("ALTER SYSTEM SET ssl = on");
         self.sql("SELECT pg_reload_conf()");
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        // The reload has taken effect once a new connection is over TLS.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.sql("SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)") != "t" {
+            assert!(Instant::now() < deadline, "the server did not take TLS on within 20 s of pg_reload_conf");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn url(&self, password: Option<&str>) -> String {

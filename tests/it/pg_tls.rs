@@ -178,10 +178,9 @@ fn rediss_reaches_a_tls_only_redis_and_an_unknown_certificate_is_refused() {
         .spawn()
         .expect("redis-server");
     let _server = TlsRedis(server);
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "redis-server did not listen on {port} within 10 s");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let b = unique("tls-rdb");

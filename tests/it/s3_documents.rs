@@ -188,25 +188,33 @@ fn a_change_made_between_plan_and_apply_is_not_clobbered() {
         .spawn()
         .expect("script(1) from util-linux is needed for this test: apt-get install bsdutils");
     let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = stdout.read_to_end(&mut all);
-        String::from_utf8_lossy(&all).into_owned()
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
     });
-    // Wait for the plan to be observed (the prompt is on screen).
+    // Wait until the plan is shown and apply asks (everything observed).
     let deadline = Instant::now() + Duration::from_secs(30);
-    let log = w.moto().log.clone();
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains(&format!("GET /{b}/?lifecycle")) {
-        assert!(Instant::now() < deadline, "apply never observed the lifecycle");
-        std::thread::sleep(Duration::from_millis(50));
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("Only 'yes' is accepted") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => panic!("apply never asked: {}", String::from_utf8_lossy(&seen)),
+        }
     }
-    std::thread::sleep(Duration::from_millis(300));
     put_rules(&w, &b, vec![foreign_rule(Server::Moto)]);
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"yes\n").expect("answer yes");
     drop(stdin);
     let status = child.wait().expect("wait");
-    let out = reader.join().expect("reader");
+    reader.join().expect("reader");
+    seen.extend(rx.try_iter().flatten());
+    let out = String::from_utf8_lossy(&seen).into_owned();
     assert!(!status.success(), "{out}");
     assert!(out.contains("the lifecycle configuration changed since it was observed"), "{out}");
     assert_eq!(live_rule_ids(&w, &b), ["other-team"], "the concurrent change survives");
@@ -815,8 +823,8 @@ s3:
     let r = w.cli(&["--endpoint-url", &url, "--wait", "0", "apply", "-f", &p, "--auto-approve"]);
     r.code(1);
     assert!(
-        r.stdout.contains("✗ versioning: not found (NoSuchBucket)") || r.stdout.contains("NoSuchBucket"),
-        "{}",
+        r.stdout.lines().any(|l| l.contains('✗') && l.contains("NoSuchBucket")),
+        "a failed step names NoSuchBucket: {}",
         r.stdout
     );
     std::thread::sleep(std::time::Duration::from_millis(1600));

@@ -239,7 +239,14 @@ fn job_commands_say_what_to_type_instead() {
     assert!(r.stderr.contains("did you mean `postgres.primary`?"), "{}", r.stderr);
     let help = crate::harness::squash(&w.cli(&["--help"]).stdout.replace('\n', " "));
     assert!(help.contains("S3, IAM, KMS and STS"), "{help}");
-    assert!(help.contains("`backup run redis.NAME`"), "{help}");
+    // The systems and each job's address come from the registry.
+    assert!(help.contains("(IAM, KMS, S3, Redis, PostgreSQL with pg_dump and pgBackRest)"), "{help}");
+    assert!(
+        help.contains("`backup run ADDR` takes one backup now (redis.NAME, postgres.NAME, postgres.NAME.pitr)"),
+        "{help}"
+    );
+    let help = crate::harness::squash(&w.cli(&["restore-drill", "--help"]).stdout.replace('\n', " "));
+    assert!(help.contains("postgres.NAME.pitr: a point-in-time restore from the pgBackRest repository"), "{help}");
 }
 
 /// A policy of 200 buckets with the same warning: plan and audit show the

@@ -489,19 +489,13 @@ async fn history(runner: &Runner<'_>, key: &str) -> Result<Vec<super::info::Swit
 /// `verify_every`, after the newest backup, and the repository reads now
 /// (its newest backup's manifest loads); never when the repository
 /// cannot be read.
-fn verify(
-    pitr: &Pitr,
-    seen: &PitrSeen,
-    addr: &str,
-    t: u64,
-    push: &mut impl FnMut(&ControlDef, Status, Value, Value, Option<String>, &str),
-) {
+fn verify(pitr: &Pitr, seen: &PitrSeen, addr: &str, t: u64, sink: &mut Sink) {
     let newest_stop = seen.info.present().and_then(|s| s.newest()).map(|b| b.timestamp.stop);
     let expected = json!({"passed": true, "after_newest_backup": true, "within_seconds": pitr.verify_every_secs});
     let fix = format!("suoops-policy backup run {addr} (it runs pgbackrest verify after the backup)");
     if let Observed::Unknown { reason } = &seen.info {
         let why = format!("the repository cannot be read now, so no stored verify result is relied on: {reason}");
-        return push(&VERIFY, Status::Unknown, expected, Value::Null, Some(why), &fix);
+        return sink.push(&VERIFY, Status::Unknown, expected, Value::Null, Some(why), &fix);
     }
     match &seen.verify {
         Observed::Present(v) => {
@@ -524,9 +518,9 @@ fn verify(
                 None
             };
             let status = if why.is_some() { Status::Fail } else { Status::Pass };
-            push(&VERIFY, status, expected, json!(v), why, &fix);
+            sink.push(&VERIFY, status, expected, json!(v), why, &fix);
         }
-        Observed::Absent => push(
+        Observed::Absent => sink.push(
             &VERIFY,
             Status::Fail,
             expected,
@@ -535,7 +529,7 @@ fn verify(
             &fix,
         ),
         Observed::Unknown { reason } => {
-            push(&VERIFY, Status::Unknown, expected, Value::Null, Some(reason.clone()), &fix)
+            sink.push(&VERIFY, Status::Unknown, expected, Value::Null, Some(reason.clone()), &fix)
         }
     }
 }
@@ -558,6 +552,27 @@ fn ago(secs: u64) -> String {
     }
 }
 
+/// Where one instance's PITR controls go: its address and policy line.
+struct Sink {
+    addr: Address,
+    line: u64,
+    out: Vec<ControlResult>,
+}
+
+impl Sink {
+    fn push(
+        &mut self,
+        def: &ControlDef,
+        status: Status,
+        expected: Value,
+        observed: Value,
+        detail: Option<String>,
+        fix: &str,
+    ) {
+        self.out.push(def.result(&self.addr, status, expected, observed, detail, fix.to_string(), self.line))
+    }
+}
+
 /// PITR-BACKUP, PITR-WAL, PITR-WINDOW, PITR-VERIFY, PITR-DRILL and
 /// PITR-REPLICA of one instance.
 /// `archiver` is the server's pg_stat_archiver: when the repository cannot
@@ -569,143 +584,156 @@ pub fn controls(
     seen: &PitrSeen,
     archiver: &Observed<crate::providers::postgres::Archiver>,
 ) -> Vec<ControlResult> {
-    let addr = Address::parse(&address(spec));
-    let mut out = Vec::new();
-    let line = pitr.line;
-    let backup_fix = format!("suoops-policy backup run {} (on the database host, from a scheduler)", address(spec));
-    let mut push =
-        |def: &ControlDef, status: Status, expected: Value, observed: Value, detail: Option<String>, fix: &str| {
-            out.push(def.result(&addr, status, expected, observed, detail, fix.to_string(), line))
-        };
+    let mut sink = Sink { addr: Address::parse(&address(spec)), line: pitr.line, out: Vec::new() };
+    let fix = format!("suoops-policy backup run {} (on the database host, from a scheduler)", address(spec));
     let t = now();
     match &seen.info {
         Observed::Present(s) => {
-            let full = s.newest_full();
-            let failed: Vec<&str> =
-                s.backup.iter().filter(|b| b.error == Some(true)).map(|b| b.label.as_str()).collect();
-            let lock = match &seen.locked {
-                Some(Observed::Present(Ok(what))) => json!(what),
-                Some(Observed::Present(Err(why))) => json!(why),
-                Some(Observed::Unknown { reason }) => json!(format!("not known: {reason}")),
-                _ => Value::Null,
-            };
-            let observed = json!({
-                "status": s.status.message, "backups": s.backup.len(),
-                "newest_full": full.map(|b| json!({"label": b.label, "stopped": b.timestamp.stop})),
-                "newest": s.newest().map(|b| json!({"label": b.label, "type": b.kind, "stopped": b.timestamp.stop})),
-                "in_error": failed,
-                "locked": lock,
-                "last_run": seen.last_run.present(),
-            });
-            let newest_stop = s.newest().map_or(0, |b| b.timestamp.stop);
-            let run_failed = seen.last_run.present().filter(|r| !r.passed && r.started >= newest_stop);
-            let why = match full {
-                None => Some(format!("the repository holds no full backup of stanza {}", pitr.stanza)),
-                // The last attempt counts: a backup that can no longer be
-                // taken is not compliant, however recent the last good one.
-                Some(_) if run_failed.is_some() => run_failed.map(|r| {
-                    format!(
-                        "the last backup run ({}) failed: {}; the newest backup ({}) is older than it",
-                        r.date,
-                        r.reason.as_deref().unwrap_or("no reason recorded"),
-                        s.newest().map_or("", |b| b.label.as_str())
-                    )
-                }),
-                Some(b) if t.saturating_sub(b.timestamp.stop) > pitr.full_every_secs => Some(format!(
-                    "the newest full backup ({}) is {} old, over full_every ({})",
-                    b.label,
-                    ago(t.saturating_sub(b.timestamp.stop)),
-                    ago(pitr.full_every_secs)
-                )),
-                Some(_) if !failed.is_empty() => Some(format!("backups in error: {}", failed.join(", "))),
-                Some(_) if s.status.code != 0 => {
-                    Some(format!("pgBackRest reports the stanza as: {}", s.status.message))
-                }
-                Some(_) if matches!(seen.manifest, Some(Err(_))) => {
-                    let why = seen.manifest.clone().and_then(Result::err).unwrap_or_default();
-                    let label = s.newest().map_or("", |b| b.label.as_str());
-                    Some(format!("the newest backup {label} cannot be read from the repository: {why}"))
-                }
-                Some(_) => match &seen.locked {
-                    Some(Observed::Present(Err(why))) => {
-                        Some(format!("the repository's versions are not locked: {why}"))
-                    }
-                    _ => None,
-                },
-            };
-            let (status, why) = match (why, &seen.locked) {
-                (Some(w), _) => (Status::Fail, Some(w)),
-                (None, Some(Observed::Unknown { reason })) => (
-                    Status::Unknown,
-                    Some(format!("whether the repository's versions are locked is not known: {reason}")),
-                ),
-                (None, _) => (Status::Pass, None),
-            };
-            push(
-                &BACKUP,
-                status,
-                json!({"full_within_seconds": pitr.full_every_secs, "in_error": []}),
-                observed,
-                why,
-                &backup_fix,
-            );
-            // The window: the oldest backup's start is the earliest point a
-            // restore can reach (WAL from it on is kept with it).
-            let oldest = s.oldest().map(|b| b.timestamp.start);
-            // A repository older than the window must reach back the whole
-            // window; only a young one may still be filling it.
-            let since = seen.first_backup.present().copied().flatten();
-            let (status, why) = match oldest {
-                None => (Status::Fail, Some("no backup: no point in time is recoverable".to_string())),
-                Some(o) if t.saturating_sub(o) >= pitr.window_secs => (Status::Pass, None),
-                Some(o) if since.is_some_and(|f| t.saturating_sub(f) >= pitr.window_secs && f < o) => (
-                    Status::Fail,
-                    Some(format!(
-                        "the repository has held backups for {} (backup.history), but the oldest it still holds starts {} ago: the window of {} is not kept — the backups before {} are gone",
-                        ago(t.saturating_sub(since.unwrap_or(o))),
-                        ago(t.saturating_sub(o)),
-                        ago(pitr.window_secs),
-                        s.oldest().map_or("", |b| b.label.as_str())
-                    )),
-                ),
-                Some(o) => (
-                    Status::Pass,
-                    Some(format!(
-                        "every point since the first backup kept ({} ago) is recoverable; the window of {} fills as it ages",
-                        ago(t.saturating_sub(o)),
-                        ago(pitr.window_secs)
-                    )),
-                ),
-            };
-            push(
-                &WINDOW,
-                status,
-                json!({"window_seconds": pitr.window_secs}),
-                json!({"oldest_recoverable": oldest, "seconds_covered": oldest.map(|o| t.saturating_sub(o))}),
-                why,
-                &backup_fix,
-            );
+            backup(pitr, seen, s, t, &fix, &mut sink);
+            window(pitr, seen, s, t, &fix, &mut sink);
         }
-        other => {
-            let reason = other.unknown_reason().map(str::to_string);
-            push(
-                &BACKUP,
-                Status::Unknown,
-                json!({"full_within_seconds": pitr.full_every_secs}),
-                Value::Null,
-                reason.clone(),
-                &backup_fix,
-            );
-            push(
-                &WINDOW,
-                Status::Unknown,
-                json!({"window_seconds": pitr.window_secs}),
-                Value::Null,
-                reason,
-                &backup_fix,
-            );
-        }
+        other => unread(pitr, other, &fix, &mut sink),
     }
+    wal_control(pitr, seen, archiver, &mut sink);
+    verify(pitr, seen, &address(spec), t, &mut sink);
+    drill(pitr, seen, &address(spec), t, &mut sink);
+    replica_control(pitr, seen, &mut sink);
+    sink.out
+}
+
+/// PITR-BACKUP: a full backup within `full_every`, none in error, the
+/// newest readable now, the last run not failed since, its versions
+/// locked where the bucket locks.
+fn backup(pitr: &Pitr, seen: &PitrSeen, s: &Stanza, t: u64, fix: &str, sink: &mut Sink) {
+    let full = s.newest_full();
+    let failed: Vec<&str> = s.backup.iter().filter(|b| b.error == Some(true)).map(|b| b.label.as_str()).collect();
+    let lock = match &seen.locked {
+        Some(Observed::Present(Ok(what))) => json!(what),
+        Some(Observed::Present(Err(why))) => json!(why),
+        Some(Observed::Unknown { reason }) => json!(format!("not known: {reason}")),
+        _ => Value::Null,
+    };
+    let observed = json!({
+        "status": s.status.message, "backups": s.backup.len(),
+        "newest_full": full.map(|b| json!({"label": b.label, "stopped": b.timestamp.stop})),
+        "newest": s.newest().map(|b| json!({"label": b.label, "type": b.kind, "stopped": b.timestamp.stop})),
+        "in_error": failed,
+        "locked": lock,
+        "last_run": seen.last_run.present(),
+    });
+    let newest_stop = s.newest().map_or(0, |b| b.timestamp.stop);
+    let run_failed = seen.last_run.present().filter(|r| !r.passed && r.started >= newest_stop);
+    let why = match full {
+        None => Some(format!("the repository holds no full backup of stanza {}", pitr.stanza)),
+        // The last attempt counts: a backup that can no longer be
+        // taken is not compliant, however recent the last good one.
+        Some(_) if run_failed.is_some() => run_failed.map(|r| {
+            format!(
+                "the last backup run ({}) failed: {}; the newest backup ({}) is older than it",
+                r.date,
+                r.reason.as_deref().unwrap_or("no reason recorded"),
+                s.newest().map_or("", |b| b.label.as_str())
+            )
+        }),
+        Some(b) if t.saturating_sub(b.timestamp.stop) > pitr.full_every_secs => Some(format!(
+            "the newest full backup ({}) is {} old, over full_every ({})",
+            b.label,
+            ago(t.saturating_sub(b.timestamp.stop)),
+            ago(pitr.full_every_secs)
+        )),
+        Some(_) if !failed.is_empty() => Some(format!("backups in error: {}", failed.join(", "))),
+        Some(_) if s.status.code != 0 => Some(format!("pgBackRest reports the stanza as: {}", s.status.message)),
+        Some(_) if matches!(seen.manifest, Some(Err(_))) => {
+            let why = seen.manifest.clone().and_then(Result::err).unwrap_or_default();
+            let label = s.newest().map_or("", |b| b.label.as_str());
+            Some(format!("the newest backup {label} cannot be read from the repository: {why}"))
+        }
+        Some(_) => match &seen.locked {
+            Some(Observed::Present(Err(why))) => Some(format!("the repository's versions are not locked: {why}")),
+            _ => None,
+        },
+    };
+    let (status, why) = match (why, &seen.locked) {
+        (Some(w), _) => (Status::Fail, Some(w)),
+        (None, Some(Observed::Unknown { reason })) => {
+            (Status::Unknown, Some(format!("whether the repository's versions are locked is not known: {reason}")))
+        }
+        (None, _) => (Status::Pass, None),
+    };
+    sink.push(
+        &BACKUP,
+        status,
+        json!({"full_within_seconds": pitr.full_every_secs, "in_error": []}),
+        observed,
+        why,
+        fix,
+    );
+}
+
+/// PITR-WINDOW: the oldest backup reaches back `window`, or the
+/// repository is younger than it.
+fn window(pitr: &Pitr, seen: &PitrSeen, s: &Stanza, t: u64, fix: &str, sink: &mut Sink) {
+    // The window: the oldest backup's start is the earliest point a
+    // restore can reach (WAL from it on is kept with it).
+    let oldest = s.oldest().map(|b| b.timestamp.start);
+    // A repository older than the window must reach back the whole
+    // window; only a young one may still be filling it.
+    let since = seen.first_backup.present().copied().flatten();
+    let (status, why) = match oldest {
+        None => (Status::Fail, Some("no backup: no point in time is recoverable".to_string())),
+        Some(o) if t.saturating_sub(o) >= pitr.window_secs => (Status::Pass, None),
+        Some(o) if since.is_some_and(|f| t.saturating_sub(f) >= pitr.window_secs && f < o) => (
+            Status::Fail,
+            Some(format!(
+                "the repository has held backups for {} (backup.history), but the oldest it still holds starts {} ago: the window of {} is not kept — the backups before {} are gone",
+                ago(t.saturating_sub(since.unwrap_or(o))),
+                ago(t.saturating_sub(o)),
+                ago(pitr.window_secs),
+                s.oldest().map_or("", |b| b.label.as_str())
+            )),
+        ),
+        Some(o) => (
+            Status::Pass,
+            Some(format!(
+                "every point since the first backup kept ({} ago) is recoverable; the window of {} fills as it ages",
+                ago(t.saturating_sub(o)),
+                ago(pitr.window_secs)
+            )),
+        ),
+    };
+    sink.push(
+        &WINDOW,
+        status,
+        json!({"window_seconds": pitr.window_secs}),
+        json!({"oldest_recoverable": oldest, "seconds_covered": oldest.map(|o| t.saturating_sub(o))}),
+        why,
+        fix,
+    );
+}
+
+/// PITR-BACKUP and PITR-WINDOW when the repository cannot be read.
+fn unread(pitr: &Pitr, info: &Observed<Stanza>, fix: &str, sink: &mut Sink) {
+    let reason = info.unknown_reason().map(str::to_string);
+    sink.push(
+        &BACKUP,
+        Status::Unknown,
+        json!({"full_within_seconds": pitr.full_every_secs}),
+        Value::Null,
+        reason.clone(),
+        fix,
+    );
+    sink.push(&WINDOW, Status::Unknown, json!({"window_seconds": pitr.window_secs}), Value::Null, reason, fix);
+}
+
+/// PITR-WAL: the newest segment within `rpo`, none missing along the
+/// timelines; from the server's pg_stat_archiver when the repository
+/// cannot be read.
+fn wal_control(
+    pitr: &Pitr,
+    seen: &PitrSeen,
+    archiver: &Observed<crate::providers::postgres::Archiver>,
+    sink: &mut Sink,
+) {
     let wal_fix = "check archive_command (suoops-policy apply sets it) and pg_stat_archiver on the server";
     let expected = json!({"max_age_seconds": pitr.rpo_secs, "missing": []});
     match &seen.wal {
@@ -732,9 +760,9 @@ pub fn controls(
                 None
             };
             let status = if why.is_some() { Status::Fail } else { Status::Pass };
-            push(&WAL, status, expected, json!(w), why, wal_fix);
+            sink.push(&WAL, status, expected, json!(w), why, wal_fix);
         }
-        Observed::Absent => push(
+        Observed::Absent => sink.push(
             &WAL,
             Status::Fail,
             expected,
@@ -763,14 +791,17 @@ pub fn controls(
                     .unwrap_or_default();
                 let observed = json!({"server_last_archived_age_seconds": age, "server_failing": a.failing, "last_failed_wal": a.last_failed_wal});
                 let detail = format!("{lag}{failing} (pg_stat_archiver; the repository cannot be read: {reason})");
-                push(&WAL, Status::Fail, expected, observed, Some(detail), wal_fix)
+                sink.push(&WAL, Status::Fail, expected, observed, Some(detail), wal_fix)
             }
-            _ => push(&WAL, Status::Unknown, expected, Value::Null, Some(reason.clone()), wal_fix),
+            _ => sink.push(&WAL, Status::Unknown, expected, Value::Null, Some(reason.clone()), wal_fix),
         },
     }
-    verify(pitr, seen, &address(spec), t, &mut push);
-    let drill_fix =
-        format!("suoops-policy restore-drill {} --target latest (monthly, from a scheduler)", address(spec));
+}
+
+/// PITR-DRILL: the newest point-in-time drill passed within `every`, its
+/// achieved RPO within `rpo`.
+fn drill(pitr: &Pitr, seen: &PitrSeen, addr: &str, t: u64, sink: &mut Sink) {
+    let drill_fix = format!("suoops-policy restore-drill {} --target latest (monthly, from a scheduler)", addr);
     let every = pitr.drill.as_ref().map_or(30 * 86400, |d| d.every_secs);
     let expected = json!({"result": "passed", "achieved_rpo_max_seconds": pitr.rpo_secs, "within_seconds": every});
     match &seen.drill {
@@ -804,9 +835,9 @@ pub fn controls(
                 }
             };
             let status = if why.is_some() { Status::Fail } else { Status::Pass };
-            push(&DRILL, status, expected, observed, why, &drill_fix);
+            sink.push(&DRILL, status, expected, observed, why, &drill_fix);
         }
-        Observed::Absent => push(
+        Observed::Absent => sink.push(
             &DRILL,
             Status::Fail,
             expected,
@@ -814,14 +845,18 @@ pub fn controls(
             Some(format!(
                 "no point-in-time drill record under s3://{}/{}",
                 pitr.repo.bucket,
-                pitr.repo.drills_prefix(&address(spec))
+                pitr.repo.drills_prefix(addr)
             )),
             &drill_fix,
         ),
         Observed::Unknown { reason } => {
-            push(&DRILL, Status::Unknown, expected, Value::Null, Some(reason.clone()), &drill_fix)
+            sink.push(&DRILL, Status::Unknown, expected, Value::Null, Some(reason.clone()), &drill_fix)
         }
     }
+}
+
+/// PITR-REPLICA, for a repository a replication rule copies.
+fn replica_control(pitr: &Pitr, seen: &PitrSeen, sink: &mut Sink) {
     if let Some(rep) = &seen.replica {
         let (status, observed, detail) = match rep {
             Observed::Present(Ok(found)) => (Status::Pass, json!(found), None),
@@ -830,7 +865,7 @@ pub fn controls(
             Observed::Unknown { reason } => (Status::Unknown, Value::Null, Some(reason.clone())),
         };
         let dests: Vec<&str> = pitr.dr_copies.iter().map(|(b, _)| b.as_str()).collect();
-        push(
+        sink.push(
             &REPLICA,
             status,
             json!({"in": dests, "newest_manifest_and_segment": true}),
@@ -839,5 +874,4 @@ pub fn controls(
             "check the replication rule that covers the repository's prefix (status FAILED: re-copy with S3 Batch Replication)",
         );
     }
-    out
 }
