@@ -169,6 +169,10 @@ pub struct RedisSpec {
     /// `backup.encrypt_to`: age recipients of each snapshot (none: plain).
     pub encrypt_to: Vec<String>,
     pub restore_drill: Option<RedisDrill>,
+    /// The audit's look at the keyspace: most keys sampled (0: none) and
+    /// longest time, in milliseconds.
+    pub sample_keys: u64,
+    pub sample_ms: u64,
     pub line: u64,
 }
 

@@ -27,6 +27,22 @@ pub struct RawRedis {
     /// loaded into a throw-away redis-server, its key count checked.
     #[serde(default)]
     pub restore_drill: Option<Sp<RawRedisDrill>>,
+    /// How much of the keyspace the audit looks at to find what the
+    /// instance really holds (queues, counters): `{sample: 5000, time: 1s}`
+    /// (the defaults). Key names and types only, never a value.
+    #[serde(default)]
+    pub evaluate: Option<Sp<RawRedisEvaluate>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedisEvaluate {
+    /// Most keys sampled with SCAN (default 5000; 0 turns the look off).
+    #[serde(default)]
+    pub sample: Option<Sp<u64>>,
+    /// Longest time the look takes, e.g. 1s (the default).
+    #[serde(default)]
+    pub time: Option<Sp<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -153,7 +153,12 @@ impl Validator<'_> {
                     line: d.pos().line,
                 })
             });
-            if let (Some(url), Some(persistence), Some(timeout_secs)) = (url, persistence, timeout) {
+            let eval = rv.evaluate.as_ref().map(|e| e.value());
+            let sample_keys = eval.and_then(|e| e.sample.as_ref()).map_or(5000, |s| *s.value());
+            let sample_secs = eval.and_then(|e| e.time.as_ref()).map_or(Some(1), |t| self.duration(t, "time"));
+            if let (Some(url), Some(persistence), Some(timeout_secs), Some(sample_secs)) =
+                (url, persistence, timeout, sample_secs)
+            {
                 out.push(RedisSpec {
                     name: name.value().clone(),
                     url,
@@ -162,6 +167,8 @@ impl Validator<'_> {
                     backup,
                     encrypt_to,
                     restore_drill,
+                    sample_keys,
+                    sample_ms: sample_secs * 1000,
                     line: name.pos().line,
                 });
             }

@@ -15,6 +15,7 @@ mod moto_launcher;
 mod notify;
 mod pg_tls;
 mod pitr;
+mod redis_state;
 mod s3;
 mod s3_documents;
 mod schema;

@@ -52,7 +52,7 @@ fn redis_persistence_is_applied_and_survives_a_restart() {
         .iter()
         .map(|c| c["id"].as_str().unwrap_or("").to_string())
         .collect();
-    assert_eq!(ids, ["REDIS-AOF", "REDIS-LAST-SAVE", "REDIS-RDB"]);
+    assert_eq!(ids, ["REDIS-AOF", "REDIS-LAST-SAVE", "REDIS-RDB", "REDIS-STATE"]);
 }
 
 #[test]
@@ -237,6 +237,11 @@ fn a_planted_password_never_appears_in_any_output_or_file() {
         merged.clone(),
         state.clone(),
     ];
+    // A key whose name carries a user and a value: the audit's look at the
+    // keyspace reports neither (only the pattern rq:job:*).
+    const USER_KEY: &str = "rq:job:PlantedUser-4242";
+    const VALUE: &str = "Planted-Value-6e1f";
+    r.cli(Some(SECRET), &["SET", USER_KEY, VALUE]);
     let run = |args: &[&str], outputs: &mut String| {
         let out = w.cli_env(args, &env, &["AWS_ENDPOINT_URL"]);
         outputs.push_str(&out.stdout);
@@ -297,6 +302,9 @@ fn a_planted_password_never_appears_in_any_output_or_file() {
     assert!(!outputs.contains(SECRET), "the password leaked:\n{outputs}");
     assert!(!outputs.contains(COMMAND_SECRET), "the archive command leaked:\n{outputs}");
     assert!(!outputs.contains("SECRETTOKEN"), "the webhook's token leaked:\n{outputs}");
+    assert!(outputs.contains("rq:job:*"), "the keyspace was looked at: {outputs}");
+    assert!(!outputs.contains("PlantedUser-4242"), "a key name carrying a user leaked:\n{outputs}");
+    assert!(!outputs.contains(VALUE), "a key's value leaked:\n{outputs}");
 }
 
 #[test]

@@ -24,6 +24,8 @@ pub(crate) async fn import(req: &ImportRequest) -> Result<Imported, Fatal> {
                 backup: None,
                 encrypt_to: Vec::new(),
                 restore_drill: None,
+                sample_keys: 5000,
+                sample_ms: 1000,
                 line: 0,
             },
             var,

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod drill;
 mod import;
+pub mod keyspace;
 pub mod rdb;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,8 @@ pub struct RedisState {
     /// CONFIG GET of the persistence settings; Unknown (with why) when
     /// CONFIG is not available.
     pub config: Observed<BTreeMap<String, String>>,
+    /// What the keyspace holds (audit only; None: not looked at).
+    pub keyspace: Option<Observed<keyspace::Sample>>,
 }
 
 pub fn address(name: &str) -> Address {
@@ -60,6 +63,7 @@ pub async fn observe(spec: &RedisSpec) -> RedisState {
     let unknown = |reason: String| RedisState {
         info: Observed::Unknown { reason: reason.clone() },
         config: Observed::Unknown { reason },
+        keyspace: None,
     };
     let mut con = match connect(spec).await {
         Ok(c) => c,
@@ -88,11 +92,35 @@ pub async fn observe(spec: &RedisSpec) -> RedisState {
                 } else {
                     scrub(&format!("CONFIG GET failed: {text}"), url)
                 };
-                return RedisState { info: Observed::Present(info), config: Observed::Unknown { reason } };
+                return RedisState {
+                    info: Observed::Present(info),
+                    config: Observed::Unknown { reason },
+                    keyspace: None,
+                };
             }
         }
     }
-    RedisState { info: Observed::Present(info), config: Observed::Present(config) }
+    RedisState { info: Observed::Present(info), config: Observed::Present(config), keyspace: None }
+}
+
+/// As [`observe`], and, for the audit, a bounded look at what the keyspace
+/// holds, on a connection of its own (`spec.sample_keys` keys at most, 0:
+/// no look).
+pub async fn observe_with_keyspace(spec: &RedisSpec) -> RedisState {
+    let mut state = observe(spec).await;
+    if state.info.present().is_none() || spec.sample_keys == 0 {
+        return state;
+    }
+    let url = spec.url.expose();
+    let look = match connect(spec).await {
+        Ok(mut con) => keyspace::sample(&mut con, spec.sample_keys, spec.sample_ms).await.map_err(|e| scrub(&e, url)),
+        Err(e) => Err(e),
+    };
+    state.keyspace = Some(match look {
+        Ok(s) => Observed::Present(s),
+        Err(reason) => Observed::Unknown { reason },
+    });
+    state
 }
 
 fn norm_save(s: &str) -> String {
@@ -211,6 +239,13 @@ const PERSISTENCE: ControlDef = def("REDIS-PERSISTENCE", "Cache without persiste
 const AOF: ControlDef = def("REDIS-AOF", "Append-only file", &["REDIS-DURABILITY"]);
 const RDB: ControlDef = def("REDIS-RDB", "RDB snapshot schedule", &["REDIS-DURABILITY"]);
 const LAST_SAVE: ControlDef = def("REDIS-LAST-SAVE", "Last AOF write / RDB save succeeded", &["REDIS-DURABILITY"]);
+const STATE: ControlDef = ControlDef {
+    id: "REDIS-STATE",
+    title: "What the instance holds matches its persistence",
+    rationale: "A cache is not backed up; queues and counters are state a restart must not lose. An instance declared `persistence: none` that holds Celery, RQ, Sidekiq or Bull queues, or rate-limit counters, loses them on restart (strategy: Redis, evaluate Redis persistence for Celery and rate-limit counters).",
+    severity: Severity::High,
+    objectives: &["REDIS-DURABILITY"],
+};
 
 pub fn controls(spec: &RedisSpec, state: &RedisState, change: &Change) -> Vec<ControlResult> {
     let mut out = Vec::new();
@@ -292,7 +327,52 @@ pub fn controls(spec: &RedisSpec, state: &RedisState, change: &Change) -> Vec<Co
             push(&LAST_SAVE, s, json!({"status": "ok"}), o, d);
         }
     }
+    if let Some(look) = &state.keyspace {
+        out.push(state_control(spec, look, &change.address));
+    }
     out
+}
+
+/// REDIS-STATE: an instance declared a cache holds no queue or counter
+/// state; unknown when the keyspace could not be looked at.
+fn state_control(spec: &RedisSpec, look: &Observed<keyspace::Sample>, addr: &Address) -> ControlResult {
+    let cache = matches!(spec.persistence, Persistence::None);
+    let expected = json!({"persistence": if cache { "none" } else { "durable" }, "queue_or_counter_state": !cache});
+    let fix = "declare it durable (persistence: {aof: {fsync: everysec}, rdb: [{after: 6h, changes: 1}]}) and back it up, or move the queues and counters to the durable instance";
+    let (status, observed, detail) = match look {
+        Observed::Present(s) => {
+            let durable: Vec<String> = s
+                .durable()
+                .iter()
+                .map(|f| format!("{} ({} key(s), {} item(s) waiting: {})", f.kind, f.keys, f.items, f.patterns.join(", ")))
+                .collect();
+            let summary = format!(
+                "{}; {} with a TTL, {} without ({} of them no known pattern)",
+                s.coverage(),
+                s.with_ttl,
+                s.without_ttl,
+                s.unrecognised_without_ttl
+            );
+            if cache && !durable.is_empty() {
+                let why = format!(
+                    "declared `persistence: none` but holds {}: a restart loses them ({summary})",
+                    durable.join("; ")
+                );
+                (Status::Fail, json!(s), Some(why))
+            } else {
+                (Status::Pass, json!(s), Some(summary))
+            }
+        }
+        Observed::Absent => (Status::Unknown, Value::Null, Some("the keyspace was not looked at".to_string())),
+        Observed::Unknown { reason } => (
+            Status::Unknown,
+            Value::Null,
+            Some(format!(
+                "what the instance holds is not known: {reason} (the ACL user needs INFO, SELECT, SCAN, TYPE, PTTL, LLEN and ZCARD)"
+            )),
+        ),
+    };
+    STATE.result(addr, status, expected, observed, detail, fix.to_string(), spec.line)
 }
 
 /// The redis provider (a registry entry).
@@ -308,7 +388,7 @@ impl Instance for One {
     fn requested(req: &mut ImportRequest) -> &mut Vec<(String, String)> {
         &mut req.redis
     }
-    const CONTROLS: &'static [ControlDef] = &[PERSISTENCE, AOF, RDB, LAST_SAVE];
+    const CONTROLS: &'static [ControlDef] = &[PERSISTENCE, AOF, RDB, LAST_SAVE, STATE];
     const JOBS: &'static [&'static dyn crate::jobs::Job] = &[&backup::SNAPSHOT, &drill::DRILL];
     type Spec = RedisSpec;
     type State = RedisState;
@@ -322,15 +402,22 @@ impl Instance for One {
         address(&spec.name)
     }
     fn observe<'a>(
-        _ctx: &'a crate::providers::Ctx<'a>,
+        ctx: &'a crate::providers::Ctx<'a>,
         spec: &'a RedisSpec,
     ) -> impl std::future::Future<Output = RedisState> + 'a {
-        observe(spec)
+        async move {
+            if ctx.evidence {
+                observe_with_keyspace(spec).await
+            } else {
+                observe(spec).await
+            }
+        }
     }
-    fn unknown(_spec: &RedisSpec, reason: &str) -> RedisState {
+    fn unknown(spec: &RedisSpec, reason: &str) -> RedisState {
         RedisState {
             info: Observed::Unknown { reason: reason.to_string() },
             config: Observed::Unknown { reason: reason.to_string() },
+            keyspace: (spec.sample_keys > 0).then(|| Observed::Unknown { reason: reason.to_string() }),
         }
     }
     fn diff(spec: &RedisSpec, state: &RedisState) -> Change {
