@@ -401,16 +401,11 @@ impl Instance for One {
     fn address(spec: &RedisSpec) -> Address {
         address(&spec.name)
     }
-    fn observe<'a>(
-        ctx: &'a crate::providers::Ctx<'a>,
-        spec: &'a RedisSpec,
-    ) -> impl std::future::Future<Output = RedisState> + 'a {
-        async move {
-            if ctx.evidence {
-                observe_with_keyspace(spec).await
-            } else {
-                observe(spec).await
-            }
+    async fn observe<'a>(ctx: &'a crate::providers::Ctx<'a>, spec: &'a RedisSpec) -> RedisState {
+        if ctx.evidence {
+            observe_with_keyspace(spec).await
+        } else {
+            observe(spec).await
         }
     }
     fn unknown(spec: &RedisSpec, reason: &str) -> RedisState {
