@@ -45,6 +45,17 @@ fn a_cache_carrying_a_celery_queue_fails_and_one_of_ttl_keys_passes() {
     assert!(!out.stdout.contains("m1") && !out.stdout.contains("\\\"body\\\""), "no value is read: {}", out.stdout);
     let durability = j["objectives"].as_array().expect("objectives").iter().find(|o| o["id"] == "REDIS-DURABILITY");
     assert_eq!(durability.expect("REDIS-DURABILITY")["verdict"], "not_met", "{j}");
+
+    // import proposes what the keyspace calls for, and says why.
+    let out = w.cli_env(&["import", "--redis", "cache=T_REDIS_URL"], &[("T_REDIS_URL", &url)], &["AWS_ENDPOINT_URL"]);
+    out.code(0);
+    let said = out.stdout.replace("\n    # ", " ");
+    assert!(said.contains("holds Celery (kombu)") && said.contains("proposed durable"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("    persistence:\n      aof: {fsync: everysec}\n      rdb: [{after: 6h, changes: 1}]"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{observe, RedisState};
+use super::{observe_with_keyspace, RedisState};
 use crate::model::{Fatal, Observed};
 use crate::policy::writer::{duration, scalar, Writer};
 use crate::policy::{Persistence, RedisSpec};
@@ -31,7 +31,7 @@ pub(crate) async fn import(req: &ImportRequest) -> Result<Imported, Fatal> {
             var,
         ));
     }
-    let states = futures::future::join_all(specs.iter().map(|(s, _)| observe(s))).await;
+    let states = futures::future::join_all(specs.iter().map(|(s, _)| observe_with_keyspace(s))).await;
     let mut seen = Vec::new();
     for ((spec, var), state) in specs.iter().zip(states) {
         if let Observed::Unknown { reason } = &state.info {
@@ -87,8 +87,29 @@ fn redis_entry(name: &str, var: &str, st: &RedisState, gaps: &mut Vec<String>) -
     let save = config.get("save").map(String::as_str).unwrap_or_default().trim().to_string();
     let fsync = config.get("appendfsync").cloned().unwrap_or_else(|| "everysec".into());
     let pairs = save_pairs(&save);
+    // What the keyspace holds decides between a cache and durable state:
+    // queues or counters on a server without persistence are proposed
+    // durable (the plan then shows the change), saying why.
+    let held = st.keyspace.as_ref().and_then(|k| k.present());
+    let durable: Vec<String> = held
+        .map(|k| k.durable().iter().map(|f| format!("{} ({})", f.kind, f.patterns.join(", "))).collect())
+        .unwrap_or_default();
+    if !aof && save.is_empty() && !durable.is_empty() {
+        w.comment(
+            2,
+            &format!(
+                "the server has no persistence (appendonly no, save \"\") but holds {}: proposed durable, as the strategy asks for queues and counters; apply sets it",
+                durable.join("; ")
+            ),
+        );
+        w.open(2, "persistence");
+        w.raw(4, "aof", "{fsync: everysec}", None);
+        w.raw(4, "rdb", "[{after: 6h, changes: 1}]", None);
+        return w.finish();
+    }
     if !aof && save.is_empty() {
-        w.raw(2, "persistence", "none", Some("a cache: appendonly no, save \"\""));
+        let looked = held.map(|k| format!("; {}: no queue or counter state", k.coverage())).unwrap_or_default();
+        w.raw(2, "persistence", "none", Some(&format!("a cache: appendonly no, save \"\"{looked}")));
         return w.finish();
     }
     w.open(2, "persistence");

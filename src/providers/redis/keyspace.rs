@@ -54,7 +54,9 @@ impl Sample {
 
     /// "sampled 5,000 of 1,000,000 keys (0.5 %)" or "every key (12)".
     pub fn coverage(&self) -> String {
-        if self.complete {
+        if self.sampled == 0 && self.total == 0 {
+            "the keyspace is empty".to_string()
+        } else if self.complete {
             format!("looked at every key ({})", self.sampled)
         } else {
             let pct = if self.total == 0 { 100.0 } else { self.sampled as f64 * 100.0 / self.total as f64 };
