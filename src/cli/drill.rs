@@ -40,6 +40,52 @@ pub struct DrillArgs {
     pub target: Option<String>,
 }
 
+/// The drill's row appended to the restore log, its header first in a new
+/// file.
+fn append_log(path: &std::path::Path, rec: &crate::jobs::Record) -> std::io::Result<()> {
+    let new = !path.exists();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    if new {
+        f.write_all(crate::jobs::LOG_HEADER.as_bytes())?;
+    }
+    f.write_all(crate::jobs::log_row(rec).as_bytes())
+}
+
+/// The result as text: the job's own first lines (a point-in-time drill's
+/// phases and RPO), else the dump drill's, then the dump, the checks and
+/// the reason.
+fn text(job: &dyn crate::jobs::Job, outcome: &Outcome, rec: &crate::jobs::Record) -> String {
+    let p = &rec.phases;
+    let mut text = job.render(outcome).unwrap_or_else(|| {
+        format!(
+            "restore-drill {}: {} in {:.1} s (RTO {} s): download {:.1} s, restore {:.1} s, migrate {:.1} s, checks {:.1} s\n",
+            rec.instance,
+            if rec.passed() { "PASSED" } else { "FAILED" },
+            rec.total_seconds,
+            rec.rto_seconds,
+            p.download,
+            p.restore,
+            p.migrate,
+            p.checks
+        )
+    });
+    if let Some(d) = &rec.dump {
+        text.push_str(&format!("  dump s3://{}/{} ({} bytes, sha256 {})\n", d.bucket, d.key, d.bytes, d.sha256));
+    }
+    for c in &rec.checks {
+        text.push_str(&format!(
+            "  {} {}: {}\n",
+            if c.passed { "ok  " } else { "FAIL" },
+            c.name,
+            c.value.map_or("no value".to_string(), |v| v.to_string())
+        ));
+    }
+    if let Some(r) = &rec.reason {
+        text.push_str(&format!("  reason: {r}\n"));
+    }
+    text
+}
+
 pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
     let start = match super::JobStart::new(g, JobKind::Drill, &a.policy.file, &a.address, &a.notify).await {
         Ok(s) => s,
@@ -104,54 +150,13 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         }
     }
     if let Some(path) = &a.log {
-        let new = !path.exists();
-        let r = std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| {
-            if new {
-                f.write_all(crate::jobs::LOG_HEADER.as_bytes())?;
-            }
-            f.write_all(crate::jobs::log_row(rec).as_bytes())
-        });
-        if let Err(e) = r {
+        if let Err(e) = append_log(path, rec) {
             error(g, format!("cannot append to {}: {e}", path.display()));
         }
     }
     match a.format {
         Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&rec).unwrap_or_default())),
-        Format::Text => {
-            let p = &rec.phases;
-            let mut text = job.render(&outcome).unwrap_or_default();
-            if text.is_empty() {
-                text = format!(
-                    "restore-drill {}: {} in {:.1} s (RTO {} s): download {:.1} s, restore {:.1} s, migrate {:.1} s, checks {:.1} s\n",
-                    rec.instance,
-                    if rec.passed() { "PASSED" } else { "FAILED" },
-                    rec.total_seconds,
-                    rec.rto_seconds,
-                    p.download,
-                    p.restore,
-                    p.migrate,
-                    p.checks
-                );
-            }
-            if let Some(d) = &rec.dump {
-                text.push_str(&format!(
-                    "  dump s3://{}/{} ({} bytes, sha256 {})\n",
-                    d.bucket, d.key, d.bytes, d.sha256
-                ));
-            }
-            for c in &rec.checks {
-                text.push_str(&format!(
-                    "  {} {}: {}\n",
-                    if c.passed { "ok  " } else { "FAIL" },
-                    c.name,
-                    c.value.map_or("no value".to_string(), |v| v.to_string())
-                ));
-            }
-            if let Some(r) = &rec.reason {
-                text.push_str(&format!("  reason: {r}\n"));
-            }
-            out(&text);
-        }
+        Format::Text => out(&text(job, &outcome, rec)),
     }
     if rec.passed() {
         0

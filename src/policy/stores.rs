@@ -78,48 +78,7 @@ impl Validator<'_> {
             let rv = r.value();
             let url = self.url(&rv.url, &["redis", "rediss"]);
             let timeout = rv.timeout.as_ref().map_or(Some(5), |t| self.duration(t, "timeout"));
-            let persistence = match rv.persistence.value() {
-                RawPersistence::None => Some(Persistence::None),
-                RawPersistence::Durable(d) => {
-                    let aof = d.aof.as_ref().map(|a| {
-                        match a.value().fsync.value() {
-                            FsyncRaw::Always => "always",
-                            FsyncRaw::Everysec => "everysec",
-                            FsyncRaw::No => "no",
-                        }
-                        .to_string()
-                    });
-                    let mut rdb = Vec::new();
-                    let mut ok = true;
-                    for save in d.rdb.as_ref().map(|r| r.value().as_slice()).unwrap_or_default() {
-                        let after = self.duration(&save.value().after, "rdb after");
-                        let changes = *save.value().changes.value();
-                        if changes < 1 {
-                            self.diags.push(
-                                Diagnostic::new(
-                                    Code::ValueOutOfRange,
-                                    format!("changes is {changes}, it must be at least 1"),
-                                    Some(save.value().changes.pos()),
-                                )
-                                .help("the number of key changes that triggers the snapshot, e.g. 1"),
-                            );
-                            ok = false;
-                        }
-                        match after {
-                            Some(a) if ok => rdb.push((a, changes as u64)),
-                            _ => ok = false,
-                        }
-                    }
-                    if aof.is_none() && d.rdb.is_none() {
-                        self.diags.push(
-                            Diagnostic::new(Code::RuleDoesNothing, "persistence names neither aof nor rdb", Some(rv.persistence.pos()))
-                                .help("write `persistence: none` for a cache, or add aof: {fsync: everysec} and/or rdb: [{after: 6h, changes: 1}]"),
-                        );
-                        ok = false;
-                    }
-                    ok.then_some(Persistence::Durable { aof, rdb })
-                }
-            };
+            let persistence = self.persistence(&rv.persistence);
             let backup = rv.backup.as_ref().and_then(|b| self.backup_ref(&b.value().to, buckets));
             let encrypt_to =
                 rv.backup.as_ref().map(|b| self.recipients(b.value().encrypt_to.as_ref())).unwrap_or_default();
@@ -174,6 +133,53 @@ impl Validator<'_> {
             }
         }
         out
+    }
+
+    /// `persistence:` of a Redis instance: `none`, or AOF and/or RDB
+    /// snapshots, each checked.
+    fn persistence(&mut self, raw: &Sp<RawPersistence>) -> Option<Persistence> {
+        match raw.value() {
+            RawPersistence::None => Some(Persistence::None),
+            RawPersistence::Durable(d) => {
+                let aof = d.aof.as_ref().map(|a| {
+                    match a.value().fsync.value() {
+                        FsyncRaw::Always => "always",
+                        FsyncRaw::Everysec => "everysec",
+                        FsyncRaw::No => "no",
+                    }
+                    .to_string()
+                });
+                let mut rdb = Vec::new();
+                let mut ok = true;
+                for save in d.rdb.as_ref().map(|r| r.value().as_slice()).unwrap_or_default() {
+                    let after = self.duration(&save.value().after, "rdb after");
+                    let changes = *save.value().changes.value();
+                    if changes < 1 {
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::ValueOutOfRange,
+                                format!("changes is {changes}, it must be at least 1"),
+                                Some(save.value().changes.pos()),
+                            )
+                            .help("the number of key changes that triggers the snapshot, e.g. 1"),
+                        );
+                        ok = false;
+                    }
+                    match after {
+                        Some(a) if ok => rdb.push((a, changes as u64)),
+                        _ => ok = false,
+                    }
+                }
+                if aof.is_none() && d.rdb.is_none() {
+                    self.diags.push(
+                    Diagnostic::new(Code::RuleDoesNothing, "persistence names neither aof nor rdb", Some(raw.pos()))
+                        .help("write `persistence: none` for a cache, or add aof: {fsync: everysec} and/or rdb: [{after: 6h, changes: 1}]"),
+                );
+                    ok = false;
+                }
+                ok.then_some(Persistence::Durable { aof, rdb })
+            }
+        }
     }
 
     /// `s3.BUCKET.backups.ENTRY`: a `backups:` entry the policy declares
