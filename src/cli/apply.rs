@@ -78,24 +78,93 @@ fn load_saved(g: &Global, path: &std::path::Path) -> Result<(crate::saved_plan::
     Ok((saved, policy))
 }
 
-pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
+/// What apply starts from: a saved plan and its policy, or the policy
+/// file. Err: the exit code, the error said.
+fn source(g: &Global, a: &ApplyArgs) -> Result<(Option<crate::saved_plan::SavedPlan>, crate::policy::Policy), u8> {
     if a.saved.is_some() && !a.targets.target.is_empty() {
-        return error(g, "--target goes with plan: a saved plan already holds exactly what it changes");
+        return Err(error(g, "--target goes with plan: a saved plan already holds exactly what it changes"));
     }
-    let saved = match &a.saved {
-        Some(path) => match load_saved(g, path) {
-            Ok(s) => Some(s),
-            Err(code) => return code,
-        },
-        None => None,
-    };
-    let (saved, policy) = match (saved, &a.file) {
-        (Some((s, p)), _) => (Some(s), p),
-        (None, Some(file)) => match load_policy(g, file) {
-            Some(p) => (None, p),
-            None => return 1,
-        },
-        (None, None) => return error(g, "apply needs -f POLICY or a saved PLAN.json"),
+    match (&a.saved, &a.file) {
+        (Some(path), _) => load_saved(g, path).map(|(s, p)| (Some(s), p)),
+        (None, Some(file)) => load_policy(g, file).map(|p| (None, p)).ok_or(1),
+        (None, None) => Err(error(g, "apply needs -f POLICY or a saved PLAN.json")),
+    }
+}
+
+/// Why the plan may not be applied with the flags given: destructive
+/// changes without --allow-destroy, irreversible ones without
+/// --allow-irreversible.
+fn refused(plan: &crate::model::Plan, a: &ApplyArgs) -> Option<String> {
+    let destructive: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.destructive)
+        .map(|c| {
+            let attrs: Vec<&str> = c.attributes.iter().filter(|x| x.destructive).map(|x| x.name.as_str()).collect();
+            format!("{} ({})", c.address, attrs.join(", "))
+        })
+        .collect();
+    if !destructive.is_empty() && !a.allow_destroy {
+        return Some(format!(
+            "the plan has destructive changes and --allow-destroy was not given; nothing was changed: {}",
+            destructive.join("; ")
+        ));
+    }
+    let irreversible: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.irreversible && c.is_actionable())
+        .map(|c| {
+            let attrs: Vec<&str> = c.attributes.iter().filter(|x| x.irreversible).map(|x| x.name.as_str()).collect();
+            format!("{} ({})", c.address, attrs.join(", "))
+        })
+        .collect();
+    if !irreversible.is_empty() && !a.allow_irreversible {
+        return Some(format!(
+            "the plan has changes nobody can undo and --allow-irreversible was not given; nothing was changed: {}",
+            irreversible.join("; ")
+        ));
+    }
+    None
+}
+
+/// Ask on the terminal; only "yes" goes on.
+fn confirmed() -> bool {
+    eprint!("Apply these changes? Only 'yes' is accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    answer.trim() == "yes"
+}
+
+/// One journal line: the resource's steps and outcome, and each changed
+/// setting's value before the run.
+fn journal_line(plan: &crate::model::Plan, done: &crate::model::Applied, run_id: u64) -> serde_json::Value {
+    let prefix = format!("{}.", done.address);
+    let before: serde_json::Map<String, serde_json::Value> = plan
+        .changes
+        .iter()
+        .filter(|c| c.address == done.address || c.address.as_str().starts_with(&prefix))
+        .flat_map(|c| {
+            c.attributes.iter().map(move |x| {
+                (format!("{} {}", c.address, x.name), x.before.clone().unwrap_or(serde_json::Value::Null))
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "run": run_id,
+        "address": done.address,
+        "ok": !done.failed(),
+        "steps": done.steps.iter().map(|s| serde_json::json!({"step": s.step, "ok": s.result.is_ok(), "error": s.result.as_ref().err()})).collect::<Vec<_>>(),
+        "before": before,
+        "did_not_take": done.did_not_take,
+    })
+}
+
+pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
+    let (saved, policy) = match source(g, a) {
+        Ok(sp) => sp,
+        Err(code) => return code,
     };
     // A saved plan re-reads only what it changes and makes exactly its changes.
     let (targets, policy) = match &saved {
@@ -138,41 +207,8 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
     if a.format == Format::Text {
         out(&render::text::plan(&plan, paint));
     }
-    let destructive: Vec<String> = plan
-        .changes
-        .iter()
-        .filter(|c| c.destructive)
-        .map(|c| {
-            let attrs: Vec<&str> = c.attributes.iter().filter(|x| x.destructive).map(|x| x.name.as_str()).collect();
-            format!("{} ({})", c.address, attrs.join(", "))
-        })
-        .collect();
-    if !destructive.is_empty() && !a.allow_destroy {
-        return error(
-            g,
-            format!(
-                "the plan has destructive changes and --allow-destroy was not given; nothing was changed: {}",
-                destructive.join("; ")
-            ),
-        );
-    }
-    let irreversible: Vec<String> = plan
-        .changes
-        .iter()
-        .filter(|c| c.irreversible && c.is_actionable())
-        .map(|c| {
-            let attrs: Vec<&str> = c.attributes.iter().filter(|x| x.irreversible).map(|x| x.name.as_str()).collect();
-            format!("{} ({})", c.address, attrs.join(", "))
-        })
-        .collect();
-    if !irreversible.is_empty() && !a.allow_irreversible {
-        return error(
-            g,
-            format!(
-                "the plan has changes nobody can undo and --allow-irreversible was not given; nothing was changed: {}",
-                irreversible.join("; ")
-            ),
-        );
+    if let Some(why) = refused(&plan, a) {
+        return error(g, why);
     }
     let manual: Vec<&str> = plan.changes.iter().filter(|c| !c.is_noop()).filter_map(|c| c.manual.as_deref()).collect();
     if !plan.has_actionable() {
@@ -188,15 +224,9 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
             0
         };
     }
-    if !a.auto_approve {
-        eprint!("Apply these changes? Only 'yes' is accepted: ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if answer.trim() != "yes" {
-            note(g, "Apply cancelled; nothing was changed.");
-            return 1;
-        }
+    if !a.auto_approve && !confirmed() {
+        note(g, "Apply cancelled; nothing was changed.");
+        return 1;
     }
     let journal = match &a.journal {
         Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
@@ -208,25 +238,7 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
     let run_id = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let record = |done: &crate::model::Applied| {
         let Some(j) = &journal else { return };
-        let prefix = format!("{}.", done.address);
-        let before: serde_json::Map<String, serde_json::Value> = plan
-            .changes
-            .iter()
-            .filter(|c| c.address == done.address || c.address.as_str().starts_with(&prefix))
-            .flat_map(|c| {
-                c.attributes.iter().map(move |x| {
-                    (format!("{} {}", c.address, x.name), x.before.clone().unwrap_or(serde_json::Value::Null))
-                })
-            })
-            .collect();
-        let line = serde_json::json!({
-            "run": run_id,
-            "address": done.address,
-            "ok": !done.failed(),
-            "steps": done.steps.iter().map(|s| serde_json::json!({"step": s.step, "ok": s.result.is_ok(), "error": s.result.as_ref().err()})).collect::<Vec<_>>(),
-            "before": before,
-            "did_not_take": done.did_not_take,
-        });
+        let line = journal_line(&plan, done, run_id);
         if let Ok(mut f) = j.lock() {
             use std::io::Write as _;
             let _ = writeln!(f, "{line}");

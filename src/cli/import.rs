@@ -57,6 +57,60 @@ fn name_and_var(s: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), var.to_string()))
 }
 
+/// A new policy of `entries`, with the `$schema` comment when the schema
+/// file is found beside the output or above it (said when it is not).
+fn new_document(g: &Global, a: &ImportArgs, entries: &import::Entries, region: &str) -> String {
+    let dir = match &a.output {
+        Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+        None => PathBuf::new(),
+    };
+    let schema = schema_path_from(&dir);
+    if schema.is_none() {
+        note(
+            g,
+            "no schema/suoops-policy.schema.json found in the output's folder or above it, so the policy has no $schema comment: write the schema with `suoops-policy schema > FILE` and add `# yaml-language-server: $schema=PATH-TO-FILE` as the first line for editor checks",
+        );
+    }
+    import::document(entries, region, schema.as_deref())
+}
+
+/// What is written must load as it will be used: it is checked first, the
+/// snippets showing the text that would have been written. A variable the
+/// import introduced for a value it does not write counts as set: the user
+/// sets it before the first plan (said after). Err: the exit code.
+fn validated(
+    g: &Global,
+    a: &ImportArgs,
+    target: Option<&Path>,
+    text: &str,
+    req: &Request,
+    entries: &import::Entries,
+) -> Result<(), u8> {
+    let label = match (&a.merge, target) {
+        (Some(_), Some(p)) => format!("{} (merged)", p.display()),
+        (None, Some(p)) => p.display().to_string(),
+        _ => "(imported policy)".to_string(),
+    };
+    let env = |name: &str| {
+        req.env
+            .get(name)
+            .cloned()
+            .or_else(|| entries.variables.iter().any(|(v, _)| v == name).then(|| "(to be set)".to_string()))
+    };
+    if let Err(LoadError::Invalid(d)) =
+        policy::parse_checked(&label, text.as_bytes().to_vec(), &env, Some(&crate::providers::control_ids()))
+    {
+        eprint!("{}", d.render(g.color.enabled_for_stderr()));
+        let why = if a.merge.is_some() {
+            "the merged policy does not validate (see above: a layout the merge cannot follow, or a live setting the policy format rejects)"
+        } else {
+            "the imported policy does not validate (a live setting the policy format rejects, see above)"
+        };
+        return Err(error(g, format!("{why}; nothing was written")));
+    }
+    Ok(())
+}
+
 pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
     if a.buckets.is_empty()
         && !a.all_buckets
@@ -128,45 +182,11 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
             if entries.is_empty() {
                 return error(g, "nothing to import: no bucket was found");
             }
-            let dir = match &a.output {
-                Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
-                None => PathBuf::new(),
-            };
-            let schema = schema_path_from(&dir);
-            if schema.is_none() {
-                note(
-                    g,
-                    "no schema/suoops-policy.schema.json found in the output's folder or above it, so the policy has no $schema comment: write the schema with `suoops-policy schema > FILE` and add `# yaml-language-server: $schema=PATH-TO-FILE` as the first line for editor checks",
-                );
-            }
-            (import::document(&entries, &region, schema.as_deref()), a.output.clone(), entries)
+            (new_document(g, a, &entries, &region), a.output.clone(), entries)
         }
     };
-    // What is written must load as it will be used: check it first.
-    // The snippets show the text that would have been written.
-    let label = match (&a.merge, &target) {
-        (Some(_), Some(p)) => format!("{} (merged)", p.display()),
-        (None, Some(p)) => p.display().to_string(),
-        _ => "(imported policy)".to_string(),
-    };
-    // A variable the import introduced for a value it does not write is
-    // checked as set: the user sets it before the first plan (said below).
-    let env = |name: &str| {
-        req.env
-            .get(name)
-            .cloned()
-            .or_else(|| entries.variables.iter().any(|(v, _)| v == name).then(|| "(to be set)".to_string()))
-    };
-    if let Err(LoadError::Invalid(d)) =
-        policy::parse_checked(&label, text.clone().into_bytes(), &env, Some(&crate::providers::control_ids()))
-    {
-        eprint!("{}", d.render(g.color.enabled_for_stderr()));
-        let why = if a.merge.is_some() {
-            "the merged policy does not validate (see above: a layout the merge cannot follow, or a live setting the policy format rejects)"
-        } else {
-            "the imported policy does not validate (a live setting the policy format rejects, see above)"
-        };
-        return error(g, format!("{why}; nothing was written"));
+    if let Err(code) = validated(g, a, target.as_deref(), &text, &req, &entries) {
+        return code;
     }
     match &target {
         Some(path) => {

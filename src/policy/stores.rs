@@ -5,8 +5,8 @@ use super::diag::{Code, Diagnostic};
 use super::raw::Sp;
 use super::raw::{RawS3, StorageClassRaw};
 use super::store_raw::{
-    DumpFormatRaw, FsyncRaw, RawBackupJob, RawDrillCheck, RawPersistence, RawPitr, RawPostgresMap, RawRedisMap,
-    RawRestoreDrill, WalLevelRaw,
+    DumpFormatRaw, FsyncRaw, RawBackupJob, RawDrillCheck, RawPersistence, RawPitr, RawPitrRepo, RawPostgresMap,
+    RawRedisMap, RawRestoreDrill, WalLevelRaw,
 };
 use super::validate::Validator;
 use super::{
@@ -356,10 +356,14 @@ impl Validator<'_> {
 
     /// `pitr:`: the repository in a bucket of this policy, whose lifecycle
     /// must leave pgBackRest's files alone, and windows that fit.
-    fn pitr(&mut self, p: &Sp<RawPitr>, buckets: &[BucketSpec], s3: Option<&Sp<RawS3>>) -> Option<Pitr> {
-        let raw = p.value();
-        let repo = raw.repo.value();
-        let prefix = repo.prefix.value().trim_start_matches('/').to_string();
+    /// The repository's prefix and bucket: a folder, in a bucket of this
+    /// policy that lets pgBackRest expire its files.
+    fn pitr_bucket<'b>(
+        &mut self,
+        repo: &RawPitrRepo,
+        prefix: &str,
+        buckets: &'b [BucketSpec],
+    ) -> Option<&'b BucketSpec> {
         if prefix.is_empty() || !prefix.ends_with('/') || prefix.contains("//") {
             self.diags.push(
                 Diagnostic::new(
@@ -398,23 +402,29 @@ impl Validator<'_> {
         // deletes, the role that runs it (the writers) must be named.
         if bucket.and_then(|b| b.access.as_ref()).is_some_and(|a| a.deny_delete && a.writers.is_none()) {
             self.diags.push(
-                Diagnostic::new(
-                    Code::AccessLocksOut,
-                    format!(
-                        "bucket `{}` denies deletes but names no `access.writers`: pgBackRest, which expires its repository there, would be denied",
-                        repo.bucket.value()
-                    ),
-                    Some(repo.bucket.pos()),
-                )
-                .help("name the role that runs pgBackRest (and the other backup jobs) in the bucket's `access.writers`"),
-            );
+            Diagnostic::new(
+                Code::AccessLocksOut,
+                format!(
+                    "bucket `{}` denies deletes but names no `access.writers`: pgBackRest, which expires its repository there, would be denied",
+                    repo.bucket.value()
+                ),
+                Some(repo.bucket.pos()),
+            )
+            .help("name the role that runs pgBackRest (and the other backup jobs) in the bucket's `access.writers`"),
+        );
         }
+        bucket
+    }
+
+    /// No lifecycle rule of the repository's bucket expires current objects
+    /// under the repository, or moves them to an archive storage class.
+    fn pitr_lifecycle(&mut self, repo: &RawPitrRepo, prefix: &str, s3: Option<&Sp<RawS3>>) {
         let raw_bucket = s3.and_then(|s| s.value().buckets.0.iter().find(|(n, _)| n.value() == repo.bucket.value()));
         let rules = raw_bucket.and_then(|(_, b)| b.value().lifecycle.as_ref()).map(|l| &l.value().rules);
         for rule in rules.into_iter().flatten() {
             let r = rule.value();
             let rp = r.prefix.as_ref().map(|p| p.value().as_str()).unwrap_or("");
-            if !(prefix.starts_with(rp) || rp.starts_with(&prefix)) {
+            if !(prefix.starts_with(rp) || rp.starts_with(prefix)) {
                 continue;
             }
             let cold = r.transitions.iter().find(|t| {
@@ -422,32 +432,36 @@ impl Validator<'_> {
             });
             if let Some(days) = &r.expire_after_days {
                 self.diags.push(
-                    Diagnostic::new(
-                        Code::RepositoryUnsafe,
-                        format!(
-                            "lifecycle rule `{}` expires current objects under `{prefix}`, the pgBackRest repository of this policy",
-                            r.id.value()
-                        ),
-                        Some(days.pos()),
-                    )
-                    .help("pgBackRest expires its own files (retention from `window`/`full_every`) and rewrites archive.info rarely: an age-based expiry removes it and the repository cannot be restored from; give the rule a prefix that leaves the repository out, and expire only noncurrent versions there"),
-                );
+                Diagnostic::new(
+                    Code::RepositoryUnsafe,
+                    format!(
+                        "lifecycle rule `{}` expires current objects under `{prefix}`, the pgBackRest repository of this policy",
+                        r.id.value()
+                    ),
+                    Some(days.pos()),
+                )
+                .help("pgBackRest expires its own files (retention from `window`/`full_every`) and rewrites archive.info rarely: an age-based expiry removes it and the repository cannot be restored from; give the rule a prefix that leaves the repository out, and expire only noncurrent versions there"),
+            );
             }
             if let Some(t) = cold {
                 self.diags.push(
-                    Diagnostic::new(
-                        Code::RepositoryUnsafe,
-                        format!(
-                            "lifecycle rule `{}` moves objects under `{prefix}`, the pgBackRest repository, to an archive storage class",
-                            r.id.value()
-                        ),
-                        Some(t.pos()),
-                    )
-                    .help("a restore cannot read GLACIER or DEEP_ARCHIVE objects; leave the repository in STANDARD or STANDARD_IA"),
-                );
+                Diagnostic::new(
+                    Code::RepositoryUnsafe,
+                    format!(
+                        "lifecycle rule `{}` moves objects under `{prefix}`, the pgBackRest repository, to an archive storage class",
+                        r.id.value()
+                    ),
+                    Some(t.pos()),
+                )
+                .help("a restore cannot read GLACIER or DEEP_ARCHIVE objects; leave the repository in STANDARD or STANDARD_IA"),
+            );
             }
         }
-        let endpoint = repo.endpoint.as_ref().and_then(|e| {
+    }
+
+    /// `endpoint:`: `https://HOST[:PORT]` (pgBackRest speaks HTTPS to S3).
+    fn pitr_endpoint(&mut self, repo: &RawPitrRepo) -> Option<String> {
+        repo.endpoint.as_ref().and_then(|e| {
             let v = self.expand(e)?;
             let host = v.strip_prefix("https://").map(|h| h.trim_end_matches('/'));
             match host {
@@ -464,7 +478,16 @@ impl Validator<'_> {
                     None
                 }
             }
-        });
+        })
+    }
+
+    fn pitr(&mut self, p: &Sp<RawPitr>, buckets: &[BucketSpec], s3: Option<&Sp<RawS3>>) -> Option<Pitr> {
+        let raw = p.value();
+        let repo = raw.repo.value();
+        let prefix = repo.prefix.value().trim_start_matches('/').to_string();
+        let bucket = self.pitr_bucket(repo, &prefix, buckets);
+        self.pitr_lifecycle(repo, &prefix, s3);
+        let endpoint = self.pitr_endpoint(repo);
         let ca_file = repo.ca_file.as_ref().and_then(|c| self.expand(c));
         let window = raw.window.as_ref().map_or(Some(86400), |w| self.duration(w, "window"));
         let full_every = raw.full_every.as_ref().map_or(Some(7 * 86400), |f| self.duration(f, "full_every"));

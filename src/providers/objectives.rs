@@ -80,108 +80,139 @@ pub fn access(ev: &Evidence<'_>, policy: &Policy) -> ((Verdict, Vec<String>), (V
         let mut ready = Vec::new();
         let mut excess = Vec::new();
         for (bucket, prefix) in &dumps {
-            let key = format!("arn:aws:s3:::{bucket}/{prefix}latest-dump");
             let mut readers: Vec<&doc::Identity> = Vec::new();
             for role in &roles {
-                let name = role.role.as_str();
-                let unsure = std::cell::RefCell::new(Vec::new());
-                let can = |action: &str, resource: &str| match role.may(action, resource, None) {
-                    doc::Grant::Allowed(by) => Some(by),
-                    doc::Grant::Refused(_) => None,
-                    doc::Grant::Unknown(why) => {
-                        unsure
-                            .borrow_mut()
-                            .push(format!("whether {name} can {action} on {resource} is not known: {why}"));
-                        None
-                    }
-                };
-                let writes = can("s3:PutObject", &key);
-                let reads = can("s3:GetObject", &key);
-                let deletes = can("s3:DeleteObject", &key);
-                if reads.is_some() {
+                if role_reaches(ev, policy, role, bucket, prefix, &mut excess) {
                     readers.push(role);
                 }
-                let granted = |by: &Option<String>| by.as_ref().map_or(String::new(), |b| format!(" ({b})"));
-                if writes.is_some() && (reads.is_some() || deletes.is_some()) {
-                    let (what, by) = if deletes.is_some() { ("delete", &deletes) } else { ("read", &reads) };
-                    excess.push(format!("{name} writes {bucket}/{prefix} and can also {what}{}", granted(by)));
-                }
-                if reads.is_some() && (writes.is_some() || deletes.is_some()) {
-                    let (what, by) = if deletes.is_some() { ("delete", &deletes) } else { ("write", &writes) };
-                    excess.push(format!("{name} restores from {bucket}/{prefix} and can also {what}{}", granted(by)));
-                }
-                // A role that reaches the backups and can rewrite the
-                // bucket's policy or lifecycle can remove the protections
-                // (`s3:*` includes s3:DeleteBucketPolicy: AWS S3 user guide,
-                // "Amazon S3 actions"), then delete.
-                // The bucket policy's configuration statement, found live
-                // (S3-ACCESS), denies them to all but the administrators.
-                let spec = policy.buckets.iter().find(|x| &x.name == bucket);
-                let shielded = spec.and_then(|x| x.access.as_ref()).is_some_and(|a| {
-                    let exempt = a.administrators.iter().flatten().chain(a.break_glass.iter());
-                    a.administrators.is_some()
-                        && !exempt.map(|p| crate::policy::role_name(p)).any(|p| p == name)
-                        && not_passing(ev, bucket, "S3-ACCESS").is_none()
-                });
-                if (writes.is_some() || reads.is_some()) && !shielded {
-                    for action in PROTECTIONS {
-                        if let Some(by) = can(action, &format!("arn:aws:s3:::{bucket}")) {
-                            excess.push(format!(
-                                "{name} can {action} on {bucket} ({by}): it can remove the bucket's protections"
-                            ));
-                        }
-                    }
-                }
-                excess.extend(unsure.into_inner());
             }
-            let key_of = policy.buckets.iter().find(|x| &x.name == bucket).and_then(|x| x.encryption.as_ref());
-            if readers.is_empty() {
-                ready.push(format!("no declared role can read {bucket}/{prefix}"));
-            } else if let Some(k) = key_of.and_then(|e| e.kms_key.as_deref()) {
-                // Reading an SSE-KMS object is kms:Decrypt too (AWS S3 user
-                // guide, "Using server-side encryption with AWS KMS keys").
-                let grants: Vec<(&str, doc::Grant)> = readers
-                    .iter()
-                    .map(|r| (r.role.as_str(), can_use_key(ev, policy, r, "kms:Decrypt", k, bucket)))
-                    .collect();
-                if !grants.iter().any(|(_, g)| matches!(g, doc::Grant::Allowed(_))) {
-                    let why: Vec<String> = grants
-                        .into_iter()
-                        .map(|(n, g)| match g {
-                            doc::Grant::Refused(w) | doc::Grant::Unknown(w) | doc::Grant::Allowed(w) => {
-                                format!("{n}: {w}")
-                            }
-                        })
-                        .collect();
-                    ready.push(format!(
-                        "no declared role that reads {bucket}/{prefix} can decrypt it with {k}: {}",
-                        why.join("; ")
-                    ));
-                }
-            }
+            ready.extend(readable(ev, policy, &readers, bucket, prefix));
         }
-        // The roles' own policies are half of it: on the bucket side,
-        // nobody else of the account may write or read the dumps either.
-        for b in policy.buckets.iter().filter(|b| b.backups.iter().any(|e| e.max_age_secs > 900)) {
-            let a = b.access.as_ref();
-            if a.and_then(|a| a.writers.as_ref()).is_none() || a.and_then(|a| a.readers.as_ref()).is_none() {
-                excess.push(format!(
-                    "{} does not restrict its writers and readers on the bucket side (`access:`): any principal of the account with s3:* can write or read the dumps",
-                    b.name
-                ));
-            } else if let Some(bad) = not_passing(ev, &b.name, "S3-ACCESS") {
-                excess.push(bad);
-            }
-        }
+        excess.extend(bucket_side(ev, policy));
         excess.sort();
         excess.dedup();
         let v = |r: Vec<String>| if r.is_empty() { (Verdict::Met, r) } else { (Verdict::NotMet, r) };
         (v(ready), v(excess))
     };
-    // Evidence over configuration: where the policy declares a restore
-    // drill, readiness needs its last run to have passed within the RTO.
+    (with_drills(ev, readiness), least)
+}
+
+/// What `role` can do with the dumps under `bucket/prefix`: more than its
+/// part (a writer that reads or deletes, a reader that writes), or the
+/// bucket's protections, go into `excess`; true when it can read them.
+fn role_reaches(
+    ev: &Evidence<'_>,
+    policy: &Policy,
+    role: &doc::Identity,
+    bucket: &str,
+    prefix: &str,
+    excess: &mut Vec<String>,
+) -> bool {
+    let key = format!("arn:aws:s3:::{bucket}/{prefix}latest-dump");
+    let name = role.role.as_str();
+    let unsure = std::cell::RefCell::new(Vec::new());
+    let can = |action: &str, resource: &str| match role.may(action, resource, None) {
+        doc::Grant::Allowed(by) => Some(by),
+        doc::Grant::Refused(_) => None,
+        doc::Grant::Unknown(why) => {
+            unsure.borrow_mut().push(format!("whether {name} can {action} on {resource} is not known: {why}"));
+            None
+        }
+    };
+    let writes = can("s3:PutObject", &key);
+    let reads = can("s3:GetObject", &key);
+    let deletes = can("s3:DeleteObject", &key);
+    let granted = |by: &Option<String>| by.as_ref().map_or(String::new(), |b| format!(" ({b})"));
+    if writes.is_some() && (reads.is_some() || deletes.is_some()) {
+        let (what, by) = if deletes.is_some() { ("delete", &deletes) } else { ("read", &reads) };
+        excess.push(format!("{name} writes {bucket}/{prefix} and can also {what}{}", granted(by)));
+    }
+    if reads.is_some() && (writes.is_some() || deletes.is_some()) {
+        let (what, by) = if deletes.is_some() { ("delete", &deletes) } else { ("write", &writes) };
+        excess.push(format!("{name} restores from {bucket}/{prefix} and can also {what}{}", granted(by)));
+    }
+    // A role that reaches the backups and can rewrite the
+    // bucket's policy or lifecycle can remove the protections
+    // (`s3:*` includes s3:DeleteBucketPolicy: AWS S3 user guide,
+    // "Amazon S3 actions"), then delete.
+    // The bucket policy's configuration statement, found live
+    // (S3-ACCESS), denies them to all but the administrators.
+    let spec = policy.buckets.iter().find(|x| x.name == bucket);
+    let shielded = spec.and_then(|x| x.access.as_ref()).is_some_and(|a| {
+        let exempt = a.administrators.iter().flatten().chain(a.break_glass.iter());
+        a.administrators.is_some()
+            && !exempt.map(|p| crate::policy::role_name(p)).any(|p| p == name)
+            && not_passing(ev, bucket, "S3-ACCESS").is_none()
+    });
+    if (writes.is_some() || reads.is_some()) && !shielded {
+        for action in PROTECTIONS {
+            if let Some(by) = can(action, &format!("arn:aws:s3:::{bucket}")) {
+                excess.push(format!("{name} can {action} on {bucket} ({by}): it can remove the bucket's protections"));
+            }
+        }
+    }
+    excess.extend(unsure.into_inner());
+    reads.is_some()
+}
+
+/// Why no declared role that reads `bucket/prefix` can use what it reads:
+/// none reads it, or none may decrypt it with the bucket's key.
+fn readable(
+    ev: &Evidence<'_>,
+    policy: &Policy,
+    readers: &[&doc::Identity],
+    bucket: &str,
+    prefix: &str,
+) -> Option<String> {
+    let key_of = policy.buckets.iter().find(|x| x.name == bucket).and_then(|x| x.encryption.as_ref());
+    if readers.is_empty() {
+        return Some(format!("no declared role can read {bucket}/{prefix}"));
+    } else if let Some(k) = key_of.and_then(|e| e.kms_key.as_deref()) {
+        // Reading an SSE-KMS object is kms:Decrypt too (AWS S3 user
+        // guide, "Using server-side encryption with AWS KMS keys").
+        let grants: Vec<(&str, doc::Grant)> =
+            readers.iter().map(|r| (r.role.as_str(), can_use_key(ev, policy, r, "kms:Decrypt", k, bucket))).collect();
+        if !grants.iter().any(|(_, g)| matches!(g, doc::Grant::Allowed(_))) {
+            let why: Vec<String> = grants
+                .into_iter()
+                .map(|(n, g)| match g {
+                    doc::Grant::Refused(w) | doc::Grant::Unknown(w) | doc::Grant::Allowed(w) => {
+                        format!("{n}: {w}")
+                    }
+                })
+                .collect();
+            return Some(format!(
+                "no declared role that reads {bucket}/{prefix} can decrypt it with {k}: {}",
+                why.join("; ")
+            ));
+        }
+    }
+    None
+}
+
+/// The roles' own policies are half of it: on the bucket side, nobody
+/// else of the account may write or read the dumps either.
+fn bucket_side(ev: &Evidence<'_>, policy: &Policy) -> Vec<String> {
+    let mut excess = Vec::new();
+    for b in policy.buckets.iter().filter(|b| b.backups.iter().any(|e| e.max_age_secs > 900)) {
+        let a = b.access.as_ref();
+        if a.and_then(|a| a.writers.as_ref()).is_none() || a.and_then(|a| a.readers.as_ref()).is_none() {
+            excess.push(format!(
+                "{} does not restrict its writers and readers on the bucket side (`access:`): any principal of the account with s3:* can write or read the dumps",
+                b.name
+            ));
+        } else if let Some(bad) = not_passing(ev, &b.name, "S3-ACCESS") {
+            excess.push(bad);
+        }
+    }
+    excess
+}
+
+/// Evidence over configuration: where the policy declares a restore drill,
+/// readiness needs its last run to have passed within the RTO.
+fn with_drills(ev: &Evidence<'_>, readiness: (Verdict, Vec<String>)) -> (Verdict, Vec<String>) {
     let drills: Vec<&ControlResult> = ev.controls.iter().filter(|c| c.id == "RESTORE-DRILL").collect();
-    let readiness = if drills.is_empty() {
+    if drills.is_empty() {
         readiness
     } else {
         let (v, r) = judge(&drills);
@@ -190,8 +221,7 @@ pub fn access(ev: &Evidence<'_>, policy: &Policy) -> ((Verdict, Vec<String>), (V
             (Verdict::NotEvaluated, Verdict::Met) => (Verdict::Met, vec![]),
             _ => (Verdict::NotMet, [if readiness.0 == Verdict::Met { vec![] } else { readiness.1 }, r].concat()),
         }
-    };
-    (readiness, least)
+    }
 }
 
 /// RPO-15MIN is met only from evidence that a point in time can be
