@@ -367,6 +367,159 @@ impl Validator<'_> {
         Some(ObjectLock { mode, days })
     }
 
+    /// A rule's id (1–255 characters, unique) and priority (0 to 2^31-1,
+    /// unique; by default its place in the list); the priority.
+    fn replication_rule_id(
+        &mut self,
+        rr: &raw::RawReplicationRule,
+        id: &str,
+        i: usize,
+        ids: &mut HashMap<String, u64>,
+        priorities: &mut HashMap<i64, u64>,
+    ) -> i64 {
+        if id.is_empty() || id.chars().count() > 255 {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::RuleIdInvalid,
+                    format!("a rule id must be 1–255 characters, this one has {}", id.chars().count()),
+                    Some(rr.id.pos()),
+                )
+                .help("use a short, stable name such as `dr-copy`"),
+            );
+        }
+        if let Some(line) = ids.insert(id.to_string(), rr.id.pos().line) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::DuplicateRuleId,
+                    format!("replication rule id `{id}` is used twice (first at line {line})"),
+                    Some(rr.id.pos()),
+                )
+                .help("give every rule of a bucket its own id"),
+            );
+        }
+        let priority = rr.priority.as_ref().map_or(i as i64 + 1, |p| *p.value());
+        if let Some(p) = &rr.priority {
+            if !(0..=i64::from(i32::MAX)).contains(p.value()) {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::ValueOutOfRange,
+                        format!("priority {} must be between 0 and {}", p.value(), i32::MAX),
+                        Some(p.pos()),
+                    )
+                    .help("write a whole number ≥ 0"),
+                );
+            }
+        }
+        if let Some(line) = priorities.insert(priority, rr.priority.as_ref().map_or(rr.id.pos().line, |p| p.pos().line))
+        {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::DuplicatePriority,
+                    format!("replication priority {priority} is used twice (first at line {line})"),
+                    Some(rr.priority.as_ref().map_or(rr.id.pos(), |p| p.pos())),
+                )
+                .help("S3 needs a distinct priority for each rule"),
+            );
+        }
+        priority
+    }
+
+    /// A rule's destination bucket, by name or ARN: valid, and not the
+    /// source itself.
+    fn replication_destination(&mut self, rr: &raw::RawReplicationRule, source: Option<&str>) -> Option<String> {
+        let dest = self.expand(&rr.destination);
+        let dest_name = dest.as_deref().map(|d| d.strip_prefix("arn:aws:s3:::").unwrap_or(d).to_string());
+        if let Some(d) = &dest_name {
+            self.destinations.push((d.clone(), rr.destination.pos()));
+        }
+        if let Some(d) = &dest_name {
+            if let Err(why) = check_bucket_name(d) {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::DestinationInvalid,
+                        format!("`{d}` is not a valid destination bucket: {why}"),
+                        Some(rr.destination.pos()),
+                    )
+                    .help("write a bucket name or arn:aws:s3:::NAME"),
+                );
+            } else if Some(d.as_str()) == source {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::DestinationInvalid,
+                        "a bucket cannot replicate to itself",
+                        Some(rr.destination.pos()),
+                    )
+                    .help("name the disaster-recovery bucket, usually in another region"),
+                );
+            }
+        }
+        dest_name
+    }
+
+    /// A rule's replica key: a key of this policy (its alias, resolved at
+    /// plan time in the destination's region), or a key or alias ARN.
+    fn replica_key(&mut self, rr: &raw::RawReplicationRule, dest_name: Option<&str>) -> Option<String> {
+        let mut replica_kms_key = rr.replica_kms_key.as_ref().and_then(|k| self.expand(k));
+        // A declared key: its alias, resolved to the key's ARN in the
+        // key's region at plan and apply time.
+        // Named by its key name, or by its alias (`alias/NAME`).
+        if let (Some(d), Some(pos)) = (
+            replica_kms_key.as_deref().and_then(|k| self.keys.iter().find(|d| d.name == k || d.alias == k).cloned()),
+            &rr.replica_kms_key,
+        ) {
+            if let Some(dest) = dest_name {
+                self.replica_keys.push((d.name.clone(), dest.to_string(), pos.pos()));
+            }
+            replica_kms_key = Some(d.alias.clone());
+        } else if let (Some(k), Some(pos)) = (&replica_kms_key, &rr.replica_kms_key) {
+            if let Some(name) = k.strip_prefix("alias/") {
+                // S3 resolves a bare alias in the requester's account,
+                // not the bucket owner's (S3 API reference,
+                // EncryptionConfiguration: "we recommend using a fully
+                // qualified KMS key ARN").
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        format!("`{k}` is not a key of this policy, and a replica key needs its full ARN"),
+                        Some(pos.pos()),
+                    )
+                    .help(format!("write arn:aws:kms:DEST-REGION:ACCOUNT:alias/{name} (or its key ARN), or declare the key under kms.keys as `{name}` in the destination bucket's region")),
+                );
+            } else if !is_kms_arn(k) {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        format!("`{k}` is not a KMS key ARN or alias ARN"),
+                        Some(pos.pos()),
+                    )
+                    .help("write arn:aws:kms:REGION:ACCOUNT:key/KEY-ID, arn:aws:kms:REGION:ACCOUNT:alias/NAME, or the name of a key under kms.keys, in the destination bucket's region"),
+                );
+            }
+        }
+        replica_kms_key
+    }
+
+    /// Replication Time Control: its one value, 15 minutes.
+    fn replication_time(&mut self, rr: &raw::RawReplicationRule) -> Option<u32> {
+        match &rr.replication_time {
+            None => None,
+            Some(t) => match t.value().trim() {
+                "15m" | "15min" | "15 minutes" | "900s" | "900" => Some(15),
+                other => {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            format!("replication_time `{other}`: Replication Time Control has one value, 15 minutes"),
+                            Some(t.pos()),
+                        )
+                        .help("write `replication_time: 15m`, or leave it out for replication without a time SLA"),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
     fn replication(
         &mut self,
         r: &Sp<raw::RawReplication>,
@@ -412,120 +565,13 @@ impl Validator<'_> {
         for (i, rule) in raw.rules.iter().enumerate() {
             let rr = rule.value();
             let id = rr.id.value().clone();
-            if id.is_empty() || id.chars().count() > 255 {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::RuleIdInvalid,
-                        format!("a rule id must be 1–255 characters, this one has {}", id.chars().count()),
-                        Some(rr.id.pos()),
-                    )
-                    .help("use a short, stable name such as `dr-copy`"),
-                );
-            }
-            if let Some(line) = ids.insert(id.clone(), rr.id.pos().line) {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::DuplicateRuleId,
-                        format!("replication rule id `{id}` is used twice (first at line {line})"),
-                        Some(rr.id.pos()),
-                    )
-                    .help("give every rule of a bucket its own id"),
-                );
-            }
-            let priority = rr.priority.as_ref().map_or(i as i64 + 1, |p| *p.value());
-            if let Some(p) = &rr.priority {
-                if !(0..=i64::from(i32::MAX)).contains(p.value()) {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::ValueOutOfRange,
-                            format!("priority {} must be between 0 and {}", p.value(), i32::MAX),
-                            Some(p.pos()),
-                        )
-                        .help("write a whole number ≥ 0"),
-                    );
-                }
-            }
-            if let Some(line) =
-                priorities.insert(priority, rr.priority.as_ref().map_or(rr.id.pos().line, |p| p.pos().line))
-            {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::DuplicatePriority,
-                        format!("replication priority {priority} is used twice (first at line {line})"),
-                        Some(rr.priority.as_ref().map_or(rr.id.pos(), |p| p.pos())),
-                    )
-                    .help("S3 needs a distinct priority for each rule"),
-                );
-            }
-            let dest = self.expand(&rr.destination);
-            let dest_name = dest.as_deref().map(|d| d.strip_prefix("arn:aws:s3:::").unwrap_or(d).to_string());
-            if let Some(d) = &dest_name {
-                self.destinations.push((d.clone(), rr.destination.pos()));
-            }
-            if let Some(d) = &dest_name {
-                if let Err(why) = check_bucket_name(d) {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::DestinationInvalid,
-                            format!("`{d}` is not a valid destination bucket: {why}"),
-                            Some(rr.destination.pos()),
-                        )
-                        .help("write a bucket name or arn:aws:s3:::NAME"),
-                    );
-                } else if Some(d.as_str()) == source {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::DestinationInvalid,
-                            "a bucket cannot replicate to itself",
-                            Some(rr.destination.pos()),
-                        )
-                        .help("name the disaster-recovery bucket, usually in another region"),
-                    );
-                }
-            }
+            let priority = self.replication_rule_id(rr, &id, i, &mut ids, &mut priorities);
+            let dest_name = self.replication_destination(rr, source);
             let prefix = match &rr.prefix {
                 Some(p) => self.expand(p),
                 None => Some(String::new()),
             };
-            let mut replica_kms_key = rr.replica_kms_key.as_ref().and_then(|k| self.expand(k));
-            // A declared key: its alias, resolved to the key's ARN in the
-            // key's region at plan and apply time.
-            // Named by its key name, or by its alias (`alias/NAME`).
-            if let (Some(d), Some(pos)) = (
-                replica_kms_key
-                    .as_deref()
-                    .and_then(|k| self.keys.iter().find(|d| d.name == k || d.alias == k).cloned()),
-                &rr.replica_kms_key,
-            ) {
-                if let Some(dest) = &dest_name {
-                    self.replica_keys.push((d.name.clone(), dest.clone(), pos.pos()));
-                }
-                replica_kms_key = Some(d.alias.clone());
-            } else if let (Some(k), Some(pos)) = (&replica_kms_key, &rr.replica_kms_key) {
-                if let Some(name) = k.strip_prefix("alias/") {
-                    // S3 resolves a bare alias in the requester's account,
-                    // not the bucket owner's (S3 API reference,
-                    // EncryptionConfiguration: "we recommend using a fully
-                    // qualified KMS key ARN").
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::InvalidValue,
-                            format!("`{k}` is not a key of this policy, and a replica key needs its full ARN"),
-                            Some(pos.pos()),
-                        )
-                        .help(format!("write arn:aws:kms:DEST-REGION:ACCOUNT:alias/{name} (or its key ARN), or declare the key under kms.keys as `{name}` in the destination bucket's region")),
-                    );
-                } else if !is_kms_arn(k) {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::InvalidValue,
-                            format!("`{k}` is not a KMS key ARN or alias ARN"),
-                            Some(pos.pos()),
-                        )
-                        .help("write arn:aws:kms:REGION:ACCOUNT:key/KEY-ID, arn:aws:kms:REGION:ACCOUNT:alias/NAME, or the name of a key under kms.keys, in the destination bucket's region"),
-                    );
-                }
-            }
+            let replica_kms_key = self.replica_key(rr, dest_name.as_deref());
             // S3 replicates SSE-KMS objects only when the rule opts in and
             // names the destination key (AWS S3 user guide, "Replicating
             // encrypted objects (SSE-S3, SSE-KMS, DSSE-KMS, SSE-C)").
@@ -545,25 +591,7 @@ impl Validator<'_> {
                     .help("S3 does not replicate SSE-KMS objects unless the rule names the destination key: add `replica_kms_key: arn:aws:kms:DEST-REGION:ACCOUNT:key/ID` (or `replicate_kms_encrypted: false` to leave them out, and the DR copy without them)"),
                 );
             }
-            let replication_time_minutes = match &rr.replication_time {
-                None => None,
-                Some(t) => {
-                    match t.value().trim() {
-                        "15m" | "15min" | "15 minutes" | "900s" | "900" => Some(15),
-                        other => {
-                            self.diags.push(
-                            Diagnostic::new(
-                                Code::InvalidValue,
-                                format!("replication_time `{other}`: Replication Time Control has one value, 15 minutes"),
-                                Some(t.pos()),
-                            )
-                            .help("write `replication_time: 15m`, or leave it out for replication without a time SLA"),
-                        );
-                            None
-                        }
-                    }
-                }
-            };
+            let replication_time_minutes = self.replication_time(rr);
             if let (Some(destination), Some(prefix)) = (dest_name, prefix) {
                 rules.push(ReplicationRule {
                     id,
