@@ -240,15 +240,15 @@ impl Drop for Cluster {
 /// pgBackRest replays forward only), restored into `how.data` and
 /// recovered to the target, promoted, running. Err: why, with the backup
 /// label when one was chosen.
-pub(super) async fn recover(
-    runner: &mut Runner<'_>,
-    spec: &PostgresSpec,
+/// The backup a recovery to `target` starts from: the newest, or the
+/// newest that ended before the target time.
+fn backup_for<'s>(
+    stanza: &'s super::info::Stanza,
     target: &Target,
-    how: &How<'_>,
-) -> Result<Recovered, (String, Option<String>)> {
-    let pitr = spec.pitr.as_ref().ok_or(("no pitr".to_string(), None))?;
-    let stanza = runner.info().await.map_err(|e| (e, None))?;
-    let set = match target {
+    pitr: &crate::policy::Pitr,
+    spec: &PostgresSpec,
+) -> Result<&'s super::info::Backup, String> {
+    match target {
         Target::Latest => stanza.newest(),
         Target::Time(_, t) => {
             stanza.backup.iter().filter(|b| (b.timestamp.stop as f64) < *t).max_by_key(|b| b.timestamp.stop)
@@ -266,22 +266,13 @@ pub(super) async fn recover(
                 pitr.stanza
             ),
         };
-        (why, None)
-    })?;
-    let label = set.label.clone();
-    let fail = |e: String| (e, Some(label.clone()));
-    if tools::is_root() {
-        let (uid, gid) = ids("postgres").ok_or_else(|| {
-            fail("pgBackRest and the restored cluster cannot run as root and there is no `postgres` user".into())
-        })?;
-        for d in [how.scratch, how.data] {
-            if d.exists() {
-                std::os::unix::fs::chown(d, Some(uid), Some(gid)).map_err(|e| fail(format!("chown: {e}")))?;
-            }
-        }
-        runner.user = Some("postgres".into());
-    }
-    let t = Instant::now();
+        why
+    })
+}
+
+/// pgBackRest's restore options: the data directory, the backup, a drill's
+/// tablespaces kept in its scratch with archiving off, and the target.
+fn restore_args(how: &How<'_>, label: &str, target: &Target) -> Vec<String> {
     let mut args = vec![format!("--pg1-path={}", how.data.display()), format!("--set={label}")];
     if how.drill {
         // The drill's cluster never archives (its new timeline would go
@@ -297,6 +288,52 @@ pub(super) async fn recover(
         }
         Target::Latest => args.push("--type=default".into()),
     }
+    args
+}
+
+/// A drill to the end of the archive must have replayed all of it:
+/// recovery stops quietly at the first segment restore_command cannot
+/// fetch, and promotes what it has.
+async fn reached_newest(client: &tokio_postgres::Client, stanza: &super::info::Stanza) -> Result<(), String> {
+    let max = stanza.current_archive().and_then(|a| a.max.clone());
+    let row = client
+        .query_one(
+            "SELECT pg_last_wal_replay_lsn()::text, (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (lsn, seg_size): (Option<String>, i64) = (row.get(0), row.get(1));
+    match (lsn, max) {
+        (Some(lsn), Some(max)) => replay_reached(&lsn, seg_size.max(1) as u64, &max),
+        _ => Ok(()),
+    }
+}
+
+pub(super) async fn recover(
+    runner: &mut Runner<'_>,
+    spec: &PostgresSpec,
+    target: &Target,
+    how: &How<'_>,
+) -> Result<Recovered, (String, Option<String>)> {
+    let pitr = spec.pitr.as_ref().ok_or(("no pitr".to_string(), None))?;
+    let stanza = runner.info().await.map_err(|e| (e, None))?;
+    let set = backup_for(&stanza, target, pitr, spec).map_err(|e| (e, None))?;
+    let label = set.label.clone();
+    let fail = |e: String| (e, Some(label.clone()));
+    if tools::is_root() {
+        let (uid, gid) = ids("postgres").ok_or_else(|| {
+            fail("pgBackRest and the restored cluster cannot run as root and there is no `postgres` user".into())
+        })?;
+        for d in [how.scratch, how.data] {
+            if d.exists() {
+                std::os::unix::fs::chown(d, Some(uid), Some(gid)).map_err(|e| fail(format!("chown: {e}")))?;
+            }
+        }
+        runner.user = Some("postgres".into());
+    }
+    let t = Instant::now();
+    let args = restore_args(how, &label, target);
     runner.run("restore", &args).await.map_err(fail)?;
     let restore_secs = secs(t);
     // Replayed on loopback with trust, whatever the primary's pg_hba.conf
@@ -386,22 +423,8 @@ pub(super) async fn recover(
         .await
         .map_err(|e| fail(e.to_string()))?;
     let (replayed_at, last_replayed): (Option<f64>, Option<String>) = (row.get(0), row.get(1));
-    // A drill to the end of the archive must have replayed all of it:
-    // recovery stops quietly at the first segment restore_command cannot
-    // fetch, and promotes what it has.
     if how.drill && matches!(target, Target::Latest) {
-        let max = stanza.current_archive().and_then(|a| a.max.clone());
-        let row = client
-            .query_one(
-                "SELECT pg_last_wal_replay_lsn()::text, (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')",
-                &[],
-            )
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let (lsn, seg_size): (Option<String>, i64) = (row.get(0), row.get(1));
-        if let (Some(lsn), Some(max)) = (lsn, max) {
-            replay_reached(&lsn, seg_size.max(1) as u64, &max).map_err(fail)?;
-        }
+        reached_newest(&client, &stanza).await.map_err(fail)?;
     }
     Ok(Recovered { label, restore_secs, replay_secs, last_replayed, replayed_at, url, cluster })
 }
