@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{json, Value};
 
 use super::diag::{Code, Diagnostic};
-use super::iam_raw::{RawIam, RawIamDocument, RawPrincipal, RawStatement, StateRaw, Strs};
+use super::iam_raw::{RawIam, RawIamDocument, RawPrincipal, RawRole, RawStatement, StateRaw, Strs};
 use super::raw::Sp;
 use super::validate::Validator;
 use super::{BucketSpec, Iam, ManagedPolicySpec, RoleSpec};
@@ -101,8 +101,8 @@ pub fn size(doc: &Value) -> usize {
 }
 
 impl Validator<'_> {
-    pub(super) fn iam(&mut self, raw: &Sp<RawIam>, buckets: &[BucketSpec], default_region: Option<&str>) -> Iam {
-        let raw = raw.value();
+    /// `iam.policies`: each name valid, each document within IAM's limit.
+    fn managed_policy_specs(&mut self, raw: &RawIam) -> Vec<ManagedPolicySpec> {
         let mut policies = Vec::new();
         for (name, p) in &raw.policies.0 {
             let n = name.value().clone();
@@ -128,6 +128,37 @@ impl Validator<'_> {
                 });
             }
         }
+        policies
+    }
+
+    /// A role's `managed_policies`: each an IAM policy ARN or a policy of
+    /// `iam.policies`, listed once.
+    fn role_managed(&mut self, raw: &RawIam, rv: &RawRole) -> Option<Vec<String>> {
+        rv.managed_policies.as_ref().map(|list| {
+            let mut seen = HashSet::new();
+            let mut out = Vec::new();
+            for p in list.value() {
+                let v = p.value();
+                let known = raw.policies.0.iter().any(|(k, _)| k.value() == v);
+                let arn_ok = v.starts_with("arn:") && v.split(':').nth(2) == Some("iam") && v.contains(":policy/");
+                if !known && !arn_ok {
+                    self.diags.push(
+                        Diagnostic::new(Code::PolicyRefInvalid, format!("`{v}` is neither a managed policy ARN nor a policy under iam.policies"), Some(p.pos()))
+                            .help("write arn:aws:iam::aws:policy/NAME, arn:aws:iam::ACCOUNT:policy/NAME, or the name of a policy declared under iam.policies"),
+                    );
+                } else if !seen.insert(v.clone()) {
+                    self.diags.push(Diagnostic::new(Code::DuplicateKey, format!("`{v}` is listed twice"), Some(p.pos())).help("list each policy once"));
+                } else {
+                    out.push(v.clone());
+                }
+            }
+            out
+        })
+    }
+
+    pub(super) fn iam(&mut self, raw: &Sp<RawIam>, buckets: &[BucketSpec], default_region: Option<&str>) -> Iam {
+        let raw = raw.value();
+        let policies = self.managed_policy_specs(raw);
         let mut roles = Vec::new();
         for (name, r) in &raw.roles.0 {
             let n = name.value().clone();
@@ -216,26 +247,7 @@ impl Validator<'_> {
                     );
                 }
             }
-            let managed = rv.managed_policies.as_ref().map(|list| {
-                let mut seen = HashSet::new();
-                let mut out = Vec::new();
-                for p in list.value() {
-                    let v = p.value();
-                    let known = raw.policies.0.iter().any(|(k, _)| k.value() == v);
-                    let arn_ok = v.starts_with("arn:") && v.split(':').nth(2) == Some("iam") && v.contains(":policy/");
-                    if !known && !arn_ok {
-                        self.diags.push(
-                            Diagnostic::new(Code::PolicyRefInvalid, format!("`{v}` is neither a managed policy ARN nor a policy under iam.policies"), Some(p.pos()))
-                                .help("write arn:aws:iam::aws:policy/NAME, arn:aws:iam::ACCOUNT:policy/NAME, or the name of a policy declared under iam.policies"),
-                        );
-                    } else if !seen.insert(v.clone()) {
-                        self.diags.push(Diagnostic::new(Code::DuplicateKey, format!("`{v}` is listed twice"), Some(p.pos())).help("list each policy once"));
-                    } else {
-                        out.push(v.clone());
-                    }
-                }
-                out
-            });
+            let managed = self.role_managed(raw, rv);
             if !absent && trust.is_none() && rv.trust.is_none() {
                 self.diags.push(
                     Diagnostic::new(
@@ -315,7 +327,9 @@ impl Validator<'_> {
         (self.diags.len() == before).then_some(json)
     }
 
-    fn iam_statement(&mut self, st: &RawStatement, kind: DocKind, sids: &mut BTreeMap<String, u64>) {
+    /// A statement's Sid: letters and digits (spaces too in a key policy),
+    /// once in its document.
+    fn statement_sid(&mut self, st: &RawStatement, kind: DocKind, sids: &mut BTreeMap<String, u64>) {
         if let Some(sid) = &st.sid {
             let s = sid.value();
             // KMS key policies also take spaces (the default statement is
@@ -341,6 +355,10 @@ impl Validator<'_> {
                 );
             }
         }
+    }
+
+    fn iam_statement(&mut self, st: &RawStatement, kind: DocKind, sids: &mut BTreeMap<String, u64>) {
+        self.statement_sid(st, kind, sids);
         if st.effect.value() != "Allow" && st.effect.value() != "Deny" {
             self.diags.push(
                 Diagnostic::new(

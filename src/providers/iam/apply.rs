@@ -99,6 +99,29 @@ pub(super) async fn new_version(aws: &Aws, arn: &str, document: &str) -> Result<
     .map_err(|e| err_text(&e))
 }
 
+/// One step of a role's apply: the call, waited out while a role this run
+/// created is not yet visible; its outcome pushed onto `$steps`, and on
+/// failure `$steps` returned (the role's later steps depend on it).
+macro_rules! role_step {
+    ($aws:ident, $name:ident, $created:ident, $steps:ident, $op:expr, $label:expr, $fut:expr) => {{
+        let r = $aws
+            .call_until_visible(
+                $op,
+                &format!("role {}", $name),
+                || $fut,
+                |e| $created && aws_sdk_iam::error::ProvideErrorMetadata::code(e) == Some("NoSuchEntity"),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| err_text(&e));
+        let failed = r.is_err();
+        $steps.push(StepOutcome { step: $label, result: r });
+        if failed {
+            return $steps;
+        }
+    }};
+}
+
 pub(super) async fn apply_role(
     aws: &Aws,
     spec: &RoleSpec,
@@ -117,23 +140,9 @@ pub(super) async fn apply_role(
     // later steps wait, bounded by --wait.
     let created = mine[0].action == Action::Create;
     macro_rules! step {
-        ($op:expr, $label:expr, $fut:expr) => {{
-            let r = aws
-                .call_until_visible(
-                    $op,
-                    &format!("role {name}"),
-                    || $fut,
-                    |e| created && aws_sdk_iam::error::ProvideErrorMetadata::code(e) == Some("NoSuchEntity"),
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| err_text(&e));
-            let failed = r.is_err();
-            steps.push(StepOutcome { step: $label, result: r });
-            if failed {
-                return steps;
-            }
-        }};
+        ($op:expr, $label:expr, $fut:expr) => {
+            role_step!(aws, name, created, steps, $op, $label, $fut)
+        };
     }
     let head = mine[0];
     if head.action == Action::Delete {
@@ -208,6 +217,27 @@ pub(super) async fn apply_role(
         if has("tags") {
             step!(&ops::TAG_ROLE, "tags", c.tag_role().role_name(name).set_tags(Some(tags.clone())).send());
         }
+    }
+    steps.extend(apply_parts(aws, spec, mine, state, created_arns, created).await);
+    steps
+}
+
+/// The role's inline policies and attachments, after the role itself.
+async fn apply_parts(
+    aws: &Aws,
+    spec: &RoleSpec,
+    mine: &[&Change],
+    state: &IamState,
+    created_arns: &BTreeMap<String, String>,
+    created: bool,
+) -> Vec<StepOutcome> {
+    let c = aws.iam();
+    let name = spec.name.as_str();
+    let mut steps = Vec::new();
+    macro_rules! step {
+        ($op:expr, $label:expr, $fut:expr) => {
+            role_step!(aws, name, created, steps, $op, $label, $fut)
+        };
     }
     for ch in mine.iter().skip(1).filter(|x| x.is_actionable()) {
         let Some((kind, item)) =

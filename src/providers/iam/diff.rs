@@ -101,6 +101,14 @@ pub(super) fn diff_role(
     }
     let mut out = vec![head];
     // Inline policies: named ones are owned; the rest are kept unless exclusive.
+    diff_inline(spec, seen, &mut out);
+    diff_attached(spec, seen, policies, &mut out);
+    out
+}
+
+/// The role's inline policies: named ones are owned (created or updated),
+/// the rest kept, or deleted when the role is exclusive.
+fn diff_inline(spec: &RoleSpec, seen: &RoleState, out: &mut Vec<Change>) {
     if let Some(inline) = &seen.inline {
         match inline {
             Observed::Unknown { reason } => {
@@ -140,6 +148,15 @@ pub(super) fn diff_role(
             }
         }
     }
+}
+
+/// The role's managed-policy attachments, the same way.
+fn diff_attached(
+    spec: &RoleSpec,
+    seen: &RoleState,
+    policies: &[(ManagedPolicySpec, Observed<PolicyFacts>)],
+    out: &mut Vec<Change>,
+) {
     if let Some(attached) = &seen.attached {
         match attached {
             Observed::Unknown { reason } => {
@@ -187,5 +204,4 @@ pub(super) fn diff_role(
             }
         }
     }
-    out
 }

@@ -27,6 +27,111 @@ use crate::aws::{classify, Aws};
 use crate::model::{steps, Action, Change, Observed, StepOutcome};
 use crate::policy::{BucketSpec, Encryption, Lifecycle, Versioning};
 
+/// CreateBucket in `region` (us-east-1 takes no LocationConstraint), with
+/// Object Lock when the policy asks for it (which also enables
+/// versioning: S3 API reference, CreateBucket
+/// x-amz-bucket-object-lock-enabled).
+async fn create(aws: &Aws, client: &aws_sdk_s3::Client, spec: &BucketSpec, region: &str) -> StepOutcome {
+    let mut req = client.create_bucket().bucket(&spec.name);
+    // us-east-1 is the one region that takes no LocationConstraint.
+    if region != "us-east-1" {
+        req = req.create_bucket_configuration(
+            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region)).build(),
+        );
+    }
+    // Object Lock is enabled at creation, which also enables
+    // versioning (S3 API reference, CreateBucket
+    // x-amz-bucket-object-lock-enabled).
+    if spec.object_lock.is_some() {
+        req = req.object_lock_enabled_for_bucket(true);
+    }
+    let r = aws.call(&ops::CREATE_BUCKET, req.send()).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
+    StepOutcome { step: steps::S3_CREATE_BUCKET.name, result: r }
+}
+
+/// The default encryption to write: a key declared under kms.keys as its
+/// key ARN (resolved now: the kms kind may have made it moments ago), the
+/// bucket key and blocked encryption types kept as seen.
+async fn encryption_now(
+    aws: &Aws,
+    enc: &Encryption,
+    state: &BucketState,
+    region: &str,
+    keys_made: bool,
+) -> Result<ServerSideEncryptionConfiguration, String> {
+    let seen = state.encryption.as_ref().and_then(|o| o.present());
+    let seen_bucket_key = seen.map(|e| e.bucket_key);
+    let blocked = seen.and_then(|e| e.blocked_encryption_types.clone());
+    // A key declared under kms.keys is written as its key ARN (the
+    // form S3 needs for cross-account and service use, AWS S3 API
+    // reference, "ServerSideEncryptionByDefault"), resolved now: the
+    // kms kind may have created it moments ago.
+    let key = match (&enc.declared_key, state.key.as_ref().and_then(|k| k.present())) {
+        (None, _) => Ok(enc.kms_key.clone()),
+        (Some(_), Some(f)) => Ok(Some(f.arn.clone())),
+        (Some(_), None) => {
+            crate::aws::lookup::key_arn(aws, region, enc.kms_key.as_deref().unwrap_or_default(), keys_made)
+                .await
+                .map(Some)
+        }
+    };
+    key.and_then(|k| {
+        let enc = Encryption { kms_key: k, ..enc.clone() };
+        encryption_config(&enc, seen_bucket_key, blocked).map_err(|e| e.to_string())
+    })
+}
+
+/// The bucket policy's one write for the TLS and access statements, when
+/// either changes: only their Sids are replaced.
+async fn bucket_policy(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    spec: &BucketSpec,
+    state: &BucketState,
+    changes: &[Change],
+    roles_made: bool,
+) -> Option<StepOutcome> {
+    let acting = |addr: &crate::model::Address| changes.iter().any(|c| &c.address == addr && c.is_actionable());
+    let (tls_on, access_on) = (acting(&tls::address(&spec.name)), acting(&access::address(&spec.name)));
+    if !(tls_on || access_on) {
+        return None;
+    }
+    let mut owned: Vec<&str> = Vec::new();
+    let mut desired = Vec::new();
+    if let (true, Some(want)) = (tls_on, spec.require_tls) {
+        owned.push(tls::SID);
+        if want {
+            desired.push(tls::desired_statement(&spec.name));
+        }
+    }
+    let mut resolved = Ok(());
+    if let (true, Some(want)) = (access_on, &spec.access) {
+        owned.extend(access::SIDS);
+        match access_now(aws, want, &state.principals, roles_made).await {
+            // Never shut the tool out of the bucket it manages.
+            Ok(r) if r.administrators.is_some() && state.caller.is_none() => {
+                resolved = Err("access.administrators: who runs this could not be read (STS GetCallerIdentity), so whether the configuration statement would shut it out is not known; nothing written".into())
+            }
+            Ok(r) => match access::locks_out(&r, state.caller.as_deref()) {
+                Some(why) => resolved = Err(format!("{why}; nothing written")),
+                None => desired.extend(access::desired_statements(&spec.name, &r)),
+            },
+            Err(e) => resolved = Err(e),
+        }
+    }
+    let label = match (tls_on, access_on) {
+        (true, false) => "bucket policy (require TLS)",
+        (false, true) => "bucket policy (access)",
+        _ => "bucket policy (require TLS, access)",
+    };
+    let seen = state.policy.as_ref().and_then(|o| o.present());
+    let r = match resolved {
+        Ok(()) => write_policy(aws, client, &spec.name, seen, &owned, desired).await,
+        Err(e) => Err(e),
+    };
+    Some(StepOutcome { step: label, result: r })
+}
+
 /// Apply `change` (computed from `state`) to the bucket. Returns each step's
 /// outcome in order; steps after a failure are not attempted.
 pub async fn apply(
@@ -67,23 +172,7 @@ pub async fn apply(
     }
 
     if change.action == Action::Create {
-        let mut req = client.create_bucket().bucket(name);
-        // us-east-1 is the one region that takes no LocationConstraint.
-        if region != "us-east-1" {
-            req = req.create_bucket_configuration(
-                CreateBucketConfiguration::builder()
-                    .location_constraint(BucketLocationConstraint::from(region))
-                    .build(),
-            );
-        }
-        // Object Lock is enabled at creation, which also enables
-        // versioning (S3 API reference, CreateBucket
-        // x-amz-bucket-object-lock-enabled).
-        if spec.object_lock.is_some() {
-            req = req.object_lock_enabled_for_bucket(true);
-        }
-        let r = aws.call(&ops::CREATE_BUCKET, req.send()).await.map(|_| ()).map_err(|e| classify(&e, &[]).reason());
-        out.push(StepOutcome { step: steps::S3_CREATE_BUCKET.name, result: r });
+        out.push(create(aws, &client, spec, region).await);
         if out.iter().any(|s| s.result.is_err()) {
             return out;
         }
@@ -119,26 +208,7 @@ pub async fn apply(
         }
     }
     if let (Some(enc), true) = (&spec.encryption, touches("encryption")) {
-        let seen = state.encryption.as_ref().and_then(|o| o.present());
-        let seen_bucket_key = seen.map(|e| e.bucket_key);
-        let blocked = seen.and_then(|e| e.blocked_encryption_types.clone());
-        // A key declared under kms.keys is written as its key ARN (the
-        // form S3 needs for cross-account and service use, AWS S3 API
-        // reference, "ServerSideEncryptionByDefault"), resolved now: the
-        // kms kind may have created it moments ago.
-        let key = match (&enc.declared_key, state.key.as_ref().and_then(|k| k.present())) {
-            (None, _) => Ok(enc.kms_key.clone()),
-            (Some(_), Some(f)) => Ok(Some(f.arn.clone())),
-            (Some(_), None) => {
-                crate::aws::lookup::key_arn(aws, region, enc.kms_key.as_deref().unwrap_or_default(), keys_made)
-                    .await
-                    .map(Some)
-            }
-        };
-        let conf = key.and_then(|k| {
-            let enc = Encryption { kms_key: k, ..enc.clone() };
-            encryption_config(&enc, seen_bucket_key, blocked).map_err(|e| e.to_string())
-        });
+        let conf = encryption_now(aws, enc, state, region, keys_made).await;
         match conf {
             Ok(conf) => step!(
                 &ops::PUT_BUCKET_ENCRYPTION,
@@ -170,44 +240,7 @@ pub async fn apply(
     }
     // One write for the TLS and access statements: only the Sids of the
     // changes being made are replaced, every other statement is kept.
-    let acting = |addr: &crate::model::Address| changes.iter().any(|c| &c.address == addr && c.is_actionable());
-    let (tls_on, access_on) = (acting(&tls::address(name)), acting(&access::address(name)));
-    if tls_on || access_on {
-        let mut owned: Vec<&str> = Vec::new();
-        let mut desired = Vec::new();
-        if let (true, Some(want)) = (tls_on, spec.require_tls) {
-            owned.push(tls::SID);
-            if want {
-                desired.push(tls::desired_statement(name));
-            }
-        }
-        let mut resolved = Ok(());
-        if let (true, Some(want)) = (access_on, &spec.access) {
-            owned.extend(access::SIDS);
-            match access_now(aws, want, &state.principals, roles_made).await {
-                // Never shut the tool out of the bucket it manages.
-                Ok(r) if r.administrators.is_some() && state.caller.is_none() => {
-                    resolved = Err("access.administrators: who runs this could not be read (STS GetCallerIdentity), so whether the configuration statement would shut it out is not known; nothing written".into())
-                }
-                Ok(r) => match access::locks_out(&r, state.caller.as_deref()) {
-                    Some(why) => resolved = Err(format!("{why}; nothing written")),
-                    None => desired.extend(access::desired_statements(name, &r)),
-                },
-                Err(e) => resolved = Err(e),
-            }
-        }
-        let label = match (tls_on, access_on) {
-            (true, false) => "bucket policy (require TLS)",
-            (false, true) => "bucket policy (access)",
-            _ => "bucket policy (require TLS, access)",
-        };
-        let seen = state.policy.as_ref().and_then(|o| o.present());
-        let r = match resolved {
-            Ok(()) => write_policy(aws, &client, name, seen, &owned, desired).await,
-            Err(e) => Err(e),
-        };
-        out.push(StepOutcome { step: label, result: r });
-    }
+    out.extend(bucket_policy(aws, &client, spec, state, changes, roles_made).await);
     if let Some(want) = &spec.lifecycle {
         let prefix = format!("s3.{name}.lifecycle");
         if changes.iter().any(|c| c.address.as_str().starts_with(&prefix) && c.is_actionable()) {
