@@ -427,6 +427,33 @@ fn backed_up(w: &World, pg: &Postgres, ca: &str, tls_port: u16, name: &str) -> (
     (p, bucket, stanza, url)
 }
 
+/// Every key under `prefix` of the repository's bucket.
+fn keys_under(w: &World, bucket: &str, prefix: &str) -> Vec<String> {
+    let s3 = w.moto().s3("us-east-1");
+    crate::harness::block_on(async {
+        let out = s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.expect("list");
+        out.contents().iter().filter_map(|o| o.key()).map(str::to_string).collect()
+    })
+}
+
+/// Delete `keys` from the bucket (a delete marker each: it is versioned).
+fn delete_keys(w: &World, bucket: &str, keys: &[String]) {
+    let s3 = w.moto().s3("us-east-1");
+    crate::harness::block_on(async {
+        for k in keys {
+            s3.delete_object().bucket(bucket).key(k).send().await.expect("delete");
+        }
+    });
+}
+
+/// The one archived object of segment `name` (`…/NAME-SHA1.zst`).
+fn segment_key(w: &World, bucket: &str, stanza: &str, name: &str) -> String {
+    let all = keys_under(w, bucket, &format!("pgbackrest/archive/{stanza}/"));
+    let keys: Vec<&String> = all.iter().filter(|k| k.contains(&format!("/{name}-"))).collect();
+    assert_eq!(keys.len(), 1, "{name}: {all:?}");
+    keys[0].clone()
+}
+
 /// The newest backup's manifest and its copy deleted from the bucket:
 /// backup.info still lists the backup and the stored verify result still
 /// says passed, but a restore of it would fail — PITR-BACKUP fails naming
@@ -442,30 +469,14 @@ fn a_backup_whose_manifest_is_gone_fails_pitr_backup_and_verify() {
     let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
     assert_eq!(status(&j, "PITR-BACKUP"), "pass", "{j}");
     assert_eq!(status(&j, "PITR-VERIFY"), "pass", "{j}");
-    let s3 = w.moto().s3("us-east-1");
-    let manifests: Vec<String> = crate::harness::block_on(async {
-        let out = s3
-            .list_objects_v2()
-            .bucket(&bucket)
-            .prefix(format!("pgbackrest/backup/{stanza}/"))
-            .send()
-            .await
-            .expect("list");
-        out.contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .filter(|k| k.ends_with("/backup.manifest") || k.ends_with("/backup.manifest.copy"))
-            .filter(|k| !k.contains("backup.history"))
-            .map(str::to_string)
-            .collect()
-    });
+    let manifests: Vec<String> = keys_under(&w, &bucket, &format!("pgbackrest/backup/{stanza}/"))
+        .into_iter()
+        .filter(|k| k.ends_with("/backup.manifest") || k.ends_with("/backup.manifest.copy"))
+        .filter(|k| !k.contains("backup.history"))
+        .collect();
     assert_eq!(manifests.len(), 2, "{manifests:?}");
     let label = manifests[0].split('/').nth(3).expect("label").to_string();
-    crate::harness::block_on(async {
-        for k in &manifests {
-            s3.delete_object().bucket(&bucket).key(k).send().await.expect("delete");
-        }
-    });
+    delete_keys(&w, &bucket, &manifests);
     let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
     let b = control(&j, "PITR-BACKUP", "postgres.primary.pitr");
     assert_eq!(b["status"], "fail", "{b}");
@@ -541,20 +552,7 @@ fn a_drill_to_latest_that_stops_at_a_gap_fails_naming_the_segment() {
     }
     // The middle one of the three segments written after the backup.
     let gap = segments[1].clone();
-    let s3 = w.moto().s3("us-east-1");
-    crate::harness::block_on(async {
-        let out = s3
-            .list_objects_v2()
-            .bucket(&bucket)
-            .prefix(format!("pgbackrest/archive/{stanza}/"))
-            .send()
-            .await
-            .expect("list");
-        let keys: Vec<String> =
-            out.contents().iter().filter_map(|o| o.key()).filter(|k| k.contains(&gap)).map(str::to_string).collect();
-        assert_eq!(keys.len(), 1, "{gap}: {keys:?}");
-        s3.delete_object().bucket(&bucket).key(&keys[0]).send().await.expect("delete");
-    });
+    delete_keys(&w, &bucket, &[segment_key(&w, &bucket, &stanza, &gap)]);
     let d = w.cli_with(
         &["restore-drill", "-f", &p, "postgres.primary.pitr", "--target", "latest", "--format", "json"],
         &env,
@@ -619,21 +617,9 @@ fn a_gap_before_a_timeline_switch_is_named_with_its_timeline() {
 
     // The timeline-1 segment that held the first 100 rows: before the
     // switch, so on the path.
-    let s3 = w.moto().s3("us-east-1");
-    crate::harness::block_on(async {
-        let out = s3
-            .list_objects_v2()
-            .bucket(&bucket)
-            .prefix(format!("pgbackrest/archive/{stanza}/"))
-            .send()
-            .await
-            .expect("list");
-        let all: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
-        assert!(all.iter().any(|k| k.ends_with("/00000002.history")), "the history file is archived: {all:?}");
-        let keys: Vec<&str> = all.iter().copied().filter(|k| k.contains(&format!("/{before}-"))).collect();
-        assert_eq!(keys.len(), 1, "{before}: {all:?}");
-        s3.delete_object().bucket(&bucket).key(keys[0]).send().await.expect("delete");
-    });
+    let archived = keys_under(&w, &bucket, &format!("pgbackrest/archive/{stanza}/"));
+    assert!(archived.iter().any(|k| k.ends_with("/00000002.history")), "the history file is archived: {archived:?}");
+    delete_keys(&w, &bucket, &[segment_key(&w, &bucket, &stanza, &before)]);
     let c = wal(&w);
     assert_eq!(c["status"], "fail", "{c}");
     let detail = c["detail"].as_str().unwrap_or_default();
@@ -696,13 +682,9 @@ fn stale_or_unreadable_evidence_is_not_a_pass() {
     }
 
     // archive.info and its copy deleted: nothing of the repository reads.
-    let s3 = w.moto().s3("us-east-1");
-    crate::harness::block_on(async {
-        for name in ["archive.info", "archive.info.copy"] {
-            let key = format!("pgbackrest/archive/{stanza}/{name}");
-            s3.delete_object().bucket(&bucket).key(key).send().await.expect("delete");
-        }
-    });
+    let infos: Vec<String> =
+        ["archive.info", "archive.info.copy"].iter().map(|n| format!("pgbackrest/archive/{stanza}/{n}")).collect();
+    delete_keys(&w, &bucket, &infos);
     let c = control(&audit(&w), "PITR-VERIFY", "postgres.primary.pitr").clone();
     assert_eq!(c["status"], "unknown", "{c}");
     assert!(c["detail"].as_str().unwrap_or_default().starts_with("the repository cannot be read now"), "{c}");

@@ -487,12 +487,16 @@ fn user_db(url: &str) -> Result<(String, String), String> {
 /// Why the restored cluster did not start or went away during recovery,
 /// from its log.
 fn stopped(error: &str, log: &Path, target: &Target) -> String {
-    let said = last_log_line(log);
-    match target {
-        Target::Time(t, _) if said.contains("recovery ended before configured recovery target was reached") => format!(
-            "recovery ended before the target {t} was reached: the archive holds no continuous WAL up to it (a missing segment, or a target after the newest archived commit); the restored cluster's log says: {said}"
+    const SHORT: &str = "recovery ended before configured recovery target was reached";
+    // Looked for in the whole log: connection attempts made while the
+    // server went down may log FATAL lines after it.
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    match (target, text.lines().find(|l| l.contains(SHORT))) {
+        (Target::Time(t, _), Some(line)) => format!(
+            "recovery ended before the target {t} was reached: the archive holds no continuous WAL up to it (a missing segment, or a target after the newest archived commit); the restored cluster's log says: {}",
+            line.trim()
         ),
-        _ => format!("{error}; the restored cluster's log says: {said}"),
+        _ => format!("{error}; the restored cluster's log says: {}", last_log_line(log)),
     }
 }
 
