@@ -5,8 +5,8 @@ use super::diag::{Code, Diagnostic};
 use super::raw::Sp;
 use super::raw::{RawS3, StorageClassRaw};
 use super::store_raw::{
-    DumpFormatRaw, FsyncRaw, RawBackupJob, RawDrillCheck, RawPersistence, RawPitr, RawPitrRepo, RawPostgresMap,
-    RawRedisMap, RawRestoreDrill, WalLevelRaw,
+    DumpFormatRaw, FsyncRaw, RawBackupJob, RawDrillCheck, RawPersistence, RawPitr, RawPitrRepo, RawPostgres,
+    RawPostgresMap, RawRedisMap, RawRestoreDrill, WalLevelRaw,
 };
 use super::validate::Validator;
 use super::{
@@ -596,6 +596,53 @@ impl Validator<'_> {
         })
     }
 
+    /// Confidential data whose dumps are neither encrypted client-side nor
+    /// leave any table's rows out: a warning.
+    fn confidential(&mut self, name: &Sp<String>, pv: &RawPostgres, backup: Option<&PgBackup>) {
+        let confidential = pv
+            .classification
+            .iter()
+            .flat_map(|c| c.value().iter())
+            .any(|c| *c.value() == crate::policy::store_raw::ClassificationRaw::Confidential);
+        if let (true, Some(b), Some(raw)) = (confidential, backup, &pv.backup) {
+            if b.encrypt_to.is_empty() && b.exclude_table_data.is_empty() {
+                self.warnings.push(
+                    Diagnostic::warning(
+                        Code::ConfidentialUnprotected,
+                        format!("postgres.{} holds confidential data, but its dumps are neither encrypted client-side nor leave any table's rows out", name.value()),
+                        Some(raw.pos()),
+                    )
+                    .help("add `encrypt_to: [age1…]` (client-side encryption with age) or `exclude_table_data: [TABLE, …]` (the confidential tables' rows stay on the server)"),
+                );
+            }
+        }
+    }
+
+    /// The drill of the entry the dump job writes checks what the dumps
+    /// leave out, and needs an identity when they are encrypted.
+    fn drill_of_dumps(&mut self, pv: &RawPostgres, backup: Option<&PgBackup>, drill: Option<&mut PgDrill>) {
+        // The drill of the entry the dump job writes checks what it
+        // left out.
+        if let (Some(d), Some(b)) = (drill, backup) {
+            if d.from.bucket == b.to.bucket && d.from.prefix == b.to.prefix {
+                d.excluded = b.exclude_table_data.clone();
+                // Encrypted dumps: the drill needs the identity.
+                if !b.encrypt_to.is_empty() && d.decrypt_with.is_none() {
+                    if let Some(rd) = &pv.restore_drill {
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::MissingField,
+                                "the dumps are encrypted (`backup.encrypt_to`) but the drill names no identity to decrypt them",
+                                Some(rd.pos()),
+                            )
+                            .help("add `decrypt_with: ${AGE_IDENTITY_FILE}` (the path of an age identity file of one of the recipients)"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     pub(super) fn postgres(
         &mut self,
         map: &Sp<RawPostgresMap>,
@@ -639,44 +686,9 @@ impl Validator<'_> {
                 None => None,
             };
             let backup = pv.backup.as_ref().and_then(|b| self.pg_backup(b, buckets));
-            let confidential = pv
-                .classification
-                .iter()
-                .flat_map(|c| c.value().iter())
-                .any(|c| *c.value() == crate::policy::store_raw::ClassificationRaw::Confidential);
-            if let (true, Some(b), Some(raw)) = (confidential, &backup, &pv.backup) {
-                if b.encrypt_to.is_empty() && b.exclude_table_data.is_empty() {
-                    self.warnings.push(
-                        Diagnostic::warning(
-                            Code::ConfidentialUnprotected,
-                            format!("postgres.{} holds confidential data, but its dumps are neither encrypted client-side nor leave any table's rows out", name.value()),
-                            Some(raw.pos()),
-                        )
-                        .help("add `encrypt_to: [age1…]` (client-side encryption with age) or `exclude_table_data: [TABLE, …]` (the confidential tables' rows stay on the server)"),
-                    );
-                }
-            }
+            self.confidential(name, pv, backup.as_ref());
             let mut restore_drill = pv.restore_drill.as_ref().and_then(|d| self.pg_drill(d, buckets));
-            // The drill of the entry the dump job writes checks what it
-            // left out.
-            if let (Some(d), Some(b)) = (restore_drill.as_mut(), &backup) {
-                if d.from.bucket == b.to.bucket && d.from.prefix == b.to.prefix {
-                    d.excluded = b.exclude_table_data.clone();
-                    // Encrypted dumps: the drill needs the identity.
-                    if !b.encrypt_to.is_empty() && d.decrypt_with.is_none() {
-                        if let Some(rd) = &pv.restore_drill {
-                            self.diags.push(
-                                Diagnostic::new(
-                                    Code::MissingField,
-                                    "the dumps are encrypted (`backup.encrypt_to`) but the drill names no identity to decrypt them",
-                                    Some(rd.pos()),
-                                )
-                                .help("add `decrypt_with: ${AGE_IDENTITY_FILE}` (the path of an age identity file of one of the recipients)"),
-                            );
-                        }
-                    }
-                }
-            }
+            self.drill_of_dumps(pv, backup.as_ref(), restore_drill.as_mut());
             let pitr = pv.pitr.as_ref().and_then(|x| self.pitr(x, buckets, s3));
             if let (Some(x), Some(c)) = (&pv.pitr, w.and_then(|w| w.archive_command.as_ref())) {
                 self.diags.push(

@@ -371,6 +371,52 @@ fn key_policy_of<'r>(ev: &Evidence<'r>, policy: &Policy, key: &str) -> Option<&'
     ev.key_policies.iter().find(|kp| kp.names.iter().any(|n| n == key || Some(n) == alias.as_ref()))
 }
 
+/// Replication rules of bucket `b` that leave SSE-KMS objects out while
+/// the bucket encrypts its backups with KMS: they copy nothing of them.
+fn kms_left_out(
+    policy: &Policy,
+    b: &crate::policy::BucketSpec,
+    r: &crate::policy::Replication,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    // S3 does not replicate SSE-KMS objects unless the rule opts in
+    // (AWS S3 user guide, "Replicating encrypted objects": SSE-KMS
+    // objects need SourceSelectionCriteria.SseKmsEncryptedObjects): on
+    // a bucket that encrypts with KMS such a rule copies nothing.
+    let kms_bucket = b
+        .encryption
+        .as_ref()
+        .is_some_and(|e| e.kms_key.is_some() || e.algorithm != crate::policy::Algorithm::Aes256);
+    // The backups this bucket holds: its entries and pgBackRest
+    // repositories; a rule over other objects is not the DR copy.
+    let held: Vec<&str> = b
+        .backups
+        .iter()
+        .map(|e| e.prefix.as_str())
+        .chain(
+            policy
+                .postgres
+                .iter()
+                .filter_map(|pg| pg.pitr.as_ref())
+                .filter(|p| p.repo.bucket == b.name)
+                .map(|p| p.repo.prefix.as_str()),
+        )
+        .collect();
+    let covers = |rule: &crate::policy::ReplicationRule| {
+        held.iter().any(|p| p.starts_with(&rule.prefix) || rule.prefix.starts_with(p))
+    };
+    if kms_bucket {
+        for rule in r.rules.iter().filter(|x| x.enabled && x.replicate_kms_encrypted == Some(false) && covers(x)) {
+            let scope = if rule.prefix.is_empty() { String::new() } else { format!(" under {}", rule.prefix) };
+            out.push(format!(
+                "replication rule {} of {} leaves SSE-KMS objects out (replicate_kms_encrypted: false) and {} encrypts with KMS: nothing{scope} reaches {}",
+                rule.id, b.name, b.name, rule.destination
+            ));
+        }
+    }
+    out
+}
+
 /// DR-COPY needs the replication role able to decrypt the source objects
 /// and encrypt the replicas (AWS S3 user guide, "Replicating encrypted
 /// objects"): judged from the role's documents the IAM controls found
@@ -379,41 +425,7 @@ pub fn replication_key_access(ev: &Evidence<'_>, policy: &Policy) -> Vec<String>
     let mut out = Vec::new();
     for b in &policy.buckets {
         let Some(r) = &b.replication else { continue };
-        // S3 does not replicate SSE-KMS objects unless the rule opts in
-        // (AWS S3 user guide, "Replicating encrypted objects": SSE-KMS
-        // objects need SourceSelectionCriteria.SseKmsEncryptedObjects): on
-        // a bucket that encrypts with KMS such a rule copies nothing.
-        let kms_bucket = b
-            .encryption
-            .as_ref()
-            .is_some_and(|e| e.kms_key.is_some() || e.algorithm != crate::policy::Algorithm::Aes256);
-        // The backups this bucket holds: its entries and pgBackRest
-        // repositories; a rule over other objects is not the DR copy.
-        let held: Vec<&str> = b
-            .backups
-            .iter()
-            .map(|e| e.prefix.as_str())
-            .chain(
-                policy
-                    .postgres
-                    .iter()
-                    .filter_map(|pg| pg.pitr.as_ref())
-                    .filter(|p| p.repo.bucket == b.name)
-                    .map(|p| p.repo.prefix.as_str()),
-            )
-            .collect();
-        let covers = |rule: &crate::policy::ReplicationRule| {
-            held.iter().any(|p| p.starts_with(&rule.prefix) || rule.prefix.starts_with(p))
-        };
-        if kms_bucket {
-            for rule in r.rules.iter().filter(|x| x.enabled && x.replicate_kms_encrypted == Some(false) && covers(x)) {
-                let scope = if rule.prefix.is_empty() { String::new() } else { format!(" under {}", rule.prefix) };
-                out.push(format!(
-                    "replication rule {} of {} leaves SSE-KMS objects out (replicate_kms_encrypted: false) and {} encrypts with KMS: nothing{scope} reaches {}",
-                    rule.id, b.name, b.name, rule.destination
-                ));
-            }
-        }
+        out.extend(kms_left_out(policy, b, r));
         let kms_rules: Vec<_> = r.rules.iter().filter(|x| x.replicate_kms_encrypted == Some(true)).collect();
         if kms_rules.is_empty() {
             continue;
