@@ -91,6 +91,17 @@ fn source(g: &Global, a: &ApplyArgs) -> Result<(Option<crate::saved_plan::SavedP
     }
 }
 
+/// Why a saved plan no longer applies: what it changes changed since.
+fn stale(saved: &crate::saved_plan::SavedPlan, observations: &crate::engine::Snapshot) -> Option<String> {
+    let stale = crate::saved_plan::stale(saved, &crate::saved_plan::fingerprints(observations));
+    (!stale.is_empty()).then(|| {
+        format!(
+            "the saved plan is stale: {} changed since it was made; nothing was changed, run plan again",
+            stale.join(", ")
+        )
+    })
+}
+
 /// Why the plan may not be applied with the flags given: destructive
 /// changes without --allow-destroy, irreversible ones without
 /// --allow-irreversible.
@@ -189,17 +200,8 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
         Ok(o) => o,
         Err(code) => return code,
     };
-    if let Some(s) = &saved {
-        let stale = crate::saved_plan::stale(s, &crate::saved_plan::fingerprints(&observations));
-        if !stale.is_empty() {
-            return error(
-                g,
-                format!(
-                    "the saved plan is stale: {} changed since it was made; nothing was changed, run plan again",
-                    stale.join(", ")
-                ),
-            );
-        }
+    if let Some(why) = saved.as_ref().and_then(|s| stale(s, &observations)) {
+        return error(g, why);
     }
     let mut plan = engine::plan(&observations);
     plan.changes.retain(|c| targets.covers(c.address.as_str()));

@@ -373,20 +373,14 @@ fn key_policy_of<'r>(ev: &Evidence<'r>, policy: &Policy, key: &str) -> Option<&'
 
 /// Replication rules of bucket `b` that leave SSE-KMS objects out while
 /// the bucket encrypts its backups with KMS: they copy nothing of them.
-fn kms_left_out(
-    policy: &Policy,
-    b: &crate::policy::BucketSpec,
-    r: &crate::policy::Replication,
-) -> Vec<String> {
+fn kms_left_out(policy: &Policy, b: &crate::policy::BucketSpec, r: &crate::policy::Replication) -> Vec<String> {
     let mut out = Vec::new();
     // S3 does not replicate SSE-KMS objects unless the rule opts in
     // (AWS S3 user guide, "Replicating encrypted objects": SSE-KMS
     // objects need SourceSelectionCriteria.SseKmsEncryptedObjects): on
     // a bucket that encrypts with KMS such a rule copies nothing.
-    let kms_bucket = b
-        .encryption
-        .as_ref()
-        .is_some_and(|e| e.kms_key.is_some() || e.algorithm != crate::policy::Algorithm::Aes256);
+    let kms_bucket =
+        b.encryption.as_ref().is_some_and(|e| e.kms_key.is_some() || e.algorithm != crate::policy::Algorithm::Aes256);
     // The backups this bucket holds: its entries and pgBackRest
     // repositories; a rule over other objects is not the DR copy.
     let held: Vec<&str> = b
