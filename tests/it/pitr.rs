@@ -614,6 +614,15 @@ fn a_gap_before_a_timeline_switch_is_named_with_its_timeline() {
     assert_eq!(c["status"], "pass", "{c}");
     assert_eq!(c["observed"]["timelines"], serde_json::json!([1, 2]), "{c}");
     assert!(c["observed"]["newest"].as_str().is_some_and(|n| n.starts_with("00000002")), "{c}");
+    // A drill to the end of the archive from the timeline-1 backup follows
+    // the history file onto timeline 2: the 100 rows kept and the 100
+    // written after the switch.
+    let d = w.cli_with(
+        &["restore-drill", "-f", &p, "postgres.primary.pitr", "--target", "latest", "--format", "json"],
+        &env,
+    );
+    assert_eq!(d.code, 0, "{}{}", d.stdout, d.stderr);
+    assert_eq!(rows(&d.json()), 200.0, "{}", d.stdout);
 
     // The timeline-1 segment that held the first 100 rows: before the
     // switch, so on the path.
