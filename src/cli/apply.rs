@@ -106,34 +106,29 @@ fn stale(saved: &crate::saved_plan::SavedPlan, observations: &crate::engine::Sna
 /// changes without --allow-destroy, irreversible ones without
 /// --allow-irreversible.
 fn refused(plan: &crate::model::Plan, a: &ApplyArgs) -> Option<String> {
-    let destructive: Vec<String> = plan
-        .changes
-        .iter()
-        .filter(|c| c.destructive)
-        .map(|c| {
-            let attrs: Vec<&str> = c.attributes.iter().filter(|x| x.destructive).map(|x| x.name.as_str()).collect();
-            format!("{} ({})", c.address, attrs.join(", "))
-        })
-        .collect();
+    // Each marked change with its marked settings: `ADDRESS (a, b)`.
+    let marked = |change: fn(&crate::model::Change) -> bool, attr: fn(&crate::model::AttrChange) -> bool| {
+        let found: Vec<String> = plan
+            .changes
+            .iter()
+            .filter(|c| change(c))
+            .map(|c| {
+                let attrs: Vec<&str> = c.attributes.iter().filter(|x| attr(x)).map(|x| x.name.as_str()).collect();
+                format!("{} ({})", c.address, attrs.join(", "))
+            })
+            .collect();
+        found.join("; ")
+    };
+    let destructive = marked(|c| c.destructive, |x| x.destructive);
     if !destructive.is_empty() && !a.allow_destroy {
         return Some(format!(
-            "the plan has destructive changes and --allow-destroy was not given; nothing was changed: {}",
-            destructive.join("; ")
+            "the plan has destructive changes and --allow-destroy was not given; nothing was changed: {destructive}"
         ));
     }
-    let irreversible: Vec<String> = plan
-        .changes
-        .iter()
-        .filter(|c| c.irreversible && c.is_actionable())
-        .map(|c| {
-            let attrs: Vec<&str> = c.attributes.iter().filter(|x| x.irreversible).map(|x| x.name.as_str()).collect();
-            format!("{} ({})", c.address, attrs.join(", "))
-        })
-        .collect();
+    let irreversible = marked(|c| c.irreversible && c.is_actionable(), |x| x.irreversible);
     if !irreversible.is_empty() && !a.allow_irreversible {
         return Some(format!(
-            "the plan has changes nobody can undo and --allow-irreversible was not given; nothing was changed: {}",
-            irreversible.join("; ")
+            "the plan has changes nobody can undo and --allow-irreversible was not given; nothing was changed: {irreversible}"
         ));
     }
     None

@@ -65,6 +65,21 @@ impl Sample {
     }
 }
 
+/// Why the keyspace could not be looked at: a command the server or the
+/// ACL refused, named (an ACL user needs each of them).
+#[derive(Debug, thiserror::Error)]
+#[error("{command} was refused: {source}")]
+pub struct Refused {
+    pub command: &'static str,
+    #[source]
+    pub source: redis::RedisError,
+}
+
+/// `map_err` for one command.
+fn refused(command: &'static str) -> impl FnOnce(redis::RedisError) -> Refused {
+    move |source| Refused { command, source }
+}
+
 /// A sampled key: its name (kept in memory only), type, TTL, length.
 struct Key {
     name: String,
@@ -87,13 +102,15 @@ pub fn databases(info: &str) -> BTreeMap<u32, u64> {
 
 /// Look at the keyspace through `con` (a connection of its own: SELECT
 /// moves it between databases): at most `max_keys` keys and `max_ms`.
-/// Err: a command the server or the ACL refused, named.
-pub async fn sample(con: &mut redis::aio::MultiplexedConnection, max_keys: u64, max_ms: u64) -> Result<Sample, String> {
+pub async fn sample(
+    con: &mut redis::aio::MultiplexedConnection,
+    max_keys: u64,
+    max_ms: u64,
+) -> Result<Sample, Refused> {
     let start = Instant::now();
     let deadline = start + Duration::from_millis(max_ms);
-    let refused = |cmd: &str, e: redis::RedisError| format!("{cmd} was refused: {e}");
     let info: String =
-        redis::cmd("INFO").arg("keyspace").query_async(&mut *con).await.map_err(|e| refused("INFO keyspace", e))?;
+        redis::cmd("INFO").arg("keyspace").query_async(&mut *con).await.map_err(refused("INFO keyspace"))?;
     let dbs = databases(&info);
     let total = dbs.values().sum();
     let mut keys: Vec<Key> = Vec::new();
@@ -102,7 +119,7 @@ pub async fn sample(con: &mut redis::aio::MultiplexedConnection, max_keys: u64, 
         if n == 0 {
             continue;
         }
-        let _: () = redis::cmd("SELECT").arg(db).query_async(&mut *con).await.map_err(|e| refused("SELECT", e))?;
+        let _: () = redis::cmd("SELECT").arg(db).query_async(&mut *con).await.map_err(refused("SELECT"))?;
         let mut cursor = 0u64;
         loop {
             if keys.len() as u64 >= max_keys || Instant::now() >= deadline {
@@ -116,7 +133,7 @@ pub async fn sample(con: &mut redis::aio::MultiplexedConnection, max_keys: u64, 
                 .arg(count)
                 .query_async(&mut *con)
                 .await
-                .map_err(|e| refused("SCAN", e))?;
+                .map_err(refused("SCAN"))?;
             keys.extend(describe(con, names).await?);
             cursor = next;
             if cursor == 0 {
@@ -132,7 +149,7 @@ pub async fn sample(con: &mut redis::aio::MultiplexedConnection, max_keys: u64, 
 
 /// TYPE and PTTL of each key, and the length of lists and sorted sets, in
 /// two pipelined round trips.
-async fn describe(con: &mut redis::aio::MultiplexedConnection, names: Vec<String>) -> Result<Vec<Key>, String> {
+async fn describe(con: &mut redis::aio::MultiplexedConnection, names: Vec<String>) -> Result<Vec<Key>, Refused> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
@@ -140,7 +157,7 @@ async fn describe(con: &mut redis::aio::MultiplexedConnection, names: Vec<String
     for n in &names {
         p.cmd("TYPE").arg(n).cmd("PTTL").arg(n);
     }
-    let got: Vec<redis::Value> = p.query_async(&mut *con).await.map_err(|e| format!("TYPE/PTTL was refused: {e}"))?;
+    let got: Vec<redis::Value> = p.query_async(&mut *con).await.map_err(refused("TYPE/PTTL"))?;
     let mut keys = Vec::new();
     for (i, name) in names.into_iter().enumerate() {
         let kind = match got.get(2 * i) {
@@ -161,7 +178,7 @@ async fn describe(con: &mut redis::aio::MultiplexedConnection, names: Vec<String
         let cmd = if keys[i].kind == "list" { "LLEN" } else { "ZCARD" };
         p.cmd(cmd).arg(&keys[i].name);
     }
-    let lens: Vec<u64> = p.query_async(&mut *con).await.map_err(|e| format!("LLEN/ZCARD was refused: {e}"))?;
+    let lens: Vec<u64> = p.query_async(&mut *con).await.map_err(refused("LLEN/ZCARD"))?;
     for (&i, n) in lengths.iter().zip(lens) {
         keys[i].len = n;
     }

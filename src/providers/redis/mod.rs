@@ -113,7 +113,9 @@ pub async fn observe_with_keyspace(spec: &RedisSpec) -> RedisState {
     }
     let url = spec.url.expose();
     let look = match connect(spec).await {
-        Ok(mut con) => keyspace::sample(&mut con, spec.sample_keys, spec.sample_ms).await.map_err(|e| scrub(&e, url)),
+        Ok(mut con) => {
+            keyspace::sample(&mut con, spec.sample_keys, spec.sample_ms).await.map_err(|e| scrub(&e.to_string(), url))
+        }
         Err(e) => Err(e),
     };
     state.keyspace = Some(match look {

@@ -458,7 +458,7 @@ async fn wal(
     w.timelines = history.iter().map(|s| s.tli).filter(|t| *t >= start_tli && *t < tli).chain([tli]).collect();
     match missing_along(&seen, &start, &w.newest, &history, seg_size) {
         Ok(missing) => w.missing = missing,
-        Err(why) => w.broken = Some(why),
+        Err(why) => w.broken = Some(why.to_string()),
     }
     Observed::Present(w)
 }

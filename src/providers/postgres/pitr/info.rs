@@ -129,17 +129,35 @@ impl Stanza {
     }
 }
 
+/// What the repository's own files say that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InfoError {
+    #[error("pgbackrest info printed JSON this tool cannot read: {0}")]
+    Json(String),
+    #[error("pgbackrest info shows no stanza {0}")]
+    NoStanza(String),
+    #[error("pgBackRest could not read the repository: {0}")]
+    Unreadable(String),
+    /// A timeline history file's line (1-based) that is not one.
+    #[error("line {line} is not \"timeline<TAB>switch point<TAB>reason\": {text}")]
+    HistoryLine { line: usize, text: String },
+    #[error("line {line}: timelines and switch points must increase: {text}")]
+    HistoryOrder { line: usize, text: String },
+    #[error("the oldest backup starts on timeline {start}, which is not an ancestor of timeline {newest} (the newest archived segment's): it cannot be recovered to the newest point")]
+    OffPath { start: u32, newest: u32 },
+    #[error("the oldest backup starts on timeline {start} at {segment}, after timeline {child} branched off from it: it cannot be recovered to the newest point")]
+    AfterBranch { start: u32, segment: String, child: u32 },
+}
+
 /// The stanza `name` in `info --output=json`'s array.
-pub fn parse(json: &str, name: &str) -> Result<Stanza, String> {
-    let all: Vec<Stanza> =
-        serde_json::from_str(json).map_err(|e| format!("pgbackrest info printed JSON this tool cannot read: {e}"))?;
-    let s =
-        all.into_iter().find(|s| s.name == name).ok_or_else(|| format!("pgbackrest info shows no stanza {name}"))?;
+pub fn parse(json: &str, name: &str) -> Result<Stanza, InfoError> {
+    let all: Vec<Stanza> = serde_json::from_str(json).map_err(|e| InfoError::Json(e.to_string()))?;
+    let s = all.into_iter().find(|s| s.name == name).ok_or_else(|| InfoError::NoStanza(name.to_string()))?;
     // `info` exits 0 when it cannot reach the repository and says so in
     // the status: code 99, "other" (command reference, "Info Command").
     if s.status.code == 99 {
         let why = s.repo.iter().map(|r| r.status.message.trim()).find(|m| !m.is_empty()).unwrap_or(&s.status.message);
-        return Err(format!("pgBackRest could not read the repository: {}", why.lines().next().unwrap_or("").trim()));
+        return Err(InfoError::Unreadable(why.lines().next().unwrap_or("").trim().to_string()));
     }
     Ok(s)
 }
@@ -200,7 +218,7 @@ pub fn lsn(text: &str) -> Option<u64> {
 }
 
 /// The ancestors of a timeline, oldest first, from its history file.
-pub fn parse_history(text: &str) -> Result<Vec<Switch>, String> {
+pub fn parse_history(text: &str) -> Result<Vec<Switch>, InfoError> {
     let mut out: Vec<Switch> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -209,10 +227,10 @@ pub fn parse_history(text: &str) -> Result<Vec<Switch>, String> {
         }
         let mut f = line.split_whitespace();
         let (Some(tli), Some(end)) = (f.next().and_then(|t| t.parse::<u32>().ok()), f.next().and_then(lsn)) else {
-            return Err(format!("line {} is not \"timeline<TAB>switch point<TAB>reason\": {line}", n + 1));
+            return Err(InfoError::HistoryLine { line: n + 1, text: line.to_string() });
         };
         if out.last().is_some_and(|prev| prev.tli >= tli || prev.end > end) {
-            return Err(format!("line {}: timelines and switch points must increase: {line}", n + 1));
+            return Err(InfoError::HistoryOrder { line: n + 1, text: line.to_string() });
         }
         out.push(Switch { tli, end });
     }
@@ -234,7 +252,7 @@ pub fn missing_along(
     newest: &str,
     history: &[Switch],
     seg_size: u64,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, InfoError> {
     let (Some((tli, last)), Some((start_tli, first))) = (segment_in(newest, seg_size), segment_in(start, seg_size))
     else {
         return Ok(Vec::new());
@@ -249,15 +267,10 @@ pub fn missing_along(
     }
     path.push((tli, begin, last));
     let Some(from) = path.iter().position(|(t, _, _)| *t == start_tli) else {
-        return Err(format!(
-            "the oldest backup starts on timeline {start_tli}, which is not an ancestor of timeline {tli} (the newest archived segment's): it cannot be recovered to the newest point"
-        ));
+        return Err(InfoError::OffPath { start: start_tli, newest: tli });
     };
     if first > path[from].2 && from + 1 < path.len() {
-        return Err(format!(
-            "the oldest backup starts on timeline {start_tli} at {start}, after timeline {} branched off from it: it cannot be recovered to the newest point",
-            path[from + 1].0
-        ));
+        return Err(InfoError::AfterBranch { start: start_tli, segment: start.to_string(), child: path[from + 1].0 });
     }
     let mut out = Vec::new();
     for &(t, lo, hi) in &path[from..] {
@@ -284,12 +297,12 @@ mod tests {
         assert_eq!(s.db[0].system_id, 7_443_305_720_190_566_747);
         assert_eq!(s.newest_full().map(|b| b.label.as_str()), Some("20261202-101010F"));
         assert_eq!(s.current_archive().and_then(|a| a.max.as_deref()), Some("000000010000000000000005"));
-        assert!(parse(json, "other").unwrap_err().contains("no stanza other"));
+        assert!(parse(json, "other").unwrap_err().to_string().contains("no stanza other"));
         let down = r#"[{"archive":[],"backup":[],"cipher":"none","db":[],"name":"s",
           "repo":[{"cipher":"none","key":1,"status":{"code":99,"message":"[HostConnectError] unable to connect to 'localhost:9443'"}}],
           "status":{"code":99,"lock":{"backup":{"held":false}},"message":"other"}}]"#;
         assert_eq!(
-            parse(down, "s").unwrap_err(),
+            parse(down, "s").unwrap_err().to_string(),
             "pgBackRest could not read the repository: [HostConnectError] unable to connect to 'localhost:9443'"
         );
     }
@@ -354,8 +367,8 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(h, [Switch { tli: 1, end: 0x500_0028 }, Switch { tli: 2, end: 0x800_0000 }]);
-        assert!(parse_history("1\tnonsense\n").unwrap_err().starts_with("line 1 is not"));
-        assert!(parse_history("2\t0/5000000\tx\n1\t0/6000000\tx\n").unwrap_err().contains("must increase"));
+        assert!(parse_history("1\tnonsense\n").unwrap_err().to_string().starts_with("line 1 is not"));
+        assert!(parse_history("2\t0/5000000\tx\n1\t0/6000000\tx\n").unwrap_err().to_string().contains("must increase"));
         let names = |v: &[&str]| v.iter().map(|n| (n.to_string(), 0u64)).collect::<std::collections::BTreeMap<_, _>>();
         // Timeline 1 from the backup's segment 3 to 4 (the switch point is
         // inside 5), timeline 2 from 5 to 7 (its switch point is 8's first
@@ -388,10 +401,12 @@ mod tests {
         let late = "000000010000000000000006";
         assert!(missing_along(&seen, late, "000000030000000000000009", &h, 16 << 20)
             .unwrap_err()
+            .to_string()
             .contains("after timeline 2 branched off"));
         // A backup on a timeline off the path.
         assert!(missing_along(&seen, "000000040000000000000003", "000000030000000000000009", &h, 16 << 20)
             .unwrap_err()
+            .to_string()
             .contains("not an ancestor of timeline 3"));
         // A backup on timeline 2 needs nothing of timeline 1.
         assert_eq!(

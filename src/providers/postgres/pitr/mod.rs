@@ -229,7 +229,7 @@ impl<'a> Runner<'a> {
         // A store that does not answer is said within seconds, not after
         // the minute a backup would wait.
         let out = self.run("info", &["--output=json".to_string(), "--io-timeout=10".to_string()]).await?;
-        info::parse(&out, &self.pitr.stanza)
+        info::parse(&out, &self.pitr.stanza).map_err(|e| e.to_string())
     }
 }
 
