@@ -386,7 +386,9 @@ pub(super) async fn recover(
     let cluster = Cluster { data: how.data.to_path_buf(), pg_ctl, stopped: false };
     let (user, db) = user_db(spec.url.expose()).map_err(fail)?;
     let url = format!("postgres://{user}@127.0.0.1:{port}/{db}");
-    let client = connect(&url).await.map_err(fail)?;
+    // The server may already be going down: recovery that cannot reach
+    // its target ends in FATAL right after pg_ctl saw it accept.
+    let client = connect(&url).await.map_err(|e| fail(stopped(&e, &log, target)))?;
     // Recovery replays to the target, then promotes (target-action
     // promote; end of archive for latest).
     let deadline = Instant::now() + Duration::from_secs(how.rto_secs);
