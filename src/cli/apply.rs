@@ -180,7 +180,7 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
                 note(g, "The saved plan has nothing to apply.");
                 return 0;
             }
-            (crate::saved_plan::exact(s), policy.restricted(&touched))
+            (crate::saved_plan::exact(s), crate::providers::restricted(&policy, &touched))
         }
         None => match a.targets.apply(g, policy) {
             Some(tp) => tp,

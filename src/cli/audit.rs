@@ -89,7 +89,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     report.unreached = unreached;
     report.controls.retain(|c| targets.touches(c.address.as_str()));
     // The controls mask what they know to be secret; this is the last sweep.
-    report.redact(&policy.sensitive_values());
+    report.redact(&crate::providers::sensitive_values(&policy));
     let today = crate::model::time::format_time("%Y-%m-%d", crate::model::time::now());
     crate::audit::apply_waivers(&mut report, &policy.waivers, &today);
     report.objectives = crate::audit::objectives::evaluate(&report, &policy);

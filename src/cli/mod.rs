@@ -134,7 +134,7 @@ impl TargetArg {
                 return None;
             }
         }
-        let restricted = policy.restricted(&t);
+        let restricted = crate::providers::restricted(&policy, &t);
         Some((t, restricted))
     }
 }

@@ -1,16 +1,18 @@
 //! Phase two of loading: turn the spanned raw model into a clean `Policy`,
 //! resolving `${VAR}` and checking every rule the systems themselves would
 //! enforce. Every problem is collected; the caller gets all of them at once.
-//! This file keeps the pipeline (YAML errors, `${VAR}`, regions, waivers);
-//! each system's rules are beside it (`s3.rs`, `iam.rs`, `kms.rs`,
-//! `stores.rs`).
+//! This file keeps the pipeline (YAML errors, `${VAR}`, regions, durations,
+//! URLs, backup references, waivers) and the rules across systems; each
+//! system's own rules live in its section (`providers/NAME/section`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::diag::{Code, Diagnostic, Diagnostics, Pos};
 use super::raw::{self, RawPolicy, Sp};
-use super::{KmsKeySpec, Policy};
+use super::{parse_duration, BackupRef, Policy, Secret};
+use crate::providers::kms::section::KmsKeySpec;
+use crate::providers::s3::section::BucketSpec;
 
 /// Parse the bytes of `file` and validate them.
 pub fn parse_and_validate(
@@ -240,29 +242,29 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-pub(super) struct Validator<'a> {
+pub(crate) struct Validator<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     /// The control ids waivers may name (the registry's, given by the
     /// caller: policy knows no provider); None: not checked.
     controls: Option<&'a [&'a str]>,
-    pub(super) diags: Vec<Diagnostic>,
+    pub(crate) diags: Vec<Diagnostic>,
     /// Problems that do not stop the policy from loading.
-    pub(super) warnings: Vec<Diagnostic>,
+    pub(crate) warnings: Vec<Diagnostic>,
     /// Replication destinations seen, checked against the policy's own
     /// buckets once all are known.
-    pub(super) destinations: Vec<(String, Pos)>,
+    pub(crate) destinations: Vec<(String, Pos)>,
     /// `kms.keys`, validated before the buckets that name them.
-    pub(super) keys: Vec<KmsKeySpec>,
-    pub(super) default_region: Option<String>,
+    pub(crate) keys: Vec<KmsKeySpec>,
+    pub(crate) default_region: Option<String>,
     /// (key name, destination bucket, position) of each `replica_kms_key`
     /// naming a declared key, checked against the destination's region.
-    pub(super) replica_keys: Vec<(String, String, Pos)>,
+    pub(crate) replica_keys: Vec<(String, String, Pos)>,
     /// The roles of replication configurations that had errors (and were
     /// left out): what follows from their absence is not reported again.
-    pub(super) broken_replication_roles: Vec<String>,
+    pub(crate) broken_replication_roles: Vec<String>,
     /// Where a bucket's `access.writers` and `object_lock` are written,
     /// for checks across buckets.
-    pub(super) at: HashMap<(String, &'static str), Pos>,
+    pub(crate) at: HashMap<(String, &'static str), Pos>,
 }
 
 impl Validator<'_> {
@@ -330,7 +332,7 @@ impl Validator<'_> {
     }
 
     /// Resolve `${VAR}` in a string value; `$${` writes a literal `${`.
-    pub(super) fn expand(&mut self, s: &Sp<String>) -> Option<String> {
+    pub(crate) fn expand(&mut self, s: &Sp<String>) -> Option<String> {
         let text = s.value();
         let mut out = String::with_capacity(text.len());
         let mut rest = text.as_str();
@@ -390,7 +392,7 @@ impl Validator<'_> {
         ok.then_some(out)
     }
 
-    pub(super) fn region(&mut self, r: &Sp<String>) -> Option<String> {
+    pub(crate) fn region(&mut self, r: &Sp<String>) -> Option<String> {
         let region = self.expand(r)?;
         if is_region(&region) {
             Some(region)
@@ -401,6 +403,128 @@ impl Validator<'_> {
             );
             None
         }
+    }
+
+    pub(crate) fn duration(&mut self, d: &Sp<String>, what: &str) -> Option<u64> {
+        match parse_duration(d.value()) {
+            Some(0) | None => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::DurationInvalid,
+                        format!("`{}` is not a duration for {what}", d.value()),
+                        Some(d.pos()),
+                    )
+                    .help("write a positive number with a unit: 30s, 15m, 5min, 6h, 1d"),
+                );
+                None
+            }
+            Some(s) => Some(s),
+        }
+    }
+
+    /// A count of parallel workers, 1 to 64: None (with a diagnostic at
+    /// its position) outside, Some(None) when not given.
+    pub(crate) fn parallel(&mut self, n: Option<&Sp<u32>>, name: &str, help: &str) -> Option<Option<u32>> {
+        match n {
+            Some(n) if !(1..=64).contains(n.value()) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::ValueOutOfRange,
+                        format!("{name} {} is not between 1 and 64", n.value()),
+                        Some(n.pos()),
+                    )
+                    .help(help.to_string()),
+                );
+                None
+            }
+            n => Some(n.map(|n| *n.value())),
+        }
+    }
+
+    pub(crate) fn url(&mut self, u: &Sp<String>, schemes: &[&str]) -> Option<Secret> {
+        let url = self.expand(u)?;
+        let ok = schemes.iter().any(|s| url.starts_with(&format!("{s}://")));
+        if !ok {
+            // Never quote the value: it may hold a password.
+            self.diags.push(
+                Diagnostic::new(
+                    Code::UrlInvalid,
+                    format!(
+                        "the URL must start with {}",
+                        schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")
+                    ),
+                    Some(u.pos()),
+                )
+                .help("write the URL in an environment variable and refer to it as ${VAR}"),
+            );
+            return None;
+        }
+        Some(Secret::new(url))
+    }
+
+    /// `s3.BUCKET.backups.ENTRY`: a `backups:` entry the policy declares
+    /// (bucket names may hold dots: the last `.backups.` splits).
+    pub(crate) fn backup_ref(&mut self, r: &Sp<String>, buckets: &[BucketSpec]) -> Option<BackupRef> {
+        let text = r.value();
+        let found = text.strip_prefix("s3.").and_then(|rest| rest.rsplit_once(".backups.")).and_then(|(b, e)| {
+            let bucket = buckets.iter().find(|x| x.name == b)?;
+            let entry = bucket.backups.iter().find(|x| x.name == e)?;
+            Some(BackupRef {
+                bucket: bucket.name.clone(),
+                entry: entry.name.clone(),
+                prefix: entry.prefix.clone(),
+                key_format: entry.key_format.clone(),
+                region: bucket.region.clone(),
+                encryption: bucket.encryption.clone(),
+                object_lock_days: bucket.object_lock.as_ref().map(|l| l.days),
+            })
+        });
+        if found.is_none() {
+            let known: Vec<String> = buckets
+                .iter()
+                .flat_map(|b| b.backups.iter().map(move |e| format!("s3.{}.backups.{}", b.name, e.name)))
+                .collect();
+            self.diags.push(
+                Diagnostic::new(
+                    Code::BackupRefInvalid,
+                    format!("`{text}` is not a backups entry of this policy"),
+                    Some(r.pos()),
+                )
+                .help(if known.is_empty() {
+                    "declare the entry under s3.buckets.BUCKET.backups and name it s3.BUCKET.backups.ENTRY".to_string()
+                } else {
+                    format!("one of: {}", known.join(", "))
+                }),
+            );
+        }
+        found
+    }
+
+    /// `encrypt_to:`: age recipients (X25519 `age1…` or SSH public keys),
+    /// each parsed as the `age` crate parses it.
+    pub(crate) fn recipients(&mut self, list: Option<&Sp<Vec<Sp<String>>>>) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in list.iter().flat_map(|l| l.value().iter()) {
+            let Some(v) = self.expand(r) else { continue };
+            let v = v.trim().to_string();
+            use std::str::FromStr;
+            let ok = age::x25519::Recipient::from_str(&v).is_ok() || age::ssh::Recipient::from_str(&v).is_ok();
+            if !ok {
+                self.diags.push(
+                    Diagnostic::new(Code::InvalidValue, format!("`{v}` is not an age recipient"), Some(r.pos()))
+                        .help("write an age recipient (age1…, as age-keygen prints it) or an SSH public key (ssh-ed25519 AAAA…)"),
+                );
+            } else if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+        if let Some(l) = list.filter(|l| l.value().is_empty()) {
+            self.diags.push(
+                Diagnostic::new(Code::InvalidValue, "`encrypt_to` names no recipient", Some(l.pos()))
+                    .help("name at least one recipient, or leave `encrypt_to` out"),
+            );
+        }
+        out
     }
 
     fn waiver(&mut self, w: &Sp<raw::RawWaiver>) -> Option<super::Waiver> {
@@ -460,18 +584,6 @@ pub fn is_region(r: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::s3::{check_bucket_name, is_kms_key};
-
-    #[test]
-    fn bucket_names_follow_s3_rules() {
-        for ok in ["abc", "suoops-backups", "a.b-c", "0abc"] {
-            assert!(check_bucket_name(ok).is_ok(), "{ok}");
-        }
-        for bad in ["ab", "Abc", "a_b", "-ab", "ab-", "a..b", "192.168.1.1", "xn--abc", "abc-s3alias", &"a".repeat(64)]
-        {
-            assert!(check_bucket_name(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn every_error_of_a_file_is_reported_not_only_the_first() {
@@ -499,15 +611,6 @@ mod tests {
         for bad in ["us-east", "useast1", "US-EAST-1", "us-east-1a", "", "u-east-1"] {
             assert!(!is_region(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn kms_keys_are_recognised() {
-        assert!(is_kms_key("alias/suoops-backups"));
-        assert!(is_kms_key("1234abcd-12ab-34cd-56ef-1234567890ab"));
-        assert!(is_kms_key("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"));
-        assert!(!is_kms_key("my key"));
-        assert!(!is_kms_key("arn:aws:s3:::bucket"));
     }
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Policy, Diagnostics> {

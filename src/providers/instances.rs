@@ -40,6 +40,13 @@ pub trait Instance: 'static {
     type State;
     /// The instances the policy names.
     fn specs(policy: &Policy) -> &[Self::Spec];
+    /// The same, to keep only those `--target` touches.
+    fn specs_mut(policy: &mut Policy) -> &mut Vec<Self::Spec>;
+    /// The secret values an instance's entry resolved (see
+    /// `Provider::secrets`).
+    fn secrets(_spec: &Self::Spec) -> Vec<String> {
+        Vec::new()
+    }
     /// Its part of `import`.
     fn import(req: &ImportRequest) -> impl Future<Output = Result<Imported, Fatal>>;
     fn address(spec: &Self::Spec) -> Address;
@@ -95,6 +102,12 @@ impl<I: Instance> Provider for Kind<I> {
     }
     fn judge(&self, objective: &str, ev: &super::Evidence<'_>, policy: &Policy) -> Option<super::Judged> {
         I::judge(objective, ev, policy)
+    }
+    fn restrict(&self, policy: &mut Policy, targets: &crate::model::Targets) {
+        I::specs_mut(policy).retain(|s| targets.touches(I::address(s).as_str()));
+    }
+    fn secrets(&self, policy: &Policy) -> Vec<String> {
+        I::specs(policy).iter().flat_map(I::secrets).collect()
     }
     fn counts(&self, policy: &Policy) -> Vec<super::Count> {
         let (one, many, key) = I::NOUNS;

@@ -243,6 +243,15 @@ pub trait Provider: Sync {
     fn keep_existing(&self, _policy: &Policy, _req: &mut ImportRequest) -> Vec<String> {
         Vec::new()
     }
+    /// Keep of its part of `policy` only what `targets` touches (the rest
+    /// is neither read nor changed: `--target`).
+    fn restrict(&self, _policy: &mut Policy, _targets: &crate::model::Targets) {}
+    /// The secret values its part of the policy resolved (connection URLs,
+    /// commands written with `${VAR}`), for the last sweep over what the
+    /// tool writes.
+    fn secrets(&self, _policy: &Policy) -> Vec<String> {
+        Vec::new()
+    }
     /// Read what the policy mentions (the only reads).
     fn observe<'a>(
         &'a self,
@@ -402,6 +411,34 @@ pub fn regions(policy: &Policy, default: &str) -> Vec<String> {
 /// What the policy declares, kind by kind, for `validate`.
 pub fn counts(policy: &Policy) -> Vec<Count> {
     REGISTRY.iter().flat_map(|p| p.counts(policy)).collect()
+}
+
+/// Only the resources `targets` touches, of every kind (the others are
+/// dropped: neither read nor changed).
+pub fn restricted(policy: &Policy, targets: &crate::model::Targets) -> Policy {
+    let mut out = policy.clone();
+    for p in REGISTRY {
+        p.restrict(&mut out, targets);
+    }
+    out
+}
+
+/// Every secret value the policy resolved, and the password of each URL
+/// among them, longest first: whatever path a value takes into a report,
+/// the last sweep turns it into `(sensitive value)`.
+pub fn sensitive_values(policy: &Policy) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for value in REGISTRY.iter().flat_map(|p| p.secrets(policy)) {
+        if let Some(password) = crate::policy::url_password(&value) {
+            out.push(password.to_string());
+        }
+        out.push(value);
+    }
+    // A short value would mask ordinary words; a real secret is longer.
+    out.retain(|v| v.len() >= 4);
+    out.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    out.dedup();
+    out
 }
 
 /// Does the policy name anything at or under `target`?

@@ -373,7 +373,11 @@ fn key_policy_of<'r>(ev: &Evidence<'r>, policy: &Policy, key: &str) -> Option<&'
 
 /// Replication rules of bucket `b` that leave SSE-KMS objects out while
 /// the bucket encrypts its backups with KMS: they copy nothing of them.
-fn kms_left_out(policy: &Policy, b: &crate::policy::BucketSpec, r: &crate::policy::Replication) -> Vec<String> {
+fn kms_left_out(
+    policy: &Policy,
+    b: &crate::providers::s3::section::BucketSpec,
+    r: &crate::providers::s3::section::Replication,
+) -> Vec<String> {
     let mut out = Vec::new();
     // S3 does not replicate SSE-KMS objects unless the rule opts in
     // (AWS S3 user guide, "Replicating encrypted objects": SSE-KMS
@@ -396,7 +400,7 @@ fn kms_left_out(policy: &Policy, b: &crate::policy::BucketSpec, r: &crate::polic
                 .map(|p| p.repo.prefix.as_str()),
         )
         .collect();
-    let covers = |rule: &crate::policy::ReplicationRule| {
+    let covers = |rule: &crate::providers::s3::section::ReplicationRule| {
         held.iter().any(|p| p.starts_with(&rule.prefix) || rule.prefix.starts_with(p))
     };
     if kms_bucket {
@@ -506,7 +510,7 @@ fn not_passing(ev: &Evidence<'_>, bucket: &str, id: &str) -> Option<String> {
 /// (so an overwrite is a new version, never a loss) — each measured by
 /// its control.
 pub fn immutability(ev: &Evidence<'_>, policy: &Policy) -> (Verdict, Vec<String>) {
-    let mut scope: Vec<(&crate::policy::BucketSpec, u64)> = Vec::new();
+    let mut scope: Vec<(&crate::providers::s3::section::BucketSpec, u64)> = Vec::new();
     for b in policy.buckets.iter().filter(|b| !b.backups.is_empty()) {
         let keep = b.backups.iter().filter_map(|e| e.retention_days).max().unwrap_or(0);
         scope.push((b, keep));
@@ -545,7 +549,7 @@ pub fn immutability(ev: &Evidence<'_>, policy: &Policy) -> (Verdict, Vec<String>
                 // governance mode): held only with the configuration
                 // restricted to the administrators, or in compliance mode.
                 let admins = b.access.as_ref().is_some_and(|a| a.administrators.is_some());
-                if l.mode == crate::policy::LockMode::Governance && !admins {
+                if l.mode == crate::providers::s3::section::LockMode::Governance && !admins {
                     reasons.push(format!(
                         "{} locks in GOVERNANCE mode and does not restrict who may change its policy, lifecycle and lock (`access.administrators`): anyone who can rewrite the bucket policy can lift the retention; declare the administrators or use mode: compliance",
                         b.name

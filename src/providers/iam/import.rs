@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{observe, IamState, RoleState};
 use crate::model::{Fatal, Observed};
 use crate::policy::writer::{scalar, Writer};
-use crate::policy::{Iam as IamSpec, RoleSpec};
+use crate::providers::iam::section::{Iam as IamSpec, RoleSpec};
 use crate::providers::{Ctx, ImportRequest, Imported};
 
 /// Read the roles the request names and write them; a role that does not

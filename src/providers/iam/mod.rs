@@ -8,6 +8,7 @@ mod controls;
 mod diff;
 pub(crate) mod import;
 mod observe;
+pub mod section;
 
 pub use apply::{apply, IamApplied};
 use controls::*;
@@ -27,7 +28,7 @@ use crate::aws::{classify, ApiError, Aws, Op};
 use crate::model::Applied;
 use crate::model::{Action, Address, AttrChange, Change, Fatal, Observed, StepOutcome, UnknownSetting};
 use crate::policy::Policy;
-use crate::policy::{Iam as IamSpec, ManagedPolicySpec, RoleSpec};
+use crate::providers::iam::section::{Iam as IamSpec, ManagedPolicySpec, RoleSpec};
 use crate::providers::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
 
 /// The IAM provider: roles and customer-managed policies.
@@ -74,6 +75,10 @@ impl Provider for Iam {
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         let roles = policy.iam.roles.iter().map(|r| role_address(&r.name));
         roles.chain(policy.iam.policies.iter().map(|p| policy_address(&p.name))).collect()
+    }
+    fn restrict(&self, policy: &mut Policy, targets: &crate::model::Targets) {
+        policy.iam.roles.retain(|r| targets.touches(role_address(&r.name).as_str()));
+        policy.iam.policies.retain(|m| targets.touches(policy_address(&m.name).as_str()));
     }
     fn on_aws(&self) -> bool {
         true

@@ -8,7 +8,7 @@ use super::{read_key, sid, KeyState};
 use crate::iamdoc::statements;
 use crate::model::{Fatal, Observed};
 use crate::policy::writer::{scalar, Writer};
-use crate::policy::KmsKeySpec;
+use crate::providers::kms::section::KmsKeySpec;
 use crate::providers::{Ctx, ImportRequest, Imported};
 
 /// `alias/NAME[@REGION]` → (alias, region).

@@ -10,6 +10,7 @@ mod controls;
 mod diff;
 mod import;
 mod observe;
+pub mod section;
 
 use apply::*;
 use controls::*;
@@ -30,7 +31,8 @@ use crate::aws::{classify, Aws, Op};
 use crate::iamdoc::{self, statements};
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::{Action, Address, Applied, AttrChange, Change, Fatal, Observed, StepOutcome, UnknownSetting};
-use crate::policy::{KmsKeySpec, Policy};
+use crate::policy::Policy;
+use crate::providers::kms::section::KmsKeySpec;
 use crate::providers::resources::{Resources, Seen};
 use crate::providers::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
 
@@ -72,6 +74,9 @@ impl Provider for Kms {
     }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         policy.kms.iter().map(|k| address(&k.name)).collect()
+    }
+    fn restrict(&self, policy: &mut Policy, targets: &crate::model::Targets) {
+        policy.kms.retain(|k| targets.touches(address(&k.name).as_str()));
     }
     fn on_aws(&self) -> bool {
         true

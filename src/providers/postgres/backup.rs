@@ -16,8 +16,8 @@ use super::tools;
 use crate::aws::Aws;
 use crate::jobs::upload::{Chunks, Pending};
 use crate::jobs::{self, Done, JobKind, Outcome};
-use crate::policy::{DumpFormat, PgBackup, PostgresSpec};
 use crate::providers::instances::InstanceJob;
+use crate::providers::postgres::section::{DumpFormat, PgBackup, PostgresSpec};
 
 /// `backup run postgres.NAME`: the daily dump (a registered job).
 pub const DUMP: InstanceJob<PostgresSpec> = InstanceJob {

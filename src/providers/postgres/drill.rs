@@ -20,8 +20,9 @@ use futures::future::FutureExt;
 use super::tools;
 use crate::aws::Aws;
 use crate::jobs::{self, secs, CheckResult, JobKind, Outcome, Record};
-use crate::policy::{scrub, DrillCheck, PgDrill, PostgresSpec};
+use crate::policy::scrub;
 use crate::providers::instances::{DrillTiming, InstanceJob};
+use crate::providers::postgres::section::{DrillCheck, PgDrill, PostgresSpec};
 
 /// A directory removed on drop, with the cluster in it stopped first —
 /// also when the drill's future is dropped (Ctrl-C).

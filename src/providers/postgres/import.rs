@@ -5,7 +5,7 @@
 use super::{observe_server, PostgresState};
 use crate::model::{Fatal, Observed};
 use crate::policy::writer::{duration, scalar, Writer};
-use crate::policy::PostgresSpec;
+use crate::providers::postgres::section::PostgresSpec;
 use crate::providers::{url_from_env, ImportRequest, Imported};
 
 pub(crate) async fn import(req: &ImportRequest) -> Result<Imported, Fatal> {

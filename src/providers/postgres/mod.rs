@@ -7,6 +7,7 @@ pub mod backup;
 pub mod drill;
 mod import;
 pub mod pitr;
+pub mod section;
 pub mod tls;
 pub mod tools;
 
@@ -18,7 +19,8 @@ use serde_json::{json, Value};
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::StepOutcome;
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
-use crate::policy::{scrub, PostgresSpec};
+use crate::policy::scrub;
+use crate::providers::postgres::section::PostgresSpec;
 
 use crate::model::Fatal;
 use crate::policy::Policy;
@@ -506,6 +508,15 @@ impl Instance for One {
     type State = PostgresState;
     fn specs(policy: &Policy) -> &[PostgresSpec] {
         &policy.postgres
+    }
+    fn specs_mut(policy: &mut Policy) -> &mut Vec<PostgresSpec> {
+        &mut policy.postgres
+    }
+    fn secrets(spec: &PostgresSpec) -> Vec<String> {
+        let drill = spec.restore_drill.as_ref().and_then(|d| d.url.as_ref());
+        let mut out: Vec<String> = std::iter::once(&spec.url).chain(drill).map(|u| u.expose().to_string()).collect();
+        out.extend(spec.archive_command.clone().filter(|_| spec.archive_command_sensitive));
+        out
     }
     fn import(req: &ImportRequest) -> impl std::future::Future<Output = Result<Imported, Fatal>> {
         import::import(req)

@@ -14,8 +14,9 @@ use super::rdb::{self, Endpoint, Io};
 use crate::aws::Aws;
 use crate::jobs::upload::Pending;
 use crate::jobs::{self, Done, JobKind, Outcome};
-use crate::policy::{scrub, RedisSpec};
+use crate::policy::scrub;
 use crate::providers::instances::InstanceJob;
+use crate::providers::redis::section::RedisSpec;
 use crate::tls::{client_config, Verify};
 
 /// `backup run redis.NAME`: an RDB snapshot (a registered job).

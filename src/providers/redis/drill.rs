@@ -12,8 +12,8 @@ use futures::future::FutureExt;
 
 use crate::aws::Aws;
 use crate::jobs::{self, secs, CheckResult, JobKind, Outcome, Record};
-use crate::policy::{RedisDrill, RedisSpec};
 use crate::providers::instances::{DrillTiming, InstanceJob};
+use crate::providers::redis::section::{RedisDrill, RedisSpec};
 
 /// The drill's directory, removed on drop.
 struct Scratch(PathBuf);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::{observe_with_keyspace, RedisState};
 use crate::model::{Fatal, Observed};
 use crate::policy::writer::{duration, scalar, Writer};
-use crate::policy::{Persistence, RedisSpec};
+use crate::providers::redis::section::{Persistence, RedisSpec};
 use crate::providers::{url_from_env, ImportRequest, Imported};
 
 pub(crate) async fn import(req: &ImportRequest) -> Result<Imported, Fatal> {

@@ -8,6 +8,7 @@ pub mod drill;
 mod import;
 pub mod keyspace;
 pub mod rdb;
+pub mod section;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,7 +18,8 @@ use serde_json::{json, Value};
 
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::{Action, Address, AttrChange, Change, Observed, StepOutcome, UnknownSetting};
-use crate::policy::{scrub, Persistence, RedisSpec};
+use crate::policy::scrub;
+use crate::providers::redis::section::{Persistence, RedisSpec};
 
 use crate::model::Fatal;
 use crate::policy::Policy;
@@ -396,6 +398,12 @@ impl Instance for One {
     type State = RedisState;
     fn specs(policy: &Policy) -> &[RedisSpec] {
         &policy.redis
+    }
+    fn specs_mut(policy: &mut Policy) -> &mut Vec<RedisSpec> {
+        &mut policy.redis
+    }
+    fn secrets(spec: &RedisSpec) -> Vec<String> {
+        vec![spec.url.expose().to_string()]
     }
     fn import(req: &ImportRequest) -> impl std::future::Future<Output = Result<Imported, Fatal>> {
         import::import(req)

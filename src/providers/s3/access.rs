@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use super::tls::PolicyDoc;
 use crate::iamdoc::{denial, statements, Denial};
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
-use crate::policy::Access;
+use crate::providers::s3::section::Access;
 
 pub const SID_WRITE: &str = "SuoopsPolicyOnlyWritersPut";
 pub const SID_READ: &str = "SuoopsPolicyOnlyReadersGet";

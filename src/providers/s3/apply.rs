@@ -25,7 +25,8 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use crate::aws::ops;
 use crate::aws::{classify, Aws};
 use crate::model::{steps, Action, Change, Observed, StepOutcome};
-use crate::policy::{BucketSpec, Encryption, Lifecycle, Versioning};
+use crate::policy::Encryption;
+use crate::providers::s3::section::{BucketSpec, Lifecycle, Versioning};
 
 /// CreateBucket in `region` (us-east-1 takes no LocationConstraint), with
 /// Object Lock when the policy asks for it (which also enables
@@ -254,7 +255,7 @@ pub async fn apply(
 
 /// The Object Lock configuration to write: enabled, with the default
 /// retention the policy names.
-fn lock_config(lock: &crate::policy::ObjectLock) -> ObjectLockConfiguration {
+fn lock_config(lock: &crate::providers::s3::section::ObjectLock) -> ObjectLockConfiguration {
     ObjectLockConfiguration::builder()
         .object_lock_enabled(ObjectLockEnabled::Enabled)
         .rule(
@@ -345,7 +346,7 @@ async fn write_lifecycle(
 /// by --wait, for IAM to show a role it made moments ago).
 async fn access_now(
     aws: &Aws,
-    want: &crate::policy::Access,
+    want: &crate::providers::s3::section::Access,
     seen: &std::collections::BTreeMap<String, access::Principal>,
     roles_made: bool,
 ) -> Result<access::Resolved, String> {

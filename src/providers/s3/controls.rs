@@ -6,7 +6,7 @@ use super::observe::BucketState;
 use super::{access, tls};
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::{Change, Observed};
-use crate::policy::BucketSpec;
+use crate::providers::s3::section::BucketSpec;
 
 pub(super) struct Def {
     /// The diff attribute (or attribute prefix) the control is about.
@@ -396,7 +396,10 @@ fn lifecycle(spec: &BucketSpec, state: &BucketState, change: &Change, changes: &
 
 /// At least as strong as the policy asks: the mode (COMPLIANCE is
 /// stronger than GOVERNANCE) and at least as many days.
-fn lock_verdict(want: &crate::policy::ObjectLock, l: &super::observe::LockState) -> (Status, Option<String>) {
+fn lock_verdict(
+    want: &crate::providers::s3::section::ObjectLock,
+    l: &super::observe::LockState,
+) -> (Status, Option<String>) {
     let mut gaps = Vec::new();
     match l.mode.as_deref() {
         None => gaps.push("no default retention: new backups are not locked".to_string()),

@@ -15,8 +15,9 @@ use crate::aws::ops;
 use crate::aws::Op;
 use crate::model::control::{ControlDef, ControlResult, Status};
 use crate::model::{steps, Address, Applied, Change, Fatal, Observed};
-use crate::policy::{BucketSpec, Policy, Versioning};
+use crate::policy::Policy;
 use crate::providers::resources::{Resources, Seen};
+use crate::providers::s3::section::{BucketSpec, Versioning};
 use crate::providers::{Ctx, Observation, Prior, Provider};
 
 /// The replication provider.

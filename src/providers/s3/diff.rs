@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use super::observe::{BucketState, EncryptionState, PabState};
 use super::{access, lifecycle, replication, tls};
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
-use crate::policy::{BucketSpec, Encryption, LockMode, ObjectLock, PublicAccessBlock, Versioning};
+use crate::policy::Encryption;
+use crate::providers::s3::section::{BucketSpec, LockMode, ObjectLock, PublicAccessBlock, Versioning};
 
 /// Compare one bucket: the bucket's own change first, then one per
 /// sub-resource (MFA delete, TLS statement, lifecycle rules).

@@ -13,7 +13,7 @@ use crate::aws::{classify, ApiError, Aws};
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::time::{format_time, human, now};
 use crate::model::{Address, Fatal, Observed};
-use crate::policy::{BackupSpec, BucketSpec};
+use crate::providers::s3::section::{BackupSpec, BucketSpec};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Newest {
@@ -400,7 +400,7 @@ pub async fn observe(
             (None, _) => None,
             (Some(l), Observed::Present(n)) => {
                 let need = lock_need(b, l);
-                let strict = l.mode == crate::policy::LockMode::Compliance;
+                let strict = l.mode == crate::providers::s3::section::LockMode::Compliance;
                 let mut verdict = crate::aws::lookup::locked(aws, &client, &spec.name, &n.key, need, strict).await?;
                 // The DR copy keeps the lock S3 replicated with it.
                 if let (Observed::Present(Ok(here)), Some(Observed::Present(r))) = (&verdict, &replica) {
@@ -460,7 +460,7 @@ async fn age_header(
 
 /// How long a backup must be locked: its retention, or the bucket's
 /// default retention when the entry declares none.
-fn lock_need(b: &BackupSpec, l: &crate::policy::ObjectLock) -> u64 {
+fn lock_need(b: &BackupSpec, l: &crate::providers::s3::section::ObjectLock) -> u64 {
     b.retention_days.unwrap_or(l.days.max(0) as u64) * 86_400
 }
 
@@ -668,7 +668,7 @@ pub fn drill_controls(seen: &[DrillSeen]) -> Vec<ControlResult> {
 
 /// A lifecycle rule that may expire backups under a prefix.
 struct Cut<'a> {
-    rule: &'a crate::policy::LifecycleRule,
+    rule: &'a crate::providers::s3::section::LifecycleRule,
     days: Option<i64>,
     /// `Expiration.Date`, in seconds since the epoch.
     date: Option<u64>,

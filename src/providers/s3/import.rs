@@ -11,9 +11,10 @@ use serde_json::{json, Map, Value};
 use super::{access, observe, tls, BucketState, EncryptionState, PabState};
 use crate::model::{Fatal, Observed};
 use crate::policy::writer::{literal_env, scalar, Writer};
-use crate::policy::{
-    Access, Algorithm, BucketSpec, Encryption, Lifecycle, LifecycleRule, LockMode, ObjectLock, Ownership,
-    PublicAccessBlock, Replication, ReplicationRule, Versioning,
+use crate::policy::{Algorithm, Encryption};
+use crate::providers::s3::section::{
+    Access, BucketSpec, Lifecycle, LifecycleRule, LockMode, ObjectLock, Ownership, PublicAccessBlock, Replication,
+    ReplicationRule, Versioning,
 };
 use crate::providers::{Ctx, ImportRequest, Imported};
 
@@ -319,7 +320,7 @@ fn left_out(w: &mut Writer, kind: &str, id: &str, why: &str) {
     );
 }
 
-fn transitions(ts: &[crate::policy::Transition]) -> Value {
+fn transitions(ts: &[crate::providers::s3::section::Transition]) -> Value {
     Value::Array(ts.iter().map(|t| json!({"days": t.days, "storage_class": t.storage_class})).collect())
 }
 

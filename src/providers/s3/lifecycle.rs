@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{
 };
 
 use crate::model::{field_changes, Action, Address, AttrChange, Change, Observed, UnknownSetting};
-use crate::policy::{Lifecycle, LifecycleRule, Ownership, Transition};
+use crate::providers::s3::section::{Lifecycle, LifecycleRule, Ownership, Transition};
 
 /// A bucket's lifecycle document as read.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

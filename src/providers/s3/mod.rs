@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod observe;
 pub mod oldest;
 pub mod replication;
+pub mod section;
 pub mod tls;
 
 use futures::future::{FutureExt, LocalBoxFuture};
@@ -28,7 +29,8 @@ use crate::aws::ops;
 use crate::aws::Op;
 use crate::model::control::{ControlDef, ControlResult};
 use crate::model::{steps, Address, Applied, Change, Fatal};
-use crate::policy::{BucketSpec, Policy};
+use crate::policy::Policy;
+use crate::providers::s3::section::BucketSpec;
 
 /// The S3 bucket provider.
 pub struct Buckets;
@@ -112,6 +114,9 @@ impl Provider for Buckets {
     }
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         policy.buckets.iter().map(|b| Address::s3_bucket(&b.name)).collect()
+    }
+    fn restrict(&self, policy: &mut Policy, targets: &crate::model::Targets) {
+        policy.buckets.retain(|b| targets.touches(Address::s3_bucket(&b.name).as_str()));
     }
     fn on_aws(&self) -> bool {
         true

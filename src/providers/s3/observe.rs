@@ -6,7 +6,7 @@ use aws_sdk_s3::types::BucketVersioningStatus;
 use crate::aws::ops;
 use crate::aws::{classify, ApiError, Aws};
 use crate::model::{Fatal, Observed};
-use crate::policy::BucketSpec;
+use crate::providers::s3::section::BucketSpec;
 
 use super::lifecycle::LifecycleDoc;
 use super::replication::{Prerequisites, ReplicationDoc};

@@ -15,7 +15,7 @@ use aws_sdk_s3::types::{
 use serde_json::json;
 
 use crate::model::{field_changes, Action, Address, AttrChange, Change, Observed, UnknownSetting};
-use crate::policy::{Ownership, Replication, ReplicationRule};
+use crate::providers::s3::section::{Ownership, Replication, ReplicationRule};
 
 /// A bucket's replication configuration as read.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -14,7 +14,8 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use super::{address, Runner};
 use crate::jobs::{Done, Job, JobCtx, JobKind, Outcome};
 use crate::model::time::now;
-use crate::policy::{BackupRef, Policy, PostgresSpec};
+use crate::policy::{BackupRef, Policy};
+use crate::providers::postgres::section::PostgresSpec;
 
 /// The point-in-time backup job (a registered job).
 pub struct PitrBackup;

@@ -8,7 +8,7 @@
 //! `…_KEY_SECRET`, `…_TOKEN`, `PGBACKREST_REPO1_CIPHER_PASS`), which
 //! pgBackRest reads like options (configuration reference, "Environment").
 
-use crate::policy::Pitr;
+use crate::providers::postgres::section::Pitr;
 
 /// The repository and stanza options, in a fixed order (the
 /// archive_command they make must compare equal run to run).

@@ -15,7 +15,7 @@ use crate::jobs::Record;
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::time::now;
 use crate::model::{Address, Observed};
-use crate::policy::{Pitr, PostgresSpec};
+use crate::providers::postgres::section::{Pitr, PostgresSpec};
 
 const WHY: &str = "WAL cannot be replayed onto a logical dump: the 15-minute RPO rests on physical backups and a continuous WAL archive (strategy: PostgreSQL backups, DR procedure).";
 

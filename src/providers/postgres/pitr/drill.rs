@@ -16,8 +16,9 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use super::{address, Runner};
 use crate::jobs::{self, secs, DrillDecl, Job, JobCtx, JobKind, Outcome, PointInTime, Record};
 use crate::model::time::parse_rfc3339;
-use crate::policy::{BackupRef, Policy, PostgresSpec};
+use crate::policy::{BackupRef, Policy};
 use crate::providers::postgres::drill::{checks, connect, ids, run_tool, Scratch, NON_DURABLE};
+use crate::providers::postgres::section::PostgresSpec;
 use crate::providers::postgres::tools;
 
 /// The point-in-time drill (a registered job).
@@ -245,7 +246,7 @@ impl Drop for Cluster {
 fn backup_for<'s>(
     stanza: &'s super::info::Stanza,
     target: &Target,
-    pitr: &crate::policy::Pitr,
+    pitr: &crate::providers::postgres::section::Pitr,
     spec: &PostgresSpec,
 ) -> Result<&'s super::info::Backup, String> {
     match target {

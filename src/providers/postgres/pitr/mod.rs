@@ -15,7 +15,7 @@ pub mod verify;
 use std::path::PathBuf;
 
 use crate::aws::Aws;
-use crate::policy::{Pitr, PostgresSpec};
+use crate::providers::postgres::section::{Pitr, PostgresSpec};
 use config::Keys;
 
 /// The address of an instance's point-in-time jobs and controls.

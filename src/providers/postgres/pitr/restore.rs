@@ -17,8 +17,9 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use super::drill::{recover, target, How, Recovered, Target};
 use super::Runner;
 use crate::jobs::{self, Job, JobCtx, JobKind, Outcome, Restored};
-use crate::policy::{BackupRef, Policy, PostgresSpec};
+use crate::policy::{BackupRef, Policy};
 use crate::providers::postgres::drill::Scratch;
+use crate::providers::postgres::section::PostgresSpec;
 
 /// The disaster-recovery restore (a registered job).
 pub struct PitrRestore;

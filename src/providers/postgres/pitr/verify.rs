@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::{classify, ops, Aws};
 use crate::jobs::upload::{self, Target};
 use crate::model::time::format_time;
-use crate::policy::Pitr;
+use crate::providers::postgres::section::Pitr;
 
 /// The newest verify's result, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

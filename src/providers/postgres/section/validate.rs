@@ -1,225 +1,19 @@
-//! Validation of `redis:` and `postgres:`. URLs are secrets: no message
-//! quotes one.
+//! Validation of `postgres:`, `pitr:` included. URLs are secrets: no
+//! message quotes one.
 
-use super::diag::{Code, Diagnostic};
-use super::raw::Sp;
-use super::raw::{RawS3, StorageClassRaw};
-use super::store_raw::{
-    DumpFormatRaw, FsyncRaw, RawBackupJob, RawDrillCheck, RawPersistence, RawPitr, RawPitrRepo, RawPostgres,
-    RawPostgresMap, RawRedisMap, RawRestoreDrill, WalLevelRaw,
+use super::raw::{
+    DumpFormatRaw, RawBackupJob, RawDrillCheck, RawPitr, RawPitrRepo, RawPostgres, RawPostgresMap, RawRestoreDrill,
+    WalLevelRaw,
 };
-use super::validate::Validator;
-use super::{
-    parse_duration, BackupRef, BucketSpec, DrillCheck, DumpFormat, Persistence, PgBackup, PgDrill, Pitr, PitrDrill,
-    PostgresSpec, RedisDrill, RedisSpec, Secret,
-};
+use super::{DrillCheck, DumpFormat, PgBackup, PgDrill, Pitr, PitrDrill, PostgresSpec};
+use crate::policy::diag::{Code, Diagnostic};
+use crate::policy::raw::Sp;
+use crate::policy::validate::Validator;
+use crate::policy::{BackupRef, Secret};
+use crate::providers::s3::section::raw::{RawS3, StorageClassRaw};
+use crate::providers::s3::section::BucketSpec;
 
 impl Validator<'_> {
-    pub(super) fn duration(&mut self, d: &Sp<String>, what: &str) -> Option<u64> {
-        match parse_duration(d.value()) {
-            Some(0) | None => {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::DurationInvalid,
-                        format!("`{}` is not a duration for {what}", d.value()),
-                        Some(d.pos()),
-                    )
-                    .help("write a positive number with a unit: 30s, 15m, 5min, 6h, 1d"),
-                );
-                None
-            }
-            Some(s) => Some(s),
-        }
-    }
-
-    /// A count of parallel workers, 1 to 64: None (with a diagnostic at
-    /// its position) outside, Some(None) when not given.
-    fn parallel(&mut self, n: Option<&Sp<u32>>, name: &str, help: &str) -> Option<Option<u32>> {
-        match n {
-            Some(n) if !(1..=64).contains(n.value()) => {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::ValueOutOfRange,
-                        format!("{name} {} is not between 1 and 64", n.value()),
-                        Some(n.pos()),
-                    )
-                    .help(help.to_string()),
-                );
-                None
-            }
-            n => Some(n.map(|n| *n.value())),
-        }
-    }
-
-    fn url(&mut self, u: &Sp<String>, schemes: &[&str]) -> Option<Secret> {
-        let url = self.expand(u)?;
-        let ok = schemes.iter().any(|s| url.starts_with(&format!("{s}://")));
-        if !ok {
-            // Never quote the value: it may hold a password.
-            self.diags.push(
-                Diagnostic::new(
-                    Code::UrlInvalid,
-                    format!(
-                        "the URL must start with {}",
-                        schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")
-                    ),
-                    Some(u.pos()),
-                )
-                .help("write the URL in an environment variable and refer to it as ${VAR}"),
-            );
-            return None;
-        }
-        Some(Secret::new(url))
-    }
-
-    pub(super) fn redis(&mut self, map: &Sp<RawRedisMap>, buckets: &[BucketSpec]) -> Vec<RedisSpec> {
-        let mut out = Vec::new();
-        for (name, r) in &map.value().0 {
-            let rv = r.value();
-            let url = self.url(&rv.url, &["redis", "rediss"]);
-            let timeout = rv.timeout.as_ref().map_or(Some(5), |t| self.duration(t, "timeout"));
-            let persistence = self.persistence(&rv.persistence);
-            let backup = rv.backup.as_ref().and_then(|b| self.backup_ref(&b.value().to, buckets));
-            let encrypt_to =
-                rv.backup.as_ref().map(|b| self.recipients(b.value().encrypt_to.as_ref())).unwrap_or_default();
-            let restore_drill = rv.restore_drill.as_ref().and_then(|d| {
-                let raw = d.value();
-                let from = self.backup_ref(&raw.from, buckets);
-                let decrypt_with = raw.decrypt_with.as_ref().and_then(|p| self.expand(p));
-                let (min_keys, max_keys) =
-                    (raw.min_keys.as_ref().map(|v| *v.value()), raw.max_keys.as_ref().map(|v| *v.value()));
-                if let (Some(lo), Some(hi)) = (min_keys, max_keys) {
-                    if lo > hi {
-                        self.diags.push(
-                            Diagnostic::new(
-                                Code::ValueOutOfRange,
-                                format!("min_keys {lo} is above max_keys {hi}"),
-                                Some(d.pos()),
-                            )
-                            .help("write min_keys ≤ max_keys"),
-                        );
-                    }
-                }
-                let rto = raw.rto.as_ref().map_or(Some(3600), |r| self.duration(r, "rto"));
-                let every = raw.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
-                Some(RedisDrill {
-                    from: from?,
-                    decrypt_with,
-                    min_keys,
-                    max_keys,
-                    rto_secs: rto?,
-                    every_secs: every?,
-                    line: d.pos().line,
-                })
-            });
-            let eval = rv.evaluate.as_ref().map(|e| e.value());
-            let sample_keys = eval.and_then(|e| e.sample.as_ref()).map_or(5000, |s| *s.value());
-            let sample_secs = eval.and_then(|e| e.time.as_ref()).map_or(Some(1), |t| self.duration(t, "time"));
-            if let (Some(url), Some(persistence), Some(timeout_secs), Some(sample_secs)) =
-                (url, persistence, timeout, sample_secs)
-            {
-                out.push(RedisSpec {
-                    name: name.value().clone(),
-                    url,
-                    persistence,
-                    timeout_secs,
-                    backup,
-                    encrypt_to,
-                    restore_drill,
-                    sample_keys,
-                    sample_ms: sample_secs * 1000,
-                    line: name.pos().line,
-                });
-            }
-        }
-        out
-    }
-
-    /// `persistence:` of a Redis instance: `none`, or AOF and/or RDB
-    /// snapshots, each checked.
-    fn persistence(&mut self, raw: &Sp<RawPersistence>) -> Option<Persistence> {
-        match raw.value() {
-            RawPersistence::None => Some(Persistence::None),
-            RawPersistence::Durable(d) => {
-                let aof = d.aof.as_ref().map(|a| {
-                    match a.value().fsync.value() {
-                        FsyncRaw::Always => "always",
-                        FsyncRaw::Everysec => "everysec",
-                        FsyncRaw::No => "no",
-                    }
-                    .to_string()
-                });
-                let mut rdb = Vec::new();
-                let mut ok = true;
-                for save in d.rdb.as_ref().map(|r| r.value().as_slice()).unwrap_or_default() {
-                    let after = self.duration(&save.value().after, "rdb after");
-                    let changes = *save.value().changes.value();
-                    if changes < 1 {
-                        self.diags.push(
-                            Diagnostic::new(
-                                Code::ValueOutOfRange,
-                                format!("changes is {changes}, it must be at least 1"),
-                                Some(save.value().changes.pos()),
-                            )
-                            .help("the number of key changes that triggers the snapshot, e.g. 1"),
-                        );
-                        ok = false;
-                    }
-                    match after {
-                        Some(a) if ok => rdb.push((a, changes as u64)),
-                        _ => ok = false,
-                    }
-                }
-                if aof.is_none() && d.rdb.is_none() {
-                    self.diags.push(
-                    Diagnostic::new(Code::RuleDoesNothing, "persistence names neither aof nor rdb", Some(raw.pos()))
-                        .help("write `persistence: none` for a cache, or add aof: {fsync: everysec} and/or rdb: [{after: 6h, changes: 1}]"),
-                );
-                    ok = false;
-                }
-                ok.then_some(Persistence::Durable { aof, rdb })
-            }
-        }
-    }
-
-    /// `s3.BUCKET.backups.ENTRY`: a `backups:` entry the policy declares
-    /// (bucket names may hold dots: the last `.backups.` splits).
-    fn backup_ref(&mut self, r: &Sp<String>, buckets: &[BucketSpec]) -> Option<BackupRef> {
-        let text = r.value();
-        let found = text.strip_prefix("s3.").and_then(|rest| rest.rsplit_once(".backups.")).and_then(|(b, e)| {
-            let bucket = buckets.iter().find(|x| x.name == b)?;
-            let entry = bucket.backups.iter().find(|x| x.name == e)?;
-            Some(BackupRef {
-                bucket: bucket.name.clone(),
-                entry: entry.name.clone(),
-                prefix: entry.prefix.clone(),
-                key_format: entry.key_format.clone(),
-                region: bucket.region.clone(),
-                encryption: bucket.encryption.clone(),
-                object_lock_days: bucket.object_lock.as_ref().map(|l| l.days),
-            })
-        });
-        if found.is_none() {
-            let known: Vec<String> = buckets
-                .iter()
-                .flat_map(|b| b.backups.iter().map(move |e| format!("s3.{}.backups.{}", b.name, e.name)))
-                .collect();
-            self.diags.push(
-                Diagnostic::new(
-                    Code::BackupRefInvalid,
-                    format!("`{text}` is not a backups entry of this policy"),
-                    Some(r.pos()),
-                )
-                .help(if known.is_empty() {
-                    "declare the entry under s3.buckets.BUCKET.backups and name it s3.BUCKET.backups.ENTRY".to_string()
-                } else {
-                    format!("one of: {}", known.join(", "))
-                }),
-            );
-        }
-        found
-    }
-
     fn pg_backup(&mut self, b: &Sp<RawBackupJob>, buckets: &[BucketSpec]) -> Option<PgBackup> {
         let raw = b.value();
         let to = self.backup_ref(&raw.to, buckets)?;
@@ -245,33 +39,6 @@ impl Validator<'_> {
         }
         let encrypt_to = self.recipients(raw.encrypt_to.as_ref());
         Some(PgBackup { to, format, exclude_table_data, encrypt_to })
-    }
-
-    /// `encrypt_to:`: age recipients (X25519 `age1…` or SSH public keys),
-    /// each parsed as the `age` crate parses it.
-    fn recipients(&mut self, list: Option<&Sp<Vec<Sp<String>>>>) -> Vec<String> {
-        let mut out = Vec::new();
-        for r in list.iter().flat_map(|l| l.value().iter()) {
-            let Some(v) = self.expand(r) else { continue };
-            let v = v.trim().to_string();
-            use std::str::FromStr;
-            let ok = age::x25519::Recipient::from_str(&v).is_ok() || age::ssh::Recipient::from_str(&v).is_ok();
-            if !ok {
-                self.diags.push(
-                    Diagnostic::new(Code::InvalidValue, format!("`{v}` is not an age recipient"), Some(r.pos()))
-                        .help("write an age recipient (age1…, as age-keygen prints it) or an SSH public key (ssh-ed25519 AAAA…)"),
-                );
-            } else if !out.contains(&v) {
-                out.push(v);
-            }
-        }
-        if let Some(l) = list.filter(|l| l.value().is_empty()) {
-            self.diags.push(
-                Diagnostic::new(Code::InvalidValue, "`encrypt_to` names no recipient", Some(l.pos()))
-                    .help("name at least one recipient, or leave `encrypt_to` out"),
-            );
-        }
-        out
     }
 
     fn pg_drill(&mut self, d: &Sp<RawRestoreDrill>, buckets: &[BucketSpec]) -> Option<PgDrill> {
@@ -603,7 +370,7 @@ impl Validator<'_> {
             .classification
             .iter()
             .flat_map(|c| c.value().iter())
-            .any(|c| *c.value() == crate::policy::store_raw::ClassificationRaw::Confidential);
+            .any(|c| *c.value() == super::raw::ClassificationRaw::Confidential);
         if let (true, Some(b), Some(raw)) = (confidential, backup, &pv.backup) {
             if b.encrypt_to.is_empty() && b.exclude_table_data.is_empty() {
                 self.warnings.push(
@@ -643,7 +410,7 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn postgres(
+    pub(crate) fn postgres(
         &mut self,
         map: &Sp<RawPostgresMap>,
         buckets: &[BucketSpec],

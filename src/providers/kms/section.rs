@@ -1,18 +1,88 @@
-//! Validation of the `kms:` section: customer-managed keys, each found by
+//! `kms:` of the policy file, kept with its provider (part of the policy
+//! layer: the validated type, the file as written, and its rules): customer-managed keys, each found by
 //! its alias, with description, rotation and key-policy statements owned by
 //! Sid. Buckets name a declared key by its name (`kms_key: NAME`).
 
 use std::collections::BTreeMap;
 
-use super::diag::{Code, Diagnostic};
-use super::iam::{DocKind, KEY_POLICY_LIMIT};
-use super::raw::{RawKms, RotationRaw, Sp};
-use super::validate::Validator;
-use super::KmsKeySpec;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::policy::diag::{Code, Diagnostic};
+use crate::policy::document::{DocKind, RawIamDocument, KEY_POLICY_LIMIT};
+use crate::policy::raw::{NamedMap, Sp};
+use crate::policy::validate::Validator;
 
 /// A key's name in the policy: letters, digits, `_` and `-` (it becomes
 /// `alias/NAME` when no alias is written, and it never looks like an alias,
 /// a key id or an ARN).
+/// A customer-managed KMS key (`kms.keys.NAME`), identified by its alias.
+/// `None`: not mentioned, neither read nor changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KmsKeySpec {
+    pub name: String,
+    pub region: Option<String>,
+    /// `alias/…`: how the key is found, and how buckets name it.
+    pub alias: String,
+    pub description: Option<String>,
+    pub rotation: Option<bool>,
+    pub rotation_period_days: Option<i32>,
+    /// The policy's statements (each with a Sid), as a document.
+    pub policy: Option<serde_json::Value>,
+    pub line: u64,
+}
+
+impl KmsKeySpec {
+    pub fn region_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.region.as_deref().unwrap_or(default)
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKms {
+    /// Keys by name. A key named here is created if absent and never
+    /// deleted, disabled or scheduled for deletion by the tool. Buckets name
+    /// it in `kms_key` / `replica_kms_key` by this name.
+    #[serde(default)]
+    pub keys: NamedMap<Sp<RawKmsKey>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKmsKey {
+    /// Region of the key; default `aws.region`. S3 needs the key in the
+    /// bucket's region.
+    #[serde(default)]
+    pub region: Option<Sp<String>>,
+    /// The alias that identifies the key (`alias/NAME`); default
+    /// `alias/<the key's name>`.
+    #[serde(default)]
+    pub alias: Option<Sp<String>>,
+    #[serde(default)]
+    pub description: Option<Sp<String>>,
+    /// Automatic yearly (or `rotation_period_days`) rotation of the key
+    /// material.
+    #[serde(default)]
+    pub rotation: Option<Sp<RotationRaw>>,
+    /// Days between rotations, 90–2560 (AWS default 365); with
+    /// `rotation: enabled` only.
+    #[serde(default)]
+    pub rotation_period_days: Option<Sp<i64>>,
+    /// Key policy statements, in IAM grammar, each with a Sid: the tool
+    /// owns its statements by Sid and keeps every other (the account's
+    /// default statement among them).
+    #[serde(default)]
+    pub policy: Option<Sp<RawIamDocument>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RotationRaw {
+    Enabled,
+    Disabled,
+}
+
 fn is_key_name(n: &str) -> bool {
     !n.is_empty() && n.len() <= 250 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
@@ -34,7 +104,7 @@ fn alias_problem(a: &str) -> Option<&'static str> {
 }
 
 impl Validator<'_> {
-    pub(super) fn kms(&mut self, raw: &Sp<RawKms>) -> Vec<KmsKeySpec> {
+    pub(crate) fn kms(&mut self, raw: &Sp<RawKms>) -> Vec<KmsKeySpec> {
         let mut out: Vec<KmsKeySpec> = Vec::new();
         let mut aliases: BTreeMap<(Option<String>, String), u64> = BTreeMap::new();
         for (name, key) in &raw.value().keys.0 {

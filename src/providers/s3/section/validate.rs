@@ -2,22 +2,24 @@
 //! check them (lifecycle days and order, replication's prerequisites,
 //! encryption keys, Object Lock, bucket-side access, backup entries), and
 //! the rules across buckets (a destination's versioning, its writers, its
-//! lock, the replica key's region). IAM, KMS and the stores have theirs
-//! beside this file; `validate.rs` keeps the pipeline.
+//! lock, the replica key's region). `policy/validate.rs` keeps the
+//! pipeline.
 
 use std::collections::HashMap;
 
-use super::diag::{Code, Diagnostic, Pos};
-use super::raw::{self, Sp};
-use super::validate::Validator;
+use super::raw;
 use super::{
-    Access, Algorithm, BackupSpec, BucketSpec, Encryption, Lifecycle, LifecycleRule, LockMode, ObjectLock, Ownership,
-    PublicAccessBlock, Replication, ReplicationRule, Transition, Versioning,
+    Access, BackupSpec, BucketSpec, Lifecycle, LifecycleRule, LockMode, ObjectLock, Ownership, PublicAccessBlock,
+    Replication, ReplicationRule, Transition, Versioning,
 };
+use crate::policy::diag::{Code, Diagnostic, Pos};
+use crate::policy::raw::Sp;
+use crate::policy::validate::Validator;
+use crate::policy::{Algorithm, Encryption};
 
 impl Validator<'_> {
     /// Every bucket of `s3:`, then the rules that look across buckets.
-    pub(super) fn buckets(&mut self, s3: Option<&Sp<raw::RawS3>>, default_region: Option<&str>) -> Vec<BucketSpec> {
+    pub(crate) fn buckets(&mut self, s3: Option<&Sp<raw::RawS3>>, default_region: Option<&str>) -> Vec<BucketSpec> {
         let mut buckets: Vec<BucketSpec> = Vec::new();
         let mut seen: HashMap<String, Pos> = HashMap::new();
         if let Some(s3) = s3 {
@@ -638,7 +640,7 @@ impl Validator<'_> {
                     .help("give each backup entry its own name"),
                 );
             }
-            let max_age = super::parse_duration(bv.max_age.value()).filter(|s| *s > 0);
+            let max_age = crate::policy::parse_duration(bv.max_age.value()).filter(|s| *s > 0);
             if max_age.is_none() {
                 self.diags.push(
                     Diagnostic::new(
@@ -649,7 +651,7 @@ impl Validator<'_> {
                     .help("write a positive number with a unit: 15m, 26h, 1d"),
                 );
             }
-            let retention = bv.retention.as_ref().and_then(|r| match super::parse_duration(r.value()) {
+            let retention = bv.retention.as_ref().and_then(|r| match crate::policy::parse_duration(r.value()) {
                 Some(s) if s > 0 && s % 86400 == 0 => Some(s / 86400),
                 _ => {
                     self.diags.push(
@@ -1113,7 +1115,7 @@ pub fn check_bucket_name(n: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn is_kms_key(k: &str) -> bool {
+pub(crate) fn is_kms_key(k: &str) -> bool {
     let uuid =
         |s: &str| {
             s.len() == 36
@@ -1151,4 +1153,29 @@ fn is_kms_arn(s: &str) -> bool {
         && parts[4].chars().all(|c| c.is_ascii_digit())
         && (parts[5].strip_prefix("key/").is_some_and(|k| !k.is_empty())
             || parts[5].strip_prefix("alias/").is_some_and(|a| !a.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        for ok in ["abc", "suoops-backups", "a.b-c", "0abc"] {
+            assert!(check_bucket_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "Abc", "a_b", "-ab", "ab-", "a..b", "192.168.1.1", "xn--abc", "abc-s3alias", &"a".repeat(64)]
+        {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn kms_keys_are_recognised() {
+        assert!(is_kms_key("alias/suoops-backups"));
+        assert!(is_kms_key("1234abcd-12ab-34cd-56ef-1234567890ab"));
+        assert!(is_kms_key("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"));
+        assert!(!is_kms_key("my key"));
+        assert!(!is_kms_key("arn:aws:s3:::bucket"));
+    }
 }
