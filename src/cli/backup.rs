@@ -6,7 +6,7 @@
 use clap::{Args, Subcommand};
 
 use super::{error, out, Format, Global, PolicyArg};
-use crate::jobs::{JobKind, Outcome};
+use crate::jobs::{JobError, JobKind, Outcome, Stage};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -105,11 +105,13 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
     // multipart upload, so nothing is left behind.
     let r = tokio::select! {
         r = job.run(&ctx, policy, &a.address) => r,
-        _ = tokio::signal::ctrl_c() => Err("interrupted".to_string()),
+        _ = tokio::signal::ctrl_c() => Err(JobError::Interrupted("")),
     };
     let r = match r {
         Ok(Outcome::Backup(done)) => Ok(done),
-        Ok(Outcome::Drill(_) | Outcome::Restored(_)) => Err("the job is not a backup".to_string()),
+        Ok(Outcome::Drill(_) | Outcome::Restored(_)) => {
+            Err(JobError::failed(Stage::Prepare, "the job is not a backup"))
+        }
         Err(e) => {
             crate::jobs::upload::abort_pending(aws, &ctx.pending).await;
             Err(e)
@@ -134,7 +136,8 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
         object: r.as_ref().ok().map(|d| format!("s3://{}/{}", d.bucket, d.key)),
         bytes: r.as_ref().ok().map(|d| d.bytes),
         seconds: r.as_ref().ok().map(|d| d.seconds),
-        reason: r.as_ref().err().map(|e| failed(e)),
+        reason: r.as_ref().err().map(failed),
+        stage: r.as_ref().err().map(|e| e.stage().as_str()),
     };
     super::notify_job(g, hooks, a.notify.notify_format, &report).await;
     match r {
@@ -159,8 +162,8 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
 }
 
 /// A failed job's error, with "nothing was stored" unless it may have been.
-fn failed(e: &str) -> String {
-    if e.contains(crate::jobs::upload::UNSURE) {
+fn failed(e: &JobError) -> String {
+    if e.maybe_stored() {
         e.to_string()
     } else {
         format!("{e}; nothing was stored")

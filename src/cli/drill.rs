@@ -8,7 +8,7 @@ use std::io::Write;
 use clap::Args;
 
 use super::{error, out, Format, Global, PolicyArg};
-use crate::jobs::{JobKind, Outcome};
+use crate::jobs::{JobError, JobKind, Outcome};
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
@@ -114,7 +114,7 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
     // as it unwinds.
     let rec = tokio::select! {
         r = job.run(&ctx, policy, &a.address) => r,
-        _ = tokio::signal::ctrl_c() => Err("interrupted; what it made was removed, no record written".to_string()),
+        _ = tokio::signal::ctrl_c() => Err(JobError::Interrupted("; what it made was removed, no record written")),
     };
     let outcome = match rec {
         Ok(o @ Outcome::Drill(_)) => o,
@@ -128,6 +128,7 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
                 bytes: None,
                 seconds: None,
                 reason: Some(format!("could not complete: {e}")),
+                stage: Some(e.stage().as_str()),
             };
             super::notify_job(g, hooks, a.notify.notify_format, &report).await;
             return error(g, format!("restore-drill {} could not complete: {e}", a.address));
@@ -142,6 +143,7 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         bytes: rec.dump.as_ref().map(|d| d.bytes),
         seconds: Some(rec.total_seconds),
         reason: rec.reason.clone(),
+        stage: rec.failed_stage.map(|s| s.as_str()),
     };
     super::notify_job(g, hooks, a.notify.notify_format, &report).await;
     if let Some(path) = &a.metrics {

@@ -111,6 +111,42 @@ fn validated(
     Ok(())
 }
 
+/// The text to write and where: `entries` merged into the `--merge` file
+/// (`merging`: it loaded), or a new document; None: nothing to add.
+fn document(
+    g: &Global,
+    a: &ImportArgs,
+    merging: bool,
+    entries: &import::Entries,
+    region: &str,
+) -> Result<Option<(String, Option<PathBuf>)>, u8> {
+    match (merging, &a.merge) {
+        (true, Some(path)) => {
+            if entries.is_empty() {
+                note(g, format!("nothing to add to {}", path.display()));
+                return Ok(None);
+            }
+            let current = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => return Err(error(g, format!("cannot read {}: {e}", path.display()))),
+            };
+            let text = match import::add_to(&current, entries) {
+                Ok(t) => t,
+                Err(e) => {
+                    return Err(error(g, format!("cannot merge into {}: {e}; nothing was written", path.display())))
+                }
+            };
+            Ok(Some((text, Some(a.output.clone().unwrap_or_else(|| path.clone())))))
+        }
+        _ => {
+            if entries.is_empty() {
+                return Err(error(g, "nothing to import: no bucket was found"));
+            }
+            Ok(Some((new_document(g, a, entries, region), a.output.clone())))
+        }
+    }
+}
+
 pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
     if a.buckets.is_empty()
         && !a.all_buckets
@@ -162,28 +198,10 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
         Ok(e) => e,
         Err(e) => return error(g, e),
     };
-    let (text, target, entries) = match (&existing, &a.merge) {
-        (Some(_), Some(path)) => {
-            if entries.is_empty() {
-                note(g, format!("nothing to add to {}", path.display()));
-                return 0;
-            }
-            let current = match std::fs::read_to_string(path) {
-                Ok(t) => t,
-                Err(e) => return error(g, format!("cannot read {}: {e}", path.display())),
-            };
-            let text = match import::add_to(&current, &entries) {
-                Ok(t) => t,
-                Err(e) => return error(g, format!("cannot merge into {}: {e}; nothing was written", path.display())),
-            };
-            (text, Some(a.output.clone().unwrap_or_else(|| path.clone())), entries)
-        }
-        _ => {
-            if entries.is_empty() {
-                return error(g, "nothing to import: no bucket was found");
-            }
-            (new_document(g, a, &entries, &region), a.output.clone(), entries)
-        }
+    let (text, target) = match document(g, a, existing.is_some(), &entries, &region) {
+        Ok(Some(d)) => d,
+        Ok(None) => return 0,
+        Err(code) => return code,
     };
     if let Err(code) = validated(g, a, target.as_deref(), &text, &req, &entries) {
         return code;

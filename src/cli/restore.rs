@@ -6,7 +6,7 @@
 use clap::Args;
 
 use super::{error, out, Format, Global, PolicyArg};
-use crate::jobs::{JobKind, Outcome};
+use crate::jobs::{JobError, JobKind, Outcome, Stage};
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -44,11 +44,11 @@ pub async fn run(g: &Global, a: &RestoreArgs) -> u8 {
     // into DIR removed as it unwinds.
     let r = tokio::select! {
         r = job.run(&ctx, policy, &a.address) => r,
-        _ = tokio::signal::ctrl_c() => Err("interrupted; what it restored was removed".to_string()),
+        _ = tokio::signal::ctrl_c() => Err(JobError::Interrupted("; what it restored was removed")),
     };
     let r = match r {
         Ok(Outcome::Restored(r)) => Ok(r),
-        Ok(_) => Err("the job is not a restore".to_string()),
+        Ok(_) => Err(JobError::failed(Stage::Prepare, "the job is not a restore")),
         Err(e) => Err(e),
     };
     let report = crate::notify::JobRun {
@@ -58,7 +58,8 @@ pub async fn run(g: &Global, a: &RestoreArgs) -> u8 {
         object: r.as_ref().ok().map(|d| d.into.clone()),
         bytes: None,
         seconds: r.as_ref().ok().map(|d| d.restore_seconds + d.replay_seconds),
-        reason: r.as_ref().err().cloned(),
+        reason: r.as_ref().err().map(JobError::to_string),
+        stage: r.as_ref().err().map(|e| e.stage().as_str()),
     };
     super::notify_job(g, hooks, a.notify.notify_format, &report).await;
     let done = match r {

@@ -15,6 +15,7 @@ use std::str::FromStr;
 use bytes::Bytes;
 
 use super::upload::Chunks;
+use super::{JobError, Stage};
 
 /// What every age file begins with (age-encryption.org/v1 specification):
 /// the audit reads these bytes to tell an encrypted backup.
@@ -25,22 +26,26 @@ pub const EXT: &str = ".age";
 
 /// A recipient as written in the policy: an X25519 recipient (`age1…`) or
 /// an SSH public key (`ssh-ed25519 …`, `ssh-rsa …`).
-pub fn recipient(s: &str) -> Result<Box<dyn age::Recipient + Send>, String> {
+pub fn recipient(s: &str) -> Result<Box<dyn age::Recipient + Send>, JobError> {
     if let Ok(r) = age::x25519::Recipient::from_str(s) {
         return Ok(Box::new(r));
     }
     match age::ssh::Recipient::from_str(s) {
         Ok(r) => Ok(Box::new(r)),
-        Err(_) => Err("an age recipient (age1…) or an SSH public key (ssh-ed25519 …, ssh-rsa …)".into()),
+        Err(_) => Err(JobError::failed(
+            Stage::Prepare,
+            "an age recipient (age1…) or an SSH public key (ssh-ed25519 …, ssh-rsa …)",
+        )),
     }
 }
 
 /// The identities in `path` (an age identity file, as age-keygen writes
 /// it, or an unencrypted SSH private key). Errors name the file, never its
 /// contents.
-pub fn identities(path: &Path) -> Result<Vec<Box<dyn age::Identity>>, String> {
+pub fn identities(path: &Path) -> Result<Vec<Box<dyn age::Identity>>, JobError> {
     let shown = path.display();
-    let text = std::fs::read(path).map_err(|e| format!("the identity file {shown} cannot be read: {e}"))?;
+    let text = std::fs::read(path)
+        .map_err(|e| JobError::failed(Stage::Decrypt, format!("the identity file {shown} cannot be read: {e}")))?;
     if let Ok(file) = age::IdentityFile::from_buffer(&text[..]) {
         if let Ok(ids) = file.into_identities() {
             if !ids.is_empty() {
@@ -50,10 +55,14 @@ pub fn identities(path: &Path) -> Result<Vec<Box<dyn age::Identity>>, String> {
     }
     match age::ssh::Identity::from_buffer(&text[..], Some(shown.to_string())) {
         Ok(age::ssh::Identity::Unencrypted(k)) => Ok(vec![Box::new(age::ssh::Identity::Unencrypted(k))]),
-        Ok(_) => {
-            Err(format!("the identity file {shown} holds a passphrase-protected SSH key: give an unencrypted identity"))
-        }
-        Err(_) => Err(format!("{shown} holds no age identity (AGE-SECRET-KEY-1…) or SSH private key")),
+        Ok(_) => Err(JobError::failed(
+            Stage::Decrypt,
+            format!("the identity file {shown} holds a passphrase-protected SSH key: give an unencrypted identity"),
+        )),
+        Err(_) => Err(JobError::failed(
+            Stage::Decrypt,
+            format!("{shown} holds no age identity (AGE-SECRET-KEY-1…) or SSH private key"),
+        )),
     }
 }
 
@@ -79,13 +88,13 @@ pub struct Encrypting<C> {
 }
 
 impl<C: Chunks> Encrypting<C> {
-    pub fn new(inner: C, recipients: &[String]) -> Result<Self, String> {
+    pub fn new(inner: C, recipients: &[String]) -> Result<Self, JobError> {
         let parsed: Vec<Box<dyn age::Recipient + Send>> =
             recipients.iter().map(|r| recipient(r)).collect::<Result<_, _>>()?;
         let enc = age::Encryptor::with_recipients(parsed.iter().map(|r| r.as_ref() as &dyn age::Recipient))
-            .map_err(|e| format!("age: {e}"))?;
+            .map_err(|e| JobError::failed(Stage::Encrypt, format!("age: {e}")))?;
         let out = Shared::default();
-        let writer = enc.wrap_output(out.clone()).map_err(|e| format!("age: {e}"))?;
+        let writer = enc.wrap_output(out.clone()).map_err(|e| JobError::failed(Stage::Encrypt, format!("age: {e}")))?;
         Ok(Encrypting { inner, out, writer: Some(writer) })
     }
 
@@ -96,22 +105,24 @@ impl<C: Chunks> Encrypting<C> {
 }
 
 impl<C: Chunks> Chunks for Encrypting<C> {
-    async fn next(&mut self) -> Result<Option<Bytes>, String> {
+    async fn next(&mut self) -> Result<Option<Bytes>, JobError> {
         loop {
             if let Some(b) = self.drain() {
                 return Ok(Some(b));
             }
             let Some(w) = self.writer.as_mut() else { return Ok(None) };
             match self.inner.next().await? {
-                Some(chunk) => w.write_all(&chunk).map_err(|e| format!("age: {e}"))?,
+                Some(chunk) => {
+                    w.write_all(&chunk).map_err(|e| JobError::failed(Stage::Encrypt, format!("age: {e}")))?
+                }
                 None => {
                     let w = self.writer.take().expect("writer");
-                    w.finish().map_err(|e| format!("age: {e}"))?;
+                    w.finish().map_err(|e| JobError::failed(Stage::Encrypt, format!("age: {e}")))?;
                 }
             }
         }
     }
-    async fn finish(&mut self) -> Result<(), String> {
+    async fn finish(&mut self) -> Result<(), JobError> {
         self.inner.finish().await
     }
 }
@@ -122,24 +133,27 @@ impl<C: Chunks> Chunks for Encrypting<C> {
 pub fn decrypting<R: std::io::Read>(
     input: R,
     ids: &[Box<dyn age::Identity>],
-) -> Result<age::stream::StreamReader<std::io::BufReader<R>>, String> {
+) -> Result<age::stream::StreamReader<std::io::BufReader<R>>, JobError> {
     let d = age::Decryptor::new_buffered(std::io::BufReader::new(input))
-        .map_err(|e| format!("the backup is not an age file: {e}"))?;
-    d.decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity)).map_err(|e| match e {
+        .map_err(|e| JobError::failed(Stage::Decrypt, format!("the backup is not an age file: {e}")))?;
+    d.decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity)).map_err(|e| JobError::failed(Stage::Decrypt, match e {
         age::DecryptError::NoMatchingKeys => {
             "the identity given with `decrypt_with` is not a recipient of this backup (no matching key): nothing was restored".to_string()
         }
         other => format!("decrypting the backup: {other}"),
-    })
+    }))
 }
 
 /// Decrypt the age file `from` into `to` with `ids`; a file none of them
 /// opens is an error that says so (nothing is written then).
-pub fn decrypt_file(from: &Path, to: &Path, ids: &[Box<dyn age::Identity>]) -> Result<(), String> {
-    let input = std::fs::File::open(from).map_err(|e| format!("{}: {e}", from.display()))?;
+pub fn decrypt_file(from: &Path, to: &Path, ids: &[Box<dyn age::Identity>]) -> Result<(), JobError> {
+    let input =
+        std::fs::File::open(from).map_err(|e| JobError::failed(Stage::Decrypt, format!("{}: {e}", from.display())))?;
     let mut reader = decrypting(input, ids)?;
-    let mut out = std::fs::File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    std::io::copy(&mut reader, &mut out).map_err(|e| format!("decrypting the backup: {e}"))?;
+    let mut out =
+        std::fs::File::create(to).map_err(|e| JobError::failed(Stage::Decrypt, format!("{}: {e}", to.display())))?;
+    std::io::copy(&mut reader, &mut out)
+        .map_err(|e| JobError::failed(Stage::Decrypt, format!("decrypting the backup: {e}")))?;
     Ok(())
 }
 
@@ -150,10 +164,10 @@ mod tests {
     struct Pieces(Vec<&'static [u8]>, bool);
 
     impl Chunks for Pieces {
-        async fn next(&mut self) -> Result<Option<Bytes>, String> {
+        async fn next(&mut self) -> Result<Option<Bytes>, JobError> {
             Ok((!self.0.is_empty()).then(|| Bytes::from_static(self.0.remove(0))))
         }
-        async fn finish(&mut self) -> Result<(), String> {
+        async fn finish(&mut self) -> Result<(), JobError> {
             self.1 = true;
             Ok(())
         }
@@ -183,7 +197,8 @@ mod tests {
         assert_eq!(std::fs::read(&dec).expect("read"), b"hello world");
         let other: Vec<Box<dyn age::Identity>> = vec![Box::new(age::x25519::Identity::generate())];
         let e = decrypt_file(&enc, &dir.path().join("c"), &other).unwrap_err();
-        assert!(e.contains("not a recipient of this backup"), "{e}");
+        assert!(e.to_string().contains("not a recipient of this backup"), "{e}");
+        assert_eq!(e.stage(), Stage::Decrypt);
         assert!(recipient("age1notakey").is_err());
     }
 }

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::record::{secs, DumpRef, Record, RECORDS};
 use super::upload;
+use super::{JobError, Stage};
 use crate::aws::ops;
 use crate::aws::{classify, ApiError, Aws, Op};
 use crate::model::time::now;
@@ -72,37 +73,42 @@ pub async fn newest_object(
 }
 
 /// A free loopback port for a drill's throw-away server.
-pub fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, JobError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
+        .map_err(|e| JobError::failed(Stage::Prepare, format!("no free port: {e}")))
 }
 
 /// A scratch directory for one drill (under the temporary directory),
 /// readable by its owner only: the dump in it holds the database's data.
-pub fn scratch_dir() -> Result<std::path::PathBuf, String> {
+pub fn scratch_dir() -> Result<std::path::PathBuf, JobError> {
     use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("suoops-drill-{}-{}", std::process::id(), now()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| JobError::failed(Stage::Prepare, format!("{}: {e}", dir.display())))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        .map_err(|e| JobError::failed(Stage::Prepare, format!("{}: {e}", dir.display())))?;
     Ok(dir)
 }
 
 /// The newest dump of `from` and the SHA-256 its sidecar gives (an entry
 /// without a readable sidecar is not restored at all).
-pub async fn locate(aws: &Aws, from: &BackupRef, region: &str) -> Result<(String, String), String> {
+pub async fn locate(aws: &Aws, from: &BackupRef, region: &str) -> Result<(String, String), JobError> {
     let client = aws.s3(region);
     let bucket = from.bucket.as_str();
     let key = newest_object(aws, &client, bucket, &from.prefix, None)
         .await
-        .map_err(|e| format!("listing s3://{bucket}/{}: {}", from.prefix, e.reason()))?
+        .map_err(|e| {
+            JobError::failed(Stage::Download, format!("listing s3://{bucket}/{}: {}", from.prefix, e.reason()))
+        })?
         .0
         .map(|o| o.key)
-        .ok_or_else(|| format!("no dump under s3://{bucket}/{}", from.prefix))?;
+        .ok_or_else(|| JobError::failed(Stage::Download, format!("no dump under s3://{bucket}/{}", from.prefix)))?;
     let side = get_text(aws, &client, bucket, &format!("{key}.sha256")).await.map_err(|e| {
-        format!("the dump {key} has no readable sidecar ({e}): it cannot be verified, so it is not restored")
+        JobError::failed(
+            Stage::Download,
+            format!("the dump {key} has no readable sidecar ({e}): it cannot be verified, so it is not restored"),
+        )
     })?;
     Ok((key, side.split_whitespace().next().unwrap_or("").to_ascii_lowercase()))
 }
@@ -116,7 +122,7 @@ pub async fn fetch_verified(
     region: &str,
     path: &Path,
     rec: &mut Record,
-) -> Result<String, String> {
+) -> Result<String, JobError> {
     let (key, want) = locate(aws, from, region).await?;
     fetch_located(aws, from, region, &key, &want, path, rec).await?;
     Ok(key)
@@ -132,7 +138,7 @@ pub async fn fetch_located(
     want: &str,
     path: &Path,
     rec: &mut Record,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let t = Instant::now();
     let got = download(aws, region, &from.bucket, key, path, None).await;
     rec.phases.download = secs(t);
@@ -145,15 +151,16 @@ pub fn verified(
     rec: &mut Record,
     bucket: &str,
     key: &str,
-    got: Result<(u64, String), String>,
+    got: Result<(u64, String), JobError>,
     want: &str,
     consequence: &str,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let (bytes, got) = got?;
     rec.dump = Some(DumpRef { bucket: bucket.to_string(), key: key.to_string(), bytes, sha256: got.clone() });
     if got != want {
-        return Err(format!(
-            "{key} does not match its sidecar (SHA-256 {got}, the sidecar says {want}): {consequence}"
+        return Err(JobError::failed(
+            Stage::Download,
+            format!("{key} does not match its sidecar (SHA-256 {got}, the sidecar says {want}): {consequence}"),
         ));
     }
     Ok(())
@@ -185,8 +192,9 @@ pub struct Growing {
 }
 
 impl Growing {
-    pub fn open(path: &Path, growth: Arc<Growth>) -> Result<Growing, String> {
-        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn open(path: &Path, growth: Arc<Growth>) -> Result<Growing, JobError> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| JobError::failed(Stage::Download, format!("{}: {e}", path.display())))?;
         Ok(Growing { file, pos: 0, growth })
     }
 }
@@ -215,12 +223,18 @@ impl Read for Growing {
     }
 }
 
-async fn get_text(aws: &Aws, client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<String, String> {
-    let out = aws
-        .call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(key).send())
+async fn get_text(aws: &Aws, client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<String, JobError> {
+    let out = aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(key).send()).await.map_err(|e| {
+        JobError::failed(
+            Stage::Download,
+            format!("reading s3://{bucket}/{key}: {}", classify(&e, &["NoSuchKey"]).reason()),
+        )
+    })?;
+    let body = out
+        .body
+        .collect()
         .await
-        .map_err(|e| format!("reading s3://{bucket}/{key}: {}", classify(&e, &["NoSuchKey"]).reason()))?;
-    let body = out.body.collect().await.map_err(|e| format!("reading s3://{bucket}/{key}: {e}"))?;
+        .map_err(|e| JobError::failed(Stage::Download, format!("reading s3://{bucket}/{key}: {e}")))?;
     Ok(String::from_utf8_lossy(&body.into_bytes()).into_owned())
 }
 
@@ -233,7 +247,7 @@ pub async fn download(
     key: &str,
     path: &Path,
     growth: Option<&Growth>,
-) -> Result<(u64, String), String> {
+) -> Result<(u64, String), JobError> {
     // The end is told however the download ends — done, failed, or dropped
     // half-way (Ctrl-C): its reader must never wait for bytes that will not
     // come. Failed unless marked done below.
@@ -248,20 +262,24 @@ pub async fn download(
     }
     let mut ends = Ends(growth, false);
     let client = aws.s3(region);
-    let out = aws
-        .call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(key).send())
-        .await
-        .map_err(|e| format!("downloading s3://{bucket}/{key}: {}", classify(&e, &[]).reason()))?;
+    let out = aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(key).send()).await.map_err(|e| {
+        JobError::failed(Stage::Download, format!("downloading s3://{bucket}/{key}: {}", classify(&e, &[]).reason()))
+    })?;
     let mut body = out.body;
     // Written with plain writes (into the page cache), so that a reader
     // of the file sees each chunk as soon as it is counted.
-    let mut file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut file = std::fs::File::create(path)
+        .map_err(|e| JobError::failed(Stage::Download, format!("{}: {e}", path.display())))?;
     let mut h = Sha256::new();
     let mut n: u64 = 0;
-    while let Some(chunk) = body.try_next().await.map_err(|e| format!("downloading s3://{bucket}/{key}: {e}"))? {
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| JobError::failed(Stage::Download, format!("downloading s3://{bucket}/{key}: {e}")))?
+    {
         h.update(&chunk);
         n += chunk.len() as u64;
-        file.write_all(&chunk).map_err(|e| format!("{}: {e}", path.display()))?;
+        file.write_all(&chunk).map_err(|e| JobError::failed(Stage::Download, format!("{}: {e}", path.display())))?;
         if let Some(g) = growth {
             g.update(|s| s.0 = n);
         }

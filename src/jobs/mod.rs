@@ -8,6 +8,7 @@
 //! it (no provider, no CLI).
 
 pub mod encrypt;
+pub mod error;
 pub mod fetch;
 pub mod record;
 pub mod upload;
@@ -20,6 +21,8 @@ use crate::aws::{Aws, Op};
 use crate::model::time::{format_time, now};
 use crate::policy::{BackupRef, Policy};
 use upload::{Chunks, Pending, Sse, Target};
+
+pub use error::{JobError, Stage};
 
 pub use fetch::{
     download, fetch_located, fetch_verified, free_port, locate, newest_object, scratch_dir, verified, Growing, Growth,
@@ -123,7 +126,7 @@ pub trait Job: Sync {
         ctx: &'a JobCtx<'a>,
         policy: &'a Policy,
         address: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Outcome, String>>;
+    ) -> LocalBoxFuture<'a, Result<Outcome, JobError>>;
     /// The API operations it calls (for `permissions` and the test that
     /// every call is declared).
     fn ops(&self) -> &'static [Op] {
@@ -157,7 +160,7 @@ pub trait Job: Sync {
         _ctx: &'a JobCtx<'a>,
         _policy: &'a Policy,
         _address: &'a str,
-    ) -> Option<LocalBoxFuture<'a, Result<String, String>>> {
+    ) -> Option<LocalBoxFuture<'a, Result<String, JobError>>> {
         None
     }
 }
@@ -253,10 +256,12 @@ pub fn key(to: &BackupRef, ext: &str, secs: u64) -> String {
 
 /// The encryption the policy's bucket declares, a declared key resolved to
 /// its key ARN (as apply writes it).
-pub async fn sse(aws: &Aws, to: &BackupRef, region: &str) -> Result<Sse, String> {
+pub async fn sse(aws: &Aws, to: &BackupRef, region: &str) -> Result<Sse, JobError> {
     let enc = to.encryption.as_ref();
     let arn = match enc.and_then(|e| e.declared_key.as_ref().and(e.kms_key.as_deref())) {
-        Some(alias) => Some(crate::aws::lookup::key_arn(aws, region, alias, false).await?),
+        Some(alias) => {
+            Some(crate::aws::lookup::key_arn(aws, region, alias, false).await.map_err(JobError::at(Stage::Upload))?)
+        }
         None => None,
     };
     Ok(Sse::from_policy(enc, arn))
@@ -272,7 +277,7 @@ pub async fn upload_to(
     ext: &str,
     src: &mut impl Chunks,
     pending: &Pending,
-) -> Result<Done, String> {
+) -> Result<Done, JobError> {
     let started = Instant::now();
     let sse = sse(aws, to, region).await?;
     let target = Target { aws, region: region.to_string(), bucket: to.bucket.clone(), key: key(to, ext, now()), sse };

@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::upload::{self, Target};
+use super::{JobError, Stage};
 use crate::aws::ops;
 use crate::aws::{classify, Aws};
 use crate::model::time::{format_time, now};
@@ -36,6 +37,10 @@ pub struct Record {
     pub result: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The stage that failed (`download`, `restore`, `check`…), when the
+    /// drill itself failed rather than its checks or its RTO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_stage: Option<Stage>,
     /// A point-in-time drill's target and what it reached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pitr: Option<PointInTime>,
@@ -126,17 +131,19 @@ pub fn record(instance: &str, operator: &str, target: &str, rto_secs: u64) -> Re
         checks: Vec::new(),
         result: "failed".into(),
         reason: None,
+        failed_stage: None,
         pitr: None,
     }
 }
 
 /// Total the phases and judge: the drill's own error, failed checks, or
 /// a time to restore over the RTO; else passed.
-pub fn conclude(rec: &mut Record, outcome: Result<(), String>) {
+pub fn conclude(rec: &mut Record, outcome: Result<(), JobError>) {
     let p = &rec.phases;
     rec.total_seconds = ((p.download + p.restore + p.replay + p.migrate + p.checks) * 100.0).round() / 100.0;
+    rec.failed_stage = outcome.as_ref().err().map(JobError::stage);
     rec.reason = match outcome {
-        Err(e) => Some(e),
+        Err(e) => Some(e.to_string()),
         Ok(()) if rec.checks.iter().any(|c| !c.passed) => Some(format!(
             "checks failed: {}",
             rec.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -160,9 +167,9 @@ pub async fn drill<F>(
     default_region: &str,
     mut rec: Record,
     phases: F,
-) -> Result<Record, String>
+) -> Result<Record, JobError>
 where
-    F: AsyncFnOnce(&str, &mut Record) -> Result<(), String>,
+    F: AsyncFnOnce(&str, &mut Record) -> Result<(), JobError>,
 {
     let region = from.region.clone().unwrap_or_else(|| default_region.to_string());
     let outcome = phases(&region, &mut rec).await;
@@ -172,11 +179,11 @@ where
 }
 
 /// Put the record under `drills/INSTANCE/` of the entry's bucket.
-pub async fn store(aws: &Aws, from: &BackupRef, region: &str, rec: &Record) -> Result<(), String> {
+pub async fn store(aws: &Aws, from: &BackupRef, region: &str, rec: &Record) -> Result<(), JobError> {
     let key = format!("{}{}.json", from.drills_prefix(&rec.instance), format_time("%Y%m%dT%H%M%SZ", rec.started));
     let sse = super::sse(aws, from, region).await?;
     let t = Target { aws, region: region.to_string(), bucket: from.bucket.clone(), key, sse };
-    let body = serde_json::to_vec_pretty(rec).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec_pretty(rec).map_err(|e| JobError::failed(Stage::Record, e.to_string()))?;
     upload::put(&t, bytes::Bytes::from(body)).await
 }
 

@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesOrdered, StreamExt};
 use sha2::{Digest, Sha256};
 
+use super::{JobError, Stage};
 use crate::aws::ops;
 use crate::aws::{classify, Aws, Op};
 use crate::policy::{Algorithm, Encryption};
@@ -85,10 +86,10 @@ impl Sse {
 #[allow(async_fn_in_trait)]
 pub trait Chunks {
     /// The next bytes; None at the end.
-    async fn next(&mut self) -> Result<Option<Bytes>, String>;
+    async fn next(&mut self) -> Result<Option<Bytes>, JobError>;
     /// Called once the source is exhausted: did its producer succeed?
     /// (pg_dump's exit status.) Nothing is completed before this is Ok.
-    async fn finish(&mut self) -> Result<(), String>;
+    async fn finish(&mut self) -> Result<(), JobError>;
 }
 
 /// What was stored.
@@ -121,7 +122,7 @@ pub type Pending = Arc<Mutex<Option<(String, String, String, String)>>>;
 /// beyond the part waits in `carry`, so a part's buffer is allocated once
 /// at its size and never grown (memory stays at the parts in flight).
 /// True when `src` is exhausted.
-async fn fill(buf: &mut BytesMut, carry: &mut Option<Bytes>, src: &mut impl Chunks) -> Result<bool, String> {
+async fn fill(buf: &mut BytesMut, carry: &mut Option<Bytes>, src: &mut impl Chunks) -> Result<bool, JobError> {
     if buf.capacity() < PART_SIZE {
         buf.reserve(PART_SIZE - buf.len());
     }
@@ -146,7 +147,7 @@ async fn fill(buf: &mut BytesMut, carry: &mut Option<Bytes>, src: &mut impl Chun
 
 /// Upload everything `src` yields to `t`; `pending` holds the multipart
 /// upload while it is open (region, bucket, key, upload id).
-pub async fn stream(t: &Target<'_>, src: &mut impl Chunks, pending: &Pending) -> Result<Uploaded, String> {
+pub async fn stream(t: &Target<'_>, src: &mut impl Chunks, pending: &Pending) -> Result<Uploaded, JobError> {
     let mut whole = Sha256::new();
     let mut buf = BytesMut::new();
     let mut carry: Option<Bytes> = None;
@@ -181,7 +182,10 @@ pub async fn stream(t: &Target<'_>, src: &mut impl Chunks, pending: &Pending) ->
         .set_ssekms_key_id(kms_key)
         .set_bucket_key_enabled(bucket_key);
     let created = t.aws.call(&ops::CREATE_MULTIPART_UPLOAD, req.send()).await.map_err(|e| {
-        format!("cannot start the upload to s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason())
+        JobError::failed(
+            Stage::Upload,
+            format!("cannot start the upload to s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason()),
+        )
     })?;
     let id = created.upload_id().unwrap_or_default().to_string();
     *pending.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -198,7 +202,7 @@ pub async fn stream(t: &Target<'_>, src: &mut impl Chunks, pending: &Pending) ->
     r
 }
 
-type PartResult = Result<(i32, String, String, [u8; 32]), String>;
+type PartResult = Result<(i32, String, String, [u8; 32]), JobError>;
 
 /// Upload the parts as they fill; returns the completed parts and each
 /// part's raw SHA-256.
@@ -213,13 +217,13 @@ async fn parts(
     carry: &mut Option<Bytes>,
     ended: bool,
     total: &mut u64,
-) -> Result<(Vec<CompletedPart>, Vec<[u8; 32]>), String> {
+) -> Result<(Vec<CompletedPart>, Vec<[u8; 32]>), JobError> {
     let mut flying: FuturesOrdered<futures::future::LocalBoxFuture<'_, PartResult>> = FuturesOrdered::new();
     let mut done: Vec<CompletedPart> = Vec::new();
     let mut digests: Vec<[u8; 32]> = Vec::new();
     let mut number: i32 = 0;
     let (mut ended, mut finished) = (ended, false);
-    let mut collect = |r: PartResult, done: &mut Vec<CompletedPart>| -> Result<(), String> {
+    let mut collect = |r: PartResult, done: &mut Vec<CompletedPart>| -> Result<(), JobError> {
         let (n, etag, sum, digest) = r?;
         done.push(CompletedPart::builder().part_number(n).e_tag(etag).checksum_sha256(sum).build());
         digests.push(digest);
@@ -243,7 +247,10 @@ async fn parts(
         *total += part.len() as u64;
         number += 1;
         if number > 10_000 {
-            return Err(format!("the stream is over {} GiB, S3's limit at this part size", (PART_SIZE * 10_000) >> 30));
+            return Err(JobError::failed(
+                Stage::Upload,
+                format!("the stream is over {} GiB, S3's limit at this part size", (PART_SIZE * 10_000) >> 30),
+            ));
         }
         let digest: [u8; 32] = Sha256::digest(&part).into();
         let b64 = aws_smithy_types::base64::encode(digest);
@@ -265,7 +272,12 @@ async fn parts(
                         .send(),
                 )
                 .await
-                .map_err(|e| format!("part {n} of s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason()))?;
+                .map_err(|e| {
+                    JobError::failed(
+                        Stage::Upload,
+                        format!("part {n} of s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason()),
+                    )
+                })?;
             Ok((n, out.e_tag().unwrap_or_default().to_string(), b64, digest))
         };
         flying.push_back(Box::pin(fut));
@@ -292,7 +304,7 @@ async fn complete(
     digests: Vec<[u8; 32]>,
     whole: Sha256,
     total: u64,
-) -> Result<Uploaded, String> {
+) -> Result<Uploaded, JobError> {
     let n = done.len();
     let completed: Result<_, _> = t
         .aws
@@ -333,11 +345,15 @@ async fn complete(
             let why = classify(&e, &[]).reason();
             return match verify(t, &up, None, Some(composite)).await {
                 Ok(Verified::Checked | Verified::SizeOnly) => Ok(up),
-                Ok(Verified::Unread) => Err(format!(
-                    "completing s3://{}/{}: {why}; {UNSURE} (the writer may not read it back): check the bucket",
-                    t.bucket, t.key
-                )),
-                Err(_) => Err(format!("completing s3://{}/{}: {why}", t.bucket, t.key)),
+                Ok(Verified::Unread) => Err(JobError::Unsure {
+                    message: format!(
+                        "completing s3://{}/{}: {why}; {UNSURE} (the writer may not read it back): check the bucket",
+                        t.bucket, t.key
+                    ),
+                }),
+                Err(_) => {
+                    Err(JobError::failed(Stage::Upload, format!("completing s3://{}/{}: {why}", t.bucket, t.key)))
+                }
             };
         }
     };
@@ -346,14 +362,14 @@ async fn complete(
 }
 
 /// One small object (a sidecar, a drill record), with its SHA-256.
-pub async fn put(t: &Target<'_>, body: Bytes) -> Result<(), String> {
+pub async fn put(t: &Target<'_>, body: Bytes) -> Result<(), JobError> {
     let sha: [u8; 32] = Sha256::digest(&body).into();
     put_single(t, body, &sha).await.map(|_| ())
 }
 
 /// PutObject with the body's SHA-256 (S3 refuses a body that does not
 /// match it); returns the checksum S3 reports it stored.
-async fn put_single(t: &Target<'_>, body: Bytes, sha: &[u8]) -> Result<Option<String>, String> {
+async fn put_single(t: &Target<'_>, body: Bytes, sha: &[u8]) -> Result<Option<String>, JobError> {
     put_single_with(t, body, sha, None).await
 }
 
@@ -362,7 +378,7 @@ async fn put_single_with(
     body: Bytes,
     sha: &[u8],
     meta: Option<std::collections::HashMap<String, String>>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, JobError> {
     let client = t.aws.s3(&t.region);
     let (sse, kms_key, bucket_key) = t.sse.headers();
     let req = client
@@ -376,11 +392,9 @@ async fn put_single_with(
         .set_bucket_key_enabled(bucket_key)
         .set_metadata(meta)
         .body(ByteStream::from(body));
-    t.aws
-        .call(&ops::PUT_OBJECT, req.send())
-        .await
-        .map(|o| o.checksum_sha256().map(str::to_string))
-        .map_err(|e| format!("writing s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason()))
+    t.aws.call(&ops::PUT_OBJECT, req.send()).await.map(|o| o.checksum_sha256().map(str::to_string)).map_err(|e| {
+        JobError::failed(Stage::Upload, format!("writing s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason()))
+    })
 }
 
 /// The object as S3 stored it. S3 checked each part's (or the object's)
@@ -395,13 +409,16 @@ async fn verify(
     up: &Uploaded,
     echoed: Option<String>,
     composite: Option<String>,
-) -> Result<Verified, String> {
+) -> Result<Verified, JobError> {
     let same = |sum: &str| checksum_matches(sum, &sha_b64(&up.sha256), composite.as_deref());
     if let Some(sum) = echoed {
         return if same(&sum) {
             Ok(Verified::Checked)
         } else {
-            Err(format!("s3://{}/{}: S3's SHA-256 checksum {sum} is not the one sent", t.bucket, t.key))
+            Err(JobError::failed(
+                Stage::Upload,
+                format!("s3://{}/{}: S3's SHA-256 checksum {sum} is not the one sent", t.bucket, t.key),
+            ))
         };
     }
     let client = t.aws.s3(&t.region);
@@ -417,16 +434,25 @@ async fn verify(
         // HEAD has no error body: a refusal is its 403. Not verified:
         // said as such, never taken for a check.
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => return Ok(Verified::Unread),
-        Err(e) => return Err(format!("verifying s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason())),
+        Err(e) => {
+            return Err(JobError::failed(
+                Stage::Upload,
+                format!("verifying s3://{}/{}: {}", t.bucket, t.key, classify(&e, &[]).reason()),
+            ))
+        }
     };
     let size = head.content_length().unwrap_or(-1);
     if size != up.bytes as i64 {
-        return Err(format!("s3://{}/{} holds {size} bytes, {} were sent", t.bucket, t.key, up.bytes));
+        return Err(JobError::failed(
+            Stage::Upload,
+            format!("s3://{}/{} holds {size} bytes, {} were sent", t.bucket, t.key, up.bytes),
+        ));
     }
     match head.checksum_sha256() {
-        Some(sum) if !same(sum) => {
-            Err(format!("s3://{}/{}: S3's SHA-256 checksum {sum} is not the one sent", t.bucket, t.key))
-        }
+        Some(sum) if !same(sum) => Err(JobError::failed(
+            Stage::Upload,
+            format!("s3://{}/{}: S3's SHA-256 checksum {sum} is not the one sent", t.bucket, t.key),
+        )),
         Some(_) => Ok(Verified::Checked),
         None => Ok(Verified::SizeOnly),
     }
@@ -495,7 +521,7 @@ fn sha_b64(hex: &str) -> String {
 
 /// Write `KEY.sha256` beside the object: the hex digest and the object's
 /// name, as `sha256sum` prints it (the evidence check reads the first word).
-pub async fn sidecar(t: &Target<'_>, up: &Uploaded) -> Result<(), String> {
+pub async fn sidecar(t: &Target<'_>, up: &Uploaded) -> Result<(), JobError> {
     let name = up.key.rsplit('/').next().unwrap_or(&up.key);
     let body = Bytes::from(format!("{}  {name}\n", up.sha256));
     let side = Target {

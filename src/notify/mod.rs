@@ -239,6 +239,9 @@ pub struct JobRun {
     pub seconds: Option<f64>,
     /// Why it failed, in one line.
     pub reason: Option<String>,
+    /// The stage that failed (`upload`, `restore`, `check`…), when the
+    /// job itself failed.
+    pub stage: Option<&'static str>,
 }
 
 /// The one message of a job run, success or failure (the strategy: "emit
@@ -254,6 +257,7 @@ pub fn job_message(format: NotifyFormat, run: &JobRun) -> Value {
             "bytes": run.bytes,
             "seconds": run.seconds,
             "reason": run.reason,
+            "stage": run.stage,
         }),
         NotifyFormat::Slack => {
             let what = if run.ok { "succeeded" } else { "FAILED" };
@@ -267,8 +271,10 @@ pub fn job_message(format: NotifyFormat, run: &JobRun) -> Value {
                 (None, Some(s)) => lines.push(format!("{s:.1} s")),
                 _ => {}
             }
-            if let Some(r) = &run.reason {
-                lines.push(format!("_Reason:_ {r}"));
+            match (&run.reason, run.stage) {
+                (Some(r), Some(stage)) => lines.push(format!("_Reason ({stage}):_ {r}")),
+                (Some(r), None) => lines.push(format!("_Reason:_ {r}")),
+                _ => {}
             }
             let mut blocks =
                 vec![json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&head, 150)}})];

@@ -14,7 +14,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::diag::{Code, Diagnostic};
+use super::diag::{Code, Diagnostic, Pos};
 use super::raw::Sp;
 use super::validate::Validator;
 
@@ -466,75 +466,9 @@ impl Validator<'_> {
             );
         }
         match kind {
-            DocKind::Identity => {
-                for p in [&st.principal, &st.not_principal].into_iter().flatten() {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::IamDocumentInvalid,
-                            "an identity policy takes no Principal (the role is the principal)",
-                            Some(p.pos()),
-                        )
-                        .help("remove Principal; trust documents name principals"),
-                    );
-                }
-                match (&st.resource, &st.not_resource) {
-                    (Some(_), Some(n)) => self.diags.push(
-                        Diagnostic::new(
-                            Code::IamDocumentInvalid,
-                            "a statement has Resource or NotResource, not both",
-                            Some(n.pos()),
-                        )
-                        .help("remove one of them"),
-                    ),
-                    (None, None) => self.diags.push(
-                        Diagnostic::new(
-                            Code::IamDocumentInvalid,
-                            "the statement has neither Resource nor NotResource",
-                            Some(at),
-                        )
-                        .help("add Resource: ARN (or \"*\")"),
-                    ),
-                    _ => {}
-                }
-            }
-            DocKind::Trust => {
-                for r in [&st.resource, &st.not_resource].into_iter().flatten() {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::IamDocumentInvalid,
-                            "a trust document takes no Resource (the role is the resource)",
-                            Some(r.pos()),
-                        )
-                        .help("remove Resource"),
-                    );
-                }
-                if st.principal.is_none() && st.not_principal.is_none() {
-                    self.diags.push(
-                        Diagnostic::new(Code::IamDocumentInvalid, "a trust statement needs a Principal", Some(at))
-                            .help("add Principal: {AWS: ARN} or {Service: s3.amazonaws.com}"),
-                    );
-                }
-            }
-            DocKind::KeyPolicy => {
-                if st.principal.is_none() && st.not_principal.is_none() {
-                    self.diags.push(
-                        Diagnostic::new(Code::IamDocumentInvalid, "a key policy statement needs a Principal", Some(at))
-                            .help("add Principal: {AWS: arn:aws:iam::ACCOUNT:role/NAME}"),
-                    );
-                }
-                if st.resource.is_none() && st.not_resource.is_none() {
-                    self.diags.push(
-                        Diagnostic::new(Code::IamDocumentInvalid, "a key policy statement needs a Resource", Some(at))
-                            .help("write Resource: \"*\" (in a key policy it means this key)"),
-                    );
-                }
-                if st.sid.is_none() {
-                    self.diags.push(
-                        Diagnostic::new(Code::IamDocumentInvalid, "a key policy statement needs a Sid", Some(at))
-                            .help("the tool owns its key-policy statements by Sid and keeps every other one: add Sid: LettersAndDigits"),
-                    );
-                }
-            }
+            DocKind::Identity => self.identity_statement(st, at),
+            DocKind::Trust => self.trust_statement(st, at),
+            DocKind::KeyPolicy => self.key_policy_statement(st, at),
         }
         for r in [&st.resource, &st.not_resource].into_iter().flatten() {
             self.strs_check(r, is_arn, "is not an ARN", "write arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE, or \"*\"");
@@ -554,6 +488,82 @@ impl Validator<'_> {
                     );
                 }
             }
+        }
+    }
+
+    /// An identity policy's statement: no Principal, a Resource or a
+    /// NotResource.
+    fn identity_statement(&mut self, st: &RawStatement, at: Pos) {
+        for p in [&st.principal, &st.not_principal].into_iter().flatten() {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::IamDocumentInvalid,
+                    "an identity policy takes no Principal (the role is the principal)",
+                    Some(p.pos()),
+                )
+                .help("remove Principal; trust documents name principals"),
+            );
+        }
+        match (&st.resource, &st.not_resource) {
+            (Some(_), Some(n)) => self.diags.push(
+                Diagnostic::new(
+                    Code::IamDocumentInvalid,
+                    "a statement has Resource or NotResource, not both",
+                    Some(n.pos()),
+                )
+                .help("remove one of them"),
+            ),
+            (None, None) => self.diags.push(
+                Diagnostic::new(
+                    Code::IamDocumentInvalid,
+                    "the statement has neither Resource nor NotResource",
+                    Some(at),
+                )
+                .help("add Resource: ARN (or \"*\")"),
+            ),
+            _ => {}
+        }
+    }
+
+    /// A trust document's statement: no Resource, a Principal.
+    fn trust_statement(&mut self, st: &RawStatement, at: Pos) {
+        for r in [&st.resource, &st.not_resource].into_iter().flatten() {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::IamDocumentInvalid,
+                    "a trust document takes no Resource (the role is the resource)",
+                    Some(r.pos()),
+                )
+                .help("remove Resource"),
+            );
+        }
+        if st.principal.is_none() && st.not_principal.is_none() {
+            self.diags.push(
+                Diagnostic::new(Code::IamDocumentInvalid, "a trust statement needs a Principal", Some(at))
+                    .help("add Principal: {AWS: ARN} or {Service: s3.amazonaws.com}"),
+            );
+        }
+    }
+
+    /// A key policy's statement: a Principal, a Resource and a Sid.
+    fn key_policy_statement(&mut self, st: &RawStatement, at: Pos) {
+        if st.principal.is_none() && st.not_principal.is_none() {
+            self.diags.push(
+                Diagnostic::new(Code::IamDocumentInvalid, "a key policy statement needs a Principal", Some(at))
+                    .help("add Principal: {AWS: arn:aws:iam::ACCOUNT:role/NAME}"),
+            );
+        }
+        if st.resource.is_none() && st.not_resource.is_none() {
+            self.diags.push(
+                Diagnostic::new(Code::IamDocumentInvalid, "a key policy statement needs a Resource", Some(at))
+                    .help("write Resource: \"*\" (in a key policy it means this key)"),
+            );
+        }
+        if st.sid.is_none() {
+            self.diags
+                .push(Diagnostic::new(Code::IamDocumentInvalid, "a key policy statement needs a Sid", Some(at)).help(
+                "the tool owns its key-policy statements by Sid and keeps every other one: add Sid: LettersAndDigits",
+            ));
         }
     }
 

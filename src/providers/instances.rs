@@ -11,6 +11,7 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use serde_json::Value;
 
 use super::{Ctx, ImportRequest, Imported, Observation, Prior, Provider};
+use crate::jobs::{JobCtx, JobError, Outcome, Stage};
 use crate::model::control::{ControlDef, ControlResult};
 use crate::model::{Address, Applied, AttrChange, Change, Fatal, StepOutcome};
 use crate::policy::Policy;
@@ -217,15 +218,20 @@ impl<I: Instance> Observation for Instances<I> {
     }
 }
 
+/// How an instance job runs (or writes its configuration) for one instance.
+pub type JobFn<S, T> = for<'a> fn(&'a JobCtx<'a>, &'a Policy, &'a S) -> LocalBoxFuture<'a, Result<T, JobError>>;
+
 /// A job of an instance system (`backup run redis.NAME`, `restore-drill
-/// postgres.NAME`), declared as data: which instances declare it, the entry
-/// it writes or reads, how one instance's run starts, what it calls. The
-/// address is `SYSTEM.NAME`.
+/// postgres.NAME.pitr`), declared as data: which instances declare it, the
+/// entry it writes or reads, how one instance's run starts, what it calls
+/// and how its outcome reads. The address is `SYSTEM.NAME` and `suffix`.
 pub struct InstanceJob<S: 'static> {
     pub kind: crate::jobs::JobKind,
     /// What it does, for `--help`.
     pub synopsis: &'static str,
     pub system: &'static str,
+    /// What the address adds to `SYSTEM.NAME` (`.pitr`); "" for most.
+    pub suffix: &'static str,
     pub specs: fn(&Policy) -> &[S],
     pub name: fn(&S) -> &str,
     /// The entry it writes (a backup) or reads (a drill); None: the
@@ -233,8 +239,20 @@ pub struct InstanceJob<S: 'static> {
     pub entry: fn(&S) -> Option<&crate::policy::BackupRef>,
     /// For a drill the audit judges: its timing, from the declaration.
     pub drill: Option<fn(&S) -> Option<DrillTiming>>,
-    pub run: for<'a> fn(&'a crate::jobs::JobCtx<'a>, &'a S) -> LocalBoxFuture<'a, Result<crate::jobs::Outcome, String>>,
+    pub run: JobFn<S, Outcome>,
     pub ops: &'static [crate::aws::Op],
+    /// See `Job::engine_actions`.
+    pub engine_actions: &'static [&'static str],
+    /// Does it recover to a point in time (`--target-time`, `--target`)?
+    pub takes_target: bool,
+    /// Its own text for an outcome (see `Job::render`).
+    pub render: Option<fn(&Outcome) -> Option<String>>,
+    /// The engine's configuration file (see `Job::config`).
+    pub config: Option<JobFn<S, String>>,
+}
+
+fn not_in_policy(address: &str) -> JobError {
+    JobError::failed(Stage::Prepare, format!("{address} is not in the policy"))
 }
 
 /// A declared drill's RTO and interval (seconds) and its policy line.
@@ -247,7 +265,7 @@ pub struct DrillTiming {
 
 impl<S: 'static> InstanceJob<S> {
     fn address(&self, spec: &S) -> String {
-        format!("{}.{}", self.system, (self.name)(spec))
+        format!("{}.{}{}", self.system, (self.name)(spec), self.suffix)
     }
     fn find<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p S> {
         (self.specs)(policy).iter().find(|s| self.address(s) == address)
@@ -269,17 +287,38 @@ impl<S: 'static> crate::jobs::Job for InstanceJob<S> {
     }
     fn run<'a>(
         &'a self,
-        ctx: &'a crate::jobs::JobCtx<'a>,
+        ctx: &'a JobCtx<'a>,
         policy: &'a Policy,
         address: &'a str,
-    ) -> LocalBoxFuture<'a, Result<crate::jobs::Outcome, String>> {
+    ) -> LocalBoxFuture<'a, Result<Outcome, JobError>> {
         match self.find(policy, address) {
-            Some(spec) => (self.run)(ctx, spec),
-            None => async move { Err(format!("{address} is not in the policy")) }.boxed_local(),
+            Some(spec) => (self.run)(ctx, policy, spec),
+            None => async move { Err(not_in_policy(address)) }.boxed_local(),
         }
     }
     fn ops(&self) -> &'static [crate::aws::Op] {
         self.ops
+    }
+    fn engine_actions(&self) -> &'static [&'static str] {
+        self.engine_actions
+    }
+    fn takes_target(&self) -> bool {
+        self.takes_target
+    }
+    fn render(&self, outcome: &Outcome) -> Option<String> {
+        self.render.and_then(|r| r(outcome))
+    }
+    fn config<'a>(
+        &'a self,
+        ctx: &'a JobCtx<'a>,
+        policy: &'a Policy,
+        address: &'a str,
+    ) -> Option<LocalBoxFuture<'a, Result<String, JobError>>> {
+        let config = self.config?;
+        Some(match self.find(policy, address) {
+            Some(spec) => config(ctx, policy, spec),
+            None => async move { Err(not_in_policy(address)) }.boxed_local(),
+        })
     }
     fn drills(&self, policy: &Policy) -> Vec<crate::jobs::DrillDecl> {
         let Some(drill) = self.drill else { return Vec::new() };

@@ -46,50 +46,7 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
             out.push(def.result(&addr, status, expected, observed, detail, "suoops-policy apply", spec.line))
         };
         let facts = seen.role.present();
-        // What differs, by setting (the trust document has its own control).
-        let differing: Vec<String> = head
-            .attributes
-            .iter()
-            .filter(|a| a.name != "trust")
-            .map(|a| match (&a.before, &a.after) {
-                (Some(b), after) => {
-                    format!("{} is {} (want {})", a.name, crate::model::compact(b), crate::model::compact(after))
-                }
-                (None, after) => format!("{} is not set (want {})", a.name, crate::model::compact(after)),
-            })
-            .collect();
-        let role_detail = match head.action {
-            Action::Create => "the role does not exist".to_string(),
-            Action::Delete => "the role exists and the policy says `absent: true`".to_string(),
-            _ if differing.is_empty() => "the role differs from the policy".to_string(),
-            _ => differing.join("; "),
-        };
-        let role_status = match (&unknown, head.action) {
-            (Some(_), _) => Status::Unknown,
-            (None, Action::NoOp) => Status::Pass,
-            _ if head.attributes.iter().all(|a| a.name == "trust") && head.action == Action::Update => Status::Pass,
-            _ => Status::Fail,
-        };
-        push(
-            &mut out,
-            &ROLE,
-            role_status,
-            {
-                let mut e = json!({"exists": !spec.absent});
-                for a in head.attributes.iter().filter(|a| a.name != "trust") {
-                    e[a.name.as_str()] = a.after.clone();
-                }
-                e
-            },
-            {
-                let mut o = json!({"exists": facts.is_some(), "arn": facts.map(|f| f.arn.clone())});
-                for a in head.attributes.iter().filter(|a| a.name != "trust") {
-                    o[a.name.as_str()] = a.before.clone().unwrap_or(Value::Null);
-                }
-                o
-            },
-            unknown.clone().or_else(|| (role_status == Status::Fail).then_some(role_detail)),
-        );
+        out.push(role_control(spec, facts, head, unknown.clone()));
         if spec.absent {
             continue;
         }
@@ -138,4 +95,55 @@ pub fn controls(state: &IamState, changes: &[Change]) -> Vec<ControlResult> {
         }
     }
     out
+}
+
+/// IAM-ROLE: the role exists (or not) with the settings the policy names;
+/// its trust document has a control of its own.
+fn role_control(spec: &RoleSpec, facts: Option<&RoleFacts>, head: &Change, unknown: Option<String>) -> ControlResult {
+    // What differs, by setting (the trust document has its own control).
+    let differing: Vec<String> = head
+        .attributes
+        .iter()
+        .filter(|a| a.name != "trust")
+        .map(|a| match (&a.before, &a.after) {
+            (Some(b), after) => {
+                format!("{} is {} (want {})", a.name, crate::model::compact(b), crate::model::compact(after))
+            }
+            (None, after) => format!("{} is not set (want {})", a.name, crate::model::compact(after)),
+        })
+        .collect();
+    let role_detail = match head.action {
+        Action::Create => "the role does not exist".to_string(),
+        Action::Delete => "the role exists and the policy says `absent: true`".to_string(),
+        _ if differing.is_empty() => "the role differs from the policy".to_string(),
+        _ => differing.join("; "),
+    };
+    let role_status = match (&unknown, head.action) {
+        (Some(_), _) => Status::Unknown,
+        (None, Action::NoOp) => Status::Pass,
+        _ if head.attributes.iter().all(|a| a.name == "trust") && head.action == Action::Update => Status::Pass,
+        _ => Status::Fail,
+    };
+    let addr = role_address(&spec.name);
+    ROLE.result(
+        &addr,
+        role_status,
+        {
+            let mut e = json!({"exists": !spec.absent});
+            for a in head.attributes.iter().filter(|a| a.name != "trust") {
+                e[a.name.as_str()] = a.after.clone();
+            }
+            e
+        },
+        {
+            let mut o = json!({"exists": facts.is_some(), "arn": facts.map(|f| f.arn.clone())});
+            for a in head.attributes.iter().filter(|a| a.name != "trust") {
+                o[a.name.as_str()] = a.before.clone().unwrap_or(Value::Null);
+            }
+            o
+        },
+        unknown.or_else(|| (role_status == Status::Fail).then_some(role_detail)),
+        "suoops-policy apply",
+        spec.line,
+    )
 }

@@ -106,28 +106,7 @@ impl Key {
                 c.unknown.push(UnknownSetting { attribute: "key".into(), reason: reason.clone() });
                 return c;
             }
-            Observed::Absent => {
-                c.action = Action::Create;
-                c.attributes.push(AttrChange::new("alias", None, json!(spec.alias)));
-                c.attributes.push(AttrChange::new("region", None, json!(self.region)));
-                if let Some(d) = &spec.description {
-                    c.attributes.push(AttrChange::new("description", None, json!(d)));
-                }
-                if let Some(r) = spec.rotation {
-                    c.attributes.push(AttrChange::new("rotation", None, json!(r)));
-                }
-                if let Some(p) = spec.rotation_period_days {
-                    c.attributes.push(AttrChange::new("rotation_period_days", None, json!(p)));
-                }
-                if let Some(p) = &spec.policy {
-                    for st in statements(p) {
-                        let name = format!("policy.{}", sid(st).unwrap_or("?"));
-                        c.attributes.push(AttrChange::new(&name, None, iamdoc::statement(st)));
-                    }
-                    c.reason = Some("the key policy is the account's default plus these statements".into());
-                }
-                return c;
-            }
+            Observed::Absent => return self.create(c),
             Observed::Present(k) => k,
         };
         if let Some(why) = unusable(k) {
@@ -169,7 +148,42 @@ impl Key {
             c.attributes.retain(|a| !a.name.starts_with("rotation"));
             c.conflicts.push(why);
         }
-        match (&spec.policy, &self.state.policy) {
+        self.policy_statements(&mut c);
+        if !c.attributes.is_empty() {
+            c.action = Action::Update;
+        }
+        c
+    }
+
+    /// The key to create, with what the policy says of it.
+    fn create(&self, mut c: Change) -> Change {
+        let spec = &self.spec;
+        c.action = Action::Create;
+        c.attributes.push(AttrChange::new("alias", None, json!(spec.alias)));
+        c.attributes.push(AttrChange::new("region", None, json!(self.region)));
+        if let Some(d) = &spec.description {
+            c.attributes.push(AttrChange::new("description", None, json!(d)));
+        }
+        if let Some(r) = spec.rotation {
+            c.attributes.push(AttrChange::new("rotation", None, json!(r)));
+        }
+        if let Some(p) = spec.rotation_period_days {
+            c.attributes.push(AttrChange::new("rotation_period_days", None, json!(p)));
+        }
+        if let Some(p) = &spec.policy {
+            for st in statements(p) {
+                let name = format!("policy.{}", sid(st).unwrap_or("?"));
+                c.attributes.push(AttrChange::new(&name, None, iamdoc::statement(st)));
+            }
+            c.reason = Some("the key policy is the account's default plus these statements".into());
+        }
+        c
+    }
+
+    /// The key policy's statements the policy owns (by Sid) that are
+    /// missing or differ; every other statement is kept and said.
+    fn policy_statements(&self, c: &mut Change) {
+        match (&self.spec.policy, &self.state.policy) {
             (Some(_), Some(Observed::Unknown { reason })) => {
                 c.unknown.push(UnknownSetting { attribute: "policy".into(), reason: reason.clone() })
             }
@@ -203,9 +217,5 @@ impl Key {
             }
             _ => {}
         }
-        if !c.attributes.is_empty() {
-            c.action = Action::Update;
-        }
-        c
     }
 }

@@ -130,76 +130,10 @@ impl Validator<'_> {
             let k = key.value();
             let before = self.diags.len();
             let region = k.region.as_ref().and_then(|r| self.region(r));
-            let alias = match &k.alias {
-                None => Some(format!("alias/{n}")),
-                Some(a) => self.expand(a).filter(|v| match alias_problem(v) {
-                    None => true,
-                    Some(why) => {
-                        self.diags.push(
-                            Diagnostic::new(
-                                Code::InvalidValue,
-                                format!("`{v}` is not a usable alias: {why}"),
-                                Some(a.pos()),
-                            )
-                            .help("write alias/NAME, e.g. alias/suoops-backups"),
-                        );
-                        false
-                    }
-                }),
-            };
-            if let Some(a) = &alias {
-                let in_region = region.clone().or_else(|| self.default_region.clone());
-                if let Some(line) = aliases.insert((in_region, a.clone()), name.pos().line) {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::DuplicateKey,
-                            format!("alias `{a}` names two keys in one region (first at line {line})"),
-                            Some(k.alias.as_ref().map_or(name.pos(), |x| x.pos())),
-                        )
-                        .help("an alias names one key per region: give each key its own alias"),
-                    );
-                }
-            }
-            let description = k.description.as_ref().and_then(|d| self.expand(d));
-            if let (Some(d), Some(pos)) = (&description, &k.description) {
-                if d.chars().count() > 8192 {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::ValueOutOfRange,
-                            "a key description holds at most 8192 characters",
-                            Some(pos.pos()),
-                        )
-                        .help("shorten the description"),
-                    );
-                }
-            }
+            let alias = self.key_alias(name, k, region.as_deref(), &mut aliases);
+            let description = self.key_description(k);
             let rotation = k.rotation.as_ref().map(|r| *r.value() == RotationRaw::Enabled);
-            let rotation_period_days = match &k.rotation_period_days {
-                None => None,
-                Some(p) => {
-                    let v = *p.value();
-                    if !(90..=2560).contains(&v) {
-                        self.diags.push(
-                            Diagnostic::new(
-                                Code::ValueOutOfRange,
-                                format!("rotation_period_days {v} must be between 90 and 2560"),
-                                Some(p.pos()),
-                            )
-                            .help("KMS rotates every 90 to 2560 days (365 when not said)"),
-                        );
-                    } else if rotation != Some(true) {
-                        self.diags.push(
-                            Diagnostic::new(
-                                Code::InvalidValue,
-                                "`rotation_period_days` applies only with `rotation: enabled`",
-                                Some(p.pos()),
-                            )
-                            .help("add `rotation: enabled`, or remove the period"),
-                        );
-                    }
-                    i32::try_from(v).ok()
-                }
-            };
+            let rotation_period_days = self.rotation_period(k, rotation);
             let policy = k.policy.as_ref().and_then(|d| self.iam_document(d, DocKind::KeyPolicy, KEY_POLICY_LIMIT));
             if self.diags.len() != before {
                 continue;
@@ -217,6 +151,97 @@ impl Validator<'_> {
             });
         }
         out
+    }
+
+    /// The key's alias (`alias/NAME` unless written), usable as KMS takes
+    /// aliases and naming one key per region.
+    fn key_alias(
+        &mut self,
+        name: &Sp<String>,
+        k: &RawKmsKey,
+        region: Option<&str>,
+        aliases: &mut BTreeMap<(Option<String>, String), u64>,
+    ) -> Option<String> {
+        let n = name.value();
+        let alias = match &k.alias {
+            None => Some(format!("alias/{n}")),
+            Some(a) => self.expand(a).filter(|v| match alias_problem(v) {
+                None => true,
+                Some(why) => {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            format!("`{v}` is not a usable alias: {why}"),
+                            Some(a.pos()),
+                        )
+                        .help("write alias/NAME, e.g. alias/suoops-backups"),
+                    );
+                    false
+                }
+            }),
+        };
+        if let Some(a) = &alias {
+            let in_region = region.map(str::to_string).or_else(|| self.default_region.clone());
+            if let Some(line) = aliases.insert((in_region, a.clone()), name.pos().line) {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::DuplicateKey,
+                        format!("alias `{a}` names two keys in one region (first at line {line})"),
+                        Some(k.alias.as_ref().map_or(name.pos(), |x| x.pos())),
+                    )
+                    .help("an alias names one key per region: give each key its own alias"),
+                );
+            }
+        }
+        alias
+    }
+
+    /// The description, at most 8192 characters (KMS's limit).
+    fn key_description(&mut self, k: &RawKmsKey) -> Option<String> {
+        let description = k.description.as_ref().and_then(|d| self.expand(d));
+        if let (Some(d), Some(pos)) = (&description, &k.description) {
+            if d.chars().count() > 8192 {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::ValueOutOfRange,
+                        "a key description holds at most 8192 characters",
+                        Some(pos.pos()),
+                    )
+                    .help("shorten the description"),
+                );
+            }
+        }
+        description
+    }
+
+    /// `rotation_period_days`: 90 to 2560 (KMS's range), with rotation on.
+    fn rotation_period(&mut self, k: &RawKmsKey, rotation: Option<bool>) -> Option<i32> {
+        match &k.rotation_period_days {
+            None => None,
+            Some(p) => {
+                let v = *p.value();
+                if !(90..=2560).contains(&v) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::ValueOutOfRange,
+                            format!("rotation_period_days {v} must be between 90 and 2560"),
+                            Some(p.pos()),
+                        )
+                        .help("KMS rotates every 90 to 2560 days (365 when not said)"),
+                    );
+                } else if rotation != Some(true) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            "`rotation_period_days` applies only with `rotation: enabled`",
+                            Some(p.pos()),
+                        )
+                        .help("add `rotation: enabled`, or remove the period"),
+                    );
+                }
+                i32::try_from(v).ok()
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use super::tools;
 use crate::aws::Aws;
 use crate::jobs::upload::{Chunks, Pending};
 use crate::jobs::{self, Done, JobKind, Outcome};
+use crate::jobs::{JobError, Stage};
 use crate::providers::instances::InstanceJob;
 use crate::providers::postgres::section::{DumpFormat, PgBackup, PostgresSpec};
 
@@ -24,14 +25,19 @@ pub const DUMP: InstanceJob<PostgresSpec> = InstanceJob {
     kind: JobKind::Backup,
     synopsis: "postgres.NAME: a pg_dump streamed to its `backup.to` entry with its SHA-256",
     system: "postgres",
+    suffix: "",
     specs: |p| p.postgres.as_slice(),
     name: |s| s.name.as_str(),
     entry: |s| s.backup.as_ref().map(|b| &b.to),
     drill: None,
-    run: |ctx, spec| {
+    run: |ctx, _, spec| {
         run(ctx.aws, spec, &ctx.default_region, &ctx.pending).map(|r| r.map(Outcome::Backup)).boxed_local()
     },
     ops: jobs::upload::OPS,
+    engine_actions: &[],
+    takes_target: false,
+    render: None,
+    config: None,
 };
 
 /// pg_dump's stdout (gzip-compressed in-process for `plain`).
@@ -45,24 +51,30 @@ struct Dump {
 }
 
 impl Chunks for Dump {
-    async fn next(&mut self) -> Result<Option<Bytes>, String> {
+    async fn next(&mut self) -> Result<Option<Bytes>, JobError> {
         if self.ended {
             return Ok(None);
         }
         let mut buf = vec![0u8; 256 * 1024];
         loop {
-            let n = self.out.read(&mut buf).await.map_err(|e| format!("reading pg_dump's output: {e}"))?;
+            let n = self
+                .out
+                .read(&mut buf)
+                .await
+                .map_err(|e| JobError::failed(Stage::Backup, format!("reading pg_dump's output: {e}")))?;
             if n == 0 {
                 self.ended = true;
                 return Ok(match self.gzip.take() {
-                    Some(z) => Some(Bytes::from(z.finish().map_err(|e| format!("gzip: {e}"))?)),
+                    Some(z) => Some(Bytes::from(
+                        z.finish().map_err(|e| JobError::failed(Stage::Backup, format!("gzip: {e}")))?,
+                    )),
                     None => None,
                 });
             }
             match self.gzip.as_mut() {
                 None => return Ok(Some(Bytes::copy_from_slice(&buf[..n]))),
                 Some(z) => {
-                    z.write_all(&buf[..n]).map_err(|e| format!("gzip: {e}"))?;
+                    z.write_all(&buf[..n]).map_err(|e| JobError::failed(Stage::Backup, format!("gzip: {e}")))?;
                     let out = std::mem::take(z.get_mut());
                     if !out.is_empty() {
                         return Ok(Some(Bytes::from(out)));
@@ -72,20 +84,27 @@ impl Chunks for Dump {
         }
     }
 
-    async fn finish(&mut self) -> Result<(), String> {
-        let status = self.child.wait().await.map_err(|e| format!("waiting for pg_dump: {e}"))?;
+    async fn finish(&mut self) -> Result<(), JobError> {
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| JobError::failed(Stage::Backup, format!("waiting for pg_dump: {e}")))?;
         if status.success() {
             return Ok(());
         }
         let err = (&mut self.stderr).await.unwrap_or_default();
-        Err(tools::failure("pg_dump", status, &err, &self.url))
+        Err(tools::failure(Stage::Backup, "pg_dump", status, &err, &self.url))
     }
 }
 
 /// Run the dump job of `spec` into its backups entry.
-pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, pending: &Pending) -> Result<Done, String> {
+pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, pending: &Pending) -> Result<Done, JobError> {
     let job: &PgBackup = spec.backup.as_ref().ok_or_else(|| {
-        format!("postgres.{} has no `backup:` in the policy (backup: {{to: s3.BUCKET.backups.ENTRY}})", spec.name)
+        JobError::failed(
+            Stage::Prepare,
+            format!("postgres.{} has no `backup:` in the policy (backup: {{to: s3.BUCKET.backups.ENTRY}})", spec.name),
+        )
     })?;
     let url = spec.url.expose();
     let pg_dump = tools::find("pg_dump")?;
@@ -94,10 +113,10 @@ pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, pending: 
     // pg_dump refuses a newer server ("server version mismatch"): say it
     // before anything is uploaded.
     if client_major < server_major {
-        return Err(format!(
+        return Err(JobError::failed(Stage::Backup, format!(
             "{} is PostgreSQL {client_major}, older than the server ({server_major}): install postgresql-client-{server_major}",
             pg_dump.display()
-        ));
+        )));
     }
     let region = job.to.region.clone().unwrap_or_else(|| default_region.to_string());
     let mut cmd = tokio::process::Command::new(&pg_dump);
@@ -115,9 +134,10 @@ pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, pending: 
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped())
     .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run {}: {e}", pg_dump.display()))?;
-    let out = child.stdout.take().ok_or("pg_dump has no stdout")?;
-    let mut err = child.stderr.take().ok_or("pg_dump has no stderr")?;
+    let mut child =
+        cmd.spawn().map_err(|e| JobError::failed(Stage::Backup, format!("cannot run {}: {e}", pg_dump.display())))?;
+    let out = child.stdout.take().ok_or(JobError::failed(Stage::Backup, "pg_dump has no stdout"))?;
+    let mut err = child.stderr.take().ok_or(JobError::failed(Stage::Backup, "pg_dump has no stderr"))?;
     let stderr = tokio::spawn(async move {
         let mut s = String::new();
         let _ = err.read_to_string(&mut s).await;

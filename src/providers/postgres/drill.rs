@@ -20,6 +20,7 @@ use futures::future::FutureExt;
 use super::tools;
 use crate::aws::Aws;
 use crate::jobs::{self, secs, CheckResult, JobKind, Outcome, Record};
+use crate::jobs::{JobError, Stage};
 use crate::policy::scrub;
 use crate::providers::instances::{DrillTiming, InstanceJob};
 use crate::providers::postgres::section::{DrillCheck, PgDrill, PostgresSpec};
@@ -63,22 +64,33 @@ pub(super) fn ids(user: &str) -> Option<(u32, u32)> {
 }
 
 /// Run a program; Err with its last stderr line (scrubbed of `secret`).
-pub(super) async fn run_tool(cmd: tokio::process::Command, what: &str, secret: &str) -> Result<(), String> {
-    run_fed(cmd, what, secret, std::process::Stdio::null()).await
+pub(super) async fn run_tool(
+    stage: Stage,
+    cmd: tokio::process::Command,
+    what: &str,
+    secret: &str,
+) -> Result<(), JobError> {
+    run_fed(stage, cmd, what, secret, std::process::Stdio::null()).await
 }
 
 /// `run_tool` with `stdin` as the program's standard input.
 async fn run_fed(
+    stage: Stage,
     mut cmd: tokio::process::Command,
     what: &str,
     secret: &str,
     stdin: std::process::Stdio,
-) -> Result<(), String> {
-    let out = cmd.stdin(stdin).kill_on_drop(true).output().await.map_err(|e| format!("cannot run {what}: {e}"))?;
+) -> Result<(), JobError> {
+    let out = cmd
+        .stdin(stdin)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| JobError::failed(Stage::Restore, format!("cannot run {what}: {e}")))?;
     if out.status.success() {
         return Ok(());
     }
-    Err(tools::failure(what, out.status, &String::from_utf8_lossy(&out.stderr), secret))
+    Err(tools::failure(stage, what, out.status, &String::from_utf8_lossy(&out.stderr), secret))
 }
 
 /// A throw-away cluster's writes are never flushed to disk (PostgreSQL
@@ -91,19 +103,21 @@ const BULK_LOAD: &str = "-c wal_level=minimal -c max_wal_senders=0 -c archive_mo
 
 /// A throw-away cluster: initdb in `scratch`, started on a free loopback
 /// port. Returns the URL of its empty `drill` database.
-async fn local_cluster(scratch: &mut Scratch) -> Result<String, String> {
+async fn local_cluster(scratch: &mut Scratch) -> Result<String, JobError> {
     let initdb = tools::find("initdb")?;
     let pg_ctl = tools::find("pg_ctl")?;
     if tools::is_root() {
-        let (uid, gid) = ids("postgres").ok_or(
+        let (uid, gid) = ids("postgres").ok_or(JobError::failed(
+            Stage::Restore,
             "initdb cannot run as root and there is no `postgres` user: run the drill as another user, or give `url:`",
-        )?;
-        std::os::unix::fs::chown(&scratch.dir, Some(uid), Some(gid)).map_err(|e| format!("chown: {e}"))?;
+        ))?;
+        std::os::unix::fs::chown(&scratch.dir, Some(uid), Some(gid))
+            .map_err(|e| JobError::failed(Stage::Restore, format!("chown: {e}")))?;
     }
     let data = scratch.dir.join("data");
     let mut c = tools::as_postgres_if_root(&initdb);
     c.args(["-D", &data.display().to_string(), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
-    run_tool(c, "initdb", "").await?;
+    run_tool(Stage::Restore, c, "initdb", "").await?;
     let port = jobs::free_port()?;
     // A throw-away cluster loaded once: PostgreSQL manual, "Populating a
     // Database" (no WAL archival or senders and wal_level minimal, so index
@@ -118,20 +132,23 @@ async fn local_cluster(scratch: &mut Scratch) -> Result<String, String> {
     let mut c = tools::as_postgres_if_root(&pg_ctl);
     c.args(["-D", &data.display().to_string(), "-l", &scratch.dir.join("pg.log").display().to_string()])
         .args(["-w", "-t", "60", "-o", &opts, "start"]);
-    run_tool(c, "pg_ctl start", "").await?;
+    run_tool(Stage::Restore, c, "pg_ctl start", "").await?;
     let admin = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     let client = connect(&admin).await?;
-    client.batch_execute("CREATE DATABASE drill").await.map_err(|e| format!("CREATE DATABASE: {e}"))?;
+    client
+        .batch_execute("CREATE DATABASE drill")
+        .await
+        .map_err(|e| JobError::failed(Stage::Restore, format!("CREATE DATABASE: {e}")))?;
     Ok(format!("postgres://postgres@127.0.0.1:{port}/drill"))
 }
 
-pub(super) async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
+pub(super) async fn connect(url: &str) -> Result<tokio_postgres::Client, JobError> {
     super::tls::connect(url, std::time::Duration::from_secs(10)).await
 }
 
 /// Restore `file` (custom format, or gzip'd plain SQL) into `url`, a
 /// custom dump with `jobs` parallel pg_restore jobs.
-async fn restore(file: &Path, key: &str, url: &str, jobs: u32) -> Result<(), String> {
+async fn restore(file: &Path, key: &str, url: &str, jobs: u32) -> Result<(), JobError> {
     if key.ends_with(".sql.gz") {
         let psql = tools::find("psql")?;
         let mut c = tokio::process::Command::new(&psql);
@@ -142,24 +159,26 @@ async fn restore(file: &Path, key: &str, url: &str, jobs: u32) -> Result<(), Str
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot run psql: {e}"))?;
-        let mut stdin = child.stdin.take().ok_or("psql has no stdin")?;
+            .map_err(|e| JobError::failed(Stage::Restore, format!("cannot run psql: {e}")))?;
+        let mut stdin = child.stdin.take().ok_or(JobError::failed(Stage::Restore, "psql has no stdin"))?;
         let path = file.to_path_buf();
-        let feed = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let feed = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, JobError> {
             use std::io::Read;
             let mut sql = Vec::new();
-            flate2::read::GzDecoder::new(std::fs::File::open(&path).map_err(|e| e.to_string())?)
-                .read_to_end(&mut sql)
-                .map_err(|e| format!("gunzip: {e}"))?;
+            flate2::read::GzDecoder::new(
+                std::fs::File::open(&path).map_err(|e| JobError::failed(Stage::Restore, e.to_string()))?,
+            )
+            .read_to_end(&mut sql)
+            .map_err(|e| JobError::failed(Stage::Restore, format!("gunzip: {e}")))?;
             Ok(sql)
         })
         .await
-        .map_err(|e| e.to_string())??;
-        stdin.write_all(&feed).await.map_err(|e| format!("feeding psql: {e}"))?;
+        .map_err(|e| JobError::failed(Stage::Restore, e.to_string()))??;
+        stdin.write_all(&feed).await.map_err(|e| JobError::failed(Stage::Restore, format!("feeding psql: {e}")))?;
         drop(stdin);
-        let out = child.wait_with_output().await.map_err(|e| format!("psql: {e}"))?;
+        let out = child.wait_with_output().await.map_err(|e| JobError::failed(Stage::Restore, format!("psql: {e}")))?;
         if !out.status.success() {
-            return Err(tools::failure("psql", out.status, &String::from_utf8_lossy(&out.stderr), url));
+            return Err(tools::failure(Stage::Restore, "psql", out.status, &String::from_utf8_lossy(&out.stderr), url));
         }
         return Ok(());
     }
@@ -172,11 +191,11 @@ async fn restore(file: &Path, key: &str, url: &str, jobs: u32) -> Result<(), Str
         c.arg(format!("--jobs={jobs}"));
     }
     c.arg(file);
-    run_tool(c, "pg_restore", url).await
+    run_tool(Stage::Restore, c, "pg_restore", url).await
 }
 
 /// pg_restore of a custom dump into `url`, the input to be added.
-fn pg_restore(url: &str) -> Result<tokio::process::Command, String> {
+fn pg_restore(url: &str) -> Result<tokio::process::Command, JobError> {
     let mut c = tokio::process::Command::new(tools::find("pg_restore")?);
     c.args(["--no-owner", "--no-privileges", "--exit-on-error", "--dbname"])
         .arg(tools::env(url)?.iter().find(|(k, _)| k == "PGDATABASE").map_or("postgres", |(_, v)| v.as_str()))
@@ -200,21 +219,22 @@ async fn restore_streamed(
     growth: std::sync::Arc<jobs::Growth>,
     decrypt_with: Option<String>,
     scratch: &mut Scratch,
-) -> (Result<String, String>, bool) {
+) -> (Result<String, JobError>, bool) {
     let (reader, mut writer) = match std::io::pipe() {
         Ok(p) => p,
-        Err(e) => return (Err(format!("a pipe to pg_restore: {e}")), false),
+        Err(e) => return (Err(JobError::failed(Stage::Restore, format!("a pipe to pg_restore: {e}"))), false),
     };
     let (opened, is_open) = tokio::sync::oneshot::channel::<()>();
     let path = file.to_path_buf();
-    let feed = tokio::task::spawn_blocking(move || -> Result<(), String> {
+    let feed = tokio::task::spawn_blocking(move || -> Result<(), JobError> {
         let src = jobs::Growing::open(&path, growth)?;
         let mut src: Box<dyn std::io::Read> = match decrypt_with {
             Some(p) => Box::new(jobs::encrypt::decrypting(src, &jobs::encrypt::identities(Path::new(&p))?)?),
             None => Box::new(src),
         };
         let _ = opened.send(());
-        std::io::copy(&mut src, &mut writer).map_err(|e| format!("feeding pg_restore: {e}"))?;
+        std::io::copy(&mut src, &mut writer)
+            .map_err(|e| JobError::failed(Stage::Restore, format!("feeding pg_restore: {e}")))?;
         Ok(())
     });
     if is_open.await.is_err() {
@@ -222,8 +242,8 @@ async fn restore_streamed(
         return (
             Err(match feed.await {
                 Ok(Err(e)) => e,
-                Ok(Ok(())) => "the dump could not be opened".into(),
-                Err(e) => e.to_string(),
+                Ok(Ok(())) => JobError::failed(Stage::Restore, "the dump could not be opened"),
+                Err(e) => JobError::failed(Stage::Restore, e.to_string()),
             }),
             false,
         );
@@ -235,23 +255,23 @@ async fn restore_streamed(
         Err(e) => return (Err(e), false),
     };
     let restored = match pg_restore(&url) {
-        Ok(c) => run_fed(c, "pg_restore", &url, reader.into()).await,
+        Ok(c) => run_fed(Stage::Restore, c, "pg_restore", &url, reader.into()).await,
         Err(e) => Err(e),
     };
-    let fed = feed.await.map_err(|e| e.to_string()).and_then(|r| r);
+    let fed = feed.await.map_err(|e| JobError::failed(Stage::Restore, e.to_string())).and_then(|r| r);
     // pg_restore's own error first: a feeder that stopped because
     // pg_restore did ("broken pipe") says less.
     (restored.and(fed).map(|()| url), true)
 }
 
 /// Run `cmd` with DATABASE_URL pointing at the restored database.
-async fn migrate(cmd: &str, url: &str) -> Result<(), String> {
+async fn migrate(cmd: &str, url: &str) -> Result<(), JobError> {
     let mut c = tokio::process::Command::new("sh");
     c.args(["-c", cmd]).env("DATABASE_URL", url);
-    run_tool(c, "migrate", url).await
+    run_tool(Stage::Migrate, c, "migrate", url).await
 }
 
-pub(super) async fn checks(url: &str, wanted: &[DrillCheck]) -> Result<Vec<CheckResult>, String> {
+pub(super) async fn checks(url: &str, wanted: &[DrillCheck]) -> Result<Vec<CheckResult>, JobError> {
     let client = connect(url).await?;
     let mut out = Vec::new();
     for c in wanted {
@@ -260,7 +280,12 @@ pub(super) async fn checks(url: &str, wanted: &[DrillCheck]) -> Result<Vec<Check
                 tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.trim().parse::<f64>().ok()),
                 _ => None,
             }),
-            Err(e) => return Err(format!("check `{}`: {}", c.name, scrub(&e.to_string(), url))),
+            Err(e) => {
+                return Err(JobError::failed(
+                    Stage::Restore,
+                    format!("check `{}`: {}", c.name, scrub(&e.to_string(), url)),
+                ))
+            }
         };
         let passed = value.is_some_and(|v| c.min.is_none_or(|m| v >= m) && c.max.is_none_or(|m| v <= m));
         out.push(CheckResult { name: c.name.clone(), value, min: c.min, max: c.max, passed });
@@ -273,18 +298,23 @@ pub const DRILL: InstanceJob<PostgresSpec> = InstanceJob {
     kind: JobKind::Drill,
     synopsis: "postgres.NAME: the newest dump restored into a throw-away database, the checks run",
     system: "postgres",
+    suffix: "",
     specs: |p| p.postgres.as_slice(),
     name: |s| s.name.as_str(),
     entry: |s| s.restore_drill.as_ref().map(|d| &d.from),
     drill: Some(|s| {
         s.restore_drill.as_ref().map(|d| DrillTiming { rto_secs: d.rto_secs, every_secs: d.every_secs, line: d.line })
     }),
-    run: |ctx, spec| {
+    run: |ctx, _, spec| {
         run(ctx.aws, spec, &ctx.default_region, &ctx.operator)
             .map(|r| r.map(|r| Outcome::Drill(Box::new(r))))
             .boxed_local()
     },
     ops: jobs::fetch::OPS,
+    engine_actions: &[],
+    takes_target: false,
+    render: None,
+    config: None,
 };
 
 /// pg_restore's parallel jobs: the policy's `jobs`, else, for the local
@@ -302,17 +332,16 @@ fn restore_jobs(drill: &PgDrill) -> u32 {
 
 /// Run the drill of `spec`; the record is returned (and stored) whether
 /// it passed or not; Err only when it could not be stored.
-pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, operator: &str) -> Result<Record, String> {
-    let drill = spec
-        .restore_drill
-        .as_ref()
-        .ok_or_else(|| format!("postgres.{} has no `restore_drill:` in the policy", spec.name))?;
+pub async fn run(aws: &Aws, spec: &PostgresSpec, default_region: &str, operator: &str) -> Result<Record, JobError> {
+    let drill = spec.restore_drill.as_ref().ok_or_else(|| {
+        JobError::failed(Stage::Prepare, format!("postgres.{} has no `restore_drill:` in the policy", spec.name))
+    })?;
     let target = if drill.url.is_some() { "url" } else { "local" };
     let rec = jobs::record(&format!("postgres.{}", spec.name), operator, target, drill.rto_secs);
     jobs::drill(aws, &drill.from, default_region, rec, async |region, rec| phases(aws, drill, region, rec).await).await
 }
 
-async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> Result<(), String> {
+async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> Result<(), JobError> {
     // A missing or unreadable identity fails here, before anything is
     // downloaded (the file's contents are never shown).
     if let Some(path) = &drill.decrypt_with {
@@ -341,12 +370,13 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
                         &[],
                     )
                     .await
-                    .map_err(|e| scrub(&e.to_string(), &u))?
+                    .map_err(|e| JobError::failed(Stage::Restore, scrub(&e.to_string(), &u)))?
                     .get(0);
                 if n > 0 {
-                    return Err(
-                        "the drill database at `url` is not empty: the drill restores only into an empty one".into()
-                    );
+                    return Err(JobError::failed(
+                        Stage::Restore,
+                        "the drill database at `url` is not empty: the drill restores only into an empty one",
+                    ));
                 }
                 Ok(u)
             }
@@ -360,13 +390,16 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
     let (file, key) = match key.strip_suffix(jobs::encrypt::EXT) {
         Some(plain) => {
             let path = drill.decrypt_with.clone().ok_or_else(|| {
-                format!(
+                JobError::failed(
+                    Stage::Restore,
+                    format!(
                     "{key} is encrypted (age) and restore_drill names no `decrypt_with` identity: nothing was restored"
+                ),
                 )
             })?;
             let (from, to) = (file.clone(), scratch.dir.join("dump.plain"));
             let out = to.clone();
-            tokio::task::spawn_blocking(move || -> Result<(), String> {
+            tokio::task::spawn_blocking(move || -> Result<(), JobError> {
                 let ids = jobs::encrypt::identities(Path::new(&path))?;
                 let r = jobs::encrypt::decrypt_file(&from, &to, &ids);
                 let _ = std::fs::remove_file(&from);
@@ -376,7 +409,7 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
                 r
             })
             .await
-            .map_err(|e| e.to_string())??;
+            .map_err(|e| JobError::failed(Stage::Restore, e.to_string()))??;
             (out, plain.to_string())
         }
         None => (file, key),
@@ -392,7 +425,7 @@ async fn phases(aws: &Aws, drill: &PgDrill, region: &str, rec: &mut Record) -> R
 
 /// After the restore: `migrate`, then the checks and the tables left out
 /// of the dump, each timed into `rec`.
-async fn migrated_and_checked(drill: &PgDrill, url: &str, rec: &mut Record) -> Result<(), String> {
+async fn migrated_and_checked(drill: &PgDrill, url: &str, rec: &mut Record) -> Result<(), JobError> {
     if let Some(m) = &drill.migrate {
         let t = Instant::now();
         migrate(m, url).await?;
@@ -419,18 +452,21 @@ async fn streamed(
     mut scratch: Scratch,
     key: String,
     want: String,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let file = scratch.dir.join("dump");
     let encrypted = key.ends_with(jobs::encrypt::EXT);
     if encrypted && drill.decrypt_with.is_none() {
-        return Err(format!(
-            "{key} is encrypted (age) and restore_drill names no `decrypt_with` identity: nothing was restored"
+        return Err(JobError::failed(
+            Stage::Restore,
+            format!(
+                "{key} is encrypted (age) and restore_drill names no `decrypt_with` identity: nothing was restored"
+            ),
         ));
     }
     let growth = std::sync::Arc::new(jobs::Growth::default());
     let bucket = drill.from.bucket.as_str();
     // There before its reader opens it (the download writes into it).
-    std::fs::File::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    std::fs::File::create(&file).map_err(|e| JobError::failed(Stage::Restore, format!("{}: {e}", file.display())))?;
     let t = Instant::now();
     let download = async {
         let r = jobs::download(aws, region, bucket, &key, &file, Some(&growth)).await;
@@ -466,7 +502,7 @@ async fn streamed(
 /// The tables the dump job left the data of out (`exclude_table_data`):
 /// each pattern matches a table of the restored database, and each such
 /// table came back empty — checks in the record, with the row counts.
-async fn excluded(url: &str, patterns: &[String]) -> Result<Vec<CheckResult>, String> {
+async fn excluded(url: &str, patterns: &[String]) -> Result<Vec<CheckResult>, JobError> {
     if patterns.is_empty() {
         return Ok(Vec::new());
     }
@@ -486,7 +522,9 @@ async fn excluded(url: &str, patterns: &[String]) -> Result<Vec<CheckResult>, St
                 &[&name, &schema],
             )
             .await
-            .map_err(|e| format!("exclude_table_data `{p}`: {}", scrub(&e.to_string(), url)))?;
+            .map_err(|e| {
+                JobError::failed(Stage::Restore, format!("exclude_table_data `{p}`: {}", scrub(&e.to_string(), url)))
+            })?;
         let tables: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
         if tables.is_empty() {
             out.push(CheckResult {
@@ -501,7 +539,7 @@ async fn excluded(url: &str, patterns: &[String]) -> Result<Vec<CheckResult>, St
             let n: i64 = client
                 .query_one(&format!("SELECT count(*) FROM {t}"), &[])
                 .await
-                .map_err(|e| format!("counting {t}: {}", scrub(&e.to_string(), url)))?
+                .map_err(|e| JobError::failed(Stage::Restore, format!("counting {t}: {}", scrub(&e.to_string(), url))))?
                 .get(0);
             out.push(CheckResult {
                 name: format!("{t} has no rows (exclude_table_data)"),

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::jobs::{JobError, Stage};
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::StepOutcome;
 use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
@@ -69,17 +70,17 @@ pub fn address(name: &str) -> Address {
 const NAMES: &[&str] = &["wal_level", "archive_mode", "archive_timeout", "archive_command", "archive_library"];
 
 /// Connect as libpq would: sslmode and sslrootcert from the URL (`tls`).
-async fn connect(spec: &PostgresSpec) -> Result<tokio_postgres::Client, String> {
+async fn connect(spec: &PostgresSpec) -> Result<tokio_postgres::Client, JobError> {
     tls::connect(spec.url.expose(), Duration::from_secs(spec.timeout_secs)).await
 }
 
 /// The server's major version (`server_version_num` / 10000).
-pub async fn server_major(spec: &PostgresSpec) -> Result<u32, String> {
+pub async fn server_major(spec: &PostgresSpec) -> Result<u32, JobError> {
     let client = connect(spec).await?;
     let row = client
         .query_one("SELECT current_setting('server_version_num')::int", &[])
         .await
-        .map_err(|e| pg_error(&e, spec.url.expose()))?;
+        .map_err(|e| JobError::failed(Stage::Connect, pg_error(&e, spec.url.expose())))?;
     Ok((row.get::<_, i32>(0) / 10000) as u32)
 }
 
@@ -118,7 +119,7 @@ async fn observe_server(spec: &PostgresSpec) -> PostgresState {
     let url = spec.url.expose();
     let client = match connect(spec).await {
         Ok(c) => c,
-        Err(e) => return unknown(e),
+        Err(e) => return unknown(e.to_string()),
     };
     let names: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
     let rows = client
@@ -316,7 +317,7 @@ pub async fn apply(spec: &PostgresSpec, change: &Change) -> Vec<StepOutcome> {
     let url = spec.url.expose();
     let client = match connect(spec).await {
         Ok(c) => c,
-        Err(e) => return vec![StepOutcome { step: "connect", result: Err(e) }],
+        Err(e) => return vec![StepOutcome { step: "connect", result: Err(e.to_string()) }],
     };
     let mut steps = Vec::new();
     for a in &change.attributes {

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
 use super::tools::split_params;
+use crate::jobs::{JobError, Stage};
 use crate::policy::scrub;
 use crate::tls::{client_config, Verify};
 
@@ -37,7 +38,7 @@ pub enum SslMode {
 
 /// Connect to `url` honouring its sslmode and sslrootcert; the connection
 /// task is spawned. Errors are one line, scrubbed of the URL's secrets.
-pub async fn connect(url: &str, timeout: Duration) -> Result<tokio_postgres::Client, String> {
+pub async fn connect(url: &str, timeout: Duration) -> Result<tokio_postgres::Client, JobError> {
     let (plain, libpq) = split_params(url);
     let get = |k: &str| libpq.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let mode = match get("sslmode").as_deref() {
@@ -48,11 +49,14 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<tokio_postgres::Cli
         Some("verify-ca") => SslMode::VerifyCa,
         Some("verify-full") => SslMode::VerifyFull,
         Some(other) => {
-            return Err(format!("invalid sslmode `{other}`: disable, allow, prefer, require, verify-ca or verify-full"))
+            return Err(JobError::failed(
+                Stage::Connect,
+                format!("invalid sslmode `{other}`: disable, allow, prefer, require, verify-ca or verify-full"),
+            ))
         }
     };
-    let mut cfg =
-        tokio_postgres::Config::from_str(&plain).map_err(|e| scrub(&format!("invalid PostgreSQL URL: {e}"), url))?;
+    let mut cfg = tokio_postgres::Config::from_str(&plain)
+        .map_err(|e| JobError::failed(Stage::Connect, scrub(&format!("invalid PostgreSQL URL: {e}"), url)))?;
     cfg.connect_timeout(timeout);
     let fail = |e: tokio_postgres::Error| {
         // The reason is in the source chain (a certificate error, a
@@ -63,7 +67,7 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<tokio_postgres::Cli
             text = format!("{text}: {s}");
             src = s.source();
         }
-        scrub(&format!("cannot connect: {text}"), url)
+        JobError::failed(Stage::Connect, scrub(&format!("cannot connect: {text}"), url))
     };
     if mode == SslMode::Disable {
         cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
@@ -82,7 +86,11 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<tokio_postgres::Cli
         SslMode::VerifyCa => Verify::Chain,
         _ => Verify::Nothing,
     };
-    let tls = MakeRustls { config: Arc::new(client_config(verify, get("sslrootcert")).map_err(|e| e.to_string())?) };
+    let tls = MakeRustls {
+        config: Arc::new(
+            client_config(verify, get("sslrootcert")).map_err(|e| JobError::failed(Stage::Connect, e.to_string()))?,
+        ),
+    };
     let (client, conn) = cfg.connect(tls).await.map_err(fail)?;
     tokio::spawn(async move {
         let _ = conn.await;

@@ -7,11 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::jobs::{JobError, Stage};
 use crate::policy::scrub;
 
 /// `NAME` from the newest /usr/lib/postgresql/*/bin (Debian installs each
 /// major there), else from PATH.
-pub fn find(name: &str) -> Result<PathBuf, String> {
+pub fn find(name: &str) -> Result<PathBuf, JobError> {
     let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -32,23 +33,26 @@ pub fn find(name: &str) -> Result<PathBuf, String> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            format!(
+            JobError::failed(
+                Stage::Prepare,
+                format!(
                 "{name} is not installed: install the PostgreSQL client (Debian: apt-get install postgresql-client)"
+            ),
             )
         })
 }
 
 /// The major version `TOOL --version` reports ("pg_dump (PostgreSQL) 15.10").
-pub async fn major(tool: &Path) -> Result<u32, String> {
+pub async fn major(tool: &Path) -> Result<u32, JobError> {
     let out = tokio::process::Command::new(tool)
         .arg("--version")
         .output()
         .await
-        .map_err(|e| format!("cannot run {}: {e}", tool.display()))?;
+        .map_err(|e| JobError::failed(Stage::Prepare, format!("cannot run {}: {e}", tool.display())))?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace()
         .find_map(|w| w.split('.').next().and_then(|m| m.parse::<u32>().ok()))
-        .ok_or_else(|| format!("{} --version said `{}`", tool.display(), text.trim()))
+        .ok_or_else(|| JobError::failed(Stage::Prepare, format!("{} --version said `{}`", tool.display(), text.trim())))
 }
 
 /// libpq environment variables for `url` (host, port, user, password,
@@ -71,10 +75,10 @@ pub fn split_params(url: &str) -> (String, Vec<(String, String)>) {
     (url, libpq)
 }
 
-pub fn env(url: &str) -> Result<Vec<(String, String)>, String> {
+pub fn env(url: &str) -> Result<Vec<(String, String)>, JobError> {
     let (plain, _) = split_params(url);
-    let cfg =
-        tokio_postgres::Config::from_str(&plain).map_err(|e| scrub(&format!("invalid PostgreSQL URL: {e}"), url))?;
+    let cfg = tokio_postgres::Config::from_str(&plain)
+        .map_err(|e| JobError::failed(Stage::Prepare, scrub(&format!("invalid PostgreSQL URL: {e}"), url)))?;
     let mut out: Vec<(String, String)> = Vec::new();
     if let Some(h) = cfg.get_hosts().first() {
         let host = match h {
@@ -118,10 +122,11 @@ pub fn env(url: &str) -> Result<Vec<(String, String)>, String> {
 /// The one line a failed client program gets: how it ended and the last
 /// line it wrote to stderr (where libpq and the tools put the reason),
 /// scrubbed of the URL's secrets.
-pub fn failure(what: &str, status: std::process::ExitStatus, stderr: &str, secret: &str) -> String {
-    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+pub fn failure(stage: Stage, what: &str, status: std::process::ExitStatus, stderr: &str, secret: &str) -> JobError {
+    let last = scrub(stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim(), secret);
     let how = status.code().map_or("was killed".to_string(), |c| format!("exited with {c}"));
-    scrub(&format!("{what} {how}: {last}"), secret)
+    let tool = what.split_whitespace().next().unwrap_or(what);
+    JobError::tool(stage, tool, &last, scrub(&format!("{what} {how}: {last}"), secret))
 }
 
 /// Run as the `postgres` user when this process is root (initdb and the
@@ -158,6 +163,6 @@ mod tests {
         assert_eq!(get("PGSSLMODE"), Some("verify-full"));
         assert_eq!(get("PGSSLROOTCERT"), Some("/etc/ca.pem"));
         let bad = env("postgres://u:hunter2@[::1").unwrap_err();
-        assert!(!bad.contains("hunter2"), "{bad}");
+        assert!(!bad.to_string().contains("hunter2"), "{bad}");
     }
 }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::jobs::upload::Chunks;
+use crate::jobs::{JobError, Stage};
 
 /// Where and how to connect, from a `redis://` / `rediss://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,13 +44,13 @@ fn unescape(s: &str) -> String {
 }
 
 /// Parse `redis[s]://[user[:password]@]host[:port][/db][#insecure]`.
-pub fn endpoint(url: &str) -> Result<Endpoint, String> {
+pub fn endpoint(url: &str) -> Result<Endpoint, JobError> {
     let (tls, rest) = if let Some(r) = url.strip_prefix("rediss://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("redis://") {
         (false, r)
     } else {
-        return Err("the URL must start with redis:// or rediss://".into());
+        return Err(JobError::failed(Stage::Prepare, "the URL must start with redis:// or rediss://"));
     };
     let (rest, insecure) = match rest.split_once('#') {
         Some((r, frag)) => (r, frag == "insecure"),
@@ -70,12 +71,12 @@ pub fn endpoint(url: &str) -> Result<Endpoint, String> {
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
             h.trim_start_matches('[').trim_end_matches(']').to_string(),
-            p.parse().map_err(|_| "the port is not a number".to_string())?,
+            p.parse().map_err(|_| JobError::failed(Stage::Prepare, "the port is not a number"))?,
         ),
         _ => (hostport.to_string(), 6379),
     };
     if host.is_empty() {
-        return Err("the URL has no host".into());
+        return Err(JobError::failed(Stage::Prepare, "the URL has no host"));
     }
     Ok(Endpoint { tls, host, port, user, password, insecure })
 }
@@ -107,16 +108,19 @@ pub struct Rdb {
     complete: bool,
 }
 
-async fn line(io: &mut Box<dyn Io>, buf: &mut Vec<u8>) -> Result<String, String> {
+async fn line(io: &mut Box<dyn Io>, buf: &mut Vec<u8>) -> Result<String, JobError> {
     loop {
         if let Some(i) = buf.iter().position(|b| *b == b'\n') {
             let l: Vec<u8> = buf.drain(..=i).collect();
             return Ok(String::from_utf8_lossy(&l).trim_end_matches(['\r', '\n']).to_string());
         }
         let mut chunk = [0u8; 4096];
-        let n = io.read(&mut chunk).await.map_err(|e| format!("reading from Redis: {e}"))?;
+        let n = io
+            .read(&mut chunk)
+            .await
+            .map_err(|e| JobError::failed(Stage::Backup, format!("reading from Redis: {e}")))?;
         if n == 0 {
-            return Err("Redis closed the connection".into());
+            return Err(JobError::failed(Stage::Backup, "Redis closed the connection"));
         }
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -124,25 +128,32 @@ async fn line(io: &mut Box<dyn Io>, buf: &mut Vec<u8>) -> Result<String, String>
 
 impl Rdb {
     /// Authenticate and ask for the snapshot; returns once its header came.
-    pub async fn start(mut io: Box<dyn Io>, ep: &Endpoint) -> Result<Rdb, String> {
+    pub async fn start(mut io: Box<dyn Io>, ep: &Endpoint) -> Result<Rdb, JobError> {
         let mut buf = Vec::new();
         if let Some(p) = &ep.password {
             let cmd = match &ep.user {
                 Some(u) => resp(&["AUTH", u, p]),
                 None => resp(&["AUTH", p]),
             };
-            io.write_all(&cmd).await.map_err(|e| format!("writing to Redis: {e}"))?;
+            io.write_all(&cmd).await.map_err(|e| JobError::failed(Stage::Backup, format!("writing to Redis: {e}")))?;
             let l = line(&mut io, &mut buf).await?;
             if !l.starts_with('+') {
-                return Err(format!("AUTH was refused: {}", l.trim_start_matches('-')));
+                return Err(JobError::failed(
+                    Stage::Backup,
+                    format!("AUTH was refused: {}", l.trim_start_matches('-')),
+                ));
             }
         }
         // Redis 7 sends only the snapshot to an rdb-only replica; older
         // servers refuse the option and send the stream after it, which
         // this reader never reads.
-        io.write_all(&resp(&["REPLCONF", "rdb-only", "1"])).await.map_err(|e| format!("writing to Redis: {e}"))?;
+        io.write_all(&resp(&["REPLCONF", "rdb-only", "1"]))
+            .await
+            .map_err(|e| JobError::failed(Stage::Backup, format!("writing to Redis: {e}")))?;
         let _ = line(&mut io, &mut buf).await?;
-        io.write_all(&resp(&["SYNC"])).await.map_err(|e| format!("writing to Redis: {e}"))?;
+        io.write_all(&resp(&["SYNC"]))
+            .await
+            .map_err(|e| JobError::failed(Stage::Backup, format!("writing to Redis: {e}")))?;
         // Newlines keep the link alive while the server prepares the RDB.
         let header = loop {
             let l = line(&mut io, &mut buf).await?;
@@ -151,31 +162,41 @@ impl Rdb {
             }
         };
         if let Some(err) = header.strip_prefix('-') {
-            return Err(format!("the server refused SYNC: {err} (a managed Redis may not allow it; its own snapshot export is the way there)"));
+            return Err(JobError::failed(Stage::Backup, format!("the server refused SYNC: {err} (a managed Redis may not allow it; its own snapshot export is the way there)")));
         }
         let Some(h) = header.strip_prefix('$') else {
-            return Err(format!("unexpected reply to SYNC: {header}"));
+            return Err(JobError::failed(Stage::Backup, format!("unexpected reply to SYNC: {header}")));
         };
         let (remaining, mark) = match h.strip_prefix("EOF:") {
             Some(m) if m.len() == 40 => (None, Some(m.as_bytes().to_vec())),
-            Some(_) => return Err("malformed EOF mark in the reply to SYNC".into()),
-            None => (Some(h.parse::<u64>().map_err(|_| format!("unexpected reply to SYNC: ${h}"))?), None),
+            Some(_) => return Err(JobError::failed(Stage::Backup, "malformed EOF mark in the reply to SYNC")),
+            None => (
+                Some(
+                    h.parse::<u64>()
+                        .map_err(|_| JobError::failed(Stage::Backup, format!("unexpected reply to SYNC: ${h}")))?,
+                ),
+                None,
+            ),
         };
         Ok(Rdb { io, buffered: buf, remaining, mark, held: Vec::new(), complete: false })
     }
 }
 
 impl Chunks for Rdb {
-    async fn next(&mut self) -> Result<Option<Bytes>, String> {
+    async fn next(&mut self) -> Result<Option<Bytes>, JobError> {
         if self.complete {
             return Ok(None);
         }
         let mut data = std::mem::take(&mut self.buffered);
         if data.is_empty() {
             let mut chunk = vec![0u8; 256 * 1024];
-            let n = self.io.read(&mut chunk).await.map_err(|e| format!("reading the RDB: {e}"))?;
+            let n = self
+                .io
+                .read(&mut chunk)
+                .await
+                .map_err(|e| JobError::failed(Stage::Backup, format!("reading the RDB: {e}")))?;
             if n == 0 {
-                return Err("the connection closed before the whole RDB came".into());
+                return Err(JobError::failed(Stage::Backup, "the connection closed before the whole RDB came"));
             }
             chunk.truncate(n);
             data = chunk;
@@ -203,11 +224,11 @@ impl Chunks for Rdb {
         Ok(Some(Bytes::from(all)))
     }
 
-    async fn finish(&mut self) -> Result<(), String> {
+    async fn finish(&mut self) -> Result<(), JobError> {
         if self.complete {
             Ok(())
         } else {
-            Err("the RDB stream ended early".into())
+            Err(JobError::failed(Stage::Backup, "the RDB stream ended early"))
         }
     }
 }

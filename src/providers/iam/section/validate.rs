@@ -83,118 +83,142 @@ impl Validator<'_> {
         let policies = self.managed_policy_specs(raw);
         let mut roles = Vec::new();
         for (name, r) in &raw.roles.0 {
-            let n = name.value().clone();
-            if !is_role_name(&n) {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::IamNameInvalid,
-                        format!("`{n}` is not a valid IAM role name"),
-                        Some(name.pos()),
-                    )
-                    .help("letters, digits and +=,.@_-, at most 64 characters"),
-                );
-            }
-            let rv = r.value();
-            let absent = rv.state.as_ref().is_some_and(|s| *s.value() == StateRaw::Absent);
-            if let Some(d) = &rv.max_session_duration {
-                if !(3600..=43200).contains(d.value()) {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::ValueOutOfRange,
-                            format!("max_session_duration is {}, it must be 3600–43200 seconds", d.value()),
-                            Some(d.pos()),
-                        )
-                        .help("write a number of seconds between 3600 (1 h) and 43200 (12 h)"),
-                    );
-                }
-            }
-            let trust = rv.trust.as_ref().and_then(|t| self.iam_document(t, DocKind::Trust, TRUST_LIMIT));
-            let mut inline: Option<BTreeMap<String, Value>> = rv.inline_policies.as_ref().map(|ip| {
-                let mut out = BTreeMap::new();
-                for (pname, doc) in &ip.value().0 {
-                    if !is_role_name(pname.value()) || pname.value().len() > 128 {
-                        self.diags.push(
-                            Diagnostic::new(
-                                Code::IamNameInvalid,
-                                format!("`{}` is not a valid inline policy name", pname.value()),
-                                Some(pname.pos()),
-                            )
-                            .help("letters, digits and +=,.@_-, at most 128 characters"),
-                        );
-                    }
-                    if let Some(d) = self.iam_document(doc, DocKind::Identity, INLINE_LIMIT) {
-                        out.insert(pname.value().clone(), d);
-                    }
-                }
-                out
-            });
-            let s3_replication = rv.s3_replication.as_ref().is_some_and(|s| *s.value());
-            let mut trust = trust;
-            if s3_replication {
-                let derived = replication_permissions(&n, buckets, default_region);
-                match (derived, &rv.s3_replication) {
-                    (Some(doc), _) => {
-                        inline.get_or_insert_with(BTreeMap::new).insert("s3-replication".into(), doc);
-                        trust.get_or_insert_with(|| {
-                            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-                        });
-                    }
-                    // Its bucket's replication had errors, reported there.
-                    (None, _) if self.broken_replication_roles.contains(&n) => {
-                        trust.get_or_insert_with(|| json!({"Version": "2012-10-17", "Statement": []}));
-                    }
-                    (None, Some(pos)) => self.diags.push(
-                        Diagnostic::new(
-                            Code::ReplicationRoleUnused,
-                            format!("`s3_replication: true` but no bucket's replication names role `{n}`"),
-                            Some(pos.pos()),
-                        )
-                        .help(format!("set `replication.role: {n}` on the source bucket, or remove `s3_replication`")),
-                    ),
-                    (None, None) => {}
-                }
-            }
-            if let Some(inl) = &inline {
-                let total: usize = inl.values().map(size).sum();
-                if total > INLINE_LIMIT {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::DocumentTooLarge,
-                            format!(
-                                "the inline policies of role `{n}` total {total} characters; IAM allows {INLINE_LIMIT}"
-                            ),
-                            Some(name.pos()),
-                        )
-                        .help("move statements into a managed policy under iam.policies"),
-                    );
-                }
-            }
-            let managed = self.role_managed(raw, rv);
-            if !absent && trust.is_none() && rv.trust.is_none() {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::MissingField,
-                        format!("role `{n}` needs a `trust` document (who may assume it)"),
-                        Some(name.pos()),
-                    )
-                    .help("add `trust:` with a statement allowing sts:AssumeRole to a Principal"),
-                );
-            }
-            roles.push(RoleSpec {
-                name: n,
-                absent,
-                path: rv.path.as_ref().map(|_| self.iam_path(rv.path.as_ref())),
-                description: rv.description.as_ref().map(|d| d.value().clone()),
-                max_session_duration: rv.max_session_duration.as_ref().map(|d| *d.value()),
-                tags: rv.tags.as_ref().map(|t| t.value().clone()),
-                trust,
-                inline_policies: inline,
-                managed_policies: managed,
-                exclusive: rv.exclusive.as_ref().is_some_and(|e| *e.value()),
-                line: name.pos().line,
-            });
+            roles.push(self.role(raw, name, r.value(), buckets, default_region));
         }
         Iam { roles, policies }
+    }
+
+    fn role(
+        &mut self,
+        raw: &RawIam,
+        name: &Sp<String>,
+        rv: &RawRole,
+        buckets: &[BucketSpec],
+        default_region: Option<&str>,
+    ) -> RoleSpec {
+        let n = name.value().clone();
+        if !is_role_name(&n) {
+            self.diags.push(
+                Diagnostic::new(Code::IamNameInvalid, format!("`{n}` is not a valid IAM role name"), Some(name.pos()))
+                    .help("letters, digits and +=,.@_-, at most 64 characters"),
+            );
+        }
+        let absent = rv.state.as_ref().is_some_and(|s| *s.value() == StateRaw::Absent);
+        if let Some(d) = &rv.max_session_duration {
+            if !(3600..=43200).contains(d.value()) {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::ValueOutOfRange,
+                        format!("max_session_duration is {}, it must be 3600–43200 seconds", d.value()),
+                        Some(d.pos()),
+                    )
+                    .help("write a number of seconds between 3600 (1 h) and 43200 (12 h)"),
+                );
+            }
+        }
+        let mut trust = rv.trust.as_ref().and_then(|t| self.iam_document(t, DocKind::Trust, TRUST_LIMIT));
+        let mut inline = self.inline_policies(rv);
+        self.s3_replication(&n, rv, &mut trust, &mut inline, buckets, default_region);
+        if let Some(inl) = &inline {
+            let total: usize = inl.values().map(size).sum();
+            if total > INLINE_LIMIT {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::DocumentTooLarge,
+                        format!(
+                            "the inline policies of role `{n}` total {total} characters; IAM allows {INLINE_LIMIT}"
+                        ),
+                        Some(name.pos()),
+                    )
+                    .help("move statements into a managed policy under iam.policies"),
+                );
+            }
+        }
+        let managed = self.role_managed(raw, rv);
+        if !absent && trust.is_none() && rv.trust.is_none() {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::MissingField,
+                    format!("role `{n}` needs a `trust` document (who may assume it)"),
+                    Some(name.pos()),
+                )
+                .help("add `trust:` with a statement allowing sts:AssumeRole to a Principal"),
+            );
+        }
+        RoleSpec {
+            name: n,
+            absent,
+            path: rv.path.as_ref().map(|_| self.iam_path(rv.path.as_ref())),
+            description: rv.description.as_ref().map(|d| d.value().clone()),
+            max_session_duration: rv.max_session_duration.as_ref().map(|d| *d.value()),
+            tags: rv.tags.as_ref().map(|t| t.value().clone()),
+            trust,
+            inline_policies: inline,
+            managed_policies: managed,
+            exclusive: rv.exclusive.as_ref().is_some_and(|e| *e.value()),
+            line: name.pos().line,
+        }
+    }
+
+    /// `inline_policies:`, each name and document checked.
+    fn inline_policies(&mut self, rv: &RawRole) -> Option<BTreeMap<String, Value>> {
+        rv.inline_policies.as_ref().map(|ip| {
+            let mut out = BTreeMap::new();
+            for (pname, doc) in &ip.value().0 {
+                if !is_role_name(pname.value()) || pname.value().len() > 128 {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::IamNameInvalid,
+                            format!("`{}` is not a valid inline policy name", pname.value()),
+                            Some(pname.pos()),
+                        )
+                        .help("letters, digits and +=,.@_-, at most 128 characters"),
+                    );
+                }
+                if let Some(d) = self.iam_document(doc, DocKind::Identity, INLINE_LIMIT) {
+                    out.insert(pname.value().clone(), d);
+                }
+            }
+            out
+        })
+    }
+
+    /// `s3_replication: true`: the permissions replication needs, derived
+    /// from the buckets whose replication names the role, and S3 as who
+    /// may assume it.
+    fn s3_replication(
+        &mut self,
+        n: &str,
+        rv: &RawRole,
+        trust: &mut Option<Value>,
+        inline: &mut Option<BTreeMap<String, Value>>,
+        buckets: &[BucketSpec],
+        default_region: Option<&str>,
+    ) {
+        if rv.s3_replication.as_ref().is_some_and(|s| *s.value()) {
+            let derived = replication_permissions(n, buckets, default_region);
+            match (derived, &rv.s3_replication) {
+                (Some(doc), _) => {
+                    inline.get_or_insert_with(BTreeMap::new).insert("s3-replication".into(), doc);
+                    trust.get_or_insert_with(|| {
+                        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+                    });
+                }
+                // Its bucket's replication had errors, reported there.
+                (None, _) if self.broken_replication_roles.iter().any(|r| r == n) => {
+                    trust.get_or_insert_with(|| json!({"Version": "2012-10-17", "Statement": []}));
+                }
+                (None, Some(pos)) => self.diags.push(
+                    Diagnostic::new(
+                        Code::ReplicationRoleUnused,
+                        format!("`s3_replication: true` but no bucket's replication names role `{n}`"),
+                        Some(pos.pos()),
+                    )
+                    .help(format!("set `replication.role: {n}` on the source bucket, or remove `s3_replication`")),
+                ),
+                (None, None) => {}
+            }
+        }
     }
 
     fn iam_path(&mut self, p: Option<&Sp<String>>) -> String {

@@ -9,75 +9,59 @@
 use std::path::Path;
 use std::time::Instant;
 
-use futures::future::{FutureExt, LocalBoxFuture};
+use futures::future::FutureExt;
 
 use super::{address, Runner};
-use crate::jobs::{Done, Job, JobCtx, JobKind, Outcome};
+use crate::jobs::{Done, JobCtx, JobKind, Outcome};
+use crate::jobs::{JobError, Stage};
 use crate::model::time::now;
-use crate::policy::{BackupRef, Policy};
+use crate::policy::Policy;
+use crate::providers::instances::InstanceJob;
 use crate::providers::postgres::section::PostgresSpec;
 
-/// The point-in-time backup job (a registered job).
-pub struct PitrBackup;
-
-pub const PITR_BACKUP: PitrBackup = PitrBackup;
-
-impl Job for PitrBackup {
-    fn kind(&self) -> JobKind {
-        JobKind::Backup
-    }
-    fn synopsis(&self) -> &'static str {
-        "postgres.NAME.pitr: a pgBackRest backup (full or differential) into its repository, then verify"
-    }
-    /// pgBackRest reads its info files and the WAL it checks, and expires
-    /// old backups and WAL (DeleteObject: a delete marker on a versioned
-    /// bucket), besides its puts (pgBackRest user guide, "S3 Support").
-    fn engine_actions(&self) -> &'static [&'static str] {
-        &["s3:DeleteObject", "s3:GetObject"]
-    }
-    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
-        super::instances(policy)
-    }
-    fn entry<'p>(&self, policy: &'p Policy, addr: &str) -> Option<&'p BackupRef> {
-        super::entry(policy, addr)
-    }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a JobCtx<'a>,
-        policy: &'a Policy,
-        addr: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
+/// The point-in-time backup job (a registered job). pgBackRest reads its
+/// info files and the WAL it checks, and expires old backups and WAL
+/// (DeleteObject: a delete marker on a versioned bucket), besides its puts
+/// (pgBackRest user guide, "S3 Support").
+pub const PITR_BACKUP: InstanceJob<PostgresSpec> = InstanceJob {
+    kind: JobKind::Backup,
+    synopsis: "postgres.NAME.pitr: a pgBackRest backup (full or differential) into its repository, then verify",
+    system: "postgres",
+    suffix: ".pitr",
+    specs: |p| p.postgres.as_slice(),
+    name: |s| s.name.as_str(),
+    entry: super::repo,
+    drill: None,
+    run: |ctx, policy, spec| {
         async move {
-            let spec = super::find(policy, addr)?;
             let started = now();
             let done = run(ctx, policy, spec).await;
-            record(ctx, spec, started, done.as_ref().map(|_| ()).map_err(String::as_str)).await;
+            record(ctx, spec, started, done.as_ref().map(|_| ())).await;
             done.map(Outcome::Backup)
         }
         .boxed_local()
-    }
-    fn config<'a>(
-        &'a self,
-        ctx: &'a JobCtx<'a>,
-        policy: &'a Policy,
-        addr: &'a str,
-    ) -> Option<LocalBoxFuture<'a, Result<String, String>>> {
-        Some(
-            async move {
-                let spec = super::find(policy, addr)?;
-                let pitr = spec.pitr.as_ref().ok_or_else(|| format!("{addr} has no `pitr:`"))?;
-                let runner = Runner::new(ctx.aws, pitr, &ctx.default_region).await?;
-                Ok(super::config::file(pitr, &runner.region, runner.kms_key_arn(), &policy.file))
-            }
-            .boxed_local(),
-        )
-    }
-}
+    },
+    ops: &[],
+    engine_actions: &["s3:DeleteObject", "s3:GetObject"],
+    takes_target: false,
+    render: None,
+    config: Some(|ctx, policy, spec| {
+        async move {
+            let pitr = spec
+                .pitr
+                .as_ref()
+                .ok_or_else(|| JobError::failed(Stage::Prepare, format!("{} has no `pitr:`", address(spec))))?;
+            let runner = Runner::new(ctx.aws, pitr, &ctx.default_region).await?;
+            Ok(super::config::file(pitr, &runner.region, runner.kms_key_arn(), &policy.file))
+        }
+        .boxed_local()
+    }),
+};
 
 /// The run's outcome stored in the repository, for PITR-BACKUP. A store
 /// that cannot take it is the store the backup failed on: the audit sees
 /// that by itself, so a failure here is not a second error.
-async fn record(ctx: &JobCtx<'_>, spec: &PostgresSpec, started: u64, outcome: Result<(), &str>) {
+async fn record(ctx: &JobCtx<'_>, spec: &PostgresSpec, started: u64, outcome: Result<(), &JobError>) {
     let Some(pitr) = spec.pitr.as_ref() else { return };
     let region = pitr.repo.region.clone().unwrap_or_else(|| ctx.default_region.clone());
     let run = super::verify::LastRun::new(started, outcome);
@@ -86,34 +70,36 @@ async fn record(ctx: &JobCtx<'_>, spec: &PostgresSpec, started: u64, outcome: Re
 
 /// Where the cluster's files are, or the one line saying where the job
 /// must run.
-pub fn local_data(spec: &PostgresSpec, dir: &str) -> Result<(), String> {
+pub fn local_data(spec: &PostgresSpec, dir: &str) -> Result<(), JobError> {
     if Path::new(dir).join("PG_VERSION").is_file() {
         return Ok(());
     }
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    Err(format!(
+    Err(JobError::failed(Stage::Prepare, format!(
         "{} runs on the database host: {dir} (pitr.data_directory) is not a PostgreSQL data directory on this machine ({}); run it there, as the cluster's owner or root",
         address(spec),
         host.trim()
-    ))
+    )))
 }
 
 /// The server's port and its first Unix socket directory (pgBackRest
 /// connects over the socket, as the cluster's owner).
-pub async fn socket(spec: &PostgresSpec) -> Result<(String, String), String> {
+pub async fn socket(spec: &PostgresSpec) -> Result<(String, String), JobError> {
     let client = super::super::connect(spec).await?;
     let row = client
         .query_one("SELECT current_setting('port'), current_setting('unix_socket_directories')", &[])
         .await
-        .map_err(|e| super::super::pg_error(&e, spec.url.expose()))?;
+        .map_err(|e| JobError::failed(Stage::Backup, super::super::pg_error(&e, spec.url.expose())))?;
     let (port, dirs): (String, String) = (row.get(0), row.get(1));
     let dir = dirs.split(',').map(str::trim).find(|d| d.starts_with('/')).unwrap_or("/var/run/postgresql").to_string();
     Ok((port, dir))
 }
 
-async fn run(ctx: &JobCtx<'_>, policy: &Policy, spec: &PostgresSpec) -> Result<Done, String> {
+async fn run(ctx: &JobCtx<'_>, policy: &Policy, spec: &PostgresSpec) -> Result<Done, JobError> {
     let started = Instant::now();
-    let pitr = spec.pitr.as_ref().ok_or_else(|| format!("postgres.{} has no `pitr:` in the policy", spec.name))?;
+    let pitr = spec.pitr.as_ref().ok_or_else(|| {
+        JobError::failed(Stage::Prepare, format!("postgres.{} has no `pitr:` in the policy", spec.name))
+    })?;
     let version = super::version().await?;
     let locked = policy.buckets.iter().any(|b| b.name == pitr.repo.bucket && b.object_lock.is_some());
     super::usable_on(&version, &pitr.repo.bucket, locked)?;
@@ -135,7 +121,7 @@ async fn run(ctx: &JobCtx<'_>, policy: &Policy, spec: &PostgresSpec) -> Result<D
     let new = after
         .newest()
         .filter(|b| before.newest().is_none_or(|o| o.label != b.label))
-        .ok_or("pgbackrest backup succeeded but info shows no new backup")?;
+        .ok_or(JobError::failed(Stage::Backup, "pgbackrest backup succeeded but info shows no new backup"))?;
     let bytes = new.info.as_ref().and_then(|i| i.repository.as_ref()).map_or(0, |r| r.delta);
     // Every file of the repository read back and checked; the record is
     // what PITR-VERIFY judges. A repository problem is not a failed

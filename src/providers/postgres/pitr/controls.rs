@@ -151,9 +151,10 @@ pub async fn observe(aws: &Aws, spec: &PostgresSpec, pitr: &Pitr) -> PitrSeen {
     // The newest backup is checked where it lives on every audit, cheaply:
     // its manifest (or the copy) loads, without reading a data file —
     // backup.info alone still lists a backup whose directory is gone.
-    let runner = Runner::new(aws, pitr, &default_region).await;
+    // The audit says why it could not look, in words.
+    let runner = Runner::new(aws, pitr, &default_region).await.map_err(|e| e.to_string());
     let info = match &runner {
-        Ok(r) => r.info().await,
+        Ok(r) => r.info().await.map_err(|e| e.to_string()),
         Err(e) => Err(e.clone()),
     };
     let manifest = match info.as_ref().ok().and_then(|s| s.newest()) {
@@ -469,7 +470,7 @@ async fn history(runner: &Runner<'_>, key: &str) -> Result<Vec<super::info::Swit
     let pitr = runner.pitr;
     let rel = key.strip_prefix(&pitr.repo.prefix).unwrap_or(key).to_string();
     let file = key.rsplit('/').next().unwrap_or_default();
-    let raw = runner.run_bytes("repo-get", &[], &[rel]).await?;
+    let raw = runner.run_bytes("repo-get", &[], &[rel]).await.map_err(|e| e.to_string())?;
     let text = if file.ends_with(".gz") {
         use std::io::Read;
         let mut out = String::new();

@@ -11,84 +11,63 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use futures::future::{FutureExt, LocalBoxFuture};
+use futures::future::FutureExt;
 
 use super::{address, Runner};
-use crate::jobs::{self, secs, DrillDecl, Job, JobCtx, JobKind, Outcome, PointInTime, Record};
+use crate::jobs::{self, secs, JobCtx, JobKind, Outcome, PointInTime, Record};
+use crate::jobs::{JobError, Stage};
 use crate::model::time::parse_rfc3339;
-use crate::policy::{BackupRef, Policy};
+use crate::providers::instances::{DrillTiming, InstanceJob};
 use crate::providers::postgres::drill::{checks, connect, ids, run_tool, Scratch, NON_DURABLE};
 use crate::providers::postgres::section::PostgresSpec;
 use crate::providers::postgres::tools;
 
-/// The point-in-time drill (a registered job).
-pub struct PitrDrill;
-
-pub const PITR_DRILL: PitrDrill = PitrDrill;
-
-impl Job for PitrDrill {
-    fn kind(&self) -> JobKind {
-        JobKind::Drill
-    }
-    fn takes_target(&self) -> bool {
-        true
-    }
-    fn render(&self, outcome: &Outcome) -> Option<String> {
-        let Outcome::Drill(rec) = outcome else { return None };
-        let (p, pit) = (&rec.phases, rec.pitr.as_ref()?);
-        Some(format!(
-            "restore-drill {}: {} in {:.1} s (RTO {} s): restore {:.1} s, WAL replay {:.1} s, checks {:.1} s\n  target {}, backup {}, last replayed commit {}, achieved RPO {} (RPO {} s)\n",
-            rec.instance,
-            if rec.passed() { "PASSED" } else { "FAILED" },
-            rec.total_seconds,
-            rec.rto_seconds,
-            p.restore,
-            p.replay,
-            p.checks,
-            pit.target,
-            if pit.backup.is_empty() { "-" } else { pit.backup.as_str() },
-            pit.last_replayed.as_deref().unwrap_or("none"),
-            pit.achieved_rpo_seconds.map_or("not measured".to_string(), |s| format!("{s:.1} s")),
-            pit.rpo_seconds
+/// The point-in-time drill (a registered job). Judged by RESTORE-DRILL
+/// like every drill (passed, recent, within the RTO); PITR-DRILL judges its
+/// achieved RPO.
+pub const PITR_DRILL: InstanceJob<PostgresSpec> = InstanceJob {
+    kind: JobKind::Drill,
+    synopsis: "postgres.NAME.pitr: a point-in-time restore from the pgBackRest repository to a target, the checks run, the RPO measured",
+    system: "postgres",
+    suffix: ".pitr",
+    specs: |p| p.postgres.as_slice(),
+    name: |s| s.name.as_str(),
+    entry: super::repo,
+    drill: Some(|s| {
+        let p = s.pitr.as_ref()?;
+        Some(p.drill.as_ref().map_or(
+            DrillTiming { rto_secs: 3600, every_secs: 30 * 86400, line: p.line },
+            |d| DrillTiming { rto_secs: d.rto_secs, every_secs: d.every_secs, line: d.line },
         ))
-    }
-    fn synopsis(&self) -> &'static str {
-        "postgres.NAME.pitr: a point-in-time restore from the pgBackRest repository to a target, the checks run, the RPO measured"
-    }
-    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
-        super::instances(policy)
-    }
-    fn entry<'p>(&self, policy: &'p Policy, addr: &str) -> Option<&'p BackupRef> {
-        super::entry(policy, addr)
-    }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a JobCtx<'a>,
-        policy: &'a Policy,
-        addr: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
-        async move {
-            let spec = super::find(policy, addr)?;
-            run(ctx, spec).await.map(|r| Outcome::Drill(Box::new(r)))
-        }
-        .boxed_local()
-    }
-    /// Judged by RESTORE-DRILL like every drill (passed, recent, within
-    /// the RTO); PITR-DRILL judges its achieved RPO.
-    fn drills(&self, policy: &Policy) -> Vec<DrillDecl> {
-        policy
-            .postgres
-            .iter()
-            .filter_map(|s| {
-                let p = s.pitr.as_ref()?;
-                let (rto_secs, every_secs, line) =
-                    p.drill.as_ref().map_or((3600, 30 * 86400, p.line), |d| (d.rto_secs, d.every_secs, d.line));
-                Some(DrillDecl { instance: address(s), from: p.repo.clone(), rto_secs, every_secs, line })
-            })
-            .collect()
-    }
-}
+    }),
+    run: |ctx, _, spec| run(ctx, spec).map(|r| r.map(|r| Outcome::Drill(Box::new(r)))).boxed_local(),
+    ops: &[],
+    engine_actions: &[],
+    takes_target: true,
+    render: Some(render),
+    config: None,
+};
 
+/// Its phases and the RPO it achieved, on two lines.
+fn render(outcome: &Outcome) -> Option<String> {
+    let Outcome::Drill(rec) = outcome else { return None };
+    let (p, pit) = (&rec.phases, rec.pitr.as_ref()?);
+    Some(format!(
+        "restore-drill {}: {} in {:.1} s (RTO {} s): restore {:.1} s, WAL replay {:.1} s, checks {:.1} s\n  target {}, backup {}, last replayed commit {}, achieved RPO {} (RPO {} s)\n",
+        rec.instance,
+        if rec.passed() { "PASSED" } else { "FAILED" },
+        rec.total_seconds,
+        rec.rto_seconds,
+        p.restore,
+        p.replay,
+        p.checks,
+        pit.target,
+        if pit.backup.is_empty() { "-" } else { pit.backup.as_str() },
+        pit.last_replayed.as_deref().unwrap_or("none"),
+        pit.achieved_rpo_seconds.map_or("not measured".to_string(), |s| format!("{s:.1} s")),
+        pit.rpo_seconds
+    ))
+}
 /// The drill's target: a time (its text and Unix seconds) or the end of
 /// the archive.
 #[derive(Debug)]
@@ -97,17 +76,22 @@ pub(super) enum Target {
     Latest,
 }
 
-pub(super) fn target(t: Option<&str>) -> Result<Target, String> {
+pub(super) fn target(t: Option<&str>) -> Result<Target, JobError> {
     match t {
         None | Some("latest") => Ok(Target::Latest),
         Some(t) => parse_rfc3339(t).map(|secs| Target::Time(t.to_string(), secs)).ok_or_else(|| {
-            format!("--target-time `{t}` is not an RFC 3339 time (e.g. 2026-12-02T04:22:20.340Z) or `latest`")
+            JobError::failed(
+                Stage::Prepare,
+                format!("--target-time `{t}` is not an RFC 3339 time (e.g. 2026-12-02T04:22:20.340Z) or `latest`"),
+            )
         }),
     }
 }
 
-async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Record, String> {
-    let pitr = spec.pitr.as_ref().ok_or_else(|| format!("postgres.{} has no `pitr:` in the policy", spec.name))?;
+async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Record, JobError> {
+    let pitr = spec.pitr.as_ref().ok_or_else(|| {
+        JobError::failed(Stage::Prepare, format!("postgres.{} has no `pitr:` in the policy", spec.name))
+    })?;
     let target = target(ctx.target_time.as_deref())?;
     super::binary()?;
     let version = super::version().await?;
@@ -131,8 +115,8 @@ async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Record, String> {
     .await
 }
 
-async fn phases(ctx: &JobCtx<'_>, spec: &PostgresSpec, target: &Target, rec: &mut Record) -> Result<(), String> {
-    let pitr = spec.pitr.as_ref().ok_or("no pitr")?;
+async fn phases(ctx: &JobCtx<'_>, spec: &PostgresSpec, target: &Target, rec: &mut Record) -> Result<(), JobError> {
+    let pitr = spec.pitr.as_ref().ok_or(JobError::failed(Stage::Restore, "no pitr"))?;
     let mut runner = Runner::new(ctx.aws, pitr, &ctx.default_region).await?;
     let scratch = Scratch { dir: jobs::scratch_dir()?, pg_ctl: None };
     let data = scratch.dir.join("data");
@@ -208,10 +192,10 @@ pub(super) struct Cluster {
 impl Cluster {
     /// A clean shutdown (a checkpoint: the directory starts without
     /// recovery next time).
-    pub async fn stop(mut self) -> Result<(), String> {
+    pub async fn stop(mut self) -> Result<(), JobError> {
         let mut c = tools::as_postgres_if_root(&self.pg_ctl);
         c.args(["-D", &self.data.display().to_string(), "-m", "fast", "-w", "stop"]);
-        let r = run_tool(c, "pg_ctl stop", "").await;
+        let r = run_tool(Stage::Replay, c, "pg_ctl stop", "").await;
         self.stopped = r.is_ok();
         r
     }
@@ -248,7 +232,7 @@ fn backup_for<'s>(
     target: &Target,
     pitr: &crate::providers::postgres::section::Pitr,
     spec: &PostgresSpec,
-) -> Result<&'s super::info::Backup, String> {
+) -> Result<&'s super::info::Backup, JobError> {
     match target {
         Target::Latest => stanza.newest(),
         Target::Time(_, t) => {
@@ -267,7 +251,7 @@ fn backup_for<'s>(
                 pitr.stanza
             ),
         };
-        why
+        JobError::failed(Stage::Restore, why)
     })
 }
 
@@ -295,7 +279,7 @@ fn restore_args(how: &How<'_>, label: &str, target: &Target) -> Vec<String> {
 /// A drill to the end of the archive must have replayed all of it:
 /// recovery stops quietly at the first segment restore_command cannot
 /// fetch, and promotes what it has.
-async fn reached_newest(client: &tokio_postgres::Client, stanza: &super::info::Stanza) -> Result<(), String> {
+async fn reached_newest(client: &tokio_postgres::Client, stanza: &super::info::Stanza) -> Result<(), JobError> {
     let max = stanza.current_archive().and_then(|a| a.max.clone());
     let row = client
         .query_one(
@@ -303,7 +287,7 @@ async fn reached_newest(client: &tokio_postgres::Client, stanza: &super::info::S
             &[],
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| JobError::failed(Stage::Restore, e.to_string()))?;
     let (lsn, seg_size): (Option<String>, i64) = (row.get(0), row.get(1));
     match (lsn, max) {
         (Some(lsn), Some(max)) => replay_reached(&lsn, seg_size.max(1) as u64, &max),
@@ -316,19 +300,24 @@ pub(super) async fn recover(
     spec: &PostgresSpec,
     target: &Target,
     how: &How<'_>,
-) -> Result<Recovered, (String, Option<String>)> {
-    let pitr = spec.pitr.as_ref().ok_or(("no pitr".to_string(), None))?;
+) -> Result<Recovered, (JobError, Option<String>)> {
+    let pitr = spec.pitr.as_ref().ok_or((JobError::failed(Stage::Prepare, "no pitr"), None))?;
     let stanza = runner.info().await.map_err(|e| (e, None))?;
     let set = backup_for(&stanza, target, pitr, spec).map_err(|e| (e, None))?;
     let label = set.label.clone();
-    let fail = |e: String| (e, Some(label.clone()));
+    let fail = |e: JobError| (e, Some(label.clone()));
+    let replay = |e: String| (JobError::failed(Stage::Replay, e), Some(label.clone()));
     if tools::is_root() {
         let (uid, gid) = ids("postgres").ok_or_else(|| {
-            fail("pgBackRest and the restored cluster cannot run as root and there is no `postgres` user".into())
+            fail(JobError::failed(
+                Stage::Restore,
+                "pgBackRest and the restored cluster cannot run as root and there is no `postgres` user",
+            ))
         })?;
         for d in [how.scratch, how.data] {
             if d.exists() {
-                std::os::unix::fs::chown(d, Some(uid), Some(gid)).map_err(|e| fail(format!("chown: {e}")))?;
+                std::os::unix::fs::chown(d, Some(uid), Some(gid))
+                    .map_err(|e| fail(JobError::failed(Stage::Restore, format!("chown: {e}"))))?;
             }
         }
         runner.user = Some("postgres".into());
@@ -344,14 +333,14 @@ pub(super) async fn recover(
     let hba = how.scratch.join("pg_hba.conf");
     let ident = how.scratch.join("pg_ident.conf");
     std::fs::write(&hba, "local all all trust\nhost all all 127.0.0.1/32 trust\n")
-        .map_err(|e| fail(format!("{}: {e}", hba.display())))?;
-    std::fs::write(&ident, "").map_err(|e| fail(format!("{}: {e}", ident.display())))?;
+        .map_err(|e| replay(format!("{}: {e}", hba.display())))?;
+    std::fs::write(&ident, "").map_err(|e| replay(format!("{}: {e}", ident.display())))?;
     let conf = how.data.join("postgresql.conf");
     if !conf.exists() {
-        std::fs::write(&conf, "").map_err(|e| fail(format!("{}: {e}", conf.display())))?;
+        std::fs::write(&conf, "").map_err(|e| replay(format!("{}: {e}", conf.display())))?;
     }
     if tools::is_root() {
-        let (uid, gid) = ids("postgres").ok_or_else(|| fail("no postgres user".into()))?;
+        let (uid, gid) = ids("postgres").ok_or_else(|| replay("no postgres user".into()))?;
         for f in [&hba, &ident, &conf] {
             let _ = std::os::unix::fs::chown(f, Some(uid), Some(gid));
         }
@@ -381,15 +370,15 @@ pub(super) async fn recover(
         &opts,
         "start",
     ]);
-    if let Err(e) = run_tool(c, "pg_ctl start", "").await {
-        return Err(fail(stopped(&e, &log, target)));
+    if let Err(e) = run_tool(Stage::Replay, c, "pg_ctl start", "").await {
+        return Err(replay(stopped(&e.to_string(), &log, target)));
     }
     let cluster = Cluster { data: how.data.to_path_buf(), pg_ctl, stopped: false };
     let (user, db) = user_db(spec.url.expose()).map_err(fail)?;
     let url = format!("postgres://{user}@127.0.0.1:{port}/{db}");
     // The server may already be going down: recovery that cannot reach
     // its target ends in FATAL right after pg_ctl saw it accept.
-    let client = connect(&url).await.map_err(|e| fail(stopped(&e, &log, target)))?;
+    let client = connect(&url).await.map_err(|e| replay(stopped(&e.to_string(), &log, target)))?;
     // Recovery replays to the target, then promotes (target-action
     // promote; end of archive for latest).
     let deadline = Instant::now() + Duration::from_secs(how.rto_secs);
@@ -400,13 +389,13 @@ pub(super) async fn recover(
         // the target (release notes 13, "Recovery"): the server goes away.
         let r = match client.query_one("SELECT pg_is_in_recovery()", &[]).await {
             Ok(r) => r,
-            Err(e) => return Err(fail(stopped(&e.to_string(), &log, target))),
+            Err(e) => return Err(replay(stopped(&e.to_string(), &log, target))),
         };
         if !r.get::<_, bool>(0) {
             break;
         }
         if Instant::now() > deadline {
-            return Err(fail(format!(
+            return Err(replay(format!(
                 "the restored cluster was still replaying WAL after the RTO of {} s",
                 how.rto_secs
             )));
@@ -424,7 +413,7 @@ pub(super) async fn recover(
             &[],
         )
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| replay(e.to_string()))?;
     let (replayed_at, last_replayed): (Option<f64>, Option<String>) = (row.get(0), row.get(1));
     if how.drill && matches!(target, Target::Latest) {
         reached_newest(&client, &stanza).await.map_err(fail)?;
@@ -438,13 +427,18 @@ pub(super) async fn recover(
 /// timeline, then the LSN's segment number split at 2^32 bytes
 /// (PostgreSQL's XLogFileName). Err names the first segment replay did not
 /// reach.
-pub fn replay_reached(lsn: &str, seg_size: u64, max: &str) -> Result<(), String> {
-    let (hi, lo) = lsn.split_once('/').ok_or_else(|| format!("`{lsn}` is not an LSN"))?;
-    let parse = |h: &str| u64::from_str_radix(h, 16).map_err(|_| format!("`{lsn}` is not an LSN"));
+pub fn replay_reached(lsn: &str, seg_size: u64, max: &str) -> Result<(), JobError> {
+    let (hi, lo) =
+        lsn.split_once('/').ok_or_else(|| JobError::failed(Stage::Restore, format!("`{lsn}` is not an LSN")))?;
+    let parse = |h: &str| {
+        u64::from_str_radix(h, 16).map_err(|_| JobError::failed(Stage::Restore, format!("`{lsn}` is not an LSN")))
+    };
     let at = (parse(hi)? << 32) | parse(lo)?;
     let per_log = (1u64 << 32) / seg_size.max(1);
     let field = |r: std::ops::Range<usize>| {
-        max.get(r).and_then(|h| u64::from_str_radix(h, 16).ok()).ok_or_else(|| format!("`{max}` is not a segment name"))
+        max.get(r)
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .ok_or_else(|| JobError::failed(Stage::Restore, format!("`{max}` is not a segment name")))
     };
     let (tli, log, seg) = (field(0..8)?, field(8..16)?, field(16..24)?);
     // The LSN is the end of the last record replayed: that record lies
@@ -454,11 +448,11 @@ pub fn replay_reached(lsn: &str, seg_size: u64, max: &str) -> Result<(), String>
         return Ok(());
     }
     let next = reached + 1;
-    Err(format!(
+    Err(JobError::failed(Stage::Restore, format!(
         "replay stopped at {lsn}, short of the newest archived segment {max}: segment {tli:08X}{:08X}{:08X} could not be restored (missing or unreadable), so a restore to the end of the archive loses everything after it",
         next / per_log,
         next % per_log
-    ))
+    )))
 }
 
 /// pg_ctl with the runner's environment (archive-get, the restore_command
@@ -479,7 +473,7 @@ fn pg_time(secs: f64) -> String {
 
 /// The user and database of the primary's URL (the restored cluster has
 /// the same roles and databases).
-fn user_db(url: &str) -> Result<(String, String), String> {
+fn user_db(url: &str) -> Result<(String, String), JobError> {
     let env = tools::env(url)?;
     let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let user = get("PGUSER").unwrap_or_else(|| "postgres".into());
@@ -531,16 +525,16 @@ mod tests {
         assert_eq!(replay_reached("0/5000028", 16 << 20, "000000010000000000000005"), Ok(()));
         assert_eq!(replay_reached("0/6000000", 16 << 20, "000000010000000000000005"), Ok(()));
         let short = replay_reached("0/3000100", 16 << 20, "000000010000000000000005").expect_err("short");
-        assert!(short.contains("segment 000000010000000000000004 could not be restored"), "{short}");
+        assert!(short.to_string().contains("segment 000000010000000000000004 could not be restored"), "{short}");
         // 1 MiB segments: 4096 a log file; 1/00200000 is segment 2 of log 1.
         assert_eq!(replay_reached("1/200010", 1 << 20, "000000010000000100000002"), Ok(()));
         let short = replay_reached("0/FFF00010", 1 << 20, "000000010000000100000002").expect_err("short");
-        assert!(short.contains("segment 000000010000000100000000 could not be restored"), "{short}");
+        assert!(short.to_string().contains("segment 000000010000000100000000 could not be restored"), "{short}");
         assert!(matches!(target(Some("latest")), Ok(Target::Latest)));
         assert!(
             matches!(target(Some("2026-12-02T04:22:20.340Z")), Ok(Target::Time(_, t)) if (t - 1_796_185_340.34).abs() < 1e-3)
         );
-        assert!(target(Some("04:22")).unwrap_err().contains("RFC 3339"));
+        assert!(target(Some("04:22")).unwrap_err().to_string().contains("RFC 3339"));
         assert_eq!(pg_time(1_796_185_340.34), "2026-12-02 04:22:20.340000+00");
     }
 }

@@ -15,6 +15,7 @@ pub mod verify;
 use std::path::PathBuf;
 
 use crate::aws::Aws;
+use crate::jobs::{JobError, Stage};
 use crate::providers::postgres::section::{Pitr, PostgresSpec};
 use config::Keys;
 
@@ -23,46 +24,40 @@ pub fn address(spec: &PostgresSpec) -> String {
     format!("postgres.{}.pitr", spec.name)
 }
 
-/// The instance whose point-in-time address is `addr`.
-fn find<'p>(policy: &'p crate::policy::Policy, addr: &str) -> Result<&'p PostgresSpec, String> {
-    policy.postgres.iter().find(|s| address(s) == addr).ok_or_else(|| format!("{addr} is not in the policy"))
-}
-
-/// What both point-in-time jobs say of the policy: each instance's
-/// `.pitr` address with whether it declares `pitr:` (`Job::instances`),
-/// and the repository as the entry they write and read (`Job::entry`).
-fn instances(policy: &crate::policy::Policy) -> Vec<(String, bool)> {
-    policy.postgres.iter().map(|s| (address(s), s.pitr.is_some())).collect()
-}
-
-fn entry<'p>(policy: &'p crate::policy::Policy, addr: &str) -> Option<&'p crate::policy::BackupRef> {
-    find(policy, addr).ok().and_then(|s| s.pitr.as_ref()).map(|p| &p.repo)
+/// The repository, as the entry the point-in-time jobs write and read.
+fn repo(spec: &PostgresSpec) -> Option<&crate::policy::BackupRef> {
+    spec.pitr.as_ref().map(|p| &p.repo)
 }
 
 /// The pgbackrest program, or how to install it.
-pub fn binary() -> Result<PathBuf, String> {
+pub fn binary() -> Result<PathBuf, JobError> {
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .chain([PathBuf::from("/usr/bin")])
         .map(|d| d.join("pgbackrest"))
         .find(|p| p.is_file())
-        .ok_or_else(|| "pgbackrest is not installed: install it (Debian: apt-get install pgbackrest)".to_string())
+        .ok_or_else(|| {
+            JobError::failed(
+                Stage::Prepare,
+                "pgbackrest is not installed: install it (Debian: apt-get install pgbackrest)",
+            )
+        })
 }
 
 /// pgBackRest's version, as `pgbackrest version` prints it
 /// ("pgBackRest 2.45" → "2.45").
-pub async fn version() -> Result<String, String> {
+pub async fn version() -> Result<String, JobError> {
     let out = tokio::process::Command::new(binary()?)
         .arg("version")
         .output()
         .await
-        .map_err(|e| format!("running pgbackrest version: {e}"))?;
+        .map_err(|e| JobError::failed(Stage::Prepare, format!("running pgbackrest version: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace()
         .nth(1)
         .map(str::to_string)
-        .ok_or_else(|| format!("pgbackrest version printed `{}`", text.trim()))
+        .ok_or_else(|| JobError::failed(Stage::Prepare, format!("pgbackrest version printed `{}`", text.trim())))
 }
 
 /// Whether this pgBackRest can write to the repository: 2.55.0 stopped
@@ -71,11 +66,11 @@ pub async fn version() -> Result<String, String> {
 /// archive-push and backup there fails (pgbackrest/pgbackrest#2613; the
 /// change was reverted in 2.55.1; AWS S3 user guide, "Configuring S3
 /// Object Lock": Content-MD5 or x-amz-sdk-checksum-algorithm required).
-pub fn usable_on(version: &str, bucket: &str, locked: bool) -> Result<(), String> {
+pub fn usable_on(version: &str, bucket: &str, locked: bool) -> Result<(), JobError> {
     if locked && version == "2.55.0" {
-        return Err(format!(
+        return Err(JobError::failed(Stage::Prepare, format!(
             "pgBackRest 2.55.0 cannot write to s3://{bucket}: it sends no Content-MD5, which S3 requires on every upload to a bucket with Object Lock (pgbackrest/pgbackrest#2613): install 2.55.1 or later, or an earlier release"
-        ));
+        )));
     }
     Ok(())
 }
@@ -115,18 +110,25 @@ impl<'a> Runner<'a> {
     /// endpoint needs them; on AWS the tool's own credentials serve when
     /// it has some, else pgBackRest's instance role), and the bucket's
     /// declared key resolved to its ARN for `repo1-s3-kms-key-id`.
-    pub async fn new(aws: &Aws, pitr: &'a Pitr, default_region: &str) -> Result<Runner<'a>, String> {
+    pub async fn new(aws: &Aws, pitr: &'a Pitr, default_region: &str) -> Result<Runner<'a>, JobError> {
         let region = pitr.repo.region.clone().unwrap_or_else(|| default_region.to_string());
         let keys = aws.credentials().await.map(|(id, secret, token)| Keys { id, secret, token });
         if keys.is_none() && pitr.endpoint.is_some() {
-            return Err(format!(
-                "no AWS credentials to hand pgBackRest for {}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-                pitr.endpoint.as_deref().unwrap_or_default()
+            return Err(JobError::failed(
+                Stage::Prepare,
+                format!(
+                    "no AWS credentials to hand pgBackRest for {}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                    pitr.endpoint.as_deref().unwrap_or_default()
+                ),
             ));
         }
         let kms_key_arn = match pitr.repo.encryption.as_ref() {
             Some(e) if e.declared_key.is_some() => match e.kms_key.as_deref() {
-                Some(alias) => Some(crate::aws::lookup::key_arn(aws, &region, alias, false).await?),
+                Some(alias) => Some(
+                    crate::aws::lookup::key_arn(aws, &region, alias, false)
+                        .await
+                        .map_err(JobError::at(Stage::Prepare))?,
+                ),
                 None => None,
             },
             Some(e) => e.kms_key.clone().filter(|k| k.starts_with("arn:")),
@@ -140,7 +142,8 @@ impl<'a> Runner<'a> {
         let root = text.replacen("[global]\n", "[global]\nlock-path=/tmp/pgbackrest-root\n", 1);
         for (path, text) in [(&conf.owner, &text), (&conf.root, &root)] {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::write(path, text)
+                .map_err(|e| JobError::failed(Stage::Prepare, format!("{}: {e}", path.display())))?;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
         }
         Ok(Runner { pitr, region, keys, kms_key_arn, user: None, conf })
@@ -157,7 +160,7 @@ impl<'a> Runner<'a> {
     }
 
     /// `pgbackrest --stanza=S OPTIONS… EXTRA… COMMAND`, ready to run.
-    pub fn command(&self, command: &str, extra: &[String]) -> Result<tokio::process::Command, String> {
+    pub fn command(&self, command: &str, extra: &[String]) -> Result<tokio::process::Command, JobError> {
         let exe = binary()?;
         let root = super::tools::is_root();
         let (mut c, conf) = match (&self.user, root) {
@@ -183,19 +186,19 @@ impl<'a> Runner<'a> {
 
     /// Run `command`; its stdout, or one line saying why it failed (its
     /// last error line: pgBackRest prints `ERROR: [NNN]: …`).
-    pub async fn run(&self, command: &str, extra: &[String]) -> Result<String, String> {
+    pub async fn run(&self, command: &str, extra: &[String]) -> Result<String, JobError> {
         self.run_bytes(command, extra, &[]).await.map(|out| String::from_utf8_lossy(&out).into_owned())
     }
 
     /// As `run` with `args` after the command (`repo-get FILE`), stdout as
     /// bytes (a compressed file).
-    pub async fn run_bytes(&self, command: &str, extra: &[String], args: &[String]) -> Result<Vec<u8>, String> {
+    pub async fn run_bytes(&self, command: &str, extra: &[String], args: &[String]) -> Result<Vec<u8>, JobError> {
         let out = self
             .command(command, extra)?
             .args(args)
             .output()
             .await
-            .map_err(|e| format!("cannot run pgbackrest {command}: {e}"))?;
+            .map_err(|e| JobError::failed(Stage::Prepare, format!("cannot run pgbackrest {command}: {e}")))?;
         if out.status.success() {
             return Ok(out.stdout);
         }
@@ -209,11 +212,12 @@ impl<'a> Runner<'a> {
             .trim();
         let line = line.split_once("ERROR:").map_or(line, |(_, r)| r.trim());
         let how = out.status.code().map_or("was killed".to_string(), |c| format!("exited with {c}"));
-        let mut msg = format!("pgbackrest {command} {how}: {line}");
+        let (mut line, mut msg) = (line.to_string(), format!("pgbackrest {command} {how}: {line}"));
         for secret in self.secrets() {
+            line = line.replace(&secret, "(redacted)");
             msg = msg.replace(&secret, "(redacted)");
         }
-        Err(msg)
+        Err(JobError::tool(stage_of(command), "pgbackrest", &line, msg))
     }
 
     fn secrets(&self) -> Vec<String> {
@@ -225,11 +229,21 @@ impl<'a> Runner<'a> {
     }
 
     /// `info --output=json` of the stanza.
-    pub async fn info(&self) -> Result<info::Stanza, String> {
+    pub async fn info(&self) -> Result<info::Stanza, JobError> {
         // A store that does not answer is said within seconds, not after
         // the minute a backup would wait.
         let out = self.run("info", &["--output=json".to_string(), "--io-timeout=10".to_string()]).await?;
-        info::parse(&out, &self.pitr.stanza).map_err(|e| e.to_string())
+        info::parse(&out, &self.pitr.stanza).map_err(|e| JobError::failed(Stage::Prepare, e.to_string()))
+    }
+}
+
+/// The stage of a job a pgBackRest command is.
+fn stage_of(command: &str) -> Stage {
+    match command {
+        "backup" => Stage::Backup,
+        "restore" => Stage::Restore,
+        "verify" => Stage::Verify,
+        _ => Stage::Prepare,
     }
 }
 
@@ -248,7 +262,7 @@ pub fn owner(dir: &std::path::Path) -> Option<String> {
 mod tests {
     #[test]
     fn pgbackrest_2_55_0_is_refused_on_a_locked_repository() {
-        assert!(super::usable_on("2.55.0", "b", true).is_err_and(|e| e.contains("2.55.1")));
+        assert!(super::usable_on("2.55.0", "b", true).is_err_and(|e| e.to_string().contains("2.55.1")));
         assert!(super::usable_on("2.55.0", "b", false).is_ok());
         assert!(super::usable_on("2.55.1", "b", true).is_ok());
         assert!(super::usable_on("2.45", "b", true).is_ok());

@@ -12,114 +12,96 @@
 
 use std::path::{Path, PathBuf};
 
-use futures::future::{FutureExt, LocalBoxFuture};
+use futures::future::FutureExt;
 
 use super::drill::{recover, target, How, Recovered, Target};
 use super::Runner;
-use crate::jobs::{self, Job, JobCtx, JobKind, Outcome, Restored};
-use crate::policy::{BackupRef, Policy};
+use crate::jobs::{self, JobCtx, JobError, JobKind, Outcome, Restored, Stage};
+use crate::providers::instances::InstanceJob;
 use crate::providers::postgres::drill::Scratch;
 use crate::providers::postgres::section::PostgresSpec;
 
-/// The disaster-recovery restore (a registered job).
-pub struct PitrRestore;
+/// The disaster-recovery restore (a registered job): `restore
+/// postgres.NAME --into DIR`.
+pub const PITR_RESTORE: InstanceJob<PostgresSpec> = InstanceJob {
+    kind: JobKind::Restore,
+    synopsis: "postgres.NAME: the cluster from its pgBackRest repository into an empty directory, WAL replayed to a point in time, promoted",
+    system: "postgres",
+    suffix: "",
+    specs: |p| p.postgres.as_slice(),
+    name: |s| s.name.as_str(),
+    entry: super::repo,
+    drill: None,
+    run: |ctx, _, spec| run(ctx, spec).map(|r| r.map(Outcome::Restored)).boxed_local(),
+    ops: &[],
+    engine_actions: &[],
+    takes_target: true,
+    render: Some(render),
+    config: None,
+};
 
-pub const PITR_RESTORE: PitrRestore = PitrRestore;
-
-fn instance(spec: &PostgresSpec) -> String {
-    format!("postgres.{}", spec.name)
+/// What was restored, and the strategy's DR steps that remain.
+fn render(outcome: &Outcome) -> Option<String> {
+    let Outcome::Restored(done) = outcome else { return None };
+    Some(format!(
+        "restore {}: {} holds the cluster recovered to {} from backup {} and promoted \
+         (last transaction replayed: {}): restore {:.1} s, WAL replay {:.1} s; it is shut down.\n\
+         \n\
+         What remains (the strategy's DR procedure), by hand:\n\
+         \x20 1. start it where it will serve, as its owner: pg_ctl -D {} start\n\
+         \x20    (its configuration is the primary's: it archives its new timeline into the same repository)\n\
+         \x20 2. run the application's migrations against it\n\
+         \x20 3. point DATABASE_URL at it\n\
+         \x20 4. run the smoke tests\n\
+         \x20 5. lift the write freeze\n\
+         \x20 6. take a full backup of the new timeline: suoops-policy backup run {}.pitr\n",
+        done.instance,
+        done.into,
+        done.target,
+        done.backup,
+        done.last_replayed.as_deref().unwrap_or("none"),
+        done.restore_seconds,
+        done.replay_seconds,
+        done.into,
+        done.instance,
+    ))
 }
-
-fn find<'p>(policy: &'p Policy, addr: &str) -> Option<&'p PostgresSpec> {
-    policy.postgres.iter().find(|s| instance(s) == addr)
-}
-
-impl Job for PitrRestore {
-    fn kind(&self) -> JobKind {
-        JobKind::Restore
-    }
-    fn takes_target(&self) -> bool {
-        true
-    }
-    /// What was restored, and the strategy's DR steps that remain.
-    fn render(&self, outcome: &Outcome) -> Option<String> {
-        let Outcome::Restored(done) = outcome else { return None };
-        Some(format!(
-            "restore {}: {} holds the cluster recovered to {} from backup {} and promoted \
-             (last transaction replayed: {}): restore {:.1} s, WAL replay {:.1} s; it is shut down.\n\
-             \n\
-             What remains (the strategy's DR procedure), by hand:\n\
-             \x20 1. start it where it will serve, as its owner: pg_ctl -D {} start\n\
-             \x20    (its configuration is the primary's: it archives its new timeline into the same repository)\n\
-             \x20 2. run the application's migrations against it\n\
-             \x20 3. point DATABASE_URL at it\n\
-             \x20 4. run the smoke tests\n\
-             \x20 5. lift the write freeze\n\
-             \x20 6. take a full backup of the new timeline: suoops-policy backup run {}.pitr\n",
-            done.instance,
-            done.into,
-            done.target,
-            done.backup,
-            done.last_replayed.as_deref().unwrap_or("none"),
-            done.restore_seconds,
-            done.replay_seconds,
-            done.into,
-            done.instance,
-        ))
-    }
-    fn synopsis(&self) -> &'static str {
-        "postgres.NAME: the cluster from its pgBackRest repository into an empty directory, WAL replayed to a point in time, promoted"
-    }
-    fn instances(&self, policy: &Policy) -> Vec<(String, bool)> {
-        policy.postgres.iter().map(|s| (instance(s), s.pitr.is_some())).collect()
-    }
-    fn entry<'p>(&self, policy: &'p Policy, addr: &str) -> Option<&'p BackupRef> {
-        find(policy, addr).and_then(|s| s.pitr.as_ref()).map(|p| &p.repo)
-    }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a JobCtx<'a>,
-        policy: &'a Policy,
-        addr: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Outcome, String>> {
-        async move {
-            let spec = find(policy, addr).ok_or_else(|| format!("{addr} is not in the policy"))?;
-            run(ctx, spec).await.map(Outcome::Restored)
-        }
-        .boxed_local()
-    }
-}
-
 /// DIR as given, made absolute, checked empty (or absent, then created
 /// 0700): the only state in which anything is written.
-fn destination(into: &Path) -> Result<(PathBuf, bool), String> {
+fn destination(into: &Path) -> Result<(PathBuf, bool), JobError> {
     let abs = if into.is_absolute() {
         into.to_path_buf()
     } else {
-        std::env::current_dir().map_err(|e| e.to_string())?.join(into)
+        std::env::current_dir().map_err(|e| JobError::failed(Stage::Prepare, e.to_string()))?.join(into)
     };
     match std::fs::read_dir(&abs) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                return Err(format!(
-                    "{} is not empty: nothing was changed (restore into an empty directory)",
-                    abs.display()
+                return Err(JobError::failed(
+                    Stage::Prepare,
+                    format!("{} is not empty: nothing was changed (restore into an empty directory)", abs.display()),
                 ));
             }
             Ok((abs, false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if !abs.parent().is_some_and(Path::is_dir) {
-                return Err(format!("{}: its parent directory does not exist: nothing was changed", abs.display()));
+                return Err(JobError::failed(
+                    Stage::Prepare,
+                    format!("{}: its parent directory does not exist: nothing was changed", abs.display()),
+                ));
             }
             use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().mode(0o700).create(&abs).map_err(|e| format!("{}: {e}", abs.display()))?;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&abs)
+                .map_err(|e| JobError::failed(Stage::Prepare, format!("{}: {e}", abs.display())))?;
             Ok((abs, true))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            Err(format!("{} is not a directory: nothing was changed", abs.display()))
+            Err(JobError::failed(Stage::Prepare, format!("{} is not a directory: nothing was changed", abs.display())))
         }
-        Err(e) => Err(format!("{}: {e}: nothing was changed", abs.display())),
+        Err(e) => Err(JobError::failed(Stage::Prepare, format!("{}: {e}: nothing was changed", abs.display()))),
     }
 }
 
@@ -154,10 +136,10 @@ impl Drop for Undo {
 /// switch can follow onto this timeline. The archiver sends every
 /// `archive_status/*.ready` once the cluster starts with archiving on
 /// (pgarch.c), as the new primary does.
-fn ready_history(data: &Path) -> Result<(), String> {
+fn ready_history(data: &Path) -> Result<(), JobError> {
     let wal = data.join("pg_wal");
     let newest = std::fs::read_dir(&wal)
-        .map_err(|e| format!("{}: {e}", wal.display()))?
+        .map_err(|e| JobError::failed(Stage::Restore, format!("{}: {e}", wal.display())))?
         .flatten()
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
         .filter(|n| n.len() == 16 && n.ends_with(".history") && n[..8].chars().all(|c| c.is_ascii_hexdigit()))
@@ -168,17 +150,21 @@ fn ready_history(data: &Path) -> Result<(), String> {
         return Ok(());
     }
     let ready = status.join(format!("{name}.ready"));
-    std::fs::write(&ready, b"").map_err(|e| format!("{}: {e}", ready.display()))?;
+    std::fs::write(&ready, b"").map_err(|e| JobError::failed(Stage::Restore, format!("{}: {e}", ready.display())))?;
     // Owned as the directory is: the server's user renames it to .done.
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(&status).map_err(|e| format!("{}: {e}", status.display()))?;
+    let meta = std::fs::metadata(&status)
+        .map_err(|e| JobError::failed(Stage::Restore, format!("{}: {e}", status.display())))?;
     std::os::unix::fs::chown(&ready, Some(meta.uid()), Some(meta.gid()))
-        .map_err(|e| format!("{}: {e}", ready.display()))
+        .map_err(|e| JobError::failed(Stage::Restore, format!("{}: {e}", ready.display())))
 }
 
-async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Restored, String> {
-    let pitr = spec.pitr.as_ref().ok_or_else(|| format!("postgres.{} has no `pitr:` in the policy", spec.name))?;
-    let into = ctx.into.as_deref().ok_or("restore needs --into DIR (an empty directory)")?;
+async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Restored, JobError> {
+    let pitr = spec.pitr.as_ref().ok_or_else(|| {
+        JobError::failed(Stage::Prepare, format!("postgres.{} has no `pitr:` in the policy", spec.name))
+    })?;
+    let into =
+        ctx.into.as_deref().ok_or(JobError::failed(Stage::Restore, "restore needs --into DIR (an empty directory)"))?;
     let target_arg = target(ctx.target_time.as_deref())?;
     super::binary()?;
     // Everything that can be refused is refused before DIR is touched.
@@ -195,7 +181,7 @@ async fn run(ctx: &JobCtx<'_>, spec: &PostgresSpec) -> Result<Restored, String> 
     undo.done = true;
     drop(scratch);
     Ok(Restored {
-        instance: instance(spec),
+        instance: format!("postgres.{}", spec.name),
         into: dir.display().to_string(),
         backup: label,
         target: match target_arg {
@@ -219,14 +205,14 @@ mod tests {
         std::fs::create_dir(&full).expect("mkdir");
         std::fs::write(full.join("PG_VERSION"), "15\n").expect("write");
         let e = destination(&full).unwrap_err();
-        assert!(e.ends_with("is not empty: nothing was changed (restore into an empty directory)"), "{e}");
+        assert!(e.to_string().ends_with("is not empty: nothing was changed (restore into an empty directory)"), "{e}");
         assert_eq!(std::fs::read_to_string(full.join("PG_VERSION")).expect("kept"), "15\n");
         let new = base.path().join("new");
         assert_eq!(destination(&new), Ok((new.clone(), true)));
         assert!(new.is_dir());
         assert_eq!(destination(&new), Ok((new.clone(), false)), "empty: taken");
         let orphan = base.path().join("no/such/dir");
-        assert!(destination(&orphan).unwrap_err().contains("its parent directory does not exist"));
+        assert!(destination(&orphan).unwrap_err().to_string().contains("its parent directory does not exist"));
         assert!(!base.path().join("no").exists());
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::{classify, ops, Aws};
 use crate::jobs::upload::{self, Target};
+use crate::jobs::{JobError, Stage};
 use crate::model::time::format_time;
 use crate::providers::postgres::section::Pitr;
 
@@ -27,11 +28,11 @@ pub struct Verified {
 
 /// The problems in verify's `--verbose` text; Err when it says nothing a
 /// verdict can be read from.
-pub fn problems(text: &str) -> Result<Vec<String>, String> {
+pub fn problems(text: &str) -> Result<Vec<String>, JobError> {
     if !text.contains("status:") {
-        return Err(format!(
-            "pgbackrest verify printed nothing to judge: `{}`",
-            text.lines().next().unwrap_or("").trim()
+        return Err(JobError::failed(
+            Stage::Verify,
+            format!("pgbackrest verify printed nothing to judge: `{}`", text.lines().next().unwrap_or("").trim()),
         ));
     }
     let mut out = Vec::new();
@@ -86,12 +87,12 @@ pub struct LastRun {
 }
 
 impl LastRun {
-    pub fn new(started: u64, outcome: Result<(), &str>) -> LastRun {
+    pub fn new(started: u64, outcome: Result<(), &JobError>) -> LastRun {
         LastRun {
             started,
             date: format_time("%Y-%m-%dT%H:%M:%SZ", started),
             passed: outcome.is_ok(),
-            reason: outcome.err().map(str::to_string),
+            reason: outcome.err().map(JobError::to_string),
         }
     }
 }
@@ -104,10 +105,10 @@ fn key(pitr: &Pitr, name: &str) -> String {
 }
 
 /// Store `v` in the repository as `suoops/NAME`.
-pub async fn store<T: Serialize>(aws: &Aws, pitr: &Pitr, region: &str, name: &str, v: &T) -> Result<(), String> {
+pub async fn store<T: Serialize>(aws: &Aws, pitr: &Pitr, region: &str, name: &str, v: &T) -> Result<(), JobError> {
     let sse = crate::jobs::sse(aws, &pitr.repo, region).await?;
     let t = Target { aws, region: region.to_string(), bucket: pitr.repo.bucket.clone(), key: key(pitr, name), sse };
-    let body = serde_json::to_vec_pretty(v).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec_pretty(v).map_err(|e| JobError::failed(Stage::Record, e.to_string()))?;
     upload::put(&t, bytes::Bytes::from(body)).await
 }
 
@@ -130,7 +131,7 @@ pub async fn last<T: serde::de::DeserializeOwned>(
 }
 
 /// A new result from verify's text and its duration.
-pub fn verdict(started: u64, seconds: f64, text: &str) -> Result<Verified, String> {
+pub fn verdict(started: u64, seconds: f64, text: &str) -> Result<Verified, JobError> {
     let problems = problems(text)?;
     Ok(Verified {
         started,

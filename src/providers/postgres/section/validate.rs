@@ -2,8 +2,8 @@
 //! message quotes one.
 
 use super::raw::{
-    DumpFormatRaw, RawBackupJob, RawDrillCheck, RawPitr, RawPitrRepo, RawPostgres, RawPostgresMap, RawRestoreDrill,
-    WalLevelRaw,
+    DumpFormatRaw, RawBackupJob, RawDrillCheck, RawPitr, RawPitrDrill, RawPitrRepo, RawPostgres, RawPostgresMap,
+    RawRestoreDrill, WalLevelRaw,
 };
 use super::{DrillCheck, DumpFormat, PgBackup, PgDrill, Pitr, PitrDrill, PostgresSpec};
 use crate::policy::diag::{Code, Diagnostic};
@@ -248,22 +248,12 @@ impl Validator<'_> {
         })
     }
 
-    fn pitr(&mut self, p: &Sp<RawPitr>, buckets: &[BucketSpec], s3: Option<&Sp<RawS3>>) -> Option<Pitr> {
-        let raw = p.value();
-        let repo = raw.repo.value();
-        let prefix = repo.prefix.value().trim_start_matches('/').to_string();
-        let bucket = self.pitr_bucket(repo, &prefix, buckets);
-        self.pitr_lifecycle(repo, &prefix, s3);
-        let endpoint = self.pitr_endpoint(repo);
-        let ca_file = repo.ca_file.as_ref().and_then(|c| self.expand(c));
-        let window = raw.window.as_ref().map_or(Some(86400), |w| self.duration(w, "window"));
-        let full_every = raw.full_every.as_ref().map_or(Some(7 * 86400), |f| self.duration(f, "full_every"));
-        let rpo = raw.rpo.as_ref().map_or(Some(900), |r| self.duration(r, "rpo"));
-        let verify_every = raw.verify_every.as_ref().map_or(Some(7 * 86400), |v| self.duration(v, "verify_every"));
-        // Time-based retention keeps the full backup the window reaches
-        // back to, with everything after it: with full backups less often
-        // than the window, the repository holds up to full_every + window
-        // (what a deleted row survives in), not the window.
+    /// Time-based retention keeps the full backup the window reaches back
+    /// to, with everything after it: with full backups less often than
+    /// the window, the repository holds up to full_every + window (what a
+    /// deleted row survives in), not the window. And an RPO PostgreSQL can
+    /// keep (archive_timeout is a third of it).
+    fn pitr_timing(&mut self, raw: &RawPitr, window: Option<u64>, full_every: Option<u64>, rpo: Option<u64>) {
         if let (Some(w), Some(f), Some(written)) = (window, full_every, raw.full_every.as_ref()) {
             if w < f {
                 let pos = written.pos();
@@ -290,6 +280,11 @@ impl Validator<'_> {
                 .help("archive_timeout is a third of the RPO and PostgreSQL's least is 1 s"),
             );
         }
+    }
+
+    /// The stanza (a folder name) and the data directory (`${VAR}` as
+    /// anywhere else in the policy, PGDATA say, then an absolute path).
+    fn pitr_names(&mut self, raw: &RawPitr) -> (String, Option<String>) {
         let stanza = raw.stanza.value().clone();
         if stanza.is_empty() || !stanza.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             self.diags.push(
@@ -297,7 +292,6 @@ impl Validator<'_> {
                     .help("letters, digits, - and _ (it becomes a folder in the repository)"),
             );
         }
-        // `${VAR}` as anywhere else in the policy (PGDATA, say), then checked.
         let data_directory = self.expand(&raw.data_directory);
         if let Some(data_directory) = data_directory.as_ref().filter(|d| !d.starts_with('/')) {
             self.diags.push(
@@ -309,17 +303,37 @@ impl Validator<'_> {
                 .help("write the cluster's data directory on the database host, e.g. /var/lib/postgresql/15/main"),
             );
         }
+        (stanza, data_directory)
+    }
+
+    /// `pitr.drill:`: its RTO, interval and checks.
+    fn pitr_drill(&mut self, d: &Sp<RawPitrDrill>) -> Option<PitrDrill> {
+        let dv = d.value();
+        let rto = dv.rto.as_ref().map_or(Some(3600), |r| self.duration(r, "rto"));
+        let every = dv.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
+        let checks = self.checks(dv.checks.as_ref());
+        Some(PitrDrill { checks, rto_secs: rto?, every_secs: every?, line: d.pos().line })
+    }
+
+    fn pitr(&mut self, p: &Sp<RawPitr>, buckets: &[BucketSpec], s3: Option<&Sp<RawS3>>) -> Option<Pitr> {
+        let raw = p.value();
+        let repo = raw.repo.value();
+        let prefix = repo.prefix.value().trim_start_matches('/').to_string();
+        let bucket = self.pitr_bucket(repo, &prefix, buckets);
+        self.pitr_lifecycle(repo, &prefix, s3);
+        let endpoint = self.pitr_endpoint(repo);
+        let ca_file = repo.ca_file.as_ref().and_then(|c| self.expand(c));
+        let window = raw.window.as_ref().map_or(Some(86400), |w| self.duration(w, "window"));
+        let full_every = raw.full_every.as_ref().map_or(Some(7 * 86400), |f| self.duration(f, "full_every"));
+        let rpo = raw.rpo.as_ref().map_or(Some(900), |r| self.duration(r, "rpo"));
+        let verify_every = raw.verify_every.as_ref().map_or(Some(7 * 86400), |v| self.duration(v, "verify_every"));
+        self.pitr_timing(raw, window, full_every, rpo);
+        let (stanza, data_directory) = self.pitr_names(raw);
         let cipher_pass = match &raw.cipher_pass {
             Some(c) => Some(Secret::new(self.expand(c)?)),
             None => None,
         };
-        let drill = raw.drill.as_ref().and_then(|d| {
-            let dv = d.value();
-            let rto = dv.rto.as_ref().map_or(Some(3600), |r| self.duration(r, "rto"));
-            let every = dv.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
-            let checks = self.checks(dv.checks.as_ref());
-            Some(PitrDrill { checks, rto_secs: rto?, every_secs: every?, line: d.pos().line })
-        });
+        let drill = raw.drill.as_ref().and_then(|d| self.pitr_drill(d));
         let process_max = self
             .parallel(
                 raw.process_max.as_ref(),

@@ -42,9 +42,16 @@ impl Validator<'_> {
                 buckets.push(spec);
             }
         }
-        // A destination the policy itself declares must be versioned by it
-        // (S3 refuses replication to an unversioned bucket). Destinations
-        // outside the policy are checked against live state at plan time.
+        self.destinations_versioned(&buckets);
+        self.replicas_writable_and_locked(&buckets);
+        self.replica_keys_in_region(&buckets, default_region);
+        buckets
+    }
+
+    /// A destination the policy itself declares must be versioned by it
+    /// (S3 refuses replication to an unversioned bucket). Destinations
+    /// outside the policy are checked against live state at plan time.
+    fn destinations_versioned(&mut self, buckets: &[BucketSpec]) {
         for (dest, pos) in std::mem::take(&mut self.destinations) {
             if let Some(b) = buckets.iter().find(|b| b.name == dest) {
                 if b.versioning != Some(Versioning::Enabled) {
@@ -59,12 +66,14 @@ impl Validator<'_> {
                 }
             }
         }
-        // Replicas are written as the replication role (s3:ReplicateObject):
-        // a destination that restricts its writers must name it; and a
-        // source under Object Lock replicates only into a locked
-        // destination (S3 replication failure reason
-        // DstBucketObjectLockConfigMissing).
-        for src in &buckets {
+    }
+
+    /// Replicas are written as the replication role (s3:ReplicateObject):
+    /// a destination that restricts its writers must name it; and a source
+    /// under Object Lock replicates only into a locked destination (S3
+    /// replication failure reason DstBucketObjectLockConfigMissing).
+    fn replicas_writable_and_locked(&mut self, buckets: &[BucketSpec]) {
+        for src in buckets {
             let Some(r) = &src.replication else { continue };
             let role = crate::policy::role_name(&r.role);
             for rule in &r.rules {
@@ -99,9 +108,12 @@ impl Validator<'_> {
                 }
             }
         }
-        // A replica key must live in its destination's region (S3 user
-        // guide, "Replicating encrypted objects": the replica key is in the
-        // destination bucket's Region).
+    }
+
+    /// A replica key must live in its destination's region (S3 user guide,
+    /// "Replicating encrypted objects": the replica key is in the
+    /// destination bucket's Region).
+    fn replica_keys_in_region(&mut self, buckets: &[BucketSpec], default_region: Option<&str>) {
         for (key, dest, pos) in std::mem::take(&mut self.replica_keys) {
             let (Some(k), Some(b)) =
                 (self.keys.iter().find(|k| k.name == key), buckets.iter().find(|b| b.name == dest))
@@ -122,10 +134,10 @@ impl Validator<'_> {
                 }
             }
         }
-        buckets
     }
 
-    fn bucket(&mut self, key: &Sp<String>, raw: &Sp<raw::RawBucket>) -> Option<BucketSpec> {
+    /// The bucket's name, `${VAR}` resolved, checked as S3 names buckets.
+    fn bucket_name(&mut self, key: &Sp<String>) -> Option<String> {
         let name = self.expand(key);
         if let Some(n) = &name {
             if let Err(why) = check_bucket_name(n) {
@@ -135,6 +147,37 @@ impl Validator<'_> {
                 );
             }
         }
+        name
+    }
+
+    /// In a versioned bucket, expiring a current version only makes it
+    /// noncurrent: without noncurrent expiration, expired backups stay (and
+    /// are billed) forever (AWS S3 user guide, "Lifecycle configuration
+    /// elements", NoncurrentVersionExpiration).
+    fn noncurrent_versions_kept(&mut self, b: &raw::RawBucket) {
+        if b.versioning.as_ref().is_some_and(|v| *v.value() == raw::VersioningRaw::Enabled) {
+            for rule in b.lifecycle.iter().flat_map(|l| l.value().rules.iter()) {
+                let r = rule.value();
+                if let (Some(days), None) = (&r.expire_after_days, &r.noncurrent_expire_after_days) {
+                    self.warnings.push(
+                        Diagnostic::warning(
+                            Code::NoncurrentVersionsKept,
+                            format!(
+                                "rule `{}` expires current versions after {} days, but the bucket is versioned and nothing expires noncurrent versions: expired objects are kept forever",
+                                r.id.value(),
+                                days.value()
+                            ),
+                            Some(days.pos()),
+                        )
+                        .help("add `noncurrent_expire_after_days: N` to the rule (1 keeps a day to undo a mistake)"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn bucket(&mut self, key: &Sp<String>, raw: &Sp<raw::RawBucket>) -> Option<BucketSpec> {
+        let name = self.bucket_name(key);
         let b = raw.value();
         let region = b.region.as_ref().and_then(|r| self.region(r));
         let backups = b.backups.as_ref().map(|list| self.backups(list)).unwrap_or_default();
@@ -155,29 +198,7 @@ impl Validator<'_> {
             },
         });
         let lifecycle = b.lifecycle.as_ref().map(|l| self.lifecycle(l));
-        // In a versioned bucket, expiring a current version only makes it
-        // noncurrent: without noncurrent expiration, expired backups stay
-        // (and are billed) forever (AWS S3 user guide, "Lifecycle
-        // configuration elements", NoncurrentVersionExpiration).
-        if b.versioning.as_ref().is_some_and(|v| *v.value() == raw::VersioningRaw::Enabled) {
-            for rule in b.lifecycle.iter().flat_map(|l| l.value().rules.iter()) {
-                let r = rule.value();
-                if let (Some(days), None) = (&r.expire_after_days, &r.noncurrent_expire_after_days) {
-                    self.warnings.push(
-                        Diagnostic::warning(
-                            Code::NoncurrentVersionsKept,
-                            format!(
-                                "rule `{}` expires current versions after {} days, but the bucket is versioned and nothing expires noncurrent versions: expired objects are kept forever",
-                                r.id.value(),
-                                days.value()
-                            ),
-                            Some(days.pos()),
-                        )
-                        .help("add `noncurrent_expire_after_days: N` to the rule (1 keeps a day to undo a mistake)"),
-                    );
-                }
-            }
-        }
+        self.noncurrent_versions_kept(b);
         let kms_source = b.encryption.as_ref().is_some_and(|e| {
             matches!(e.value().algorithm.value(), raw::AlgorithmRaw::AwsKms | raw::AlgorithmRaw::AwsKmsDsse)
         });
@@ -217,21 +238,7 @@ impl Validator<'_> {
             replication,
             backups,
             line: key.pos().line,
-            lines: [
-                ("region", b.region.as_ref().map(|v| v.pos().line)),
-                ("versioning", b.versioning.as_ref().map(|v| v.pos().line)),
-                ("encryption", b.encryption.as_ref().map(|v| v.pos().line)),
-                ("public_access_block", b.public_access_block.as_ref().map(|v| v.pos().line)),
-                ("mfa_delete", b.mfa_delete.as_ref().map(|v| v.pos().line)),
-                ("require_tls", b.require_tls.as_ref().map(|v| v.pos().line)),
-                ("access", b.access.as_ref().map(|v| v.pos().line)),
-                ("object_lock", b.object_lock.as_ref().map(|v| v.pos().line)),
-                ("lifecycle", b.lifecycle.as_ref().map(|v| v.pos().line)),
-                ("replication", b.replication.as_ref().map(|v| v.pos().line)),
-            ]
-            .into_iter()
-            .filter_map(|(k, l)| l.map(|l| (k, l)))
-            .collect(),
+            lines: setting_lines(b),
         })
     }
 
@@ -522,15 +529,8 @@ impl Validator<'_> {
         }
     }
 
-    fn replication(
-        &mut self,
-        r: &Sp<raw::RawReplication>,
-        source: Option<&str>,
-        versioning: Option<&Sp<raw::VersioningRaw>>,
-        kms_source: bool,
-    ) -> Option<Replication> {
-        let raw = r.value();
-        let before = self.diags.len();
+    /// Replication needs versioning enabled on the source bucket.
+    fn source_versioned(&mut self, r: &Sp<raw::RawReplication>, versioning: Option<&Sp<raw::VersioningRaw>>) {
         match versioning.map(|v| (*v.value(), v.pos())) {
             Some((raw::VersioningRaw::Enabled, _)) => {}
             Some((raw::VersioningRaw::Suspended, pos)) => self.diags.push(
@@ -550,6 +550,44 @@ impl Validator<'_> {
                 .help("add `versioning: enabled` to the bucket"),
             ),
         }
+    }
+
+    /// Whether the rule replicates SSE-KMS objects (a KMS-encrypted
+    /// source's rules do unless they say not), which needs the destination
+    /// key named: S3 replicates SSE-KMS objects only when the rule opts in
+    /// and names it (AWS S3 user guide, "Replicating encrypted objects
+    /// (SSE-S3, SSE-KMS, DSSE-KMS, SSE-C)").
+    fn replicates_kms(&mut self, rule: &Sp<raw::RawReplicationRule>, kms_source: bool) -> Option<bool> {
+        let (rr, id) = (rule.value(), rule.value().id.value());
+        let replicate_kms_encrypted =
+            rr.replicate_kms_encrypted.as_ref().map(|v| *v.value()).or(kms_source.then_some(true));
+        if replicate_kms_encrypted == Some(true) && rr.replica_kms_key.is_none() {
+            let at = rr.replicate_kms_encrypted.as_ref().map_or(rule.pos(), |v| v.pos());
+            self.diags.push(
+                Diagnostic::new(
+                    Code::ReplicaKmsKeyRequired,
+                    format!(
+                        "rule `{id}` replicates SSE-KMS objects{} but names no replica_kms_key",
+                        if kms_source { " (the bucket encrypts with aws:kms)" } else { "" }
+                    ),
+                    Some(at),
+                )
+                .help("S3 does not replicate SSE-KMS objects unless the rule names the destination key: add `replica_kms_key: arn:aws:kms:DEST-REGION:ACCOUNT:key/ID` (or `replicate_kms_encrypted: false` to leave them out, and the DR copy without them)"),
+            );
+        }
+        replicate_kms_encrypted
+    }
+
+    fn replication(
+        &mut self,
+        r: &Sp<raw::RawReplication>,
+        source: Option<&str>,
+        versioning: Option<&Sp<raw::VersioningRaw>>,
+        kms_source: bool,
+    ) -> Option<Replication> {
+        let raw = r.value();
+        let before = self.diags.len();
+        self.source_versioned(r, versioning);
         let role = self.expand(&raw.role)?;
         if !is_role_ref(&role) {
             self.diags.push(
@@ -574,25 +612,7 @@ impl Validator<'_> {
                 None => Some(String::new()),
             };
             let replica_kms_key = self.replica_key(rr, dest_name.as_deref());
-            // S3 replicates SSE-KMS objects only when the rule opts in and
-            // names the destination key (AWS S3 user guide, "Replicating
-            // encrypted objects (SSE-S3, SSE-KMS, DSSE-KMS, SSE-C)").
-            let replicate_kms_encrypted =
-                rr.replicate_kms_encrypted.as_ref().map(|v| *v.value()).or(kms_source.then_some(true));
-            if replicate_kms_encrypted == Some(true) && rr.replica_kms_key.is_none() {
-                let at = rr.replicate_kms_encrypted.as_ref().map_or(rule.pos(), |v| v.pos());
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::ReplicaKmsKeyRequired,
-                        format!(
-                            "rule `{id}` replicates SSE-KMS objects{} but names no replica_kms_key",
-                            if kms_source { " (the bucket encrypts with aws:kms)" } else { "" }
-                        ),
-                        Some(at),
-                    )
-                    .help("S3 does not replicate SSE-KMS objects unless the rule names the destination key: add `replica_kms_key: arn:aws:kms:DEST-REGION:ACCOUNT:key/ID` (or `replicate_kms_encrypted: false` to leave them out, and the DR copy without them)"),
-                );
-            }
+            let replicate_kms_encrypted = self.replicates_kms(rule, kms_source);
             let replication_time_minutes = self.replication_time(rr);
             if let (Some(destination), Some(prefix)) = (dest_name, prefix) {
                 rules.push(ReplicationRule {
@@ -738,42 +758,44 @@ impl Validator<'_> {
         Lifecycle { ownership, rules }
     }
 
-    fn lifecycle_rule(&mut self, r: &Sp<raw::RawLifecycleRule>) -> Option<LifecycleRule> {
-        let raw = r.value();
-        let before = self.diags.len();
-        let id = raw.id.value();
-        if id.is_empty() || id.chars().count() > 255 {
+    /// A rule id is 1 to 255 characters (S3's limit).
+    fn rule_id(&mut self, id: &Sp<String>) {
+        let n = id.value().chars().count();
+        if n == 0 || n > 255 {
             self.diags.push(
                 Diagnostic::new(
                     Code::RuleIdInvalid,
-                    format!("a rule id must be 1–255 characters, this one has {}", id.chars().count()),
-                    Some(raw.id.pos()),
+                    format!("a rule id must be 1–255 characters, this one has {n}"),
+                    Some(id.pos()),
                 )
                 .help("use a short, stable name such as `postgres-dumps`"),
             );
         }
-        let mut days = |v: &Option<Sp<i64>>, min: i64, what: &str| -> Option<i64> {
-            let v = v.as_ref()?;
-            let max = if what.starts_with("object_size") { i64::MAX } else { i64::from(i32::MAX) };
-            if *v.value() < min || *v.value() > max {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::ValueOutOfRange,
-                        format!("`{what}` is {}, it must be between {min} and {max}", v.value()),
-                        Some(v.pos()),
-                    )
-                    .help(format!("write a whole number ≥ {min}")),
-                );
-            }
-            Some(*v.value())
-        };
-        let expire = days(&raw.expire_after_days, 1, "expire_after_days");
-        let nc_expire = days(&raw.noncurrent_expire_after_days, 1, "noncurrent_expire_after_days");
-        let nc_newer = days(&raw.noncurrent_newer_versions, 1, "noncurrent_newer_versions");
-        let abort = days(&raw.abort_incomplete_multipart_days, 1, "abort_incomplete_multipart_days");
-        let gt = days(&raw.object_size_greater_than, 0, "object_size_greater_than");
-        let lt = days(&raw.object_size_less_than, 1, "object_size_less_than");
-        if let (Some(g), Some(l), Some(lp)) = (gt, lt, &raw.object_size_less_than) {
+    }
+
+    /// A rule's number (days, versions, sizes) within S3's bounds: at least
+    /// `min`, at most i32's largest (sizes: i64's).
+    fn rule_number(&mut self, v: &Option<Sp<i64>>, min: i64, what: &str) -> Option<i64> {
+        let v = v.as_ref()?;
+        let max = if what.starts_with("object_size") { i64::MAX } else { i64::from(i32::MAX) };
+        if *v.value() < min || *v.value() > max {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::ValueOutOfRange,
+                    format!("`{what}` is {}, it must be between {min} and {max}", v.value()),
+                    Some(v.pos()),
+                )
+                .help(format!("write a whole number ≥ {min}")),
+            );
+        }
+        Some(*v.value())
+    }
+
+    /// A rule that can match and act: its size range is not empty, its
+    /// tag keys are S3's length, `noncurrent_newer_versions` comes with
+    /// its expiry, and it has an action (`acts`).
+    fn rule_acts(&mut self, raw: &raw::RawLifecycleRule, acts: bool, sizes: Option<(i64, i64)>) {
+        if let (Some((g, l)), Some(lp)) = (sizes, &raw.object_size_less_than) {
             if g >= l {
                 self.diags.push(
                     Diagnostic::new(
@@ -785,6 +807,43 @@ impl Validator<'_> {
                 );
             }
         }
+        if let (Some(p), None) = (&raw.noncurrent_newer_versions, &raw.noncurrent_expire_after_days) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::RuleDoesNothing,
+                    "`noncurrent_newer_versions` needs `noncurrent_expire_after_days`",
+                    Some(p.pos()),
+                )
+                .help("say after how many days the older noncurrent versions expire"),
+            );
+        }
+        if !acts {
+            self.diags.push(
+                Diagnostic::new(Code::RuleDoesNothing, format!("lifecycle rule `{}` has no action", raw.id.value()), Some(raw.id.pos()))
+                    .help("add transitions, expire_after_days, noncurrent_expire_after_days, noncurrent_transitions or abort_incomplete_multipart_days"),
+            );
+        }
+        if let Some(t) = &raw.tags {
+            if t.value().keys().any(|k| k.is_empty() || k.chars().count() > 128) {
+                self.diags.push(
+                    Diagnostic::new(Code::ValueOutOfRange, "a tag key must be 1–128 characters", Some(t.pos()))
+                        .help("fix the tag key"),
+                );
+            }
+        }
+    }
+
+    fn lifecycle_rule(&mut self, r: &Sp<raw::RawLifecycleRule>) -> Option<LifecycleRule> {
+        let raw = r.value();
+        let before = self.diags.len();
+        let id = raw.id.value();
+        self.rule_id(&raw.id);
+        let expire = self.rule_number(&raw.expire_after_days, 1, "expire_after_days");
+        let nc_expire = self.rule_number(&raw.noncurrent_expire_after_days, 1, "noncurrent_expire_after_days");
+        let nc_newer = self.rule_number(&raw.noncurrent_newer_versions, 1, "noncurrent_newer_versions");
+        let abort = self.rule_number(&raw.abort_incomplete_multipart_days, 1, "abort_incomplete_multipart_days");
+        let gt = self.rule_number(&raw.object_size_greater_than, 0, "object_size_greater_than");
+        let lt = self.rule_number(&raw.object_size_less_than, 1, "object_size_less_than");
         let transitions = self.transitions(
             &raw.transitions,
             "transitions",
@@ -799,38 +858,9 @@ impl Validator<'_> {
             raw.noncurrent_expire_after_days.as_ref(),
             "noncurrent_expire_after_days",
         );
-        if nc_newer.is_some() && nc_expire.is_none() {
-            if let Some(p) = &raw.noncurrent_newer_versions {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::RuleDoesNothing,
-                        "`noncurrent_newer_versions` needs `noncurrent_expire_after_days`",
-                        Some(p.pos()),
-                    )
-                    .help("say after how many days the older noncurrent versions expire"),
-                );
-            }
-        }
-        if transitions.is_empty()
-            && nc_transitions.is_empty()
-            && expire.is_none()
-            && nc_expire.is_none()
-            && abort.is_none()
-        {
-            self.diags.push(
-                Diagnostic::new(Code::RuleDoesNothing, format!("lifecycle rule `{id}` has no action"), Some(raw.id.pos()))
-                    .help("add transitions, expire_after_days, noncurrent_expire_after_days, noncurrent_transitions or abort_incomplete_multipart_days"),
-            );
-        }
+        let acts = !(transitions.is_empty() && nc_transitions.is_empty()) || expire.or(nc_expire).or(abort).is_some();
+        self.rule_acts(raw, acts, gt.zip(lt));
         let tags = raw.tags.as_ref().map(|t| t.value().clone()).unwrap_or_default();
-        if let Some(t) = &raw.tags {
-            if t.value().keys().any(|k| k.is_empty() || k.chars().count() > 128) {
-                self.diags.push(
-                    Diagnostic::new(Code::ValueOutOfRange, "a tag key must be 1–128 characters", Some(t.pos()))
-                        .help("fix the tag key"),
-                );
-            }
-        }
         let prefix = match &raw.prefix {
             Some(p) => self.expand(p)?,
             None => String::new(),
@@ -850,6 +880,84 @@ impl Validator<'_> {
             abort_incomplete_multipart_days: abort,
             unmodelled: Vec::new(),
         })
+    }
+
+    /// One transition's days: in range, and 30 or more into an
+    /// infrequent-access class (S3 rejects fewer).
+    fn transition_days(&mut self, t: &raw::RawTransition, days: i64, class: raw::StorageClassRaw) {
+        if !(0..=i64::from(i32::MAX)).contains(&days) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::ValueOutOfRange,
+                    format!("transition days is {days}, it must be between 0 and {}", i32::MAX),
+                    Some(t.days.pos()),
+                )
+                .help("write a whole number of days ≥ 0"),
+            );
+        }
+        if matches!(class, raw::StorageClassRaw::StandardIa | raw::StorageClassRaw::OnezoneIa) && days < 30 {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::TransitionTooEarly,
+                    format!("{} transitions need at least 30 days, this one is at {days}", class.as_str()),
+                    Some(t.days.pos()),
+                )
+                .label("S3 rejects fewer than 30 days")
+                .help(format!(
+                    "write `days: 30` or more, or use another storage class; the strategy moves to {} at 30 days",
+                    class.as_str()
+                )),
+            );
+        }
+    }
+
+    /// A transition after `prev`: later in days and down the storage-class
+    /// order, and an archive class at least 30 days after the last
+    /// infrequent-access one (`last_ia`).
+    fn transition_order(
+        &mut self,
+        t: &raw::RawTransition,
+        what: &str,
+        prev: Option<(i64, raw::StorageClassRaw)>,
+        last_ia: Option<(i64, raw::StorageClassRaw)>,
+    ) {
+        let (days, class) = (*t.days.value(), *t.storage_class.value());
+        if let Some((pd, pc)) = prev {
+            if days <= pd {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::TransitionOrder,
+                        format!("{what} must increase in days: {days} comes after {pd}"),
+                        Some(t.days.pos()),
+                    )
+                    .help("list transitions from the earliest to the latest"),
+                );
+            } else if class <= pc {
+                self.diags.push(
+                Diagnostic::new(Code::TransitionOrder, format!("{} after {} moves up the storage-class order", class.as_str(), pc.as_str()), Some(t.storage_class.pos()))
+                    .help("transitions go down the order STANDARD_IA → INTELLIGENT_TIERING → ONEZONE_IA → GLACIER_IR → GLACIER → DEEP_ARCHIVE"),
+            );
+            }
+        }
+        if let Some((ia_days, ia)) = last_ia {
+            let archive = matches!(class, raw::StorageClassRaw::Glacier | raw::StorageClassRaw::DeepArchive);
+            if archive && days > ia_days && days - ia_days < 30 {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::TransitionTooEarly,
+                        format!(
+                        "{} at {days} days comes {} days after {} at {ia_days}; S3 needs at least 30 days between them",
+                        class.as_str(),
+                        days - ia_days,
+                        ia.as_str()
+                    ),
+                        Some(t.days.pos()),
+                    )
+                    .label("S3 rejects a gap under 30 days")
+                    .help(format!("write `days: {}` or more", ia_days + 30)),
+                );
+            }
+        }
     }
 
     /// S3's transition rules: IA classes no earlier than 30 days, days
@@ -872,66 +980,8 @@ impl Validator<'_> {
         for t in list {
             let t = t.value();
             let (days, class) = (*t.days.value(), *t.storage_class.value());
-            if !(0..=i64::from(i32::MAX)).contains(&days) {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::ValueOutOfRange,
-                        format!("transition days is {days}, it must be between 0 and {}", i32::MAX),
-                        Some(t.days.pos()),
-                    )
-                    .help("write a whole number of days ≥ 0"),
-                );
-            }
-            if matches!(class, raw::StorageClassRaw::StandardIa | raw::StorageClassRaw::OnezoneIa) && days < 30 {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::TransitionTooEarly,
-                        format!("{} transitions need at least 30 days, this one is at {days}", class.as_str()),
-                        Some(t.days.pos()),
-                    )
-                    .label("S3 rejects fewer than 30 days")
-                    .help(format!(
-                        "write `days: 30` or more, or use another storage class; the strategy moves to {} at 30 days",
-                        class.as_str()
-                    )),
-                );
-            }
-            if let Some((pd, pc)) = prev {
-                if days <= pd {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::TransitionOrder,
-                            format!("{what} must increase in days: {days} comes after {pd}"),
-                            Some(t.days.pos()),
-                        )
-                        .help("list transitions from the earliest to the latest"),
-                    );
-                } else if class <= pc {
-                    self.diags.push(
-                        Diagnostic::new(Code::TransitionOrder, format!("{} after {} moves up the storage-class order", class.as_str(), pc.as_str()), Some(t.storage_class.pos()))
-                            .help("transitions go down the order STANDARD_IA → INTELLIGENT_TIERING → ONEZONE_IA → GLACIER_IR → GLACIER → DEEP_ARCHIVE"),
-                    );
-                }
-            }
-            if let Some((ia_days, ia)) = last_ia {
-                let archive = matches!(class, raw::StorageClassRaw::Glacier | raw::StorageClassRaw::DeepArchive);
-                if archive && days > ia_days && days - ia_days < 30 {
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::TransitionTooEarly,
-                            format!(
-                                "{} at {days} days comes {} days after {} at {ia_days}; S3 needs at least 30 days between them",
-                                class.as_str(),
-                                days - ia_days,
-                                ia.as_str()
-                            ),
-                            Some(t.days.pos()),
-                        )
-                        .label("S3 rejects a gap under 30 days")
-                        .help(format!("write `days: {}` or more", ia_days + 30)),
-                    );
-                }
-            }
+            self.transition_days(t, days, class);
+            self.transition_order(t, what, prev, last_ia);
             if matches!(class, raw::StorageClassRaw::StandardIa | raw::StorageClassRaw::OnezoneIa) {
                 last_ia = Some((days, class));
             }
@@ -1044,7 +1094,26 @@ impl Validator<'_> {
     }
 }
 
-/// An IAM role name, or a role ARN.
+/// Line of each setting's value, so a failing control points at what the
+/// policy asked for.
+fn setting_lines(b: &raw::RawBucket) -> std::collections::BTreeMap<&'static str, u64> {
+    [
+        ("region", b.region.as_ref().map(|v| v.pos().line)),
+        ("versioning", b.versioning.as_ref().map(|v| v.pos().line)),
+        ("encryption", b.encryption.as_ref().map(|v| v.pos().line)),
+        ("public_access_block", b.public_access_block.as_ref().map(|v| v.pos().line)),
+        ("mfa_delete", b.mfa_delete.as_ref().map(|v| v.pos().line)),
+        ("require_tls", b.require_tls.as_ref().map(|v| v.pos().line)),
+        ("access", b.access.as_ref().map(|v| v.pos().line)),
+        ("object_lock", b.object_lock.as_ref().map(|v| v.pos().line)),
+        ("lifecycle", b.lifecycle.as_ref().map(|v| v.pos().line)),
+        ("replication", b.replication.as_ref().map(|v| v.pos().line)),
+    ]
+    .into_iter()
+    .filter_map(|(k, l)| l.map(|l| (k, l)))
+    .collect()
+}
+
 /// A principal of `access:`: a role name, or an IAM role, user or root
 /// ARN as aws:PrincipalArn reports it (wildcards allowed in the name).
 fn is_principal_ref(r: &str) -> bool {
