@@ -7,7 +7,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use crate::aws::ops;
 use crate::aws::{classify, Aws};
 use crate::model::time::human;
-use crate::model::{Fatal, Observed};
+use crate::model::{Fatal, Observed, Shortfall};
 
 /// The region a bucket lives in (GetBucketLocation, which any regional
 /// endpoint answers), so `import` reads each bucket from its own region.
@@ -60,7 +60,7 @@ pub async fn locked(
     key: &str,
     need: u64,
     compliance: bool,
-) -> Result<Observed<Result<String, String>>, Fatal> {
+) -> Result<Observed<Result<String, Shortfall>>, Fatal> {
     let h = match aws.call(&ops::HEAD_OBJECT, client.head_object().bucket(bucket).key(key).send()).await {
         Ok(h) => h,
         Err(e) => return classify(&e, &["NoSuchKey", "NotFound"]).observed(),
@@ -85,22 +85,24 @@ pub fn judge_lock(
     until: Option<i64>,
     need: u64,
     compliance: bool,
-) -> Result<String, String> {
+) -> Result<String, Shortfall> {
     let (Some(mode), Some(until)) = (mode, until) else {
-        return Err(format!("s3://{bucket}/{key} is not locked (no Object Lock retention on the object itself)"));
+        return Err(Shortfall(format!(
+            "s3://{bucket}/{key} is not locked (no Object Lock retention on the object itself)"
+        )));
     };
     if compliance && !mode.eq_ignore_ascii_case("COMPLIANCE") {
-        return Err(format!(
+        return Err(Shortfall(format!(
             "s3://{bucket}/{key} is locked in {mode} mode, which a principal with s3:BypassGovernanceRetention can lift; the policy asks for COMPLIANCE"
-        ));
+        )));
     }
     let held = until.saturating_sub(created.unwrap_or(until)).max(0) as u64;
     if held + 60 < need {
-        return Err(format!(
+        return Err(Shortfall(format!(
             "s3://{bucket}/{key} is locked ({mode}) {} from its creation, less than its {} retention",
             human(held),
             human(need)
-        ));
+        )));
     }
     Ok(format!("s3://{bucket}/{key} locked {mode} for {}", human(held)))
 }

@@ -183,7 +183,7 @@ async fn notify(
     }
     if delivered && keep_state {
         let saved = match s3state::parse(state) {
-            Some((bucket, key)) => s3state::write(aws, &bucket, &key, now.to_text()).await,
+            Some((bucket, key)) => s3state::write(aws, &bucket, &key, now.to_text()).await.map_err(|e| e.to_string()),
             None => super::write_atomically(std::path::Path::new(state), &now.to_text())
                 .map_err(|e| format!("cannot write {state}: {e}")),
         };

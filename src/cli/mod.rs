@@ -214,7 +214,7 @@ pub struct JobNotify {
 
 impl JobNotify {
     /// The webhooks' URLs, checked before the job runs.
-    fn hooks(&self) -> Result<Vec<String>, String> {
+    fn hooks(&self) -> Result<Vec<String>, crate::notify::NotifyError> {
         let env = |k: &str| std::env::var(k).ok();
         self.notify.iter().map(|n| crate::notify::resolve(n, &env)).collect()
     }

@@ -152,6 +152,44 @@ impl Targets {
     }
 }
 
+/// Why a piece of evidence falls short of what a control asks (a
+/// sidecar that does not match, a lock shorter than the retention, a
+/// manifest that cannot be read): a finding about the estate, which the
+/// control reports as its detail — not a failure of the tool, which is
+/// `Observed::Unknown` or `Fatal`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[serde(transparent)]
+#[error("{0}")]
+pub struct Shortfall(pub String);
+
+impl From<String> for Shortfall {
+    fn from(why: String) -> Shortfall {
+        Shortfall(why)
+    }
+}
+
+impl From<&str> for Shortfall {
+    fn from(why: &str) -> Shortfall {
+        Shortfall(why.to_string())
+    }
+}
+
+impl From<Shortfall> for String {
+    fn from(s: Shortfall) -> String {
+        s.0
+    }
+}
+
+impl std::ops::Deref for Shortfall {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Evidence judged: what was found when it holds, else why it falls short.
+pub type Finding<T> = Result<T, Shortfall>;
+
 /// What the live system holds for one setting. `Unknown` (access denied,
 /// timeout…) is never taken for `Absent`, and blocks destructive changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -62,6 +62,40 @@ fn verdict_word(v: Verdict) -> &'static str {
     }
 }
 
+/// Why a notification, or the state it compares with, failed. None
+/// carries a webhook's path or query (which hold its token).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotifyError {
+    /// `--notify env:NAME` with NAME unset or empty.
+    #[error("--notify env:{0}: the environment variable `{0}` is not set")]
+    VariableUnset(String),
+    /// `--notify` that is not an http(s) URL (as `shown`).
+    #[error("--notify {0}: not an http(s) URL")]
+    NotHttp(String),
+    #[error("{0}: not a valid URL")]
+    InvalidUrl(String),
+    #[error("no TLS roots: {0}")]
+    NoTlsRoots(String),
+    #[error("{0}")]
+    Request(String),
+    /// Every attempt within the budget failed; `why` is the last one's.
+    #[error("{url}: gave up after {tries} attempt(s): {why}")]
+    GaveUp { url: String, tries: u32, why: String },
+    /// The state file cannot be read.
+    #[error("cannot read {path}: {why}")]
+    StateUnreadable { path: String, why: String },
+    /// What the state file holds is not a state document.
+    #[error("{at} is not a suoops-policy state file: {why}")]
+    NotState { at: String, why: String },
+    #[error("the state bucket `{0}` does not exist")]
+    NoStateBucket(String),
+    #[error("the state bucket `{bucket}`: {why}")]
+    StateBucket { bucket: String, why: String },
+    /// Reading or writing the state object in S3.
+    #[error("{doing} s3://{bucket}/{key}: {why}")]
+    StateObject { doing: &'static str, bucket: String, key: String, why: String },
+}
+
 impl Outcome {
     pub fn of(report: &Report) -> Outcome {
         Outcome {
@@ -77,17 +111,17 @@ impl Outcome {
     }
 
     /// The state file's outcome; None when there is none yet (first run).
-    pub fn load(path: &Path) -> Result<Option<Outcome>, String> {
+    pub fn load(path: &Path) -> Result<Option<Outcome>, NotifyError> {
         match std::fs::read_to_string(path) {
             Ok(text) => Outcome::parse(&text, &path.display().to_string()).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => Err(NotifyError::StateUnreadable { path: path.display().to_string(), why: e.to_string() }),
         }
     }
 
     /// A state document read from `at` (for messages).
-    pub fn parse(text: &str, at: &str) -> Result<Outcome, String> {
-        serde_json::from_str(text).map_err(|e| format!("{at} is not a suoops-policy state file: {e}"))
+    pub fn parse(text: &str, at: &str) -> Result<Outcome, NotifyError> {
+        serde_json::from_str(text).map_err(|e| NotifyError::NotState { at: at.to_string(), why: e.to_string() })
     }
 
     pub fn to_text(&self) -> String {
@@ -297,15 +331,13 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// A webhook as the user named it: a URL, or `env:NAME` (read from the
 /// environment, which keeps it out of shell history and CI logs).
-pub fn resolve(arg: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn resolve(arg: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, NotifyError> {
     let url = match arg.strip_prefix("env:") {
-        Some(var) => env(var)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("--notify env:{var}: the environment variable `{var}` is not set"))?,
+        Some(var) => env(var).filter(|v| !v.is_empty()).ok_or_else(|| NotifyError::VariableUnset(var.to_string()))?,
         None => arg.to_string(),
     };
     if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(format!("--notify {}: not an http(s) URL", shown(arg)));
+        return Err(NotifyError::NotHttp(shown(arg)));
     }
     Ok(url)
 }
@@ -325,12 +357,12 @@ pub fn shown(url: &str) -> String {
 /// POST `body` to `url`: retries on 5xx, timeouts and connection errors
 /// with backoff (1 s, 2 s, 4 s …) within `budget`. Err: one line, without
 /// the URL's path or query.
-pub async fn deliver(url: &str, body: &Value, budget: Duration) -> Result<(), String> {
+pub async fn deliver(url: &str, body: &Value, budget: Duration) -> Result<(), NotifyError> {
     use http_body_util::{BodyExt, Full};
-    let uri: hyper::Uri = url.parse().map_err(|_| format!("{}: not a valid URL", shown(url)))?;
+    let uri: hyper::Uri = url.parse().map_err(|_| NotifyError::InvalidUrl(shown(url)))?;
     // The system's roots, the host name checked: as any HTTPS client.
     let tls = crate::tls::client_config(crate::tls::Verify::Full, Some("system".into()))
-        .map_err(|e| format!("no TLS roots: {e}"))?;
+        .map_err(|e| NotifyError::NoTlsRoots(e.to_string()))?;
     let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
     let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
@@ -344,7 +376,7 @@ pub async fn deliver(url: &str, body: &Value, budget: Duration) -> Result<(), St
             .header("content-type", "application/json")
             .header("user-agent", concat!("suoops-policy/", env!("CARGO_PKG_VERSION")))
             .body(Full::new(payload.clone()))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| NotifyError::Request(e.to_string()))?;
         let outcome = match tokio::time::timeout(ATTEMPT_TIMEOUT, client.request(req)).await {
             Err(_) => Err((true, "timed out".to_string())),
             Ok(Err(e)) => Err((true, if e.is_connect() { "cannot connect".into() } else { "request failed".into() })),
@@ -366,7 +398,7 @@ pub async fn deliver(url: &str, body: &Value, budget: Duration) -> Result<(), St
                 pause = (pause * 2).min(Duration::from_secs(8));
             }
             Err((_, why)) => {
-                return Err(format!("{}: gave up after {tries} attempt(s): {why}", shown(url)));
+                return Err(NotifyError::GaveUp { url: shown(url), tries, why });
             }
         }
     }
@@ -407,8 +439,9 @@ mod tests {
         let env = |k: &str| (k == "HOOK").then(|| "https://h.example/T/SECRET".to_string());
         assert_eq!(resolve("env:HOOK", &env).as_deref(), Ok("https://h.example/T/SECRET"));
         let err = resolve("env:NOPE", &env).expect_err("unset");
-        assert!(err.contains("`NOPE` is not set"), "{err}");
+        assert_eq!(err, NotifyError::VariableUnset("NOPE".into()));
+        assert!(err.to_string().contains("`NOPE` is not set"), "{err}");
         let err = resolve("ftp://x/SECRET", &env).expect_err("scheme");
-        assert!(!err.contains("SECRET"), "{err}");
+        assert!(!err.to_string().contains("SECRET"), "{err}");
     }
 }

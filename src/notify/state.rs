@@ -10,6 +10,8 @@ use crate::aws::ops;
 use crate::aws::{classify, ApiError, Aws};
 use crate::model::Observed;
 
+use super::NotifyError;
+
 /// `s3://BUCKET/KEY` → (bucket, key).
 pub fn parse(location: &str) -> Option<(String, String)> {
     let rest = location.strip_prefix("s3://")?;
@@ -17,32 +19,37 @@ pub fn parse(location: &str) -> Option<(String, String)> {
     (!bucket.is_empty() && !key.is_empty()).then(|| (bucket.to_string(), key.to_string()))
 }
 
-async fn region_of(aws: &Aws, bucket: &str) -> Result<String, String> {
+async fn region_of(aws: &Aws, bucket: &str) -> Result<String, NotifyError> {
     let default = aws.default_region().unwrap_or("us-east-1").to_string();
-    match bucket_region(aws, &default, bucket).await.map_err(|f| f.message)? {
+    let unreadable = |why: String| NotifyError::StateBucket { bucket: bucket.to_string(), why };
+    match bucket_region(aws, &default, bucket).await.map_err(|f| unreadable(f.message))? {
         Observed::Present(r) => Ok(r),
-        Observed::Absent => Err(format!("the state bucket `{bucket}` does not exist")),
-        Observed::Unknown { reason } => Err(format!("the state bucket `{bucket}`: {reason}")),
+        Observed::Absent => Err(NotifyError::NoStateBucket(bucket.to_string())),
+        Observed::Unknown { reason } => Err(unreadable(reason)),
     }
 }
 
+fn object(doing: &'static str, bucket: &str, key: &str, why: String) -> NotifyError {
+    NotifyError::StateObject { doing, bucket: bucket.to_string(), key: key.to_string(), why }
+}
+
 /// The object's text; None when it does not exist yet.
-pub async fn read(aws: &Aws, bucket: &str, key: &str) -> Result<Option<String>, String> {
+pub async fn read(aws: &Aws, bucket: &str, key: &str) -> Result<Option<String>, NotifyError> {
     let client = aws.s3(&region_of(aws, bucket).await?);
     match aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(key).send()).await {
         Ok(out) => match out.body.collect().await {
             Ok(b) => Ok(Some(String::from_utf8_lossy(&b.into_bytes()).into_owned())),
-            Err(e) => Err(format!("reading s3://{bucket}/{key}: {e}")),
+            Err(e) => Err(object("reading", bucket, key, e.to_string())),
         },
         Err(e) => match classify(&e, &["NoSuchKey", "NotFound"]) {
             ApiError::NotFound(_) => Ok(None),
-            other => Err(format!("reading s3://{bucket}/{key}: {}", other.reason())),
+            other => Err(object("reading", bucket, key, other.reason())),
         },
     }
 }
 
 /// Replace the object with `text`.
-pub async fn write(aws: &Aws, bucket: &str, key: &str, text: String) -> Result<(), String> {
+pub async fn write(aws: &Aws, bucket: &str, key: &str, text: String) -> Result<(), NotifyError> {
     let client = aws.s3(&region_of(aws, bucket).await?);
     aws.call(
         &ops::PUT_OBJECT,
@@ -56,7 +63,7 @@ pub async fn write(aws: &Aws, bucket: &str, key: &str, text: String) -> Result<(
     )
     .await
     .map(|_| ())
-    .map_err(|e| format!("writing s3://{bucket}/{key}: {}", classify(&e, &[]).reason()))
+    .map_err(|e| object("writing", bucket, key, classify(&e, &[]).reason()))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! against the oldest version each copy still holds (S3-OLDEST-VERSION).
 
 use super::Policy;
+use crate::model::Shortfall;
 use crate::providers::s3::section::{BucketSpec, LifecycleRule, ReplicationRule, Versioning};
 
 /// S3 runs lifecycle actions asynchronously, and removes an expired object
@@ -26,7 +27,7 @@ pub struct Copy {
     /// are metadata pgBackRest keeps for good (no rows in them).
     pub repository: bool,
     /// Days a deleted row stays recoverable, or why nothing bounds it.
-    pub horizon: Result<u64, String>,
+    pub horizon: Result<u64, Shortfall>,
     /// The erasure_within it answers to, in seconds: the entry's own, else
     /// the policy's; None: not judged.
     pub within_secs: Option<u64>,
@@ -58,7 +59,9 @@ pub fn copies(policy: &Policy) -> Vec<Copy> {
         let horizon = match kept {
             Kept::ByLifecycle => horizon(b, prefix, None),
             Kept::ByJob(days) => horizon(b, prefix, Some(days)),
-            Kept::Forever => Err(format!("no lifecycle rule of {} expires current objects under {prefix}", b.name)),
+            Kept::Forever => {
+                Err(Shortfall(format!("no lifecycle rule of {} expires current objects under {prefix}", b.name)))
+            }
         };
         out.push(Copy {
             what,
@@ -139,7 +142,7 @@ pub fn replicating<'a>(b: &'a BucketSpec, prefix: &str) -> Vec<&'a ReplicationRu
 /// at the first lifecycle run after the lock, a day more too. `kept_days`
 /// is how long the job itself keeps it current (pgBackRest's window and
 /// cycle), when it expires its own files. Err: why it is unbounded.
-fn horizon(b: &BucketSpec, prefix: &str, kept_days: Option<u64>) -> Result<u64, String> {
+fn horizon(b: &BucketSpec, prefix: &str, kept_days: Option<u64>) -> Result<u64, Shortfall> {
     let rules: Vec<&LifecycleRule> = b
         .lifecycle
         .iter()

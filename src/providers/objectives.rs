@@ -684,7 +684,7 @@ pub fn copy_table(ev: &Evidence<'_>, policy: &Policy) -> Vec<CopyHorizon> {
             CopyHorizon {
                 copy: c.what,
                 horizon_days: c.horizon.as_ref().ok().copied(),
-                unbounded: c.horizon.err(),
+                unbounded: c.horizon.err().map(String::from),
                 erasure_within_days: c.within_secs.map(|w| w.div_ceil(86_400)),
                 oldest_version_days: oldest,
                 versions: seen.and_then(|s| s["versions"].as_u64()),

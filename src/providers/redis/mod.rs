@@ -46,15 +46,33 @@ fn parse_info(text: &str) -> BTreeMap<String, String> {
     text.lines().filter_map(|l| l.trim().split_once(':')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-async fn connect(spec: &RedisSpec) -> Result<redis::aio::MultiplexedConnection, String> {
+/// Why the tool could not do what it needed with a Redis instance. No
+/// variant holds the URL (it may carry a password): each text is scrubbed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RedisError {
+    #[error("invalid Redis URL: {0}")]
+    Url(String),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("{command}: {why}")]
+    Command { command: &'static str, why: String },
+    #[error("the initial AOF rewrite ended with status {0}")]
+    AofRewrite(String),
+    #[error(
+        "the initial AOF rewrite is still running after {0} s; the data is durable once it ends (INFO persistence)"
+    )]
+    AofRunning(u64),
+}
+
+async fn connect(spec: &RedisSpec) -> Result<redis::aio::MultiplexedConnection, RedisError> {
     let url = spec.url.expose();
-    let client = redis::Client::open(url).map_err(|e| scrub(&format!("invalid Redis URL: {e}"), url))?;
+    let client = redis::Client::open(url).map_err(|e| RedisError::Url(scrub(&e.to_string(), url)))?;
     let t = Duration::from_secs(spec.timeout_secs);
     let cfg = AsyncConnectionConfig::new().set_connection_timeout(Some(t)).set_response_timeout(Some(t));
     client
         .get_multiplexed_async_connection_with_config(&cfg)
         .await
-        .map_err(|e| scrub(&format!("cannot connect: {e}"), url))
+        .map_err(|e| RedisError::Connect(scrub(&e.to_string(), url)))
 }
 
 const KEYS: &[&str] = &["appendonly", "appendfsync", "save"];
@@ -69,7 +87,7 @@ pub async fn observe(spec: &RedisSpec) -> RedisState {
     };
     let mut con = match connect(spec).await {
         Ok(c) => c,
-        Err(e) => return unknown(e),
+        Err(e) => return unknown(e.to_string()),
     };
     let info: Result<String, _> = redis::cmd("INFO").arg("server").arg("persistence").query_async(&mut con).await;
     let info = match info {
@@ -118,7 +136,7 @@ pub async fn observe_with_keyspace(spec: &RedisSpec) -> RedisState {
         Ok(mut con) => {
             keyspace::sample(&mut con, spec.sample_keys, spec.sample_ms).await.map_err(|e| scrub(&e.to_string(), url))
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     };
     state.keyspace = Some(match look {
         Ok(s) => Observed::Present(s),
@@ -178,7 +196,7 @@ pub async fn apply(spec: &RedisSpec, change: &Change) -> Vec<StepOutcome> {
     let mut steps = Vec::new();
     let mut con = match connect(spec).await {
         Ok(c) => c,
-        Err(e) => return vec![StepOutcome { step: "connect", result: Err(e) }],
+        Err(e) => return vec![StepOutcome { step: "connect", result: Err(e.to_string()) }],
     };
     for a in &change.attributes {
         let value = a.after.as_str().unwrap_or_default().to_string();
@@ -197,7 +215,10 @@ pub async fn apply(spec: &RedisSpec, change: &Change) -> Vec<StepOutcome> {
     // how it ended.
     let aof_on = change.attributes.iter().any(|a| a.name == "appendonly" && a.after.as_str() == Some("yes"));
     if aof_on && steps.iter().all(|s| s.result.is_ok()) {
-        steps.push(StepOutcome { step: "initial AOF rewrite", result: initial_aof(&mut con, url).await });
+        steps.push(StepOutcome {
+            step: "initial AOF rewrite",
+            result: initial_aof(&mut con, url).await.map_err(|e| e.to_string()),
+        });
     }
     steps
 }
@@ -207,7 +228,7 @@ const AOF_WAIT: Duration = Duration::from_secs(120);
 
 /// Poll INFO persistence until no AOF rewrite is running or scheduled,
 /// with backoff (50 ms doubling to 1 s), at most [`AOF_WAIT`].
-async fn initial_aof(con: &mut redis::aio::MultiplexedConnection, url: &str) -> Result<(), String> {
+async fn initial_aof(con: &mut redis::aio::MultiplexedConnection, url: &str) -> Result<(), RedisError> {
     let start = std::time::Instant::now();
     let mut pause = Duration::from_millis(50);
     loop {
@@ -215,20 +236,17 @@ async fn initial_aof(con: &mut redis::aio::MultiplexedConnection, url: &str) -> 
             .arg("persistence")
             .query_async(&mut *con)
             .await
-            .map_err(|e| scrub(&format!("INFO persistence: {e}"), url))?;
+            .map_err(|e| RedisError::Command { command: "INFO persistence", why: scrub(&e.to_string(), url) })?;
         let info = parse_info(&text);
         let busy = |k: &str| info.get(k).is_some_and(|v| v != "0");
         if !busy("aof_rewrite_in_progress") && !busy("aof_rewrite_scheduled") {
             return match info.get("aof_last_bgrewrite_status").map(String::as_str) {
                 Some("ok") | None => Ok(()),
-                Some(other) => Err(format!("the initial AOF rewrite ended with status {other}")),
+                Some(other) => Err(RedisError::AofRewrite(other.to_string())),
             };
         }
         if start.elapsed() >= AOF_WAIT {
-            return Err(format!(
-                "the initial AOF rewrite is still running after {} s; the data is durable once it ends (INFO persistence)",
-                AOF_WAIT.as_secs()
-            ));
+            return Err(RedisError::AofRunning(AOF_WAIT.as_secs()));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(1));

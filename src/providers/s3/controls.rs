@@ -264,7 +264,7 @@ fn require_tls(spec: &BucketSpec, state: &BucketState, change: &Change, _changes
             let observed = doc.map(|d| d.json.clone()).unwrap_or(Value::Null);
             match tls::enforced(doc, &spec.name) {
                 Ok(()) => (Status::Pass, None, observed),
-                Err(why) => (Status::Fail, Some(why), observed),
+                Err(why) => (Status::Fail, Some(why.into()), observed),
             }
         }
     };

@@ -12,7 +12,7 @@ use crate::aws::ops;
 use crate::aws::{classify, ApiError, Aws};
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::time::{format_time, human, now};
-use crate::model::{Address, Fatal, Observed};
+use crate::model::{Address, Fatal, Observed, Shortfall};
 use crate::providers::s3::section::{BackupSpec, BucketSpec};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,17 +30,17 @@ pub struct Evidence {
     /// Absent: no backup under the prefix at all.
     pub newest: Observed<Newest>,
     /// Ok, or what is wrong with the sidecar; None when not asked for.
-    pub sidecar: Option<Observed<Result<(), String>>>,
+    pub sidecar: Option<Observed<Result<(), Shortfall>>>,
     /// The newest backup's copy in the DR bucket; None when no enabled
     /// replication rule of the bucket covers the entry's prefix.
     pub replica: Option<Observed<Replica>>,
     /// The newest backup's own Object Lock (and its DR copy's): Ok with
     /// what was found, or why it is not locked long enough; None when the
     /// bucket asks for no `object_lock:`.
-    pub lock: Option<Observed<Result<String, String>>>,
+    pub lock: Option<Observed<Result<String, Shortfall>>>,
     /// Whether the newest backup is an age file, for an entry a job
     /// encrypts client-side; None otherwise.
-    pub encrypted: Option<Observed<Result<(), String>>>,
+    pub encrypted: Option<Observed<Result<(), Shortfall>>>,
 }
 
 /// The newest backup as found in the replication destination.
@@ -50,7 +50,7 @@ pub struct Replica {
     pub key: String,
     /// Ok, or why the copy is not the backup (missing, other size or
     /// checksum, too old).
-    pub verdict: Result<(), String>,
+    pub verdict: Result<(), Shortfall>,
     /// The source object's `x-amz-replication-status`, when S3 gave one.
     pub status: Option<String>,
 }
@@ -106,7 +106,7 @@ async fn sidecar(
     bucket: &str,
     key: &str,
     verify_download: bool,
-) -> Result<Observed<Result<(), String>>, Fatal> {
+) -> Result<Observed<Result<(), Shortfall>>, Fatal> {
     let side = format!("{key}.sha256");
     let (body, recorded) = match aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(&side).send()).await
     {
@@ -121,14 +121,14 @@ async fn sidecar(
         }
         Err(e) => {
             return match classify(&e, &["NoSuchKey", "NotFound"]) {
-                ApiError::NotFound(_) => Ok(Observed::Present(Err(format!("{side} is missing")))),
+                ApiError::NotFound(_) => Ok(Observed::Present(Err(Shortfall(format!("{side} is missing"))))),
                 other => other.observed(),
             }
         }
     };
     let hex = body.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
     if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Ok(Observed::Present(Err(format!("{side} does not hold a SHA-256 (64 hex digits)"))));
+        return Ok(Observed::Present(Err(Shortfall(format!("{side} does not hold a SHA-256 (64 hex digits)")))));
     }
     let head = aws
         .call(
@@ -167,9 +167,9 @@ async fn sidecar(
     // What the upload recorded holds only with the sidecar's own text.
     let recorded = match recorded {
         Some((_, sha)) if !sha.eq_ignore_ascii_case(&hex) => {
-            return Ok(Observed::Present(Err(format!(
+            return Ok(Observed::Present(Err(Shortfall(format!(
                 "{side} says {hex} but the upload recorded {sha} with it: the sidecar was changed"
-            ))))
+            )))))
         }
         other => other.map(|(c, _)| c),
     };
@@ -186,7 +186,9 @@ async fn sidecar(
             ),
         });
     }
-    Ok(Observed::Present(Err(format!("{side} does not match the SHA-256 checksum S3 holds for {key} ({s3_sum})"))))
+    Ok(Observed::Present(Err(Shortfall(format!(
+        "{side} does not match the SHA-256 checksum S3 holds for {key} ({s3_sum})"
+    )))))
 }
 
 /// The checksum S3 holds of an object, when it holds no SHA-256, as a
@@ -212,7 +214,7 @@ async fn downloaded_matches(
     bucket: &str,
     key: &str,
     hex: &str,
-) -> Observed<Result<(), String>> {
+) -> Observed<Result<(), Shortfall>> {
     use sha2::{Digest, Sha256};
     let out = match aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(key).send()).await {
         Ok(o) => o,
@@ -231,7 +233,7 @@ async fn downloaded_matches(
     if got == hex {
         Observed::Present(Ok(()))
     } else {
-        Observed::Present(Err(format!("{key}.sha256 says {hex} but {key} as downloaded hashes to {got}")))
+        Observed::Present(Err(Shortfall(format!("{key}.sha256 says {hex} but {key} as downloaded hashes to {got}"))))
     }
 }
 
@@ -327,41 +329,41 @@ pub fn judge_replica(
     copy: Option<&Copy>,
     source_age: u64,
     max_age: u64,
-) -> Result<(), String> {
+) -> Result<(), Shortfall> {
     let status = source.status.as_deref().map(str::to_ascii_uppercase);
     if status.as_deref() == Some("FAILED") {
-        return Err(format!(
+        return Err(Shortfall(format!(
             "S3 reports the replication of {key} to {dest} FAILED (x-amz-replication-status), which it never retries: re-copy it (S3 Batch Replication) and fix the cause (the role's permissions, the keys, the destination)"
-        ));
+        )));
     }
     let Some(c) = copy else {
         return match status.as_deref() {
             Some("PENDING") if source_age <= REPLICATION_WINDOW_SECS => Ok(()),
-            Some("PENDING") => Err(format!(
+            Some("PENDING") => Err(Shortfall(format!(
                 "{key} is still PENDING replication to {dest} {} after it was written, past the {}-minute replication window",
                 human(source_age),
                 REPLICATION_WINDOW_SECS / 60
-            )),
-            Some(s) => Err(format!("S3 reports {key} replicated ({s}) but it is not in {dest}")),
-            None => Err(format!(
+            ))),
+            Some(s) => Err(Shortfall(format!("S3 reports {key} replicated ({s}) but it is not in {dest}"))),
+            None => Err(Shortfall(format!(
                 "{key} is not in {dest} and carries no replication status: no replication rule covered it when it was written"
-            )),
+            ))),
         };
     };
     if c.len != source.len {
-        return Err(format!(
+        return Err(Shortfall(format!(
             "the copy in {dest} has {} bytes, the backup {}",
             c.len.unwrap_or(0),
             source.len.unwrap_or(0)
-        ));
+        )));
     }
     if let (Some(a), Some(b)) = (&source.sha256, &c.sha256) {
         if a != b {
-            return Err(format!("the copy in {dest} has another SHA-256 checksum than the backup"));
+            return Err(Shortfall(format!("the copy in {dest} has another SHA-256 checksum than the backup")));
         }
     }
     if c.age.is_some_and(|a| a > max_age + REPLICATION_WINDOW_SECS) {
-        return Err(format!("the copy in {dest} is older than max_age plus the replication window"));
+        return Err(Shortfall(format!("the copy in {dest} is older than max_age plus the replication window")));
     }
     Ok(())
 }
@@ -435,7 +437,7 @@ async fn age_header(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-) -> Result<Observed<Result<(), String>>, Fatal> {
+) -> Result<Observed<Result<(), Shortfall>>, Fatal> {
     let want = crate::jobs::encrypt::HEADER;
     let range = format!("bytes=0-{}", want.len() - 1);
     let out = match aws.call(&ops::GET_OBJECT, client.get_object().bucket(bucket).key(key).range(range).send()).await {
@@ -453,9 +455,9 @@ async fn age_header(
         .chars()
         .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '.' })
         .collect();
-    Ok(Observed::Present(Err(format!(
+    Ok(Observed::Present(Err(Shortfall(format!(
         "{key} is not encrypted client-side: it begins with `{shown}`, not the age header (age-encryption.org/v1)"
-    ))))
+    )))))
 }
 
 /// How long a backup must be locked: its retention, or the bucket's
@@ -806,7 +808,7 @@ pub fn controls(
         if let Some(side) = &e.sidecar {
             let (status, detail) = match side {
                 Observed::Present(Ok(())) => (Status::Pass, None),
-                Observed::Present(Err(why)) => (Status::Fail, Some(why.clone())),
+                Observed::Present(Err(why)) => (Status::Fail, Some(why.to_string())),
                 Observed::Absent => (Status::Fail, Some("no sidecar".into())),
                 Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone())),
             };
@@ -835,7 +837,7 @@ pub fn controls(
                             (Status::Pass, seen, Some(why))
                         }
                         Ok(()) => (Status::Pass, seen, None),
-                        Err(why) => (Status::Fail, seen, Some(why.clone())),
+                        Err(why) => (Status::Fail, seen, Some(why.to_string())),
                     }
                 }
                 Observed::Absent => (Status::Fail, Value::Null, None),
@@ -853,7 +855,7 @@ pub fn controls(
         if let Some(enc) = &e.encrypted {
             let (status, detail) = match enc {
                 Observed::Present(Ok(())) => (Status::Pass, None),
-                Observed::Present(Err(why)) => (Status::Fail, Some(why.clone())),
+                Observed::Present(Err(why)) => (Status::Fail, Some(why.to_string())),
                 Observed::Absent => (Status::Fail, None),
                 Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone())),
             };
@@ -869,7 +871,7 @@ pub fn controls(
         if let Some(lock) = &e.lock {
             let (status, observed, detail) = match lock {
                 Observed::Present(Ok(what)) => (Status::Pass, json!(what), None),
-                Observed::Present(Err(why)) => (Status::Fail, Value::Null, Some(why.clone())),
+                Observed::Present(Err(why)) => (Status::Fail, Value::Null, Some(why.to_string())),
                 Observed::Absent => (Status::Fail, Value::Null, None),
                 Observed::Unknown { reason } => (Status::Unknown, Value::Null, Some(reason.clone())),
             };

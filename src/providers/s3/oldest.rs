@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn only_bounded_judged_copies_are_looked_at_one_prefix_once() {
-        let copy = |bucket: &str, prefix: &str, horizon: Result<u64, String>, within: Option<u64>| Copy {
+        let copy = |bucket: &str, prefix: &str, horizon: crate::model::Finding<u64>, within: Option<u64>| Copy {
             what: format!("s3://{bucket}/{prefix}"),
             bucket: bucket.into(),
             prefix: prefix.into(),

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::iamdoc::{glob, statements};
-use crate::model::{Action, Address, AttrChange, Change, Observed, UnknownSetting};
+use crate::model::{Action, Address, AttrChange, Change, Observed, Shortfall, UnknownSetting};
 
 /// The Sid of the statement this tool owns.
 pub const SID: &str = "SuoopsPolicyRequireTLS";
@@ -81,7 +81,7 @@ fn denies_plaintext(st: &Value, bucket: &str) -> (bool, bool) {
 
 /// Whether the live policy, by meaning, denies non-TLS requests on both the
 /// bucket and its objects, and a sentence saying what is missing.
-pub fn enforced(doc: Option<&PolicyDoc>, bucket: &str) -> Result<(), String> {
+pub fn enforced(doc: Option<&PolicyDoc>, bucket: &str) -> Result<(), Shortfall> {
     let Some(doc) = doc else {
         return Err("the bucket has no policy".into());
     };

@@ -14,7 +14,7 @@ use crate::aws::{classify, ops, Aws};
 use crate::jobs::Record;
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::time::now;
-use crate::model::{Address, Observed};
+use crate::model::{Address, Observed, Shortfall};
 use crate::providers::postgres::section::{Pitr, PostgresSpec};
 
 const WHY: &str = "WAL cannot be replayed onto a logical dump: the 15-minute RPO rests on physical backups and a continuous WAL archive (strategy: PostgreSQL backups, DR procedure).";
@@ -95,15 +95,15 @@ pub struct PitrSeen {
     pub verify: Observed<super::verify::Verified>,
     /// The newest backup's manifest under its own Object Lock, when the
     /// repository's bucket declares `object_lock:` (Ok: what was found).
-    pub locked: Option<Observed<Result<String, String>>>,
+    pub locked: Option<Observed<Result<String, Shortfall>>>,
     /// The repository's DR copies (`pitr.dr_copies`): Ok with what was
     /// found, or why a copy is not the repository's; None when no
     /// replication rule copies it.
-    pub replica: Option<Observed<Result<String, String>>>,
+    pub replica: Option<Observed<Result<String, Shortfall>>>,
     /// The newest backup read back from the repository now (its manifest,
     /// or the copy): Err with why it cannot be; None when there is no
     /// backup to read.
-    pub manifest: Option<Result<String, String>>,
+    pub manifest: Option<Result<String, Shortfall>>,
     /// When the repository's first backup was made: the oldest entry of
     /// pgBackRest's `backup.history` (kept for the life of the stanza),
     /// Unix seconds; None when it holds none.
@@ -222,7 +222,7 @@ async fn first_backup(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr) -> Ob
     let prefix = format!("{}backup/{}/backup.history/", pitr.repo.prefix, pitr.stanza);
     match listed(aws, client, &pitr.repo.bucket, &prefix).await {
         Ok(objects) => Observed::Present(objects.iter().map(|(_, when)| *when).min()),
-        Err(reason) => Observed::Unknown { reason },
+        Err(e) => Observed::Unknown { reason: e.reason() },
     }
 }
 
@@ -233,13 +233,12 @@ async fn listed(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
-) -> Result<Vec<(String, u64)>, String> {
+) -> Result<Vec<(String, u64)>, crate::aws::ApiError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..PAGES {
         let req = client.list_objects_v2().bucket(bucket).prefix(prefix).set_continuation_token(token.clone());
-        let page =
-            aws.call(&ops::LIST_OBJECTS_V2, req.send()).await.map_err(|e| classify(&e, &["NoSuchBucket"]).reason())?;
+        let page = aws.call(&ops::LIST_OBJECTS_V2, req.send()).await.map_err(|e| classify(&e, &["NoSuchBucket"]))?;
         for o in page.contents() {
             let when = o.last_modified().map_or(0, |t| t.secs().max(0) as u64);
             out.push((o.key().unwrap_or_default().to_string(), when));
@@ -263,7 +262,7 @@ const MANIFEST_MAX: i64 = 64 * 1024 * 1024;
 /// pgBackRest's checksum line. backup.info alone still lists a backup
 /// whose directory was deleted. Unencrypted repositories only: with a
 /// `cipher_pass` the files are ciphertext, and presence is what is read.
-async fn manifest(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, label: &str) -> Result<(), String> {
+async fn manifest(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, label: &str) -> Result<(), Shortfall> {
     let dir = format!("{}backup/{}/{label}/", pitr.repo.prefix, pitr.stanza);
     let mut why = Vec::new();
     for name in ["backup.manifest", "backup.manifest.copy"] {
@@ -295,7 +294,7 @@ async fn manifest(aws: &Aws, client: &aws_sdk_s3::Client, pitr: &Pitr, label: &s
         }
         why.push(format!("{name} is not a complete pgBackRest manifest"));
     }
-    Err(format!("s3://{}/{dir}: {}", pitr.repo.bucket, why.join("; ")))
+    Err(Shortfall(format!("s3://{}/{dir}: {}", pitr.repo.bucket, why.join("; "))))
 }
 
 /// Each DR copy of the repository holds what a restore from it needs
@@ -307,7 +306,7 @@ async fn replica(
     pitr: &Pitr,
     info: &Observed<Stanza>,
     wal: &Observed<WalSeen>,
-) -> Option<Observed<Result<String, String>>> {
+) -> Option<Observed<Result<String, Shortfall>>> {
     use crate::providers::s3::evidence::{judge_replica, Copy};
     if pitr.dr_copies.is_empty() {
         return None;
@@ -348,7 +347,9 @@ async fn replica(
     for key in [manifest, w.newest_key.clone()] {
         let source = match head(pitr.repo.bucket.clone(), region.clone(), key.clone()).await {
             Ok(Some(c)) => c,
-            Ok(None) => return Some(Observed::Present(Err(format!("{key} is gone from s3://{}", pitr.repo.bucket)))),
+            Ok(None) => {
+                return Some(Observed::Present(Err(Shortfall(format!("{key} is gone from s3://{}", pitr.repo.bucket)))))
+            }
             Err(reason) => return Some(Observed::Unknown { reason }),
         };
         let age = source.age.unwrap_or(0);
@@ -401,7 +402,7 @@ async fn wal(
     let mut histories: BTreeMap<u32, String> = BTreeMap::new();
     let objects = match listed(aws, client, &pitr.repo.bucket, &prefix).await {
         Ok(o) => o,
-        Err(reason) => return Observed::Unknown { reason },
+        Err(e) => return Observed::Unknown { reason: e.reason() },
     };
     for (key, when) in objects {
         let file = key.rsplit('/').next().unwrap_or_default();
@@ -453,7 +454,7 @@ async fn wal(
         };
         match history(runner, key).await {
             Ok(h) => h,
-            Err(reason) => return Observed::Unknown { reason },
+            Err(why) => return Observed::Unknown { reason: why.into() },
         }
     };
     w.timelines = history.iter().map(|s| s.tli).filter(|t| *t >= start_tli && *t < tli).chain([tli]).collect();
@@ -466,7 +467,7 @@ async fn wal(
 
 /// A timeline history file read back through `pgbackrest repo-get` (which
 /// decrypts an encrypted repository), decompressed by its extension.
-async fn history(runner: &Runner<'_>, key: &str) -> Result<Vec<super::info::Switch>, String> {
+async fn history(runner: &Runner<'_>, key: &str) -> Result<Vec<super::info::Switch>, Shortfall> {
     let pitr = runner.pitr;
     let rel = key.strip_prefix(&pitr.repo.prefix).unwrap_or(key).to_string();
     let file = key.rsplit('/').next().unwrap_or_default();
@@ -476,14 +477,14 @@ async fn history(runner: &Runner<'_>, key: &str) -> Result<Vec<super::info::Swit
         let mut out = String::new();
         flate2::read::GzDecoder::new(&raw[..])
             .read_to_string(&mut out)
-            .map_err(|e| format!("s3://{}/{key}: {e}", pitr.repo.bucket))?;
+            .map_err(|e| Shortfall(format!("s3://{}/{key}: {e}", pitr.repo.bucket)))?;
         out
     } else if file.ends_with(".history") {
         String::from_utf8_lossy(&raw).into_owned()
     } else {
-        return Err(format!("s3://{}/{key}: a compression this tool cannot read", pitr.repo.bucket));
+        return Err(Shortfall(format!("s3://{}/{key}: a compression this tool cannot read", pitr.repo.bucket)));
     };
-    parse_history(&text).map_err(|e| format!("s3://{}/{key}: {e}", pitr.repo.bucket))
+    parse_history(&text).map_err(|e| Shortfall(format!("s3://{}/{key}: {e}", pitr.repo.bucket)))
 }
 
 /// PITR-VERIFY: the stored verdict counts only while it is younger than
@@ -861,7 +862,7 @@ fn replica_control(pitr: &Pitr, seen: &PitrSeen, sink: &mut Sink) {
     if let Some(rep) = &seen.replica {
         let (status, observed, detail) = match rep {
             Observed::Present(Ok(found)) => (Status::Pass, json!(found), None),
-            Observed::Present(Err(why)) => (Status::Fail, Value::Null, Some(why.clone())),
+            Observed::Present(Err(why)) => (Status::Fail, Value::Null, Some(why.to_string())),
             Observed::Absent => (Status::Fail, Value::Null, None),
             Observed::Unknown { reason } => (Status::Unknown, Value::Null, Some(reason.clone())),
         };
