@@ -11,7 +11,7 @@ use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use crate::audit::{ControlResult, Report};
 use crate::aws::Aws;
 use crate::model::{Address, Applied, Change, Fatal, Plan, Targets};
-use crate::policy::Policy;
+use crate::policy::{Account, Policy};
 use crate::providers::{self, Ctx, Observation, Prior};
 
 /// A run-level failure: one line for the user, exit code 1.
@@ -21,15 +21,36 @@ pub enum RunError {
     Fatal(String),
 }
 
-/// Everything observed in one run: one observation per registered kind,
-/// in registry order.
+/// One part of a run: one kind's resources in one account, read with that
+/// account's credentials.
+pub struct Part {
+    /// The declared account (`accounts:`); None: the caller's, undeclared.
+    pub account: Option<String>,
+    pub aws: Aws,
+    pub obs: Box<dyn Observation>,
+}
+
+/// A declared account the run needed, and whether it reached it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Reach {
+    pub name: String,
+    pub id: String,
+    /// Why it could not be reached (its resources are unknown); None:
+    /// reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
+}
+
+/// Everything observed in one run: each registered kind, in registry
+/// order, for each account the policy's resources are in.
 pub struct Snapshot {
-    pub parts: Vec<Box<dyn Observation>>,
+    pub parts: Vec<Part>,
+    pub accounts: Vec<Reach>,
 }
 
 impl Snapshot {
     pub fn len(&self) -> usize {
-        self.parts.iter().map(|p| p.len()).sum()
+        self.parts.iter().map(|p| p.obs.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -42,13 +63,22 @@ impl Snapshot {
         let mut by: BTreeMap<String, serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
         // Keyed by the address text, as saved plans write them.
         for p in &self.parts {
-            for (addr, v) in p.fingerprints() {
-                by.entry(addr.to_string()).or_default().insert(p.kind().to_string(), v);
+            for (addr, v) in p.obs.fingerprints() {
+                by.entry(addr.to_string()).or_default().insert(p.obs.kind().to_string(), v);
             }
         }
         by.into_iter()
             .map(|(a, m)| (a, crate::model::sha256_hex(serde_json::Value::Object(m).to_string().as_bytes())))
             .collect()
+    }
+
+    /// Why the run could not read everything: each account it could not
+    /// reach, then each kind that could not be observed.
+    pub fn unreached(&self, errors: Vec<String>) -> Vec<String> {
+        let accounts = self.accounts.iter().filter_map(|r| {
+            r.unreachable.as_ref().map(|why| format!("account {} ({}) is unreachable: {why}", r.name, r.id))
+        });
+        accounts.chain(errors).collect()
     }
 }
 
@@ -60,22 +90,115 @@ pub(crate) fn fatal(aws: &Aws) -> impl Fn(Fatal) -> RunError + '_ {
     }
 }
 
-/// Observe every resource the policy names: all kinds concurrently.
-pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize, evidence: bool) -> Result<Snapshot, RunError> {
-    let ctx = Ctx { aws, concurrency, evidence, verify_download: false };
-    let parts = futures::future::try_join_all(providers::REGISTRY.iter().map(|p| p.observe(&ctx, policy)))
-        .await
-        .map_err(fatal(aws))?;
-    Ok(Snapshot { parts })
+/// One account's share of the run: its part of the policy and its
+/// credentials, or why there are none.
+struct Pass {
+    account: Option<Account>,
+    aws: Result<Aws, String>,
+    policy: Policy,
 }
 
-/// Observe for the audit: a kind that cannot be observed at all (the
-/// endpoint unreachable, no credentials) does not stop the run; its
-/// resources are reported with every control unknown, and the reason is
-/// returned once per distinct failure, so a scheduled audit still writes
-/// its report and alerts exactly when something is badly wrong. Evidence
-/// is read; with `verify_download`, a backup S3 holds no comparable
-/// checksum of is downloaded and hashed.
+/// The run's passes: the caller's own account (resources that name no
+/// account, or the declared account without a role, whose id the caller's
+/// credentials must be in), then each declared account with a role that
+/// resources name, its role assumed once, concurrently.
+async fn passes(aws: &Aws, policy: &Policy) -> Vec<Pass> {
+    let caller = policy.accounts.iter().find(|a| a.role.is_none());
+    let mine = |a: Option<&str>| a.is_none() || a.is_some_and(|n| caller.is_some_and(|c| c.name == n));
+    let own = providers::in_account(policy, &mine);
+    let own_aws = match caller.filter(|_| providers::uses_aws(&own)) {
+        Some(c) => match aws.account().await {
+            Some(id) if id != c.id => {
+                Err(format!("the caller's credentials are in account {id}, not in `{}` ({})", c.name, c.id))
+            }
+            // Unknown: the kinds themselves say why AWS cannot be read.
+            _ => Ok(aws.clone()),
+        },
+        None => Ok(aws.clone()),
+    };
+    let mut out = vec![Pass { account: caller.cloned(), aws: own_aws, policy: own }];
+    let assumed = policy.accounts.iter().filter_map(|a| {
+        let role = a.role.as_ref()?;
+        let part = providers::in_account(policy, &|x| x == Some(a.name.as_str()));
+        providers::uses_aws(&part).then_some(async move {
+            let external = a.external_id.as_ref().map(|e| e.expose());
+            let aws = aws.assume(&a.id, role, external, (&a.session_name, a.session_secs)).await;
+            Pass { account: Some(a.clone()), aws, policy: part }
+        })
+    });
+    out.extend(futures::future::join_all(assumed).await);
+    out
+}
+
+/// Observe every resource the policy names, account by account, all kinds
+/// concurrently. A kind that cannot be observed at all (the endpoint
+/// unreachable, no credentials) is an error with `strict` (plan, apply);
+/// otherwise (audit) its resources are reported with every control
+/// unknown, and the reason is returned once per distinct failure, so a
+/// scheduled audit still writes its report and alerts exactly when
+/// something is badly wrong. An account that cannot be reached never stops
+/// the others: its resources are unknown with the reason, in every mode.
+async fn observe_passes(
+    aws: &Aws,
+    policy: &Policy,
+    ctx: Ctx<'_>,
+    strict: bool,
+) -> Result<(Snapshot, Vec<String>), RunError> {
+    let passes = passes(aws, policy).await;
+    let mut errors: Vec<String> = Vec::new();
+    let mut parts = Vec::new();
+    let mut accounts = Vec::new();
+    for pass in &passes {
+        let label = pass.account.as_ref().map(|a| a.name.clone());
+        if let Some(a) = &pass.account {
+            let unreachable = pass.aws.as_ref().err().cloned();
+            accounts.push(Reach { name: a.name.clone(), id: a.id.clone(), unreachable });
+        }
+        let here = pass.aws.as_ref().unwrap_or(aws);
+        let pctx = Ctx { aws: here, ..ctx };
+        let results = match &pass.aws {
+            Ok(_) => {
+                futures::future::join_all(providers::REGISTRY.iter().map(|p| p.observe(&pctx, &pass.policy))).await
+            }
+            Err(why) => {
+                let reason = match &pass.account {
+                    Some(a) => format!("account {} ({}) is unreachable: {why}", a.name, a.id),
+                    None => why.clone(),
+                };
+                let unreached = providers::REGISTRY.iter().map(|p| Ok(p.unobserved(&pctx, &pass.policy, &reason)));
+                unreached.collect()
+            }
+        };
+        for (p, r) in providers::REGISTRY.iter().zip(results) {
+            let obs = match r {
+                Ok(o) => o,
+                Err(f) if strict => return Err(fatal(here)(f)),
+                Err(f) => {
+                    let RunError::Fatal(reason) = fatal(here)(f);
+                    let part = p.unobserved(&pctx, &pass.policy, &reason);
+                    if !errors.contains(&reason) {
+                        errors.push(reason);
+                    }
+                    part
+                }
+            };
+            parts.push(Part { account: label.clone(), aws: here.clone(), obs });
+        }
+    }
+    Ok((Snapshot { parts, accounts }, errors))
+}
+
+/// Observe every resource the policy names (plan, apply): see
+/// `observe_passes`.
+pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize, evidence: bool) -> Result<Snapshot, RunError> {
+    let ctx = Ctx { aws, concurrency, evidence, verify_download: false };
+    Ok(observe_passes(aws, policy, ctx, true).await?.0)
+}
+
+/// Observe for the audit: nothing stops the run (see `observe_passes`);
+/// the reasons it could not read everything are returned. Evidence is
+/// read; with `verify_download`, a backup S3 holds no comparable checksum
+/// of is downloaded and hashed.
 pub async fn observe_all(
     aws: &Aws,
     policy: &Policy,
@@ -83,23 +206,14 @@ pub async fn observe_all(
     verify_download: bool,
 ) -> (Snapshot, Vec<String>) {
     let ctx = Ctx { aws, concurrency, evidence: true, verify_download };
-    let results = futures::future::join_all(providers::REGISTRY.iter().map(|p| p.observe(&ctx, policy))).await;
-    let mut errors: Vec<String> = Vec::new();
-    let parts = providers::REGISTRY
-        .iter()
-        .zip(results)
-        .map(|(p, r)| {
-            r.unwrap_or_else(|f| {
-                let RunError::Fatal(reason) = fatal(aws)(f);
-                let part = p.unobserved(&ctx, policy, &reason);
-                if !errors.contains(&reason) {
-                    errors.push(reason);
-                }
-                part
-            })
-        })
-        .collect();
-    (Snapshot { parts }, errors)
+    match observe_passes(aws, policy, ctx, false).await {
+        Ok((snap, errors)) => {
+            let unreached = snap.unreached(errors);
+            (snap, unreached)
+        }
+        // Not strict: nothing is an error.
+        Err(RunError::Fatal(e)) => (Snapshot { parts: Vec::new(), accounts: Vec::new() }, vec![e]),
+    }
 }
 
 /// Changes grouped by resource, resources in the order they first appear
@@ -118,14 +232,23 @@ fn grouped(changes: Vec<Change>) -> Vec<Change> {
 
 /// Every kind's diff, grouped by resource.
 pub fn plan(snap: &Snapshot) -> Plan {
-    Plan::new(grouped(snap.parts.iter().flat_map(|p| p.diff()).collect()))
+    Plan::new(grouped(snap.parts.iter().flat_map(|p| p.obs.diff()).collect()))
 }
 
+/// Every kind's controls, each naming its account; what every account's
+/// roles and keys allow, for the objectives.
 pub fn audit(snap: &Snapshot) -> Report {
-    let controls: Vec<ControlResult> = snap.parts.iter().flat_map(|p| p.controls(&p.diff())).collect();
+    let mut controls: Vec<ControlResult> = Vec::new();
+    for p in &snap.parts {
+        let mut mine = p.obs.controls(&p.obs.diff());
+        for c in &mut mine {
+            c.account = p.account.clone();
+        }
+        controls.extend(mine);
+    }
     let mut report = Report::new(controls);
-    report.identities = snap.parts.iter().flat_map(|p| p.identities()).collect();
-    report.key_policies = snap.parts.iter().flat_map(|p| p.key_policies()).collect();
+    report.identities = snap.parts.iter().flat_map(|p| p.obs.identities()).collect();
+    report.key_policies = snap.parts.iter().flat_map(|p| p.obs.key_policies()).collect();
     report
 }
 
@@ -147,27 +270,40 @@ pub async fn apply(
     targets: &Targets,
     on_done: OnApplied<'_>,
 ) -> Result<Vec<Applied>, RunError> {
-    let ctx = &Ctx { aws, concurrency, evidence: false, verify_download: false };
     let mut plan = plan(snap).changes;
     targets.restrict(&mut plan);
     let plan = &plan;
     let mut runs: BTreeMap<&'static str, KindRun<'_>> = BTreeMap::new();
     for provider in providers::apply_order() {
-        let Some(part) = snap.parts.iter().find(|p| p.kind() == provider.kind()) else { continue };
+        // The kind's part in each account, each with that account's
+        // credentials: they run alongside.
+        let parts: Vec<&Part> = snap.parts.iter().filter(|p| p.obs.kind() == provider.kind()).collect();
+        if parts.is_empty() {
+            continue;
+        }
         let deps: Vec<KindRun<'_>> = provider.after().iter().filter_map(|k| runs.get(k).cloned()).collect();
         let run = async move {
             let mut applied_before = Vec::new();
             for d in futures::future::join_all(deps).await {
                 applied_before.extend(d?);
             }
-            let mut changes = part.diff();
-            targets.restrict(&mut changes);
-            if !changes.iter().any(Change::is_actionable) {
-                return Ok(Vec::new());
+            let applied_before = &applied_before;
+            let each = parts.into_iter().map(|part| async move {
+                let ctx = Ctx { aws: &part.aws, concurrency, evidence: false, verify_download: false };
+                let mut changes = part.obs.diff();
+                targets.restrict(&mut changes);
+                if !changes.iter().any(Change::is_actionable) {
+                    return Ok(Vec::new());
+                }
+                let prior = Prior { applied: applied_before, plan };
+                let done = part.obs.apply(&ctx, &changes, prior).await?;
+                verify(&ctx, part.obs.as_ref(), done, targets, on_done).await
+            });
+            let mut out = Vec::new();
+            for r in futures::future::join_all(each).await {
+                out.extend(r?);
             }
-            let prior = Prior { applied: &applied_before, plan };
-            let done = part.apply(ctx, &changes, prior).await?;
-            verify(ctx, part.as_ref(), done, targets, on_done).await
+            Ok(out)
         }
         .boxed_local()
         .shared();

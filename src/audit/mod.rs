@@ -17,6 +17,9 @@ pub struct Report {
     /// unreachable, no credentials): their controls are unknown.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreached: Vec<String>,
+    /// Each declared account the audit needed, and its verdict.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountStatus>,
     /// When, by which version and against what the audit ran: what an
     /// auditor reads first. None in golden tests' fixed estates.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -30,6 +33,43 @@ pub struct Report {
     #[serde(skip)]
     #[schemars(skip)]
     pub key_policies: Vec<crate::iamdoc::KeyPolicy>,
+}
+
+/// One declared account's verdict: compliant (every control of its
+/// resources passed or is waived), not compliant, or unreachable (the
+/// role could not be assumed, or STS answered another account: its
+/// resources are unknown).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct AccountStatus {
+    pub name: String,
+    pub id: String,
+    /// `compliant`, `not_compliant` or `unreachable`.
+    pub status: String,
+    /// Why it is unreachable (the AWS error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Report {
+    /// Each account's verdict from its controls (after waivers).
+    pub fn judge_accounts(&mut self, reached: &[(String, String, Option<String>)]) {
+        self.accounts = reached
+            .iter()
+            .map(|(name, id, why)| {
+                let failing = self.controls.iter().any(|c| {
+                    c.account.as_deref() == Some(name.as_str())
+                        && matches!(c.status, Status::Fail | Status::Unknown)
+                        && c.waiver.is_none()
+                });
+                let status = match (why, failing) {
+                    (Some(_), _) => "unreachable",
+                    (None, true) => "not_compliant",
+                    (None, false) => "compliant",
+                };
+                AccountStatus { name: name.clone(), id: id.clone(), status: status.to_string(), reason: why.clone() }
+            })
+            .collect();
+    }
 }
 
 /// The facts of one audit run that make a report attributable.
@@ -75,6 +115,7 @@ impl Report {
             controls,
             objectives: Vec::new(),
             unreached: Vec::new(),
+            accounts: Vec::new(),
             run: None,
             identities: Vec::new(),
             key_policies: Vec::new(),
@@ -190,6 +231,7 @@ mod tests {
             remediation: String::new(),
             policy_line: 1,
             waiver: None,
+            account: None,
         }
     }
 

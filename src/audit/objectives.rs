@@ -164,6 +164,7 @@ iam:
             remediation: String::new(),
             policy_line: 1,
             waiver: None,
+            account: None,
         }
     }
 

@@ -124,6 +124,8 @@ pub struct Aws {
     limit: Arc<Semaphore>,
     iam_limit: Arc<Semaphore>,
     kms_limit: Arc<Semaphore>,
+    /// The three bounds' sizes (S3, IAM, KMS), for another account's.
+    bounds: [usize; 3],
     calls: Arc<AtomicUsize>,
     /// What the run is waiting for AWS to report, for the progress line.
     waiting: Arc<Mutex<Option<String>>>,
@@ -173,6 +175,11 @@ impl Aws {
             limit: Arc::new(Semaphore::new(opts.concurrency.max(1))),
             iam_limit: Arc::new(Semaphore::new(opts.concurrency.clamp(1, IAM_CONCURRENCY))),
             kms_limit: Arc::new(Semaphore::new(opts.concurrency.clamp(1, KMS_CONCURRENCY))),
+            bounds: [
+                opts.concurrency.max(1),
+                opts.concurrency.clamp(1, IAM_CONCURRENCY),
+                opts.concurrency.clamp(1, KMS_CONCURRENCY),
+            ],
             calls: Arc::default(),
             waiting: Arc::default(),
             verbose: opts.verbose,
@@ -315,6 +322,62 @@ impl Aws {
         let sts = aws_sdk_sts::Client::new(&self.config);
         let out = sts.get_caller_identity().send().await.ok()?;
         out.arn().map(str::to_string)
+    }
+
+    /// This run's settings with `role` assumed once from this handle's
+    /// credentials (STS AssumeRole, refreshed by aws-config as it nears
+    /// expiry; never chained: AWS caps a chained session at one hour), its
+    /// own clients and its own bounds on calls in flight (AWS throttles
+    /// per account). Err: why the account cannot be reached — STS refused
+    /// the role, or GetCallerIdentity answered another account than `id`.
+    pub async fn assume(
+        &self,
+        id: &str,
+        role: &str,
+        external_id: Option<&str>,
+        session: (&str, u64),
+    ) -> Result<Aws, String> {
+        let mut provider = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name(session.0)
+            .session_length(Duration::from_secs(session.1))
+            .configure(&self.config);
+        if let Some(e) = external_id {
+            provider = provider.external_id(e);
+        }
+        let provider = provider.build().await;
+        let config = self
+            .config
+            .to_builder()
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+            .build();
+        let sts = aws_sdk_sts::Client::new(&config);
+        let landed = match sts.get_caller_identity().send().await {
+            Ok(out) => out.account().unwrap_or_default().to_string(),
+            Err(e) => {
+                let source = StdError::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+                let why = match e.code() {
+                    Some(code) => format!("{code}: {}", e.message().unwrap_or_default()),
+                    None => format!("{e}{source}"),
+                };
+                return Err(format!("cannot assume {role}: {why}"));
+            }
+        };
+        if landed != id {
+            return Err(format!("assuming {role} landed in account {landed}, not the declared {id}"));
+        }
+        let mut aws = self.clone();
+        aws.iam = aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(&config)
+                .region(config.region().cloned().unwrap_or_else(|| Region::new("us-east-1")))
+                .build(),
+        );
+        aws.config = config;
+        aws.s3 = Arc::default();
+        aws.kms = Arc::default();
+        aws.limit = Arc::new(Semaphore::new(self.bounds[0]));
+        aws.iam_limit = Arc::new(Semaphore::new(self.bounds[1]));
+        aws.kms_limit = Arc::new(Semaphore::new(self.bounds[2]));
+        Ok(aws)
     }
 
     /// API calls made so far (for `-v` and the benchmark).

@@ -87,11 +87,14 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         policy: policy.file.clone(),
     });
     report.unreached = unreached;
+    let reached: Vec<(String, String, Option<String>)> =
+        observations.accounts.iter().map(|r| (r.name.clone(), r.id.clone(), r.unreachable.clone())).collect();
     report.controls.retain(|c| targets.touches(c.address.as_str()));
     // The controls mask what they know to be secret; this is the last sweep.
     report.redact(&crate::providers::sensitive_values(&policy));
     let today = crate::model::time::format_time("%Y-%m-%d", crate::model::time::now());
     crate::audit::apply_waivers(&mut report, &policy.waivers, &today);
+    report.judge_accounts(&reached);
     report.objectives = crate::audit::objectives::evaluate(&report, &policy);
     let to_file = a.output.is_some();
     let text = match a.format {

@@ -115,7 +115,7 @@ pub enum Format {
 /// `--target`, shared by plan, apply and audit.
 #[derive(Debug, Args)]
 pub struct TargetArg {
-    /// Only this address and everything under it (repeatable), e.g. s3.suoops-backups or iam.role.NAME.
+    /// Only this address and everything under it (repeatable), e.g. s3.suoops-backups or iam.role.NAME; account:NAME for the resources of one declared account.
     #[arg(long = "target", value_name = "ADDR")]
     pub target: Vec<String>,
 }
@@ -124,7 +124,19 @@ impl TargetArg {
     /// The targets, and the policy cut down to what they need; an error
     /// names a target that matches nothing.
     pub fn apply(&self, g: &Global, policy: Policy) -> Option<(crate::model::Targets, Policy)> {
-        let t = crate::model::Targets(self.target.clone());
+        let (accounts, addresses): (Vec<&String>, Vec<&String>) =
+            self.target.iter().partition(|t| t.starts_with("account:"));
+        let mut policy = policy;
+        if !accounts.is_empty() {
+            policy = match account_targets(&policy, &accounts) {
+                Ok(p) => p,
+                Err(e) => {
+                    error(g, e);
+                    return None;
+                }
+            };
+        }
+        let t = crate::model::Targets(addresses.into_iter().cloned().collect());
         if t.0.is_empty() {
             return Some((t, policy));
         }
@@ -137,6 +149,27 @@ impl TargetArg {
         let restricted = crate::providers::restricted(&policy, &t);
         Some((t, restricted))
     }
+}
+
+/// `--target account:NAME`: only the resources in those declared accounts
+/// (the caller's own, role-less account includes what names no account).
+fn account_targets(policy: &Policy, targets: &[&String]) -> Result<Policy, String> {
+    let mut names: Vec<&str> = Vec::new();
+    for t in targets {
+        let name = t.trim_start_matches("account:");
+        if !policy.accounts.iter().any(|a| a.name == name) {
+            let known: Vec<&str> = policy.accounts.iter().map(|a| a.name.as_str()).collect();
+            return Err(format!(
+                "--target {t}: `{name}` is not an account of {} (declared: {})",
+                policy.file,
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ));
+        }
+        names.push(name);
+    }
+    let caller = policy.accounts.iter().find(|a| a.role.is_none()).map(|a| a.name.as_str());
+    let here = |a: Option<&str>| names.contains(&a.or(caller).unwrap_or_default());
+    Ok(crate::providers::in_account(policy, &here))
 }
 
 /// The policy file option shared by commands.

@@ -45,6 +45,7 @@ impl ControlDef {
             remediation: remediation.into(),
             policy_line,
             waiver: None,
+            account: None,
         }
     }
 }
@@ -96,6 +97,10 @@ pub struct ControlResult {
     pub policy_line: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiver: Option<AppliedWaiver>,
+    /// The declared account (`accounts:`) the resource is in; None: the
+    /// caller's, when the policy declares none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// One gauge family a system publishes from its controls (OpenMetrics):

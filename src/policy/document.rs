@@ -384,7 +384,8 @@ impl Validator<'_> {
         for st in &d.statement.value().0 {
             self.iam_statement(st, kind, &mut sids);
         }
-        let json = d.to_json();
+        let mut json = d.to_json();
+        self.resolve_principals(&mut json);
         let n = size(&json);
         if n > limit {
             self.diags.push(
@@ -659,18 +660,23 @@ impl Validator<'_> {
                             x == "*"
                                 || (x.len() == 12 && x.chars().all(|c| c.is_ascii_digit()))
                                 || (is_arn(x) && x.starts_with("arn:") && x.contains(":iam::"))
+                                || self.principal(x).is_ok_and(|arn| arn != x)
                         }
                         "Service" => x.ends_with(".amazonaws.com") || x.ends_with(".amazonaws.com.cn"),
                         "Federated" | "CanonicalUser" => !x.is_empty(),
                         _ => false,
                     };
-                    for x in &v.items {
-                        if !valid(x) {
-                            self.diags.push(
-                                Diagnostic::new(Code::IamDocumentInvalid, format!("`{k}: {x}` is not a valid principal"), Some(p.pos()))
-                                    .help("AWS takes an account id, an IAM ARN or \"*\"; Service takes NAME.amazonaws.com; the types are AWS, Service, Federated, CanonicalUser"),
-                            );
-                        }
+                    let bad: Vec<(&String, Option<String>)> = v
+                        .items
+                        .iter()
+                        .filter(|x| !valid(x))
+                        .map(|x| (x, if k == "AWS" { self.principal(x).err() } else { None }))
+                        .collect();
+                    for (x, why) in bad {
+                        self.diags.push(
+                            Diagnostic::new(Code::IamDocumentInvalid, why.unwrap_or_else(|| format!("`{k}: {x}` is not a valid principal")), Some(p.pos()))
+                                .help("AWS takes an account id, an IAM ARN, ACCOUNT:ROLE (a role of a declared account) or \"*\"; Service takes NAME.amazonaws.com; the types are AWS, Service, Federated, CanonicalUser"),
+                        );
                     }
                 }
             }

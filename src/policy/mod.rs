@@ -8,6 +8,7 @@
 //! file as written and its rules — lives with its provider
 //! (`providers/NAME/section`); `Policy` holds what they produced.
 
+pub mod accounts;
 pub mod diag;
 pub mod document;
 pub mod erasure;
@@ -18,6 +19,7 @@ pub mod writer;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use accounts::Account;
 pub use diag::{Code, Diagnostic, Diagnostics, Pos};
 
 use crate::providers::iam::section::Iam;
@@ -33,6 +35,8 @@ pub struct Policy {
     pub file: String,
     /// `aws.region`, the default for buckets without a region of their own.
     pub default_region: Option<String>,
+    /// `accounts:`, the AWS accounts resources may name (`account:`).
+    pub accounts: Vec<Account>,
     pub buckets: Vec<BucketSpec>,
     /// `kms.keys`: customer-managed keys.
     pub kms: Vec<KmsKeySpec>,

@@ -103,6 +103,11 @@ pub struct RawPolicy {
     pub version: Sp<u32>,
     #[serde(default)]
     pub aws: Option<Sp<RawAws>>,
+    /// The AWS accounts of the estate, by name: `backup: {id: "222222222222",
+    /// role: arn:aws:iam::222222222222:role/suoops-policy}`. A resource
+    /// names its `account:`; without one it is in the caller's account.
+    #[serde(default)]
+    pub accounts: Option<Sp<super::accounts::RawAccounts>>,
     #[serde(default)]
     pub s3: Option<Sp<s3::raw::RawS3>>,
     /// Customer-managed KMS keys the buckets encrypt with.

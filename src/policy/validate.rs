@@ -68,6 +68,7 @@ pub fn parse_and_validate(
         replica_keys: Vec::new(),
         broken_replication_roles: Vec::new(),
         at: HashMap::new(),
+        accounts: Vec::new(),
     };
     let mut policy = v.policy(file, &raw);
     let at = |d: &Diagnostic| d.pos.map(|p| (p.line, p.column));
@@ -265,6 +266,8 @@ pub(crate) struct Validator<'a> {
     /// Where a bucket's `access.writers` and `object_lock` are written,
     /// for checks across buckets.
     pub(crate) at: HashMap<(String, &'static str), Pos>,
+    /// `accounts:`, validated first: resources and principals name them.
+    pub(crate) accounts: Vec<super::Account>,
 }
 
 impl Validator<'_> {
@@ -282,6 +285,7 @@ impl Validator<'_> {
         }
         let default_region = raw.aws.as_ref().and_then(|a| a.value().region.as_ref()).and_then(|r| self.region(r));
         self.default_region = default_region.clone();
+        let accounts = raw.accounts.as_ref().map(|a| self.accounts(a)).unwrap_or_default();
         self.keys = raw.kms.as_ref().map(|k| self.kms(k)).unwrap_or_default();
         let buckets = self.buckets(raw.s3.as_ref(), default_region.as_deref());
         let iam = raw.iam.as_ref().map(|i| self.iam(i, &buckets, default_region.as_deref())).unwrap_or_default();
@@ -320,6 +324,7 @@ impl Validator<'_> {
         Policy {
             file: file.to_string(),
             default_region,
+            accounts,
             buckets,
             kms: std::mem::take(&mut self.keys),
             iam,

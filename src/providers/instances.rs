@@ -110,6 +110,11 @@ impl<I: Instance> Provider for Kind<I> {
     fn secrets(&self, policy: &Policy) -> Vec<String> {
         I::specs(policy).iter().flat_map(I::secrets).collect()
     }
+    fn in_account(&self, policy: &mut Policy, here: &dyn Fn(Option<&str>) -> bool) {
+        if !here(None) {
+            I::specs_mut(policy).clear();
+        }
+    }
     fn counts(&self, policy: &Policy) -> Vec<super::Count> {
         let (one, many, key) = I::NOUNS;
         vec![super::Count { n: I::specs(policy).len(), one, many, key }]

@@ -246,6 +246,11 @@ pub trait Provider: Sync {
     /// Keep of its part of `policy` only what `targets` touches (the rest
     /// is neither read nor changed: `--target`).
     fn restrict(&self, _policy: &mut Policy, _targets: &crate::model::Targets) {}
+    /// Keep of its part of `policy` only the resources in the account a
+    /// part of the run observes: those whose `account:` `here` accepts
+    /// (None: the resource names no account). Per-instance systems are not
+    /// in an AWS account: they go with the caller's own part (`here(None)`).
+    fn in_account(&self, policy: &mut Policy, here: &dyn Fn(Option<&str>) -> bool);
     /// The secret values its part of the policy resolved (connection URLs,
     /// commands written with `${VAR}`), for the last sweep over what the
     /// tool writes.
@@ -419,6 +424,15 @@ pub fn restricted(policy: &Policy, targets: &crate::model::Targets) -> Policy {
     let mut out = policy.clone();
     for p in REGISTRY {
         p.restrict(&mut out, targets);
+    }
+    out
+}
+
+/// Only the resources of one part of the run (see `Provider::in_account`).
+pub fn in_account(policy: &Policy, here: &dyn Fn(Option<&str>) -> bool) -> Policy {
+    let mut out = policy.clone();
+    for p in REGISTRY {
+        p.in_account(&mut out, here);
     }
     out
 }

@@ -54,6 +54,11 @@ pub struct AuditDocument<'a> {
     /// controls are unknown); absent when everything was read.
     #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
     pub unreached: &'a [String],
+    /// Each declared account the audit needed: compliant, not_compliant
+    /// or unreachable (with the AWS error); absent when the policy
+    /// declares no account.
+    #[serde(default, skip_serializing_if = "<[crate::audit::AccountStatus]>::is_empty")]
+    pub accounts: &'a [crate::audit::AccountStatus],
     pub objectives: &'a [Objective],
     pub controls: &'a [ControlResult],
 }
@@ -66,6 +71,7 @@ pub fn audit(report: &Report) -> Value {
         compliant: report.compliant(),
         summary: s,
         unreached: &report.unreached,
+        accounts: &report.accounts,
         objectives: &report.objectives,
         controls: &report.controls,
     })

@@ -134,10 +134,25 @@ pub fn audit(report: &Report, p: Paint) -> String {
     for u in &report.unreached {
         let _ = writeln!(out, "{} could not read the live state: {u}\n", p.red("!"));
     }
+    for a in &report.accounts {
+        let verdict = match a.status.as_str() {
+            "compliant" => p.green("compliant"),
+            "unreachable" => p.red("UNREACHABLE"),
+            _ => p.red("not compliant"),
+        };
+        let _ = writeln!(out, "account {} ({}): {verdict}", a.name, a.id);
+    }
+    if !report.accounts.is_empty() {
+        out.push('\n');
+    }
     let mut last = None;
     for c in &report.controls {
         if last != Some(&c.address) {
-            let _ = writeln!(out, "{}", p.bold(c.address.as_str()));
+            let heading = match &c.account {
+                Some(a) => format!("{} (account {a})", c.address),
+                None => c.address.to_string(),
+            };
+            let _ = writeln!(out, "{}", p.bold(&heading));
             last = Some(&c.address);
         }
         let mark = match c.status {

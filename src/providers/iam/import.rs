@@ -44,6 +44,7 @@ pub(crate) async fn import(ctx: &Ctx<'_>, req: &ImportRequest) -> Result<Importe
 fn full_role(name: &str) -> RoleSpec {
     RoleSpec {
         name: name.to_string(),
+        account: None,
         absent: false,
         path: Some("/".into()),
         description: Some(String::new()),

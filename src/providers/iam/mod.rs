@@ -80,6 +80,10 @@ impl Provider for Iam {
         policy.iam.roles.retain(|r| targets.touches(role_address(&r.name).as_str()));
         policy.iam.policies.retain(|m| targets.touches(policy_address(&m.name).as_str()));
     }
+    fn in_account(&self, policy: &mut Policy, here: &dyn Fn(Option<&str>) -> bool) {
+        policy.iam.roles.retain(|r| here(r.account.as_deref()));
+        policy.iam.policies.retain(|m| here(m.account.as_deref()));
+    }
     fn on_aws(&self) -> bool {
         true
     }

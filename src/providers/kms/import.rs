@@ -41,6 +41,7 @@ pub(crate) async fn import(
         let name = entry_name(&alias);
         let spec = KmsKeySpec {
             name: name.clone(),
+            account: None,
             region: region.clone(),
             alias: alias.clone(),
             description: Some(String::new()),

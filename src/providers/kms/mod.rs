@@ -78,6 +78,9 @@ impl Provider for Kms {
     fn restrict(&self, policy: &mut Policy, targets: &crate::model::Targets) {
         policy.kms.retain(|k| targets.touches(address(&k.name).as_str()));
     }
+    fn in_account(&self, policy: &mut Policy, here: &dyn Fn(Option<&str>) -> bool) {
+        policy.kms.retain(|k| here(k.account.as_deref()));
+    }
     fn on_aws(&self) -> bool {
         true
     }
@@ -209,6 +212,7 @@ mod tests {
     fn spec() -> KmsKeySpec {
         KmsKeySpec {
             name: "backups".into(),
+            account: None,
             region: None,
             alias: "alias/backups".into(),
             description: Some("dumps".into()),

@@ -21,6 +21,9 @@ use crate::policy::validate::Validator;
 #[derive(Debug, Clone, PartialEq)]
 pub struct KmsKeySpec {
     pub name: String,
+    /// The declared account it lives in (`account:`); None: the caller's.
+    pub account: Option<String>,
+
     pub region: Option<String>,
     /// `alias/…`: how the key is found, and how buckets name it.
     pub alias: String,
@@ -51,6 +54,10 @@ pub struct RawKms {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawKmsKey {
+    /// The declared account (`accounts:`) it lives in; default the
+    /// caller's own.
+    #[serde(default)]
+    pub account: Option<Sp<String>>,
     /// Region of the key; default `aws.region`. S3 needs the key in the
     /// bucket's region.
     #[serde(default)]
@@ -130,6 +137,7 @@ impl Validator<'_> {
             let k = key.value();
             let before = self.diags.len();
             let region = k.region.as_ref().and_then(|r| self.region(r));
+            let account = k.account.as_ref().and_then(|a| self.account_ref(a));
             let alias = self.key_alias(name, k, region.as_deref(), &mut aliases);
             let description = self.key_description(k);
             let rotation = k.rotation.as_ref().map(|r| *r.value() == RotationRaw::Enabled);
@@ -141,6 +149,7 @@ impl Validator<'_> {
             let Some(alias) = alias else { continue };
             out.push(KmsKeySpec {
                 name: n,
+                account,
                 region,
                 alias,
                 description,

@@ -69,6 +69,9 @@ impl Provider for Replication {
             }),
         }]
     }
+    /// The buckets' part of the policy does it (`Buckets::in_account`):
+    /// replication is read from the same buckets.
+    fn in_account(&self, _policy: &mut Policy, _here: &dyn Fn(Option<&str>) -> bool) {}
     fn addresses(&self, policy: &Policy) -> Vec<Address> {
         policy.buckets.iter().filter(|b| b.replication.is_some()).map(|b| replication::address(&b.name)).collect()
     }

@@ -266,6 +266,7 @@ mod tests {
     fn spec() -> BucketSpec {
         BucketSpec {
             name: "b".into(),
+            account: None,
             region: None,
             versioning: Some(Versioning::Enabled),
             encryption: Some(Encryption {

@@ -76,6 +76,7 @@ pub(crate) async fn import(
 fn full_bucket(name: &str) -> BucketSpec {
     BucketSpec {
         name: name.to_string(),
+        account: None,
         region: None,
         versioning: Some(Versioning::Enabled),
         encryption: Some(Encryption {

@@ -118,6 +118,9 @@ impl Provider for Buckets {
     fn restrict(&self, policy: &mut Policy, targets: &crate::model::Targets) {
         policy.buckets.retain(|b| targets.touches(Address::s3_bucket(&b.name).as_str()));
     }
+    fn in_account(&self, policy: &mut Policy, here: &dyn Fn(Option<&str>) -> bool) {
+        policy.buckets.retain(|b| here(b.account.as_deref()));
+    }
     fn on_aws(&self) -> bool {
         true
     }

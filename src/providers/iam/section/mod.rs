@@ -22,6 +22,9 @@ pub struct Iam {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoleSpec {
     pub name: String,
+    /// The declared account it lives in (`account:`); None: the caller's.
+    pub account: Option<String>,
+
     /// `state: absent`: delete the role.
     pub absent: bool,
     pub path: Option<String>,
@@ -40,6 +43,9 @@ pub struct RoleSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManagedPolicySpec {
     pub name: String,
+    /// The declared account it lives in (`account:`); None: the caller's.
+    pub account: Option<String>,
+
     pub path: String,
     pub description: Option<String>,
     pub document: serde_json::Value,

@@ -30,6 +30,10 @@ pub enum StateRaw {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRole {
+    /// The declared account (`accounts:`) it lives in; default the
+    /// caller's own.
+    #[serde(default)]
+    pub account: Option<Sp<String>>,
     #[serde(default)]
     pub state: Option<Sp<StateRaw>>,
     #[serde(default)]
@@ -62,6 +66,10 @@ pub struct RawRole {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawManagedPolicy {
+    /// The declared account (`accounts:`) it lives in; default the
+    /// caller's own.
+    #[serde(default)]
+    pub account: Option<Sp<String>>,
     #[serde(default)]
     pub path: Option<Sp<String>>,
     #[serde(default)]

@@ -40,9 +40,11 @@ impl Validator<'_> {
             }
             let pv = p.value();
             let path = self.iam_path(pv.path.as_ref());
+            let account = pv.account.as_ref().and_then(|a| self.account_ref(a));
             if let Some(document) = self.iam_document(&pv.document, DocKind::Identity, MANAGED_LIMIT) {
                 policies.push(ManagedPolicySpec {
                     name: n,
+                    account,
                     path,
                     description: pv.description.as_ref().map(|d| d.value().clone()),
                     document,
@@ -147,6 +149,7 @@ impl Validator<'_> {
         }
         RoleSpec {
             name: n,
+            account: rv.account.as_ref().and_then(|a| self.account_ref(a)),
             absent,
             path: rv.path.as_ref().map(|_| self.iam_path(rv.path.as_ref())),
             description: rv.description.as_ref().map(|d| d.value().clone()),

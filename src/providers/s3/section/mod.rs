@@ -18,6 +18,9 @@ use crate::policy::Encryption;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketSpec {
     pub name: String,
+    /// The declared account it lives in (`account:`); None: the caller's.
+    pub account: Option<String>,
+
     /// The bucket's own `region`, if written.
     pub region: Option<String>,
     pub versioning: Option<Versioning>,

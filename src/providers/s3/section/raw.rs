@@ -22,6 +22,10 @@ pub struct RawS3 {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawBucket {
+    /// The declared account (`accounts:`) it lives in; default the
+    /// caller's own.
+    #[serde(default)]
+    pub account: Option<Sp<String>>,
     /// Region of the bucket; default `aws.region`.
     #[serde(default)]
     pub region: Option<Sp<String>>,

@@ -180,6 +180,7 @@ impl Validator<'_> {
         let name = self.bucket_name(key);
         let b = raw.value();
         let region = b.region.as_ref().and_then(|r| self.region(r));
+        let account = b.account.as_ref().and_then(|a| self.account_ref(a));
         let backups = b.backups.as_ref().map(|list| self.backups(list)).unwrap_or_default();
         let versioning = b.versioning.as_ref().map(|v| match v.value() {
             raw::VersioningRaw::Enabled => Versioning::Enabled,
@@ -226,6 +227,7 @@ impl Validator<'_> {
         }
         Some(BucketSpec {
             name: name?,
+            account,
             region,
             versioning,
             encryption,
@@ -252,6 +254,16 @@ impl Validator<'_> {
             let mut out = Vec::new();
             for p in v.value() {
                 let Some(s) = self.expand(p) else { continue };
+                let s =
+                    match self.principal(&s) {
+                        Ok(s) => s,
+                        Err(why) => {
+                            self.diags.push(Diagnostic::new(Code::InvalidValue, why, Some(p.pos())).help(
+                                "write ACCOUNT:ROLE with an account declared under `accounts:`, or the role's ARN",
+                            ));
+                            continue;
+                        }
+                    };
                 if !is_principal_ref(&s) {
                     self.diags.push(
                         Diagnostic::new(
