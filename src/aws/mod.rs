@@ -354,10 +354,12 @@ impl Aws {
         let landed = match sts.get_caller_identity().send().await {
             Ok(out) => out.account().unwrap_or_default().to_string(),
             Err(e) => {
-                let source = StdError::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+                // A refused AssumeRole surfaces as the credentials
+                // provider's error under the identity call: its causes say
+                // what STS answered.
                 let why = match e.code() {
                     Some(code) => format!("{code}: {}", e.message().unwrap_or_default()),
-                    None => format!("{e}{source}"),
+                    None => root_cause(&e),
                 };
                 return Err(format!("cannot assume {role}: {why}"));
             }

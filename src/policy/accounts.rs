@@ -74,7 +74,7 @@ impl Validator<'_> {
     /// a role ARN in that very account; a session name and duration STS
     /// takes.
     pub(crate) fn accounts(&mut self, raw: &Sp<RawAccounts>) -> Vec<Account> {
-        let mut out: Vec<Account> = Vec::new();
+        let (mut out, mut known): (Vec<Account>, Vec<Account>) = (Vec::new(), Vec::new());
         for (name, a) in &raw.value().0 {
             let before = self.diags.len();
             let n = name.value();
@@ -138,19 +138,23 @@ impl Validator<'_> {
                     .help("give every account but the one the tool's credentials are in the `role:` to assume there"),
                 );
             }
+            let account = Account {
+                name: n.clone(),
+                id,
+                role,
+                external_id,
+                session_name: session_name.unwrap_or_default(),
+                session_secs: session_secs.unwrap_or(3600),
+                line: name.pos().line,
+            };
+            // One with errors is still a name resources may use: what
+            // names it is not reported again (the policy does not load).
             if self.diags.len() == before {
-                out.push(Account {
-                    name: n.clone(),
-                    id,
-                    role,
-                    external_id,
-                    session_name: session_name.unwrap_or_default(),
-                    session_secs: session_secs.unwrap_or(3600),
-                    line: name.pos().line,
-                });
+                out.push(account.clone());
             }
+            known.push(account);
         }
-        self.accounts = out.clone();
+        self.accounts = known;
         out
     }
 

@@ -971,6 +971,10 @@ impl TcpGate {
 pub enum Faults {
     /// 403 AccessDenied to every request whose request line contains this.
     Deny(String),
+    /// STS's 403 AccessDenied (its XML) to every request whose body holds
+    /// all of these: an AssumeRole the role's trust policy refuses, which
+    /// moto and LocalStack never do.
+    DenyBody(Vec<String>),
     /// 403 with no body at all (as S3 answers HEAD, and as some proxies
     /// answer anything) to requests whose request line contains this.
     Bare(String),
@@ -1296,6 +1300,16 @@ fn intercept(
         );
     };
     match faults {
+        Faults::DenyBody(needles) if needles.iter().all(|n| String::from_utf8_lossy(body).contains(n.as_str())) => {
+            counts.denied.fetch_add(1, Ordering::Relaxed);
+            let xml = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/test is not authorized to perform: sts:AssumeRole on resource: the role</Message></Error><RequestId>fault</RequestId></ErrorResponse>";
+            let _ = write!(
+                client,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                xml.len()
+            );
+            return true;
+        }
         Faults::Deny(needle) if request_line.contains(needle.as_str()) => {
             counts.denied.fetch_add(1, Ordering::Relaxed);
             {
@@ -1547,7 +1561,11 @@ fn intercept(
                 return true;
             }
         }
-        Faults::Deny(_) | Faults::Bare(_) | Faults::CompositeChecksums { .. } | Faults::ReplicationStatus { .. } => {}
+        Faults::Deny(_)
+        | Faults::DenyBody(_)
+        | Faults::Bare(_)
+        | Faults::CompositeChecksums { .. }
+        | Faults::ReplicationStatus { .. } => {}
     }
     false
 }

@@ -2,6 +2,7 @@
 //! real local servers the harness starts.
 
 mod access;
+mod accounts;
 mod aws_eval;
 mod backup;
 mod behaviour;

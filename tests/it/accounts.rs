@@ -1,0 +1,225 @@
+//! An estate over two AWS accounts: the caller's own (`prod`) and a backup
+//! account whose role the tool assumes. moto and LocalStack act in the
+//! account of an assumed role's credentials, so what lands where is read
+//! back with each account's credentials. A role whose trust refuses the
+//! caller is played by the fault proxy (the emulators assume any role).
+
+use crate::harness::{unique, FaultProxy, Faults, Server, World};
+
+const BACKUP: &str = "222222222222";
+
+fn policy(caller: &str, src: &str, dr: &str, restore: &str) -> String {
+    format!(
+        r#"version: 1
+aws: {{region: us-east-1}}
+accounts:
+  prod: {{id: "{caller}"}}
+  backup: {{id: "{BACKUP}", role: "arn:aws:iam::{BACKUP}:role/suoops-policy", external_id: "${{BACKUP_EXTERNAL_ID}}"}}
+s3:
+  buckets:
+    {src}:
+      versioning: enabled
+      access:
+        readers: [backup:{restore}]
+    {dr}:
+      account: backup
+      versioning: enabled
+iam:
+  roles:
+    {restore}:
+      account: backup
+      trust:
+        Statement:
+          - {{Effect: Allow, Principal: {{AWS: "prod:suoops-ci"}}, Action: sts:AssumeRole}}
+"#
+    )
+}
+
+/// Buckets and roles as `account` sees them (the caller's credentials, or
+/// the backup account's role assumed).
+fn seen_from(w: &World, account: Option<&str>) -> String {
+    let creds = match account {
+        None => "kw = base".to_string(),
+        Some(id) => format!(
+            r#"c = boto3.client("sts", **base).assume_role(RoleArn="arn:aws:iam::{id}:role/suoops-policy", RoleSessionName="test")["Credentials"]
+kw = dict(base, aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])"#
+        ),
+    };
+    w.python(&format!(
+        r#"
+import sys, boto3
+base = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+{creds}
+buckets = sorted(b["Name"] for b in boto3.client("s3", **kw).list_buckets()["Buckets"])
+roles = sorted(r["Arn"] for r in boto3.client("iam", **kw).list_roles()["Roles"])
+print(" ".join(buckets + roles))
+"#
+    ))
+}
+
+crate::both!(two_accounts_plan_and_apply_in_one_run_and_audit_account_by_account, super::two_accounts_on);
+fn two_accounts_on(server: Server) {
+    let w = World::on(server);
+    let (src, dr, restore) = (unique("acct-src"), unique("acct-dr"), unique("restore"));
+    let p = w.write("p.yaml", &policy(w.account(), &src, &dr, &restore)).to_string_lossy().into_owned();
+    let env = [("BACKUP_EXTERNAL_ID", "ext-secret-1")];
+    let r = w.cli_with(&["plan", "-f", &p, "--detailed-exitcode"], &env);
+    r.code(2);
+    for made in [format!("+ s3.{src} will be created"), format!("+ s3.{dr} will be created")] {
+        assert!(r.stdout.contains(&made), "{}", r.stdout);
+    }
+    // ACCOUNT:ROLE principals are written as the role's ARN.
+    assert!(r.stdout.contains(&format!("arn:aws:iam::{BACKUP}:role/{restore}")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("arn:aws:iam::{}:role/suoops-ci", w.account())), "{}", r.stdout);
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    w.cli_with(&["plan", "-f", &p, "--detailed-exitcode"], &env).code(0);
+    // Each resource is in its own account, and only there.
+    let caller = seen_from(&w, None);
+    assert!(caller.contains(&src) && !caller.contains(&dr) && !caller.contains(&restore), "{caller}");
+    let backup = seen_from(&w, Some(BACKUP));
+    assert!(backup.contains(&dr) && !backup.contains(&src), "{backup}");
+    assert!(backup.contains(&format!("arn:aws:iam::{BACKUP}:role/{restore}")), "{backup}");
+    let r = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env);
+    r.code(0);
+    let doc = r.json();
+    let statuses: Vec<(String, String)> = doc["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .map(|a| (a["name"].as_str().unwrap_or("").to_string(), a["status"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert_eq!(statuses, [("prod".into(), "compliant".into()), ("backup".into(), "compliant".into())]);
+    let account_of = |addr: &str| -> Vec<String> {
+        let controls = doc["controls"].as_array().expect("controls");
+        let mut out: Vec<String> = controls
+            .iter()
+            .filter(|c| c["address"] == addr)
+            .map(|c| c["account"].as_str().unwrap_or("-").to_string())
+            .collect();
+        out.dedup();
+        out
+    };
+    assert_eq!(account_of(&format!("s3.{src}")), ["prod"]);
+    assert_eq!(account_of(&format!("s3.{dr}")), ["backup"]);
+    assert_eq!(account_of(&format!("iam.role.{restore}")), ["backup"]);
+    // One account alone.
+    let r = w.cli_with(&["audit", "-f", &p, "--target", "account:backup", "--format", "json"], &env);
+    r.code(0);
+    let addresses: Vec<String> = r.json()["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .map(|c| c["address"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        !addresses.is_empty() && addresses.iter().all(|a| a.contains(&dr) || a.contains(&restore)),
+        "{addresses:?}"
+    );
+    let r = w.cli_with(&["audit", "-f", &p, "--target", "account:bakup"], &env);
+    r.code(1);
+    assert!(r.stderr.contains("`bakup` is not an account of") && r.stderr.contains("prod, backup"), "{}", r.stderr);
+}
+
+#[test]
+fn an_account_whose_role_cannot_be_assumed_is_unreachable_and_the_other_is_audited() {
+    let w = World::with_moto();
+    let (src, dr, restore) = (unique("acct-src"), unique("acct-dr"), unique("restore"));
+    let p = w.write("p.yaml", &policy(w.account(), &src, &dr, &restore)).to_string_lossy().into_owned();
+    let env = [("BACKUP_EXTERNAL_ID", "ext-secret-1")];
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    // The backup account's trust policy now refuses the caller.
+    let proxy = FaultProxy::with(w.moto().port, Faults::DenyBody(vec!["AssumeRole".into(), BACKUP.into()]), None);
+    let url = proxy.url();
+    let env = [("BACKUP_EXTERNAL_ID", "ext-secret-1"), ("AWS_ENDPOINT_URL", url.as_str())];
+    let r = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env);
+    // Incomplete: exit 1, with the report written all the same.
+    r.code(1);
+    let doc = r.json();
+    let backup = &doc["accounts"][1];
+    assert_eq!((backup["name"].as_str(), backup["status"].as_str()), (Some("backup"), Some("unreachable")), "{doc}");
+    let why = backup["reason"].as_str().unwrap_or_default();
+    assert!(why.contains(&format!("cannot assume arn:aws:iam::{BACKUP}:role/suoops-policy")), "{why}");
+    assert!(why.contains("AccessDenied"), "{why}");
+    assert_eq!(doc["accounts"][0]["status"], "compliant", "{doc}");
+    assert!(doc["unreached"][0]
+        .as_str()
+        .is_some_and(|u| u.starts_with("account backup (222222222222) is unreachable")));
+    for c in doc["controls"].as_array().expect("controls") {
+        let want = if c["account"] == "backup" { "unknown" } else { "pass" };
+        assert_eq!(c["status"], want, "{c}");
+    }
+    assert!(!doc["compliant"].as_bool().unwrap_or(true));
+    // The secret external id appears nowhere.
+    assert!(!r.stdout.contains("ext-secret-1") && !r.stderr.contains("ext-secret-1"));
+    // Every format names the account and why.
+    let text = w.cli_with(&["audit", "-f", &p], &env);
+    text.code(1);
+    assert!(text.stdout.contains("account backup (222222222222): UNREACHABLE"), "{}", text.stdout);
+    assert!(text.stdout.contains("account prod ("), "{}", text.stdout);
+    for format in ["markdown", "html"] {
+        let r = w.cli_with(&["audit", "-f", &p, "--format", format], &env);
+        assert!(r.stdout.contains("account backup (222222222222) is unreachable"), "{format}: {}", r.stdout);
+    }
+    let m = w.cli_with(&["audit", "-f", &p, "--format", "openmetrics"], &env);
+    assert!(m.stdout.contains("\nsuoops_audit_up 0\n"), "{}", m.stdout);
+    // Plan says the same and changes nothing there.
+    let r = w.cli_with(&["plan", "-f", &p], &env);
+    r.code(1);
+    assert!(
+        r.stdout.contains(&format!("s3.{dr}")) && r.stdout.contains("account backup (222222222222) is unreachable"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn credentials_in_another_account_than_declared_make_it_unreachable() {
+    let w = World::with_moto();
+    let (src, dr, restore) = (unique("acct-src"), unique("acct-dr"), unique("restore"));
+    let p = w.write("p.yaml", &policy("999999999999", &src, &dr, &restore)).to_string_lossy().into_owned();
+    let r = w.cli_with(&["audit", "-f", &p, "--format", "json"], &[("BACKUP_EXTERNAL_ID", "e1")]);
+    r.code(1);
+    let prod = &r.json()["accounts"][0];
+    assert_eq!(prod["status"], "unreachable");
+    assert_eq!(
+        prod["reason"],
+        format!("the caller's credentials are in account {}, not in `prod` (999999999999)", w.account())
+    );
+}
+
+#[test]
+fn accounts_are_checked_with_file_line_and_column() {
+    let w = World::new();
+    let p = w.write(
+        "p.yaml",
+        r#"version: 1
+accounts:
+  prod: {id: "12345"}
+  backup: {id: "222222222222", role: "arn:aws:iam::333333333333:role/x"}
+  ops: {id: "555555555555"}
+  other: {id: "444444444444"}
+s3:
+  buckets:
+    acct-bucket-one:
+      account: bakup
+      access:
+        readers: ["stage:restore"]
+"#,
+    );
+    let r = w.cli(&["validate", "-f", &p.to_string_lossy()]);
+    r.code(1);
+    let e = &r.stderr;
+    assert!(e.contains("`12345` is not an AWS account id"), "{e}");
+    assert!(
+        e.contains(
+            "role `arn:aws:iam::333333333333:role/x` is in account 333333333333, not in this account (222222222222)"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("`other` has no `role`, like `ops` (line 5)"), "{e}");
+    assert!(e.contains("`bakup` is not a declared account") && e.contains("did you mean `backup`?"), "{e}");
+    assert!(e.contains("`stage` in `stage:restore` is not a declared account"), "{e}");
+    for at in ["p.yaml:3:14:", "p.yaml:4:38:", "p.yaml:6:3:", "p.yaml:10:16:", "p.yaml:12:19:"] {
+        assert!(e.contains(at), "{at} in {e}");
+    }
+}
