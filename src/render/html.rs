@@ -93,6 +93,21 @@ code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }
             esc(u)
         );
     }
+    if !report.accounts.is_empty() {
+        out.push_str("<h2>Accounts</h2><table><tr><th>account</th><th>id</th><th>verdict</th><th>why</th></tr>");
+        for a in &report.accounts {
+            let colour = if a.status == "compliant" { PASS } else { FAIL };
+            let _ = write!(
+                out,
+                r#"<tr><td>{}</td><td>{}</td><td style="color:{colour}">{}</td><td>{}</td></tr>"#,
+                esc(&a.name),
+                esc(&a.id),
+                esc(&a.status.replace('_', " ")),
+                esc(a.reason.as_deref().unwrap_or(""))
+            );
+        }
+        out.push_str("</table>");
+    }
     if !report.objectives.is_empty() {
         out.push_str("<h2>Objectives</h2><div class=\"tiles\">");
         for o in &report.objectives {

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::compact;
-use crate::audit::{Report, Status};
+use crate::audit::{ControlResult, Report, Status};
 
 fn xml(s: &str) -> String {
     s.chars()
@@ -20,8 +20,39 @@ fn xml(s: &str) -> String {
         .collect()
 }
 
-/// JUnit XML: a test suite per resource, a test case per control; failures
-/// carry the detail, unknown and waived controls are skipped with why.
+/// The suites: one per declared account when the policy declares accounts
+/// (`account NAME (ID)`, its resources' controls in address order), else
+/// one per resource.
+fn suites(report: &Report) -> Vec<(String, Vec<&ControlResult>)> {
+    if report.accounts.is_empty() {
+        let mut out: Vec<(String, Vec<&ControlResult>)> = Vec::new();
+        for c in &report.controls {
+            match out.last_mut() {
+                Some((name, group)) if name == c.address.as_str() => group.push(c),
+                _ => out.push((c.address.to_string(), vec![c])),
+            }
+        }
+        return out;
+    }
+    let mut out: Vec<(String, Vec<&ControlResult>)> = report
+        .accounts
+        .iter()
+        .map(|a| {
+            let mine = report.controls.iter().filter(|c| c.account.as_deref() == Some(a.name.as_str())).collect();
+            (format!("account {} ({})", a.name, a.id), mine)
+        })
+        .collect();
+    let rest: Vec<&ControlResult> = report.controls.iter().filter(|c| c.account.is_none()).collect();
+    if !rest.is_empty() {
+        out.push(("the caller's account".to_string(), rest));
+    }
+    out.retain(|(_, g)| !g.is_empty());
+    out
+}
+
+/// JUnit XML: a test suite per resource (per account when the policy
+/// declares accounts), a test case per control; failures carry the detail,
+/// unknown and waived controls are skipped with why.
 pub fn report(report: &Report) -> String {
     let s = report.summary();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -32,19 +63,17 @@ pub fn report(report: &Report) -> String {
         s.failed,
         s.unknown + s.waived
     );
-    let mut i = 0;
-    while i < report.controls.len() {
-        let addr = &report.controls[i].address;
-        let group: Vec<_> = report.controls[i..].iter().take_while(|c| &c.address == addr).collect();
+    for (name, group) in suites(report) {
         let failures = group.iter().filter(|c| c.status == Status::Fail).count();
         let skipped = group.iter().filter(|c| matches!(c.status, Status::Unknown | Status::Waived)).count();
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
-            xml(addr.as_str()),
+            xml(&name),
             group.len()
         );
         for c in &group {
+            let addr = &c.address;
             let _ =
                 write!(out, "    <testcase classname=\"{}\" name=\"{} {}\"", xml(addr.as_str()), c.id, xml(c.title));
             let body = format!(
@@ -77,7 +106,6 @@ pub fn report(report: &Report) -> String {
             }
         }
         out.push_str("  </testsuite>\n");
-        i += group.len();
     }
     out.push_str("</testsuites>\n");
     out

@@ -21,6 +21,14 @@ pub fn report(report: &Report) -> String {
     for u in &report.unreached {
         let _ = writeln!(out, "> **Could not read the live state:** {}\n", md(u));
     }
+    if !report.accounts.is_empty() {
+        let _ = writeln!(out, "| account | id | verdict |\n|---|---|---|");
+        for a in &report.accounts {
+            let why = a.reason.as_deref().map(|r| format!(": {}", md(r))).unwrap_or_default();
+            let _ = writeln!(out, "| {} | {} | {}{why} |", md(&a.name), a.id, a.status.replace('_', " "));
+        }
+        out.push('\n');
+    }
     let _ = writeln!(out, "| passed | failed | unknown | waived | verdict |\n|---:|---:|---:|---:|---|");
     let _ = writeln!(out, "| {} | {} | {} | {} | {verdict} |\n", s.passed, s.failed, s.unknown, s.waived);
     if !report.objectives.is_empty() {

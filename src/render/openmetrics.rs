@@ -30,6 +30,28 @@ pub fn report(report: &Report) -> String {
         "# HELP suoops_audit_up 1 when the audit could read every system it judges, 0 when one could not be reached (its controls are unknown)."
     );
     let _ = writeln!(out, "suoops_audit_up {}", u8::from(report.unreached.is_empty()));
+    if !report.accounts.is_empty() {
+        let _ = writeln!(out, "# TYPE suoops_account_up gauge");
+        let _ = writeln!(out, "# HELP suoops_account_up 1 when the audit reached the declared account, 0 when it could not (its resources are unknown).");
+        for a in &report.accounts {
+            let up = u8::from(a.status != "unreachable");
+            let _ = writeln!(out, "suoops_account_up{{account=\"{}\",id=\"{}\"}} {up}", label(&a.name), label(&a.id));
+        }
+        let _ = writeln!(out, "# TYPE suoops_account_compliant gauge");
+        let _ = writeln!(
+            out,
+            "# HELP suoops_account_compliant 1 when every control of the account's resources passes (or is waived)."
+        );
+        for a in &report.accounts {
+            let ok = u8::from(a.status == "compliant");
+            let _ = writeln!(
+                out,
+                "suoops_account_compliant{{account=\"{}\",id=\"{}\"}} {ok}",
+                label(&a.name),
+                label(&a.id)
+            );
+        }
+    }
     let _ = writeln!(out, "# TYPE suoops_audit_compliant gauge");
     let _ = writeln!(
         out,
@@ -49,10 +71,11 @@ pub fn report(report: &Report) -> String {
         "# HELP suoops_control_status 1 for the status one control has on one resource, 0 for the others."
     );
     for c in &report.controls {
+        let account = c.account.as_deref().map(|a| format!(",account=\"{}\"", label(a))).unwrap_or_default();
         for st in ["pass", "fail", "unknown", "waived"] {
             let _ = writeln!(
                 out,
-                "suoops_control_status{{control=\"{}\",address=\"{}\",severity=\"{}\",status=\"{st}\"}} {}",
+                "suoops_control_status{{control=\"{}\",address=\"{}\"{account},severity=\"{}\",status=\"{st}\"}} {}",
                 label(c.id),
                 label(c.address.as_str()),
                 format!("{:?}", c.severity).to_lowercase(),

@@ -47,7 +47,7 @@ pub fn report(report: &Report, policy_file: &str) -> Value {
                     "region": {"startLine": c.policy_line.max(1)}
                 }}],
                 "partialFingerprints": {"address/control": format!("{}/{}", c.address, c.id)},
-                "properties": {"address": c.address, "status": c.status, "expected": c.expected, "observed": c.observed},
+                "properties": properties(c),
             });
             if let (Status::Waived, Some(w)) = (c.status, &c.waiver) {
                 r["suppressions"] = json!([{"kind": "external", "status": "accepted", "justification": format!("{} (owner {}, until {})", w.reason, w.owner, w.expires)}]);
@@ -71,4 +71,15 @@ fn level(s: crate::audit::Severity) -> &'static str {
         crate::audit::Severity::Medium => "warning",
         crate::audit::Severity::Low => "note",
     }
+}
+
+/// A result's properties; `account` where the resource is in a declared
+/// account.
+fn properties(c: &crate::audit::ControlResult) -> serde_json::Value {
+    let mut p =
+        serde_json::json!({"address": c.address, "status": c.status, "expected": c.expected, "observed": c.observed});
+    if let Some(a) = &c.account {
+        p["account"] = serde_json::json!(a);
+    }
+    p
 }

@@ -162,6 +162,24 @@ fn an_account_whose_role_cannot_be_assumed_is_unreachable_and_the_other_is_audit
     }
     let m = w.cli_with(&["audit", "-f", &p, "--format", "openmetrics"], &env);
     assert!(m.stdout.contains("\nsuoops_audit_up 0\n"), "{}", m.stdout);
+    assert!(m.stdout.contains("suoops_account_up{account=\"backup\",id=\"222222222222\"} 0"), "{}", m.stdout);
+    assert!(m.stdout.contains("suoops_account_up{account=\"prod\","), "{}", m.stdout);
+    let unknown =
+        format!("suoops_control_status{{control=\"S3-VERSIONING\",address=\"s3.{dr}\",account=\"backup\",severity=");
+    assert!(m.stdout.contains(&unknown), "{}", m.stdout);
+    // JUnit: a suite per account; SARIF: each result's account.
+    let j = w.cli_with(&["audit", "-f", &p, "--format", "junit"], &env);
+    assert!(j.stdout.contains("<testsuite name=\"account backup (222222222222)\""), "{}", j.stdout);
+    assert!(j.stdout.contains("<testsuite name=\"account prod ("), "{}", j.stdout);
+    let sarif = w.cli_with(&["audit", "-f", &p, "--format", "sarif"], &env).json();
+    let accounts: Vec<&str> = sarif["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["properties"]["account"].as_str())
+        .collect();
+    // (Only what does not pass is a SARIF result: the backup account's.)
+    assert!(!accounts.is_empty() && accounts.iter().all(|a| *a == "backup"), "{accounts:?}");
     // Plan says the same and changes nothing there.
     let r = w.cli_with(&["plan", "-f", &p], &env);
     r.code(1);
@@ -222,4 +240,38 @@ s3:
     for at in ["p.yaml:3:14:", "p.yaml:4:38:", "p.yaml:6:3:", "p.yaml:10:16:", "p.yaml:12:19:"] {
         assert!(e.contains(at), "{at} in {e}");
     }
+}
+
+#[test]
+fn permissions_are_given_account_by_account() {
+    let w = World::new();
+    let p = w.write("p.yaml", &policy("123456789012", "perm-src", "perm-dr", "perm-restore"));
+    let p = p.to_string_lossy();
+    let env = [("BACKUP_EXTERNAL_ID", "ext-secret-1")];
+    let r = w.cli_with(&["permissions", "--for", "audit", "-f", &p, "--account", "backup"], &env);
+    r.code(0);
+    let doc = r.json();
+    assert_eq!(doc["role"], format!("arn:aws:iam::{BACKUP}:role/suoops-policy"));
+    let trust = &doc["trust"]["Statement"][0];
+    assert_eq!(trust["Principal"]["AWS"], "arn:aws:iam::123456789012:root");
+    assert_eq!(trust["Condition"]["StringEquals"]["sts:ExternalId"], "(sensitive value)");
+    assert!(!r.stdout.contains("ext-secret-1"));
+    let text = doc["permissions"].to_string();
+    assert!(text.contains("arn:aws:s3:::perm-dr") && !text.contains("arn:aws:s3:::perm-src"), "{text}");
+    assert!(
+        text.contains(&format!("arn:aws:iam::{BACKUP}:role/perm-restore")) || text.contains("role/perm-restore"),
+        "{text}"
+    );
+    // The caller's own: its resources, and assuming the backup account's role.
+    let r = w.cli_with(&["permissions", "--for", "audit", "-f", &p], &env);
+    r.code(0);
+    let doc = r.json();
+    let text = doc.to_string();
+    assert!(text.contains("arn:aws:s3:::perm-src") && !text.contains("arn:aws:s3:::perm-dr"), "{text}");
+    let assume =
+        doc["Statement"].as_array().expect("statements").iter().find(|s| s["Sid"] == "AssumeAccountRoles").cloned();
+    assert_eq!(assume.expect("AssumeAccountRoles")["Resource"][0], format!("arn:aws:iam::{BACKUP}:role/suoops-policy"));
+    let r = w.cli_with(&["permissions", "--for", "audit", "-f", &p, "--account", "stage"], &env);
+    r.code(1);
+    assert!(r.stderr.contains("--account stage: not an account of"), "{}", r.stderr);
 }
