@@ -230,9 +230,17 @@ fn grouped(changes: Vec<Change>) -> Vec<Change> {
     keyed.into_iter().map(|(_, c)| c).collect()
 }
 
-/// Every kind's diff, grouped by resource.
+/// Every kind's diff, grouped by resource, each naming its account.
 pub fn plan(snap: &Snapshot) -> Plan {
-    Plan::new(grouped(snap.parts.iter().flat_map(|p| p.obs.diff()).collect()))
+    let mut changes = Vec::new();
+    for p in &snap.parts {
+        let on_aws = providers::REGISTRY.iter().any(|k| k.kind() == p.obs.kind() && k.on_aws());
+        changes.extend(p.obs.diff().into_iter().map(|mut c| {
+            c.account = p.account.clone().filter(|_| on_aws);
+            c
+        }));
+    }
+    Plan::new(grouped(changes))
 }
 
 /// Every kind's controls, each naming its account; what every account's

@@ -357,6 +357,9 @@ pub struct Change {
     /// A change the tool must not make itself: the exact step a person runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manual: Option<String>,
+    /// The declared account (`accounts:`) the resource is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -382,6 +385,7 @@ impl Change {
             irreversible: false,
             reason: None,
             manual: None,
+            account: None,
         }
     }
 

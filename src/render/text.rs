@@ -36,10 +36,13 @@ pub fn change(out: &mut String, c: &Change, p: Paint) {
         let _ = writeln!(out, "    {} {step}\n", p.yellow("run:"));
         return;
     }
+    let within = c.account.as_deref().map(|a| format!(" in account {a}")).unwrap_or_default();
     let head = match c.action {
-        Action::Create => format!("{} {} will be created", p.green("+"), p.bold(c.address.as_str())),
-        Action::Update => format!("{} {} will be updated in place", p.yellow("~"), p.bold(c.address.as_str())),
-        Action::Delete => format!("{} {} will be destroyed", p.red("-"), p.bold(c.address.as_str())),
+        Action::Create => format!("{} {} will be created{within}", p.green("+"), p.bold(c.address.as_str())),
+        Action::Update => {
+            format!("{} {} will be updated in place{within}", p.yellow("~"), p.bold(c.address.as_str()))
+        }
+        Action::Delete => format!("{} {} will be destroyed{within}", p.red("-"), p.bold(c.address.as_str())),
         Action::NoOp if !c.conflicts.is_empty() || !c.unknown.is_empty() => {
             format!("{} {}", p.red("!"), p.bold(c.address.as_str()))
         }

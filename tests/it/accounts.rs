@@ -65,7 +65,9 @@ fn two_accounts_on(server: Server) {
     let env = [("BACKUP_EXTERNAL_ID", "ext-secret-1")];
     let r = w.cli_with(&["plan", "-f", &p, "--detailed-exitcode"], &env);
     r.code(2);
-    for made in [format!("+ s3.{src} will be created"), format!("+ s3.{dr} will be created")] {
+    for made in
+        [format!("+ s3.{src} will be created in account prod"), format!("+ s3.{dr} will be created in account backup")]
+    {
         assert!(r.stdout.contains(&made), "{}", r.stdout);
     }
     // ACCOUNT:ROLE principals are written as the role's ARN.
