@@ -40,6 +40,32 @@ pub struct ImportArgs {
     /// --output); what it already has is kept exactly as written.
     #[arg(long, value_name = "POLICY")]
     pub merge: Option<PathBuf>,
+    /// Import from this account of the --merge policy (its role assumed);
+    /// each AWS entry says `account: NAME`.
+    #[arg(long, value_name = "NAME", requires = "merge")]
+    pub account: Option<String>,
+}
+
+/// `--account NAME`: the credentials that act there — its role assumed,
+/// or the caller's own for the account without a role.
+async fn in_account(
+    aws: &crate::aws::Aws,
+    policy: &crate::policy::Policy,
+    name: &str,
+) -> Result<crate::aws::Aws, String> {
+    let Some(account) = policy.accounts.iter().find(|x| x.name == name) else {
+        let known: Vec<&str> = policy.accounts.iter().map(|x| x.name.as_str()).collect();
+        return Err(format!("--account {name}: not an account of {} (declared: {})", policy.file, known.join(", ")));
+    };
+    match &account.role {
+        Some(role) => {
+            let external = account.external_id.as_ref().map(|e| e.expose());
+            aws.assume(&account.id, role, external, (&account.session_name, account.session_secs))
+                .await
+                .map_err(|e| format!("account {name} ({}) is unreachable: {e}", account.id))
+        }
+        None => Ok(aws.clone()),
+    }
 }
 
 /// `NAME=ENV_VAR`.
@@ -186,13 +212,21 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
         }
     }
     let aws = super::connect(g, existing.as_ref().and_then(|p| p.default_region.as_deref())).await;
+    let aws = match (&a.account, &existing) {
+        (Some(name), Some(p)) => match in_account(&aws, p, name).await {
+            Ok(aws) => aws,
+            Err(e) => return error(g, e),
+        },
+        _ => aws,
+    };
     let region = aws.default_region().unwrap_or("us-east-1").to_string();
     let progress = super::Progress::start(g, &aws, "reading the live state");
     let default_region = match &existing {
         Some(p) => p.default_region.clone(),
         None => Some(region.clone()),
     };
-    let entries = import::entries(&aws, &req, default_region.as_deref(), g.concurrency as usize).await;
+    let entries =
+        import::entries(&aws, &req, default_region.as_deref(), g.concurrency as usize, a.account.as_deref()).await;
     progress.finish();
     let entries = match entries {
         Ok(e) => e,

@@ -58,12 +58,21 @@ pub async fn entries(
     req: &Request,
     default_region: Option<&str>,
     concurrency: usize,
+    account: Option<&str>,
 ) -> Result<Entries, RunError> {
     let ctx = Ctx { aws, concurrency, evidence: false, verify_download: false };
-    let parts =
-        futures::future::try_join_all(providers::REGISTRY.iter().filter_map(|p| p.import(&ctx, req, default_region)))
-            .await
-            .map_err(fatal(aws))?;
+    let each = providers::REGISTRY.iter().filter_map(|p| {
+        let part = p.import(&ctx, req, default_region)?;
+        Some(async move {
+            let mut part = part.await?;
+            // `import --account NAME`: what AWS holds is in that account.
+            if let (Some(a), true) = (account, p.on_aws()) {
+                part.in_account(a);
+            }
+            Ok::<_, crate::model::Fatal>(part)
+        })
+    });
+    let parts = futures::future::try_join_all(each).await.map_err(fatal(aws))?;
     let order = file_order();
     let rank =
         |s: &Imported| order.iter().position(|k| Some(k.as_str()) == s.section.first().copied()).unwrap_or(usize::MAX);

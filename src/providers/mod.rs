@@ -114,6 +114,15 @@ impl Imported {
     pub fn new(section: &'static [&'static str], noun: &'static str) -> Self {
         Imported { section, noun, entries: Vec::new(), unreadable: Vec::new(), variables: Vec::new() }
     }
+
+    /// Each entry says it is in the declared account `name` (`account:`,
+    /// its first setting).
+    pub fn in_account(&mut self, name: &str) {
+        for (_, block) in &mut self.entries {
+            let (head, rest) = block.split_once('\n').unwrap_or((block.as_str(), ""));
+            *block = format!("{head}\n  account: {name}\n{rest}");
+        }
+    }
 }
 
 /// A connection URL from the environment variable `import` was told.

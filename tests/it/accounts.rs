@@ -277,3 +277,33 @@ fn permissions_are_given_account_by_account() {
     r.code(1);
     assert!(r.stderr.contains("--account stage: not an account of"), "{}", r.stderr);
 }
+
+#[test]
+fn import_adopts_another_account_s_bucket_into_the_same_file() {
+    let w = World::with_moto();
+    let (src, dr, restore, extra) = (unique("acct-src"), unique("acct-dr"), unique("restore"), unique("acct-extra"));
+    let p = w.write("p.yaml", &policy(w.account(), &src, &dr, &restore)).to_string_lossy().into_owned();
+    let env = [("BACKUP_EXTERNAL_ID", "ext-secret-1")];
+    // A bucket another team made in the backup account.
+    w.python(&format!(
+        r#"
+import sys, boto3
+base = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+c = boto3.client("sts", **base).assume_role(RoleArn="arn:aws:iam::{BACKUP}:role/suoops-policy", RoleSessionName="team")["Credentials"]
+s3 = boto3.client("s3", **dict(base, aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"]))
+s3.create_bucket(Bucket="{extra}")
+s3.put_bucket_versioning(Bucket="{extra}", VersioningConfiguration={{"Status": "Enabled"}})
+"#
+    ));
+    let merged = w.dir.path().join("merged.yaml").to_string_lossy().into_owned();
+    let r = w.cli_with(&["import", "--merge", &p, "--account", "backup", "--s3-bucket", &extra, "-o", &merged], &env);
+    r.code(0);
+    let text = std::fs::read_to_string(&merged).expect("merged");
+    assert!(text.contains(&format!("    {extra}:\n      account: backup\n")), "{text}");
+    // Planned where it lives: nothing to change.
+    let r = w.cli_with(&["plan", "-f", &merged, "--target", &format!("s3.{extra}"), "--detailed-exitcode"], &env);
+    r.code(0);
+    let r = w.cli_with(&["import", "--merge", &p, "--account", "stage", "--s3-bucket", &extra], &env);
+    r.code(1);
+    assert!(r.stderr.contains("--account stage: not an account of"), "{}", r.stderr);
+}
