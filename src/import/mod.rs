@@ -63,14 +63,16 @@ pub async fn entries(
     let ctx = Ctx { aws, concurrency, evidence: false, verify_download: false };
     let each = providers::REGISTRY.iter().filter_map(|p| {
         let part = p.import(&ctx, req, default_region)?;
-        Some(async move {
-            let mut part = part.await?;
-            // `import --account NAME`: what AWS holds is in that account.
-            if let (Some(a), true) = (account, p.on_aws()) {
-                part.in_account(a);
-            }
-            Ok::<_, crate::model::Fatal>(part)
-        })
+        // `import --account NAME`: what AWS holds is in that account.
+        let here = account.filter(|_| p.on_aws());
+        Some(futures::FutureExt::map(part, move |r| {
+            r.map(|mut part| {
+                if let Some(a) = here {
+                    part.in_account(a);
+                }
+                part
+            })
+        }))
     });
     let parts = futures::future::try_join_all(each).await.map_err(fatal(aws))?;
     let order = file_order();
