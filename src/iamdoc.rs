@@ -391,7 +391,7 @@ fn covers(c: &Value, action: &str, resource: &str) -> bool {
 /// permissions boundary. What a role can do is what these allow together
 /// (AWS IAM user guide, "Policy evaluation logic"); SCPs and session
 /// policies limit it further and cannot be read from a member account.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub role: String,
     /// The role's ARN as read (None when the role was not read): what a
@@ -477,7 +477,7 @@ impl Identity {
 
 /// A KMS key's policy as read, under each name the policy may give the
 /// key (its name under `kms.keys`, its alias, its ARN).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct KeyPolicy {
     pub names: Vec<String>,
     /// The document, or why it could not be read.

@@ -20,6 +20,9 @@ pub struct Report {
     /// Each declared account the audit needed, and its verdict.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub accounts: Vec<AccountStatus>,
+    /// `audit --shard I/N`: which share of the estate this report covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     /// When, by which version and against what the audit ran: what an
     /// auditor reads first. None in golden tests' fixed estates.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,6 +36,13 @@ pub struct Report {
     #[serde(skip)]
     #[schemars(skip)]
     pub key_policies: Vec<crate::iamdoc::KeyPolicy>,
+}
+
+/// A share of the estate (`audit --shard INDEX/OF`, 1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Shard {
+    pub index: u32,
+    pub of: u32,
 }
 
 /// One declared account's verdict: compliant (every control of its
@@ -50,9 +60,13 @@ pub struct AccountStatus {
     pub reason: Option<String>,
 }
 
+/// A declared account the run needed: name, id, and why it could not be
+/// reached (None: reached).
+pub type Reached = (String, String, Option<String>);
+
 impl Report {
     /// Each account's verdict from its controls (after waivers).
-    pub fn judge_accounts(&mut self, reached: &[(String, String, Option<String>)]) {
+    pub fn judge_accounts(&mut self, reached: &[Reached]) {
         self.accounts = reached
             .iter()
             .map(|(name, id, why)| {
@@ -73,7 +87,7 @@ impl Report {
 }
 
 /// The facts of one audit run that make a report attributable.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct RunContext {
     /// When the live state was read, RFC 3339 in UTC.
     pub generated_at: String,
@@ -116,6 +130,7 @@ impl Report {
             objectives: Vec::new(),
             unreached: Vec::new(),
             accounts: Vec::new(),
+            shard: None,
             run: None,
             identities: Vec::new(),
             key_policies: Vec::new(),

@@ -42,6 +42,15 @@ pub struct AuditArgs {
     /// BACKUP-INTEGRITY is unknown.
     #[arg(long)]
     pub verify_download: bool,
+    /// Audit only share INDEX of OF of the estate (by account, then
+    /// resource), for a CI matrix; `audit merge` joins the shards' JSON
+    /// reports.
+    #[arg(long, value_name = "INDEX/OF")]
+    pub shard: Option<String>,
+    /// `merge SHARD.json…`: one report from the shards' JSON reports, the
+    /// objectives judged over the whole (with -f POLICY).
+    #[arg(value_name = "merge SHARD.json")]
+    pub rest: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,7 +74,24 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         Err(e) => return error(g, e),
     };
     let Some(policy) = super::load_policy(g, &a.policy.file) else { return 1 };
+    if let Some(first) = a.rest.first() {
+        if first != "merge" || a.rest.len() < 2 {
+            return error(
+                g,
+                format!("`audit {first}`: write `audit merge -f POLICY SHARD.json…` to join shards' reports"),
+            );
+        }
+        return merge(g, a, &policy).await;
+    }
     let Some((targets, policy)) = a.targets.apply(g, policy) else { return 1 };
+    let shard = match a.shard.as_deref().map(super::shards::parse).transpose() {
+        Ok(s) => s,
+        Err(e) => return error(g, e),
+    };
+    let policy = match shard {
+        Some(s) => super::shards::cut(&policy, s),
+        None => policy,
+    };
     // A system that cannot be reached does not stop the audit: its controls
     // are unknown with the reason, and the report, the metrics and the
     // notification still go out (a silent nightly audit is the failure).
@@ -87,7 +113,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         policy: policy.file.clone(),
     });
     report.unreached = unreached;
-    let reached: Vec<(String, String, Option<String>)> =
+    let reached: Vec<crate::audit::Reached> =
         observations.accounts.iter().map(|r| (r.name.clone(), r.id.clone(), r.unreachable.clone())).collect();
     report.controls.retain(|c| targets.touches(c.address.as_str()));
     // The controls mask what they know to be secret; this is the last sweep.
@@ -95,7 +121,37 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     let today = crate::model::time::format_time("%Y-%m-%d", crate::model::time::now());
     crate::audit::apply_waivers(&mut report, &policy.waivers, &today);
     report.judge_accounts(&reached);
+    report.shard = shard;
+    // A shard's objectives cover its share; `audit merge` judges the whole.
     report.objectives = crate::audit::objectives::evaluate(&report, &policy);
+    finish(g, a, Some((&hooks, &aws)), report, &policy).await
+}
+
+/// `audit merge -f POLICY SHARD.json…`: the shards' reports as one, the
+/// objectives judged over the whole estate, rendered as `--format` says.
+async fn merge(g: &Global, a: &AuditArgs, policy: &crate::policy::Policy) -> u8 {
+    let files: Vec<&std::path::Path> = a.rest[1..].iter().map(std::path::Path::new).collect();
+    let (mut report, reached) = match super::shards::merge(&files) {
+        Ok(r) => r,
+        Err(e) => return error(g, e),
+    };
+    report.judge_accounts(&reached);
+    report.objectives = crate::audit::objectives::evaluate(&report, policy);
+    if a.state.is_some() || a.shard.is_some() {
+        return error(g, "audit merge reads the shards' reports: it takes no --state, --notify or --shard");
+    }
+    finish(g, a, None, report, policy).await
+}
+
+/// Render the report, write it, post what changed, and say how it went in
+/// the exit code: 0 compliant, 2 not, 1 could not run in full.
+async fn finish(
+    g: &Global,
+    a: &AuditArgs,
+    notifying: Option<(&[String], &crate::aws::Aws)>,
+    report: crate::audit::Report,
+    policy: &crate::policy::Policy,
+) -> u8 {
     let to_file = a.output.is_some();
     let text = match a.format {
         AuditFormat::Text => render::text::audit(&report, Paint { on: !to_file && g.color.enabled_for_stdout() }),
@@ -115,8 +171,8 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         }
         None => out(&text),
     }
-    if let Some(state) = &a.state {
-        notify(g, a, &hooks, state, &aws, &report, &policy.file).await;
+    if let (Some(state), Some((hooks, aws))) = (&a.state, notifying) {
+        notify(g, a, hooks, state, aws, &report, &policy.file).await;
     }
     let s = report.summary();
     if !report.unreached.is_empty() {

@@ -10,6 +10,7 @@ mod permissions;
 mod plan;
 mod restore;
 mod schema;
+mod shards;
 mod validate;
 
 use std::path::{Path, PathBuf};

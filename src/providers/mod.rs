@@ -464,6 +464,16 @@ pub fn sensitive_values(policy: &Policy) -> Vec<String> {
     out
 }
 
+/// Every top-level address the policy names, kind by kind.
+pub fn addresses(policy: &Policy) -> Vec<Address> {
+    REGISTRY.iter().flat_map(|p| p.addresses(policy)).collect()
+}
+
+/// The definition of control `id`, whichever system declares it.
+pub fn control_def(id: &str) -> Option<&'static ControlDef> {
+    REGISTRY.iter().flat_map(|p| p.controls().iter()).find(|d| d.id == id)
+}
+
 /// Does the policy name anything at or under `target`?
 pub fn matches(policy: &Policy, target: &str) -> bool {
     let t = crate::model::Targets(vec![target.to_string()]);

@@ -59,6 +59,15 @@ pub struct AuditDocument<'a> {
     /// declares no account.
     #[serde(default, skip_serializing_if = "<[crate::audit::AccountStatus]>::is_empty")]
     pub accounts: &'a [crate::audit::AccountStatus],
+    /// `audit --shard I/N`: the share this report covers; `audit merge`
+    /// joins the shards (their objectives are recomputed over the whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::audit::Shard>,
+    /// With a shard: what the objectives are judged from beside the
+    /// controls (the roles' and keys' policies as read), for the merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub evidence: Option<Value>,
     pub objectives: &'a [Objective],
     pub controls: &'a [ControlResult],
 }
@@ -72,6 +81,8 @@ pub fn audit(report: &Report) -> Value {
         summary: s,
         unreached: &report.unreached,
         accounts: &report.accounts,
+        shard: report.shard,
+        evidence: report.shard.map(|_| json!({"identities": report.identities, "key_policies": report.key_policies})),
         objectives: &report.objectives,
         controls: &report.controls,
     })

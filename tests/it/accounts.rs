@@ -307,3 +307,94 @@ s3.put_bucket_versioning(Bucket="{extra}", VersioningConfiguration={{"Status": "
     r.code(1);
     assert!(r.stderr.contains("--account stage: not an account of"), "{}", r.stderr);
 }
+
+#[test]
+fn shards_merged_give_the_verdicts_and_objectives_of_one_audit() {
+    let w = World::with_moto();
+    let (src, dr, restore) = (unique("acct-src"), unique("acct-dr"), unique("restore"));
+    let extra: Vec<String> = (0..4).map(|i| unique(&format!("shard{i}"))).collect();
+    let mut text = policy(w.account(), &src, &dr, &restore);
+    let buckets: String = extra
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let account = if i % 2 == 0 { "      account: backup\n" } else { "" };
+            format!("    {b}:\n{account}      versioning: enabled\n      encryption: {{algorithm: AES256}}\n")
+        })
+        .collect();
+    text = text.replace("iam:\n", &format!("{buckets}iam:\n"));
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    let env = [("BACKUP_EXTERNAL_ID", "ext-secret-1")];
+    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    // Drift in one bucket of each account, so some controls fail.
+    for (i, b) in extra.iter().enumerate().take(2) {
+        let creds = if i == 0 {
+            format!(
+                r#"c = boto3.client("sts", **base).assume_role(RoleArn="arn:aws:iam::{BACKUP}:role/suoops-policy", RoleSessionName="drift")["Credentials"]
+kw = dict(base, aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])"#
+            )
+        } else {
+            "kw = base".to_string()
+        };
+        w.python(&format!(
+            r#"
+import sys, boto3
+base = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+{creds}
+boto3.client("s3", **kw).put_bucket_versioning(Bucket="{b}", VersioningConfiguration={{"Status": "Suspended"}})
+"#
+        ));
+    }
+    let whole = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env);
+    whole.code(2);
+    let mut files = Vec::new();
+    for i in 1..=3 {
+        let out = w.dir.path().join(format!("shard{i}.json")).to_string_lossy().into_owned();
+        let r = w.cli_with(&["audit", "-f", &p, "--shard", &format!("{i}/3"), "--format", "json", "-o", &out], &env);
+        assert!(r.code == 0 || r.code == 2, "{} {}", r.stdout, r.stderr);
+        files.push(out);
+    }
+    let merge = |files: &[String], format: &str| {
+        let mut args = vec!["audit", "merge"];
+        args.extend(files.iter().map(String::as_str));
+        args.extend(["-f", p.as_str(), "--format", format]);
+        w.cli_with(&args, &env)
+    };
+    let merged = merge(&files, "json");
+    merged.code(2);
+    let rows = |doc: &serde_json::Value| -> Vec<(String, String, String, String)> {
+        let mut v: Vec<_> = doc["controls"]
+            .as_array()
+            .expect("controls")
+            .iter()
+            .map(|c| {
+                let s = |k: &str| c[k].as_str().unwrap_or("-").to_string();
+                (s("address"), s("id"), s("status"), s("account"))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let verdicts = |doc: &serde_json::Value| -> Vec<(String, String)> {
+        let list = doc["objectives"].as_array().expect("objectives");
+        list.iter().map(|o| (o["id"].to_string(), o["verdict"].to_string())).collect()
+    };
+    let (a, b) = (whole.json(), merged.json());
+    assert!(rows(&a).iter().any(|r| r.2 == "fail"), "the estate has drift: {:?}", rows(&a));
+    assert_eq!(rows(&a), rows(&b));
+    assert_eq!(verdicts(&a), verdicts(&b));
+    assert_eq!(a["accounts"], b["accounts"]);
+    // Every shard held a share, and each resource is in one shard only.
+    let mut per: Vec<usize> = Vec::new();
+    for f in &files {
+        let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f).expect("shard")).expect("json");
+        per.push(doc["controls"].as_array().map_or(0, Vec::len));
+    }
+    assert!(per.iter().all(|n| *n > 0) && per.iter().sum::<usize>() == rows(&a).len(), "{per:?}");
+    // A shard missing is an error, not a smaller report.
+    let r = merge(&files[..2], "text");
+    r.code(1);
+    assert!(r.stderr.contains("shard(s) 3/3 missing"), "{}", r.stderr);
+    let r = merge(&files, "junit");
+    assert!(r.stdout.contains("<testsuite name=\"account backup (222222222222)\""), "{}", r.stdout);
+}

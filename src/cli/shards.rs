@@ -1,0 +1,164 @@
+//! `audit --shard I/N` and `audit merge SHARD.json…`: an estate too large
+//! for one runner audited as N deterministic shares (a CI matrix), then
+//! joined into one report whose objectives are judged over the whole.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::audit::{Reached, Report, Shard};
+use crate::model::control::{ControlResult, Status};
+use crate::model::{Address, Targets};
+use crate::policy::Policy;
+
+/// `I/N`, 1 ≤ I ≤ N.
+pub fn parse(s: &str) -> Result<Shard, String> {
+    let bad = || format!("--shard {s}: write INDEX/OF, e.g. 1/4 (INDEX from 1 to OF)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (index, of): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if of == 0 || index == 0 || index > of {
+        return Err(bad());
+    }
+    Ok(Shard { index, of })
+}
+
+/// The policy cut down to shard `s`: every resource ordered by account
+/// (the declared ones by name, then the caller's undeclared), then by
+/// address, and the `s.index`-th of `s.of` contiguous runs of it — so a
+/// shard mostly stays in one account, and every resource is in exactly one
+/// shard whatever machine computes it.
+pub fn cut(policy: &Policy, s: Shard) -> Policy {
+    let caller = policy.accounts.iter().find(|a| a.role.is_none()).map(|a| a.name.as_str());
+    let mut labels: Vec<Option<&str>> = policy.accounts.iter().map(|a| Some(a.name.as_str())).collect();
+    labels.sort();
+    labels.push(None);
+    let mut items: Vec<(Option<&str>, Address)> = Vec::new();
+    for label in labels {
+        let here = |a: Option<&str>| match label {
+            Some(name) => a == Some(name) || (a.is_none() && caller == Some(name)),
+            None => a.is_none() && caller.is_none(),
+        };
+        let part = crate::providers::in_account(policy, &here);
+        let mut addresses: Vec<Address> =
+            crate::providers::addresses(&part).into_iter().map(|a| a.resource_addr()).collect();
+        addresses.sort();
+        addresses.dedup();
+        items.extend(addresses.into_iter().map(|a| (label, a)));
+    }
+    let n = items.len();
+    let (from, to) = ((s.index as usize - 1) * n / s.of as usize, s.index as usize * n / s.of as usize);
+    let mine: Vec<String> = items[from..to].iter().map(|(_, a)| a.to_string()).collect();
+    if mine.is_empty() {
+        // Nothing falls to this shard: a policy with no resource at all.
+        return crate::providers::in_account(policy, &|_| false);
+    }
+    crate::providers::restricted(policy, &Targets(mine))
+}
+
+/// One shard's JSON report, read back.
+struct Read {
+    shard: Shard,
+    doc: Value,
+}
+
+fn read(path: &Path) -> Result<Read, String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{shown} is not an audit report in JSON (`audit --shard I/N --format json`): {e}"))?;
+    let shard = serde_json::from_value::<Shard>(doc["shard"].clone()).map_err(|_| {
+        format!("{shown} is not a shard's report: it has no `shard` (run `audit --shard I/N --format json`)")
+    })?;
+    Ok(Read { shard, doc })
+}
+
+/// A control of a shard's report, rebuilt on the registry's definition.
+fn control(c: &Value) -> Result<ControlResult, String> {
+    let id = c["id"].as_str().unwrap_or_default();
+    let def = crate::providers::control_def(id).ok_or_else(|| format!("`{id}` is not a control of this version"))?;
+    let status: Status = serde_json::from_value(c["status"].clone()).map_err(|e| format!("{id}: {e}"))?;
+    let mut r = def.result(
+        &Address::parse(c["address"].as_str().unwrap_or_default()),
+        status,
+        c["expected"].clone(),
+        c["observed"].clone(),
+        c["detail"].as_str().map(str::to_string),
+        c["remediation"].as_str().unwrap_or_default(),
+        c["policy_line"].as_u64().unwrap_or(0),
+    );
+    r.waiver = serde_json::from_value(c["waiver"].clone()).ok();
+    r.account = c["account"].as_str().map(str::to_string);
+    Ok(r)
+}
+
+/// The shards' reports joined: every control once, what could not be read,
+/// each account's verdict over all its shards, and the evidence the
+/// objectives need. Err: a shard missing, twice, or of another split.
+pub fn merge(files: &[&Path]) -> Result<(Report, Vec<Reached>), String> {
+    let shards: Vec<Read> = files.iter().map(|f| read(f)).collect::<Result<_, _>>()?;
+    let of = shards.first().map(|s| s.shard.of).ok_or("audit merge: name the shards' JSON reports")?;
+    let mut seen = BTreeSet::new();
+    for s in &shards {
+        if s.shard.of != of {
+            return Err(format!("the shards are of different splits ({of} and {})", s.shard.of));
+        }
+        if !seen.insert(s.shard.index) {
+            return Err(format!("shard {}/{of} is given twice", s.shard.index));
+        }
+    }
+    let missing: Vec<String> = (1..=of).filter(|i| !seen.contains(i)).map(|i| format!("{i}/{of}")).collect();
+    if !missing.is_empty() {
+        return Err(format!("shard(s) {} missing: a merged report covers the whole estate", missing.join(", ")));
+    }
+    let mut controls: Vec<ControlResult> = Vec::new();
+    let mut once: BTreeSet<(String, &'static str)> = BTreeSet::new();
+    let mut report = Report::new(Vec::new());
+    let mut reached: Vec<Reached> = Vec::new();
+    for s in &shards {
+        for c in s.doc["controls"].as_array().into_iter().flatten() {
+            let c = control(c)?;
+            // Once: a bucket named like another's child (`a` and `a.b`) is
+            // read by both their shards (`--target`'s prefix rule).
+            if once.insert((c.address.to_string(), c.id)) {
+                controls.push(c);
+            }
+        }
+        for u in s.doc["unreached"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if !report.unreached.iter().any(|x| x == u) {
+                report.unreached.push(u.to_string());
+            }
+        }
+        for a in s.doc["accounts"].as_array().into_iter().flatten() {
+            let (name, id) = (a["name"].as_str().unwrap_or_default(), a["id"].as_str().unwrap_or_default());
+            let why = a["reason"].as_str().map(str::to_string);
+            match reached.iter_mut().find(|(n, ..)| n == name) {
+                Some(r) => r.2 = r.2.take().or(why),
+                None => reached.push((name.to_string(), id.to_string(), why)),
+            }
+        }
+        let evidence = &s.doc["evidence"];
+        report.identities.extend(serde_json::from_value::<Vec<_>>(evidence["identities"].clone()).unwrap_or_default());
+        report
+            .key_policies
+            .extend(serde_json::from_value::<Vec<_>>(evidence["key_policies"].clone()).unwrap_or_default());
+    }
+    let Report { unreached, identities, key_policies, .. } = report;
+    let mut report = Report::new(controls);
+    (report.unreached, report.identities, report.key_policies) = (unreached, identities, key_policies);
+    report.run = shards.first().and_then(|s| serde_json::from_value(s.doc["run"].clone()).ok());
+    Ok((report, reached))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_written_index_of() {
+        assert_eq!(parse("2/3"), Ok(Shard { index: 2, of: 3 }));
+        for bad in ["0/3", "4/3", "1/0", "x/2", "3"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}
