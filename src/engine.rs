@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
 use crate::audit::{ControlResult, Report};
-use crate::aws::Aws;
+use crate::aws::{AccountError, Aws};
 use crate::model::{Address, Applied, Change, Fatal, Plan, Targets};
 use crate::policy::{Account, Policy};
 use crate::providers::{self, Ctx, Observation, Prior};
@@ -94,7 +94,7 @@ pub(crate) fn fatal(aws: &Aws) -> impl Fn(Fatal) -> RunError + '_ {
 /// credentials, or why there are none.
 struct Pass {
     account: Option<Account>,
-    aws: Result<Aws, String>,
+    aws: Result<Aws, AccountError>,
     policy: Policy,
 }
 
@@ -108,8 +108,8 @@ async fn passes(aws: &Aws, policy: &Policy) -> Vec<Pass> {
     let own = providers::in_account(policy, &mine);
     let own_aws = match caller.filter(|_| providers::uses_aws(&own)) {
         Some(c) => match aws.account().await {
-            Some(id) if id != c.id => {
-                Err(format!("the caller's credentials are in account {id}, not in `{}` ({})", c.name, c.id))
+            Some(landed) if landed != c.id => {
+                Err(AccountError::CallerElsewhere { landed, name: c.name.clone(), declared: c.id.clone() })
             }
             // Unknown: the kinds themselves say why AWS cannot be read.
             _ => Ok(aws.clone()),
@@ -151,7 +151,7 @@ async fn observe_passes(
     for pass in &passes {
         let label = pass.account.as_ref().map(|a| a.name.clone());
         if let Some(a) = &pass.account {
-            let unreachable = pass.aws.as_ref().err().cloned();
+            let unreachable = pass.aws.as_ref().err().map(AccountError::to_string);
             accounts.push(Reach { name: a.name.clone(), id: a.id.clone(), unreachable });
         }
         let here = pass.aws.as_ref().unwrap_or(aws);
@@ -163,7 +163,7 @@ async fn observe_passes(
             Err(why) => {
                 let reason = match &pass.account {
                     Some(a) => format!("account {} ({}) is unreachable: {why}", a.name, a.id),
-                    None => why.clone(),
+                    None => why.to_string(),
                 };
                 let unreached = providers::REGISTRY.iter().map(|p| Ok(p.unobserved(&pctx, &pass.policy, &reason)));
                 unreached.collect()

@@ -94,6 +94,18 @@ pub const IAM_CONCURRENCY: usize = 4;
 /// account and region; AWS KMS developer guide, "Request quotas").
 pub const KMS_CONCURRENCY: usize = 8;
 
+/// Why a declared account cannot be reached: its role refused, or STS
+/// answering another account than the one declared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    #[error("cannot assume {role}: {why}")]
+    Refused { role: String, why: String },
+    #[error("assuming {role} landed in account {landed}, not the declared {declared}")]
+    Elsewhere { role: String, landed: String, declared: String },
+    #[error("the caller's credentials are in account {landed}, not in `{name}` ({declared})")]
+    CallerElsewhere { landed: String, name: String, declared: String },
+}
+
 /// How the user pointed us at AWS.
 #[derive(Debug, Clone, Default)]
 pub struct AwsOptions {
@@ -336,7 +348,7 @@ impl Aws {
         role: &str,
         external_id: Option<&str>,
         session: (&str, u64),
-    ) -> Result<Aws, String> {
+    ) -> Result<Aws, AccountError> {
         let mut provider = aws_config::sts::AssumeRoleProvider::builder(role)
             .session_name(session.0)
             .session_length(Duration::from_secs(session.1))
@@ -361,11 +373,11 @@ impl Aws {
                     Some(code) => format!("{code}: {}", e.message().unwrap_or_default()),
                     None => root_cause(&e),
                 };
-                return Err(format!("cannot assume {role}: {why}"));
+                return Err(AccountError::Refused { role: role.to_string(), why });
             }
         };
         if landed != id {
-            return Err(format!("assuming {role} landed in account {landed}, not the declared {id}"));
+            return Err(AccountError::Elsewhere { role: role.to_string(), landed, declared: id.to_string() });
         }
         let mut aws = self.clone();
         aws.iam = aws_sdk_iam::Client::from_conf(

@@ -47,24 +47,27 @@ pub struct ImportArgs {
 }
 
 /// `--account NAME`: the credentials that act there — its role assumed,
-/// or the caller's own for the account without a role.
+/// or the caller's own for the account without a role. None, said on
+/// stderr: no such account, or it cannot be reached.
 async fn in_account(
+    g: &Global,
     aws: &crate::aws::Aws,
     policy: &crate::policy::Policy,
     name: &str,
-) -> Result<crate::aws::Aws, String> {
+) -> Option<crate::aws::Aws> {
     let Some(account) = policy.accounts.iter().find(|x| x.name == name) else {
         let known: Vec<&str> = policy.accounts.iter().map(|x| x.name.as_str()).collect();
-        return Err(format!("--account {name}: not an account of {} (declared: {})", policy.file, known.join(", ")));
+        error(g, format!("--account {name}: not an account of {} (declared: {})", policy.file, known.join(", ")));
+        return None;
     };
-    match &account.role {
-        Some(role) => {
-            let external = account.external_id.as_ref().map(|e| e.expose());
-            aws.assume(&account.id, role, external, (&account.session_name, account.session_secs))
-                .await
-                .map_err(|e| format!("account {name} ({}) is unreachable: {e}", account.id))
+    let Some(role) = &account.role else { return Some(aws.clone()) };
+    let external = account.external_id.as_ref().map(|e| e.expose());
+    match aws.assume(&account.id, role, external, (&account.session_name, account.session_secs)).await {
+        Ok(aws) => Some(aws),
+        Err(e) => {
+            error(g, format!("account {name} ({}) is unreachable: {e}", account.id));
+            None
         }
-        None => Ok(aws.clone()),
     }
 }
 
@@ -213,9 +216,9 @@ pub async fn run(g: &Global, a: &ImportArgs) -> u8 {
     }
     let aws = super::connect(g, existing.as_ref().and_then(|p| p.default_region.as_deref())).await;
     let aws = match (&a.account, &existing) {
-        (Some(name), Some(p)) => match in_account(&aws, p, name).await {
-            Ok(aws) => aws,
-            Err(e) => return error(g, e),
+        (Some(name), Some(p)) => match in_account(g, &aws, p, name).await {
+            Some(aws) => aws,
+            None => return 1,
         },
         _ => aws,
     };

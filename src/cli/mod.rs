@@ -129,13 +129,7 @@ impl TargetArg {
             self.target.iter().partition(|t| t.starts_with("account:"));
         let mut policy = policy;
         if !accounts.is_empty() {
-            policy = match account_targets(&policy, &accounts) {
-                Ok(p) => p,
-                Err(e) => {
-                    error(g, e);
-                    return None;
-                }
-            };
+            policy = account_targets(g, &policy, &accounts)?;
         }
         let t = crate::model::Targets(addresses.into_iter().cloned().collect());
         if t.0.is_empty() {
@@ -154,23 +148,28 @@ impl TargetArg {
 
 /// `--target account:NAME`: only the resources in those declared accounts
 /// (the caller's own, role-less account includes what names no account).
-fn account_targets(policy: &Policy, targets: &[&String]) -> Result<Policy, String> {
+/// None, said on stderr: a target names no declared account.
+fn account_targets(g: &Global, policy: &Policy, targets: &[&String]) -> Option<Policy> {
     let mut names: Vec<&str> = Vec::new();
     for t in targets {
         let name = t.trim_start_matches("account:");
         if !policy.accounts.iter().any(|a| a.name == name) {
             let known: Vec<&str> = policy.accounts.iter().map(|a| a.name.as_str()).collect();
-            return Err(format!(
-                "--target {t}: `{name}` is not an account of {} (declared: {})",
-                policy.file,
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
-            ));
+            error(
+                g,
+                format!(
+                    "--target {t}: `{name}` is not an account of {} (declared: {})",
+                    policy.file,
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            );
+            return None;
         }
         names.push(name);
     }
     let caller = policy.accounts.iter().find(|a| a.role.is_none()).map(|a| a.name.as_str());
     let here = |a: Option<&str>| names.contains(&a.or(caller).unwrap_or_default());
-    Ok(crate::providers::in_account(policy, &here))
+    Some(crate::providers::in_account(policy, &here))
 }
 
 /// The policy file option shared by commands.

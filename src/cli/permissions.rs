@@ -44,9 +44,9 @@ pub fn run(g: &Global, a: &PermissionsArgs) -> u8 {
         Some((s, None)) => return super::error(g, format!("--state {s}: write s3://BUCKET/KEY")),
     };
     let doc = match (&policy, &a.account) {
-        (Some(p), Some(name)) => match for_account(a.for_, p, name, state.as_ref()) {
-            Ok(d) => d,
-            Err(e) => return super::error(g, e),
+        (Some(p), Some(name)) => match for_account(g, a.for_, p, name, state.as_ref()) {
+            Some(d) => d,
+            None => return 1,
         },
         (Some(p), None) if !p.accounts.is_empty() => callers(a.for_, p, state.as_ref()),
         _ => document(a.for_, policy.as_ref(), state.as_ref()),
@@ -75,20 +75,30 @@ fn callers(cmd: For, policy: &Policy, state: Option<&(String, String)>) -> Value
 /// the account's resources, and who may assume it (the caller's account,
 /// with the external id when one is declared: shown masked, it is a
 /// secret).
-fn for_account(cmd: For, policy: &Policy, name: &str, state: Option<&(String, String)>) -> Result<Value, String> {
+/// None, said on stderr: no such account, or no caller's account for the
+/// trust to name.
+fn for_account(g: &Global, cmd: For, policy: &Policy, name: &str, state: Option<&(String, String)>) -> Option<Value> {
     let Some(account) = policy.accounts.iter().find(|a| a.name == name) else {
         let known: Vec<&str> = policy.accounts.iter().map(|a| a.name.as_str()).collect();
-        return Err(format!("--account {name}: not an account of {} (declared: {})", policy.file, known.join(", ")));
+        super::error(
+            g,
+            format!("--account {name}: not an account of {} (declared: {})", policy.file, known.join(", ")),
+        );
+        return None;
     };
     let Some(role) = &account.role else {
         // The caller's own account: its credentials, not a role.
-        return Ok(callers(cmd, policy, state));
+        return Some(callers(cmd, policy, state));
     };
     let Some(caller) = policy.accounts.iter().find(|a| a.role.is_none()) else {
-        return Err(format!(
-            "--account {name}: the trust names the caller's account: declare it in {} (an account without `role`)",
-            policy.file
-        ));
+        super::error(
+            g,
+            format!(
+                "--account {name}: the trust names the caller's account: declare it in {} (an account without `role`)",
+                policy.file
+            ),
+        );
+        return None;
     };
     let mine = crate::providers::in_account(policy, &|a| a == Some(name));
     let mut trust = json!({"Sid": "SuoopsPolicyCaller", "Effect": "Allow",
@@ -96,7 +106,7 @@ fn for_account(cmd: For, policy: &Policy, name: &str, state: Option<&(String, St
     if account.external_id.is_some() {
         trust["Condition"] = json!({"StringEquals": {"sts:ExternalId": crate::model::SENSITIVE}});
     }
-    Ok(json!({
+    Some(json!({
         "account": account.name,
         "id": account.id,
         "role": role,

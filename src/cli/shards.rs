@@ -12,9 +12,34 @@ use crate::model::control::{ControlResult, Status};
 use crate::model::{Address, Targets};
 use crate::policy::Policy;
 
+/// Why a shard cannot be taken or shards cannot be merged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ShardError {
+    #[error("--shard {0}: write INDEX/OF, e.g. 1/4 (INDEX from 1 to OF)")]
+    Syntax(String),
+    #[error("cannot read {0}: {1}")]
+    Unreadable(String, String),
+    #[error("{0} is not an audit report in JSON (`audit --shard I/N --format json`): {1}")]
+    NotJson(String, String),
+    #[error("{0} is not a shard's report: it has no `shard` (run `audit --shard I/N --format json`)")]
+    NotShard(String),
+    #[error("`{0}` is not a control of this version")]
+    UnknownControl(String),
+    #[error("{0}: {1}")]
+    BadControl(String, String),
+    #[error("audit merge: name the shards' JSON reports")]
+    NoShards,
+    #[error("the shards are of different splits ({0} and {1})")]
+    Splits(u32, u32),
+    #[error("shard {0}/{1} is given twice")]
+    Twice(u32, u32),
+    #[error("shard(s) {0} missing: a merged report covers the whole estate")]
+    Missing(String),
+}
+
 /// `I/N`, 1 ≤ I ≤ N.
-pub fn parse(s: &str) -> Result<Shard, String> {
-    let bad = || format!("--shard {s}: write INDEX/OF, e.g. 1/4 (INDEX from 1 to OF)");
+pub fn parse(s: &str) -> Result<Shard, ShardError> {
+    let bad = || ShardError::Syntax(s.to_string());
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
     let (index, of): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
     if of == 0 || index == 0 || index > of {
@@ -62,22 +87,20 @@ struct Read {
     doc: Value,
 }
 
-fn read(path: &Path) -> Result<Read, String> {
-    let shown = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let doc: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{shown} is not an audit report in JSON (`audit --shard I/N --format json`): {e}"))?;
-    let shard = serde_json::from_value::<Shard>(doc["shard"].clone()).map_err(|_| {
-        format!("{shown} is not a shard's report: it has no `shard` (run `audit --shard I/N --format json`)")
-    })?;
+fn read(path: &Path) -> Result<Read, ShardError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ShardError::Unreadable(shown.clone(), e.to_string()))?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| ShardError::NotJson(shown.clone(), e.to_string()))?;
+    let shard = serde_json::from_value::<Shard>(doc["shard"].clone()).map_err(|_| ShardError::NotShard(shown))?;
     Ok(Read { shard, doc })
 }
 
 /// A control of a shard's report, rebuilt on the registry's definition.
-fn control(c: &Value) -> Result<ControlResult, String> {
+fn control(c: &Value) -> Result<ControlResult, ShardError> {
     let id = c["id"].as_str().unwrap_or_default();
-    let def = crate::providers::control_def(id).ok_or_else(|| format!("`{id}` is not a control of this version"))?;
-    let status: Status = serde_json::from_value(c["status"].clone()).map_err(|e| format!("{id}: {e}"))?;
+    let def = crate::providers::control_def(id).ok_or_else(|| ShardError::UnknownControl(id.to_string()))?;
+    let status: Status = serde_json::from_value(c["status"].clone())
+        .map_err(|e| ShardError::BadControl(id.to_string(), e.to_string()))?;
     let mut r = def.result(
         &Address::parse(c["address"].as_str().unwrap_or_default()),
         status,
@@ -95,21 +118,21 @@ fn control(c: &Value) -> Result<ControlResult, String> {
 /// The shards' reports joined: every control once, what could not be read,
 /// each account's verdict over all its shards, and the evidence the
 /// objectives need. Err: a shard missing, twice, or of another split.
-pub fn merge(files: &[&Path]) -> Result<(Report, Vec<Reached>), String> {
+pub fn merge(files: &[&Path]) -> Result<(Report, Vec<Reached>), ShardError> {
     let shards: Vec<Read> = files.iter().map(|f| read(f)).collect::<Result<_, _>>()?;
-    let of = shards.first().map(|s| s.shard.of).ok_or("audit merge: name the shards' JSON reports")?;
+    let of = shards.first().map(|s| s.shard.of).ok_or(ShardError::NoShards)?;
     let mut seen = BTreeSet::new();
     for s in &shards {
         if s.shard.of != of {
-            return Err(format!("the shards are of different splits ({of} and {})", s.shard.of));
+            return Err(ShardError::Splits(of, s.shard.of));
         }
         if !seen.insert(s.shard.index) {
-            return Err(format!("shard {}/{of} is given twice", s.shard.index));
+            return Err(ShardError::Twice(s.shard.index, of));
         }
     }
     let missing: Vec<String> = (1..=of).filter(|i| !seen.contains(i)).map(|i| format!("{i}/{of}")).collect();
     if !missing.is_empty() {
-        return Err(format!("shard(s) {} missing: a merged report covers the whole estate", missing.join(", ")));
+        return Err(ShardError::Missing(missing.join(", ")));
     }
     let mut controls: Vec<ControlResult> = Vec::new();
     let mut once: BTreeSet<(String, &'static str)> = BTreeSet::new();
@@ -157,6 +180,7 @@ mod tests {
     #[test]
     fn shards_are_written_index_of() {
         assert_eq!(parse("2/3"), Ok(Shard { index: 2, of: 3 }));
+        assert_eq!(parse("4/3"), Err(ShardError::Syntax("4/3".into())));
         for bad in ["0/3", "4/3", "1/0", "x/2", "3"] {
             assert!(parse(bad).is_err(), "{bad}");
         }

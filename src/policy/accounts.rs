@@ -54,6 +54,15 @@ pub struct Account {
     pub line: u64,
 }
 
+/// Why `ACCOUNT:ROLE` names no role.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrincipalError {
+    #[error("`{0}` names no role after `{1}:`")]
+    NoRole(String, String),
+    #[error("`{account}` in `{written}` is not a declared account{near}")]
+    Undeclared { account: String, written: String, near: String },
+}
+
 /// The role `name` of account `id`, as IAM writes its ARN.
 pub fn role_arn(id: &str, name: &str) -> String {
     format!("arn:aws:iam::{id}:role/{name}")
@@ -236,20 +245,20 @@ impl Validator<'_> {
     /// A principal as written: `ACCOUNT:ROLE` (a role of a declared
     /// account) becomes the role's ARN; anything else is as written. Err:
     /// it has that form but names no declared account.
-    pub(crate) fn principal(&self, p: &str) -> Result<String, String> {
+    pub(crate) fn principal(&self, p: &str) -> Result<String, PrincipalError> {
         if p.starts_with("arn:") || crate::iamdoc::is_service_principal(p) {
             return Ok(p.to_string());
         }
         let Some((account, role)) = p.split_once(':') else { return Ok(p.to_string()) };
         match self.accounts.iter().find(|a| a.name == account) {
             Some(a) if !role.is_empty() => Ok(role_arn(&a.id, role)),
-            Some(_) => Err(format!("`{p}` names no role after `{account}:`")),
+            Some(_) => Err(PrincipalError::NoRole(p.to_string(), account.to_string())),
             None => {
                 let known: Vec<&str> = self.accounts.iter().map(|x| x.name.as_str()).collect();
                 let near = super::validate::closest(account, known.iter().copied())
                     .map(|n| format!(" (did you mean `{n}:{role}`?)"))
                     .unwrap_or_default();
-                Err(format!("`{account}` in `{p}` is not a declared account{near}"))
+                Err(PrincipalError::Undeclared { account: account.to_string(), written: p.to_string(), near })
             }
         }
     }

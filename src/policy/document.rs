@@ -670,7 +670,7 @@ impl Validator<'_> {
                         .items
                         .iter()
                         .filter(|x| !valid(x))
-                        .map(|x| (x, if k == "AWS" { self.principal(x).err() } else { None }))
+                        .map(|x| (x, if k == "AWS" { self.principal(x).err().map(|e| e.to_string()) } else { None }))
                         .collect();
                     for (x, why) in bad {
                         self.diags.push(

@@ -48,6 +48,20 @@ fn bar(out: &mut String, y: u32, label: &str, parts: &[(usize, &str, &str)]) {
     }
 }
 
+/// The report's style sheet.
+const STYLE: &str = "\
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }\n\
+h1 { margin-bottom: .2rem; } .sub { color: #555; margin-top: 0; }\n\
+.verdict { display: inline-block; padding: .3rem .8rem; border-radius: 4px; color: white; font-weight: bold; }\n\
+table { border-collapse: collapse; width: 100%; margin: .5rem 0 1.5rem; font-size: 14px; }\n\
+th, td { border-bottom: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: top; }\n\
+.badge { color: white; border-radius: 3px; padding: 0 .4rem; font-size: 12px; font-weight: bold; }\n\
+code { font-size: 12px; word-break: break-all; } h3 code { font-size: 16px; }\n\
+.tiles { display: flex; flex-wrap: wrap; gap: .5rem; margin: .5rem 0 1rem; }\n\
+.tile { color: white; border-radius: 4px; padding: .5rem .7rem; min-width: 12rem; }\n\
+.tile small { display: block; opacity: .9; }\n\
+";
+
 pub fn report(report: &Report, policy_file: &str) -> String {
     let s = report.summary();
     let compliant = report.compliant();
@@ -57,17 +71,7 @@ pub fn report(report: &Report, policy_file: &str) -> String {
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>suoops-policy audit</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-h1 {{ margin-bottom: .2rem; }} .sub {{ color: #555; margin-top: 0; }}
-.verdict {{ display: inline-block; padding: .3rem .8rem; border-radius: 4px; color: white; font-weight: bold; }}
-table {{ border-collapse: collapse; width: 100%; margin: .5rem 0 1.5rem; font-size: 14px; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: top; }}
-.badge {{ color: white; border-radius: 3px; padding: 0 .4rem; font-size: 12px; font-weight: bold; }}
-code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }}
-.tiles {{ display: flex; flex-wrap: wrap; gap: .5rem; margin: .5rem 0 1rem; }}
-.tile {{ color: white; border-radius: 4px; padding: .5rem .7rem; min-width: 12rem; }}
-.tile small {{ display: block; opacity: .9; }}
-</style></head><body>
+{STYLE}</style></head><body>
 <h1>Backup compliance audit</h1>
 <p class="sub">policy <code>{}</code> · {} controls · <span class="verdict" style="background:{}">{}</span></p>
 "#,
@@ -93,21 +97,7 @@ code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }
             esc(u)
         );
     }
-    if !report.accounts.is_empty() {
-        out.push_str("<h2>Accounts</h2><table><tr><th>account</th><th>id</th><th>verdict</th><th>why</th></tr>");
-        for a in &report.accounts {
-            let colour = if a.status == "compliant" { PASS } else { FAIL };
-            let _ = write!(
-                out,
-                r#"<tr><td>{}</td><td>{}</td><td style="color:{colour}">{}</td><td>{}</td></tr>"#,
-                esc(&a.name),
-                esc(&a.id),
-                esc(&a.status.replace('_', " ")),
-                esc(a.reason.as_deref().unwrap_or(""))
-            );
-        }
-        out.push_str("</table>");
-    }
+    accounts(&mut out, report);
     if !report.objectives.is_empty() {
         out.push_str("<h2>Objectives</h2><div class=\"tiles\">");
         for o in &report.objectives {
@@ -212,6 +202,26 @@ code {{ font-size: 12px; word-break: break-all; }} h3 code {{ font-size: 16px; }
     }
     out.push_str("</body></html>\n");
     out
+}
+
+/// Each declared account's verdict, before anything else.
+fn accounts(out: &mut String, report: &Report) {
+    if report.accounts.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Accounts</h2><table><tr><th>account</th><th>id</th><th>verdict</th><th>why</th></tr>");
+    for a in &report.accounts {
+        let colour = if a.status == "compliant" { PASS } else { FAIL };
+        let _ = write!(
+            out,
+            r#"<tr><td>{}</td><td>{}</td><td style="color:{colour}">{}</td><td>{}</td></tr>"#,
+            esc(&a.name),
+            esc(&a.id),
+            esc(&a.status.replace('_', " ")),
+            esc(a.reason.as_deref().unwrap_or(""))
+        );
+    }
+    out.push_str("</table>");
 }
 
 #[cfg(test)]

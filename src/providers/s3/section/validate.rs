@@ -258,7 +258,7 @@ impl Validator<'_> {
                     match self.principal(&s) {
                         Ok(s) => s,
                         Err(why) => {
-                            self.diags.push(Diagnostic::new(Code::InvalidValue, why, Some(p.pos())).help(
+                            self.diags.push(Diagnostic::new(Code::InvalidValue, why.to_string(), Some(p.pos())).help(
                                 "write ACCOUNT:ROLE with an account declared under `accounts:`, or the role's ARN",
                             ));
                             continue;
