@@ -451,7 +451,9 @@ pub fn in_account(policy: &Policy, here: &dyn Fn(Option<&str>) -> bool) -> Polic
 /// the last sweep turns it into `(sensitive value)`.
 pub fn sensitive_values(policy: &Policy) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for value in REGISTRY.iter().flat_map(|p| p.secrets(policy)) {
+    // The accounts' external ids, and what each system resolved.
+    let external = policy.accounts.iter().filter_map(|a| a.external_id.as_ref()).map(|e| e.expose().to_string());
+    for value in external.chain(REGISTRY.iter().flat_map(|p| p.secrets(policy))) {
         if let Some(password) = crate::policy::url_password(&value) {
             out.push(password.to_string());
         }
