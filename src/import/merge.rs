@@ -184,10 +184,11 @@ mod tests {
     /// A block-style policy with some of its sections, comments at any
     /// indentation and blank lines between, in any order.
     fn policy_text() -> impl Strategy<Value = (String, Value)> {
-        let bucket = "[a-z]{1,6}";
+        // Names never YAML's own words (null, true, no…), which a key cannot be.
+        let bucket = "x[a-z]{0,5}";
         (
             prop::collection::btree_set(bucket, 0..3),
-            prop::option::of(prop::collection::btree_set("[a-z]{1,6}", 0..3)),
+            prop::option::of(prop::collection::btree_set("x[a-z]{0,5}", 0..3)),
             any::<bool>(),
             prop::collection::vec((0usize..8, any::<bool>()), 0..6),
             prop::sample::select(vec![2usize, 3, 4]),

@@ -38,6 +38,10 @@ pub struct Policy {
     /// `accounts:`, the AWS accounts resources may name (`account:`).
     pub accounts: Vec<Account>,
     pub buckets: Vec<BucketSpec>,
+    /// Buckets the policy declares in other accounts than the part of a
+    /// run this copy is for (`Provider::in_account`): what a replication
+    /// rule may name across accounts, never read or changed from here.
+    pub elsewhere: Vec<BucketSpec>,
     /// `kms.keys`: customer-managed keys.
     pub kms: Vec<KmsKeySpec>,
     pub iam: Iam,

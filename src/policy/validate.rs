@@ -326,6 +326,7 @@ impl Validator<'_> {
             default_region,
             accounts,
             buckets,
+            elsewhere: Vec::new(),
             kms: std::mem::take(&mut self.keys),
             iam,
             redis,

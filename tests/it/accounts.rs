@@ -4,7 +4,7 @@
 //! back with each account's credentials. A role whose trust refuses the
 //! caller is played by the fault proxy (the emulators assume any role).
 
-use crate::harness::{unique, FaultProxy, Faults, Server, World};
+use crate::harness::{squash, unique, FaultProxy, Faults, Server, World};
 
 const BACKUP: &str = "222222222222";
 
@@ -397,4 +397,52 @@ boto3.client("s3", **kw).put_bucket_versioning(Bucket="{b}", VersioningConfigura
     assert!(r.stderr.contains("shard(s) 3/3 missing"), "{}", r.stderr);
     let r = merge(&files, "junit");
     assert!(r.stdout.contains("<testsuite name=\"account backup (222222222222)\""), "{}", r.stdout);
+}
+
+#[test]
+fn replication_into_the_backup_account_names_it_and_hands_it_the_replicas() {
+    let w = World::with_moto();
+    let (src, dr, repl) = (unique("acct-src"), unique("acct-dr"), unique("repl"));
+    let text = format!(
+        r#"version: 1
+aws: {{region: us-east-1}}
+accounts:
+  prod: {{id: "{caller}"}}
+  backup: {{id: "{BACKUP}", role: "arn:aws:iam::{BACKUP}:role/suoops-policy"}}
+s3:
+  buckets:
+    {src}:
+      versioning: enabled
+      replication:
+        role: {repl}
+        rules:
+          - {{id: dr, destination: {dr}}}
+    {dr}:
+      account: backup
+      versioning: enabled
+iam:
+  roles:
+    {repl}:
+      s3_replication: true
+"#,
+        caller = w.account()
+    );
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    let r = w.cli(&["plan", "-f", &p]);
+    r.code(0);
+    let out = squash(&r.stdout);
+    assert!(out.contains(&format!("+ destination_account = \"{BACKUP}\"")), "{out}");
+    assert!(out.contains("+ owner_override = true"), "{out}");
+    assert!(out.contains("s3:ObjectOwnerOverrideToBucketOwner"), "{out}");
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+    let live = w.python(&format!(
+        r#"
+import sys, json, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+d = s3.get_bucket_replication(Bucket="{src}")["ReplicationConfiguration"]["Rules"][0]["Destination"]
+print(d.get("Account"), d.get("AccessControlTranslation", {{}}).get("Owner"), d["Bucket"])
+"#
+    ));
+    assert_eq!(live.trim(), format!("{BACKUP} Destination arn:aws:s3:::{dr}"));
 }

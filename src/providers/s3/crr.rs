@@ -140,15 +140,19 @@ async fn read_all(ctx: &Ctx<'_>, specs: &[&BucketSpec]) -> Result<ReplicationSee
 fn from_policy(policy: &Policy, default_region: Option<&str>) -> Prerequisites {
     Prerequisites {
         in_policy_roles: policy.iam.roles.iter().filter(|r| !r.absent).map(|r| r.name.clone()).collect(),
+        // A destination declared in another account counts as declared: the
+        // policy says what it is, and its own account's part reads it.
         in_policy_versioned: policy
             .buckets
             .iter()
+            .chain(&policy.elsewhere)
             .filter(|b| b.versioning == Some(Versioning::Enabled))
             .map(|b| b.name.clone())
             .collect(),
         regions: policy
             .buckets
             .iter()
+            .chain(&policy.elsewhere)
             .filter_map(|b| region_of(b, default_region).ok().map(|r| (b.name.clone(), r)))
             .collect(),
         ..Default::default()
@@ -170,7 +174,7 @@ async fn prerequisites(ctx: &Ctx<'_>, policy: &Policy, seen: &ReplicationSeen) -
         .iter()
         .filter_map(|o| o.spec.replication.as_ref())
         .flat_map(|r| r.rules.iter().map(|x| x.destination.as_str()))
-        .filter(|d| !policy.buckets.iter().any(|b| b.name == *d))
+        .filter(|d| !policy.buckets.iter().chain(&policy.elsewhere).any(|b| b.name == *d))
         .collect();
     dests.sort();
     dests.dedup();

@@ -119,7 +119,10 @@ impl Provider for Buckets {
         policy.buckets.retain(|b| targets.touches(Address::s3_bucket(&b.name).as_str()));
     }
     fn in_account(&self, policy: &mut Policy, here: &dyn Fn(Option<&str>) -> bool) {
-        policy.buckets.retain(|b| here(b.account.as_deref()));
+        let (mine, theirs): (Vec<BucketSpec>, Vec<BucketSpec>) =
+            std::mem::take(&mut policy.buckets).into_iter().partition(|b| here(b.account.as_deref()));
+        policy.buckets = mine;
+        policy.elsewhere.extend(theirs);
     }
     fn on_aws(&self) -> bool {
         true

@@ -7,10 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_s3::types::{
-    DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, EncryptionConfiguration, Metrics,
-    MetricsStatus, ReplicationConfiguration, ReplicationRule as SdkRule, ReplicationRuleFilter, ReplicationRuleStatus,
-    ReplicationTime, ReplicationTimeStatus, ReplicationTimeValue, SourceSelectionCriteria, SseKmsEncryptedObjects,
-    SseKmsEncryptedObjectsStatus, StorageClass,
+    AccessControlTranslation, DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination,
+    EncryptionConfiguration, Metrics, MetricsStatus, OwnerOverride, ReplicationConfiguration,
+    ReplicationRule as SdkRule, ReplicationRuleFilter, ReplicationRuleStatus, ReplicationTime, ReplicationTimeStatus,
+    ReplicationTimeValue, SourceSelectionCriteria, SseKmsEncryptedObjects, SseKmsEncryptedObjectsStatus, StorageClass,
 };
 use serde_json::json;
 
@@ -105,9 +105,9 @@ pub fn canonical(r: &SdkRule) -> ReplicationRule {
         let rtc = d.replication_time().filter(|t| *t.status() == ReplicationTimeStatus::Enabled);
         out.replication_time_minutes =
             rtc.and_then(|t| t.time()).and_then(|t| t.minutes()).and_then(|m| u32::try_from(m).ok());
+        out.destination_account = d.account().map(str::to_string);
+        out.owner_override = d.access_control_translation().map(|t| *t.owner() == OwnerOverride::Destination);
         for (present, what) in [
-            (d.account().is_some(), "destination account"),
-            (d.access_control_translation().is_some(), "owner override"),
             // Metrics without Replication Time Control, or RTC disabled but written.
             (d.metrics().is_some() && rtc.is_none(), "replication metrics"),
             (d.replication_time().is_some() && rtc.is_none(), "replication time control (disabled)"),
@@ -144,8 +144,12 @@ pub fn to_sdk(r: &ReplicationRule, live: Option<&SdkRule>) -> Result<SdkRule, aw
     let mut dest = Destination::builder()
         .bucket(format!("arn:aws:s3:::{}", r.destination))
         .set_storage_class(r.storage_class.as_deref().map(StorageClass::from))
-        .set_account(ld.and_then(|d| d.account()).map(str::to_string))
-        .set_access_control_translation(ld.and_then(|d| d.access_control_translation()).cloned())
+        .set_account(r.destination_account.clone().or_else(|| ld.and_then(|d| d.account()).map(str::to_string)))
+        .set_access_control_translation(match r.owner_override {
+            Some(true) => Some(AccessControlTranslation::builder().owner(OwnerOverride::Destination).build()?),
+            Some(false) => None,
+            None => ld.and_then(|d| d.access_control_translation()).cloned(),
+        })
         .set_encryption_configuration(ld.and_then(|d| d.encryption_configuration()).cloned())
         .set_replication_time(ld.and_then(|d| d.replication_time()).cloned())
         .set_metrics(ld.and_then(|d| d.metrics()).cloned());
@@ -225,6 +229,8 @@ fn as_named(live: &ReplicationRule, want: &ReplicationRule) -> ReplicationRule {
         replica_kms_key: want.replica_kms_key.as_ref().and(live.replica_kms_key.clone()),
         replicate_kms_encrypted: want.replicate_kms_encrypted.and(live.replicate_kms_encrypted),
         replication_time_minutes: want.replication_time_minutes.and(live.replication_time_minutes),
+        destination_account: want.destination_account.as_ref().and(live.destination_account.clone()),
+        owner_override: want.owner_override.and(live.owner_override),
         unmodelled: Vec::new(),
         ..live.clone()
     }
@@ -336,8 +342,16 @@ pub fn diff(bucket: &str, want: &Replication, seen: &Observed<ReplicationDoc>, p
                     c.action = Action::Update;
                     c.attributes = rule_attrs(Some(&named), rule);
                 }
-                if !live.unmodelled.is_empty() {
-                    c.reason = Some(format!("also has: {}, kept", live.unmodelled.join(", ")));
+                // What the live rule has that the policy's does not name.
+                let mut kept = live.unmodelled.clone();
+                if rule.destination_account.is_none() && live.destination_account.is_some() {
+                    kept.push("destination account".into());
+                }
+                if rule.owner_override.is_none() && live.owner_override == Some(true) {
+                    kept.push("owner override".into());
+                }
+                if !kept.is_empty() {
+                    c.reason = Some(format!("also has: {}, kept", kept.join(", ")));
                 }
                 out.push(c);
             }
@@ -405,6 +419,8 @@ mod tests {
             replica_kms_key: None,
             replicate_kms_encrypted: Some(false),
             replication_time_minutes: None,
+            destination_account: None,
+            owner_override: None,
             filter_tags: vec![],
             unmodelled: vec![],
         }

@@ -315,13 +315,24 @@ pub fn replication_permissions(role: &str, buckets: &[BucketSpec], default_regio
         .filter(|b| b.object_lock.is_some() && sources.contains(&b.name))
         .map(|b| format!("arn:aws:s3:::{}/*", b.name))
         .collect();
+    // Replicas handed to another account's bucket owner need the owner
+    // override (AWS S3 user guide, "Changing the replica owner").
+    let overrides = buckets
+        .iter()
+        .filter(|b| sources.contains(&b.name))
+        .filter_map(|b| b.replication.as_ref())
+        .any(|r| r.rules.iter().any(|x| x.owner_override == Some(true)));
+    let mut write_replicas = vec!["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"];
+    if overrides {
+        write_replicas.push("s3:ObjectOwnerOverrideToBucketOwner");
+    }
     let mut statements = vec![
         json!({"Sid": "ReadSourceConfiguration", "Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
              "Resource": sources.iter().map(arn).collect::<Vec<_>>()}),
         json!({"Sid": "ReadSourceObjects", "Effect": "Allow",
              "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
              "Resource": sources.iter().map(objects).collect::<Vec<_>>()}),
-        json!({"Sid": "WriteReplicas", "Effect": "Allow", "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+        json!({"Sid": "WriteReplicas", "Effect": "Allow", "Action": write_replicas,
              "Resource": dests.iter().map(objects).collect::<Vec<_>>()}),
     ];
     if !locked.is_empty() {

@@ -249,6 +249,16 @@ pub struct ReplicationRule {
     /// is 15. None: not named (policy) / off (live).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication_time_minutes: Option<u32>,
+    /// The destination bucket's account, when it is another account's
+    /// (`Destination.Account`): derived when the policy declares the
+    /// destination in another account; None in a policy rule: not named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_account: Option<String>,
+    /// Replicas owned by the destination bucket's owner
+    /// (`AccessControlTranslation: Owner=Destination`; AWS S3 user guide,
+    /// "Changing the replica owner"). None in a policy rule: not named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_override: Option<bool>,
     /// A live rule's tag filter (`key=value`, sorted). The policy's rules
     /// have none: a tag filter added to a rule the policy owns narrows
     /// what is copied, and is a difference, never a setting kept.

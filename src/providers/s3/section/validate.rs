@@ -43,9 +43,36 @@ impl Validator<'_> {
             }
         }
         self.destinations_versioned(&buckets);
+        self.across_accounts(&mut buckets);
         self.replicas_writable_and_locked(&buckets);
         self.replica_keys_in_region(&buckets, default_region);
         buckets
+    }
+
+    /// A rule whose destination the policy declares in another account than
+    /// its source names that account, and hands the replicas to it (AWS S3
+    /// user guide, "Configuring replication for source and destination
+    /// buckets owned by different accounts" and "Changing the replica
+    /// owner": `Account` and `AccessControlTranslation: Owner=Destination`),
+    /// so the backup account owns its copies outright.
+    fn across_accounts(&mut self, buckets: &mut [BucketSpec]) {
+        let caller = self.accounts.iter().find(|a| a.role.is_none()).map(|a| a.id.clone());
+        let id_of = |b: &BucketSpec| match &b.account {
+            Some(name) => self.accounts.iter().find(|a| &a.name == name).map(|a| a.id.clone()),
+            None => caller.clone(),
+        };
+        let homes: Vec<(String, Option<String>)> = buckets.iter().map(|b| (b.name.clone(), id_of(b))).collect();
+        for b in buckets.iter_mut() {
+            let source = homes.iter().find(|(n, _)| *n == b.name).and_then(|(_, id)| id.clone());
+            let Some(r) = b.replication.as_mut() else { continue };
+            for rule in &mut r.rules {
+                let dest = homes.iter().find(|(n, _)| *n == rule.destination).and_then(|(_, id)| id.clone());
+                if let (Some(dest), true) = (&dest, dest != source) {
+                    rule.destination_account = Some(dest.clone());
+                    rule.owner_override = Some(true);
+                }
+            }
+        }
     }
 
     /// A destination the policy itself declares must be versioned by it
@@ -638,6 +665,8 @@ impl Validator<'_> {
                     replica_kms_key,
                     replicate_kms_encrypted,
                     replication_time_minutes,
+                    destination_account: None,
+                    owner_override: None,
                     filter_tags: Vec::new(),
                     unmodelled: Vec::new(),
                 });
