@@ -315,17 +315,7 @@ pub fn replication_permissions(role: &str, buckets: &[BucketSpec], default_regio
         .filter(|b| b.object_lock.is_some() && sources.contains(&b.name))
         .map(|b| format!("arn:aws:s3:::{}/*", b.name))
         .collect();
-    // Replicas handed to another account's bucket owner need the owner
-    // override (AWS S3 user guide, "Changing the replica owner").
-    let overrides = buckets
-        .iter()
-        .filter(|b| sources.contains(&b.name))
-        .filter_map(|b| b.replication.as_ref())
-        .any(|r| r.rules.iter().any(|x| x.owner_override == Some(true)));
-    let mut write_replicas = vec!["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"];
-    if overrides {
-        write_replicas.push("s3:ObjectOwnerOverrideToBucketOwner");
-    }
+    let write_replicas = write_replicas(buckets, &sources);
     let mut statements = vec![
         json!({"Sid": "ReadSourceConfiguration", "Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
              "Resource": sources.iter().map(arn).collect::<Vec<_>>()}),
@@ -341,6 +331,22 @@ pub fn replication_permissions(role: &str, buckets: &[BucketSpec], default_regio
     }
     statements.extend(numbered(kms));
     Some(json!({"Version": "2012-10-17", "Statement": statements}))
+}
+
+/// What writing the replicas takes; replicas handed to another account's
+/// bucket owner need the owner override too (AWS S3 user guide, "Changing
+/// the replica owner").
+fn write_replicas(buckets: &[BucketSpec], sources: &[String]) -> Vec<&'static str> {
+    let overrides = buckets
+        .iter()
+        .filter(|b| sources.contains(&b.name))
+        .filter_map(|b| b.replication.as_ref())
+        .any(|r| r.rules.iter().any(|x| x.owner_override == Some(true)));
+    let mut actions = vec!["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"];
+    if overrides {
+        actions.push("s3:ObjectOwnerOverrideToBucketOwner");
+    }
+    actions
 }
 
 /// Sids are unique within a document: the second statement of a kind is
