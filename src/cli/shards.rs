@@ -178,6 +178,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_resource_falls_in_exactly_one_shard() {
+        let text = "version: 1\naws: {region: us-east-1}\naccounts:\n  prod: {id: \"111111111111\"}\n  backup: {id: \"222222222222\", role: \"arn:aws:iam::222222222222:role/r\"}\ns3:\n  buckets:\n    bkt1: {}\n    bkt2: {account: backup}\n    bkt3: {}\n    bkt4: {account: backup}\n    bkt5: {}\niam:\n  roles:\n    w: {account: backup, trust: {Statement: [{Effect: Allow, Principal: {Service: s3.amazonaws.com}, Action: sts:AssumeRole}]}}\n";
+        let policy = crate::policy::parse("p.yaml", text.as_bytes().to_vec(), &|_| None).expect("valid");
+        let all: Vec<String> = crate::providers::addresses(&policy).iter().map(|a| a.to_string()).collect();
+        for of in 1..=8 {
+            let mut seen: Vec<String> = Vec::new();
+            for index in 1..=of {
+                let part = cut(&policy, Shard { index, of });
+                seen.extend(crate::providers::addresses(&part).iter().map(|a| a.to_string()));
+            }
+            seen.sort();
+            let mut want = all.clone();
+            want.sort();
+            assert_eq!(seen, want, "{of} shards");
+        }
+        // By account first: the backup account's resources come together.
+        let first = cut(&policy, Shard { index: 1, of: 2 });
+        let names: Vec<String> = crate::providers::addresses(&first).iter().map(|a| a.to_string()).collect();
+        assert_eq!(names, ["iam.role.w", "s3.bkt2", "s3.bkt4"], "{names:?}");
+    }
+
+    #[test]
     fn shards_are_written_index_of() {
         assert_eq!(parse("2/3"), Ok(Shard { index: 2, of: 3 }));
         assert_eq!(parse("4/3"), Err(ShardError::Syntax("4/3".into())));
