@@ -445,4 +445,65 @@ print(d.get("Account"), d.get("AccessControlTranslation", {{}}).get("Owner"), d[
 "#
     ));
     assert_eq!(live.trim(), format!("{BACKUP} Destination arn:aws:s3:::{dr}"));
+    // The destination's own policy, in the backup account, lets the
+    // source's replication role in.
+    let granted = w.python(&format!(
+        r#"
+import sys, json, boto3
+base = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+c = boto3.client("sts", **base).assume_role(RoleArn="arn:aws:iam::{BACKUP}:role/suoops-policy", RoleSessionName="check")["Credentials"]
+s3 = boto3.client("s3", **dict(base, aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"]))
+doc = json.loads(s3.get_bucket_policy(Bucket="{dr}")["Policy"])
+st = [s for s in doc["Statement"] if s.get("Sid") == "SuoopsPolicyReplicasFromSources"][0]
+print(st["Principal"]["AWS"], sorted(st["Action"]))
+"#
+    ));
+    let role = format!("arn:aws:iam::{}:role/{repl}", w.account());
+    assert!(granted.contains(&role) && granted.contains("s3:ObjectOwnerOverrideToBucketOwner"), "{granted}");
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    let grant = r.json()["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == "S3-REPLICA-GRANT")
+        .cloned()
+        .expect("S3-REPLICA-GRANT");
+    assert_eq!(
+        (grant["address"].as_str(), grant["status"].as_str()),
+        (Some(format!("s3.{dr}").as_str()), Some("pass")),
+        "{grant}"
+    );
+    assert_eq!(grant["account"], "backup");
+    // Taken away behind the tool's back: the audit says replicas are refused.
+    w.python(&format!(
+        r#"
+import sys, boto3
+base = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+c = boto3.client("sts", **base).assume_role(RoleArn="arn:aws:iam::{BACKUP}:role/suoops-policy", RoleSessionName="drift")["Credentials"]
+boto3.client("s3", **dict(base, aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])).delete_bucket_policy(Bucket="{dr}")
+"#
+    ));
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    r.code(2);
+    let doc = r.json();
+    let grant = doc["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == "S3-REPLICA-GRANT")
+        .cloned()
+        .expect("grant");
+    assert_eq!(grant["status"], "fail", "{grant}");
+    assert!(
+        grant["detail"].as_str().is_some_and(|d| d.contains("replicas from another account are refused")),
+        "{grant}"
+    );
+    let dr_copy = doc["objectives"]
+        .as_array()
+        .expect("objectives")
+        .iter()
+        .find(|o| o["id"] == "DR-COPY")
+        .cloned()
+        .expect("DR-COPY");
+    assert_eq!(dr_copy["verdict"], "not_met", "{dr_copy}");
 }

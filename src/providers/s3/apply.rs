@@ -94,7 +94,8 @@ async fn bucket_policy(
 ) -> Option<StepOutcome> {
     let acting = |addr: &crate::model::Address| changes.iter().any(|c| &c.address == addr && c.is_actionable());
     let (tls_on, access_on) = (acting(&tls::address(&spec.name)), acting(&access::address(&spec.name)));
-    if !(tls_on || access_on) {
+    let grant_on = acting(&super::grant::address(&spec.name)) && !spec.replicated_from.is_empty();
+    if !(tls_on || access_on || grant_on) {
         return None;
     }
     let mut owned: Vec<&str> = Vec::new();
@@ -120,10 +121,16 @@ async fn bucket_policy(
             Err(e) => resolved = Err(e),
         }
     }
-    let label = match (tls_on, access_on) {
-        (true, false) => "bucket policy (require TLS)",
-        (false, true) => "bucket policy (access)",
-        _ => "bucket policy (require TLS, access)",
+    if grant_on {
+        owned.extend(super::grant::SIDS);
+        desired.extend(super::grant::desired_statements(&spec.name, &spec.replicated_from));
+    }
+    let label = match (tls_on, access_on, grant_on) {
+        (true, false, false) => "bucket policy (require TLS)",
+        (false, true, false) => "bucket policy (access)",
+        (false, false, true) => "bucket policy (replicas from other accounts)",
+        (_, _, false) => "bucket policy (require TLS, access)",
+        _ => "bucket policy (require TLS, access, replicas from other accounts)",
     };
     let seen = state.policy.as_ref().and_then(|o| o.present());
     let r = match resolved {

@@ -22,6 +22,7 @@ pub const CONTROLS: &[ControlDef] = &[
     PUBLIC.control,
     TLS.control,
     ACCESS.control,
+    GRANT.control,
     LOCK.control,
     MFA.control,
     LIFECYCLE.control,
@@ -67,6 +68,17 @@ const PUBLIC: Def = Def {
         rationale: "Only the backup and restore roles may reach backups (strategy: access control).",
         severity: Severity::High,
         objectives: &[],
+    },
+};
+
+const GRANT: Def = Def {
+    attribute: "replication",
+    control: ControlDef {
+        id: "S3-REPLICA-GRANT",
+        title: "Replicas from another account are let in",
+        rationale: "A DR copy in a separate backup account is written by the source's replication role, which the destination's bucket policy must allow: both accounts must agree (strategy: disaster recovery).",
+        severity: Severity::High,
+        objectives: &["DR-COPY"],
     },
 };
 
@@ -141,8 +153,8 @@ pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &
     let Some(change) = changes.first() else {
         return Vec::new();
     };
-    let each: [Control; 8] =
-        [versioning, encryption, public_access_block, require_tls, access, object_lock, mfa_delete, lifecycle];
+    let each: [Control; 9] =
+        [versioning, encryption, public_access_block, require_tls, access, grant, object_lock, mfa_delete, lifecycle];
     std::iter::once(bucket(spec, region, state, change))
         .chain(each.iter().filter_map(|control| control(spec, state, change, changes)))
         .collect()
@@ -278,6 +290,26 @@ fn require_tls(spec: &BucketSpec, state: &BucketState, change: &Change, _changes
         detail,
         "add the TLS-only statement (suoops-policy apply)",
     ))
+}
+
+/// S3-REPLICA-GRANT: the destination's policy lets the other accounts'
+/// replication roles write.
+fn grant(spec: &BucketSpec, state: &BucketState, change: &Change, _changes: &[Change]) -> Option<ControlResult> {
+    let (false, Some(seen)) = (spec.replicated_from.is_empty(), &state.policy) else { return None };
+    let (status, detail, observed) = match seen {
+        Observed::Unknown { reason } => (Status::Unknown, Some(reason.clone()), Value::Null),
+        other => {
+            let doc = other.present();
+            let observed = doc.map(|d| d.json.clone()).unwrap_or(Value::Null);
+            match super::grant::granted(doc, &spec.name, &spec.replicated_from) {
+                Ok(()) => (Status::Pass, None, observed),
+                Err(why) => (Status::Fail, Some(why.into()), observed),
+            }
+        }
+    };
+    let expected = Value::Array(super::grant::desired_statements(&spec.name, &spec.replicated_from));
+    let fix = "add the grant to the sources' replication roles (suoops-policy apply)";
+    Some(result(&GRANT, spec, change, expected, observed, status, detail, fix))
 }
 
 /// S3-ACCESS: the access statements, judged by meaning.

@@ -26,6 +26,9 @@ pub fn diff(spec: &BucketSpec, region: &str, state: &BucketState) -> Vec<Change>
     if let (Some(want), Some(seen)) = (&spec.access, &state.policy) {
         out.push(access::diff(&spec.name, want, &state.principals, seen, state.caller.as_deref()));
     }
+    if let (false, Some(seen)) = (spec.replicated_from.is_empty(), &state.policy) {
+        out.push(super::grant::diff(&spec.name, &spec.replicated_from, seen));
+    }
     if let (Some(want), Some(seen)) = (&spec.lifecycle, &state.lifecycle) {
         out.extend(lifecycle::diff(&spec.name, want, seen));
     }
@@ -283,6 +286,7 @@ mod tests {
             lifecycle: None,
             replication: None,
             backups: vec![],
+            replicated_from: Vec::new(),
             line: 1,
             lines: Default::default(),
         }

@@ -95,6 +95,7 @@ fn full_bucket(name: &str) -> BucketSpec {
         lifecycle: Some(Lifecycle { ownership: Ownership::Shared, rules: Vec::new() }),
         replication: Some(Replication { role: String::new(), ownership: Ownership::Shared, rules: Vec::new() }),
         backups: Vec::new(),
+        replicated_from: Vec::new(),
         line: 0,
         lines: BTreeMap::new(),
     }
@@ -172,7 +173,8 @@ pub(crate) fn bucket(
                 .into_iter()
                 .filter(|s| {
                     let sid = s.get("Sid").and_then(Value::as_str);
-                    sid != Some(tls::SID) && !sid.is_some_and(|x| access::SIDS.contains(&x))
+                    sid != Some(tls::SID)
+                        && !sid.is_some_and(|x| access::SIDS.contains(&x) || super::grant::SIDS.contains(&x))
                 })
                 .map(|s| s.get("Sid").and_then(Value::as_str).map_or("(no Sid)".to_string(), |x| x.to_string()))
                 .collect();

@@ -9,6 +9,7 @@ pub mod controls;
 pub mod crr;
 pub mod diff;
 pub mod evidence;
+pub mod grant;
 pub mod import;
 pub mod lifecycle;
 pub mod observe;

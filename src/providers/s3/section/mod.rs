@@ -33,6 +33,9 @@ pub struct BucketSpec {
     pub lifecycle: Option<Lifecycle>,
     pub replication: Option<Replication>,
     pub backups: Vec<BackupSpec>,
+    /// The replication roles (ARNs) of sources in other accounts that
+    /// replicate into this bucket, which its policy must let write.
+    pub replicated_from: Vec<String>,
     /// Line of the bucket's key in the policy file (reports point there).
     pub line: u64,
     /// Line of each setting's value (`versioning`, `encryption`…), so a

@@ -62,15 +62,29 @@ impl Validator<'_> {
             None => caller.clone(),
         };
         let homes: Vec<(String, Option<String>)> = buckets.iter().map(|b| (b.name.clone(), id_of(b))).collect();
+        let mut grants: Vec<(String, String)> = Vec::new();
         for b in buckets.iter_mut() {
             let source = homes.iter().find(|(n, _)| *n == b.name).and_then(|(_, id)| id.clone());
             let Some(r) = b.replication.as_mut() else { continue };
+            // The role as the destination's policy names it: its ARN.
+            let role = match (&source, r.role.starts_with("arn:")) {
+                (_, true) => Some(r.role.clone()),
+                (Some(id), false) => Some(crate::policy::accounts::role_arn(id, &r.role)),
+                (None, false) => None,
+            };
             for rule in &mut r.rules {
                 let dest = homes.iter().find(|(n, _)| *n == rule.destination).and_then(|(_, id)| id.clone());
                 if let (Some(dest), true) = (&dest, dest != source) {
                     rule.destination_account = Some(dest.clone());
                     rule.owner_override = Some(true);
+                    grants.extend(role.clone().map(|arn| (rule.destination.clone(), arn)));
                 }
+            }
+        }
+        for (dest, arn) in grants {
+            if let Some(d) = buckets.iter_mut().find(|b| b.name == dest).filter(|d| !d.replicated_from.contains(&arn)) {
+                d.replicated_from.push(arn);
+                d.replicated_from.sort();
             }
         }
     }
@@ -266,6 +280,7 @@ impl Validator<'_> {
             lifecycle,
             replication,
             backups,
+            replicated_from: Vec::new(),
             line: key.pos().line,
             lines: setting_lines(b),
         })
