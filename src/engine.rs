@@ -24,7 +24,8 @@ pub enum RunError {
 /// One part of a run: one kind's resources in one account, read with that
 /// account's credentials.
 pub struct Part {
-    /// The declared account (`accounts:`); None: the caller's, undeclared.
+    /// The declared account (`accounts:`); None: the caller's, undeclared,
+    /// or a system in no AWS account (Redis, PostgreSQL).
     pub account: Option<String>,
     pub aws: Aws,
     pub obs: Box<dyn Observation>,
@@ -75,11 +76,15 @@ impl Snapshot {
     /// Why the run could not read everything: each account it could not
     /// reach, then each kind that could not be observed.
     pub fn unreached(&self, errors: Vec<String>) -> Vec<String> {
-        let accounts = self.accounts.iter().filter_map(|r| {
-            r.unreachable.as_ref().map(|why| format!("account {} ({}) is unreachable: {why}", r.name, r.id))
-        });
+        let accounts =
+            self.accounts.iter().filter_map(|r| r.unreachable.as_ref().map(|why| unreachable(&r.name, &r.id, why)));
         accounts.chain(errors).collect()
     }
+}
+
+/// The line that says account `name` (`id`) could not be reached, and why.
+pub fn unreachable(name: &str, id: &str, why: &dyn std::fmt::Display) -> String {
+    format!("account {name} ({id}) is unreachable: {why}")
 }
 
 /// A provider's run-stopping error, with the endpoint it was talking to.
@@ -162,7 +167,7 @@ async fn observe_passes(
             }
             Err(why) => {
                 let reason = match &pass.account {
-                    Some(a) => format!("account {} ({}) is unreachable: {why}", a.name, a.id),
+                    Some(a) => unreachable(&a.name, &a.id, why),
                     None => why.to_string(),
                 };
                 let unreached = providers::REGISTRY.iter().map(|p| Ok(p.unobserved(&pctx, &pass.policy, &reason)));
@@ -182,7 +187,8 @@ async fn observe_passes(
                     part
                 }
             };
-            parts.push(Part { account: label.clone(), aws: here.clone(), obs });
+            // Redis and PostgreSQL are in no AWS account.
+            parts.push(Part { account: label.clone().filter(|_| p.on_aws()), aws: here.clone(), obs });
         }
     }
     Ok((Snapshot { parts, accounts }, errors))
@@ -234,9 +240,8 @@ fn grouped(changes: Vec<Change>) -> Vec<Change> {
 pub fn plan(snap: &Snapshot) -> Plan {
     let mut changes = Vec::new();
     for p in &snap.parts {
-        let on_aws = providers::REGISTRY.iter().any(|k| k.kind() == p.obs.kind() && k.on_aws());
         changes.extend(p.obs.diff().into_iter().map(|mut c| {
-            c.account = p.account.clone().filter(|_| on_aws);
+            c.account = p.account.clone();
             c
         }));
     }
@@ -249,9 +254,7 @@ pub fn audit(snap: &Snapshot) -> Report {
     let mut controls: Vec<ControlResult> = Vec::new();
     for p in &snap.parts {
         let mut mine = p.obs.controls(&p.obs.diff());
-        // Redis and PostgreSQL are in no AWS account.
-        let on_aws = providers::REGISTRY.iter().any(|k| k.kind() == p.obs.kind() && k.on_aws());
-        for c in mine.iter_mut().filter(|_| on_aws) {
+        for c in &mut mine {
             c.account = p.account.clone();
         }
         controls.extend(mine);

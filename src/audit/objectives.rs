@@ -452,7 +452,7 @@ iam:
         assert_eq!(imm.verdict, Verdict::NotMet);
         assert!(imm.reasons[0].starts_with("bkt locks in GOVERNANCE mode and does not restrict"), "{:?}", imm.reasons);
         // Compliance mode needs no administrators.
-        open.buckets[0].object_lock.as_mut().expect("lock").mode = crate::providers::s3::section::LockMode::Compliance;
+        open.buckets[0].object_lock.as_mut().expect("lock").mode = crate::policy::sections::s3::LockMode::Compliance;
         assert_eq!(verdict(&evaluate(&Report::new(all.clone()), &open), "IMMUTABILITY"), Verdict::Met);
         // Not declared at all: said, whatever the controls.
         let bare = crate::policy::parse(

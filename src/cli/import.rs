@@ -55,17 +55,13 @@ async fn in_account(
     policy: &crate::policy::Policy,
     name: &str,
 ) -> Option<crate::aws::Aws> {
-    let Some(account) = policy.accounts.iter().find(|x| x.name == name) else {
-        let known: Vec<&str> = policy.accounts.iter().map(|x| x.name.as_str()).collect();
-        error(g, format!("--account {name}: not an account of {} (declared: {})", policy.file, known.join(", ")));
-        return None;
-    };
+    let account = super::declared_account(g, policy, name, &format!("--account {name}:"))?;
     let Some(role) = &account.role else { return Some(aws.clone()) };
     let external = account.external_id.as_ref().map(|e| e.expose());
     match aws.assume(&account.id, role, external, (&account.session_name, account.session_secs)).await {
         Ok(aws) => Some(aws),
         Err(e) => {
-            error(g, format!("account {name} ({}) is unreachable: {e}", account.id));
+            error(g, crate::engine::unreachable(name, &account.id, &e));
             None
         }
     }

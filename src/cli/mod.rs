@@ -153,23 +153,24 @@ fn account_targets(g: &Global, policy: &Policy, targets: &[&String]) -> Option<P
     let mut names: Vec<&str> = Vec::new();
     for t in targets {
         let name = t.trim_start_matches("account:");
-        if !policy.accounts.iter().any(|a| a.name == name) {
-            let known: Vec<&str> = policy.accounts.iter().map(|a| a.name.as_str()).collect();
-            error(
-                g,
-                format!(
-                    "--target {t}: `{name}` is not an account of {} (declared: {})",
-                    policy.file,
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
-                ),
-            );
-            return None;
-        }
+        declared_account(g, policy, name, &format!("--target {t}: `{name}` is"))?;
         names.push(name);
     }
     let caller = policy.accounts.iter().find(|a| a.role.is_none()).map(|a| a.name.as_str());
     let here = |a: Option<&str>| names.contains(&a.or(caller).unwrap_or_default());
     Some(crate::providers::in_account(policy, &here))
+}
+
+/// The declared account `name`; None, said on stderr after `lead` (how the
+/// command line named it), when the policy declares no such account.
+fn declared_account<'p>(g: &Global, policy: &'p Policy, name: &str, lead: &str) -> Option<&'p crate::policy::Account> {
+    let found = policy.accounts.iter().find(|a| a.name == name);
+    if found.is_none() {
+        let known: Vec<&str> = policy.accounts.iter().map(|a| a.name.as_str()).collect();
+        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+        error(g, format!("{lead} not an account of {} (declared: {known})", policy.file));
+    }
+    found
 }
 
 /// The policy file option shared by commands.

@@ -78,14 +78,7 @@ fn callers(cmd: For, policy: &Policy, state: Option<&(String, String)>) -> Value
 /// None, said on stderr: no such account, or no caller's account for the
 /// trust to name.
 fn for_account(g: &Global, cmd: For, policy: &Policy, name: &str, state: Option<&(String, String)>) -> Option<Value> {
-    let Some(account) = policy.accounts.iter().find(|a| a.name == name) else {
-        let known: Vec<&str> = policy.accounts.iter().map(|a| a.name.as_str()).collect();
-        super::error(
-            g,
-            format!("--account {name}: not an account of {} (declared: {})", policy.file, known.join(", ")),
-        );
-        return None;
-    };
+    let account = super::declared_account(g, policy, name, &format!("--account {name}:"))?;
     let Some(role) = &account.role else {
         // The caller's own account: its credentials, not a role.
         return Some(callers(cmd, policy, state));

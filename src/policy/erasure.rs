@@ -4,9 +4,9 @@
 //! (the audit checks them live: S3-LIFECYCLE, S3-OBJECT-LOCK) and measured
 //! against the oldest version each copy still holds (S3-OLDEST-VERSION).
 
+use super::sections::s3::{BucketSpec, LifecycleRule, ReplicationRule, Versioning};
 use super::Policy;
 use crate::model::Shortfall;
-use crate::providers::s3::section::{BucketSpec, LifecycleRule, ReplicationRule, Versioning};
 
 /// S3 runs lifecycle actions asynchronously, and removes an expired object
 /// some time after its expiration date ("there might be a delay between the

@@ -22,11 +22,21 @@ use std::sync::Arc;
 pub use accounts::Account;
 pub use diag::{Code, Diagnostic, Diagnostics, Pos};
 
-use crate::providers::iam::section::Iam;
-use crate::providers::kms::section::KmsKeySpec;
-use crate::providers::postgres::section::PostgresSpec;
-use crate::providers::redis::section::RedisSpec;
-use crate::providers::s3::section::BucketSpec;
+use sections::iam::Iam;
+use sections::kms::KmsKeySpec;
+use sections::postgres::PostgresSpec;
+use sections::redis::RedisSpec;
+use sections::s3::BucketSpec;
+
+/// The systems' sections of the policy file, each kept with its provider
+/// and part of the policy layer: the one place the pipeline names them.
+pub mod sections {
+    pub use crate::providers::iam::section as iam;
+    pub use crate::providers::kms::section as kms;
+    pub use crate::providers::postgres::section as postgres;
+    pub use crate::providers::redis::section as redis;
+    pub use crate::providers::s3::section as s3;
+}
 
 /// A loaded, valid policy.
 #[derive(Debug, Clone)]

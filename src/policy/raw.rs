@@ -12,11 +12,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::diag::Pos;
-use crate::providers::iam::section as iam;
-use crate::providers::kms::section as kms;
-use crate::providers::postgres::section as postgres;
-use crate::providers::redis::section as redis;
-use crate::providers::s3::section as s3;
+use super::sections::{iam, kms, postgres, redis, s3};
 
 /// A value with the position it was written at.
 #[derive(Debug, Clone, Deserialize)]

@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use super::diag::{Code, Diagnostic, Diagnostics, Pos};
 use super::raw::{self, RawPolicy, Sp};
+use super::sections::{kms::KmsKeySpec, s3::BucketSpec};
 use super::{parse_duration, BackupRef, Policy, Secret};
-use crate::providers::kms::section::KmsKeySpec;
-use crate::providers::s3::section::BucketSpec;
 
 /// Parse the bytes of `file` and validate them.
 pub fn parse_and_validate(

@@ -59,7 +59,7 @@ async fn encryption_now(
     state: &BucketState,
     region: &str,
     keys_made: bool,
-) -> Result<ServerSideEncryptionConfiguration, String> {
+) -> Result<ServerSideEncryptionConfiguration, ApplyError> {
     let seen = state.encryption.as_ref().and_then(|o| o.present());
     let seen_bucket_key = seen.map(|e| e.bucket_key);
     let blocked = seen.and_then(|e| e.blocked_encryption_types.clone());
@@ -74,11 +74,12 @@ async fn encryption_now(
             crate::aws::lookup::key_arn(aws, region, enc.kms_key.as_deref().unwrap_or_default(), keys_made)
                 .await
                 .map(Some)
+                .map_err(ApplyError::Refused)
         }
     };
     key.and_then(|k| {
         let enc = Encryption { kms_key: k, ..enc.clone() };
-        encryption_config(&enc, seen_bucket_key, blocked).map_err(|e| e.to_string())
+        encryption_config(&enc, seen_bucket_key, blocked).map_err(|e| ApplyError::Refused(e.to_string()))
     })
 }
 
@@ -112,10 +113,10 @@ async fn bucket_policy(
         match access_now(aws, want, &state.principals, roles_made).await {
             // Never shut the tool out of the bucket it manages.
             Ok(r) if r.administrators.is_some() && state.caller.is_none() => {
-                resolved = Err("access.administrators: who runs this could not be read (STS GetCallerIdentity), so whether the configuration statement would shut it out is not known; nothing written".into())
+                resolved = Err(ApplyError::LocksOut("access.administrators: who runs this could not be read (STS GetCallerIdentity), so whether the configuration statement would shut it out is not known".into()))
             }
             Ok(r) => match access::locks_out(&r, state.caller.as_deref()) {
-                Some(why) => resolved = Err(format!("{why}; nothing written")),
+                Some(why) => resolved = Err(ApplyError::LocksOut(why)),
                 None => desired.extend(access::desired_statements(&spec.name, &r)),
             },
             Err(e) => resolved = Err(e),
@@ -137,7 +138,7 @@ async fn bucket_policy(
         Ok(()) => write_policy(aws, client, &spec.name, seen, &owned, desired).await,
         Err(e) => Err(e),
     };
-    Some(StepOutcome { step: label, result: r })
+    Some(StepOutcome { step: label, result: r.map_err(|e| e.to_string()) })
 }
 
 /// Apply `change` (computed from `state`) to the bucket. Returns each step's
@@ -223,7 +224,7 @@ pub async fn apply(
                 "default encryption",
                 client.put_bucket_encryption().bucket(name).server_side_encryption_configuration(conf.clone()).send()
             ),
-            Err(e) => out.push(StepOutcome { step: "default encryption", result: Err(e) }),
+            Err(e) => out.push(StepOutcome { step: "default encryption", result: Err(e.to_string()) }),
         }
     }
     if let (Some(pab), true) = (&spec.public_access_block, touches("public_access_block")) {
@@ -254,7 +255,7 @@ pub async fn apply(
         if changes.iter().any(|c| c.address.as_str().starts_with(&prefix) && c.is_actionable()) {
             let seen = state.lifecycle.as_ref().and_then(|o| o.present());
             let r = write_lifecycle(aws, &client, name, seen, want, changes).await;
-            out.push(StepOutcome { step: "lifecycle", result: r });
+            out.push(StepOutcome { step: "lifecycle", result: r.map_err(|e| e.to_string()) });
         }
     }
     out
@@ -302,8 +303,24 @@ fn encryption_config(
     ServerSideEncryptionConfiguration::builder().rules(rule).build()
 }
 
-const CHANGED: &str =
-    "changed since it was observed (someone else wrote it); nothing was written: re-run plan to see the new state";
+/// Why a bucket's write step failed (the step outcome says it in words).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ApplyError {
+    /// What S3, IAM or KMS answered (or a document S3 would refuse).
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot re-read the {0}: {1}")]
+    Unreadable(&'static str, String),
+    #[error("the {0} changed since it was observed (someone else wrote it); nothing was written: re-run plan to see the new state")]
+    Changed(&'static str),
+    #[error("cannot read the ARN of role {0}: {1}")]
+    RoleArn(String, String),
+    #[error("access principals: {0}")]
+    Principals(String),
+    /// Writing would shut the tool out, or whether it would is not known.
+    #[error("{0}; nothing written")]
+    LocksOut(String),
+}
 
 /// Replace the lifecycle document, keeping rules the policy does not own,
 /// unless it changed since `seen` was read.
@@ -314,26 +331,29 @@ async fn write_lifecycle(
     seen: Option<&LifecycleDoc>,
     want: &Lifecycle,
     changes: &[Change],
-) -> Result<(), String> {
-    let now = observe::read_lifecycle(aws, client, name).await.map_err(|f| f.message)?;
+) -> Result<(), ApplyError> {
+    let now = observe::read_lifecycle(aws, client, name).await.map_err(|f| ApplyError::Refused(f.message))?;
     let now = match now {
-        Observed::Unknown { reason } => return Err(format!("cannot re-read the lifecycle configuration: {reason}")),
+        Observed::Unknown { reason } => return Err(ApplyError::Unreadable("lifecycle configuration", reason)),
         Observed::Absent => None,
         Observed::Present(d) => Some(d),
     };
     if now.as_ref().map(|d| (&d.rules, &d.min_object_size)) != seen.map(|d| (&d.rules, &d.min_object_size)) {
-        return Err(format!("the lifecycle configuration {CHANGED}"));
+        return Err(ApplyError::Changed("lifecycle configuration"));
     }
     let rules = lifecycle::merged(want, now.as_ref(), &lifecycle::actions(name, changes, "lifecycle"))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ApplyError::Refused(e.to_string()))?;
     if rules.is_empty() {
         return aws
             .call(&ops::DELETE_BUCKET_LIFECYCLE, client.delete_bucket_lifecycle().bucket(name).send())
             .await
             .map(|_| ())
-            .map_err(|e| classify(&e, &[]).reason());
+            .map_err(|e| ApplyError::Refused(classify(&e, &[]).reason()));
     }
-    let conf = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(|e| e.to_string())?;
+    let conf = BucketLifecycleConfiguration::builder()
+        .set_rules(Some(rules))
+        .build()
+        .map_err(|e| ApplyError::Refused(e.to_string()))?;
     aws.call(
         &ops::PUT_BUCKET_LIFECYCLE_CONFIGURATION,
         client
@@ -345,7 +365,7 @@ async fn write_lifecycle(
     )
     .await
     .map(|_| ())
-    .map_err(|e| classify(&e, &[]).reason())
+    .map_err(|e| ApplyError::Refused(classify(&e, &[]).reason()))
 }
 
 /// The access restriction with every role an ARN: roles resolved at plan
@@ -356,7 +376,7 @@ async fn access_now(
     want: &crate::providers::s3::section::Access,
     seen: &std::collections::BTreeMap<String, access::Principal>,
     roles_made: bool,
-) -> Result<access::Resolved, String> {
+) -> Result<access::Resolved, ApplyError> {
     let mut principals = seen.clone();
     for (name, p) in principals.iter_mut() {
         if *p != access::Principal::AfterApply {
@@ -373,10 +393,10 @@ async fn access_now(
             .await;
         *p = match r {
             Ok(o) => access::Principal::Arn(o.role().map(|r| r.arn().to_string()).unwrap_or_default()),
-            Err(e) => return Err(format!("cannot read the ARN of role {name}: {}", classify(&e, &[]).reason())),
+            Err(e) => return Err(ApplyError::RoleArn(name.clone(), classify(&e, &[]).reason())),
         };
     }
-    access::resolve(want, &principals).map_err(|e| format!("access principals: {e}"))
+    access::resolve(want, &principals).map_err(|e| ApplyError::Principals(e.to_string()))
 }
 
 /// Replace the statements of the Sids in `owned` by `desired`, keeping
@@ -388,27 +408,27 @@ async fn write_policy(
     seen: Option<&PolicyDoc>,
     owned: &[&str],
     desired: Vec<serde_json::Value>,
-) -> Result<(), String> {
-    let now = observe::read_policy(aws, client, name).await.map_err(|f| f.message)?;
+) -> Result<(), ApplyError> {
+    let now = observe::read_policy(aws, client, name).await.map_err(|f| ApplyError::Refused(f.message))?;
     let now = match now {
-        Observed::Unknown { reason } => return Err(format!("cannot re-read the bucket policy: {reason}")),
+        Observed::Unknown { reason } => return Err(ApplyError::Unreadable("bucket policy", reason)),
         Observed::Absent => None,
         Observed::Present(d) => Some(d),
     };
     if now.as_ref() != seen {
-        return Err(format!("the bucket policy {CHANGED}"));
+        return Err(ApplyError::Changed("bucket policy"));
     }
     match tls::merged_statements(now.as_ref(), owned, desired) {
         Some(doc) => aws
             .call(&ops::PUT_BUCKET_POLICY, client.put_bucket_policy().bucket(name).policy(doc.to_string()).send())
             .await
             .map(|_| ())
-            .map_err(|e| classify(&e, &[]).reason()),
+            .map_err(|e| ApplyError::Refused(classify(&e, &[]).reason())),
         None => aws
             .call(&ops::DELETE_BUCKET_POLICY, client.delete_bucket_policy().bucket(name).send())
             .await
             .map(|_| ())
-            .map_err(|e| classify(&e, &[]).reason()),
+            .map_err(|e| ApplyError::Refused(classify(&e, &[]).reason())),
     }
 }
 
@@ -471,18 +491,19 @@ pub async fn apply_replication(
     let client = aws.s3(region);
     let seen = seen.and_then(|o| o.present());
     let result = async {
-        let now = match observe::read_replication(aws, &client, name).await.map_err(|f| f.message)? {
-            Observed::Unknown { reason } => {
-                return Err(format!("cannot re-read the replication configuration: {reason}"))
-            }
+        let now = match observe::read_replication(aws, &client, name)
+            .await
+            .map_err(|f| ApplyError::Refused(f.message))?
+        {
+            Observed::Unknown { reason } => return Err(ApplyError::Unreadable("replication configuration", reason)),
             Observed::Absent => None,
             Observed::Present(d) => Some(d),
         };
         if now.as_ref().map(|d| (&d.role, &d.rules)) != seen.map(|d| (&d.role, &d.rules)) {
-            return Err(format!("the replication configuration {CHANGED}"));
+            return Err(ApplyError::Changed("replication configuration"));
         }
         let act = lifecycle::actions(name, changes, "replication");
-        match replication::merged(want, role_arn, now.as_ref(), &act).map_err(|e| e.to_string())? {
+        match replication::merged(want, role_arn, now.as_ref(), &act).map_err(|e| ApplyError::Refused(e.to_string()))? {
             // Right after this run enabled versioning, S3 may still answer
             // "Versioning must be 'Enabled' on the bucket" (and a new role
             // may not be usable yet): the same eventual consistency,
@@ -501,16 +522,16 @@ pub async fn apply_replication(
                 )
                 .await
                 .map(|_| ())
-                .map_err(|e| classify(&e, &[]).reason()),
+                .map_err(|e| ApplyError::Refused(classify(&e, &[]).reason())),
             None => aws
                 .call(&ops::DELETE_BUCKET_REPLICATION, client.delete_bucket_replication().bucket(name).send())
                 .await
                 .map(|_| ())
-                .map_err(|e| classify(&e, &[]).reason()),
+                .map_err(|e| ApplyError::Refused(classify(&e, &[]).reason())),
         }
     }
     .await;
-    Some(StepOutcome { step: "replication", result })
+    Some(StepOutcome { step: "replication", result: result.map_err(|e| e.to_string()) })
 }
 
 #[cfg(test)]
