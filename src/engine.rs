@@ -73,6 +73,15 @@ impl Snapshot {
             .collect()
     }
 
+    /// Each declared account the run reached, by id, with its credentials.
+    pub fn reached(&self) -> Vec<(String, Aws)> {
+        let of = |r: &Reach| {
+            let part = self.parts.iter().find(|p| p.account.as_deref() == Some(r.name.as_str()))?;
+            Some((r.id.clone(), part.aws.clone()))
+        };
+        self.accounts.iter().filter(|r| r.unreachable.is_none()).filter_map(of).collect()
+    }
+
     /// Why the run could not read everything: each account it could not
     /// reach, then each kind that could not be observed.
     pub fn unreached(&self, errors: Vec<String>) -> Vec<String> {
@@ -150,6 +159,8 @@ async fn observe_passes(
     strict: bool,
 ) -> Result<(Snapshot, Vec<String>), RunError> {
     let passes = passes(aws, policy).await;
+    let reached: Vec<(String, Aws)> =
+        passes.iter().filter_map(|p| Some((p.account.as_ref()?.id.clone(), p.aws.as_ref().ok()?.clone()))).collect();
     let mut errors: Vec<String> = Vec::new();
     let mut parts = Vec::new();
     let mut accounts = Vec::new();
@@ -160,7 +171,7 @@ async fn observe_passes(
             accounts.push(Reach { name: a.name.clone(), id: a.id.clone(), unreachable });
         }
         let here = pass.aws.as_ref().unwrap_or(aws);
-        let pctx = Ctx { aws: here, ..ctx };
+        let pctx = Ctx { aws: here, accounts: &reached, ..ctx };
         let results = match &pass.aws {
             Ok(_) => {
                 futures::future::join_all(providers::REGISTRY.iter().map(|p| p.observe(&pctx, &pass.policy))).await
@@ -197,7 +208,7 @@ async fn observe_passes(
 /// Observe every resource the policy names (plan, apply): see
 /// `observe_passes`.
 pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize, evidence: bool) -> Result<Snapshot, RunError> {
-    let ctx = Ctx { aws, concurrency, evidence, verify_download: false };
+    let ctx = Ctx { evidence, ..Ctx::new(aws, concurrency) };
     Ok(observe_passes(aws, policy, ctx, true).await?.0)
 }
 
@@ -211,7 +222,7 @@ pub async fn observe_all(
     concurrency: usize,
     verify_download: bool,
 ) -> (Snapshot, Vec<String>) {
-    let ctx = Ctx { aws, concurrency, evidence: true, verify_download };
+    let ctx = Ctx { evidence: true, verify_download, ..Ctx::new(aws, concurrency) };
     match observe_passes(aws, policy, ctx, false).await {
         Ok((snap, errors)) => {
             let unreached = snap.unreached(errors);
@@ -286,6 +297,7 @@ pub async fn apply(
     let mut plan = plan(snap).changes;
     targets.restrict(&mut plan);
     let plan = &plan;
+    let reached = &snap.reached();
     let mut runs: BTreeMap<&'static str, KindRun<'_>> = BTreeMap::new();
     for provider in providers::apply_order() {
         // The kind's part in each account, each with that account's
@@ -302,7 +314,7 @@ pub async fn apply(
             }
             let applied_before = &applied_before;
             let each = parts.into_iter().map(|part| async move {
-                let ctx = Ctx { aws: &part.aws, concurrency, evidence: false, verify_download: false };
+                let ctx = Ctx { accounts: reached, ..Ctx::new(&part.aws, concurrency) };
                 let mut changes = part.obs.diff();
                 targets.restrict(&mut changes);
                 if !changes.iter().any(Change::is_actionable) {

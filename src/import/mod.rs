@@ -60,7 +60,7 @@ pub async fn entries(
     concurrency: usize,
     account: Option<&str>,
 ) -> Result<Entries, RunError> {
-    let ctx = Ctx { aws, concurrency, evidence: false, verify_download: false };
+    let ctx = Ctx::new(aws, concurrency);
     let each = providers::REGISTRY.iter().filter_map(|p| {
         let part = p.import(&ctx, req, default_region)?;
         // `import --account NAME`: what AWS holds is in that account.

@@ -38,6 +38,29 @@ pub struct Ctx<'a> {
     /// `audit --verify-download`: a backup whose checksum S3 cannot
     /// compare with its sidecar is downloaded and hashed.
     pub verify_download: bool,
+    /// The other declared accounts the run reached, by id, each with its
+    /// credentials: what a resource of this account names in another
+    /// (a replica key in the backup account) is read there, since AWS
+    /// resolves an alias only in the caller's own account (AWS KMS
+    /// developer guide, "Using aliases": an alias cannot name a KMS key in
+    /// a different AWS account).
+    pub accounts: &'a [(String, Aws)],
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for the caller's account alone.
+    pub fn new(aws: &'a Aws, concurrency: usize) -> Self {
+        Ctx { aws, concurrency, evidence: false, verify_download: false, accounts: &[] }
+    }
+
+    /// The credentials of account `id`: this part's own when it is not a
+    /// declared account the run reached.
+    pub fn in_account(&self, id: Option<&str>) -> Option<&'a Aws> {
+        match id {
+            None => Some(self.aws),
+            Some(id) => self.accounts.iter().find(|(a, _)| a == id).map(|(_, aws)| aws),
+        }
+    }
 }
 
 /// What apply tells a provider about the rest of the run.

@@ -4,7 +4,7 @@
 //! back with each account's credentials. A role whose trust refuses the
 //! caller is played by the fault proxy (the emulators assume any role).
 
-use crate::harness::{squash, unique, FaultProxy, Faults, Server, World};
+use crate::harness::{squash, unique, FaultProxy, Faults, Replica, Server, World};
 
 const BACKUP: &str = "222222222222";
 
@@ -504,4 +504,211 @@ boto3.client("s3", **dict(base, aws_access_key_id=c["AccessKeyId"], aws_secret_a
         .cloned()
         .expect("DR-COPY");
     assert_eq!(dr_copy["verdict"], "not_met", "{dr_copy}");
+}
+
+/// Python that sets `backup` to boto3 client keyword arguments acting in
+/// the backup account (its role assumed) and `prod` to the caller's.
+const AS_BACKUP: &str = r#"
+import sys, json, boto3
+prod = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+c = boto3.client("sts", **prod).assume_role(RoleArn="arn:aws:iam::222222222222:role/suoops-policy", RoleSessionName="check")["Credentials"]
+backup = dict(prod, aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])
+"#;
+
+/// The live documents a replica into `dr` is judged by, as AWS holds them:
+/// the replication role's inline policies (prod), the destination's bucket
+/// policy and its key's policy and ARN (backup).
+fn replica_as_live(w: &World, dr: &str, key_alias: &str, role: &str) -> Replica {
+    let out = w.python(&format!(
+        r#"{AS_BACKUP}
+iam = boto3.client("iam", **prod)
+docs = [iam.get_role_policy(RoleName="{role}", PolicyName=n)["PolicyDocument"] for n in iam.list_role_policies(RoleName="{role}")["PolicyNames"]]
+docs = [d if isinstance(d, dict) else json.loads(d) for d in docs]
+try:
+    bp = json.loads(boto3.client("s3", **backup).get_bucket_policy(Bucket="{dr}")["Policy"])
+except Exception:
+    bp = {{}}
+kms = boto3.client("kms", **backup)
+arn = kms.describe_key(KeyId="{key_alias}")["KeyMetadata"]["Arn"]
+kp = json.loads(kms.get_key_policy(KeyId=arn, PolicyName="default")["Policy"])
+print(json.dumps({{"docs": docs, "bucket": bp, "key": kp, "arn": arn, "role": iam.get_role(RoleName="{role}")["Role"]["Arn"]}}))
+"#
+    ));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("documents");
+    Replica {
+        bucket: dr.to_string(),
+        region: "us-east-1".into(),
+        key: (v["arn"].as_str().unwrap_or_default().to_string(), key_alias.to_string()),
+        role: v["role"].as_str().unwrap_or_default().to_string(),
+        role_docs: v["docs"].as_array().cloned().unwrap_or_default(),
+        bucket_policy: v["bucket"].clone(),
+        key_policy: v["key"].clone(),
+    }
+}
+
+/// A replica PUT into `replica.bucket` through the proxy that judges it
+/// as AWS would: "replicated", or S3's error code and message.
+fn replicate(w: &World, replica: Replica) -> String {
+    let proxy = FaultProxy::with(w.moto().port, Faults::CrossAccountReplica(Box::new(replica.clone())), None);
+    let out = std::process::Command::new(crate::harness::python())
+        .args([
+            "-c",
+            &format!(
+                r#"
+import sys, boto3
+from botocore.exceptions import ClientError
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+try:
+    s3.put_object(Bucket="{}", Key="postgres/1.dump", Body=b"replica")
+    print("replicated")
+except ClientError as e:
+    print(e.response["Error"]["Code"], e.response["Error"]["Message"])
+"#,
+                replica.bucket
+            ),
+            &proxy.url(),
+        ])
+        .output()
+        .expect("python");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn objective_reasons(doc: &serde_json::Value, id: &str) -> String {
+    let o =
+        doc["objectives"].as_array().expect("objectives").iter().find(|o| o["id"] == id).cloned().expect("objective");
+    o["reasons"].to_string()
+}
+
+fn control<'d>(doc: &'d serde_json::Value, id: &str, address: &str) -> &'d serde_json::Value {
+    doc["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == id && c["address"] == address)
+        .unwrap_or_else(|| panic!("no {id} on {address}: {doc}"))
+}
+
+#[test]
+fn a_replica_into_the_backup_account_needs_the_bucket_policy_the_owner_override_and_the_key_policy() {
+    let w = World::with_moto();
+    let (src, dr, repl, ksrc, kdr) =
+        (unique("xr-src"), unique("xr-dr"), unique("xr-repl"), unique("ksrc"), unique("kdr"));
+    let text = format!(
+        r#"version: 1
+aws: {{region: us-east-1}}
+accounts:
+  prod: {{id: "{caller}"}}
+  backup: {{id: "{BACKUP}", role: "arn:aws:iam::{BACKUP}:role/suoops-policy"}}
+kms:
+  keys:
+    {ksrc}: {{rotation: enabled}}
+    {kdr}: {{account: backup, rotation: enabled}}
+s3:
+  buckets:
+    {src}:
+      versioning: enabled
+      encryption: {{algorithm: "aws:kms", kms_key: {ksrc}}}
+      replication:
+        role: {repl}
+        rules:
+          - {{id: dr, destination: {dr}, replica_kms_key: {kdr}, replicate_kms_encrypted: true}}
+    {dr}:
+      account: backup
+      versioning: enabled
+      encryption: {{algorithm: "aws:kms", kms_key: {kdr}}}
+iam:
+  roles:
+    {repl}:
+      s3_replication: true
+"#,
+        caller = w.account()
+    );
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    let r = w.cli(&["plan", "-f", &p]);
+    r.code(0);
+    let out = squash(&r.stdout);
+    assert!(out.contains(&format!("+ kms.{kdr} will be created in account backup")), "{out}");
+    assert!(out.contains("SuoopsPolicyReplicasFromSources"), "the key policy's grant is planned: {out}");
+    let r = w.cli(&["apply", "-f", &p, "--auto-approve"]);
+    r.code(0);
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+    let alias = format!("alias/{kdr}");
+    let live = replica_as_live(&w, &dr, &alias, &repl);
+    let grant = live.key_policy["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["Sid"] == "SuoopsPolicyReplicasFromSources")
+        .cloned()
+        .expect("the key policy grants the source's role");
+    assert_eq!(grant["Principal"]["AWS"], serde_json::json!([live.role.clone()]), "{grant}");
+    assert!(
+        live.key_policy.to_string().contains(&format!("arn:aws:iam::{BACKUP}:root")),
+        "the key's default statement is kept: {}",
+        live.key_policy
+    );
+    assert_eq!(replicate(&w, live), "replicated", "the derived documents let the replica in");
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    let doc = r.json();
+    assert_eq!(control(&doc, "KMS-POLICY", &format!("kms.{kdr}"))["status"], "pass");
+    let dr_copy = objective_reasons(&doc, "DR-COPY");
+    assert!(!dr_copy.contains("cannot kms:"), "{dr_copy}");
+
+    // Each grant taken away behind the tool's back: the replica is refused
+    // as AWS would refuse it, the audit says why, and apply puts it back.
+    let cases = [
+        (
+            "bucket policy",
+            format!("s3 = boto3.client('s3', **backup)\ns3.delete_bucket_policy(Bucket='{dr}')"),
+            "the bucket policy does not allow s3:ReplicateObject",
+        ),
+        (
+            "owner override",
+            format!(
+                r#"iam = boto3.client("iam", **prod)
+for n in iam.list_role_policies(RoleName="{repl}")["PolicyNames"]:
+    d = iam.get_role_policy(RoleName="{repl}", PolicyName=n)["PolicyDocument"]
+    d = d if isinstance(d, dict) else json.loads(d)
+    for s in d["Statement"]:
+        a = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        s["Action"] = [x for x in a if x != "s3:ObjectOwnerOverrideToBucketOwner"] or ["s3:GetObjectVersion"]
+    iam.put_role_policy(RoleName="{repl}", PolicyName=n, PolicyDocument=json.dumps(d))"#
+            ),
+            "the role's own policies do not allow s3:ObjectOwnerOverrideToBucketOwner",
+        ),
+        (
+            "key policy",
+            format!(
+                r#"kms = boto3.client("kms", **backup)
+arn = kms.describe_key(KeyId="{alias}")["KeyMetadata"]["Arn"]
+kp = json.loads(kms.get_key_policy(KeyId=arn, PolicyName="default")["Policy"])
+kp["Statement"] = [s for s in kp["Statement"] if s.get("Sid") != "SuoopsPolicyReplicasFromSources"]
+kms.put_key_policy(KeyId=arn, PolicyName="default", Policy=json.dumps(kp))"#
+            ),
+            "the key policy does not allow kms:Encrypt",
+        ),
+    ];
+    for (what, removal, refusal) in cases {
+        w.python(&format!("{AS_BACKUP}\n{removal}\n"));
+        let got = replicate(&w, replica_as_live(&w, &dr, &alias, &repl));
+        assert!(got.starts_with("AccessDenied") && got.contains(refusal), "{what}: {got}");
+        let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+        r.code(2);
+        let doc = r.json();
+        let dr_copy = objective_reasons(&doc, "DR-COPY");
+        let failing = match what {
+            "bucket policy" => control(&doc, "S3-REPLICA-GRANT", &format!("s3.{dr}")),
+            "owner override" => control(&doc, "IAM-POLICY", &format!("iam.role.{repl}")),
+            _ => control(&doc, "KMS-POLICY", &format!("kms.{kdr}")),
+        };
+        assert_eq!(failing["status"], "fail", "{what}: {failing}");
+        let objective =
+            doc["objectives"].as_array().expect("objectives").iter().find(|o| o["id"] == "DR-COPY").cloned();
+        assert_eq!(objective.expect("DR-COPY")["verdict"], "not_met", "{what}: {dr_copy}");
+        if what == "key policy" {
+            assert!(dr_copy.contains(&format!("cannot kms:Encrypt with {alias}")), "{what}: {dr_copy}");
+        }
+        w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+        assert_eq!(replicate(&w, replica_as_live(&w, &dr, &alias, &repl)), "replicated", "{what} put back");
+    }
 }

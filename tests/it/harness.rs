@@ -1043,8 +1043,101 @@ pub enum Faults {
     /// object in a replication rule's scope (AWS S3 user guide, "Getting
     /// replication status information"). moto sets none.
     ReplicationStatus { on: String, status: String },
+    /// S3 replication into a bucket of another account, as S3 makes it for
+    /// the replication role: a plain PUT into `bucket` stands for a replica
+    /// written as `role` (its ARN), and is refused with 403 AccessDenied
+    /// unless both sides allow each action (AWS S3 user guide, "Configuring
+    /// replication for source and destination buckets owned by different
+    /// accounts" and "Changing the replica owner"; AWS KMS developer guide,
+    /// "Allowing users in other accounts to use a KMS key"):
+    /// s3:ReplicateObject and s3:ObjectOwnerOverrideToBucketOwner on the
+    /// object, by the role's documents and by the bucket's policy; and
+    /// kms:Encrypt with the replica key (`key`: ARN, alias) by the role's
+    /// documents and by the key's policy — each condition evaluated for a
+    /// request through S3 in `region` with the object's ARN as encryption
+    /// context. An explicit Deny on either side refuses.
+    CrossAccountReplica(Box<Replica>),
     /// Several behaviours at once, in order: the first that answers wins.
     All(Vec<Faults>),
+}
+
+/// What [`Faults::CrossAccountReplica`] judges a replica PUT by.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub bucket: String,
+    pub region: String,
+    pub key: (String, String),
+    pub role: String,
+    pub role_docs: Vec<serde_json::Value>,
+    pub bucket_policy: serde_json::Value,
+    pub key_policy: serde_json::Value,
+}
+
+impl Replica {
+    /// Why a replica of `object` is refused; None: both sides allow it.
+    pub fn refused(&self, object: &str) -> Option<String> {
+        let object_arn = format!("arn:aws:s3:::{}/{object}", self.bucket);
+        let req = [
+            ("kms:ViaService", vec![format!("s3.{}.amazonaws.com", self.region)]),
+            ("kms:EncryptionContext:aws:s3:arn", vec![object_arn.clone()]),
+            ("kms:ResourceAliases", vec![self.key.1.clone()]),
+        ];
+        let checks = [
+            ("s3:ReplicateObject", object_arn.as_str(), &self.bucket_policy, "the bucket policy"),
+            ("s3:ObjectOwnerOverrideToBucketOwner", object_arn.as_str(), &self.bucket_policy, "the bucket policy"),
+            ("kms:Encrypt", self.key.0.as_str(), &self.key_policy, "the key policy"),
+        ];
+        for (action, resource, theirs, which) in checks {
+            if !allows(&self.role_docs, None, action, resource, &req) {
+                return Some(format!("the role's own policies do not allow {action}"));
+            }
+            if !allows(std::slice::from_ref(theirs), Some(&self.role), action, resource, &req) {
+                return Some(format!("{which} does not allow {action}"));
+            }
+        }
+        None
+    }
+}
+
+/// Do `docs` allow `principal` (None: identity policies, no Principal)
+/// `action` on `resource` for `req`, with no explicit Deny?
+fn allows(
+    docs: &[serde_json::Value],
+    principal: Option<&str>,
+    action: &str,
+    resource: &str,
+    req: &suoops_policy::iamdoc::Request,
+) -> bool {
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let account = principal.and_then(|p| p.split(':').nth(4)).unwrap_or("-");
+    let root = format!("arn:aws:iam::{account}:root");
+    let applies = |st: &serde_json::Value| {
+        let glob = suoops_policy::iamdoc::glob;
+        let named = match principal {
+            None => true,
+            Some(p) => {
+                let who = strings(st.get("Principal").and_then(|x| x.get("AWS")).unwrap_or(&serde_json::Value::Null));
+                st.get("Principal") == Some(&serde_json::json!("*"))
+                    || who.iter().any(|w| w == "*" || w == p || w == account || *w == root)
+            }
+        };
+        named
+            && strings(st.get("Action").unwrap_or(&serde_json::Value::Null)).iter().any(|a| glob(a, action))
+            && strings(st.get("Resource").unwrap_or(&serde_json::Value::Null)).iter().any(|r| glob(r, resource))
+            && suoops_policy::iamdoc::conditions_hold(st.get("Condition"), req).unwrap_or(false)
+    };
+    let all: Vec<serde_json::Value> = docs
+        .iter()
+        .flat_map(|d| suoops_policy::iamdoc::canonical(d)["Statement"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let effect = |e: &str| all.iter().filter(|st| st["Effect"] == e).any(&applies);
+    effect("Allow") && !effect("Deny")
 }
 
 impl Faults {
@@ -1371,6 +1464,24 @@ fn intercept(
                 if !allowed {
                     counts.denied.fetch_add(1, Ordering::Relaxed);
                     answer(&mut client, "403 Forbidden", "AccessDenied");
+                    return true;
+                }
+            }
+        }
+        Faults::CrossAccountReplica(replica) => {
+            let mut words = request_line.split_whitespace();
+            let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let path = target.split('?').next().unwrap_or("");
+            let (bucket, key) = path.trim_start_matches('/').split_once('/').unwrap_or(("", ""));
+            if method == "PUT" && !target.contains('?') && !key.is_empty() && bucket == replica.bucket {
+                if let Some(why) = replica.refused(key) {
+                    counts.denied.fetch_add(1, Ordering::Relaxed);
+                    let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>{why}</Message></Error>");
+                    let _ = write!(
+                        client,
+                        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
                     return true;
                 }
             }

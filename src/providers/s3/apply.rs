@@ -435,7 +435,7 @@ async fn write_policy(
 /// Phase two: write the replication configuration (after every bucket's
 /// creation and versioning). None when there is nothing to write.
 pub async fn apply_replication(
-    aws: &Aws,
+    ctx: &crate::providers::Ctx<'_>,
     spec: &BucketSpec,
     region: &str,
     seen: Option<&Observed<ReplicationDoc>>,
@@ -443,6 +443,7 @@ pub async fn apply_replication(
     changes: &[Change],
     keys_made: bool,
 ) -> Option<StepOutcome> {
+    let aws = ctx.aws;
     let want = spec.replication.as_ref()?;
     let name = spec.name.as_str();
     let head = changes.iter().find(|c| c.address == replication::address(name))?;
@@ -478,8 +479,16 @@ pub async fn apply_replication(
         let arn = match pre.keys.get(alias) {
             Some(Observed::Present(a)) => a.clone(),
             _ => {
-                let in_region = pre.key_regions.get(alias).map_or(region, String::as_str);
-                match crate::aws::lookup::key_arn(aws, in_region, alias, keys_made).await {
+                let (in_region, account) =
+                    pre.key_regions.get(alias).map_or((region, None), |(r, a)| (r.as_str(), a.as_deref()));
+                let Some(there) = ctx.in_account(account) else {
+                    let why = format!(
+                        "the key {alias} is in account {}, which this run did not reach",
+                        account.unwrap_or("?")
+                    );
+                    return Some(StepOutcome { step: "replication", result: Err(why) });
+                };
+                match crate::aws::lookup::key_arn(there, in_region, alias, keys_made).await {
                     Ok(a) => a,
                     Err(e) => return Some(StepOutcome { step: "replication", result: Err(e) }),
                 }

@@ -179,21 +179,21 @@ async fn prerequisites(ctx: &Ctx<'_>, policy: &Policy, seen: &ReplicationSeen) -
     dests.sort();
     dests.dedup();
     // Replica keys named by a declared key's alias, each read in its own
-    // region (the key's, else the destination's).
-    let mut keys: Vec<(String, String)> = readable
+    // region (the key's, else the destination's) and account (a key this
+    // part's policy does not hold is the destination account's).
+    let mut keys: Vec<(String, (String, Option<String>))> = readable
         .iter()
         .filter_map(|o| o.spec.replication.as_ref())
         .flat_map(|r| r.rules.iter())
         .filter_map(|r| {
             let alias = r.replica_kms_key.as_deref().filter(|k| replication::names_declared_key(k))?;
-            let region = policy
-                .kms
-                .iter()
-                .find(|k| k.alias == alias)
+            let here = policy.kms.iter().find(|k| k.alias == alias);
+            let region = here
                 .map(|k| k.region_or(default_region).to_string())
                 .or_else(|| pre.regions.get(&r.destination).cloned())
                 .unwrap_or_else(|| default_region.to_string());
-            Some((alias.to_string(), region))
+            let account = r.destination_account.clone().filter(|_| here.is_none());
+            Some((alias.to_string(), (region, account)))
         })
         .collect();
     keys.sort();
@@ -201,9 +201,9 @@ async fn prerequisites(ctx: &Ctx<'_>, policy: &Policy, seen: &ReplicationSeen) -
     pre.key_regions = keys.iter().cloned().collect();
     let concurrency = ctx.concurrency.max(1);
     pre.keys = stream::iter(keys)
-        .map(|(alias, region)| async move {
-            let facts = observe::describe_key(aws, &region, &alias).await?;
-            Ok::<_, Fatal>((alias, facts.map(|f| f.arn)))
+        .map(|(alias, at)| async move {
+            let arn = key_arn(ctx, &alias, &at).await?;
+            Ok::<_, Fatal>((alias, arn))
         })
         .buffer_unordered(concurrency)
         .try_collect()
@@ -324,7 +324,7 @@ impl Resources for ReplicationSeen {
                 },
                 None => {
                     let step = super::apply::apply_replication(
-                        ctx.aws,
+                        ctx,
                         &b.spec,
                         &b.region,
                         Some(&b.doc),
@@ -354,14 +354,32 @@ impl Resources for ReplicationSeen {
             }
             // So have keys it created.
             for (alias, arn) in pre.keys.iter_mut() {
-                if let (None, Some(region)) = (arn.present(), pre.key_regions.get(alias)) {
-                    *arn = observe::describe_key(ctx.aws, region, alias).await?.map(|f| f.arn);
+                if let (None, Some(at)) = (arn.present(), pre.key_regions.get(alias)) {
+                    *arn = key_arn(ctx, alias, at).await?;
                 }
             }
             seen.pre = pre;
             Ok(seen)
         }
         .boxed_local()
+    }
+}
+
+/// The ARN of the key `alias` names, read in its region and account; unknown
+/// when that account could not be reached.
+async fn key_arn(
+    ctx: &Ctx<'_>,
+    alias: &str,
+    (region, account): &(String, Option<String>),
+) -> Result<Observed<String>, Fatal> {
+    match ctx.in_account(account.as_deref()) {
+        Some(aws) => Ok(observe::describe_key(aws, region, alias).await?.map(|f| f.arn)),
+        None => Ok(Observed::Unknown {
+            reason: format!(
+                "the key is in account {}, which this run did not reach",
+                account.as_deref().unwrap_or("?")
+            ),
+        }),
     }
 }
 

@@ -56,9 +56,10 @@ pub struct Prerequisites {
     /// its key ARN in the destination's region, or why it is missing
     /// (absent: the kms kind creates it before replication is written).
     pub keys: BTreeMap<String, Observed<String>>,
-    /// The region each of `keys` is read in.
+    /// The region each of `keys` is read in, and the account when it is
+    /// another declared account's (its id).
     #[serde(skip)]
-    pub key_regions: BTreeMap<String, String>,
+    pub key_regions: BTreeMap<String, (String, Option<String>)>,
     /// The region of each bucket the policy declares (its own, else the
     /// run's default): a DR copy is in another region than its source.
     #[serde(skip)]

@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use serde_json::{json, Value};
+
 use super::raw;
 use super::{
     Access, BackupSpec, BucketSpec, Lifecycle, LifecycleRule, LockMode, ObjectLock, Ownership, PublicAccessBlock,
@@ -16,6 +18,10 @@ use crate::policy::diag::{Code, Diagnostic, Pos};
 use crate::policy::raw::Sp;
 use crate::policy::validate::Validator;
 use crate::policy::{Algorithm, Encryption};
+
+/// The Sid of the statement a replica key's policy gets for the
+/// replication roles of sources in other accounts.
+pub const REPLICA_KEY_SID: &str = "SuoopsPolicyReplicasFromSources";
 
 impl Validator<'_> {
     /// Every bucket of `s3:`, then the rules that look across buckets.
@@ -63,6 +69,7 @@ impl Validator<'_> {
         };
         let homes: Vec<(String, Option<String>)> = buckets.iter().map(|b| (b.name.clone(), id_of(b))).collect();
         let mut grants: Vec<(String, String)> = Vec::new();
+        let mut key_grants: Vec<(String, String, String)> = Vec::new();
         for b in buckets.iter_mut() {
             let source = homes.iter().find(|(n, _)| *n == b.name).and_then(|(_, id)| id.clone());
             let Some(r) = b.replication.as_mut() else { continue };
@@ -78,13 +85,83 @@ impl Validator<'_> {
                     rule.destination_account = Some(dest.clone());
                     rule.owner_override = Some(true);
                     grants.extend(role.clone().map(|arn| (rule.destination.clone(), arn)));
+                    if let (Some(key), Some(arn)) = (&rule.replica_kms_key, &role) {
+                        key_grants.push((key.clone(), rule.destination.clone(), arn.clone()));
+                    }
                 }
             }
         }
+        self.replica_key_grants(buckets, key_grants);
         for (dest, arn) in grants {
             if let Some(d) = buckets.iter_mut().find(|b| b.name == dest).filter(|d| !d.replicated_from.contains(&arn)) {
                 d.replicated_from.push(arn);
                 d.replicated_from.sort();
+            }
+        }
+    }
+
+    /// A declared replica key of a rule into another account lets the
+    /// source's replication role encrypt the replicas (and read back what
+    /// it wrote), only through S3 for the destination's objects: a key of
+    /// another account is usable only when its key policy allows the
+    /// caller as well as the caller's IAM policy (AWS KMS developer guide,
+    /// "Allowing users in other accounts to use a KMS key"; S3 user guide,
+    /// "Replicating encrypted objects": granting additional permissions
+    /// for cross-account scenarios). One statement per key, owned by its
+    /// Sid; the rest of the key policy is the key's own.
+    fn replica_key_grants(&mut self, buckets: &[BucketSpec], grants: Vec<(String, String, String)>) {
+        for key in self.keys.iter_mut() {
+            // Only a key in the destination's account: a key of the
+            // source's account needs no grant across accounts.
+            let home = |d: &str| buckets.iter().find(|b| b.name == d).map(|b| b.account.clone());
+            let mine: Vec<&(String, String, String)> =
+                grants.iter().filter(|(k, d, _)| *k == key.alias && home(d) == Some(key.account.clone())).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut roles: Vec<&str> = mine.iter().map(|(_, _, r)| r.as_str()).collect();
+            roles.sort();
+            roles.dedup();
+            let mut dests: Vec<&str> = mine.iter().map(|(_, d, _)| d.as_str()).collect();
+            dests.sort();
+            dests.dedup();
+            let region = key.region.clone().or_else(|| self.default_region.clone()).unwrap_or_else(|| "*".into());
+            let contexts: Vec<String> = dests
+                .iter()
+                .flat_map(|d| {
+                    let bucket_key = buckets
+                        .iter()
+                        .find(|b| b.name == *d)
+                        .and_then(|b| b.encryption.as_ref())
+                        .and_then(|e| e.bucket_key)
+                        .unwrap_or(false);
+                    let objects = format!("arn:aws:s3:::{d}/*");
+                    if bucket_key {
+                        vec![format!("arn:aws:s3:::{d}"), objects]
+                    } else {
+                        vec![objects]
+                    }
+                })
+                .collect();
+            let statement = json!({
+                "Sid": REPLICA_KEY_SID,
+                "Effect": "Allow",
+                "Principal": {"AWS": roles},
+                "Action": ["kms:Decrypt", "kms:Encrypt"],
+                "Resource": "*",
+                "Condition": {"StringLike": {
+                    "kms:ViaService": format!("s3.{region}.amazonaws.com"),
+                    "kms:EncryptionContext:aws:s3:arn": contexts,
+                }},
+            });
+            let doc = key.policy.get_or_insert_with(|| json!({"Version": "2012-10-17", "Statement": []}));
+            if !doc["Statement"].is_array() {
+                let one = doc["Statement"].take();
+                doc["Statement"] = json!([one]);
+            }
+            if let Some(list) = doc["Statement"].as_array_mut() {
+                list.retain(|s| s.get("Sid").and_then(Value::as_str) != Some(REPLICA_KEY_SID));
+                list.push(statement);
             }
         }
     }
