@@ -541,6 +541,78 @@ impl KeyPolicy {
     }
 }
 
+/// May a principal of `account` — another account than the resource's —
+/// make `action` on `resource`, as far as the resource policy `doc` says?
+/// A request across accounts needs the resource policy's Allow as well as
+/// the caller's own policies, and the caller's account can grant its
+/// principals anything, so the resource policy decides (AWS IAM user
+/// guide, "Cross-account policy evaluation logic"). An Allow counts when
+/// it names `*`, the account, its root or one of its principals, its
+/// conditions holding for a request with `aws:PrincipalAccount` that
+/// account over TLS; a Deny refuses when it names the whole account (or
+/// `*`, or excepts none of its principals with NotPrincipal) and no
+/// condition of it names one of the account's principals as an exception.
+pub fn account_may(doc: &Value, account: &str, action: &str, resource: &str) -> Grant {
+    let root = format!("arn:aws:iam::{account}:root");
+    let anyone = format!("arn:aws:iam::{account}:role/*");
+    let req = [
+        ("aws:PrincipalAccount", vec![account.to_string()]),
+        ("aws:PrincipalArn", vec![anyone]),
+        ("aws:SecureTransport", vec!["true".to_string()]),
+    ];
+    let whole = |e: &String| e == "*" || e == account || *e == root;
+    let mine = |e: &String| account_of(e) == Some(account);
+    let (mut allowed, mut unknown) = (None, None);
+    for st in statements(doc) {
+        let c = statement(st);
+        if !covers(&c, action, resource) {
+            continue;
+        }
+        let sid = c
+            .get("Sid")
+            .and_then(Value::as_str)
+            .map_or_else(|| "a statement".to_string(), |s| format!("statement `{s}`"));
+        let (names_all, names_some) = match (c.get("Principal"), c.get("NotPrincipal")) {
+            (Some(p), _) => {
+                let e = principal_entries(p, false);
+                (e.iter().any(whole), e.iter().any(|x| whole(x) || mine(x)))
+            }
+            (None, Some(np)) => {
+                let e = principal_entries(np, false);
+                let excepted = e.iter().any(|x| whole(x) || mine(x));
+                (!excepted, true)
+            }
+            (None, None) => (false, false),
+        };
+        let cond = c.get("Condition");
+        match c.get("Effect").and_then(Value::as_str) {
+            Some("Deny") if names_all => {
+                let excepts_some = cond.is_some_and(|v| v.to_string().contains(&format!(":{account}:")));
+                match conditions_hold(cond, &req) {
+                    Ok(true) if !excepts_some => return Grant::Refused(format!("{sid} denies it")),
+                    Ok(_) => {}
+                    Err(e) => unknown = Some(format!("whether {sid} denies it ({e} is not evaluated)")),
+                }
+            }
+            Some("Allow") if names_some => match conditions_hold(cond, &req) {
+                Ok(true) => allowed = allowed.or(Some(sid)),
+                Ok(false) => {}
+                Err(e) => unknown = unknown.or(Some(format!("whether {sid} allows it ({e} is not evaluated)"))),
+            },
+            _ => {}
+        }
+    }
+    match (allowed, unknown) {
+        (Some(by), _) => Grant::Allowed(format!("{by} allows it")),
+        (None, Some(u)) => Grant::Unknown(u),
+        (None, None) => Grant::Refused(NO_ALLOW_RESOURCE.into()),
+    }
+}
+
+/// Why a request across accounts no resource policy statement allows is
+/// refused.
+pub const NO_ALLOW_RESOURCE: &str = "no statement of the resource policy allows it";
+
 /// Does a statement of `doc` with `want` effect apply to `action` on
 /// `resource`? Conditions as [`Identity::may`] says (`lenient`: without a
 /// request, a condition is taken as holding).

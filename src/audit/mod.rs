@@ -319,6 +319,6 @@ mod tests {
         let listed: std::collections::BTreeSet<String> =
             crate::providers::control_ids().iter().map(|s| s.to_string()).collect();
         assert_eq!(found, listed);
-        assert_eq!(listed.len(), 38, "{listed:?}");
+        assert_eq!(listed.len(), 39, "{listed:?}");
     }
 }

@@ -6,7 +6,7 @@
 //! the documents one audit read. The systems contribute these through
 //! `Provider::judge`; `audit::objectives` only iterates.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::Evidence;
 use crate::iamdoc as doc;
@@ -563,6 +563,10 @@ pub fn immutability(ev: &Evidence<'_>, policy: &Policy) -> (Verdict, Vec<String>
             reasons.push(format!("{} does not deny deletes on the bucket side (`access.deny_delete`)", b.name));
         }
         reasons.extend(not_passing(ev, &b.name, "S3-VERSIONING"));
+        if !b.foreign.is_empty() {
+            reasons.extend(not_passing(ev, &b.name, "S3-ACCOUNT-ISOLATION"));
+            reasons.extend(through_roles(ev, policy, b));
+        }
     }
     // The backups themselves, not only the buckets' defaults: a default
     // retention does not lock what was there before it.
@@ -577,6 +581,89 @@ pub fn immutability(ev: &Evidence<'_>, policy: &Policy) -> (Verdict, Vec<String>
     } else {
         (Verdict::NotMet, reasons)
     }
+}
+
+/// What principals of other accounts may do to bucket `b` through a role
+/// of its own account they may assume: each role the policy declares
+/// there whose trust lets another declared account in (judged as a
+/// resource policy: the trust policy is the role's) and whose permissions
+/// allow a destructive action on the bucket that its policy does not deny.
+/// Judged from the declared documents when the IAM controls found them
+/// live as declared.
+fn through_roles(ev: &Evidence<'_>, policy: &Policy, b: &crate::providers::s3::section::BucketSpec) -> Vec<String> {
+    use crate::providers::s3::isolation::ACTIONS;
+    let caller = policy.accounts.iter().find(|a| a.role.is_none()).map(|a| &a.name);
+    let own = b.account.as_ref().or(caller);
+    let own_id = policy.accounts.iter().find(|a| Some(&a.name) == own).map(|a| a.id.clone());
+    let live_policy = ev
+        .controls
+        .iter()
+        .find(|c| c.id == "S3-ACCOUNT-ISOLATION" && c.address.as_str() == format!("s3.{}", b.name))
+        .map(|c| c.observed["policy"].clone())
+        .unwrap_or(Value::Null);
+    let mut out = Vec::new();
+    let in_own = |r: &&crate::providers::iam::section::RoleSpec| !r.absent && r.account.as_ref().or(caller) == own;
+    for role in policy.iam.roles.iter().filter(in_own) {
+        let Some(trust) = &role.trust else { continue };
+        let trust = with_resource(trust);
+        let arn =
+            own_id.as_deref().map_or_else(|| role.name.clone(), |id| format!("arn:aws:iam::{id}:role/{}", role.name));
+        let admitted: Vec<&str> = b
+            .foreign
+            .iter()
+            .filter(|(_, id)| matches!(doc::account_may(&trust, id, "sts:AssumeRole", &arn), doc::Grant::Allowed(_)))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if admitted.is_empty() {
+            continue;
+        }
+        let addr = format!("iam.role.{}", role.name);
+        let live = ev
+            .controls
+            .iter()
+            .filter(|c| {
+                c.address.as_str() == addr && (c.id == "IAM-ROLE" || c.id == "IAM-TRUST" || c.id == "IAM-POLICY")
+            })
+            .all(|c| matches!(c.status, Status::Pass | Status::Waived));
+        if !live {
+            out.push(format!(
+                "role `{}` is not as the policy declares it (IAM controls): who may assume it is not known",
+                role.name
+            ));
+            continue;
+        }
+        let identity = identity(ev, policy, &role.name);
+        for (action, on_objects) in ACTIONS {
+            let resource =
+                if on_objects { format!("arn:aws:s3:::{}/*", b.name) } else { format!("arn:aws:s3:::{}", b.name) };
+            let allowed = matches!(identity.may(action, &resource, None), doc::Grant::Allowed(_));
+            let denied =
+                live_policy.is_object() && doc::denial(&live_policy, &arn, action, &resource) == doc::Denial::Denied;
+            if allowed && !denied {
+                out.push(format!(
+                    "{} may assume role `{}`, which may {action} on {}",
+                    admitted.join(", "),
+                    role.name,
+                    b.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A trust policy with `Resource: *` on each statement, to be judged as
+/// the resource policy it is.
+fn with_resource(trust: &Value) -> Value {
+    let mut t = doc::canonical(trust);
+    if let Some(list) = t.get_mut("Statement").and_then(Value::as_array_mut) {
+        for st in list {
+            if let Some(m) = st.as_object_mut() {
+                m.entry("Resource").or_insert_with(|| json!("*"));
+            }
+        }
+    }
+    t
 }
 
 /// ERASURE-HORIZON: every copy of every backup — each entry's objects and

@@ -712,3 +712,145 @@ kms.put_key_policy(KeyId=arn, PolicyName="default", Policy=json.dumps(kp))"#
         assert_eq!(replicate(&w, replica_as_live(&w, &dr, &alias, &repl)), "replicated", "{what} put back");
     }
 }
+
+/// As an administrator of the workload account (`admin`, an ARN there)
+/// would fare against the backup account's bucket `dr` through a proxy
+/// that judges it as AWS does across accounts: "ok" or S3's error code,
+/// for a delete of an object and a change of the bucket's policy.
+fn as_workload_admin(w: &World, dr: &str, admin: &str) -> (String, String) {
+    let live = w.python(&format!(
+        "{AS_BACKUP}\ntry:\n    print(boto3.client('s3', **backup).get_bucket_policy(Bucket='{dr}')['Policy'])\nexcept Exception:\n    print('{{}}')\n"
+    ));
+    let policy: serde_json::Value = serde_json::from_str(live.trim()).expect("policy");
+    let proxy = FaultProxy::with(
+        w.moto().port,
+        Faults::CrossAccount { bucket: dr.to_string(), principal: admin.to_string(), policy },
+        None,
+    );
+    let out = std::process::Command::new(crate::harness::python())
+        .args([
+            "-c",
+            &format!(
+                r#"
+import sys, json, boto3
+from botocore.exceptions import ClientError
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+def attempt(f):
+    try:
+        f()
+        return "ok"
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+print(attempt(lambda: s3.delete_object(Bucket="{dr}", Key="postgres/1.dump")),
+      attempt(lambda: s3.put_bucket_policy(Bucket="{dr}", Policy=s3.get_bucket_policy(Bucket="{dr}")["Policy"])))
+"#
+            ),
+            &proxy.url(),
+        ])
+        .output()
+        .expect("python");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (a, b) = text.split_once(' ').unwrap_or((&text, ""));
+    (a.to_string(), b.to_string())
+}
+
+#[test]
+fn the_workload_account_cannot_delete_or_reconfigure_the_backup_account_s_bucket() {
+    let w = World::with_moto();
+    let (src, dr, repl, restore) = (unique("iso-src"), unique("iso-dr"), unique("iso-repl"), unique("iso-restore"));
+    let text = format!(
+        r#"version: 1
+aws: {{region: us-east-1}}
+accounts:
+  prod: {{id: "{caller}"}}
+  backup: {{id: "{BACKUP}", role: "arn:aws:iam::{BACKUP}:role/suoops-policy"}}
+s3:
+  buckets:
+    {src}:
+      versioning: enabled
+      replication:
+        role: {repl}
+        rules:
+          - {{id: dr, destination: {dr}}}
+      backups:
+        - {{name: dump, prefix: postgres/, max_age: 26h, retention: 14d}}
+    {dr}:
+      account: backup
+      versioning: enabled
+      access:
+        deny_delete: true
+iam:
+  roles:
+    {repl}:
+      s3_replication: true
+    {restore}:
+      account: backup
+      trust:
+        Statement:
+          - {{Effect: Allow, Principal: {{AWS: "prod:suoops-ci"}}, Action: sts:AssumeRole}}
+      inline_policies:
+        read: {{Statement: [{{Effect: Allow, Action: ["s3:GetObject", "s3:ListBucket"], Resource: ["arn:aws:s3:::{dr}", "arn:aws:s3:::{dr}/*"]}}]}}
+"#,
+        caller = w.account()
+    );
+    let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    w.python(&format!(
+        "{AS_BACKUP}\nboto3.client('s3', **backup).put_object(Bucket='{dr}', Key='postgres/1.dump', Body=b'copy')\n"
+    ));
+    let admin = format!("arn:aws:iam::{}:role/Admin", w.account());
+    assert_eq!(as_workload_admin(&w, &dr, &admin), ("AccessDenied".into(), "AccessDenied".into()));
+    let doc = w.cli(&["audit", "-f", &p, "--format", "json"]).json();
+    let iso = control(&doc, "S3-ACCOUNT-ISOLATION", &format!("s3.{dr}"));
+    assert_eq!(iso["status"], "pass", "{iso}");
+    assert_eq!(iso["account"], "backup", "{iso}");
+    assert!(
+        iso["detail"].as_str().is_some_and(|d| d.contains(&format!("no principal of prod ({})", w.account()))),
+        "{iso}"
+    );
+    let immutability = objective_reasons(&doc, "IMMUTABILITY");
+    assert!(!immutability.contains("S3-ACCOUNT-ISOLATION") && !immutability.contains("may assume"), "{immutability}");
+
+    // Someone in the backup account lets the workload account's root in.
+    w.python(&format!(
+        r#"{AS_BACKUP}
+s3 = boto3.client("s3", **backup)
+doc = json.loads(s3.get_bucket_policy(Bucket="{dr}")["Policy"])
+doc["Statement"].append({{"Sid": "Ops", "Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{caller}:root"}},
+    "Action": ["s3:DeleteObject", "s3:PutBucketPolicy"], "Resource": ["arn:aws:s3:::{dr}", "arn:aws:s3:::{dr}/*"]}})
+s3.put_bucket_policy(Bucket="{dr}", Policy=json.dumps(doc))
+"#,
+        caller = w.account()
+    ));
+    assert_eq!(
+        as_workload_admin(&w, &dr, &admin),
+        ("AccessDenied".into(), "ok".into()),
+        "AWS would let it change the policy now; `deny_delete` still refuses the delete"
+    );
+    let r = w.cli(&["audit", "-f", &p, "--format", "json"]);
+    r.code(2);
+    let doc = r.json();
+    let iso = control(&doc, "S3-ACCOUNT-ISOLATION", &format!("s3.{dr}"));
+    assert_eq!(iso["status"], "fail", "{iso}");
+    let detail = iso["detail"].as_str().unwrap_or_default();
+    let said = format!("prod ({}) may s3:PutBucketPolicy: statement `Ops` allows it", w.account());
+    assert!(detail.contains(&said), "{detail}");
+    assert!(!detail.contains("s3:DeleteObject"), "deny_delete still refuses deletes: {detail}");
+    let immutability = objective_reasons(&doc, "IMMUTABILITY");
+    assert!(immutability.contains(&format!("s3.{dr} S3-ACCOUNT-ISOLATION is fail")), "{immutability}");
+
+    // Through a role of the backup account the workload may assume.
+    let widened = text.replace(
+        "Action: [\"s3:GetObject\", \"s3:ListBucket\"]",
+        "Action: [\"s3:GetObject\", \"s3:ListBucket\", \"s3:PutLifecycleConfiguration\"]",
+    );
+    let p2 = w.write("p2.yaml", &widened).to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p2, "--auto-approve"]).code(0);
+    let doc = w.cli(&["audit", "-f", &p2, "--format", "json"]).json();
+    let immutability = objective_reasons(&doc, "IMMUTABILITY");
+    assert!(
+        immutability
+            .contains(&format!("prod may assume role `{restore}`, which may s3:PutLifecycleConfiguration on {dr}")),
+        "{immutability}"
+    );
+}

@@ -1057,6 +1057,15 @@ pub enum Faults {
     /// request through S3 in `region` with the object's ARN as encryption
     /// context. An explicit Deny on either side refuses.
     CrossAccountReplica(Box<Replica>),
+    /// Requests to `bucket` by a principal of another account (`principal`,
+    /// an IAM ARN there) that delete objects or change the bucket's policy,
+    /// lifecycle, versioning, replication or lock, judged as AWS judges a
+    /// request across accounts: the bucket's policy (`policy`, as read)
+    /// must allow it and no Deny of it apply; the principal's own account
+    /// lets it do anything (an administrator). Refused with 403
+    /// AccessDenied (AWS IAM user guide, "Cross-account policy evaluation
+    /// logic"); moto lets every account into every bucket.
+    CrossAccount { bucket: String, principal: String, policy: serde_json::Value },
     /// Several behaviours at once, in order: the first that answers wins.
     All(Vec<Faults>),
 }
@@ -1097,6 +1106,31 @@ impl Replica {
         }
         None
     }
+}
+
+/// The IAM action and resource of an S3 request that deletes objects or
+/// re-configures a bucket (path-style), if it is one.
+fn s3_action(request_line: &str) -> Option<(&'static str, String)> {
+    let mut words = request_line.split_whitespace();
+    let (method, target) = (words.next()?, words.next()?);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (bucket, key) = path.trim_start_matches('/').split_once('/').unwrap_or((path.trim_start_matches('/'), ""));
+    let has = |q: &str| query.split('&').any(|p| p == q || p.starts_with(&format!("{q}=")));
+    let action = match (method, key.is_empty()) {
+        ("DELETE", false) if has("versionId") => "s3:DeleteObjectVersion",
+        ("DELETE", false) => "s3:DeleteObject",
+        ("POST", true) if has("delete") => "s3:DeleteObject",
+        ("PUT", true) if has("policy") => "s3:PutBucketPolicy",
+        ("DELETE", true) if has("policy") => "s3:DeleteBucketPolicy",
+        ("PUT", true) if has("lifecycle") => "s3:PutLifecycleConfiguration",
+        ("PUT", true) if has("versioning") => "s3:PutBucketVersioning",
+        ("PUT", true) if has("replication") => "s3:PutReplicationConfiguration",
+        ("PUT", true) if has("object-lock") => "s3:PutBucketObjectLockConfiguration",
+        _ => return None,
+    };
+    let resource =
+        if key.is_empty() { format!("arn:aws:s3:::{bucket}") } else { format!("arn:aws:s3:::{bucket}/{key}") };
+    Some((action, resource))
 }
 
 /// Do `docs` allow `principal` (None: identity policies, no Principal)
@@ -1482,6 +1516,23 @@ fn intercept(
                         "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
                     );
+                    return true;
+                }
+            }
+        }
+        Faults::CrossAccount { bucket, principal, policy } => {
+            if let Some((action, resource)) = s3_action(&request_line).filter(|(_, r)| {
+                r.strip_prefix("arn:aws:s3:::").and_then(|r| r.split('/').next()) == Some(bucket.as_str())
+            }) {
+                let account = principal.split(':').nth(4).unwrap_or_default().to_string();
+                let req = [
+                    ("aws:PrincipalAccount", vec![account]),
+                    ("aws:PrincipalArn", vec![principal.clone()]),
+                    ("aws:SecureTransport", vec!["true".to_string()]),
+                ];
+                if !allows(std::slice::from_ref(policy), Some(principal), action, &resource, &req) {
+                    counts.denied.fetch_add(1, Ordering::Relaxed);
+                    answer(&mut client, "403 Forbidden", "AccessDenied");
                     return true;
                 }
             }

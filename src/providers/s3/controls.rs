@@ -10,7 +10,7 @@ use crate::providers::s3::section::BucketSpec;
 
 pub(super) struct Def {
     /// The diff attribute (or attribute prefix) the control is about.
-    attribute: &'static str,
+    pub(super) attribute: &'static str,
     pub(super) control: ControlDef,
 }
 
@@ -23,6 +23,7 @@ pub const CONTROLS: &[ControlDef] = &[
     TLS.control,
     ACCESS.control,
     GRANT.control,
+    super::isolation::ISOLATION.control,
     LOCK.control,
     MFA.control,
     LIFECYCLE.control,
@@ -153,8 +154,18 @@ pub fn controls(spec: &BucketSpec, region: &str, state: &BucketState, changes: &
     let Some(change) = changes.first() else {
         return Vec::new();
     };
-    let each: [Control; 9] =
-        [versioning, encryption, public_access_block, require_tls, access, grant, object_lock, mfa_delete, lifecycle];
+    let each: [Control; 10] = [
+        versioning,
+        encryption,
+        public_access_block,
+        require_tls,
+        access,
+        grant,
+        super::isolation::control,
+        object_lock,
+        mfa_delete,
+        lifecycle,
+    ];
     std::iter::once(bucket(spec, region, state, change))
         .chain(each.iter().filter_map(|control| control(spec, state, change, changes)))
         .collect()

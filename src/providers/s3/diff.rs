@@ -287,6 +287,7 @@ mod tests {
             replication: None,
             backups: vec![],
             replicated_from: Vec::new(),
+            foreign: Vec::new(),
             line: 1,
             lines: Default::default(),
         }

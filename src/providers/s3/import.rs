@@ -96,6 +96,7 @@ fn full_bucket(name: &str) -> BucketSpec {
         replication: Some(Replication { role: String::new(), ownership: Ownership::Shared, rules: Vec::new() }),
         backups: Vec::new(),
         replicated_from: Vec::new(),
+        foreign: Vec::new(),
         line: 0,
         lines: BTreeMap::new(),
     }

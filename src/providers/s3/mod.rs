@@ -11,6 +11,7 @@ pub mod diff;
 pub mod evidence;
 pub mod grant;
 pub mod import;
+pub mod isolation;
 pub mod lifecycle;
 pub mod observe;
 pub mod oldest;

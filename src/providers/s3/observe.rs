@@ -241,7 +241,7 @@ fn reads_versioning(spec: &BucketSpec) -> bool {
 /// The bucket policy holds the TLS statement, the access statements and
 /// the grant to other accounts' replication roles.
 fn reads_policy(spec: &BucketSpec) -> bool {
-    spec.require_tls.is_some() || spec.access.is_some() || !spec.replicated_from.is_empty()
+    spec.require_tls.is_some() || spec.access.is_some() || !spec.replicated_from.is_empty() || !spec.foreign.is_empty()
 }
 
 /// The lifecycle is read when the policy names it, and for audit when a

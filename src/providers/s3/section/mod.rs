@@ -36,6 +36,11 @@ pub struct BucketSpec {
     /// The replication roles (ARNs) of sources in other accounts that
     /// replicate into this bucket, which its policy must let write.
     pub replicated_from: Vec<String>,
+    /// The other declared accounts (name, id) none of whose principals may
+    /// delete, unlock or re-configure this bucket: set on a bucket that
+    /// holds backups or DR copies when the policy declares several
+    /// accounts.
+    pub foreign: Vec<(String, String)>,
     /// Line of the bucket's key in the policy file (reports point there).
     pub line: u64,
     /// Line of each setting's value (`versioning`, `encryption`…), so a

@@ -98,6 +98,25 @@ impl Validator<'_> {
                 d.replicated_from.sort();
             }
         }
+        // Backups and DR copies are held out of every other account.
+        let destinations: Vec<String> = buckets
+            .iter()
+            .filter_map(|b| b.replication.as_ref())
+            .flat_map(|r| r.rules.iter().map(|x| x.destination.clone()))
+            .collect();
+        if self.accounts.len() > 1 {
+            for (b, (_, own)) in buckets.iter_mut().zip(&homes) {
+                if b.backups.is_empty() && !destinations.contains(&b.name) {
+                    continue;
+                }
+                b.foreign = self
+                    .accounts
+                    .iter()
+                    .filter(|a| Some(&a.id) != own.as_ref())
+                    .map(|a| (a.name.clone(), a.id.clone()))
+                    .collect();
+            }
+        }
     }
 
     /// A declared replica key of a rule into another account lets the
@@ -358,6 +377,7 @@ impl Validator<'_> {
             replication,
             backups,
             replicated_from: Vec::new(),
+            foreign: Vec::new(),
             line: key.pos().line,
             lines: setting_lines(b),
         })
