@@ -1,5 +1,11 @@
 """Benchmark plan / audit / import / validate against moto. Prints figures; asserts
 nothing. Usage: bench.py BIN [--latency MS] N [N...]
+             bench.py BIN --accounts K N
+
+With --accounts K N, the estate is N buckets in one account, then N buckets in
+each of K accounts (the caller's and K-1 whose role the tool assumes, as moto
+plays them), and `plan` and `audit` run once over each: wall time per bucket
+and peak RSS, to show the run's memory stays flat in the estate's size.
 
 With --latency MS, `plan` also runs through a loopback proxy that holds each
 request MS milliseconds before forwarding it (AWS's round trip, which moto
@@ -121,9 +127,77 @@ def run(cmd, env, moto_pid, log_path):
     }
 
 
+CALLER = "123456789012"
+
+
+def account_id(k):
+    return CALLER if k == 0 else f"{200000000000 + k:012d}"
+
+
+def seed_accounts(url, k_accounts, n):
+    """N buckets in each of K accounts, a third compliant, a third drifted,
+    a third bare, created with that account's assumed-role credentials."""
+    from concurrent.futures import ThreadPoolExecutor
+    base = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench")
+
+    def clients(k):
+        if k == 0:
+            return boto3.client("s3", **base)
+        c = boto3.client("sts", **base).assume_role(
+            RoleArn=f"arn:aws:iam::{account_id(k)}:role/suoops-policy", RoleSessionName="seed")["Credentials"]
+        return boto3.client("s3", **dict(base, aws_access_key_id=c["AccessKeyId"],
+                                         aws_secret_access_key=c["SecretAccessKey"],
+                                         aws_session_token=c["SessionToken"]))
+
+    def seed(k):
+        s3 = clients(k)
+        for i in range(n):
+            name = f"acct{k:02d}-{i:05d}"
+            s3.create_bucket(Bucket=name)
+            if i % 3 == 0:
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+                s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+            elif i % 3 == 1:
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Suspended"})
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(seed, range(k_accounts)))
+
+
+def account_policy(path, k_accounts, n):
+    with open(path, "w") as f:
+        f.write("version: 1\naws:\n  region: us-east-1\naccounts:\n")
+        for k in range(k_accounts):
+            role = "" if k == 0 else f", role: \"arn:aws:iam::{account_id(k)}:role/suoops-policy\""
+            f.write(f"  a{k:02d}: {{id: \"{account_id(k)}\"{role}}}\n")
+        f.write("s3:\n  buckets:\n")
+        for k in range(k_accounts):
+            for i in range(n):
+                f.write(f"    acct{k:02d}-{i:05d}:\n      account: a{k:02d}\n      versioning: enabled\n"
+                        f"      encryption: {{algorithm: AES256}}\n")
+
+
+def accounts_main(binary, k_accounts, n, url, env, moto, log_path, work):
+    print(f"{'cmd':<6} {'accounts':>8} {'buckets':>8} {'wall s':>8} {'ms/bucket':>9} {'tool cpu s':>10} "
+          f"{'calls':>7} {'moto cpu s':>10} {'rss MB':>7}")
+    seed_accounts(url, k_accounts, n)
+    for k in (1, k_accounts):
+        policy = os.path.join(work, f"accounts-{k}.yaml")
+        account_policy(policy, k, n)
+        for cmd in ("plan", "audit"):
+            r = run([binary, cmd, "-f", policy], env, moto.pid, log_path)
+            total = k * n
+            print(f"{cmd:<6} {k:>8} {total:>8} {r['wall']:>8.2f} {1000 * r['wall'] / total:>9.3f} "
+                  f"{r['cpu']:>10.2f} {r['calls']:>7} {r['moto_cpu']:>10.2f} {r['rss_mb']:>7.1f}")
+
+
 def main():
     binary = sys.argv[1]
     args = sys.argv[2:]
+    k_accounts = 0
+    if args[:1] == ["--accounts"]:
+        k_accounts, args = int(args[1]), args[2:]
     latency_ms = 0
     if args[:1] == ["--latency"]:
         latency_ms, args = int(args[1]), args[2:]
@@ -150,6 +224,9 @@ def main():
         s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
                           aws_access_key_id="bench", aws_secret_access_key="bench")
         print(f"moto pid {moto.pid} on {url}; binary {binary}")
+        if k_accounts:
+            accounts_main(binary, k_accounts, sizes[0], url, env, moto, log_path, work)
+            return
         print(f"{'cmd':<8} {'N':>5} {'wall s':>8} {'moto cpu s':>10} {'wall/moto':>9} {'tool cpu s':>10} "
               f"{'ms/call':>8} {'calls':>6} {'calls/bkt':>9} {'rss MB':>7}")
         seeded = 0

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use futures::StreamExt;
 
 use crate::audit::{ControlResult, Report};
 use crate::aws::{AccountError, Aws};
@@ -81,14 +82,6 @@ impl Snapshot {
         };
         self.accounts.iter().filter(|r| r.unreachable.is_none()).filter_map(of).collect()
     }
-
-    /// Why the run could not read everything: each account it could not
-    /// reach, then each kind that could not be observed.
-    pub fn unreached(&self, errors: Vec<String>) -> Vec<String> {
-        let accounts =
-            self.accounts.iter().filter_map(|r| r.unreachable.as_ref().map(|why| unreachable(&r.name, &r.id, why)));
-        accounts.chain(errors).collect()
-    }
 }
 
 /// The line that says account `name` (`id`) could not be reached, and why.
@@ -144,92 +137,134 @@ async fn passes(aws: &Aws, policy: &Policy) -> Vec<Pass> {
     out
 }
 
-/// Observe every resource the policy names, account by account, all kinds
-/// concurrently. A kind that cannot be observed at all (the endpoint
-/// unreachable, no credentials) is an error with `strict` (plan, apply);
-/// otherwise (audit) its resources are reported with every control
-/// unknown, and the reason is returned once per distinct failure, so a
-/// scheduled audit still writes its report and alerts exactly when
-/// something is badly wrong. An account that cannot be reached never stops
-/// the others: its resources are unknown with the reason, in every mode.
-async fn observe_passes(
+/// How many accounts are observed at once. Each reads with its own
+/// concurrency bound (AWS throttles per account and region), and a part is
+/// handed on as soon as its account is read, so a run holds the
+/// observations of this many accounts at a time, never the estate's.
+const ACCOUNTS_AT_ONCE: usize = 2;
+
+/// The declared accounts a run needed, and why each part could not be
+/// read: what is left of a run once its parts are handed on.
+pub struct Reached {
+    pub accounts: Vec<Reach>,
+    /// Why the run could not read everything: each account it could not
+    /// reach, then each kind that could not be observed.
+    pub unreached: Vec<String>,
+}
+
+/// Observe every resource the policy names, account by account (a few at
+/// once), all kinds of an account concurrently, and hand each part to
+/// `on_part` as soon as its account is read, in a fixed order (the
+/// caller's account, then the declared ones). A kind that cannot be
+/// observed at all (the endpoint unreachable, no credentials) is an error
+/// with `strict` (plan, apply); otherwise (audit) its resources are
+/// reported with every control unknown, and the reason is returned once
+/// per distinct failure, so a scheduled audit still writes its report and
+/// alerts exactly when something is badly wrong. An account that cannot be
+/// reached never stops the others: its resources are unknown with the
+/// reason, in every mode.
+async fn each_part(
     aws: &Aws,
     policy: &Policy,
     ctx: Ctx<'_>,
     strict: bool,
-) -> Result<(Snapshot, Vec<String>), RunError> {
+    on_part: &mut dyn FnMut(Part),
+) -> Result<Reached, RunError> {
     let passes = passes(aws, policy).await;
     let reached: Vec<(String, Aws)> =
         passes.iter().filter_map(|p| Some((p.account.as_ref()?.id.clone(), p.aws.as_ref().ok()?.clone()))).collect();
+    let reached = &reached;
+    let accounts: Vec<Reach> = passes
+        .iter()
+        .filter_map(|p| {
+            let a = p.account.as_ref()?;
+            Some(Reach {
+                name: a.name.clone(),
+                id: a.id.clone(),
+                unreachable: p.aws.as_ref().err().map(AccountError::to_string),
+            })
+        })
+        .collect();
     let mut errors: Vec<String> = Vec::new();
-    let mut parts = Vec::new();
-    let mut accounts = Vec::new();
-    for pass in &passes {
-        let label = pass.account.as_ref().map(|a| a.name.clone());
-        if let Some(a) = &pass.account {
-            let unreachable = pass.aws.as_ref().err().map(AccountError::to_string);
-            accounts.push(Reach { name: a.name.clone(), id: a.id.clone(), unreachable });
-        }
-        let here = pass.aws.as_ref().unwrap_or(aws);
-        let pctx = Ctx { aws: here, accounts: &reached, ..ctx };
-        let results = match &pass.aws {
-            Ok(_) => {
-                futures::future::join_all(providers::REGISTRY.iter().map(|p| p.observe(&pctx, &pass.policy))).await
-            }
-            Err(why) => {
-                let reason = match &pass.account {
-                    Some(a) => unreachable(&a.name, &a.id, why),
-                    None => why.to_string(),
-                };
-                let unreached = providers::REGISTRY.iter().map(|p| Ok(p.unobserved(&pctx, &pass.policy, &reason)));
-                unreached.collect()
-            }
-        };
-        for (p, r) in providers::REGISTRY.iter().zip(results) {
-            let obs = match r {
-                Ok(o) => o,
-                Err(f) if strict => return Err(fatal(here)(f)),
-                Err(f) => {
-                    let RunError::Fatal(reason) = fatal(here)(f);
-                    let part = p.unobserved(&pctx, &pass.policy, &reason);
-                    if !errors.contains(&reason) {
-                        errors.push(reason);
-                    }
-                    part
+    let mut read =
+        futures::stream::iter(passes.iter().map(|pass| observe_pass(aws, pass, Ctx { accounts: reached, ..ctx })))
+            .buffered(ACCOUNTS_AT_ONCE);
+    while let Some((parts, failed)) = read.next().await {
+        for (part, failure) in parts.into_iter().zip(failed) {
+            if let Some(reason) = failure {
+                if strict {
+                    return Err(RunError::Fatal(reason));
                 }
-            };
-            // Redis and PostgreSQL are in no AWS account.
-            parts.push(Part { account: label.clone().filter(|_| p.on_aws()), aws: here.clone(), obs });
+                if !errors.contains(&reason) {
+                    errors.push(reason);
+                }
+            }
+            on_part(part);
         }
     }
-    Ok((Snapshot { parts, accounts }, errors))
+    let unreached = accounts
+        .iter()
+        .filter_map(|r| r.unreachable.as_ref().map(|why| unreachable(&r.name, &r.id, why)))
+        .chain(errors)
+        .collect();
+    Ok(Reached { accounts, unreached })
+}
+
+/// One account's parts, each kind's, with why a kind could not be
+/// observed (its part then says unknown).
+async fn observe_pass(aws: &Aws, pass: &Pass, ctx: Ctx<'_>) -> (Vec<Part>, Vec<Option<String>>) {
+    let label = pass.account.as_ref().map(|a| a.name.clone());
+    let here = pass.aws.as_ref().unwrap_or(aws);
+    let pctx = Ctx { aws: here, ..ctx };
+    let results = match &pass.aws {
+        Ok(_) => futures::future::join_all(providers::REGISTRY.iter().map(|p| p.observe(&pctx, &pass.policy))).await,
+        Err(why) => {
+            let reason = match &pass.account {
+                Some(a) => unreachable(&a.name, &a.id, why),
+                None => why.to_string(),
+            };
+            providers::REGISTRY.iter().map(|p| Ok(p.unobserved(&pctx, &pass.policy, &reason))).collect()
+        }
+    };
+    let mut parts = Vec::new();
+    let mut failed = Vec::new();
+    for (p, r) in providers::REGISTRY.iter().zip(results) {
+        let (obs, failure) = match r {
+            Ok(o) => (o, None),
+            Err(f) => {
+                let RunError::Fatal(reason) = fatal(here)(f);
+                (p.unobserved(&pctx, &pass.policy, &reason), Some(reason))
+            }
+        };
+        // Redis and PostgreSQL are in no AWS account.
+        parts.push(Part { account: label.clone().filter(|_| p.on_aws()), aws: here.clone(), obs });
+        failed.push(failure);
+    }
+    (parts, failed)
 }
 
 /// Observe every resource the policy names (plan, apply): see
-/// `observe_passes`.
+/// `each_part`.
 pub async fn observe(aws: &Aws, policy: &Policy, concurrency: usize, evidence: bool) -> Result<Snapshot, RunError> {
     let ctx = Ctx { evidence, ..Ctx::new(aws, concurrency) };
-    Ok(observe_passes(aws, policy, ctx, true).await?.0)
+    let mut parts = Vec::new();
+    let reached = each_part(aws, policy, ctx, true, &mut |p| parts.push(p)).await?;
+    Ok(Snapshot { parts, accounts: reached.accounts })
 }
 
-/// Observe for the audit: nothing stops the run (see `observe_passes`);
-/// the reasons it could not read everything are returned. Evidence is
-/// read; with `verify_download`, a backup S3 holds no comparable checksum
-/// of is downloaded and hashed.
-pub async fn observe_all(
-    aws: &Aws,
-    policy: &Policy,
-    concurrency: usize,
-    verify_download: bool,
-) -> (Snapshot, Vec<String>) {
+/// Observe and judge for the audit: nothing stops the run (see
+/// `each_part`); evidence is read, and with `verify_download` a backup S3
+/// holds no comparable checksum of is downloaded and hashed. Each part is
+/// judged as soon as its account is read and then dropped, so the audit
+/// holds the controls of the estate, not its observations.
+pub async fn audit_all(aws: &Aws, policy: &Policy, concurrency: usize, verify_download: bool) -> (Report, Reached) {
     let ctx = Ctx { evidence: true, verify_download, ..Ctx::new(aws, concurrency) };
-    match observe_passes(aws, policy, ctx, false).await {
-        Ok((snap, errors)) => {
-            let unreached = snap.unreached(errors);
-            (snap, unreached)
-        }
+    let mut report = Report::new(Vec::new());
+    let mut judge = |p: Part| report.absorb(judged(&p), p.obs.identities(), p.obs.key_policies());
+    match each_part(aws, policy, ctx, false, &mut judge).await {
+        Ok(reached) => (report, reached),
         // Not strict: nothing is an error.
-        Err(RunError::Fatal(e)) => (Snapshot { parts: Vec::new(), accounts: Vec::new() }, vec![e]),
+        Err(RunError::Fatal(e)) => (report, Reached { accounts: Vec::new(), unreached: vec![e] }),
     }
 }
 
@@ -259,20 +294,22 @@ pub fn plan(snap: &Snapshot) -> Plan {
     Plan::new(grouped(changes))
 }
 
+/// One part's controls, each naming its account.
+fn judged(p: &Part) -> Vec<ControlResult> {
+    let mut mine = p.obs.controls(&p.obs.diff());
+    for c in &mut mine {
+        c.account = p.account.clone();
+    }
+    mine
+}
+
 /// Every kind's controls, each naming its account; what every account's
 /// roles and keys allow, for the objectives.
 pub fn audit(snap: &Snapshot) -> Report {
-    let mut controls: Vec<ControlResult> = Vec::new();
+    let mut report = Report::new(Vec::new());
     for p in &snap.parts {
-        let mut mine = p.obs.controls(&p.obs.diff());
-        for c in &mut mine {
-            c.account = p.account.clone();
-        }
-        controls.extend(mine);
+        report.absorb(judged(p), p.obs.identities(), p.obs.key_policies());
     }
-    let mut report = Report::new(controls);
-    report.identities = snap.parts.iter().flat_map(|p| p.obs.identities()).collect();
-    report.key_policies = snap.parts.iter().flat_map(|p| p.obs.key_policies()).collect();
     report
 }
 

@@ -123,6 +123,20 @@ impl Report {
         crate::providers::REGISTRY.iter().flat_map(|p| p.gauges(&self.controls)).collect()
     }
 
+    /// Add one part's controls and what its roles and keys allow; the
+    /// controls stay sorted by address.
+    pub fn absorb(
+        &mut self,
+        controls: Vec<ControlResult>,
+        identities: Vec<crate::iamdoc::Identity>,
+        key_policies: Vec<crate::iamdoc::KeyPolicy>,
+    ) {
+        self.controls.extend(controls);
+        self.controls.sort_by(|a, b| (&a.address, a.id).cmp(&(&b.address, b.id)));
+        self.identities.extend(identities);
+        self.key_policies.extend(key_policies);
+    }
+
     pub fn new(mut controls: Vec<ControlResult>) -> Self {
         controls.sort_by(|a, b| (&a.address, a.id).cmp(&(&b.address, b.id)));
         Report {

@@ -97,12 +97,12 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     // notification still go out (a silent nightly audit is the failure).
     let aws = super::connect(g, policy.default_region.as_deref()).await;
     let progress = super::Progress::start(g, &aws, "reading the live state");
-    let (observations, unreached) = engine::observe_all(&aws, &policy, g.concurrency as usize, a.verify_download).await;
+    let (mut report, reach) = engine::audit_all(&aws, &policy, g.concurrency as usize, a.verify_download).await;
     progress.finish();
+    let engine::Reached { accounts, unreached } = reach;
     for e in &unreached {
         let _ = error(g, format!("{e}; the controls it would judge are reported unknown"));
     }
-    let mut report = engine::audit(&observations);
     let uses_aws = crate::providers::uses_aws(&policy);
     let account = if uses_aws && unreached.is_empty() { aws.account().await } else { None };
     report.run = Some(crate::audit::RunContext {
@@ -113,8 +113,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         policy: policy.file.clone(),
     });
     report.unreached = unreached;
-    let reached: Vec<crate::audit::Reached> =
-        observations.accounts.iter().map(|r| (r.name.clone(), r.id.clone(), r.unreachable.clone())).collect();
+    let reached: Vec<crate::audit::Reached> = accounts.into_iter().map(|r| (r.name, r.id, r.unreachable)).collect();
     report.controls.retain(|c| targets.touches(c.address.as_str()));
     // The controls mask what they know to be secret; this is the last sweep.
     report.redact(&crate::providers::sensitive_values(&policy));
