@@ -123,8 +123,15 @@ impl Provider for Buckets {
     fn in_account(&self, policy: &mut Policy, here: &dyn Fn(Option<&str>) -> bool) {
         let (mine, theirs): (Vec<BucketSpec>, Vec<BucketSpec>) =
             std::mem::take(&mut policy.buckets).into_iter().partition(|b| here(b.account.as_deref()));
+        // Of the other accounts' buckets, only the destinations this
+        // account's rules replicate into: a part never holds the estate.
+        let dests: std::collections::BTreeSet<&str> = mine
+            .iter()
+            .filter_map(|b| b.replication.as_ref())
+            .flat_map(|r| r.rules.iter().map(|x| x.destination.as_str()))
+            .collect();
+        policy.elsewhere.extend(theirs.into_iter().filter(|b| dests.contains(b.name.as_str())));
         policy.buckets = mine;
-        policy.elsewhere.extend(theirs);
     }
     fn on_aws(&self) -> bool {
         true
