@@ -553,15 +553,33 @@ impl KeyPolicy {
 /// `*`, or excepts none of its principals with NotPrincipal) and no
 /// condition of it names one of the account's principals as an exception.
 pub fn account_may(doc: &Value, account: &str, action: &str, resource: &str) -> Grant {
+    resource_grant(doc, account, None, action, resource)
+}
+
+/// May the principal `arn`, of another account than the resource's, make
+/// `action` on `resource` as far as the resource policy `doc` says? As
+/// [`account_may`], for that one principal: a statement names it by its
+/// ARN, its account (id or root) or `*`.
+pub fn principal_may(doc: &Value, arn: &str, action: &str, resource: &str) -> Grant {
+    match account_of(arn) {
+        Some(account) => resource_grant(doc, account, Some(arn), action, resource),
+        None => Grant::Unknown(format!("{arn} names no account")),
+    }
+}
+
+fn resource_grant(doc: &Value, account: &str, who: Option<&str>, action: &str, resource: &str) -> Grant {
     let root = format!("arn:aws:iam::{account}:root");
     let anyone = format!("arn:aws:iam::{account}:role/*");
     let req = [
         ("aws:PrincipalAccount", vec![account.to_string()]),
-        ("aws:PrincipalArn", vec![anyone]),
+        ("aws:PrincipalArn", vec![who.map_or(anyone, str::to_string)]),
         ("aws:SecureTransport", vec!["true".to_string()]),
     ];
-    let whole = |e: &String| e == "*" || e == account || *e == root;
-    let mine = |e: &String| account_of(e) == Some(account);
+    let whole = |e: &String| e == "*" || e == account || *e == root || who.is_some_and(|w| e == w);
+    let mine = |e: &String| match who {
+        None => account_of(e) == Some(account),
+        Some(w) => e == w,
+    };
     let (mut allowed, mut unknown) = (None, None);
     for st in statements(doc) {
         let c = statement(st);
@@ -580,14 +598,18 @@ pub fn account_may(doc: &Value, account: &str, action: &str, resource: &str) -> 
             (None, Some(np)) => {
                 let e = principal_entries(np, false);
                 let excepted = e.iter().any(|x| whole(x) || mine(x));
-                (!excepted, true)
+                (!excepted, !excepted)
             }
             (None, None) => (false, false),
         };
         let cond = c.get("Condition");
         match c.get("Effect").and_then(Value::as_str) {
             Some("Deny") if names_all => {
-                let excepts_some = cond.is_some_and(|v| v.to_string().contains(&format!(":{account}:")));
+                // A condition that excepts one of the account's principals
+                // leaves that one in (for one principal: the condition is
+                // evaluated on its ARN).
+                let excepts_some =
+                    who.is_none() && cond.is_some_and(|v| v.to_string().contains(&format!(":{account}:")));
                 match conditions_hold(cond, &req) {
                     Ok(true) if !excepts_some => return Grant::Refused(format!("{sid} denies it")),
                     Ok(_) => {}

@@ -551,4 +551,43 @@ s3:
         let r = Report::new(vec![control("IAM-POLICY", Status::Fail)]);
         assert_eq!(verdict(&evaluate(&r, &p), "RTO-60MIN-READINESS"), Verdict::NotMet);
     }
+    #[test]
+    fn a_restore_role_in_another_account_reads_only_what_the_bucket_policy_lets_it() {
+        let yaml = "accounts:\n  prod: {id: \"123456789012\"}\n  backup: {id: \"222222222222\", role: \"arn:aws:iam::222222222222:role/t\"}\n";
+        let src = format!(
+            r#"version: 1
+aws: {{region: us-east-1}}
+{yaml}s3:
+  buckets:
+    bkt:
+      versioning: enabled
+      backups: [{{name: dump, prefix: postgres/, max_age: 26h, retention: 14d}}]
+iam:
+  roles:
+    restore:
+      account: backup
+      trust: {{Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: sts:AssumeRole}}]}}
+      inline_policies:
+        p: {{Statement: [{{Effect: Allow, Action: "s3:Get*", Resource: "arn:aws:s3:::bkt/*"}}]}}
+"#
+        );
+        let p = crate::policy::parse("p.yaml", src.into_bytes(), &|_| None).expect("valid policy");
+        let with_policy = |doc: Value| {
+            let mut c = control("S3-ACCOUNT-ISOLATION", Status::Pass);
+            c.observed = serde_json::json!({"policy": doc, "lock_mode": null});
+            Report::new(vec![control("IAM-POLICY", Status::Pass), c])
+        };
+        // Its own IAM policy allows the read; the bucket's account does not.
+        let o = evaluate(&with_policy(serde_json::json!({"Statement": []})), &p);
+        assert_eq!(verdict(&o, "RTO-60MIN-READINESS"), Verdict::NotMet);
+        let reasons = &o.iter().find(|x| x.id == "RTO-60MIN-READINESS").expect("o").reasons;
+        assert!(
+            reasons.iter().any(|r| r.contains("restore is in another account than bkt, whose bucket policy does not let it read")),
+            "{reasons:?}"
+        );
+        // The bucket policy lets it in: ready.
+        let allow = serde_json::json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:role/restore"},
+            "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"}]});
+        assert_eq!(verdict(&evaluate(&with_policy(allow), &p), "RTO-60MIN-READINESS"), Verdict::Met);
+    }
 }

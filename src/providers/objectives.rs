@@ -81,12 +81,21 @@ pub fn access(ev: &Evidence<'_>, policy: &Policy) -> ((Verdict, Vec<String>), (V
         let mut excess = Vec::new();
         for (bucket, prefix) in &dumps {
             let mut readers: Vec<&doc::Identity> = Vec::new();
+            let mut refused = Vec::new();
             for role in &roles {
-                if role_reaches(ev, policy, role, bucket, prefix, &mut excess) {
-                    readers.push(role);
+                let key = format!("arn:aws:s3:::{bucket}/{prefix}latest-dump");
+                let reaches = role_reaches(ev, policy, role, bucket, prefix, &mut excess);
+                match (reaches, across_accounts(ev, policy, &role.role, bucket, "s3:GetObject", &key)) {
+                    (true, None | Some(doc::Grant::Allowed(_))) => readers.push(role),
+                    (true, Some(doc::Grant::Refused(why) | doc::Grant::Unknown(why))) => refused.push(format!(
+                        "{} is in another account than {bucket}, whose bucket policy does not let it read: {why}",
+                        role.role
+                    )),
+                    (false, _) => {}
                 }
             }
-            ready.extend(readable(ev, policy, &readers, bucket, prefix));
+            let why = readable(ev, policy, &readers, bucket, prefix);
+            ready.extend(why.map(|w| if refused.is_empty() { w } else { format!("{w} ({})", refused.join("; ")) }));
         }
         excess.extend(bucket_side(ev, policy));
         excess.sort();
@@ -153,6 +162,40 @@ fn role_reaches(
     }
     excess.extend(unsure.into_inner());
     reads.is_some()
+}
+
+/// A role of another account than `bucket`'s reaches it only when the
+/// bucket policy allows it too (AWS IAM user guide, "Cross-account policy
+/// evaluation logic"): None when both are in one account (or either's is
+/// not declared); else what the live bucket policy says.
+fn across_accounts(
+    ev: &Evidence<'_>,
+    policy: &Policy,
+    role: &str,
+    bucket: &str,
+    action: &str,
+    resource: &str,
+) -> Option<doc::Grant> {
+    let caller = policy.accounts.iter().find(|a| a.role.is_none()).map(|a| &a.name);
+    let id_of = |name: Option<&String>| policy.accounts.iter().find(|a| Some(&a.name) == name).map(|a| a.id.as_str());
+    let spec = policy.iam.roles.iter().find(|r| r.name == role)?;
+    let role_id = id_of(spec.account.as_ref().or(caller))?;
+    let bucket_id = id_of(policy.buckets.iter().find(|b| b.name == bucket)?.account.as_ref().or(caller))?;
+    if role_id == bucket_id {
+        return None;
+    }
+    let arn = format!("arn:aws:iam::{role_id}:role/{role}");
+    let addr = format!("s3.{bucket}");
+    let live = ev
+        .controls
+        .iter()
+        .find(|c| c.address.as_str() == addr && (c.id == "S3-ACCOUNT-ISOLATION" || c.id == "S3-ACCESS"))
+        .map(|c| c.observed.get("policy").cloned().unwrap_or_else(|| c.observed.clone()));
+    Some(match live {
+        Some(doc) if doc.is_object() => doc::principal_may(&doc, &arn, action, resource),
+        Some(_) => doc::Grant::Refused(doc::NO_ALLOW_RESOURCE.into()),
+        None => doc::Grant::Unknown(format!("the bucket policy of {bucket} was not read")),
+    })
 }
 
 /// Why no declared role that reads `bucket/prefix` can use what it reads:
