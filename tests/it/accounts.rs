@@ -80,6 +80,17 @@ fn two_accounts_on(server: Server) {
     assert!(caller.contains(&src) && !caller.contains(&dr) && !caller.contains(&restore), "{caller}");
     let backup = seen_from(&w, Some(BACKUP));
     assert!(backup.contains(&dr) && !backup.contains(&src), "{backup}");
+    // The reader in the backup account is let into the prod bucket: a
+    // request across accounts needs the bucket policy's Allow too.
+    let allow = w.python(&format!(
+        r#"
+import sys, json, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+doc = json.loads(s3.get_bucket_policy(Bucket="{src}")["Policy"])
+print([s["Principal"]["AWS"] for s in doc["Statement"] if s.get("Sid") == "SuoopsPolicyReadersOfOtherAccounts"])
+"#
+    ));
+    assert!(allow.contains(&format!("arn:aws:iam::{BACKUP}:role/{restore}")), "{allow}");
     assert!(backup.contains(&format!("arn:aws:iam::{BACKUP}:role/{restore}")), "{backup}");
     let r = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env);
     r.code(0);

@@ -40,9 +40,23 @@ pub const SID_REPO_VERSIONS: &str = "SuoopsPolicyRepoNoVersionDelete";
 /// Only the administrators (and break glass) change the bucket's policy,
 /// lifecycle and Object Lock configuration.
 pub const SID_CONFIG: &str = "SuoopsPolicyOnlyAdministratorsReconfigure";
+/// Readers of another account than the bucket's: a request across
+/// accounts needs the bucket policy's Allow as well as the reader's own
+/// IAM policy (AWS IAM user guide, "Cross-account policy evaluation
+/// logic"); the Deny statements only keep everyone else out.
+pub const SID_OTHER_READERS: &str = "SuoopsPolicyReadersOfOtherAccounts";
 /// The Sids this tool owns in a bucket with `access:`.
-pub const SIDS: [&str; 8] =
-    [SID_WRITE, SID_READ, SID_DELETE, SID_RECORDS, SID_REPO_READ, SID_REPO_EXPIRE, SID_REPO_VERSIONS, SID_CONFIG];
+pub const SIDS: [&str; 9] = [
+    SID_WRITE,
+    SID_READ,
+    SID_DELETE,
+    SID_RECORDS,
+    SID_REPO_READ,
+    SID_REPO_EXPIRE,
+    SID_REPO_VERSIONS,
+    SID_CONFIG,
+    SID_OTHER_READERS,
+];
 pub use crate::jobs::RECORDS;
 
 /// Writing an object: PutObject covers PutObject, CopyObject and every
@@ -98,9 +112,18 @@ pub struct Resolved {
     pub administrators: Option<Vec<String>>,
     /// pgBackRest repository prefixes in the bucket.
     pub repos: Vec<String>,
+    /// The bucket's account id, when the policy declares accounts.
+    pub home: Option<String>,
 }
 
 impl Resolved {
+    /// The readers (ARNs) in another account than the bucket's.
+    fn other_readers(&self) -> Vec<&String> {
+        let Some(home) = &self.home else { return Vec::new() };
+        let other = |a: &&String| a.split(':').nth(4).is_some_and(|acct| !acct.is_empty() && acct != home);
+        self.readers.iter().flatten().filter(other).collect()
+    }
+
     /// `drills/` is reserved for restore-drill records, written by the
     /// readers (who run the drills) and nobody else: whenever readers are
     /// restricted (so the statements do not depend on which drills the
@@ -153,6 +176,7 @@ pub fn resolve(want: &Access, principals: &BTreeMap<String, Principal>) -> Resul
         break_glass: list(&Some(want.break_glass.clone())).unwrap_or_default(),
         administrators: list(&want.administrators),
         repos: want.repos.clone(),
+        home: want.home.clone(),
     };
     if let Some(reason) = unknown {
         return Err(Unresolved::Unknown(reason));
@@ -250,6 +274,16 @@ pub fn desired_statements(bucket: &str, r: &Resolved) -> Vec<Value> {
             let exempt = [with_glass(rd), writers.clone()].concat();
             out.push(inside(deny(SID_REPO_READ, READ, bucket, exempt)));
         }
+    }
+    let others = r.other_readers();
+    if !others.is_empty() {
+        out.push(json!({
+            "Sid": SID_OTHER_READERS,
+            "Effect": "Allow",
+            "Principal": {"AWS": others},
+            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"],
+            "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+        }));
     }
     if let Some(admins) = &r.administrators {
         let mut st = deny(SID_CONFIG, CONFIG, bucket, with_glass(admins));
@@ -401,6 +435,12 @@ pub fn enforced(doc: Option<&PolicyDoc>, bucket: &str, r: &Resolved) -> Result<(
     // The bucket's configuration: its policy, lifecycle and lock.
     if let Some(admins) = &r.administrators {
         check("administrators", CONFIG, &with_glass(admins), &format!("arn:aws:s3:::{bucket}"));
+    }
+    for reader in r.other_readers() {
+        let grant = crate::iamdoc::principal_may(json, reader, "s3:GetObject", &object);
+        if !matches!(grant, crate::iamdoc::Grant::Allowed(_)) {
+            gaps.push(format!("{reader}, of another account, is not allowed s3:GetObject by the bucket policy"));
+        }
     }
     // In each pgBackRest repository: the writers read and expire, and
     // still delete no version.
@@ -578,6 +618,7 @@ pub fn read_back(doc: &PolicyDoc) -> Option<Access> {
         break_glass: break_glass.clone(),
         // From the policy's `pitr:` entries, not from the statements.
         repos: Vec::new(),
+        home: None,
     })
 }
 
@@ -598,6 +639,7 @@ mod tests {
             break_glass: vec![ADMIN.into()],
             administrators: None,
             repos: vec![],
+            home: None,
         }
     }
 
@@ -758,6 +800,7 @@ mod tests {
             break_glass: vec![ADMIN.into()],
             administrators: None,
             repos: vec![],
+            home: None,
         };
         let theirs = doc(vec![json!({
             "Sid": "TheirWorm", "Effect": "Deny", "Principal": {"AWS": "*"},
@@ -810,6 +853,7 @@ mod tests {
             break_glass: vec![ADMIN.into()],
             administrators: None,
             repos: vec![],
+            home: None,
         };
         let c = diff("b", &want, &BTreeMap::new(), &Observed::Present(others_only), None);
         assert_eq!(c.action, Action::Create, "{c:?}");
@@ -826,6 +870,7 @@ mod tests {
             break_glass: vec![ADMIN.into()],
             administrators: None,
             repos: vec![],
+            home: None,
         };
         let principals: BTreeMap<String, Principal> = [
             ("suoops-backup-writer".to_string(), Principal::Arn(WRITER.into())),
@@ -856,5 +901,23 @@ mod tests {
         // A role nobody declares: a conflict, nothing written.
         let c = diff("b", &want, &BTreeMap::new(), &Observed::Absent, None);
         assert!(c.conflicts[0].contains("suoops-backup-restore, suoops-backup-writer"), "{:?}", c.conflicts);
+    }
+    #[test]
+    fn a_reader_of_another_account_is_let_in_as_well_as_the_others_kept_out() {
+        let other = "arn:aws:iam::222222222222:role/restore";
+        let r = Resolved {
+            readers: Some(vec![RESTORE.into(), other.into()]),
+            home: Some("123456789012".into()),
+            ..resolved()
+        };
+        let desired = desired_statements("b", &r);
+        let allow = desired.iter().find(|s| s["Sid"] == SID_OTHER_READERS).expect("the Allow");
+        assert_eq!(allow["Principal"]["AWS"], json!([other]), "only the other account's reader: {allow}");
+        assert_eq!(enforced(Some(&doc(desired.clone())), "b", &r), Ok(()));
+        let without: Vec<Value> = desired.into_iter().filter(|s| s["Sid"] != SID_OTHER_READERS).collect();
+        let gaps = enforced(Some(&doc(without)), "b", &r).expect_err("the Allow is missing");
+        assert_eq!(gaps, [format!("{other}, of another account, is not allowed s3:GetObject by the bucket policy")]);
+        // One account: no Allow at all.
+        assert!(desired_statements("b", &resolved()).iter().all(|s| s["Effect"] == "Deny"));
     }
 }

@@ -72,6 +72,9 @@ pub struct Access {
     /// repo`), filled from the policy's PostgreSQL entries: pgBackRest runs
     /// as the writers and reads its own files and expires them there.
     pub repos: Vec<String>,
+    /// The bucket's account id, when the policy declares accounts: a
+    /// reader of another account also needs the bucket policy's Allow.
+    pub home: Option<String>,
 }
 
 impl Access {

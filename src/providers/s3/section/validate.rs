@@ -98,6 +98,11 @@ impl Validator<'_> {
                 d.replicated_from.sort();
             }
         }
+        for (b, (_, own)) in buckets.iter_mut().zip(&homes) {
+            if let (Some(a), false) = (b.access.as_mut(), self.accounts.is_empty()) {
+                a.home = own.clone();
+            }
+        }
         // Backups and DR copies are held out of every other account.
         let destinations: Vec<String> = buckets
             .iter()
@@ -464,6 +469,7 @@ impl Validator<'_> {
             break_glass,
             administrators,
             repos: Vec::new(),
+            home: None,
         }
     }
 
