@@ -186,9 +186,11 @@ async fn each_part(
         })
         .collect();
     let mut errors: Vec<String> = Vec::new();
-    let mut read =
-        futures::stream::iter(passes.iter().map(|pass| observe_pass(aws, pass, Ctx { accounts: reached, ..ctx })))
-            .buffered(ACCOUNTS_AT_ONCE);
+    // Each pass (its share of the policy) goes with its observation.
+    let mut read = futures::stream::iter(
+        passes.into_iter().map(|pass| async move { observe_pass(aws, &pass, Ctx { accounts: reached, ..ctx }).await }),
+    )
+    .buffered(ACCOUNTS_AT_ONCE);
     while let Some((parts, failed)) = read.next().await {
         for (part, failure) in parts.into_iter().zip(failed) {
             if let Some(reason) = failure {
