@@ -413,12 +413,7 @@ fn replication_into_the_backup_account_names_it_and_hands_it_the_replicas() {
     let w = World::with_moto();
     let (src, dr, repl) = (unique("acct-src"), unique("acct-dr"), unique("repl"));
     let text = format!(
-        r#"version: 1
-aws: {{region: us-east-1}}
-accounts:
-  prod: {{id: "{caller}"}}
-  backup: {{id: "{BACKUP}", role: "arn:aws:iam::{BACKUP}:role/suoops-policy"}}
-s3:
+        r#"{head}s3:
   buckets:
     {src}:
       versioning: enabled
@@ -434,7 +429,7 @@ iam:
     {repl}:
       s3_replication: true
 "#,
-        caller = w.account()
+        head = head(w.account())
     );
     let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
     let r = w.cli(&["plan", "-f", &p]);
@@ -515,6 +510,19 @@ boto3.client("s3", **dict(base, aws_access_key_id=c["AccessKeyId"], aws_secret_a
         .cloned()
         .expect("DR-COPY");
     assert_eq!(dr_copy["verdict"], "not_met", "{dr_copy}");
+}
+
+/// The start of a policy over the caller's account (`prod`) and the
+/// backup account.
+fn head(caller: &str) -> String {
+    format!(
+        r#"version: 1
+aws: {{region: us-east-1}}
+accounts:
+  prod: {{id: "{caller}"}}
+  backup: {{id: "{BACKUP}", role: "arn:aws:iam::{BACKUP}:role/suoops-policy"}}
+"#
+    )
 }
 
 /// Python that sets `backup` to boto3 client keyword arguments acting in
@@ -605,12 +613,7 @@ fn a_replica_into_the_backup_account_needs_the_bucket_policy_the_owner_override_
     let (src, dr, repl, ksrc, kdr) =
         (unique("xr-src"), unique("xr-dr"), unique("xr-repl"), unique("ksrc"), unique("kdr"));
     let text = format!(
-        r#"version: 1
-aws: {{region: us-east-1}}
-accounts:
-  prod: {{id: "{caller}"}}
-  backup: {{id: "{BACKUP}", role: "arn:aws:iam::{BACKUP}:role/suoops-policy"}}
-kms:
+        r#"{head}kms:
   keys:
     {ksrc}: {{rotation: enabled}}
     {kdr}: {{account: backup, rotation: enabled}}
@@ -632,7 +635,7 @@ iam:
     {repl}:
       s3_replication: true
 "#,
-        caller = w.account()
+        head = head(w.account())
     );
     let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
     let r = w.cli(&["plan", "-f", &p]);
@@ -770,12 +773,7 @@ fn the_workload_account_cannot_delete_or_reconfigure_the_backup_account_s_bucket
     let w = World::with_moto();
     let (src, dr, repl, restore) = (unique("iso-src"), unique("iso-dr"), unique("iso-repl"), unique("iso-restore"));
     let text = format!(
-        r#"version: 1
-aws: {{region: us-east-1}}
-accounts:
-  prod: {{id: "{caller}"}}
-  backup: {{id: "{BACKUP}", role: "arn:aws:iam::{BACKUP}:role/suoops-policy"}}
-s3:
+        r#"{head}s3:
   buckets:
     {src}:
       versioning: enabled
@@ -802,7 +800,7 @@ iam:
       inline_policies:
         read: {{Statement: [{{Effect: Allow, Action: ["s3:GetObject", "s3:ListBucket"], Resource: ["arn:aws:s3:::{dr}", "arn:aws:s3:::{dr}/*"]}}]}}
 "#,
-        caller = w.account()
+        head = head(w.account())
     );
     let p = w.write("p.yaml", &text).to_string_lossy().into_owned();
     w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
