@@ -157,9 +157,15 @@ fn journal_line(plan: &crate::model::Plan, done: &crate::model::Applied, run_id:
             })
         })
         .collect();
+    let account = plan
+        .changes
+        .iter()
+        .find(|c| c.address.resource_addr() == done.address.resource_addr())
+        .and_then(|c| c.account.clone());
     serde_json::json!({
         "run": run_id,
         "address": done.address,
+        "account": account,
         "ok": !done.failed(),
         "steps": done.steps.iter().map(|s| serde_json::json!({"step": s.step, "ok": s.result.is_ok(), "error": s.result.as_ref().err()})).collect::<Vec<_>>(),
         "before": before,

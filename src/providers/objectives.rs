@@ -189,11 +189,15 @@ fn across_accounts(
     let live = ev
         .controls
         .iter()
-        .find(|c| c.address.as_str() == addr && (c.id == "S3-ACCOUNT-ISOLATION" || c.id == "S3-ACCESS"))
-        .map(|c| c.observed.get("policy").cloned().unwrap_or_else(|| c.observed.clone()));
+        .find(|c| c.address.as_str() == addr && (c.id == "S3-ACCOUNT-ISOLATION" || c.id == "S3-ACCESS"));
     Some(match live {
-        Some(doc) if doc.is_object() => doc::principal_may(&doc, &arn, action, resource),
-        Some(_) => doc::Grant::Refused(doc::NO_ALLOW_RESOURCE.into()),
+        Some(c) if c.status == Status::Unknown => doc::Grant::Unknown(
+            c.detail.clone().unwrap_or_else(|| format!("the bucket policy of {bucket} is not known")),
+        ),
+        Some(c) => match c.observed.get("policy").unwrap_or(&c.observed) {
+            doc if doc.is_object() => doc::principal_may(doc, &arn, action, resource),
+            _ => doc::Grant::Refused(doc::NO_ALLOW_RESOURCE.into()),
+        },
         None => doc::Grant::Unknown(format!("the bucket policy of {bucket} was not read")),
     })
 }

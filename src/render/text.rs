@@ -233,7 +233,14 @@ pub fn applied(results: &[Applied], planned: &[Change], p: Paint) -> String {
     let (mut made, mut not_made) = (0, 0);
     for a in results {
         let mark = if a.failed() { p.red("failed") } else { p.green("done") };
-        let _ = writeln!(out, "{}: {mark}", p.bold(a.address.as_str()));
+        // The account the resource is in, as the plan said.
+        let account = planned
+            .iter()
+            .find(|c| c.address.resource_addr() == a.address.resource_addr())
+            .and_then(|c| c.account.as_deref())
+            .map(|n| format!(" (account {n})"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "{}: {mark}{account}", p.bold(a.address.as_str()));
         for s in &a.steps {
             match &s.result {
                 Ok(()) => {

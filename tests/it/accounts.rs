@@ -73,7 +73,10 @@ fn two_accounts_on(server: Server) {
     // ACCOUNT:ROLE principals are written as the role's ARN.
     assert!(r.stdout.contains(&format!("arn:aws:iam::{BACKUP}:role/{restore}")), "{}", r.stdout);
     assert!(r.stdout.contains(&format!("arn:aws:iam::{}:role/suoops-ci", w.account())), "{}", r.stdout);
-    w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env).code(0);
+    let r = w.cli_with(&["apply", "-f", &p, "--auto-approve"], &env);
+    r.code(0);
+    assert!(r.stdout.contains(&format!("s3.{dr}: done (account backup)")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("s3.{src}: done (account prod)")), "{}", r.stdout);
     w.cli_with(&["plan", "-f", &p, "--detailed-exitcode"], &env).code(0);
     // Each resource is in its own account, and only there.
     let caller = seen_from(&w, None);
