@@ -52,6 +52,11 @@ pub struct Policy {
     /// run this copy is for (`Provider::in_account`): what a replication
     /// rule may name across accounts, never read or changed from here.
     pub elsewhere: Vec<BucketSpec>,
+    /// The copies of the backups this part of a run holds, judged over the
+    /// whole policy (a DR copy in the backup account is a copy of a source
+    /// in another): set by `providers::in_account`; empty: compute them
+    /// from this policy (`erasure::copies`).
+    pub copies: Vec<erasure::Copy>,
     /// `kms.keys`: customer-managed keys.
     pub kms: Vec<KmsKeySpec>,
     pub iam: Iam,

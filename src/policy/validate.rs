@@ -326,6 +326,7 @@ impl Validator<'_> {
             accounts,
             buckets,
             elsewhere: Vec::new(),
+            copies: Vec::new(),
             kms: std::mem::take(&mut self.keys),
             iam,
             redis,

@@ -466,6 +466,11 @@ pub fn in_account(policy: &Policy, here: &dyn Fn(Option<&str>) -> bool) -> Polic
     for p in REGISTRY {
         p.in_account(&mut out, here);
     }
+    // The copies of the backups are judged over the whole policy: a DR copy
+    // is one of a source another part holds. This part keeps its buckets'.
+    let mine: std::collections::BTreeSet<&str> = out.buckets.iter().map(|b| b.name.as_str()).collect();
+    let copies = crate::policy::erasure::copies(policy).into_iter().filter(|c| mine.contains(c.bucket.as_str()));
+    out.copies = copies.collect();
     out
 }
 

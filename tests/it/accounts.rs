@@ -776,7 +776,8 @@ fn the_workload_account_cannot_delete_or_reconfigure_the_backup_account_s_bucket
     let w = World::with_moto();
     let (src, dr, repl, restore) = (unique("iso-src"), unique("iso-dr"), unique("iso-repl"), unique("iso-restore"));
     let text = format!(
-        r#"{head}s3:
+        r#"{head}privacy: {{erasure_within: 30d}}
+s3:
   buckets:
     {src}:
       versioning: enabled
@@ -784,11 +785,17 @@ fn the_workload_account_cannot_delete_or_reconfigure_the_backup_account_s_bucket
         role: {repl}
         rules:
           - {{id: dr, destination: {dr}}}
+      lifecycle:
+        rules:
+          - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}
       backups:
         - {{name: dump, prefix: postgres/, max_age: 26h, retention: 14d}}
     {dr}:
       account: backup
       versioning: enabled
+      lifecycle:
+        rules:
+          - {{id: dumps, prefix: postgres/, expire_after_days: 14, noncurrent_expire_after_days: 1}}
       access:
         deny_delete: true
 iam:
@@ -822,6 +829,11 @@ iam:
     );
     let immutability = objective_reasons(&doc, "IMMUTABILITY");
     assert!(!immutability.contains("S3-ACCOUNT-ISOLATION") && !immutability.contains("may assume"), "{immutability}");
+    // The DR copy's oldest version is read in its own account: a copy of
+    // a source the other account holds.
+    let oldest = control(&doc, "S3-OLDEST-VERSION", &format!("s3.{dr}"));
+    assert_eq!(oldest["account"], "backup", "{oldest}");
+    assert!(oldest["expected"].to_string().contains("DR copy of dump"), "{oldest}");
 
     // Someone in the backup account lets the workload account's root in.
     w.python(&format!(
