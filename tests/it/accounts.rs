@@ -863,6 +863,25 @@ s3.put_bucket_policy(Bucket="{dr}", Policy=json.dumps(doc))
     let immutability = objective_reasons(&doc, "IMMUTABILITY");
     assert!(immutability.contains(&format!("s3.{dr} S3-ACCOUNT-ISOLATION is fail")), "{immutability}");
 
+    // And with the tool's delete denial taken away too, the workload's
+    // administrator deletes: the control says so, as AWS would let it.
+    w.python(&format!(
+        r#"{AS_BACKUP}
+s3 = boto3.client("s3", **backup)
+doc = json.loads(s3.get_bucket_policy(Bucket="{dr}")["Policy"])
+doc["Statement"] = [s for s in doc["Statement"] if s.get("Sid") != "SuoopsPolicyNoDelete"]
+s3.put_bucket_policy(Bucket="{dr}", Policy=json.dumps(doc))
+"#
+    ));
+    assert_eq!(as_workload_admin(&w, &dr, &admin), ("ok".into(), "ok".into()), "AWS would let it delete now");
+    let doc = w.cli(&["audit", "-f", &p, "--format", "json"]).json();
+    let iso = control(&doc, "S3-ACCOUNT-ISOLATION", &format!("s3.{dr}"));
+    let detail = iso["detail"].as_str().unwrap_or_default();
+    let said = format!("prod ({}) may s3:DeleteObject: statement `Ops` allows it", w.account());
+    assert!(iso["status"] == "fail" && detail.contains(&said), "{iso}");
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    assert_eq!(as_workload_admin(&w, &dr, &admin).0, "AccessDenied", "the denial is back");
+
     // Through a role of the backup account the workload may assume.
     let widened = text.replace(
         "Action: [\"s3:GetObject\", \"s3:ListBucket\"]",
