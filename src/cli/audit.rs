@@ -16,12 +16,15 @@ pub struct AuditArgs {
     pub policy: PolicyArg,
     #[command(flatten)]
     pub targets: super::TargetArg,
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
-    pub format: AuditFormat,
-    /// Write the report to FILE instead of stdout.
+    /// Report format: of stdout, or of the one `--output` FILE (default:
+    /// from its extension, else text).
+    #[arg(long, value_enum)]
+    pub format: Option<AuditFormat>,
+    /// Write the report to FILE instead of stdout. Repeatable: one audit,
+    /// one report per file, each in the format its extension says —
+    /// .txt, .json, .md, .xml (JUnit), .sarif, .html, .prom (OpenMetrics).
     #[arg(long, short = 'o', value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    pub output: Vec<PathBuf>,
     /// Post to this webhook when the outcome changes — a control or
     /// objective starts failing, or recovers (repeatable). `env:NAME` reads
     /// the URL from the environment variable NAME (the URL is a secret;
@@ -73,6 +76,10 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
         Ok(h) => h,
         Err(e) => return error(g, e),
     };
+    // Where each report goes is checked before anything is read.
+    if let Err(e) = outputs(a) {
+        return error(g, e);
+    }
     let Some(policy) = super::load_policy(g, &a.policy.file) else { return 1 };
     if let Some(first) = a.rest.first() {
         if first != "merge" || a.rest.len() < 2 {
@@ -151,9 +158,8 @@ async fn finish(
     report: crate::audit::Report,
     policy: &crate::policy::Policy,
 ) -> u8 {
-    let to_file = a.output.is_some();
-    let text = match a.format {
-        AuditFormat::Text => render::text::audit(&report, Paint { on: !to_file && g.color.enabled_for_stdout() }),
+    let render = |format: AuditFormat, paint: bool| match format {
+        AuditFormat::Text => render::text::audit(&report, Paint { on: paint }),
         AuditFormat::Json => format!("{:#}\n", render::json::audit(&report)),
         AuditFormat::Markdown => render::markdown::report(&report),
         AuditFormat::Junit => render::junit::report(&report),
@@ -161,14 +167,18 @@ async fn finish(
         AuditFormat::Html => render::html::report(&report, &policy.file),
         AuditFormat::Openmetrics => render::openmetrics::report(&report),
     };
-    match &a.output {
-        Some(path) => {
-            // node_exporter's textfile collector must never read half a file.
-            if let Err(e) = super::write_atomically(path, &text) {
-                return error(g, format!("cannot write {}: {e}", path.display()));
-            }
+    let outputs = match outputs(a) {
+        Ok(o) => o,
+        Err(e) => return error(g, e),
+    };
+    if outputs.is_empty() {
+        out(&render(a.format.unwrap_or(AuditFormat::Text), g.color.enabled_for_stdout()));
+    }
+    for (path, format) in outputs {
+        // node_exporter's textfile collector must never read half a file.
+        if let Err(e) = super::write_atomically(path, &render(format, false)) {
+            return error(g, format!("cannot write {}: {e}", path.display()));
         }
-        None => out(&text),
     }
     if let (Some(state), Some((hooks, aws))) = (&a.state, notifying) {
         notify(g, a, hooks, state, aws, &report, &policy.file).await;
@@ -186,6 +196,45 @@ async fn finish(
     } else {
         2
     }
+}
+
+/// Each `--output` file with the format it is written in: the one file in
+/// `--format` when given, else each by its extension (one file with an
+/// extension not known: text).
+fn outputs(a: &AuditArgs) -> Result<Vec<(&std::path::Path, AuditFormat)>, String> {
+    match (a.output.as_slice(), a.format) {
+        ([one], Some(f)) => Ok(vec![(one.as_path(), f)]),
+        ([one], None) => Ok(vec![(one.as_path(), by_extension(one).unwrap_or(AuditFormat::Text))]),
+        (many, Some(_)) if many.len() > 1 => Err(
+            "--format names one format; with several --output files each takes its format from its extension (.txt, .json, .md, .xml, .sarif, .html, .prom): leave --format out".into(),
+        ),
+        (many, _) => many
+            .iter()
+            .map(|p| {
+                by_extension(p).map(|f| (p.as_path(), f)).ok_or_else(|| {
+                    format!(
+                        "cannot tell the report format of {} from its extension: write .txt, .json, .md, .xml (JUnit), .sarif, .html or .prom (OpenMetrics)",
+                        p.display()
+                    )
+                })
+            })
+            .collect(),
+    }
+}
+
+/// The report format a file's extension names.
+fn by_extension(path: &std::path::Path) -> Option<AuditFormat> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "txt" | "text" => AuditFormat::Text,
+        "json" => AuditFormat::Json,
+        "md" | "markdown" => AuditFormat::Markdown,
+        "xml" | "junit" => AuditFormat::Junit,
+        "sarif" => AuditFormat::Sarif,
+        "html" | "htm" => AuditFormat::Html,
+        "prom" | "om" | "openmetrics" => AuditFormat::Openmetrics,
+        _ => return None,
+    })
 }
 
 /// Post what changed since the state file's outcome to every webhook, then

@@ -443,6 +443,53 @@ fn region_flag_sets_where_buckets_without_their_own_region_go() {
     w.cli(&["--region", "eu-west-1", "plan", "-f", &p, "--detailed-exitcode"]).code(0);
 }
 
+/// One audit writes every report a nightly job needs: each file in the
+/// format its extension names, from the same reading of the estate (one
+/// run's API calls, one moment).
+#[test]
+fn one_audit_writes_several_reports_each_in_the_format_of_its_extension() {
+    let w = World::with_moto();
+    let (a, b) = (unique("many"), unique("many-dr"));
+    let p = policy(&w, &a, &b);
+    w.cli(&["apply", "-f", &p, "--auto-approve"]).code(0);
+    block_on(async { w.moto().s3("us-east-1").delete_bucket_encryption().bucket(&a).send().await.expect("drift") });
+    let file = |n: &str| w.dir.path().join(n).to_string_lossy().into_owned();
+    let names = ["a.json", "a.sarif", "a.xml", "a.html", "a.prom", "a.md", "a.txt"];
+    let mut args = vec!["audit".to_string(), "-f".into(), p.clone()];
+    for n in names {
+        args.extend(["--output".to_string(), file(n)]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = w.cli(&args);
+    r.code(2);
+    assert!(r.stdout.is_empty(), "every report went to its file: {}", r.stdout);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file("a.json")).expect("json")).expect("JSON");
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file("a.sarif")).expect("sarif")).expect("SARIF");
+    assert_eq!(sarif["version"], "2.1.0");
+    let failing = json["controls"].as_array().expect("controls").iter().filter(|c| c["status"] == "fail").count();
+    let results = sarif["runs"][0]["results"].as_array().expect("results").len();
+    assert_eq!((failing, results), (1, 1), "the same audit in both");
+    let read = |n: &str| std::fs::read_to_string(file(n)).expect("report");
+    assert!(read("a.xml").starts_with("<?xml") && read("a.xml").contains("<testsuites"), "{}", read("a.xml"));
+    assert!(read("a.html").contains("<html"), "HTML");
+    assert!(read("a.prom").contains("suoops_audit_compliant") && read("a.prom").trim_end().ends_with("# EOF"));
+    assert!(read("a.md").contains("| S3-SSE"), "{}", read("a.md"));
+    assert!(read("a.txt").contains("NOT compliant") && !read("a.txt").contains('\u{1b}'), "{}", read("a.txt"));
+    // Same instant: every report carries the one run's time.
+    let at = json["run"]["generated_at"].as_str().expect("generated_at").to_string();
+    assert!(read("a.html").contains(&at) && read("a.md").contains(&at), "one run: {at}");
+    // What cannot be told is refused before anything is read.
+    let r = w.cli(&["audit", "-f", &p, "--output", &file("x.json"), "--output", &file("x.pdf")]);
+    r.code(1);
+    assert!(r.stderr.contains("cannot tell the report format of") && r.stderr.contains("x.pdf"), "{}", r.stderr);
+    assert!(!std::path::Path::new(&file("x.json")).exists(), "nothing written");
+    let r = w.cli(&["audit", "-f", &p, "--format", "json", "--output", &file("y.json"), "--output", &file("y.xml")]);
+    r.code(1);
+    assert!(r.stderr.contains("leave --format out"), "{}", r.stderr);
+}
+
 #[test]
 fn audit_reports_in_junit_and_markdown() {
     let w = World::with_moto();
