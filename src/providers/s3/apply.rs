@@ -432,6 +432,40 @@ async fn write_policy(
     }
 }
 
+/// Each declared replica key's ARN, as the rules are written: read at plan
+/// time, or looked up now when the kms kind just created it, in the key's
+/// region and account.
+async fn replica_keys(
+    ctx: &crate::providers::Ctx<'_>,
+    want: &crate::providers::s3::section::Replication,
+    pre: &Prerequisites,
+    region: &str,
+    keys_made: bool,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut keys = std::collections::BTreeMap::new();
+    for r in &want.rules {
+        let Some(alias) = r.replica_kms_key.as_deref().filter(|k| replication::names_declared_key(k)) else {
+            continue;
+        };
+        let arn = match pre.keys.get(alias) {
+            Some(Observed::Present(a)) => a.clone(),
+            _ => {
+                let (in_region, account) =
+                    pre.key_regions.get(alias).map_or((region, None), |(r, a)| (r.as_str(), a.as_deref()));
+                let Some(there) = ctx.in_account(account) else {
+                    return Err(format!(
+                        "the key {alias} is in account {}, which this run did not reach",
+                        account.unwrap_or("?")
+                    ));
+                };
+                crate::aws::lookup::key_arn(there, in_region, alias, keys_made).await?
+            }
+        };
+        keys.insert(alias.to_string(), arn);
+    }
+    Ok(keys)
+}
+
 /// Phase two: write the replication configuration (after every bucket's
 /// creation and versioning). None when there is nothing to write.
 pub async fn apply_replication(
@@ -469,33 +503,10 @@ pub async fn apply_replication(
         },
     };
     let role_arn = &role_arn;
-    // Declared replica keys are written as key ARNs; one the kms kind just
-    // created is looked up now.
-    let mut keys = std::collections::BTreeMap::new();
-    for r in &want.rules {
-        let Some(alias) = r.replica_kms_key.as_deref().filter(|k| replication::names_declared_key(k)) else {
-            continue;
-        };
-        let arn = match pre.keys.get(alias) {
-            Some(Observed::Present(a)) => a.clone(),
-            _ => {
-                let (in_region, account) =
-                    pre.key_regions.get(alias).map_or((region, None), |(r, a)| (r.as_str(), a.as_deref()));
-                let Some(there) = ctx.in_account(account) else {
-                    let why = format!(
-                        "the key {alias} is in account {}, which this run did not reach",
-                        account.unwrap_or("?")
-                    );
-                    return Some(StepOutcome { step: "replication", result: Err(why) });
-                };
-                match crate::aws::lookup::key_arn(there, in_region, alias, keys_made).await {
-                    Ok(a) => a,
-                    Err(e) => return Some(StepOutcome { step: "replication", result: Err(e) }),
-                }
-            }
-        };
-        keys.insert(alias.to_string(), arn);
-    }
+    let keys = match replica_keys(ctx, want, pre, region, keys_made).await {
+        Ok(k) => k,
+        Err(why) => return Some(StepOutcome { step: "replication", result: Err(why) }),
+    };
     let want = &replication::with_keys(want, |a| keys.get(a).cloned().unwrap_or_else(|| a.to_string()));
     let client = aws.s3(region);
     let seen = seen.and_then(|o| o.present());
