@@ -13,6 +13,7 @@ pub mod diag;
 pub mod document;
 pub mod erasure;
 pub mod raw;
+pub mod schedule;
 pub mod validate;
 pub mod writer;
 
@@ -65,6 +66,8 @@ pub struct Policy {
     pub waivers: Vec<Waiver>,
     /// `privacy.erasure_within`, in seconds.
     pub erasure_within_secs: Option<u64>,
+    /// `audit.schedule`: when the scheduled audit runs.
+    pub audit_schedule: Option<schedule::Schedule>,
     /// What `validate` warns about (a statement that grants nothing…);
     /// shown by every command that loads the policy, exit codes unchanged.
     pub warnings: Diagnostics,

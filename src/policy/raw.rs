@@ -125,6 +125,16 @@ pub struct RawPolicy {
     /// (objective ERASURE-HORIZON).
     #[serde(default)]
     pub privacy: Option<Sp<RawPrivacy>>,
+    /// The scheduled audit: `schedule:` (cron's five fields, in UTC).
+    #[serde(default)]
+    pub audit: Option<Sp<RawAudit>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// When the audit runs: cron's five fields, in UTC (`15 3 * * *`).
+    pub schedule: Sp<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

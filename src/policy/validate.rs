@@ -320,7 +320,9 @@ impl Validator<'_> {
         let waivers = raw.waivers.iter().filter_map(|w| self.waiver(w)).collect();
         let erasure_within_secs =
             raw.privacy.as_ref().and_then(|p| self.duration(&p.value().erasure_within, "erasure_within"));
+        let audit_schedule = raw.audit.as_ref().and_then(|a| self.schedule(&a.value().schedule));
         Policy {
+            audit_schedule,
             file: file.to_string(),
             default_region,
             accounts,
@@ -409,6 +411,70 @@ impl Validator<'_> {
             );
             None
         }
+    }
+
+    /// A job's `schedule:`, cron's five fields in UTC: None (with a
+    /// diagnostic at its position) when it cannot be read.
+    pub(crate) fn schedule(&mut self, s: &Sp<String>) -> Option<super::schedule::Schedule> {
+        match super::schedule::Schedule::parse(s.value()) {
+            Ok(sch) => Some(sch),
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::new(Code::ScheduleInvalid, format!("`{}`: {e}", s.value()), Some(s.pos())).help(
+                        "write cron's five fields, in UTC: `0 2 * * *` is daily at 02:00, `0 */6 * * *` every 6 hours",
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A job's schedule, checked against the evidence of the entry it
+    /// writes (`to`).
+    pub(crate) fn job_schedule(
+        &mut self,
+        s: Option<&Sp<String>>,
+        to: Option<&BackupRef>,
+        buckets: &[BucketSpec],
+    ) -> Option<super::schedule::Schedule> {
+        let s = s?;
+        let sch = self.schedule(s)?;
+        if let Some(to) = to {
+            let entry = buckets
+                .iter()
+                .find(|b| b.name == to.bucket)
+                .and_then(|b| b.backups.iter().find(|e| e.name == to.entry));
+            let name = format!("s3.{}.backups.{}", to.bucket, to.entry);
+            self.schedule_meets(&sch, s.pos(), &name, entry.map(|e| e.max_age_secs));
+        }
+        Some(sch)
+    }
+
+    /// A job that runs every `interval` writes `to`, whose evidence must be
+    /// at most `max_age` old: a max_age shorter than the interval fails
+    /// between two runs that both went well.
+    pub(crate) fn schedule_meets(
+        &mut self,
+        sch: &super::schedule::Schedule,
+        at: Pos,
+        to: &str,
+        max_age_secs: Option<u64>,
+    ) {
+        let Some(max_age) = max_age_secs.filter(|m| *m < sch.interval_secs) else { return };
+        let human = |s: u64| crate::model::time::human(s);
+        self.warnings.push(
+            Diagnostic::warning(
+                Code::ScheduleOutrunsEvidence,
+                format!(
+                    "`{}` runs as rarely as every {}, but {to} must be at most {} old: the audit fails between two good runs",
+                    sch.text,
+                    human(sch.interval_secs),
+                    human(max_age)
+                ),
+                Some(at),
+            )
+            .help(format!("run it more often, or give {to} a max_age of at least {} (the interval and a margin)", human(sch.interval_secs + sch.interval_secs / 12))),
+        );
     }
 
     pub(crate) fn duration(&mut self, d: &Sp<String>, what: &str) -> Option<u64> {

@@ -147,6 +147,8 @@ fn diagnostic_codes_are_stable() {
             "role-invalid",
             "rule-does-nothing",
             "rule-id-invalid",
+            "schedule-invalid",
+            "schedule-outruns-evidence",
             "too-many-rules",
             "transition-order",
             "transition-too-early",

@@ -22,6 +22,7 @@ pub(crate) async fn import(req: &ImportRequest) -> Result<Imported, Fatal> {
                 persistence: Persistence::None,
                 timeout_secs: 5,
                 backup: None,
+                backup_schedule: None,
                 encrypt_to: Vec::new(),
                 restore_drill: None,
                 sample_keys: 5000,

@@ -25,6 +25,8 @@ pub struct RedisSpec {
     pub timeout_secs: u64,
     /// `backup: {to}`: where `backup run redis.NAME` writes snapshots.
     pub backup: Option<BackupRef>,
+    /// When `backup run redis.NAME` runs (`backup.schedule`), if written.
+    pub backup_schedule: Option<crate::policy::schedule::Schedule>,
     /// `backup.encrypt_to`: age recipients of each snapshot (none: plain).
     pub encrypt_to: Vec<String>,
     pub restore_drill: Option<RedisDrill>,
@@ -118,6 +120,11 @@ pub struct RawRedisBackup {
     /// (`age1…` or SSH public keys); the object is `….rdb.age`.
     #[serde(default)]
     pub encrypt_to: Option<Sp<Vec<Sp<String>>>>,
+    /// When the job runs: cron's five fields, in UTC (`0 2 * * *`: daily
+    /// at 02:00). `schedule render` writes what starts it; its metrics and
+    /// `validate` hold the evidence to it.
+    #[serde(default)]
+    pub schedule: Option<Sp<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -229,6 +236,10 @@ impl Validator<'_> {
             let timeout = rv.timeout.as_ref().map_or(Some(5), |t| self.duration(t, "timeout"));
             let persistence = self.persistence(&rv.persistence);
             let backup = rv.backup.as_ref().and_then(|b| self.backup_ref(&b.value().to, buckets));
+            let backup_schedule = rv
+                .backup
+                .as_ref()
+                .and_then(|b| self.job_schedule(b.value().schedule.as_ref(), backup.as_ref(), buckets));
             let encrypt_to =
                 rv.backup.as_ref().map(|b| self.recipients(b.value().encrypt_to.as_ref())).unwrap_or_default();
             let restore_drill = rv.restore_drill.as_ref().and_then(|d| {
@@ -273,6 +284,7 @@ impl Validator<'_> {
                     persistence,
                     timeout_secs,
                     backup,
+                    backup_schedule,
                     encrypt_to,
                     restore_drill,
                     sample_keys,

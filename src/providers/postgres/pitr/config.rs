@@ -152,6 +152,7 @@ mod tests {
 
     fn pitr(endpoint: Option<&str>) -> Pitr {
         Pitr {
+            schedule: None,
             repo: BackupRef {
                 bucket: "suoops-backups".into(),
                 entry: "pitr".into(),

@@ -19,6 +19,8 @@ pub enum DumpFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PgBackup {
     pub to: BackupRef,
+    /// When the dump runs (`schedule:`), if written.
+    pub schedule: Option<crate::policy::schedule::Schedule>,
     pub format: DumpFormat,
     /// pg_dump `--exclude-table-data` patterns.
     pub exclude_table_data: Vec<String>,
@@ -81,6 +83,8 @@ pub struct PostgresSpec {
 /// `pitr:` of a PostgreSQL instance: a pgBackRest repository on S3.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pitr {
+    /// When the physical backup runs (`schedule:`), if written.
+    pub schedule: Option<crate::policy::schedule::Schedule>,
     /// The repository's bucket and prefix (`pgbackrest/`), as a backups
     /// reference: its region and encryption, and where drill records go.
     pub repo: BackupRef,

@@ -40,6 +40,11 @@ pub struct RawPostgres {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPitr {
+    /// When the job runs: cron's five fields, in UTC (`0 2 * * *`: daily
+    /// at 02:00). `schedule render` writes what starts it; its metrics and
+    /// `validate` hold the evidence to it.
+    #[serde(default)]
+    pub schedule: Option<Sp<String>>,
     /// The repository: a bucket of this policy and a prefix in it.
     pub repo: Sp<RawPitrRepo>,
     /// pgBackRest's stanza name for this cluster.
@@ -126,6 +131,11 @@ pub struct RawBackupJob {
     /// `….dump.age`; `age -d -i KEY` decrypts it.
     #[serde(default)]
     pub encrypt_to: Option<Sp<Vec<Sp<String>>>>,
+    /// When the job runs: cron's five fields, in UTC (`0 2 * * *`: daily
+    /// at 02:00). `schedule render` writes what starts it; its metrics and
+    /// `validate` hold the evidence to it.
+    #[serde(default)]
+    pub schedule: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

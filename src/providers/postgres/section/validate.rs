@@ -38,7 +38,8 @@ impl Validator<'_> {
             }
         }
         let encrypt_to = self.recipients(raw.encrypt_to.as_ref());
-        Some(PgBackup { to, format, exclude_table_data, encrypt_to })
+        let schedule = self.job_schedule(raw.schedule.as_ref(), Some(&to), buckets);
+        Some(PgBackup { to, schedule, format, exclude_table_data, encrypt_to })
     }
 
     fn pg_drill(&mut self, d: &Sp<RawRestoreDrill>, buckets: &[BucketSpec]) -> Option<PgDrill> {
@@ -349,7 +350,9 @@ impl Validator<'_> {
                 (r.destination.clone(), region.or_else(|| self.default_region.clone()))
             })
             .collect();
+        let schedule = raw.schedule.as_ref().and_then(|s| self.schedule(s));
         Some(Pitr {
+            schedule,
             repo: BackupRef {
                 bucket: bucket.name.clone(),
                 entry: "pitr".into(),

@@ -1,0 +1,203 @@
+//! When a job runs: cron's five fields (minute, hour, day of month, month,
+//! day of week), always in UTC — the syntax crontab(5) documents and that
+//! Kubernetes CronJobs and GitHub Actions' `schedule` take. Numbers,
+//! `*`, ranges `a-b`, lists `a,b` and steps `*/n` or `a-b/n`; day of week
+//! 0–7 (0 and 7 are Sunday). As in cron, when both day of month and day of
+//! week are restricted, a day matching either runs.
+
+/// A parsed schedule and what it means for the evidence: the longest time
+/// between two runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// As written (five fields, single spaces).
+    pub text: String,
+    minutes: Vec<bool>,
+    hours: Vec<bool>,
+    days: Vec<bool>,
+    months: Vec<bool>,
+    weekdays: Vec<bool>,
+    days_restricted: bool,
+    weekdays_restricted: bool,
+    /// The longest gap between two consecutive runs, in seconds.
+    pub interval_secs: u64,
+}
+
+/// Why a schedule cannot be read: which field, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ScheduleError(pub String);
+
+const FIELDS: [(&str, u32, u32); 5] =
+    [("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7)];
+
+fn field(text: &str, (name, lo, hi): (&str, u32, u32)) -> Result<Vec<bool>, ScheduleError> {
+    let mut set = vec![false; hi as usize + 1];
+    for part in text.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => {
+                let step: u32 =
+                    s.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        ScheduleError(format!("the {name} field's step `{s}` is not a positive number"))
+                    })?;
+                (r, step)
+            }
+            None => (part, 1),
+        };
+        let (from, to) = match range {
+            "*" => (lo, hi),
+            r => {
+                let num = |v: &str| -> Result<u32, ScheduleError> {
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|n| (lo..=hi).contains(n))
+                        .ok_or_else(|| ScheduleError(format!("`{v}` is not in the {name} field's range {lo}-{hi}")))
+                };
+                match r.split_once('-') {
+                    Some((a, b)) => (num(a)?, num(b)?),
+                    None if step > 1 => (num(r)?, hi),
+                    None => (num(r)?, num(r)?),
+                }
+            }
+        };
+        if from > to {
+            return Err(ScheduleError(format!("the {name} range `{range}` runs backwards")));
+        }
+        for v in (from..=to).step_by(step as usize) {
+            set[v as usize] = true;
+        }
+    }
+    Ok(set)
+}
+
+impl Schedule {
+    pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
+        let parts: Vec<&str> = text.split_whitespace().collect();
+        if parts.len() != 5 {
+            return Err(ScheduleError(format!(
+                "a schedule is cron's five fields in UTC (minute hour day-of-month month day-of-week, e.g. `0 2 * * *`); `{text}` has {}",
+                parts.len()
+            )));
+        }
+        let mut weekdays = field(parts[4], FIELDS[4])?;
+        // 7 is Sunday too.
+        if weekdays[7] {
+            weekdays[0] = true;
+        }
+        weekdays.truncate(7);
+        let mut s = Schedule {
+            text: parts.join(" "),
+            minutes: field(parts[0], FIELDS[0])?,
+            hours: field(parts[1], FIELDS[1])?,
+            days: field(parts[2], FIELDS[2])?,
+            months: field(parts[3], FIELDS[3])?,
+            weekdays,
+            days_restricted: parts[2] != "*",
+            weekdays_restricted: parts[4] != "*",
+            interval_secs: 0,
+        };
+        s.interval_secs = s.longest_gap().ok_or_else(|| {
+            ScheduleError(format!("`{}` never runs (no such day in any month of the next eight years)", s.text))
+        })?;
+        Ok(s)
+    }
+
+    fn runs_on(&self, day: &Day) -> bool {
+        let (d, w) = (self.days[day.dom as usize], self.weekdays[day.dow as usize]);
+        let day_ok = match (self.days_restricted, self.weekdays_restricted) {
+            (true, true) => d || w,
+            (true, false) => d,
+            (false, true) => w,
+            (false, false) => true,
+        };
+        self.months[day.month as usize] && day_ok
+    }
+
+    /// The longest gap between consecutive runs over eight years from
+    /// 2024-01-01 (leap years and every weekday of every date included):
+    /// None when it never runs.
+    fn longest_gap(&self) -> Option<u64> {
+        let times: Vec<u64> =
+            (0..24 * 60).filter(|m| self.hours[m / 60] && self.minutes[m % 60]).map(|m| m as u64 * 60).collect();
+        let (mut first, mut last, mut gap) = (None::<u64>, None::<u64>, 0u64);
+        let mut day = Day { dom: 1, month: 1, year: 2024, dow: 1 };
+        for n in 0..(8 * 366) {
+            if self.runs_on(&day) {
+                for t in &times {
+                    let at = n * 86_400 + t;
+                    if let Some(prev) = last {
+                        gap = gap.max(at - prev);
+                    }
+                    first.get_or_insert(at);
+                    last = Some(at);
+                }
+            }
+            day.next();
+        }
+        let (first, last) = (first?, last?);
+        // One run a year or less: the gap around the horizon counts too.
+        Some(if gap == 0 { 8 * 366 * 86_400 - last + first } else { gap })
+    }
+}
+
+/// A calendar day (UTC), walked one at a time.
+struct Day {
+    dom: u32,
+    month: u32,
+    year: u32,
+    /// 0 = Sunday.
+    dow: u32,
+}
+
+impl Day {
+    fn next(&mut self) {
+        let leap = self.year % 4 == 0 && (self.year % 100 != 0 || self.year % 400 == 0);
+        let len = match self.month {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        self.dow = (self.dow + 1) % 7;
+        self.dom += 1;
+        if self.dom > len {
+            self.dom = 1;
+            self.month += 1;
+            if self.month > 12 {
+                self.month = 1;
+                self.year += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_strategy_s_schedules_and_their_longest_gaps() {
+        assert_eq!(Schedule::parse("0 2 * * *").expect("daily").interval_secs, 86_400);
+        assert_eq!(Schedule::parse("0 */6 * * *").expect("6h").interval_secs, 6 * 3600);
+        assert_eq!(Schedule::parse("*/15 * * * *").expect("15m").interval_secs, 900);
+        // Weekdays only: Friday 02:00 to Monday 02:00.
+        assert_eq!(Schedule::parse("0 2 * * 1-5").expect("weekdays").interval_secs, 3 * 86_400);
+        // The first of the month: January 1 to February 1 is 31 days.
+        assert_eq!(Schedule::parse("0 3 1 * *").expect("monthly").interval_secs, 31 * 86_400);
+        // Sunday as 7, and a list.
+        assert_eq!(Schedule::parse("30 1 * * 7").expect("sunday").interval_secs, 7 * 86_400);
+        assert_eq!(Schedule::parse("0 6,18 * * *").expect("twice").interval_secs, 12 * 3600);
+        assert_eq!(Schedule::parse("0  2 * *  *").expect("spaces").text, "0 2 * * *");
+    }
+
+    #[test]
+    fn what_cron_would_refuse_is_said() {
+        let e = |s: &str| Schedule::parse(s).expect_err(s).0;
+        assert!(e("0 2 * *").contains("five fields"), "{}", e("0 2 * *"));
+        assert_eq!(e("0 24 * * *"), "`24` is not in the hour field's range 0-23");
+        assert_eq!(e("61 2 * * *"), "`61` is not in the minute field's range 0-59");
+        assert_eq!(e("*/0 * * * *"), "the minute field's step `0` is not a positive number");
+        assert_eq!(e("0 5-2 * * *"), "the hour range `5-2` runs backwards");
+        assert_eq!(e("0 2 31 2 *"), "`0 2 31 2 *` never runs (no such day in any month of the next eight years)");
+        assert!(e("daily").contains("five fields"));
+    }
+}
