@@ -150,7 +150,8 @@ struct Day {
 
 impl Day {
     fn next(&mut self) {
-        let leap = self.year % 4 == 0 && (self.year % 100 != 0 || self.year % 400 == 0);
+        let y = self.year;
+        let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
         let len = match self.month {
             2 if leap => 29,
             2 => 28,
