@@ -148,6 +148,11 @@ pub trait Job: Sync {
     fn render(&self, _outcome: &Outcome) -> Option<String> {
         None
     }
+    /// When the job at `address` runs (its `schedule:`), if the policy
+    /// says: its metrics carry the expected interval.
+    fn schedule<'p>(&self, _policy: &'p Policy, _address: &str) -> Option<&'p crate::policy::schedule::Schedule> {
+        None
+    }
     /// The drills whose records the audit judges (RESTORE-DRILL).
     fn drills(&self, _policy: &Policy) -> Vec<DrillDecl> {
         Vec::new()

@@ -254,6 +254,8 @@ pub struct InstanceJob<S: 'static> {
     pub render: Option<fn(&Outcome) -> Option<String>>,
     /// The engine's configuration file (see `Job::config`).
     pub config: Option<JobFn<S, String>>,
+    /// When it runs (see `Job::schedule`).
+    pub schedule: fn(&S) -> Option<&crate::policy::schedule::Schedule>,
 }
 
 fn not_in_policy(address: &str) -> JobError {
@@ -289,6 +291,9 @@ impl<S: 'static> crate::jobs::Job for InstanceJob<S> {
     }
     fn entry<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p crate::policy::BackupRef> {
         self.find(policy, address).and_then(self.entry)
+    }
+    fn schedule<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p crate::policy::schedule::Schedule> {
+        self.find(policy, address).and_then(self.schedule)
     }
     fn run<'a>(
         &'a self,

@@ -117,7 +117,7 @@ pub fn report(report: &Report) -> String {
 /// The result of one `backup run`, for node_exporter's textfile collector:
 /// success, when, and (on success) the size and duration. Written on
 /// failure too, so an alert sees the job fail, not only go quiet.
-pub fn backup_run(instance: &str, entry: &str, now: u64, done: Option<(u64, f64)>) -> String {
+pub fn backup_run(instance: &str, entry: &str, now: u64, done: Option<(u64, f64)>, job: &JobTimes) -> String {
     let mut out = String::new();
     let labels = format!("instance=\"{}\",entry=\"{}\"", label(instance), label(entry));
     let mut gauge = |name: &str, help: &str, value: String| {
@@ -133,8 +133,54 @@ pub fn backup_run(instance: &str, entry: &str, now: u64, done: Option<(u64, f64)
         gauge("suoops_backup_run_bytes", "Size of the backup the last run stored.", bytes.to_string());
         gauge("suoops_backup_run_duration_seconds", "How long the last run took.", format!("{secs}"));
     }
+    out.push_str(&job.gauges("backup", instance, now, done.is_some()));
     out.push_str("# EOF\n");
     out
+}
+
+/// When a job last succeeded, read back from the metrics file its last run
+/// wrote (a failed run must not forget the success before it), and how
+/// often it should run (its schedule's longest gap).
+#[derive(Debug, Clone, Default)]
+pub struct JobTimes {
+    pub last_success: Option<u64>,
+    pub interval_secs: Option<u64>,
+}
+
+const LAST_SUCCESS: &str = "suoops_job_last_success_timestamp_seconds";
+
+impl JobTimes {
+    /// The last success `previous` (the file's former content) records for
+    /// `job` at `address`.
+    pub fn read(previous: &str, job: &str, address: &str, interval_secs: Option<u64>) -> JobTimes {
+        let head = format!("{LAST_SUCCESS}{{kind=\"{}\",address=\"{}\"}} ", label(job), label(address));
+        let last_success = previous.lines().find_map(|l| l.strip_prefix(&head)).and_then(|v| v.trim().parse().ok());
+        JobTimes { last_success, interval_secs }
+    }
+
+    /// The job gauges (the dead-man rule's input): last success, last
+    /// attempt, expected interval, labelled by `kind` (backup) and address —
+    /// not `job`, which Prometheus gives every scraped series (the textfile
+    /// collector's would become `exported_job`).
+    fn gauges(&self, job: &str, address: &str, now: u64, ok: bool) -> String {
+        let labels = format!("kind=\"{}\",address=\"{}\"", label(job), label(address));
+        let mut out = String::new();
+        let mut gauge = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# TYPE {name} gauge\n# HELP {name} {help}\n{name}{{{labels}}} {value}");
+        };
+        if let Some(t) = if ok { Some(now) } else { self.last_success } {
+            gauge(LAST_SUCCESS, "When the job last succeeded (Unix seconds).", t);
+        }
+        gauge(
+            "suoops_job_last_attempt_timestamp_seconds",
+            "When the job last ran, whatever its outcome (Unix seconds).",
+            now,
+        );
+        if let Some(i) = self.interval_secs {
+            gauge("suoops_job_expected_interval_seconds", "The longest gap between two runs its schedule allows.", i);
+        }
+        out
+    }
 }
 
 /// The result of one `restore-drill`: passed, when, the time to restore
@@ -166,5 +212,28 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+    #[test]
+    fn a_failed_run_keeps_the_last_success_and_the_expected_interval() {
+        let ok = backup_run(
+            "postgres.primary",
+            "s3.b.backups.dump",
+            1000,
+            Some((10, 1.0)),
+            &JobTimes { last_success: None, interval_secs: Some(86_400) },
+        );
+        let labels = "{kind=\"backup\",address=\"postgres.primary\"}";
+        assert!(ok.contains(&format!("suoops_job_last_success_timestamp_seconds{labels} 1000\n")), "{ok}");
+        assert!(ok.contains(&format!("suoops_job_expected_interval_seconds{labels} 86400\n")), "{ok}");
+        // The next run fails: its attempt is new, the success is the one before.
+        let times = JobTimes::read(&ok, "backup", "postgres.primary", Some(86_400));
+        assert_eq!(times.last_success, Some(1000));
+        let failed = backup_run("postgres.primary", "s3.b.backups.dump", 5000, None, &times);
+        assert!(failed.contains(&format!("suoops_job_last_success_timestamp_seconds{labels} 1000\n")), "{failed}");
+        assert!(failed.contains(&format!("suoops_job_last_attempt_timestamp_seconds{labels} 5000\n")), "{failed}");
+        assert!(failed.ends_with("# EOF\n"));
+        // Never succeeded, no schedule: no success, no interval.
+        let never = backup_run("redis.queues", "s3.b.backups.rdb", 5000, None, &JobTimes::default());
+        assert!(!never.contains("last_success") && !never.contains("expected_interval"), "{never}");
     }
 }

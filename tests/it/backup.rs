@@ -25,6 +25,7 @@ postgres:
     url: ${{PG_URL}}
     backup:
       to: s3.{bucket}.backups.dump
+      schedule: "0 2 * * *"
 {extra}"#
     )
 }
@@ -107,6 +108,10 @@ fn backup_run_streams_the_dump_with_its_sidecar_and_leaves_nothing_open() {
     let labels = format!("instance=\"postgres.primary\",entry=\"s3.{b}.backups.dump\"");
     assert!(m.contains(&format!("suoops_backup_run_success{{{labels}}} 1\n")), "{m}");
     assert!(m.contains(&format!("suoops_backup_run_bytes{{{labels}}} ")), "{m}");
+    // What the dead-man rule reads: the success, and the schedule's gap.
+    let job = "{kind=\"backup\",address=\"postgres.primary\"}";
+    assert!(m.contains(&format!("suoops_job_last_success_timestamp_seconds{job} ")), "{m}");
+    assert!(m.contains(&format!("suoops_job_expected_interval_seconds{job} 86400\n")), "{m}");
     assert!(m.ends_with("# EOF\n"), "{m}");
 }
 

@@ -38,6 +38,7 @@ pub const DUMP: InstanceJob<PostgresSpec> = InstanceJob {
     takes_target: false,
     render: None,
     config: None,
+    schedule: |s| s.backup.as_ref().and_then(|b| b.schedule.as_ref()),
 };
 
 /// pg_dump's stdout (gzip-compressed in-process for `plain`).

@@ -315,6 +315,7 @@ pub const DRILL: InstanceJob<PostgresSpec> = InstanceJob {
     takes_target: false,
     render: None,
     config: None,
+    schedule: |_| None,
 };
 
 /// pg_restore's parallel jobs: the policy's `jobs`, else, for the local

@@ -38,6 +38,7 @@ pub const SNAPSHOT: InstanceJob<RedisSpec> = InstanceJob {
     takes_target: false,
     render: None,
     config: None,
+    schedule: |s| s.backup_schedule.as_ref(),
 };
 
 /// A connection to the server: TCP, or TLS for `rediss://` (the system's

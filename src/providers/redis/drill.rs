@@ -62,6 +62,7 @@ pub const DRILL: InstanceJob<RedisSpec> = InstanceJob {
     takes_target: false,
     render: None,
     config: None,
+    schedule: |_| None,
 };
 
 /// Run the drill of `spec`; the record is returned (and stored) whether

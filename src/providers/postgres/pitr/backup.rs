@@ -56,6 +56,7 @@ pub const PITR_BACKUP: InstanceJob<PostgresSpec> = InstanceJob {
         }
         .boxed_local()
     }),
+    schedule: |s| s.pitr.as_ref().and_then(|p| p.schedule.as_ref()),
 };
 
 /// The run's outcome stored in the repository, for PITR-BACKUP. A store

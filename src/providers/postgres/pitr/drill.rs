@@ -46,6 +46,7 @@ pub const PITR_DRILL: InstanceJob<PostgresSpec> = InstanceJob {
     takes_target: true,
     render: Some(render),
     config: None,
+    schedule: |_| None,
 };
 
 /// Its phases and the RPO it achieved, on two lines.

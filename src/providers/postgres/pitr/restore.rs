@@ -38,6 +38,7 @@ pub const PITR_RESTORE: InstanceJob<PostgresSpec> = InstanceJob {
     takes_target: true,
     render: Some(render),
     config: None,
+    schedule: |_| None,
 };
 
 /// What was restored, and the strategy's DR steps that remain.
