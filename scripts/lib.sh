@@ -86,6 +86,10 @@ need_servers() {
     command -v pgbackrest >/dev/null 2>&1 || pkgs+=(pgbackrest)
     # Client-side encryption: the tests decrypt with the stock age tool.
     command -v age >/dev/null 2>&1 || pkgs+=(age)
+    # The rendered systemd units are checked with systemd-analyze verify.
+    command -v systemd-analyze >/dev/null 2>&1 || pkgs+=(systemd)
+    # cron.d files lock each job with flock (util-linux).
+    command -v flock >/dev/null 2>&1 || pkgs+=(util-linux)
     [ ${#pkgs[@]} -eq 0 ] || apt_install "${pkgs[@]}"
     # Debian starts the packaged services; the tests start their own.
     if command -v systemctl >/dev/null 2>&1; then

@@ -9,6 +9,7 @@ mod import;
 mod permissions;
 mod plan;
 mod restore;
+mod schedule;
 mod schema;
 mod shards;
 mod validate;
@@ -101,6 +102,8 @@ pub enum Command {
         long_about = format!("Disaster recovery, one of:\n{}", crate::providers::job_lines(crate::jobs::JobKind::Restore))
     )]
     Restore(restore::RestoreArgs),
+    /// Render what starts each scheduled job and the audit, from the policy's `schedule:` fields: systemd units, a cron.d file or Kubernetes CronJobs.
+    Schedule(schedule::ScheduleArgs),
     /// Print shell completions (bash, zsh, fish, powershell, elvish).
     Completions(generate::CompletionsArgs),
     /// Print the man page (roff), generated from the same definitions as --help.
@@ -186,6 +189,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(a) => validate::run(&cli.global, a),
         Command::Schema(a) => schema::run(a),
         Command::Permissions(a) => permissions::run(&cli.global, a),
+        Command::Schedule(a) => schedule::run(&cli.global, a),
         Command::Completions(a) => generate::completions(a),
         Command::Man => generate::man(),
         Command::Plan(a) => with_runtime(|| plan::run(&cli.global, a)),

@@ -109,6 +109,14 @@ pub struct Restored {
 /// One kind of job of one system. A system lists its jobs beside its
 /// controls and operations; adding a job is a file in its system's folder
 /// and one line in that list.
+/// A job that runs on the database host: as `user`, writing `writes` (the
+/// engine's log and spool; a leading `-` marks one that may not exist).
+#[derive(Debug, Clone, Copy)]
+pub struct OnHost {
+    pub user: &'static str,
+    pub writes: &'static [&'static str],
+}
+
 pub trait Job: Sync {
     fn kind(&self) -> JobKind;
     /// What it does, for `--help`: `postgres.NAME: a pg_dump (custom
@@ -151,6 +159,12 @@ pub trait Job: Sync {
     /// When the job at `address` runs (its `schedule:`), if the policy
     /// says: its metrics carry the expected interval.
     fn schedule<'p>(&self, _policy: &'p Policy, _address: &str) -> Option<&'p crate::policy::schedule::Schedule> {
+        None
+    }
+    /// Where the job must run, when it drives an engine that reads the
+    /// database host's files itself: the user and the directories it
+    /// writes; None: any host, any unprivileged user.
+    fn on_host(&self) -> Option<OnHost> {
         None
     }
     /// The drills whose records the audit judges (RESTORE-DRILL).

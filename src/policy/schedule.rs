@@ -69,7 +69,32 @@ fn field(text: &str, (name, lo, hi): (&str, u32, u32)) -> Result<Vec<bool>, Sche
     Ok(set)
 }
 
+/// A schedule's fields as lists of values (None: every value, `*`).
+pub struct Fields {
+    pub minutes: Vec<u32>,
+    pub hours: Vec<u32>,
+    pub days: Option<Vec<u32>>,
+    pub months: Option<Vec<u32>>,
+    /// 0 = Sunday.
+    pub weekdays: Option<Vec<u32>>,
+}
+
+fn values(set: &[bool]) -> Vec<u32> {
+    set.iter().enumerate().filter(|(_, on)| **on).map(|(i, _)| i as u32).collect()
+}
+
 impl Schedule {
+    /// The values each field runs at, for other schedulers' syntax.
+    pub fn fields(&self) -> Fields {
+        Fields {
+            minutes: values(&self.minutes),
+            hours: values(&self.hours),
+            days: self.days_restricted.then(|| values(&self.days)),
+            months: self.months.iter().skip(1).any(|m| !m).then(|| values(&self.months)),
+            weekdays: self.weekdays_restricted.then(|| values(&self.weekdays)),
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
         let parts: Vec<&str> = text.split_whitespace().collect();
         if parts.len() != 5 {

@@ -256,6 +256,8 @@ pub struct InstanceJob<S: 'static> {
     pub config: Option<JobFn<S, String>>,
     /// When it runs (see `Job::schedule`).
     pub schedule: fn(&S) -> Option<&crate::policy::schedule::Schedule>,
+    /// Where it must run (see `Job::on_host`).
+    pub on_host: Option<crate::jobs::OnHost>,
 }
 
 fn not_in_policy(address: &str) -> JobError {
@@ -294,6 +296,9 @@ impl<S: 'static> crate::jobs::Job for InstanceJob<S> {
     }
     fn schedule<'p>(&self, policy: &'p Policy, address: &str) -> Option<&'p crate::policy::schedule::Schedule> {
         self.find(policy, address).and_then(self.schedule)
+    }
+    fn on_host(&self) -> Option<crate::jobs::OnHost> {
+        self.on_host
     }
     fn run<'a>(
         &'a self,

@@ -19,6 +19,7 @@ mod pitr;
 mod redis_state;
 mod s3;
 mod s3_documents;
+mod schedule;
 mod schema;
 mod stores;
 mod validate;

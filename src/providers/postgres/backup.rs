@@ -39,6 +39,7 @@ pub const DUMP: InstanceJob<PostgresSpec> = InstanceJob {
     render: None,
     config: None,
     schedule: |s| s.backup.as_ref().and_then(|b| b.schedule.as_ref()),
+    on_host: None,
 };
 
 /// pg_dump's stdout (gzip-compressed in-process for `plain`).

@@ -316,6 +316,7 @@ pub const DRILL: InstanceJob<PostgresSpec> = InstanceJob {
     render: None,
     config: None,
     schedule: |_| None,
+    on_host: None,
 };
 
 /// pg_restore's parallel jobs: the policy's `jobs`, else, for the local

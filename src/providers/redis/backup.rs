@@ -39,6 +39,7 @@ pub const SNAPSHOT: InstanceJob<RedisSpec> = InstanceJob {
     render: None,
     config: None,
     schedule: |s| s.backup_schedule.as_ref(),
+    on_host: None,
 };
 
 /// A connection to the server: TCP, or TLS for `rediss://` (the system's

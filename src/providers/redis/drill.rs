@@ -63,6 +63,7 @@ pub const DRILL: InstanceJob<RedisSpec> = InstanceJob {
     render: None,
     config: None,
     schedule: |_| None,
+    on_host: None,
 };
 
 /// Run the drill of `spec`; the record is returned (and stored) whether

@@ -57,6 +57,12 @@ pub const PITR_BACKUP: InstanceJob<PostgresSpec> = InstanceJob {
         .boxed_local()
     }),
     schedule: |s| s.pitr.as_ref().and_then(|p| p.schedule.as_ref()),
+    // pgBackRest reads the cluster's files: as the data directory's owner.
+    on_host: Some(crate::jobs::OnHost {
+        user: "postgres",
+        // pgBackRest's log and spool directories (its defaults).
+        writes: &["-/var/log/pgbackrest", "-/var/spool/pgbackrest"],
+    }),
 };
 
 /// The run's outcome stored in the repository, for PITR-BACKUP. A store

@@ -47,6 +47,12 @@ pub const PITR_DRILL: InstanceJob<PostgresSpec> = InstanceJob {
     render: Some(render),
     config: None,
     schedule: |_| None,
+    // pgBackRest reads the cluster's files: as the data directory's owner.
+    on_host: Some(jobs::OnHost {
+        user: "postgres",
+        // pgBackRest's log and spool directories (its defaults).
+        writes: &["-/var/log/pgbackrest", "-/var/spool/pgbackrest"],
+    }),
 };
 
 /// Its phases and the RPO it achieved, on two lines.

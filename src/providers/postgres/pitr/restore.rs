@@ -39,6 +39,12 @@ pub const PITR_RESTORE: InstanceJob<PostgresSpec> = InstanceJob {
     render: Some(render),
     config: None,
     schedule: |_| None,
+    // pgBackRest reads the cluster's files: as the data directory's owner.
+    on_host: Some(jobs::OnHost {
+        user: "postgres",
+        // pgBackRest's log and spool directories (its defaults).
+        writes: &["-/var/log/pgbackrest", "-/var/spool/pgbackrest"],
+    }),
 };
 
 /// What was restored, and the strategy's DR steps that remain.
