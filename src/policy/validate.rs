@@ -68,6 +68,7 @@ pub fn parse_and_validate(
         broken_replication_roles: Vec::new(),
         at: HashMap::new(),
         accounts: Vec::new(),
+        untimed: Vec::new(),
     };
     let mut policy = v.policy(file, &raw);
     let at = |d: &Diagnostic| d.pos.map(|p| (p.line, p.column));
@@ -267,6 +268,9 @@ pub(crate) struct Validator<'a> {
     pub(crate) at: HashMap<(String, &'static str), Pos>,
     /// `accounts:`, validated first: resources and principals name them.
     pub(crate) accounts: Vec<super::Account>,
+    /// (bucket, entry, position) of each backups entry without `max_age`:
+    /// it comes from the schedule of the job that writes it.
+    pub(crate) untimed: Vec<(String, String, Pos)>,
 }
 
 impl Validator<'_> {
@@ -317,6 +321,13 @@ impl Validator<'_> {
                 }
             }
         }
+        let jobs_timing = postgres
+            .iter()
+            .filter_map(|p| p.backup.as_ref().and_then(|b| Some((&b.to, b.schedule.as_ref()?))))
+            .chain(redis.iter().filter_map(|r| Some((r.backup.as_ref()?, r.backup_schedule.as_ref()?))));
+        let timing: Vec<(BackupRef, super::schedule::Schedule)> =
+            jobs_timing.map(|(t, s)| (t.clone(), s.clone())).collect();
+        self.entries_timed(&mut buckets, &timing);
         let waivers = raw.waivers.iter().filter_map(|w| self.waiver(w)).collect();
         let erasure_within_secs =
             raw.privacy.as_ref().and_then(|p| self.duration(&p.value().erasure_within, "erasure_within"));
@@ -429,6 +440,38 @@ impl Validator<'_> {
         }
     }
 
+    /// Each entry a scheduled job writes names the schedule; one without
+    /// `max_age` takes the schedule's longest gap and a twelfth of it (at
+    /// least 10 minutes, the margin of the dead-man alert). An entry with
+    /// neither is an error at its name.
+    fn entries_timed(&mut self, buckets: &mut [BucketSpec], timing: &[(BackupRef, super::schedule::Schedule)]) {
+        for (to, sch) in timing {
+            let entry = buckets
+                .iter_mut()
+                .find(|b| b.name == to.bucket)
+                .and_then(|b| b.backups.iter_mut().find(|e| e.name == to.entry));
+            if let Some(e) = entry {
+                e.schedule = Some(sch.text.clone());
+                if e.max_age_secs == 0 {
+                    e.max_age_secs = sch.interval_secs + (sch.interval_secs / 12).max(600);
+                }
+            }
+        }
+        for (bucket, entry, pos) in std::mem::take(&mut self.untimed) {
+            let timed = timing.iter().any(|(to, _)| to.bucket == bucket && to.entry == entry);
+            if !timed {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::MissingField,
+                        format!("backups entry `{entry}` of {bucket} has no `max_age`, and no job with a `schedule:` writes it"),
+                        Some(pos),
+                    )
+                    .help("write `max_age: 26h` (how old its newest backup may be), or a `schedule:` on the job whose `to:` names it"),
+                );
+            }
+        }
+    }
+
     /// A job's schedule, checked against the evidence of the entry it
     /// writes (`to`).
     pub(crate) fn job_schedule(
@@ -460,7 +503,8 @@ impl Validator<'_> {
         to: &str,
         max_age_secs: Option<u64>,
     ) {
-        let Some(max_age) = max_age_secs.filter(|m| *m < sch.interval_secs) else { return };
+        // 0: not written, it comes from this schedule.
+        let Some(max_age) = max_age_secs.filter(|m| *m > 0 && *m < sch.interval_secs) else { return };
         let human = |s: u64| crate::model::time::human(s);
         self.warnings.push(
             Diagnostic::warning(
@@ -689,6 +733,21 @@ mod tests {
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let lookup = move |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         parse_and_validate("p.yaml", text.as_bytes().to_vec(), &lookup, None)
+    }
+
+    #[test]
+    fn max_age_comes_from_the_schedule_of_the_job_that_writes_the_entry() {
+        let text = "version: 1\ns3:\n  buckets:\n    bkt:\n      backups:\n        - {name: dump, prefix: postgres/}\n        - {name: other, prefix: other/}\npostgres:\n  p:\n    url: postgres://h/db\n    backup: {to: s3.bkt.backups.dump, schedule: \"0 */6 * * *\"}\n";
+        let d = load(text, &[]).expect_err("`other` has neither");
+        let msgs: Vec<String> = d.items.iter().map(|i| i.message.clone()).collect();
+        assert_eq!(msgs, ["backups entry `other` of bkt has no `max_age`, and no job with a `schedule:` writes it"]);
+        assert_eq!(d.items[0].pos.map(|p| p.line), Some(7));
+        let p = load(&text.replace("{name: other, prefix: other/}", "{name: other, prefix: other/, max_age: 2h}"), &[])
+            .expect("valid");
+        let dump = &p.buckets[0].backups[0];
+        // Six hours and the margin (half an hour: a twelfth).
+        assert_eq!((dump.max_age_secs, dump.schedule.as_deref()), (6 * 3600 + 1800, Some("0 */6 * * *")));
+        assert_eq!(p.buckets[0].backups[1].max_age_secs, 7200);
     }
 
     #[test]

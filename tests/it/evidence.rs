@@ -534,3 +534,64 @@ fn a_sidecar_with_nothing_to_compare_is_not_a_pass_on(server: Server) {
     let c = control(&w, &verify, "BACKUP-INTEGRITY", "postgres-daily-dump");
     assert_eq!(c["status"], "pass", "{c}");
 }
+
+/// A job's schedule sets how fresh its evidence must be when `max_age` is
+/// not written: the daily dump (`0 2 * * *`) has 24 h and a twelfth. Its
+/// newest dump made 25 h ago passes; made 27 h ago (moto's clock moved
+/// back while it was put) it fails, naming the schedule it missed.
+#[test]
+fn a_job_s_schedule_sets_how_fresh_its_backups_must_be() {
+    let clock = tempfile::NamedTempFile::new().expect("clock file");
+    let clock_path = clock.path().to_string_lossy().into_owned();
+    let w = World::with_moto_env(&[("MOTO_CLOCK_FILE", clock_path.as_str())]);
+    let b = unique("sched");
+    let p = w.write(
+        "p.yaml",
+        &format!(
+            "version: 1
+aws: {{region: us-east-1}}
+s3:
+  buckets:
+    {b}:
+      backups:
+        - {{name: dump, prefix: postgres/}}
+postgres:
+  primary:
+    url: postgres://postgres@127.0.0.1:1/postgres
+    backup: {{to: s3.{b}.backups.dump, schedule: \"0 2 * * *\"}}
+"
+        ),
+    );
+    let p = p.to_string_lossy().into_owned();
+    w.cli(&["apply", "-f", &p, "--auto-approve", "--target", "s3"]).code(0);
+    let freshness = || {
+        let r = w.cli(&["audit", "-f", &p, "--format", "json", "--target", &format!("s3.{b}")]);
+        r.json()["controls"]
+            .as_array()
+            .expect("controls")
+            .iter()
+            .find(|c| c["id"] == "BACKUP-FRESHNESS")
+            .cloned()
+            .expect("BACKUP-FRESHNESS")
+    };
+    std::fs::write(clock.path(), (-25 * 3600).to_string()).expect("clock back 25 h");
+    put(&w, &b, "postgres/a.dump", b"rows", false);
+    std::fs::write(clock.path(), "0").expect("clock now");
+    let c = freshness();
+    assert_eq!(c["status"], "pass", "within the schedule's day and margin: {c}");
+    assert_eq!(c["expected"]["max_age_seconds"], 24 * 3600 + 2 * 3600, "{c}");
+    w.python(&format!(
+        "import sys, boto3\nboto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t').delete_object(Bucket='{b}', Key='postgres/a.dump')\n"
+    ));
+    std::fs::write(clock.path(), (-27 * 3600).to_string()).expect("clock back 27 h");
+    put(&w, &b, "postgres/b.dump", b"rows", false);
+    std::fs::write(clock.path(), "0").expect("clock now");
+    let c = freshness();
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("over 26h00m: its job runs `0 2 * * *` (UTC) and missed a run")),
+        "{c}"
+    );
+}

@@ -788,13 +788,14 @@ pub fn controls(
                 Status::Fail,
                 json!(n),
                 Some(format!(
-                    "the newest backup {} is {} old, over {}",
+                    "the newest backup {} is {} old, over {}{}",
                     n.key,
                     human(n.age_seconds),
-                    human(b.max_age_secs)
+                    human(b.max_age_secs),
+                    runs(b)
                 )),
             ),
-            Observed::Absent => (Status::Fail, Value::Null, Some(format!("no backup under {}", b.prefix))),
+            Observed::Absent => (Status::Fail, Value::Null, Some(format!("no backup under {}{}", b.prefix, runs(b)))),
             Observed::Unknown { reason } => (Status::Unknown, Value::Null, Some(reason.clone())),
         };
         push(
@@ -952,6 +953,12 @@ pub fn gauges(controls: &[ControlResult]) -> Vec<crate::model::control::Gauge> {
                 .collect(),
         },
     ]
+}
+
+/// What the job that writes the entry should be doing, when the policy
+/// says: a missed run is named as one.
+fn runs(b: &BackupSpec) -> String {
+    b.schedule.as_ref().map(|s| format!(": its job runs `{s}` (UTC) and missed a run, or failed")).unwrap_or_default()
 }
 
 #[cfg(test)]

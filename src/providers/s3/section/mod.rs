@@ -161,6 +161,9 @@ pub struct BackupSpec {
     pub name: String,
     pub prefix: String,
     pub max_age_secs: u64,
+    /// The schedule of the job that writes it (`0 2 * * *`), when the
+    /// policy gives one: the freshness control names it.
+    pub schedule: Option<String>,
     pub sha256_sidecar: bool,
     pub retention_days: Option<u64>,
     pub key_format: Option<String>,

@@ -373,7 +373,10 @@ pub struct RawBackup {
     /// Where the backups are written, e.g. postgres/.
     pub prefix: Sp<String>,
     /// The newest backup may be at most this old, e.g. 26h or 15m.
-    pub max_age: Sp<String>,
+    /// Default: from the `schedule:` of the job that writes the entry (its
+    /// longest gap between runs, and a twelfth of it, at least 10m).
+    #[serde(default)]
+    pub max_age: Option<Sp<String>>,
     /// Each backup has KEY.sha256 beside it holding its SHA-256 (hex).
     #[serde(default)]
     pub sha256_sidecar: Option<Sp<bool>>,

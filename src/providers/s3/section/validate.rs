@@ -323,7 +323,7 @@ impl Validator<'_> {
         let b = raw.value();
         let region = b.region.as_ref().and_then(|r| self.region(r));
         let account = b.account.as_ref().and_then(|a| self.account_ref(a));
-        let backups = b.backups.as_ref().map(|list| self.backups(list)).unwrap_or_default();
+        let backups = b.backups.as_ref().map(|list| self.backups(key.value(), list)).unwrap_or_default();
         let versioning = b.versioning.as_ref().map(|v| match v.value() {
             raw::VersioningRaw::Enabled => Versioning::Enabled,
             raw::VersioningRaw::Suspended => Versioning::Suspended,
@@ -803,7 +803,7 @@ impl Validator<'_> {
         (self.diags.len() == before).then_some(Replication { role, ownership, rules })
     }
 
-    fn backups(&mut self, list: &Sp<Vec<Sp<raw::RawBackup>>>) -> Vec<BackupSpec> {
+    fn backups(&mut self, bucket: &str, list: &Sp<Vec<Sp<raw::RawBackup>>>) -> Vec<BackupSpec> {
         let mut out: Vec<BackupSpec> = Vec::new();
         let mut names = std::collections::HashSet::new();
         for b in list.value() {
@@ -819,17 +819,28 @@ impl Validator<'_> {
                     .help("give each backup entry its own name"),
                 );
             }
-            let max_age = crate::policy::parse_duration(bv.max_age.value()).filter(|s| *s > 0);
-            if max_age.is_none() {
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::DurationInvalid,
-                        format!("`{}` is not a duration for max_age", bv.max_age.value()),
-                        Some(bv.max_age.pos()),
-                    )
-                    .help("write a positive number with a unit: 15m, 26h, 1d"),
-                );
-            }
+            // Not written: from the schedule of the job that writes it, or
+            // an error once the jobs are read (`Validator::entries_timed`).
+            let max_age = match &bv.max_age {
+                None => {
+                    self.untimed.push((bucket.to_string(), name.clone(), bv.name.pos()));
+                    Some(0)
+                }
+                Some(m) => {
+                    let secs = crate::policy::parse_duration(m.value()).filter(|s| *s > 0);
+                    if secs.is_none() {
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::DurationInvalid,
+                                format!("`{}` is not a duration for max_age", m.value()),
+                                Some(m.pos()),
+                            )
+                            .help("write a positive number with a unit: 15m, 26h, 1d"),
+                        );
+                    }
+                    secs
+                }
+            };
             let retention = bv.retention.as_ref().and_then(|r| match crate::policy::parse_duration(r.value()) {
                 Some(s) if s > 0 && s % 86400 == 0 => Some(s / 86400),
                 _ => {
@@ -866,6 +877,7 @@ impl Validator<'_> {
                     name,
                     prefix,
                     max_age_secs,
+                    schedule: None,
                     sha256_sidecar: bv.sha256_sidecar.as_ref().is_some_and(|s| *s.value()),
                     retention_days: retention,
                     key_format: bv.key_format.as_ref().map(|f| f.value().clone()),
