@@ -454,7 +454,13 @@ async fn settled(
         } else {
             applied_reads += 1;
         }
-        let done = applied_reads >= 2 || (differs && stable_since.elapsed() >= STABLE);
+        // A resource this run made that reads as absent is AWS's eventual
+        // consistency (a read right after CreateBucket may answer
+        // NoSuchBucket for a while: AWS S3 user guide, "Amazon S3 data
+        // consistency model"), never a change that did not take: it is
+        // read again until the wait runs out, not given up after STABLE.
+        let unborn = again.iter().any(|(_, c)| c.action == crate::model::Action::Create && clean.contains(&c.address));
+        let done = applied_reads >= 2 || (differs && !unborn && stable_since.elapsed() >= STABLE);
         if done || start.elapsed() + pause > ctx.aws.wait() {
             if ctx.aws.waiting().is_some() {
                 ctx.aws.waiting_for(None);
