@@ -78,7 +78,7 @@ pub async fn run(g: &Global, a: &AuditArgs) -> u8 {
     };
     // Where each report goes is checked before anything is read.
     if let Err(e) = outputs(a) {
-        return error(g, e);
+        return error(g, e.to_string());
     }
     let Some(policy) = super::load_policy(g, &a.policy.file) else { return 1 };
     if let Some(first) = a.rest.first() {
@@ -169,7 +169,7 @@ async fn finish(
     };
     let outputs = match outputs(a) {
         Ok(o) => o,
-        Err(e) => return error(g, e),
+        Err(e) => return error(g, e.to_string()),
     };
     if outputs.is_empty() {
         out(&render(a.format.unwrap_or(AuditFormat::Text), g.color.enabled_for_stdout()));
@@ -201,25 +201,25 @@ async fn finish(
 /// Each `--output` file with the format it is written in: the one file in
 /// `--format` when given, else each by its extension (one file with an
 /// extension not known: text).
-fn outputs(a: &AuditArgs) -> Result<Vec<(&std::path::Path, AuditFormat)>, String> {
+fn outputs(a: &AuditArgs) -> Result<Vec<(&std::path::Path, AuditFormat)>, OutputError> {
     match (a.output.as_slice(), a.format) {
         ([one], Some(f)) => Ok(vec![(one.as_path(), f)]),
         ([one], None) => Ok(vec![(one.as_path(), by_extension(one).unwrap_or(AuditFormat::Text))]),
-        (many, Some(_)) if many.len() > 1 => Err(
-            "--format names one format; with several --output files each takes its format from its extension (.txt, .json, .md, .xml, .sarif, .html, .prom): leave --format out".into(),
-        ),
+        (many, Some(_)) if many.len() > 1 => Err(OutputError::FormatWithMany),
         (many, _) => many
             .iter()
-            .map(|p| {
-                by_extension(p).map(|f| (p.as_path(), f)).ok_or_else(|| {
-                    format!(
-                        "cannot tell the report format of {} from its extension: write .txt, .json, .md, .xml (JUnit), .sarif, .html or .prom (OpenMetrics)",
-                        p.display()
-                    )
-                })
-            })
+            .map(|p| by_extension(p).map(|f| (p.as_path(), f)).ok_or_else(|| OutputError::Extension(p.clone())))
             .collect(),
     }
+}
+
+/// Why the `--output` files cannot be written as asked.
+#[derive(Debug, thiserror::Error)]
+enum OutputError {
+    #[error("--format names one format; with several --output files each takes its format from its extension (.txt, .json, .md, .xml, .sarif, .html, .prom): leave --format out")]
+    FormatWithMany,
+    #[error("cannot tell the report format of {} from its extension: write .txt, .json, .md, .xml (JUnit), .sarif, .html or .prom (OpenMetrics)", .0.display())]
+    Extension(PathBuf),
 }
 
 /// The report format a file's extension names.

@@ -432,6 +432,15 @@ async fn write_policy(
     }
 }
 
+/// Why a declared replica key's ARN could not be had.
+#[derive(Debug, thiserror::Error)]
+enum ReplicaKeyError {
+    #[error("the key {alias} is in account {account}, which this run did not reach")]
+    Unreached { alias: String, account: String },
+    #[error("{0}")]
+    Lookup(String),
+}
+
 /// Each declared replica key's ARN, as the rules are written: read at plan
 /// time, or looked up now when the kms kind just created it, in the key's
 /// region and account.
@@ -441,7 +450,7 @@ async fn replica_keys(
     pre: &Prerequisites,
     region: &str,
     keys_made: bool,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
+) -> Result<std::collections::BTreeMap<String, String>, ReplicaKeyError> {
     let mut keys = std::collections::BTreeMap::new();
     for r in &want.rules {
         let Some(alias) = r.replica_kms_key.as_deref().filter(|k| replication::names_declared_key(k)) else {
@@ -453,12 +462,12 @@ async fn replica_keys(
                 let (in_region, account) =
                     pre.key_regions.get(alias).map_or((region, None), |(r, a)| (r.as_str(), a.as_deref()));
                 let Some(there) = ctx.in_account(account) else {
-                    return Err(format!(
-                        "the key {alias} is in account {}, which this run did not reach",
-                        account.unwrap_or("?")
-                    ));
+                    let account = account.unwrap_or("?").to_string();
+                    return Err(ReplicaKeyError::Unreached { alias: alias.to_string(), account });
                 };
-                crate::aws::lookup::key_arn(there, in_region, alias, keys_made).await?
+                crate::aws::lookup::key_arn(there, in_region, alias, keys_made)
+                    .await
+                    .map_err(ReplicaKeyError::Lookup)?
             }
         };
         keys.insert(alias.to_string(), arn);
@@ -505,7 +514,7 @@ pub async fn apply_replication(
     let role_arn = &role_arn;
     let keys = match replica_keys(ctx, want, pre, region, keys_made).await {
         Ok(k) => k,
-        Err(why) => return Some(StepOutcome { step: "replication", result: Err(why) }),
+        Err(why) => return Some(StepOutcome { step: "replication", result: Err(why.to_string()) }),
     };
     let want = &replication::with_keys(want, |a| keys.get(a).cloned().unwrap_or_else(|| a.to_string()));
     let client = aws.s3(region);
