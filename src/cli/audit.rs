@@ -175,8 +175,21 @@ async fn finish(
         out(&render(a.format.unwrap_or(AuditFormat::Text), g.color.enabled_for_stdout()));
     }
     for (path, format) in outputs {
+        let text = match format {
+            // The audit's own job gauges, the dead-man rule's input,
+            // addressed by the policy it audits: its last success is kept
+            // from the file's former content.
+            AuditFormat::Openmetrics => {
+                let previous = std::fs::read_to_string(path).unwrap_or_default();
+                let interval = policy.audit_schedule.as_ref().map(|s| s.interval_secs);
+                let (kind, address) = ("audit", policy.file.as_str());
+                let times = render::openmetrics::JobTimes::read(&previous, kind, address, interval);
+                render::openmetrics::with_job(render(format, false), kind, address, &times, report.unreached.is_empty())
+            }
+            _ => render(format, false),
+        };
         // node_exporter's textfile collector must never read half a file.
-        if let Err(e) = super::write_atomically(path, &render(format, false)) {
+        if let Err(e) = super::write_atomically(path, &text) {
             return error(g, format!("cannot write {}: {e}", path.display()));
         }
     }

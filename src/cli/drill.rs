@@ -116,6 +116,21 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         r = job.run(&ctx, policy, &a.address) => r,
         _ = tokio::signal::ctrl_c() => Err(JobError::Interrupted("; what it made was removed, no record written")),
     };
+    if let Some(path) = &a.metrics {
+        // Written on failure too: the dead-man rule keeps the last success
+        // and sees the attempt.
+        let previous = std::fs::read_to_string(path).unwrap_or_default();
+        let interval = job.schedule(policy, &a.address).map(|s| s.interval_secs);
+        let times = crate::render::openmetrics::JobTimes::read(&previous, "drill", &a.address, interval);
+        let drill = match &rec {
+            Ok(Outcome::Drill(r)) => Some(r.as_ref()),
+            _ => None,
+        };
+        let text = crate::render::openmetrics::restore_drill(&a.address, drill, crate::model::time::now(), &times);
+        if let Err(e) = super::write_atomically(path, &text) {
+            error(g, format!("cannot write {}: {e}", path.display()));
+        }
+    }
     let outcome = match rec {
         Ok(o @ Outcome::Drill(_)) => o,
         Ok(Outcome::Backup(_) | Outcome::Restored(_)) => return error(g, "the job is not a drill"),
@@ -146,11 +161,6 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
         stage: rec.failed_stage.map(|s| s.as_str()),
     };
     super::notify_job(g, hooks, a.notify.notify_format, &report).await;
-    if let Some(path) = &a.metrics {
-        if let Err(e) = super::write_atomically(path, &crate::render::openmetrics::restore_drill(rec)) {
-            error(g, format!("cannot write {}: {e}", path.display()));
-        }
-    }
     if let Some(path) = &a.log {
         if let Err(e) = append_log(path, rec) {
             error(g, format!("cannot append to {}: {e}", path.display()));

@@ -120,7 +120,7 @@ pub fn run(g: &Global, a: &ScheduleArgs) -> u8 {
         Scheduler::GithubActions => {
             for t in tasks.iter().filter(|t| t.name != "suoops-audit") {
                 eprintln!(
-                    "not rendered: {} is a backup job; GitHub Actions' schedule is best effort (runs delayed or dropped, disabled after 60 days without activity): start it with systemd, cron or Kubernetes",
+                    "not rendered: {} runs a backup or its drill; GitHub Actions' schedule is best effort (runs delayed or dropped, disabled after 60 days without activity): start it with systemd, cron or Kubernetes",
                     t.name
                 );
             }
@@ -256,7 +256,7 @@ fn systemd(t: &Task<'_>, a: &ScheduleArgs) -> Vec<(String, String)> {
 /// file, each job under `flock -n` so two runs never overlap.
 fn cron(tasks: &[Task<'_>], a: &ScheduleArgs) -> String {
     let mut out = String::from(
-        "# /etc/cron.d/suoops-policy: the backup jobs and the audit, in UTC.\n\
+        "# /etc/cron.d/suoops-policy: the backup jobs, their drills and the audit, in UTC.\n\
          # m h dom mon dow user command\n\
          CRON_TZ=UTC\n\
          SHELL=/bin/sh\n\

@@ -246,6 +246,8 @@ pub struct DrillDecl {
     pub from: BackupRef,
     pub rto_secs: u64,
     pub every_secs: u64,
+    /// Its `schedule:` as written, if any.
+    pub schedule: Option<String>,
     pub line: u64,
 }
 

@@ -22,6 +22,12 @@ pub struct Schedule {
     pub interval_secs: u64,
 }
 
+/// What a job on `schedule` (as written) should have done, for a control
+/// whose evidence is too old: a missed run is named as one; "" without one.
+pub fn missed(schedule: Option<&str>) -> String {
+    schedule.map(|s| format!(": its job runs `{s}` (UTC) and missed a run, or failed")).unwrap_or_default()
+}
+
 /// Why a schedule cannot be read: which field, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -84,6 +90,13 @@ fn values(set: &[bool]) -> Vec<u32> {
 }
 
 impl Schedule {
+    /// How old the evidence of a job on this schedule may be: the longest
+    /// gap and a twelfth of it, at least 10 minutes — the margin the
+    /// dead-man alert (SuoopsJobMissed) adds too.
+    pub fn allowance_secs(&self) -> u64 {
+        self.interval_secs + (self.interval_secs / 12).max(600)
+    }
+
     /// The values each field runs at, for other schedulers' syntax.
     pub fn fields(&self) -> Fields {
         Fields {

@@ -453,7 +453,7 @@ impl Validator<'_> {
             if let Some(e) = entry {
                 e.schedule = Some(sch.text.clone());
                 if e.max_age_secs == 0 {
-                    e.max_age_secs = sch.interval_secs + (sch.interval_secs / 12).max(600);
+                    e.max_age_secs = sch.allowance_secs();
                 }
             }
         }
@@ -488,7 +488,7 @@ impl Validator<'_> {
                 .find(|b| b.name == to.bucket)
                 .and_then(|b| b.backups.iter().find(|e| e.name == to.entry));
             let name = format!("s3.{}.backups.{}", to.bucket, to.entry);
-            self.schedule_meets(&sch, s.pos(), &name, entry.map(|e| e.max_age_secs));
+            self.schedule_meets(&sch, s.pos(), (&name, "a max_age"), entry.map(|e| e.max_age_secs));
         }
         Some(sch)
     }
@@ -500,7 +500,7 @@ impl Validator<'_> {
         &mut self,
         sch: &super::schedule::Schedule,
         at: Pos,
-        to: &str,
+        (to, key): (&str, &str),
         max_age_secs: Option<u64>,
     ) {
         // 0: not written, it comes from this schedule.
@@ -517,8 +517,29 @@ impl Validator<'_> {
                 ),
                 Some(at),
             )
-            .help(format!("run it more often, or give {to} a max_age of at least {} (the interval and a margin)", human(sch.interval_secs + sch.interval_secs / 12))),
+            .help(format!("run it more often, or give {to} {key} of at least {} (the interval and a margin)", human(sch.allowance_secs()))),
         );
+    }
+
+    /// A drill's `every` and `schedule:`: how recent its last passing run
+    /// must be — as written, else the schedule's gap and margin, else 30
+    /// days — and when it runs. None for `every`: it could not be read.
+    pub(crate) fn drill_every(
+        &mut self,
+        every: Option<&Sp<String>>,
+        schedule: Option<&Sp<String>>,
+        drill: &str,
+    ) -> (Option<u64>, Option<super::schedule::Schedule>) {
+        let sch = schedule.and_then(|s| self.schedule(s).map(|sch| (sch, s.pos())));
+        let every = match (every, &sch) {
+            (Some(e), _) => self.duration(e, "every"),
+            (None, Some((sch, _))) => Some(sch.allowance_secs()),
+            (None, None) => Some(30 * 86400),
+        };
+        if let (Some((sch, at)), Some(e)) = (&sch, every) {
+            self.schedule_meets(sch, *at, (drill, "an `every`"), Some(e));
+        }
+        (every, sch.map(|(sch, _)| sch))
     }
 
     pub(crate) fn duration(&mut self, d: &Sp<String>, what: &str) -> Option<u64> {

@@ -243,7 +243,7 @@ pub struct InstanceJob<S: 'static> {
     /// instance does not declare the job.
     pub entry: fn(&S) -> Option<&crate::policy::BackupRef>,
     /// For a drill the audit judges: its timing, from the declaration.
-    pub drill: Option<fn(&S) -> Option<DrillTiming>>,
+    pub drill: Option<fn(&S) -> Option<DrillTiming<'_>>>,
     pub run: JobFn<S, Outcome>,
     pub ops: &'static [crate::aws::Op],
     /// See `Job::engine_actions`.
@@ -266,9 +266,11 @@ fn not_in_policy(address: &str) -> JobError {
 
 /// A declared drill's RTO and interval (seconds) and its policy line.
 #[derive(Debug, Clone, Copy)]
-pub struct DrillTiming {
+pub struct DrillTiming<'p> {
     pub rto_secs: u64,
     pub every_secs: u64,
+    /// Its `schedule:`, if written (the audit names it).
+    pub schedule: Option<&'p crate::policy::schedule::Schedule>,
     pub line: u64,
 }
 
@@ -340,9 +342,10 @@ impl<S: 'static> crate::jobs::Job for InstanceJob<S> {
         (self.specs)(policy)
             .iter()
             .filter_map(|s| {
-                let DrillTiming { rto_secs, every_secs, line } = drill(s)?;
+                let DrillTiming { rto_secs, every_secs, schedule, line } = drill(s)?;
                 let from = (self.entry)(s)?.clone();
-                Some(crate::jobs::DrillDecl { instance: self.address(s), from, rto_secs, every_secs, line })
+                let schedule = schedule.map(|s| s.text.clone());
+                Some(crate::jobs::DrillDecl { instance: self.address(s), from, rto_secs, every_secs, schedule, line })
             })
             .collect()
     }

@@ -138,6 +138,16 @@ pub fn backup_run(instance: &str, entry: &str, now: u64, done: Option<(u64, f64)
     out
 }
 
+/// `text` (OpenMetrics, ending `# EOF`) with the job gauges of `kind` at
+/// `address` added: the audit's own, when it writes its metrics to a file.
+/// It succeeded when it read every system it judges.
+pub fn with_job(text: String, kind: &str, address: &str, job: &JobTimes, ok: bool) -> String {
+    let mut out = text.strip_suffix("# EOF\n").map(str::to_string).unwrap_or(text);
+    out.push_str(&job.gauges(kind, address, crate::model::time::now(), ok));
+    out.push_str("# EOF\n");
+    out
+}
+
 /// When a job last succeeded, read back from the metrics file its last run
 /// wrote (a failed run must not forget the success before it), and how
 /// often it should run (its schedule's longest gap).
@@ -183,24 +193,45 @@ impl JobTimes {
     }
 }
 
-/// The result of one `restore-drill`: passed, when, the time to restore
-/// and each phase's seconds.
-pub fn restore_drill(rec: &crate::jobs::Record) -> String {
+/// The result of one `restore-drill` for `address`: passed, when, the time
+/// to restore and each phase's seconds — or, when it could not complete
+/// (`rec` None), a failure — and the job gauges.
+pub fn restore_drill(address: &str, rec: Option<&crate::jobs::Record>, now: u64, job: &JobTimes) -> String {
     let mut out = String::new();
-    let labels = format!("instance=\"{}\"", label(&rec.instance));
-    let _ = writeln!(out, "# TYPE suoops_restore_drill_success gauge\n# HELP suoops_restore_drill_success 1 when the last restore drill passed, else 0.");
-    let _ = writeln!(out, "suoops_restore_drill_success{{{labels}}} {}", u8::from(rec.passed()));
-    let _ = writeln!(out, "# TYPE suoops_restore_drill_timestamp_seconds gauge\n# HELP suoops_restore_drill_timestamp_seconds When the last restore drill started (Unix seconds).");
-    let _ = writeln!(out, "suoops_restore_drill_timestamp_seconds{{{labels}}} {}", rec.started);
-    let _ = writeln!(out, "# TYPE suoops_restore_drill_duration_seconds gauge\n# HELP suoops_restore_drill_duration_seconds The last drill's time to restore (download, restore, migrate, checks).");
-    let _ = writeln!(out, "suoops_restore_drill_duration_seconds{{{labels}}} {}", rec.total_seconds);
-    let _ = writeln!(out, "# TYPE suoops_restore_drill_rto_seconds gauge\n# HELP suoops_restore_drill_rto_seconds The RTO the drill is held to.");
-    let _ = writeln!(out, "suoops_restore_drill_rto_seconds{{{labels}}} {}", rec.rto_seconds);
-    let _ = writeln!(out, "# TYPE suoops_restore_drill_phase_seconds gauge\n# HELP suoops_restore_drill_phase_seconds Each phase of the last drill.");
-    let p = &rec.phases;
-    for (phase, v) in [("download", p.download), ("restore", p.restore), ("migrate", p.migrate), ("checks", p.checks)] {
-        let _ = writeln!(out, "suoops_restore_drill_phase_seconds{{{labels},phase=\"{phase}\"}} {v}");
+    let labels = format!("instance=\"{}\"", label(address));
+    let mut gauge = |name: &str, help: &str, extra: &str, value: String| {
+        let _ = writeln!(out, "# TYPE {name} gauge\n# HELP {name} {help}\n{name}{{{labels}{extra}}} {value}");
+    };
+    let passed = rec.is_some_and(crate::jobs::Record::passed);
+    gauge(
+        "suoops_restore_drill_success",
+        "1 when the last restore drill passed, else 0.",
+        "",
+        u8::from(passed).to_string(),
+    );
+    gauge(
+        "suoops_restore_drill_timestamp_seconds",
+        "When the last restore drill started (Unix seconds).",
+        "",
+        rec.map_or(now, |r| r.started).to_string(),
+    );
+    if let Some(rec) = rec {
+        gauge(
+            "suoops_restore_drill_duration_seconds",
+            "The last drill's time to restore (download, restore, migrate, checks).",
+            "",
+            rec.total_seconds.to_string(),
+        );
+        gauge("suoops_restore_drill_rto_seconds", "The RTO the drill is held to.", "", rec.rto_seconds.to_string());
+        let _ = writeln!(out, "# TYPE suoops_restore_drill_phase_seconds gauge\n# HELP suoops_restore_drill_phase_seconds Each phase of the last drill.");
+        let p = &rec.phases;
+        for (phase, v) in
+            [("download", p.download), ("restore", p.restore), ("migrate", p.migrate), ("checks", p.checks)]
+        {
+            let _ = writeln!(out, "suoops_restore_drill_phase_seconds{{{labels},phase=\"{phase}\"}} {v}");
+        }
     }
+    out.push_str(&job.gauges("drill", address, now, passed));
     out.push_str("# EOF\n");
     out
 }

@@ -298,7 +298,7 @@ const DRILL: &str = r#"    restore_drill:
         - {name: users present, sql: "select count(*) from users", min: 250, max: 250}
         - {name: migrated, sql: "select count(*) from users where migrated", min: 250}
       rto: 10m
-      every: 30d
+      schedule: "0 4 * * 0"
 "#;
 
 /// Run restore-drill in the background (to know its pid), and return its
@@ -379,6 +379,15 @@ fn restore_drill_restores_the_newest_dump_checks_it_and_refuses_a_tampered_one()
     let m = std::fs::read_to_string(&prom).expect("metrics");
     assert!(m.contains("suoops_restore_drill_success{instance=\"postgres.primary\"} 1\n"), "{m}");
     assert!(m.contains("suoops_restore_drill_phase_seconds{instance=\"postgres.primary\",phase=\"restore\"} "), "{m}");
+    // The job gauges the dead-man rule reads: a weekly schedule's gap.
+    let job = "{kind=\"drill\",address=\"postgres.primary\"}";
+    let success = |m: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("suoops_job_last_success_timestamp_seconds{job} ")))
+            .map(str::to_string)
+    };
+    let first = success(&m).unwrap_or_else(|| panic!("a last success: {m}"));
+    assert!(m.contains(&format!("suoops_job_expected_interval_seconds{job} 604800\n")), "{m}");
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(text.starts_with("# Backup restore test log\n\n| Date | Operator |"), "{text}");
     assert!(text.contains("| ci-test | postgres.primary | success |"), "{text}");
@@ -389,6 +398,29 @@ fn restore_drill_restores_the_newest_dump_checks_it_and_refuses_a_tampered_one()
     assert_eq!(control(&j, "RESTORE-DRILL", "postgres.primary")["status"], "pass", "{j}");
     let o = j["objectives"].as_array().expect("o").iter().find(|o| o["id"] == "RTO-60MIN-READINESS").expect("rto");
     assert_eq!(o["verdict"], "met", "{o}");
+    // The drill stops being started: its record aged past the weekly
+    // schedule's gap and margin (7 d 14 h) fails RESTORE-DRILL, naming the
+    // schedule it missed.
+    w.python(&format!(
+        r#"
+import sys, json, time, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+key = max(o["Key"] for o in s3.list_objects_v2(Bucket="{b}", Prefix="drills/postgres.primary/")["Contents"])
+rec = json.loads(s3.get_object(Bucket="{b}", Key=key)["Body"].read())
+rec["started"] = int(time.time()) - 8 * 86400
+s3.put_object(Bucket="{b}", Key=key, Body=json.dumps(rec).encode())
+"#
+    ));
+    let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();
+    let c = control(&j, "RESTORE-DRILL", "postgres.primary");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(c["expected"]["within_seconds"], 7 * 86400 + 14 * 3600, "{c}");
+    let detail = c["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("more than every 182h00m")
+            && detail.contains("its job runs `0 4 * * 0` (UTC) and missed a run"),
+        "{c}"
+    );
 
     // The dump is tampered with in S3: the drill (two pg_restore jobs,
     // which restore from the verified file) fails on the checksum before
@@ -402,10 +434,14 @@ s3.put_object(Bucket="{b}", Key="{key}", Body=b"PGDMP tampered")
 "#,
         key = done["key"].as_str().expect("key")
     ));
-    let (code, out, err, pid) = drill(&w, &p, &env, &[]);
+    let (code, out, err, pid) = drill(&w, &p, &env, &["--metrics", &prom]);
     assert_eq!(code, 2, "{out}\n{err}");
     nothing_left(pid);
     assert!(out.contains("FAILED"), "{out}");
+    // The failed drill is written as one, and keeps the success before it.
+    let m = std::fs::read_to_string(&prom).expect("metrics");
+    assert!(m.contains("suoops_restore_drill_success{instance=\"postgres.primary\"} 0\n"), "{m}");
+    assert_eq!(success(&m).as_deref(), Some(first.as_str()), "{m}");
     assert!(out.contains("does not match its sidecar"), "{out}");
     assert!(out.contains("does not match its sidecar") && out.contains(": nothing was restored"), "{out}");
     let j = w.cli_with(&["audit", "-f", &p, "--format", "json"], &env).json();

@@ -143,6 +143,13 @@ print(json.dumps(out, sort_keys=True))
     assert_eq!(state("BACKUP-RETENTION", &wal, "pass"), Some(0.0), "{m}");
     assert_eq!(state("BACKUP-FRESHNESS", &wal, "pass"), Some(1.0), "{m}");
     assert_eq!(m["suoops_audit_compliant{}"].as_f64(), Some(0.0), "{m}");
+    // The audit's own job gauges, addressed by its policy: it read every
+    // system, so it succeeded (not compliant is a finding, not a failure);
+    // the policy gives it no schedule, so no expected interval.
+    let job = format!("{{address={p},kind=audit}}");
+    let last = m[format!("suoops_job_last_success_timestamp_seconds{job}")].as_f64();
+    assert!(last.is_some_and(|t| t > 1.7e9), "{m}");
+    assert!(m[format!("suoops_job_expected_interval_seconds{job}")].is_null(), "{m}");
     // Prometheus' own linter takes it too (the textfile collector reads
     // Prometheus' text format), and the shipped alert rules check and pass
     // their unit tests.

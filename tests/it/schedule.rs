@@ -48,6 +48,12 @@ fn the_shipped_policy_s_units_pass_systemd_analyze_verify() {
             "suoops-backup-run-postgres-primary.timer",
             "suoops-backup-run-redis-queues.service",
             "suoops-backup-run-redis-queues.timer",
+            "suoops-restore-drill-postgres-primary-pitr.service",
+            "suoops-restore-drill-postgres-primary-pitr.timer",
+            "suoops-restore-drill-postgres-primary.service",
+            "suoops-restore-drill-postgres-primary.timer",
+            "suoops-restore-drill-redis-queues.service",
+            "suoops-restore-drill-redis-queues.timer",
         ]
     );
     let mut args = vec!["verify", "--man=no"];
@@ -90,7 +96,13 @@ fn the_cron_file_holds_each_schedule_in_utc_under_a_lock() {
         .map(|l| l.split_whitespace().collect())
         .collect();
     let when: Vec<String> = jobs.iter().map(|f| f[..5].join(" ")).collect();
-    assert_eq!(when, ["30 */6 * * *", "0 2 * * *", "0 */6 * * *", "15 3 * * *"], "{}", r.stdout);
+    // The backups, their monthly drills and the audit.
+    assert_eq!(
+        when,
+        ["30 */6 * * *", "0 5 1 * *", "0 2 * * *", "0 3 1 * *", "0 */6 * * *", "0 4 1 * *", "15 3 * * *"],
+        "{}",
+        r.stdout
+    );
     for f in &jobs {
         assert!(f[5] == "suoops" || f[5] == "postgres", "{f:?}");
         assert_eq!(f[6..8], ["flock", "-n"], "no two runs at once: {f:?}");
@@ -115,7 +127,9 @@ fn the_cronjobs_pass_the_kubernetes_schemas_and_host_jobs_stay_on_the_host() {
         .map(|e| e.expect("e").path().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 3, "{files:?}");
+    // The audit, the dump and the snapshot, and their drills; the
+    // point-in-time backup and drill stay on the database host.
+    assert_eq!(files.len(), 5, "{files:?}");
     let validate = crate::harness::python().with_file_name("kubernetes-validate");
     let mut args = vec!["-k", "1.31.0", "--strict"];
     args.extend(files.iter().map(String::as_str));
@@ -123,8 +137,15 @@ fn the_cronjobs_pass_the_kubernetes_schemas_and_host_jobs_stay_on_the_host() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
         out.matches(" passed for resource cronjob/").count() + err.matches(" passed for resource cronjob/").count(),
-        3,
+        5,
         "{out}{err}"
+    );
+    assert!(
+        r.stderr.contains(
+            "not rendered: suoops-restore-drill-postgres-primary-pitr reads the database host's data directory"
+        ),
+        "{}",
+        r.stderr
     );
     let audit = std::fs::read_to_string(dir.join("suoops-audit.yaml")).expect("audit");
     for want in [
@@ -172,7 +193,7 @@ fn github_actions_gets_the_audit_and_the_backups_are_refused_with_the_reason() {
     let r = w.cli_with(&["schedule", "render", "--for", "github-actions", "-f", "policies/suoops.yaml"], &ENV);
     r.code(0);
     let refused = r.stderr.lines().filter(|l| l.starts_with("not rendered:") && l.contains("best effort")).count();
-    assert_eq!(refused, 3, "{}", r.stderr);
+    assert_eq!(refused, 6, "three backups and three drills: {}", r.stderr);
     let body = r.stdout.split_once('\n').map(|x| x.1).unwrap_or("");
     let code = "import sys, yaml, json\nd = yaml.safe_load(sys.stdin.read())\nprint(json.dumps([d[True]['schedule'][0]['cron'], d['jobs']['audit']['steps'][2]['run']]))";
     let mut child = std::process::Command::new(crate::harness::python())

@@ -303,7 +303,12 @@ pub const DRILL: InstanceJob<PostgresSpec> = InstanceJob {
     name: |s| s.name.as_str(),
     entry: |s| s.restore_drill.as_ref().map(|d| &d.from),
     drill: Some(|s| {
-        s.restore_drill.as_ref().map(|d| DrillTiming { rto_secs: d.rto_secs, every_secs: d.every_secs, line: d.line })
+        s.restore_drill.as_ref().map(|d| DrillTiming {
+            rto_secs: d.rto_secs,
+            every_secs: d.every_secs,
+            schedule: d.schedule.as_ref(),
+            line: d.line,
+        })
     }),
     run: |ctx, _, spec| {
         run(ctx.aws, spec, &ctx.default_region, &ctx.operator)
@@ -315,7 +320,7 @@ pub const DRILL: InstanceJob<PostgresSpec> = InstanceJob {
     takes_target: false,
     render: None,
     config: None,
-    schedule: |_| None,
+    schedule: |s| s.restore_drill.as_ref().and_then(|d| d.schedule.as_ref()),
     on_host: None,
 };
 

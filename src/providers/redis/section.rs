@@ -47,6 +47,8 @@ pub struct RedisDrill {
     pub max_keys: Option<i64>,
     pub rto_secs: u64,
     pub every_secs: u64,
+    /// When it runs (`schedule:`), if written.
+    pub schedule: Option<crate::policy::schedule::Schedule>,
     pub line: u64,
 }
 
@@ -144,9 +146,16 @@ pub struct RawRedisDrill {
     /// Longest acceptable time to restore, e.g. 60m (the default).
     #[serde(default)]
     pub rto: Option<Sp<String>>,
-    /// How recent a passing drill must be for the audit, e.g. 30d (default).
+    /// How recent a passing drill must be for the audit, e.g. 30d
+    /// (default: the `schedule`'s longest gap and a margin, else 30d).
     #[serde(default)]
     pub every: Option<Sp<String>>,
+    /// When the drill runs: cron's five fields, in UTC (`0 4 1 * *`:
+    /// monthly on the 1st at 04:00). `schedule render` writes what starts
+    /// it; without `every`, a passing drill must be as recent as the
+    /// schedule's longest gap and a margin.
+    #[serde(default)]
+    pub schedule: Option<Sp<String>>,
 }
 
 /// `none` (a cache), or the durable mechanisms to turn on.
@@ -261,7 +270,11 @@ impl Validator<'_> {
                     }
                 }
                 let rto = raw.rto.as_ref().map_or(Some(3600), |r| self.duration(r, "rto"));
-                let every = raw.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
+                let (every, schedule) = self.drill_every(
+                    raw.every.as_ref(),
+                    raw.schedule.as_ref(),
+                    &format!("redis.{}'s last passing drill", name.value()),
+                );
                 Some(RedisDrill {
                     from: from?,
                     decrypt_with,
@@ -269,6 +282,7 @@ impl Validator<'_> {
                     max_keys,
                     rto_secs: rto?,
                     every_secs: every?,
+                    schedule,
                     line: d.pos().line,
                 })
             });

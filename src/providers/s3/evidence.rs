@@ -640,9 +640,10 @@ pub fn drill_controls(seen: &[DrillSeen]) -> Vec<ControlResult> {
                         Some(format!("the last drill ({}) failed: {}", r.date, r.reason.clone().unwrap_or_default()))
                     } else if age > s.drill.every_secs {
                         Some(format!(
-                            "the last passing drill was {} ago, more than every {}",
+                            "the last passing drill was {} ago, more than every {}{}",
                             human(age),
-                            human(s.drill.every_secs)
+                            human(s.drill.every_secs),
+                            crate::policy::schedule::missed(s.drill.schedule.as_deref())
                         ))
                     } else if r.total_seconds > s.drill.rto_secs as f64 {
                         Some(format!(
@@ -661,7 +662,7 @@ pub fn drill_controls(seen: &[DrillSeen]) -> Vec<ControlResult> {
                 expected,
                 observed,
                 detail,
-                format!("suoops-policy restore-drill {} (monthly, from a scheduler)", s.drill.instance),
+                format!("suoops-policy restore-drill {} (from a scheduler: `schedule render`)", s.drill.instance),
                 s.drill.line,
             )
         })
@@ -958,7 +959,7 @@ pub fn gauges(controls: &[ControlResult]) -> Vec<crate::model::control::Gauge> {
 /// What the job that writes the entry should be doing, when the policy
 /// says: a missed run is named as one.
 fn runs(b: &BackupSpec) -> String {
-    b.schedule.as_ref().map(|s| format!(": its job runs `{s}` (UTC) and missed a run, or failed")).unwrap_or_default()
+    crate::policy::schedule::missed(b.schedule.as_deref())
 }
 
 #[cfg(test)]

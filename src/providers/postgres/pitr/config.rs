@@ -146,11 +146,12 @@ pub struct Keys {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::policy::{BackupRef, Secret};
 
-    fn pitr(endpoint: Option<&str>) -> Pitr {
+    /// A repository on AWS (or at `endpoint`), with the defaults.
+    pub(crate) fn pitr(endpoint: Option<&str>) -> Pitr {
         Pitr {
             schedule: None,
             repo: BackupRef {

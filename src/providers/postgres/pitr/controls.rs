@@ -15,6 +15,7 @@ use crate::jobs::Record;
 use crate::model::control::{ControlDef, ControlResult, Severity, Status};
 use crate::model::time::now;
 use crate::model::{Address, Observed, Shortfall};
+use crate::policy::schedule::missed;
 use crate::providers::postgres::section::{Pitr, PostgresSpec};
 
 const WHY: &str = "WAL cannot be replayed onto a logical dump: the 15-minute RPO rests on physical backups and a continuous WAL archive (strategy: PostgreSQL backups, DR procedure).";
@@ -643,6 +644,18 @@ fn backup(pitr: &Pitr, seen: &PitrSeen, s: &Stanza, t: u64, fix: &str, sink: &mu
             ago(t.saturating_sub(b.timestamp.stop)),
             ago(pitr.full_every_secs)
         )),
+        // The job's own schedule: each run takes a full or differential
+        // backup, so the newest of any type shows whether it still runs.
+        Some(_) if pitr.schedule.as_ref().is_some_and(|sch| t.saturating_sub(newest_stop) > sch.allowance_secs()) => {
+            let sch = pitr.schedule.as_ref().map(|s| (s.text.as_str(), s.allowance_secs()));
+            Some(format!(
+                "the newest backup ({}) is {} old, over {}{}",
+                s.newest().map_or("", |b| b.label.as_str()),
+                ago(t.saturating_sub(newest_stop)),
+                ago(sch.map_or(0, |s| s.1)),
+                missed(sch.map(|s| s.0))
+            ))
+        }
         Some(_) if !failed.is_empty() => Some(format!("backups in error: {}", failed.join(", "))),
         Some(_) if s.status.code != 0 => Some(format!("pgBackRest reports the stanza as: {}", s.status.message)),
         Some(_) if matches!(seen.manifest, Some(Err(_))) => {
@@ -662,14 +675,12 @@ fn backup(pitr: &Pitr, seen: &PitrSeen, s: &Stanza, t: u64, fix: &str, sink: &mu
         }
         (None, _) => (Status::Pass, None),
     };
-    sink.push(
-        &BACKUP,
-        status,
-        json!({"full_within_seconds": pitr.full_every_secs, "in_error": []}),
-        observed,
-        why,
-        fix,
-    );
+    let mut expected = json!({"full_within_seconds": pitr.full_every_secs, "in_error": []});
+    if let Some(sch) = &pitr.schedule {
+        expected["newest_within_seconds"] = json!(sch.allowance_secs());
+        expected["schedule"] = json!(sch.text);
+    }
+    sink.push(&BACKUP, status, expected, observed, why, fix);
 }
 
 /// PITR-WINDOW: the oldest backup reaches back `window`, or the
@@ -823,9 +834,10 @@ fn drill(pitr: &Pitr, seen: &PitrSeen, addr: &str, t: u64, sink: &mut Sink) {
                 ))
             } else if t.saturating_sub(r.started) > every {
                 Some(format!(
-                    "the last point-in-time drill was {} ago, more than every {}",
+                    "the last point-in-time drill was {} ago, more than every {}{}",
                     ago(t.saturating_sub(r.started)),
-                    ago(every)
+                    ago(every),
+                    missed(pitr.drill.as_ref().and_then(|d| d.schedule.as_ref()).map(|s| s.text.as_str()))
                 ))
             } else {
                 match rpo {
@@ -875,5 +887,49 @@ fn replica_control(pitr: &Pitr, seen: &PitrSeen, sink: &mut Sink) {
             detail,
             "check the replication rule that covers the repository's prefix (status FAILED: re-copy with S3 Batch Replication)",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stanza whose one backup, a full, stopped `age` seconds ago.
+    fn stanza(age: u64) -> Stanza {
+        let stop = now() - age;
+        let json = format!(
+            r#"[{{"archive":[],"backup":[{{"archive":{{"start":"000000010000000000000003","stop":"000000010000000000000003"}},"error":false,
+              "info":{{"delta":1,"repository":{{"delta":1,"size":1}},"size":1}},"label":"20261202-101010F","prior":null,"reference":null,
+              "timestamp":{{"start":{},"stop":{stop}}},"type":"full"}}],"cipher":"none","db":[],"name":"s",
+              "repo":[{{"cipher":"none","key":1,"status":{{"code":0,"message":"ok"}}}}],
+              "status":{{"code":0,"lock":{{"backup":{{"held":false}}}},"message":"ok"}}}}]"#,
+            stop - 60
+        );
+        super::super::info::parse(&json, "s").expect("stanza")
+    }
+
+    /// PITR-BACKUP holds the newest backup to the job's schedule: every 6
+    /// hours gives 6 h 30 m; a full backup of the week is not enough.
+    #[test]
+    fn the_backup_job_s_schedule_bounds_the_newest_backup() {
+        let mut pitr = super::super::config::tests::pitr(None);
+        pitr.schedule = Some(crate::policy::schedule::Schedule::parse("0 */6 * * *").expect("schedule"));
+        let judge = |pitr: &Pitr, age: u64| {
+            let mut sink = Sink { addr: Address::parse("postgres.primary.pitr"), line: 1, out: Vec::new() };
+            backup(pitr, &PitrSeen::unknown("-"), &stanza(age), now(), "fix", &mut sink);
+            sink.out.remove(0)
+        };
+        let fresh = judge(&pitr, 5 * 3600);
+        assert_eq!(fresh.status, Status::Pass, "{fresh:?}");
+        assert_eq!(fresh.expected["newest_within_seconds"], 6 * 3600 + 1800);
+        let late = judge(&pitr, 8 * 3600);
+        assert_eq!(late.status, Status::Fail, "{late:?}");
+        assert_eq!(
+            late.detail.as_deref(),
+            Some("the newest backup (20261202-101010F) is 8.0 h old, over 6.5 h: its job runs `0 */6 * * *` (UTC) and missed a run, or failed")
+        );
+        // Without a schedule, only full_every (7 days) holds it.
+        pitr.schedule = None;
+        assert_eq!(judge(&pitr, 8 * 3600).status, Status::Pass);
     }
 }

@@ -36,8 +36,13 @@ pub const PITR_DRILL: InstanceJob<PostgresSpec> = InstanceJob {
     drill: Some(|s| {
         let p = s.pitr.as_ref()?;
         Some(p.drill.as_ref().map_or(
-            DrillTiming { rto_secs: 3600, every_secs: 30 * 86400, line: p.line },
-            |d| DrillTiming { rto_secs: d.rto_secs, every_secs: d.every_secs, line: d.line },
+            DrillTiming { rto_secs: 3600, every_secs: 30 * 86400, schedule: None, line: p.line },
+            |d| DrillTiming {
+                rto_secs: d.rto_secs,
+                every_secs: d.every_secs,
+                schedule: d.schedule.as_ref(),
+                line: d.line,
+            },
         ))
     }),
     run: |ctx, _, spec| run(ctx, spec).map(|r| r.map(|r| Outcome::Drill(Box::new(r)))).boxed_local(),
@@ -46,7 +51,7 @@ pub const PITR_DRILL: InstanceJob<PostgresSpec> = InstanceJob {
     takes_target: true,
     render: Some(render),
     config: None,
-    schedule: |_| None,
+    schedule: |s| s.pitr.as_ref().and_then(|p| p.drill.as_ref()).and_then(|d| d.schedule.as_ref()),
     // pgBackRest reads the cluster's files: as the data directory's owner.
     on_host: Some(jobs::OnHost {
         user: "postgres",

@@ -45,6 +45,8 @@ pub struct PgDrill {
     pub checks: Vec<DrillCheck>,
     pub rto_secs: u64,
     pub every_secs: u64,
+    /// When it runs (`schedule:`), if written.
+    pub schedule: Option<crate::policy::schedule::Schedule>,
     pub line: u64,
 }
 
@@ -114,5 +116,7 @@ pub struct PitrDrill {
     pub checks: Vec<DrillCheck>,
     pub rto_secs: u64,
     pub every_secs: u64,
+    /// When it runs (`schedule:`), if written.
+    pub schedule: Option<crate::policy::schedule::Schedule>,
     pub line: u64,
 }

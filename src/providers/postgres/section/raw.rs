@@ -98,9 +98,16 @@ pub struct RawPitrRepo {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPitrDrill {
-    /// How recent a passing drill must be for the audit, e.g. 30d (default).
+    /// How recent a passing drill must be for the audit, e.g. 30d
+    /// (default: the `schedule`'s longest gap and a margin, else 30d).
     #[serde(default)]
     pub every: Option<Sp<String>>,
+    /// When the drill runs: cron's five fields, in UTC (`0 4 1 * *`:
+    /// monthly on the 1st at 04:00). `schedule render` writes what starts
+    /// it; without `every`, a passing drill must be as recent as the
+    /// schedule's longest gap and a margin.
+    #[serde(default)]
+    pub schedule: Option<Sp<String>>,
     /// Longest acceptable restore + replay + checks, e.g. 60m (default).
     #[serde(default)]
     pub rto: Option<Sp<String>>,
@@ -186,9 +193,16 @@ pub struct RawRestoreDrill {
     /// checks), e.g. 60m (the default).
     #[serde(default)]
     pub rto: Option<Sp<String>>,
-    /// How recent a passing drill must be for the audit, e.g. 30d (default).
+    /// How recent a passing drill must be for the audit, e.g. 30d
+    /// (default: the `schedule`'s longest gap and a margin, else 30d).
     #[serde(default)]
     pub every: Option<Sp<String>>,
+    /// When the drill runs: cron's five fields, in UTC (`0 4 1 * *`:
+    /// monthly on the 1st at 04:00). `schedule render` writes what starts
+    /// it; without `every`, a passing drill must be as recent as the
+    /// schedule's longest gap and a margin.
+    #[serde(default)]
+    pub schedule: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -42,7 +42,7 @@ impl Validator<'_> {
         Some(PgBackup { to, schedule, format, exclude_table_data, encrypt_to })
     }
 
-    fn pg_drill(&mut self, d: &Sp<RawRestoreDrill>, buckets: &[BucketSpec]) -> Option<PgDrill> {
+    fn pg_drill(&mut self, name: &str, d: &Sp<RawRestoreDrill>, buckets: &[BucketSpec]) -> Option<PgDrill> {
         let raw = d.value();
         let from = self.backup_ref(&raw.from, buckets);
         if let (Some(t), Some(u)) = (&raw.target, &raw.url) {
@@ -57,7 +57,11 @@ impl Validator<'_> {
         };
         let migrate = raw.migrate.as_ref().and_then(|m| self.expand(m));
         let rto = raw.rto.as_ref().map_or(Some(3600), |r| self.duration(r, "rto"));
-        let every = raw.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
+        let (every, schedule) = self.drill_every(
+            raw.every.as_ref(),
+            raw.schedule.as_ref(),
+            &format!("postgres.{name}'s last passing drill"),
+        );
         let checks = self.checks(raw.checks.as_ref());
         let decrypt_with = raw.decrypt_with.as_ref().and_then(|p| self.expand(p));
         let jobs = self.parallel(
@@ -75,6 +79,7 @@ impl Validator<'_> {
             checks,
             rto_secs: rto?,
             every_secs: every?,
+            schedule,
             line: d.pos().line,
         })
     }
@@ -308,15 +313,19 @@ impl Validator<'_> {
     }
 
     /// `pitr.drill:`: its RTO, interval and checks.
-    fn pitr_drill(&mut self, d: &Sp<RawPitrDrill>) -> Option<PitrDrill> {
+    fn pitr_drill(&mut self, name: &str, d: &Sp<RawPitrDrill>) -> Option<PitrDrill> {
         let dv = d.value();
         let rto = dv.rto.as_ref().map_or(Some(3600), |r| self.duration(r, "rto"));
-        let every = dv.every.as_ref().map_or(Some(30 * 86400), |e| self.duration(e, "every"));
+        let (every, schedule) = self.drill_every(
+            dv.every.as_ref(),
+            dv.schedule.as_ref(),
+            &format!("postgres.{name}.pitr's last passing drill"),
+        );
         let checks = self.checks(dv.checks.as_ref());
-        Some(PitrDrill { checks, rto_secs: rto?, every_secs: every?, line: d.pos().line })
+        Some(PitrDrill { checks, rto_secs: rto?, every_secs: every?, schedule, line: d.pos().line })
     }
 
-    fn pitr(&mut self, p: &Sp<RawPitr>, buckets: &[BucketSpec], s3: Option<&Sp<RawS3>>) -> Option<Pitr> {
+    fn pitr(&mut self, name: &str, p: &Sp<RawPitr>, buckets: &[BucketSpec], s3: Option<&Sp<RawS3>>) -> Option<Pitr> {
         let raw = p.value();
         let repo = raw.repo.value();
         let prefix = repo.prefix.value().trim_start_matches('/').to_string();
@@ -334,7 +343,7 @@ impl Validator<'_> {
             Some(c) => Some(Secret::new(self.expand(c)?)),
             None => None,
         };
-        let drill = raw.drill.as_ref().and_then(|d| self.pitr_drill(d));
+        let drill = raw.drill.as_ref().and_then(|d| self.pitr_drill(name, d));
         let process_max = self
             .parallel(
                 raw.process_max.as_ref(),
@@ -471,9 +480,9 @@ impl Validator<'_> {
             };
             let backup = pv.backup.as_ref().and_then(|b| self.pg_backup(b, buckets));
             self.confidential(name, pv, backup.as_ref());
-            let mut restore_drill = pv.restore_drill.as_ref().and_then(|d| self.pg_drill(d, buckets));
+            let mut restore_drill = pv.restore_drill.as_ref().and_then(|d| self.pg_drill(name.value(), d, buckets));
             self.drill_of_dumps(pv, backup.as_ref(), restore_drill.as_mut());
-            let pitr = pv.pitr.as_ref().and_then(|x| self.pitr(x, buckets, s3));
+            let pitr = pv.pitr.as_ref().and_then(|x| self.pitr(name.value(), x, buckets, s3));
             if let (Some(x), Some(c)) = (&pv.pitr, w.and_then(|w| w.archive_command.as_ref())) {
                 self.diags.push(
                     Diagnostic::new(
