@@ -38,6 +38,12 @@ pub struct ScheduleArgs {
     /// The unprivileged user the other jobs run as.
     #[arg(long, value_name = "USER", default_value = "suoops")]
     pub user: String,
+    /// The container image the CronJobs run (`--for kubernetes`): one
+    /// with this binary and the tools its jobs drive (pg_dump and
+    /// pg_restore, initdb for a dump's drill, redis-server for a
+    /// snapshot's, age); default `suoops-policy:VERSION`.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
     /// Where each job writes its metrics (node_exporter's textfile
     /// collector directory).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/node_exporter/textfile_collector")]
@@ -115,7 +121,8 @@ pub fn run(g: &Global, a: &ScheduleArgs) -> u8 {
             if pods.is_empty() {
                 return error(g, "every scheduled job runs on the database host: nothing to render for Kubernetes");
             }
-            pods.iter().map(|t| (format!("{}.yaml", t.name), cronjob(t))).collect::<Vec<_>>()
+            let image = a.image.clone().unwrap_or_else(|| format!("suoops-policy:{}", env!("CARGO_PKG_VERSION")));
+            pods.iter().map(|t| (format!("{}.yaml", t.name), cronjob(t, &image))).collect::<Vec<_>>()
         }
         Scheduler::GithubActions => {
             for t in tasks.iter().filter(|t| t.name != "suoops-audit") {
@@ -281,8 +288,9 @@ fn cron(tasks: &[Task<'_>], a: &ScheduleArgs) -> String {
 
 /// A Kubernetes CronJob (batch/v1) per task: UTC, never two at once, a
 /// run that could not start within its deadline skipped, the secrets from
-/// a Secret by reference, the policy from a ConfigMap.
-fn cronjob(t: &Task<'_>) -> String {
+/// a Secret by reference, the policy from a ConfigMap, a read-only root
+/// with a scratch /tmp (a drill restores there).
+fn cronjob(t: &Task<'_>, image: &str) -> String {
     // In the pod the policy is the ConfigMap's; the report goes to the log.
     let args: Vec<String> = t
         .args
@@ -311,19 +319,21 @@ fn cronjob(t: &Task<'_>) -> String {
          \x20         restartPolicy: Never\n\
          \x20         containers:\n\
          \x20           - name: suoops-policy\n\
-         \x20             image: suoops-policy:{version}\n\
+         \x20             image: {image}\n\
          \x20             args: [{args}]\n\
          \x20             envFrom:\n\
          \x20               - secretRef: {{name: suoops-policy}}\n\
          \x20             volumeMounts:\n\
          \x20               - {{name: policy, mountPath: /etc/suoops-policy, readOnly: true}}\n\
+         \x20               - {{name: tmp, mountPath: /tmp}}\n\
          \x20             securityContext: {{runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true}}\n\
          \x20         volumes:\n\
          \x20           - name: policy\n\
-         \x20             configMap: {{name: suoops-policy}}\n",
+         \x20             configMap: {{name: suoops-policy}}\n\
+         \x20           - name: tmp\n\
+         \x20             emptyDir: {{}}\n",
         name = t.name,
         sched = t.schedule.text,
-        version = env!("CARGO_PKG_VERSION"),
     )
 }
 

@@ -114,7 +114,9 @@ fn the_cronjobs_pass_the_kubernetes_schemas_and_host_jobs_stay_on_the_host() {
     let w = World::new();
     let dir = w.dir.path().join("k8s");
     let d = dir.to_string_lossy().into_owned();
-    let r = w.cli_with(&["schedule", "render", "--for", "kubernetes", "-f", "policies/suoops.yaml", "--out", &d], &ENV);
+    let image = "registry.example/platform/suoops-policy:1";
+    let args = ["schedule", "render", "--for", "kubernetes", "-f", "policies/suoops.yaml", "--out", &d, "--image", image];
+    let r = w.cli_with(&args, &ENV);
     r.code(0);
     assert!(
         r.stderr
@@ -153,8 +155,14 @@ fn the_cronjobs_pass_the_kubernetes_schemas_and_host_jobs_stay_on_the_host() {
         "timeZone: Etc/UTC",
         "schedule: \"15 3 * * *\"",
         "secretRef: {name: suoops-policy}",
+        &format!("image: {image}"),
     ] {
         assert!(audit.contains(want), "{want}: {audit}");
+    }
+    // The drill restores under /tmp: a scratch volume on a read-only root.
+    let drill = std::fs::read_to_string(dir.join("suoops-restore-drill-postgres-primary.yaml")).expect("drill");
+    for want in ["readOnlyRootFilesystem: true", "{name: tmp, mountPath: /tmp}", "emptyDir: {}", "\"postgres.primary\"]"] {
+        assert!(drill.contains(want), "{want}: {drill}");
     }
     // A policy without schedules has nothing to render.
     let p = w.write("p.yaml", "version: 1\n");
