@@ -222,7 +222,12 @@ where
 
 /// Load the policy or print its diagnostics; `None` means exit 1.
 fn load_policy(g: &Global, path: &Path) -> Option<Policy> {
-    match policy::load(path, &crate::providers::control_ids()) {
+    loaded(g, policy::load(path, &crate::providers::control_ids()))
+}
+
+/// The policy's diagnostics said, and the policy if it is valid.
+fn loaded(g: &Global, policy: Result<Policy, LoadError>) -> Option<Policy> {
+    match policy {
         Ok(p) => {
             if !g.quiet && !p.warnings.items.is_empty() {
                 eprint!("{}", p.warnings.summary());

@@ -32,7 +32,8 @@ pub struct ScheduleArgs {
     #[arg(long, value_name = "PATH", default_value = "/etc/suoops-policy/policy.yaml")]
     pub policy_path: String,
     /// The file of `NAME=value` lines the jobs' secrets come from (mode
-    /// 0600; never on a command line).
+    /// 0600; never on a command line). Where it can be read, the policy's
+    /// `${VAR}`s the environment lacks are read from it.
     #[arg(long, value_name = "PATH", default_value = "/etc/suoops-policy/env")]
     pub env_file: String,
     /// The unprivileged user the other jobs run as.
@@ -100,7 +101,11 @@ fn tasks<'p>(policy: &'p Policy, a: &ScheduleArgs) -> Vec<Task<'p>> {
 }
 
 pub fn run(g: &Global, a: &ScheduleArgs) -> u8 {
-    let Some(policy) = super::load_policy(g, &a.policy.file) else { return 1 };
+    // On the host the jobs run on, their environment file holds what the
+    // policy's `${VAR}`s name: read as the jobs will read it.
+    let env_file = std::path::Path::new(&a.env_file);
+    let loaded = crate::policy::load_with_file(&a.policy.file, env_file, &crate::providers::control_ids());
+    let Some(policy) = super::loaded(g, loaded) else { return 1 };
     let tasks = tasks(&policy, a);
     if tasks.is_empty() {
         return error(g, format!("{} declares no `schedule:`: nothing to render", policy.file));

@@ -252,6 +252,33 @@ pub fn load(path: &Path, controls: &[&str]) -> Result<Policy, LoadError> {
     load_with(path, &|name| std::env::var(name).ok(), Some(controls))
 }
 
+/// As [`load`], a variable the process environment lacks read from
+/// `file` (`NAME=value` lines, as systemd's `EnvironmentFile=` and a
+/// sourced shell file take them) when it can be read.
+pub fn load_with_file(path: &Path, file: &Path, controls: &[&str]) -> Result<Policy, LoadError> {
+    let vars = std::fs::read_to_string(file).map(|t| env_file(&t)).unwrap_or_default();
+    let env = |name: &str| std::env::var(name).ok().or_else(|| vars.get(name).cloned());
+    load_with(path, &env, Some(controls))
+}
+
+/// The variables of an environment file: `NAME=value` lines, `export `
+/// and quotes (single or double) allowed, `#` lines comments.
+fn env_file(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("export ").unwrap_or(l).split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let unquoted = [('"', '"'), ('\'', '\'')]
+                .iter()
+                .find_map(|(a, b)| v.strip_prefix(*a).and_then(|v| v.strip_suffix(*b)))
+                .unwrap_or(v);
+            (k.trim().to_string(), unquoted.to_string())
+        })
+        .collect()
+}
+
 /// As [`load`], with the environment given and waiver ids unchecked (tests).
 pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, LoadError> {
     load_with(path, env, None)
@@ -291,4 +318,16 @@ pub fn parse_checked(
     controls: Option<&[&str]>,
 ) -> Result<Policy, LoadError> {
     validate::parse_and_validate(file, bytes, env, controls).map_err(|d| LoadError::Invalid(Box::new(d)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_environment_file_reads_as_systemd_and_a_shell_would() {
+        let vars = super::env_file("# secrets\nDATABASE_URL=postgres://u:p@db/app\nexport REDIS_URL='redis://h:6379/0'\n\nQ=\"a b\"\nnot a line\n");
+        assert_eq!(vars.get("DATABASE_URL").map(String::as_str), Some("postgres://u:p@db/app"));
+        assert_eq!(vars.get("REDIS_URL").map(String::as_str), Some("redis://h:6379/0"));
+        assert_eq!(vars.get("Q").map(String::as_str), Some("a b"));
+        assert_eq!(vars.len(), 3);
+    }
 }

@@ -217,3 +217,24 @@ fn github_actions_gets_the_audit_and_the_backups_are_refused_with_the_reason() {
     assert_eq!(v[0], "15 3 * * *");
     assert!(v[1].as_str().is_some_and(|c| c.contains("--output audit.sarif --output audit.html")), "{v}");
 }
+
+/// On the jobs' host, the environment file they read holds what the
+/// policy's `${VAR}`s name: render reads it too, and the file is named in
+/// what it writes, its secrets never.
+#[test]
+fn render_reads_the_policy_s_variables_from_the_jobs_environment_file() {
+    let w = World::new();
+    let lines: String = ENV.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect();
+    let file = w.write("env", &format!("# the jobs' secrets\n{lines}"));
+    let file = file.to_string_lossy().into_owned();
+    let unset = ENV.map(|(k, _)| k);
+    let r = w.cli_env(&["schedule", "render", "--for", "cron", "-f", "policies/suoops.yaml", "--env-file", &file], &[], &unset);
+    r.code(0);
+    assert!(r.stdout.contains(&format!(". {file}")), "{}", r.stdout);
+    assert!(!r.stdout.contains("127.0.0.1:1"), "no secret in the output: {}", r.stdout);
+    // Neither in the environment nor in a file: the policy cannot be read.
+    let args = ["schedule", "render", "--for", "cron", "-f", "policies/suoops.yaml", "--env-file", "/nonexistent"];
+    let r = w.cli_env(&args, &[], &unset);
+    r.code(1);
+    assert!(r.stderr.contains("environment variable `DATABASE_URL` is not set"), "{}", r.stderr);
+}
