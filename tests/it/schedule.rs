@@ -115,7 +115,8 @@ fn the_cronjobs_pass_the_kubernetes_schemas_and_host_jobs_stay_on_the_host() {
     let dir = w.dir.path().join("k8s");
     let d = dir.to_string_lossy().into_owned();
     let image = "registry.example/platform/suoops-policy:1";
-    let args = ["schedule", "render", "--for", "kubernetes", "-f", "policies/suoops.yaml", "--out", &d, "--image", image];
+    let args =
+        ["schedule", "render", "--for", "kubernetes", "-f", "policies/suoops.yaml", "--out", &d, "--image", image];
     let r = w.cli_with(&args, &ENV);
     r.code(0);
     assert!(
@@ -161,7 +162,9 @@ fn the_cronjobs_pass_the_kubernetes_schemas_and_host_jobs_stay_on_the_host() {
     }
     // The drill restores under /tmp: a scratch volume on a read-only root.
     let drill = std::fs::read_to_string(dir.join("suoops-restore-drill-postgres-primary.yaml")).expect("drill");
-    for want in ["readOnlyRootFilesystem: true", "{name: tmp, mountPath: /tmp}", "emptyDir: {}", "\"postgres.primary\"]"] {
+    for want in
+        ["readOnlyRootFilesystem: true", "{name: tmp, mountPath: /tmp}", "emptyDir: {}", "\"postgres.primary\"]"]
+    {
         assert!(drill.contains(want), "{want}: {drill}");
     }
     // A policy without schedules has nothing to render.
@@ -228,7 +231,11 @@ fn render_reads_the_policy_s_variables_from_the_jobs_environment_file() {
     let file = w.write("env", &format!("# the jobs' secrets\n{lines}"));
     let file = file.to_string_lossy().into_owned();
     let unset = ENV.map(|(k, _)| k);
-    let r = w.cli_env(&["schedule", "render", "--for", "cron", "-f", "policies/suoops.yaml", "--env-file", &file], &[], &unset);
+    let r = w.cli_env(
+        &["schedule", "render", "--for", "cron", "-f", "policies/suoops.yaml", "--env-file", &file],
+        &[],
+        &unset,
+    );
     r.code(0);
     assert!(r.stdout.contains(&format!(". {file}")), "{}", r.stdout);
     assert!(!r.stdout.contains("127.0.0.1:1"), "no secret in the output: {}", r.stdout);
