@@ -44,15 +44,15 @@ pub fn touched(plan: &SavedPlan) -> Targets {
         plan.changes.iter().filter(|c| c.is_actionable()).map(|c| c.address.resource_addr().to_string()).collect();
     r.sort();
     r.dedup();
-    Targets(r)
+    Targets::of(r)
 }
 
 /// Exactly the saved changes, as targets for apply.
 pub fn exact(plan: &SavedPlan) -> Targets {
-    Targets(plan.changes.iter().filter(|c| c.is_actionable()).map(|c| c.address.as_str().to_string()).collect())
+    Targets::of(plan.changes.iter().filter(|c| c.is_actionable()).map(|c| c.address.as_str().to_string()).collect())
 }
 
 /// Resources whose state changed since the plan: their addresses.
 pub fn stale(plan: &SavedPlan, now: &BTreeMap<String, String>) -> Vec<String> {
-    touched(plan).0.into_iter().filter(|r| plan.fingerprints.get(r) != now.get(r)).collect()
+    touched(plan).list.into_iter().filter(|r| plan.fingerprints.get(r) != now.get(r)).collect()
 }

@@ -182,11 +182,16 @@ pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
     let (targets, policy) = match &saved {
         Some(s) => {
             let touched = crate::saved_plan::touched(s);
-            if touched.0.is_empty() {
+            if touched.list.is_empty() {
                 note(g, "The saved plan has nothing to apply.");
                 return 0;
             }
-            (crate::saved_plan::exact(s), crate::providers::restricted(&policy, &touched))
+            // Another resource whose name extends a changed one's is not
+            // part of the change.
+            let resources: Vec<String> =
+                crate::providers::addresses(&policy).into_iter().map(|a| a.as_str().to_string()).collect();
+            let exact = crate::saved_plan::exact(s).among(resources.clone());
+            (exact, crate::providers::restricted(&policy, &touched.among(resources)))
         }
         None => match a.targets.apply(g, policy) {
             Some(tp) => tp,

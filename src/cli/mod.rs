@@ -134,11 +134,12 @@ impl TargetArg {
         if !accounts.is_empty() {
             policy = account_targets(g, &policy, &accounts)?;
         }
-        let t = crate::model::Targets(addresses.into_iter().cloned().collect());
-        if t.0.is_empty() {
+        let resources = crate::providers::addresses(&policy).into_iter().map(|a| a.as_str().to_string());
+        let t = crate::model::Targets::of(addresses.into_iter().cloned().collect()).among(resources);
+        if t.list.is_empty() {
             return Some((t, policy));
         }
-        for one in &t.0 {
+        for one in &t.list {
             if !crate::providers::matches(&policy, one) {
                 error(g, format!("--target {one} matches nothing in {}; addresses look like s3.BUCKET, s3.BUCKET.lifecycle.RULE, iam.role.NAME, redis.NAME, postgres.NAME", policy.file));
                 return None;

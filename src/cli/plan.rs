@@ -68,7 +68,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> u8 {
             tool_version: env!("CARGO_PKG_VERSION").into(),
             policy_file: a.policy.file.display().to_string(),
             policy_sha256: crate::saved_plan::sha256_hex(&bytes),
-            targets: targets.0.clone(),
+            targets: targets.list.clone(),
             fingerprints: crate::saved_plan::fingerprints(&observations),
             changes: plan.changes.iter().map(crate::model::Change::masked).collect(),
         };

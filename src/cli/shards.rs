@@ -78,7 +78,8 @@ pub fn cut(policy: &Policy, s: Shard) -> Policy {
         // Nothing falls to this shard: a policy with no resource at all.
         return crate::providers::in_account(policy, &|_| false);
     }
-    crate::providers::restricted(policy, &Targets(mine))
+    let all = crate::providers::addresses(policy).into_iter().map(|a| a.as_str().to_string());
+    crate::providers::restricted(policy, &Targets::of(mine).among(all))
 }
 
 /// One shard's JSON report, read back.

@@ -127,19 +127,73 @@ impl Fatal {
     }
 }
 
-/// `--target` addresses: an address and everything under it.
+/// `--target` addresses: an address and everything under it — but not
+/// another resource whose name extends it (bucket `a.b` is not under the
+/// target `s3.a`: S3 bucket names may have dots), once the policy's
+/// resources are known ([`Targets::among`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Targets(pub Vec<String>);
+pub struct Targets {
+    pub list: Vec<String>,
+    /// The policy's resources whose names extend a target's and that no
+    /// target names (empty until [`Targets::among`]).
+    apart: Vec<String>,
+    /// Each target's resource: the longest resource it is at or under
+    /// (None until [`Targets::among`], or when it names a kind).
+    owners: Vec<Option<String>>,
+}
 
 impl Targets {
-    /// Is `addr` one of the targets or under one? (No targets: everything.)
-    pub fn covers(&self, addr: &str) -> bool {
-        self.0.is_empty() || self.0.iter().any(|t| addr == t || addr.starts_with(&format!("{t}.")))
+    pub fn of(list: Vec<String>) -> Targets {
+        Targets { list, apart: Vec::new(), owners: Vec::new() }
     }
 
-    /// Does the resource at `addr` need reading: covered, or holding a target?
+    /// The same targets, knowing the policy's resources: those under a
+    /// target by name only are set apart, and each target knows its own.
+    pub fn among(mut self, resources: impl IntoIterator<Item = String>) -> Targets {
+        let mut all: Vec<String> = resources.into_iter().collect();
+        all.sort();
+        let known: std::collections::HashSet<&str> = all.iter().map(String::as_str).collect();
+        let named: std::collections::HashSet<&str> = self.list.iter().map(String::as_str).collect();
+        let owner = |t: &str| {
+            let cuts = t.match_indices('.').map(|(i, _)| i).chain([t.len()]);
+            cuts.filter(|i| known.contains(&t[..*i])).last().map(|i| t[..i].to_string())
+        };
+        self.owners = self.list.iter().map(|t| owner(t)).collect();
+        let mut apart = Vec::new();
+        // A target naming a kind (`s3`) covers all of it.
+        for (t, _) in self.list.iter().zip(&self.owners).filter(|(_, o)| o.is_some()) {
+            // Sorted, the names starting `t.` are one run.
+            let head = format!("{t}.");
+            let from = all.partition_point(|r| r.as_str() < head.as_str());
+            let run = all[from..].iter().take_while(|r| r.starts_with(&head));
+            apart.extend(run.filter(|r| !named.contains(r.as_str())).cloned());
+        }
+        apart.sort();
+        apart.dedup();
+        self.apart = apart;
+        self
+    }
+
+    /// Does `addr`, at or under `t`, belong to another resource — one
+    /// whose name extends `t`'s and that no target names?
+    fn apart(&self, t: &str, addr: &str) -> bool {
+        self.apart.iter().any(|r| is_under(r, t) && (addr == r || is_under(addr, r)))
+    }
+
+    /// Is `addr` one of the targets or under one? (No targets: everything.)
+    pub fn covers(&self, addr: &str) -> bool {
+        self.list.is_empty() || self.list.iter().any(|t| (addr == t || is_under(addr, t)) && !self.apart(t, addr))
+    }
+
+    /// Does the resource at `addr` need reading: covered, or holding a
+    /// target (not when the target is another resource whose name extends
+    /// `addr`)?
     pub fn touches(&self, addr: &str) -> bool {
-        self.covers(addr) || self.0.iter().any(|t| t.starts_with(&format!("{addr}.")))
+        self.covers(addr)
+            || self.list.iter().enumerate().any(|(i, t)| {
+                let owner = self.owners.get(i).and_then(Option::as_deref);
+                is_under(t, addr) && owner.is_none_or(|o| !is_under(o, addr))
+            })
     }
 
     /// Make every change outside the targets a no-op, so apply leaves it.
@@ -540,6 +594,33 @@ impl Plan {
 
 #[cfg(test)]
 mod tests {
+    /// S3 bucket names may have dots: bucket `a.b` is not under the target
+    /// `s3.a`, nor is bucket `a` read for the target `s3.a.b`.
+    #[test]
+    fn a_target_stops_where_another_resource_s_name_begins() {
+        let resources = ["s3.a", "s3.a.b", "postgres.primary"].map(String::from);
+        let t = |list: &[&str]| Targets::of(list.iter().map(|s| s.to_string()).collect()).among(resources.clone());
+        let a = t(&["s3.a"]);
+        for yes in ["s3.a", "s3.a.backups.dump", "s3.a.lifecycle.expire"] {
+            assert!(a.covers(yes), "{yes}");
+        }
+        for no in ["s3.a.b", "s3.a.b.lifecycle.expire", "s3.ab"] {
+            assert!(!a.covers(no) && !a.touches(no), "{no}");
+        }
+        let ab = t(&["s3.a.b"]);
+        assert!(ab.covers("s3.a.b.backups.dump"));
+        assert!(!ab.covers("s3.a") && !ab.touches("s3.a"), "s3.a holds no target");
+        let part = t(&["s3.a.lifecycle.expire"]);
+        assert!(part.touches("s3.a") && !part.covers("s3.a") && !part.touches("s3.a.b"));
+        let both = t(&["s3.a", "s3.a.b"]);
+        assert!(both.covers("s3.a.b.lifecycle.expire") && both.covers("s3.a.backups.dump"));
+        // A kind covers all of its resources; a job's address is its instance's.
+        assert!(t(&["s3"]).covers("s3.a.b"));
+        assert!(t(&["postgres.primary"]).covers("postgres.primary.pitr"));
+        // Without the policy's resources, names alone.
+        assert!(Targets::of(vec!["s3.a".into()]).covers("s3.a.b"));
+    }
+
     use super::*;
 
     #[test]

@@ -506,8 +506,9 @@ pub fn control_def(id: &str) -> Option<&'static ControlDef> {
 
 /// Does the policy name anything at or under `target`?
 pub fn matches(policy: &Policy, target: &str) -> bool {
-    let t = crate::model::Targets(vec![target.to_string()]);
-    REGISTRY.iter().any(|p| p.addresses(policy).iter().any(|a| t.touches(a.as_str())))
+    let all = addresses(policy);
+    let t = crate::model::Targets::of(vec![target.to_string()]).among(all.iter().map(|a| a.as_str().to_string()));
+    all.iter().any(|a| t.touches(a.as_str()))
 }
 
 #[cfg(test)]

@@ -235,6 +235,54 @@ fn apply_without_a_terminal_needs_auto_approve() {
 }
 
 // moto only: it reads moto's request log.
+/// S3 bucket names may have dots: `--target s3.A` is bucket A and its
+/// parts, not bucket `A.copies` — in plan, apply, a saved plan and the
+/// audit — and `--target s3.A.copies` leaves bucket A alone.
+#[test]
+fn a_target_is_one_bucket_even_when_another_s_name_extends_it() {
+    let w = World::with_moto();
+    let a = unique("dotted");
+    let copies = format!("{a}.copies");
+    let p = w.write(
+        "p.yaml",
+        &format!(
+            "version: 1\naws: {{region: us-east-1}}\ns3:\n  buckets:\n    {a}:\n      versioning: enabled\n    {copies}:\n      versioning: enabled\n"
+        ),
+    );
+    let p = p.to_string_lossy().into_owned();
+    let planned = |target: &str| -> Vec<String> {
+        let j = w.cli(&["plan", "-f", &p, "--target", target, "--format", "json"]).json();
+        let changes = j["changes"].as_array().cloned().unwrap_or_default();
+        changes
+            .iter()
+            .filter(|c| c["action"] != "no-op")
+            .map(|c| c["address"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(planned(&format!("s3.{a}")), [format!("s3.{a}")]);
+    assert_eq!(planned(&format!("s3.{copies}")), [format!("s3.{copies}")]);
+    w.cli(&["apply", "-f", &p, "--target", &format!("s3.{a}"), "--auto-approve"]).code(0);
+    let exists = |b: &str| block_on(async { w.moto().s3("us-east-1").head_bucket().bucket(b).send().await.is_ok() });
+    assert!(exists(&a), "the target was made");
+    assert!(!exists(&copies), "the bucket whose name extends the target's was not");
+    // The audit of one is the audit of that one bucket.
+    let j = w.cli(&["audit", "-f", &p, "--target", &format!("s3.{a}"), "--format", "json"]).json();
+    let addresses: Vec<&str> =
+        j["controls"].as_array().expect("controls").iter().filter_map(|c| c["address"].as_str()).collect();
+    assert!(
+        !addresses.is_empty()
+            && addresses.iter().all(|x| *x == format!("s3.{a}")
+                || x.starts_with(&format!("s3.{a}.")) && !x.starts_with(&format!("s3.{copies}"))),
+        "{addresses:?}"
+    );
+    // A saved plan of the other bucket makes only that bucket.
+    let saved = w.dir.path().join("plan.json").to_string_lossy().into_owned();
+    w.cli(&["plan", "-f", &p, "--target", &format!("s3.{copies}"), "--out", &saved]).code(0);
+    w.cli(&["apply", &saved, "--auto-approve"]).code(0);
+    assert!(exists(&copies));
+    w.cli(&["plan", "-f", &p, "--detailed-exitcode"]).code(0);
+}
+
 #[test]
 fn plan_reads_only_the_settings_the_policy_mentions() {
     let w = World::with_moto();

@@ -502,7 +502,7 @@ mod tests {
         assert_eq!(merged(&want, Some(&doc), &actions("b", &c, "lifecycle")).expect("merge").len(), 1);
         // A change outside --target is left alone: the foreign rule stays.
         let mut restricted = c.clone();
-        crate::model::Targets(vec!["s3.b.lifecycle.mine".into()]).restrict(&mut restricted);
+        crate::model::Targets::of(vec!["s3.b.lifecycle.mine".into()]).restrict(&mut restricted);
         assert_eq!(merged(&want, Some(&doc), &actions("b", &restricted, "lifecycle")).expect("merge").len(), 2);
     }
 
