@@ -156,7 +156,7 @@ impl Targets {
         let named: std::collections::HashSet<&str> = self.list.iter().map(String::as_str).collect();
         let owner = |t: &str| {
             let cuts = t.match_indices('.').map(|(i, _)| i).chain([t.len()]);
-            cuts.filter(|i| known.contains(&t[..*i])).last().map(|i| t[..i].to_string())
+            cuts.rev().find(|i| known.contains(&t[..*i])).map(|i| t[..i].to_string())
         };
         self.owners = self.list.iter().map(|t| owner(t)).collect();
         let mut apart = Vec::new();
