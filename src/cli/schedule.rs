@@ -201,7 +201,9 @@ fn on_calendar(s: &Schedule) -> Vec<String> {
         format!("{head}*-{months}-{days} {hours}:{mins}:00 UTC")
     };
     match (&f.days, &f.weekdays) {
-        (Some(d), Some(w)) => vec![at(None, list(d, 2)), at(Some(dow(w)), "*".into())],
+        // Either day field: two events; both: one event with both.
+        (Some(d), Some(w)) if f.either => vec![at(None, list(d, 2)), at(Some(dow(w)), "*".into())],
+        (Some(d), Some(w)) => vec![at(Some(dow(w)), list(d, 2))],
         (Some(d), None) => vec![at(None, list(d, 2))],
         (None, Some(w)) => vec![at(Some(dow(w)), "*".into())],
         (None, None) => vec![at(None, "*".into())],
@@ -286,7 +288,7 @@ fn cron(tasks: &[Task<'_>], a: &ScheduleArgs) -> String {
             args = quoted(&args)
         )
         .replace('%', "\\%");
-        let _ = writeln!(out, "{} {user} {command}", t.schedule.text);
+        let _ = writeln!(out, "{} {user} {command}", t.schedule.cron);
     }
     out
 }
@@ -338,7 +340,7 @@ fn cronjob(t: &Task<'_>, image: &str) -> String {
          \x20           - name: tmp\n\
          \x20             emptyDir: {{}}\n",
         name = t.name,
-        sched = t.schedule.text,
+        sched = t.schedule.cron,
     )
 }
 
@@ -374,7 +376,7 @@ fn workflow(t: &Task<'_>) -> String {
          \x20     - if: always()\n\
          \x20       uses: actions/upload-artifact@v4\n\
          \x20       with: {{name: audit, path: \"audit.*\"}}\n",
-        sched = t.schedule.text,
+        sched = t.schedule.cron,
         policy = t.args.get(2).map_or("policies/suoops.yaml", String::as_str),
     )
 }

@@ -2,15 +2,23 @@
 //! day of week), always in UTC — the syntax crontab(5) documents and that
 //! Kubernetes CronJobs and GitHub Actions' `schedule` take. Numbers,
 //! `*`, ranges `a-b`, lists `a,b` and steps `*/n` or `a-b/n`; day of week
-//! 0–7 (0 and 7 are Sunday). As in cron, when both day of month and day of
-//! week are restricted, a day matching either runs.
+//! 0–7 (0 and 7 are Sunday), or names: `JAN`–`DEC`, `SUN`–`SAT` (any case,
+//! in ranges and lists too, as Kubernetes and GitHub Actions take them);
+//! and the macros `@hourly`, `@daily` (`@midnight`), `@weekly`, `@monthly`,
+//! `@yearly` (`@annually`). As in cron, when both day of month and day of
+//! week are restricted (neither starts with `*`), a day matching either
+//! runs. What the tool writes for a scheduler is the numeric form
+//! ([`Schedule::cron`]): Debian's cron takes no ranges of names, GitHub
+//! Actions no macros.
 
 /// A parsed schedule and what it means for the evidence: the longest time
 /// between two runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
-    /// As written (five fields, single spaces).
+    /// As written (five fields, single spaces; a macro as is).
     pub text: String,
+    /// The same in numbers, five fields: what every scheduler takes.
+    pub cron: String,
     minutes: Vec<bool>,
     hours: Vec<bool>,
     days: Vec<bool>,
@@ -36,6 +44,15 @@ pub struct ScheduleError(pub String);
 const FIELDS: [(&str, u32, u32); 5] =
     [("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7)];
 
+/// What else a field takes, for its error.
+fn names_of(field: &str) -> &'static str {
+    match field {
+        "month" => " (or JAN-DEC)",
+        "day of week" => " (or SUN-SAT)",
+        _ => "",
+    }
+}
+
 fn field(text: &str, (name, lo, hi): (&str, u32, u32)) -> Result<Vec<bool>, ScheduleError> {
     let mut set = vec![false; hi as usize + 1];
     for part in text.split(',') {
@@ -53,10 +70,9 @@ fn field(text: &str, (name, lo, hi): (&str, u32, u32)) -> Result<Vec<bool>, Sche
             "*" => (lo, hi),
             r => {
                 let num = |v: &str| -> Result<u32, ScheduleError> {
-                    v.parse::<u32>()
-                        .ok()
-                        .filter(|n| (lo..=hi).contains(n))
-                        .ok_or_else(|| ScheduleError(format!("`{v}` is not in the {name} field's range {lo}-{hi}")))
+                    v.parse::<u32>().ok().filter(|n| (lo..=hi).contains(n)).ok_or_else(|| {
+                        ScheduleError(format!("`{v}` is not in the {name} field's range {lo}-{hi}{}", names_of(name)))
+                    })
                 };
                 match r.split_once('-') {
                     Some((a, b)) => (num(a)?, num(b)?),
@@ -75,6 +91,56 @@ fn field(text: &str, (name, lo, hi): (&str, u32, u32)) -> Result<Vec<bool>, Sche
     Ok(set)
 }
 
+const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+
+/// A macro as its five fields (crontab(5)); anything else as written.
+fn macro_fields(text: &str) -> Result<String, ScheduleError> {
+    let Some(name) = text.strip_prefix('@') else { return Ok(text.to_string()) };
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "hourly" => "0 * * * *",
+        "daily" | "midnight" => "0 0 * * *",
+        "weekly" => "0 0 * * 0",
+        "monthly" => "0 0 1 * *",
+        "yearly" | "annually" => "0 0 1 1 *",
+        "reboot" => {
+            return Err(ScheduleError("`@reboot` runs at boot, not on a calendar: give the job a schedule".into()))
+        }
+        _ => {
+            return Err(ScheduleError(format!(
+                "`{text}` is not a macro cron knows (@hourly, @daily, @weekly, @monthly, @yearly)"
+            )))
+        }
+    }
+    .to_string())
+}
+
+/// `field` with each name of `names` (three letters, any case) as its
+/// number, counted from `first`; other words are left for the field's
+/// own error.
+fn numbered(field: &str, names: &[&str], first: usize) -> String {
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let lower = word.to_ascii_lowercase();
+        match names.iter().position(|n| *n == lower) {
+            Some(i) => out.push_str(&(i + first).to_string()),
+            None => out.push_str(word),
+        }
+        word.clear();
+    };
+    for c in field.chars() {
+        if c.is_ascii_alphabetic() {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// A schedule's fields as lists of values (None: every value, `*`).
 pub struct Fields {
     pub minutes: Vec<u32>,
@@ -83,6 +149,9 @@ pub struct Fields {
     pub months: Option<Vec<u32>>,
     /// 0 = Sunday.
     pub weekdays: Option<Vec<u32>>,
+    /// A day matching either day field runs (both restrict the day, as
+    /// cron reads them); otherwise a day must match both.
+    pub either: bool,
 }
 
 fn values(set: &[bool]) -> Vec<u32> {
@@ -102,14 +171,22 @@ impl Schedule {
         Fields {
             minutes: values(&self.minutes),
             hours: values(&self.hours),
-            days: self.days_restricted.then(|| values(&self.days)),
+            days: self.days.iter().skip(1).any(|d| !d).then(|| values(&self.days)),
             months: self.months.iter().skip(1).any(|m| !m).then(|| values(&self.months)),
-            weekdays: self.weekdays_restricted.then(|| values(&self.weekdays)),
+            weekdays: self.weekdays.iter().any(|d| !d).then(|| values(&self.weekdays)),
+            either: self.days_restricted && self.weekdays_restricted,
         }
     }
 
     pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
-        let parts: Vec<&str> = text.split_whitespace().collect();
+        let written = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let expanded = macro_fields(&written)?;
+        let mut parts: Vec<String> = expanded.split_whitespace().map(str::to_string).collect();
+        if parts.len() == 5 {
+            parts[3] = numbered(&parts[3], &MONTHS, 1);
+            parts[4] = numbered(&parts[4], &WEEKDAYS, 0);
+        }
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         if parts.len() != 5 {
             return Err(ScheduleError(format!(
                 "a schedule is cron's five fields in UTC (minute hour day-of-month month day-of-week, e.g. `0 2 * * *`); `{text}` has {}",
@@ -123,14 +200,17 @@ impl Schedule {
         }
         weekdays.truncate(7);
         let mut s = Schedule {
-            text: parts.join(" "),
+            text: written,
+            cron: parts.join(" "),
             minutes: field(parts[0], FIELDS[0])?,
             hours: field(parts[1], FIELDS[1])?,
             days: field(parts[2], FIELDS[2])?,
             months: field(parts[3], FIELDS[3])?,
             weekdays,
-            days_restricted: parts[2] != "*",
-            weekdays_restricted: parts[4] != "*",
+            // Vixie cron and Kubernetes: a field starting with `*` (`*/2`
+            // too) does not restrict the day.
+            days_restricted: !parts[2].starts_with('*'),
+            weekdays_restricted: !parts[4].starts_with('*'),
             interval_secs: 0,
         };
         s.interval_secs = s.longest_gap().ok_or_else(|| {
@@ -141,12 +221,9 @@ impl Schedule {
 
     fn runs_on(&self, day: &Day) -> bool {
         let (d, w) = (self.days[day.dom as usize], self.weekdays[day.dow as usize]);
-        let day_ok = match (self.days_restricted, self.weekdays_restricted) {
-            (true, true) => d || w,
-            (true, false) => d,
-            (false, true) => w,
-            (false, false) => true,
-        };
+        // Vixie cron: either day field when both restrict, else both (a
+        // `*` field matches every day).
+        let day_ok = if self.days_restricted && self.weekdays_restricted { d || w } else { d && w };
         self.months[day.month as usize] && day_ok
     }
 
@@ -238,5 +315,35 @@ mod tests {
         assert_eq!(e("0 5-2 * * *"), "the hour range `5-2` runs backwards");
         assert_eq!(e("0 2 31 2 *"), "`0 2 31 2 *` never runs (no such day in any month of the next eight years)");
         assert!(e("daily").contains("five fields"));
+        assert_eq!(e("0 2 * * MON-FRY"), "`FRY` is not in the day of week field's range 0-7 (or SUN-SAT)");
+        assert!(e("@reboot").contains("runs at boot"), "{}", e("@reboot"));
+        assert!(e("@fortnightly").contains("not a macro"), "{}", e("@fortnightly"));
+    }
+
+    /// Names and macros, as crontab(5), Kubernetes and GitHub Actions take
+    /// them; every scheduler is given the numbers.
+    #[test]
+    fn names_and_macros_read_as_their_numbers() {
+        let p = |s: &str| Schedule::parse(s).expect(s);
+        let weekdays = p("0 2 * * mon-FRI");
+        assert_eq!((weekdays.text.as_str(), weekdays.cron.as_str()), ("0 2 * * mon-FRI", "0 2 * * 1-5"));
+        assert_eq!(weekdays.interval_secs, p("0 2 * * 1-5").interval_secs);
+        assert_eq!(p("0 4 1 jan,Jul *").cron, "0 4 1 1,7 *");
+        assert_eq!(p("30 1 * * SUN").interval_secs, 7 * 86_400);
+        for (m, cron, gap) in [
+            ("@hourly", "0 * * * *", 3600),
+            ("@daily", "0 0 * * *", 86_400),
+            ("@midnight", "0 0 * * *", 86_400),
+            ("@weekly", "0 0 * * 0", 7 * 86_400),
+            ("@monthly", "0 0 1 * *", 31 * 86_400),
+        ] {
+            let s = p(m);
+            assert_eq!((s.text.as_str(), s.cron.as_str(), s.interval_secs), (m, cron, gap), "{m}");
+        }
+        // A day field starting with `*` makes cron match both day fields,
+        // not either (Vixie cron, Kubernetes): odd days that are Mondays.
+        let f = p("0 0 */2 * 1").fields();
+        assert_eq!((f.days.map(|d| d.len()), f.weekdays, f.either), (Some(16), Some(vec![1]), false));
+        assert!(p("0 0 1 * 1").fields().either);
     }
 }

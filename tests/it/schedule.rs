@@ -183,6 +183,11 @@ fn cron_days_and_weekdays_become_calendar_events_systemd_reads() {
         ("0 2 * * 1-5", vec!["Mon,Tue,Wed,Thu,Fri *-*-* 02:00:00 UTC"]),
         ("30 4 1,15 * 0", vec!["*-*-01,15 04:30:00 UTC", "Sun *-*-* 04:30:00 UTC"]),
         ("*/20 9-10 * 6 *", vec!["*-06-* 09,10:00,20,40:00 UTC"]),
+        // Names and macros, as Kubernetes and GitHub Actions take them.
+        ("0 2 * * mon-FRI", vec!["Mon,Tue,Wed,Thu,Fri *-*-* 02:00:00 UTC"]),
+        ("@weekly", vec!["Sun *-*-* 00:00:00 UTC"]),
+        // A `*`-led day field: cron wants both day fields, not either.
+        ("0 0 */10 * 1", vec!["Mon *-*-01,11,21,31 00:00:00 UTC"]),
     ] {
         let p = w.write("p.yaml", &format!("version: 1\naudit: {{schedule: \"{cron}\"}}\n"));
         let r = w.cli(&["schedule", "render", "--for", "systemd", "-f", &p.to_string_lossy()]);
@@ -193,6 +198,14 @@ fn cron_days_and_weekdays_become_calendar_events_systemd_reads() {
             let (code, out, err) = run("systemd-analyze", &["calendar", cal]);
             assert!(code == 0 && out.contains("Next elapse:"), "{cal}: {out}{err}");
         }
+        // The cron file gets numbers: Debian's cron takes no ranges of names.
+        let r = w.cli(&["schedule", "render", "--for", "cron", "-f", &p.to_string_lossy()]);
+        let line = r.stdout.lines().find(|l| l.contains("flock")).unwrap_or_default().to_string();
+        let when: Vec<&str> = line.split_whitespace().take(5).collect();
+        assert!(
+            when.len() == 5 && when.iter().all(|f| f.chars().all(|c| c.is_ascii_digit() || "*-,/".contains(c))),
+            "{line}"
+        );
     }
 }
 
