@@ -59,6 +59,7 @@ pub enum Code {
     UnsupportedVersion,
     UrlInvalid,
     ValueOutOfRange,
+    WriterInOtherAccount,
     YamlSyntax,
 }
 
@@ -113,6 +114,7 @@ impl Code {
         Code::UnsupportedVersion,
         Code::UrlInvalid,
         Code::ValueOutOfRange,
+        Code::WriterInOtherAccount,
         Code::YamlSyntax,
     ];
 
@@ -162,6 +164,7 @@ impl Code {
             Code::ScheduleOutrunsEvidence => "schedule-outruns-evidence",
             Code::TooManyRules => "too-many-rules",
             Code::TransitionOrder => "transition-order",
+            Code::WriterInOtherAccount => "writer-in-other-account",
             Code::TransitionTooEarly => "transition-too-early",
             Code::UnknownField => "unknown-field",
             Code::UnsupportedVersion => "unsupported-version",

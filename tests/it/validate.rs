@@ -156,6 +156,7 @@ fn diagnostic_codes_are_stable() {
             "unsupported-version",
             "url-invalid",
             "value-out-of-range",
+            "writer-in-other-account",
             "yaml-syntax",
         ]
         .iter()

@@ -103,6 +103,7 @@ impl Validator<'_> {
                 a.home = own.clone();
             }
         }
+        self.writers_elsewhere(buckets, &homes);
         // Backups and DR copies are held out of every other account.
         let destinations: Vec<String> = buckets
             .iter()
@@ -120,6 +121,32 @@ impl Validator<'_> {
                     .filter(|a| Some(&a.id) != own.as_ref())
                     .map(|a| (a.name.clone(), a.id.clone()))
                     .collect();
+            }
+        }
+    }
+
+    /// A writer of another account than the bucket's is refused by AWS
+    /// unless the bucket policy allows it (S3 user guide, "Example 2:
+    /// Bucket owner granting cross-account bucket permissions"); the tool
+    /// writes no such Allow (only the sources' replication roles get one),
+    /// so it says so. Copy across accounts with replication.
+    fn writers_elsewhere(&mut self, buckets: &[BucketSpec], homes: &[(String, Option<String>)]) {
+        for (b, (_, home)) in buckets.iter().zip(homes) {
+            let (Some(a), Some(home)) = (&b.access, home) else { continue };
+            let elsewhere = |w: &&String| {
+                let account = w.split(':').nth(4).unwrap_or_default();
+                !account.is_empty() && account != home && !b.replicated_from.contains(w)
+            };
+            for w in a.writers.iter().flatten().filter(elsewhere) {
+                let at = self.at.get(&(b.name.clone(), "writers")).copied();
+                self.warnings.push(
+                    Diagnostic::warning(
+                        Code::WriterInOtherAccount,
+                        format!("`{w}` is in another account than `{}` ({home}): AWS refuses its writes unless the bucket policy allows them, and the tool writes no such Allow", b.name),
+                        at,
+                    )
+                    .help("write the backups in the writer's own account and copy them here with replication (its role gets the Allow), or add the Allow to the bucket policy yourself"),
+                );
             }
         }
     }
