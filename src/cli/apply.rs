@@ -173,26 +173,38 @@ fn journal_line(plan: &crate::model::Plan, done: &crate::model::Applied, run_id:
     })
 }
 
+/// A saved plan re-reads only what it changes and makes exactly its
+/// changes: its targets and the policy cut down to them; None when it
+/// changes nothing.
+fn saved_targets(
+    s: &crate::saved_plan::SavedPlan,
+    policy: &crate::policy::Policy,
+) -> Option<(crate::model::Targets, crate::policy::Policy)> {
+    let touched = crate::saved_plan::touched(s);
+    if touched.list.is_empty() {
+        return None;
+    }
+    // Another resource whose name extends a changed one's is not part of
+    // the change.
+    let resources: Vec<String> =
+        crate::providers::addresses(policy).into_iter().map(|a| a.as_str().to_string()).collect();
+    let exact = crate::saved_plan::exact(s).among(resources.clone());
+    Some((exact, crate::providers::restricted(policy, &touched.among(resources))))
+}
+
 pub async fn run(g: &Global, a: &ApplyArgs) -> u8 {
     let (saved, policy) = match source(g, a) {
         Ok(sp) => sp,
         Err(code) => return code,
     };
-    // A saved plan re-reads only what it changes and makes exactly its changes.
     let (targets, policy) = match &saved {
-        Some(s) => {
-            let touched = crate::saved_plan::touched(s);
-            if touched.list.is_empty() {
+        Some(s) => match saved_targets(s, &policy) {
+            Some(tp) => tp,
+            None => {
                 note(g, "The saved plan has nothing to apply.");
                 return 0;
             }
-            // Another resource whose name extends a changed one's is not
-            // part of the change.
-            let resources: Vec<String> =
-                crate::providers::addresses(&policy).into_iter().map(|a| a.as_str().to_string()).collect();
-            let exact = crate::saved_plan::exact(s).among(resources.clone());
-            (exact, crate::providers::restricted(&policy, &touched.among(resources)))
-        }
+        },
         None => match a.targets.apply(g, policy) {
             Some(tp) => tp,
             None => return 1,
