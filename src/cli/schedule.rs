@@ -45,9 +45,10 @@ pub struct ScheduleArgs {
     /// snapshot's, age); default `suoops-policy:VERSION`.
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
-    /// Where each job writes its metrics (node_exporter's textfile
-    /// collector directory).
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/node_exporter/textfile_collector")]
+    /// Where each job writes its metrics: node_exporter's textfile
+    /// collector directory (the default is the one Debian's
+    /// prometheus-node-exporter package reads).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/prometheus/node-exporter")]
     pub metrics_dir: String,
 }
 
