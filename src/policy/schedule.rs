@@ -168,13 +168,20 @@ impl Schedule {
 
     /// The values each field runs at, for other schedulers' syntax.
     pub fn fields(&self) -> Fields {
+        let either = self.days_restricted && self.weekdays_restricted;
+        let days = self.days.iter().skip(1).any(|d| !d).then(|| values(&self.days));
+        let weekdays = self.weekdays.iter().any(|d| !d).then(|| values(&self.weekdays));
+        // Either day field, one of them every day: every day (`1-31` with
+        // `1` runs daily in cron).
+        let (days, weekdays) =
+            if either && (days.is_none() || weekdays.is_none()) { (None, None) } else { (days, weekdays) };
         Fields {
             minutes: values(&self.minutes),
             hours: values(&self.hours),
-            days: self.days.iter().skip(1).any(|d| !d).then(|| values(&self.days)),
+            days,
             months: self.months.iter().skip(1).any(|m| !m).then(|| values(&self.months)),
-            weekdays: self.weekdays.iter().any(|d| !d).then(|| values(&self.weekdays)),
-            either: self.days_restricted && self.weekdays_restricted,
+            weekdays,
+            either,
         }
     }
 
@@ -345,5 +352,9 @@ mod tests {
         let f = p("0 0 */2 * 1").fields();
         assert_eq!((f.days.map(|d| d.len()), f.weekdays, f.either), (Some(16), Some(vec![1]), false));
         assert!(p("0 0 1 * 1").fields().either);
+        // Either field, and one of them every day: every day, as cron runs it.
+        let f = p("0 0 1-31 * 1").fields();
+        assert_eq!((f.days, f.weekdays), (None, None));
+        assert_eq!(p("0 0 1-31 * 1").interval_secs, 86_400);
     }
 }
