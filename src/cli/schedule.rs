@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{error, out, Global, PolicyArg};
+use super::{error, note, out, Global, PolicyArg};
 use crate::policy::schedule::Schedule;
 use crate::policy::Policy;
 
@@ -105,6 +105,13 @@ pub fn run(g: &Global, a: &ScheduleArgs) -> u8 {
     // On the host the jobs run on, their environment file holds what the
     // policy's `${VAR}`s name: read as the jobs will read it.
     let env_file = std::path::Path::new(&a.env_file);
+    if let Err(e) = std::fs::read(env_file) {
+        // Absent is the usual case off the jobs' host; unreadable (mode
+        // 0600, another user) is said, or a missing variable is a riddle.
+        if e.kind() != std::io::ErrorKind::NotFound {
+            note(g, format!("cannot read {} ({e}): the policy's ${{VAR}}s come from the environment only", a.env_file));
+        }
+    }
     let loaded = crate::policy::load_with_file(&a.policy.file, env_file, &crate::providers::control_ids());
     let Some(policy) = super::loaded(g, loaded) else { return 1 };
     let tasks = tasks(&policy, a);

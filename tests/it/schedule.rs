@@ -257,4 +257,11 @@ fn render_reads_the_policy_s_variables_from_the_jobs_environment_file() {
     let r = w.cli_env(&args, &[], &unset);
     r.code(1);
     assert!(r.stderr.contains("environment variable `DATABASE_URL` is not set"), "{}", r.stderr);
+    assert!(!r.stderr.contains("cannot read"), "an absent file is the usual case: {}", r.stderr);
+    // One that cannot be read is said, so the missing variable is no riddle.
+    let dir = w.dir.path().to_string_lossy().into_owned();
+    let args = ["schedule", "render", "--for", "cron", "-f", "policies/suoops.yaml", "--env-file", &dir];
+    let r = w.cli_env(&args, &[], &unset);
+    r.code(1);
+    assert!(r.stderr.contains(&format!("cannot read {dir} (")), "{}", r.stderr);
 }
