@@ -180,10 +180,9 @@ async fn finish(
             // addressed by the policy it audits: its last success is kept
             // from the file's former content.
             AuditFormat::Openmetrics => {
-                let previous = std::fs::read_to_string(path).unwrap_or_default();
                 let interval = policy.audit_schedule.as_ref().map(|s| s.interval_secs);
                 let (kind, address) = ("audit", policy.file.as_str());
-                let times = render::openmetrics::JobTimes::read(&previous, kind, address, interval);
+                let times = render::openmetrics::JobTimes::from_file(path, kind, address, interval);
                 render::openmetrics::with_job(render(format, false), kind, address, &times, report.unreached.is_empty())
             }
             _ => render(format, false),

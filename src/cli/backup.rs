@@ -119,9 +119,8 @@ pub async fn run(g: &Global, a: &BackupArgs) -> u8 {
     };
     if let Some(path) = &a.metrics {
         let entry = job.entry(policy, &a.address).map(|b| b.address()).unwrap_or_default();
-        let previous = std::fs::read_to_string(path).unwrap_or_default();
         let interval = job.schedule(policy, &a.address).map(|s| s.interval_secs);
-        let times = crate::render::openmetrics::JobTimes::read(&previous, "backup", &a.address, interval);
+        let times = crate::render::openmetrics::JobTimes::from_file(path, "backup", &a.address, interval);
         let text = crate::render::openmetrics::backup_run(
             &a.address,
             &entry,

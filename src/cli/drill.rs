@@ -119,9 +119,8 @@ pub async fn run(g: &Global, a: &DrillArgs) -> u8 {
     if let Some(path) = &a.metrics {
         // Written on failure too: the dead-man rule keeps the last success
         // and sees the attempt.
-        let previous = std::fs::read_to_string(path).unwrap_or_default();
         let interval = job.schedule(policy, &a.address).map(|s| s.interval_secs);
-        let times = crate::render::openmetrics::JobTimes::read(&previous, "drill", &a.address, interval);
+        let times = crate::render::openmetrics::JobTimes::from_file(path, "drill", &a.address, interval);
         let drill = match &rec {
             Ok(Outcome::Drill(r)) => Some(r.as_ref()),
             _ => None,

@@ -134,11 +134,11 @@ impl TargetArg {
         if !accounts.is_empty() {
             policy = account_targets(g, &policy, &accounts)?;
         }
-        let resources = crate::providers::addresses(&policy).into_iter().map(|a| a.as_str().to_string());
-        let t = crate::model::Targets::of(addresses.into_iter().cloned().collect()).among(resources);
+        let t = crate::model::Targets::of(addresses.into_iter().cloned().collect());
         if t.list.is_empty() {
             return Some((t, policy));
         }
+        let t = t.among(crate::providers::addresses(&policy).into_iter().map(|a| a.as_str().to_string()));
         for one in &t.list {
             if !crate::providers::matches(&policy, one) {
                 error(g, format!("--target {one} matches nothing in {}; addresses look like s3.BUCKET, s3.BUCKET.lifecycle.RULE, iam.role.NAME, redis.NAME, postgres.NAME", policy.file));

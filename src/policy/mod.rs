@@ -324,9 +324,9 @@ pub fn parse_checked(
 mod tests {
     #[test]
     fn an_environment_file_reads_as_systemd_and_a_shell_would() {
-        let vars = super::env_file("# secrets\nDATABASE_URL=postgres://u:p@db/app\nexport REDIS_URL='redis://h:6379/0'\n\nQ=\"a b\"\nnot a line\n");
-        assert_eq!(vars.get("DATABASE_URL").map(String::as_str), Some("postgres://u:p@db/app"));
-        assert_eq!(vars.get("REDIS_URL").map(String::as_str), Some("redis://h:6379/0"));
+        let vars = super::env_file("# secrets\nPRIMARY_URL=scheme://u:p@db/app\nexport QUEUE_URL='scheme://h:6379/0'\n\nQ=\"a b\"\nnot a line\n");
+        assert_eq!(vars.get("PRIMARY_URL").map(String::as_str), Some("scheme://u:p@db/app"));
+        assert_eq!(vars.get("QUEUE_URL").map(String::as_str), Some("scheme://h:6379/0"));
         assert_eq!(vars.get("Q").map(String::as_str), Some("a b"));
         assert_eq!(vars.len(), 3);
     }

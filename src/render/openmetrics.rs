@@ -168,6 +168,12 @@ impl JobTimes {
         JobTimes { last_success, interval_secs }
     }
 
+    /// As [`JobTimes::read`], from the metrics file at `path` (absent: no
+    /// success recorded yet).
+    pub fn from_file(path: &std::path::Path, job: &str, address: &str, interval_secs: Option<u64>) -> JobTimes {
+        JobTimes::read(&std::fs::read_to_string(path).unwrap_or_default(), job, address, interval_secs)
+    }
+
     /// The job gauges (the dead-man rule's input): last success, last
     /// attempt, expected interval, labelled by `kind` (backup) and address —
     /// not `job`, which Prometheus gives every scraped series (the textfile

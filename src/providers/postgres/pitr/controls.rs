@@ -626,6 +626,9 @@ fn backup(pitr: &Pitr, seen: &PitrSeen, s: &Stanza, t: u64, fix: &str, sink: &mu
     });
     let newest_stop = s.newest().map_or(0, |b| b.timestamp.stop);
     let run_failed = seen.last_run.present().filter(|r| !r.passed && r.started >= newest_stop);
+    // The job's own schedule: each run takes a full or differential
+    // backup, so the newest of any type shows whether it still runs.
+    let overdue = pitr.schedule.as_ref().filter(|sch| t.saturating_sub(newest_stop) > sch.allowance_secs());
     let why = match full {
         None => Some(format!("the repository holds no full backup of stanza {}", pitr.stanza)),
         // The last attempt counts: a backup that can no longer be
@@ -644,18 +647,15 @@ fn backup(pitr: &Pitr, seen: &PitrSeen, s: &Stanza, t: u64, fix: &str, sink: &mu
             ago(t.saturating_sub(b.timestamp.stop)),
             ago(pitr.full_every_secs)
         )),
-        // The job's own schedule: each run takes a full or differential
-        // backup, so the newest of any type shows whether it still runs.
-        Some(_) if pitr.schedule.as_ref().is_some_and(|sch| t.saturating_sub(newest_stop) > sch.allowance_secs()) => {
-            let sch = pitr.schedule.as_ref().map(|s| (s.text.as_str(), s.allowance_secs()));
-            Some(format!(
+        Some(_) if overdue.is_some() => overdue.map(|sch| {
+            format!(
                 "the newest backup ({}) is {} old, over {}{}",
                 s.newest().map_or("", |b| b.label.as_str()),
                 ago(t.saturating_sub(newest_stop)),
-                ago(sch.map_or(0, |s| s.1)),
-                missed(sch.map(|s| s.0))
-            ))
-        }
+                ago(sch.allowance_secs()),
+                missed(Some(&sch.text))
+            )
+        }),
         Some(_) if !failed.is_empty() => Some(format!("backups in error: {}", failed.join(", "))),
         Some(_) if s.status.code != 0 => Some(format!("pgBackRest reports the stanza as: {}", s.status.message)),
         Some(_) if matches!(seen.manifest, Some(Err(_))) => {
